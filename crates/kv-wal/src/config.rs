@@ -1,0 +1,184 @@
+//! How a log is opened: directory, segment size, fsync policy, recovery mode, limits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::fs::{FileSystem, StdFileSystem};
+use crate::record::{Record, RecordKind};
+
+/// nori-wal 0.1's segment size: 128 MiB.
+pub const DEFAULT_MAX_SEGMENT_SIZE: u64 = 128 * 1024 * 1024;
+/// The default key limit: 64 KiB.
+pub const DEFAULT_MAX_KEY_SIZE: usize = 64 * 1024;
+/// The default value limit: 64 MiB.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 64 * 1024 * 1024;
+
+/// When appended records are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// `fdatasync` after every append, before it returns.
+    Always,
+    /// A background thread syncs within this window of the first unsynced append, whether or
+    /// not more appends arrive: the window is an upper bound on what a power loss can take.
+    Batch(Duration),
+    /// Never sync; the operating system writes back when it likes. A process crash loses
+    /// nothing (the bytes are in the kernel), a power loss can lose anything unsynced.
+    Os,
+}
+
+impl Default for FsyncPolicy {
+    fn default() -> Self {
+        FsyncPolicy::Batch(Duration::from_millis(5))
+    }
+}
+
+/// What opening a log does about damage it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// A record cut short or failing its checksum at the tail of the last segment is what a
+    /// crash in mid-write leaves: it is truncated and reported. Damage anywhere else is an
+    /// error naming the segment and offset, and nothing is changed.
+    #[default]
+    TolerateTornTail,
+    /// Any damage, a torn tail included, is an error.
+    Strict,
+    /// Keep every valid record that can be found, skip what is damaged and report each
+    /// skipped range. For inspection and repair tools.
+    Salvage,
+}
+
+/// Size limits on keys and values, checked before anything is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest key accepted, in bytes.
+    pub max_key_size: usize,
+    /// The longest value accepted (before compression), in bytes.
+    pub max_value_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_size: DEFAULT_MAX_KEY_SIZE,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses a record whose key or value is over the limits.
+    pub fn check(&self, record: &Record) -> Result<()> {
+        if record.key.len() > self.max_key_size {
+            return Err(Error::KeyTooLarge {
+                len: record.key.len(),
+                max: self.max_key_size,
+            });
+        }
+        if record.kind == RecordKind::Put && record.value.len() > self.max_value_size {
+            return Err(Error::ValueTooLarge {
+                len: record.value.len(),
+                max: self.max_value_size,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Everything [`Wal::open`](crate::Wal::open) needs to know.
+///
+/// ```
+/// use std::time::Duration;
+/// use kv_wal::{FsyncPolicy, WalConfig};
+///
+/// let config = WalConfig::new("/tmp/my-log")
+///     .max_segment_size(64 << 20)
+///     .fsync_policy(FsyncPolicy::Batch(Duration::from_millis(2)));
+/// assert_eq!(config.max_segment_size, 64 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    /// The directory holding the segments.
+    pub dir: PathBuf,
+    /// A segment rotates when the next append would take it past this size.
+    pub max_segment_size: u64,
+    /// When appends are made durable.
+    pub fsync_policy: FsyncPolicy,
+    /// Reserve each new segment's blocks up front, so appends change no file metadata.
+    pub preallocate: bool,
+    /// What opening does about damage.
+    pub recovery_mode: RecoveryMode,
+    /// Key and value size limits.
+    pub limits: Limits,
+    /// The file layer; the real file system unless a test swaps in another.
+    pub file_system: Arc<dyn FileSystem>,
+}
+
+impl WalConfig {
+    /// The defaults, for the log in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        WalConfig {
+            dir: dir.into(),
+            max_segment_size: DEFAULT_MAX_SEGMENT_SIZE,
+            fsync_policy: FsyncPolicy::default(),
+            preallocate: true,
+            recovery_mode: RecoveryMode::default(),
+            limits: Limits::default(),
+            file_system: Arc::new(StdFileSystem),
+        }
+    }
+
+    /// Sets the segment size.
+    pub fn max_segment_size(mut self, bytes: u64) -> Self {
+        self.max_segment_size = bytes;
+        self
+    }
+
+    /// Sets the fsync policy.
+    pub fn fsync_policy(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync_policy = policy;
+        self
+    }
+
+    /// Turns preallocation of new segments on or off.
+    pub fn preallocate(mut self, on: bool) -> Self {
+        self.preallocate = on;
+        self
+    }
+
+    /// Sets the recovery mode.
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.recovery_mode = mode;
+        self
+    }
+
+    /// Sets the key and value limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Swaps in another file layer (for fault-injection tests).
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.file_system = fs;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max_segment_size < 64 {
+            return Err(Error::InvalidConfig(format!(
+                "max_segment_size of {} bytes is too small to hold records",
+                self.max_segment_size
+            )));
+        }
+        if let FsyncPolicy::Batch(window) = self.fsync_policy {
+            if window.is_zero() {
+                return Err(Error::InvalidConfig(
+                    "a Batch fsync window must be longer than zero; use FsyncPolicy::Always".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

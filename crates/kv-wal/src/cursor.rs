@@ -1,0 +1,239 @@
+//! A streaming, validating cursor over one segment file.
+//!
+//! The cursor reads the file through a bounded buffer and hands out records one *unit* at a
+//! time: a unit is a single record, or every record of an atomic batch. A unit is checked
+//! whole (every checksum, and that the batch ends) before its first record is handed out, so
+//! a reader never sees part of a batch.
+
+use std::sync::Arc;
+
+use crate::error::CorruptionKind;
+use crate::fs::WalFile;
+use crate::record::{self, Decoded, RecordRef};
+
+/// How much the cursor reads at a time. Large enough that a scan is bound by checksumming,
+/// not by system calls; a unit larger than this grows the buffer to fit it.
+const READ_CHUNK: usize = 1 << 20;
+
+/// What lies at the cursor after [`SegmentCursor::next_unit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A complete unit is ready for [`SegmentCursor::next_in_unit`].
+    Unit,
+    /// The cursor reached its end bound cleanly.
+    End,
+    /// The bytes at the cursor do not form a complete unit; the first bad record is at
+    /// `damage` (the unit starts at [`SegmentCursor::offset`]).
+    Stop {
+        /// Offset of the first record that fails.
+        damage: u64,
+        /// What is wrong with it.
+        kind: CorruptionKind,
+    },
+}
+
+/// A cursor over the bytes `[start, end)` of one segment.
+#[derive(Debug)]
+pub(crate) struct SegmentCursor {
+    file: Arc<dyn WalFile>,
+    end: u64,
+    /// The buffer; `buf[..valid]` holds the file's bytes from offset `buf_start`.
+    buf: Vec<u8>,
+    valid: usize,
+    buf_start: u64,
+    /// The next record to hand out.
+    at: u64,
+    /// `[at, unit_end)` holds validated records of complete units.
+    unit_end: u64,
+}
+
+impl SegmentCursor {
+    pub(crate) fn new(file: Arc<dyn WalFile>, start: u64, end: u64) -> Self {
+        SegmentCursor {
+            file,
+            end,
+            buf: Vec::new(),
+            valid: 0,
+            buf_start: start,
+            at: start,
+            unit_end: start,
+        }
+    }
+
+    /// The offset of the next record: the start of the pending or damaged unit.
+    pub(crate) fn offset(&self) -> u64 {
+        self.at
+    }
+
+    /// The end bound.
+    pub(crate) fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Whether records of a validated unit are waiting to be handed out.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.at < self.unit_end
+    }
+
+    /// Moves the cursor to `offset`, dropping any pending unit.
+    pub(crate) fn seek(&mut self, offset: u64) {
+        self.at = offset;
+        self.unit_end = offset;
+        if offset < self.buf_start || offset > self.buf_start + self.valid as u64 {
+            self.buf_start = offset;
+            self.valid = 0;
+        }
+    }
+
+    /// The buffered bytes from `offset` on, reading more first so that at least `len` bytes
+    /// (or everything up to the end bound) are there. Keeps every byte from `self.at` on.
+    fn ensure(&mut self, offset: u64, len: usize) -> std::io::Result<&[u8]> {
+        debug_assert!(offset >= self.at && offset >= self.buf_start);
+        let wanted_end = offset.saturating_add(len as u64).min(self.end);
+        let buffered_end = self.buf_start + self.valid as u64;
+        if buffered_end < wanted_end {
+            // Drop what lies before the cursor, then read after what is kept.
+            let keep_from = (self.at - self.buf_start) as usize;
+            self.buf.copy_within(keep_from..self.valid, 0);
+            self.valid -= keep_from;
+            self.buf_start = self.at;
+            let needed = (wanted_end - self.buf_start) as usize;
+            let target = needed
+                .max(self.valid + READ_CHUNK)
+                .min((self.end - self.buf_start) as usize);
+            if self.buf.len() < target {
+                self.buf.resize(target, 0);
+            }
+            while self.valid < target {
+                let read_at = self.buf_start + self.valid as u64;
+                let n = self
+                    .file
+                    .read_at(&mut self.buf[self.valid..target], read_at)?;
+                if n == 0 {
+                    // The file is shorter than the bound said: it ends here.
+                    self.end = read_at;
+                    break;
+                }
+                self.valid += n;
+            }
+        }
+        let from = (offset - self.buf_start) as usize;
+        Ok(&self.buf[from.min(self.valid)..self.valid])
+    }
+
+    /// Validates the next unit. Call only when no records are pending.
+    pub(crate) fn next_unit(&mut self) -> std::io::Result<Step> {
+        debug_assert!(!self.has_pending());
+        let mut offset = self.at;
+        if offset >= self.end {
+            return Ok(Step::End);
+        }
+        let mut want = record::MAX_HEADER_LEN;
+        loop {
+            if offset >= self.end {
+                return Ok(Step::Stop {
+                    damage: offset,
+                    kind: CorruptionKind::UnterminatedBatch,
+                });
+            }
+            let available = self.ensure(offset, want)?;
+            let outcome = match record::decode(available) {
+                Decoded::Record(r, len) => Ok((len, r.continues_batch())),
+                Decoded::Incomplete { len } => Err((len, available.len())),
+                Decoded::Corrupt(kind) => {
+                    return Ok(Step::Stop {
+                        damage: offset,
+                        kind,
+                    })
+                }
+            };
+            match outcome {
+                Ok((len, continues)) => {
+                    offset += len as u64;
+                    want = record::MAX_HEADER_LEN;
+                    if !continues {
+                        self.unit_end = offset;
+                        return Ok(Step::Unit);
+                    }
+                }
+                Err((_, have)) if have as u64 >= self.end.saturating_sub(offset) => {
+                    return Ok(Step::Stop {
+                        damage: offset,
+                        kind: CorruptionKind::Truncated,
+                    });
+                }
+                Err((len, have)) => want = len.unwrap_or(have + record::MAX_HEADER_LEN),
+            }
+        }
+    }
+
+    /// Hands out the next record of the validated unit, with its offset.
+    pub(crate) fn next_in_unit(&mut self) -> Option<(u64, RecordRef<'_>)> {
+        if !self.has_pending() {
+            return None;
+        }
+        let offset = self.at;
+        let from = (offset - self.buf_start) as usize;
+        match record::decode(&self.buf[from..self.valid]) {
+            Decoded::Record(r, len) => {
+                self.at += len as u64;
+                Some((offset, r))
+            }
+            // The unit was validated in this very buffer, so this cannot happen.
+            _ => unreachable!("validated record at offset {offset} no longer decodes"),
+        }
+    }
+
+    /// The offset just past the last non-zero byte of the segment (up to the end bound):
+    /// everything from there on is free space left by preallocation.
+    pub(crate) fn data_end(&self) -> std::io::Result<u64> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut end = self.end;
+        while end > 0 {
+            let start = end.saturating_sub(chunk.len() as u64);
+            let len = (end - start) as usize;
+            let mut filled = 0;
+            while filled < len {
+                let n = self
+                    .file
+                    .read_at(&mut chunk[filled..len], start + filled as u64)?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if let Some(i) = chunk[..filled].iter().rposition(|&b| b != 0) {
+                return Ok(start + i as u64 + 1);
+            }
+            end = start;
+        }
+        Ok(0)
+    }
+
+    /// The offset of the first whole, checksummed record that starts in `(after, limit)`.
+    /// Moves the cursor past `after`: the bytes before are given up.
+    pub(crate) fn find_record(&mut self, after: u64, limit: u64) -> std::io::Result<Option<u64>> {
+        let mut offset = after + 1;
+        self.seek(offset);
+        while offset < limit {
+            self.at = offset;
+            self.unit_end = offset;
+            let mut want = record::MAX_HEADER_LEN;
+            loop {
+                let available = self.ensure(offset, want)?;
+                match record::decode(available) {
+                    Decoded::Record(..) => return Ok(Some(offset)),
+                    Decoded::Incomplete { len: Some(len) } if len > available.len() => {
+                        if offset + len as u64 > self.end {
+                            break;
+                        }
+                        want = len;
+                    }
+                    _ => break,
+                }
+            }
+            offset += 1;
+        }
+        Ok(None)
+    }
+}

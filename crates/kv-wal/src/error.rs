@@ -1,0 +1,144 @@
+//! The one error type of this crate.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What `kv-wal` reports when an operation fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file system call failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What the log was doing, as a verb phrase ("open segment", "sync").
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The error the operating system returned.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Another handle, in this process or another one, has the directory open.
+    #[error(
+        "the log directory {} is already open in another handle or process; close that one first",
+        path.display()
+    )]
+    DirectoryLocked {
+        /// The log directory.
+        path: PathBuf,
+    },
+
+    /// A key longer than the configured limit; nothing was written.
+    #[error("key of {len} bytes exceeds the limit of {max} bytes; nothing was written")]
+    KeyTooLarge {
+        /// Length of the key that was refused.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+
+    /// A value longer than the configured limit; nothing was written.
+    #[error("value of {len} bytes exceeds the limit of {max} bytes; nothing was written")]
+    ValueTooLarge {
+        /// Length of the value that was refused.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+
+    /// The log holds damage the recovery mode does not accept. Nothing was changed on disk.
+    #[error(
+        "the log is damaged in segment {segment} at offset {offset}: {kind}; nothing was changed \
+         on disk (open with RecoveryMode::Salvage to keep every readable record)"
+    )]
+    Corrupt {
+        /// Id of the damaged segment.
+        segment: u64,
+        /// Byte offset of the damage inside the segment.
+        offset: u64,
+        /// What is wrong there.
+        kind: CorruptionKind,
+    },
+
+    /// The disk has no room for this write. The write was undone; earlier writes are intact.
+    #[error("no space left on the device holding {}; the write was undone, free some space and retry", path.display())]
+    StorageFull {
+        /// The segment being written.
+        path: PathBuf,
+    },
+
+    /// An earlier write or sync failed, so the log refuses every further write: whether that data
+    /// reached the disk is unknown, and retrying an fsync can report success for lost data.
+    /// Reopen the log to recover from what is on disk.
+    #[error(
+        "the log stopped accepting writes after an earlier failure: {cause}; reopen it to recover"
+    )]
+    Poisoned {
+        /// The failure that stopped the log.
+        cause: Arc<str>,
+    },
+
+    /// A segment between the first and the last is missing from the directory.
+    #[error("segment {id} is missing from the log directory {}: records are lost; nothing was changed", dir.display())]
+    MissingSegment {
+        /// The id of the missing segment.
+        id: u64,
+        /// The log directory.
+        dir: PathBuf,
+    },
+
+    /// A configuration value that cannot work.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+
+    /// A position that does not point into the log.
+    #[error("position {0} is not in the log")]
+    InvalidPosition(crate::Position),
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// What is wrong with a damaged record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CorruptionKind {
+    /// The record's stored CRC-32C does not match its bytes.
+    Checksum,
+    /// The record claims to run past the end of its segment.
+    Truncated,
+    /// A length field is not a valid varint, or is too large to be real.
+    BadLength,
+    /// The compression field holds the invalid value 3.
+    InvalidCompression,
+    /// A compressed value does not decompress to what its header says.
+    BadCompressedValue,
+    /// An atomic batch that never ends before the end of its segment.
+    UnterminatedBatch,
+}
+
+impl fmt::Display for CorruptionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CorruptionKind::Checksum => "checksum mismatch",
+            CorruptionKind::Truncated => "record cut short",
+            CorruptionKind::BadLength => "invalid length field",
+            CorruptionKind::InvalidCompression => "invalid compression type",
+            CorruptionKind::BadCompressedValue => "compressed value does not decompress",
+            CorruptionKind::UnterminatedBatch => "atomic batch without its end",
+        })
+    }
+}

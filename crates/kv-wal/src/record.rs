@@ -1,0 +1,506 @@
+//! The record: what one log entry holds, and its byte encoding.
+//!
+//! ```text
+//! varint klen | varint vlen | flags | [varint ttl] | key | value | crc32c (4 bytes, LE)
+//! ```
+//!
+//! The CRC covers every byte before it. `FORMAT.md` beside this crate's manifest documents
+//! the flag bits, including this project's extensions.
+
+use bytes::Bytes;
+
+use crate::compression::Compression;
+use crate::error::CorruptionKind;
+use crate::varint;
+
+/// Bit 0: the record deletes its key.
+const FLAG_TOMBSTONE: u8 = 0b0000_0001;
+/// Bit 1: a TTL varint follows the flags byte.
+const FLAG_TTL: u8 = 0b0000_0010;
+/// Bits 2-3: the value's compression.
+const COMPRESSION_SHIFT: u8 = 2;
+const COMPRESSION_MASK: u8 = 0b0000_1100;
+/// Bit 4 (extension): the TTL field is an absolute deadline in unix milliseconds.
+const FLAG_DEADLINE: u8 = 0b0001_0000;
+/// Bit 5 (extension): the next record belongs to the same atomic batch as this one.
+const FLAG_BATCH_CONTINUES: u8 = 0b0010_0000;
+
+/// Length of the trailing checksum.
+const CRC_LEN: usize = 4;
+/// nori-wal treats fewer bytes than this as an incomplete record.
+const MIN_AVAILABLE: usize = 6;
+/// The longest possible header: two length varints, the flags byte and a TTL varint.
+pub(crate) const MAX_HEADER_LEN: usize = 3 * varint::MAX_LEN + 1;
+/// Lengths above this cannot be real (the format has no such limit, but no writer of this
+/// format produces records past 4 GiB) and are reported as damage, not as a record to wait for.
+const MAX_FIELD_LEN: u64 = u32::MAX as u64;
+
+/// Whether a record sets a key or deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// Sets the key to the value.
+    Put,
+    /// Deletes the key (a tombstone; the value is empty).
+    Delete,
+}
+
+/// When a key written by a record stops being visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Expiry {
+    /// The key does not expire.
+    #[default]
+    Never,
+    /// nori-wal 0.1's relative TTL in milliseconds. It says nothing about when it was written,
+    /// so readers count it from the moment they replay the record.
+    AfterMillis(u64),
+    /// This project's absolute deadline, in milliseconds since the unix epoch.
+    AtUnixMillis(u64),
+}
+
+/// One entry of the log, with its value uncompressed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// Whether this sets or deletes the key.
+    pub kind: RecordKind,
+    /// The key.
+    pub key: Bytes,
+    /// The value, uncompressed; empty for a delete.
+    pub value: Bytes,
+    /// When the key expires.
+    pub expiry: Expiry,
+    /// How the value is to be stored. On a decoded record, how it was stored.
+    pub compression: Compression,
+}
+
+impl Record {
+    /// A record that sets `key` to `value`.
+    pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        Record {
+            kind: RecordKind::Put,
+            key: key.into(),
+            value: value.into(),
+            expiry: Expiry::Never,
+            compression: Compression::None,
+        }
+    }
+
+    /// A record that sets `key` to `value` until `deadline_unix_ms`.
+    pub fn put_with_deadline(
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        deadline_unix_ms: u64,
+    ) -> Self {
+        Record {
+            expiry: Expiry::AtUnixMillis(deadline_unix_ms),
+            ..Record::put(key, value)
+        }
+    }
+
+    /// A record that deletes `key`.
+    pub fn delete(key: impl Into<Bytes>) -> Self {
+        Record {
+            kind: RecordKind::Delete,
+            key: key.into(),
+            value: Bytes::new(),
+            expiry: Expiry::Never,
+            compression: Compression::None,
+        }
+    }
+
+    /// The same record, with its value to be stored with `compression`. A value that does not
+    /// get smaller is stored raw.
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The same record with another expiry.
+    pub fn with_expiry(mut self, expiry: Expiry) -> Self {
+        self.expiry = expiry;
+        self
+    }
+
+    /// Appends the record's encoding to `out`, so that callers can reuse one buffer.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        self.encode_with(out, false);
+    }
+
+    /// Appends the encoding; `continues_batch` marks that the next record is part of the same
+    /// atomic batch.
+    pub(crate) fn encode_with(&self, out: &mut Vec<u8>, continues_batch: bool) {
+        let start = out.len();
+        let mut flags = 0u8;
+        if self.kind == RecordKind::Delete {
+            flags |= FLAG_TOMBSTONE;
+        }
+        let ttl = match self.expiry {
+            Expiry::Never => None,
+            Expiry::AfterMillis(ms) => Some(ms),
+            Expiry::AtUnixMillis(ms) => {
+                flags |= FLAG_DEADLINE;
+                Some(ms)
+            }
+        };
+        if ttl.is_some() {
+            flags |= FLAG_TTL;
+        }
+        if continues_batch {
+            flags |= FLAG_BATCH_CONTINUES;
+        }
+        let value: &[u8] = match self.kind {
+            RecordKind::Put => &self.value,
+            RecordKind::Delete => &[],
+        };
+
+        // The value's stored length is known only after compressing it, and it comes before
+        // the key, so the value is compressed into the tail of `out` first and moved after.
+        let (compression, stored) = if self.compression == Compression::None || value.is_empty() {
+            (Compression::None, None)
+        } else {
+            let mut stored = Vec::new();
+            let used = self.compression.compress_into(value, &mut stored);
+            (used, (used != Compression::None).then_some(stored))
+        };
+        flags |= (compression as u8) << COMPRESSION_SHIFT;
+        let stored_value = stored.as_deref().unwrap_or(value);
+
+        out.reserve(MAX_HEADER_LEN + self.key.len() + stored_value.len() + CRC_LEN);
+        varint::encode(self.key.len() as u64, out);
+        varint::encode(stored_value.len() as u64, out);
+        out.push(flags);
+        if let Some(ttl) = ttl {
+            varint::encode(ttl, out);
+        }
+        out.extend_from_slice(&self.key);
+        out.extend_from_slice(stored_value);
+        let crc = crc32c::crc32c(&out[start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
+
+    /// The number of bytes `encode_into` appends, for records stored without compression.
+    pub fn encoded_len(&self) -> usize {
+        let ttl_len = match self.expiry {
+            Expiry::Never => 0,
+            Expiry::AfterMillis(ms) | Expiry::AtUnixMillis(ms) => varint::encoded_len(ms),
+        };
+        varint::encoded_len(self.key.len() as u64)
+            + varint::encoded_len(self.value.len() as u64)
+            + 1
+            + ttl_len
+            + self.key.len()
+            + self.value.len()
+            + CRC_LEN
+    }
+}
+
+/// A record decoded in place, borrowing its bytes from the buffer it was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    flags: u8,
+    ttl: u64,
+    key: &'a [u8],
+    stored_value: &'a [u8],
+}
+
+impl<'a> RecordRef<'a> {
+    /// Whether this sets or deletes the key.
+    pub fn kind(&self) -> RecordKind {
+        if self.flags & FLAG_TOMBSTONE != 0 {
+            RecordKind::Delete
+        } else {
+            RecordKind::Put
+        }
+    }
+
+    /// The key.
+    pub fn key(&self) -> &'a [u8] {
+        self.key
+    }
+
+    /// The value as stored: compressed if [`compression`](Self::compression) says so.
+    pub fn stored_value(&self) -> &'a [u8] {
+        self.stored_value
+    }
+
+    /// How the value is stored.
+    pub fn compression(&self) -> Compression {
+        // Validated when the record was decoded.
+        Compression::from_bits((self.flags & COMPRESSION_MASK) >> COMPRESSION_SHIFT)
+            .unwrap_or_default()
+    }
+
+    /// When the key expires.
+    pub fn expiry(&self) -> Expiry {
+        match (self.flags & FLAG_TTL != 0, self.flags & FLAG_DEADLINE != 0) {
+            (false, _) => Expiry::Never,
+            (true, false) => Expiry::AfterMillis(self.ttl),
+            (true, true) => Expiry::AtUnixMillis(self.ttl),
+        }
+    }
+
+    /// Whether the next record belongs to the same atomic batch.
+    pub(crate) fn continues_batch(&self) -> bool {
+        self.flags & FLAG_BATCH_CONTINUES != 0
+    }
+
+    /// The value, decompressed, refusing one longer than `limit` bytes.
+    pub fn value(&self, limit: usize) -> Result<Bytes, CorruptionKind> {
+        match self.compression() {
+            Compression::None if self.stored_value.len() <= limit => {
+                Ok(Bytes::copy_from_slice(self.stored_value))
+            }
+            compression => compression
+                .decompress(self.stored_value, limit)
+                .map(Bytes::from)
+                .ok_or(CorruptionKind::BadCompressedValue),
+        }
+    }
+
+    /// An owned copy, with the value decompressed (refusing one longer than `limit` bytes).
+    pub fn to_record(&self, limit: usize) -> Result<Record, CorruptionKind> {
+        Ok(Record {
+            kind: self.kind(),
+            key: Bytes::copy_from_slice(self.key),
+            value: self.value(limit)?,
+            expiry: self.expiry(),
+            compression: self.compression(),
+        })
+    }
+}
+
+/// The outcome of decoding the front of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A whole, checksummed record and the number of bytes it takes.
+    Record(RecordRef<'a>, usize),
+    /// The buffer ends before the record does. `len` is the record's whole length when the
+    /// header could be read, so a reader knows how much more to fetch.
+    Incomplete {
+        /// The record's length, when its header was complete.
+        len: Option<usize>,
+    },
+    /// The bytes are not a valid record.
+    Corrupt(CorruptionKind),
+}
+
+/// Decodes the record at the front of `buf`.
+pub fn decode(buf: &[u8]) -> Decoded<'_> {
+    if buf.len() < MIN_AVAILABLE {
+        return Decoded::Incomplete { len: None };
+    }
+    let mut at = 0;
+    let field = |at: &mut usize| match varint::decode(&buf[*at..]) {
+        varint::Decoded::Value(value, used) => {
+            *at += used;
+            Ok(value)
+        }
+        varint::Decoded::Incomplete => Err(Decoded::Incomplete { len: None }),
+        varint::Decoded::Overflow => Err(Decoded::Corrupt(CorruptionKind::BadLength)),
+    };
+    let klen = match field(&mut at) {
+        Ok(v) => v,
+        Err(outcome) => return outcome,
+    };
+    let vlen = match field(&mut at) {
+        Ok(v) => v,
+        Err(outcome) => return outcome,
+    };
+    let Some(&flags) = buf.get(at) else {
+        return Decoded::Incomplete { len: None };
+    };
+    at += 1;
+    let ttl = if flags & FLAG_TTL != 0 {
+        match field(&mut at) {
+            Ok(v) => v,
+            Err(outcome) => return outcome,
+        }
+    } else {
+        0
+    };
+    if klen > MAX_FIELD_LEN || vlen > MAX_FIELD_LEN {
+        return Decoded::Corrupt(CorruptionKind::BadLength);
+    }
+    let (klen, vlen) = (klen as usize, vlen as usize);
+    let len = at + klen + vlen + CRC_LEN;
+    if buf.len() < len {
+        return Decoded::Incomplete { len: Some(len) };
+    }
+    let body_end = len - CRC_LEN;
+    let stored_crc = u32::from_le_bytes(buf[body_end..len].try_into().expect("4 bytes"));
+    if crc32c::crc32c(&buf[..body_end]) != stored_crc {
+        return Decoded::Corrupt(CorruptionKind::Checksum);
+    }
+    if Compression::from_bits((flags & COMPRESSION_MASK) >> COMPRESSION_SHIFT).is_none() {
+        return Decoded::Corrupt(CorruptionKind::InvalidCompression);
+    }
+    let key = &buf[at..at + klen];
+    let stored_value = &buf[at + klen..body_end];
+    Decoded::Record(
+        RecordRef {
+            flags,
+            ttl,
+            key,
+            stored_value,
+        },
+        len,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LIMIT: usize = 1 << 24;
+
+    fn round_trip(record: &Record, continues: bool) -> (Record, bool, usize) {
+        let mut out = Vec::new();
+        record.encode_with(&mut out, continues);
+        match decode(&out) {
+            Decoded::Record(r, len) => (r.to_record(LIMIT).unwrap(), r.continues_batch(), len),
+            other => panic!("decoded {other:?}"),
+        }
+    }
+
+    #[test]
+    fn put_matches_the_nori_wal_bytes() {
+        // The first record of the nori-wal fixture: put user:0000 = value-0.
+        let mut out = Vec::new();
+        Record::put("user:0000", "value-0").encode_into(&mut out);
+        let mut expected = vec![9, 7, 0];
+        expected.extend_from_slice(b"user:0000value-0");
+        expected.extend_from_slice(&[0x0f, 0x7d, 0x3e, 0x79]);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn a_delete_carries_no_value() {
+        let mut out = Vec::new();
+        Record::delete("k").encode_into(&mut out);
+        assert_eq!(&out[..4], &[1, 0, FLAG_TOMBSTONE, b'k']);
+        assert_eq!(out.len(), 8);
+    }
+
+    #[test]
+    fn every_flag_bit_is_reported() {
+        let mut out = Vec::new();
+        Record::put_with_deadline("k", vec![b'z'; 500], 1_700_000_000_000)
+            .with_compression(Compression::Zstd)
+            .encode_with(&mut out, true);
+        let Decoded::Record(r, _) = decode(&out) else {
+            panic!()
+        };
+        assert_eq!(r.kind(), RecordKind::Put);
+        assert_eq!(r.expiry(), Expiry::AtUnixMillis(1_700_000_000_000));
+        assert_eq!(r.compression(), Compression::Zstd);
+        assert!(r.continues_batch());
+    }
+
+    #[test]
+    fn short_input_is_incomplete_and_a_cut_record_says_its_length() {
+        let mut out = Vec::new();
+        Record::put("key", "value").encode_into(&mut out);
+        assert_eq!(decode(&out[..5]), Decoded::Incomplete { len: None });
+        assert_eq!(
+            decode(&out[..out.len() - 1]),
+            Decoded::Incomplete {
+                len: Some(out.len())
+            }
+        );
+    }
+
+    #[test]
+    fn zero_bytes_are_not_a_record() {
+        assert_eq!(decode(&[0; 16]), Decoded::Corrupt(CorruptionKind::Checksum));
+    }
+
+    #[test]
+    fn compression_value_three_is_refused() {
+        let mut out = vec![1, 1, 0b1100, b'k', b'v'];
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&out),
+            Decoded::Corrupt(CorruptionKind::InvalidCompression)
+        );
+    }
+
+    #[test]
+    fn reserved_bits_are_ignored_like_nori_wal_does() {
+        let mut out = vec![1, 1, 0b1100_0000, b'k', b'v'];
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        let Decoded::Record(r, _) = decode(&out) else {
+            panic!()
+        };
+        assert_eq!(r.to_record(LIMIT).unwrap(), Record::put("k", "v"));
+    }
+
+    fn any_record() -> impl Strategy<Value = Record> {
+        let expiry = prop_oneof![
+            Just(Expiry::Never),
+            any::<u64>().prop_map(Expiry::AfterMillis),
+            any::<u64>().prop_map(Expiry::AtUnixMillis),
+        ];
+        let compression = prop_oneof![
+            Just(Compression::None),
+            Just(Compression::Lz4),
+            Just(Compression::Zstd),
+        ];
+        let value = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            (1usize..2000, any::<u8>()).prop_map(|(n, b)| vec![b; n]),
+        ];
+        (
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..40),
+            value,
+            expiry,
+            compression,
+        )
+            .prop_map(|(delete, key, value, expiry, compression)| {
+                let record = if delete {
+                    Record::delete(key)
+                } else {
+                    Record::put(key, value)
+                };
+                record.with_expiry(expiry).with_compression(compression)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trip(record in any_record(), continues: bool) {
+            let (decoded, decoded_continues, len) = round_trip(&record, continues);
+            let mut out = Vec::new();
+            record.encode_with(&mut out, continues);
+            prop_assert_eq!(len, out.len());
+            prop_assert_eq!(decoded_continues, continues);
+            prop_assert_eq!(decoded.kind, record.kind);
+            prop_assert_eq!(&decoded.key, &record.key);
+            if record.kind == RecordKind::Put {
+                prop_assert_eq!(&decoded.value, &record.value);
+            } else {
+                prop_assert!(decoded.value.is_empty());
+            }
+            prop_assert_eq!(decoded.expiry, record.expiry);
+            if record.compression == Compression::None {
+                prop_assert_eq!(out.len(), record.encoded_len());
+            }
+        }
+
+        #[test]
+        fn any_single_bit_flip_is_detected(record in any_record(), bit in 0usize..1000) {
+            let mut out = Vec::new();
+            record.encode_into(&mut out);
+            let bit = bit % (out.len() * 8);
+            out[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(!matches!(decode(&out), Decoded::Record(..)));
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode(&bytes);
+        }
+    }
+}

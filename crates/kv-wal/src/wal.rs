@@ -1,0 +1,410 @@
+//! The log handle: open (with recovery), append, sync, rotate, read back, close.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::config::{FsyncPolicy, Limits, WalConfig};
+use crate::encoded::Encoded;
+use crate::error::{Error, Result};
+use crate::flusher::SyncShared;
+use crate::fs::{OpenMode, WalFile};
+use crate::lock::DirLock;
+use crate::position::Position;
+use crate::reader::WalReader;
+use crate::record::{Record, RecordRef};
+use crate::recovery::{recover, RecoveryInfo};
+use crate::segment;
+
+/// The segment appends go to.
+#[derive(Debug)]
+struct Active {
+    id: u64,
+    path: PathBuf,
+    file: Arc<dyn WalFile>,
+    /// Where the next append goes.
+    len: u64,
+    /// The file's physical length; past `len` when space is preallocated.
+    file_len: u64,
+}
+
+/// An open write-ahead log. Appends go to the newest segment; the log owns its directory
+/// (through a lock file) until it is closed or dropped.
+#[derive(Debug)]
+pub struct Wal {
+    config: WalConfig,
+    active: Active,
+    /// The oldest segment still in the directory.
+    first_segment: u64,
+    scratch: Encoded,
+    shared: Arc<SyncShared>,
+    flusher: Option<JoinHandle<()>>,
+    closed: bool,
+    _lock: DirLock,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `config.dir`, recovering what is there.
+    pub fn open(config: WalConfig) -> Result<(Wal, RecoveryInfo)> {
+        Wal::open_with(config, Position::START, |_, _| {})
+    }
+
+    /// Opens the log and hands every valid record at or after `from` to `visit`, in log order,
+    /// during the one recovery scan: replaying on open reads the log once, not twice.
+    /// Records of an atomic batch are handed over only when the whole batch is intact.
+    pub fn open_with(
+        config: WalConfig,
+        from: Position,
+        mut visit: impl FnMut(Position, RecordRef<'_>),
+    ) -> Result<(Wal, RecoveryInfo)> {
+        config.validate()?;
+        let fs = Arc::clone(&config.file_system);
+        let dir = config.dir.clone();
+        fs.create_dir_all(&dir)
+            .map_err(|e| Error::io("create the log directory", &dir, e))?;
+        let lock = DirLock::acquire(&dir)?;
+        let ids = segment::list(&*fs, &dir)?;
+
+        let (info, active) = if ids.is_empty() {
+            let active = create_segment(&config, 0)?;
+            let info = RecoveryInfo {
+                end: Position::new(0, 0),
+                ..RecoveryInfo::default()
+            };
+            (info, active)
+        } else {
+            let (info, tail) = recover(&config, &ids, from, &mut visit)?;
+            let path = dir.join(segment::file_name(tail.id));
+            let active = Active {
+                id: tail.id,
+                path,
+                file: tail.file,
+                len: tail.len,
+                file_len: tail.file_len,
+            };
+            (info, active)
+        };
+
+        let shared = SyncShared::new(Arc::clone(&active.file));
+        let flusher = match config.fsync_policy {
+            FsyncPolicy::Batch(window) => Some(
+                shared
+                    .spawn(window)
+                    .map_err(|e| Error::io("start the flusher thread for", &dir, e))?,
+            ),
+            FsyncPolicy::Always | FsyncPolicy::Os => None,
+        };
+        let wal = Wal {
+            first_segment: ids.first().copied().unwrap_or(0),
+            config,
+            active,
+            scratch: Encoded::new(),
+            shared,
+            flusher,
+            closed: false,
+            _lock: lock,
+        };
+        Ok((wal, info))
+    }
+
+    /// The configuration the log was opened with.
+    pub fn config(&self) -> &WalConfig {
+        &self.config
+    }
+
+    /// The key and value limits appends are checked against.
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// Appends one record; returns where it starts.
+    pub fn append(&mut self, record: &Record) -> Result<Position> {
+        self.config.limits.check(record)?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.push(record);
+        let result = self.append_encoded(&scratch);
+        self.scratch = scratch;
+        result
+    }
+
+    /// Appends records with one write system call; returns where each starts. After a crash
+    /// any prefix of them may survive; use [`append_atomic`](Self::append_atomic) for
+    /// all-or-nothing.
+    pub fn append_batch(&mut self, records: &[Record]) -> Result<Vec<Position>> {
+        for record in records {
+            self.config.limits.check(record)?;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let mut offsets = Vec::with_capacity(records.len());
+        for record in records {
+            offsets.push(scratch.as_bytes().len() as u64);
+            scratch.push(record);
+        }
+        let result = self.append_encoded(&scratch);
+        self.scratch = scratch;
+        let start = result?;
+        Ok(offsets
+            .into_iter()
+            .map(|o| Position::new(start.segment, start.offset + o))
+            .collect())
+    }
+
+    /// Appends records that recovery keeps all or none of, whatever the crash; returns where
+    /// the first starts.
+    pub fn append_atomic(&mut self, records: &[Record]) -> Result<Position> {
+        for record in records {
+            self.config.limits.check(record)?;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.push_atomic(records);
+        let result = self.append_encoded(&scratch);
+        self.scratch = scratch;
+        result
+    }
+
+    /// Appends records encoded ahead of time, with one write system call, never split across
+    /// segments; returns where the first starts. Sizes are not checked again here.
+    pub fn append_encoded(&mut self, encoded: &Encoded) -> Result<Position> {
+        if let Some(cause) = self.shared.poison() {
+            return Err(Error::Poisoned { cause });
+        }
+        let bytes = encoded.as_bytes();
+        if bytes.is_empty() {
+            return Ok(self.current_position());
+        }
+        let len = bytes.len() as u64;
+        if self.active.len > 0 && self.active.len + len > self.config.max_segment_size {
+            self.rotate()?;
+        }
+        self.reserve(len);
+        let position = Position::new(self.active.id, self.active.len);
+        if let Err(e) = self.active.file.write_all_at(bytes, self.active.len) {
+            return Err(self.undo_failed_write(e));
+        }
+        self.active.len += len;
+        self.active.file_len = self.active.file_len.max(self.active.len);
+        match self.config.fsync_policy {
+            FsyncPolicy::Always => self.sync_active()?,
+            FsyncPolicy::Batch(_) => self.shared.mark_dirty(),
+            FsyncPolicy::Os => {}
+        }
+        Ok(position)
+    }
+
+    /// Preallocates the rest of the segment when an append is about to pass the reserved
+    /// space. A failure only costs the speed-up: the write itself will report a full disk.
+    fn reserve(&mut self, len: u64) {
+        if !self.config.preallocate || self.active.len + len <= self.active.file_len {
+            return;
+        }
+        let target = self.config.max_segment_size.max(self.active.len + len);
+        if self.active.file.allocate(target).is_ok() {
+            self.active.file_len = target;
+        }
+    }
+
+    /// After a failed write: cut whatever part of it reached the file, so the next append
+    /// starts on a clean tail. A full disk is an error for this write only; anything else, or
+    /// a failed cut, stops the log.
+    fn undo_failed_write(&mut self, error: std::io::Error) -> Error {
+        let cut = self.active.file.set_len(self.active.len);
+        let full =
+            error.raw_os_error() == Some(28) || error.kind() == std::io::ErrorKind::StorageFull;
+        match cut {
+            Ok(()) => {
+                self.active.file_len = self.active.len;
+                if full {
+                    return Error::StorageFull {
+                        path: self.active.path.clone(),
+                    };
+                }
+                let cause = self.shared.set_poison(format!(
+                    "a write to {} failed: {error}",
+                    self.active.path.display()
+                ));
+                Error::Poisoned { cause }
+            }
+            Err(cut_error) => {
+                let cause = self.shared.set_poison(format!(
+                    "a write to {} failed ({error}) and its partial bytes could not be cut ({cut_error})",
+                    self.active.path.display()
+                ));
+                Error::Poisoned { cause }
+            }
+        }
+    }
+
+    /// Makes every append so far durable (`fdatasync`).
+    pub fn sync(&mut self) -> Result<()> {
+        if let Some(cause) = self.shared.poison() {
+            return Err(Error::Poisoned { cause });
+        }
+        self.sync_active()
+    }
+
+    fn sync_active(&mut self) -> Result<()> {
+        match self.active.file.sync_data() {
+            Ok(()) => {
+                self.shared.mark_clean();
+                Ok(())
+            }
+            Err(e) => {
+                let cause = self.shared.set_poison(format!(
+                    "fdatasync of {} failed: {e}",
+                    self.active.path.display()
+                ));
+                Err(Error::Poisoned { cause })
+            }
+        }
+    }
+
+    /// Where the next append goes.
+    pub fn current_position(&self) -> Position {
+        Position::new(self.active.id, self.active.len)
+    }
+
+    /// The ids of the segments in the directory, oldest first.
+    pub fn segments(&self) -> std::ops::RangeInclusive<u64> {
+        self.first_segment..=self.active.id
+    }
+
+    /// Closes the current segment and starts the next; returns where the new one starts.
+    /// Does nothing when the current segment is still empty.
+    pub fn rotate(&mut self) -> Result<Position> {
+        if let Some(cause) = self.shared.poison() {
+            return Err(Error::Poisoned { cause });
+        }
+        if self.active.len == 0 {
+            return Ok(self.current_position());
+        }
+        self.finish_active()?;
+        let next = create_segment(&self.config, self.active.id + 1)?;
+        self.shared.set_file(Arc::clone(&next.file));
+        self.active = next;
+        Ok(self.current_position())
+    }
+
+    /// Cuts the active segment to its data and makes it durable, so that it reads back as a
+    /// cleanly closed nori-wal segment.
+    fn finish_active(&mut self) -> Result<()> {
+        let active = &mut self.active;
+        if active.file_len > active.len {
+            if let Err(e) = active.file.set_len(active.len) {
+                let cause = self.shared.set_poison(format!(
+                    "cutting the preallocated tail of {} failed: {e}",
+                    active.path.display()
+                ));
+                return Err(Error::Poisoned { cause });
+            }
+            active.file_len = active.len;
+        }
+        if self.config.fsync_policy != FsyncPolicy::Os {
+            self.sync_active()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every segment older than `position.segment`, never the active one; returns how
+    /// many were deleted. The directory is synced after the deletions.
+    pub fn delete_segments_before(&mut self, position: Position) -> Result<usize> {
+        let fs = &self.config.file_system;
+        let end = position.segment.min(self.active.id);
+        let mut deleted = 0;
+        while self.first_segment < end {
+            let path = self.config.dir.join(segment::file_name(self.first_segment));
+            match fs.remove_file(&path) {
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("delete segment", &path, e)),
+            }
+            self.first_segment += 1;
+        }
+        if deleted > 0 {
+            fs.sync_dir(&self.config.dir)
+                .map_err(|e| Error::io("sync the log directory", &self.config.dir, e))?;
+        }
+        Ok(deleted)
+    }
+
+    /// A streaming reader from `from` up to the current end of the log.
+    pub fn read_from(&self, from: Position) -> Result<WalReader> {
+        let end = self.current_position();
+        if from > end {
+            return Err(Error::InvalidPosition(from));
+        }
+        Ok(WalReader::new(
+            Arc::clone(&self.config.file_system),
+            self.config.dir.clone(),
+            self.segments().collect(),
+            from.max(Position::new(self.first_segment, 0)),
+            end,
+            self.config.recovery_mode,
+            self.config.limits.max_value_size,
+        ))
+    }
+
+    /// Syncs, cuts the preallocated tail, and releases the directory.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.shared.stop();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+        if let Some(cause) = self.shared.poison() {
+            return Err(Error::Poisoned { cause });
+        }
+        let active = &mut self.active;
+        if active.file_len > active.len {
+            active
+                .file
+                .set_len(active.len)
+                .map_err(|e| Error::io("cut the preallocated tail of", &active.path, e))?;
+            active.file_len = active.len;
+        }
+        self.sync_active()
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        // Best effort: a caller who needs to know whether the final sync worked calls close().
+        let _ = self.shutdown();
+    }
+}
+
+/// Creates segment `id` (preallocated if configured) and makes its name durable.
+fn create_segment(config: &WalConfig, id: u64) -> Result<Active> {
+    let path = config.dir.join(segment::file_name(id));
+    let fs = &config.file_system;
+    let file = fs
+        .open(&path, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create segment", &path, e))?;
+    let mut file_len = 0;
+    if config.preallocate && file.allocate(config.max_segment_size).is_ok() {
+        file_len = config.max_segment_size;
+    }
+    fs.sync_dir(&config.dir)
+        .map_err(|e| Error::io("sync the log directory", &config.dir, e))?;
+    Ok(Active {
+        id,
+        path,
+        file,
+        len: 0,
+        file_len,
+    })
+}
