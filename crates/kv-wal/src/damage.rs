@@ -74,10 +74,16 @@ pub(crate) fn classify(
             });
         }
     }
+    // A record that runs past the end of the file was cut there, zero bytes and all; any
+    // other bad tail counts up to its last non-zero byte.
+    let data_end = match kind {
+        CorruptionKind::Truncated | CorruptionKind::UnterminatedBatch => cursor.end(),
+        _ => data_end.max(damage),
+    };
     Ok(Damage::Tail {
         unit_start,
         damage,
         kind,
-        data_end: data_end.max(damage),
+        data_end,
     })
 }

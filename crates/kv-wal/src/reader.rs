@@ -76,7 +76,7 @@ impl WalReader {
             .open(&path, OpenMode::Read)
             .map_err(|e| Error::io("open segment", &path, e))?;
         let file_len = file
-            .len()
+            .size()
             .map_err(|e| Error::io("read the length of", &path, e))?;
         let end = if id == self.until.segment {
             self.until.offset.min(file_len)

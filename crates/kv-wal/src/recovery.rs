@@ -97,7 +97,7 @@ pub(crate) fn recover(
             .open(&path, mode)
             .map_err(|e| Error::io("open segment", &path, e))?;
         let file_len = file
-            .len()
+            .size()
             .map_err(|e| Error::io("read the length of", &path, e))?;
         let start = if id == from.segment {
             from.offset.min(file_len)

@@ -189,8 +189,8 @@ impl WalFile for FaultyFile {
         self.inner.set_len(len)
     }
 
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
     }
 
     fn allocate(&self, len: u64) -> io::Result<()> {

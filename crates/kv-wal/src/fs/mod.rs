@@ -2,7 +2,7 @@
 //!
 //! Everything the log does to files goes through [`FileSystem`] and [`WalFile`], so tests can
 //! swap in a layer that fails on command (the `fault-injection` feature's
-//! [`FaultyFileSystem`](fault::FaultyFileSystem)) and check what survives.
+//! `fault::FaultyFileSystem`) and check what survives.
 
 #[cfg(feature = "fault-injection")]
 pub mod fault;
@@ -25,7 +25,7 @@ pub trait WalFile: Send + Sync + Debug {
     /// Sets the file's length, cutting or extending it with zeros.
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
     /// Reserves disk blocks up to `len` bytes without changing what reads return.
     fn allocate(&self, len: u64) -> io::Result<()>;
 }
@@ -89,7 +89,7 @@ impl WalFile for StdFile {
         self.file.set_len(len)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
 

@@ -73,3 +73,21 @@ pub fn nth_record(i: u64) -> Record {
         _ => Record::put(key, format!("value-{i}-{}", "x".repeat((i % 40) as usize))),
     }
 }
+
+/// Unit `i` of the crash tests' write sequence: a single put, or every tenth an atomic batch
+/// of three. Keys carry the unit's index so a reader can tell where a log stops.
+pub fn unit(i: u64) -> Vec<Record> {
+    let value = format!("{i}-{}", "v".repeat((i % 50) as usize));
+    if i % 10 == 9 {
+        (0..3)
+            .map(|j| Record::put(format!("{i:08}.{j}"), value.clone()))
+            .collect()
+    } else {
+        vec![Record::put(format!("{i:08}"), value)]
+    }
+}
+
+/// The index of the unit a key written by [`unit`] belongs to.
+pub fn unit_index(key: &[u8]) -> u64 {
+    std::str::from_utf8(&key[..8]).unwrap().parse().unwrap()
+}

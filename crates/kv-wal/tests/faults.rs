@@ -1,0 +1,177 @@
+//! Injected I/O faults: a failed write or fsync stops the log; a full disk fails the write
+//! involved and nothing acknowledged is lost.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{nth_record, reopen_records};
+use kv_wal::fs::fault::{Fault, Faults, FaultyFileSystem, Op};
+use kv_wal::{Error, FsyncPolicy, Record, Wal, WalConfig};
+
+fn faulty(dir: &std::path::Path, policy: FsyncPolicy) -> (WalConfig, Faults) {
+    let (fs, faults) = FaultyFileSystem::new();
+    let config = WalConfig::new(dir)
+        .max_segment_size(4096)
+        .fsync_policy(policy)
+        .file_system(Arc::new(fs));
+    (config, faults)
+}
+
+fn plain(dir: &std::path::Path) -> WalConfig {
+    WalConfig::new(dir).max_segment_size(4096)
+}
+
+#[test]
+fn a_failed_fsync_stops_the_log_and_is_never_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    wal.append(&nth_record(0)).unwrap();
+    faults.fail_once(Op::Sync, 0, Fault::Error(std::io::ErrorKind::Other));
+    let err = wal.append(&nth_record(1)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Poisoned { cause } if cause.contains("fdatasync")),
+        "{err}"
+    );
+    let syncs = faults.count(Op::Sync);
+    assert!(matches!(wal.sync(), Err(Error::Poisoned { .. })));
+    assert!(matches!(
+        wal.append(&nth_record(2)),
+        Err(Error::Poisoned { .. })
+    ));
+    assert_eq!(
+        faults.count(Op::Sync),
+        syncs,
+        "the failed fsync was retried"
+    );
+    assert!(wal.close().is_err(), "close reports the failure");
+    // What reached the file is still readable; the acknowledged record is there.
+    let (records, _) = reopen_records(plain(dir.path()));
+    assert_eq!(records[0], nth_record(0));
+    assert!(records.len() <= 2);
+}
+
+#[test]
+fn a_failed_background_fsync_stops_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Batch(Duration::from_millis(5)));
+    let (mut wal, _) = Wal::open(config).unwrap();
+    faults.fail_always(Op::Sync, 0, Fault::Error(std::io::ErrorKind::Other));
+    wal.append(&nth_record(0)).unwrap();
+    let mut waited = 0;
+    while wal.append(&nth_record(1)).is_ok() {
+        std::thread::sleep(Duration::from_millis(5));
+        waited += 1;
+        assert!(waited < 400, "the flusher never failed");
+    }
+    let err = wal.append(&nth_record(2)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Poisoned { cause } if cause.contains("background")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failed_write_stops_the_log_and_leaves_no_partial_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    for i in 0..5 {
+        wal.append(&nth_record(i)).unwrap();
+    }
+    faults.fail_once(Op::Write, 0, Fault::TornWrite { keep: 7 });
+    assert!(matches!(
+        wal.append(&nth_record(5)),
+        Err(Error::Poisoned { .. })
+    ));
+    assert!(matches!(
+        wal.append(&nth_record(6)),
+        Err(Error::Poisoned { .. })
+    ));
+    drop(wal);
+    let (records, info) = reopen_records(plain(dir.path()));
+    assert_eq!(records, (0..5).map(nth_record).collect::<Vec<_>>());
+    assert!(
+        info.corruptions.is_empty(),
+        "the partial bytes were cut at once"
+    );
+}
+
+#[test]
+fn a_full_disk_fails_only_the_writes_involved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    wal.append(&nth_record(0)).unwrap();
+    faults.fail_once(Op::Write, 0, Fault::DiskFull);
+    let err = wal.append(&nth_record(1)).unwrap_err();
+    assert!(matches!(err, Error::StorageFull { .. }), "{err}");
+    assert!(err.to_string().contains("no space"));
+    // Space is back: writing goes on after the acknowledged record.
+    wal.append(&nth_record(2)).unwrap();
+    wal.close().unwrap();
+    let (records, info) = reopen_records(plain(dir.path()));
+    assert_eq!(records, [nth_record(0), nth_record(2)]);
+    assert!(info.corruptions.is_empty());
+}
+
+/// Writes the test sequence (with an atomic batch every tenth write) until an append fails;
+/// returns what was acknowledged.
+fn write_until_failure(config: WalConfig) -> Vec<Record> {
+    let mut acknowledged = Vec::new();
+    let Ok((mut wal, _)) = Wal::open(config) else {
+        return acknowledged;
+    };
+    for i in 0..120 {
+        let unit = if i % 10 == 9 {
+            vec![nth_record(i), Record::put("batch-end", format!("{i}"))]
+        } else {
+            vec![nth_record(i)]
+        };
+        if wal.append_atomic(&unit).is_err() {
+            break;
+        }
+        acknowledged.extend(unit);
+    }
+    acknowledged
+}
+
+#[test]
+fn a_failure_at_any_write_sync_or_file_call_keeps_every_acknowledged_record() {
+    let clean = tempfile::tempdir().unwrap();
+    let full = write_until_failure(plain(clean.path()).fsync_policy(FsyncPolicy::Always));
+    assert_eq!(full.len(), 132);
+
+    for op in [
+        Op::Write,
+        Op::Sync,
+        Op::SetLen,
+        Op::Allocate,
+        Op::Open,
+        Op::SyncDir,
+    ] {
+        for skip in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+            faults.fail_always(op, skip, Fault::Error(std::io::ErrorKind::Other));
+            let acknowledged = write_until_failure(config);
+            if !dir.path().join("000000.wal").exists() {
+                assert!(acknowledged.is_empty());
+                continue;
+            }
+            let (records, _) = reopen_records(plain(dir.path()));
+            assert!(
+                records.len() >= acknowledged.len()
+                    && records[..acknowledged.len()] == acknowledged[..],
+                "{op:?} #{skip}: lost acknowledged records"
+            );
+            assert_eq!(
+                records[..],
+                full[..records.len()],
+                "{op:?} #{skip}: not a prefix"
+            );
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Recovery tells a torn tail from damage, and each mode does what it promises.
+
+mod common;
+
+use common::{config, nth_record, reopen_records};
+use kv_wal::{CorruptionKind, DamageAction, Error, Position, Record, RecoveryMode, Wal, WalConfig};
+
+/// Writes `n` records of the test sequence; returns the records and the end of each.
+fn write_log(config: &WalConfig, n: u64) -> (Vec<Record>, Vec<Position>) {
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    let mut records = Vec::new();
+    let mut ends = Vec::new();
+    for i in 0..n {
+        let record = nth_record(i);
+        wal.append(&record).unwrap();
+        records.push(record);
+        ends.push(wal.current_position());
+    }
+    wal.close().unwrap();
+    (records, ends)
+}
+
+fn segment_path(dir: &std::path::Path, id: u64) -> std::path::PathBuf {
+    dir.join(kv_wal::segment::file_name(id))
+}
+
+#[test]
+fn torn_write_at_every_offset_of_the_last_record_keeps_exactly_the_records_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).preallocate(false);
+    let (records, ends) = write_log(&config, 40);
+    let last = *ends.last().unwrap();
+    let before = ends[ends.len() - 2];
+    assert_eq!(
+        last.segment, before.segment,
+        "the last record starts its segment"
+    );
+    let path = segment_path(dir.path(), last.segment);
+    let full = std::fs::read(&path).unwrap();
+
+    for cut in before.offset..last.offset {
+        std::fs::write(&path, &full[..cut as usize]).unwrap();
+        let (recovered, info) = reopen_records(config.clone());
+        assert_eq!(recovered, records[..records.len() - 1], "cut at {cut}");
+        let torn = cut - before.offset;
+        assert_eq!(info.bytes_truncated, torn, "cut at {cut}");
+        assert_eq!(
+            info.corruptions.len(),
+            usize::from(torn > 0),
+            "cut at {cut}"
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), before.offset);
+    }
+}
+
+#[test]
+fn torn_write_into_preallocated_space_is_cut_and_the_zeros_are_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).preallocate(false);
+    let (records, ends) = write_log(&config, 10);
+    let path = segment_path(dir.path(), 0);
+    let full = std::fs::read(&path).unwrap();
+    let before = ends[8].offset as usize;
+    // The crash kept half of the last record; the rest of the preallocated file is zeros.
+    let mut torn = full[..before + (full.len() - before) / 2].to_vec();
+    torn.resize(4096, 0);
+    std::fs::write(&path, &torn).unwrap();
+
+    let (recovered, info) = reopen_records(config);
+    assert_eq!(recovered, records[..9]);
+    assert_eq!(info.corruptions.len(), 1);
+    assert_eq!(info.corruptions[0].action, DamageAction::Truncated);
+    assert_eq!(info.end, Position::new(0, before as u64));
+}
+
+#[test]
+fn zero_tail_alone_is_free_space_in_every_mode() {
+    for mode in [
+        RecoveryMode::Strict,
+        RecoveryMode::TolerateTornTail,
+        RecoveryMode::Salvage,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path()).preallocate(false).recovery_mode(mode);
+        let (records, ends) = write_log(&config, 5);
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.resize(100_000, 0);
+        std::fs::write(&path, &bytes).unwrap();
+        let (recovered, info) = reopen_records(config);
+        assert_eq!(recovered, records);
+        assert!(info.corruptions.is_empty(), "{mode:?}");
+        assert_eq!(info.bytes_truncated, 0);
+        assert_eq!(info.end, ends[4]);
+    }
+}
+
+/// A log of several segments with one bit flipped in the middle of segment 1.
+fn log_with_flipped_bit() -> (tempfile::TempDir, WalConfig, Vec<Record>, Position) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let (records, ends) = write_log(&config, 600);
+    assert!(ends.last().unwrap().segment >= 3, "{:?}", ends.last());
+    // Flip a bit in the key of the 5th record of segment 1.
+    let in_seg1: Vec<usize> = (0..ends.len()).filter(|&i| ends[i].segment == 1).collect();
+    let victim = in_seg1[5];
+    let start = ends[victim - 1];
+    assert_eq!(start.segment, 1);
+    let path = segment_path(dir.path(), 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[start.offset as usize + 4] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    (dir, config, records, start)
+}
+
+#[test]
+fn flipped_bit_in_a_middle_segment_is_refused_by_default_and_nothing_changes() {
+    let (dir, config, _, damaged) = log_with_flipped_bit();
+    let before: Vec<Vec<u8>> = (0..4)
+        .map(|id| std::fs::read(segment_path(dir.path(), id)).unwrap())
+        .collect();
+    for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Strict] {
+        match Wal::open(config.clone().recovery_mode(mode)) {
+            Err(Error::Corrupt {
+                segment,
+                offset,
+                kind,
+            }) => {
+                assert_eq!(Position::new(segment, offset), damaged);
+                assert_eq!(kind, CorruptionKind::Checksum);
+            }
+            other => panic!("{mode:?}: expected corruption, got {other:?}"),
+        }
+    }
+    let after: Vec<Vec<u8>> = (0..4)
+        .map(|id| std::fs::read(segment_path(dir.path(), id)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn flipped_bit_in_a_middle_segment_is_skipped_in_salvage_mode() {
+    let (_dir, config, records, damaged) = log_with_flipped_bit();
+    let config = config.recovery_mode(RecoveryMode::Salvage);
+    let (recovered, info) = reopen_records(config);
+    let lost = records
+        .iter()
+        .position(|r| !recovered.contains(r))
+        .expect("one record is lost");
+    let mut expected = records.clone();
+    expected.remove(lost);
+    assert_eq!(recovered, expected);
+    assert_eq!(info.corruptions.len(), 1);
+    let skipped = info.corruptions[0];
+    assert_eq!(
+        (skipped.segment, skipped.offset),
+        (damaged.segment, damaged.offset)
+    );
+    assert_eq!(skipped.action, DamageAction::Skipped);
+    assert_eq!(skipped.bytes, records[lost].encoded_len() as u64);
+}
+
+#[test]
+fn damage_in_the_last_segment_followed_by_valid_records_is_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let (_, ends) = write_log(&config, 5);
+    let path = segment_path(dir.path(), 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Corrupt the length field of the second record so that it claims to run to the end.
+    bytes[ends[0].offset as usize] = 0xff;
+    bytes[ends[0].offset as usize + 1] = 0x7f;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Wal::open(config).unwrap_err();
+    assert!(
+        matches!(err, Error::Corrupt { segment: 0, offset, .. } if offset == ends[0].offset),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
+}
+
+#[test]
+fn a_torn_atomic_batch_is_dropped_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).preallocate(false);
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    wal.append(&Record::put("before", "1")).unwrap();
+    let batch_start = wal.current_position();
+    let batch: Vec<Record> = (0..5)
+        .map(|i| Record::put(format!("batch-{i}"), "v"))
+        .collect();
+    wal.append_atomic(&batch).unwrap();
+    let batch_end = wal.current_position();
+    wal.close().unwrap();
+
+    let path = segment_path(dir.path(), 0);
+    let full = std::fs::read(&path).unwrap();
+    for cut in batch_start.offset + 1..batch_end.offset {
+        std::fs::write(&path, &full[..cut as usize]).unwrap();
+        let (recovered, info) = reopen_records(config.clone());
+        assert_eq!(recovered, [Record::put("before", "1")], "cut at {cut}");
+        assert_eq!(
+            info.bytes_truncated,
+            cut - batch_start.offset,
+            "cut at {cut}"
+        );
+    }
+    std::fs::write(&path, &full).unwrap();
+    let (recovered, _) = reopen_records(config);
+    assert_eq!(recovered.len(), 6);
+}
+
+#[test]
+fn a_batch_that_never_ends_in_an_older_segment_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).preallocate(false);
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    let batch: Vec<Record> = (0..3).map(|i| Record::put(format!("b{i}"), "v")).collect();
+    wal.append_atomic(&batch).unwrap();
+    let end = wal.current_position();
+    wal.rotate().unwrap();
+    wal.append(&Record::put("later", "v")).unwrap();
+    wal.close().unwrap();
+    // Cut the ending record of the batch off segment 0.
+    let path = segment_path(dir.path(), 0);
+    let bytes = std::fs::read(&path).unwrap();
+    let last_len = Record::put("b2", "v").encoded_len();
+    std::fs::write(&path, &bytes[..end.offset as usize - last_len]).unwrap();
+
+    let err = Wal::open(config.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                segment: 0,
+                kind: CorruptionKind::UnterminatedBatch,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let (recovered, info) = reopen_records(config.recovery_mode(RecoveryMode::Salvage));
+    assert_eq!(recovered, [Record::put("later", "v")]);
+    assert_eq!(info.corruptions[0].action, DamageAction::Skipped);
+}
+
+#[test]
+fn a_missing_middle_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let (_, ends) = write_log(&config, 600);
+    assert!(ends.last().unwrap().segment >= 2);
+    std::fs::remove_file(segment_path(dir.path(), 1)).unwrap();
+    let err = Wal::open(config).unwrap_err();
+    assert!(matches!(err, Error::MissingSegment { id: 1, .. }), "{err}");
+}

@@ -1,0 +1,117 @@
+//! The project's chores, as one Rust program instead of shell scripts.
+//!
+//! - `cargo xtask ci`: everything CI checks: formatting, clippy (warnings denied), every
+//!   test (unit, integration, doc, and each bench run once), the docs (warnings denied), and a
+//!   fuzz smoke run.
+//! - `cargo xtask fuzz [--seconds N]`: every fuzz target over its corpus and N seconds of
+//!   mutated inputs (default 5), on the stable toolchain.
+//! - `cargo xtask bench [--quick]`: the criterion benchmarks; `--quick` runs each briefly.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("fuzz") => fuzz(seconds_arg(&args[1..]).unwrap_or(5)),
+        Some("bench") => bench(args[1..].iter().any(|a| a == "--quick")),
+        _ => Err("usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick]>".to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn seconds_arg(args: &[String]) -> Option<u64> {
+    let at = args.iter().position(|a| a == "--seconds")?;
+    args.get(at + 1)?.parse().ok()
+}
+
+/// Runs `cargo` with `args` (and extra environment), failing on a non-zero exit.
+fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let started = Instant::now();
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    eprintln!(
+        "xtask: cargo {} took {:.1}s",
+        args.first().unwrap_or(&""),
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn ci() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    cargo(&["test", "--workspace", "--all-targets"], &[])?;
+    cargo(&["test", "--workspace", "--doc"], &[])?;
+    cargo(
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    fuzz(5)
+}
+
+fn fuzz(seconds: u64) -> Result<(), String> {
+    let seconds = seconds.to_string();
+    cargo(
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "kv-fuzz",
+            "--bin",
+            "fuzz-smoke",
+            "--",
+            "--seconds",
+            &seconds,
+        ],
+        &[],
+    )
+}
+
+fn bench(quick: bool) -> Result<(), String> {
+    if quick {
+        cargo(
+            &[
+                "bench",
+                "--package",
+                "kv-benches",
+                "--",
+                "--warm-up-time",
+                "0.2",
+                "--measurement-time",
+                "0.5",
+                "--sample-size",
+                "10",
+            ],
+            &[("KV_BENCH_QUICK", "1")],
+        )
+    } else {
+        cargo(&["bench", "--package", "kv-benches"], &[])
+    }
+}
