@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::error::CorruptionKind;
 use crate::fs::WalFile;
-use crate::record::{self, Decoded, RecordRef};
+use crate::record::{self, Decoded, Layout, RecordRef};
 
 /// How much the cursor reads at a time. Large enough that a scan is bound by checksumming,
 /// not by system calls; a unit larger than this grows the buffer to fit it.
@@ -45,6 +45,9 @@ pub(crate) struct SegmentCursor {
     at: u64,
     /// `[at, unit_end)` holds validated records of complete units.
     unit_end: u64,
+    /// The layout of the record at `at` when the pending unit is that one record: the
+    /// common case hands it out without parsing it a second time.
+    single: Option<Layout>,
 }
 
 impl SegmentCursor {
@@ -57,6 +60,7 @@ impl SegmentCursor {
             buf_start: start,
             at: start,
             unit_end: start,
+            single: None,
         }
     }
 
@@ -79,6 +83,7 @@ impl SegmentCursor {
     pub(crate) fn seek(&mut self, offset: u64) {
         self.at = offset;
         self.unit_end = offset;
+        self.single = None;
         if offset < self.buf_start || offset > self.buf_start + self.valid as u64 {
             self.buf_start = offset;
             self.valid = 0;
@@ -137,32 +142,37 @@ impl SegmentCursor {
                 });
             }
             let available = self.ensure(offset, want)?;
-            let outcome = match record::decode(available) {
-                Decoded::Record(r, len) => Ok((len, r.continues_batch())),
-                Decoded::Incomplete { len } => Err((len, available.len())),
-                Decoded::Corrupt(kind) => {
-                    return Ok(Step::Stop {
-                        damage: offset,
-                        kind,
-                    })
-                }
-            };
-            match outcome {
-                Ok((len, continues)) => {
-                    offset += len as u64;
-                    want = record::MAX_HEADER_LEN;
-                    if !continues {
-                        self.unit_end = offset;
+            let have = available.len();
+            match record::parse(available, true) {
+                Ok(layout) => {
+                    if !layout.continues_batch() {
+                        if offset == self.at {
+                            self.single = Some(layout);
+                        }
+                        self.unit_end = offset + layout.len() as u64;
                         return Ok(Step::Unit);
                     }
+                    offset += layout.len() as u64;
+                    want = record::MAX_HEADER_LEN;
                 }
-                Err((_, have)) if have as u64 >= self.end.saturating_sub(offset) => {
+                Err(Decoded::Incomplete { .. })
+                    if have as u64 >= self.end.saturating_sub(offset) =>
+                {
                     return Ok(Step::Stop {
                         damage: offset,
                         kind: CorruptionKind::Truncated,
                     });
                 }
-                Err((len, have)) => want = len.unwrap_or(have + record::MAX_HEADER_LEN),
+                Err(Decoded::Incomplete { len }) => {
+                    want = len.unwrap_or(have + record::MAX_HEADER_LEN)
+                }
+                Err(Decoded::Corrupt(kind)) => {
+                    return Ok(Step::Stop {
+                        damage: offset,
+                        kind,
+                    })
+                }
+                Err(Decoded::Record(..)) => unreachable!("parse reports records as Ok"),
             }
         }
     }
@@ -174,14 +184,14 @@ impl SegmentCursor {
         }
         let offset = self.at;
         let from = (offset - self.buf_start) as usize;
-        match record::decode(&self.buf[from..self.valid]) {
-            Decoded::Record(r, len) => {
-                self.at += len as u64;
-                Some((offset, r))
-            }
-            // The unit was validated in this very buffer, so this cannot happen.
-            _ => unreachable!("validated record at offset {offset} no longer decodes"),
-        }
+        let buf = &self.buf[from..self.valid];
+        // The unit was validated in this very buffer, so it parses again.
+        let layout = match self.single.take() {
+            Some(layout) => layout,
+            None => record::parse(buf, false).expect("a validated record parses again"),
+        };
+        self.at += layout.len() as u64;
+        Some((offset, layout.record(buf)))
     }
 
     /// The offset just past the last non-zero byte of the segment (up to the end bound):

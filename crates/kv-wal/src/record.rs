@@ -239,6 +239,7 @@ impl<'a> RecordRef<'a> {
     }
 
     /// Whether the next record belongs to the same atomic batch.
+    #[cfg(test)]
     pub(crate) fn continues_batch(&self) -> bool {
         self.flags & FLAG_BATCH_CONTINUES != 0
     }
@@ -285,65 +286,110 @@ pub enum Decoded<'a> {
 
 /// Decodes the record at the front of `buf`.
 pub fn decode(buf: &[u8]) -> Decoded<'_> {
-    if buf.len() < MIN_AVAILABLE {
-        return Decoded::Incomplete { len: None };
+    match parse(buf, true) {
+        Ok(layout) => Decoded::Record(layout.record(buf), layout.len()),
+        Err(outcome) => outcome,
     }
-    let mut at = 0;
-    let field = |at: &mut usize| match varint::decode(&buf[*at..]) {
+}
+
+/// Where the fields of a decoded record lie, relative to its first byte: enough to rebuild
+/// its [`RecordRef`] from the same buffer without parsing or checksumming it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    flags: u8,
+    ttl: u64,
+    header_len: usize,
+    klen: usize,
+    vlen: usize,
+}
+
+impl Layout {
+    /// The record's whole length, checksum included.
+    pub(crate) fn len(&self) -> usize {
+        self.header_len + self.klen + self.vlen + CRC_LEN
+    }
+
+    /// Whether the next record belongs to the same atomic batch.
+    pub(crate) fn continues_batch(&self) -> bool {
+        self.flags & FLAG_BATCH_CONTINUES != 0
+    }
+
+    /// The record, from a buffer that starts where it starts.
+    pub(crate) fn record<'a>(&self, buf: &'a [u8]) -> RecordRef<'a> {
+        let key_end = self.header_len + self.klen;
+        RecordRef {
+            flags: self.flags,
+            ttl: self.ttl,
+            key: &buf[self.header_len..key_end],
+            stored_value: &buf[key_end..key_end + self.vlen],
+        }
+    }
+}
+
+/// Reads the varint at `*at`, moving `at` past it.
+#[inline]
+fn field(buf: &[u8], at: &mut usize) -> Result<u64, Decoded<'static>> {
+    // Lengths under 128 take one byte: the common case, without the loop.
+    if let Some(&byte) = buf.get(*at) {
+        if byte < 0x80 {
+            *at += 1;
+            return Ok(u64::from(byte));
+        }
+    }
+    match varint::decode(&buf[(*at).min(buf.len())..]) {
         varint::Decoded::Value(value, used) => {
             *at += used;
             Ok(value)
         }
         varint::Decoded::Incomplete => Err(Decoded::Incomplete { len: None }),
         varint::Decoded::Overflow => Err(Decoded::Corrupt(CorruptionKind::BadLength)),
-    };
-    let klen = match field(&mut at) {
-        Ok(v) => v,
-        Err(outcome) => return outcome,
-    };
-    let vlen = match field(&mut at) {
-        Ok(v) => v,
-        Err(outcome) => return outcome,
-    };
+    }
+}
+
+/// Parses the record at the front of `buf`, checking its checksum when `verify` is set (a
+/// cursor that validated a record skips the check the second time it reads it).
+#[inline]
+pub(crate) fn parse(buf: &[u8], verify: bool) -> Result<Layout, Decoded<'static>> {
+    if buf.len() < MIN_AVAILABLE {
+        return Err(Decoded::Incomplete { len: None });
+    }
+    let mut at = 0;
+    let klen = field(buf, &mut at)?;
+    let vlen = field(buf, &mut at)?;
     let Some(&flags) = buf.get(at) else {
-        return Decoded::Incomplete { len: None };
+        return Err(Decoded::Incomplete { len: None });
     };
     at += 1;
     let ttl = if flags & FLAG_TTL != 0 {
-        match field(&mut at) {
-            Ok(v) => v,
-            Err(outcome) => return outcome,
-        }
+        field(buf, &mut at)?
     } else {
         0
     };
     if klen > MAX_FIELD_LEN || vlen > MAX_FIELD_LEN {
-        return Decoded::Corrupt(CorruptionKind::BadLength);
+        return Err(Decoded::Corrupt(CorruptionKind::BadLength));
     }
-    let (klen, vlen) = (klen as usize, vlen as usize);
-    let len = at + klen + vlen + CRC_LEN;
+    let layout = Layout {
+        flags,
+        ttl,
+        header_len: at,
+        klen: klen as usize,
+        vlen: vlen as usize,
+    };
+    let len = layout.len();
     if buf.len() < len {
-        return Decoded::Incomplete { len: Some(len) };
+        return Err(Decoded::Incomplete { len: Some(len) });
     }
-    let body_end = len - CRC_LEN;
-    let stored_crc = u32::from_le_bytes(buf[body_end..len].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&buf[..body_end]) != stored_crc {
-        return Decoded::Corrupt(CorruptionKind::Checksum);
+    if verify {
+        let body_end = len - CRC_LEN;
+        let stored_crc = u32::from_le_bytes(buf[body_end..len].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&buf[..body_end]) != stored_crc {
+            return Err(Decoded::Corrupt(CorruptionKind::Checksum));
+        }
     }
     if Compression::from_bits((flags & COMPRESSION_MASK) >> COMPRESSION_SHIFT).is_none() {
-        return Decoded::Corrupt(CorruptionKind::InvalidCompression);
+        return Err(Decoded::Corrupt(CorruptionKind::InvalidCompression));
     }
-    let key = &buf[at..at + klen];
-    let stored_value = &buf[at + klen..body_end];
-    Decoded::Record(
-        RecordRef {
-            flags,
-            ttl,
-            key,
-            stored_value,
-        },
-        len,
-    )
+    Ok(layout)
 }
 
 #[cfg(test)]
