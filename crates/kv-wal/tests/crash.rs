@@ -160,16 +160,28 @@ fn preallocated_log_survives_crash_reopen_append_crash() {
 fn a_directory_open_in_another_process_is_refused_until_that_process_dies() {
     let dir = tempfile::tempdir().unwrap();
     let mut child: Child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{}|os|plain", dir.path().display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap().starts_with("ack ")), "the child is writing");
+    assert!(
+        lines.any(|l| l.unwrap().starts_with("ack ")),
+        "the child is writing"
+    );
     let err = Wal::open(WalConfig::new(dir.path())).unwrap_err();
-    assert!(matches!(err, kv_wal::Error::DirectoryLocked { .. }), "{err}");
+    assert!(
+        matches!(err, kv_wal::Error::DirectoryLocked { .. }),
+        "{err}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     drop(lines);

@@ -1,0 +1,146 @@
+//! The two indexes a user can choose: hashed (fastest point operations) or ordered (range and
+//! prefix scans).
+
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
+use std::ops::Bound;
+
+use hashbrown::hash_table::{Entry as Slot, HashTable};
+use hashbrown::DefaultHashBuilder;
+
+use crate::entry::Entry;
+
+/// Which index a state keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IndexKind {
+    /// A hash table: the fastest gets and puts, no ordered scans.
+    #[default]
+    Hash,
+    /// A B-tree: ordered range and prefix scans, somewhat slower point operations.
+    Ordered,
+}
+
+/// Entries by key.
+#[derive(Debug, Clone)]
+pub(crate) enum Index {
+    Hash {
+        table: HashTable<Entry>,
+        hasher: DefaultHashBuilder,
+    },
+    Ordered(BTreeSet<Entry>),
+}
+
+/// Bytes an index spends per entry besides the entry's own allocation, as the state accounts
+/// memory: the hash table's slot (a boxed-slice pointer and a control byte), or a B-tree's
+/// share of a node (a pointer-sized key slot in a node about two-thirds full, plus the
+/// internal nodes).
+pub(crate) const fn slot_overhead(kind: IndexKind) -> usize {
+    match kind {
+        IndexKind::Hash => 17,
+        IndexKind::Ordered => 28,
+    }
+}
+
+impl Index {
+    pub(crate) fn new(kind: IndexKind) -> Self {
+        match kind {
+            IndexKind::Hash => Index::Hash {
+                table: HashTable::new(),
+                hasher: DefaultHashBuilder::default(),
+            },
+            IndexKind::Ordered => Index::Ordered(BTreeSet::new()),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> IndexKind {
+        match self {
+            Index::Hash { .. } => IndexKind::Hash,
+            Index::Ordered(_) => IndexKind::Ordered,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Index::Hash { table, .. } => table.len(),
+            Index::Ordered(set) => set.len(),
+        }
+    }
+
+    /// Slots the index holds room for (the hash table's capacity; entries for a B-tree).
+    pub(crate) fn slots(&self) -> usize {
+        match self {
+            Index::Hash { table, .. } => table.capacity(),
+            Index::Ordered(set) => set.len(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry> {
+        match self {
+            Index::Hash { table, hasher } => table.find(hasher.hash_one(key), |e| e.key() == key),
+            Index::Ordered(set) => set.get(key),
+        }
+    }
+
+    /// Inserts `entry`, returning the entry it replaced.
+    #[inline]
+    pub(crate) fn insert(&mut self, entry: Entry) -> Option<Entry> {
+        match self {
+            Index::Hash { table, hasher } => {
+                let hash = hasher.hash_one(entry.key());
+                match table.entry(
+                    hash,
+                    |e| e.key() == entry.key(),
+                    |e| hasher.hash_one(e.key()),
+                ) {
+                    Slot::Occupied(mut slot) => Some(std::mem::replace(slot.get_mut(), entry)),
+                    Slot::Vacant(slot) => {
+                        slot.insert(entry);
+                        None
+                    }
+                }
+            }
+            Index::Ordered(set) => set.replace(entry),
+        }
+    }
+
+    /// Removes and returns the entry of `key`.
+    #[inline]
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        match self {
+            Index::Hash { table, hasher } => table
+                .find_entry(hasher.hash_one(key), |e| e.key() == key)
+                .ok()
+                .map(|slot| slot.remove().0),
+            Index::Ordered(set) => set.take(key),
+        }
+    }
+
+    /// Keeps only the entries `keep` says yes to.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        match self {
+            Index::Hash { table, .. } => table.retain(|e| keep(e)),
+            Index::Ordered(set) => set.retain(|e| keep(e)),
+        }
+    }
+
+    /// Every entry, in no particular order for a hash index, in key order otherwise.
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
+        match self {
+            Index::Hash { table, .. } => Box::new(table.iter()),
+            Index::Ordered(set) => Box::new(set.iter()),
+        }
+    }
+
+    /// Entries with keys in the range, in key order; `None` for a hash index.
+    pub(crate) fn range<'a>(
+        &'a self,
+        start: Bound<&'a [u8]>,
+        end: Bound<&'a [u8]>,
+    ) -> Option<std::collections::btree_set::Range<'a, Entry>> {
+        match self {
+            Index::Hash { .. } => None,
+            Index::Ordered(set) => Some(set.range::<[u8], _>((start, end))),
+        }
+    }
+}

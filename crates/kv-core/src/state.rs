@@ -1,0 +1,282 @@
+//! The state: every live key, its value and deadline, and what applying an operation does.
+
+use std::ops::Bound;
+
+use crate::entry::Entry;
+use crate::error::Error;
+use crate::index::{slot_overhead, Index, IndexKind};
+use crate::op::OpRef;
+
+/// Bytes the allocator adds to each entry's allocation, as the state accounts memory
+/// (glibc: an 8-byte header, rounded up to 16 bytes).
+const ALLOCATION_OVERHEAD: usize = 12;
+
+/// What applying an operation changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The key was new.
+    Inserted,
+    /// The key existed and was overwritten.
+    Replaced,
+    /// The key was removed.
+    Removed,
+    /// A delete of a key that was not there.
+    Absent,
+    /// A put whose deadline had already passed: the key is gone.
+    Expired,
+}
+
+/// The key-value state: an index of [`Entry`]s with deadlines, and its memory accounting.
+///
+/// Every method takes the current time (unix ms) where expiry matters, so the state has no
+/// clock of its own: the caller's clock decides, and tests choose the time.
+#[derive(Debug, Clone)]
+pub struct State {
+    index: Index,
+    /// Sum of the entries' allocations.
+    entry_bytes: usize,
+}
+
+impl State {
+    /// An empty state with the chosen index.
+    pub fn new(kind: IndexKind) -> Self {
+        State {
+            index: Index::new(kind),
+            entry_bytes: 0,
+        }
+    }
+
+    /// The index this state keeps.
+    pub fn index_kind(&self) -> IndexKind {
+        self.index.kind()
+    }
+
+    /// Applies one operation at time `now`. Applying is deterministic and idempotent in log
+    /// order: a put sets the key whatever was there, a delete removes it, so replaying a log
+    /// over a state that already holds a prefix of it ends in the same state.
+    #[inline]
+    pub fn apply(&mut self, op: OpRef<'_>, now: u64) -> Change {
+        match op {
+            OpRef::Put { key, value, expiry } => {
+                let deadline = expiry.deadline(now);
+                if deadline.is_some_and(|d| d <= now) {
+                    self.remove(key);
+                    return Change::Expired;
+                }
+                self.insert(Entry::new(key, value, deadline))
+            }
+            OpRef::Delete { key } => match self.remove(key) {
+                Some(_) => Change::Removed,
+                None => Change::Absent,
+            },
+        }
+    }
+
+    /// Inserts an entry as it is, replacing any entry of its key.
+    pub fn insert(&mut self, entry: Entry) -> Change {
+        self.entry_bytes += entry.allocated();
+        match self.index.insert(entry) {
+            Some(old) => {
+                self.entry_bytes -= old.allocated();
+                Change::Replaced
+            }
+            None => Change::Inserted,
+        }
+    }
+
+    /// Removes the entry of `key`, expired or not.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let old = self.index.remove(key)?;
+        self.entry_bytes -= old.allocated();
+        Some(old)
+    }
+
+    /// The entry of `key`, unless it is absent or expired at `now`.
+    #[inline]
+    pub fn get(&self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.index.get(key).filter(|e| !e.is_expired(now))
+    }
+
+    /// The entry of `key` even if it has expired (sweeps and eviction look at those).
+    pub fn get_even_expired(&self, key: &[u8]) -> Option<&Entry> {
+        self.index.get(key)
+    }
+
+    /// Entries held, counting expired ones not yet swept.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the state holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.index.len() == 0
+    }
+
+    /// Entries live at `now` (a full count: O(n)).
+    pub fn live_len(&self, now: u64) -> usize {
+        self.index.iter().filter(|e| !e.is_expired(now)).count()
+    }
+
+    /// Memory the state holds, as it accounts it: every entry's allocation with the
+    /// allocator's overhead, plus the index's slots.
+    pub fn memory_used(&self) -> usize {
+        self.entry_bytes
+            + self.index.len() * ALLOCATION_OVERHEAD
+            + self.index.slots() * slot_overhead(self.index.kind())
+    }
+
+    /// What one more entry of this size would add to [`memory_used`](Self::memory_used),
+    /// roughly (a hash table's growth comes in steps).
+    pub fn memory_for(&self, key_len: usize, value_len: usize) -> usize {
+        key_len + value_len + 2 + ALLOCATION_OVERHEAD + slot_overhead(self.index.kind())
+    }
+
+    /// Removes every entry expired at `now`; returns how many.
+    pub fn sweep_expired(&mut self, now: u64) -> usize {
+        let mut removed = 0;
+        let mut freed = 0;
+        self.index.retain(|e| {
+            let keep = !e.is_expired(now);
+            if !keep {
+                removed += 1;
+                freed += e.allocated();
+            }
+            keep
+        });
+        self.entry_bytes -= freed;
+        removed
+    }
+
+    /// Every entry, expired ones included: key order for an ordered index, no order
+    /// otherwise.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.index.iter()
+    }
+
+    /// Live entries with keys in `(start, end)`, in key order. Needs the ordered index.
+    pub fn range<'a>(
+        &'a self,
+        start: Bound<&'a [u8]>,
+        end: Bound<&'a [u8]>,
+        now: u64,
+    ) -> Result<impl Iterator<Item = &'a Entry> + 'a, Error> {
+        if self.index.kind() != IndexKind::Ordered {
+            return Err(Error::NotOrdered);
+        }
+        // B-tree ranges panic on inverted bounds; an inverted range is simply empty.
+        let inverted = match (start, end) {
+            (Bound::Included(s), Bound::Included(e)) => s > e,
+            (Bound::Included(s) | Bound::Excluded(s), Bound::Excluded(e))
+            | (Bound::Excluded(s), Bound::Included(e)) => s >= e,
+            _ => false,
+        };
+        let range = (!inverted).then(|| self.index.range(start, end).expect("ordered index"));
+        Ok(range
+            .into_iter()
+            .flatten()
+            .filter(move |e| !e.is_expired(now)))
+    }
+
+    /// Live entries whose keys start with `prefix`, in key order. Needs the ordered index.
+    pub fn scan_prefix<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        now: u64,
+    ) -> Result<impl Iterator<Item = &'a Entry> + 'a, Error> {
+        Ok(self
+            .range(Bound::Included(prefix), Bound::Unbounded, now)?
+            .take_while(move |e| e.key().starts_with(prefix)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::Expiry;
+
+    fn put<'a>(key: &'a [u8], value: &'a [u8]) -> OpRef<'a> {
+        OpRef::Put {
+            key,
+            value,
+            expiry: Expiry::Never,
+        }
+    }
+
+    #[test]
+    fn put_replace_delete_report_their_change() {
+        for kind in [IndexKind::Hash, IndexKind::Ordered] {
+            let mut state = State::new(kind);
+            assert_eq!(state.apply(put(b"k", b"1"), 0), Change::Inserted);
+            assert_eq!(state.apply(put(b"k", b"2"), 0), Change::Replaced);
+            assert_eq!(state.get(b"k", 0).unwrap().value(), b"2");
+            assert_eq!(state.apply(OpRef::Delete { key: b"k" }, 0), Change::Removed);
+            assert_eq!(state.apply(OpRef::Delete { key: b"k" }, 0), Change::Absent);
+            assert!(state.is_empty());
+            assert_eq!(
+                state.memory_used(),
+                state.index.slots() * slot_overhead(kind)
+            );
+        }
+    }
+
+    #[test]
+    fn expired_entries_are_invisible_from_their_deadline_and_swept() {
+        let mut state = State::new(IndexKind::Ordered);
+        let ttl = OpRef::Put {
+            key: b"t",
+            value: b"v",
+            expiry: Expiry::AtUnixMillis(100),
+        };
+        assert_eq!(state.apply(ttl, 50), Change::Inserted);
+        assert!(state.get(b"t", 99).is_some());
+        assert!(state.get(b"t", 100).is_none());
+        assert_eq!(
+            state
+                .range(Bound::Unbounded, Bound::Unbounded, 100)
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(state.len(), 1);
+        assert_eq!(state.sweep_expired(100), 1);
+        assert!(state.is_empty());
+        // A put whose deadline already passed removes the key.
+        state.apply(put(b"t", b"old"), 0);
+        assert_eq!(state.apply(ttl, 200), Change::Expired);
+        assert!(state.get_even_expired(b"t").is_none());
+    }
+
+    #[test]
+    fn scans_need_the_ordered_index_and_respect_bounds() {
+        let hash = State::new(IndexKind::Hash);
+        assert_eq!(hash.scan_prefix(b"a", 0).err(), Some(Error::NotOrdered));
+        let mut state = State::new(IndexKind::Ordered);
+        for key in ["a", "ab", "abc", "b", "c"] {
+            state.apply(put(key.as_bytes(), b"v"), 0);
+        }
+        let keys = |it: Box<dyn Iterator<Item = &Entry> + '_>| -> Vec<String> {
+            it.map(|e| String::from_utf8(e.key().to_vec()).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            keys(Box::new(state.scan_prefix(b"ab", 0).unwrap())),
+            ["ab", "abc"]
+        );
+        assert_eq!(
+            keys(Box::new(
+                state
+                    .range(Bound::Excluded(b"a"), Bound::Included(b"b"), 0)
+                    .unwrap()
+            )),
+            ["ab", "abc", "b"]
+        );
+        assert_eq!(
+            state
+                .range(Bound::Included(b"c"), Bound::Excluded(b"a"), 0)
+                .unwrap()
+                .count(),
+            0,
+            "an inverted range is empty, not a panic"
+        );
+    }
+}
