@@ -117,7 +117,7 @@ proptest! {
                 .collect();
             let expected: Vec<_> = live(&model, now)
                 .into_iter()
-                .filter(|(k, _)| &k[..] >= &b"k\x03"[..] && &k[..] < &b"k\x09"[..])
+                .filter(|(k, _)| k[..] >= b"k\x03"[..] && k[..] < b"k\x09"[..])
                 .collect();
             prop_assert_eq!(scanned, expected);
             let prefixed: Vec<_> = state.scan_prefix(b"k", now).unwrap().map(|e| e.key().to_vec()).collect();
