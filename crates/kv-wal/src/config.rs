@@ -15,6 +15,9 @@ pub const DEFAULT_MAX_KEY_SIZE: usize = 64 * 1024;
 /// The default value limit: 64 MiB.
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 64 * 1024 * 1024;
 
+/// The longest `FsyncPolicy::Batch` window accepted: an hour.
+pub const MAX_BATCH_WINDOW: Duration = Duration::from_secs(3600);
+
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
@@ -173,10 +176,11 @@ impl WalConfig {
             )));
         }
         if let FsyncPolicy::Batch(window) = self.fsync_policy {
-            if window.is_zero() {
-                return Err(Error::InvalidConfig(
-                    "a Batch fsync window must be longer than zero; use FsyncPolicy::Always".into(),
-                ));
+            if window.is_zero() || window > MAX_BATCH_WINDOW {
+                return Err(Error::InvalidConfig(format!(
+                    "a Batch fsync window must be between zero and {MAX_BATCH_WINDOW:?} \
+                     (got {window:?}); use FsyncPolicy::Always or FsyncPolicy::Os"
+                )));
             }
         }
         Ok(())

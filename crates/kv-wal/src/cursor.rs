@@ -220,26 +220,73 @@ impl SegmentCursor {
         Ok(0)
     }
 
-    /// The offset of the first whole, checksummed record that starts in `(after, limit)`.
-    /// Moves the cursor past `after`: the bytes before are given up.
-    pub(crate) fn find_record(&mut self, after: u64, limit: u64) -> std::io::Result<Option<u64>> {
-        let mut offset = after + 1;
+    /// The length the header at `offset` claims for its record, if the header reads.
+    pub(crate) fn claimed_len(&mut self, offset: u64) -> std::io::Result<Option<u64>> {
         self.seek(offset);
+        let available = self.ensure(offset, record::MAX_HEADER_LEN)?;
+        Ok(match record::parse(available, false) {
+            Ok(layout) => Some(layout.len() as u64),
+            Err(Decoded::Incomplete { len: Some(len) }) => Some(len as u64),
+            Err(_) => None,
+        })
+    }
+
+    /// The length of the whole, checksummed record at `self.at`, if there is one.
+    fn record_len_here(&mut self) -> std::io::Result<Option<u64>> {
+        let offset = self.at;
+        let mut want = record::MAX_HEADER_LEN;
+        loop {
+            let available = self.ensure(offset, want)?;
+            match record::parse(available, true) {
+                Ok(layout) => return Ok(Some(layout.len() as u64)),
+                Err(Decoded::Incomplete { len: Some(len) })
+                    if len > available.len() && offset + (len as u64) <= self.end =>
+                {
+                    want = len;
+                }
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Whether valid records follow one another from `offset` until the data ends (nothing
+    /// but zeros, or the end bound, after the last one). Leaves the cursor at `offset`.
+    pub(crate) fn chain_holds_from(&mut self, offset: u64, data_end: u64) -> std::io::Result<bool> {
+        self.seek(offset);
+        let mut records = 0;
+        let holds = loop {
+            match self.record_len_here()? {
+                Some(len) => {
+                    records += 1;
+                    self.at += len;
+                    self.unit_end = self.at;
+                }
+                None => break records > 0 && self.at >= data_end,
+            }
+        };
+        self.seek(offset);
+        Ok(holds)
+    }
+
+    /// The offset of the first whole, checksummed record that starts in `(after, limit)` and,
+    /// when `chained`, is followed by valid records to the end of the data. Moves the cursor
+    /// past `after`: the bytes before are given up.
+    pub(crate) fn find_record(
+        &mut self,
+        after: u64,
+        limit: u64,
+        chained: Option<u64>,
+    ) -> std::io::Result<Option<u64>> {
+        let mut offset = after + 1;
         while offset < limit {
-            self.at = offset;
-            self.unit_end = offset;
-            let mut want = record::MAX_HEADER_LEN;
-            loop {
-                let available = self.ensure(offset, want)?;
-                match record::decode(available) {
-                    Decoded::Record(..) => return Ok(Some(offset)),
-                    Decoded::Incomplete { len: Some(len) } if len > available.len() => {
-                        if offset + len as u64 > self.end {
-                            break;
-                        }
-                        want = len;
+            self.seek(offset);
+            if self.record_len_here()?.is_some() {
+                match chained {
+                    None => return Ok(Some(offset)),
+                    Some(data_end) if self.chain_holds_from(offset, data_end)? => {
+                        return Ok(Some(offset))
                     }
-                    _ => break,
+                    Some(_) => {}
                 }
             }
             offset += 1;

@@ -9,6 +9,11 @@
 use crate::cursor::SegmentCursor;
 use crate::error::CorruptionKind;
 
+/// How far past a damaged record recovery looks for the valid records that prove the damage
+/// is not a torn tail, when the damaged record's own header cannot say where the next record
+/// starts. Beyond this, recovery refuses rather than guess (salvage mode looks further).
+const SEARCH_WINDOW: u64 = 64 * 1024;
+
 /// What the bytes at a cursor's stop are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Damage {
@@ -28,7 +33,8 @@ pub(crate) enum Damage {
         /// Where the non-zero bytes end.
         data_end: u64,
     },
-    /// A bad record, with a valid record at `resume` after it.
+    /// A bad record, with valid records from `resume` on; or, when `resume` is `None`, data
+    /// after the damage that the bounded search could not account for.
     Middle {
         /// Where the damaged unit begins.
         unit_start: u64,
@@ -37,7 +43,7 @@ pub(crate) enum Damage {
         /// What is wrong with it.
         kind: CorruptionKind,
         /// The first valid record after the damage; the cursor is left there.
-        resume: u64,
+        resume: Option<u64>,
     },
 }
 
@@ -53,37 +59,63 @@ impl Damage {
     }
 }
 
-/// Classifies the stop of `cursor` at `damage`.
+/// Classifies the stop of `cursor` at `damage`. `salvage` searches the whole rest of the
+/// segment for any valid record; otherwise valid data after the damage counts only when
+/// records chain from it to the end of the data, so a record that happens to be embedded in a
+/// torn value cannot make a crash look like damage.
 pub(crate) fn classify(
     cursor: &mut SegmentCursor,
     damage: u64,
     kind: CorruptionKind,
+    salvage: bool,
 ) -> std::io::Result<Damage> {
     let unit_start = cursor.offset();
     let data_end = cursor.data_end()?;
-    if damage >= data_end && unit_start == damage {
-        return Ok(Damage::FreeSpace { end: damage });
-    }
-    if damage < data_end {
-        if let Some(resume) = cursor.find_record(damage, data_end)? {
-            return Ok(Damage::Middle {
-                unit_start,
-                damage,
-                kind,
-                resume,
-            });
-        }
-    }
     // A record that runs past the end of the file was cut there, zero bytes and all; any
     // other bad tail counts up to its last non-zero byte.
-    let data_end = match kind {
-        CorruptionKind::Truncated | CorruptionKind::UnterminatedBatch => cursor.end(),
-        _ => data_end.max(damage),
-    };
-    Ok(Damage::Tail {
+    let tail = Damage::Tail {
         unit_start,
         damage,
         kind,
-        data_end,
+        data_end: match kind {
+            CorruptionKind::Truncated | CorruptionKind::UnterminatedBatch => cursor.end(),
+            _ => data_end.max(damage),
+        },
+    };
+    if damage >= data_end {
+        return Ok(if unit_start == damage {
+            Damage::FreeSpace { end: damage }
+        } else {
+            tail
+        });
+    }
+    let middle = |resume| Damage::Middle {
+        unit_start,
+        damage,
+        kind,
+        resume,
+    };
+    // The damaged record's header says where the next record starts: look there first.
+    let claimed_end = cursor.claimed_len(damage)?.map(|len| damage + len);
+    if let Some(next) = claimed_end.filter(|&end| end < data_end) {
+        if cursor.chain_holds_from(next, data_end)? {
+            return Ok(middle(Some(next)));
+        }
+    }
+    if salvage {
+        return Ok(match cursor.find_record(damage, data_end, None)? {
+            Some(resume) => middle(Some(resume)),
+            None => tail,
+        });
+    }
+    let limit = data_end.min(damage + 1 + SEARCH_WINDOW);
+    if let Some(resume) = cursor.find_record(damage, limit, Some(data_end))? {
+        return Ok(middle(Some(resume)));
+    }
+    let header_says_torn = claimed_end.is_some_and(|end| end >= data_end);
+    Ok(if header_says_torn || limit >= data_end {
+        tail
+    } else {
+        middle(None)
     })
 }

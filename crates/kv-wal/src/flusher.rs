@@ -103,6 +103,7 @@ impl SyncShared {
                 self.wake.wait(&mut state);
                 continue;
             };
+            // The window is validated to at most an hour, so this cannot overflow.
             let due = since + window;
             if Instant::now() < due {
                 self.wake.wait_until(&mut state, due);

@@ -110,7 +110,7 @@ impl WalReader {
                 Step::Unit => return Ok(true),
                 Step::End => self.current = None,
                 Step::Stop { damage, kind } => {
-                    let found = classify(cursor, damage, kind).map_err(io_error)?;
+                    let found = classify(cursor, damage, kind, self.salvage).map_err(io_error)?;
                     match found {
                         Damage::FreeSpace { .. } => self.current = None,
                         _ if !self.salvage => {
@@ -140,7 +140,7 @@ impl WalReader {
                             unit_start,
                             damage,
                             kind,
-                            resume,
+                            resume: Some(resume),
                         } => {
                             self.skipped.push(Corruption {
                                 segment: id,
@@ -150,6 +150,9 @@ impl WalReader {
                                 action: DamageAction::Skipped,
                             });
                             cursor.seek(resume);
+                        }
+                        Damage::Middle { resume: None, .. } => {
+                            unreachable!("a salvage search always resolves the damage")
                         }
                     }
                 }

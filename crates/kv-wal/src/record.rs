@@ -179,16 +179,20 @@ impl Record {
 
     /// The number of bytes `encode_into` appends, for records stored without compression.
     pub fn encoded_len(&self) -> usize {
+        let value_len = match self.kind {
+            RecordKind::Put => self.value.len(),
+            RecordKind::Delete => 0,
+        };
         let ttl_len = match self.expiry {
             Expiry::Never => 0,
             Expiry::AfterMillis(ms) | Expiry::AtUnixMillis(ms) => varint::encoded_len(ms),
         };
         varint::encoded_len(self.key.len() as u64)
-            + varint::encoded_len(self.value.len() as u64)
+            + varint::encoded_len(value_len as u64)
             + 1
             + ttl_len
             + self.key.len()
-            + self.value.len()
+            + value_len
             + CRC_LEN
     }
 }

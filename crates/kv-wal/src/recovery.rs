@@ -99,12 +99,9 @@ pub(crate) fn recover(
         let file_len = file
             .size()
             .map_err(|e| Error::io("read the length of", &path, e))?;
-        let start = if id == from.segment {
-            from.offset.min(file_len)
-        } else {
-            0
-        };
-        let mut cursor = SegmentCursor::new(file.clone(), start, file_len);
+        // Every scanned segment is read from its first byte, even the one `from` points into:
+        // where its valid data ends must not depend on the caller's idea of a boundary.
+        let mut cursor = SegmentCursor::new(file.clone(), 0, file_len);
         info.segments_scanned += 1;
 
         let data_len = loop {
@@ -125,7 +122,8 @@ pub(crate) fn recover(
                 }
                 Step::End => break cursor.end(),
                 Step::Stop { damage, kind } => {
-                    let damage = classify(&mut cursor, damage, kind)
+                    let salvage = config.recovery_mode == RecoveryMode::Salvage;
+                    let damage = classify(&mut cursor, damage, kind, salvage)
                         .map_err(|e| Error::io("read segment", &path, e))?;
                     match settle(config.recovery_mode, id, is_last, damage, &mut info)? {
                         Settled::EndsAt(end) => break end,
@@ -220,9 +218,9 @@ fn settle(
         Damage::Middle {
             unit_start, resume, ..
         } => {
-            if mode != RecoveryMode::Salvage {
+            let Some(resume) = resume.filter(|_| mode == RecoveryMode::Salvage) else {
                 return Err(refuse);
-            }
+            };
             info.corruptions.push(Corruption {
                 segment,
                 offset,

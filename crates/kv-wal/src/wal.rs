@@ -216,8 +216,12 @@ impl Wal {
     /// a failed cut, stops the log.
     fn undo_failed_write(&mut self, error: std::io::Error) -> Error {
         let cut = self.active.file.set_len(self.active.len);
-        let full =
-            error.raw_os_error() == Some(28) || error.kind() == std::io::ErrorKind::StorageFull;
+        // ENOSPC, or EDQUOT: a quota is as full as a disk.
+        let full = matches!(error.raw_os_error(), Some(28 | 122))
+            || matches!(
+                error.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            );
         match cut {
             Ok(()) => {
                 self.active.file_len = self.active.len;
@@ -306,10 +310,10 @@ impl Wal {
             }
             active.file_len = active.len;
         }
-        if self.config.fsync_policy != FsyncPolicy::Os {
-            self.sync_active()?;
-        }
-        Ok(())
+        // Synced under every policy, Os included: the next segment's name is made durable
+        // right after, and a newest segment must never sit beside a torn older one (once per
+        // segment, the cost is nil).
+        self.sync_active()
     }
 
     /// Deletes every segment older than `position.segment`, never the active one; returns how
@@ -325,11 +329,11 @@ impl Wal {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("delete segment", &path, e)),
             }
-            self.first_segment += 1;
-        }
-        if deleted > 0 {
+            // Oldest first, each deletion durable before the next: a crash can leave old
+            // segments behind, never a gap in the ids.
             fs.sync_dir(&self.config.dir)
                 .map_err(|e| Error::io("sync the log directory", &self.config.dir, e))?;
+            self.first_segment += 1;
         }
         Ok(deleted)
     }
@@ -363,7 +367,10 @@ impl Wal {
         self.closed = true;
         self.shared.stop();
         if let Some(flusher) = self.flusher.take() {
-            let _ = flusher.join();
+            if flusher.join().is_err() {
+                self.shared
+                    .set_poison("the background flusher thread panicked".to_string());
+            }
         }
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
@@ -398,8 +405,13 @@ fn create_segment(config: &WalConfig, id: u64) -> Result<Active> {
     if config.preallocate && file.allocate(config.max_segment_size).is_ok() {
         file_len = config.max_segment_size;
     }
-    fs.sync_dir(&config.dir)
-        .map_err(|e| Error::io("sync the log directory", &config.dir, e))?;
+    if let Err(e) = fs.sync_dir(&config.dir) {
+        // Leave no half-made segment behind: it would block the next rotation, and on reopen
+        // it would pass for the newest segment.
+        drop(file);
+        let _ = fs.remove_file(&path);
+        return Err(Error::io("sync the log directory", &config.dir, e));
+    }
     Ok(Active {
         id,
         path,

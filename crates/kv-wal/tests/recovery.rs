@@ -254,3 +254,47 @@ fn a_missing_middle_segment_is_refused() {
     let err = Wal::open(config).unwrap_err();
     assert!(matches!(err, Error::MissingSegment { id: 1, .. }), "{err}");
 }
+
+#[test]
+fn a_torn_value_that_embeds_a_valid_record_is_still_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path())
+        .preallocate(false)
+        .max_segment_size(1 << 20);
+    let mut embedded = Vec::new();
+    Record::put("forged", "never written").encode_into(&mut embedded);
+    let mut value = vec![b'.'; 500];
+    value.extend_from_slice(&embedded);
+    value.extend(std::iter::repeat_n(b'.', 500));
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    wal.append(&Record::put("kept", "1")).unwrap();
+    let start = wal.current_position();
+    wal.append(&Record::put("big", value)).unwrap();
+    wal.close().unwrap();
+    // The crash kept the embedded record but cut the value after it.
+    let path = segment_path(dir.path(), 0);
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = start.offset as usize + 520 + embedded.len();
+    std::fs::write(&path, &bytes[..cut]).unwrap();
+
+    let (records, info) = reopen_records(config);
+    assert_eq!(records, [Record::put("kept", "1")]);
+    assert_eq!(info.corruptions[0].action, DamageAction::Truncated);
+}
+
+#[test]
+fn replaying_from_inside_the_last_segment_still_finds_its_real_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).preallocate(false);
+    let (_, ends) = write_log(&config, 5);
+    let full = std::fs::read(segment_path(dir.path(), 0)).unwrap();
+    // A position that is not a record boundary must not make recovery cut anything.
+    let inside = Position::new(0, ends[1].offset + 3);
+    let mut seen = 0;
+    let (wal, info) = Wal::open_with(config, inside, |_, _| seen += 1).unwrap();
+    assert_eq!(info.end, ends[4]);
+    assert!(info.corruptions.is_empty());
+    assert_eq!(seen, 2, "only the records from the position on are visited");
+    drop(wal);
+    assert_eq!(std::fs::read(segment_path(dir.path(), 0)).unwrap(), full);
+}

@@ -1,0 +1,280 @@
+//! The durable store: the log, the group commit, and the state they feed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kv_core::{Change, Expiry, Op};
+use kv_wal::{Compression, Encoded, FsyncPolicy, Limits, Position, RecoveryInfo, Wal, WalConfig};
+use parking_lot::Mutex;
+
+use crate::convert::{op_of, record_of};
+use crate::error::{Error, Result};
+use crate::group_commit::{GroupCommit, Member, Unit};
+use crate::options::{Durability, Options, WriteOptions};
+use crate::sink::Sink;
+use crate::stats::{CommitStats, Recorder};
+
+/// What opening found and replayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// What the log's recovery scan found.
+    pub recovery: RecoveryInfo,
+    /// Records applied to the state.
+    pub replayed: u64,
+    /// Puts dropped because their deadline had passed.
+    pub expired_dropped: u64,
+    /// How long opening took, recovery and replay included (they are one pass).
+    pub duration: Duration,
+}
+
+/// The log and what is kept beside it, owned by whichever thread leads the current group.
+#[derive(Debug)]
+struct Log {
+    wal: Wal,
+    /// Where a group of several units is joined before its one append.
+    joined: Encoded,
+    recorder: Recorder,
+}
+
+#[derive(Debug)]
+struct Inner<S> {
+    log: Mutex<Option<Log>>,
+    group: GroupCommit,
+    sink: S,
+    options: Options,
+    limits: Limits,
+}
+
+/// A state made durable by a log: every write is in the log before the state shows it, and
+/// reopening the directory replays the log into a fresh state.
+///
+/// Cloning is cheap and every clone is the same store.
+#[derive(Debug)]
+pub struct Durable<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for Durable<S> {
+    fn clone(&self) -> Self {
+        Durable {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: Sink> Durable<S> {
+    /// Opens the log `wal` describes (its fsync policy is set from `options.durability`),
+    /// replaying every record from `from` into `sink`.
+    pub fn open(
+        wal: WalConfig,
+        from: Position,
+        sink: S,
+        options: Options,
+    ) -> Result<(Self, OpenReport)> {
+        let started = Instant::now();
+        let wal = wal.fsync_policy(match options.durability {
+            Durability::Sync | Durability::None => FsyncPolicy::Os,
+            Durability::Batch(window) => FsyncPolicy::Batch(window),
+        });
+        let limits = wal.limits;
+        let now = options.clock.now_ms();
+        let mut report = OpenReport::default();
+        let mut damaged = None;
+        let (wal, recovery) = Wal::open_with(wal, from, |position, record| {
+            let applied = match record.compression() {
+                Compression::None => sink.apply(op_of(&record, record.stored_value()), now),
+                _ => match record.value(limits.max_value_size) {
+                    Ok(value) => sink.apply(op_of(&record, &value), now),
+                    Err(kind) => {
+                        damaged.get_or_insert((position, kind));
+                        return;
+                    }
+                },
+            };
+            report.replayed += 1;
+            if applied == Change::Expired {
+                report.expired_dropped += 1;
+            }
+        })
+        .map_err(|e| Error::Open(Arc::new(e)))?;
+        if let Some((position, kind)) = damaged {
+            return Err(Error::Open(Arc::new(kv_wal::Error::Corrupt {
+                segment: position.segment,
+                offset: position.offset,
+                kind,
+            })));
+        }
+        report.recovery = recovery;
+        report.duration = started.elapsed();
+        let inner = Inner {
+            log: Mutex::new(Some(Log {
+                wal,
+                joined: Encoded::new(),
+                recorder: Recorder::default(),
+            })),
+            group: GroupCommit::default(),
+            sink,
+            options,
+            limits,
+        };
+        Ok((
+            Durable {
+                inner: Arc::new(inner),
+            },
+            report,
+        ))
+    }
+
+    /// The state, to read from.
+    pub fn sink(&self) -> &S {
+        &self.inner.sink
+    }
+
+    /// The store-wide options.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// The current time of the store's clock, in unix ms.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.options.clock.now_ms()
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
+        self.write(vec![Op::put(key, value)], WriteOptions::default())
+    }
+
+    /// Sets `key` to `value` until `ttl` from now.
+    pub fn put_with_ttl(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        ttl: Duration,
+    ) -> Result<()> {
+        let deadline = self
+            .now_ms()
+            .saturating_add(ttl.as_millis().min(u128::from(u64::MAX)) as u64);
+        let op = Op::Put {
+            key: key.into(),
+            value: value.into(),
+            expiry: Expiry::AtUnixMillis(deadline),
+        };
+        self.write(vec![op], WriteOptions::default())
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&self, key: impl Into<Bytes>) -> Result<()> {
+        self.write(vec![Op::delete(key)], WriteOptions::default())
+    }
+
+    /// Writes `ops` as one atomic batch: after any crash, all of them or none are there.
+    pub fn write(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let compression = &self.inner.options.compression;
+        let records: Vec<_> = ops.iter().map(|op| record_of(op, compression)).collect();
+        for record in &records {
+            self.inner
+                .limits
+                .check(record)
+                .map_err(|e| Error::TooLarge(Arc::new(e)))?;
+        }
+        let mut encoded = Encoded::new();
+        if let [record] = &records[..] {
+            encoded.push(record);
+        } else {
+            encoded.push_atomic(&records);
+        }
+        let durability = options.durability.unwrap_or(self.inner.options.durability);
+        let unit = Unit {
+            encoded,
+            ops,
+            sync: durability == Durability::Sync,
+            submitted: Instant::now(),
+        };
+        self.inner.group.submit(unit, &|group| self.commit(group))
+    }
+
+    /// Writes, syncs and applies one group. Only the group's leader calls this.
+    fn commit(&self, group: &[Member]) -> Result<()> {
+        let mut guard = self.inner.log.lock();
+        let log = guard.as_mut().ok_or(Error::Closed)?;
+        let encoded = if let [only] = group {
+            &only.unit.encoded
+        } else {
+            log.joined.clear();
+            for member in group {
+                log.joined.extend(&member.unit.encoded);
+            }
+            &log.joined
+        };
+        let appended = log.wal.append_encoded(encoded);
+        let records = encoded.records() as u64;
+        let bytes = encoded.as_bytes().len() as u64;
+        let result = appended.and_then(|_| {
+            if group.iter().any(|m| m.unit.sync) {
+                log.wal.sync()?;
+                log.recorder.stats.fsyncs += 1;
+                log.recorder.stats.records_synced += records;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            let error = Error::from_append(e);
+            if let Error::Failed(cause) = &error {
+                log.recorder
+                    .stats
+                    .failed
+                    .get_or_insert_with(|| cause.to_string());
+            }
+            return Err(error);
+        }
+        let now = self.inner.options.clock.now_ms();
+        for member in group {
+            for op in &member.unit.ops {
+                self.inner.sink.apply(op.as_ref(), now);
+            }
+        }
+        let stats = &mut log.recorder.stats;
+        stats.groups += 1;
+        stats.records += records;
+        stats.bytes_written += bytes;
+        for member in group {
+            log.recorder.latency(member.unit.submitted.elapsed());
+        }
+        Ok(())
+    }
+
+    /// Makes every write so far durable.
+    pub fn sync(&self) -> Result<()> {
+        let mut guard = self.inner.log.lock();
+        let log = guard.as_mut().ok_or(Error::Closed)?;
+        log.wal.sync().map_err(Error::from_append)?;
+        log.recorder.stats.fsyncs += 1;
+        Ok(())
+    }
+
+    /// The commit path's figures.
+    pub fn stats(&self) -> CommitStats {
+        match &*self.inner.log.lock() {
+            Some(log) => log.recorder.snapshot(),
+            None => CommitStats::default(),
+        }
+    }
+
+    /// Where the next record goes in the log.
+    pub fn log_position(&self) -> Result<Position> {
+        let guard = self.inner.log.lock();
+        Ok(guard.as_ref().ok_or(Error::Closed)?.wal.current_position())
+    }
+
+    /// Syncs and closes the log, releasing the directory; later writes fail with
+    /// [`Error::Closed`]. Reads of the state still work.
+    pub fn close(&self) -> Result<()> {
+        let log = self.inner.log.lock().take().ok_or(Error::Closed)?;
+        log.wal.close().map_err(Error::from_append)
+    }
+}

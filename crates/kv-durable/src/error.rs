@@ -1,0 +1,47 @@
+//! The one error type of this crate.
+
+use std::sync::Arc;
+
+/// What `kv-durable` reports. Cloneable, because one failed group commit answers every
+/// writer in the group with the same error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Opening or recovering the log failed; the data on disk was not changed.
+    #[error("cannot open the store's log: {0}")]
+    Open(#[source] Arc<kv_wal::Error>),
+
+    /// The disk is full: this write was not made and changed nothing; earlier writes are
+    /// intact and later writes work again once there is space.
+    #[error("the disk is full; this write was not made and earlier writes are intact: {0}")]
+    StorageFull(#[source] Arc<kv_wal::Error>),
+
+    /// A write or fsync of the log failed, so the store refuses every write from now on:
+    /// whether the failed data reached the disk is unknown. Reopen the store to recover.
+    #[error("the store stopped accepting writes after a log failure; reopen it to recover: {0}")]
+    Failed(#[source] Arc<kv_wal::Error>),
+
+    /// A key or value over the configured limits; nothing was written.
+    #[error("{0}")]
+    TooLarge(#[source] Arc<kv_wal::Error>),
+
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Sorts a log error into what it means for the store.
+    pub(crate) fn from_append(e: kv_wal::Error) -> Self {
+        match e {
+            kv_wal::Error::StorageFull { .. } => Error::StorageFull(Arc::new(e)),
+            kv_wal::Error::KeyTooLarge { .. } | kv_wal::Error::ValueTooLarge { .. } => {
+                Error::TooLarge(Arc::new(e))
+            }
+            other => Error::Failed(Arc::new(other)),
+        }
+    }
+}

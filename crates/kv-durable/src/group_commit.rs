@@ -1,0 +1,149 @@
+//! Group commit: many writers, one write and at most one fsync per group.
+//!
+//! The protocol, leader/follower style:
+//!
+//! 1. A writer encodes its records on its own thread, then locks the queue. If no group is
+//!    being committed, it becomes the *leader*: it marks the queue as led and commits its own
+//!    unit at once. A lone writer therefore never waits for, or hands work to, another thread.
+//! 2. If a leader is busy, the writer queues its unit and waits on its own signal.
+//! 3. The leader commits its group (one append, one fsync if any unit asked for one, then the
+//!    operations applied to the state in log order), tells every follower in the group the
+//!    result, and looks at the queue: if writers queued meanwhile, the first of them becomes
+//!    the next leader and is handed all of them as its group; otherwise the queue is marked
+//!    unled.
+//!
+//! Ordering argument: exactly one thread leads at any time (the `leading` flag only passes
+//! from a leader to the waiter it hands its queue to, under the queue lock), and a leader
+//! finishes appending and applying before it passes leadership on. So groups reach the log
+//! in the order they reach the state, and the state never shows a write whose record is not
+//! yet in the log. A writer that queued while a group was being committed is in the next
+//! group, so no write waits for more than one group besides its own.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kv_core::Op;
+use kv_wal::Encoded;
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::Result;
+
+/// One writer's contribution to a group.
+#[derive(Debug)]
+pub(crate) struct Unit {
+    /// The records, encoded by the writer.
+    pub(crate) encoded: Encoded,
+    /// The operations to apply once the records are in the log.
+    pub(crate) ops: Vec<Op>,
+    /// Whether the writer waits for fdatasync.
+    pub(crate) sync: bool,
+    /// When the writer submitted it, for the latency histogram.
+    pub(crate) submitted: Instant,
+}
+
+/// A unit in a group, with the signal of the writer waiting for it (`None` for the leader's
+/// own unit).
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) unit: Unit,
+    signal: Option<Arc<Signal>>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Waiting,
+    Done(Result<()>),
+    Lead(Vec<Member>),
+}
+
+/// How a waiting writer learns its fate.
+#[derive(Debug)]
+struct Signal {
+    slot: Mutex<Slot>,
+    wake: Condvar,
+}
+
+impl Signal {
+    fn new() -> Arc<Self> {
+        Arc::new(Signal {
+            slot: Mutex::new(Slot::Waiting),
+            wake: Condvar::new(),
+        })
+    }
+
+    fn set(&self, slot: Slot) {
+        *self.slot.lock() = slot;
+        self.wake.notify_one();
+    }
+
+    fn wait(&self) -> Slot {
+        let mut slot = self.slot.lock();
+        while matches!(*slot, Slot::Waiting) {
+            self.wake.wait(&mut slot);
+        }
+        std::mem::replace(&mut *slot, Slot::Waiting)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Vec<Member>,
+    leading: bool,
+}
+
+/// The queue of writers and the leadership flag.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCommit {
+    queue: Mutex<Queue>,
+}
+
+impl GroupCommit {
+    /// Commits `unit` in some group; `commit` writes, syncs and applies one whole group and is
+    /// only ever called by one thread at a time. Returns the result of the unit's group.
+    pub(crate) fn submit(
+        &self,
+        unit: Unit,
+        commit: &dyn Fn(&[Member]) -> Result<()>,
+    ) -> Result<()> {
+        let mut queue = self.queue.lock();
+        if queue.leading {
+            let signal = Signal::new();
+            queue.waiting.push(Member {
+                unit,
+                signal: Some(Arc::clone(&signal)),
+            });
+            drop(queue);
+            return match signal.wait() {
+                Slot::Done(result) => result,
+                Slot::Lead(group) => self.lead(group, commit),
+                Slot::Waiting => unreachable!("wait returns only once the slot is set"),
+            };
+        }
+        queue.leading = true;
+        drop(queue);
+        self.lead(vec![Member { unit, signal: None }], commit)
+    }
+
+    /// Commits `group` (which holds this thread's own unit, without a signal), answers the
+    /// followers, and passes leadership on.
+    fn lead(&self, group: Vec<Member>, commit: &dyn Fn(&[Member]) -> Result<()>) -> Result<()> {
+        let result = commit(&group);
+        let mut own = None;
+        for member in group {
+            match member.signal {
+                Some(signal) => signal.set(Slot::Done(result.clone())),
+                None => own = Some(result.clone()),
+            }
+        }
+        let mut queue = self.queue.lock();
+        if queue.waiting.is_empty() {
+            queue.leading = false;
+        } else {
+            let mut next = std::mem::take(&mut queue.waiting);
+            drop(queue);
+            let leader = next[0].signal.take().expect("queued members have a signal");
+            leader.set(Slot::Lead(next));
+        }
+        own.expect("a group holds its leader's unit")
+    }
+}

@@ -1,0 +1,74 @@
+//! Figures of the commit path.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// What the commit path has done since the store was opened.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitStats {
+    /// Groups written (one append each).
+    pub groups: u64,
+    /// Records written.
+    pub records: u64,
+    /// Bytes written to the log.
+    pub bytes_written: u64,
+    /// fdatasyncs made for writes that asked for one (the background syncs of the batch
+    /// durability are not counted).
+    pub fsyncs: u64,
+    /// Records made durable by those fsyncs.
+    pub records_synced: u64,
+    /// Commit latency, from a writer's submit to its answer: median.
+    pub latency_p50: Duration,
+    /// Commit latency: 99th percentile.
+    pub latency_p99: Duration,
+    /// Commit latency: maximum.
+    pub latency_max: Duration,
+    /// Why the store stopped accepting writes, if it did.
+    pub failed: Option<String>,
+}
+
+impl CommitStats {
+    /// Records per fsync: how much group commit saves over one fsync per write.
+    pub fn records_per_fsync(&self) -> f64 {
+        if self.fsyncs == 0 {
+            0.0
+        } else {
+            self.records_synced as f64 / self.fsyncs as f64
+        }
+    }
+}
+
+/// Collects the figures; lives under the log's lock, so recording takes no lock of its own.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    pub(crate) stats: CommitStats,
+    latency_us: Histogram<u64>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            stats: CommitStats::default(),
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                .expect("valid histogram bounds"),
+        }
+    }
+}
+
+impl Recorder {
+    pub(crate) fn latency(&mut self, latency: Duration) {
+        self.latency_us
+            .saturating_record(latency.as_micros().clamp(1, u128::from(u64::MAX)) as u64);
+    }
+
+    pub(crate) fn snapshot(&self) -> CommitStats {
+        let us = |q: f64| Duration::from_micros(self.latency_us.value_at_quantile(q));
+        CommitStats {
+            latency_p50: us(0.5),
+            latency_p99: us(0.99),
+            latency_max: Duration::from_micros(self.latency_us.max()),
+            ..self.stats.clone()
+        }
+    }
+}

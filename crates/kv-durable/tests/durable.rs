@@ -1,0 +1,277 @@
+//! The durable store: writes, batches, TTL, durability modes, group commit, faults.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{contents, open, open_with, options};
+use kv_core::{ManualClock, Op};
+use kv_durable::{CompressionPolicy, Durability, Error, Options, WriteOptions};
+use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op as FsOp};
+use kv_wal::{Compression, WalConfig};
+
+#[test]
+fn reopening_replays_every_write_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = || WalConfig::new(dir.path()).max_segment_size(8 * 1024);
+    let (store, _) = open_with(wal(), options(Durability::None));
+    for i in 0..2000u32 {
+        store.put(format!("k{}", i % 300), format!("v{i}")).unwrap();
+        if i % 7 == 0 {
+            store.delete(format!("k{}", (i * 13) % 300)).unwrap();
+        }
+    }
+    let before = contents(&store);
+    drop(store);
+    let (store, report) = open_with(wal(), options(Durability::None));
+    assert_eq!(contents(&store), before);
+    assert_eq!(report.replayed, 2000 + 286);
+    assert!(report.recovery.segments_scanned > 1, "the log rotated");
+}
+
+#[test]
+fn concurrent_writers_end_in_the_state_the_log_replays_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), Durability::Sync);
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let store = store.clone();
+            s.spawn(move || {
+                for i in 0..200u32 {
+                    // Shared keys, so the order of the groups decides the final values.
+                    store
+                        .put(format!("shared-{}", i % 10), format!("{t}-{i}"))
+                        .unwrap();
+                    store.put(format!("own-{t}-{i}"), "x").unwrap();
+                }
+            });
+        }
+    });
+    let live = contents(&store);
+    let stats = store.stats();
+    assert_eq!(stats.records, 3200);
+    assert!(stats.records_per_fsync() >= 1.0);
+    drop(store);
+    let (reopened, _) = open(dir.path(), Durability::Sync);
+    assert_eq!(contents(&reopened), live);
+    assert_eq!(live.len(), 10 + 1600);
+}
+
+#[test]
+fn sync_writes_share_fsyncs_under_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), Durability::Sync);
+    std::thread::scope(|s| {
+        for t in 0..16 {
+            let store = store.clone();
+            s.spawn(move || {
+                for i in 0..100 {
+                    store.put(format!("{t}-{i}"), "v").unwrap();
+                }
+            });
+        }
+    });
+    let stats = store.stats();
+    assert_eq!(stats.records, 1600);
+    assert_eq!(
+        stats.records_synced, 1600,
+        "every Sync write was covered by an fsync"
+    );
+    assert!(
+        stats.fsyncs < 1600,
+        "group commit shared no fsync: {} fsyncs",
+        stats.fsyncs
+    );
+    assert!(stats.latency_p99 >= stats.latency_p50);
+}
+
+#[test]
+fn durability_modes_decide_the_fsyncs() {
+    for (durability, per_write, expect_fsyncs) in [
+        (Durability::Sync, None, true),
+        (Durability::None, None, false),
+        (Durability::Batch(Duration::from_millis(5)), None, false),
+        (Durability::None, Some(Durability::Sync), true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(dir.path(), durability);
+        let write = WriteOptions {
+            durability: per_write,
+        };
+        for i in 0..10 {
+            store
+                .write(vec![Op::put(format!("{i}"), "v")], write)
+                .unwrap();
+        }
+        assert_eq!(
+            store.stats().fsyncs == 10,
+            expect_fsyncs,
+            "{durability:?} {per_write:?}"
+        );
+    }
+}
+
+#[test]
+fn an_atomic_batch_larger_than_the_rest_of_a_segment_survives_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = || WalConfig::new(dir.path()).max_segment_size(4096);
+    let (store, _) = open_with(wal(), options(Durability::Sync));
+    store.put("first", vec![b'x'; 3000]).unwrap();
+    let batch: Vec<Op> = (0..40)
+        .map(|i| Op::put(format!("batch-{i}"), vec![b'b'; 200]))
+        .collect();
+    store.write(batch, WriteOptions::default()).unwrap();
+    store.close().unwrap();
+    let (store, report) = open_with(wal(), options(Durability::Sync));
+    assert_eq!(contents(&store).len(), 41);
+    assert_eq!(report.recovery.segments_scanned, 2);
+}
+
+#[test]
+fn a_crash_while_writing_a_batch_keeps_none_of_it() {
+    for keep in [1, 50, 400, 1000] {
+        let dir = tempfile::tempdir().unwrap();
+        let (fs, faults) = FaultyFileSystem::new();
+        let wal = WalConfig::new(dir.path()).file_system(Arc::new(fs));
+        let (store, _) = open_with(wal, options(Durability::Sync));
+        store.put("before", "1").unwrap();
+        faults.fail_once(FsOp::Write, 0, Fault::TornWrite { keep });
+        let batch: Vec<Op> = (0..20)
+            .map(|i| Op::put(format!("b{i}"), vec![b'v'; 60]))
+            .collect();
+        let err = store.write(batch, WriteOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::Failed(_)), "{err}");
+        assert!(
+            !contents(&store).contains_key(&b"b0"[..]),
+            "the state never shows it"
+        );
+        drop(store);
+        let (store, _) = open(dir.path(), Durability::Sync);
+        let keys: Vec<_> = contents(&store).into_keys().collect();
+        assert_eq!(keys, [b"before".to_vec()], "torn after {keep} bytes");
+    }
+}
+
+#[test]
+fn a_failed_fsync_stops_the_store_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let wal = WalConfig::new(dir.path()).file_system(Arc::new(fs));
+    let (store, _) = open_with(wal, options(Durability::Sync));
+    store.put("a", "1").unwrap();
+    faults.fail_once(FsOp::Sync, 0, Fault::Error(std::io::ErrorKind::Other));
+    let err = store.put("b", "2").unwrap_err();
+    assert!(matches!(err, Error::Failed(_)), "{err}");
+    assert!(err.to_string().contains("fdatasync"), "{err}");
+    let later = store.put("c", "3").unwrap_err();
+    assert!(matches!(later, Error::Failed(_)), "{later}");
+    assert!(store.stats().failed.is_some());
+    assert_eq!(contents(&store).len(), 1, "failed writes are not applied");
+    drop(store);
+    let (store, _) = open(dir.path(), Durability::Sync);
+    assert_eq!(contents(&store).get(&b"a"[..]).unwrap(), b"1");
+}
+
+#[test]
+fn a_full_disk_fails_the_write_involved_and_the_store_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let wal = WalConfig::new(dir.path()).file_system(Arc::new(fs));
+    let (store, _) = open_with(wal, options(Durability::Sync));
+    store.put("a", "1").unwrap();
+    faults.fail_once(FsOp::Write, 0, Fault::DiskFull);
+    let err = store.put("b", "2").unwrap_err();
+    assert!(matches!(err, Error::StorageFull(_)), "{err}");
+    store.put("c", "3").unwrap();
+    drop(store);
+    let (store, _) = open(dir.path(), Durability::Sync);
+    let keys: Vec<_> = contents(&store).into_keys().collect();
+    assert_eq!(keys, [b"a".to_vec(), b"c".to_vec()]);
+}
+
+#[test]
+fn ttl_deadlines_are_absolute_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000_000);
+    let opts = || Options {
+        clock: Arc::new(clock.clone()),
+        ..options(Durability::Sync)
+    };
+    let wal = || WalConfig::new(dir.path());
+    let (store, _) = open_with(wal(), opts());
+    store
+        .put_with_ttl("short", "v", Duration::from_secs(10))
+        .unwrap();
+    store
+        .put_with_ttl("long", "v", Duration::from_secs(100))
+        .unwrap();
+    store.put("forever", "v").unwrap();
+    clock.advance(10_000);
+    assert_eq!(contents(&store).len(), 2, "expired at its deadline");
+    store.close().unwrap();
+
+    clock.advance(50_000);
+    let (store, report) = open_with(wal(), opts());
+    assert_eq!(report.expired_dropped, 1);
+    assert_eq!(contents(&store).len(), 2);
+    drop(store);
+    clock.advance(50_000);
+    let (store, report) = open_with(wal(), opts());
+    assert_eq!(report.expired_dropped, 2);
+    assert_eq!(
+        contents(&store).into_keys().collect::<Vec<_>>(),
+        [b"forever".to_vec()]
+    );
+}
+
+#[test]
+fn oversized_writes_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), Durability::Sync);
+    let err = store.put(vec![b'k'; 70_000], "v").unwrap_err();
+    assert!(matches!(err, Error::TooLarge(_)), "{err}");
+    assert_eq!(store.stats().records, 0);
+}
+
+#[test]
+fn compressed_values_replay_to_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in [Compression::Lz4, Compression::Zstd] {
+        let opts = || Options {
+            compression: CompressionPolicy {
+                kind,
+                threshold: 64,
+            },
+            ..options(Durability::Sync)
+        };
+        let wal = || WalConfig::new(dir.path());
+        let (store, _) = open_with(wal(), opts());
+        let big = vec![b'z'; 10_000];
+        store.put(format!("{kind:?}"), big.clone()).unwrap();
+        store.close().unwrap();
+        let (store, report) = open_with(wal(), opts());
+        assert!(
+            report.recovery.bytes_scanned < 2_000,
+            "the value was compressed"
+        );
+        assert_eq!(
+            contents(&store)
+                .get(format!("{kind:?}").as_bytes())
+                .unwrap(),
+            &big
+        );
+        store.close().unwrap();
+        std::fs::remove_dir_all(dir.path()).unwrap();
+    }
+}
+
+#[test]
+fn closing_refuses_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path(), Durability::Sync);
+    store.close().unwrap();
+    assert!(matches!(store.put("k", "v"), Err(Error::Closed)));
+    let (reopened, _) = open(dir.path(), Durability::Sync);
+    reopened.put("k", "v").unwrap();
+}
