@@ -4,6 +4,8 @@
 //! Every figure is reported next to the limit it is bounded by, measured in the same run,
 //! because the machines are shared and absolute numbers drift.
 
+#![forbid(unsafe_code)]
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;

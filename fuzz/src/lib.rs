@@ -5,6 +5,8 @@
 //! `fuzz-smoke` binary, which runs on stable: every input of the checked-in corpus, then
 //! random mutations of it for a few seconds (`cargo xtask fuzz`).
 
+#![forbid(unsafe_code)]
+
 use kv_wal::{decode, Decoded, Position, RecoveryMode, Wal, WalConfig};
 
 /// A target: a name (its corpus folder) and the function.

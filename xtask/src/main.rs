@@ -7,6 +7,8 @@
 //!   mutated inputs (default 5), on the stable toolchain.
 //! - `cargo xtask bench [--quick]`: the criterion benchmarks; `--quick` runs each briefly.
 
+#![forbid(unsafe_code)]
+
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 

@@ -1,5 +1,7 @@
 //! The `kv` command-line tool. Not built yet: the store it drives comes first.
 
+#![forbid(unsafe_code)]
+
 fn main() {
     eprintln!(
         "kv: not yet: the shell arrives with the kv-store facade (see the issues); \

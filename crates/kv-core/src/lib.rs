@@ -25,6 +25,8 @@
 //! # Ok::<(), kv_core::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod clock;
 mod entry;
 mod error;

@@ -232,7 +232,16 @@ impl<S: Sink> Durable<S> {
             }
             return Err(error);
         }
-        let now = self.inner.options.clock.now_ms();
+        // Reading the clock costs as much as a small write: only TTL writes need it.
+        let ops = group.iter().flat_map(|member| &member.unit.ops);
+        let now = if ops
+            .clone()
+            .any(|op| matches!(op, Op::Put { expiry, .. } if *expiry != Expiry::Never))
+        {
+            self.inner.options.clock.now_ms()
+        } else {
+            0
+        };
         for member in group {
             for op in &member.unit.ops {
                 self.inner.sink.apply(op.as_ref(), now);

@@ -19,8 +19,9 @@
 //! yet in the log. A writer that queued while a group was being committed is in the next
 //! group, so no write waits for more than one group besides its own.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kv_core::Op;
 use kv_wal::Encoded;
@@ -56,11 +57,15 @@ enum Slot {
     Lead(Vec<Member>),
 }
 
+/// The longest a waiting writer spins before it sleeps.
+const MAX_SPIN: Duration = Duration::from_micros(50);
+
 /// How a waiting writer learns its fate.
 #[derive(Debug)]
 struct Signal {
     slot: Mutex<Slot>,
     wake: Condvar,
+    ready: AtomicBool,
 }
 
 impl Signal {
@@ -68,15 +73,35 @@ impl Signal {
         Arc::new(Signal {
             slot: Mutex::new(Slot::Waiting),
             wake: Condvar::new(),
+            ready: AtomicBool::new(false),
         })
     }
 
     fn set(&self, slot: Slot) {
         *self.slot.lock() = slot;
+        self.ready.store(true, Ordering::Release);
+        // Free when the waiter is still spinning: parking_lot only makes a system call when
+        // a thread is parked.
         self.wake.notify_one();
     }
 
-    fn wait(&self) -> Slot {
+    /// Waits for the slot to be set: spinning for up to `spin` first, since a group that
+    /// commits without an fsync is done in about the time a sleep and a wake-up take.
+    fn wait(&self, spin: Duration) -> Slot {
+        if !spin.is_zero() {
+            let started = Instant::now();
+            'spin: loop {
+                for _ in 0..64 {
+                    if self.ready.load(Ordering::Acquire) {
+                        break 'spin;
+                    }
+                    std::hint::spin_loop();
+                }
+                if started.elapsed() >= spin {
+                    break;
+                }
+            }
+        }
         let mut slot = self.slot.lock();
         while matches!(*slot, Slot::Waiting) {
             self.wake.wait(&mut slot);
@@ -95,6 +120,9 @@ struct Queue {
 #[derive(Debug, Default)]
 pub(crate) struct GroupCommit {
     queue: Mutex<Queue>,
+    /// How long recent groups took to commit, in nanoseconds (a moving average): followers
+    /// spin before sleeping only when groups are quick, not when they wait for an fsync.
+    recent_commit_ns: AtomicU64,
 }
 
 impl GroupCommit {
@@ -113,7 +141,15 @@ impl GroupCommit {
                 signal: Some(Arc::clone(&signal)),
             });
             drop(queue);
-            return match signal.wait() {
+            // Spin only while groups commit faster than a sleep and a wake-up take; groups that
+            // wait for an fsync leave the CPU to the threads doing work.
+            let recent = Duration::from_nanos(self.recent_commit_ns.load(Ordering::Relaxed));
+            let spin = if recent <= MAX_SPIN / 2 {
+                MAX_SPIN
+            } else {
+                Duration::ZERO
+            };
+            return match signal.wait(spin) {
                 Slot::Done(result) => result,
                 Slot::Lead(group) => self.lead(group, commit),
                 Slot::Waiting => unreachable!("wait returns only once the slot is set"),
@@ -127,14 +163,15 @@ impl GroupCommit {
     /// Commits `group` (which holds this thread's own unit, without a signal), answers the
     /// followers, and passes leadership on.
     fn lead(&self, group: Vec<Member>, commit: &dyn Fn(&[Member]) -> Result<()>) -> Result<()> {
+        let started = Instant::now();
         let result = commit(&group);
-        let mut own = None;
-        for member in group {
-            match member.signal {
-                Some(signal) => signal.set(Slot::Done(result.clone())),
-                None => own = Some(result.clone()),
-            }
-        }
+        let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        let average = self.recent_commit_ns.load(Ordering::Relaxed);
+        self.recent_commit_ns
+            .store(average - average / 8 + took / 8, Ordering::Relaxed);
+
+        // Pass leadership on first, so the next group's write starts while this one's
+        // writers are being woken.
         let mut queue = self.queue.lock();
         if queue.waiting.is_empty() {
             queue.leading = false;
@@ -143,6 +180,13 @@ impl GroupCommit {
             drop(queue);
             let leader = next[0].signal.take().expect("queued members have a signal");
             leader.set(Slot::Lead(next));
+        }
+        let mut own = None;
+        for member in group {
+            match member.signal {
+                Some(signal) => signal.set(Slot::Done(result.clone())),
+                None => own = Some(result.clone()),
+            }
         }
         own.expect("a group holds its leader's unit")
     }

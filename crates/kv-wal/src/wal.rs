@@ -8,13 +8,18 @@ use crate::config::{FsyncPolicy, Limits, WalConfig};
 use crate::encoded::Encoded;
 use crate::error::{Error, Result};
 use crate::flusher::SyncShared;
-use crate::fs::{OpenMode, WalFile};
+use crate::fs::{OpenMode, WalFile, WriteWindow};
 use crate::lock::DirLock;
 use crate::position::Position;
 use crate::reader::WalReader;
 use crate::record::{Record, RecordRef};
 use crate::recovery::{recover, RecoveryInfo};
 use crate::segment;
+
+/// How much of a segment one write window maps.
+const WINDOW_LEN: u64 = 8 << 20;
+/// Windows start on page boundaries.
+const PAGE: u64 = 4096;
 
 /// The segment appends go to.
 #[derive(Debug)]
@@ -26,6 +31,45 @@ struct Active {
     len: u64,
     /// The file's physical length; past `len` when space is preallocated.
     file_len: u64,
+    /// How much of the file this process has reserved blocks for with `allocate`: the only
+    /// part a write window may map.
+    reserved: u64,
+    /// The mapped part of the file that small appends are copied into.
+    window: Option<WriteWindow>,
+}
+
+impl Active {
+    /// Drops the write window; must come before anything that can shrink the file.
+    fn unmap(&mut self) {
+        self.window = None;
+    }
+
+    /// Copies `bytes` to `at` through a write window, mapping one if needed; `false` when
+    /// the bytes cannot go that way (no reserved space there, a large write, or a file layer
+    /// that does not map) and must be written with a system call.
+    fn write_through_window(&mut self, at: u64, bytes: &[u8]) -> bool {
+        if bytes.len() as u64 > WINDOW_LEN / 2 {
+            return false;
+        }
+        let covered = self
+            .window
+            .as_ref()
+            .is_some_and(|w| w.covers(at, bytes.len()));
+        if !covered {
+            self.window = None;
+            let start = at / PAGE * PAGE;
+            let end = (start + WINDOW_LEN).min(self.reserved);
+            if end < at + bytes.len() as u64 {
+                return false;
+            }
+            match self.file.map_window(start, (end - start) as usize) {
+                Ok(Some(window)) => self.window = Some(window),
+                Ok(None) | Err(_) => return false,
+            }
+        }
+        self.window.as_mut().expect("mapped above").write(at, bytes);
+        true
+    }
 }
 
 /// An open write-ahead log. Appends go to the newest segment; the log owns its directory
@@ -75,12 +119,24 @@ impl Wal {
         } else {
             let (info, tail) = recover(&config, &ids, from, &mut visit)?;
             let path = dir.join(segment::file_name(tail.id));
+            // Space past the data is mapped only once this process has reserved it: a zero
+            // tail left by another writer may be a hole without blocks.
+            let reserved = if config.preallocate
+                && tail.file_len > tail.len
+                && tail.file.allocate(tail.file_len).is_ok()
+            {
+                tail.file_len
+            } else {
+                0
+            };
             let active = Active {
                 id: tail.id,
                 path,
                 file: tail.file,
                 len: tail.len,
                 file_len: tail.file_len,
+                reserved,
+                window: None,
             };
             (info, active)
         };
@@ -186,8 +242,11 @@ impl Wal {
         }
         self.reserve(len);
         let position = Position::new(self.active.id, self.active.len);
-        if let Err(e) = self.active.file.write_all_at(bytes, self.active.len) {
-            return Err(self.undo_failed_write(e));
+        let at = self.active.len;
+        if !self.active.write_through_window(at, bytes) {
+            if let Err(e) = self.active.file.write_all_at(bytes, at) {
+                return Err(self.undo_failed_write(e));
+            }
         }
         self.active.len += len;
         self.active.file_len = self.active.file_len.max(self.active.len);
@@ -208,6 +267,7 @@ impl Wal {
         let target = self.config.max_segment_size.max(self.active.len + len);
         if self.active.file.allocate(target).is_ok() {
             self.active.file_len = target;
+            self.active.reserved = target;
         }
     }
 
@@ -215,6 +275,7 @@ impl Wal {
     /// starts on a clean tail. A full disk is an error for this write only; anything else, or
     /// a failed cut, stops the log.
     fn undo_failed_write(&mut self, error: std::io::Error) -> Error {
+        self.active.unmap();
         let cut = self.active.file.set_len(self.active.len);
         // ENOSPC, or EDQUOT: a quota is as full as a disk.
         let full = matches!(error.raw_os_error(), Some(28 | 122))
@@ -225,6 +286,7 @@ impl Wal {
         match cut {
             Ok(()) => {
                 self.active.file_len = self.active.len;
+                self.active.reserved = self.active.reserved.min(self.active.len);
                 if full {
                     return Error::StorageFull {
                         path: self.active.path.clone(),
@@ -300,6 +362,7 @@ impl Wal {
     /// cleanly closed nori-wal segment.
     fn finish_active(&mut self) -> Result<()> {
         let active = &mut self.active;
+        active.unmap();
         if active.file_len > active.len {
             if let Err(e) = active.file.set_len(active.len) {
                 let cause = self.shared.set_poison(format!(
@@ -309,6 +372,7 @@ impl Wal {
                 return Err(Error::Poisoned { cause });
             }
             active.file_len = active.len;
+            active.reserved = active.reserved.min(active.len);
         }
         // Synced under every policy, Os included: the next segment's name is made durable
         // right after, and a newest segment must never sit beside a torn older one (once per
@@ -376,12 +440,14 @@ impl Wal {
             return Err(Error::Poisoned { cause });
         }
         let active = &mut self.active;
+        active.unmap();
         if active.file_len > active.len {
             active
                 .file
                 .set_len(active.len)
                 .map_err(|e| Error::io("cut the preallocated tail of", &active.path, e))?;
             active.file_len = active.len;
+            active.reserved = active.reserved.min(active.len);
         }
         self.sync_active()
     }
@@ -405,6 +471,7 @@ fn create_segment(config: &WalConfig, id: u64) -> Result<Active> {
     if config.preallocate && file.allocate(config.max_segment_size).is_ok() {
         file_len = config.max_segment_size;
     }
+    let reserved = file_len;
     if let Err(e) = fs.sync_dir(&config.dir) {
         // Leave no half-made segment behind: it would block the next rotation, and on reopen
         // it would pass for the newest segment.
@@ -418,5 +485,7 @@ fn create_segment(config: &WalConfig, id: u64) -> Result<Active> {
         file,
         len: 0,
         file_len,
+        reserved,
+        window: None,
     })
 }

@@ -6,6 +6,9 @@
 
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+mod window;
+
+pub use window::WriteWindow;
 
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
@@ -28,6 +31,12 @@ pub trait WalFile: Send + Sync + Debug {
     fn size(&self) -> io::Result<u64>;
     /// Reserves disk blocks up to `len` bytes without changing what reads return.
     fn allocate(&self, len: u64) -> io::Result<()>;
+    /// Maps `[offset, offset + len)`, which `allocate` reserved, for appends by memory copy;
+    /// `Ok(None)` where the layer cannot (the log then writes with `write_all_at`).
+    fn map_window(&self, offset: u64, len: usize) -> io::Result<Option<WriteWindow>> {
+        let _ = (offset, len);
+        Ok(None)
+    }
 }
 
 /// How [`FileSystem::open`] opens a file.
@@ -100,6 +109,10 @@ impl WalFile for StdFile {
         // recovery knows is free space.
         rustix::fs::fallocate(&self.file, rustix::fs::FallocateFlags::empty(), 0, len)
             .map_err(io::Error::from)
+    }
+
+    fn map_window(&self, offset: u64, len: usize) -> io::Result<Option<WriteWindow>> {
+        WriteWindow::map(&self.file, offset, len).map(Some)
     }
 }
 
