@@ -19,7 +19,7 @@
 //! yet in the log. A writer that queued while a group was being committed is in the next
 //! group, so no write waits for more than one group besides its own.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,12 +53,29 @@ pub(crate) struct Member {
 #[derive(Debug)]
 enum Slot {
     Waiting,
-    Done(Result<()>),
+    /// The group is committed with this result; the woken writer passes it on to `others`.
+    Done(Result<()>, Vec<Arc<Signal>>),
     Lead(Vec<Member>),
+}
+
+/// Answers writers `signals` with `result`, as a tree: this thread wakes at most two, and each
+/// woken writer wakes at most two of the rest. A leader that woke sixty followers one by one
+/// spent more time in wake-up system calls than in its fsync.
+fn answer(result: &Result<()>, mut signals: Vec<Arc<Signal>>) {
+    let second_half = signals.split_off(signals.len() / 2);
+    for mut half in [signals, second_half] {
+        if half.is_empty() {
+            continue;
+        }
+        let root = half.remove(0);
+        root.set(Slot::Done(result.clone(), half));
+    }
 }
 
 /// The longest a waiting writer spins before it sleeps.
 const MAX_SPIN: Duration = Duration::from_micros(50);
+/// The longest a leader waits for more writers before a group that will fsync.
+const MAX_LINGER: Duration = Duration::from_micros(50);
 
 /// How a waiting writer learns its fate.
 #[derive(Debug)]
@@ -123,6 +140,8 @@ pub(crate) struct GroupCommit {
     /// How long recent groups took to commit, in nanoseconds (a moving average): followers
     /// spin before sleeping only when groups are quick, not when they wait for an fsync.
     recent_commit_ns: AtomicU64,
+    /// How many writers the last group held.
+    last_group: AtomicUsize,
 }
 
 impl GroupCommit {
@@ -150,7 +169,10 @@ impl GroupCommit {
                 Duration::ZERO
             };
             return match signal.wait(spin) {
-                Slot::Done(result) => result,
+                Slot::Done(result, others) => {
+                    answer(&result, others);
+                    result
+                }
                 Slot::Lead(group) => self.lead(group, commit),
                 Slot::Waiting => unreachable!("wait returns only once the slot is set"),
             };
@@ -162,7 +184,11 @@ impl GroupCommit {
 
     /// Commits `group` (which holds this thread's own unit, without a signal), answers the
     /// followers, and passes leadership on.
-    fn lead(&self, group: Vec<Member>, commit: &dyn Fn(&[Member]) -> Result<()>) -> Result<()> {
+    fn lead(&self, mut group: Vec<Member>, commit: &dyn Fn(&[Member]) -> Result<()>) -> Result<()> {
+        if group.iter().any(|member| member.unit.sync) {
+            self.linger(&mut group);
+        }
+        self.last_group.store(group.len(), Ordering::Relaxed);
         let started = Instant::now();
         let result = commit(&group);
         let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
@@ -170,8 +196,12 @@ impl GroupCommit {
         self.recent_commit_ns
             .store(average - average / 8 + took / 8, Ordering::Relaxed);
 
-        // Pass leadership on first, so the next group's write starts while this one's
-        // writers are being woken.
+        // Answer this group's writers before passing leadership on: the ones woken meanwhile
+        // queue again in time to join the next group, and bigger groups mean fewer fsyncs
+        // (measured: handing over first shrank W1's groups by half and its throughput by a
+        // quarter).
+        let followers: Vec<Arc<Signal>> = group.into_iter().filter_map(|m| m.signal).collect();
+        answer(&result, followers);
         let mut queue = self.queue.lock();
         if queue.waiting.is_empty() {
             queue.leading = false;
@@ -181,13 +211,32 @@ impl GroupCommit {
             let leader = next[0].signal.take().expect("queued members have a signal");
             leader.set(Slot::Lead(next));
         }
-        let mut own = None;
-        for member in group {
-            match member.signal {
-                Some(signal) => signal.set(Slot::Done(result.clone())),
-                None => own = Some(result.clone()),
-            }
+        result
+    }
+
+    /// Before a group that will wait for an fsync, gives the writers of the previous group
+    /// (being woken just now) a moment to queue again and share this fsync, instead of
+    /// waiting for the next one. Without it, writers split into two halves that take turns,
+    /// and each fsync carries half of them (measured with 8 writers: 4.4 records per fsync).
+    /// The wait is bounded by a quarter of a recent commit and by `MAX_LINGER`, and skipped
+    /// when the last group was a lone writer.
+    fn linger(&self, group: &mut Vec<Member>) {
+        let previous = self.last_group.load(Ordering::Relaxed);
+        if previous <= 1 {
+            return;
         }
-        own.expect("a group holds its leader's unit")
+        let target = group.len() + previous;
+        let recent = Duration::from_nanos(self.recent_commit_ns.load(Ordering::Relaxed));
+        let deadline = Instant::now() + (recent / 4).min(MAX_LINGER);
+        loop {
+            {
+                let mut queue = self.queue.lock();
+                if group.len() + queue.waiting.len() >= target || Instant::now() >= deadline {
+                    group.append(&mut queue.waiting);
+                    return;
+                }
+            }
+            std::thread::yield_now();
+        }
     }
 }

@@ -243,7 +243,8 @@ impl Wal {
         self.reserve(len);
         let position = Position::new(self.active.id, self.active.len);
         let at = self.active.len;
-        if !self.active.write_through_window(at, bytes) {
+        let windowed = self.config.write_window && self.config.fsync_policy != FsyncPolicy::Always;
+        if !(windowed && self.active.write_through_window(at, bytes)) {
             if let Err(e) = self.active.file.write_all_at(bytes, at) {
                 return Err(self.undo_failed_write(e));
             }
