@@ -55,11 +55,9 @@ fn crash_child() {
     }
 }
 
-/// Runs the child on `dir` until it has acknowledged `kill_after` units more, kills it with
-/// SIGKILL, and returns the last unit it acknowledged.
-fn run_and_kill(dir: &Path, policy: &str, preallocate: bool, kill_after: u64) -> Option<u64> {
-    let mode = if preallocate { "prealloc" } else { "plain" };
-    let mut child: Child = Command::new(std::env::current_exe().unwrap())
+/// Starts the child on `dir` with stdout piped.
+fn spawn_child(dir: &Path, policy: &str, mode: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "crash_child",
@@ -71,7 +69,14 @@ fn run_and_kill(dir: &Path, policy: &str, preallocate: bool, kill_after: u64) ->
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs the child on `dir` until it has acknowledged `kill_after` units more, kills it with
+/// SIGKILL, and returns the last unit it acknowledged.
+fn run_and_kill(dir: &Path, policy: &str, preallocate: bool, kill_after: u64) -> Option<u64> {
+    let mode = if preallocate { "prealloc" } else { "plain" };
+    let mut child = spawn_child(dir, policy, mode);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut acked = None;
     let mut seen = 0;
@@ -159,19 +164,7 @@ fn preallocated_log_survives_crash_reopen_append_crash() {
 #[test]
 fn a_directory_open_in_another_process_is_refused_until_that_process_dies() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child: Child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, format!("{}|os|plain", dir.path().display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_child(dir.path(), "os", "plain");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert!(
         lines.any(|l| l.unwrap().starts_with("ack ")),
