@@ -170,26 +170,18 @@ fn settle(
     damage: Damage,
     info: &mut RecoveryInfo,
 ) -> Result<Settled> {
-    let (offset, kind) = match damage.fault() {
-        None => {
-            let Damage::FreeSpace { end } = damage else {
-                unreachable!()
-            };
-            return Ok(Settled::EndsAt(end));
-        }
-        Some(fault) => fault,
-    };
-    let refuse = Error::Corrupt {
+    let refuse = |offset, kind| Error::Corrupt {
         segment,
         offset,
         kind,
     };
     match damage {
-        Damage::FreeSpace { .. } => unreachable!(),
+        Damage::FreeSpace { end } => Ok(Settled::EndsAt(end)),
         Damage::Tail {
             unit_start,
+            damage: offset,
+            kind,
             data_end,
-            ..
         } => {
             let acceptable = match mode {
                 RecoveryMode::Strict => false,
@@ -197,7 +189,7 @@ fn settle(
                 RecoveryMode::Salvage => true,
             };
             if !acceptable {
-                return Err(refuse);
+                return Err(refuse(offset, kind));
             }
             let bytes = data_end - unit_start;
             let action = if is_last {
@@ -216,10 +208,13 @@ fn settle(
             Ok(Settled::EndsAt(unit_start))
         }
         Damage::Middle {
-            unit_start, resume, ..
+            unit_start,
+            damage: offset,
+            kind,
+            resume,
         } => {
             let Some(resume) = resume.filter(|_| mode == RecoveryMode::Salvage) else {
-                return Err(refuse);
+                return Err(refuse(offset, kind));
             };
             info.corruptions.push(Corruption {
                 segment,

@@ -180,10 +180,22 @@ impl Wal {
 
     /// Appends one record; returns where it starts.
     pub fn append(&mut self, record: &Record) -> Result<Position> {
-        self.config.limits.check(record)?;
+        self.append_checked(std::slice::from_ref(record), |scratch| scratch.push(record))
+    }
+
+    /// Checks `records` against the limits, encodes them into the reused scratch buffer with
+    /// `encode`, and appends that buffer.
+    fn append_checked(
+        &mut self,
+        records: &[Record],
+        encode: impl FnOnce(&mut Encoded),
+    ) -> Result<Position> {
+        for record in records {
+            self.config.limits.check(record)?;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        scratch.push(record);
+        encode(&mut scratch);
         let result = self.append_encoded(&scratch);
         self.scratch = scratch;
         result
@@ -193,19 +205,13 @@ impl Wal {
     /// any prefix of them may survive; use [`append_atomic`](Self::append_atomic) for
     /// all-or-nothing.
     pub fn append_batch(&mut self, records: &[Record]) -> Result<Vec<Position>> {
-        for record in records {
-            self.config.limits.check(record)?;
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
         let mut offsets = Vec::with_capacity(records.len());
-        for record in records {
-            offsets.push(scratch.as_bytes().len() as u64);
-            scratch.push(record);
-        }
-        let result = self.append_encoded(&scratch);
-        self.scratch = scratch;
-        let start = result?;
+        let start = self.append_checked(records, |scratch| {
+            for record in records {
+                offsets.push(scratch.as_bytes().len() as u64);
+                scratch.push(record);
+            }
+        })?;
         Ok(offsets
             .into_iter()
             .map(|o| Position::new(start.segment, start.offset + o))
@@ -215,15 +221,7 @@ impl Wal {
     /// Appends records that recovery keeps all or none of, whatever the crash; returns where
     /// the first starts.
     pub fn append_atomic(&mut self, records: &[Record]) -> Result<Position> {
-        for record in records {
-            self.config.limits.check(record)?;
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        scratch.push_atomic(records);
-        let result = self.append_encoded(&scratch);
-        self.scratch = scratch;
-        result
+        self.append_checked(records, |scratch| scratch.push_atomic(records))
     }
 
     /// Appends records encoded ahead of time, with one write system call, never split across

@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
-use kv_core::{Clock, IndexKind, State};
+use kv_core::{IndexKind, State};
 use kv_durable::{Durability, Durable, OpenReport, Options};
 use kv_wal::{Position, WalConfig};
 use parking_lot::RwLock;
@@ -40,12 +39,4 @@ pub fn contents(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .filter(|e| !e.is_expired(now))
         .map(|e| (e.key().to_vec(), e.value().to_vec()))
         .collect()
-}
-
-pub fn clock(c: &impl Clock) -> u64 {
-    c.now_ms()
-}
-
-pub fn shared<T>(t: T) -> Arc<T> {
-    Arc::new(t)
 }
