@@ -116,6 +116,49 @@ impl Index {
         }
     }
 
+    /// Some entry chosen by `seed`, cheaply: the first filled bucket at or after a bucket the
+    /// seed picks (hash index), or the first key at or after the seed's bytes (ordered index,
+    /// wrapping to the first key). Uniform enough for sampled eviction, not a fair draw.
+    pub(crate) fn sample(&self, seed: u64) -> Option<&Entry> {
+        match self {
+            Index::Hash { table, .. } => {
+                let buckets = table.num_buckets();
+                if table.is_empty() || buckets == 0 {
+                    return None;
+                }
+                let start = (seed as usize) % buckets;
+                (0..buckets).find_map(|i| table.get_bucket((start + i) % buckets))
+            }
+            Index::Ordered(set) => {
+                // A probe key between the first and last keys: their common prefix, then
+                // random bytes from the range of byte values their tails use.
+                let (first, last) = (set.first()?, set.last()?);
+                let (lo_key, hi_key) = (first.key(), last.key());
+                let common = lo_key
+                    .iter()
+                    .zip(hi_key)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let tails = lo_key[common..].iter().chain(&hi_key[common..]);
+                let lo = u64::from(tails.clone().copied().min().unwrap_or(0));
+                let span = u64::from(tails.copied().max().unwrap_or(u8::MAX)) - lo + 1;
+                let mut probe = lo_key[..common].to_vec();
+                let mut bits = seed;
+                for _ in common..lo_key.len().max(hi_key.len()) {
+                    // splitmix64 step: fresh bits for each byte of the probe.
+                    bits = bits.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                    let mut z = bits;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                    probe.push((lo + (z ^ (z >> 31)) % span) as u8);
+                }
+                set.range::<[u8], _>((Bound::Included(&probe[..]), Bound::Unbounded))
+                    .next()
+                    .or(Some(first))
+            }
+        }
+    }
+
     /// Keeps only the entries `keep` says yes to.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
         match self {

@@ -131,6 +131,12 @@ impl State {
         key_len + value_len + 2 + ALLOCATION_OVERHEAD + slot_overhead(self.index.kind())
     }
 
+    /// Some entry, expired or not, chosen by `seed` (a random number): what sampled eviction
+    /// looks at. Cheap, and roughly uniform over the entries; `None` when the state is empty.
+    pub fn sample(&self, seed: u64) -> Option<&Entry> {
+        self.index.sample(seed)
+    }
+
     /// Removes every entry expired at `now`; returns how many.
     pub fn sweep_expired(&mut self, now: u64) -> usize {
         let mut removed = 0;
@@ -244,6 +250,22 @@ mod tests {
         state.apply(put(b"t", b"old"), 0);
         assert_eq!(state.apply(ttl, 200), Change::Expired);
         assert!(state.get_even_expired(b"t").is_none());
+    }
+
+    #[test]
+    fn samples_reach_many_entries_and_none_when_empty() {
+        for kind in [IndexKind::Hash, IndexKind::Ordered] {
+            let mut state = State::new(kind);
+            assert!(state.sample(7).is_none());
+            for i in 0..1000u64 {
+                state.apply(put(format!("user:{i:04}").as_bytes(), b"v"), 0);
+            }
+            let seen: std::collections::HashSet<Vec<u8>> = (0..200u64)
+                .map(|i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .map(|seed| state.sample(seed).unwrap().key().to_vec())
+                .collect();
+            assert!(seen.len() > 50, "{kind:?} sampled only {} keys", seen.len());
+        }
     }
 
     #[test]

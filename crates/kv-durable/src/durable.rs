@@ -246,8 +246,11 @@ impl<S: Sink> Durable<S> {
             0
         };
         for member in group {
-            for op in &member.unit.ops {
-                self.inner.sink.apply(op.as_ref(), now);
+            match &member.unit.ops[..] {
+                [op] => {
+                    self.inner.sink.apply(op.as_ref(), now);
+                }
+                batch => self.inner.sink.apply_batch(batch, now),
             }
         }
         let stats = &mut log.recorder.stats;
@@ -281,6 +284,20 @@ impl<S: Sink> Durable<S> {
     pub fn log_position(&self) -> Result<Position> {
         let guard = self.inner.log.lock();
         Ok(guard.as_ref().ok_or(Error::Closed)?.wal.current_position())
+    }
+
+    /// How many segments the log spans and about how many bytes of records they hold
+    /// (every segment but the last counted as full: an upper bound).
+    pub fn log_extent(&self) -> Result<(u64, u64)> {
+        let guard = self.inner.log.lock();
+        let wal = &guard.as_ref().ok_or(Error::Closed)?.wal;
+        let segments = wal.segments();
+        let position = wal.current_position();
+        let full = segments.end() - segments.start();
+        Ok((
+            full + 1,
+            full * wal.config().max_segment_size + position.offset,
+        ))
     }
 
     /// Syncs and closes the log, releasing the directory; later writes fail with

@@ -1,0 +1,317 @@
+//! The state split into shards by key hash, each behind its own lock.
+
+use std::hash::BuildHasher;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use crossbeam_utils::CachePadded;
+use hashbrown::DefaultHashBuilder;
+use kv_core::{Change, Entry, IndexKind, Op, OpRef, State};
+use kv_durable::Sink;
+use parking_lot::{RwLock, RwLockWriteGuard};
+
+use crate::scan::Scan;
+
+/// One shard: its state, and its size published for lock-free totals.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    pub(crate) state: RwLock<State>,
+    /// `state.len()` as of the last change.
+    len: AtomicUsize,
+    /// `state.memory_used()` as of the last change.
+    memory: AtomicUsize,
+}
+
+impl Shard {
+    fn new(kind: IndexKind) -> Self {
+        Shard {
+            state: RwLock::new(State::new(kind)),
+            len: AtomicUsize::new(0),
+            memory: AtomicUsize::new(0),
+        }
+    }
+
+    /// Publishes the sizes of `state` (this shard's, write-locked by the caller).
+    fn publish(&self, state: &State) {
+        self.len.store(state.len(), Ordering::Relaxed);
+        self.memory.store(state.memory_used(), Ordering::Relaxed);
+    }
+}
+
+/// The key-value state split into shards by key hash, each a [`State`] behind a
+/// `parking_lot` read-write lock.
+///
+/// Readers of different shards never touch the same lock, and a reader holds its shard only
+/// for the lookup, never while a write waits for the disk (the durable layer applies a write
+/// after its record is in the log). Totals (`len`, `memory_used`) are read from per-shard
+/// counters without locking.
+#[derive(Debug)]
+pub struct Sharded {
+    shards: Box<[CachePadded<Shard>]>,
+    hasher: DefaultHashBuilder,
+    kind: IndexKind,
+}
+
+/// The default shard count: sixteen per core, a power of two between 16 and 1024. More
+/// shards than readers keeps two readers off the same lock word most of the time.
+pub fn default_shard_count() -> usize {
+    let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+    (cores * 16).next_power_of_two().clamp(16, 1024)
+}
+
+impl Sharded {
+    /// An empty state of `shards` shards (rounded up to a power of two, at least one).
+    pub fn new(kind: IndexKind, shards: usize) -> Self {
+        let count = shards.max(1).next_power_of_two();
+        Sharded {
+            shards: (0..count)
+                .map(|_| CachePadded::new(Shard::new(kind)))
+                .collect(),
+            hasher: DefaultHashBuilder::default(),
+            kind,
+        }
+    }
+
+    /// The index every shard keeps.
+    pub fn index_kind(&self) -> IndexKind {
+        self.kind
+    }
+
+    /// How many shards there are.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard that holds `key`.
+    #[inline]
+    fn shard_of(&self, key: &[u8]) -> usize {
+        // The high bits: each shard's own table indexes by the low bits of a differently
+        // seeded hash, so the two choices stay independent.
+        let hash = self.hasher.hash_one(key);
+        (hash >> 40) as usize & (self.shards.len() - 1)
+    }
+
+    pub(crate) fn shard(&self, index: usize) -> &Shard {
+        &self.shards[index]
+    }
+
+    /// Calls `f` with the entry of `key` if it is live at `now`, under the shard's read lock.
+    #[inline]
+    pub fn with_entry<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+        let state = self.shards[self.shard_of(key)].state.read();
+        state.get(key, now).map(f)
+    }
+
+    /// The value of `key`, copied out, if it is live at `now`.
+    #[inline]
+    pub fn get(&self, key: &[u8], now: u64) -> Option<Bytes> {
+        self.with_entry(key, now, |e| Bytes::copy_from_slice(e.value()))
+    }
+
+    /// Whether `key` is live at `now`.
+    pub fn contains_key(&self, key: &[u8], now: u64) -> bool {
+        self.with_entry(key, now, |_| ()).is_some()
+    }
+
+    /// Entries held, counting expired entries not yet swept. Lock-free; a write in progress
+    /// may or may not be counted.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.len.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries live at `now`: a full count, one shard at a time.
+    pub fn live_len(&self, now: u64) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.state.read().live_len(now))
+            .sum()
+    }
+
+    /// Memory held, as [`State::memory_used`] accounts it, summed over the shards. Lock-free.
+    pub fn memory_used(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.memory.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// What one more entry of these sizes adds to [`memory_used`](Self::memory_used).
+    pub fn memory_for(&self, key_len: usize, value_len: usize) -> usize {
+        self.shards[0].state.read().memory_for(key_len, value_len)
+    }
+
+    /// The memory the entry of `key` takes now (0 when absent), expired or not.
+    pub fn memory_of(&self, key: &[u8]) -> usize {
+        let state = self.shards[self.shard_of(key)].state.read();
+        state
+            .get_even_expired(key)
+            .map_or(0, |e| state.memory_for(e.key().len(), e.value().len()))
+    }
+
+    /// Removes entries expired at `now`, one shard at a time; returns how many.
+    pub fn sweep_expired(&self, now: u64) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut state = shard.state.write();
+                let removed = state.sweep_expired(now);
+                shard.publish(&state);
+                removed
+            })
+            .sum()
+    }
+
+    /// The key of some entry (expired or not) chosen by `seed`, a random number; `None` when
+    /// every shard it tried was empty. What sampled eviction draws from.
+    pub fn sample(&self, seed: u64) -> Option<Entry> {
+        let count = self.shards.len();
+        let first = seed as usize & (count - 1);
+        (0..count).find_map(|i| {
+            let state = self.shards[(first + i) & (count - 1)].state.read();
+            state.sample(seed >> 10).cloned()
+        })
+    }
+
+    /// Live entries with keys in the range at `now`, in key order, merged from the shards as
+    /// the iterator advances. Needs the ordered index.
+    ///
+    /// Each shard is read a few entries at a time under its own short lock, so a long scan
+    /// never blocks writers; it is not a snapshot: a write made while it runs may or may not
+    /// be seen, and a batch spanning shards may be seen in part.
+    pub fn range(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        now: u64,
+    ) -> Result<Scan<'_>, kv_core::Error> {
+        if self.kind != IndexKind::Ordered {
+            return Err(kv_core::Error::NotOrdered);
+        }
+        Ok(Scan::new(self, start, end, now))
+    }
+
+    /// Live entries whose keys start with `prefix`, in key order. Needs the ordered index.
+    pub fn scan_prefix(
+        &self,
+        prefix: &[u8],
+        now: u64,
+    ) -> Result<impl Iterator<Item = (Bytes, Bytes)> + '_, kv_core::Error> {
+        let prefix = Bytes::copy_from_slice(prefix);
+        let scan = self.range(Bound::Included(&prefix), Bound::Unbounded, now)?;
+        Ok(scan.take_while(move |(key, _)| key.starts_with(&prefix)))
+    }
+
+    /// Calls `f` with every live entry at `now`, shard by shard under each shard's read lock,
+    /// in no particular order. What compaction and export walk.
+    pub fn for_each(&self, now: u64, mut f: impl FnMut(&Entry)) {
+        for shard in self.shards.iter() {
+            let state = shard.state.read();
+            state.iter().filter(|e| !e.is_expired(now)).for_each(&mut f);
+        }
+    }
+
+    /// The keys live at `now`, copied shard by shard: key order for an ordered index.
+    pub fn keys(&self, now: u64) -> Vec<Bytes> {
+        match self.kind {
+            IndexKind::Ordered => Scan::new(self, Bound::Unbounded, Bound::Unbounded, now)
+                .map(|(key, _)| key)
+                .collect(),
+            IndexKind::Hash => {
+                let mut keys = Vec::with_capacity(self.len());
+                self.for_each(now, |e| keys.push(Bytes::copy_from_slice(e.key())));
+                keys
+            }
+        }
+    }
+}
+
+impl Sink for Sharded {
+    #[inline]
+    fn apply(&self, op: OpRef<'_>, now: u64) -> Change {
+        let shard = &self.shards[self.shard_of(op.key())];
+        let mut state = shard.state.write();
+        let change = state.apply(op, now);
+        shard.publish(&state);
+        change
+    }
+
+    /// Locks every shard the batch touches (in shard order, so two batches cannot deadlock),
+    /// applies, then unlocks: a point reader sees all of the batch or none of it.
+    fn apply_batch(&self, ops: &[Op], now: u64) {
+        let mut touched: Vec<usize> = ops.iter().map(|op| self.shard_of(op.key())).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut guards: Vec<(usize, RwLockWriteGuard<'_, State>)> = touched
+            .iter()
+            .map(|&i| (i, self.shards[i].state.write()))
+            .collect();
+        for op in ops {
+            let shard = self.shard_of(op.key());
+            let at = guards
+                .binary_search_by_key(&shard, |(i, _)| *i)
+                .expect("every touched shard is locked");
+            guards[at].1.apply(op.as_ref(), now);
+        }
+        for (i, state) in &guards {
+            self.shards[*i].publish(state);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kv_core::Expiry;
+
+    #[test]
+    fn point_operations_totals_and_sweep() {
+        let state = Sharded::new(IndexKind::Hash, 8);
+        assert_eq!(state.shard_count(), 8);
+        for i in 0..1000u32 {
+            state.apply(
+                OpRef::Put {
+                    key: &i.to_be_bytes(),
+                    value: b"value",
+                    expiry: if i % 10 == 0 {
+                        Expiry::AtUnixMillis(500)
+                    } else {
+                        Expiry::Never
+                    },
+                },
+                0,
+            );
+        }
+        assert_eq!(state.len(), 1000);
+        assert_eq!(state.get(&7u32.to_be_bytes(), 0).unwrap(), "value");
+        assert!(state.contains_key(&10u32.to_be_bytes(), 499));
+        assert!(!state.contains_key(&10u32.to_be_bytes(), 500));
+        assert_eq!(state.live_len(500), 900);
+        let before = state.memory_used();
+        assert_eq!(state.sweep_expired(500), 100);
+        assert_eq!(state.len(), 900);
+        assert!(state.memory_used() < before);
+        assert!(state.sample(12345).is_some());
+        assert_eq!(state.keys(0).len(), 900);
+    }
+
+    #[test]
+    fn a_batch_is_applied_whole_across_shards() {
+        let state = Sharded::new(IndexKind::Ordered, 4);
+        let ops: Vec<Op> = (0..50u32).map(|i| Op::put(i.to_string(), "x")).collect();
+        state.apply_batch(&ops, 0);
+        assert_eq!(state.len(), 50);
+        let deletes: Vec<Op> = (0..50u32).map(|i| Op::delete(i.to_string())).collect();
+        state.apply_batch(&deletes, 0);
+        assert!(state.is_empty());
+        assert_eq!(state.memory_used(), 0, "an empty B-tree holds nothing");
+    }
+}
