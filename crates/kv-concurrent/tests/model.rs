@@ -49,7 +49,8 @@ proptest! {
         }
         prop_assert_eq!(state.len(), model.len());
         for (key, value) in &model {
-            prop_assert_eq!(state.get(key, 0).as_deref(), Some(&value[..]));
+            let got = state.get(key, 0);
+            prop_assert_eq!(got.as_deref(), Some(&value[..]));
         }
         let scanned: Vec<(Vec<u8>, Vec<u8>)> = state
             .range(Bound::Included(&start[..]), Bound::Unbounded, 0)
