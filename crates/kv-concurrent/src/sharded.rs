@@ -145,8 +145,11 @@ impl Sharded {
     }
 
     /// What one more entry of these sizes adds to [`memory_used`](Self::memory_used).
-    pub fn memory_for(&self, key_len: usize, value_len: usize) -> usize {
-        self.shards[0].state.read().memory_for(key_len, value_len)
+    pub fn memory_for(&self, key_len: usize, value_len: usize, has_deadline: bool) -> usize {
+        self.shards[0]
+            .state
+            .read()
+            .memory_for(key_len, value_len, has_deadline)
     }
 
     /// The memory the entry of `key` takes now (0 when absent), expired or not.
@@ -154,7 +157,7 @@ impl Sharded {
         let state = self.shards[self.shard_of(key)].state.read();
         state
             .get_even_expired(key)
-            .map_or(0, |e| state.memory_for(e.key().len(), e.value().len()))
+            .map_or(0, |e| state.memory_of(e))
     }
 
     /// Removes entries expired at `now`, one shard at a time; returns how many.

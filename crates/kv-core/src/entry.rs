@@ -28,11 +28,7 @@ impl Entry {
     /// Packs `key`, `value` and `deadline` (unix ms) into one allocation.
     pub fn new(key: &[u8], value: &[u8], deadline: Option<u64>) -> Self {
         let long = key.len() > usize::from(u8::MAX);
-        let len = 1
-            + if long { 4 } else { 1 }
-            + if deadline.is_some() { 8 } else { 0 }
-            + key.len()
-            + value.len();
+        let len = Self::packed_len(key.len(), value.len(), deadline.is_some());
         let mut buf = Vec::with_capacity(len);
         let mut flags = 0;
         if deadline.is_some() {
@@ -54,6 +50,12 @@ impl Entry {
         buf.extend_from_slice(key);
         buf.extend_from_slice(value);
         Entry(buf.into_boxed_slice())
+    }
+
+    /// The size of the allocation of an entry with these parts.
+    pub fn packed_len(key_len: usize, value_len: usize, has_deadline: bool) -> usize {
+        let long = key_len > usize::from(u8::MAX);
+        1 + if long { 4 } else { 1 } + if has_deadline { 8 } else { 0 } + key_len + value_len
     }
 
     /// Where the key starts and how long it is.

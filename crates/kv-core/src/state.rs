@@ -35,6 +35,9 @@ pub struct State {
     index: Index,
     /// Sum of the entries' allocations.
     entry_bytes: usize,
+    /// Entries that carry a deadline: when none do, nothing can expire and counting live
+    /// entries or sweeping costs nothing.
+    with_deadline: usize,
 }
 
 impl State {
@@ -43,6 +46,7 @@ impl State {
         State {
             index: Index::new(kind),
             entry_bytes: 0,
+            with_deadline: 0,
         }
     }
 
@@ -75,9 +79,11 @@ impl State {
     /// Inserts an entry as it is, replacing any entry of its key.
     pub fn insert(&mut self, entry: Entry) -> Change {
         self.entry_bytes += entry.allocated();
+        self.with_deadline += usize::from(entry.deadline().is_some());
         match self.index.insert(entry) {
             Some(old) => {
                 self.entry_bytes -= old.allocated();
+                self.with_deadline -= usize::from(old.deadline().is_some());
                 Change::Replaced
             }
             None => Change::Inserted,
@@ -88,6 +94,7 @@ impl State {
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let old = self.index.remove(key)?;
         self.entry_bytes -= old.allocated();
+        self.with_deadline -= usize::from(old.deadline().is_some());
         Some(old)
     }
 
@@ -112,23 +119,44 @@ impl State {
         self.index.len() == 0
     }
 
-    /// Entries live at `now` (a full count: O(n)).
+    /// Entries live at `now`: a full count (O(n)) when some entry has a deadline, the entry
+    /// count otherwise.
     pub fn live_len(&self, now: u64) -> usize {
+        if self.with_deadline == 0 {
+            return self.index.len();
+        }
         self.index.iter().filter(|e| !e.is_expired(now)).count()
     }
 
-    /// Memory the state holds, as it accounts it: every entry's allocation with the
-    /// allocator's overhead, plus the index's slots.
-    pub fn memory_used(&self) -> usize {
-        self.entry_bytes
-            + self.index.len() * ALLOCATION_OVERHEAD
-            + self.index.slots() * slot_overhead(self.index.kind())
+    /// Entries that carry a deadline, expired or not.
+    pub fn with_deadline(&self) -> usize {
+        self.with_deadline
     }
 
-    /// What one more entry of this size would add to [`memory_used`](Self::memory_used),
-    /// roughly (a hash table's growth comes in steps).
-    pub fn memory_for(&self, key_len: usize, value_len: usize) -> usize {
-        key_len + value_len + 2 + ALLOCATION_OVERHEAD + slot_overhead(self.index.kind())
+    /// Bytes of the entries themselves (key, value, deadline and a small header each),
+    /// without the index or the allocator: about the size of the live data.
+    pub fn entry_bytes(&self) -> usize {
+        self.entry_bytes
+    }
+
+    /// Memory the state holds, as it accounts it: every entry's allocation with the
+    /// allocator's overhead, plus the index's average cost per entry. It depends on the
+    /// entries alone, so [`memory_for`](Self::memory_for) predicts it exactly.
+    pub fn memory_used(&self) -> usize {
+        self.entry_bytes
+            + self.index.len() * (ALLOCATION_OVERHEAD + slot_overhead(self.index.kind()))
+    }
+
+    /// What one more entry of these sizes adds to [`memory_used`](Self::memory_used).
+    pub fn memory_for(&self, key_len: usize, value_len: usize, has_deadline: bool) -> usize {
+        Entry::packed_len(key_len, value_len, has_deadline)
+            + ALLOCATION_OVERHEAD
+            + slot_overhead(self.index.kind())
+    }
+
+    /// What `entry` adds to [`memory_used`](Self::memory_used).
+    pub fn memory_of(&self, entry: &Entry) -> usize {
+        entry.allocated() + ALLOCATION_OVERHEAD + slot_overhead(self.index.kind())
     }
 
     /// Some entry, expired or not, chosen by `seed` (a random number): what sampled eviction
@@ -139,6 +167,9 @@ impl State {
 
     /// Removes every entry expired at `now`; returns how many.
     pub fn sweep_expired(&mut self, now: u64) -> usize {
+        if self.with_deadline == 0 {
+            return 0;
+        }
         let mut removed = 0;
         let mut freed = 0;
         self.index.retain(|e| {
@@ -150,6 +181,7 @@ impl State {
             keep
         });
         self.entry_bytes -= freed;
+        self.with_deadline -= removed;
         removed
     }
 
@@ -218,10 +250,7 @@ mod tests {
             assert_eq!(state.apply(OpRef::Delete { key: b"k" }, 0), Change::Removed);
             assert_eq!(state.apply(OpRef::Delete { key: b"k" }, 0), Change::Absent);
             assert!(state.is_empty());
-            assert_eq!(
-                state.memory_used(),
-                state.index.slots() * slot_overhead(kind)
-            );
+            assert_eq!(state.memory_used(), 0);
         }
     }
 

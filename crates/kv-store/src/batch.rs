@@ -1,0 +1,86 @@
+//! Atomic write batches.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use kv_core::{Expiry, Op};
+
+/// Writes applied all together or not at all, even across a crash in the middle of writing
+/// them. Build one, then hand it to [`KvStore::write`](crate::KvStore::write):
+///
+/// ```
+/// # fn main() -> Result<(), kv_store::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = kv_store::KvStore::open(dir.path())?;
+/// let mut batch = kv_store::WriteBatch::new();
+/// batch.put("account:a", "90").put("account:b", "110").delete("pending:7");
+/// store.write(batch)?;
+/// assert_eq!(store.get("account:b").unwrap(), "110");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub(crate) ops: Vec<Op>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch::default()
+    }
+
+    /// Adds: set `key` to `value`.
+    pub fn put(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> &mut Self {
+        self.ops.push(Op::put(key, value));
+        self
+    }
+
+    /// Adds: set `key` to `value` until `ttl` after the batch is written.
+    pub fn put_with_ttl(
+        &mut self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        ttl: Duration,
+    ) -> &mut Self {
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value: value.into(),
+            expiry: Expiry::AfterMillis(millis(ttl)),
+        });
+        self
+    }
+
+    /// Adds: remove `key`.
+    pub fn delete(&mut self, key: impl Into<Bytes>) -> &mut Self {
+        self.ops.push(Op::delete(key));
+        self
+    }
+
+    /// Operations in the batch.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// Fixes relative deadlines to absolute ones at `now`: the log holds absolute deadlines, so
+/// replaying it later does not extend them.
+pub(crate) fn fix_deadlines(ops: &mut [Op], now: u64) {
+    for op in ops {
+        if let Op::Put { expiry, .. } = op {
+            if let Expiry::AfterMillis(ms) = *expiry {
+                *expiry = Expiry::AtUnixMillis(now.saturating_add(ms));
+            }
+        }
+    }
+}

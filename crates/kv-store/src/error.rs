@@ -1,0 +1,114 @@
+//! The one error type of the facade.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What went wrong, and what the caller can do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another process (or another handle in this one) has the directory open. Close it
+    /// first; the data was not touched.
+    #[error("{} is open in another process or handle; close it first (the data was not touched)", path.display())]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
+
+    /// The log is damaged where recovery does not repair it by itself. Nothing was changed;
+    /// `kv verify` shows the damage, and opening with `RecoveryMode::Salvage` keeps every
+    /// valid record.
+    #[error("the log of {} is damaged; nothing was changed (see `kv verify`): {source}", path.display())]
+    Corrupt {
+        /// The store's directory.
+        path: PathBuf,
+        /// What recovery found.
+        #[source]
+        source: Arc<kv_wal::Error>,
+    },
+
+    /// The directory could not be opened or created.
+    #[error("cannot open the store at {}: {source}", path.display())]
+    Open {
+        /// The store's directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<kv_wal::Error>,
+    },
+
+    /// The disk is full: this write was not made; earlier writes are intact and writing works
+    /// again once there is space.
+    #[error("the disk is full; this write was not made and earlier writes are intact")]
+    StorageFull(#[source] Arc<kv_durable::Error>),
+
+    /// A write or fsync of the log failed: the store refuses every write from now on, since
+    /// whether the failed data reached the disk is unknown. Reads still work; reopen the store
+    /// to recover.
+    #[error("the store stopped accepting writes after a log failure; reopen it to recover")]
+    Failed(#[source] Arc<kv_durable::Error>),
+
+    /// A key or value is larger than the configured limits; nothing was written.
+    #[error("{0}")]
+    TooLarge(#[source] Arc<kv_durable::Error>),
+
+    /// The write would take the store over its memory or key limit and the eviction policy
+    /// is `Reject` (or nothing is left to evict); nothing was written.
+    #[error("the write needs {needed} more {unit} but the limit of {limit} leaves {available}; nothing was written")]
+    LimitReached {
+        /// "bytes" or "keys".
+        unit: &'static str,
+        /// What the write needs.
+        needed: usize,
+        /// What is left under the limit.
+        available: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// Range and prefix scans need the ordered index (`Options::index(IndexKind::Ordered)`).
+    #[error("range and prefix scans need a store opened with the ordered index")]
+    NotOrdered,
+
+    /// The operation is not available in this version; the message says when it will be.
+    #[error("{0}")]
+    Unsupported(&'static str),
+
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Sorts an error of the durable layer met while writing.
+    pub(crate) fn from_write(e: kv_durable::Error) -> Self {
+        match e {
+            kv_durable::Error::StorageFull(_) => Error::StorageFull(Arc::new(e)),
+            kv_durable::Error::TooLarge(_) => Error::TooLarge(Arc::new(e)),
+            kv_durable::Error::Closed => Error::Closed,
+            other => Error::Failed(Arc::new(other)),
+        }
+    }
+
+    /// Sorts an error met while opening the store at `path`.
+    pub(crate) fn from_open(path: PathBuf, e: kv_durable::Error) -> Self {
+        let kv_durable::Error::Open(source) = e else {
+            return Error::from_write(e);
+        };
+        match &*source {
+            kv_wal::Error::DirectoryLocked { .. } => Error::Locked { path },
+            kv_wal::Error::Corrupt { .. } | kv_wal::Error::MissingSegment { .. } => {
+                Error::Corrupt { path, source }
+            }
+            _ => Error::Open { path, source },
+        }
+    }
+
+    /// Whether this error means the store accepts no more writes.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Error::Failed(_) | Error::Closed)
+    }
+}

@@ -1,0 +1,160 @@
+//! How a store is opened: durability, index, shards, log, compression, limits, TTL sweeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kv_core::{Clock, IndexKind, SystemClock};
+use kv_durable::Durability;
+use kv_wal::{Compression, RecoveryMode};
+
+/// What a write over a memory or key limit does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eviction {
+    /// The write fails with [`Error::LimitReached`](crate::Error::LimitReached) and changes
+    /// nothing.
+    #[default]
+    Reject,
+    /// Keys are evicted, least recently used first (approximated by sampling, as Redis does),
+    /// until the write fits. Evictions are logged as deletes.
+    Lru,
+    /// Keys are evicted, least frequently used first (approximated by sampling, with counters
+    /// that decay over time), until the write fits. Evictions are logged as deletes.
+    Lfu,
+}
+
+/// Limits on what the store holds in memory. Unset limits are not enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// The most keys the store holds.
+    pub max_keys: Option<usize>,
+    /// The most memory the store holds, as [`Stats::memory_used`](crate::Stats) counts it:
+    /// keys, values, deadlines, per-entry and index overhead.
+    pub max_memory: Option<usize>,
+    /// What a write over a limit does.
+    pub eviction: Eviction,
+}
+
+/// The settings of a store. Start from [`Options::default`] and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// use kv_store::{Compression, Durability, Eviction, IndexKind, Options};
+///
+/// let options = Options::default()
+///     .durability(Durability::Sync)
+///     .index(IndexKind::Ordered)
+///     .compression(Compression::Lz4, 512)
+///     .max_memory(256 << 20, Eviction::Lru)
+///     .sweep_interval(Duration::from_millis(250));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub(crate) durability: Durability,
+    pub(crate) index: IndexKind,
+    pub(crate) shards: Option<usize>,
+    pub(crate) segment_size: u64,
+    pub(crate) compression: Compression,
+    pub(crate) compression_threshold: usize,
+    pub(crate) limits: Limits,
+    pub(crate) sweep_interval: Duration,
+    pub(crate) recovery_mode: RecoveryMode,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) file_system: Option<Arc<dyn kv_wal::fs::FileSystem>>,
+}
+
+impl Default for Options {
+    /// Batch durability with a 5 ms window, the hash index, one shard group per core,
+    /// 128 MiB segments, no compression, no limits, expired keys swept every second, torn
+    /// tails repaired at open.
+    fn default() -> Self {
+        Options {
+            durability: Durability::default(),
+            index: IndexKind::Hash,
+            shards: None,
+            segment_size: kv_wal::DEFAULT_MAX_SEGMENT_SIZE,
+            compression: Compression::None,
+            compression_threshold: 256,
+            limits: Limits::default(),
+            sweep_interval: Duration::from_secs(1),
+            recovery_mode: RecoveryMode::default(),
+            clock: Arc::new(SystemClock),
+            file_system: None,
+        }
+    }
+}
+
+impl Options {
+    /// When writes return, relative to the disk; writes can override it one by one.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The index: [`IndexKind::Hash`] (fastest point operations) or [`IndexKind::Ordered`]
+    /// (range and prefix scans).
+    pub fn index(mut self, index: IndexKind) -> Self {
+        self.index = index;
+        self
+    }
+
+    /// The number of lock shards (rounded up to a power of two); by default sixteen per core.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// The size at which the log starts a new segment file.
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// Compresses values of at least `threshold` bytes with `kind`; smaller values, and
+    /// values that would not shrink, are stored raw.
+    pub fn compression(mut self, kind: Compression, threshold: usize) -> Self {
+        self.compression = kind;
+        self.compression_threshold = threshold;
+        self
+    }
+
+    /// Limits the number of keys; `eviction` says what a write over it does.
+    pub fn max_keys(mut self, keys: usize, eviction: Eviction) -> Self {
+        self.limits.max_keys = Some(keys);
+        self.limits.eviction = eviction;
+        self
+    }
+
+    /// Limits the memory held; `eviction` says what a write over it does.
+    pub fn max_memory(mut self, bytes: usize, eviction: Eviction) -> Self {
+        self.limits.max_memory = Some(bytes);
+        self.limits.eviction = eviction;
+        self
+    }
+
+    /// How often a background sweep removes expired keys from memory (reads never see them
+    /// either way). `Duration::ZERO` turns the sweep off.
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval;
+        self
+    }
+
+    /// What opening does with damage in the log.
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.recovery_mode = mode;
+        self
+    }
+
+    /// The file layer the log writes through: the real one unless a test injects faults
+    /// (`kv_wal::fs::FaultyFileSystem`, behind that crate's `fault-injection` feature).
+    pub fn file_system(mut self, file_system: Arc<dyn kv_wal::fs::FileSystem>) -> Self {
+        self.file_system = Some(file_system);
+        self
+    }
+
+    /// Where "now" comes from for TTL deadlines: the system clock unless a test injects one.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}

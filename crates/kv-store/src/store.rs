@@ -1,0 +1,647 @@
+//! The store handle.
+
+use std::hash::BuildHasher;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_utils::CachePadded;
+use hashbrown::DefaultHashBuilder;
+use kv_concurrent::{default_shard_count, Scan, Sharded};
+use kv_core::{Expiry, Op};
+use kv_durable::{CompressionPolicy, Durable, OpenReport, WriteOptions};
+use kv_wal::{Position, WalConfig};
+use parking_lot::{Mutex, RwLock};
+
+use crate::batch::{fix_deadlines, millis, WriteBatch};
+use crate::error::{Error, Result};
+use crate::limits::Admission;
+use crate::maintenance::Maintenance;
+use crate::options::Options;
+use crate::stats::Stats;
+
+/// The log's directory inside the store's directory.
+pub const WAL_DIR: &str = "wal";
+
+/// Lock stripes that order read-modify-writes (`expire`, `persist`) against plain writes.
+const STRIPES: usize = 64;
+
+/// What every clone of a [`KvStore`] shares.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    durable: Durable<Sharded>,
+    path: PathBuf,
+    pub(crate) admission: Admission,
+    /// A plain write holds its keys' stripes shared while it commits; `expire` and `persist`
+    /// hold their key's stripe exclusively between reading the value and rewriting it, so a
+    /// put in between cannot be overwritten by the old value.
+    stripes: Box<[CachePadded<RwLock<()>>]>,
+    stripe_hasher: DefaultHashBuilder,
+    report: OpenReport,
+    expirations: AtomicU64,
+    errors: AtomicU64,
+    maintenance: Mutex<Option<Maintenance>>,
+}
+
+/// An open store: a handle that any number of threads (and tokio tasks) share.
+///
+/// Cloning is cheap and every clone is the same store. Reads are lookups in memory and never
+/// wait for the disk; writes are in the log before they are visible, and return according to
+/// the store's [`Durability`](crate::Durability). [`close`](Self::close) syncs and releases the
+/// directory; dropping the last handle does the same, ignoring errors.
+///
+/// ```
+/// # fn main() -> Result<(), kv_store::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use kv_store::KvStore;
+///
+/// let store = KvStore::open(dir.path())?;
+/// store.put("fruit:apple", "red")?;
+/// assert_eq!(store.get("fruit:apple").unwrap(), "red");
+/// store.delete("fruit:apple")?;
+/// assert!(store.get("fruit:apple").is_none());
+/// store.close()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct KvStore {
+    inner: Arc<Inner>,
+}
+
+impl KvStore {
+    /// Opens (creating if needed) the store in directory `path` with default [`Options`],
+    /// replaying its log. The log lives in `path/wal/`, so a directory written by nori-wal
+    /// (only `wal/` inside) opens as it is.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = kv_store::KvStore::open(dir.path())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<KvStore> {
+        Self::open_with(path, Options::default())
+    }
+
+    /// Opens the store in `path` with `options`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use kv_store::{Durability, IndexKind, KvStore, Options};
+    ///
+    /// let options = Options::default().durability(Durability::Sync).index(IndexKind::Ordered);
+    /// let store = KvStore::open_with(dir.path(), options)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<KvStore> {
+        let path = path.as_ref().to_path_buf();
+        let state = Sharded::new(
+            options.index,
+            options.shards.unwrap_or_else(default_shard_count),
+        );
+        let mut wal = WalConfig::new(path.join(WAL_DIR))
+            .max_segment_size(options.segment_size)
+            .recovery_mode(options.recovery_mode);
+        if let Some(file_system) = &options.file_system {
+            wal = wal.file_system(Arc::clone(file_system));
+        }
+        let durable_options = kv_durable::Options {
+            durability: options.durability,
+            compression: CompressionPolicy {
+                kind: options.compression,
+                threshold: options.compression_threshold,
+            },
+            clock: Arc::clone(&options.clock),
+        };
+        let (durable, report) = Durable::open(wal, Position::START, state, durable_options)
+            .map_err(|e| Error::from_open(path.clone(), e))?;
+        let inner = Arc::new(Inner {
+            durable,
+            path,
+            admission: Admission::new(options.limits),
+            stripes: (0..STRIPES)
+                .map(|_| CachePadded::new(RwLock::new(())))
+                .collect(),
+            stripe_hasher: DefaultHashBuilder::default(),
+            report,
+            expirations: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            maintenance: Mutex::new(None),
+        });
+        *inner.maintenance.lock() = Maintenance::start(&inner, options.sweep_interval);
+        Ok(KvStore { inner })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn state(&self) -> &Sharded {
+        self.inner.durable.sink()
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.durable.now_ms()
+    }
+
+    /// The value of `key`, unless it is absent or expired.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// assert_eq!(store.get("k").as_deref(), Some(&b"v"[..]));
+    /// assert_eq!(store.get("missing"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<Bytes> {
+        let key = key.as_ref();
+        self.inner.admission.touch(key, false);
+        self.state().get(key, self.now())
+    }
+
+    /// Whether `key` holds a live value.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// assert!(store.contains_key("k"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
+        self.state().contains_key(key.as_ref(), self.now())
+    }
+
+    /// Sets `key` to `value`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v1")?;
+    /// store.put("k", "v2")?;
+    /// assert_eq!(store.get("k").unwrap(), "v2");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
+        self.submit(vec![Op::put(key, value)], WriteOptions::default())
+    }
+
+    /// Sets `key` to `value` until `ttl` from now; from then on reads do not see it. The
+    /// deadline is absolute: reopening the store later does not extend it.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// use std::time::Duration;
+    /// store.put_with_ttl("session", "token", Duration::from_secs(60))?;
+    /// assert!(store.ttl("session").unwrap().unwrap() <= Duration::from_secs(60));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn put_with_ttl(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        ttl: Duration,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put_with_ttl(key, value, ttl);
+        self.submit(batch.ops, WriteOptions::default())
+    }
+
+    /// Removes `key` (a key that is not there is no error).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// store.delete("k")?;
+    /// assert!(!store.contains_key("k"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn delete(&self, key: impl Into<Bytes>) -> Result<()> {
+        self.submit(vec![Op::delete(key)], WriteOptions::default())
+    }
+
+    /// Writes every operation of `batch` atomically: after any crash all of them are there
+    /// or none, and no reader sees some without the others.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// let mut batch = kv_store::WriteBatch::new();
+    /// batch.put("a", "1").put("b", "2");
+    /// store.write(batch)?;
+    /// assert_eq!(store.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.submit(batch.ops, WriteOptions::default())
+    }
+
+    /// Writes `batch` atomically with its own durability (say, `WriteOptions::sync()` in a
+    /// store that batches its syncs).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// let mut batch = kv_store::WriteBatch::new();
+    /// batch.put("important", "yes");
+    /// store.write_with(batch, kv_store::WriteOptions::sync())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_with(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
+        self.submit(batch.ops, options)
+    }
+
+    /// Every write goes through here: limits, stripes, then the durable layer.
+    fn submit(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+        let result = self.submit_counted(&mut ops, options);
+        if result.is_err() {
+            self.inner.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn submit_counted(&self, ops: &mut Vec<Op>, options: WriteOptions) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if ops
+            .iter()
+            .any(|op| matches!(op, Op::Put { expiry, .. } if *expiry != Expiry::Never))
+        {
+            fix_deadlines(ops, self.now());
+        }
+        let admission = &self.inner.admission;
+        let _reservation = if admission.is_limited() {
+            Some(self.reserve(ops)?)
+        } else {
+            None
+        };
+        let _stripes = self.stripes_shared(ops);
+        for op in ops.iter() {
+            admission.touch(op.key(), true);
+        }
+        self.inner
+            .durable
+            .write(std::mem::take(ops), options)
+            .map_err(Error::from_write)
+    }
+
+    /// Reserves room for `ops` under the limits, evicting first if the policy says so.
+    fn reserve(&self, ops: &[Op]) -> Result<crate::limits::Reservation<'_>> {
+        let admission = &self.inner.admission;
+        loop {
+            let blocked = match admission.reserve(self.state(), ops) {
+                Ok(reservation) => return Ok(reservation),
+                Err(blocked) => blocked,
+            };
+            if !admission.evicts() {
+                return Err(blocked);
+            }
+            let victims = admission.victims(self.state(), self.now(), &blocked);
+            if victims.is_empty() {
+                return Err(blocked);
+            }
+            let evicted = victims.len() as u64;
+            let deletes = victims.into_iter().map(Op::delete).collect();
+            self.inner
+                .durable
+                .write(deletes, WriteOptions::default())
+                .map_err(Error::from_write)?;
+            admission.evictions.fetch_add(evicted, Ordering::Relaxed);
+        }
+    }
+
+    fn stripe_of(&self, key: &[u8]) -> usize {
+        self.inner.stripe_hasher.hash_one(key) as usize & (STRIPES - 1)
+    }
+
+    /// Holds the stripes of `ops`' keys shared, in stripe order.
+    fn stripes_shared(&self, ops: &[Op]) -> Vec<parking_lot::RwLockReadGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = ops.iter().map(|op| self.stripe_of(op.key())).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes
+            .into_iter()
+            .map(|i| self.inner.stripes[i].read())
+            .collect()
+    }
+
+    /// Rewrites `key`'s value with the deadline `deadline` gives its current one, under its
+    /// stripe held exclusively; `false` when the key is not live or `deadline` says no.
+    fn rewrite_deadline(
+        &self,
+        key: &[u8],
+        deadline: impl FnOnce(Option<u64>) -> Option<Expiry>,
+    ) -> Result<bool> {
+        let _stripe = self.inner.stripes[self.stripe_of(key)].write();
+        let now = self.now();
+        let current = self.state().with_entry(key, now, |e| {
+            (Bytes::copy_from_slice(e.value()), e.deadline())
+        });
+        let Some((value, old)) = current else {
+            return Ok(false);
+        };
+        let Some(expiry) = deadline(old) else {
+            return Ok(false);
+        };
+        let op = Op::Put {
+            key: Bytes::copy_from_slice(key),
+            value,
+            expiry,
+        };
+        let result = self
+            .inner
+            .durable
+            .write(vec![op], WriteOptions::default())
+            .map_err(Error::from_write);
+        if result.is_err() {
+            self.inner.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result.map(|()| true)
+    }
+
+    /// Makes `key` expire `ttl` from now; `false` if it holds no live value.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// use std::time::Duration;
+    /// store.put("k", "v")?;
+    /// assert!(store.expire("k", Duration::from_secs(30))?);
+    /// assert!(store.ttl("k").unwrap().is_some());
+    /// assert!(!store.expire("missing", Duration::from_secs(30))?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
+        let deadline = self.now().saturating_add(millis(ttl));
+        self.rewrite_deadline(key.as_ref(), |_| Some(Expiry::AtUnixMillis(deadline)))
+    }
+
+    /// Removes `key`'s deadline; `false` if it holds no live value or had no deadline.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// use std::time::Duration;
+    /// store.put_with_ttl("k", "v", Duration::from_secs(30))?;
+    /// assert!(store.persist("k")?);
+    /// assert_eq!(store.ttl("k"), Some(None));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn persist(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        self.rewrite_deadline(key.as_ref(), |old| old.map(|_| Expiry::Never))
+    }
+
+    /// The time `key` has left: `None` if it holds no live value, `Some(None)` if it never
+    /// expires.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// assert_eq!(store.ttl("k"), Some(None));
+    /// assert_eq!(store.ttl("missing"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ttl(&self, key: impl AsRef<[u8]>) -> Option<Option<Duration>> {
+        let now = self.now();
+        self.state().with_entry(key.as_ref(), now, |e| {
+            e.deadline()
+                .map(|d| Duration::from_millis(d.saturating_sub(now)))
+        })
+    }
+
+    /// Live entries with keys in `range`, in key order, as `(key, value)`. Needs the ordered
+    /// index. The scan is streamed: it reads the store a few entries at a time and never
+    /// blocks writers for long; writes made while it runs may or may not be seen.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use kv_store::{IndexKind, KvStore, Options};
+    /// let store = KvStore::open_with(dir.path(), Options::default().index(IndexKind::Ordered))?;
+    /// for key in ["a", "b", "c", "d"] {
+    ///     store.put(key, "v")?;
+    /// }
+    /// let keys: Vec<_> = store.range("b".."d")?.map(|(key, _)| key).collect();
+    /// assert_eq!(keys, ["b", "c"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<Scan<'_>> {
+        fn bound<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
+            b.map(|k| k.as_ref())
+        }
+        self.state()
+            .range(
+                bound(range.start_bound()),
+                bound(range.end_bound()),
+                self.now(),
+            )
+            .map_err(|_| Error::NotOrdered)
+    }
+
+    /// Live entries whose keys start with `prefix`, in key order. Needs the ordered index.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use kv_store::{IndexKind, KvStore, Options};
+    /// let store = KvStore::open_with(dir.path(), Options::default().index(IndexKind::Ordered))?;
+    /// store.put("user:1", "ada")?;
+    /// store.put("user:2", "bob")?;
+    /// store.put("team:1", "core")?;
+    /// assert_eq!(store.scan_prefix("user:")?.count(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn scan_prefix(
+        &self,
+        prefix: impl AsRef<[u8]>,
+    ) -> Result<impl Iterator<Item = (Bytes, Bytes)> + '_> {
+        self.state()
+            .scan_prefix(prefix.as_ref(), self.now())
+            .map_err(|_| Error::NotOrdered)
+    }
+
+    /// Every live key: in key order with the ordered index, in no order with the hash index.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("a", "1")?;
+    /// assert_eq!(store.keys(), ["a"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn keys(&self) -> Vec<Bytes> {
+        self.state().keys(self.now())
+    }
+
+    /// Calls `f` with every live entry's key, value and deadline (unix ms), shard by shard,
+    /// in no particular order: what export and backups walk.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8], Option<u64>)) {
+        self.state()
+            .for_each(self.now(), |e| f(e.key(), e.value(), e.deadline()));
+    }
+
+    /// The number of live keys.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("a", "1")?;
+    /// store.put("b", "2")?;
+    /// store.delete("a")?;
+    /// assert_eq!(store.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn len(&self) -> usize {
+        self.state().live_len(self.now())
+    }
+
+    /// Whether the store holds no live key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes every write so far durable (fdatasync), whatever the durability mode.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// store.sync()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sync(&self) -> Result<()> {
+        self.inner.durable.sync().map_err(Error::from_write)
+    }
+
+    /// Rewrites the live state as a snapshot so the log stops growing. Not available yet: it
+    /// returns [`Error::Unsupported`] and changes nothing until the `kv-compact` crate lands.
+    pub fn compact(&self) -> Result<()> {
+        Err(Error::Unsupported(
+            "compaction is not available yet in this version (it lands with kv-compact); nothing was changed",
+        ))
+    }
+
+    /// The store's figures now.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// let stats = store.stats();
+    /// assert_eq!((stats.keys, stats.commit.records), (1, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// Syncs the log and releases the directory, so another process may open it. Later
+    /// writes fail with [`Error::Closed`]; reads of what the store held still work.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// store.close()?;
+    /// assert!(store.put("k", "w").is_err());
+    /// let again = kv_store::KvStore::open(dir.path())?;
+    /// assert_eq!(again.get("k").unwrap(), "v");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        drop(self.inner.maintenance.lock().take());
+        self.inner.durable.close().map_err(Error::from_write)
+    }
+}
+
+impl Inner {
+    /// Removes expired keys from memory (reads already skip them).
+    pub(crate) fn sweep(&self) {
+        let now = self.durable.now_ms();
+        let removed = self.durable.sink().sweep_expired(now);
+        self.expirations
+            .fetch_add(removed as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let state = self.durable.sink();
+        let now = self.durable.now_ms();
+        let (log_segments, log_bytes) = self.durable.log_extent().unwrap_or((0, 0));
+        let mut live_bytes = 0u64;
+        state.for_each(now, |e| {
+            live_bytes += (e.key().len() + e.value().len()) as u64
+        });
+        Stats {
+            keys: state.live_len(now),
+            memory_used: state.memory_used(),
+            live_bytes,
+            log_segments,
+            log_bytes,
+            live_data_ratio: if log_bytes == 0 {
+                1.0
+            } else {
+                live_bytes as f64 / log_bytes as f64
+            },
+            recovery: self.report.clone(),
+            commit: self.durable.stats(),
+            evictions: self.admission.evictions.load(Ordering::Relaxed),
+            expirations: self.expirations.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// The last handle is gone: stop the background thread, then sync and release the log
+    /// (best effort; a store already closed or failed has nothing more to do).
+    fn drop(&mut self) {
+        drop(self.maintenance.get_mut().take());
+        let _ = self.durable.close();
+    }
+}
