@@ -146,7 +146,7 @@ impl Options {
     }
 
     /// The file layer the log writes through: the real one unless a test injects faults
-    /// (`kv_wal::fs::FaultyFileSystem`, behind that crate's `fault-injection` feature).
+    /// (`kv_wal::fs::fault::FaultyFileSystem`, behind that crate's `fault-injection` feature).
     pub fn file_system(mut self, file_system: Arc<dyn kv_wal::fs::FileSystem>) -> Self {
         self.file_system = Some(file_system);
         self

@@ -1,0 +1,77 @@
+//! Injected I/O faults through the facade: a failed fsync stops writes and says why, a full
+//! disk fails only the write involved, and nothing acknowledged is lost either way.
+
+use std::io::ErrorKind;
+use std::sync::Arc;
+
+use kv_store::{Durability, Error, KvStore, Options};
+use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op};
+
+fn options() -> Options {
+    Options::default().shards(2).durability(Durability::Sync)
+}
+
+#[test]
+fn a_failed_fsync_stops_writes_reads_go_on_and_reopening_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let store = KvStore::open_with(dir.path(), options().file_system(Arc::new(fs))).unwrap();
+    store.put("a", "1").unwrap();
+    faults.fail_once(Op::Sync, 0, Fault::Error(ErrorKind::Other));
+    let err = store.put("b", "2").unwrap_err();
+    assert!(matches!(err, Error::Failed(_)) && err.is_fatal(), "{err}");
+    assert!(err.to_string().contains("reopen"), "{err}");
+    let later = store.put("c", "3").unwrap_err();
+    assert!(matches!(later, Error::Failed(_)), "never retried: {later}");
+    assert_eq!(store.get("a").unwrap(), "1", "reads still work");
+    assert_eq!(store.get("b"), None, "a failed write is not visible");
+    let stats = store.stats();
+    assert!(stats
+        .commit
+        .failed
+        .as_deref()
+        .unwrap()
+        .contains("fdatasync"));
+    assert_eq!(stats.errors, 2);
+    drop(store);
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(store.get("a").unwrap(), "1");
+    assert_eq!(store.get("c"), None);
+}
+
+#[test]
+fn a_full_disk_fails_the_write_involved_and_the_store_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let store = KvStore::open_with(dir.path(), options().file_system(Arc::new(fs))).unwrap();
+    store.put("a", "1").unwrap();
+    faults.fail_once(Op::Write, 0, Fault::DiskFull);
+    let err = store.put("b", "2").unwrap_err();
+    assert!(
+        matches!(err, Error::StorageFull(_)) && !err.is_fatal(),
+        "{err}"
+    );
+    store.put("c", "3").unwrap();
+    store.close().unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(store.keys().len(), 2);
+    assert_eq!(store.get("b"), None);
+}
+
+#[test]
+fn a_damaged_log_is_refused_with_a_typed_error_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options().segment_size(4096)).unwrap();
+    for i in 0..200 {
+        store.put(format!("key{i}"), "some value").unwrap();
+    }
+    store.close().unwrap();
+    let first = dir.path().join(kv_store::WAL_DIR).join("000000.wal");
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[1000] ^= 0x40;
+    std::fs::write(&first, &bytes).unwrap();
+    let err = KvStore::open_with(dir.path(), options()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("kv verify"), "{err}");
+    assert_eq!(std::fs::read(&first).unwrap(), bytes, "nothing was changed");
+}
