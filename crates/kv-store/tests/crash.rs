@@ -177,7 +177,7 @@ fn sigkill_mid_load_loses_no_acknowledged_write() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let first = run_and_kill(dir.path(), mode, 0, kill_after);
-        check(dir.path(), mode, &[first.clone()]);
+        check(dir.path(), mode, std::slice::from_ref(&first));
         // Killed again after recovering: the first run's keys stay, the second's are whole.
         let second = run_and_kill(dir.path(), mode, 1, kill_after / 2 + 1);
         check(dir.path(), mode, &[first, second]);
