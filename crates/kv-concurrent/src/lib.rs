@@ -2,7 +2,7 @@
 //! for the disk, atomic batches across shards, and streamed ordered scans.
 //!
 //! [`Sharded`] hashes each key to one of N shards (a power of two, by default sixteen per
-//! core), each a [`kv_core::State`] behind a `parking_lot` read-write lock. It is the
+//! core for the hash index, one per core for the ordered one), each a [`kv_core::State`] behind a `parking_lot` read-write lock. It is the
 //! [`kv_durable::Sink`] the durable layer applies committed writes to, so a reader holds a
 //! shard only for its lookup while writers wait for their fsync elsewhere. Ordered scans are
 //! a k-way merge of the shards' ranges, read a few entries at a time under short locks.

@@ -53,11 +53,18 @@ pub struct Sharded {
     kind: IndexKind,
 }
 
-/// The default shard count: sixteen per core, a power of two between 16 and 1024. More
-/// shards than readers keeps two readers off the same lock word most of the time.
-pub fn default_shard_count() -> usize {
+/// The default shard count for an index kind.
+///
+/// Hash: sixteen per core, a power of two between 16 and 1024; more shards than readers keeps
+/// two readers off the same lock word most of the time. Ordered: one per core, between 2 and
+/// 16, because every range scan seeks every shard: measured on 1,000,000 keys, a 100-key
+/// scan took 25 µs over 1 shard, 40 µs over 2, 63 µs over 8 and 122 µs over 32.
+pub fn default_shard_count(kind: IndexKind) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-    (cores * 16).next_power_of_two().clamp(16, 1024)
+    match kind {
+        IndexKind::Hash => (cores * 16).next_power_of_two().clamp(16, 1024),
+        IndexKind::Ordered => cores.next_power_of_two().clamp(2, 16),
+    }
 }
 
 impl Sharded {

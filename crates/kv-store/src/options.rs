@@ -98,7 +98,8 @@ impl Options {
         self
     }
 
-    /// The number of lock shards (rounded up to a power of two); by default sixteen per core.
+    /// The number of lock shards (rounded up to a power of two); by default sixteen per core
+    /// with the hash index, one per core with the ordered index (every scan visits each).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self

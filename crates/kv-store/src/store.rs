@@ -104,7 +104,8 @@ impl KvStore {
         let path = path.as_ref().to_path_buf();
         let state = Sharded::new(
             options.index,
-            options.shards.unwrap_or_else(default_shard_count),
+            options.shards
+                .unwrap_or_else(|| default_shard_count(options.index)),
         );
         let mut wal = WalConfig::new(path.join(WAL_DIR))
             .max_segment_size(options.segment_size)
