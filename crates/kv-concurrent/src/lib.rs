@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+mod replay;
 mod scan;
 mod sharded;
 

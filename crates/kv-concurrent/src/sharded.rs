@@ -92,6 +92,27 @@ impl Sharded {
 
     /// The shard that holds `key`.
     #[inline]
+    pub(crate) fn shard_index(&self, key: &[u8]) -> usize {
+        self.shard_of(key)
+    }
+
+    /// Applies `op` without publishing the shard's sizes: for replay, which publishes once
+    /// at the end.
+    pub(crate) fn apply_unpublished(&self, op: OpRef<'_>, now: u64) -> Change {
+        self.shards[self.shard_of(op.key())]
+            .state
+            .write()
+            .apply(op, now)
+    }
+
+    /// Publishes every shard's sizes.
+    pub(crate) fn publish_all(&self) {
+        for shard in self.shards.iter() {
+            shard.publish(&shard.state.read());
+        }
+    }
+
+    #[inline]
     fn shard_of(&self, key: &[u8]) -> usize {
         // The high bits: each shard's own table indexes by the low bits of a differently
         // seeded hash, so the two choices stay independent.
@@ -245,6 +266,19 @@ impl Sharded {
 }
 
 impl Sink for Sharded {
+    /// Spreads the replay over one thread per core (at most four) when there are at least
+    /// two cores and shards: see `replay.rs`.
+    fn replay(&self, now: u64, drive: &mut dyn FnMut(&mut dyn FnMut(OpRef<'_>))) -> u64 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = cores.min(4).min(self.shards.len());
+        if workers < 2 {
+            let mut expired = 0;
+            drive(&mut |op| expired += u64::from(self.apply(op, now) == Change::Expired));
+            return expired;
+        }
+        crate::replay::parallel(self, workers, now, drive)
+    }
+
     #[inline]
     fn apply(&self, op: OpRef<'_>, now: u64) -> Change {
         let shard = &self.shards[self.shard_of(op.key())];

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kv_core::{Change, Expiry, Op};
+use kv_core::{Expiry, Op};
 use kv_wal::{Compression, Encoded, FsyncPolicy, Limits, Position, RecoveryInfo, Wal, WalConfig};
 use parking_lot::Mutex;
 
@@ -84,23 +84,27 @@ impl<S: Sink> Durable<S> {
         let now = options.clock.now_ms();
         let mut report = OpenReport::default();
         let mut damaged = None;
-        let (wal, recovery) = Wal::open_with(wal, from, |position, record| {
-            let applied = match record.compression() {
-                Compression::None => sink.apply(op_of(&record, record.stored_value()), now),
-                _ => match record.value(limits.max_value_size) {
-                    Ok(value) => sink.apply(op_of(&record, &value), now),
-                    Err(kind) => {
-                        damaged.get_or_insert((position, kind));
-                        return;
-                    }
-                },
-            };
-            report.replayed += 1;
-            if applied == Change::Expired {
-                report.expired_dropped += 1;
-            }
-        })
-        .map_err(|e| Error::Open(Arc::new(e)))?;
+        let mut config = Some(wal);
+        let mut opened = None;
+        report.expired_dropped = sink.replay(now, &mut |apply| {
+            let Some(config) = config.take() else { return };
+            opened = Some(Wal::open_with(config, from, |position, record| {
+                match record.compression() {
+                    Compression::None => apply(op_of(&record, record.stored_value())),
+                    _ => match record.value(limits.max_value_size) {
+                        Ok(value) => apply(op_of(&record, &value)),
+                        Err(kind) => {
+                            damaged.get_or_insert((position, kind));
+                            return;
+                        }
+                    },
+                }
+                report.replayed += 1;
+            }));
+        });
+        let (wal, recovery) = opened
+            .expect("the sink's replay drives the log's recovery")
+            .map_err(|e| Error::Open(Arc::new(e)))?;
         if let Some((position, kind)) = damaged {
             return Err(Error::Open(Arc::new(kv_wal::Error::Corrupt {
                 segment: position.segment,

@@ -17,6 +17,22 @@ pub trait Sink: Send + Sync {
             self.apply(op.as_ref(), now);
         }
     }
+
+    /// Replays a log into the sink at open, before any reader or writer exists: calls `drive`
+    /// once with a function that applies the log's operations, in order, and returns how many
+    /// puts were dropped because their deadline had passed at `now`.
+    ///
+    /// The default applies each operation on the calling thread. A sink may instead spread
+    /// the work over threads, as long as the operations of any one key are applied in order.
+    fn replay(&self, now: u64, drive: &mut dyn FnMut(&mut dyn FnMut(OpRef<'_>))) -> u64 {
+        let mut expired = 0;
+        drive(&mut |op| {
+            if self.apply(op, now) == Change::Expired {
+                expired += 1;
+            }
+        });
+        expired
+    }
 }
 
 impl Sink for RwLock<State> {

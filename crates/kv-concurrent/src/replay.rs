@@ -1,0 +1,225 @@
+//! Replay at open, spread over threads by shard.
+//!
+//! Recovery reads the log on one thread; applying its operations (a hash-table insert and an
+//! allocation each, mostly cache misses) costs several times more than reading them. So the
+//! reading thread copies each operation into the chunk of the worker that owns the key's
+//! shard, and the workers apply whole chunks. A key always goes to the same worker and a
+//! worker applies its chunks in the order they were filled, so each key's operations are
+//! applied in log order: the final state is the one a sequential replay gives.
+
+use crossbeam_channel::{bounded, Sender};
+use kv_core::{Change, Expiry, OpRef};
+
+use crate::sharded::Sharded;
+
+/// Bytes of operations a chunk holds before it is handed to its worker.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Chunks queued per worker: the reader runs at most this far ahead of a worker.
+const QUEUED_CHUNKS: usize = 4;
+
+const PUT: u8 = 0;
+const PUT_RELATIVE: u8 = 1;
+const PUT_ABSOLUTE: u8 = 2;
+const DELETE: u8 = 3;
+
+/// Operations copied out of the log's buffer: `tag, [expiry u64], key len u32, value len
+/// u32, key, value` each.
+#[derive(Debug, Default)]
+struct Chunk(Vec<u8>);
+
+impl Chunk {
+    fn push(&mut self, op: OpRef<'_>) {
+        let (tag, expiry, key, value): (u8, Option<u64>, &[u8], &[u8]) = match op {
+            OpRef::Put { key, value, expiry } => match expiry {
+                Expiry::Never => (PUT, None, key, value),
+                Expiry::AfterMillis(ms) => (PUT_RELATIVE, Some(ms), key, value),
+                Expiry::AtUnixMillis(at) => (PUT_ABSOLUTE, Some(at), key, value),
+            },
+            OpRef::Delete { key } => (DELETE, None, key, &[]),
+        };
+        self.0.push(tag);
+        if let Some(expiry) = expiry {
+            self.0.extend_from_slice(&expiry.to_le_bytes());
+        }
+        self.0.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.0
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(key);
+        self.0.extend_from_slice(value);
+    }
+
+    /// Calls `f` with every operation, in the order they were pushed.
+    fn for_each(&self, mut f: impl FnMut(OpRef<'_>)) {
+        let mut rest = &self.0[..];
+        while let Some((&tag, tail)) = rest.split_first() {
+            rest = tail;
+            let timed = tag == PUT_RELATIVE || tag == PUT_ABSOLUTE;
+            let expiry = if timed {
+                u64::from_le_bytes(take(&mut rest))
+            } else {
+                0
+            };
+            let key_len = u32::from_le_bytes(take(&mut rest)) as usize;
+            let value_len = u32::from_le_bytes(take(&mut rest)) as usize;
+            let (key, tail) = rest.split_at(key_len);
+            let (value, tail) = tail.split_at(value_len);
+            rest = tail;
+            f(match tag {
+                DELETE => OpRef::Delete { key },
+                PUT_RELATIVE => OpRef::Put {
+                    key,
+                    value,
+                    expiry: Expiry::AfterMillis(expiry),
+                },
+                PUT_ABSOLUTE => OpRef::Put {
+                    key,
+                    value,
+                    expiry: Expiry::AtUnixMillis(expiry),
+                },
+                _ => OpRef::Put {
+                    key,
+                    value,
+                    expiry: Expiry::Never,
+                },
+            });
+        }
+    }
+}
+
+/// The next `N` bytes of `rest`, which the chunk's own encoding guarantees are there.
+fn take<const N: usize>(rest: &mut &[u8]) -> [u8; N] {
+    let (head, tail) = rest.split_at(N);
+    *rest = tail;
+    head.try_into().expect("N bytes")
+}
+
+/// Replays with `workers` threads (at least two) applying, the calling thread reading.
+pub(crate) fn parallel(
+    state: &Sharded,
+    workers: usize,
+    now: u64,
+    drive: &mut dyn FnMut(&mut dyn FnMut(OpRef<'_>)),
+) -> u64 {
+    std::thread::scope(|s| {
+        let (queues, handles): (Vec<Sender<Chunk>>, Vec<_>) = (0..workers)
+            .map(|_| {
+                let (queue, chunks) = bounded::<Chunk>(QUEUED_CHUNKS);
+                let worker = s.spawn(move || {
+                    let mut expired = 0;
+                    for chunk in chunks {
+                        chunk.for_each(|op| {
+                            if state.apply_unpublished(op, now) == Change::Expired {
+                                expired += 1;
+                            }
+                        });
+                    }
+                    expired
+                });
+                (queue, worker)
+            })
+            .unzip();
+        let mut chunks: Vec<Chunk> = (0..workers).map(|_| Chunk::default()).collect();
+        drive(&mut |op| {
+            let worker = state.shard_index(op.key()) % workers;
+            let chunk = &mut chunks[worker];
+            chunk.push(op);
+            if chunk.0.len() >= CHUNK_BYTES {
+                let full = std::mem::take(chunk);
+                // A worker only stops early by panicking, which the join below reports.
+                let _ = queues[worker].send(full);
+            }
+        });
+        for (queue, chunk) in queues.iter().zip(chunks) {
+            if !chunk.0.is_empty() {
+                let _ = queue.send(chunk);
+            }
+        }
+        drop(queues);
+        let expired = handles
+            .into_iter()
+            .map(|h| h.join().expect("a replay worker panicked"))
+            .sum();
+        state.publish_all();
+        expired
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_give_back_what_was_pushed() {
+        let ops = [
+            OpRef::Put {
+                key: b"a",
+                value: b"1",
+                expiry: Expiry::Never,
+            },
+            OpRef::Put {
+                key: b"b",
+                value: b"",
+                expiry: Expiry::AfterMillis(5),
+            },
+            OpRef::Delete { key: b"a" },
+            OpRef::Put {
+                key: b"",
+                value: b"xyz",
+                expiry: Expiry::AtUnixMillis(u64::MAX),
+            },
+        ];
+        let mut chunk = Chunk::default();
+        ops.iter().for_each(|op| chunk.push(*op));
+        let mut back = Vec::new();
+        chunk.for_each(|op| back.push(format!("{op:?}")));
+        assert_eq!(back, ops.map(|op| format!("{op:?}")));
+    }
+
+    #[test]
+    fn a_parallel_replay_ends_where_a_sequential_one_does() {
+        use kv_core::IndexKind;
+        use kv_durable::Sink;
+
+        // Many operations per key, so that order matters; more than a chunk per worker.
+        let ops: Vec<(Vec<u8>, Option<Vec<u8>>, Expiry)> = (0..60_000u32)
+            .map(|i| {
+                let key = format!("key{}", i % 997).into_bytes();
+                match i % 7 {
+                    0 => (key, None, Expiry::Never),
+                    1 => (key, Some(vec![1; 300]), Expiry::AtUnixMillis(50)),
+                    _ => (key, Some(i.to_le_bytes().repeat(20)), Expiry::Never),
+                }
+            })
+            .collect();
+        fn as_op(op: &(Vec<u8>, Option<Vec<u8>>, Expiry)) -> OpRef<'_> {
+            match op {
+                (key, Some(value), expiry) => OpRef::Put {
+                    key,
+                    value,
+                    expiry: *expiry,
+                },
+                (key, None, _) => OpRef::Delete { key },
+            }
+        }
+        let sequential = Sharded::new(IndexKind::Ordered, 8);
+        let mut expected_expired = 0;
+        for op in &ops {
+            expected_expired += u64::from(sequential.apply(as_op(op), 100) == Change::Expired);
+        }
+        for workers in [2, 3, 8] {
+            let parallel_state = Sharded::new(IndexKind::Ordered, 8);
+            let expired = parallel(&parallel_state, workers, 100, &mut |apply| {
+                ops.iter().for_each(|op| apply(as_op(op)));
+            });
+            assert_eq!(expired, expected_expired);
+            assert_eq!(parallel_state.len(), sequential.len());
+            assert_eq!(parallel_state.memory_used(), sequential.memory_used());
+            let all = |s: &Sharded| -> Vec<_> {
+                s.range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, 0)
+                    .unwrap()
+                    .collect()
+            };
+            assert_eq!(all(&parallel_state), all(&sequential), "{workers} workers");
+        }
+    }
+}
