@@ -9,6 +9,7 @@
 
 use crossbeam_channel::{bounded, Sender};
 use kv_core::{Change, Expiry, OpRef};
+use kv_durable::DriveReplay;
 
 use crate::sharded::Sharded;
 
@@ -98,7 +99,7 @@ pub(crate) fn parallel(
     state: &Sharded,
     workers: usize,
     now: u64,
-    drive: &mut dyn FnMut(&mut dyn FnMut(OpRef<'_>)),
+    drive: &mut DriveReplay<'_>,
 ) -> u64 {
     std::thread::scope(|s| {
         let (queues, handles): (Vec<Sender<Chunk>>, Vec<_>) = (0..workers)

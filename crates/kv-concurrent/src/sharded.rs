@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crossbeam_utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
 use kv_core::{Change, Entry, IndexKind, Op, OpRef, State};
-use kv_durable::Sink;
+use kv_durable::{DriveReplay, Sink};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::scan::Scan;
@@ -268,7 +268,7 @@ impl Sharded {
 impl Sink for Sharded {
     /// Spreads the replay over one thread per core (at most four) when there are at least
     /// two cores and shards: see `replay.rs`.
-    fn replay(&self, now: u64, drive: &mut dyn FnMut(&mut dyn FnMut(OpRef<'_>))) -> u64 {
+    fn replay(&self, now: u64, drive: &mut DriveReplay<'_>) -> u64 {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let workers = cores.min(4).min(self.shards.len());
         if workers < 2 {

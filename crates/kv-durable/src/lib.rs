@@ -52,5 +52,5 @@ mod stats;
 pub use durable::{Durable, OpenReport};
 pub use error::{Error, Result};
 pub use options::{CompressionPolicy, Durability, Options, WriteOptions};
-pub use sink::Sink;
+pub use sink::{ApplyOp, DriveReplay, Sink};
 pub use stats::CommitStats;

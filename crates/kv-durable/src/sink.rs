@@ -3,6 +3,12 @@
 use kv_core::{Change, Op, OpRef, State};
 use parking_lot::RwLock;
 
+/// Applies one operation of a replayed log.
+pub type ApplyOp<'a> = dyn FnMut(OpRef<'_>) + 'a;
+
+/// Reads the log, calling the function it is given with each operation in order.
+pub type DriveReplay<'a> = dyn FnMut(&mut ApplyOp<'_>) + 'a;
+
 /// The state the committer applies operations to, in log order. Implemented by a single
 /// locked [`State`] here and by the sharded state of `kv-concurrent`.
 pub trait Sink: Send + Sync {
@@ -24,7 +30,7 @@ pub trait Sink: Send + Sync {
     ///
     /// The default applies each operation on the calling thread. A sink may instead spread
     /// the work over threads, as long as the operations of any one key are applied in order.
-    fn replay(&self, now: u64, drive: &mut dyn FnMut(&mut dyn FnMut(OpRef<'_>))) -> u64 {
+    fn replay(&self, now: u64, drive: &mut DriveReplay<'_>) -> u64 {
         let mut expired = 0;
         drive(&mut |op| {
             if self.apply(op, now) == Change::Expired {
