@@ -177,7 +177,7 @@ fn w6_mixed(c: &mut Criterion) {
                         let mut keys = KeyGen::new(round * 10 + t + 1);
                         for n in 0..per_thread {
                             let key = keys.key(key_count());
-                            if keys.next_u64() % 10 == 0 {
+                            if keys.next_u64().is_multiple_of(10) {
                                 store.put(key.to_vec(), value_for(n).to_vec()).expect("put");
                             } else {
                                 std::hint::black_box(store.get(key));
@@ -221,5 +221,12 @@ fn w8_range_scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, w5_memory, w3_get, w4_recovery, w6_mixed, w8_range_scan);
+criterion_group!(
+    benches,
+    w5_memory,
+    w3_get,
+    w4_recovery,
+    w6_mixed,
+    w8_range_scan
+);
 criterion_main!(benches);
