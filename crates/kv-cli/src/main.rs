@@ -1,11 +1,67 @@
-//! The `kv` command-line tool. Not built yet: the store it drives comes first.
+//! `kv`, the command-line tool of the store: a shell that answers one command a line (for
+//! people on a terminal and for scripts through pipes), one-shot subcommands (`get`, `put`,
+//! `del`, `scan`, `export`, `import`, `stats`, `compact`), `verify`, which checks a log
+//! without changing it, and `bench`, which runs the workloads of the project's spec beside
+//! the machine's own limits.
+//!
+//! Every command opens the store in `--dir` (default `./kv-data`) with the ordered index, so
+//! scans work on any store (the index lives in memory only). Commands that only read refuse
+//! a directory without a store instead of creating one. `kv --help` documents the shell's
+//! protocol, the quoting rules, every output format and the exit codes (0 success, 1 runtime
+//! error, 2 usage error).
+//!
+//! Modules: [`cli`] (arguments), [`parse`] (the shell's language), [`output`] (printing keys
+//! and values so they read back), [`shell`], [`commands`] (single-entry subcommands),
+//! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`], and
+//! [`bench`].
 
 #![forbid(unsafe_code)]
 
+mod bench;
+mod cli;
+mod commands;
+mod export;
+mod failure;
+mod open;
+mod output;
+mod parse;
+mod readonly_fs;
+mod shell;
+mod stats;
+mod verify;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::failure::{Failure, Outcome};
+
 fn main() {
-    eprintln!(
-        "kv: not yet: the shell arrives with the kv-store facade (see the issues); \
-         today the project ships the kv-wal log crate"
-    );
-    std::process::exit(2);
+    let cli = Cli::parse();
+    if let Err(failure) = run(cli) {
+        match &failure {
+            Failure::Usage(message) | Failure::Runtime(message) => eprintln!("kv: {message}"),
+            Failure::Missing => {}
+        }
+        std::process::exit(failure.exit_code());
+    }
+}
+
+fn run(cli: Cli) -> Outcome {
+    let dir = cli.dir.as_path();
+    let durability = cli.durability.mode();
+    match cli.command {
+        None | Some(Command::Shell) => shell::run(dir, durability),
+        Some(Command::Get { key, raw }) => commands::get(dir, durability, &key, raw),
+        Some(Command::Put { key, value, ttl }) => commands::put(dir, durability, &key, &value, ttl),
+        Some(Command::Del { key }) => commands::del(dir, durability, &key),
+        Some(Command::Scan(args)) => commands::scan(dir, durability, &args),
+        Some(Command::Export { output }) => export::export(dir, durability, output.as_deref()),
+        Some(Command::Import { file, batch }) => {
+            export::import(dir, durability, file.as_deref(), batch)
+        }
+        Some(Command::Stats { json }) => commands::stats(dir, durability, json),
+        Some(Command::Compact) => commands::compact(dir, durability),
+        Some(Command::Verify) => verify::verify(dir),
+        Some(Command::Bench(args)) => bench::run(&args),
+    }
 }

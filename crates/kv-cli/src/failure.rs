@@ -1,0 +1,44 @@
+//! How a command fails, and the exit code each kind of failure gives.
+
+use std::fmt;
+
+/// A failed command: what to tell the user and how to exit.
+#[derive(Debug)]
+pub enum Failure {
+    /// The command line or the input is wrong: exit code 2.
+    Usage(String),
+    /// The command could not do its work (store errors, I/O, damage): exit code 1.
+    Runtime(String),
+    /// `kv get` of a missing key: `(nil)` was printed, exit code 1 with no message.
+    Missing,
+}
+
+impl Failure {
+    /// The process exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Usage(_) => 2,
+            Failure::Runtime(_) | Failure::Missing => 1,
+        }
+    }
+
+    /// A runtime failure with `message`.
+    pub fn runtime(message: impl fmt::Display) -> Self {
+        Failure::Runtime(message.to_string())
+    }
+}
+
+impl From<kv_store::Error> for Failure {
+    fn from(e: kv_store::Error) -> Self {
+        Failure::runtime(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::runtime(e)
+    }
+}
+
+/// The result of a command.
+pub type Outcome<T = ()> = Result<T, Failure>;

@@ -1,0 +1,152 @@
+//! How keys and values are printed: bare when that is unambiguous, otherwise quoted with the
+//! escapes of the shell's parser, so every printed word reads back as the same bytes.
+
+use std::borrow::Cow;
+
+/// The answer to a `GET` of a missing key (a value that reads `(nil)` is printed quoted).
+pub const NIL: &str = "(nil)";
+/// The line that ends a `SCAN` answer in the shell.
+pub const END: &str = "(end)";
+
+/// `bytes` as one word of the shell's language.
+///
+/// Bare when it is non-empty printable UTF-8 without spaces, quotes or backslashes, does not
+/// start with `#` (a comment) or `(` (the markers `(nil)` and `(end)`), and does not start
+/// with `ERR` (an error answer). Otherwise in double quotes, with `\"`, `\\`, `\n`, `\r`,
+/// `\t`, `\0`, and `\xHH` for every other control or non-space blank character and for each
+/// byte that is not UTF-8; printable non-ASCII characters stay as they are.
+pub fn word(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if is_bare(text) {
+            return Cow::Borrowed(text);
+        }
+    }
+    Cow::Owned(quoted(bytes))
+}
+
+fn is_bare(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with(['#', '('])
+        && !text.starts_with("ERR")
+        && text
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && c != '"' && c != '\\')
+}
+
+fn quoted(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    while !bytes.is_empty() {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                push_escaped(&mut out, text);
+                break;
+            }
+            Err(e) => {
+                let (valid, rest) = bytes.split_at(e.valid_up_to());
+                push_escaped(
+                    &mut out,
+                    std::str::from_utf8(valid).expect("checked valid UTF-8"),
+                );
+                let bad = e.error_len().unwrap_or(rest.len());
+                for b in &rest[..bad] {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+                bytes = &rest[bad..];
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn push_escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            ' ' => out.push(' '),
+            c if c.is_control() || c.is_whitespace() => {
+                let mut utf8 = [0u8; 4];
+                for b in c.encode_utf8(&mut utf8).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// An error message as one line, for `ERR <message>`.
+pub fn one_line(message: &str) -> String {
+    message.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::split_words;
+
+    fn reads_back(bytes: &[u8]) {
+        let printed = word(bytes);
+        let words = split_words(printed.as_bytes()).expect("a printed word parses");
+        assert_eq!(words.len(), 1, "{printed}");
+        assert_eq!(words[0].bytes, bytes, "{printed}");
+    }
+
+    #[test]
+    fn plain_words_are_bare() {
+        assert_eq!(word(b"user:1"), "user:1");
+        assert_eq!(word("café".as_bytes()), "café");
+        assert_eq!(word(b"OK"), "OK");
+        assert_eq!(word(b"a'b"), "a'b");
+    }
+
+    #[test]
+    fn ambiguous_words_are_quoted() {
+        assert_eq!(word(b""), r#""""#);
+        assert_eq!(word(b"hello world"), r#""hello world""#);
+        assert_eq!(word(b"(nil)"), r#""(nil)""#);
+        assert_eq!(word(b"(end)"), r#""(end)""#);
+        assert_eq!(word(b"#tag"), r##""#tag""##);
+        assert_eq!(word(b"ERR x"), r#""ERR x""#);
+        assert_eq!(word(b"a\"b"), r#""a\"b""#);
+        assert_eq!(word(b"a\\b"), r#""a\\b""#);
+    }
+
+    #[test]
+    fn unprintable_bytes_are_escaped() {
+        assert_eq!(word(b"\xff\x00k"), r#""\xff\0k""#);
+        assert_eq!(word(b"line\nbreak\t"), r#""line\nbreak\t""#);
+        assert_eq!(word(b"\x1b[0m"), r#""\x1b[0m""#);
+        assert_eq!(word("nbsp\u{a0}".as_bytes()), r#""nbsp\xc2\xa0""#);
+    }
+
+    #[test]
+    fn every_printed_word_reads_back_as_its_bytes() {
+        let samples: &[&[u8]] = &[
+            b"",
+            b"plain",
+            b"two words",
+            b"(nil)",
+            b"#x",
+            b"ERR",
+            b"\"",
+            b"\\",
+            b"\\x41",
+            b"\xff\xfe\x00\x7f",
+            b"\xe2\x82",
+            "日本\u{2028}語".as_bytes(),
+            b"tab\tcr\rnl\n",
+        ];
+        for sample in samples {
+            reads_back(sample);
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        reads_back(&all);
+    }
+}

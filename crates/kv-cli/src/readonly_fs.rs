@@ -1,0 +1,178 @@
+//! A file layer for `kv verify` that reads a store's log where it lies and refuses every
+//! change, so that checking a log cannot alter it whatever the layers above try.
+//!
+//! Opening a log in place is not read-only even in `RecoveryMode::Strict`: the log creates
+//! its lock file `wal/LOCK` before recovery runs, and closing cuts the zero tail a crash
+//! leaves in a preallocated segment. So `verify` opens a private, empty directory whose
+//! `wal/` this layer maps onto the store's `wal/`: the lock file lands in the private
+//! directory, and every segment is opened read-only, whatever mode is asked for. Writes,
+//! truncation, allocation, creation, removal and renames fail with `PermissionDenied`.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kv_wal::fs::{FileSystem, OpenMode, WalFile};
+
+/// Maps the log directory the store is opened with onto the real one, read-only.
+#[derive(Debug)]
+pub struct ReadOnlyLog {
+    /// The log directory the store is configured with (private to this process).
+    shown: PathBuf,
+    /// The store's real log directory.
+    real: PathBuf,
+}
+
+impl ReadOnlyLog {
+    /// A layer that serves `shown` from `real`.
+    pub fn new(shown: PathBuf, real: PathBuf) -> Self {
+        ReadOnlyLog { shown, real }
+    }
+
+    fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
+        match path.strip_prefix(&self.shown) {
+            Ok(rest) => Ok(self.real.join(rest)),
+            Err(_) => Err(refused("reach outside the log", path)),
+        }
+    }
+}
+
+fn refused(what: &str, path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "kv verify changes nothing: refused to {what} {}",
+            path.display()
+        ),
+    )
+}
+
+impl FileSystem for ReadOnlyLog {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn WalFile>> {
+        if mode == OpenMode::CreateNew {
+            return Err(refused("create", path));
+        }
+        let real = self.real_path(path)?;
+        Ok(Arc::new(ReadOnlyFile {
+            file: File::open(&real)?,
+            path: real,
+        }))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let real = self.real_path(path)?;
+        if real.is_dir() {
+            Ok(())
+        } else {
+            Err(refused("create the directory", &real))
+        }
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.real_path(path)?)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        Err(refused("remove", path))
+    }
+
+    fn rename(&self, from: &Path, _to: &Path) -> io::Result<()> {
+        Err(refused("rename", from))
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        Err(refused("sync the directory", path))
+    }
+}
+
+/// A segment opened read-only.
+#[derive(Debug)]
+struct ReadOnlyFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl WalFile for ReadOnlyFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        loop {
+            match self.file.read_at(buf, offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return result,
+            }
+        }
+    }
+
+    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
+        Err(refused("write to", &self.path))
+    }
+
+    /// Nothing was written through this layer, so there is nothing to make durable.
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(refused("change the length of", &self.path))
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn allocate(&self, _len: u64) -> io::Result<()> {
+        Err(refused("allocate space in", &self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_open_read_only_and_refuse_changes() {
+        let real = tempfile::tempdir().unwrap();
+        std::fs::write(real.path().join("000000.wal"), b"abc").unwrap();
+        let layer = ReadOnlyLog::new(PathBuf::from("/shown/wal"), real.path().to_path_buf());
+
+        assert_eq!(
+            layer.read_dir(Path::new("/shown/wal")).unwrap(),
+            ["000000.wal"]
+        );
+        let file = layer
+            .open(Path::new("/shown/wal/000000.wal"), OpenMode::Write)
+            .unwrap();
+        let mut buf = [0u8; 3];
+        assert_eq!(file.read_at(&mut buf, 0).unwrap(), 3);
+        assert_eq!(&buf, b"abc");
+        for e in [
+            file.write_all_at(b"x", 0).unwrap_err(),
+            file.set_len(0).unwrap_err(),
+            file.allocate(100).unwrap_err(),
+            layer
+                .open(Path::new("/shown/wal/000001.wal"), OpenMode::CreateNew)
+                .err()
+                .unwrap(),
+            layer
+                .remove_file(Path::new("/shown/wal/000000.wal"))
+                .unwrap_err(),
+            layer
+                .open(Path::new("/elsewhere"), OpenMode::Read)
+                .err()
+                .unwrap(),
+        ] {
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
+        }
+        assert_eq!(
+            std::fs::read(real.path().join("000000.wal")).unwrap(),
+            b"abc"
+        );
+    }
+}
