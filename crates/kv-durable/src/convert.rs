@@ -5,17 +5,33 @@ use kv_wal::{Record, RecordKind, RecordRef};
 
 use crate::options::CompressionPolicy;
 
-/// The log record of an operation.
-pub(crate) fn record_of(op: &Op, compression: &CompressionPolicy) -> Record {
+/// The log record of an operation, taking the operation's key and value (which
+/// [`give_back`] returns). Cloning them instead would cost an allocation each: a `Bytes` made
+/// from a `Vec` allocates a shared header on its first clone.
+pub(crate) fn lend(op: &mut Op, compression: &CompressionPolicy) -> Record {
     match op {
-        Op::Put { key, value, expiry } => Record::put(key.clone(), value.clone())
-            .with_expiry(match *expiry {
-                Expiry::Never => kv_wal::Expiry::Never,
-                Expiry::AfterMillis(ms) => kv_wal::Expiry::AfterMillis(ms),
-                Expiry::AtUnixMillis(at) => kv_wal::Expiry::AtUnixMillis(at),
-            })
-            .with_compression(compression.for_len(value.len())),
-        Op::Delete { key } => Record::delete(key.clone()),
+        Op::Put { key, value, expiry } => {
+            let compression = compression.for_len(value.len());
+            Record::put(std::mem::take(key), std::mem::take(value))
+                .with_expiry(match *expiry {
+                    Expiry::Never => kv_wal::Expiry::Never,
+                    Expiry::AfterMillis(ms) => kv_wal::Expiry::AfterMillis(ms),
+                    Expiry::AtUnixMillis(at) => kv_wal::Expiry::AtUnixMillis(at),
+                })
+                .with_compression(compression)
+        }
+        Op::Delete { key } => Record::delete(std::mem::take(key)),
+    }
+}
+
+/// Puts back into `op` the key and value [`lend`] took for `record`.
+pub(crate) fn give_back(op: &mut Op, record: Record) {
+    match op {
+        Op::Put { key, value, .. } => {
+            *key = record.key;
+            *value = record.value;
+        }
+        Op::Delete { key } => *key = record.key,
     }
 }
 

@@ -8,7 +8,7 @@ use kv_core::{Expiry, Op};
 use kv_wal::{Compression, Encoded, FsyncPolicy, Limits, Position, RecoveryInfo, Wal, WalConfig};
 use parking_lot::Mutex;
 
-use crate::convert::{op_of, record_of};
+use crate::convert::{give_back, lend, op_of};
 use crate::error::{Error, Result};
 use crate::group_commit::{GroupCommit, Member, Unit};
 use crate::options::{Durability, Options, WriteOptions};
@@ -177,24 +177,27 @@ impl<S: Sink> Durable<S> {
     }
 
     /// Writes `ops` as one atomic batch: after any crash, all of them or none are there.
-    pub fn write(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+    pub fn write(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
         let compression = &self.inner.options.compression;
-        let records: Vec<_> = ops.iter().map(|op| record_of(op, compression)).collect();
-        for record in &records {
-            self.inner
-                .limits
-                .check(record)
-                .map_err(|e| Error::TooLarge(Arc::new(e)))?;
-        }
+        let records: Vec<_> = ops.iter_mut().map(|op| lend(op, compression)).collect();
+        let checked = records
+            .iter()
+            .try_for_each(|record| self.inner.limits.check(record));
         let mut encoded = Encoded::new();
-        if let [record] = &records[..] {
-            encoded.push(record);
-        } else {
-            encoded.push_atomic(&records);
+        if checked.is_ok() {
+            if let [record] = &records[..] {
+                encoded.push(record);
+            } else {
+                encoded.push_atomic(&records);
+            }
         }
+        for (op, record) in ops.iter_mut().zip(records) {
+            give_back(op, record);
+        }
+        checked.map_err(|e| Error::TooLarge(Arc::new(e)))?;
         let durability = options.durability.unwrap_or(self.inner.options.durability);
         let unit = Unit {
             encoded,
