@@ -1,0 +1,97 @@
+//! W3 (random gets, 90% hits) and W8 (range scans of 100 keys).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kv_benches::{key_for, KeyGen};
+use kv_store::{Durability, IndexKind, Options};
+
+use super::measure::{load, parallel, share};
+use super::report::Outcome;
+use super::Run;
+
+/// W3: `keys` loaded once, then for each thread count the gets of the spec, over a key
+/// space a ninth larger than the keys so that 90% of them hit.
+pub fn w3(
+    run: &Run<'_>,
+    threads: &[u64],
+    emit: &mut dyn FnMut(Outcome),
+) -> Result<(), kv_store::Error> {
+    const SAMPLE: u64 = 8;
+    let keys = (1_000_000 / run.scale).max(1);
+    let gets = 2_000_000 / run.scale;
+    let store = run.open("w3", Options::default().durability(Durability::None))?;
+    run.step(&format!("W3: loading {keys} keys"));
+    load(&store, keys)?;
+    let space = keys * 10 / 9;
+    for &n in threads {
+        run.step(&format!("W3: {gets} gets, {n} threads"));
+        let hits = AtomicU64::new(0);
+        let (elapsed, latencies) = parallel(n, |t, latencies| {
+            let mut draw = KeyGen::new(t + 11);
+            let mut found = 0;
+            for i in 0..share(gets, n, t) {
+                let key = key_for(draw.next_u64() % space);
+                let value = if i % SAMPLE == 0 {
+                    latencies.time(|| store.get(key))
+                } else {
+                    store.get(key)
+                };
+                found += u64::from(value.is_some());
+            }
+            hits.fetch_add(found, Ordering::Relaxed);
+            Ok(())
+        })?;
+        let hit_ratio = hits.load(Ordering::Relaxed) as f64 / gets.max(1) as f64;
+        emit(
+            Outcome::new("W3", "random get, 90% hits", n, gets, elapsed.as_secs_f64())
+                .latencies(&latencies)
+                .with("keys", keys)
+                .with("hit_ratio", hit_ratio)
+                .with("latency_sampled", format!("1 get in {SAMPLE}")),
+        );
+    }
+    run.close(store)
+}
+
+/// W8: `keys` loaded in the ordered index, then scans of 100 consecutive keys from random
+/// starts.
+pub fn w8(
+    run: &Run<'_>,
+    threads: &[u64],
+    emit: &mut dyn FnMut(Outcome),
+) -> Result<(), kv_store::Error> {
+    const SCAN: usize = 100;
+    let keys = (1_000_000 / run.scale).max(1);
+    let scans = (100_000 / run.scale).max(1);
+    let options = Options::default()
+        .durability(Durability::None)
+        .index(IndexKind::Ordered);
+    let store = run.open("w8", options)?;
+    run.step(&format!("W8: loading {keys} keys"));
+    load(&store, keys)?;
+    for &n in threads {
+        run.step(&format!("W8: {scans} scans, {n} threads"));
+        let read = AtomicU64::new(0);
+        let (elapsed, latencies) = parallel(n, |t, latencies| {
+            let mut draw = KeyGen::new(t + 21);
+            let mut count = 0;
+            for _ in 0..share(scans, n, t) {
+                let start = key_for(draw.next_u64() % keys).to_vec();
+                count += latencies.time(|| -> Result<_, kv_store::Error> {
+                    Ok(store.range(start..)?.take(SCAN).count() as u64)
+                })?;
+            }
+            read.fetch_add(count, Ordering::Relaxed);
+            Ok(())
+        })?;
+        let seconds = elapsed.as_secs_f64();
+        let keys_read = read.load(Ordering::Relaxed);
+        emit(
+            Outcome::new("W8", "scan of 100 keys", n, scans, seconds)
+                .latencies(&latencies)
+                .with("keys", keys)
+                .with("keys_per_sec", keys_read as f64 / seconds),
+        );
+    }
+    run.close(store)
+}

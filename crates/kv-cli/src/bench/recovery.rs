@@ -1,0 +1,55 @@
+//! W4: the time to open a store whose log holds (a) one put per key, (b) four, against L3.
+
+use std::time::Instant;
+
+use kv_benches::{key_for, value_for};
+use kv_store::{Durability, KvStore, Options};
+
+use super::report::{Limit, Outcome};
+use super::Run;
+
+/// W4 with `writes_per_key` puts of each key: write them one put at a time, close, then time
+/// the reopening, which reads and replays the whole log.
+pub fn w4(run: &Run<'_>, writes_per_key: u64) -> Result<Outcome, kv_store::Error> {
+    let keys = (1_000_000 / run.scale).max(1);
+    let options = || Options::default().durability(Durability::None);
+    let store = run.open("w4", options())?;
+    run.step(&format!("W4: writing {} puts", keys * writes_per_key));
+    for round in 0..writes_per_key {
+        for n in 0..keys {
+            store.put(key_for(n).to_vec(), value_for(n + round).to_vec())?;
+        }
+    }
+    let path = store.path().to_path_buf();
+    store.close()?;
+    drop(store);
+
+    run.step("W4: reopening");
+    let started = Instant::now();
+    let store = KvStore::open_with(&path, options())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stats = store.stats();
+    run.close(store)?;
+    assert_eq!(stats.keys as u64, keys, "W4 reopened with every key");
+
+    let records = stats.recovery.replayed;
+    let bytes = stats.recovery.recovery.bytes_scanned;
+    let bytes_per_sec = bytes as f64 / seconds;
+    let what = if writes_per_key == 1 {
+        "recovery, 1 put per key"
+    } else {
+        "recovery, 4 puts per key"
+    };
+    Ok(Outcome::new("W4", what, 1, records, seconds)
+        .against(Limit {
+            name: "L3",
+            value: run.limits.l3_bytes,
+            unit: "bytes/s",
+            measured: bytes_per_sec,
+        })
+        .with("seconds_to_open", seconds)
+        .with("records_per_sec", records as f64 / seconds)
+        .with("mb_per_sec", bytes_per_sec / 1e6)
+        .with("log_bytes", bytes)
+        .with("ratio_to_l4", bytes_per_sec / run.limits.l4_bytes))
+}

@@ -1,0 +1,80 @@
+//! W1 (durable puts, against L1) and W2 (buffered puts, against L2).
+
+use std::time::Instant;
+
+use kv_benches::{value_for, KeyGen};
+use kv_store::{Durability, Options};
+
+use super::measure::{parallel, share};
+use super::report::{Limit, Outcome};
+use super::Run;
+
+/// The key space puts draw from.
+const KEY_SPACE: u64 = 1_000_000;
+
+/// W1: every put returns after fdatasync; `threads` writers share fsyncs by group commit.
+pub fn w1(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
+    let total = (20_000u64.max(2_000 * threads) / run.scale).max(threads);
+    let store = run.open("w1", Options::default().durability(Durability::Sync))?;
+    let (elapsed, latencies) = parallel(threads, |t, latencies| {
+        let mut keys = KeyGen::new(t + 1);
+        for i in 0..share(total, threads, t) {
+            let (key, value) = (keys.key(KEY_SPACE).to_vec(), value_for(i).to_vec());
+            latencies.time(|| store.put(key, value))?;
+        }
+        Ok(())
+    })?;
+    let commit = store.stats().commit;
+    run.close(store)?;
+    let seconds = elapsed.as_secs_f64();
+    let per_sec = total as f64 / seconds;
+    Ok(
+        Outcome::new("W1", "durable put (Sync)", threads, total, seconds)
+            .latencies(&latencies)
+            .against(Limit {
+                name: "L1",
+                value: run.limits.l1_fsyncs,
+                unit: "fsyncs/s",
+                measured: per_sec,
+            })
+            .with("records_per_fsync", commit.records_per_fsync())
+            .with("ratio_to_l1p", per_sec / run.limits.l1p_fsyncs),
+    )
+}
+
+/// W2: puts with no sync of their own, then one sync; bytes written against L2.
+pub fn w2(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
+    const SAMPLE: u64 = 8;
+    let total = (1_000_000 / run.scale).max(threads);
+    let store = run.open("w2", Options::default().durability(Durability::None))?;
+    let (elapsed, latencies) = parallel(threads, |t, latencies| {
+        let mut keys = KeyGen::new(t + 1);
+        for i in 0..share(total, threads, t) {
+            let (key, value) = (keys.key(KEY_SPACE).to_vec(), value_for(i).to_vec());
+            if i % SAMPLE == 0 {
+                latencies.time(|| store.put(key, value))?;
+            } else {
+                store.put(key, value)?;
+            }
+        }
+        Ok(())
+    })?;
+    let synced = Instant::now();
+    store.sync()?;
+    let seconds = (elapsed + synced.elapsed()).as_secs_f64();
+    let bytes = store.stats().commit.bytes_written;
+    run.close(store)?;
+    let bytes_per_sec = bytes as f64 / seconds;
+    Ok(
+        Outcome::new("W2", "buffered put + 1 sync", threads, total, seconds)
+            .latencies(&latencies)
+            .against(Limit {
+                name: "L2",
+                value: run.limits.l2_bytes,
+                unit: "bytes/s",
+                measured: bytes_per_sec,
+            })
+            .with("bytes_per_sec", bytes_per_sec)
+            .with("latency_sampled", format!("1 put in {SAMPLE}")),
+    )
+}
