@@ -21,6 +21,8 @@ pub(crate) struct Shard {
     len: AtomicUsize,
     /// `state.memory_used()` as of the last change.
     memory: AtomicUsize,
+    /// `state.entry_bytes()` as of the last change.
+    entry_bytes: AtomicUsize,
 }
 
 impl Shard {
@@ -29,6 +31,7 @@ impl Shard {
             state: RwLock::new(State::new(kind)),
             len: AtomicUsize::new(0),
             memory: AtomicUsize::new(0),
+            entry_bytes: AtomicUsize::new(0),
         }
     }
 
@@ -36,6 +39,8 @@ impl Shard {
     fn publish(&self, state: &State) {
         self.len.store(state.len(), Ordering::Relaxed);
         self.memory.store(state.memory_used(), Ordering::Relaxed);
+        self.entry_bytes
+            .store(state.entry_bytes(), Ordering::Relaxed);
     }
 }
 
@@ -170,6 +175,22 @@ impl Sharded {
             .iter()
             .map(|s| s.memory.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Bytes of the entries themselves (keys, values, deadlines, small headers), summed over
+    /// the shards: about the size of the live data. Lock-free.
+    pub fn entry_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.entry_bytes.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Calls `f` with every entry of shard `shard` live at `now`, under that shard's read
+    /// lock: what snapshots walk, one shard at a time.
+    pub fn for_each_in_shard(&self, shard: usize, now: u64, f: impl FnMut(&Entry)) {
+        let state = self.shards[shard].state.read();
+        state.iter().filter(|e| !e.is_expired(now)).for_each(f);
     }
 
     /// What one more entry of these sizes adds to [`memory_used`](Self::memory_used).

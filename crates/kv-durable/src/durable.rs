@@ -80,39 +80,13 @@ impl<S: Sink> Durable<S> {
             })
             // A store that syncs every write is faster writing with system calls.
             .write_window(options.durability != Durability::Sync);
-        let limits = wal.limits;
         let now = options.clock.now_ms();
+        let limits = wal.limits;
         let mut report = OpenReport::default();
-        let mut damaged = None;
-        let mut config = Some(wal);
-        let mut opened = None;
-        report.expired_dropped = sink.replay(now, &mut |apply| {
-            let Some(config) = config.take() else { return };
-            opened = Some(Wal::open_with(config, from, |position, record| {
-                match record.compression() {
-                    Compression::None => apply(op_of(&record, record.stored_value())),
-                    _ => match record.value(limits.max_value_size) {
-                        Ok(value) => apply(op_of(&record, &value)),
-                        Err(kind) => {
-                            damaged.get_or_insert((position, kind));
-                            return;
-                        }
-                    },
-                }
-                report.replayed += 1;
-            }));
-        });
-        let (wal, recovery) = opened
-            .expect("the sink's replay drives the log's recovery")
-            .map_err(|e| Error::Open(Arc::new(e)))?;
-        if let Some((position, kind)) = damaged {
-            return Err(Error::Open(Arc::new(kv_wal::Error::Corrupt {
-                segment: position.segment,
-                offset: position.offset,
-                kind,
-            })));
-        }
-        report.recovery = recovery;
+        let (wal, replayed) = replay_log(wal, from, &sink, now)?;
+        report.recovery = replayed.recovery;
+        report.replayed = replayed.records;
+        report.expired_dropped = replayed.expired_dropped;
         report.duration = started.elapsed();
         let inner = Inner {
             log: Mutex::new(Some(Log {
@@ -293,6 +267,24 @@ impl<S: Sink> Durable<S> {
         Ok(guard.as_ref().ok_or(Error::Closed)?.wal.current_position())
     }
 
+    /// Ends the active segment and starts a new one; returns where the next record goes
+    /// (offset 0 of the new segment, or of the active one if it is still empty). Every write
+    /// acknowledged before this call is in an earlier segment and applied to the sink.
+    pub fn rotate(&self) -> Result<Position> {
+        let mut guard = self.inner.log.lock();
+        let log = guard.as_mut().ok_or(Error::Closed)?;
+        log.wal.rotate().map_err(Error::from_append)
+    }
+
+    /// Deletes the log's segments before `segment`, oldest first; returns how many.
+    pub fn delete_log_before(&self, segment: u64) -> Result<usize> {
+        let mut guard = self.inner.log.lock();
+        let log = guard.as_mut().ok_or(Error::Closed)?;
+        log.wal
+            .delete_segments_before(Position::new(segment, 0))
+            .map_err(Error::from_append)
+    }
+
     /// How many segments the log spans and about how many bytes of records they hold
     /// (every segment but the last counted as full: an upper bound).
     pub fn log_extent(&self) -> Result<(u64, u64)> {
@@ -313,4 +305,72 @@ impl<S: Sink> Durable<S> {
         let log = self.inner.log.lock().take().ok_or(Error::Closed)?;
         log.wal.close().map_err(Error::from_append)
     }
+}
+
+/// What replaying one log directory did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogReplay {
+    /// What the log's recovery scan found.
+    pub recovery: RecoveryInfo,
+    /// Records applied to the sink.
+    pub records: u64,
+    /// Puts dropped because their deadline had passed.
+    pub expired_dropped: u64,
+}
+
+/// Opens the log `config` describes and replays it from `from` into `sink` (the sink's
+/// [`Sink::replay`] decides on how many threads), in the same pass as the log's own checks.
+fn replay_log<S: Sink>(
+    config: WalConfig,
+    from: Position,
+    sink: &S,
+    now: u64,
+) -> Result<(Wal, LogReplay)> {
+    let limits = config.limits;
+    let mut damaged = None;
+    let mut config = Some(config);
+    let mut opened = None;
+    let mut records = 0;
+    let expired_dropped = sink.replay(now, &mut |apply| {
+        let Some(config) = config.take() else { return };
+        opened = Some(Wal::open_with(config, from, |position, record| {
+            match record.compression() {
+                Compression::None => apply(op_of(&record, record.stored_value())),
+                _ => match record.value(limits.max_value_size) {
+                    Ok(value) => apply(op_of(&record, &value)),
+                    Err(kind) => {
+                        damaged.get_or_insert((position, kind));
+                        return;
+                    }
+                },
+            }
+            records += 1;
+        }));
+    });
+    let (wal, recovery) = opened
+        .expect("the sink's replay drives the log's recovery")
+        .map_err(|e| Error::Open(Arc::new(e)))?;
+    if let Some((position, kind)) = damaged {
+        return Err(Error::Open(Arc::new(kv_wal::Error::Corrupt {
+            segment: position.segment,
+            offset: position.offset,
+            kind,
+        })));
+    }
+    Ok((
+        wal,
+        LogReplay {
+            recovery,
+            records,
+            expired_dropped,
+        },
+    ))
+}
+
+/// Replays a whole log directory (a snapshot, say) into `sink` at time `now`, then closes it
+/// without writing anything: `config`'s recovery mode decides what damage does.
+pub fn load_log<S: Sink>(config: WalConfig, sink: &S, now: u64) -> Result<LogReplay> {
+    let (wal, replayed) = replay_log(config, Position::START, sink, now)?;
+    wal.close().map_err(|e| Error::Open(Arc::new(e)))?;
+    Ok(replayed)
 }

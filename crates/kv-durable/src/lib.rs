@@ -49,7 +49,7 @@ mod options;
 mod sink;
 mod stats;
 
-pub use durable::{Durable, OpenReport};
+pub use durable::{load_log, Durable, LogReplay, OpenReport};
 pub use error::{Error, Result};
 pub use options::{CompressionPolicy, Durability, Options, WriteOptions};
 pub use sink::{ApplyOp, DriveReplay, Sink};

@@ -66,13 +66,14 @@ pub enum Error {
         limit: usize,
     },
 
+    /// Compaction, a checkpoint, or loading a snapshot at open failed. A failed compaction
+    /// changed nothing the store depends on; the store goes on with its old snapshot and log.
+    #[error("{0}")]
+    Compaction(#[source] Arc<kv_compact::Error>),
+
     /// Range and prefix scans need the ordered index (`Options::index(IndexKind::Ordered)`).
     #[error("range and prefix scans need a store opened with the ordered index")]
     NotOrdered,
-
-    /// The operation is not available in this version; the message says when it will be.
-    #[error("{0}")]
-    Unsupported(&'static str),
 
     /// The store was closed.
     #[error("the store is closed")]

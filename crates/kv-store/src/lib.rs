@@ -6,10 +6,12 @@
 //!
 //! - [`KvStore`]: `Clone + Send + Sync`; `put`, `get`, `delete`, TTLs (`put_with_ttl`,
 //!   `expire`, `persist`, `ttl`), atomic [`WriteBatch`]es, ordered `range` and
-//!   `scan_prefix` (with [`IndexKind::Ordered`]), `len`, `sync`, `stats`, `close`.
+//!   `scan_prefix` (with [`IndexKind::Ordered`]), `len`, `sync`, `compact`, `checkpoint`,
+//!   `stats`, `close`.
 //! - [`Options`]: [`Durability`] (`Sync`, `Batch(window)` — the default, 5 ms — or `None`),
 //!   index kind, shard count, segment size, LZ4/Zstd compression above a size threshold,
-//!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], the expiry sweep.
+//!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], the expiry sweep, and
+//!   [`AutoCompact`], when the store compacts its log by itself.
 //! - With the `tokio` feature (on by default): `put_async` and friends, which wait for the
 //!   disk on tokio's blocking pool, never on a runtime thread.
 //! - With the `metrics` feature: the figures of [`Stats`] published through the `metrics`
@@ -51,11 +53,12 @@ mod store;
 
 pub use batch::WriteBatch;
 pub use error::{Error, Result};
-pub use options::{Eviction, Limits, Options};
+pub use options::{AutoCompact, Eviction, Limits, Options};
 pub use stats::Stats;
 pub use store::{KvStore, WAL_DIR};
 
 pub use bytes::Bytes;
+pub use kv_compact::{CompactionReport, CompactionStats};
 pub use kv_concurrent::Scan;
 pub use kv_core::{Clock, IndexKind, ManualClock, SystemClock};
 pub use kv_durable::{CommitStats, Durability, OpenReport, WriteOptions};

@@ -7,14 +7,13 @@
 //! entries per victim, the coldest of them goes, as Redis does) and delete them through the
 //! log, so a reopened store holds exactly what the running one held.
 //!
-//! Recency and frequency live in a fixed table of counters indexed by key hash (an access
-//! sketch), not in the entries: entries stay one allocation each, and reads only load a
+//! Recency (on a logical clock that writes advance) and frequency live in a fixed table of
+//! counters indexed by key hash (an access sketch), not in the entries: entries stay one allocation each, and reads only load a
 //! counter (storing it when it changes). Keys that share a counter share their history,
 //! which makes eviction approximate, as sampling already does.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
 
 use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
@@ -58,10 +57,12 @@ pub(crate) struct Admission {
     limits: Limits,
     reserved_bytes: AtomicUsize,
     reserved_keys: AtomicUsize,
-    /// Last access (LRU: ticks since `epoch`) or access count (LFU) by key hash.
+    /// Last access (LRU: the write clock at the time) or access count (LFU) by key hash.
     sketch: Box<[AtomicU32]>,
     hasher: DefaultHashBuilder,
-    epoch: Instant,
+    /// The LRU clock: advanced by every write, read by every read. A logical clock orders
+    /// accesses finer than any timer a read could afford, and reads only load it.
+    clock: AtomicU32,
     random: AtomicU64,
     pub(crate) evictions: AtomicU64,
 }
@@ -77,7 +78,7 @@ impl Admission {
                 .map(|_| AtomicU32::new(0))
                 .collect(),
             hasher: DefaultHashBuilder::default(),
-            epoch: Instant::now(),
+            clock: AtomicU32::new(1),
             random: AtomicU64::new(0x853C_49E6_748F_EA9B),
             evictions: AtomicU64::new(0),
         }
@@ -98,11 +99,6 @@ impl Admission {
         Some(&self.sketch[hash & (SKETCH_SLOTS - 1)])
     }
 
-    /// Ticks of about 8 ms since the store opened: the LRU clock.
-    fn tick(&self) -> u32 {
-        (self.epoch.elapsed().as_millis() >> 3) as u32
-    }
-
     /// Records an access to `key` (a read, or `written`).
     #[inline]
     pub(crate) fn touch(&self, key: &[u8], written: bool) {
@@ -110,13 +106,23 @@ impl Admission {
         let current = slot.load(Ordering::Relaxed);
         let next = match self.limits.eviction {
             Eviction::Reject => return,
-            Eviction::Lru => self.tick(),
+            Eviction::Lru if written => self.clock.fetch_add(1, Ordering::Relaxed),
+            Eviction::Lru => self.clock.load(Ordering::Relaxed),
             Eviction::Lfu if written => current.saturating_add(1).max(LFU_INITIAL),
             Eviction::Lfu => current.saturating_add(1),
         };
         // Loaded first so readers of a hot key do not all write its cache line.
         if next != current {
             slot.store(next, Ordering::Relaxed);
+        }
+    }
+
+    /// How cold an entry with sketch value `score` is: the larger, the sooner it goes.
+    fn coldness(&self, score: u32) -> u32 {
+        match self.limits.eviction {
+            // Ages on the write clock, which wraps: the distance back from now.
+            Eviction::Lru => self.clock.load(Ordering::Relaxed).wrapping_sub(score),
+            _ => u32::MAX - score,
         }
     }
 
@@ -206,10 +212,10 @@ impl Admission {
             let best = (0..SAMPLES)
                 .filter_map(|_| state.sample(self.random()))
                 .filter(|e| !victims.iter().any(|v| v == e.key()))
-                .min_by_key(|e| {
+                .max_by_key(|e| {
                     let expired = e.is_expired(now);
                     let score = self.slot(e.key()).map_or(0, |s| s.load(Ordering::Relaxed));
-                    (!expired, score)
+                    (expired, self.coldness(score))
                 });
             let Some(entry) = best else { break };
             let freed = if unit == "keys" {

@@ -38,6 +38,7 @@ impl Maintenance {
                     }
                     let Some(store) = store.upgrade() else { return };
                     store.sweep();
+                    store.compact_if_due();
                     if decayed.elapsed() >= DECAY_EVERY {
                         store.admission.decay();
                         decayed = Instant::now();

@@ -22,6 +22,26 @@ pub enum Eviction {
     Lfu,
 }
 
+/// When the store compacts by itself: once the log (and snapshot) exceed both `min_bytes`
+/// and `ratio` times the live data, as Redis's `auto-aof-rewrite-min-size` and
+/// `auto-aof-rewrite-percentage` do. Checked every sweep interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AutoCompact {
+    /// The smallest log worth compacting (default 64 MiB).
+    pub min_bytes: u64,
+    /// How many times the live data the log must be (default 2).
+    pub ratio: f64,
+}
+
+impl Default for AutoCompact {
+    fn default() -> Self {
+        AutoCompact {
+            min_bytes: 64 << 20,
+            ratio: 2.0,
+        }
+    }
+}
+
 /// Limits on what the store holds in memory. Unset limits are not enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Limits {
@@ -58,6 +78,7 @@ pub struct Options {
     pub(crate) compression_threshold: usize,
     pub(crate) limits: Limits,
     pub(crate) sweep_interval: Duration,
+    pub(crate) auto_compact: Option<AutoCompact>,
     pub(crate) recovery_mode: RecoveryMode,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) file_system: Option<Arc<dyn kv_wal::fs::FileSystem>>,
@@ -65,8 +86,9 @@ pub struct Options {
 
 impl Default for Options {
     /// Batch durability with a 5 ms window, the hash index, one shard group per core,
-    /// 128 MiB segments, no compression, no limits, expired keys swept every second, torn
-    /// tails repaired at open.
+    /// 128 MiB segments, no compression, no limits, expired keys swept every second,
+    /// compaction once the log passes 64 MiB and twice the live data, torn tails repaired at
+    /// open.
     fn default() -> Self {
         Options {
             durability: Durability::default(),
@@ -77,6 +99,7 @@ impl Default for Options {
             compression_threshold: 256,
             limits: Limits::default(),
             sweep_interval: Duration::from_secs(1),
+            auto_compact: Some(AutoCompact::default()),
             recovery_mode: RecoveryMode::default(),
             clock: Arc::new(SystemClock),
             file_system: None,
@@ -137,6 +160,13 @@ impl Options {
     /// either way). `Duration::ZERO` turns the sweep off.
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = interval;
+        self
+    }
+
+    /// When the store compacts by itself; `None` leaves compaction to
+    /// [`KvStore::compact`](crate::KvStore::compact).
+    pub fn auto_compact(mut self, trigger: Option<AutoCompact>) -> Self {
+        self.auto_compact = trigger;
         self
     }
 

@@ -1,5 +1,6 @@
 //! What a store reports about itself.
 
+use kv_compact::CompactionStats;
 use kv_durable::{CommitStats, OpenReport};
 
 /// A store's figures at one moment, from [`KvStore::stats`](crate::KvStore::stats).
@@ -16,13 +17,17 @@ pub struct Stats {
     pub log_segments: u64,
     /// Bytes of records in the log (every segment but the last counted as full).
     pub log_bytes: u64,
-    /// `live_bytes / log_bytes`: how much of the log is still live data. Compaction raises
-    /// it back towards 1.
+    /// Bytes of the current snapshot (0 before the first compaction).
+    pub snapshot_bytes: u64,
+    /// `live_bytes / (log_bytes + snapshot_bytes)`: how much of what is stored is still live
+    /// data. Compaction raises it back towards 1.
     pub live_data_ratio: f64,
     /// What opening found and replayed.
     pub recovery: OpenReport,
     /// The group commit's figures: groups, records, fsyncs, records per fsync, latency.
     pub commit: CommitStats,
+    /// Compactions run and failed, and the last one's duration and bytes before and after.
+    pub compaction: CompactionStats,
     /// Keys evicted to stay within the limits.
     pub evictions: u64,
     /// Expired keys removed from memory by the sweep.
@@ -54,6 +59,9 @@ impl Stats {
         counter!("kv_log_bytes_written_total").absolute(self.commit.bytes_written);
         counter!("kv_fsyncs_total").absolute(self.commit.fsyncs);
         counter!("kv_evictions_total").absolute(self.evictions);
+        counter!("kv_compactions_total").absolute(self.compaction.compactions);
+        counter!("kv_compaction_failures_total").absolute(self.compaction.failures);
+        gauge!("kv_snapshot_bytes").set(self.snapshot_bytes as f64);
         counter!("kv_expirations_total").absolute(self.expirations);
         counter!("kv_errors_total").absolute(self.errors);
     }

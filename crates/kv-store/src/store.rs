@@ -10,9 +10,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
+use kv_compact::{Compactor, Source};
 use kv_concurrent::{default_shard_count, Scan, Sharded};
 use kv_core::{Expiry, Op};
 use kv_durable::{CompressionPolicy, Durable, OpenReport, WriteOptions};
+use kv_wal::fs::{FileSystem, StdFileSystem};
 use kv_wal::{Position, WalConfig};
 use parking_lot::{Mutex, RwLock};
 
@@ -20,7 +22,7 @@ use crate::batch::{fix_deadlines, millis, WriteBatch};
 use crate::error::{Error, Result};
 use crate::limits::Admission;
 use crate::maintenance::Maintenance;
-use crate::options::Options;
+use crate::options::{AutoCompact, Options};
 use crate::stats::Stats;
 
 /// The log's directory inside the store's directory.
@@ -41,6 +43,8 @@ pub(crate) struct Inner {
     stripes: Box<[CachePadded<RwLock<()>>]>,
     stripe_hasher: DefaultHashBuilder,
     report: OpenReport,
+    compactor: Compactor,
+    auto_compact: Option<AutoCompact>,
     expirations: AtomicU64,
     errors: AtomicU64,
     maintenance: Mutex<Option<Maintenance>>,
@@ -102,27 +106,48 @@ impl KvStore {
     /// ```
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<KvStore> {
         let path = path.as_ref().to_path_buf();
+        let file_system: Arc<dyn FileSystem> = options
+            .file_system
+            .clone()
+            .unwrap_or_else(|| Arc::new(StdFileSystem));
         let state = Sharded::new(
             options.index,
-            options.shards
+            options
+                .shards
                 .unwrap_or_else(|| default_shard_count(options.index)),
         );
-        let mut wal = WalConfig::new(path.join(WAL_DIR))
+        let compression = CompressionPolicy {
+            kind: options.compression,
+            threshold: options.compression_threshold,
+        };
+        let wal = WalConfig::new(path.join(WAL_DIR))
             .max_segment_size(options.segment_size)
-            .recovery_mode(options.recovery_mode);
-        if let Some(file_system) = &options.file_system {
-            wal = wal.file_system(Arc::clone(file_system));
-        }
+            .recovery_mode(options.recovery_mode)
+            .file_system(Arc::clone(&file_system));
+        let compacting = |e| Error::Compaction(Arc::new(e));
+        let compactor =
+            Compactor::open(file_system, &path, compression, wal.limits).map_err(compacting)?;
+        let started = std::time::Instant::now();
+        let snapshot = compactor
+            .load_snapshot(&state, options.clock.now_ms())
+            .map_err(compacting)?;
+        let log_from = compactor.log_from();
         let durable_options = kv_durable::Options {
             durability: options.durability,
-            compression: CompressionPolicy {
-                kind: options.compression,
-                threshold: options.compression_threshold,
-            },
+            compression,
             clock: Arc::clone(&options.clock),
         };
-        let (durable, report) = Durable::open(wal, Position::START, state, durable_options)
+        let (durable, mut report) = Durable::open(wal, log_from, state, durable_options)
             .map_err(|e| Error::from_open(path.clone(), e))?;
+        // Segments a crash left behind after a compaction switched the manifest.
+        durable
+            .delete_log_before(log_from.segment)
+            .map_err(Error::from_write)?;
+        if let Some(snapshot) = snapshot {
+            report.replayed += snapshot.records;
+            report.expired_dropped += snapshot.expired_dropped;
+        }
+        report.duration = started.elapsed();
         let inner = Arc::new(Inner {
             durable,
             path,
@@ -132,6 +157,8 @@ impl KvStore {
                 .collect(),
             stripe_hasher: DefaultHashBuilder::default(),
             report,
+            compactor,
+            auto_compact: options.auto_compact,
             expirations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             maintenance: Mutex::new(None),
@@ -556,12 +583,52 @@ impl KvStore {
         self.inner.durable.sync().map_err(Error::from_write)
     }
 
-    /// Rewrites the live state as a snapshot so the log stops growing. Not available yet: it
-    /// returns [`Error::Unsupported`] and changes nothing until the `kv-compact` crate lands.
-    pub fn compact(&self) -> Result<()> {
-        Err(Error::Unsupported(
-            "compaction is not available yet in this version (it lands with kv-compact); nothing was changed",
-        ))
+    /// Rewrites the live state as a snapshot and deletes the log before it, while other
+    /// threads keep reading and writing. A crash at any moment of it loses nothing: the
+    /// snapshot only takes over once it is complete and durable. One compaction runs at a
+    /// time; a second call waits for the first.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// for i in 0..100 {
+    ///     store.put("counter", i.to_string())?; // 100 records, one live key
+    /// }
+    /// let report = store.compact()?;
+    /// assert_eq!(report.entries, 1);
+    /// assert!(report.bytes_after < report.bytes_before);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn compact(&self) -> Result<kv_compact::CompactionReport> {
+        self.inner
+            .compactor
+            .compact(&StoreSource(&self.inner))
+            .map_err(|e| Error::Compaction(Arc::new(e)))
+    }
+
+    /// Writes a consistent copy of the store into `target` (a new or empty directory) while
+    /// it keeps serving: open it with [`KvStore::open`] like any store. For backups.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let backup = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// store.checkpoint(backup.path())?;
+    /// store.put("k", "after the checkpoint")?;
+    /// let copy = kv_store::KvStore::open(backup.path())?;
+    /// assert_eq!(copy.get("k").unwrap(), "v");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn checkpoint(&self, target: impl AsRef<Path>) -> Result<()> {
+        self.inner
+            .compactor
+            .checkpoint(&StoreSource(&self.inner), target.as_ref())
+            .map_err(|e| Error::Compaction(Arc::new(e)))
     }
 
     /// The store's figures now.
@@ -614,27 +681,82 @@ impl Inner {
         let state = self.durable.sink();
         let now = self.durable.now_ms();
         let (log_segments, log_bytes) = self.durable.log_extent().unwrap_or((0, 0));
-        let mut live_bytes = 0u64;
-        state.for_each(now, |e| {
-            live_bytes += (e.key().len() + e.value().len()) as u64
-        });
+        let snapshot_bytes = self.compactor.snapshot_bytes();
+        let live_bytes = state.entry_bytes() as u64;
+        let stored = log_bytes + snapshot_bytes;
         Stats {
             keys: state.live_len(now),
             memory_used: state.memory_used(),
             live_bytes,
             log_segments,
             log_bytes,
-            live_data_ratio: if log_bytes == 0 {
+            snapshot_bytes,
+            live_data_ratio: if stored == 0 {
                 1.0
             } else {
-                live_bytes as f64 / log_bytes as f64
+                live_bytes as f64 / stored as f64
             },
             recovery: self.report.clone(),
             commit: self.durable.stats(),
+            compaction: self.compactor.stats(),
             evictions: self.admission.evictions.load(Ordering::Relaxed),
             expirations: self.expirations.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
         }
+    }
+
+    /// Compacts if the log has outgrown the live data as the trigger says. A failure is
+    /// counted in the compaction stats and retried at a later check.
+    pub(crate) fn compact_if_due(&self) {
+        let Some(trigger) = self.auto_compact else {
+            return;
+        };
+        let Ok((_, log_bytes)) = self.durable.log_extent() else {
+            return;
+        };
+        let stored = log_bytes + self.compactor.snapshot_bytes();
+        let live = self.durable.sink().entry_bytes() as f64;
+        if stored >= trigger.min_bytes && stored as f64 >= trigger.ratio * live {
+            let _ = self.compactor.compact(&StoreSource(self));
+        }
+    }
+}
+
+/// What compaction reads from and does to the running store.
+struct StoreSource<'a>(&'a Inner);
+
+impl Source for StoreSource<'_> {
+    fn rotate(&self) -> kv_durable::Result<u64> {
+        Ok(self.0.durable.rotate()?.segment)
+    }
+
+    fn shards(&self) -> usize {
+        self.0.durable.sink().shard_count()
+    }
+
+    fn read_shard(&self, shard: usize, f: &mut kv_compact::EntrySink<'_>) {
+        let now = self.0.durable.now_ms();
+        self.0
+            .durable
+            .sink()
+            .for_each_in_shard(shard, now, |e| f(e.key(), e.value(), e.deadline()));
+    }
+
+    fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize> {
+        self.0.durable.delete_log_before(segment)
+    }
+
+    fn log_extent(&self) -> kv_durable::Result<(u64, u64)> {
+        self.0.durable.log_extent()
+    }
+
+    fn sync_log(&self) -> kv_durable::Result<Position> {
+        self.0.durable.sync()?;
+        self.0.durable.log_position()
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        self.0.path.join(WAL_DIR)
     }
 }
 

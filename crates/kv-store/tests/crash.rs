@@ -1,5 +1,6 @@
 //! A store killed with SIGKILL mid-load loses nothing acknowledged, through the facade: puts,
-//! TTL puts, deletes inside atomic batches, from several threads, in each durability mode.
+//! TTL puts, deletes inside atomic batches, from several threads, in each durability mode,
+//! and with compactions running back to back while it is killed.
 //!
 //! The test binary re-runs itself as the child (`crash_child`, ignored in normal runs). Each
 //! writer thread performs its own deterministic sequence of units and prints `ack <thread>
@@ -23,7 +24,8 @@ fn options(mode: &str) -> Options {
         .index(IndexKind::Ordered)
         .shards(8)
         .segment_size(256 * 1024)
-        .durability(match mode {
+        .auto_compact(None)
+        .durability(match mode.trim_end_matches("+compact") {
             "sync" => Durability::Sync,
             "batch" => Durability::Batch(Duration::from_millis(2)),
             _ => Durability::None,
@@ -80,6 +82,14 @@ fn crash_child() {
     let run: u64 = run.parse().unwrap();
     let store = KvStore::open_with(dir, options(mode)).unwrap();
     std::thread::scope(|s| {
+        if mode.ends_with("+compact") {
+            let store = store.clone();
+            s.spawn(move || loop {
+                store.compact().unwrap();
+                println!("compacted");
+                std::thread::sleep(Duration::from_millis(2));
+            });
+        }
         for thread in run * THREADS..(run + 1) * THREADS {
             let store = store.clone();
             s.spawn(move || {
@@ -94,7 +104,8 @@ fn crash_child() {
 
 /// Runs the child until it has acknowledged `kill_after` units, kills it, and returns the last
 /// acknowledged unit of each thread.
-fn run_and_kill(dir: &Path, mode: &str, run: u64, kill_after: u64) -> BTreeMap<u64, u64> {
+/// Also counts the compactions the child completed.
+fn run_and_kill(dir: &Path, mode: &str, run: u64, kill_after: u64) -> (BTreeMap<u64, u64>, u64) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -111,8 +122,10 @@ fn run_and_kill(dir: &Path, mode: &str, run: u64, kill_after: u64) -> BTreeMap<u
     let mut acked = BTreeMap::new();
     let mut seen = 0;
     let mut killed = false;
+    let mut compactions = 0;
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let Ok(line) = line else { break };
+        compactions += u64::from(line == "compacted");
         let Some((t, u)) = line.strip_prefix("ack ").and_then(|r| r.split_once(' ')) else {
             continue;
         };
@@ -126,7 +139,7 @@ fn run_and_kill(dir: &Path, mode: &str, run: u64, kill_after: u64) -> BTreeMap<u
         }
     }
     assert!(!child.wait().unwrap().success());
-    acked
+    (acked, compactions)
 }
 
 fn check(dir: &Path, mode: &str, runs: &[BTreeMap<u64, u64>]) {
@@ -169,17 +182,28 @@ fn check(dir: &Path, mode: &str, runs: &[BTreeMap<u64, u64>]) {
 
 #[test]
 fn sigkill_mid_load_loses_no_acknowledged_write() {
-    for (mode, kill_after) in [
+    let runs = [
         ("sync", 150),
         ("batch", 3_000),
         ("none", 7_000),
         ("batch", 20),
-    ] {
+        ("sync+compact", 400),
+        ("batch+compact", 6_000),
+        ("none+compact", 9_000),
+        ("batch+compact", 15_000),
+    ];
+    let mut compactions = 0;
+    for (mode, kill_after) in runs {
         let dir = tempfile::tempdir().unwrap();
-        let first = run_and_kill(dir.path(), mode, 0, kill_after);
+        let (first, compacted) = run_and_kill(dir.path(), mode, 0, kill_after);
         check(dir.path(), mode, std::slice::from_ref(&first));
         // Killed again after recovering: the first run's keys stay, the second's are whole.
-        let second = run_and_kill(dir.path(), mode, 1, kill_after / 2 + 1);
+        let (second, compacted_again) = run_and_kill(dir.path(), mode, 1, kill_after / 2 + 1);
         check(dir.path(), mode, &[first, second]);
+        compactions += compacted + compacted_again;
     }
+    assert!(
+        compactions >= 10,
+        "only {compactions} compactions ran before the kills"
+    );
 }

@@ -259,15 +259,6 @@ fn scans_need_the_ordered_index() {
 }
 
 #[test]
-fn compaction_says_it_is_not_available_yet() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = KvStore::open(dir.path()).unwrap();
-    let err = store.compact().unwrap_err();
-    assert!(matches!(err, Error::Unsupported(_)));
-    assert!(err.to_string().contains("not available yet"));
-}
-
-#[test]
 fn stats_report_the_log_and_the_commit_path() {
     let dir = tempfile::tempdir().unwrap();
     let options = small(Options::default()).durability(Durability::Sync);

@@ -29,7 +29,7 @@ pub enum Op {
     Read,
     /// `FileSystem::open`.
     Open,
-    /// `FileSystem::remove_file`.
+    /// `FileSystem::remove_file` and `FileSystem::remove_dir`.
     Remove,
     /// `FileSystem::rename`.
     Rename,
@@ -219,6 +219,11 @@ impl FileSystem for FaultyFileSystem {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.faults.pass(Op::Remove)?;
         StdFileSystem.remove_file(path)
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.faults.pass(Op::Remove)?;
+        StdFileSystem.remove_dir(path)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -1,0 +1,331 @@
+//! The compaction procedure, the checkpoint, and cleaning up after a crash.
+//!
+//! Compaction, while writers go on:
+//!
+//! 1. rotate the log to a fresh segment S: everything acknowledged so far is before S and
+//!    already applied to the state;
+//! 2. write every live entry of the state into snapshot N+1, one shard at a time (entries are
+//!    encoded under the shard's lock, written after it is released); writes made meanwhile go
+//!    to S and later, and replaying them over the snapshot gives the right state because
+//!    applying operations is idempotent in log order;
+//! 3. sync the snapshot and rename it into place;
+//! 4. switch the manifest to (snapshot N+1, log from S);
+//! 5. only then delete snapshot N and the segments before S.
+//!
+//! A crash before step 4 leaves the old manifest in charge, with everything it names intact;
+//! a crash after it leaves garbage (the old snapshot, old segments, a temporary directory)
+//! that [`Compactor::open`] and the store's open remove.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kv_durable::{CompressionPolicy, LogReplay, Sink};
+use kv_wal::fs::{FileSystem, OpenMode};
+use kv_wal::{segment, Limits, Position};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, MANIFEST_TMP};
+use crate::snapshot::{self, remove_dir_all, SnapshotWriter, SNAPSHOTS};
+
+/// Receives one live entry: key, value, deadline in unix ms.
+pub type EntrySink<'a> = dyn FnMut(&[u8], &[u8], Option<u64>) + 'a;
+
+/// What compaction needs from the running store.
+pub trait Source {
+    /// Rotates the log (see [`kv_durable::Durable::rotate`]); returns the new segment's id.
+    fn rotate(&self) -> kv_durable::Result<u64>;
+    /// The number of shards of the state.
+    fn shards(&self) -> usize;
+    /// Calls `f` with every live entry of shard `shard` (key, value, deadline in unix ms),
+    /// under the shard's lock.
+    fn read_shard(&self, shard: usize, f: &mut EntrySink<'_>);
+    /// Deletes the log's segments before `segment`.
+    fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize>;
+    /// Segments and bytes the log holds.
+    fn log_extent(&self) -> kv_durable::Result<(u64, u64)>;
+    /// Syncs the log and returns where its next record goes.
+    fn sync_log(&self) -> kv_durable::Result<Position>;
+    /// The log's directory.
+    fn log_dir(&self) -> PathBuf;
+}
+
+/// What one compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompactionReport {
+    /// The new snapshot's id.
+    pub snapshot: u64,
+    /// Live entries written to it.
+    pub entries: u64,
+    /// Bytes of log and snapshot before.
+    pub bytes_before: u64,
+    /// Bytes of log and snapshot after.
+    pub bytes_after: u64,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// Figures of the compactions since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompactionStats {
+    /// Compactions completed.
+    pub compactions: u64,
+    /// Compactions that failed (the store went on with its old snapshot and log).
+    pub failures: u64,
+    /// The last completed compaction.
+    pub last: Option<CompactionReport>,
+}
+
+/// Compaction and checkpoints for the store in one directory, and the manifest they keep.
+#[derive(Debug)]
+pub struct Compactor {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    compression: CompressionPolicy,
+    limits: Limits,
+    /// The manifest in force; held for the whole of a compaction, so one runs at a time.
+    manifest: Mutex<Manifest>,
+    snapshot_bytes: Mutex<u64>,
+    stats: Mutex<CompactionStats>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these leaves plain data behind, still consistent.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Compactor {
+    /// Reads the manifest of `dir` (none means a plain log) and removes what a crash may have
+    /// left: a half-written manifest, unfinished or superseded snapshots.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        compression: CompressionPolicy,
+        limits: Limits,
+    ) -> Result<Self> {
+        let manifest = Manifest::read(fs.as_ref(), dir)?.unwrap_or_default();
+        let tmp = dir.join(MANIFEST_TMP);
+        match fs.remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", tmp, e)),
+        }
+        let snapshots = dir.join(SNAPSHOTS);
+        let current = manifest.snapshot.map(|id| snapshot::snapshot_dir(dir, id));
+        match fs.read_dir(&snapshots) {
+            Ok(names) => {
+                for name in names {
+                    let path = snapshots.join(&name);
+                    if Some(&path) != current.as_ref() {
+                        remove_dir_all(fs.as_ref(), &path)?;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("list", snapshots, e)),
+        }
+        let snapshot_bytes = match &current {
+            Some(path) => dir_bytes(fs.as_ref(), path)?,
+            None => 0,
+        };
+        Ok(Compactor {
+            fs,
+            dir: dir.to_path_buf(),
+            compression,
+            limits,
+            manifest: Mutex::new(manifest),
+            snapshot_bytes: Mutex::new(snapshot_bytes),
+            stats: Mutex::new(CompactionStats::default()),
+        })
+    }
+
+    /// The manifest in force.
+    pub fn manifest(&self) -> Manifest {
+        *lock(&self.manifest)
+    }
+
+    /// Where replaying the log starts: after the snapshot, or its beginning.
+    pub fn log_from(&self) -> Position {
+        Position::new(self.manifest().log_from, 0)
+    }
+
+    /// Bytes of the current snapshot.
+    pub fn snapshot_bytes(&self) -> u64 {
+        *lock(&self.snapshot_bytes)
+    }
+
+    /// Loads the current snapshot, if any, into `sink` at time `now`.
+    pub fn load_snapshot<S: Sink>(&self, sink: &S, now: u64) -> Result<Option<LogReplay>> {
+        match self.manifest().snapshot {
+            Some(id) => snapshot::load(&self.fs, &self.dir, id, sink, now, self.limits).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The figures of the compactions so far.
+    pub fn stats(&self) -> CompactionStats {
+        *lock(&self.stats)
+    }
+
+    /// Writes the live state of `source` as snapshot `id` of directory `dir`.
+    fn write_snapshot(&self, source: &dyn Source, dir: &Path, id: u64) -> Result<(u64, u64)> {
+        let mut writer = SnapshotWriter::create(&self.fs, dir, id, self.compression, self.limits)?;
+        for shard in 0..source.shards() {
+            let mut failed = None;
+            source.read_shard(shard, &mut |key, value, deadline| {
+                if failed.is_none() {
+                    failed = writer.add(key, value, deadline).err();
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if writer.wants_flush() {
+                writer.flush()?;
+            }
+        }
+        let entries = writer.entries;
+        let bytes = writer.finish()?;
+        Ok((entries, bytes))
+    }
+
+    /// Compacts: see the module's documentation for the steps and why a crash at any point
+    /// loses nothing. Waits for a compaction already running to finish first.
+    pub fn compact(&self, source: &dyn Source) -> Result<CompactionReport> {
+        let result = self.compact_once(source);
+        let mut stats = lock(&self.stats);
+        match &result {
+            Ok(report) => {
+                stats.compactions += 1;
+                stats.last = Some(*report);
+            }
+            Err(_) => stats.failures += 1,
+        }
+        result
+    }
+
+    fn compact_once(&self, source: &dyn Source) -> Result<CompactionReport> {
+        let started = Instant::now();
+        let mut manifest = lock(&self.manifest);
+        let (_, log_before) = source.log_extent().map_err(Error::Log)?;
+        let bytes_before = log_before + self.snapshot_bytes();
+        let log_from = source.rotate().map_err(Error::Log)?;
+        let id = manifest.snapshot.map_or(1, |id| id + 1);
+        let (entries, snapshot_bytes) = self.write_snapshot(source, &self.dir, id)?;
+        let next = Manifest {
+            snapshot: Some(id),
+            log_from,
+        };
+        next.write(self.fs.as_ref(), &self.dir)?;
+        let previous = std::mem::replace(&mut *manifest, next);
+        *lock(&self.snapshot_bytes) = snapshot_bytes;
+        // The new manifest is durable: what follows only removes what nothing refers to.
+        if let Some(old) = previous.snapshot {
+            remove_dir_all(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, old))?;
+        }
+        source.delete_log_before(log_from).map_err(Error::Log)?;
+        let (_, log_after) = source.log_extent().map_err(Error::Log)?;
+        Ok(CompactionReport {
+            snapshot: id,
+            entries,
+            bytes_before,
+            bytes_after: log_after + snapshot_bytes,
+            duration: started.elapsed(),
+        })
+    }
+
+    /// Writes a consistent, openable copy of the store into `target` (new or empty) while it
+    /// keeps serving: a snapshot of the state plus the log written since the snapshot began,
+    /// up to the moment the snapshot was complete, and a manifest naming them.
+    pub fn checkpoint(&self, source: &dyn Source, target: &Path) -> Result<()> {
+        let fs = self.fs.as_ref();
+        match fs.read_dir(target) {
+            Ok(names) if !names.is_empty() => {
+                return Err(Error::NotEmpty {
+                    path: target.to_path_buf(),
+                })
+            }
+            _ => {}
+        }
+        let target_log = target.join(
+            source
+                .log_dir()
+                .file_name()
+                .map_or_else(|| PathBuf::from("wal"), PathBuf::from),
+        );
+        for dir in [
+            target.to_path_buf(),
+            target.join(SNAPSHOTS),
+            target_log.clone(),
+        ] {
+            fs.create_dir_all(&dir)
+                .map_err(|e| Error::io("create", &dir, e))?;
+        }
+        // One compaction or checkpoint at a time: they both rotate the log.
+        let _running = lock(&self.manifest);
+        let log_from = source.rotate().map_err(Error::Log)?;
+        self.write_snapshot(source, target, 1)?;
+        let end = source.sync_log().map_err(Error::Log)?;
+        let log_dir = source.log_dir();
+        for id in log_from..=end.segment {
+            let name = segment::file_name(id);
+            let len = (id == end.segment).then_some(end.offset);
+            copy_file(fs, &log_dir.join(&name), &target_log.join(&name), len)?;
+        }
+        fs.sync_dir(&target_log)
+            .map_err(|e| Error::io("sync the directory", &target_log, e))?;
+        Manifest {
+            snapshot: Some(1),
+            log_from,
+        }
+        .write(fs, target)?;
+        fs.sync_dir(target)
+            .map_err(|e| Error::io("sync the directory", target, e))
+    }
+}
+
+/// Total size of the files in `dir`.
+fn dir_bytes(fs: &dyn FileSystem, dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for name in fs.read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let path = dir.join(name);
+        let file = fs
+            .open(&path, OpenMode::Read)
+            .map_err(|e| Error::io("open", &path, e))?;
+        total += file.size().map_err(|e| Error::io("read", &path, e))?;
+    }
+    Ok(total)
+}
+
+/// Copies `from` to the new file `to` (its first `len` bytes, or all of it), synced.
+fn copy_file(fs: &dyn FileSystem, from: &Path, to: &Path, len: Option<u64>) -> Result<()> {
+    let source = fs
+        .open(from, OpenMode::Read)
+        .map_err(|e| Error::io("open", from, e))?;
+    let len = match len {
+        Some(len) => len,
+        None => source.size().map_err(|e| Error::io("read", from, e))?,
+    };
+    let target = fs
+        .open(to, OpenMode::CreateNew)
+        .map_err(|e| Error::io("create", to, e))?;
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let want = buffer.len().min((len - at) as usize);
+        let read = source
+            .read_at(&mut buffer[..want], at)
+            .map_err(|e| Error::io("read", from, e))?;
+        if read == 0 {
+            break;
+        }
+        target
+            .write_all_at(&buffer[..read], at)
+            .map_err(|e| Error::io("write", to, e))?;
+        at += read as u64;
+    }
+    target.sync_data().map_err(|e| Error::io("sync", to, e))
+}

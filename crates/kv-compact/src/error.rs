@@ -1,0 +1,77 @@
+//! The one error type of this crate.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What compaction, checkpoints and opening a compacted directory report.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file operation failed. A compaction that fails this way changed nothing the store
+    /// depends on: the old snapshot and log stay in charge until the manifest is switched.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done, as a verb phrase.
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+
+    /// The manifest is damaged: the directory cannot be opened safely. Nothing was changed.
+    #[error("the manifest {} is damaged ({reason}); nothing was changed", path.display())]
+    CorruptManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// Writing or reading a snapshot through the log format failed.
+    #[error("snapshot {id}: {source}")]
+    Snapshot {
+        /// The snapshot's id.
+        id: u64,
+        /// What the log layer said.
+        #[source]
+        source: Arc<kv_wal::Error>,
+    },
+
+    /// Loading a snapshot into the state failed.
+    #[error("cannot load snapshot {id}: {source}")]
+    Load {
+        /// The snapshot's id.
+        id: u64,
+        /// What the durable layer said.
+        #[source]
+        source: kv_durable::Error,
+    },
+
+    /// The store's own log refused an operation compaction needs (rotating, deleting old
+    /// segments).
+    #[error("the store's log: {0}")]
+    Log(#[source] kv_durable::Error),
+
+    /// The target of a checkpoint already holds data.
+    #[error("{} is not empty; a checkpoint goes into a new or empty directory", path.display())]
+    NotEmpty {
+        /// The checkpoint's directory.
+        path: PathBuf,
+    },
+}
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Snapshots: the live entries of a store, written as a log directory of their own.
+//!
+//! A snapshot is a nori-wal log (one put record per live entry, deadlines absolute, values
+//! compressed as the store compresses them) in `snapshots/<id>/`, so it is written, checked
+//! and replayed by the same code as the store's log. It is built in `snapshots/<id>.tmp/`,
+//! synced, and renamed into place: a snapshot directory without the suffix is complete.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kv_durable::{load_log, CompressionPolicy, LogReplay, Sink};
+use kv_wal::fs::FileSystem;
+use kv_wal::{Encoded, Expiry, FsyncPolicy, Limits, Record, RecoveryMode, Wal, WalConfig};
+
+use crate::error::{Error, Result};
+
+/// The directory of snapshots inside the store's directory.
+pub const SNAPSHOTS: &str = "snapshots";
+/// The suffix of a snapshot being written.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// Snapshot segments are cut at this size: few files, read in one pass.
+const SEGMENT_SIZE: u64 = 1 << 30;
+/// Encoded records are appended once this many bytes are buffered.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// The directory of snapshot `id` in the store directory `dir`.
+pub fn snapshot_dir(dir: &Path, id: u64) -> PathBuf {
+    dir.join(SNAPSHOTS).join(format!("{id:06}"))
+}
+
+fn tmp_dir(dir: &Path, id: u64) -> PathBuf {
+    dir.join(SNAPSHOTS).join(format!("{id:06}{TMP_SUFFIX}"))
+}
+
+fn config(path: PathBuf, fs: &Arc<dyn FileSystem>, limits: Limits) -> WalConfig {
+    WalConfig::new(path)
+        .file_system(Arc::clone(fs))
+        .fsync_policy(FsyncPolicy::Os)
+        .preallocate(false)
+        .write_window(false)
+        .max_segment_size(SEGMENT_SIZE)
+        .recovery_mode(RecoveryMode::Strict)
+        .limits(limits)
+}
+
+/// Removes directory `path` and the files in it; a missing directory is not an error.
+pub(crate) fn remove_dir_all(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    let names = match fs.read_dir(path) {
+        Ok(names) => names,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list", path, e)),
+    };
+    for name in names {
+        let file = path.join(name);
+        fs.remove_file(&file)
+            .map_err(|e| Error::io("remove", &file, e))?;
+    }
+    fs.remove_dir(path)
+        .map_err(|e| Error::io("remove the directory", path, e))
+}
+
+/// Writes snapshot `id` of the store in `dir`.
+#[derive(Debug)]
+pub struct SnapshotWriter {
+    id: u64,
+    dir: PathBuf,
+    fs: Arc<dyn FileSystem>,
+    wal: Wal,
+    pending: Encoded,
+    compression: CompressionPolicy,
+    limits: Limits,
+    /// Entries written so far.
+    pub entries: u64,
+    /// Bytes of records written so far.
+    pub bytes: u64,
+}
+
+impl SnapshotWriter {
+    /// Starts snapshot `id` in `dir/snapshots/<id>.tmp/`, replacing any leftover of an
+    /// earlier attempt.
+    pub fn create(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        id: u64,
+        compression: CompressionPolicy,
+        limits: Limits,
+    ) -> Result<Self> {
+        let tmp = tmp_dir(dir, id);
+        remove_dir_all(fs.as_ref(), &tmp)?;
+        let (wal, _) = Wal::open(config(tmp, fs, limits)).map_err(|e| Error::Snapshot {
+            id,
+            source: Arc::new(e),
+        })?;
+        Ok(SnapshotWriter {
+            id,
+            dir: dir.to_path_buf(),
+            fs: Arc::clone(fs),
+            wal,
+            pending: Encoded::new(),
+            compression,
+            limits,
+            entries: 0,
+            bytes: 0,
+        })
+    }
+
+    fn failed(&self, e: kv_wal::Error) -> Error {
+        Error::Snapshot {
+            id: self.id,
+            source: Arc::new(e),
+        }
+    }
+
+    /// Adds one live entry; `deadline` in unix ms. Encodes into memory only, so callers may
+    /// hold a lock around it; [`flush`](Self::flush) writes.
+    pub fn add(&mut self, key: &[u8], value: &[u8], deadline: Option<u64>) -> Result<()> {
+        let record = Record::put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value))
+            .with_expiry(deadline.map_or(Expiry::Never, Expiry::AtUnixMillis))
+            .with_compression(self.compression.for_len(value.len()));
+        self.limits.check(&record).map_err(|e| self.failed(e))?;
+        self.pending.push(&record);
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Whether enough is buffered that the caller should [`flush`](Self::flush).
+    pub fn wants_flush(&self) -> bool {
+        self.pending.as_bytes().len() >= FLUSH_BYTES
+    }
+
+    /// Writes what is buffered.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let written = self.wal.append_encoded(&self.pending);
+        if let Err(e) = written {
+            return Err(self.failed(e));
+        }
+        self.bytes += self.pending.as_bytes().len() as u64;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes the rest, syncs, and renames the snapshot into place (then syncs the
+    /// snapshots directory): from here on it is complete and durable.
+    pub fn finish(mut self) -> Result<u64> {
+        self.flush()?;
+        let id = self.id;
+        self.wal.sync().map_err(|e| Error::Snapshot {
+            id,
+            source: Arc::new(e),
+        })?;
+        self.wal.close().map_err(|e| Error::Snapshot {
+            id,
+            source: Arc::new(e),
+        })?;
+        let (tmp, done) = (tmp_dir(&self.dir, id), snapshot_dir(&self.dir, id));
+        self.fs
+            .rename(&tmp, &done)
+            .map_err(|e| Error::io("rename the finished snapshot to", &done, e))?;
+        let parent = self.dir.join(SNAPSHOTS);
+        self.fs
+            .sync_dir(&parent)
+            .map_err(|e| Error::io("sync the directory", &parent, e))?;
+        Ok(self.bytes)
+    }
+}
+
+/// Replays snapshot `id` of the store in `dir` into `sink` at time `now`. The snapshot must
+/// be whole: any damage, a torn tail included, is an error.
+pub fn load<S: Sink>(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    id: u64,
+    sink: &S,
+    now: u64,
+    limits: Limits,
+) -> Result<LogReplay> {
+    load_log(config(snapshot_dir(dir, id), fs, limits), sink, now)
+        .map_err(|source| Error::Load { id, source })
+}
