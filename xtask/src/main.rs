@@ -6,6 +6,9 @@
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target over its corpus and N seconds of
 //!   mutated inputs (default 5), on the stable toolchain.
 //! - `cargo xtask bench [--quick]`: the criterion benchmarks; `--quick` runs each briefly.
+//! - `cargo xtask torture [--minutes N]`: the crash torture run (default 1 minute): a child
+//!   process writing and compacting is killed with SIGKILL again and again, and every
+//!   acknowledged operation must survive. CI runs one minute of it.
 
 #![forbid(unsafe_code)]
 
@@ -18,7 +21,11 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(seconds_arg(&args[1..]).unwrap_or(5)),
         Some("bench") => bench(args[1..].iter().any(|a| a == "--quick")),
-        _ => Err("usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick]>".to_string()),
+        Some("torture") => torture(minutes_arg(&args[1..]).unwrap_or_else(|| "1".into())),
+        _ => Err(
+            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] | torture [--minutes N]>"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -32,6 +39,12 @@ fn main() -> ExitCode {
 fn seconds_arg(args: &[String]) -> Option<u64> {
     let at = args.iter().position(|a| a == "--seconds")?;
     args.get(at + 1)?.parse().ok()
+}
+
+fn minutes_arg(args: &[String]) -> Option<String> {
+    let at = args.iter().position(|a| a == "--minutes")?;
+    let minutes = args.get(at + 1)?;
+    minutes.parse::<f64>().ok().map(|_| minutes.clone())
 }
 
 /// Runs `cargo` with `args` (and extra environment), failing on a non-zero exit.
@@ -75,7 +88,24 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    fuzz(5)
+    fuzz(5)?;
+    torture("1".into())
+}
+
+fn torture(minutes: String) -> Result<(), String> {
+    cargo(
+        &[
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "kv-torture",
+            "--",
+            "--minutes",
+            &minutes,
+        ],
+        &[],
+    )
 }
 
 fn fuzz(seconds: u64) -> Result<(), String> {
