@@ -7,6 +7,11 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kv_compact::Manifest;
+use kv_store::{Durability, IndexKind, KvStore, Options, WriteBatch};
 use kv_wal::{decode, Decoded, Position, RecoveryMode, Wal, WalConfig};
 
 /// A target: a name (its corpus folder) and the function.
@@ -16,7 +21,90 @@ pub type Target = (&'static str, fn(&[u8]));
 pub const TARGETS: &[Target] = &[
     ("decode_record", decode_record),
     ("recover_directory", recover_directory),
+    ("parse_manifest", parse_manifest),
+    ("store_operations", store_operations),
 ];
+
+/// Parses arbitrary bytes as a manifest; whatever parses must encode back to the same bytes.
+pub fn parse_manifest(data: &[u8]) {
+    if let Ok(manifest) = Manifest::decode(data) {
+        let encoded = manifest.encode();
+        let again = Manifest::decode(&encoded).expect("an encoded manifest parses");
+        assert_eq!(again, manifest);
+        // Only "no snapshot" has two spellings: none and id 0.
+        if manifest.snapshot.is_some() {
+            assert_eq!(&encoded[..], data);
+        }
+    }
+}
+
+/// Runs arbitrary bytes as a sequence of store operations (puts, deletes, batches, TTL puts
+/// with long deadlines, compactions, reopenings) on a store and on a `BTreeMap`, and checks
+/// after each step that they agree.
+pub fn store_operations(data: &[u8]) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let options = || {
+        Options::default()
+            .index(IndexKind::Ordered)
+            .shards(2)
+            .segment_size(4096)
+            .durability(Durability::None)
+            .auto_compact(None)
+            .sweep_interval(Duration::ZERO)
+    };
+    let mut store = KvStore::open_with(dir.path(), options()).expect("open");
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut bytes = data.iter().copied();
+    let mut next = move || bytes.next();
+    while let Some(op) = next() {
+        let key = vec![b'k', next().unwrap_or(0) % 16];
+        let value = vec![next().unwrap_or(0); usize::from(next().unwrap_or(0) % 64)];
+        match op % 8 {
+            0 | 1 => {
+                store.put(key.clone(), value.clone()).expect("put");
+                model.insert(key, value);
+            }
+            2 => {
+                store
+                    .put_with_ttl(key.clone(), value.clone(), Duration::from_secs(3600))
+                    .expect("put with ttl");
+                model.insert(key, value);
+            }
+            3 => {
+                store.delete(key.clone()).expect("delete");
+                model.remove(&key);
+            }
+            4 => {
+                let mut batch = WriteBatch::new();
+                batch.put(key.clone(), value.clone());
+                let other = vec![b'k', next().unwrap_or(0) % 16];
+                batch.delete(other.clone());
+                store.write(batch).expect("batch");
+                model.insert(key, value);
+                model.remove(&other);
+            }
+            5 => {
+                store.compact().expect("compact");
+            }
+            6 => {
+                store.close().expect("close");
+                store = KvStore::open_with(dir.path(), options()).expect("reopen");
+            }
+            _ => {
+                assert_eq!(
+                    store.get(&key).as_deref(),
+                    model.get(&key).map(Vec::as_slice)
+                );
+            }
+        }
+        let scanned: BTreeMap<Vec<u8>, Vec<u8>> = store
+            .range::<&[u8]>(..)
+            .expect("ordered")
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(scanned, model);
+    }
+}
 
 /// Decodes records back to back from arbitrary bytes, decompressing each value.
 pub fn decode_record(data: &[u8]) {

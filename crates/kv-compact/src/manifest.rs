@@ -34,7 +34,8 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    fn encode(&self) -> [u8; LEN] {
+    /// The manifest's bytes, as [`write`](Self::write) stores them.
+    pub fn encode(&self) -> [u8; LEN] {
         let mut out = [0u8; LEN];
         out[..8].copy_from_slice(MAGIC);
         out[8..16].copy_from_slice(&self.snapshot.unwrap_or(0).to_le_bytes());
