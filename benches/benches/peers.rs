@@ -1,0 +1,371 @@
+//! This store beside redb, fjall and sled, in one process run: W1 (1 and 8 writers), W2, W3,
+//! W4, W5 and W8 of the workload spec, each peer through its own public API (a durable commit
+//! per write for W1, its non-durable mode for W2). Prints one markdown table, workload by
+//! system, with this store's ratio to the best peer (above 1: ahead).
+//!
+//! `cargo bench -p kv-benches --bench peers` (`KV_BENCH_QUICK=1`: 1/100 of the keys).
+//! `KV_PEERS=kv,redb` runs only some systems.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kv_benches::{key_for, value_for, KeyGen};
+
+/// One system under test, reduced to what the workloads do.
+trait Engine: Send + Sync {
+    /// Puts one key; `durable`: on stable storage before returning.
+    fn put(&self, key: &[u8], value: &[u8], durable: bool);
+    /// Puts many keys at once, not durably (loading).
+    fn load(&self, pairs: &[([u8; 16], [u8; 100])]);
+    /// Makes everything so far durable.
+    fn sync(&self);
+    /// Whether `key` is there.
+    fn get(&self, key: &[u8]) -> bool;
+    /// Reads up to `n` entries from `start` on; returns how many.
+    fn scan(&self, start: &[u8], n: usize) -> usize;
+}
+
+struct Kv(kv_store::KvStore);
+
+impl Engine for Kv {
+    fn put(&self, key: &[u8], value: &[u8], durable: bool) {
+        let mut batch = kv_store::WriteBatch::new();
+        batch.put(key.to_vec(), value.to_vec());
+        let durability = if durable {
+            kv_store::Durability::Sync
+        } else {
+            kv_store::Durability::None
+        };
+        let options = kv_store::WriteOptions {
+            durability: Some(durability),
+        };
+        self.0.write_with(batch, options).expect("kv put");
+    }
+    fn load(&self, pairs: &[([u8; 16], [u8; 100])]) {
+        let mut batch = kv_store::WriteBatch::new();
+        for (k, v) in pairs {
+            batch.put(k.to_vec(), v.to_vec());
+        }
+        self.0.write(batch).expect("kv load");
+    }
+    fn sync(&self) {
+        self.0.sync().expect("kv sync");
+    }
+    fn get(&self, key: &[u8]) -> bool {
+        self.0.get(key).is_some()
+    }
+    fn scan(&self, start: &[u8], n: usize) -> usize {
+        self.0.range(start..).expect("ordered").take(n).count()
+    }
+}
+
+const TABLE: redb::TableDefinition<'static, &[u8], &[u8]> = redb::TableDefinition::new("bench");
+
+struct Redb(redb::Database);
+
+impl Engine for Redb {
+    fn put(&self, key: &[u8], value: &[u8], durable: bool) {
+        let mut tx = self.0.begin_write().expect("redb tx");
+        tx.set_durability(if durable {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        });
+        tx.open_table(TABLE)
+            .expect("redb table")
+            .insert(key, value)
+            .expect("redb insert");
+        tx.commit().expect("redb commit");
+    }
+    fn load(&self, pairs: &[([u8; 16], [u8; 100])]) {
+        let mut tx = self.0.begin_write().expect("redb tx");
+        tx.set_durability(redb::Durability::None);
+        {
+            let mut table = tx.open_table(TABLE).expect("redb table");
+            for (k, v) in pairs {
+                table.insert(&k[..], &v[..]).expect("redb insert");
+            }
+        }
+        tx.commit().expect("redb commit");
+    }
+    fn sync(&self) {
+        let tx = self.0.begin_write().expect("redb tx");
+        tx.open_table(TABLE).expect("redb table");
+        tx.commit().expect("redb commit");
+    }
+    fn get(&self, key: &[u8]) -> bool {
+        let tx = self.0.begin_read().expect("redb read");
+        let table = tx.open_table(TABLE).expect("redb table");
+        table.get(key).expect("redb get").is_some()
+    }
+    fn scan(&self, start: &[u8], n: usize) -> usize {
+        let tx = self.0.begin_read().expect("redb read");
+        let table = tx.open_table(TABLE).expect("redb table");
+        table.range(start..).expect("redb range").take(n).count()
+    }
+}
+
+struct Fjall {
+    keyspace: fjall::Keyspace,
+    partition: fjall::PartitionHandle,
+}
+
+impl Engine for Fjall {
+    fn put(&self, key: &[u8], value: &[u8], durable: bool) {
+        self.partition.insert(key, value).expect("fjall insert");
+        if durable {
+            self.keyspace
+                .persist(fjall::PersistMode::SyncData)
+                .expect("fjall persist");
+        }
+    }
+    fn load(&self, pairs: &[([u8; 16], [u8; 100])]) {
+        let mut batch = self.keyspace.batch();
+        for (k, v) in pairs {
+            batch.insert(&self.partition, &k[..], &v[..]);
+        }
+        batch.commit().expect("fjall batch");
+    }
+    fn sync(&self) {
+        self.keyspace
+            .persist(fjall::PersistMode::SyncData)
+            .expect("fjall persist");
+    }
+    fn get(&self, key: &[u8]) -> bool {
+        self.partition.get(key).expect("fjall get").is_some()
+    }
+    fn scan(&self, start: &[u8], n: usize) -> usize {
+        self.partition.range(start..).take(n).count()
+    }
+}
+
+struct Sled(sled::Db);
+
+impl Engine for Sled {
+    fn put(&self, key: &[u8], value: &[u8], durable: bool) {
+        self.0.insert(key, value).expect("sled insert");
+        if durable {
+            self.0.flush().expect("sled flush");
+        }
+    }
+    fn load(&self, pairs: &[([u8; 16], [u8; 100])]) {
+        let mut batch = sled::Batch::default();
+        for (k, v) in pairs {
+            batch.insert(&k[..], &v[..]);
+        }
+        self.0.apply_batch(batch).expect("sled batch");
+    }
+    fn sync(&self) {
+        self.0.flush().expect("sled flush");
+    }
+    fn get(&self, key: &[u8]) -> bool {
+        self.0.get(key).expect("sled get").is_some()
+    }
+    fn scan(&self, start: &[u8], n: usize) -> usize {
+        self.0.range(start..).take(n).count()
+    }
+}
+
+const SYSTEMS: [&str; 4] = ["kv", "redb", "fjall", "sled"];
+
+/// Opens `system` in `dir`; `durable_puts` tells this store that its writes will each be
+/// synced (it then writes with system calls rather than into mapped pages, which sync slower).
+fn open(system: &str, dir: &Path, durable_puts: bool) -> Arc<dyn Engine> {
+    match system {
+        "kv" => {
+            let durability = if durable_puts {
+                kv_store::Durability::Sync
+            } else {
+                kv_store::Durability::default()
+            };
+            let options = kv_store::Options::default()
+                .index(kv_store::IndexKind::Ordered)
+                .durability(durability)
+                .auto_compact(None);
+            Arc::new(Kv(
+                kv_store::KvStore::open_with(dir, options).expect("kv open")
+            ))
+        }
+        "redb" => Arc::new(Redb(
+            redb::Database::create(dir.join("bench.redb")).expect("redb open"),
+        )),
+        "fjall" => {
+            let keyspace = fjall::Config::new(dir).open().expect("fjall open");
+            let partition = keyspace
+                .open_partition("bench", fjall::PartitionCreateOptions::default())
+                .expect("fjall partition");
+            Arc::new(Fjall {
+                keyspace,
+                partition,
+            })
+        }
+        _ => Arc::new(Sled(sled::open(dir).expect("sled open"))),
+    }
+}
+
+fn quick() -> bool {
+    kv_benches::quick()
+}
+
+fn keys() -> u64 {
+    if quick() {
+        10_000
+    } else {
+        1_000_000
+    }
+}
+
+/// `total` puts over `writers` threads; returns puts per second.
+fn puts(engine: &Arc<dyn Engine>, writers: u64, total: u64, durable: bool) -> f64 {
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let engine = Arc::clone(engine);
+            s.spawn(move || {
+                let mut keys = KeyGen::new(w + 1);
+                for n in 0..total / writers {
+                    engine.put(&keys.key(keys_space()), &value_for(n), durable);
+                }
+            });
+        }
+    });
+    if !durable {
+        engine.sync();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn keys_space() -> u64 {
+    keys()
+}
+
+fn load(engine: &dyn Engine) {
+    let pairs: Vec<([u8; 16], [u8; 100])> =
+        (0..keys()).map(|n| (key_for(n), value_for(n))).collect();
+    for chunk in pairs.chunks(10_000) {
+        engine.load(chunk);
+    }
+    engine.sync();
+}
+
+fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+/// One system's figures, in the order of [`ROWS`].
+fn measure(system: &str) -> Vec<f64> {
+    let scratch = |name: &str| {
+        tempfile::Builder::new()
+            .prefix(name)
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("a directory")
+    };
+    let w1_ops = if quick() { 40 } else { 2_000 };
+    let dir = scratch(system);
+    let engine = open(system, dir.path(), true);
+    let w1_one = puts(&engine, 1, w1_ops, true);
+    let w1_eight = puts(&engine, 8, w1_ops * 4, true);
+    drop(engine);
+    let dir = scratch(system);
+    let engine = open(system, dir.path(), false);
+    let w2 = puts(&engine, 1, keys(), false);
+    drop(engine);
+
+    let dir = scratch(system);
+    let before = resident_bytes();
+    let engine = open(system, dir.path(), false);
+    load(engine.as_ref());
+    let w5 = (resident_bytes().saturating_sub(before)) as f64 / keys() as f64 - 116.0;
+    let mut keygen = KeyGen::new(3);
+    let gets = keys();
+    let started = Instant::now();
+    let mut hits = 0u64;
+    for _ in 0..gets {
+        hits += u64::from(engine.get(&keygen.key(keys() * 10 / 9)));
+    }
+    std::hint::black_box(hits);
+    let w3 = gets as f64 / started.elapsed().as_secs_f64();
+    let scans = if quick() { 200 } else { 20_000 };
+    let started = Instant::now();
+    for _ in 0..scans {
+        std::hint::black_box(engine.scan(&key_for(keygen.next_u64() % keys()), 100));
+    }
+    let w8 = scans as f64 / started.elapsed().as_secs_f64();
+    drop(engine);
+    let started = Instant::now();
+    let engine = open(system, dir.path(), false);
+    assert!(engine.get(&key_for(keys() - 1)), "{system} lost a key");
+    let w4 = started.elapsed().as_secs_f64();
+    vec![w1_one, w1_eight, w2, w3, w4, w5, w8]
+}
+
+/// The table's rows: name, unit, whether higher is better.
+const ROWS: [(&str, &str, bool); 7] = [
+    ("W1 durable put, 1 writer", "ops/s", true),
+    ("W1 durable put, 8 writers", "ops/s", true),
+    ("W2 buffered put, 1 writer", "ops/s", true),
+    ("W3 random get, 1 reader", "ops/s", true),
+    ("W4 reopen after 1M puts", "s", false),
+    ("W5 memory above payload", "B/key", false),
+    ("W8 100-key scans", "scans/s", true),
+];
+
+fn format(value: f64) -> String {
+    if value >= 100.0 {
+        let whole = value.round() as u64;
+        let digits = whole.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+fn main() {
+    let chosen = std::env::var("KV_PEERS").unwrap_or_default();
+    let systems: Vec<&str> = SYSTEMS
+        .iter()
+        .copied()
+        .filter(|s| chosen.is_empty() || chosen.split(',').any(|c| c == *s))
+        .collect();
+    let results: Vec<(&str, Vec<f64>)> = systems.iter().map(|s| (*s, measure(s))).collect();
+    println!("| workload | {} | kv ÷ best peer |", systems.join(" | "));
+    println!("|{}", " --- |".repeat(systems.len() + 2));
+    for (row, (name, unit, higher)) in ROWS.iter().enumerate() {
+        let cell = |v: f64| format!("{} {unit}", format(v));
+        let kv = results
+            .iter()
+            .find(|(s, _)| *s == "kv")
+            .map(|(_, r)| r[row]);
+        let peers = results
+            .iter()
+            .filter(|(s, _)| *s != "kv")
+            .map(|(_, r)| r[row]);
+        let best = if *higher {
+            peers.fold(f64::NAN, f64::max)
+        } else {
+            peers.fold(f64::NAN, f64::min)
+        };
+        let ratio = match kv {
+            Some(kv) if best.is_finite() && *higher => format!("{:.2}×", kv / best),
+            // A peer that keeps its data on disk can use less memory than the payload.
+            Some(kv) if best > 0.0 => format!("{:.2}×", best / kv.max(f64::MIN_POSITIVE)),
+            _ => "-".into(),
+        };
+        let cells: Vec<String> = results.iter().map(|(_, r)| cell(r[row])).collect();
+        println!("| {name} | {} | {ratio} |", cells.join(" | "));
+    }
+}
