@@ -145,13 +145,21 @@ pub fn stats(dir: &Path, durability: Durability, as_json: bool) -> Outcome {
     Ok(())
 }
 
-/// `kv compact`: asks the store to compact; prints `OK` or fails with its message.
+/// `kv compact`: rewrites the live data as a snapshot and drops the log before it; prints
+/// `OK` and what it did.
 pub fn compact(dir: &Path, durability: Durability) -> Outcome {
     let store = open::existing(dir, durability)?;
     let result = store.compact();
     store.close()?;
-    result?;
-    println!("OK");
+    let report = result?;
+    println!(
+        "OK snapshot {}: {} entries, {} bytes of log and snapshot before, {} after, {:.1} ms",
+        report.snapshot,
+        report.entries,
+        report.bytes_before,
+        report.bytes_after,
+        report.duration.as_secs_f64() * 1e3
+    );
     Ok(())
 }
 

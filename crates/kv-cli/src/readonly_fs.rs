@@ -3,10 +3,11 @@
 //!
 //! Opening a log in place is not read-only even in `RecoveryMode::Strict`: the log creates
 //! its lock file `wal/LOCK` before recovery runs, and closing cuts the zero tail a crash
-//! leaves in a preallocated segment. So `verify` opens a private, empty directory whose
-//! `wal/` this layer maps onto the store's `wal/`: the lock file lands in the private
-//! directory, and every segment is opened read-only, whatever mode is asked for. Writes,
-//! truncation, allocation, creation, removal and renames fail with `PermissionDenied`.
+//! leaves in a preallocated segment. So `verify` opens a private directory holding only an
+//! empty `wal/`, and this layer maps every path under it onto the store's directory: the
+//! lock file (which the log makes without this layer) lands in the private directory, and
+//! every file is opened read-only, whatever mode is asked for. Writes, truncation,
+//! allocation, creation, removal and renames fail with `PermissionDenied`.
 
 use std::fs::File;
 use std::io;
@@ -16,12 +17,12 @@ use std::sync::Arc;
 
 use kv_wal::fs::{FileSystem, OpenMode, WalFile};
 
-/// Maps the log directory the store is opened with onto the real one, read-only.
+/// Maps the directory the store is opened with onto the real one, read-only.
 #[derive(Debug)]
 pub struct ReadOnlyLog {
-    /// The log directory the store is configured with (private to this process).
+    /// The store directory the store is opened with (private to this process).
     shown: PathBuf,
-    /// The store's real log directory.
+    /// The store's real directory.
     real: PathBuf,
 }
 
@@ -31,10 +32,20 @@ impl ReadOnlyLog {
         ReadOnlyLog { shown, real }
     }
 
+    /// A removal changes nothing when there is nothing to remove: then the answer is the real
+    /// one, `NotFound` (opening a store removes what a crash may have left, if it is there).
+    fn refuse_removal(&self, path: &Path) -> io::Result<()> {
+        let real = self.real_path(path)?;
+        match std::fs::symlink_metadata(&real) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+            _ => Err(refused("remove", &real)),
+        }
+    }
+
     fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
         match path.strip_prefix(&self.shown) {
             Ok(rest) => Ok(self.real.join(rest)),
-            Err(_) => Err(refused("reach outside the log", path)),
+            Err(_) => Err(refused("reach outside the store", path)),
         }
     }
 }
@@ -81,7 +92,11 @@ impl FileSystem for ReadOnlyLog {
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        Err(refused("remove", path))
+        self.refuse_removal(path)
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.refuse_removal(path)
     }
 
     fn rename(&self, from: &Path, _to: &Path) -> io::Result<()> {
@@ -163,6 +178,7 @@ mod tests {
             layer
                 .remove_file(Path::new("/shown/wal/000000.wal"))
                 .unwrap_err(),
+            layer.remove_dir(Path::new("/shown/wal")).unwrap_err(),
             layer
                 .open(Path::new("/elsewhere"), OpenMode::Read)
                 .err()
@@ -170,6 +186,14 @@ mod tests {
         ] {
             assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{e}");
         }
+        assert_eq!(
+            layer
+                .remove_file(Path::new("/shown/wal/MISSING"))
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound,
+            "removing what is not there is answered as the file system would"
+        );
         assert_eq!(
             std::fs::read(real.path().join("000000.wal")).unwrap(),
             b"abc"

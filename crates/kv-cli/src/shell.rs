@@ -133,7 +133,7 @@ fn execute(store: &KvStore, line: &[u8], out: &mut impl Write) -> io::Result<Flo
         Command::Del { key } => ok_or_error(out, store.delete(key))?,
         Command::Scan { prefix, limit } => scan(store, prefix, limit, out)?,
         Command::Stats => writeln!(out, "{}", stats::line(&store.stats()))?,
-        Command::Compact => ok_or_error(out, store.compact())?,
+        Command::Compact => ok_or_error(out, store.compact().map(drop))?,
         Command::Sync => ok_or_error(out, store.sync())?,
         Command::Help => writeln!(out, "commands: {USAGE}")?,
         Command::Quit => return Ok(Flow::Quit),

@@ -31,29 +31,39 @@ pub fn verify(dir: &Path) -> Outcome {
     };
 
     let private = tempfile::tempdir()?;
-    let shown = private.path().join(WAL_DIR);
-    std::fs::create_dir(&shown)?;
+    // The store's directories, empty: each log (the store's, and each snapshot's) makes its
+    // lock file here, past the layer; every other path maps onto `dir`.
+    mirror_directories(dir, private.path())?;
     let options = Options::default()
         .durability(Durability::None)
         .recovery_mode(RecoveryMode::Strict)
         .sweep_interval(Duration::ZERO)
-        .file_system(Arc::new(ReadOnlyLog::new(shown.clone(), real.clone())));
+        .file_system(Arc::new(ReadOnlyLog::new(
+            private.path().to_path_buf(),
+            dir.to_path_buf(),
+        )));
     // Messages name the private directory; show the real one instead.
     let in_real_terms = |message: String| {
-        message
-            .replace(&shown.display().to_string(), &real.display().to_string())
-            .replace(
-                &private.path().display().to_string(),
-                &dir.display().to_string(),
-            )
+        message.replace(
+            &private.path().display().to_string(),
+            &dir.display().to_string(),
+        )
     };
 
     let store = match KvStore::open_with(private.path(), options) {
         Ok(store) => store,
-        Err(kv_store::Error::Corrupt { source, .. }) => {
-            println!("DAMAGED: {}", in_real_terms(source.to_string()));
-            if let kv_wal::Error::Corrupt { segment, .. } = &*source {
-                if *segment == newest {
+        Err(e) => {
+            let Some(damage) = damage_in(&e) else {
+                return Err(Failure::Runtime(in_real_terms(e.to_string())));
+            };
+            let in_log = matches!(e, kv_store::Error::Corrupt { .. });
+            if in_log {
+                println!("DAMAGED: {}", in_real_terms(damage.to_string()));
+            } else {
+                println!("DAMAGED: {}", in_real_terms(e.to_string()));
+            }
+            if let kv_wal::Error::Corrupt { segment, .. } = damage {
+                if in_log && *segment == newest {
                     println!(
                         "note: this is the newest segment: when nothing valid follows the \
                          damage it is the torn tail a crash leaves, which opening the store \
@@ -62,11 +72,10 @@ pub fn verify(dir: &Path) -> Outcome {
                 }
             }
             return Err(Failure::Runtime(format!(
-                "the log of {} is damaged (nothing was changed)",
+                "the store in {} is damaged (nothing was changed)",
                 dir.display()
             )));
         }
-        Err(e) => return Err(Failure::Runtime(in_real_terms(e.to_string()))),
     };
 
     let (mut keys, mut bytes) = (0u64, 0u64);
@@ -74,7 +83,8 @@ pub fn verify(dir: &Path) -> Outcome {
         keys += 1;
         bytes += (key.len() + value.len()) as u64;
     });
-    let recovery = store.stats().recovery;
+    let stats = store.stats();
+    let recovery = stats.recovery;
     // Dropped, not closed: closing would try to sync and trim, which the layer refuses.
     drop(store);
     println!(
@@ -84,6 +94,12 @@ pub fn verify(dir: &Path) -> Outcome {
         recovery.recovery.records,
         recovery.recovery.bytes_scanned
     );
+    if stats.snapshot_bytes > 0 {
+        println!(
+            "snapshot: {} bytes, every record checked",
+            stats.snapshot_bytes
+        );
+    }
     println!(
         "live: {keys} keys, {bytes} bytes of keys and values read ({} expired entries skipped)",
         recovery.expired_dropped
@@ -118,6 +134,37 @@ fn lock_shared(dir: &Path, wal: &Path) -> Outcome<Option<File>> {
             path.display()
         ))),
     }
+}
+
+/// The damage of the log or of a snapshot behind `error`, if damage is what it is.
+fn damage_in(error: &kv_store::Error) -> Option<&kv_wal::Error> {
+    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = level {
+        let found = e
+            .downcast_ref::<kv_wal::Error>()
+            .or_else(|| e.downcast_ref::<Arc<kv_wal::Error>>().map(|a| &**a));
+        if let Some(
+            found @ (kv_wal::Error::Corrupt { .. } | kv_wal::Error::MissingSegment { .. }),
+        ) = found
+        {
+            return Some(found);
+        }
+        level = e.source();
+    }
+    None
+}
+
+/// Creates in `to` every directory there is under `from`, empty.
+fn mirror_directories(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            let target = to.join(entry.file_name());
+            std::fs::create_dir(&target)?;
+            mirror_directories(&entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// The ids of the segments in `wal`, in order.

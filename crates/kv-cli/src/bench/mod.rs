@@ -35,7 +35,8 @@ WORKLOADS (16-byte keys, 100-byte values; sizes divided by 100 with --quick)
   W4  recovery: reopen a log of 1,000,000 puts, and of 4,000,000 (4 per key)  vs L3 bytes/s
   W5  memory: RSS growth per key loading 1,000,000 keys, less 116 payload bytes
   W6  4 threads, 90% get / 10% durable put over 1,000,000 keys
-  W7  compaction under load: skipped until the store can compact
+  W7  1,000,000 keys written 4 times; 2 durable writers before and while it compacts
+                                                                 vs L2 (snapshot bytes/s)
   W8  ordered index, 1,000,000 keys, scans of 100 keys from random starts
 
 LIMITS (measured in the same run)
@@ -48,7 +49,8 @@ JSON (--json): one object a line per workload run, with at least
   \"L3\" or null), limit_value, limit_unit, measured_in_limit_unit, ratio_to_limit,
   quick; plus the workload's own figures (W1 records_per_fsync, W2 bytes_per_sec,
   W4 seconds_to_open and mb_per_sec, W5 overhead_bytes_per_key, W6 get_p99_us and
-  put_p99_us, W8 keys_per_sec); W7 has skipped: true and a reason.
+  put_p99_us, W7 compaction_seconds, writer_p99_before_us, writer_p99_during_us and
+  log_bytes_after, W8 keys_per_sec).
   Percentiles are null where operations are not timed one by one (W4, W5).";
 
 /// The workloads, in the order they run.

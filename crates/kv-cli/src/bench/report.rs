@@ -36,8 +36,6 @@ pub struct Outcome {
     pub limit: Option<Limit>,
     /// Figures of this workload only.
     pub extra: Map<String, Value>,
-    /// Why the workload did not run, if it did not.
-    pub skipped: Option<String>,
 }
 
 impl Outcome {
@@ -59,20 +57,6 @@ impl Outcome {
             p99_us: None,
             limit: None,
             extra: Map::new(),
-            skipped: None,
-        }
-    }
-
-    /// A workload that did not run, and why.
-    pub fn skipped(
-        workload: &'static str,
-        what: &'static str,
-        threads: u64,
-        reason: String,
-    ) -> Self {
-        Outcome {
-            skipped: Some(reason),
-            ..Outcome::new(workload, what, threads, 0, 0.0)
         }
     }
 
@@ -97,7 +81,7 @@ impl Outcome {
 
     /// Operations a second.
     pub fn ops_per_sec(&self) -> Option<f64> {
-        (self.skipped.is_none() && self.seconds > 0.0).then(|| self.ops as f64 / self.seconds)
+        (self.seconds > 0.0).then(|| self.ops as f64 / self.seconds)
     }
 
     /// The measured figure over the limit.
@@ -127,10 +111,6 @@ impl Outcome {
             "quick": quick,
         });
         let fields = object.as_object_mut().expect("an object");
-        if let Some(reason) = &self.skipped {
-            fields.insert("skipped".into(), Value::Bool(true));
-            fields.insert("reason".into(), Value::String(reason.clone()));
-        }
         for (name, value) in &self.extra {
             fields.insert(name.clone(), value.clone());
         }
@@ -140,12 +120,6 @@ impl Outcome {
     /// The table row (see [`HEADER`]).
     pub fn row(&self) -> String {
         let cell = |v: Option<f64>| v.map_or_else(|| "-".to_string(), number);
-        if let Some(reason) = &self.skipped {
-            return format!(
-                "{:<3} {:<26} {:>4}  skipped: {reason}",
-                self.workload, self.what, self.threads
-            );
-        }
         let versus = match (&self.limit, self.ratio()) {
             (Some(limit), Some(ratio)) => format!("{ratio:.2}x {}", limit.name),
             _ => "-".to_string(),
@@ -231,8 +205,8 @@ mod tests {
         assert_eq!(line["ratio_to_limit"], 2.0);
         assert_eq!(line["records_per_fsync"], 7.5);
         assert!(line["p50_us"].is_null());
-        let skipped = Outcome::skipped("W7", "compaction", 2, "no".into()).json(false);
-        assert_eq!(skipped["skipped"], true);
-        assert!(skipped["ops_per_sec"].is_null());
+        let idle = Outcome::new("W4", "recovery", 1, 0, 0.0).json(false);
+        assert!(idle["ops_per_sec"].is_null());
+        assert!(idle["ratio_to_limit"].is_null());
     }
 }
