@@ -1,0 +1,160 @@
+//! `kv verify` reports damage, a torn tail included, and changes no byte of the directory.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{
+    assert_same_files, assert_success, copy_fixture, kv, read_lines, run_on, snapshot, stderr,
+    stdout,
+};
+
+#[test]
+fn verify_passes_the_clean_nori_wal_fixture_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("clean", dir.path());
+    let before = snapshot(dir.path());
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_success(&output);
+    let report = stdout(&output);
+    assert!(report.contains("2 segments, 1220 records"), "{report}");
+    assert!(report.contains("live: 920 keys"), "{report}");
+    assert!(report.ends_with("OK\n"), "{report}");
+    assert_same_files(&before, &snapshot(dir.path()));
+}
+
+#[test]
+fn verify_reports_the_torn_fixture_and_leaves_it_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("torn", dir.path());
+    let before = snapshot(dir.path());
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let report = stdout(&output);
+    assert!(
+        report.starts_with(
+            "DAMAGED: the log is damaged in segment 1 at offset 13393: record cut short"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("newest segment"), "{report}");
+    assert!(stderr(&output).contains("is damaged (nothing was changed)"));
+    assert_same_files(&before, &snapshot(dir.path()));
+}
+
+/// Writes `count` keys through the shell and closes the store.
+fn write_store(dir: &Path, count: usize) {
+    let script: String = (0..count)
+        .map(|i| format!("PUT key{i:05} value-{i}-{}\n", "x".repeat(40)))
+        .collect();
+    assert_success(&run_on(dir, &[], script.as_bytes()));
+}
+
+#[test]
+fn verify_reports_a_flipped_byte_in_the_middle_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), 500);
+    assert_success(&run_on(dir.path(), &["verify"], b""));
+
+    let segment = dir.path().join("wal/000000.wal");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&segment, &bytes).unwrap();
+    let before = snapshot(dir.path());
+
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_eq!(output.status.code(), Some(1));
+    let report = stdout(&output);
+    assert!(
+        report.starts_with("DAMAGED: the log is damaged in segment 0 at offset"),
+        "{report}"
+    );
+    assert_same_files(&before, &snapshot(dir.path()));
+
+    // An ordinary open refuses the damage too, with a clear message, and changes nothing.
+    let output = run_on(dir.path(), &["get", "key00001"], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("is damaged; nothing was changed"),
+        "{}",
+        stderr(&output)
+    );
+    assert_same_files(&before, &snapshot(dir.path()));
+}
+
+#[test]
+fn verify_of_a_store_killed_mid_run_keeps_its_preallocated_tail() {
+    // A killed writer leaves its segment preallocated, zeros past the data; closing a store
+    // trims them, so an ordinary open-and-close would change the file. verify must not.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = kv(&["--dir", dir.path().to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answers = read_lines(child.stdout.take().unwrap());
+    let mut input = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, b"PUT a 1\nPUT b 2\n").unwrap();
+    for _ in 0..2 {
+        assert_eq!(answers.recv_timeout(Duration::from_secs(20)).unwrap(), "OK");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let segment_len = std::fs::metadata(dir.path().join("wal/000000.wal"))
+        .unwrap()
+        .len();
+    assert!(
+        segment_len > 1 << 20,
+        "the segment is preallocated ({segment_len} bytes)"
+    );
+    let before = snapshot(dir.path());
+
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_success(&output);
+    assert!(
+        stdout(&output).contains("live: 2 keys"),
+        "{}",
+        stdout(&output)
+    );
+    assert_same_files(&before, &snapshot(dir.path()));
+}
+
+#[test]
+fn verify_checks_the_snapshot_of_a_compacted_store_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), 300);
+    assert_success(&run_on(dir.path(), &["compact"], b""));
+    assert_success(&run_on(dir.path(), &[], b"PUT after compaction\n"));
+    let before = snapshot(dir.path());
+
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_success(&output);
+    let report = stdout(&output);
+    assert!(report.contains("snapshot: "), "{report}");
+    assert!(report.contains("live: 301 keys"), "{report}");
+    assert_same_files(&before, &snapshot(dir.path()));
+
+    // A flipped byte in the middle of the snapshot's segment.
+    let (path, mut bytes) = before
+        .iter()
+        .find(|(path, _)| {
+            path.starts_with("snapshots") && path.extension().is_some_and(|e| e == "wal")
+        })
+        .map(|(path, bytes)| (dir.path().join(path), bytes.clone()))
+        .expect("a snapshot segment");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let damaged = snapshot(dir.path());
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("DAMAGED: "),
+        "{}",
+        stdout(&output)
+    );
+    assert_same_files(&damaged, &snapshot(dir.path()));
+}
