@@ -13,7 +13,7 @@
 //! Modules: [`cli`] (arguments), [`parse`] (the shell's language), [`output`] (printing keys
 //! and values so they read back), [`shell`], [`commands`] (single-entry subcommands),
 //! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`], and
-//! [`bench`].
+//! [`bench`](mod@bench).
 
 #![forbid(unsafe_code)]
 

@@ -38,6 +38,7 @@ pub fn verify(dir: &Path) -> Outcome {
         .durability(Durability::None)
         .recovery_mode(RecoveryMode::Strict)
         .sweep_interval(Duration::ZERO)
+        .auto_compact(None)
         .file_system(Arc::new(ReadOnlyLog::new(
             private.path().to_path_buf(),
             dir.to_path_buf(),

@@ -67,11 +67,13 @@ pub struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Opens a fresh store named `name` in the run's directory.
+    /// Opens a fresh store named `name` in the run's directory. Automatic compaction is off:
+    /// it would rewrite W4's log before it is measured, race W7's own compaction, and land
+    /// in the middle of any other workload.
     pub fn open(&self, name: &str, options: Options) -> Result<KvStore, kv_store::Error> {
         let dir = self.root.join(name);
         let _ = std::fs::remove_dir_all(&dir);
-        KvStore::open_with(dir, options)
+        KvStore::open_with(dir, options.auto_compact(None))
     }
 
     /// Closes `store` (if it is not closed yet) and deletes its directory.

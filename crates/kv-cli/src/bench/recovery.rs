@@ -12,7 +12,11 @@ use super::Run;
 /// the reopening, which reads and replays the whole log.
 pub fn w4(run: &Run<'_>, writes_per_key: u64) -> Result<Outcome, kv_store::Error> {
     let keys = (1_000_000 / run.scale).max(1);
-    let options = || Options::default().durability(Durability::None);
+    let options = || {
+        Options::default()
+            .durability(Durability::None)
+            .auto_compact(None)
+    };
     let store = run.open("w4", options())?;
     run.step(&format!("W4: writing {} puts", keys * writes_per_key));
     for round in 0..writes_per_key {
