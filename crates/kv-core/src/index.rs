@@ -9,6 +9,7 @@ use hashbrown::hash_table::{Entry as Slot, HashTable};
 use hashbrown::DefaultHashBuilder;
 
 use crate::entry::Entry;
+use crate::ranked::{Probe, RankKey, Ranked};
 
 /// Which index a state keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -27,20 +28,21 @@ pub(crate) enum Index {
         table: HashTable<Entry>,
         hasher: DefaultHashBuilder,
     },
-    Ordered(BTreeSet<Entry>),
+    Ordered(BTreeSet<Ranked>),
 }
 
 /// Bytes an index spends per entry besides the entry's own allocation, as the state accounts
 /// memory. Hash: a slot is the entry's boxed-slice pointer (16 bytes) and a control byte, and
 /// the table runs between 7/8 and 7/16 full, so about 24 bytes per entry on average. Ordered:
-/// a pointer-sized key slot in a node about two-thirds full, plus the internal nodes.
+/// a 32-byte element (the pointer and 16 key bytes inline) in a node about two-thirds full,
+/// plus the internal nodes.
 ///
 /// Counted per entry, not per allocated slot, so that the figure moves with the entries
 /// alone: a limit checked against it cannot be crossed by a table growing in a step.
 pub(crate) const fn slot_overhead(kind: IndexKind) -> usize {
     match kind {
         IndexKind::Hash => 24,
-        IndexKind::Ordered => 28,
+        IndexKind::Ordered => 56,
     }
 }
 
@@ -73,7 +75,7 @@ impl Index {
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry> {
         match self {
             Index::Hash { table, hasher } => table.find(hasher.hash_one(key), |e| e.key() == key),
-            Index::Ordered(set) => set.get(key),
+            Index::Ordered(set) => set.get(&Probe::new(key) as &dyn RankKey).map(|r| &r.entry),
         }
     }
 
@@ -95,7 +97,7 @@ impl Index {
                     }
                 }
             }
-            Index::Ordered(set) => set.replace(entry),
+            Index::Ordered(set) => set.replace(Ranked::new(entry)).map(|r| r.entry),
         }
     }
 
@@ -107,7 +109,7 @@ impl Index {
                 .find_entry(hasher.hash_one(key), |e| e.key() == key)
                 .ok()
                 .map(|slot| slot.remove().0),
-            Index::Ordered(set) => set.take(key),
+            Index::Ordered(set) => set.take(&Probe::new(key) as &dyn RankKey).map(|r| r.entry),
         }
     }
 
@@ -127,7 +129,7 @@ impl Index {
             Index::Ordered(set) => {
                 // A probe key between the first and last keys: their common prefix, then
                 // random bytes from the range of byte values their tails use.
-                let (first, last) = (set.first()?, set.last()?);
+                let (first, last) = (&set.first()?.entry, &set.last()?.entry);
                 let (lo_key, hi_key) = (first.key(), last.key());
                 let common = lo_key
                     .iter()
@@ -147,9 +149,13 @@ impl Index {
                     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
                     probe.push((lo + (z ^ (z >> 31)) % span) as u8);
                 }
-                set.range::<[u8], _>((Bound::Included(&probe[..]), Bound::Unbounded))
-                    .next()
-                    .or(Some(first))
+                let probe = Probe::new(&probe);
+                set.range::<dyn RankKey, _>((
+                    Bound::Included(&probe as &dyn RankKey),
+                    Bound::Unbounded,
+                ))
+                .next()
+                .map_or(Some(first), |r| Some(&r.entry))
             }
         }
     }
@@ -158,7 +164,7 @@ impl Index {
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
         match self {
             Index::Hash { table, .. } => table.retain(|e| keep(e)),
-            Index::Ordered(set) => set.retain(|e| keep(e)),
+            Index::Ordered(set) => set.retain(|r| keep(&r.entry)),
         }
     }
 
@@ -166,7 +172,7 @@ impl Index {
     pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
         match self {
             Index::Hash { table, .. } => Box::new(table.iter()),
-            Index::Ordered(set) => Box::new(set.iter()),
+            Index::Ordered(set) => Box::new(set.iter().map(|r| &r.entry)),
         }
     }
 
@@ -175,10 +181,21 @@ impl Index {
         &'a self,
         start: Bound<&'a [u8]>,
         end: Bound<&'a [u8]>,
-    ) -> Option<std::collections::btree_set::Range<'a, Entry>> {
+    ) -> Option<impl Iterator<Item = &'a Entry> + 'a> {
         match self {
             Index::Hash { .. } => None,
-            Index::Ordered(set) => Some(set.range::<[u8], _>((start, end))),
+            Index::Ordered(set) => {
+                let (start, end) = (start.map(Probe::new), end.map(Probe::new));
+                fn bound<'p>(b: &'p Bound<Probe<'_>>) -> Bound<&'p (dyn RankKey + 'p)> {
+                    match b {
+                        Bound::Included(p) => Bound::Included(p),
+                        Bound::Excluded(p) => Bound::Excluded(p),
+                        Bound::Unbounded => Bound::Unbounded,
+                    }
+                }
+                let range = set.range::<dyn RankKey, _>((bound(&start), bound(&end)));
+                Some(range.map(|r| &r.entry))
+            }
         }
     }
 }

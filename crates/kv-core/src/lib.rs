@@ -32,6 +32,7 @@ mod entry;
 mod error;
 mod index;
 mod op;
+mod ranked;
 mod replay;
 mod state;
 
