@@ -9,10 +9,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use kv_durable::{load_log, CompressionPolicy, LogReplay, Sink};
 use kv_wal::fs::FileSystem;
-use kv_wal::{Encoded, Expiry, FsyncPolicy, Limits, Record, RecoveryMode, Wal, WalConfig};
+use kv_wal::{Encoded, Expiry, FsyncPolicy, Limits, RecoveryMode, Wal, WalConfig};
 
 use crate::error::{Error, Result};
 
@@ -117,11 +116,15 @@ impl SnapshotWriter {
     /// Adds one live entry; `deadline` in unix ms. Encodes into memory only, so callers may
     /// hold a lock around it; [`flush`](Self::flush) writes.
     pub fn add(&mut self, key: &[u8], value: &[u8], deadline: Option<u64>) -> Result<()> {
-        let record = Record::put(Bytes::copy_from_slice(key), Bytes::copy_from_slice(value))
-            .with_expiry(deadline.map_or(Expiry::Never, Expiry::AtUnixMillis))
-            .with_compression(self.compression.for_len(value.len()));
-        self.limits.check(&record).map_err(|e| self.failed(e))?;
-        self.pending.push(&record);
+        self.limits
+            .check_lengths(key.len(), value.len())
+            .map_err(|e| self.failed(e))?;
+        self.pending.push_put(
+            key,
+            value,
+            deadline.map_or(Expiry::Never, Expiry::AtUnixMillis),
+            self.compression.for_len(value.len()),
+        );
         self.entries += 1;
         Ok(())
     }

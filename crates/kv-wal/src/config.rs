@@ -73,15 +73,24 @@ impl Default for Limits {
 impl Limits {
     /// Refuses a record whose key or value is over the limits.
     pub fn check(&self, record: &Record) -> Result<()> {
-        if record.key.len() > self.max_key_size {
+        let value_len = match record.kind {
+            RecordKind::Put => record.value.len(),
+            RecordKind::Delete => 0,
+        };
+        self.check_lengths(record.key.len(), value_len)
+    }
+
+    /// Refuses a key or value length over the limits.
+    pub fn check_lengths(&self, key_len: usize, value_len: usize) -> Result<()> {
+        if key_len > self.max_key_size {
             return Err(Error::KeyTooLarge {
-                len: record.key.len(),
+                len: key_len,
                 max: self.max_key_size,
             });
         }
-        if record.kind == RecordKind::Put && record.value.len() > self.max_value_size {
+        if value_len > self.max_value_size {
             return Err(Error::ValueTooLarge {
-                len: record.value.len(),
+                len: value_len,
                 max: self.max_value_size,
             });
         }

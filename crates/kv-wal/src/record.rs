@@ -128,53 +128,17 @@ impl Record {
     /// Appends the encoding; `continues_batch` marks that the next record is part of the same
     /// atomic batch.
     pub(crate) fn encode_with(&self, out: &mut Vec<u8>, continues_batch: bool) {
-        let start = out.len();
-        let mut flags = 0u8;
-        if self.kind == RecordKind::Delete {
-            flags |= FLAG_TOMBSTONE;
-        }
-        let ttl = match self.expiry {
-            Expiry::Never => None,
-            Expiry::AfterMillis(ms) => Some(ms),
-            Expiry::AtUnixMillis(ms) => {
-                flags |= FLAG_DEADLINE;
-                Some(ms)
-            }
-        };
-        if ttl.is_some() {
-            flags |= FLAG_TTL;
-        }
-        if continues_batch {
-            flags |= FLAG_BATCH_CONTINUES;
-        }
-        let value: &[u8] = match self.kind {
-            RecordKind::Put => &self.value,
-            RecordKind::Delete => &[],
-        };
-
-        // The value's stored length is known only after compressing it, and it comes before
-        // the key, so the value is compressed into the tail of `out` first and moved after.
-        let (compression, stored) = if self.compression == Compression::None || value.is_empty() {
-            (Compression::None, None)
-        } else {
-            let mut stored = Vec::new();
-            let used = self.compression.compress_into(value, &mut stored);
-            (used, (used != Compression::None).then_some(stored))
-        };
-        flags |= (compression as u8) << COMPRESSION_SHIFT;
-        let stored_value = stored.as_deref().unwrap_or(value);
-
-        out.reserve(MAX_HEADER_LEN + self.key.len() + stored_value.len() + CRC_LEN);
-        varint::encode(self.key.len() as u64, out);
-        varint::encode(stored_value.len() as u64, out);
-        out.push(flags);
-        if let Some(ttl) = ttl {
-            varint::encode(ttl, out);
-        }
-        out.extend_from_slice(&self.key);
-        out.extend_from_slice(stored_value);
-        let crc = crc32c::crc32c(&out[start..]);
-        out.extend_from_slice(&crc.to_le_bytes());
+        encode_parts(
+            out,
+            Parts {
+                kind: self.kind,
+                key: &self.key,
+                value: &self.value,
+                expiry: self.expiry,
+                compression: self.compression,
+            },
+            continues_batch,
+        );
     }
 
     /// The number of bytes `encode_into` appends, for records stored without compression.
@@ -195,6 +159,68 @@ impl Record {
             + value_len
             + CRC_LEN
     }
+}
+
+/// A record's parts, borrowed: what encoding needs, without owning a [`Record`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Parts<'a> {
+    pub(crate) kind: RecordKind,
+    pub(crate) key: &'a [u8],
+    pub(crate) value: &'a [u8],
+    pub(crate) expiry: Expiry,
+    pub(crate) compression: Compression,
+}
+
+/// Appends the encoding of `parts` to `out`; `continues_batch` marks that the next record is
+/// part of the same atomic batch.
+pub(crate) fn encode_parts(out: &mut Vec<u8>, parts: Parts<'_>, continues_batch: bool) {
+    let start = out.len();
+    let mut flags = 0u8;
+    if parts.kind == RecordKind::Delete {
+        flags |= FLAG_TOMBSTONE;
+    }
+    let ttl = match parts.expiry {
+        Expiry::Never => None,
+        Expiry::AfterMillis(ms) => Some(ms),
+        Expiry::AtUnixMillis(ms) => {
+            flags |= FLAG_DEADLINE;
+            Some(ms)
+        }
+    };
+    if ttl.is_some() {
+        flags |= FLAG_TTL;
+    }
+    if continues_batch {
+        flags |= FLAG_BATCH_CONTINUES;
+    }
+    let value: &[u8] = match parts.kind {
+        RecordKind::Put => parts.value,
+        RecordKind::Delete => &[],
+    };
+
+    // The value's stored length is known only after compressing it, and it comes before
+    // the key, so the value is compressed into a scratch buffer first.
+    let (compression, stored) = if parts.compression == Compression::None || value.is_empty() {
+        (Compression::None, None)
+    } else {
+        let mut stored = Vec::new();
+        let used = parts.compression.compress_into(value, &mut stored);
+        (used, (used != Compression::None).then_some(stored))
+    };
+    flags |= (compression as u8) << COMPRESSION_SHIFT;
+    let stored_value = stored.as_deref().unwrap_or(value);
+
+    out.reserve(MAX_HEADER_LEN + parts.key.len() + stored_value.len() + CRC_LEN);
+    varint::encode(parts.key.len() as u64, out);
+    varint::encode(stored_value.len() as u64, out);
+    out.push(flags);
+    if let Some(ttl) = ttl {
+        varint::encode(ttl, out);
+    }
+    out.extend_from_slice(parts.key);
+    out.extend_from_slice(stored_value);
+    let crc = crc32c::crc32c(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
 }
 
 /// A record decoded in place, borrowing its bytes from the buffer it was read from.
