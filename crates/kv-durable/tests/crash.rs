@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use common::{contents, open};
@@ -63,19 +63,11 @@ fn crash_child() {
 }
 
 fn run_and_kill(dir: &Path, mode: &str, kill_after: u64) -> BTreeMap<u64, u64> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, format!("{}|{mode}", dir.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = kv_testkit::spawn_child(
+        "crash_child",
+        CHILD_ENV,
+        &format!("{}|{mode}", dir.display()),
+    );
     let mut acked = BTreeMap::new();
     let mut seen = 0;
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

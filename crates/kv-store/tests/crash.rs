@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 use kv_store::{Durability, IndexKind, KvStore, Options, WriteBatch};
@@ -106,19 +106,8 @@ fn crash_child() {
 /// acknowledged unit of each thread.
 /// Also counts the compactions the child completed.
 fn run_and_kill(dir: &Path, mode: &str, run: u64, kill_after: u64) -> (BTreeMap<u64, u64>, u64) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, format!("{}|{mode}|{run}", dir.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let spec = format!("{}|{mode}|{run}", dir.display());
+    let mut child = kv_testkit::spawn_child("crash_child", CHILD_ENV, &spec);
     let mut acked = BTreeMap::new();
     let mut seen = 0;
     let mut killed = false;

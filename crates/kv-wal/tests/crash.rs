@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use common::{unit, unit_index};
@@ -57,19 +57,11 @@ fn crash_child() {
 
 /// Starts the child on `dir` with stdout piped.
 fn spawn_child(dir: &Path, policy: &str, mode: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, format!("{}|{policy}|{mode}", dir.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    kv_testkit::spawn_child(
+        "crash_child",
+        CHILD_ENV,
+        &format!("{}|{policy}|{mode}", dir.display()),
+    )
 }
 
 /// Runs the child on `dir` until it has acknowledged `kill_after` units more, kills it with
