@@ -23,7 +23,23 @@ pub const TARGETS: &[Target] = &[
     ("recover_directory", recover_directory),
     ("parse_manifest", parse_manifest),
     ("store_operations", store_operations),
+    ("shell_command", shell_command),
 ];
+
+/// Parses arbitrary bytes as a line of the `kv` shell; every word it splits, printed the way
+/// the shell prints keys and values, must parse back to the same bytes.
+pub fn shell_command(data: &[u8]) {
+    let _ = kv_cli::parse::parse_line(data);
+    if let Ok(words) = kv_cli::parse::split_words(data) {
+        for word in words {
+            let printed = kv_cli::output::word(&word.bytes);
+            let again =
+                kv_cli::parse::split_words(printed.as_bytes()).expect("printed words parse");
+            assert_eq!(again.len(), 1, "{printed:?} is one word");
+            assert_eq!(again[0].bytes, word.bytes, "{printed:?} reads back");
+        }
+    }
+}
 
 /// Parses arbitrary bytes as a manifest; whatever parses must encode back to the same bytes.
 pub fn parse_manifest(data: &[u8]) {

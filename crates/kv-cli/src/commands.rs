@@ -12,7 +12,8 @@ use kv_store::Durability;
 
 use crate::cli::ScanArgs;
 use crate::failure::{Failure, Outcome};
-use crate::{open, output, stats};
+use crate::{open, stats};
+use kv_cli::output;
 
 /// `kv get`: prints the value (or `(nil)` and fails with [`Failure::Missing`]).
 pub fn get(dir: &Path, durability: Durability, key: &OsStr, raw: bool) -> Outcome {

@@ -10,8 +10,8 @@
 //! protocol, the quoting rules, every output format and the exit codes (0 success, 1 runtime
 //! error, 2 usage error).
 //!
-//! Modules: [`cli`] (arguments), [`parse`] (the shell's language), [`output`] (printing keys
-//! and values so they read back), [`shell`], [`commands`] (single-entry subcommands),
+//! Modules: [`cli`] (arguments), [`shell`] (over the library's `parse` and `output`: the
+//! shell's language, and printing keys and values so they read back), [`commands`] (single-entry subcommands),
 //! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`], and
 //! [`bench`](mod@bench).
 
@@ -23,8 +23,6 @@ mod commands;
 mod export;
 mod failure;
 mod open;
-mod output;
-mod parse;
 mod readonly_fs;
 mod shell;
 mod stats;

@@ -9,8 +9,9 @@ use kv_store::{Bytes, Durability, KvStore};
 
 use crate::commands::write_pair;
 use crate::failure::{Failure, Outcome};
-use crate::parse::{parse_line, Command, USAGE};
-use crate::{open, output, stats};
+use crate::{open, stats};
+use kv_cli::output;
+use kv_cli::parse::{parse_line, Command, USAGE};
 
 /// Whether the shell goes on after a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,16 @@
+//! The language of the `kv` shell, as a library so that it can be fuzzed and reused: the
+//! command parser ([`parse`]) and the printing of keys and values so that they parse back
+//! ([`output`]). The `kv` binary itself lives in `main.rs`.
+//!
+//! ```
+//! use kv_cli::parse::{parse_line, Command};
+//!
+//! let command = parse_line(br#"PUT "user 1" ada EX 60"#).unwrap().unwrap();
+//! assert!(matches!(command, Command::Put { .. }));
+//! assert_eq!(kv_cli::output::word(b"user 1"), "\"user 1\"");
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod output;
+pub mod parse;
