@@ -369,6 +369,20 @@ fn main() {
         .filter(|s| chosen.is_empty() || chosen.split(',').any(|c| c == *s))
         .collect();
     let results: Vec<(&str, Vec<f64>)> = systems.iter().map(|s| (*s, measure(s))).collect();
+    let rows: Vec<String> = ROWS
+        .iter()
+        .enumerate()
+        .map(|(row, (name, unit, higher))| {
+            let values: Vec<String> = results.iter().map(|(_, r)| r[row].to_string()).collect();
+            format!("{name}\t{unit}\t{higher}\t{}", values.join("\t"))
+        })
+        .collect();
+    kv_benches::save_results(
+        env!("CARGO_TARGET_TMPDIR"),
+        "peers",
+        &format!("workload\tunit\thigher_is_better\t{}", systems.join("\t")),
+        &rows,
+    );
     println!("| workload | {} | kv ÷ best peer |", systems.join(" | "));
     println!("|{}", " --- |".repeat(systems.len() + 2));
     for (row, (name, unit, higher)) in ROWS.iter().enumerate() {

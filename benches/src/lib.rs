@@ -174,3 +174,34 @@ pub fn dependent_access(steps: u64) -> Duration {
     std::hint::black_box(at);
     started.elapsed()
 }
+
+/// Saves a bench's results as `<target>/kv-results/<name>.tsv` for `cargo xtask report`
+/// (`target_tmpdir`: the bench's `CARGO_TARGET_TMPDIR`, inside the target directory),
+/// with a first line saying when and where they were measured. Quick runs save nothing: their
+/// figures are not worth a report.
+pub fn save_results(target_tmpdir: &str, name: &str, header: &str, rows: &[String]) {
+    if quick() {
+        return;
+    }
+    let target = Path::new(target_tmpdir)
+        .parent()
+        .expect("the target directory")
+        .join("kv-results");
+    let _ = std::fs::create_dir_all(&target);
+    let when = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut text = format!("# measured {when} on {cores} cores\n{header}\n");
+    for row in rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    let path = target.join(format!("{name}.tsv"));
+    match std::fs::write(&path, text) {
+        Ok(()) => eprintln!("results saved to {}", path.display()),
+        Err(e) => eprintln!("cannot save results to {}: {e}", path.display()),
+    }
+}

@@ -6,11 +6,15 @@
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target over its corpus and N seconds of
 //!   mutated inputs (default 5), on the stable toolchain.
 //! - `cargo xtask bench [--quick]`: the criterion benchmarks; `--quick` runs each briefly.
+//! - `cargo xtask report`: the last `peers` and `w1_curve` bench results as the README's
+//!   tables and two SVG charts under `docs/`.
 //! - `cargo xtask torture [--minutes N]`: the crash torture run (default 1 minute): a child
 //!   process writing and compacting is killed with SIGKILL again and again, and every
 //!   acknowledged operation must survive. CI runs one minute of it.
 
 #![forbid(unsafe_code)]
+
+mod report;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -21,9 +25,10 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(seconds_arg(&args[1..]).unwrap_or(5)),
         Some("bench") => bench(args[1..].iter().any(|a| a == "--quick")),
+        Some("report") => report::report(),
         Some("torture") => torture(minutes_arg(&args[1..]).unwrap_or_else(|| "1".into())),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] | torture [--minutes N]>"
+            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] | report | torture [--minutes N]>"
                 .to_string(),
         ),
     };

@@ -142,6 +142,9 @@ pub(crate) struct GroupCommit {
     recent_commit_ns: AtomicU64,
     /// How many writers the last group held.
     last_group: AtomicUsize,
+    /// Whether other writers were around when the last group ended (it held several, or
+    /// writers had queued behind it): a lone writer never lingers, two or more do.
+    crowded: AtomicBool,
 }
 
 impl GroupCommit {
@@ -188,7 +191,8 @@ impl GroupCommit {
         if group.iter().any(|member| member.unit.sync) {
             self.linger(&mut group);
         }
-        self.last_group.store(group.len(), Ordering::Relaxed);
+        let group_len = group.len();
+        self.last_group.store(group_len, Ordering::Relaxed);
         let started = Instant::now();
         let result = commit(&group);
         let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
@@ -203,6 +207,10 @@ impl GroupCommit {
         let followers: Vec<Arc<Signal>> = group.into_iter().filter_map(|m| m.signal).collect();
         answer(&result, followers);
         let mut queue = self.queue.lock();
+        self.crowded.store(
+            group_len > 1 || !queue.waiting.is_empty(),
+            Ordering::Relaxed,
+        );
         if queue.waiting.is_empty() {
             queue.leading = false;
         } else {
@@ -219,12 +227,14 @@ impl GroupCommit {
     /// waiting for the next one. Without it, writers split into two halves that take turns,
     /// and each fsync carries half of them (measured with 8 writers: 4.4 records per fsync).
     /// The wait is bounded by a quarter of a recent commit and by `MAX_LINGER`, and skipped
-    /// when the last group was a lone writer.
+    /// when the last group's writer was alone. Two writers taking turns (each group the
+    /// other's previous leader) wait for each other: measured, they shared no fsync at all
+    /// before, and wrote slower than one writer.
     fn linger(&self, group: &mut Vec<Member>) {
-        let previous = self.last_group.load(Ordering::Relaxed);
-        if previous <= 1 {
+        if !self.crowded.load(Ordering::Relaxed) {
             return;
         }
+        let previous = self.last_group.load(Ordering::Relaxed).max(1);
         let target = group.len() + previous;
         let recent = Duration::from_nanos(self.recent_commit_ns.load(Ordering::Relaxed));
         let deadline = Instant::now() + (recent / 4).min(MAX_LINGER);

@@ -1,0 +1,62 @@
+//! The group-commit curve: W1 (durable puts) with 1 to 64 writers, beside L1 and L1p measured
+//! in the same run. Saved for `cargo xtask report`, which draws it.
+//!
+//! `cargo bench -p kv-benches --bench w1_curve`.
+
+use std::time::Instant;
+
+use kv_benches::{value_for, KeyGen};
+use kv_store::{Durability, KvStore, Options};
+
+fn main() {
+    let quick = kv_benches::quick();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory");
+    let syncs = if quick { 50 } else { 3_000 };
+    let l1 = syncs as f64 / kv_benches::fsync_loop(dir.path(), syncs, false).as_secs_f64();
+    let l1p = syncs as f64 / kv_benches::fsync_loop(dir.path(), syncs, true).as_secs_f64();
+    let store_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory");
+    let options = Options::default()
+        .durability(Durability::Sync)
+        .auto_compact(None);
+    let store = KvStore::open_with(store_dir.path(), options).expect("open");
+    let mut rows = Vec::new();
+    println!("| writers | durable puts/s | × L1 ({l1:.0}/s) | records per fsync |");
+    println!("| --- | --- | --- | --- |");
+    for writers in [1u64, 2, 4, 8, 16, 32, 64] {
+        let per_writer = if quick {
+            10
+        } else {
+            (6_000 / writers).max(100)
+        };
+        let before = store.stats().commit;
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for w in 0..writers {
+                let store = store.clone();
+                s.spawn(move || {
+                    let mut keys = KeyGen::new(writers * 100 + w);
+                    for n in 0..per_writer {
+                        store
+                            .put(keys.key(1_000_000).to_vec(), value_for(n).to_vec())
+                            .expect("put");
+                    }
+                });
+            }
+        });
+        let rate = (writers * per_writer) as f64 / started.elapsed().as_secs_f64();
+        let after = store.stats().commit;
+        let per_fsync = (after.records_synced - before.records_synced) as f64
+            / (after.fsyncs - before.fsyncs).max(1) as f64;
+        println!(
+            "| {writers} | {rate:.0} | {:.2}× | {per_fsync:.1} |",
+            rate / l1
+        );
+        rows.push(format!("{writers}\t{rate}\t{l1}\t{l1p}\t{per_fsync}"));
+    }
+    kv_benches::save_results(
+        env!("CARGO_TARGET_TMPDIR"),
+        "w1_curve",
+        "writers\tputs_per_sec\tl1\tl1p\trecords_per_fsync",
+        &rows,
+    );
+}
