@@ -17,23 +17,25 @@
 //! that [`Compactor::open`] and the store's open remove.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kv_durable::{CompressionPolicy, LogReplay, Sink};
 use kv_wal::fs::{FileSystem, OpenMode};
-use kv_wal::{segment, Limits, Position};
+use kv_wal::{segment, Encoded, Limits, Position};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, MANIFEST_TMP};
-use crate::snapshot::{self, remove_dir_all, SnapshotWriter, SNAPSHOTS};
+use crate::snapshot::{self, remove_dir_all, Encoding, SnapshotWriter, SNAPSHOTS};
 
 /// Receives one live entry: key, value, deadline in unix ms.
 pub type EntrySink<'a> = dyn FnMut(&[u8], &[u8], Option<u64>) + 'a;
 
-/// What compaction needs from the running store.
-pub trait Source {
+/// What compaction needs from the running store. Shards are read from several threads.
+pub trait Source: Sync {
     /// Rotates the log (see [`kv_durable::Durable::rotate`]); returns the new segment's id.
     fn rotate(&self) -> kv_durable::Result<u64>;
     /// The number of shards of the state.
@@ -88,6 +90,15 @@ pub struct Compactor {
     manifest: Mutex<Manifest>,
     snapshot_bytes: Mutex<u64>,
     stats: Mutex<CompactionStats>,
+    /// Threads that encode shards for a snapshot; below 2, the appending thread encodes.
+    encoders: usize,
+}
+
+/// The default number of snapshot encoders: every core but one, at most four (so 0 on two
+/// cores: see [`Compactor::write_snapshot`]).
+pub fn default_encoders() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_sub(1).min(4)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -139,7 +150,15 @@ impl Compactor {
             manifest: Mutex::new(manifest),
             snapshot_bytes: Mutex::new(snapshot_bytes),
             stats: Mutex::new(CompactionStats::default()),
+            encoders: default_encoders(),
         })
+    }
+
+    /// Sets how many threads encode shards for a snapshot (below 2: none, the thread that
+    /// writes the snapshot encodes).
+    pub fn with_encoders(mut self, encoders: usize) -> Self {
+        self.encoders = encoders;
+        self
     }
 
     /// The manifest in force.
@@ -170,23 +189,52 @@ impl Compactor {
         *lock(&self.stats)
     }
 
-    /// Writes the live state of `source` as snapshot `id` of directory `dir`.
+    /// Writes the live state of `source` as snapshot `id` of directory `dir`, one shard at a
+    /// time, each encoded under its own read lock. Walking a million entries scattered in
+    /// memory, not the disk, is what a snapshot waits for, so with more than two cores the
+    /// shards are encoded on worker threads while this thread appends; one core is always
+    /// left to the store's writers. On 2 cores it stays on this thread: measured there,
+    /// encoding beside the appends took a compaction from 0.73 s to 0.41-0.52 s but the
+    /// writers' p99 latency during it from 1.1× to 3.1-4.2× its value before. At most two
+    /// encoded shards per worker are held in memory at once.
     fn write_snapshot(&self, source: &dyn Source, dir: &Path, id: u64) -> Result<(u64, u64)> {
         let mut writer = SnapshotWriter::create(&self.fs, dir, id, self.compression, self.limits)?;
-        for shard in 0..source.shards() {
-            let mut failed = None;
-            source.read_shard(shard, &mut |key, value, deadline| {
-                if failed.is_none() {
-                    failed = writer.add(key, value, deadline).err();
-                }
-            });
-            if let Some(e) = failed {
-                return Err(e);
+        let encoding = writer.encoding();
+        let shards = source.shards();
+        let workers = self.encoders.min(shards);
+        if workers < 2 {
+            for shard in 0..shards {
+                let records =
+                    encode_shard(source, shard, encoding).map_err(|e| writer.failed(e))?;
+                writer.write(&records)?;
             }
-            if writer.wants_flush() {
-                writer.flush()?;
-            }
+            let entries = writer.entries;
+            return Ok((entries, writer.finish()?));
         }
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            let (done, encoded) = sync_channel::<kv_wal::Result<Encoded>>(workers);
+            for _ in 0..workers {
+                let (done, next) = (done.clone(), &next);
+                s.spawn(move || loop {
+                    let shard = next.fetch_add(1, Ordering::Relaxed);
+                    if shard >= shards {
+                        return;
+                    }
+                    let message = encode_shard(source, shard, encoding);
+                    // The writer stops receiving only after a failure it already reports.
+                    if done.send(message).is_err() {
+                        return;
+                    }
+                });
+            }
+            drop(done);
+            for message in encoded {
+                let records = message.map_err(|e| writer.failed(e))?;
+                writer.write(&records)?;
+            }
+            Ok::<(), Error>(())
+        })?;
         let entries = writer.entries;
         let bytes = writer.finish()?;
         Ok((entries, bytes))
@@ -285,6 +333,18 @@ impl Compactor {
         fs.sync_dir(target)
             .map_err(|e| Error::io("sync the directory", target, e))
     }
+}
+
+/// The put records of every live entry of `shard`.
+fn encode_shard(source: &dyn Source, shard: usize, encoding: Encoding) -> kv_wal::Result<Encoded> {
+    let mut out = Encoded::new();
+    let mut failed = None;
+    source.read_shard(shard, &mut |key, value, deadline| {
+        if failed.is_none() {
+            failed = encoding.push(&mut out, key, value, deadline).err();
+        }
+    });
+    failed.map_or(Ok(out), Err)
 }
 
 /// Total size of the files in `dir`.

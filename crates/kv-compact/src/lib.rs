@@ -34,7 +34,9 @@ mod error;
 mod manifest;
 mod snapshot;
 
-pub use compactor::{CompactionReport, CompactionStats, Compactor, EntrySink, Source};
+pub use compactor::{
+    default_encoders, CompactionReport, CompactionStats, Compactor, EntrySink, Source,
+};
 pub use error::{Error, Result};
 pub use manifest::{Manifest, MANIFEST, MANIFEST_TMP};
-pub use snapshot::{snapshot_dir, SnapshotWriter, SNAPSHOTS};
+pub use snapshot::{snapshot_dir, Encoding, SnapshotWriter, SNAPSHOTS};

@@ -22,8 +22,6 @@ pub const TMP_SUFFIX: &str = ".tmp";
 
 /// Snapshot segments are cut at this size: few files, read in one pass.
 const SEGMENT_SIZE: u64 = 1 << 30;
-/// Encoded records are appended once this many bytes are buffered.
-const FLUSH_BYTES: usize = 1 << 20;
 
 /// The directory of snapshot `id` in the store directory `dir`.
 pub fn snapshot_dir(dir: &Path, id: u64) -> PathBuf {
@@ -61,16 +59,43 @@ pub(crate) fn remove_dir_all(fs: &dyn FileSystem, path: &Path) -> Result<()> {
         .map_err(|e| Error::io("remove the directory", path, e))
 }
 
-/// Writes snapshot `id` of the store in `dir`.
+/// How entries are encoded into a snapshot: checked against the limits, values compressed
+/// as the store compresses them, deadlines absolute.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoding {
+    compression: CompressionPolicy,
+    limits: Limits,
+}
+
+impl Encoding {
+    /// Appends the put record of one live entry (`deadline` in unix ms) to `out`.
+    pub fn push(
+        &self,
+        out: &mut Encoded,
+        key: &[u8],
+        value: &[u8],
+        deadline: Option<u64>,
+    ) -> kv_wal::Result<()> {
+        self.limits.check_lengths(key.len(), value.len())?;
+        out.push_put(
+            key,
+            value,
+            deadline.map_or(Expiry::Never, Expiry::AtUnixMillis),
+            self.compression.for_len(value.len()),
+        );
+        Ok(())
+    }
+}
+
+/// Writes snapshot `id` of the store in `dir`: records encoded elsewhere (with
+/// [`Encoding`], on any thread) are appended in the order given.
 #[derive(Debug)]
 pub struct SnapshotWriter {
     id: u64,
     dir: PathBuf,
     fs: Arc<dyn FileSystem>,
     wal: Wal,
-    pending: Encoded,
-    compression: CompressionPolicy,
-    limits: Limits,
+    encoding: Encoding,
     /// Entries written so far.
     pub entries: u64,
     /// Bytes of records written so far.
@@ -98,60 +123,44 @@ impl SnapshotWriter {
             dir: dir.to_path_buf(),
             fs: Arc::clone(fs),
             wal,
-            pending: Encoded::new(),
-            compression,
-            limits,
+            encoding: Encoding {
+                compression,
+                limits,
+            },
             entries: 0,
             bytes: 0,
         })
     }
 
-    fn failed(&self, e: kv_wal::Error) -> Error {
+    /// How this snapshot's entries are to be encoded.
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
+    }
+
+    /// The error of this snapshot for a failure `e` of the log layer.
+    pub fn failed(&self, e: kv_wal::Error) -> Error {
         Error::Snapshot {
             id: self.id,
             source: Arc::new(e),
         }
     }
 
-    /// Adds one live entry; `deadline` in unix ms. Encodes into memory only, so callers may
-    /// hold a lock around it; [`flush`](Self::flush) writes.
-    pub fn add(&mut self, key: &[u8], value: &[u8], deadline: Option<u64>) -> Result<()> {
-        self.limits
-            .check_lengths(key.len(), value.len())
-            .map_err(|e| self.failed(e))?;
-        self.pending.push_put(
-            key,
-            value,
-            deadline.map_or(Expiry::Never, Expiry::AtUnixMillis),
-            self.compression.for_len(value.len()),
-        );
-        self.entries += 1;
-        Ok(())
-    }
-
-    /// Whether enough is buffered that the caller should [`flush`](Self::flush).
-    pub fn wants_flush(&self) -> bool {
-        self.pending.as_bytes().len() >= FLUSH_BYTES
-    }
-
-    /// Writes what is buffered.
-    pub fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+    /// Appends encoded records.
+    pub fn write(&mut self, encoded: &Encoded) -> Result<()> {
+        if encoded.is_empty() {
             return Ok(());
         }
-        let written = self.wal.append_encoded(&self.pending);
-        if let Err(e) = written {
+        if let Err(e) = self.wal.append_encoded(encoded) {
             return Err(self.failed(e));
         }
-        self.bytes += self.pending.as_bytes().len() as u64;
-        self.pending.clear();
+        self.entries += encoded.records() as u64;
+        self.bytes += encoded.as_bytes().len() as u64;
         Ok(())
     }
 
     /// Writes the rest, syncs, and renames the snapshot into place (then syncs the
     /// snapshots directory): from here on it is complete and durable.
     pub fn finish(mut self) -> Result<u64> {
-        self.flush()?;
         let id = self.id;
         self.wal.sync().map_err(|e| Error::Snapshot {
             id,

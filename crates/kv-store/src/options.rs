@@ -79,6 +79,7 @@ pub struct Options {
     pub(crate) limits: Limits,
     pub(crate) sweep_interval: Duration,
     pub(crate) auto_compact: Option<AutoCompact>,
+    pub(crate) compaction_threads: usize,
     pub(crate) recovery_mode: RecoveryMode,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) file_system: Option<Arc<dyn kv_wal::fs::FileSystem>>,
@@ -100,6 +101,7 @@ impl Default for Options {
             limits: Limits::default(),
             sweep_interval: Duration::from_secs(1),
             auto_compact: Some(AutoCompact::default()),
+            compaction_threads: kv_compact::default_encoders(),
             recovery_mode: RecoveryMode::default(),
             clock: Arc::new(SystemClock),
             file_system: None,
@@ -167,6 +169,14 @@ impl Options {
     /// [`KvStore::compact`](crate::KvStore::compact).
     pub fn auto_compact(mut self, trigger: Option<AutoCompact>) -> Self {
         self.auto_compact = trigger;
+        self
+    }
+
+    /// How many threads encode the state during a compaction, beside the one writing the
+    /// snapshot. By default every core but one (at most four), which is none on two cores: a
+    /// compaction is then slower but leaves the writers their latency. Below 2, none.
+    pub fn compaction_threads(mut self, threads: usize) -> Self {
+        self.compaction_threads = threads;
         self
     }
 

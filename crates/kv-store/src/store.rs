@@ -125,8 +125,9 @@ impl KvStore {
             .recovery_mode(options.recovery_mode)
             .file_system(Arc::clone(&file_system));
         let compacting = |e| Error::Compaction(Arc::new(e));
-        let compactor =
-            Compactor::open(file_system, &path, compression, wal.limits).map_err(compacting)?;
+        let compactor = Compactor::open(file_system, &path, compression, wal.limits)
+            .map_err(compacting)?
+            .with_encoders(options.compaction_threads);
         let started = std::time::Instant::now();
         let snapshot = compactor
             .load_snapshot(&state, options.clock.now_ms())

@@ -118,7 +118,15 @@ fn expired_keys_do_not_reach_the_snapshot_and_deadlines_stay_absolute() {
 
 #[test]
 fn compaction_runs_while_writers_go_on() {
+    // Inline encoding, and shards encoded by three threads beside the snapshot's writer.
+    for threads in [0, 3] {
+        compaction_runs_while_writers_go_on_with(threads);
+    }
+}
+
+fn compaction_runs_while_writers_go_on_with(threads: usize) {
     let dir = tempfile::tempdir().unwrap();
+    let options = || options().compaction_threads(threads);
     let store = KvStore::open_with(dir.path(), options().durability(Durability::None)).unwrap();
     let models: Vec<BTreeMap<Vec<u8>, Vec<u8>>> = std::thread::scope(|s| {
         let writers: Vec<_> = (0..3u32)
