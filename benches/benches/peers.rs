@@ -377,12 +377,15 @@ fn main() {
             format!("{name}\t{unit}\t{higher}\t{}", values.join("\t"))
         })
         .collect();
-    kv_benches::save_results(
-        env!("CARGO_TARGET_TMPDIR"),
-        "peers",
-        &format!("workload\tunit\thigher_is_better\t{}", systems.join("\t")),
-        &rows,
-    );
+    // A run of only some systems is not a full table: it does not replace the saved one.
+    if chosen.is_empty() {
+        kv_benches::save_results(
+            env!("CARGO_TARGET_TMPDIR"),
+            "peers",
+            &format!("workload\tunit\thigher_is_better\t{}", systems.join("\t")),
+            &rows,
+        );
+    }
     println!("| workload | {} | kv ÷ best peer |", systems.join(" | "));
     println!("|{}", " --- |".repeat(systems.len() + 2));
     for (row, (name, unit, higher)) in ROWS.iter().enumerate() {

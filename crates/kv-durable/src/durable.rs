@@ -156,21 +156,28 @@ impl<S: Sink> Durable<S> {
             return Ok(());
         }
         let compression = &self.inner.options.compression;
-        let records: Vec<_> = ops.iter_mut().map(|op| lend(op, compression)).collect();
-        let checked = records
-            .iter()
-            .try_for_each(|record| self.inner.limits.check(record));
+        let limits = &self.inner.limits;
         let mut encoded = Encoded::new();
-        if checked.is_ok() {
-            if let [record] = &records[..] {
-                encoded.push(record);
-            } else {
+        let checked = if let [op] = &mut ops[..] {
+            // The common single write: no vector of records.
+            let record = lend(op, compression);
+            let checked = limits.check(&record);
+            if checked.is_ok() {
+                encoded.push(&record);
+            }
+            give_back(op, record);
+            checked
+        } else {
+            let records: Vec<_> = ops.iter_mut().map(|op| lend(op, compression)).collect();
+            let checked = records.iter().try_for_each(|record| limits.check(record));
+            if checked.is_ok() {
                 encoded.push_atomic(&records);
             }
-        }
-        for (op, record) in ops.iter_mut().zip(records) {
-            give_back(op, record);
-        }
+            for (op, record) in ops.iter_mut().zip(records) {
+                give_back(op, record);
+            }
+            checked
+        };
         checked.map_err(|e| Error::TooLarge(Arc::new(e)))?;
         let durability = options.durability.unwrap_or(self.inner.options.durability);
         let unit = Unit {
@@ -238,8 +245,10 @@ impl<S: Sink> Durable<S> {
         stats.groups += 1;
         stats.records += records;
         stats.bytes_written += bytes;
+        let finished = Instant::now();
         for member in group {
-            log.recorder.latency(member.unit.submitted.elapsed());
+            log.recorder
+                .latency(finished.duration_since(member.unit.submitted));
         }
         Ok(())
     }

@@ -193,7 +193,12 @@ impl GroupCommit {
         }
         let group_len = group.len();
         self.last_group.store(group_len, Ordering::Relaxed);
-        let started = Instant::now();
+        // A lone leader submitted its unit a moment ago: its submission time saves a clock
+        // read, which costs as much as a tenth of a buffered write.
+        let started = match &group[..] {
+            [only] => only.unit.submitted,
+            _ => Instant::now(),
+        };
         let result = commit(&group);
         let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
         let average = self.recent_commit_ns.load(Ordering::Relaxed);

@@ -371,14 +371,19 @@ impl KvStore {
     }
 
     /// Holds the stripes of `ops`' keys shared, in stripe order.
-    fn stripes_shared(&self, ops: &[Op]) -> Vec<parking_lot::RwLockReadGuard<'_, ()>> {
+    fn stripes_shared(&self, ops: &[Op]) -> StripeGuards<'_> {
+        if let [op] = ops {
+            return StripeGuards::One(self.inner.stripes[self.stripe_of(op.key())].read());
+        }
         let mut stripes: Vec<usize> = ops.iter().map(|op| self.stripe_of(op.key())).collect();
         stripes.sort_unstable();
         stripes.dedup();
-        stripes
-            .into_iter()
-            .map(|i| self.inner.stripes[i].read())
-            .collect()
+        StripeGuards::Many(
+            stripes
+                .into_iter()
+                .map(|i| self.inner.stripes[i].read())
+                .collect(),
+        )
     }
 
     /// Rewrites `key`'s value with the deadline `deadline` gives its current one, under its
@@ -721,6 +726,13 @@ impl Inner {
             let _ = self.compactor.compact(&StoreSource(self));
         }
     }
+}
+
+/// The stripes a write holds shared while it commits: one, without allocating, for the
+/// common single-key write.
+enum StripeGuards<'a> {
+    One(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
+    Many(#[allow(dead_code)] Vec<parking_lot::RwLockReadGuard<'a, ()>>),
 }
 
 /// What compaction reads from and does to the running store.
