@@ -176,29 +176,34 @@ impl GroupCommit {
                     answer(&result, others);
                     result
                 }
-                Slot::Lead(group) => self.lead(group, commit),
+                Slot::Lead(group) => self.lead(group, Instant::now(), commit),
                 Slot::Waiting => unreachable!("wait returns only once the slot is set"),
             };
         }
         queue.leading = true;
         drop(queue);
-        self.lead(vec![Member { unit, signal: None }], commit)
+        // This writer leads at once: its submission time, a moment ago, saves a clock read
+        // (which costs as much as a tenth of a buffered write).
+        let started = unit.submitted;
+        self.lead(vec![Member { unit, signal: None }], started, commit)
     }
 
     /// Commits `group` (which holds this thread's own unit, without a signal), answers the
     /// followers, and passes leadership on.
-    fn lead(&self, mut group: Vec<Member>, commit: &dyn Fn(&[Member]) -> Result<()>) -> Result<()> {
+    /// `started`: when this thread began leading, for the moving average of commit times
+    /// (a unit handed over by a previous leader was submitted long before: its submission
+    /// time would count the wait, and followers would stop spinning).
+    fn lead(
+        &self,
+        mut group: Vec<Member>,
+        started: Instant,
+        commit: &dyn Fn(&[Member]) -> Result<()>,
+    ) -> Result<()> {
         if group.iter().any(|member| member.unit.sync) {
             self.linger(&mut group);
         }
         let group_len = group.len();
         self.last_group.store(group_len, Ordering::Relaxed);
-        // A lone leader submitted its unit a moment ago: its submission time saves a clock
-        // read, which costs as much as a tenth of a buffered write.
-        let started = match &group[..] {
-            [only] => only.unit.submitted,
-            _ => Instant::now(),
-        };
         let result = commit(&group);
         let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
         let average = self.recent_commit_ns.load(Ordering::Relaxed);
