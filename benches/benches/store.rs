@@ -158,6 +158,33 @@ fn w4_recovery(c: &mut Criterion) {
     group.finish();
 }
 
+fn w2_buffered_put(c: &mut Criterion) {
+    let mut group = c.benchmark_group("W2_buffered_put_store");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    let puts = key_count();
+    group.bench_function("1_writer", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for round in 0..iters {
+                let dir = bench_dir();
+                let store = open(dir.path(), IndexKind::Hash, Durability::None);
+                let mut keys = KeyGen::new(round + 1);
+                let started = Instant::now();
+                for n in 0..puts {
+                    store
+                        .put(keys.key(puts).to_vec(), value_for(n).to_vec())
+                        .expect("put");
+                }
+                store.sync().expect("sync");
+                total += started.elapsed() / puts as u32;
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
 fn w6_mixed(c: &mut Criterion) {
     let mut group = c.benchmark_group("W6_mixed");
     group.throughput(Throughput::Elements(1));
@@ -224,6 +251,7 @@ fn w8_range_scan(c: &mut Criterion) {
 criterion_group!(
     benches,
     w5_memory,
+    w2_buffered_put,
     w3_get,
     w4_recovery,
     w6_mixed,
