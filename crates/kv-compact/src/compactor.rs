@@ -31,6 +31,10 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, MANIFEST_TMP};
 use crate::snapshot::{self, remove_dir_all, Encoding, SnapshotWriter, SNAPSHOTS};
 
+/// A checkpoint directory holds this file until the checkpoint is complete: opening refuses
+/// it meanwhile (its log alone, without the snapshot, would look like a smaller store).
+pub const CHECKPOINT_MARKER: &str = "CHECKPOINT-INCOMPLETE";
+
 /// Receives one live entry: key, value, deadline in unix ms.
 pub type EntrySink<'a> = dyn FnMut(&[u8], &[u8], Option<u64>) + 'a;
 
@@ -118,6 +122,14 @@ impl Compactor {
         compression: CompressionPolicy,
         limits: Limits,
     ) -> Result<Self> {
+        if fs
+            .open(&dir.join(CHECKPOINT_MARKER), OpenMode::Read)
+            .is_ok()
+        {
+            return Err(Error::IncompleteCheckpoint {
+                path: dir.to_path_buf(),
+            });
+        }
         let manifest = Manifest::read(fs.as_ref(), dir)?.unwrap_or_default();
         let tmp = dir.join(MANIFEST_TMP);
         match fs.remove_file(&tmp) {
@@ -263,12 +275,35 @@ impl Compactor {
         let bytes_before = log_before + self.snapshot_bytes();
         let log_from = source.rotate().map_err(Error::Log)?;
         let id = manifest.snapshot.map_or(1, |id| id + 1);
-        let (entries, snapshot_bytes) = self.write_snapshot(source, &self.dir, id)?;
         let next = Manifest {
             snapshot: Some(id),
             log_from,
         };
-        next.write(self.fs.as_ref(), &self.dir)?;
+        let switched = self
+            .write_snapshot(source, &self.dir, id)
+            .and_then(|written| {
+                // The snapshot holds writes of segment S onwards that may not be on disk yet
+                // (durability Batch or None): make them durable before the manifest relies
+                // on the snapshot, or a power loss could keep half of an atomic batch.
+                source.sync_log().map_err(Error::Log)?;
+                next.write(self.fs.as_ref(), &self.dir)?;
+                Ok(written)
+            });
+        let (entries, snapshot_bytes) = match switched {
+            Ok(written) => written,
+            Err(e) => {
+                // Whether the manifest switched is what the disk says (a failed directory
+                // sync comes after the rename). If it did not, the new snapshot is garbage:
+                // remove it now, or the next compaction could not reuse its id.
+                if Manifest::read(self.fs.as_ref(), &self.dir).ok().flatten() == Some(next) {
+                    *manifest = next;
+                } else {
+                    let _ =
+                        remove_dir_all(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, id));
+                }
+                return Err(e);
+            }
+        };
         let previous = std::mem::replace(&mut *manifest, next);
         *lock(&self.snapshot_bytes) = snapshot_bytes;
         // The new manifest is durable: what follows only removes what nothing refers to.
@@ -305,11 +340,14 @@ impl Compactor {
                 .file_name()
                 .map_or_else(|| PathBuf::from("wal"), PathBuf::from),
         );
-        for dir in [
-            target.to_path_buf(),
-            target.join(SNAPSHOTS),
-            target_log.clone(),
-        ] {
+        fs.create_dir_all(target)
+            .map_err(|e| Error::io("create", target, e))?;
+        let marker = target.join(CHECKPOINT_MARKER);
+        fs.open(&marker, OpenMode::CreateNew)
+            .map_err(|e| Error::io("create", &marker, e))?;
+        fs.sync_dir(target)
+            .map_err(|e| Error::io("sync the directory", target, e))?;
+        for dir in [target.join(SNAPSHOTS), target_log.clone()] {
             fs.create_dir_all(&dir)
                 .map_err(|e| Error::io("create", &dir, e))?;
         }
@@ -331,6 +369,8 @@ impl Compactor {
             log_from,
         }
         .write(fs, target)?;
+        fs.remove_file(&marker)
+            .map_err(|e| Error::io("remove", &marker, e))?;
         fs.sync_dir(target)
             .map_err(|e| Error::io("sync the directory", target, e))
     }

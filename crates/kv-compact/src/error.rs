@@ -55,6 +55,14 @@ pub enum Error {
     #[error("the store's log: {0}")]
     Log(#[source] kv_durable::Error),
 
+    /// The directory holds a checkpoint that was interrupted before it was complete: it is
+    /// not a store. Delete it and take the checkpoint again.
+    #[error("{} holds an interrupted checkpoint, not a store; delete it and take the checkpoint again", path.display())]
+    IncompleteCheckpoint {
+        /// The directory.
+        path: PathBuf,
+    },
+
     /// The target of a checkpoint already holds data.
     #[error("{} is not empty; a checkpoint goes into a new or empty directory", path.display())]
     NotEmpty {

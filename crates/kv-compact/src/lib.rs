@@ -36,6 +36,7 @@ mod snapshot;
 
 pub use compactor::{
     default_encoders, CompactionReport, CompactionStats, Compactor, EntrySink, Source,
+    CHECKPOINT_MARKER,
 };
 pub use error::{Error, Result};
 pub use manifest::{Manifest, MANIFEST, MANIFEST_TMP};

@@ -114,6 +114,9 @@ impl SnapshotWriter {
     ) -> Result<Self> {
         let tmp = tmp_dir(dir, id);
         remove_dir_all(fs.as_ref(), &tmp)?;
+        // A finished snapshot of this id can only be left by a compaction that failed before
+        // its manifest named it: garbage, and in the way of the rename.
+        remove_dir_all(fs.as_ref(), &snapshot_dir(dir, id))?;
         let (wal, _) = Wal::open(config(tmp, fs, limits)).map_err(|e| Error::Snapshot {
             id,
             source: Arc::new(e),
@@ -192,6 +195,20 @@ pub fn load<S: Sink>(
     now: u64,
     limits: Limits,
 ) -> Result<LogReplay> {
-    load_log(config(snapshot_dir(dir, id), fs, limits), sink, now)
-        .map_err(|source| Error::Load { id, source })
+    // The manifest names it, so it must be there: opening it as a log would create it.
+    let path = snapshot_dir(dir, id);
+    let names = fs
+        .read_dir(&path)
+        .map_err(|e| Error::io("open the snapshot the manifest names", &path, e))?;
+    if !names
+        .iter()
+        .any(|name| kv_wal::segment::parse_file_name(name).is_some())
+    {
+        return Err(Error::io(
+            "find a segment in the snapshot the manifest names",
+            &path,
+            std::io::Error::from(ErrorKind::NotFound),
+        ));
+    }
+    load_log(config(path, fs, limits), sink, now).map_err(|source| Error::Load { id, source })
 }

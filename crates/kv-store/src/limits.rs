@@ -163,7 +163,7 @@ impl Admission {
         if let Some(limit) = self.limits.max_memory {
             take(
                 &self.reserved_bytes,
-                state.memory_used(),
+                &|| state.memory_used(),
                 bytes,
                 limit,
                 "bytes",
@@ -172,10 +172,16 @@ impl Admission {
         }
         if let Some(limit) = self.limits.max_keys {
             // On failure the reservation's drop releases the bytes taken above.
-            take(&self.reserved_keys, state.len(), keys, limit, "keys")?;
+            take(&self.reserved_keys, &|| state.len(), keys, limit, "keys")?;
             reservation.keys = keys;
         }
         Ok(reservation)
+    }
+
+    /// Whether the write `blocked` describes needs more than the whole limit: no eviction
+    /// can make room for it.
+    pub(crate) fn never_fits(blocked: &Error) -> bool {
+        matches!(*blocked, Error::LimitReached { needed, limit, .. } if needed > limit)
     }
 
     /// Whether going over a limit evicts (rather than rejects).
@@ -200,13 +206,20 @@ impl Admission {
         let Error::LimitReached {
             unit,
             needed,
-            available,
+            limit,
             ..
         } = *blocked
         else {
             return Vec::new();
         };
-        let mut short = needed.saturating_sub(available).max(1);
+        // Only what stored data takes is evicted for: the rest of the shortfall is other
+        // writes' reservations, which they release as they finish.
+        let stored = if unit == "keys" {
+            state.len()
+        } else {
+            state.memory_used()
+        };
+        let mut short = (stored + needed).saturating_sub(limit);
         let mut victims: Vec<Bytes> = Vec::new();
         while short > 0 && victims.len() < MAX_VICTIMS {
             let best = (0..SAMPLES)
@@ -230,17 +243,21 @@ impl Admission {
     }
 }
 
-/// Adds `amount` to `reserved` if `used + reserved + amount` stays within `limit`.
+/// Adds `amount` to `reserved` if `used() + reserved + amount` stays within `limit`.
+///
+/// The reservations are read before what is used, and both again on every retry: a write
+/// that publishes its bytes and then releases its reservation is counted in one or the
+/// other (possibly both, never neither).
 fn take(
     reserved: &AtomicUsize,
-    used: usize,
+    used: &dyn Fn() -> usize,
     amount: usize,
     limit: usize,
     unit: &'static str,
 ) -> Result<(), Error> {
-    let mut current = reserved.load(Ordering::Acquire);
     loop {
-        let committed = used.saturating_add(current);
+        let current = reserved.load(Ordering::Acquire);
+        let committed = used().saturating_add(current);
         if committed.saturating_add(amount) > limit {
             return Err(Error::LimitReached {
                 unit,
@@ -249,14 +266,16 @@ fn take(
                 limit,
             });
         }
-        match reserved.compare_exchange_weak(
-            current,
-            current + amount,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => return Ok(()),
-            Err(now) => current = now,
+        if reserved
+            .compare_exchange_weak(
+                current,
+                current + amount,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            return Ok(());
         }
     }
 }

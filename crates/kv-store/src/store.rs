@@ -43,6 +43,9 @@ pub(crate) struct Inner {
     stripes: Box<[CachePadded<RwLock<()>>]>,
     stripe_hasher: DefaultHashBuilder,
     report: OpenReport,
+    /// The store directory's lock, taken before anything in it is read or cleaned up;
+    /// released by `close` or the drop.
+    lock: Mutex<Option<kv_wal::DirLock>>,
     compactor: Compactor,
     auto_compact: Option<AutoCompact>,
     expirations: AtomicU64,
@@ -124,6 +127,16 @@ impl KvStore {
             .max_segment_size(options.segment_size)
             .recovery_mode(options.recovery_mode)
             .file_system(Arc::clone(&file_system));
+        // Lock the directory first: opening cleans up after crashed compactions, which must
+        // never happen under a store that is running.
+        let lock = std::fs::create_dir_all(&path)
+            .map_err(|e| kv_wal::Error::Io {
+                action: "create the store directory",
+                path: path.clone(),
+                source: e,
+            })
+            .and_then(|()| kv_wal::DirLock::acquire(&path))
+            .map_err(|e| Error::from_open(path.clone(), kv_durable::Error::Open(Arc::new(e))))?;
         let compacting = |e| Error::Compaction(Arc::new(e));
         let compactor = Compactor::open(file_system, &path, compression, wal.limits)
             .map_err(compacting)?
@@ -158,6 +171,7 @@ impl KvStore {
                 .collect(),
             stripe_hasher: DefaultHashBuilder::default(),
             report,
+            lock: Mutex::new(Some(lock)),
             compactor,
             auto_compact: options.auto_compact,
             expirations: AtomicU64::new(0),
@@ -343,25 +357,39 @@ impl KvStore {
 
     /// Reserves room for `ops` under the limits, evicting first if the policy says so.
     fn reserve(&self, ops: &[Op]) -> Result<crate::limits::Reservation<'_>> {
+        /// Rounds of eviction (each up to 64 keys) one write may trigger before giving up.
+        const MAX_ROUNDS: usize = 64;
         let admission = &self.inner.admission;
+        let mut round = 0;
         loop {
             let blocked = match admission.reserve(self.state(), ops) {
                 Ok(reservation) => return Ok(reservation),
                 Err(blocked) => blocked,
             };
-            if !admission.evicts() {
+            // A write larger than the limit itself is refused before anything is evicted.
+            if !admission.evicts() || Admission::never_fits(&blocked) || round == MAX_ROUNDS {
                 return Err(blocked);
             }
+            round += 1;
             let victims = admission.victims(self.state(), self.now(), &blocked);
             if victims.is_empty() {
-                return Err(blocked);
+                // What stands in the way is other writes in flight, not stored data: they
+                // free their reservations as they finish.
+                std::thread::yield_now();
+                continue;
             }
             let evicted = victims.len() as u64;
-            let deletes = victims.into_iter().map(Op::delete).collect();
-            self.inner
+            let deletes: Vec<Op> = victims.into_iter().map(Op::delete).collect();
+            // Like any write, evictions hold their keys' stripes, so an `expire` reading one
+            // of these keys cannot write it back after it is evicted.
+            let stripes = self.stripes_shared(&deletes);
+            let written = self
+                .inner
                 .durable
                 .write(deletes, WriteOptions::default())
-                .map_err(Error::from_write)?;
+                .map_err(Error::from_write);
+            drop(stripes);
+            written?;
             admission.evictions.fetch_add(evicted, Ordering::Relaxed);
         }
     }
@@ -670,7 +698,9 @@ impl KvStore {
     /// ```
     pub fn close(&self) -> Result<()> {
         drop(self.inner.maintenance.lock().take());
-        self.inner.durable.close().map_err(Error::from_write)
+        let closed = self.inner.durable.close().map_err(Error::from_write);
+        drop(self.inner.lock.lock().take());
+        closed
     }
 }
 

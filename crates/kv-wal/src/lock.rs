@@ -10,13 +10,18 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 
 /// An exclusive advisory lock (`flock`) on `DIR/LOCK`, held while this value lives. It is
 /// per open file, so a second open in the same process is refused as well.
+///
+/// Layers above use it too: the store locks its own directory before it cleans up or reads
+/// a snapshot there, so that a second open can never touch files the first one owns.
 #[derive(Debug)]
-pub(crate) struct DirLock {
+pub struct DirLock {
     _file: File,
 }
 
 impl DirLock {
-    pub(crate) fn acquire(dir: &Path) -> Result<Self> {
+    /// Locks directory `dir` (which must exist), or fails with
+    /// [`Error::DirectoryLocked`] if another handle holds it.
+    pub fn acquire(dir: &Path) -> Result<Self> {
         let path: PathBuf = dir.join(LOCK_FILE_NAME);
         let file = OpenOptions::new()
             .read(true)
