@@ -294,6 +294,12 @@ impl<S: Sink> Durable<S> {
             .map_err(Error::from_append)
     }
 
+    /// The ids of the log's first and last segments.
+    pub fn log_segments(&self) -> Result<std::ops::RangeInclusive<u64>> {
+        let guard = self.inner.log.lock();
+        Ok(guard.as_ref().ok_or(Error::Closed)?.wal.segments())
+    }
+
     /// How many segments the log spans and about how many bytes of records they hold
     /// (every segment but the last counted as full: an upper bound).
     pub fn log_extent(&self) -> Result<(u64, u64)> {

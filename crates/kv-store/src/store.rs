@@ -153,6 +153,21 @@ impl KvStore {
         };
         let (durable, mut report) = Durable::open(wal, log_from, state, durable_options)
             .map_err(|e| Error::from_open(path.clone(), e))?;
+        // A manifest that names a snapshot continues in segment `log_from`, which compaction
+        // created before naming it: if the log does not hold it, segments were lost or come
+        // from elsewhere, and writes would go where the next open does not read them.
+        if compactor.manifest().snapshot.is_some() {
+            let segments = durable.log_segments().map_err(Error::from_write)?;
+            if !segments.contains(&log_from.segment) {
+                return Err(Error::Corrupt {
+                    path: path.clone(),
+                    source: Arc::new(kv_wal::Error::MissingSegment {
+                        id: log_from.segment,
+                        dir: path.join(WAL_DIR),
+                    }),
+                });
+            }
+        }
         // Segments a crash left behind after a compaction switched the manifest.
         durable
             .delete_log_before(log_from.segment)

@@ -315,3 +315,24 @@ fn an_interrupted_checkpoint_is_refused_not_opened_as_a_smaller_store() {
     let err = KvStore::open_with(dir.path(), options()).unwrap_err();
     assert!(err.to_string().contains("interrupted checkpoint"), "{err}");
 }
+
+#[test]
+fn a_manifest_whose_log_segment_is_missing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    history(&store);
+    store.compact().unwrap();
+    store.put("after", "compaction").unwrap();
+    store.close().unwrap();
+    // The log restored from an older backup: only segments before the manifest's.
+    let wal = dir.path().join("wal");
+    for entry in std::fs::read_dir(&wal).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wal") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    std::fs::write(wal.join("000000.wal"), b"").unwrap();
+    let err = KvStore::open_with(dir.path(), options()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
