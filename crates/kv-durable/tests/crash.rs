@@ -42,10 +42,10 @@ fn unit_ops(thread: u64, i: u64) -> Vec<Op> {
 #[test]
 #[ignore = "the child process of the crash tests"]
 fn crash_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some(args) = kv_testkit::child_args(CHILD_ENV) else {
         return;
     };
-    let (dir, mode) = spec.split_once('|').unwrap();
+    let (dir, mode) = (&args[0][..], &args[1][..]);
     let (store, _) = open(Path::new(dir), durability(mode));
     std::thread::scope(|s| {
         for t in 0..THREADS {
@@ -63,11 +63,8 @@ fn crash_child() {
 }
 
 fn run_and_kill(dir: &Path, mode: &str, kill_after: u64) -> BTreeMap<u64, u64> {
-    let mut child = kv_testkit::spawn_child(
-        "crash_child",
-        CHILD_ENV,
-        &format!("{}|{mode}", dir.display()),
-    );
+    let dir = dir.display().to_string();
+    let mut child = kv_testkit::spawn_child("crash_child", CHILD_ENV, &[&dir, mode]);
     let mut acked = BTreeMap::new();
     let mut seen = 0;
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -70,16 +70,11 @@ fn model(state: &mut BTreeMap<String, String>, thread: u64, unit: u64) {
 #[test]
 #[ignore = "the child process of the crash tests"]
 fn crash_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some(args) = kv_testkit::child_args(CHILD_ENV) else {
         return;
     };
-    let mut parts = spec.split('|');
-    let (dir, mode, run) = (
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-    );
-    let run: u64 = run.parse().unwrap();
+    let (dir, mode) = (&args[0][..], &args[1][..]);
+    let run: u64 = args[2].parse().unwrap();
     let store = KvStore::open_with(dir, options(mode)).unwrap();
     std::thread::scope(|s| {
         if mode.ends_with("+compact") {
@@ -106,8 +101,8 @@ fn crash_child() {
 /// acknowledged unit of each thread.
 /// Also counts the compactions the child completed.
 fn run_and_kill(dir: &Path, mode: &str, run: u64, kill_after: u64) -> (BTreeMap<u64, u64>, u64) {
-    let spec = format!("{}|{mode}|{run}", dir.display());
-    let mut child = kv_testkit::spawn_child("crash_child", CHILD_ENV, &spec);
+    let (dir, run) = (dir.display().to_string(), run.to_string());
+    let mut child = kv_testkit::spawn_child("crash_child", CHILD_ENV, &[&dir, mode, &run]);
     let mut acked = BTreeMap::new();
     let mut seen = 0;
     let mut killed = false;

@@ -32,15 +32,10 @@ fn config(dir: &Path, policy: &str, preallocate: bool) -> WalConfig {
 #[test]
 #[ignore = "the child process of the crash tests"]
 fn crash_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some(args) = kv_testkit::child_args(CHILD_ENV) else {
         return;
     };
-    let mut parts = spec.split('|');
-    let (dir, policy, prealloc) = (
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-        parts.next().unwrap() == "prealloc",
-    );
+    let (dir, policy, prealloc) = (&args[0][..], &args[1][..], args[2] == "prealloc");
     let mut next = 0;
     let (mut wal, _) = Wal::open_with(
         config(Path::new(dir), policy, prealloc),
@@ -57,11 +52,8 @@ fn crash_child() {
 
 /// Starts the child on `dir` with stdout piped.
 fn spawn_child(dir: &Path, policy: &str, mode: &str) -> Child {
-    kv_testkit::spawn_child(
-        "crash_child",
-        CHILD_ENV,
-        &format!("{}|{policy}|{mode}", dir.display()),
-    )
+    let dir = dir.display().to_string();
+    kv_testkit::spawn_child("crash_child", CHILD_ENV, &[&dir, policy, mode])
 }
 
 /// Runs the child on `dir` until it has acknowledged `kill_after` units more, kills it with
