@@ -1,9 +1,13 @@
 //! Compaction through the facade: it shrinks the log, runs while writers go on, keeps what
 //! it must, and a fault at any file operation of it (a crash at that instant) loses nothing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use common::contents;
 
 use kv_store::{AutoCompact, Durability, Error, IndexKind, KvStore, ManualClock, Options};
 use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op};
@@ -16,14 +20,6 @@ fn options() -> Options {
         .durability(Durability::Sync)
         .auto_compact(None)
         .sweep_interval(Duration::ZERO)
-}
-
-fn contents(store: &KvStore) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    store
-        .range::<&[u8]>(..)
-        .unwrap()
-        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-        .collect()
 }
 
 /// Writes a history with overwrites, deletes and TTLs; returns the model of what is live.

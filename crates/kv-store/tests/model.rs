@@ -1,9 +1,13 @@
 //! The store against a model (`BTreeMap`s): random operation sequences on several threads,
 //! TTLs on an injected clock, and eviction under limits; each checked again after reopening.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use common::contents;
 
 use kv_store::{Clock, Eviction, IndexKind, KvStore, ManualClock, Options, WriteBatch};
 use proptest::prelude::*;
@@ -124,14 +128,6 @@ fn run(
             }
         }
     }
-}
-
-fn contents(store: &KvStore) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    store
-        .range::<&[u8]>(..)
-        .unwrap()
-        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-        .collect()
 }
 
 fn options(clock: &Arc<ManualClock>) -> Options {
