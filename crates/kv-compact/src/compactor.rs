@@ -17,7 +17,7 @@
 //! that [`Compactor::open`] and the store's open remove.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,7 +92,9 @@ pub struct Compactor {
     limits: Limits,
     /// The manifest in force; held for the whole of a compaction, so one runs at a time.
     manifest: Mutex<Manifest>,
-    snapshot_bytes: Mutex<u64>,
+    /// Bytes of the snapshot the manifest names; apart from the manifest's lock, so that
+    /// stats never wait for a compaction.
+    snapshot_bytes: AtomicU64,
     stats: Mutex<CompactionStats>,
     /// Threads that encode shards for a snapshot; below 2, the appending thread encodes.
     encoders: usize,
@@ -161,7 +163,7 @@ impl Compactor {
             compression,
             limits,
             manifest: Mutex::new(manifest),
-            snapshot_bytes: Mutex::new(snapshot_bytes),
+            snapshot_bytes: AtomicU64::new(snapshot_bytes),
             stats: Mutex::new(CompactionStats::default()),
             encoders: default_encoders(),
         })
@@ -186,7 +188,7 @@ impl Compactor {
 
     /// Bytes of the current snapshot.
     pub fn snapshot_bytes(&self) -> u64 {
-        *lock(&self.snapshot_bytes)
+        self.snapshot_bytes.load(Ordering::Relaxed)
     }
 
     /// Loads the current snapshot, if any, into `sink` at time `now`.
@@ -297,6 +299,9 @@ impl Compactor {
                 // remove it now, or the next compaction could not reuse its id.
                 if Manifest::read(self.fs.as_ref(), &self.dir).ok().flatten() == Some(next) {
                     *manifest = next;
+                    let path = snapshot::snapshot_dir(&self.dir, id);
+                    let bytes = dir_bytes(self.fs.as_ref(), &path).unwrap_or(0);
+                    self.snapshot_bytes.store(bytes, Ordering::Relaxed);
                 } else {
                     let _ =
                         remove_dir_all(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, id));
@@ -305,7 +310,7 @@ impl Compactor {
             }
         };
         let previous = std::mem::replace(&mut *manifest, next);
-        *lock(&self.snapshot_bytes) = snapshot_bytes;
+        self.snapshot_bytes.store(snapshot_bytes, Ordering::Relaxed);
         // The new manifest is durable: what follows only removes what nothing refers to.
         if let Some(old) = previous.snapshot {
             remove_dir_all(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, old))?;
