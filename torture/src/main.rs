@@ -129,7 +129,6 @@ fn parent(budget: Duration) -> Result<(), String> {
             .spawn()
             .map_err(|e| format!("start the child: {e}"))?;
         let kill_at = Instant::now() + Duration::from_millis(50 + rng.below(1_500));
-        let mut acked = BTreeMap::new();
         let stdout = child.stdout.take().expect("piped");
         // Read acks on a thread, so the kill happens at a time of our choosing.
         let reader = std::thread::spawn(move || {
@@ -153,8 +152,7 @@ fn parent(budget: Duration) -> Result<(), String> {
         if status.success() {
             return Err("the child exited by itself".into());
         }
-        let (child_acked, child_compactions) = reader.join().map_err(|_| "the reader panicked")?;
-        acked.extend(child_acked);
+        let (acked, child_compactions) = reader.join().map_err(|_| "the reader panicked")?;
         compactions += child_compactions;
         acked_total += acked.values().map(|n| n + 1).sum::<u64>();
 

@@ -265,9 +265,8 @@ impl Sharded {
     /// Calls `f` with every live entry at `now`, shard by shard under each shard's read lock,
     /// in no particular order. What compaction and export walk.
     pub fn for_each(&self, now: u64, mut f: impl FnMut(&Entry)) {
-        for shard in self.shards.iter() {
-            let state = shard.state.read();
-            state.iter().filter(|e| !e.is_expired(now)).for_each(&mut f);
+        for shard in 0..self.shards.len() {
+            self.for_each_in_shard(shard, now, &mut f);
         }
     }
 

@@ -336,15 +336,15 @@ impl KvStore {
     }
 
     /// Every write goes through here: limits, stripes, then the durable layer.
-    fn submit(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
-        let result = self.submit_counted(&mut ops, options);
+    fn submit(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+        let result = self.submit_counted(ops, options);
         if result.is_err() {
             self.inner.errors.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
 
-    fn submit_counted(&self, ops: &mut Vec<Op>, options: WriteOptions) -> Result<()> {
+    fn submit_counted(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
@@ -352,21 +352,21 @@ impl KvStore {
             .iter()
             .any(|op| matches!(op, Op::Put { expiry, .. } if *expiry != Expiry::Never))
         {
-            fix_deadlines(ops, self.now());
+            fix_deadlines(&mut ops, self.now());
         }
         let admission = &self.inner.admission;
         let _reservation = if admission.is_limited() {
-            Some(self.reserve(ops)?)
+            Some(self.reserve(&ops)?)
         } else {
             None
         };
-        let _stripes = self.stripes_shared(ops);
+        let _stripes = self.stripes_shared(&ops);
         for op in ops.iter() {
             admission.touch(op.key(), true);
         }
         self.inner
             .durable
-            .write(std::mem::take(ops), options)
+            .write(ops, options)
             .map_err(Error::from_write)
     }
 
