@@ -21,6 +21,13 @@ pub enum IndexKind {
     Ordered,
 }
 
+/// The splitmix64 finaliser: well-mixed bits from a counter.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// Entries by key.
 #[derive(Debug, Clone)]
 pub(crate) enum Index {
@@ -123,7 +130,20 @@ impl Index {
                 if table.is_empty() || buckets == 0 {
                     return None;
                 }
-                let start = (seed as usize) % buckets;
+                // Random buckets until one is filled (a uniform draw over the entries); only
+                // then, if the table is that empty, the first filled bucket after the last
+                // try. Taking the first filled bucket after a random one straight away favours
+                // entries that follow runs of empty buckets: measured, an LFU store then
+                // evicted its hottest keys now and then.
+                let mut bits = seed;
+                let mut start = 0;
+                for _ in 0..16 {
+                    bits = bits.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                    start = (mix(bits) as usize) % buckets;
+                    if let Some(entry) = table.get_bucket(start) {
+                        return Some(entry);
+                    }
+                }
                 (0..buckets).find_map(|i| table.get_bucket((start + i) % buckets))
             }
             Index::Ordered(set) => {
@@ -142,12 +162,8 @@ impl Index {
                 let mut probe = lo_key[..common].to_vec();
                 let mut bits = seed;
                 for _ in common..lo_key.len().max(hi_key.len()) {
-                    // splitmix64 step: fresh bits for each byte of the probe.
                     bits = bits.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                    let mut z = bits;
-                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                    probe.push((lo + (z ^ (z >> 31)) % span) as u8);
+                    probe.push((lo + mix(bits) % span) as u8);
                 }
                 let probe = Probe::new(&probe);
                 set.range::<dyn RankKey, _>((
