@@ -2,10 +2,12 @@
 //!
 //! Recovery reads the log on one thread; applying its operations (a hash-table insert and an
 //! allocation each, mostly cache misses) costs several times more than reading them. So the
-//! reading thread copies each operation into the chunk of the worker that owns the key's
-//! shard, and the workers apply whole chunks. A key always goes to the same worker and a
-//! worker applies its chunks in the order they were filled, so each key's operations are
-//! applied in log order: the final state is the one a sequential replay gives.
+//! reading thread copies each operation into a chunk kept for the key's shard, and hands a
+//! full chunk to the worker that owns that shard. A worker applies a whole chunk under one
+//! lock of one shard, so the shard's table stays warm in cache for the chunk's length instead
+//! of every operation landing in another table. A key always goes to the same shard and
+//! worker, and a worker applies its chunks in the order they were filled, so each key's
+//! operations are applied in log order: the final state is the one a sequential replay gives.
 
 use crossbeam_channel::{bounded, Sender};
 use kv_core::{Change, Expiry, OpRef};
@@ -13,10 +15,12 @@ use kv_durable::DriveReplay;
 
 use crate::sharded::Sharded;
 
-/// Bytes of operations a chunk holds before it is handed to its worker.
-const CHUNK_BYTES: usize = 256 * 1024;
-/// Chunks queued per worker: the reader runs at most this far ahead of a worker.
-const QUEUED_CHUNKS: usize = 4;
+/// Bytes of operations held in chunks at once, over all shards; a chunk is handed to its
+/// worker when it reaches its share.
+const BUFFERED_BYTES: usize = 8 << 20;
+/// Bounds on one chunk's size: big enough to amortise the lock and the hand-off, small enough
+/// that few shards' chunks hold the whole buffer.
+const CHUNK_BYTES: (usize, usize) = (16 << 10, 256 << 10);
 
 const PUT: u8 = 0;
 const PUT_RELATIVE: u8 = 1;
@@ -29,6 +33,12 @@ const DELETE: u8 = 3;
 struct Chunk(Vec<u8>);
 
 impl Chunk {
+    /// A chunk that holds `bytes` before it grows (a full chunk is replaced by a new one of
+    /// its size, so the reader does not regrow every chunk from nothing).
+    fn with_capacity(bytes: usize) -> Self {
+        Chunk(Vec::with_capacity(bytes + bytes / 8))
+    }
+
     fn push(&mut self, op: OpRef<'_>) {
         let (tag, expiry, key, value): (u8, Option<u64>, &[u8], &[u8]) = match op {
             OpRef::Put { key, value, expiry } => match expiry {
@@ -101,15 +111,20 @@ pub(crate) fn parallel(
     now: u64,
     drive: &mut DriveReplay<'_>,
 ) -> u64 {
+    let shards = state.shard_count();
+    let chunk_bytes = (BUFFERED_BYTES / shards).clamp(CHUNK_BYTES.0, CHUNK_BYTES.1);
+    // Enough queued chunks that the reader can run a buffer's worth ahead of a worker.
+    let queued = (shards / workers).max(1) * 2;
     std::thread::scope(|s| {
-        let (queues, handles): (Vec<Sender<Chunk>>, Vec<_>) = (0..workers)
+        let (queues, handles): (Vec<Sender<(usize, Chunk)>>, Vec<_>) = (0..workers)
             .map(|_| {
-                let (queue, chunks) = bounded::<Chunk>(QUEUED_CHUNKS);
+                let (queue, chunks) = bounded::<(usize, Chunk)>(queued);
                 let worker = s.spawn(move || {
                     let mut expired = 0;
-                    for chunk in chunks {
+                    for (shard, chunk) in chunks {
+                        let mut shard = state.shard(shard).state.write();
                         chunk.for_each(|op| {
-                            if state.apply_unpublished(op, now) == Change::Expired {
+                            if shard.apply(op, now) == Change::Expired {
                                 expired += 1;
                             }
                         });
@@ -119,20 +134,20 @@ pub(crate) fn parallel(
                 (queue, worker)
             })
             .unzip();
-        let mut chunks: Vec<Chunk> = (0..workers).map(|_| Chunk::default()).collect();
+        let mut chunks: Vec<Chunk> = (0..shards).map(|_| Chunk::default()).collect();
         drive(&mut |op| {
-            let worker = state.shard_index(op.key()) % workers;
-            let chunk = &mut chunks[worker];
+            let shard = state.shard_index(op.key());
+            let chunk = &mut chunks[shard];
             chunk.push(op);
-            if chunk.0.len() >= CHUNK_BYTES {
-                let full = std::mem::take(chunk);
+            if chunk.0.len() >= chunk_bytes {
+                let full = std::mem::replace(chunk, Chunk::with_capacity(chunk_bytes));
                 // A worker only stops early by panicking, which the join below reports.
-                let _ = queues[worker].send(full);
+                let _ = queues[shard % workers].send((shard, full));
             }
         });
-        for (queue, chunk) in queues.iter().zip(chunks) {
+        for (shard, chunk) in chunks.into_iter().enumerate() {
             if !chunk.0.is_empty() {
-                let _ = queue.send(chunk);
+                let _ = queues[shard % workers].send((shard, chunk));
             }
         }
         drop(queues);

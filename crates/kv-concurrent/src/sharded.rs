@@ -101,15 +101,6 @@ impl Sharded {
         self.shard_of(key)
     }
 
-    /// Applies `op` without publishing the shard's sizes: for replay, which publishes once
-    /// at the end.
-    pub(crate) fn apply_unpublished(&self, op: OpRef<'_>, now: u64) -> Change {
-        self.shards[self.shard_of(op.key())]
-            .state
-            .write()
-            .apply(op, now)
-    }
-
     /// Publishes every shard's sizes.
     pub(crate) fn publish_all(&self) {
         for shard in self.shards.iter() {
