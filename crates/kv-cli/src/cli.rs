@@ -17,7 +17,7 @@ THE SHELL
     DEL key                     OK     (an absent key is no error)
     SCAN [prefix] [LIMIT n]     one `key value` line per entry in key order, then (end)
     STATS                       one line of name=value figures
-    COMPACT                     OK, or ERR while compaction is not available
+    COMPACT                     OK once the log is rewritten as a snapshot of the live data
     SYNC                        OK once every write so far is on disk
     HELP                        one line listing the commands
     QUIT | EXIT                 OK once the store is closed; then the shell ends
@@ -150,7 +150,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Rewrite the log down to the live data (not available yet: reports ERR).
+    /// Rewrite the log down to the live data (a snapshot) and print what it took.
     Compact,
     /// Read and check the whole log without changing a byte; exit code 1 on any damage,
     /// a torn tail included.
