@@ -276,12 +276,7 @@ impl Wal {
     fn undo_failed_write(&mut self, error: std::io::Error) -> Error {
         self.active.unmap();
         let cut = self.active.file.set_len(self.active.len);
-        // ENOSPC, or EDQUOT: a quota is as full as a disk.
-        let full = matches!(error.raw_os_error(), Some(28 | 122))
-            || matches!(
-                error.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            );
+        let full = is_storage_full(&error);
         match cut {
             Ok(()) => {
                 self.active.file_len = self.active.len;
@@ -351,7 +346,20 @@ impl Wal {
             return Ok(self.current_position());
         }
         self.finish_active()?;
-        let next = create_segment(&self.config, self.active.id + 1)?;
+        let next = match create_segment(&self.config, self.active.id + 1) {
+            Ok(next) => next,
+            // No file was made: the disk can take the next segment once there is space.
+            Err(SegmentError::Create(path, e)) if is_storage_full(&e) => {
+                return Err(Error::StorageFull { path })
+            }
+            // Anything else, a failed directory fsync above all, is never retried.
+            Err(e) => {
+                let cause = self
+                    .shared
+                    .set_poison(format!("starting a new segment failed: {e}"));
+                return Err(Error::Poisoned { cause });
+            }
+        };
         self.shared.set_file(Arc::clone(&next.file));
         self.active = next;
         Ok(self.current_position())
@@ -460,12 +468,49 @@ impl Drop for Wal {
 }
 
 /// Creates segment `id` (preallocated if configured) and makes its name durable.
-fn create_segment(config: &WalConfig, id: u64) -> Result<Active> {
+/// Why a new segment could not be started.
+#[derive(Debug)]
+enum SegmentError {
+    /// Creating the file failed: nothing was made.
+    Create(PathBuf, std::io::Error),
+    /// The file was made but the directory's fsync failed; the file was removed again.
+    SyncDir(Error),
+}
+
+impl std::fmt::Display for SegmentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SegmentError::Create(path, e) => write!(f, "cannot create {}: {e}", path.display()),
+            SegmentError::SyncDir(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<SegmentError> for Error {
+    fn from(e: SegmentError) -> Self {
+        match e {
+            SegmentError::Create(path, e) => Error::io("create segment", path, e),
+            SegmentError::SyncDir(e) => e,
+        }
+    }
+}
+
+/// ENOSPC, or EDQUOT: a quota is as full as a disk.
+fn is_storage_full(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(28 | 122))
+        || matches!(
+            error.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+}
+
+fn create_segment(config: &WalConfig, id: u64) -> std::result::Result<Active, SegmentError> {
     let path = config.dir.join(segment::file_name(id));
     let fs = &config.file_system;
-    let file = fs
-        .open(&path, OpenMode::CreateNew)
-        .map_err(|e| Error::io("create segment", &path, e))?;
+    let file = match fs.open(&path, OpenMode::CreateNew) {
+        Ok(file) => file,
+        Err(e) => return Err(SegmentError::Create(path, e)),
+    };
     let mut file_len = 0;
     if config.preallocate && file.allocate(config.max_segment_size).is_ok() {
         file_len = config.max_segment_size;
@@ -476,7 +521,11 @@ fn create_segment(config: &WalConfig, id: u64) -> Result<Active> {
         // it would pass for the newest segment.
         drop(file);
         let _ = fs.remove_file(&path);
-        return Err(Error::io("sync the log directory", &config.dir, e));
+        return Err(SegmentError::SyncDir(Error::io(
+            "sync the log directory",
+            &config.dir,
+            e,
+        )));
     }
     Ok(Active {
         id,

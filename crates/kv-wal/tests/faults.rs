@@ -117,6 +117,83 @@ fn a_full_disk_fails_only_the_writes_involved() {
     assert!(info.corruptions.is_empty());
 }
 
+#[test]
+fn a_full_disk_when_a_segment_fills_fails_only_the_writes_until_there_is_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    faults.fail_always(Op::Open, 0, Fault::DiskFull);
+    let mut acknowledged = Vec::new();
+    let mut i = 0;
+    let err = loop {
+        match wal.append(&nth_record(i)) {
+            Ok(_) => acknowledged.push(nth_record(i)),
+            Err(e) => break e,
+        }
+        i += 1;
+    };
+    assert!(matches!(err, Error::StorageFull { .. }), "{err}");
+    assert_eq!(wal.segments(), 0..=0, "no segment was started");
+    assert!(
+        wal.append(&nth_record(i)).is_err(),
+        "still full, still refused"
+    );
+    faults.clear();
+    for j in i + 1..i + 200 {
+        wal.append(&nth_record(j)).unwrap();
+        acknowledged.push(nth_record(j));
+    }
+    assert!(
+        *wal.segments().end() >= 1,
+        "writing went on in new segments"
+    );
+    wal.close().unwrap();
+    let (records, info) = reopen_records(plain(dir.path()));
+    assert_eq!(records, acknowledged);
+    assert!(info.corruptions.is_empty());
+}
+
+#[test]
+fn a_failed_directory_fsync_when_a_segment_fills_stops_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    faults.fail_once(Op::SyncDir, 0, Fault::Error(std::io::ErrorKind::Other));
+    let mut acknowledged = Vec::new();
+    let mut i = 0;
+    let err = loop {
+        match wal.append(&nth_record(i)) {
+            Ok(_) => acknowledged.push(nth_record(i)),
+            Err(e) => break e,
+        }
+        i += 1;
+    };
+    assert!(
+        matches!(&err, Error::Poisoned { cause } if cause.contains("new segment")),
+        "{err}"
+    );
+    let dir_syncs = faults.count(Op::SyncDir);
+    for j in i..i + 3 {
+        assert!(matches!(
+            wal.append(&nth_record(j)),
+            Err(Error::Poisoned { .. })
+        ));
+    }
+    assert!(matches!(wal.rotate(), Err(Error::Poisoned { .. })));
+    assert_eq!(
+        faults.count(Op::SyncDir),
+        dir_syncs,
+        "the failed fsync was retried"
+    );
+    drop(wal);
+    assert!(
+        !dir.path().join("000001.wal").exists(),
+        "the half-made segment was removed"
+    );
+    let (records, _) = reopen_records(plain(dir.path()));
+    assert_eq!(records, acknowledged);
+}
+
 /// Writes the test sequence (with an atomic batch every tenth write) until an append fails;
 /// returns what was acknowledged.
 fn write_until_failure(config: WalConfig) -> Vec<Record> {
