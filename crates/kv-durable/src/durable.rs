@@ -264,10 +264,14 @@ impl<S: Sink> Durable<S> {
 
     /// The commit path's figures.
     pub fn stats(&self) -> CommitStats {
-        match &*self.inner.log.lock() {
+        let mut stats = match &*self.inner.log.lock() {
             Some(log) => log.recorder.snapshot(),
             None => CommitStats::default(),
+        };
+        if let (None, Some(said)) = (&stats.failed, self.inner.group.panicked()) {
+            stats.failed = Some(format!("a commit panicked: {said}"));
         }
+        stats
     }
 
     /// Where the next record goes in the log.

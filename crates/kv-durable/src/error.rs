@@ -21,6 +21,15 @@ pub enum Error {
     #[error("the store stopped accepting writes after a log failure; reopen it to recover: {0}")]
     Failed(#[source] Arc<kv_wal::Error>),
 
+    /// A commit panicked (a bug, in this crate or in the sink), so the store refuses every
+    /// write from now on: whether that group reached the log and the state is unknown. Every
+    /// writer of the group, and every later one, gets this error instead of waiting forever.
+    /// Reopen the store to recover.
+    #[error(
+        "the store stopped accepting writes after a commit panicked ({0}); reopen it to recover"
+    )]
+    Panicked(Arc<str>),
+
     /// A key or value over the configured limits; nothing was written.
     #[error("{0}")]
     TooLarge(#[source] Arc<kv_wal::Error>),

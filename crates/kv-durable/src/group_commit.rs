@@ -12,6 +12,9 @@
 //!    the next leader and is handed all of them as its group; otherwise the queue is marked
 //!    unled.
 //!
+//! A panic inside a commit is caught: the group's writers and every later one get
+//! [`Error::Panicked`] instead of waiting for an answer that would never come.
+//!
 //! Ordering argument: exactly one thread leads at any time (the `leading` flag only passes
 //! from a leader to the waiter it hands its queue to, under the queue lock), and a leader
 //! finishes appending and applying before it passes leadership on. So groups reach the log
@@ -19,15 +22,16 @@
 //! yet in the log. A writer that queued while a group was being committed is in the next
 //! group, so no write waits for more than one group besides its own.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use kv_core::Op;
 use kv_wal::Encoded;
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// One writer's contribution to a group.
 #[derive(Debug)]
@@ -145,6 +149,8 @@ pub(crate) struct GroupCommit {
     /// Whether other writers were around when the last group ended (it held several, or
     /// writers had queued behind it): a lone writer never lingers, two or more do.
     crowded: AtomicBool,
+    /// What a commit that panicked said: set once, then every write is refused.
+    panicked: OnceLock<Arc<str>>,
 }
 
 impl GroupCommit {
@@ -155,6 +161,7 @@ impl GroupCommit {
         unit: Unit,
         commit: &dyn Fn(&[Member]) -> Result<()>,
     ) -> Result<()> {
+        self.refuse_after_panic()?;
         let mut queue = self.queue.lock();
         if queue.leading {
             let signal = Signal::new();
@@ -204,7 +211,20 @@ impl GroupCommit {
         }
         let group_len = group.len();
         self.last_group.store(group_len, Ordering::Relaxed);
-        let result = commit(&group);
+        let result = self.refuse_after_panic().and_then(|()| {
+            // Unwind safety: after a panic nothing the commit touched is used again, since
+            // every later write is refused.
+            catch_unwind(AssertUnwindSafe(|| commit(&group))).unwrap_or_else(|payload| {
+                let said = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_string());
+                Err(Error::Panicked(Arc::clone(
+                    self.panicked.get_or_init(|| said.into()),
+                )))
+            })
+        });
         let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
         let average = self.recent_commit_ns.load(Ordering::Relaxed);
         self.recent_commit_ns
@@ -230,6 +250,19 @@ impl GroupCommit {
             leader.set(Slot::Lead(next));
         }
         result
+    }
+
+    /// The error every write gets once a commit has panicked.
+    fn refuse_after_panic(&self) -> Result<()> {
+        match self.panicked.get() {
+            Some(said) => Err(Error::Panicked(Arc::clone(said))),
+            None => Ok(()),
+        }
+    }
+
+    /// What a commit that panicked said, if one did.
+    pub(crate) fn panicked(&self) -> Option<&str> {
+        self.panicked.get().map(|said| &**said)
     }
 
     /// Before a group that will wait for an fsync, gives the writers of the previous group

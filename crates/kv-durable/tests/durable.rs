@@ -275,3 +275,89 @@ fn closing_refuses_later_writes() {
     let (reopened, _) = open(dir.path(), Durability::Sync);
     reopened.put("k", "v").unwrap();
 }
+
+/// A sink that panics on one key, standing in for a bug under a commit.
+struct Fragile(parking_lot::RwLock<kv_core::State>);
+
+impl kv_durable::Sink for Fragile {
+    fn apply(&self, op: kv_core::OpRef<'_>, now: u64) -> kv_core::Change {
+        assert!(op.key() != b"boom", "the sink cannot take boom");
+        self.0.apply(op, now)
+    }
+}
+
+#[test]
+fn a_panicking_commit_answers_every_writer_and_stops_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Fragile(parking_lot::RwLock::new(kv_core::State::new(
+        kv_core::IndexKind::Hash,
+    )));
+    let wal = WalConfig::new(dir.path()).max_segment_size(64 * 1024);
+    let (store, _) = kv_durable::Durable::open(
+        wal,
+        kv_wal::Position::START,
+        sink,
+        options(Durability::Sync),
+    )
+    .unwrap();
+    store.put("before", "1").unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                for i in 0..50u32 {
+                    let key = if t == 3 && i == 10 {
+                        "boom".to_string()
+                    } else {
+                        format!("k{t}-{i}")
+                    };
+                    answers.push(store.put(key, "v"));
+                }
+                done.send(()).unwrap();
+                answers
+            })
+        })
+        .collect();
+    drop(done);
+    for _ in 0..8 {
+        finished
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a writer still waits for its group after the panic");
+    }
+    let answers: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(
+        matches!(&answers[3][10], Err(Error::Panicked(said)) if said.contains("boom")),
+        "{:?}",
+        answers[3][10]
+    );
+    // After its first error, a writer never succeeds again.
+    for (t, answers) in answers.iter().enumerate() {
+        let first_error = answers.iter().position(Result::is_err).unwrap_or(50);
+        assert!(
+            answers[first_error..]
+                .iter()
+                .all(|a| matches!(a, Err(Error::Panicked(_)))),
+            "writer {t}: {answers:?}"
+        );
+    }
+    assert!(matches!(store.put("after", "1"), Err(Error::Panicked(_))));
+    let failed = store
+        .stats()
+        .failed
+        .expect("the stats say the store failed");
+    assert!(failed.contains("panicked"), "{failed}");
+    drop(store);
+    // What was acknowledged before the panic is in the log.
+    let (reopened, _) = open(dir.path(), Durability::Sync);
+    let live = contents(&reopened);
+    assert_eq!(live.get(&b"before"[..]), Some(&b"1".to_vec()));
+    for (t, answers) in answers.iter().enumerate() {
+        for (i, answer) in answers.iter().enumerate() {
+            if answer.is_ok() {
+                assert!(live.contains_key(format!("k{t}-{i}").as_bytes()));
+            }
+        }
+    }
+}
