@@ -76,11 +76,14 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..60),
         segment_size in 256u64..8192,
         preallocate: bool,
+        // Off: every append is a write system call, with zeros written ahead of it.
+        window: bool,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let config = WalConfig::new(dir.path())
             .max_segment_size(segment_size)
             .preallocate(preallocate)
+            .write_window(window)
             .fsync_policy(FsyncPolicy::Os);
         let mut model: Vec<Record> = Vec::new();
         let (mut wal, _) = Wal::open(config.clone()).unwrap();
