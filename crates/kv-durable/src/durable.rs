@@ -202,11 +202,16 @@ impl<S: Sink> Durable<S> {
             }
             &log.joined
         };
-        let appended = log.wal.append_encoded(encoded);
+        let sync = group.iter().any(|m| m.unit.sync);
+        let appended = if sync {
+            log.wal.append_encoded_to_sync(encoded)
+        } else {
+            log.wal.append_encoded(encoded)
+        };
         let records = encoded.records() as u64;
         let bytes = encoded.as_bytes().len() as u64;
         let result = appended.and_then(|_| {
-            if group.iter().any(|m| m.unit.sync) {
+            if sync {
                 log.wal.sync()?;
                 log.recorder.stats.fsyncs += 1;
                 log.recorder.stats.records_synced += records;

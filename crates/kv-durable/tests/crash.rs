@@ -52,9 +52,14 @@ fn crash_child() {
             let store = store.clone();
             s.spawn(move || {
                 for i in 0.. {
-                    store
-                        .write(unit_ops(t, i), WriteOptions::default())
-                        .unwrap();
+                    // In a batch store, some writes ask for a sync: they are appended by a
+                    // system call between writes copied through the mapped window.
+                    let options = if mode == "batch" && i % 3 == 0 {
+                        WriteOptions::sync()
+                    } else {
+                        WriteOptions::default()
+                    };
+                    store.write(unit_ops(t, i), options).unwrap();
                     println!("ack {t} {i}");
                 }
             });
