@@ -463,6 +463,27 @@ impl KvStore {
         result.map(|()| true)
     }
 
+    /// Under memory limits, reserves what a deadline adds to `key`'s entry if it has none
+    /// (evicting if the policy says so). Done before `rewrite_deadline` takes the key's
+    /// stripe, since evicting takes stripes too. The value may be replaced in between; the
+    /// deadline's bytes are all this write adds whatever the value.
+    fn reserve_deadline(&self, key: &[u8]) -> Result<Option<crate::limits::Reservation<'_>>> {
+        if !self.inner.admission.is_limited() {
+            return Ok(None);
+        }
+        let with_deadline = self.state().with_entry(key, self.now(), |e| {
+            e.deadline().is_none().then(|| Op::Put {
+                key: Bytes::copy_from_slice(key),
+                value: Bytes::copy_from_slice(e.value()),
+                expiry: Expiry::AtUnixMillis(u64::MAX),
+            })
+        });
+        match with_deadline.flatten() {
+            Some(op) => self.reserve(&[op]).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Makes `key` expire `ttl` from now; `false` if it holds no live value.
     ///
     /// ```
@@ -479,6 +500,7 @@ impl KvStore {
     /// ```
     pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
         let deadline = self.now().saturating_add(millis(ttl));
+        let _reservation = self.reserve_deadline(key.as_ref())?;
         self.rewrite_deadline(key.as_ref(), |_| Some(Expiry::AtUnixMillis(deadline)))
     }
 

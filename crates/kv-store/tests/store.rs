@@ -165,6 +165,41 @@ fn reject_refuses_writes_over_the_limits_and_changes_nothing() {
 }
 
 #[test]
+fn a_deadline_counts_against_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = small(Options::default()).max_memory(10_000, Eviction::Reject);
+    let store = KvStore::open_with(dir.path(), options).unwrap();
+    let mut written = 0;
+    while store.put(format!("k{written}"), "v").is_ok() {
+        written += 1;
+    }
+    // Less than one entry's room is left, and every deadline takes some of it.
+    let mut refused = None;
+    for i in 0..written {
+        match store.expire(format!("k{i}"), Duration::from_secs(60)) {
+            Ok(set) => assert!(set),
+            Err(e) => {
+                assert!(matches!(e, Error::LimitReached { .. }), "{e}");
+                refused = Some(i);
+                break;
+            }
+        }
+        assert!(store.stats().memory_used <= 10_000);
+    }
+    let refused = refused.expect("a deadline past the limit was refused");
+    assert_eq!(
+        store.ttl(format!("k{refused}")),
+        Some(None),
+        "left as it was"
+    );
+    assert!(store.stats().memory_used <= 10_000);
+    if refused > 0 {
+        // Removing a deadline needs no room.
+        assert!(store.persist("k0").unwrap());
+    }
+}
+
+#[test]
 fn lru_eviction_stays_under_the_limit_keeps_hot_keys_and_replays_identically() {
     let dir = tempfile::tempdir().unwrap();
     let limit = 64 * 1024;
