@@ -226,7 +226,7 @@ impl KvStore {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<Bytes> {
         let key = key.as_ref();
         self.inner.admission.touch(key, false);
-        self.state().get(key, self.now())
+        self.state().get_live(key, || self.now())
     }
 
     /// Whether `key` holds a live value.
