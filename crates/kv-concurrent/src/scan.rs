@@ -1,7 +1,5 @@
 //! Ordered scans: a k-way merge of the shards' ranges, read a few entries at a time.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
 use std::ops::Bound;
 
 use bytes::{Bytes, BytesMut};
@@ -18,24 +16,81 @@ const FIRST_ROUND: usize = 128;
 const MIN_FIRST_CHUNK: usize = 4;
 const MAX_CHUNK: usize = 1024;
 
-/// The next entry of one shard, ordered by key (then shard, which never ties: a key lives in
-/// one shard).
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Head {
-    key: Bytes,
-    shard: usize,
-    value: Bytes,
+/// Where one entry lies in its chunk's buffer.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    at: usize,
+    key: usize,
+    value: usize,
 }
 
 /// Where one shard's part of the scan stands.
 #[derive(Debug)]
 struct Cursor {
-    /// Entries read and not yet merged (the first one sits in the heap).
-    buffered: VecDeque<(Bytes, Bytes)>,
+    /// The last chunk read: its entries' bytes, one after another.
+    buffer: Bytes,
+    /// The chunk's entries; those from `next` on are not returned yet.
+    spans: Vec<Span>,
+    next: usize,
     /// The bound the next read starts from: after the last key read.
     from: Bound<Bytes>,
     chunk: usize,
     exhausted: bool,
+}
+
+impl Cursor {
+    /// The key of the shard's next entry, if it has one buffered.
+    fn front(&self) -> Option<&[u8]> {
+        let span = self.spans.get(self.next)?;
+        Some(&self.buffer[span.at..span.at + span.key])
+    }
+
+    /// Hands out the shard's next entry as slices of the chunk's buffer.
+    fn take_front(&mut self) -> (Bytes, Bytes) {
+        let Span { at, key, value } = self.spans[self.next];
+        self.next += 1;
+        (
+            self.buffer.slice(at..at + key),
+            self.buffer.slice(at + key..at + key + value),
+        )
+    }
+
+    /// Reads the shard's next chunk once the last one is used up.
+    fn refill(&mut self, state: &Sharded, shard: usize, end: &Bound<Bytes>, now: u64) {
+        if self.next < self.spans.len() || self.exhausted {
+            return;
+        }
+        let state = state.shard(shard).state.read();
+        let entries = state
+            .range(
+                self.from.as_ref().map(|b| &b[..]),
+                end.as_ref().map(|b| &b[..]),
+                now,
+            )
+            .expect("the scan checked the index is ordered");
+        // One buffer for the whole chunk, handed out as slices: one allocation a chunk rather
+        // than two an entry (which were most of a short scan's time).
+        let mut buffer = BytesMut::with_capacity(self.chunk * 128);
+        self.spans.clear();
+        self.next = 0;
+        for entry in entries.take(self.chunk) {
+            let (key, value) = (entry.key(), entry.value());
+            self.spans.push(Span {
+                at: buffer.len(),
+                key: key.len(),
+                value: value.len(),
+            });
+            buffer.extend_from_slice(key);
+            buffer.extend_from_slice(value);
+        }
+        drop(state);
+        self.buffer = buffer.freeze();
+        self.exhausted = self.spans.len() < self.chunk;
+        if let Some(last) = self.spans.last() {
+            self.from = Bound::Excluded(self.buffer.slice(last.at..last.at + last.key));
+        }
+        self.chunk = (self.chunk * 2).min(MAX_CHUNK);
+    }
 }
 
 /// A streamed, ordered scan over the shards of a [`Sharded`] state: yields `(key, value)`
@@ -49,7 +104,11 @@ pub struct Scan<'a> {
     end: Bound<Bytes>,
     now: u64,
     cursors: Vec<Cursor>,
-    heap: BinaryHeap<Reverse<Head>>,
+    /// The shards that have an entry buffered, as a binary min-heap by that entry's key. The
+    /// keys stay in the cursors' buffers: the heap moves shard numbers only (measured on W8:
+    /// 19.3 µs a 100-key scan with a heap of keys and values sliced out ahead, 14.4-15.4 µs
+    /// this way).
+    heap: Vec<usize>,
 }
 
 fn owned(bound: Bound<&[u8]>) -> Bound<Bytes> {
@@ -63,66 +122,57 @@ impl<'a> Scan<'a> {
         end: Bound<&[u8]>,
         now: u64,
     ) -> Self {
-        let mut scan = Scan {
-            state,
-            end: owned(end),
-            now,
-            cursors: (0..state.shard_count())
-                .map(|_| Cursor {
-                    buffered: VecDeque::new(),
+        let end = owned(end);
+        let shards = state.shard_count();
+        let cursors: Vec<Cursor> = (0..shards)
+            .map(|shard| {
+                let mut cursor = Cursor {
+                    buffer: Bytes::new(),
+                    spans: Vec::new(),
+                    next: 0,
                     from: owned(start),
-                    chunk: (FIRST_ROUND / state.shard_count()).max(MIN_FIRST_CHUNK),
+                    chunk: (FIRST_ROUND / shards).max(MIN_FIRST_CHUNK),
                     exhausted: false,
-                })
-                .collect(),
-            heap: BinaryHeap::new(),
-        };
-        for shard in 0..scan.cursors.len() {
-            scan.advance(shard);
+                };
+                cursor.refill(state, shard, &end, now);
+                cursor
+            })
+            .collect();
+        let mut heap: Vec<usize> = (0..shards)
+            .filter(|&s| cursors[s].front().is_some())
+            .collect();
+        // A sorted array is a valid heap.
+        heap.sort_by(|&a, &b| cursors[a].front().cmp(&cursors[b].front()));
+        Scan {
+            state,
+            end,
+            now,
+            cursors,
+            heap,
         }
-        scan
     }
 
-    /// Moves shard `shard`'s next entry into the heap, reading more of the shard if its
-    /// buffer is empty.
-    fn advance(&mut self, shard: usize) {
-        let cursor = &mut self.cursors[shard];
-        if cursor.buffered.is_empty() && !cursor.exhausted {
-            let state = self.state.shard(shard).state.read();
-            let entries = state
-                .range(
-                    cursor.from.as_ref().map(|b| &b[..]),
-                    self.end.as_ref().map(|b| &b[..]),
-                    self.now,
-                )
-                .expect("the scan checked the index is ordered");
-            // One buffer for the whole chunk, handed out as slices: two allocations a chunk
-            // rather than two an entry (which were most of a short scan's time).
-            let mut buffer = BytesMut::with_capacity(cursor.chunk * 128);
-            let mut spans = Vec::with_capacity(cursor.chunk);
-            for entry in entries.take(cursor.chunk) {
-                spans.push((buffer.len(), entry.key().len(), entry.value().len()));
-                buffer.extend_from_slice(entry.key());
-                buffer.extend_from_slice(entry.value());
+    /// Restores the heap after its root's key grew (or the root was replaced).
+    fn sift_down_root(&mut self) {
+        let (heap, cursors) = (&mut self.heap, &self.cursors);
+        let less = |a: usize, b: usize| cursors[a].front() < cursors[b].front();
+        let mut at = 0;
+        loop {
+            let left = 2 * at + 1;
+            if left >= heap.len() {
+                return;
             }
-            drop(state);
-            let buffer = buffer.freeze();
-            cursor
-                .buffered
-                .extend(spans.into_iter().map(|(at, key, value)| {
-                    (
-                        buffer.slice(at..at + key),
-                        buffer.slice(at + key..at + key + value),
-                    )
-                }));
-            cursor.exhausted = cursor.buffered.len() < cursor.chunk;
-            if let Some((last, _)) = cursor.buffered.back() {
-                cursor.from = Bound::Excluded(last.clone());
+            let right = left + 1;
+            let child = if right < heap.len() && less(heap[right], heap[left]) {
+                right
+            } else {
+                left
+            };
+            if !less(heap[child], heap[at]) {
+                return;
             }
-            cursor.chunk = (cursor.chunk * 2).min(MAX_CHUNK);
-        }
-        if let Some((key, value)) = cursor.buffered.pop_front() {
-            self.heap.push(Reverse(Head { key, shard, value }));
+            heap.swap(at, child);
+            at = child;
         }
     }
 }
@@ -131,9 +181,15 @@ impl Iterator for Scan<'_> {
     type Item = (Bytes, Bytes);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let Reverse(head) = self.heap.pop()?;
-        self.advance(head.shard);
-        Some((head.key, head.value))
+        let &shard = self.heap.first()?;
+        let cursor = &mut self.cursors[shard];
+        let item = cursor.take_front();
+        cursor.refill(self.state, shard, &self.end, self.now);
+        if cursor.front().is_none() {
+            self.heap.swap_remove(0);
+        }
+        self.sift_down_root();
+        Some(item)
     }
 }
 

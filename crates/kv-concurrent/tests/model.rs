@@ -2,7 +2,7 @@
 //! any sequence of puts, deletes and batches, whatever the shard count.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 
 use kv_concurrent::Sharded;
 use kv_core::{IndexKind, Op};
@@ -64,5 +64,59 @@ proptest! {
         prop_assert_eq!(scanned, expected);
         let prefixed = state.scan_prefix(&start, 0).unwrap().count();
         prop_assert_eq!(prefixed, model.keys().filter(|k| k.starts_with(&start)).count());
+    }
+}
+
+fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
+    let key = (0u32..3000).prop_map(|n| format!("{n:04}").into_bytes());
+    prop_oneof![
+        Just(Bound::Unbounded),
+        key.clone().prop_map(Bound::Included),
+        key.prop_map(Bound::Excluded),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Enough keys that every shard's part of a scan is read in several chunks.
+    #[test]
+    fn long_scans_match_a_btreemap(
+        shards in 1usize..17,
+        keys in prop::collection::btree_set(0u32..3000, 0..2500),
+        deleted in prop::collection::vec(0u32..3000, 0..500),
+        start in bound(),
+        end in bound(),
+        taken in 0usize..3000,
+    ) {
+        let state = Sharded::new(IndexKind::Ordered, shards);
+        let mut model = BTreeMap::new();
+        let ops = keys
+            .iter()
+            .map(|n| Op::put(format!("{n:04}"), n.to_string()))
+            .chain(deleted.iter().map(|n| Op::delete(format!("{n:04}"))));
+        for op in ops {
+            state.apply(op.as_ref(), 0);
+            apply_model(&mut model, &op);
+        }
+        fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+            b.as_ref().map(|k| &k[..])
+        }
+        let scanned: Vec<(Vec<u8>, Vec<u8>)> = state
+            .range(as_ref(&start), as_ref(&end), 0)
+            .unwrap()
+            .take(taken)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        let in_range = |k: &Vec<u8>| {
+            RangeBounds::<[u8]>::contains(&(as_ref(&start), as_ref(&end)), &k[..])
+        };
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = model
+            .iter()
+            .filter(|(k, _)| in_range(k))
+            .take(taken)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(scanned, expected);
     }
 }
