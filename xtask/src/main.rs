@@ -1,8 +1,8 @@
 //! The project's chores, as one Rust program instead of shell scripts.
 //!
 //! - `cargo xtask ci`: everything CI checks: formatting, clippy (warnings denied), every
-//!   test (unit, integration, doc, and each bench run once), the docs (warnings denied), and a
-//!   fuzz smoke run.
+//!   test (unit, integration, doc, and each bench run once), the docs (warnings denied), a
+//!   fuzz smoke run, `bench --quick` and a minute of torture.
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target over its corpus and N seconds of
 //!   mutated inputs (default 5), on the stable toolchain.
 //! - `cargo xtask bench [--quick]`: the criterion benchmarks; `--quick` runs each briefly.
@@ -94,6 +94,9 @@ fn ci() -> Result<(), String> {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     fuzz(5)?;
+    // The benches run once each above, in test mode; this runs them for real, briefly, so
+    // that `cargo xtask bench` itself keeps working.
+    bench(true)?;
     torture("1".into())
 }
 
@@ -138,6 +141,7 @@ fn bench(quick: bool) -> Result<(), String> {
                 "bench",
                 "--package",
                 "kv-benches",
+                "--benches",
                 "--",
                 "--warm-up-time",
                 "0.2",
@@ -149,6 +153,6 @@ fn bench(quick: bool) -> Result<(), String> {
             &[("KV_BENCH_QUICK", "1")],
         )
     } else {
-        cargo(&["bench", "--package", "kv-benches"], &[])
+        cargo(&["bench", "--package", "kv-benches", "--benches"], &[])
     }
 }
