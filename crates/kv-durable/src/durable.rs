@@ -288,14 +288,21 @@ impl<S: Sink> Durable<S> {
     /// Ends the active segment and starts a new one; returns where the next record goes
     /// (offset 0 of the new segment, or of the active one if it is still empty). Every write
     /// acknowledged before this call is in an earlier segment and applied to the sink.
+    ///
+    /// Refused after a commit panicked: the state may hold part of that commit's group, and
+    /// a compaction starting here would snapshot it and then delete the log that holds the
+    /// whole group.
     pub fn rotate(&self) -> Result<Position> {
+        self.inner.group.refuse_after_panic()?;
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
         log.wal.rotate().map_err(Error::from_append)
     }
 
     /// Deletes the log's segments before `segment`, oldest first; returns how many.
+    /// Refused after a commit panicked, as [`Durable::rotate`] is.
     pub fn delete_log_before(&self, segment: u64) -> Result<usize> {
+        self.inner.group.refuse_after_panic()?;
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
         log.wal

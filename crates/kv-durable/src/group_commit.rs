@@ -253,7 +253,7 @@ impl GroupCommit {
     }
 
     /// The error every write gets once a commit has panicked.
-    fn refuse_after_panic(&self) -> Result<()> {
+    pub(crate) fn refuse_after_panic(&self) -> Result<()> {
         match self.panicked.get() {
             Some(said) => Err(Error::Panicked(Arc::clone(said))),
             None => Ok(()),

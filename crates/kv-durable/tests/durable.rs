@@ -343,6 +343,12 @@ fn a_panicking_commit_answers_every_writer_and_stops_the_store() {
         );
     }
     assert!(matches!(store.put("after", "1"), Err(Error::Panicked(_))));
+    // No compaction may start: it would snapshot a state that may hold part of a group.
+    assert!(matches!(store.rotate(), Err(Error::Panicked(_))));
+    assert!(matches!(
+        store.delete_log_before(1),
+        Err(Error::Panicked(_))
+    ));
     let failed = store
         .stats()
         .failed
