@@ -29,6 +29,11 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct SyncShared {
     state: Mutex<State>,
+    /// Held by whoever syncs, from the fdatasync until its failure (if any) is recorded.
+    /// Linux reports a failed writeback to one fdatasync of an open file only: without it, a
+    /// writer's fdatasync running beside a failing background one could return success for
+    /// pages that never reached the disk, and the writer would acknowledge them.
+    syncing: Mutex<()>,
     wake: Condvar,
     poisoned: AtomicBool,
 }
@@ -43,6 +48,7 @@ impl SyncShared {
                 poison: None,
             }),
             wake: Condvar::new(),
+            syncing: Mutex::new(()),
             poisoned: AtomicBool::new(false),
         })
     }
@@ -61,6 +67,22 @@ impl SyncShared {
         let cause = state.poison.get_or_insert_with(|| cause.into()).clone();
         self.poisoned.store(true, Ordering::Release);
         cause
+    }
+
+    /// Syncs `file` unless the log is stopped, with no other sync of the log in between: a
+    /// failure is recorded (the log stops) before any other sync can start, so a sync that
+    /// follows a failed one sees the log stopped instead of a success that proves nothing.
+    pub(crate) fn sync(
+        &self,
+        file: &dyn WalFile,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), Arc<str>> {
+        let _syncing = self.syncing.lock();
+        if let Some(cause) = self.poison() {
+            return Err(cause);
+        }
+        file.sync_data()
+            .map_err(|e| self.set_poison(format!("{}: {e}", what())))
     }
 
     /// Records an append that is not yet synced.
@@ -115,10 +137,8 @@ impl SyncShared {
             }
             let file = Arc::clone(&state.file);
             drop(state);
-            let result = file.sync_data();
-            if let Err(e) = result {
-                self.set_poison(format!("a background fdatasync failed: {e}"));
-            }
+            // A failure stops the log; the writer sees it on its next append.
+            let _ = self.sync(&*file, || "a background fdatasync failed".to_string());
             state = self.state.lock();
         }
     }

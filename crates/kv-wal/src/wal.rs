@@ -261,7 +261,9 @@ impl Wal {
         let at = self.active.len;
         let windowed = window && self.config.fsync_policy != FsyncPolicy::Always;
         if !(windowed && self.active.write_through_window(at, bytes)) {
-            self.zero_ahead(at + len);
+            if !self.config.write_window {
+                self.zero_ahead(at + len);
+            }
             if let Err(e) = self.active.file.write_all_at(bytes, at) {
                 return Err(self.undo_failed_write(e));
             }
@@ -298,6 +300,10 @@ impl Wal {
     /// allocated blocks, 7,300-7,400/s with zeros ahead. A zero tail is free space to recovery,
     /// so the zeros change nothing a crash could see. A failed zero write is left for the data
     /// write that follows to report: it writes the same blocks.
+    ///
+    /// Only a log without a write window zeroes ahead: on a copy-on-write filesystem a block
+    /// that was written is rewritten elsewhere, so a copy through a mapping into zeroed
+    /// blocks could find no space on a full disk, which the window's preallocation rules out.
     fn zero_ahead(&mut self, end: u64) {
         let active = &mut self.active;
         if end <= active.written || active.written >= active.reserved {
@@ -358,19 +364,14 @@ impl Wal {
     }
 
     fn sync_active(&mut self) -> Result<()> {
-        match self.active.file.sync_data() {
-            Ok(()) => {
-                self.shared.mark_clean();
-                Ok(())
-            }
-            Err(e) => {
-                let cause = self.shared.set_poison(format!(
-                    "fdatasync of {} failed: {e}",
-                    self.active.path.display()
-                ));
-                Err(Error::Poisoned { cause })
-            }
-        }
+        let path = &self.active.path;
+        self.shared
+            .sync(&*self.active.file, || {
+                format!("fdatasync of {} failed", path.display())
+            })
+            .map_err(|cause| Error::Poisoned { cause })?;
+        self.shared.mark_clean();
+        Ok(())
     }
 
     /// Where the next append goes.
