@@ -431,22 +431,28 @@ impl KvStore {
 
     /// Rewrites `key`'s value with the deadline `deadline` gives its current one, under its
     /// stripe held exclusively; `false` when the key is not live or `deadline` says no.
+    /// `None` when the rewrite would add a deadline to an entry without one and `room` was
+    /// not reserved for it (the entry changed since the caller looked): nothing is written.
     fn rewrite_deadline(
         &self,
         key: &[u8],
+        room: bool,
         deadline: impl FnOnce(Option<u64>) -> Option<Expiry>,
-    ) -> Result<bool> {
+    ) -> Result<Option<bool>> {
         let _stripe = self.inner.stripes[self.stripe_of(key)].write();
         let now = self.now();
         let current = self.state().with_entry(key, now, |e| {
             (Bytes::copy_from_slice(e.value()), e.deadline())
         });
         let Some((value, old)) = current else {
-            return Ok(false);
+            return Ok(Some(false));
         };
         let Some(expiry) = deadline(old) else {
-            return Ok(false);
+            return Ok(Some(false));
         };
+        if old.is_none() && expiry != Expiry::Never && !room {
+            return Ok(None);
+        }
         let op = Op::Put {
             key: Bytes::copy_from_slice(key),
             value,
@@ -460,7 +466,7 @@ impl KvStore {
         if result.is_err() {
             self.inner.errors.fetch_add(1, Ordering::Relaxed);
         }
-        result.map(|()| true)
+        result.map(|()| Some(true))
     }
 
     /// Under memory limits, reserves what a deadline adds to `key`'s entry if it has none
@@ -499,9 +505,17 @@ impl KvStore {
     /// # }
     /// ```
     pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
+        let key = key.as_ref();
         let deadline = self.now().saturating_add(millis(ttl));
-        let _reservation = self.reserve_deadline(key.as_ref())?;
-        self.rewrite_deadline(key.as_ref(), |_| Some(Expiry::AtUnixMillis(deadline)))
+        loop {
+            let reservation = self.reserve_deadline(key)?;
+            let room = reservation.is_some() || !self.inner.admission.is_limited();
+            let set = Some(Expiry::AtUnixMillis(deadline));
+            if let Some(done) = self.rewrite_deadline(key, room, |_| set)? {
+                return Ok(done);
+            }
+            // A `persist` took the deadline away after the room was sized: size it again.
+        }
     }
 
     /// Removes `key`'s deadline; `false` if it holds no live value or had no deadline.
@@ -518,7 +532,10 @@ impl KvStore {
     /// # }
     /// ```
     pub fn persist(&self, key: impl AsRef<[u8]>) -> Result<bool> {
-        self.rewrite_deadline(key.as_ref(), |old| old.map(|_| Expiry::Never))
+        // Removing a deadline needs no room, so this never asks for a retry.
+        let removed =
+            self.rewrite_deadline(key.as_ref(), true, |old| old.map(|_| Expiry::Never))?;
+        Ok(removed.unwrap_or(false))
     }
 
     /// The time `key` has left: `None` if it holds no live value, `Some(None)` if it never
