@@ -117,21 +117,27 @@ fn a_full_disk_fails_only_the_writes_involved() {
     assert!(info.corruptions.is_empty());
 }
 
+/// Appends the test sequence until an append fails; returns what was acknowledged, the
+/// number of the record refused, and why.
+fn append_until_error(wal: &mut Wal) -> (Vec<Record>, u64, Error) {
+    let mut acknowledged = Vec::new();
+    let mut i = 0;
+    loop {
+        match wal.append(&nth_record(i)) {
+            Ok(_) => acknowledged.push(nth_record(i)),
+            Err(e) => return (acknowledged, i, e),
+        }
+        i += 1;
+    }
+}
+
 #[test]
 fn a_full_disk_when_a_segment_fills_fails_only_the_writes_until_there_is_space() {
     let dir = tempfile::tempdir().unwrap();
     let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
     let (mut wal, _) = Wal::open(config).unwrap();
     faults.fail_always(Op::Open, 0, Fault::DiskFull);
-    let mut acknowledged = Vec::new();
-    let mut i = 0;
-    let err = loop {
-        match wal.append(&nth_record(i)) {
-            Ok(_) => acknowledged.push(nth_record(i)),
-            Err(e) => break e,
-        }
-        i += 1;
-    };
+    let (mut acknowledged, i, err) = append_until_error(&mut wal);
     assert!(matches!(err, Error::StorageFull { .. }), "{err}");
     assert_eq!(wal.segments(), 0..=0, "no segment was started");
     assert!(
@@ -159,15 +165,7 @@ fn a_failed_directory_fsync_when_a_segment_fills_stops_the_log() {
     let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
     let (mut wal, _) = Wal::open(config).unwrap();
     faults.fail_once(Op::SyncDir, 0, Fault::Error(std::io::ErrorKind::Other));
-    let mut acknowledged = Vec::new();
-    let mut i = 0;
-    let err = loop {
-        match wal.append(&nth_record(i)) {
-            Ok(_) => acknowledged.push(nth_record(i)),
-            Err(e) => break e,
-        }
-        i += 1;
-    };
+    let (acknowledged, i, err) = append_until_error(&mut wal);
     assert!(
         matches!(&err, Error::Poisoned { cause } if cause.contains("new segment")),
         "{err}"
