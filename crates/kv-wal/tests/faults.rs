@@ -74,6 +74,32 @@ fn a_failed_background_fsync_stops_the_log() {
 }
 
 #[test]
+fn a_sync_beside_a_failing_background_sync_reports_the_failure() {
+    // Linux reports a failed writeback to one fdatasync of an open file: a writer's sync
+    // running beside the flusher's failing one must not come back with a success.
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Batch(Duration::from_millis(1)));
+    let (mut wal, _) = Wal::open(config).unwrap();
+    faults.fail_once(Op::Sync, 0, Fault::SlowError { millis: 300 });
+    wal.append(&nth_record(0)).unwrap();
+    let started = std::time::Instant::now();
+    while faults.count(Op::Sync) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no background sync"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The background sync is failing now; with the fault spent, a sync of the file itself
+    // would succeed.
+    let err = wal.sync().unwrap_err();
+    assert!(
+        matches!(&err, Error::Poisoned { cause } if cause.contains("background")),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_failed_write_stops_the_log_and_leaves_no_partial_record() {
     let dir = tempfile::tempdir().unwrap();
     let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);

@@ -49,6 +49,11 @@ pub enum Fault {
         /// How many bytes reach the file.
         keep: usize,
     },
+    /// Waits, then fails with an I/O error: a call still failing while other threads go on.
+    SlowError {
+        /// How long the call takes before it fails.
+        millis: u64,
+    },
 }
 
 impl Fault {
@@ -57,6 +62,7 @@ impl Fault {
             Fault::Error(kind) => io::Error::new(kind, "injected fault"),
             Fault::DiskFull => io::Error::from_raw_os_error(28),
             Fault::TornWrite { .. } => io::Error::other("injected torn write"),
+            Fault::SlowError { .. } => io::Error::other("injected slow failure"),
         }
     }
 }
@@ -130,6 +136,10 @@ impl Faults {
 
     fn pass(&self, op: Op) -> io::Result<()> {
         match self.check(op) {
+            Some(fault @ Fault::SlowError { millis }) => {
+                std::thread::sleep(std::time::Duration::from_millis(millis));
+                Err(fault.error())
+            }
             Some(fault) => Err(fault.error()),
             None => Ok(()),
         }
