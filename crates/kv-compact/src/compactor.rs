@@ -345,7 +345,7 @@ impl Compactor {
                 .file_name()
                 .map_or_else(|| PathBuf::from("wal"), PathBuf::from),
         );
-        fs.create_dir_all(target)
+        kv_wal::fs::create_dir_all_durably(fs, target)
             .map_err(|e| Error::io("create", target, e))?;
         let marker = target.join(CHECKPOINT_MARKER);
         fs.open(&marker, OpenMode::CreateNew)
@@ -353,7 +353,7 @@ impl Compactor {
         fs.sync_dir(target)
             .map_err(|e| Error::io("sync the directory", target, e))?;
         for dir in [target.join(SNAPSHOTS), target_log.clone()] {
-            fs.create_dir_all(&dir)
+            kv_wal::fs::create_dir_all_durably(fs, &dir)
                 .map_err(|e| Error::io("create", &dir, e))?;
         }
         // One compaction or checkpoint at a time: they both rotate the log.

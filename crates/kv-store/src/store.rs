@@ -45,6 +45,7 @@ pub(crate) struct Inner {
     report: OpenReport,
     /// The store directory's lock, taken before anything in it is read or cleaned up;
     /// released by `close` or the drop.
+    /// `None` once closed, and for a file system that locks nothing.
     lock: Mutex<Option<kv_wal::DirLock>>,
     compactor: Compactor,
     auto_compact: Option<AutoCompact>,
@@ -129,13 +130,13 @@ impl KvStore {
             .file_system(Arc::clone(&file_system));
         // Lock the directory first: opening cleans up after crashed compactions, which must
         // never happen under a store that is running.
-        let lock = std::fs::create_dir_all(&path)
+        let lock = kv_wal::fs::create_dir_all_durably(&*file_system, &path)
             .map_err(|e| kv_wal::Error::Io {
                 action: "create the store directory",
                 path: path.clone(),
                 source: e,
             })
-            .and_then(|()| kv_wal::DirLock::acquire(&path))
+            .and_then(|()| file_system.lock_dir(&path))
             .map_err(|e| Error::from_open(path.clone(), kv_durable::Error::Open(Arc::new(e))))?;
         let compacting = |e| Error::Compaction(Arc::new(e));
         let compactor = Compactor::open(file_system, &path, compression, wal.limits)
@@ -186,7 +187,7 @@ impl KvStore {
                 .collect(),
             stripe_hasher: DefaultHashBuilder::default(),
             report,
-            lock: Mutex::new(Some(lock)),
+            lock: Mutex::new(lock),
             compactor,
             auto_compact: options.auto_compact,
             expirations: AtomicU64::new(0),

@@ -88,7 +88,7 @@ pub struct Wal {
     shared: Arc<SyncShared>,
     flusher: Option<JoinHandle<()>>,
     closed: bool,
-    _lock: DirLock,
+    _lock: Option<DirLock>,
 }
 
 impl Wal {
@@ -108,9 +108,9 @@ impl Wal {
         config.validate()?;
         let fs = Arc::clone(&config.file_system);
         let dir = config.dir.clone();
-        fs.create_dir_all(&dir)
+        crate::fs::create_dir_all_durably(&*fs, &dir)
             .map_err(|e| Error::io("create the log directory", &dir, e))?;
-        let lock = DirLock::acquire(&dir)?;
+        let lock = fs.lock_dir(&dir)?;
         let ids = segment::list(&*fs, &dir)?;
 
         let (info, active) = if ids.is_empty() {

@@ -2,10 +2,13 @@
 //!
 //! Everything the log does to files goes through [`FileSystem`] and [`WalFile`], so tests can
 //! swap in a layer that fails on command (the `fault-injection` feature's
-//! `fault::FaultyFileSystem`) and check what survives.
+//! `fault::FaultyFileSystem`), or one whose power can be cut (`volatile::VolatileFileSystem`),
+//! and check what survives.
 
 #[cfg(feature = "fault-injection")]
 pub mod fault;
+#[cfg(feature = "fault-injection")]
+pub mod volatile;
 mod window;
 
 pub use window::WriteWindow;
@@ -16,6 +19,36 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+
+use crate::lock::DirLock;
+
+/// Creates `dir` and whichever of its parents are missing, and makes each new name durable
+/// by syncing the directory it was made in: a directory created but never synced in its
+/// parent can vanish in a power loss with everything synced inside it. Directories that
+/// already exist are left as they are.
+pub fn create_dir_all_durably(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
+        if fs.read_dir(path).is_ok() {
+            break;
+        }
+        missing.push(path);
+        at = path.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs.create_dir_all(dir)?;
+    for made in missing.iter().rev() {
+        let parent = made
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs.sync_dir(parent)?;
+    }
+    Ok(())
+}
 
 /// An open file of the log.
 pub trait WalFile: Send + Sync + Debug {
@@ -66,6 +99,12 @@ pub trait FileSystem: Send + Sync + Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes a directory's entries durable (fsync on the directory).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Keeps any other handle from opening the log in `dir` while the returned lock lives:
+    /// by default a [`DirLock`] on `dir/LOCK` in the real file system (so `dir` must exist
+    /// there). A layer whose files are not on the real disk (in memory) locks nothing.
+    fn lock_dir(&self, dir: &Path) -> crate::Result<Option<DirLock>> {
+        DirLock::acquire(dir).map(Some)
+    }
 }
 
 /// The real file system, through `std::fs`.
