@@ -3,7 +3,8 @@
 //!
 //! What survives a cut, and what does not, follows POSIX as the log relies on it:
 //! - a file's bytes as of its last `sync_data`; anything written since is lost (the worst
-//!   case: a real disk may keep some of it, but never more than was written);
+//!   case), or, with [`VolatileFileSystem::keep_unsynced_prefixes`], a random part of it
+//!   written back in order, as a disk that had begun writing the file back would leave it;
 //! - a directory's entries (files created, renamed or removed in it) as of its last
 //!   `sync_dir`; a file that was synced but whose name never was is lost with its name.
 //!
@@ -51,6 +52,8 @@ struct World {
     changes: u64,
     /// The power goes before this changing call.
     cut_at: Option<u64>,
+    /// With a seed, a cut keeps a random prefix of each file's unsynced changes.
+    keep_seed: Option<u64>,
     /// The disk as the power cut left it.
     left: Option<Vec<Dir>>,
 }
@@ -71,14 +74,21 @@ impl World {
     /// What a restart finds: each directory's durable entries, each file's synced bytes.
     fn durable_image(&self) -> Vec<Dir> {
         let mut image = vec![Dir::default(); self.dirs.len()];
+        let mut random = self
+            .keep_seed
+            .map(|seed| seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         for (dir, new) in self.dirs.iter().zip(image.iter_mut()) {
             for (name, node) in &dir.durable {
                 let node = match node {
                     Node::File(file) => {
-                        let synced = file.lock().synced.clone();
+                        let file = file.lock();
+                        let left = match random.as_mut() {
+                            Some(state) => written_back(&file, xorshift(state)),
+                            None => file.synced.clone(),
+                        };
                         Node::File(Arc::new(Mutex::new(FileData {
-                            live: synced.clone(),
-                            synced,
+                            live: left.clone(),
+                            synced: left,
                         })))
                     }
                     Node::Dir(id) => Node::Dir(*id),
@@ -111,6 +121,27 @@ impl World {
     }
 }
 
+/// The next number of a xorshift64 generator.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// What a file holds after a cut whose disk had written back its changes in order, up to a
+/// point `pick` chooses between the synced bytes and the live ones.
+fn written_back(file: &FileData, pick: u64) -> Vec<u8> {
+    let (synced, live) = (&file.synced, &file.live);
+    let same = synced.iter().zip(live).take_while(|(a, b)| a == b).count();
+    let upto = same + (pick % (live.len() - same + 1) as u64) as usize;
+    let mut left = live[..upto].to_vec();
+    if synced.len() > upto {
+        left.extend_from_slice(&synced[upto..]);
+    }
+    left
+}
+
 fn names(path: &Path) -> io::Result<Vec<&str>> {
     path.components()
         .filter_map(|c| match c {
@@ -141,6 +172,7 @@ impl VolatileFileSystem {
                 dirs: vec![Dir::default()],
                 changes: 0,
                 cut_at: None,
+                keep_seed: None,
                 left: None,
             })),
         };
@@ -158,6 +190,12 @@ impl VolatileFileSystem {
     pub fn cut_power_after(&self, changes: u64) {
         let mut world = self.world.lock();
         world.cut_at = Some(world.changes + changes);
+    }
+
+    /// Makes a power cut keep, of each file's changes since its last sync, a random prefix
+    /// (in file order; `seed` picks them) instead of none.
+    pub fn keep_unsynced_prefixes(&self, seed: u64) {
+        self.world.lock().keep_seed = Some(seed);
     }
 
     /// Changing calls made so far (writes, syncs, creations, renames, removals).
@@ -180,6 +218,7 @@ impl VolatileFileSystem {
                 dirs,
                 changes: 0,
                 cut_at: None,
+                keep_seed: None,
                 left: None,
             })),
         }
@@ -411,6 +450,27 @@ mod tests {
         let after = fs.restart();
         assert_eq!(read(&after, "/d/done/f").unwrap(), b"x");
         assert_eq!(read(&after, "/d/tmp/f"), None);
+    }
+
+    #[test]
+    fn a_cut_can_keep_part_of_what_was_not_synced_in_order() {
+        let mut kept = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let fs = VolatileFileSystem::with_dir(Path::new("/d")).unwrap();
+            let file = write(&fs, "/d/a", b"abc");
+            fs.sync_dir(Path::new("/d")).unwrap();
+            file.sync_data().unwrap();
+            file.write_all_at(b"def", 3).unwrap();
+            fs.keep_unsynced_prefixes(seed);
+            let left = read(&fs.restart(), "/d/a").unwrap();
+            assert!(b"abcdef".starts_with(&left) && left.len() >= 3, "{left:?}");
+            kept.insert(left.len());
+        }
+        assert_eq!(
+            kept.len(),
+            4,
+            "every length from none to all of it: {kept:?}"
+        );
     }
 
     #[test]
