@@ -233,9 +233,13 @@ struct VolatileFile {
 }
 
 impl VolatileFile {
+    /// Counts the call and applies it under the disk's lock, so that a cut by another
+    /// thread's call lands before or after it, never in between.
     fn change(&self, f: impl FnOnce(&mut FileData)) -> io::Result<()> {
-        self.world.lock().change()?;
+        let mut world = self.world.lock();
+        world.change()?;
         f(&mut self.file.lock());
+        drop(world);
         Ok(())
     }
 }
