@@ -1,7 +1,8 @@
 //! Power loss, simulated: the store runs on a file system that keeps only what was synced
 //! (`VolatileFileSystem`), the power is cut before one of its changing calls, each in turn,
-//! and the directory reopened from what the cut left. Writes, batches, TTL puts and
-//! compactions run meanwhile. `Durability::Sync` must keep every acknowledged write;
+//! and the directory reopened from what the cut left. Writes, batches, TTL puts,
+//! compactions and checkpoints run meanwhile; an acknowledged checkpoint must open as the
+//! state it was taken in. `Durability::Sync` must keep every acknowledged write;
 //! `Batch` may lose the last ones, but what survives is the state after some prefix of the
 //! writes (batches whole) that includes everything before the last successful `sync`. The
 //! same holds when the disk had written back part of what was not synced.
@@ -51,6 +52,13 @@ enum Step {
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Compact,
     Sync,
+    /// A checkpoint into `checkpoint_dir(parent, i)`.
+    Checkpoint,
+}
+
+/// Where the checkpoint of step `i` goes.
+fn checkpoint_dir(parent: &Path, i: u64) -> PathBuf {
+    parent.join(format!("checkpoint-{i}"))
 }
 
 fn step(i: u64) -> Step {
@@ -66,12 +74,13 @@ fn step(i: u64) -> Step {
         ]),
         17 => Step::Sync,
         22 if i % 46 == 22 => Step::Compact,
+        3 if i % 69 == 3 => Step::Checkpoint,
         _ => Step::Put(key(i), value(i)),
     }
 }
 
-/// Runs step `i` on the store; `Err` once the store fails (the power is gone).
-fn run(store: &KvStore, i: u64) -> Result<(), kv_store::Error> {
+/// Runs step `i` on the store in `parent`; `Err` once the store fails (the power is gone).
+fn run(store: &KvStore, parent: &Path, i: u64) -> Result<(), kv_store::Error> {
     match step(i) {
         Step::Put(k, v) => store.put(k, v),
         // A day: nothing expires while the test runs.
@@ -89,6 +98,7 @@ fn run(store: &KvStore, i: u64) -> Result<(), kv_store::Error> {
         }
         Step::Compact => store.compact().map(drop),
         Step::Sync => store.sync(),
+        Step::Checkpoint => store.checkpoint(checkpoint_dir(parent, i)),
     }
 }
 
@@ -108,7 +118,7 @@ fn apply(model: &mut Model, i: u64) {
                 };
             }
         }
-        Step::Compact | Step::Sync => {}
+        Step::Compact | Step::Sync | Step::Checkpoint => {}
     }
 }
 
@@ -143,7 +153,7 @@ fn run_until_cut(
     let mut synced = 0;
     if let Ok(store) = KvStore::open_with(store_dir(parent), options(&fs, durability)) {
         for i in 0..STEPS {
-            if run(&store, i).is_err() {
+            if run(&store, parent, i).is_err() {
                 assert!(fs.is_cut(), "step {i} failed with the power on");
                 break;
             }
@@ -167,7 +177,7 @@ fn check_every_cut(durability: Durability, written_back: bool) {
         let fs = VolatileFileSystem::with_dir(dir.path()).unwrap();
         let store = KvStore::open_with(store_dir(dir.path()), options(&fs, durability)).unwrap();
         for i in 0..STEPS {
-            run(&store, i).unwrap();
+            run(&store, dir.path(), i).unwrap();
         }
         assert_eq!(contents(&store), states[STEPS as usize]);
         drop(store);
@@ -197,6 +207,17 @@ fn check_every_cut(durability: Durability, written_back: bool) {
         // The reopened store works.
         store.put("after", "the cut").unwrap();
         drop(store);
+        // A checkpoint that was acknowledged opens as the state it was taken in.
+        for i in (0..acknowledged).filter(|&i| matches!(step(i), Step::Checkpoint)) {
+            let copy =
+                KvStore::open_with(checkpoint_dir(dir.path(), i), options(&disk, durability))
+                    .unwrap_or_else(|e| panic!("cut at {cut}: checkpoint {i} does not open: {e}"));
+            assert_eq!(
+                contents(&copy),
+                states[i as usize],
+                "cut at {cut}: checkpoint {i}"
+            );
+        }
         checked += 1;
     }
     assert!(checked > 100);
