@@ -20,6 +20,16 @@ pub fn kv(args: &[&str]) -> Command {
     command
 }
 
+/// Starts `command` with its three standard streams piped.
+fn spawn_piped(command: &mut Command) -> Child {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kv")
+}
+
 /// Runs `kv args` with `stdin` as its input; returns its output.
 pub fn run(args: &[&str], stdin: &[u8]) -> Output {
     run_in(None, args, stdin)
@@ -31,12 +41,7 @@ pub fn run_in(cwd: Option<&Path>, args: &[&str], stdin: &[u8]) -> Output {
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kv");
+    let mut child = spawn_piped(&mut command);
     let mut input = child.stdin.take().expect("piped stdin");
     let stdin = stdin.to_vec();
     let writer = std::thread::spawn(move || {
@@ -86,12 +91,7 @@ impl Shell {
     pub fn start(dir: &Path, extra: &[&str]) -> Shell {
         let mut command = kv(&["--dir", dir.to_str().expect("UTF-8 temp path")]);
         command.args(extra);
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kv");
+        let mut child = spawn_piped(&mut command);
         let stdin = child.stdin.take();
         let lines = read_lines(child.stdout.take().expect("piped stdout"));
         Shell {

@@ -167,15 +167,7 @@ pub struct VolatileFileSystem {
 impl VolatileFileSystem {
     /// An empty disk holding the directory `dir` (and its parents), durably.
     pub fn with_dir(dir: &Path) -> io::Result<Self> {
-        let fs = VolatileFileSystem {
-            world: Arc::new(Mutex::new(World {
-                dirs: vec![Dir::default()],
-                changes: 0,
-                cut_at: None,
-                keep_seed: None,
-                left: None,
-            })),
-        };
+        let fs = VolatileFileSystem::holding(vec![Dir::default()]);
         fs.create_dir_all(dir)?;
         let mut world = fs.world.lock();
         for dir in &mut world.dirs {
@@ -212,7 +204,11 @@ impl VolatileFileSystem {
     /// cut, as a cut now would.
     pub fn restart(&self) -> VolatileFileSystem {
         let world = self.world.lock();
-        let dirs = world.left.clone().unwrap_or_else(|| world.durable_image());
+        VolatileFileSystem::holding(world.left.clone().unwrap_or_else(|| world.durable_image()))
+    }
+
+    /// A disk holding `dirs` (the root first), its power on.
+    fn holding(dirs: Vec<Dir>) -> Self {
         VolatileFileSystem {
             world: Arc::new(Mutex::new(World {
                 dirs,
