@@ -136,14 +136,17 @@ fn states() -> Vec<Model> {
 }
 
 /// Runs the whole sequence with the power cut after `cut` changing calls (keeping a random
-/// part of what was not synced, if `written_back`); returns the disk the cut left, how many steps were acknowledged, and how many steps came
-/// before the last acknowledged sync (every step, under `Sync`).
+/// part of what was not synced, if `written_back`); returns the disk the cut left, how many
+/// steps were acknowledged, and how many came before the last acknowledged sync (every
+/// step, under `Sync`). `None` if the run ended before the cut: the shards' hash seeds are
+/// random, so how many shards a snapshot writes, and so the count of calls, varies by one
+/// or two between runs.
 fn run_until_cut(
     parent: &Path,
     durability: Durability,
     cut: u64,
     written_back: bool,
-) -> (VolatileFileSystem, u64, u64) {
+) -> Option<(VolatileFileSystem, u64, u64)> {
     let fs = VolatileFileSystem::with_dir(parent).unwrap();
     fs.cut_power_after(cut);
     if written_back {
@@ -162,12 +165,13 @@ fn run_until_cut(
                 synced = i + 1;
             }
         }
-        drop(store);
+        // Closed, not dropped: a drop may leave the close to the maintenance thread, if it
+        // holds the last handle for a moment, and the cut could come after the check below.
+        let _ = store.close();
     } else {
         assert!(fs.is_cut(), "the store did not open with the power on");
     }
-    assert!(fs.is_cut(), "the run ended before the cut at {cut}");
-    (fs.restart(), acknowledged, synced)
+    fs.is_cut().then(|| (fs.restart(), acknowledged, synced))
 }
 
 fn check_every_cut(durability: Durability, written_back: bool) {
@@ -180,7 +184,7 @@ fn check_every_cut(durability: Durability, written_back: bool) {
             run(&store, dir.path(), i).unwrap();
         }
         assert_eq!(contents(&store), states[STEPS as usize]);
-        drop(store);
+        store.close().unwrap();
         fs.changes()
     };
     assert!(
@@ -191,7 +195,11 @@ fn check_every_cut(durability: Durability, written_back: bool) {
     let mut torn = 0;
     for cut in 0..total {
         let dir = tempfile::tempdir().unwrap();
-        let (disk, acknowledged, synced) = run_until_cut(dir.path(), durability, cut, written_back);
+        let Some((disk, acknowledged, synced)) =
+            run_until_cut(dir.path(), durability, cut, written_back)
+        else {
+            continue;
+        };
         let store = KvStore::open_with(store_dir(dir.path()), options(&disk, durability))
             .unwrap_or_else(|e| panic!("cut at {cut}: reopening failed: {e}"));
         let recovered = contents(&store);
@@ -220,7 +228,8 @@ fn check_every_cut(durability: Durability, written_back: bool) {
         }
         checked += 1;
     }
-    assert!(checked > 100);
+    // Only the last few cuts may fall past the end of a run.
+    assert!(checked + 5 >= total, "{checked} of {total} cuts reached");
     if written_back {
         assert!(
             torn > 0,
