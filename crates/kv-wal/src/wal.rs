@@ -43,6 +43,14 @@ struct Active {
 }
 
 impl Active {
+    /// Records that the file was cut to its data (`set_len(len)`): nothing past the data is
+    /// reserved or written any more.
+    fn cut_to_data(&mut self) {
+        self.file_len = self.len;
+        self.reserved = self.reserved.min(self.len);
+        self.written = self.written.min(self.len);
+    }
+
     /// Drops the write window; must come before anything that can shrink the file.
     fn unmap(&mut self) {
         self.window = None;
@@ -331,9 +339,7 @@ impl Wal {
         let full = is_storage_full(&error);
         match cut {
             Ok(()) => {
-                self.active.file_len = self.active.len;
-                self.active.reserved = self.active.reserved.min(self.active.len);
-                self.active.written = self.active.written.min(self.active.len);
+                self.active.cut_to_data();
                 if full {
                     return Error::StorageFull {
                         path: self.active.path.clone(),
@@ -426,9 +432,7 @@ impl Wal {
                 ));
                 return Err(Error::Poisoned { cause });
             }
-            active.file_len = active.len;
-            active.reserved = active.reserved.min(active.len);
-            active.written = active.written.min(active.len);
+            active.cut_to_data();
         }
         // Synced under every policy, Os included: the next segment's name is made durable
         // right after, and a newest segment must never sit beside a torn older one (once per
@@ -502,9 +506,7 @@ impl Wal {
                 .file
                 .set_len(active.len)
                 .map_err(|e| Error::io("cut the preallocated tail of", &active.path, e))?;
-            active.file_len = active.len;
-            active.reserved = active.reserved.min(active.len);
-            active.written = active.written.min(active.len);
+            active.cut_to_data();
         }
         self.sync_active()
     }
@@ -517,7 +519,6 @@ impl Drop for Wal {
     }
 }
 
-/// Creates segment `id` (preallocated if configured) and makes its name durable.
 /// How far past an append `zero_ahead` writes zeros.
 const ZERO_AHEAD: u64 = 1 << 20;
 /// The zeros it writes (in the zeroed data segment of the binary: costs no space on disk).
@@ -559,6 +560,7 @@ fn is_storage_full(error: &std::io::Error) -> bool {
         )
 }
 
+/// Creates segment `id` (preallocated if configured) and makes its name durable.
 fn create_segment(config: &WalConfig, id: u64) -> std::result::Result<Active, SegmentError> {
     let path = config.dir.join(segment::file_name(id));
     let fs = &config.file_system;
