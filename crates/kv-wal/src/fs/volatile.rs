@@ -130,11 +130,16 @@ fn xorshift(state: &mut u64) -> u64 {
 }
 
 /// What a file holds after a cut whose disk had written back its changes in order, up to a
-/// point `pick` chooses between the synced bytes and the live ones.
+/// point `pick` chooses among the changed bytes (those past the last change are the same
+/// either way: a point there would keep every change, and a torn write would be rare).
 fn written_back(file: &FileData, pick: u64) -> Vec<u8> {
     let (synced, live) = (&file.synced, &file.live);
     let same = synced.iter().zip(live).take_while(|(a, b)| a == b).count();
-    let upto = same + (pick % (live.len() - same + 1) as u64) as usize;
+    let changed_until = (same..live.len())
+        .rev()
+        .find(|&i| synced.get(i) != Some(&live[i]))
+        .map_or(same, |i| i + 1);
+    let upto = same + (pick % (changed_until - same + 1) as u64) as usize;
     let mut left = live[..upto].to_vec();
     if synced.len() > upto {
         left.extend_from_slice(&synced[upto..]);
