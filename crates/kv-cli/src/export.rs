@@ -99,7 +99,7 @@ struct Entry {
 
 /// `kv export`: every live entry of the store, to `output` or standard output.
 pub fn export(dir: &Path, durability: Durability, output: Option<&Path>) -> Outcome {
-    let store = open::existing(dir, durability)?;
+    let store = open::for_reading(dir, durability)?;
     let sink: Box<dyn Write> = match output {
         Some(path) => Box::new(
             File::create(path)

@@ -1,0 +1,150 @@
+//! `kv repair` salvages a damaged store into a new one without changing it; an open that cuts
+//! a torn tail says so; commands that only read work on a read-only mount.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{
+    assert_same_files, assert_success, copy_fixture, expected_entries, export_map, run_on,
+    snapshot, stderr, stdout,
+};
+
+/// Writes `count` keys through the shell and closes the store.
+fn write_store(dir: &Path, count: usize) {
+    let script: String = (0..count)
+        .map(|i| format!("PUT key{i:05} value-{i}-{}\n", "x".repeat(40)))
+        .collect();
+    assert_success(&run_on(dir, &[], script.as_bytes()));
+}
+
+#[test]
+fn repair_skips_damage_in_the_middle_copies_the_rest_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), 500);
+    let segment = dir.path().join("wal/000000.wal");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&segment, &bytes).unwrap();
+    let before = snapshot(dir.path());
+
+    let target = tempfile::tempdir().unwrap();
+    let to = target.path().join("salvaged");
+    let output = run_on(dir.path(), &["repair", "--to", to.to_str().unwrap()], b"");
+    assert_success(&output);
+    let report = stdout(&output);
+    assert!(
+        report.starts_with("skipped damaged bytes in wal/000000.wal at offset"),
+        "{report}"
+    );
+    assert!(report.contains("salvaged 499 entries"), "{report}");
+    assert_same_files(&before, &snapshot(dir.path()));
+
+    let salvaged = export_map(&to);
+    assert_eq!(salvaged.len(), 499, "every record but the damaged one");
+    for (key, value) in &salvaged {
+        let i: usize = key["key".len()..].parse().unwrap();
+        assert_eq!(value, &format!("value-{i}-{}", "x".repeat(40)));
+    }
+    assert_success(&run_on(&to, &["verify"], b""));
+}
+
+#[test]
+fn repair_refuses_a_target_that_holds_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), 3);
+    let target = tempfile::tempdir().unwrap();
+    std::fs::write(target.path().join("keep"), b"mine").unwrap();
+    let output = run_on(
+        dir.path(),
+        &["repair", "--to", target.path().to_str().unwrap()],
+        b"",
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("is not empty"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read(target.path().join("keep")).unwrap(), b"mine");
+}
+
+#[test]
+fn an_open_that_cuts_a_torn_tail_says_where_and_how_much() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("torn", dir.path());
+    let output = run_on(dir.path(), &["get", "no-such-key"], b"");
+    assert!(
+        stderr(&output).contains("cut off the torn tail of wal/000001.wal at offset 13393: "),
+        "{}",
+        stderr(&output)
+    );
+    let output = run_on(dir.path(), &["get", "no-such-key"], b"");
+    assert_eq!(stderr(&output), "", "the second open has nothing to cut");
+}
+
+/// A read-only bind mount of `source`, unmounted when dropped; `None` where this process may
+/// not mount (not root, or no mount namespace rights).
+struct ReadOnlyMount {
+    path: tempfile::TempDir,
+}
+
+impl ReadOnlyMount {
+    fn of(source: &Path) -> Option<ReadOnlyMount> {
+        let path = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["--bind", "-o", "ro"])
+            .arg(source)
+            .arg(path.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(ReadOnlyMount { path })
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.path.path()).status();
+    }
+}
+
+#[test]
+fn reading_commands_work_on_a_read_only_mount_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_fixture("torn", dir.path());
+    let Some(mount) = ReadOnlyMount::of(dir.path()) else {
+        eprintln!("skipped: this process cannot make a read-only bind mount");
+        return;
+    };
+    let ro = mount.path.path();
+    let before = snapshot(dir.path());
+
+    let mut expected = expected_entries();
+    expected.remove("zstd:9");
+    let (key, value) = expected.iter().next().unwrap();
+    let output = run_on(ro, &["get", key], b"");
+    assert_success(&output);
+    assert_eq!(stdout(&output), format!("{value}\n"));
+    assert!(
+        stderr(&output).contains("torn tail"),
+        "the cut the view made is reported: {}",
+        stderr(&output)
+    );
+
+    let output = run_on(ro, &["export"], b"");
+    assert_success(&output);
+    assert!(export_map(ro) == expected, "the torn fixture's 919 keys");
+    assert_success(&run_on(ro, &["scan"], b""));
+    assert_success(&run_on(ro, &["stats"], b""));
+
+    let output = run_on(ro, &["put", "k", "v"], b"");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a write fails, with a reason"
+    );
+    assert!(stderr(&output).contains("Read-only"), "{}", stderr(&output));
+    assert_same_files(&before, &snapshot(dir.path()));
+}
