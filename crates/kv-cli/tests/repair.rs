@@ -8,7 +8,7 @@ use std::process::Command;
 
 use common::{
     assert_same_files, assert_success, copy_fixture, expected_entries, export_map, run_on,
-    snapshot, stderr, stdout,
+    snapshot, stderr, stdout, Shell,
 };
 
 /// Writes `count` keys through the shell and closes the store.
@@ -49,6 +49,42 @@ fn repair_skips_damage_in_the_middle_copies_the_rest_and_changes_nothing() {
         assert_eq!(value, &format!("value-{i}-{}", "x".repeat(40)));
     }
     assert_success(&run_on(&to, &["verify"], b""));
+}
+
+#[test]
+fn repair_salvages_a_store_with_a_stray_byte_in_its_preallocated_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shell = Shell::start(dir.path(), &["--durability", "sync"]);
+    for i in 0..50 {
+        assert_eq!(shell.ask(&format!("PUT key{i:02} value{i}")), "OK");
+    }
+    // SIGKILL: the segment keeps its preallocated zeros past the data.
+    shell.child.kill().unwrap();
+    shell.child.wait().unwrap();
+    let segment = dir.path().join("wal/000000.wal");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let data_end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    assert!(bytes.len() > data_end + 100_000, "a preallocated tail");
+    bytes[data_end + 50_000] = 0x5a;
+    std::fs::write(&segment, &bytes).unwrap();
+    let before = snapshot(dir.path());
+
+    let target = tempfile::tempdir().unwrap();
+    let output = run_on(
+        dir.path(),
+        &["repair", "--to", target.path().to_str().unwrap()],
+        b"",
+    );
+    assert_success(&output);
+    assert!(
+        stdout(&output).contains("salvaged 50 entries"),
+        "{}",
+        stdout(&output)
+    );
+    assert_same_files(&before, &snapshot(dir.path()));
+    let salvaged = export_map(target.path());
+    assert_eq!(salvaged.len(), 50);
+    assert_eq!(salvaged["key49"], "value49");
 }
 
 #[test]
