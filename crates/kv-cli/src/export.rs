@@ -157,8 +157,17 @@ pub fn import(dir: &Path, durability: Durability, file: Option<&Path>, batch: u6
     };
     let read = importer.read(input);
     let closed = store.close();
-    read?;
-    closed?;
+    match (read, closed) {
+        (Err(Failure::Runtime(message)), Err(e)) => {
+            return Err(Failure::Runtime(format!(
+                "{message}; then closing the store failed too: {e}"
+            )))
+        }
+        (read, closed) => {
+            read?;
+            closed?;
+        }
+    }
     println!(
         "imported {} entries in {} batches ({} already expired, skipped)",
         importer.written, importer.batches, importer.expired
@@ -241,6 +250,15 @@ impl Importer<'_> {
         let entries = batch.len() as u64;
         if entries > 0 {
             self.store.write(batch).map_err(|e| {
+                if e.is_fatal() {
+                    // The log failed under this batch: whether it reached the disk is unknown.
+                    return Failure::Runtime(format!(
+                        "lines {}-{last}: the store failed while writing this batch, which may \
+                         or may not have been written: {e}; {} entries of earlier batches \
+                         (lines before {}) were acknowledged",
+                        self.pending_from, self.written, self.pending_from
+                    ));
+                }
                 // The store speaks of its one write ("nothing was written"); the import
                 // says what that means across its batches instead.
                 let e = e.to_string();

@@ -40,7 +40,9 @@ fn main() {
     let cli = Cli::parse();
     if let Err(failure) = run(cli) {
         match &failure {
-            Failure::Usage(message) | Failure::Runtime(message) => eprintln!("kv: {message}"),
+            Failure::Usage(message) | Failure::Runtime(message) => {
+                eprintln!("kv: {}", kv_cli::output::one_line(message))
+            }
             Failure::Missing => {}
         }
         std::process::exit(failure.exit_code());

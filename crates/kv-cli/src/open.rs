@@ -65,8 +65,8 @@ pub fn existing(dir: &Path, durability: Durability) -> Outcome<KvStore> {
 }
 
 /// Opens the store in `dir` for a command that only reads: in place when it can, and through
-/// a read-only [`view`] when the store's file system refuses writes (a read-only mount), where
-/// an open in place cannot even take its lock.
+/// a read-only [`view`] when the store cannot be written (a read-only mount, or a directory
+/// this user may read but not write), where an open in place cannot even start.
 pub fn for_reading(dir: &Path, durability: Durability) -> Outcome<Reading> {
     require_store(dir)?;
     match KvStore::open_with(dir, options(durability)) {
@@ -74,7 +74,7 @@ pub fn for_reading(dir: &Path, durability: Durability) -> Outcome<Reading> {
             tell_damage(&store, dir);
             Ok(Reading::InPlace(store))
         }
-        Err(e) if read_only_file_system(&e) => {
+        Err(e) if cannot_write(&e) => {
             let view = view(dir, RecoveryMode::TolerateTornTail)?;
             tell_damage(&view, dir);
             Ok(Reading::Viewed(view))
@@ -83,12 +83,16 @@ pub fn for_reading(dir: &Path, durability: Durability) -> Outcome<Reading> {
     }
 }
 
-/// Whether `error` comes from a file system mounted read-only.
-fn read_only_file_system(error: &kv_store::Error) -> bool {
+/// Whether `error` says the store's directory cannot be written: a file system mounted
+/// read-only, or no permission.
+fn cannot_write(error: &kv_store::Error) -> bool {
     let mut level: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = level {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ReadOnlyFilesystem {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            ) {
                 return true;
             }
         }
@@ -149,7 +153,12 @@ impl Deref for View {
 pub fn view(dir: &Path, mode: RecoveryMode) -> Outcome<View> {
     require_store(dir)?;
     let lock = lock_shared(dir)?;
-    let private = tempfile::tempdir()?;
+    let private = tempfile::tempdir().map_err(|e| {
+        Failure::Runtime(format!(
+            "cannot make a private directory under {} for a read-only view: {e}",
+            std::env::temp_dir().display()
+        ))
+    })?;
     mirror_directories(dir, private.path())?;
     let options = options(Durability::None)
         .recovery_mode(mode)
@@ -211,7 +220,11 @@ pub fn mirror_directories(from: &Path, to: &Path) -> Outcome {
     };
     for entry in std::fs::read_dir(from).map_err(cannot_read)? {
         let entry = entry.map_err(cannot_read)?;
-        if entry.file_type().map_err(cannot_read)?.is_dir() {
+        // Following links: a store may keep `wal/` on another disk through one.
+        if std::fs::metadata(entry.path())
+            .map_err(cannot_read)?
+            .is_dir()
+        {
             let target = to.join(entry.file_name());
             std::fs::create_dir(&target).map_err(|e| {
                 Failure::Runtime(format!("cannot create {}: {e}", target.display()))

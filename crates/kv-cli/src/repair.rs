@@ -18,10 +18,11 @@ const BATCH: usize = 1_000;
 /// Copies what can be read of the store in `dir` into a new store at `to`.
 pub fn repair(dir: &Path, to: &Path, durability: Durability) -> Outcome {
     refuse_unless_empty(to)?;
-    if same_directory(dir, to) {
-        return Err(Failure::Usage(
-            "--to must name a new directory, not the store being repaired".into(),
-        ));
+    if overlaps(dir, to) {
+        return Err(Failure::Usage(format!(
+            "--to must name a directory outside the store being repaired ({})",
+            dir.display()
+        )));
     }
     let source = open::view(dir, RecoveryMode::Salvage)?;
     let report = source.stats().recovery;
@@ -72,6 +73,10 @@ fn flush(target: &kv_store::KvStore, batch: &mut WriteBatch) -> Outcome<u64> {
 fn refuse_unless_empty(to: &Path) -> Outcome {
     match std::fs::read_dir(to) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Failure::Usage(format!(
+            "{} is a file: kv repair writes only into a new or empty directory",
+            to.display()
+        ))),
         Err(e) => Err(Failure::Runtime(format!(
             "cannot read {}: {e}",
             to.display()
@@ -86,9 +91,25 @@ fn refuse_unless_empty(to: &Path) -> Outcome {
     }
 }
 
-fn same_directory(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
+/// Whether `store` and `to` are one inside the other (or the same): writing the new store
+/// there would change the one being repaired. `to` may not exist yet, so its nearest
+/// existing ancestor stands for it.
+fn overlaps(store: &Path, to: &Path) -> bool {
+    let Ok(store) = store.canonicalize() else {
+        return false;
+    };
+    let mut existing = to.to_path_buf();
+    let mut rest = Vec::new();
+    while existing.canonicalize().is_err() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_owned());
+                existing = parent.to_path_buf();
+            }
+            _ => return false,
+        }
     }
+    let mut to = existing.canonicalize().unwrap_or(existing);
+    to.extend(rest.iter().rev());
+    to.starts_with(&store) || store.starts_with(&to)
 }

@@ -122,11 +122,20 @@ impl FileSystem for ReadOnlyView {
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let mut names = HashSet::new();
-        let private = std::fs::read_dir(path);
         let real_dir = self.real_path(path)?;
-        let real = std::fs::read_dir(&real_dir);
-        if let (Err(e), Err(_)) = (&private, &real) {
-            return Err(io::Error::new(e.kind(), e.to_string()));
+        let hidden = self.changes().hidden.contains(&real_dir);
+        // Either side may lack the directory; any other failure is the answer.
+        let private = missing_is_none(std::fs::read_dir(path))?;
+        let real = if hidden {
+            None
+        } else {
+            missing_is_none(std::fs::read_dir(&real_dir))?
+        };
+        if private.is_none() && real.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no directory {}", real_dir.display()),
+            ));
         }
         for entry in private.into_iter().flatten() {
             if let Ok(name) = entry?.file_name().into_string() {
@@ -185,6 +194,20 @@ impl FileSystem for ReadOnlyView {
     /// Nothing real changes through this layer; the private directory is thrown away.
     fn sync_dir(&self, _path: &Path) -> io::Result<()> {
         Ok(())
+    }
+
+    /// The caller holds a shared lock on the real store ([`crate::open::view`]); the private
+    /// directory is this process's alone.
+    fn lock_dir(&self, _dir: &Path) -> kv_wal::Result<Option<kv_wal::DirLock>> {
+        Ok(None)
+    }
+}
+
+fn missing_is_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

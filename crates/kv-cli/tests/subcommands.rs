@@ -154,9 +154,15 @@ fn export_then_import_into_a_fresh_store_keeps_every_entry() {
 #[test]
 fn import_keeps_absolute_deadlines_to_the_millisecond() {
     let dir = tempfile::tempdir().unwrap();
+    // Ten years ahead, on an odd millisecond: nothing expires while the test runs.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let base = now + 10 * 365 * 24 * 3600 * 1000 + 17;
     let mut input = String::new();
     for i in 0..3_000u64 {
-        let at = 1_900_000_000_000 + i * 7;
+        let at = base + i * 7;
         input.push_str(&format!(
             "{{\"key\":\"k{i:05}\",\"value\":\"v\",\"expires_at_ms\":{at}}}\n"
         ));
