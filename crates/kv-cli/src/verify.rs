@@ -4,15 +4,15 @@
 //! The store is opened with `RecoveryMode::Strict`, which refuses any damage, a torn tail
 //! included, instead of repairing it, through [`ReadOnlyLog`], which refuses every write
 //! anyway (see that module for why Strict alone is not enough). While it reads, verify holds
-//! a shared lock on the store's `wal/LOCK`, so no writer can open the store meanwhile, and a
+//! a shared lock on the store's `wal/` directory, so no writer can open the store meanwhile, and a
 //! store that a writer has open is reported as locked rather than read half-written.
 
-use std::fs::{File, TryLockError};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kv_store::{Durability, KvStore, Options, RecoveryMode, WAL_DIR};
+use kv_wal::DirLock;
 
 use crate::failure::{Failure, Outcome};
 use crate::open;
@@ -31,8 +31,8 @@ pub fn verify(dir: &Path) -> Outcome {
     };
 
     let private = tempfile::tempdir()?;
-    // The store's directories, empty: each log (the store's, and each snapshot's) makes its
-    // lock file here, past the layer; every other path maps onto `dir`.
+    // The store's directories, empty: each log (the store's, and each snapshot's) takes its
+    // lock on these, past the layer; every other path maps onto `dir`.
     mirror_directories(dir, private.path())?;
     let options = Options::default()
         .durability(Durability::None)
@@ -109,31 +109,19 @@ pub fn verify(dir: &Path) -> Outcome {
     Ok(())
 }
 
-/// Takes a shared lock on the store's `wal/LOCK`, if there is one: a writer holds it
-/// exclusively while the store is open. A log that never had a lock file (one written by
-/// nori-wal) has had no writer of this project, and verify creates none.
-fn lock_shared(dir: &Path, wal: &Path) -> Outcome<Option<File>> {
-    let path = wal.join(kv_wal::LOCK_FILE_NAME);
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Failure::Runtime(format!(
-                "cannot open {}: {e}",
-                path.display()
-            )))
-        }
-    };
-    match file.try_lock_shared() {
-        Ok(()) => Ok(Some(file)),
-        Err(TryLockError::WouldBlock) => Err(kv_store::Error::Locked {
+/// Takes a shared lock on the store's `wal/` directory, if there is one: a writer holds it
+/// exclusively while the store is open. Locking a directory writes nothing in it.
+fn lock_shared(dir: &Path, wal: &Path) -> Outcome<Option<DirLock>> {
+    if !wal.is_dir() {
+        return Ok(None);
+    }
+    match DirLock::acquire_shared(wal) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(kv_wal::Error::DirectoryLocked { .. }) => Err(kv_store::Error::Locked {
             path: dir.to_path_buf(),
         }
         .into()),
-        Err(TryLockError::Error(e)) => Err(Failure::Runtime(format!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(Failure::Runtime(e.to_string())),
     }
 }
 

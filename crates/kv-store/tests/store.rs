@@ -54,6 +54,29 @@ fn reopening_after_a_drop_without_close_keeps_every_synced_write() {
 }
 
 #[test]
+fn removing_the_lock_files_does_not_let_a_second_open_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open(dir.path()).unwrap();
+    store.put("k", "v").unwrap();
+    // What a user "cleaning up stale lock files" removes: the lock files of older versions,
+    // or anything that is not data.
+    for lock in [dir.path().join("LOCK"), dir.path().join("wal").join("LOCK")] {
+        std::fs::write(&lock, b"").unwrap();
+        std::fs::remove_file(&lock).unwrap();
+    }
+    // A second open in this process conflicts as another process's would: the lock is per
+    // open file description.
+    let Err(err) = KvStore::open(dir.path()) else {
+        panic!("a second open succeeded while the store was open");
+    };
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    store.put("k2", "v2").unwrap();
+    store.close().unwrap();
+    let again = KvStore::open(dir.path()).unwrap();
+    assert_eq!(again.get("k2").unwrap(), "v2");
+}
+
+#[test]
 fn a_second_open_of_the_same_directory_is_refused_until_close() {
     let dir = tempfile::tempdir().unwrap();
     let store = KvStore::open(dir.path()).unwrap();

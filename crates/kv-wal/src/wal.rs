@@ -85,7 +85,7 @@ impl Active {
 }
 
 /// An open write-ahead log. Appends go to the newest segment; the log owns its directory
-/// (through a lock file) until it is closed or dropped.
+/// (through a lock on the directory) until it is closed or dropped.
 #[derive(Debug)]
 pub struct Wal {
     config: WalConfig,

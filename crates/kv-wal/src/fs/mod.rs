@@ -100,8 +100,9 @@ pub trait FileSystem: Send + Sync + Debug {
     /// Makes a directory's entries durable (fsync on the directory).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Keeps any other handle from opening the log in `dir` while the returned lock lives:
-    /// by default a [`DirLock`] on `dir/LOCK` in the real file system (so `dir` must exist
-    /// there). A layer whose files are not on the real disk (in memory) locks nothing.
+    /// by default a [`DirLock`] on the directory `dir` itself in the real file system (so
+    /// `dir` must exist there). A layer whose files are not on the real disk (in memory)
+    /// locks nothing.
     fn lock_dir(&self, dir: &Path) -> crate::Result<Option<DirLock>> {
         DirLock::acquire(dir).map(Some)
     }
