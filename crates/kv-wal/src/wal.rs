@@ -406,7 +406,11 @@ impl Wal {
             Err(SegmentError::Create(path, e)) if is_storage_full(&e) => {
                 return Err(Error::StorageFull { path })
             }
-            // Anything else, a failed directory fsync above all, is never retried.
+            // No file was made (a directory made read-only, say) and the active segment is
+            // whole and synced: only this rotation failed, and appends go on into the active
+            // segment until one can be started.
+            Err(e @ SegmentError::Create(..)) => return Err(e.into()),
+            // A failed directory fsync, above all, is never retried.
             Err(e) => {
                 let cause = self
                     .shared

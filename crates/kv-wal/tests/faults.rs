@@ -186,6 +186,39 @@ fn a_full_disk_when_a_segment_fills_fails_only_the_writes_until_there_is_space()
 }
 
 #[test]
+fn a_segment_that_cannot_be_created_fails_only_the_writes_that_need_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    // The directory made read-only: creating a file fails, nothing is made.
+    faults.fail_always(
+        Op::Open,
+        0,
+        Fault::Error(std::io::ErrorKind::PermissionDenied),
+    );
+    let (mut acknowledged, i, err) = append_until_error(&mut wal);
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied),
+        "{err}"
+    );
+    assert!(wal.rotate().is_err(), "still no segment can be made");
+    assert_eq!(wal.segments(), 0..=0, "no segment was started");
+    faults.clear();
+    for j in i..i + 200 {
+        wal.append(&nth_record(j)).unwrap();
+        acknowledged.push(nth_record(j));
+    }
+    assert!(
+        *wal.segments().end() >= 1,
+        "writing went on in new segments"
+    );
+    wal.close().unwrap();
+    let (records, info) = reopen_records(plain(dir.path()));
+    assert_eq!(records, acknowledged);
+    assert!(info.corruptions.is_empty());
+}
+
+#[test]
 fn a_failed_directory_fsync_when_a_segment_fills_stops_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
