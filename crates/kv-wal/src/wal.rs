@@ -483,7 +483,8 @@ impl Wal {
         ))
     }
 
-    /// Syncs, cuts the preallocated tail, and releases the directory.
+    /// Syncs, cuts the preallocated tail (and syncs its new length), and releases the
+    /// directory.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -503,16 +504,24 @@ impl Wal {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
         }
+        self.active.unmap();
+        // Sync before the cut: a failed cut must not leave the data unsynced, and the zero
+        // tail it leaves is free space to recovery.
+        self.sync_active()?;
         let active = &mut self.active;
-        active.unmap();
         if active.file_len > active.len {
-            active
-                .file
-                .set_len(active.len)
-                .map_err(|e| Error::io("cut the preallocated tail of", &active.path, e))?;
+            active.file.set_len(active.len).map_err(|e| {
+                Error::io(
+                    "cut the preallocated tail (every record is synced) of",
+                    &active.path,
+                    e,
+                )
+            })?;
             active.cut_to_data();
+            // Makes the new length durable, so the segment reads back cleanly closed.
+            self.sync_active()?;
         }
-        self.sync_active()
+        Ok(())
     }
 }
 

@@ -309,3 +309,23 @@ fn a_failure_at_any_write_sync_or_file_call_keeps_every_acknowledged_record() {
         }
     }
 }
+
+#[test]
+fn close_syncs_before_it_cuts_the_preallocated_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Os);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    for i in 0..10 {
+        wal.append(&nth_record(i)).unwrap();
+    }
+    let syncs = faults.count(Op::Sync);
+    faults.fail_once(Op::SetLen, 0, Fault::Error(std::io::ErrorKind::Other));
+    let err = wal.close().unwrap_err();
+    assert!(
+        faults.count(Op::Sync) > syncs,
+        "the records were not synced: {err}"
+    );
+    assert!(err.to_string().contains("every record is synced"), "{err}");
+    let (records, _) = reopen_records(plain(dir.path()));
+    assert_eq!(records, (0..10).map(nth_record).collect::<Vec<_>>());
+}
