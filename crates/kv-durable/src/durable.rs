@@ -179,11 +179,18 @@ impl<S: Sink> Durable<S> {
             checked
         };
         checked.map_err(|e| Error::TooLarge(Arc::new(e)))?;
-        let durability = options.durability.unwrap_or(self.inner.options.durability);
+        let store_wide = self.inner.options.durability;
+        let durability = options.durability.unwrap_or(store_wide);
+        let sync_within = match (durability, store_wide) {
+            (Durability::Batch(own), Durability::Batch(store)) if own >= store => None,
+            (Durability::Batch(own), _) => Some(own),
+            _ => None,
+        };
         let unit = Unit {
             encoded,
             ops,
             sync: durability == Durability::Sync,
+            sync_within,
             submitted: Instant::now(),
         };
         self.inner.group.submit(unit, &|group| self.commit(group))
@@ -215,6 +222,10 @@ impl<S: Sink> Durable<S> {
                 log.wal.sync()?;
                 log.recorder.stats.fsyncs += 1;
                 log.recorder.stats.records_synced += records;
+            } else if let Some(window) = group.iter().filter_map(|m| m.unit.sync_within).min() {
+                // Syncs the whole group within the shortest window any of its writes asked
+                // for: the log's flusher only follows the store-wide window.
+                log.wal.sync_within(window)?;
             }
             Ok(())
         });

@@ -156,9 +156,9 @@ impl Wal {
 
         let shared = SyncShared::new(Arc::clone(&active.file));
         let flusher = match config.fsync_policy {
-            FsyncPolicy::Batch(window) => Some(
+            FsyncPolicy::Batch(_) => Some(
                 shared
-                    .spawn(window)
+                    .spawn()
                     .map_err(|e| Error::io("start the flusher thread for", &dir, e))?,
             ),
             FsyncPolicy::Always | FsyncPolicy::Os => None,
@@ -280,7 +280,7 @@ impl Wal {
         self.active.file_len = self.active.file_len.max(self.active.len);
         match self.config.fsync_policy {
             FsyncPolicy::Always => self.sync_active()?,
-            FsyncPolicy::Batch(_) => self.shared.mark_dirty(),
+            FsyncPolicy::Batch(window) => self.shared.mark_dirty(window),
             FsyncPolicy::Os => {}
         }
         Ok(position)
@@ -367,6 +367,27 @@ impl Wal {
             return Err(Error::Poisoned { cause });
         }
         self.sync_active()
+    }
+
+    /// Makes every append so far durable within `window` from now, in the background: a
+    /// deadline for the flusher (started now if the policy had none), whatever the log's
+    /// policy. Under `FsyncPolicy::Always` everything is synced already.
+    pub fn sync_within(&mut self, window: std::time::Duration) -> Result<()> {
+        if let Some(cause) = self.shared.poison() {
+            return Err(Error::Poisoned { cause });
+        }
+        if self.config.fsync_policy == FsyncPolicy::Always {
+            return Ok(());
+        }
+        if self.flusher.is_none() {
+            match self.shared.spawn() {
+                Ok(flusher) => self.flusher = Some(flusher),
+                // No thread to sync later: syncing now keeps the promise.
+                Err(_) => return self.sync_active(),
+            }
+        }
+        self.shared.due_within(window);
+        Ok(())
     }
 
     fn sync_active(&mut self) -> Result<()> {

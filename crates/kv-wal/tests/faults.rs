@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{nth_record, reopen_records};
 use kv_wal::fs::fault::{Fault, Faults, FaultyFileSystem, Op};
@@ -328,4 +328,30 @@ fn close_syncs_before_it_cuts_the_preallocated_tail() {
     assert!(err.to_string().contains("every record is synced"), "{err}");
     let (records, _) = reopen_records(plain(dir.path()));
     assert_eq!(records, (0..10).map(nth_record).collect::<Vec<_>>());
+}
+
+#[test]
+fn sync_within_syncs_in_the_background_within_the_window_under_any_policy() {
+    for policy in [
+        FsyncPolicy::Os,
+        FsyncPolicy::Batch(Duration::from_secs(3600)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, faults) = faulty(dir.path(), policy);
+        let (mut wal, _) = Wal::open(config).unwrap();
+        wal.append(&nth_record(0)).unwrap();
+        let syncs = faults.count(Op::Sync);
+        wal.sync_within(Duration::from_millis(20)).unwrap();
+        let asked = Instant::now();
+        while faults.count(Op::Sync) == syncs && asked.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Far sooner than the policy's own hour (the bound leaves room for a loaded machine).
+        assert!(
+            faults.count(Op::Sync) > syncs,
+            "{policy:?}: not synced {:?} after a 20 ms window",
+            asked.elapsed()
+        );
+        wal.close().unwrap();
+    }
 }
