@@ -327,18 +327,12 @@ impl<S: Sink> Durable<S> {
         Ok(guard.as_ref().ok_or(Error::Closed)?.wal.segments())
     }
 
-    /// How many segments the log spans and about how many bytes of records they hold
-    /// (every segment but the last counted as full: an upper bound).
+    /// How many segments the log spans and how many bytes of records they hold.
     pub fn log_extent(&self) -> Result<(u64, u64)> {
         let guard = self.inner.log.lock();
         let wal = &guard.as_ref().ok_or(Error::Closed)?.wal;
         let segments = wal.segments();
-        let position = wal.current_position();
-        let full = segments.end() - segments.start();
-        Ok((
-            full + 1,
-            full * wal.config().max_segment_size + position.offset,
-        ))
+        Ok((segments.end() - segments.start() + 1, wal.log_bytes()))
     }
 
     /// Syncs and closes the log, releasing the directory; later writes fail with

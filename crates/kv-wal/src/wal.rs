@@ -1,5 +1,6 @@
 //! The log handle: open (with recovery), append, sync, rotate, read back, close.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -92,6 +93,11 @@ pub struct Wal {
     active: Active,
     /// The oldest segment still in the directory.
     first_segment: u64,
+    /// The data lengths of the segments from `first_segment` up to the active one, for
+    /// `log_bytes` (segments are cut to their data when they rotate).
+    older_lens: VecDeque<u64>,
+    /// Their sum.
+    older_bytes: u64,
     scratch: Encoded,
     shared: Arc<SyncShared>,
     flusher: Option<JoinHandle<()>>,
@@ -163,8 +169,15 @@ impl Wal {
             ),
             FsyncPolicy::Always | FsyncPolicy::Os => None,
         };
+        let older_lens: VecDeque<u64> = ids
+            .iter()
+            .filter(|&&id| id != active.id)
+            .map(|&id| segment_len(&config, id))
+            .collect();
         let wal = Wal {
             first_segment: ids.first().copied().unwrap_or(0),
+            older_bytes: older_lens.iter().sum(),
+            older_lens,
             config,
             active,
             scratch: Encoded::new(),
@@ -406,6 +419,12 @@ impl Wal {
         Position::new(self.active.id, self.active.len)
     }
 
+    /// How many bytes of records the log's segments hold: the older segments' data (they
+    /// were cut to it when they rotated) and what was appended to the active one.
+    pub fn log_bytes(&self) -> u64 {
+        self.older_bytes + self.active.len
+    }
+
     /// The ids of the segments in the directory, oldest first.
     pub fn segments(&self) -> std::ops::RangeInclusive<u64> {
         self.first_segment..=self.active.id
@@ -440,6 +459,8 @@ impl Wal {
             }
         };
         self.shared.set_file(Arc::clone(&next.file));
+        self.older_lens.push_back(self.active.len);
+        self.older_bytes += self.active.len;
         self.active = next;
         Ok(self.current_position())
     }
@@ -483,6 +504,7 @@ impl Wal {
             fs.sync_dir(&self.config.dir)
                 .map_err(|e| Error::io("sync the log directory", &self.config.dir, e))?;
             self.first_segment += 1;
+            self.older_bytes -= self.older_lens.pop_front().unwrap_or(0);
         }
         Ok(deleted)
     }
@@ -592,6 +614,18 @@ fn is_storage_full(error: &std::io::Error) -> bool {
             error.kind(),
             std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
         )
+}
+
+/// The length of segment `id`, which is older than the active one and so was cut to its
+/// data; 0 if it cannot be read (the figure is only for statistics, and recovery has just
+/// read the segments it needs).
+fn segment_len(config: &WalConfig, id: u64) -> u64 {
+    let path = config.dir.join(segment::file_name(id));
+    config
+        .file_system
+        .open(&path, OpenMode::Read)
+        .and_then(|file| file.size())
+        .unwrap_or(0)
 }
 
 /// Creates segment `id` (preallocated if configured) and makes its name durable.
