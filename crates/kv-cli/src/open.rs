@@ -2,13 +2,13 @@
 //! creating the directory only for commands that write. Commands that only read fall back to
 //! a read-only view ([`view`]) on a file system they cannot write.
 
-use std::fs::{File, TryLockError};
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kv_store::{Durability, IndexKind, KvStore, Options, RecoveryMode, WAL_DIR};
+use kv_wal::DirLock;
 
 use crate::failure::{Failure, Outcome};
 use crate::view_fs::ReadOnlyView;
@@ -138,7 +138,7 @@ pub struct View {
     // Dropped in this order: the store, then its private directory, then the lock.
     store: KvStore,
     _private: tempfile::TempDir,
-    _lock: Option<File>,
+    _lock: Option<DirLock>,
 }
 
 impl Deref for View {
@@ -182,34 +182,23 @@ pub fn view(dir: &Path, mode: RecoveryMode) -> Outcome<View> {
     })
 }
 
-/// Takes a shared lock on the store's `wal/LOCK`, if there is one: a writer holds it
+/// Takes a shared lock on the store's `wal/` directory, if there is one: a writer holds it
 /// exclusively while the store is open, so while the shared lock is held no writer can open
 /// the store, and a store that a writer has open is reported as locked rather than read
-/// half-written. A log that never had a lock file (one written by nori-wal) has had no writer
-/// of this project, and no lock file is created. A shared lock needs no write access, so this
-/// works on a read-only mount too.
-pub fn lock_shared(dir: &Path) -> Outcome<Option<File>> {
-    let path = dir.join(WAL_DIR).join(kv_wal::LOCK_FILE_NAME);
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Failure::Runtime(format!(
-                "cannot open {}: {e}",
-                path.display()
-            )))
-        }
-    };
-    match file.try_lock_shared() {
-        Ok(()) => Ok(Some(file)),
-        Err(TryLockError::WouldBlock) => Err(kv_store::Error::Locked {
+/// half-written. Locking a directory writes nothing and needs no write access, so this works
+/// on a read-only mount too.
+pub fn lock_shared(dir: &Path) -> Outcome<Option<DirLock>> {
+    let wal = dir.join(WAL_DIR);
+    if !wal.is_dir() {
+        return Ok(None);
+    }
+    match DirLock::acquire_shared(&wal) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(kv_wal::Error::DirectoryLocked { .. }) => Err(kv_store::Error::Locked {
             path: dir.to_path_buf(),
         }
         .into()),
-        Err(TryLockError::Error(e)) => Err(Failure::Runtime(format!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(Failure::Runtime(e.to_string())),
     }
 }
 

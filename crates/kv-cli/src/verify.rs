@@ -4,7 +4,7 @@
 //! The store is opened with `RecoveryMode::Strict`, which refuses any damage, a torn tail
 //! included, instead of repairing it, through [`ReadOnlyLog`], which refuses every write
 //! anyway (see that module for why Strict alone is not enough). While it reads, verify holds
-//! a shared lock on the store's `wal/LOCK`, so no writer can open the store meanwhile, and a
+//! a shared lock on the store's `wal/` directory, so no writer can open the store meanwhile, and a
 //! store that a writer has open is reported as locked rather than read half-written.
 
 use std::path::Path;
@@ -30,8 +30,8 @@ pub fn verify(dir: &Path) -> Outcome {
     };
 
     let private = tempfile::tempdir()?;
-    // The store's directories, empty: each log (the store's, and each snapshot's) makes its
-    // lock file here, past the layer; every other path maps onto `dir`.
+    // The store's directories, empty: each log (the store's, and each snapshot's) takes its
+    // lock on these, past the layer; every other path maps onto `dir`.
     open::mirror_directories(dir, private.path())?;
     let options = Options::default()
         .durability(Durability::None)

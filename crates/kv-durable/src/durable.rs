@@ -179,11 +179,18 @@ impl<S: Sink> Durable<S> {
             checked
         };
         checked.map_err(|e| Error::TooLarge(Arc::new(e)))?;
-        let durability = options.durability.unwrap_or(self.inner.options.durability);
+        let store_wide = self.inner.options.durability;
+        let durability = options.durability.unwrap_or(store_wide);
+        let sync_within = match (durability, store_wide) {
+            (Durability::Batch(own), Durability::Batch(store)) if own >= store => None,
+            (Durability::Batch(own), _) => Some(own),
+            _ => None,
+        };
         let unit = Unit {
             encoded,
             ops,
             sync: durability == Durability::Sync,
+            sync_within,
             submitted: Instant::now(),
         };
         self.inner.group.submit(unit, &|group| self.commit(group))
@@ -215,6 +222,10 @@ impl<S: Sink> Durable<S> {
                 log.wal.sync()?;
                 log.recorder.stats.fsyncs += 1;
                 log.recorder.stats.records_synced += records;
+            } else if let Some(window) = group.iter().filter_map(|m| m.unit.sync_within).min() {
+                // Syncs the whole group within the shortest window any of its writes asked
+                // for: the log's flusher only follows the store-wide window.
+                log.wal.sync_within(window)?;
             }
             Ok(())
         });
@@ -316,18 +327,12 @@ impl<S: Sink> Durable<S> {
         Ok(guard.as_ref().ok_or(Error::Closed)?.wal.segments())
     }
 
-    /// How many segments the log spans and about how many bytes of records they hold
-    /// (every segment but the last counted as full: an upper bound).
+    /// How many segments the log spans and how many bytes of records they hold.
     pub fn log_extent(&self) -> Result<(u64, u64)> {
         let guard = self.inner.log.lock();
         let wal = &guard.as_ref().ok_or(Error::Closed)?.wal;
         let segments = wal.segments();
-        let position = wal.current_position();
-        let full = segments.end() - segments.start();
-        Ok((
-            full + 1,
-            full * wal.config().max_segment_size + position.offset,
-        ))
+        Ok((segments.end() - segments.start() + 1, wal.log_bytes()))
     }
 
     /// Syncs and closes the log, releasing the directory; later writes fail with

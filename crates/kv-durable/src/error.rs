@@ -34,6 +34,13 @@ pub enum Error {
     #[error("{0}")]
     TooLarge(#[source] Arc<kv_wal::Error>),
 
+    /// A file operation of the log failed before it wrote anything (creating the next
+    /// segment in a directory made read-only, say): this operation was not done, earlier
+    /// writes are intact, and the store goes on; what needed it works again once the cause
+    /// is fixed.
+    #[error("a file operation of the log failed and nothing was written; the store goes on: {0}")]
+    Io(#[source] Arc<kv_wal::Error>),
+
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
@@ -50,7 +57,9 @@ impl Error {
             kv_wal::Error::KeyTooLarge { .. } | kv_wal::Error::ValueTooLarge { .. } => {
                 Error::TooLarge(Arc::new(e))
             }
-            other => Error::Failed(Arc::new(other)),
+            // The log stops only by poisoning itself; any other error left it whole.
+            kv_wal::Error::Poisoned { .. } => Error::Failed(Arc::new(e)),
+            other => Error::Io(Arc::new(other)),
         }
     }
 }

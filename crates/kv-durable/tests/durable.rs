@@ -367,3 +367,47 @@ fn a_panicking_commit_answers_every_writer_and_stops_the_store() {
         }
     }
 }
+
+#[test]
+fn a_per_write_batch_window_is_honoured_whatever_the_store_mode() {
+    use kv_wal::fs::volatile::VolatileFileSystem;
+    let window = Duration::from_millis(50);
+    for store_mode in [
+        Durability::Sync,
+        Durability::None,
+        Durability::Batch(Duration::from_secs(600)),
+    ] {
+        let dir = std::path::Path::new("/store");
+        let disk = VolatileFileSystem::with_dir(dir).unwrap();
+        let wal = |fs: &VolatileFileSystem| {
+            WalConfig::new(dir)
+                .max_segment_size(64 * 1024)
+                .file_system(Arc::new(fs.clone()))
+        };
+        let (store, _) = open_with(wal(&disk), options(store_mode));
+        store
+            .write(vec![Op::put("plain", "1")], WriteOptions::default())
+            .unwrap();
+        let batched = WriteOptions {
+            durability: Some(Durability::Batch(window)),
+        };
+        store
+            .write(vec![Op::put("windowed", "2")], batched)
+            .unwrap();
+        // Well past the window, the power goes.
+        std::thread::sleep(window * 6);
+        let after_cut = disk.restart();
+        drop(store);
+        let (reopened, _) = open_with(wal(&after_cut), options(store_mode));
+        let survived = contents(&reopened);
+        assert_eq!(
+            survived.get(&b"windowed"[..]).map(Vec::as_slice),
+            Some(&b"2"[..]),
+            "{store_mode:?}: a write synced within {window:?} was lost at a power cut"
+        );
+        assert!(
+            survived.contains_key(&b"plain"[..]),
+            "{store_mode:?}: what came before it is synced with it"
+        );
+    }
+}

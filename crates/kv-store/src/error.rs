@@ -52,6 +52,12 @@ pub enum Error {
     #[error("{0}")]
     TooLarge(#[source] Arc<kv_durable::Error>),
 
+    /// A file operation failed before anything was written (the log's next segment could not
+    /// be created in a directory made read-only, say): this operation was not done, earlier
+    /// writes are intact, and the store goes on; retry once the cause is fixed.
+    #[error("{0}")]
+    Io(#[source] Arc<kv_durable::Error>),
+
     /// The write would take the store over its memory or key limit and the eviction policy
     /// is `Reject` (or nothing is left to evict); nothing was written.
     #[error("the write needs {needed} more {unit} but the limit of {limit} leaves {available}; nothing was written")]
@@ -89,6 +95,7 @@ impl Error {
         match e {
             kv_durable::Error::StorageFull(_) => Error::StorageFull(Arc::new(e)),
             kv_durable::Error::TooLarge(_) => Error::TooLarge(Arc::new(e)),
+            kv_durable::Error::Io(_) => Error::Io(Arc::new(e)),
             kv_durable::Error::Closed => Error::Closed,
             other => Error::Failed(Arc::new(other)),
         }

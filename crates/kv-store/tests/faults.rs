@@ -75,3 +75,53 @@ fn a_damaged_log_is_refused_with_a_typed_error_and_left_as_it_was() {
     assert!(err.to_string().contains("kv verify"), "{err}");
     assert_eq!(std::fs::read(&first).unwrap(), bytes, "nothing was changed");
 }
+
+#[test]
+fn a_segment_that_cannot_be_created_fails_only_that_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let faulty = options().segment_size(4096).file_system(Arc::new(fs));
+    let store = KvStore::open_with(dir.path(), faulty).unwrap();
+    store.put("a", "1").unwrap();
+    // The log directory made read-only: the compaction's rotation cannot create a segment.
+    faults.fail_once(Op::Open, 0, Fault::Error(ErrorKind::PermissionDenied));
+    let err = store.compact().unwrap_err();
+    assert!(matches!(err, Error::Compaction(_)), "{err}");
+    store
+        .put("b", "2")
+        .expect("a failure that wrote nothing stops nothing");
+
+    // The same when a write fills the segment and the next cannot be created.
+    faults.fail_always(Op::Open, 0, Fault::Error(ErrorKind::PermissionDenied));
+    let mut refused = None;
+    let value = "a value of some length";
+    for i in 0..200usize {
+        if let Err(e) = store.put(format!("key{i}"), value) {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, err) = refused.expect("a write needed a new segment");
+    assert!(matches!(err, Error::Io(_)) && !err.is_fatal(), "{err}");
+    assert!(err.to_string().contains("nothing was written"), "{err}");
+    assert!(
+        store.put(format!("key{i}"), value).is_err(),
+        "still refused"
+    );
+    assert_eq!(
+        store.get(format!("key{i}")),
+        None,
+        "a refused write is not visible"
+    );
+    faults.clear();
+    store.put(format!("key{i}"), "at last").unwrap();
+    store.compact().unwrap();
+    store.put("c", "3").unwrap();
+    store.close().unwrap();
+
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(store.get("b").unwrap(), "2");
+    assert_eq!(store.get(format!("key{i}")).unwrap(), "at last");
+    assert_eq!(store.get("c").unwrap(), "3");
+    assert_eq!(store.len(), i + 4);
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{nth_record, reopen_records};
 use kv_wal::fs::fault::{Fault, Faults, FaultyFileSystem, Op};
@@ -186,6 +186,39 @@ fn a_full_disk_when_a_segment_fills_fails_only_the_writes_until_there_is_space()
 }
 
 #[test]
+fn a_segment_that_cannot_be_created_fails_only_the_writes_that_need_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    // The directory made read-only: creating a file fails, nothing is made.
+    faults.fail_always(
+        Op::Open,
+        0,
+        Fault::Error(std::io::ErrorKind::PermissionDenied),
+    );
+    let (mut acknowledged, i, err) = append_until_error(&mut wal);
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied),
+        "{err}"
+    );
+    assert!(wal.rotate().is_err(), "still no segment can be made");
+    assert_eq!(wal.segments(), 0..=0, "no segment was started");
+    faults.clear();
+    for j in i..i + 200 {
+        wal.append(&nth_record(j)).unwrap();
+        acknowledged.push(nth_record(j));
+    }
+    assert!(
+        *wal.segments().end() >= 1,
+        "writing went on in new segments"
+    );
+    wal.close().unwrap();
+    let (records, info) = reopen_records(plain(dir.path()));
+    assert_eq!(records, acknowledged);
+    assert!(info.corruptions.is_empty());
+}
+
+#[test]
 fn a_failed_directory_fsync_when_a_segment_fills_stops_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
@@ -274,5 +307,51 @@ fn a_failure_at_any_write_sync_or_file_call_keeps_every_acknowledged_record() {
                 "{op:?} #{skip}: not a prefix"
             );
         }
+    }
+}
+
+#[test]
+fn close_syncs_before_it_cuts_the_preallocated_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Os);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    for i in 0..10 {
+        wal.append(&nth_record(i)).unwrap();
+    }
+    let syncs = faults.count(Op::Sync);
+    faults.fail_once(Op::SetLen, 0, Fault::Error(std::io::ErrorKind::Other));
+    let err = wal.close().unwrap_err();
+    assert!(
+        faults.count(Op::Sync) > syncs,
+        "the records were not synced: {err}"
+    );
+    assert!(err.to_string().contains("every record is synced"), "{err}");
+    let (records, _) = reopen_records(plain(dir.path()));
+    assert_eq!(records, (0..10).map(nth_record).collect::<Vec<_>>());
+}
+
+#[test]
+fn sync_within_syncs_in_the_background_within_the_window_under_any_policy() {
+    for policy in [
+        FsyncPolicy::Os,
+        FsyncPolicy::Batch(Duration::from_secs(3600)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, faults) = faulty(dir.path(), policy);
+        let (mut wal, _) = Wal::open(config).unwrap();
+        wal.append(&nth_record(0)).unwrap();
+        let syncs = faults.count(Op::Sync);
+        wal.sync_within(Duration::from_millis(20)).unwrap();
+        let asked = Instant::now();
+        while faults.count(Op::Sync) == syncs && asked.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Far sooner than the policy's own hour (the bound leaves room for a loaded machine).
+        assert!(
+            faults.count(Op::Sync) > syncs,
+            "{policy:?}: not synced {:?} after a 20 ms window",
+            asked.elapsed()
+        );
+        wal.close().unwrap();
     }
 }

@@ -18,7 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::lock::DirLock;
 
@@ -100,8 +100,9 @@ pub trait FileSystem: Send + Sync + Debug {
     /// Makes a directory's entries durable (fsync on the directory).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Keeps any other handle from opening the log in `dir` while the returned lock lives:
-    /// by default a [`DirLock`] on `dir/LOCK` in the real file system (so `dir` must exist
-    /// there). A layer whose files are not on the real disk (in memory) locks nothing.
+    /// by default a [`DirLock`] on the directory `dir` itself in the real file system (so
+    /// `dir` must exist there). A layer whose files are not on the real disk (in memory)
+    /// locks nothing.
     fn lock_dir(&self, dir: &Path) -> crate::Result<Option<DirLock>> {
         DirLock::acquire(dir).map(Some)
     }
@@ -115,6 +116,9 @@ pub struct StdFileSystem;
 #[derive(Debug)]
 struct StdFile {
     file: File,
+    /// Whether the file lies on a copy-on-write file system (no write window there), found
+    /// out at the first mapping and kept: a log that cannot map tries at every append.
+    copy_on_write: OnceLock<bool>,
 }
 
 impl WalFile for StdFile {
@@ -153,6 +157,13 @@ impl WalFile for StdFile {
     }
 
     fn map_window(&self, offset: u64, len: usize) -> io::Result<Option<WriteWindow>> {
+        // A file system that cannot say what it is gets no window either.
+        let copy_on_write = *self
+            .copy_on_write
+            .get_or_init(|| window::is_copy_on_write(&self.file).unwrap_or(true));
+        if copy_on_write {
+            return Ok(None);
+        }
         WriteWindow::map(&self.file, offset, len).map(Some)
     }
 }
@@ -172,6 +183,7 @@ impl FileSystem for StdFileSystem {
         }
         Ok(Arc::new(StdFile {
             file: options.open(path)?,
+            copy_on_write: OnceLock::new(),
         }))
     }
 

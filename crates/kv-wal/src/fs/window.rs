@@ -8,6 +8,18 @@
 //! reads through the file see them. The window is a few MiB, remapped as appends move on, so
 //! the process's resident memory does not grow with the log.
 //!
+//! Where there is no window:
+//! - On copy-on-write file systems (btrfs, bcachefs, ZFS: [`is_copy_on_write`]). There a
+//!   write to a block, even one `fallocate` reserved, goes to a newly allocated block, so
+//!   the page fault or writeback of a store into the mapping can meet a full disk, and the
+//!   process gets SIGBUS instead of an error it could handle. The log writes with `pwrite`
+//!   there, whose failure is an error like any other.
+//! - A segment truncated by another process while mapped (one that ignores the directory
+//!   lock: the log's own handles never do) makes the next store past the new end raise
+//!   SIGBUS, which kills the process before it acknowledges that write. Nothing the log
+//!   acknowledged is lost to it, since what was cut was gone anyway; preventing it would take
+//!   a SIGBUS handler, which this crate does not install.
+//!
 //! This is the one module of the crate with `unsafe` code.
 #![allow(unsafe_code)]
 
@@ -16,6 +28,27 @@ use std::io;
 use std::sync::atomic::{compiler_fence, Ordering};
 
 use memmap2::{MmapMut, MmapOptions};
+
+/// `statfs` magic numbers (`f_type`) of file systems that copy blocks on write.
+const COPY_ON_WRITE_MAGICS: [u32; 3] = [
+    0x9123_683E, // btrfs
+    0xCA45_1A4E, // bcachefs
+    0x2FC1_2FC1, // ZFS (OpenZFS on Linux)
+];
+
+/// Whether a file system with `statfs` magic number `f_type` copies blocks on write.
+fn copies_on_write(f_type: u32) -> bool {
+    COPY_ON_WRITE_MAGICS.contains(&f_type)
+}
+
+/// Whether `file` lies on a file system that copies blocks on write, where a write window
+/// could SIGBUS on a full disk (see the module's documentation).
+pub(crate) fn is_copy_on_write(file: &File) -> io::Result<bool> {
+    let stat = rustix::fs::fstatfs(file)?;
+    // `f_type` is a signed long on some targets and 32 bits on others; the magic numbers
+    // are 32-bit values either way.
+    Ok(copies_on_write(stat.f_type as u32))
+}
 
 /// A writable mapping of `[offset, offset + len)` of a segment file.
 #[derive(Debug)]
@@ -32,9 +65,11 @@ impl WriteWindow {
         // mapped, or the mapping could observe torn or vanished memory. The file is a segment
         // of a log directory this process holds the exclusive lock on, and the log writes the
         // segment only through this window or `pwrite`s the kernel keeps coherent with it. The
-        // range lies within blocks `fallocate` reserved (the caller checks), so touching it
-        // cannot fault for want of disk space, and the log drops the window before any
-        // `set_len` that could shrink the file under it.
+        // range lies within blocks `fallocate` reserved (the caller checks) on a file system
+        // that writes in place (`StdFile::map_window` checks `is_copy_on_write`), so touching
+        // it cannot fault for want of disk space, and the log drops the window before any
+        // `set_len` that could shrink the file under it. Another process that ignores the
+        // lock and truncates the file is the case the module's documentation describes.
         let map = unsafe { MmapOptions::new().offset(offset).len(len).map_mut(file)? };
         Ok(WriteWindow { map, offset })
     }
@@ -76,6 +111,34 @@ impl WriteWindow {
         for (to, byte) in target[done..].iter_mut().zip(&bytes[done..]) {
             *to = *byte;
             compiler_fence(Ordering::SeqCst);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn btrfs_bcachefs_and_zfs_copy_on_write_and_others_do_not() {
+        for magic in COPY_ON_WRITE_MAGICS {
+            assert!(copies_on_write(magic), "{magic:#x}");
+        }
+        // ext4 (ext2/3 share it), XFS, tmpfs.
+        for magic in [0xEF53, 0x5846_5342, 0x0102_1994] {
+            assert!(!copies_on_write(magic), "{magic:#x}");
+        }
+    }
+
+    #[test]
+    fn the_file_system_of_the_test_directory_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("f")).unwrap();
+        let f_type = rustix::fs::fstatfs(&file).unwrap().f_type as u32;
+        assert_eq!(is_copy_on_write(&file).unwrap(), copies_on_write(f_type));
+        // The test machines run ext4, XFS or tmpfs: a window is used there.
+        if [0xEF53, 0x5846_5342, 0x0102_1994].contains(&f_type) {
+            assert!(!is_copy_on_write(&file).unwrap());
         }
     }
 }
