@@ -88,7 +88,11 @@ pub fn for_reading(dir: &Path, durability: Durability) -> Outcome<Reading> {
 fn cannot_write(error: &kv_store::Error) -> bool {
     let mut level: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = level {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        // Layers keep I/O errors as they are or behind an `Arc` (to be `Clone`).
+        let io = e
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| e.downcast_ref::<Arc<std::io::Error>>().map(|arc| &**arc));
+        if let Some(io) = io {
             if matches!(
                 io.kind(),
                 std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
