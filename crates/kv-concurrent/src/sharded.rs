@@ -212,6 +212,41 @@ impl Sharded {
             .map_or(0, |e| state.memory_of(e))
     }
 
+    /// Whether `key` holds an entry (expired or not) for which `f` is true, under the
+    /// shard's read lock: what an evictor re-checks before deleting what it sampled.
+    pub fn holds(&self, key: &[u8], f: impl FnOnce(&Entry) -> bool) -> bool {
+        let state = self.shards[self.shard_of(key)].state.read();
+        state.get_even_expired(key).is_some_and(f)
+    }
+
+    /// Removes entries expired at `now` for which `removable` says yes, one shard at a time
+    /// under its write lock; returns how many. `removable` is called under that lock, so a
+    /// writer that looks at a key after it said yes sees the key gone. For a caller that must
+    /// leave alone keys a write is busy with (a store under limits: see `kv-store`'s
+    /// `limits.rs`); the others use [`sweep_expired`](Self::sweep_expired).
+    pub fn sweep_expired_if(&self, now: u64, mut removable: impl FnMut(&[u8]) -> bool) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            if shard.state.read().with_deadline() == 0 {
+                continue;
+            }
+            let mut state = shard.state.write();
+            let expired: Vec<Bytes> = state
+                .iter()
+                .filter(|e| e.is_expired(now))
+                .map(|e| Bytes::copy_from_slice(e.key()))
+                .collect();
+            for key in expired {
+                if removable(&key) {
+                    state.remove(&key);
+                    removed += 1;
+                }
+            }
+            shard.publish(&state);
+        }
+        removed
+    }
+
     /// Removes entries expired at `now`, one shard at a time; returns how many.
     pub fn sweep_expired(&self, now: u64) -> usize {
         self.shards
