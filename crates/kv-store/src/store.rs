@@ -368,16 +368,25 @@ impl KvStore {
         }
         // Room made by evicting or waiting in an earlier pass, kept for the next.
         let mut room = None;
+        // Which keys this write holds exclusively; no allocation for a single key.
+        let (mut one, mut many) = ([false], Vec::new());
         loop {
-            let exclusive: Vec<bool> = ops
-                .iter()
-                .map(|op| admission.needs_exclusive(self.state(), op))
-                .collect();
-            let stripes = self.lock_stripes(&ops, &exclusive);
+            let exclusive: &[bool] = if let [op] = &ops[..] {
+                one[0] = admission.needs_exclusive(self.state(), op);
+                &one
+            } else {
+                many.clear();
+                many.extend(
+                    ops.iter()
+                        .map(|op| admission.needs_exclusive(self.state(), op)),
+                );
+                &many
+            };
+            let stripes = self.lock_stripes(&ops, exclusive);
             // Sized under the stripes: this is what applying the write will add (see
-            // `limits.rs`). One more lookup per key than an unlimited store, needed for
-            // the limits to hold.
-            let growth = admission.growth(self.state(), &ops, &exclusive);
+            // `limits.rs`). Under a memory limit that is one more lookup per key than
+            // before (`needs_exclusive`), needed for the limit to hold.
+            let growth = admission.growth(self.state(), &ops, exclusive);
             match admission.reserve(self.state(), growth, room.take()) {
                 Ok(_reservation) => return self.commit(ops, options),
                 Err(blocked) => {
