@@ -28,8 +28,11 @@ use crate::stats::Stats;
 /// The log's directory inside the store's directory.
 pub const WAL_DIR: &str = "wal";
 
-/// Lock stripes that order read-modify-writes (`expire`, `persist`) against plain writes.
-const STRIPES: usize = 64;
+/// Lock stripes that order read-modify-writes (`expire`, `persist`) against plain writes,
+/// and, under limits, whatever takes a key away (deletes, puts with deadlines, evictions)
+/// against the puts that counted on it. Those hold a stripe exclusively across a commit, so
+/// there are enough stripes that unrelated keys rarely share one (32 KiB in all).
+const STRIPES: usize = 256;
 
 /// What every clone of a [`KvStore`] shares.
 #[derive(Debug)]
@@ -39,7 +42,9 @@ pub(crate) struct Inner {
     pub(crate) admission: Admission,
     /// A plain write holds its keys' stripes shared while it commits; `expire` and `persist`
     /// hold their key's stripe exclusively between reading the value and rewriting it, so a
-    /// put in between cannot be overwritten by the old value.
+    /// put in between cannot be overwritten by the old value. Under limits, a write that can
+    /// take a key away holds it exclusively too, and so does an eviction from its re-check
+    /// of a victim to the delete (`Admission::needs_exclusive`, `KvStore::evict`).
     stripes: Box<[CachePadded<RwLock<()>>]>,
     stripe_hasher: DefaultHashBuilder,
     report: OpenReport,

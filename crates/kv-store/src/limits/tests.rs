@@ -4,14 +4,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::{Durability, Error, Eviction, KvStore, Options};
+use crate::{Clock, Durability, Error, Eviction, KvStore, ManualClock, Options};
 
-/// Each writer's keys and the value of its last acknowledged put of each.
-type Acked = HashMap<Bytes, Bytes>;
+/// Each writer's keys and the value of its last acknowledged put of each, with the earliest
+/// its deadline can be when it had one.
+type Acked = HashMap<Bytes, (Bytes, Option<u64>)>;
 
 /// What the writers saw: their acknowledged values, puts refused, and puts acknowledged whose
 /// value was gone right after without an eviction of that value in the journal.
@@ -29,16 +31,27 @@ fn journal(store: &KvStore) -> HashSet<(Bytes, Bytes)> {
 
 /// `threads` writers, each putting its own `keys` keys round robin (so the key a writer is
 /// about to put is its coldest: a likely victim) until `puts` each or `time` runs out; each
-/// reads its key back right after the put is acknowledged.
+/// reads its key back right after the put is acknowledged. With a `clock`, every other put
+/// has a deadline a tick away, and the clock ticks: expired entries are the preferred
+/// victims, and the writers refill them.
 fn run_writers(
     store: &KvStore,
     threads: usize,
     keys: usize,
     puts: usize,
     time: Duration,
+    clock: Option<&ManualClock>,
 ) -> Outcome {
     let end = Instant::now() + time;
     let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        if let Some(clock) = clock {
+            scope.spawn(move || {
+                while Instant::now() < end {
+                    clock.advance(1);
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            });
+        }
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let store = store.clone();
@@ -50,7 +63,18 @@ fn run_writers(
                         }
                         let key = Bytes::from(format!("t{t}-k{}", seq % keys));
                         let value = Bytes::from(format!("t{t}-v{seq}"));
-                        match store.put(key.clone(), value.clone()) {
+                        // Each key alternates: an expiring put, then a refill that does not expire.
+                        let expiring = clock.filter(|_| (seq / keys).is_multiple_of(2));
+                        let until = expiring.map(|c| c.now_ms() + 1);
+                        let put = match expiring {
+                            Some(_) => store.put_with_ttl(
+                                key.clone(),
+                                value.clone(),
+                                Duration::from_millis(1),
+                            ),
+                            None => store.put(key.clone(), value.clone()),
+                        };
+                        match put {
                             Ok(()) => {}
                             Err(Error::LimitReached { .. }) => {
                                 out.refused += 1;
@@ -59,13 +83,17 @@ fn run_writers(
                             Err(e) => panic!("put failed: {e}"),
                         }
                         out.puts += 1;
-                        out.acked.insert(key.clone(), value.clone());
-                        // Nobody else writes this key: it holds this value, unless an
-                        // eviction chose this very value (and journaled it before deleting).
-                        if store.get(&key).as_ref() != Some(&value)
+                        out.acked.insert(key.clone(), (value.clone(), until));
+                        // Nobody else writes this key: it holds this value, unless it
+                        // expired or an eviction chose this very value (and journaled it
+                        // before deleting it).
+                        let held = store.get(&key);
+                        let expired = until.is_some_and(|u| clock.unwrap().now_ms() >= u);
+                        if held.as_ref() != Some(&value)
+                            && !(held.is_none() && expired)
                             && !journal(&store).contains(&(key.clone(), value.clone()))
                         {
-                            out.lost.push(format!("{key:?} = {value:?}"));
+                            out.lost.push(format!("{key:?} = {value:?}, now {held:?}"));
                         }
                     }
                     out
@@ -84,27 +112,35 @@ fn run_writers(
     all
 }
 
-/// Every acknowledged value is still there, or was evicted as that value.
-fn check_acked(store: &KvStore, acked: &Acked, evicted: &HashSet<(Bytes, Bytes)>, when: &str) {
-    for (key, value) in acked {
+/// Every acknowledged value is still there, or expired (at `now`), or was evicted as that
+/// value.
+fn check_acked(
+    store: &KvStore,
+    acked: &Acked,
+    evicted: &HashSet<(Bytes, Bytes)>,
+    now: u64,
+    when: &str,
+) {
+    for (key, (value, until)) in acked {
         let held = store.get(key);
+        let gone = held.is_none()
+            && (evicted.contains(&(key.clone(), value.clone())) || until.is_some_and(|u| now >= u));
         assert!(
-            held.as_ref() == Some(value)
-                || (held.is_none() && evicted.contains(&(key.clone(), value.clone()))),
+            held.as_ref() == Some(value) || gone,
             "{when}: {key:?} holds {held:?}, acknowledged {value:?} and not evicted as such"
         );
     }
 }
 
 /// Checks the key limit and every acknowledged write, then again after a reopen.
-fn check_at_rest(store: KvStore, options: Options, outcome: &Outcome, max_keys: usize) {
+fn check_at_rest(store: KvStore, options: Options, outcome: &Outcome, max_keys: usize, now: u64) {
     let evicted = journal(&store);
     assert!(
         store.len() <= max_keys,
         "{} keys over {max_keys}",
         store.len()
     );
-    check_acked(&store, &outcome.acked, &evicted, "running");
+    check_acked(&store, &outcome.acked, &evicted, now, "running");
     let dir = store.path().to_path_buf();
     store.close().unwrap();
     drop(store);
@@ -114,7 +150,7 @@ fn check_at_rest(store: KvStore, options: Options, outcome: &Outcome, max_keys: 
         "{} keys over {max_keys} after reopen",
         store.len()
     );
-    check_acked(&store, &outcome.acked, &evicted, "reopened");
+    check_acked(&store, &outcome.acked, &evicted, now, "reopened");
 }
 
 fn lru_options(max_keys: usize, durability: Durability) -> Options {
@@ -125,10 +161,14 @@ fn lru_options(max_keys: usize, durability: Durability) -> Options {
         .max_keys(max_keys, Eviction::Lru)
 }
 
-#[test]
-fn an_eviction_never_deletes_a_value_written_after_it_sampled_the_key() {
+/// Writers put their keys under LRU with a key limit, with evictions paused between
+/// sampling and deleting; with a `clock`, half the puts expire a tick later.
+fn evictions_race_writers(clock: Option<ManualClock>) {
     let dir = tempfile::tempdir().unwrap();
-    let options = lru_options(64, Durability::None);
+    let mut options = lru_options(64, Durability::None);
+    if let Some(clock) = &clock {
+        options = options.clock(Arc::new(clock.clone()));
+    }
     let store = KvStore::open_with(dir.path(), options.clone()).unwrap();
     // Widens the window between choosing victims and deleting them, where the writers'
     // puts of those keys slip in.
@@ -136,7 +176,8 @@ fn an_eviction_never_deletes_a_value_written_after_it_sampled_the_key() {
         .admission()
         .pause_after_sampling
         .store(true, Ordering::Relaxed);
-    let outcome = run_writers(&store, 8, 12, usize::MAX, Duration::from_millis(1500));
+    let time = Duration::from_millis(1500);
+    let outcome = run_writers(&store, 8, 12, usize::MAX, time, clock.as_ref());
     assert!(
         outcome.lost.is_empty(),
         "{} acknowledged puts evicted as an older value, first {:?}",
@@ -144,7 +185,18 @@ fn an_eviction_never_deletes_a_value_written_after_it_sampled_the_key() {
         &outcome.lost[..outcome.lost.len().min(3)]
     );
     assert!(store.stats().evictions > 100, "{:?}", store.stats());
-    check_at_rest(store, options, &outcome, 64);
+    let now = clock.map_or(0, |c| c.now_ms());
+    check_at_rest(store, options, &outcome, 64, now);
+}
+
+#[test]
+fn an_eviction_never_deletes_a_value_written_after_it_sampled_the_key() {
+    evictions_race_writers(None);
+}
+
+#[test]
+fn an_eviction_of_an_expired_entry_never_deletes_its_refill() {
+    evictions_race_writers(Some(ManualClock::new(1_000_000)));
 }
 
 #[test]
@@ -153,12 +205,15 @@ fn evicting_stores_never_refuse_concurrent_puts() {
         let dir = tempfile::tempdir().unwrap();
         let options = lru_options(64, Durability::Sync).max_keys(64, eviction);
         let store = KvStore::open_with(dir.path(), options.clone()).unwrap();
-        let outcome = run_writers(&store, 8, 50, 400, Duration::from_secs(3));
+        let outcome = run_writers(&store, 8, 50, 400, Duration::from_secs(3), None);
         assert_eq!(outcome.refused, 0, "{eviction:?}: puts refused");
         let evictions = store.stats().evictions;
-        eprintln!("{eviction:?}: {} puts, {evictions} evictions", outcome.puts);
-        assert!(evictions as usize >= outcome.puts.saturating_sub(64 + 8) / 2);
+        assert!(
+            evictions as usize >= outcome.puts.saturating_sub(64 + 8) / 2,
+            "{eviction:?}: {} puts, {evictions} evictions",
+            outcome.puts
+        );
         assert!(outcome.lost.is_empty(), "{eviction:?}: {:?}", outcome.lost);
-        check_at_rest(store, options, &outcome, 64);
+        check_at_rest(store, options, &outcome, 64, 0);
     }
 }
