@@ -75,12 +75,12 @@ impl Drop for Reservation<'_> {
         let admission = self.admission;
         admission
             .reserved_bytes
-            .fetch_sub(self.bytes, Ordering::SeqCst);
+            .fetch_sub(self.bytes, Ordering::AcqRel);
         admission
             .reserved_keys
-            .fetch_sub(self.keys, Ordering::SeqCst);
-        // SeqCst pairs with the waiter's increment: either it sees this release when it tries
-        // again, or this sees it waiting and wakes it.
+            .fetch_sub(self.keys, Ordering::AcqRel);
+        // Wakes the writes waiting for room. One that registers just after this load waits
+        // at most one `WAIT_SLICE` before it tries again.
         if admission.waiters.load(Ordering::SeqCst) > 0 {
             let _released = admission.released.0.lock();
             admission.released.1.notify_all();
@@ -264,8 +264,8 @@ impl Admission {
         Ok(reservation)
     }
 
-    /// Waits until another write releases a reservation, or `WAIT_SLICE` passes, unless
-    /// `deadline` has passed; `false` then.
+    /// Waits until another write releases a reservation, or `WAIT_SLICE` passes (a release
+    /// can come just before this registers), unless `deadline` has passed: `false` then.
     pub(crate) fn wait_for_release(&self, deadline: Instant) -> bool {
         let now = Instant::now();
         if now >= deadline {
@@ -273,8 +273,8 @@ impl Admission {
         }
         let mut guard = self.released.0.lock();
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        let nothing_held = self.reserved_bytes.load(Ordering::SeqCst) == 0
-            && self.reserved_keys.load(Ordering::SeqCst) == 0;
+        let nothing_held = self.reserved_bytes.load(Ordering::Acquire) == 0
+            && self.reserved_keys.load(Ordering::Acquire) == 0;
         if !nothing_held {
             let slice = WAIT_SLICE.min(deadline - now);
             self.released.1.wait_for(&mut guard, slice);

@@ -430,17 +430,17 @@ impl KvStore {
                 return Err(blocked);
             }
             let victims = admission.victims(self.state(), self.now(), &blocked);
-            let evicted = if victims.is_empty() {
-                0
-            } else {
-                admission.after_sampling();
-                self.evict(victims)?
-            };
-            if evicted == 0 {
-                // Nothing stored stands in the way (or what was sampled changed): other
-                // writes' reservations do, and they release them as they finish.
+            if victims.is_empty() {
+                // Nothing stored stands in the way: other writes' reservations do, and they
+                // release them as they finish.
                 if !admission.wait_for_release(deadline) {
                     return Err(blocked);
+                }
+            } else {
+                admission.after_sampling();
+                if self.evict(victims)? == 0 {
+                    // Every victim was written or read since it was sampled: sample again.
+                    std::thread::yield_now();
                 }
             }
             match admission.reserve(self.state(), growth, None) {
