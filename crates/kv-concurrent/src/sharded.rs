@@ -417,6 +417,34 @@ mod tests {
     }
 
     #[test]
+    fn a_conditional_sweep_leaves_the_keys_it_is_told_to() {
+        let state = Sharded::new(IndexKind::Hash, 4);
+        for i in 0..100u32 {
+            let expiry = Expiry::AtUnixMillis(if i % 2 == 0 { 10 } else { 1_000 });
+            state.apply(
+                OpRef::Put {
+                    key: &i.to_be_bytes(),
+                    value: b"v",
+                    expiry,
+                },
+                0,
+            );
+        }
+        let busy = |key: &[u8]| u32::from_be_bytes(key.try_into().unwrap()) % 4 == 0;
+        // Only expired keys are offered, and busy ones stay.
+        let removed = state.sweep_expired_if(10, |key| {
+            assert_eq!(u32::from_be_bytes(key.try_into().unwrap()) % 2, 0);
+            !busy(key)
+        });
+        assert_eq!(removed, 25);
+        assert_eq!(state.len(), 75);
+        assert!(state.holds(&4u32.to_be_bytes(), |e| e.is_expired(10)));
+        assert!(!state.holds(&2u32.to_be_bytes(), |_| true));
+        assert_eq!(state.sweep_expired_if(10, |_| true), 25);
+        assert_eq!(state.len(), 50);
+    }
+
+    #[test]
     fn a_batch_is_applied_whole_across_shards() {
         let state = Sharded::new(IndexKind::Ordered, 4);
         let ops: Vec<Op> = (0..50u32).map(|i| Op::put(i.to_string(), "x")).collect();
