@@ -2,7 +2,7 @@
 //! delete an eviction wrote, with the value it meant to delete), so an acknowledged put that
 //! disappears is told apart from a legitimate eviction of that very value.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,6 +132,19 @@ fn check_acked(
     }
 }
 
+/// Every live entry, as (key, value, deadline).
+fn contents(store: &KvStore) -> BTreeSet<(Bytes, Bytes, Option<u64>)> {
+    let mut all = BTreeSet::new();
+    store.for_each(|key, value, deadline| {
+        all.insert((
+            Bytes::copy_from_slice(key),
+            Bytes::copy_from_slice(value),
+            deadline,
+        ));
+    });
+    all
+}
+
 /// Checks the key limit and every acknowledged write, then again after a reopen.
 fn check_at_rest(store: KvStore, options: Options, outcome: &Outcome, max_keys: usize, now: u64) {
     let evicted = journal(&store);
@@ -141,10 +154,15 @@ fn check_at_rest(store: KvStore, options: Options, outcome: &Outcome, max_keys: 
         store.len()
     );
     check_acked(&store, &outcome.acked, &evicted, now, "running");
+    let before = contents(&store);
     let dir = store.path().to_path_buf();
     store.close().unwrap();
     drop(store);
     let store = KvStore::open_with(&dir, options).unwrap();
+    assert!(
+        contents(&store) == before,
+        "evictions are logged: the reopened store equals the running one"
+    );
     assert!(
         store.len() <= max_keys,
         "{} keys over {max_keys} after reopen",
