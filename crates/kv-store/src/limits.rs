@@ -221,11 +221,13 @@ impl Admission {
         for (op, &exclusive) in ops.iter().zip(exclusive) {
             if let Op::Put { key, value, expiry } = op {
                 let now = state.memory_of(key);
-                let new = state.memory_for(key.len(), value.len(), *expiry != Expiry::Never);
-                // Shared: a concurrent put of the same key may shrink it first.
-                let counted = if exclusive { now } else { 0 };
-                growth.bytes += new.saturating_sub(counted);
                 growth.keys += usize::from(now == 0);
+                if self.limits.max_memory.is_some() {
+                    let new = state.memory_for(key.len(), value.len(), *expiry != Expiry::Never);
+                    // Shared: a concurrent put of the same key may shrink it first.
+                    let counted = if exclusive { now } else { 0 };
+                    growth.bytes += new.saturating_sub(counted);
+                }
             }
         }
         growth
