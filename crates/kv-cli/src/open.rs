@@ -142,7 +142,7 @@ pub struct View {
     // Dropped in this order: the store, then its private directory, then the lock.
     store: KvStore,
     _private: tempfile::TempDir,
-    _lock: Option<DirLock>,
+    _locks: Vec<DirLock>,
 }
 
 impl Deref for View {
@@ -182,28 +182,33 @@ pub fn view(dir: &Path, mode: RecoveryMode) -> Outcome<View> {
     Ok(View {
         store,
         _private: private,
-        _lock: lock,
+        _locks: lock,
     })
 }
 
-/// Takes a shared lock on the store's `wal/` directory, if there is one: a writer holds it
-/// exclusively while the store is open, so while the shared lock is held no writer can open
-/// the store, and a store that a writer has open is reported as locked rather than read
-/// half-written. Locking a directory writes nothing and needs no write access, so this works
-/// on a read-only mount too.
-pub fn lock_shared(dir: &Path) -> Outcome<Option<DirLock>> {
-    let wal = dir.join(WAL_DIR);
-    if !wal.is_dir() {
-        return Ok(None);
-    }
-    match DirLock::acquire_shared(&wal) {
-        Ok(lock) => Ok(Some(lock)),
-        Err(kv_wal::Error::DirectoryLocked { .. }) => Err(kv_store::Error::Locked {
-            path: dir.to_path_buf(),
+/// Shared locks on the store's directory and on its `wal/`: a writer holds both exclusively
+/// (the store's first, and it cleans up nothing before it has it), so while these are held no
+/// writer can open the store, or start cleaning up after a crash under a reader, and a store
+/// that a writer has open is reported as locked rather than read half-written. Locking a
+/// directory writes nothing and needs no write access, so this works on a read-only mount.
+pub fn lock_shared(dir: &Path) -> Outcome<Vec<DirLock>> {
+    let mut locks = Vec::new();
+    for locked in [dir.to_path_buf(), dir.join(WAL_DIR)] {
+        if !locked.is_dir() {
+            continue;
         }
-        .into()),
-        Err(e) => Err(Failure::Runtime(e.to_string())),
+        match DirLock::acquire_shared(&locked) {
+            Ok(lock) => locks.push(lock),
+            Err(kv_wal::Error::DirectoryLocked { .. }) => {
+                return Err(kv_store::Error::Locked {
+                    path: dir.to_path_buf(),
+                }
+                .into())
+            }
+            Err(e) => return Err(Failure::Runtime(e.to_string())),
+        }
     }
+    Ok(locks)
 }
 
 /// Creates in `to` every directory there is under `from`, empty.
