@@ -355,3 +355,34 @@ fn sync_within_syncs_in_the_background_within_the_window_under_any_policy() {
         wal.close().unwrap();
     }
 }
+
+#[test]
+fn a_file_system_off_the_allow_list_gets_no_write_window_and_appends_go_by_pwrite() {
+    // ext4 is on the list; overlayfs (Docker's) and FUSE report their own type whatever
+    // lies below them, so they are not.
+    for (fs_type, windowed) in [(0xEF53, true), (0x794C_7630, false), (0x6573_5546, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (fs, faults) = FaultyFileSystem::with_windows_as_on(fs_type);
+        let config = WalConfig::new(dir.path())
+            .max_segment_size(1 << 20)
+            .fsync_policy(FsyncPolicy::Os)
+            .file_system(Arc::new(fs));
+        let (mut wal, _) = Wal::open(config).unwrap();
+        for i in 0..100 {
+            wal.append(&nth_record(i)).unwrap();
+        }
+        let writes = faults.count(Op::Write);
+        if windowed {
+            assert_eq!(
+                writes, 0,
+                "{fs_type:#x}: appends were not copied into a window"
+            );
+        } else {
+            assert_eq!(writes, 100, "{fs_type:#x}: appends did not go by pwrite");
+        }
+        wal.close().unwrap();
+        let (records, info) = reopen_records(plain(dir.path()));
+        assert_eq!(records, (0..100).map(nth_record).collect::<Vec<_>>());
+        assert!(info.corruptions.is_empty());
+    }
+}
