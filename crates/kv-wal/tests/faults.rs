@@ -198,7 +198,7 @@ fn a_segment_that_cannot_be_created_fails_only_the_writes_that_need_it() {
     );
     let (mut acknowledged, i, err) = append_until_error(&mut wal);
     assert!(
-        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied),
+        matches!(&err, Error::SegmentNotCreated { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied),
         "{err}"
     );
     assert!(wal.rotate().is_err(), "still no segment can be made");
@@ -249,6 +249,97 @@ fn a_failed_directory_fsync_when_a_segment_fills_stops_the_log() {
     );
     let (records, _) = reopen_records(plain(dir.path()));
     assert_eq!(records, acknowledged);
+}
+
+/// A log of four segments, three records each (opened on `config`); returns the records.
+fn four_segments(config: WalConfig) -> (Wal, Vec<Record>) {
+    let (mut wal, _) = Wal::open(config).unwrap();
+    let mut written = Vec::new();
+    for i in 0..12 {
+        if i > 0 && i % 3 == 0 {
+            wal.rotate().unwrap();
+        }
+        wal.append(&nth_record(i)).unwrap();
+        written.push(nth_record(i));
+    }
+    assert_eq!(wal.segments(), 0..=3);
+    (wal, written)
+}
+
+#[test]
+fn a_failed_directory_sync_after_deleting_a_segment_stops_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, written) = four_segments(config);
+    faults.fail_once(Op::SyncDir, 0, Fault::Error(std::io::ErrorKind::Other));
+    let err = wal
+        .delete_segments_before(kv_wal::Position::new(3, 0))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Poisoned { cause } if cause.contains("was deleted") && cause.contains("unknown")),
+        "{err}"
+    );
+    assert!(!dir.path().join("000000.wal").exists());
+    assert!(
+        dir.path().join("000001.wal").exists(),
+        "deleting went on after the failed sync"
+    );
+    assert_eq!(wal.segments(), 1..=3, "the deleted segment is not counted");
+    let removals = faults.count(Op::Remove);
+    let dir_syncs = faults.count(Op::SyncDir);
+    assert!(matches!(
+        wal.delete_segments_before(kv_wal::Position::new(3, 0)),
+        Err(Error::Poisoned { .. })
+    ));
+    assert!(matches!(
+        wal.append(&nth_record(12)),
+        Err(Error::Poisoned { .. })
+    ));
+    assert_eq!(
+        faults.count(Op::Remove),
+        removals,
+        "deleted after the failure"
+    );
+    assert_eq!(faults.count(Op::SyncDir), dir_syncs, "the sync was retried");
+    drop(wal);
+    let (records, _) = reopen_records(plain(dir.path()));
+    assert_eq!(records, written[3..], "no gap, nothing acknowledged lost");
+}
+
+#[test]
+fn a_segment_that_cannot_be_deleted_stays_and_the_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, mut written) = four_segments(config);
+    faults.fail_once(
+        Op::Remove,
+        1,
+        Fault::Error(std::io::ErrorKind::PermissionDenied),
+    );
+    let err = wal
+        .delete_segments_before(kv_wal::Position::new(3, 0))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Io {
+                action: "delete segment",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(wal.segments(), 1..=3, "segment 0 went, 1 stayed");
+    wal.append(&nth_record(12)).unwrap();
+    written.push(nth_record(12));
+    assert_eq!(
+        wal.delete_segments_before(kv_wal::Position::new(3, 0))
+            .unwrap(),
+        2
+    );
+    wal.close().unwrap();
+    let (records, _) = reopen_records(plain(dir.path()));
+    assert_eq!(records, written[9..]);
 }
 
 /// Writes the test sequence (with an atomic batch every tenth write) until an append fails;
