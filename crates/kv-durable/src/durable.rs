@@ -230,7 +230,7 @@ impl<S: Sink> Durable<S> {
             Ok(())
         });
         if let Err(e) = result {
-            let error = Error::from_append(e);
+            let error = Error::from_log(e);
             if let Error::Failed(cause) = &error {
                 log.recorder
                     .stats
@@ -273,7 +273,7 @@ impl<S: Sink> Durable<S> {
     pub fn sync(&self) -> Result<()> {
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
-        log.wal.sync().map_err(Error::from_append)?;
+        log.wal.sync().map_err(Error::from_log)?;
         log.recorder.stats.fsyncs += 1;
         Ok(())
     }
@@ -307,18 +307,21 @@ impl<S: Sink> Durable<S> {
         self.inner.group.refuse_after_panic()?;
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
-        log.wal.rotate().map_err(Error::from_append)
+        log.wal.rotate().map_err(Error::from_log)
     }
 
     /// Deletes the log's segments before `segment`, oldest first; returns how many.
-    /// Refused after a commit panicked, as [`Durable::rotate`] is.
+    /// Refused after a commit panicked, as [`Durable::rotate`] is. A segment that cannot be
+    /// deleted is [`Error::Log`] (it stays; the store goes on); a failed directory sync after
+    /// a deletion stops the store ([`Error::Failed`]), since the deletion may or may not be
+    /// durable and a later one that is would leave a gap the next open refuses.
     pub fn delete_log_before(&self, segment: u64) -> Result<usize> {
         self.inner.group.refuse_after_panic()?;
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
         log.wal
             .delete_segments_before(Position::new(segment, 0))
-            .map_err(Error::from_append)
+            .map_err(Error::from_log)
     }
 
     /// The ids of the log's first and last segments.
@@ -336,10 +339,13 @@ impl<S: Sink> Durable<S> {
     }
 
     /// Syncs and closes the log, releasing the directory; later writes fail with
-    /// [`Error::Closed`]. Reads of the state still work.
+    /// [`Error::Closed`]. Reads of the state still work. The log is closed whatever this
+    /// returns: [`Error::Failed`] when the final sync failed (or an earlier failure had
+    /// stopped the log), [`Error::Log`] when only cutting the preallocated tail failed, after
+    /// every write was synced.
     pub fn close(&self) -> Result<()> {
         let log = self.inner.log.lock().take().ok_or(Error::Closed)?;
-        log.wal.close().map_err(Error::from_append)
+        log.wal.close().map_err(Error::from_log)
     }
 }
 

@@ -838,7 +838,10 @@ impl KvStore {
     }
 
     /// Syncs the log and releases the directory, so another process may open it. Later
-    /// writes fail with [`Error::Closed`]; reads of what the store held still work.
+    /// writes fail with [`Error::Closed`]; reads of what the store held still work. The store
+    /// is closed whatever this returns: [`Error::Failed`] when the final sync failed (or an
+    /// earlier failure had stopped the log), [`Error::Log`] when only cutting the log's
+    /// preallocated tail failed, after every write was synced.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {

@@ -125,3 +125,67 @@ fn a_segment_that_cannot_be_created_fails_only_that_operation() {
     assert_eq!(store.get("c").unwrap(), "3");
     assert_eq!(store.len(), i + 4);
 }
+
+#[test]
+fn a_failed_cut_at_close_is_not_reported_as_a_store_that_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let buffered = options()
+        .durability(Durability::None)
+        .file_system(Arc::new(fs));
+    let store = KvStore::open_with(dir.path(), buffered).unwrap();
+    store.put("a", "1").unwrap();
+    faults.fail_once(Op::SetLen, 0, Fault::Error(ErrorKind::Other));
+    let err = store.close().unwrap_err();
+    assert!(matches!(err, Error::Log(_)), "{err}");
+    assert!(err.to_string().contains("every record is synced"), "{err}");
+    assert!(matches!(store.put("b", "2"), Err(Error::Closed)));
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(store.get("a").unwrap(), "1");
+}
+
+/// A store in `dir` with a few keys, compacted once on `fs`; `arm` is called just before the
+/// compaction. Returns the store and the compaction's result.
+fn compact_once(
+    dir: &std::path::Path,
+    arm: impl FnOnce(&kv_wal::fs::fault::Faults),
+) -> (
+    KvStore,
+    kv_wal::fs::fault::Faults,
+    Result<kv_compact::CompactionReport, Error>,
+) {
+    let (fs, faults) = FaultyFileSystem::new();
+    let store = KvStore::open_with(dir, options().file_system(Arc::new(fs))).unwrap();
+    for i in 0..10 {
+        store.put(format!("k{i}"), "v").unwrap();
+    }
+    arm(&faults);
+    let compacted = store.compact();
+    (store, faults, compacted)
+}
+
+#[test]
+fn a_failed_directory_sync_after_compaction_deleted_a_segment_stops_the_store() {
+    // A clean run counts the directory syncs of the compaction; the last is the one after
+    // the old segment's deletion.
+    let clean = tempfile::tempdir().unwrap();
+    let mut before = 0;
+    let (store, faults, compacted) = compact_once(clean.path(), |f| before = f.count(Op::SyncDir));
+    compacted.unwrap();
+    let syncs = faults.count(Op::SyncDir) - before;
+    drop(store);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, compacted) = compact_once(dir.path(), |f| {
+        f.fail_once(Op::SyncDir, syncs - 1, Fault::Error(ErrorKind::Other))
+    });
+    let err = compacted.unwrap_err();
+    assert!(err.to_string().contains("was deleted"), "{err}");
+    assert!(err.is_fatal(), "{err}");
+    let later = store.put("later", "v").unwrap_err();
+    assert!(matches!(later, Error::Failed(_)), "{later}");
+    drop(store);
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(store.len(), 10);
+    assert_eq!(store.get("k9").unwrap(), "v");
+}

@@ -449,7 +449,9 @@ impl Wal {
             // No file was made (a directory made read-only, say) and the active segment is
             // whole and synced: only this rotation failed, and appends go on into the active
             // segment until one can be started.
-            Err(e @ SegmentError::Create(..)) => return Err(e.into()),
+            Err(SegmentError::Create(path, source)) => {
+                return Err(Error::SegmentNotCreated { path, source })
+            }
             // A failed directory fsync, above all, is never retried.
             Err(e) => {
                 let cause = self
@@ -487,8 +489,18 @@ impl Wal {
     }
 
     /// Deletes every segment older than `position.segment`, never the active one; returns how
-    /// many were deleted. The directory is synced after the deletions.
+    /// many were deleted. The directory is synced after each deletion.
+    ///
+    /// A segment that cannot be deleted stays, with the ones after it, and the error is an
+    /// [`Error::Io`]: the log goes on, and a later call deletes them. A failed directory sync
+    /// after a deletion stops the log ([`Error::Poisoned`]): whether the deletion is durable
+    /// is unknown, a retried sync can report success without making it so, and a later
+    /// deletion that became durable while this one did not would leave a gap in the ids that
+    /// the next open refuses as a missing segment.
     pub fn delete_segments_before(&mut self, position: Position) -> Result<usize> {
+        if let Some(cause) = self.shared.poison() {
+            return Err(Error::Poisoned { cause });
+        }
         let fs = &self.config.file_system;
         let end = position.segment.min(self.active.id);
         let mut deleted = 0;
@@ -499,12 +511,19 @@ impl Wal {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("delete segment", &path, e)),
             }
-            // Oldest first, each deletion durable before the next: a crash can leave old
-            // segments behind, never a gap in the ids.
-            fs.sync_dir(&self.config.dir)
-                .map_err(|e| Error::io("sync the log directory", &self.config.dir, e))?;
             self.first_segment += 1;
             self.older_bytes -= self.older_lens.pop_front().unwrap_or(0);
+            // Oldest first, each deletion durable before the next: a crash can leave old
+            // segments behind, never a gap in the ids.
+            if let Err(e) = fs.sync_dir(&self.config.dir) {
+                let cause = self.shared.set_poison(format!(
+                    "{} was deleted but syncing the log directory {} failed ({e}), so whether \
+                     the deletion is durable is unknown",
+                    path.display(),
+                    self.config.dir.display()
+                ));
+                return Err(Error::Poisoned { cause });
+            }
         }
         Ok(deleted)
     }

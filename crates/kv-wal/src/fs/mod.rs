@@ -116,9 +116,36 @@ pub struct StdFileSystem;
 #[derive(Debug)]
 struct StdFile {
     file: File,
-    /// Whether the file lies on a copy-on-write file system (no write window there), found
-    /// out at the first mapping and kept: a log that cannot map tries at every append.
-    copy_on_write: OnceLock<bool>,
+    /// Whether the file lies on a file system where a write window is safe
+    /// ([`window::writes_in_place`]), found out at the first mapping and kept: a log that
+    /// cannot map tries at every append.
+    window_allowed: OnceLock<bool>,
+}
+
+impl StdFile {
+    /// Opens `path`; `fs_type`, if given, is taken for the `statfs` magic number of its file
+    /// system instead of asking the kernel (a test's way to run as on another one).
+    fn open(path: &Path, mode: OpenMode, fs_type: Option<u32>) -> io::Result<StdFile> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        match mode {
+            OpenMode::Read => {}
+            OpenMode::Write => {
+                options.write(true);
+            }
+            OpenMode::CreateNew => {
+                options.write(true).create_new(true);
+            }
+        }
+        let window_allowed = OnceLock::new();
+        if let Some(fs_type) = fs_type {
+            let _ = window_allowed.set(window::writes_in_place(fs_type));
+        }
+        Ok(StdFile {
+            file: options.open(path)?,
+            window_allowed,
+        })
+    }
 }
 
 impl WalFile for StdFile {
@@ -158,10 +185,10 @@ impl WalFile for StdFile {
 
     fn map_window(&self, offset: u64, len: usize) -> io::Result<Option<WriteWindow>> {
         // A file system that cannot say what it is gets no window either.
-        let copy_on_write = *self
-            .copy_on_write
-            .get_or_init(|| window::is_copy_on_write(&self.file).unwrap_or(true));
-        if copy_on_write {
+        let allowed = *self.window_allowed.get_or_init(|| {
+            window::file_system_type(&self.file).is_ok_and(window::writes_in_place)
+        });
+        if !allowed {
             return Ok(None);
         }
         WriteWindow::map(&self.file, offset, len).map(Some)
@@ -170,21 +197,7 @@ impl WalFile for StdFile {
 
 impl FileSystem for StdFileSystem {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn WalFile>> {
-        let mut options = OpenOptions::new();
-        options.read(true);
-        match mode {
-            OpenMode::Read => {}
-            OpenMode::Write => {
-                options.write(true);
-            }
-            OpenMode::CreateNew => {
-                options.write(true).create_new(true);
-            }
-        }
-        Ok(Arc::new(StdFile {
-            file: options.open(path)?,
-            copy_on_write: OnceLock::new(),
-        }))
+        Ok(Arc::new(StdFile::open(path, mode, None)?))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {

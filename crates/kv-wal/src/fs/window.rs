@@ -9,11 +9,18 @@
 //! the process's resident memory does not grow with the log.
 //!
 //! Where there is no window:
-//! - On copy-on-write file systems (btrfs, bcachefs, ZFS: [`is_copy_on_write`]). There a
-//!   write to a block, even one `fallocate` reserved, goes to a newly allocated block, so
-//!   the page fault or writeback of a store into the mapping can meet a full disk, and the
-//!   process gets SIGBUS instead of an error it could handle. The log writes with `pwrite`
-//!   there, whose failure is an error like any other.
+//! - On every file system but those known to write a preallocated block in place: ext2/3/4,
+//!   XFS and tmpfs ([`writes_in_place`]). Elsewhere a store into the mapping may need a block
+//!   that was not reserved: btrfs, bcachefs and ZFS copy every written block to a new one,
+//!   and overlayfs (Docker), FUSE, NFS or ecryptfs report their own type whatever lies below
+//!   them (overlayfs over btrfs copies too). Then the page fault or writeback of the store can
+//!   meet a full disk, and the process gets SIGBUS instead of an error it could handle. The
+//!   log writes with `pwrite` there, whose failure is an error like any other. A list of what
+//!   is safe, not of what is not: a file system this crate does not know gets the slower
+//!   path, never the SIGBUS. (A Docker volume is a bind mount: it reports the host's file
+//!   system, and gets a window where the host's does.) One case the list does not catch: on
+//!   XFS, blocks a segment shares with a reflinked copy of it (`cp --reflink`) are copied on
+//!   their first write, reserved or not.
 //! - A segment truncated by another process while mapped (one that ignores the directory
 //!   lock: the log's own handles never do) makes the next store past the new end raise
 //!   SIGBUS, which kills the process before it acknowledges that write. Nothing the log
@@ -29,25 +36,26 @@ use std::sync::atomic::{compiler_fence, Ordering};
 
 use memmap2::{MmapMut, MmapOptions};
 
-/// `statfs` magic numbers (`f_type`) of file systems that copy blocks on write.
-const COPY_ON_WRITE_MAGICS: [u32; 3] = [
-    0x9123_683E, // btrfs
-    0xCA45_1A4E, // bcachefs
-    0x2FC1_2FC1, // ZFS (OpenZFS on Linux)
+/// `statfs` magic numbers (`f_type`) of file systems where a write into blocks `fallocate`
+/// reserved goes to those blocks, so that it needs no new space.
+const IN_PLACE_MAGICS: [u32; 3] = [
+    0xEF53,      // ext2, ext3 and ext4 share it
+    0x5846_5342, // XFS ("XFSB")
+    0x0102_1994, // tmpfs (its reserved pages are the file's pages)
 ];
 
-/// Whether a file system with `statfs` magic number `f_type` copies blocks on write.
-fn copies_on_write(f_type: u32) -> bool {
-    COPY_ON_WRITE_MAGICS.contains(&f_type)
+/// Whether a file system with `statfs` magic number `f_type` is one where a write window is
+/// safe (see the module's documentation).
+pub(crate) fn writes_in_place(f_type: u32) -> bool {
+    IN_PLACE_MAGICS.contains(&f_type)
 }
 
-/// Whether `file` lies on a file system that copies blocks on write, where a write window
-/// could SIGBUS on a full disk (see the module's documentation).
-pub(crate) fn is_copy_on_write(file: &File) -> io::Result<bool> {
+/// The `statfs` magic number of the file system `file` lies on.
+pub(crate) fn file_system_type(file: &File) -> io::Result<u32> {
     let stat = rustix::fs::fstatfs(file)?;
     // `f_type` is a signed long on some targets and 32 bits on others; the magic numbers
     // are 32-bit values either way.
-    Ok(copies_on_write(stat.f_type as u32))
+    Ok(stat.f_type as u32)
 }
 
 /// A writable mapping of `[offset, offset + len)` of a segment file.
@@ -66,7 +74,7 @@ impl WriteWindow {
         // of a log directory this process holds the exclusive lock on, and the log writes the
         // segment only through this window or `pwrite`s the kernel keeps coherent with it. The
         // range lies within blocks `fallocate` reserved (the caller checks) on a file system
-        // that writes in place (`StdFile::map_window` checks `is_copy_on_write`), so touching
+        // that writes in place (`StdFile::map_window` checks `writes_in_place`), so touching
         // it cannot fault for want of disk space, and the log drops the window before any
         // `set_len` that could shrink the file under it. Another process that ignores the
         // lock and truncates the file is the case the module's documentation describes.
@@ -118,27 +126,92 @@ impl WriteWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+
+    /// Whether a window must be allowed on a file system the kernel's mount table names
+    /// `fs_type`: the allow-list written out by name, apart from the magic numbers.
+    fn expected_by_name(fs_type: &str) -> bool {
+        matches!(fs_type, "ext2" | "ext3" | "ext4" | "xfs" | "tmpfs")
+    }
+
+    /// The file system type `/proc/self/mountinfo` gives for the mount holding `path`: the
+    /// one with the file's device number, else the longest mount point above the path.
+    fn mounted_type(path: &Path) -> String {
+        let dev = std::fs::metadata(path).unwrap().dev();
+        let device = format!("{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev));
+        let path = path.canonicalize().unwrap();
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mut by_prefix: Option<(usize, String)> = None;
+        for line in table.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let dash = fields.iter().position(|f| *f == "-").unwrap();
+            let fs_type = fields[dash + 1].to_string();
+            if fields[2] == device {
+                return fs_type;
+            }
+            let mount_point = Path::new(fields[4]);
+            let len = mount_point.as_os_str().len();
+            if path.starts_with(mount_point) && by_prefix.as_ref().is_none_or(|(l, _)| len >= *l) {
+                by_prefix = Some((len, fs_type));
+            }
+        }
+        by_prefix.expect("no mount holds the path").1
+    }
+
+    fn allowed(file: &File) -> bool {
+        writes_in_place(file_system_type(file).unwrap())
+    }
 
     #[test]
-    fn btrfs_bcachefs_and_zfs_copy_on_write_and_others_do_not() {
-        for magic in COPY_ON_WRITE_MAGICS {
-            assert!(copies_on_write(magic), "{magic:#x}");
+    fn only_file_systems_that_write_reserved_blocks_in_place_are_allowed() {
+        for (name, magic) in [
+            ("ext4", 0xEF53),
+            ("XFS", 0x5846_5342),
+            ("tmpfs", 0x0102_1994),
+        ] {
+            assert!(writes_in_place(magic), "{name}");
         }
-        // ext4 (ext2/3 share it), XFS, tmpfs.
-        for magic in [0xEF53, 0x5846_5342, 0x0102_1994] {
-            assert!(!copies_on_write(magic), "{magic:#x}");
+        for (name, magic) in [
+            ("btrfs", 0x9123_683E),
+            ("bcachefs", 0xCA45_1A4E),
+            ("ZFS", 0x2FC1_2FC1),
+            ("overlayfs", 0x794C_7630),
+            ("FUSE", 0x6573_5546),
+            ("NFS", 0x6969),
+            ("ecryptfs", 0xF15F),
+            ("CIFS", 0xFF53_4D42),
+            ("F2FS", 0xF2F5_2010),
+        ] {
+            assert!(!writes_in_place(magic), "{name}");
         }
     }
 
     #[test]
-    fn the_file_system_of_the_test_directory_is_detected() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = File::create(dir.path().join("f")).unwrap();
-        let f_type = rustix::fs::fstatfs(&file).unwrap().f_type as u32;
-        assert_eq!(is_copy_on_write(&file).unwrap(), copies_on_write(f_type));
-        // The test machines run ext4, XFS or tmpfs: a window is used there.
-        if [0xEF53, 0x5846_5342, 0x0102_1994].contains(&f_type) {
-            assert!(!is_copy_on_write(&file).unwrap());
+    fn the_test_directory_gets_a_window_as_its_mount_table_entry_says() {
+        // Test directories under the system's temporary directory and under this crate.
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in [
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir_in(here).unwrap(),
+        ] {
+            let path = dir.path().join("segment");
+            let file = File::create(&path).unwrap();
+            let fs_type = mounted_type(&path);
+            assert_eq!(allowed(&file), expected_by_name(&fs_type), "{fs_type}");
         }
+    }
+
+    #[test]
+    fn tmpfs_gets_a_window_and_procfs_does_not() {
+        if Path::new("/dev/shm").is_dir() {
+            let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+            let path = dir.path().join("segment");
+            let file = File::create(&path).unwrap();
+            assert_eq!(allowed(&file), mounted_type(&path) == "tmpfs");
+        }
+        let status = Path::new("/proc/self/status");
+        assert_eq!(mounted_type(status), "proc");
+        assert!(!allowed(&File::open(status).unwrap()));
     }
 }
