@@ -194,6 +194,26 @@ impl SegmentCursor {
         Some((offset, layout.record(buf)))
     }
 
+    /// Steps over the next record of the validated unit if it is one of the log's own (a
+    /// seal or an opening, never handed to readers); whether it did.
+    pub(crate) fn skip_log_meta(&mut self) -> bool {
+        if !self.has_pending() {
+            return false;
+        }
+        let from = (self.at - self.buf_start) as usize;
+        let layout = match self.single {
+            Some(layout) => layout,
+            None => record::parse(&self.buf[from..self.valid], false)
+                .expect("a validated record parses again"),
+        };
+        if !layout.is_log_meta() {
+            return false;
+        }
+        self.single = None;
+        self.at += layout.len() as u64;
+        true
+    }
+
     /// The offset just past the last non-zero byte of the segment (up to the end bound):
     /// everything from there on is free space left by preallocation.
     pub(crate) fn data_end(&self) -> std::io::Result<u64> {
@@ -218,6 +238,14 @@ impl SegmentCursor {
             end = start;
         }
         Ok(0)
+    }
+
+    /// The bytes `[offset, offset + len)`, or as many of them as the file holds. Moves the
+    /// cursor to `offset`.
+    pub(crate) fn read_bytes(&mut self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        self.seek(offset);
+        let available = self.ensure(offset, len as usize)?;
+        Ok(available[..available.len().min(len as usize)].to_vec())
     }
 
     /// The length the header at `offset` claims for its record, if the header reads.

@@ -46,6 +46,7 @@ mod position;
 mod reader;
 mod record;
 mod recovery;
+mod seal;
 pub mod segment;
 mod varint;
 mod wal;

@@ -12,6 +12,7 @@ use crate::fs::{FileSystem, OpenMode};
 use crate::position::Position;
 use crate::record::{Record, RecordRef};
 use crate::recovery::{Corruption, DamageAction};
+use crate::seal;
 use crate::segment;
 
 /// A streaming reader over the log, from a start position up to the end the log had when the
@@ -103,14 +104,40 @@ impl WalReader {
             };
             let id = *id;
             if cursor.has_pending() {
+                if cursor.skip_log_meta() {
+                    continue;
+                }
                 return Ok(true);
             }
             let io_error = |e| Error::io("read segment", self.dir.join(segment::file_name(id)), e);
             match cursor.next_unit().map_err(io_error)? {
-                Step::Unit => return Ok(true),
+                Step::Unit => continue,
                 Step::End => self.current = None,
                 Step::Stop { damage, kind } => {
                     let found = classify(cursor, damage, kind, self.salvage).map_err(io_error)?;
+                    if let Damage::Tail {
+                        unit_start,
+                        data_end,
+                        ..
+                    } = found
+                    {
+                        // A seal a crash tore while rotation closed this segment: recovery
+                        // accepted it, as the next segment's opening states where it ends.
+                        if id != self.until.segment
+                            && data_end - unit_start <= seal::RECORD_LEN
+                            && seal::is_torn_seal(
+                                &cursor
+                                    .read_bytes(unit_start, data_end - unit_start)
+                                    .map_err(io_error)?,
+                                id,
+                                None,
+                                unit_start,
+                            )
+                        {
+                            self.current = None;
+                            continue;
+                        }
+                    }
                     match found {
                         Damage::FreeSpace { .. } => self.current = None,
                         _ if !self.salvage => {

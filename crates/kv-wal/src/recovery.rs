@@ -10,6 +10,7 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::fs::{OpenMode, WalFile};
 use crate::position::Position;
 use crate::record::RecordRef;
+use crate::seal::{self, Mark, Summary};
 use crate::segment;
 
 use std::sync::Arc;
@@ -66,6 +67,35 @@ pub(crate) struct Tail {
     pub(crate) len: u64,
     /// The file's physical length (past `len` when space was preallocated).
     pub(crate) file_len: u64,
+    /// How many records it holds (what its seal will state).
+    pub(crate) records: u64,
+    /// Where its records start: past its opening, if it has one.
+    pub(crate) start: u64,
+}
+
+/// What the scan of one segment found, for the checks across segments.
+#[derive(Debug)]
+struct Scanned {
+    id: u64,
+    /// Records (seal and opening not counted).
+    records: u64,
+    /// Where its records end: at its seal, if it has one.
+    data_end: u64,
+    /// What its opening says of the segment before it.
+    opening: Option<Summary>,
+    /// Where its seal is.
+    sealed: Option<u64>,
+    /// A seal torn by a crash follows its records.
+    torn_seal: bool,
+    /// Salvage skipped damage in it: its record count says nothing any more.
+    skipped: bool,
+}
+
+impl Scanned {
+    /// Whether `summary` (its seal, or the next segment's opening) states what it holds.
+    fn matches(&self, summary: &Summary) -> bool {
+        summary.len == self.data_end && (self.skipped || summary.records == self.records)
+    }
 }
 
 /// Scans the segments `ids` (sorted, non-empty), hands every record at or after `from` to
@@ -78,23 +108,25 @@ pub(crate) fn recover(
 ) -> Result<(RecoveryInfo, Tail)> {
     let started = Instant::now();
     let fs = &*config.file_system;
+    let mode = config.recovery_mode;
     let mut info = RecoveryInfo::default();
     check_contiguous(ids, &config.dir)?;
     let last = *ids
         .last()
         .expect("recover is called with at least one segment");
+    let mut scanned = Vec::new();
     let mut tail = None;
 
     for &id in ids.iter().filter(|&&id| id >= from.segment.min(last)) {
         let is_last = id == last;
         let path = config.dir.join(segment::file_name(id));
-        let mode = if is_last {
+        let open_mode = if is_last {
             OpenMode::Write
         } else {
             OpenMode::Read
         };
         let file = fs
-            .open(&path, mode)
+            .open(&path, open_mode)
             .map_err(|e| Error::io("open segment", &path, e))?;
         let file_len = file
             .size()
@@ -103,6 +135,15 @@ pub(crate) fn recover(
         // where its valid data ends must not depend on the caller's idea of a boundary.
         let mut cursor = SegmentCursor::new(file.clone(), 0, file_len);
         info.segments_scanned += 1;
+        let mut seg = Scanned {
+            id,
+            records: 0,
+            data_end: 0,
+            opening: None,
+            sealed: None,
+            torn_seal: false,
+            skipped: false,
+        };
 
         let data_len = loop {
             let step = cursor
@@ -111,47 +152,214 @@ pub(crate) fn recover(
             match step {
                 Step::Unit => {
                     let unit_start = cursor.offset();
+                    if seg.sealed.take().is_some() {
+                        // Records after a seal: the segment grew after rotation closed it.
+                        seal_fault(mode, &mut info, id, unit_start, CorruptionKind::BadSeal, 0)?;
+                    }
+                    let mut meta = None;
                     while let Some((offset, record)) = cursor.next_in_unit() {
+                        if record.is_log_meta() {
+                            let alone = offset == unit_start && !record.continues_batch();
+                            meta = Some((offset, seal::decode(&record).filter(|_| alone)));
+                            continue;
+                        }
                         let position = Position::new(id, offset);
                         if position >= from {
                             visit(position, record);
                         }
                         info.records += 1;
+                        seg.records += 1;
                     }
                     info.bytes_scanned += cursor.offset() - unit_start;
+                    if let Some((offset, meta)) = meta {
+                        take_meta(mode, &mut info, &mut seg, offset, meta)?;
+                    }
                 }
                 Step::End => break cursor.end(),
                 Step::Stop { damage, kind } => {
-                    let salvage = config.recovery_mode == RecoveryMode::Salvage;
+                    let salvage = mode == RecoveryMode::Salvage;
                     let damage = classify(&mut cursor, damage, kind, salvage)
                         .map_err(|e| Error::io("read segment", &path, e))?;
-                    match settle(config.recovery_mode, id, is_last, damage, &mut info)? {
+                    if let Damage::Tail {
+                        unit_start,
+                        data_end,
+                        ..
+                    } = damage
+                    {
+                        // A rotation that a crash interrupted while it sealed this segment.
+                        let torn = !is_last
+                            && seg.sealed.is_none()
+                            && data_end - unit_start <= seal::RECORD_LEN
+                            && seal::is_torn_seal(
+                                &cursor
+                                    .read_bytes(unit_start, data_end - unit_start)
+                                    .map_err(|e| Error::io("read segment", &path, e))?,
+                                id,
+                                Some(seg.records),
+                                unit_start,
+                            );
+                        if torn {
+                            seg.torn_seal = true;
+                            break unit_start;
+                        }
+                    }
+                    match settle(mode, id, is_last, damage, &mut info)? {
                         Settled::EndsAt(end) => break end,
-                        Settled::ResumeAt(offset) => cursor.seek(offset),
+                        Settled::ResumeAt(offset) => {
+                            seg.skipped = true;
+                            cursor.seek(offset);
+                        }
                     }
                 }
             }
         };
+        seg.data_end = seg.sealed.unwrap_or(data_len);
 
         if is_last {
-            let mut file_len = file_len;
-            if data_len < file_len && info.bytes_truncated > 0 {
-                file.set_len(data_len)
-                    .and_then(|()| file.sync_data())
-                    .map_err(|e| Error::io("cut the torn tail of", &path, e))?;
-                file_len = data_len;
-            }
-            info.end = Position::new(id, data_len);
             tail = Some(Tail {
                 id,
                 file,
                 len: data_len,
                 file_len,
+                records: seg.records,
+                start: seg.opening.map_or(0, |_| seal::RECORD_LEN),
             });
         }
+        scanned.push(seg);
     }
+    check_seals(mode, &config.dir, &scanned, &mut info)?;
+
+    let mut tail = tail.expect("the last segment is always scanned");
+    // Only now, every check passed, is anything changed on disk.
+    if tail.len < tail.file_len && info.bytes_truncated > 0 {
+        let path = config.dir.join(segment::file_name(tail.id));
+        tail.file
+            .set_len(tail.len)
+            .and_then(|()| tail.file.sync_data())
+            .map_err(|e| Error::io("cut the torn tail of", &path, e))?;
+        tail.file_len = tail.len;
+    }
+    info.end = Position::new(tail.id, tail.len);
     info.duration = started.elapsed();
-    Ok((info, tail.expect("the last segment is always scanned")))
+    Ok((info, tail))
+}
+
+/// Takes in a record of the log's own found at `offset` of `seg` (`None`: not a seal or
+/// opening this version writes, or not alone in its unit).
+fn take_meta(
+    mode: RecoveryMode,
+    info: &mut RecoveryInfo,
+    seg: &mut Scanned,
+    offset: u64,
+    meta: Option<(Mark, Summary)>,
+) -> Result<()> {
+    let id = seg.id;
+    match meta {
+        Some((Mark::Opening, summary)) if offset == 0 && summary.segment + 1 == id => {
+            seg.opening = Some(summary);
+            Ok(())
+        }
+        Some((Mark::Seal, summary)) if summary.segment == id => {
+            seg.sealed = Some(offset);
+            seg.data_end = offset;
+            if !seg.matches(&summary) {
+                // Records were cut out of the segment, or added to it, after it was sealed.
+                let bytes = summary.len.abs_diff(offset);
+                let at = summary.len.min(offset);
+                seal_fault(mode, info, id, at, CorruptionKind::SegmentLength, bytes)?;
+            }
+            Ok(())
+        }
+        _ => seal_fault(
+            mode,
+            info,
+            id,
+            offset,
+            CorruptionKind::BadSeal,
+            seal::RECORD_LEN,
+        ),
+    }
+}
+
+/// The checks across segments: each opening matches the segment before it, and a sealed
+/// segment has a successor that opens with its opening.
+fn check_seals(
+    mode: RecoveryMode,
+    dir: &Path,
+    scanned: &[Scanned],
+    info: &mut RecoveryInfo,
+) -> Result<()> {
+    for pair in scanned.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        match after.opening {
+            Some(said) => {
+                if !before.matches(&said) {
+                    let at = said.len.min(before.data_end);
+                    let bytes = said.len.abs_diff(before.data_end);
+                    seal_fault(
+                        mode,
+                        info,
+                        before.id,
+                        at,
+                        CorruptionKind::SegmentLength,
+                        bytes,
+                    )?;
+                }
+            }
+            None if before.sealed.is_some() => {
+                let bytes = after.data_end;
+                seal_fault(
+                    mode,
+                    info,
+                    after.id,
+                    0,
+                    CorruptionKind::MissingOpening,
+                    bytes,
+                )?;
+            }
+            // A seal is written only once the next segment's opening is durable.
+            None if before.torn_seal => {
+                let at = before.data_end;
+                seal_fault(mode, info, before.id, at, CorruptionKind::BadSeal, 0)?;
+            }
+            None => {}
+        }
+    }
+    let newest = scanned.last().expect("the last segment is always scanned");
+    if newest.sealed.is_some() {
+        // Rotation makes the next segment durable before it seals this one.
+        return Err(Error::MissingSegment {
+            id: newest.id + 1,
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// A seal that does not match what it seals: an error, or in salvage mode a reported fault.
+fn seal_fault(
+    mode: RecoveryMode,
+    info: &mut RecoveryInfo,
+    segment: u64,
+    offset: u64,
+    kind: CorruptionKind,
+    bytes: u64,
+) -> Result<()> {
+    if mode != RecoveryMode::Salvage {
+        return Err(Error::Corrupt {
+            segment,
+            offset,
+            kind,
+        });
+    }
+    info.corruptions.push(Corruption {
+        segment,
+        offset,
+        kind,
+        bytes,
+        action: DamageAction::Skipped,
+    });
+    Ok(())
 }
 
 /// What a segment scan does after damage.
