@@ -248,15 +248,15 @@ impl SegmentCursor {
         Ok(available[..available.len().min(len as usize)].to_vec())
     }
 
-    /// The length the header at `offset` claims for its record, if the header reads.
-    pub(crate) fn claimed_len(&mut self, offset: u64) -> std::io::Result<Option<u64>> {
+    /// The key length, stored value length and whole length the header at `offset` claims
+    /// for its record, if the header reads.
+    pub(crate) fn claimed_lengths(
+        &mut self,
+        offset: u64,
+    ) -> std::io::Result<Option<(u64, u64, u64)>> {
         self.seek(offset);
         let available = self.ensure(offset, record::MAX_HEADER_LEN)?;
-        Ok(match record::parse(available, false) {
-            Ok(layout) => Some(layout.len() as u64),
-            Err(Decoded::Incomplete { len: Some(len) }) => Some(len as u64),
-            Err(_) => None,
-        })
+        Ok(record::claimed_lengths(available))
     }
 
     /// The length of the whole, checksummed record at `self.at`, if there is one.

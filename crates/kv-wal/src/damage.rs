@@ -6,12 +6,15 @@
 //!   the end of the newest segment);
 //! - a bad record with valid records after it: damage, never a crash's doing.
 
+use crate::config::Limits;
 use crate::cursor::SegmentCursor;
 use crate::error::CorruptionKind;
 
 /// How far past a damaged record recovery looks for the valid records that prove the damage
-/// is not a torn tail, when the damaged record's own header cannot say where the next record
-/// starts. Beyond this, recovery refuses rather than guess (salvage mode looks further).
+/// is not a torn tail, when the damaged record's own header cannot say where it ends. Beyond
+/// this, recovery refuses rather than guess (salvage mode looks further). When the header
+/// can say (it reads, and its lengths are within the limits), the search goes on to the end
+/// it claims: a record longer than the window, torn or damaged, is told apart the same way.
 const SEARCH_WINDOW: u64 = 64 * 1024;
 
 /// What the bytes at a cursor's stop are.
@@ -63,11 +66,15 @@ impl Damage {
 /// segment for any valid record; otherwise valid data after the damage counts only when
 /// records chain from it to the end of the data, so a record that happens to be embedded in a
 /// torn value cannot make a crash look like damage.
+///
+/// A header whose lengths exceed `limits` is not believed: no writer of this log wrote such
+/// a record, so its length field is damaged, and where it says the record ends means nothing.
 pub(crate) fn classify(
     cursor: &mut SegmentCursor,
     damage: u64,
     kind: CorruptionKind,
     salvage: bool,
+    limits: &Limits,
 ) -> std::io::Result<Damage> {
     let unit_start = cursor.offset();
     let data_end = cursor.data_end()?;
@@ -96,7 +103,13 @@ pub(crate) fn classify(
         resume,
     };
     // The damaged record's header says where the next record starts: look there first.
-    let claimed_end = cursor.claimed_len(damage)?.map(|len| damage + len);
+    let within_limits = |(klen, vlen, _): &(u64, u64, u64)| {
+        *klen <= limits.max_key_size as u64 && *vlen <= limits.max_value_size as u64
+    };
+    let claimed_end = cursor
+        .claimed_lengths(damage)?
+        .filter(within_limits)
+        .map(|(_, _, len)| damage + len);
     if let Some(next) = claimed_end.filter(|&end| end < data_end) {
         if cursor.chain_holds_from(next, data_end)? {
             return Ok(middle(Some(next)));
@@ -108,7 +121,7 @@ pub(crate) fn classify(
             None => tail,
         });
     }
-    let limit = data_end.min(damage + 1 + SEARCH_WINDOW);
+    let limit = data_end.min((damage + 1 + SEARCH_WINDOW).max(claimed_end.unwrap_or(0)));
     if let Some(resume) = cursor.find_record(damage, limit, Some(data_end))? {
         return Ok(middle(Some(resume)));
     }

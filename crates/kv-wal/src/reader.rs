@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::RecoveryMode;
+use crate::config::{Limits, RecoveryMode};
 use crate::cursor::{SegmentCursor, Step};
 use crate::damage::{classify, Damage};
 use crate::error::{Error, Result};
@@ -29,7 +29,7 @@ pub struct WalReader {
     from: Position,
     until: Position,
     salvage: bool,
-    value_limit: usize,
+    limits: Limits,
     current: Option<(u64, SegmentCursor)>,
     skipped: Vec<Corruption>,
 }
@@ -42,7 +42,7 @@ impl WalReader {
         from: Position,
         until: Position,
         mode: RecoveryMode,
-        value_limit: usize,
+        limits: Limits,
     ) -> Self {
         let segments = segments
             .into_iter()
@@ -55,7 +55,7 @@ impl WalReader {
             from,
             until,
             salvage: mode == RecoveryMode::Salvage,
-            value_limit,
+            limits,
             current: None,
             skipped: Vec::new(),
         }
@@ -114,7 +114,8 @@ impl WalReader {
                 Step::Unit => continue,
                 Step::End => self.current = None,
                 Step::Stop { damage, kind } => {
-                    let found = classify(cursor, damage, kind, self.salvage).map_err(io_error)?;
+                    let found = classify(cursor, damage, kind, self.salvage, &self.limits)
+                        .map_err(io_error)?;
                     if let Damage::Tail {
                         unit_start,
                         data_end,
@@ -203,7 +204,7 @@ impl Iterator for WalReader {
     type Item = Result<(Position, Record)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let limit = self.value_limit;
+        let limit = self.limits.max_value_size;
         match self.next_ref() {
             Ok(Some((position, record))) => Some(
                 record

@@ -400,6 +400,24 @@ fn field(buf: &[u8], at: &mut usize) -> Result<u64, Decoded<'static>> {
     }
 }
 
+/// The key length, stored value length and whole length that the header at the front of
+/// `buf` claims, if the header reads (the record itself may be cut short or fail its
+/// checksum).
+pub(crate) fn claimed_lengths(buf: &[u8]) -> Option<(u64, u64, u64)> {
+    let mut at = 0;
+    let klen = field(buf, &mut at).ok()?;
+    let vlen = field(buf, &mut at).ok()?;
+    let flags = *buf.get(at)?;
+    at += 1;
+    if flags & FLAG_TTL != 0 {
+        field(buf, &mut at).ok()?;
+    }
+    if klen > MAX_FIELD_LEN || vlen > MAX_FIELD_LEN {
+        return None;
+    }
+    Some((klen, vlen, at as u64 + klen + vlen + CRC_LEN as u64))
+}
+
 /// Parses the record at the front of `buf`, checking its checksum when `verify` is set (a
 /// cursor that validated a record skips the check the second time it reads it).
 #[inline]

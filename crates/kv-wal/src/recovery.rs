@@ -178,7 +178,7 @@ pub(crate) fn recover(
                 Step::End => break cursor.end(),
                 Step::Stop { damage, kind } => {
                     let salvage = mode == RecoveryMode::Salvage;
-                    let damage = classify(&mut cursor, damage, kind, salvage)
+                    let damage = classify(&mut cursor, damage, kind, salvage, &config.limits)
                         .map_err(|e| Error::io("read segment", &path, e))?;
                     if let Damage::Tail {
                         unit_start,

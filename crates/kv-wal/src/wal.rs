@@ -508,7 +508,7 @@ impl Wal {
             from.max(Position::new(self.first_segment, 0)),
             end,
             self.config.recovery_mode,
-            self.config.limits.max_value_size,
+            self.config.limits,
         ))
     }
 

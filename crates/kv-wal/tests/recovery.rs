@@ -298,3 +298,55 @@ fn replaying_from_inside_the_last_segment_still_finds_its_real_end() {
     drop(wal);
     assert_eq!(std::fs::read(segment_path(dir.path(), 0)).unwrap(), full);
 }
+
+/// 22 records of 100 KiB each, every one synced before the next is written.
+fn log_of_large_synced_records(config: &WalConfig) -> (Vec<Record>, Vec<Position>) {
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    let mut records = Vec::new();
+    let mut starts = Vec::new();
+    for i in 0..22u32 {
+        let value: Vec<u8> = (0..100 * 1024u32).map(|j| (i + j) as u8 | 1).collect();
+        let record = Record::put(format!("large-{i:02}"), value);
+        starts.push(wal.append(&record).unwrap());
+        records.push(record);
+    }
+    wal.close().unwrap();
+    (records, starts)
+}
+
+#[test]
+fn a_damaged_length_field_of_a_large_record_never_cuts_the_synced_records_after_it() {
+    // The value length of record 15 (a 3-byte varint) now claims 2 MiB: past the end of the
+    // data, and past a 1 MiB value limit. Either way the records after it were synced, and
+    // cutting them as a torn tail would lose acknowledged writes.
+    for limit in [kv_wal::DEFAULT_MAX_VALUE_SIZE, 1 << 20] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = WalConfig::new(dir.path())
+            .fsync_policy(kv_wal::FsyncPolicy::Always)
+            .limits(kv_wal::Limits {
+                max_key_size: 1024,
+                max_value_size: limit,
+            });
+        let (records, starts) = log_of_large_synced_records(&config);
+        let damaged = starts[15];
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let vlen_at = damaged.offset as usize + 1;
+        bytes[vlen_at..vlen_at + 3].copy_from_slice(&[0xff, 0xff, 0x7f]);
+        std::fs::write(&path, &bytes).unwrap();
+
+        match Wal::open(config.clone()) {
+            Err(Error::Corrupt {
+                segment, offset, ..
+            }) => assert_eq!(Position::new(segment, offset), damaged, "limit {limit}"),
+            other => panic!("limit {limit}: expected Corrupt, got {other:?}"),
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing changed");
+
+        let (recovered, info) = reopen_records(config.recovery_mode(RecoveryMode::Salvage));
+        let mut expected = records.clone();
+        expected.remove(15);
+        assert_eq!(recovered, expected, "limit {limit}");
+        assert_eq!(info.corruptions.len(), 1);
+    }
+}
