@@ -39,6 +39,21 @@ pub struct Corruption {
     pub action: DamageAction,
 }
 
+impl std::fmt::Display for Corruption {
+    /// One line a tool can print: `segment 3, offset 1234: checksum mismatch; 56 bytes cut`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let action = match self.action {
+            DamageAction::Truncated => "cut",
+            DamageAction::Skipped => "skipped",
+        };
+        write!(
+            f,
+            "segment {}, offset {}: {}; {} bytes {action}",
+            self.segment, self.offset, self.kind, self.bytes
+        )
+    }
+}
+
 /// What opening the log found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryInfo {
@@ -50,7 +65,9 @@ pub struct RecoveryInfo {
     pub bytes_scanned: u64,
     /// Bytes cut from the tail of the newest segment (a torn write).
     pub bytes_truncated: u64,
-    /// Every piece of damage found, torn tails included.
+    /// Every piece of damage found, torn tails included: each cut or skip says which segment,
+    /// which offset and how many bytes. An open that cut or skipped anything has a non-empty
+    /// list; tools print each entry (it implements `Display`).
     pub corruptions: Vec<Corruption>,
     /// Where the valid log ends: where the next append goes.
     pub end: Position,
