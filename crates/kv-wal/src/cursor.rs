@@ -194,6 +194,24 @@ impl SegmentCursor {
         Some((offset, layout.record(buf)))
     }
 
+    /// The offset of the first non-zero byte in `[from, to)`, or `to` if there is none.
+    pub(crate) fn first_nonzero(&self, from: u64, to: u64) -> std::io::Result<u64> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut at = from;
+        while at < to {
+            let len = (to - at).min(chunk.len() as u64) as usize;
+            let n = self.file.read_at(&mut chunk[..len], at)?;
+            if n == 0 {
+                break;
+            }
+            if let Some(i) = chunk[..n].iter().position(|&b| b != 0) {
+                return Ok(at + i as u64);
+            }
+            at += n as u64;
+        }
+        Ok(to)
+    }
+
     /// Steps over the next record of the validated unit if it is one of the log's own (a
     /// seal or an opening, never handed to readers); whether it did.
     pub(crate) fn skip_log_meta(&mut self) -> bool {

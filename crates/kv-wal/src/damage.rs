@@ -78,11 +78,19 @@ pub(crate) fn classify(
 ) -> std::io::Result<Damage> {
     let unit_start = cursor.offset();
     let data_end = cursor.data_end()?;
+    // Damage that begins with zeros at a unit's start (a stray byte in preallocated space,
+    // or a write whose first pages never reached the disk) is named where its non-zero
+    // bytes begin, not where the valid data ends.
+    let fault = if unit_start == damage && damage < data_end {
+        cursor.first_nonzero(damage, data_end)?
+    } else {
+        damage
+    };
     // A record that runs past the end of the file was cut there, zero bytes and all; any
     // other bad tail counts up to its last non-zero byte.
     let tail = Damage::Tail {
         unit_start,
-        damage,
+        damage: fault,
         kind,
         data_end: match kind {
             CorruptionKind::Truncated | CorruptionKind::UnterminatedBatch => cursor.end(),
@@ -98,7 +106,7 @@ pub(crate) fn classify(
     }
     let middle = |resume| Damage::Middle {
         unit_start,
-        damage,
+        damage: fault,
         kind,
         resume,
     };

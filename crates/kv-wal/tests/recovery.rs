@@ -350,3 +350,36 @@ fn a_damaged_length_field_of_a_large_record_never_cuts_the_synced_records_after_
         assert_eq!(info.corruptions.len(), 1);
     }
 }
+
+#[test]
+fn a_stray_byte_in_the_preallocated_zeros_is_named_where_it_lies() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).max_segment_size(1 << 20);
+    let (records, ends) = write_log(&config, 5);
+    let data_end = ends.last().unwrap().offset;
+    let path = segment_path(dir.path(), 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len() as u64, data_end);
+    // Preallocated zeros, with one stray byte far past the data.
+    bytes.resize(1 << 20, 0);
+    let stray = data_end + 100_000;
+    bytes[stray as usize] = 0x5a;
+    std::fs::write(&path, &bytes).unwrap();
+    match Wal::open(config.clone()) {
+        Err(Error::Corrupt {
+            segment, offset, ..
+        }) => assert_eq!((segment, offset), (0, stray)),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing changed");
+    // Near the data, the same byte is cut as a torn tail, and the report names it too.
+    bytes[stray as usize] = 0;
+    let near = data_end + 1000;
+    bytes[near as usize] = 0x5a;
+    std::fs::write(&path, &bytes).unwrap();
+    let (recovered, info) = reopen_records(config);
+    assert_eq!(recovered, records);
+    assert_eq!(info.corruptions.len(), 1);
+    assert_eq!(info.corruptions[0].offset, near);
+    assert_eq!(info.corruptions[0].bytes, near + 1 - data_end);
+}
