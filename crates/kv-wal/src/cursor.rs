@@ -48,6 +48,8 @@ pub(crate) struct SegmentCursor {
     /// The layout of the record at `at` when the pending unit is that one record: the
     /// common case hands it out without parsing it a second time.
     single: Option<Layout>,
+    /// Where the segment's non-zero bytes end, once asked.
+    data_end: Option<u64>,
 }
 
 impl SegmentCursor {
@@ -61,6 +63,7 @@ impl SegmentCursor {
             at: start,
             unit_end: start,
             single: None,
+            data_end: None,
         }
     }
 
@@ -194,24 +197,6 @@ impl SegmentCursor {
         Some((offset, layout.record(buf)))
     }
 
-    /// The offset of the first non-zero byte in `[from, to)`, or `to` if there is none.
-    pub(crate) fn first_nonzero(&self, from: u64, to: u64) -> std::io::Result<u64> {
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut at = from;
-        while at < to {
-            let len = (to - at).min(chunk.len() as u64) as usize;
-            let n = self.file.read_at(&mut chunk[..len], at)?;
-            if n == 0 {
-                break;
-            }
-            if let Some(i) = chunk[..n].iter().position(|&b| b != 0) {
-                return Ok(at + i as u64);
-            }
-            at += n as u64;
-        }
-        Ok(to)
-    }
-
     /// Steps over the next record of the validated unit if it is one of the log's own (a
     /// seal or an opening, never handed to readers); whether it did.
     pub(crate) fn skip_log_meta(&mut self) -> bool {
@@ -233,29 +218,100 @@ impl SegmentCursor {
     }
 
     /// The offset just past the last non-zero byte of the segment (up to the end bound):
-    /// everything from there on is free space left by preallocation.
-    pub(crate) fn data_end(&self) -> std::io::Result<u64> {
-        let mut chunk = vec![0u8; 64 * 1024];
-        let mut end = self.end;
-        while end > 0 {
-            let start = end.saturating_sub(chunk.len() as u64);
-            let len = (end - start) as usize;
-            let mut filled = 0;
-            while filled < len {
-                let n = self
-                    .file
-                    .read_at(&mut chunk[filled..len], start + filled as u64)?;
-                if n == 0 {
+    /// everything from there on is free space left by preallocation. Reads only the file's
+    /// data regions, backwards from the last one (the preallocated tail is a hole the file
+    /// layer skips), and only once per cursor: salvage asks at every piece of damage.
+    pub(crate) fn data_end(&mut self) -> std::io::Result<u64> {
+        if let Some(end) = self.data_end {
+            return Ok(end.min(self.end));
+        }
+        let regions = self.data_regions(0)?;
+        let mut found = 0;
+        for &(start, end) in regions.iter().rev() {
+            if let Some(last) = self.last_nonzero(start, end)? {
+                found = last + 1;
+                break;
+            }
+        }
+        self.data_end = Some(found);
+        Ok(found)
+    }
+
+    /// The data regions of the file in `[from, self.end)`, in order.
+    fn data_regions(&self, from: u64) -> std::io::Result<Vec<(u64, u64)>> {
+        let mut regions = Vec::new();
+        let mut at = from;
+        while at < self.end {
+            match self.file.data_after(at)? {
+                Some((start, end)) if start < self.end && end > start.max(at) => {
+                    let start = start.max(at);
+                    let end = end.min(self.end);
+                    regions.push((start, end));
+                    at = end;
+                }
+                Some((start, _)) if start < self.end => {
+                    // An answer that does not move on: take the rest as data.
+                    regions.push((at, self.end));
                     break;
                 }
-                filled += n;
+                _ => break,
             }
-            if let Some(i) = chunk[..filled].iter().rposition(|&b| b != 0) {
-                return Ok(start + i as u64 + 1);
-            }
-            end = start;
         }
-        Ok(0)
+        Ok(regions)
+    }
+
+    /// The last non-zero byte in `[start, end)`, reading backwards.
+    fn last_nonzero(&self, start: u64, mut end: u64) -> std::io::Result<Option<u64>> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while end > start {
+            let from = end.saturating_sub(chunk.len() as u64).max(start);
+            let len = (end - from) as usize;
+            let filled = self.read_fully(&mut chunk[..len], from)?;
+            if let Some(i) = last_nonzero_in(&chunk[..filled]) {
+                return Ok(Some(from + i as u64));
+            }
+            end = from;
+        }
+        Ok(None)
+    }
+
+    /// Reads as much of `buf` as the file holds at `offset`.
+    fn read_fully(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = self
+                .file
+                .read_at(&mut buf[filled..], offset + filled as u64)?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        Ok(filled)
+    }
+
+    /// The offset of the first non-zero byte in `[from, to)`, or `to` if there is none;
+    /// holes are skipped unread.
+    pub(crate) fn first_nonzero(&self, from: u64, to: u64) -> std::io::Result<u64> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        for (start, end) in self.data_regions(from)? {
+            let mut at = start;
+            while at < end.min(to) {
+                let len = (end.min(to) - at).min(chunk.len() as u64) as usize;
+                let n = self.read_fully(&mut chunk[..len], at)?;
+                if n == 0 {
+                    return Ok(to);
+                }
+                if let Some(i) = chunk[..n].iter().position(|&b| b != 0) {
+                    return Ok(at + i as u64);
+                }
+                at += n as u64;
+            }
+            if end >= to {
+                break;
+            }
+        }
+        Ok(to)
     }
 
     /// The bytes `[offset, offset + len)`, or as many of them as the file holds. Moves the
@@ -338,5 +394,43 @@ impl SegmentCursor {
             offset += 1;
         }
         Ok(None)
+    }
+}
+
+/// The index of the last non-zero byte of `bytes`, looking at eight bytes at a time (most of
+/// what recovery looks at this way is zeros).
+fn last_nonzero_in(bytes: &[u8]) -> Option<usize> {
+    let words = bytes.len() / 8;
+    let tail = &bytes[words * 8..];
+    if let Some(i) = tail.iter().rposition(|&b| b != 0) {
+        return Some(words * 8 + i);
+    }
+    let word = bytes[..words * 8]
+        .chunks_exact(8)
+        .rposition(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")) != 0)?;
+    let at = word * 8;
+    bytes[at..at + 8]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|i| at + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_nonzero_in;
+
+    #[test]
+    fn the_last_non_zero_byte_is_found_wherever_it_lies() {
+        for len in 0..40 {
+            assert_eq!(last_nonzero_in(&vec![0; len]), None);
+            for at in 0..len {
+                let mut bytes = vec![0; len];
+                bytes[at] = 1;
+                if at > 0 {
+                    bytes[0] = 2;
+                }
+                assert_eq!(last_nonzero_in(&bytes), Some(at), "len {len}, at {at}");
+            }
+        }
     }
 }

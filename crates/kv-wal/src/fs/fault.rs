@@ -203,6 +203,11 @@ impl WalFile for FaultyFile {
         self.inner.size()
     }
 
+    /// Not a call faults are injected into: an answer only saves reading zeros.
+    fn data_after(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        self.inner.data_after(offset)
+    }
+
     fn allocate(&self, len: u64) -> io::Result<()> {
         self.faults.pass(Op::Allocate)?;
         self.inner.allocate(len)
