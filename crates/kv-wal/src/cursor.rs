@@ -11,6 +11,9 @@ use crate::error::CorruptionKind;
 use crate::fs::WalFile;
 use crate::record::{self, Decoded, Layout, RecordRef};
 
+/// The page size in which a disk writes back what was not synced (and so may lose it).
+pub(crate) const PAGE: u64 = 4096;
+
 /// How much the cursor reads at a time. Large enough that a scan is bound by checksumming,
 /// not by system calls; a unit larger than this grows the buffer to fit it.
 const READ_CHUNK: usize = 1 << 20;
@@ -197,6 +200,37 @@ impl SegmentCursor {
         Some((offset, layout.record(buf)))
     }
 
+    /// Whether the damaged record at `damage`, which its header says runs to `claimed_end`
+    /// (if believed), lost a page to a power cut: where the zeros begin. Either the bytes from
+    /// `damage` to the next page boundary are all zero, or a whole page that starts inside
+    /// the record (or inside its longest header) is. Pages the disk never got read as what
+    /// was there before them, which in the newest segment is zeros.
+    pub(crate) fn hole_in(
+        &mut self,
+        damage: u64,
+        claimed_end: Option<u64>,
+        data_end: u64,
+    ) -> std::io::Result<Option<u64>> {
+        let first_boundary = (damage / PAGE + 1) * PAGE;
+        let head = self.read_bytes(damage, first_boundary - damage)?;
+        if head.len() as u64 == first_boundary - damage && head.iter().all(|&b| b == 0) {
+            return Ok(Some(damage));
+        }
+        let extent_end = claimed_end
+            .unwrap_or(0)
+            .max(damage + record::MAX_HEADER_LEN as u64)
+            .min(data_end);
+        let mut page = first_boundary;
+        while page < extent_end {
+            let bytes = self.read_bytes(page, PAGE)?;
+            if bytes.len() as u64 == PAGE && bytes.iter().all(|&b| b == 0) {
+                return Ok(Some(page));
+            }
+            page += PAGE;
+        }
+        Ok(None)
+    }
+
     /// Steps over the next record of the validated unit if it is one of the log's own (a
     /// seal or an opening, never handed to readers); whether it did.
     pub(crate) fn skip_log_meta(&mut self) -> bool {
@@ -327,7 +361,7 @@ impl SegmentCursor {
     pub(crate) fn claimed_lengths(
         &mut self,
         offset: u64,
-    ) -> std::io::Result<Option<(u64, u64, u64)>> {
+    ) -> std::io::Result<Option<record::Claim>> {
         self.seek(offset);
         let available = self.ensure(offset, record::MAX_HEADER_LEN)?;
         Ok(record::claimed_lengths(available))
@@ -335,12 +369,35 @@ impl SegmentCursor {
 
     /// The length of the whole, checksummed record at `self.at`, if there is one.
     fn record_len_here(&mut self) -> std::io::Result<Option<u64>> {
+        Ok(self.record_here()?.map(|layout| layout.len() as u64))
+    }
+
+    /// Where the first unit ending at or after `from` ends: past the first whole record
+    /// there that does not continue an atomic batch. What follows is a unit's start, where
+    /// salvage may resume without handing out the end of a batch whose start was damaged.
+    /// `None` if the records stop first.
+    pub(crate) fn after_unit_end(&mut self, from: u64) -> std::io::Result<Option<u64>> {
+        let mut at = from;
+        loop {
+            self.seek(at);
+            let Some(layout) = self.record_here()? else {
+                return Ok(None);
+            };
+            at += layout.len() as u64;
+            if !layout.continues_batch() {
+                return Ok(Some(at));
+            }
+        }
+    }
+
+    /// The layout of the whole, checksummed record at `self.at`, if there is one.
+    fn record_here(&mut self) -> std::io::Result<Option<record::Layout>> {
         let offset = self.at;
         let mut want = record::MAX_HEADER_LEN;
         loop {
             let available = self.ensure(offset, want)?;
             match record::parse(available, true) {
-                Ok(layout) => return Ok(Some(layout.len() as u64)),
+                Ok(layout) => return Ok(Some(layout)),
                 Err(Decoded::Incomplete { len: Some(len) })
                     if len > available.len() && offset + (len as u64) <= self.end =>
                 {

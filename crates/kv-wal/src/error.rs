@@ -137,6 +137,9 @@ pub enum CorruptionKind {
     /// The segment after a sealed one does not begin with its opening: it was emptied or
     /// replaced.
     MissingOpening,
+    /// A page of zeros where records were, with records after it: pages a power cut kept
+    /// out of order (in the newest segment's never-synced tail) or lost data.
+    Hole,
 }
 
 impl fmt::Display for CorruptionKind {
@@ -150,6 +153,7 @@ impl fmt::Display for CorruptionKind {
             CorruptionKind::UnterminatedBatch => "atomic batch without its end",
             CorruptionKind::BadSeal => "invalid or misplaced segment seal",
             CorruptionKind::SegmentLength => "segment length or record count differs from its seal",
+            CorruptionKind::Hole => "a page of zeros where records were, with records after it",
             CorruptionKind::MissingOpening => {
                 "segment after a sealed one lacks its opening record (emptied or replaced)"
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::{Limits, RecoveryMode};
 use crate::cursor::{SegmentCursor, Step};
 use crate::damage::{classify, Damage};
-use crate::error::{Error, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::fs::{FileSystem, OpenMode};
 use crate::position::Position;
 use crate::record::{Record, RecordRef};
@@ -139,6 +139,21 @@ impl WalReader {
                             continue;
                         }
                     }
+                    // Outside the newest segment (which recovery cut) a hole is damage.
+                    let found = match found {
+                        Damage::Hole {
+                            unit_start,
+                            damage,
+                            resume,
+                            ..
+                        } => Damage::Middle {
+                            unit_start,
+                            damage,
+                            kind: CorruptionKind::Hole,
+                            resume,
+                        },
+                        other => other,
+                    };
                     match found {
                         Damage::FreeSpace { .. } => self.current = None,
                         _ if !self.salvage => {
@@ -179,8 +194,8 @@ impl WalReader {
                             });
                             cursor.seek(resume);
                         }
-                        Damage::Middle { resume: None, .. } => {
-                            unreachable!("a salvage search always resolves the damage")
+                        Damage::Middle { resume: None, .. } | Damage::Hole { .. } => {
+                            unreachable!("a salvage search resolves the damage; holes are mapped")
                         }
                     }
                 }

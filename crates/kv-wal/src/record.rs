@@ -403,7 +403,7 @@ fn field(buf: &[u8], at: &mut usize) -> Result<u64, Decoded<'static>> {
 /// The key length, stored value length and whole length that the header at the front of
 /// `buf` claims, if the header reads (the record itself may be cut short or fail its
 /// checksum).
-pub(crate) fn claimed_lengths(buf: &[u8]) -> Option<(u64, u64, u64)> {
+pub(crate) fn claimed_lengths(buf: &[u8]) -> Option<Claim> {
     let mut at = 0;
     let klen = field(buf, &mut at).ok()?;
     let vlen = field(buf, &mut at).ok()?;
@@ -415,7 +415,25 @@ pub(crate) fn claimed_lengths(buf: &[u8]) -> Option<(u64, u64, u64)> {
     if klen > MAX_FIELD_LEN || vlen > MAX_FIELD_LEN {
         return None;
     }
-    Some((klen, vlen, at as u64 + klen + vlen + CRC_LEN as u64))
+    Some(Claim {
+        klen,
+        vlen,
+        len: at as u64 + klen + vlen + CRC_LEN as u64,
+        continues_batch: flags & FLAG_BATCH_CONTINUES != 0,
+    })
+}
+
+/// What a record's header claims, whether or not the record is whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// Key length.
+    pub(crate) klen: u64,
+    /// Stored value length.
+    pub(crate) vlen: u64,
+    /// The whole record's length.
+    pub(crate) len: u64,
+    /// Whether the record says the next one belongs to its atomic batch.
+    pub(crate) continues_batch: bool,
 }
 
 /// Parses the record at the front of `buf`, checking its checksum when `verify` is set (a

@@ -309,20 +309,19 @@ fn check_seals(
     for pair in scanned.windows(2) {
         let (before, after) = (&pair[0], &pair[1]);
         match after.opening {
-            Some(said) => {
-                if !before.matches(&said) {
-                    let at = said.len.min(before.data_end);
-                    let bytes = said.len.abs_diff(before.data_end);
-                    seal_fault(
-                        mode,
-                        info,
-                        before.id,
-                        at,
-                        CorruptionKind::SegmentLength,
-                        bytes,
-                    )?;
-                }
+            Some(said) if !before.matches(&said) => {
+                let at = said.len.min(before.data_end);
+                let bytes = said.len.abs_diff(before.data_end);
+                seal_fault(
+                    mode,
+                    info,
+                    before.id,
+                    at,
+                    CorruptionKind::SegmentLength,
+                    bytes,
+                )?;
             }
+            Some(_) => {}
             None if before.sealed.is_some() => {
                 let bytes = after.data_end;
                 seal_fault(
@@ -432,6 +431,43 @@ fn settle(
             });
             Ok(Settled::EndsAt(unit_start))
         }
+        // The never-synced tail of the newest segment, kept in part and out of order: the
+        // log is cut where it begins, as of a point in time (salvage too: its newest segment
+        // stays a prefix).
+        Damage::Hole {
+            unit_start,
+            damage: offset,
+            data_end,
+            ..
+        } if is_last && mode != RecoveryMode::Strict => {
+            let bytes = data_end - unit_start;
+            info.bytes_truncated += bytes;
+            info.corruptions.push(Corruption {
+                segment,
+                offset,
+                kind: CorruptionKind::Hole,
+                bytes,
+                action: DamageAction::Truncated,
+            });
+            Ok(Settled::EndsAt(unit_start))
+        }
+        Damage::Hole {
+            unit_start,
+            damage: offset,
+            resume,
+            ..
+        } => settle(
+            mode,
+            segment,
+            is_last,
+            Damage::Middle {
+                unit_start,
+                damage: offset,
+                kind: CorruptionKind::Hole,
+                resume,
+            },
+            info,
+        ),
         Damage::Middle {
             unit_start,
             damage: offset,

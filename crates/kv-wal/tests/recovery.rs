@@ -413,3 +413,107 @@ fn recovery_skips_the_preallocated_zero_tail_without_reading_it() {
     assert!(reads < 64, "{reads} reads");
     drop(wal);
 }
+
+#[test]
+fn pages_written_back_out_of_order_are_cut_at_the_first_hole_as_a_point_in_time() {
+    use kv_wal::fs::volatile::VolatileFileSystem;
+    let dir = std::path::Path::new("/log");
+    let mut holes = 0;
+    for seed in 0..32 {
+        let fs = VolatileFileSystem::with_dir(dir).unwrap();
+        let config = WalConfig::new(dir)
+            .file_system(std::sync::Arc::new(fs.clone()))
+            .fsync_policy(kv_wal::FsyncPolicy::Os)
+            .max_segment_size(1 << 20);
+        let (mut wal, _) = Wal::open(config.clone()).unwrap();
+        let records: Vec<Record> = (0..120).map(nth_record).collect();
+        for record in &records[..20] {
+            wal.append(record).unwrap();
+        }
+        wal.sync().unwrap();
+        // Six pages or so that no sync covered, some of them kept, in no order.
+        for record in &records[20..] {
+            wal.append(record).unwrap();
+        }
+        fs.keep_unsynced_pages(seed);
+        // Each open gets the disk as the cut left it (the same pages for the same seed).
+        let after_cut = |mode| {
+            WalConfig::new(dir)
+                .file_system(std::sync::Arc::new(fs.restart()))
+                .recovery_mode(mode)
+        };
+
+        let hole = match Wal::open(after_cut(RecoveryMode::Strict)) {
+            Err(Error::Corrupt { kind, .. }) => kind == CorruptionKind::Hole,
+            _ => false,
+        };
+        for mode in [RecoveryMode::TolerateTornTail, RecoveryMode::Salvage] {
+            let (recovered, info) = {
+                let mut seen = Vec::new();
+                let (wal, info) = Wal::open_with(after_cut(mode), Position::START, |_, r| {
+                    seen.push(r.to_record(usize::MAX).unwrap())
+                })
+                .unwrap_or_else(|e| panic!("seed {seed}, {mode:?}: {e}"));
+                drop(wal);
+                (seen, info)
+            };
+            // Every synced record, then a prefix of the rest: never a record after a hole.
+            assert!(recovered.len() >= 20, "seed {seed}: {}", recovered.len());
+            assert!(
+                recovered == records[..recovered.len()],
+                "seed {seed}, {mode:?}"
+            );
+            let reported = info
+                .corruptions
+                .iter()
+                .any(|c| c.kind == CorruptionKind::Hole && c.action == DamageAction::Truncated);
+            assert_eq!(
+                reported, hole,
+                "seed {seed}, {mode:?}: {:?}",
+                info.corruptions
+            );
+        }
+        holes += u64::from(hole);
+        drop(wal);
+    }
+    assert!(holes > 0, "no seed left a hole before kept pages");
+}
+
+#[test]
+fn salvage_skips_a_damaged_atomic_batch_whole_and_resumes_at_the_next_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let batch = [
+        Record::put("batch-a", "first of three"),
+        Record::put("batch-b", "second of three"),
+        Record::put("batch-c", "third of three"),
+    ];
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    let mut records = Vec::new();
+    for i in 0..20 {
+        wal.append(&nth_record(i)).unwrap();
+        records.push(nth_record(i));
+    }
+    let start = wal.append_atomic(&batch).unwrap();
+    for i in 20..200 {
+        wal.append(&nth_record(i)).unwrap();
+        records.push(nth_record(i));
+    }
+    assert!(
+        wal.current_position().segment > start.segment,
+        "the batch is in an older segment"
+    );
+    wal.close().unwrap();
+    // One bit of the first record's value: its header, flags included, still reads.
+    let path = segment_path(dir.path(), start.segment);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[start.offset as usize + 12] ^= 0x04;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (recovered, info) = reopen_records(config.recovery_mode(RecoveryMode::Salvage));
+    assert_eq!(recovered, records, "none of the batch, every other record");
+    assert_eq!(info.corruptions.len(), 1);
+    assert_eq!(info.corruptions[0].offset, start.offset);
+    let batch_len: usize = batch.iter().map(Record::encoded_len).sum();
+    assert_eq!(info.corruptions[0].bytes, batch_len as u64);
+}
