@@ -148,6 +148,15 @@ pub(crate) fn recover(
         let file_len = file
             .size()
             .map_err(|e| Error::io("read the length of", &path, e))?;
+        if is_last {
+            // Only the newest segment can hold pages whose write-back failed: an older one
+            // was synced successfully when rotation closed it, and a failed sync stops the
+            // log before anything else is written. Such pages stay in the page cache, clean,
+            // until dropped; read from the disk instead, so a reopen in the same boot sees
+            // what a reboot would. Best effort: a file system that ignores the advice leaves
+            // the case a reboot settles (FORMAT.md).
+            let _ = file.drop_cached_pages();
+        }
         // Every scanned segment is read from its first byte, even the one `from` points into:
         // where its valid data ends must not depend on the caller's idea of a boundary.
         let mut cursor = SegmentCursor::new(file.clone(), 0, file_len);

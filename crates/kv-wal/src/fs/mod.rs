@@ -64,6 +64,14 @@ pub trait WalFile: Send + Sync + Debug {
     fn size(&self) -> io::Result<u64>;
     /// Reserves disk blocks up to `len` bytes without changing what reads return.
     fn allocate(&self, len: u64) -> io::Result<()>;
+    /// Drops the file's clean pages from the page cache (`posix_fadvise(DONTNEED)`), so that
+    /// reads that follow come from the disk. After a failed `fdatasync` Linux keeps the pages
+    /// that never reached the disk in the cache, clean: a reopen in the same boot would read
+    /// them as if they were there. Best effort; by default it does nothing (a layer with no
+    /// page cache).
+    fn drop_cached_pages(&self) -> io::Result<()> {
+        Ok(())
+    }
     /// The first region holding data at or after `offset`, as `[start, end)`: what
     /// `SEEK_DATA` and `SEEK_HOLE` answer. Every byte outside such regions reads as zero, so
     /// recovery skips the preallocated tail without reading it. `Ok(None)` when no data
@@ -167,6 +175,11 @@ impl WalFile for StdFile {
 
     fn data_after(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
         data_region_after(&self.file, offset)
+    }
+
+    fn drop_cached_pages(&self) -> io::Result<()> {
+        rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
     }
 }
 
