@@ -47,6 +47,7 @@ mod reader;
 mod record;
 mod recovery;
 mod seal;
+mod seal_check;
 pub mod segment;
 mod varint;
 mod wal;

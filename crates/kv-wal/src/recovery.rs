@@ -10,7 +10,8 @@ use crate::error::{CorruptionKind, Error, Result};
 use crate::fs::{OpenMode, WalFile};
 use crate::position::Position;
 use crate::record::RecordRef;
-use crate::seal::{self, Mark, Summary};
+use crate::seal;
+use crate::seal_check::{check_seals, seal_fault, take_meta, Scanned};
 use crate::segment;
 
 use std::sync::Arc;
@@ -88,31 +89,6 @@ pub(crate) struct Tail {
     pub(crate) records: u64,
     /// Where its records start: past its opening, if it has one.
     pub(crate) start: u64,
-}
-
-/// What the scan of one segment found, for the checks across segments.
-#[derive(Debug)]
-struct Scanned {
-    id: u64,
-    /// Records (seal and opening not counted).
-    records: u64,
-    /// Where its records end: at its seal, if it has one.
-    data_end: u64,
-    /// What its opening says of the segment before it.
-    opening: Option<Summary>,
-    /// Where its seal is.
-    sealed: Option<u64>,
-    /// A seal torn by a crash follows its records.
-    torn_seal: bool,
-    /// Salvage skipped damage in it: its record count says nothing any more.
-    skipped: bool,
-}
-
-impl Scanned {
-    /// Whether `summary` (its seal, or the next segment's opening) states what it holds.
-    fn matches(&self, summary: &Summary) -> bool {
-        summary.len == self.data_end && (self.skipped || summary.records == self.records)
-    }
 }
 
 /// Scans the segments `ids` (sorted, non-empty), hands every record at or after `from` to
@@ -268,123 +244,6 @@ pub(crate) fn recover(
     info.end = Position::new(tail.id, tail.len);
     info.duration = started.elapsed();
     Ok((info, tail))
-}
-
-/// Takes in a record of the log's own found at `offset` of `seg` (`None`: not a seal or
-/// opening this version writes, or not alone in its unit).
-fn take_meta(
-    mode: RecoveryMode,
-    info: &mut RecoveryInfo,
-    seg: &mut Scanned,
-    offset: u64,
-    meta: Option<(Mark, Summary)>,
-) -> Result<()> {
-    let id = seg.id;
-    match meta {
-        Some((Mark::Opening, summary)) if offset == 0 && summary.segment + 1 == id => {
-            seg.opening = Some(summary);
-            Ok(())
-        }
-        Some((Mark::Seal, summary)) if summary.segment == id => {
-            seg.sealed = Some(offset);
-            seg.data_end = offset;
-            if !seg.matches(&summary) {
-                // Records were cut out of the segment, or added to it, after it was sealed.
-                let bytes = summary.len.abs_diff(offset);
-                let at = summary.len.min(offset);
-                seal_fault(mode, info, id, at, CorruptionKind::SegmentLength, bytes)?;
-            }
-            Ok(())
-        }
-        _ => seal_fault(
-            mode,
-            info,
-            id,
-            offset,
-            CorruptionKind::BadSeal,
-            seal::RECORD_LEN,
-        ),
-    }
-}
-
-/// The checks across segments: each opening matches the segment before it, and a sealed
-/// segment has a successor that opens with its opening.
-fn check_seals(
-    mode: RecoveryMode,
-    dir: &Path,
-    scanned: &[Scanned],
-    info: &mut RecoveryInfo,
-) -> Result<()> {
-    for pair in scanned.windows(2) {
-        let (before, after) = (&pair[0], &pair[1]);
-        match after.opening {
-            Some(said) if !before.matches(&said) => {
-                let at = said.len.min(before.data_end);
-                let bytes = said.len.abs_diff(before.data_end);
-                seal_fault(
-                    mode,
-                    info,
-                    before.id,
-                    at,
-                    CorruptionKind::SegmentLength,
-                    bytes,
-                )?;
-            }
-            Some(_) => {}
-            None if before.sealed.is_some() => {
-                let bytes = after.data_end;
-                seal_fault(
-                    mode,
-                    info,
-                    after.id,
-                    0,
-                    CorruptionKind::MissingOpening,
-                    bytes,
-                )?;
-            }
-            // A seal is written only once the next segment's opening is durable.
-            None if before.torn_seal => {
-                let at = before.data_end;
-                seal_fault(mode, info, before.id, at, CorruptionKind::BadSeal, 0)?;
-            }
-            None => {}
-        }
-    }
-    let newest = scanned.last().expect("the last segment is always scanned");
-    if newest.sealed.is_some() {
-        // Rotation makes the next segment durable before it seals this one.
-        return Err(Error::MissingSegment {
-            id: newest.id + 1,
-            dir: dir.to_path_buf(),
-        });
-    }
-    Ok(())
-}
-
-/// A seal that does not match what it seals: an error, or in salvage mode a reported fault.
-fn seal_fault(
-    mode: RecoveryMode,
-    info: &mut RecoveryInfo,
-    segment: u64,
-    offset: u64,
-    kind: CorruptionKind,
-    bytes: u64,
-) -> Result<()> {
-    if mode != RecoveryMode::Salvage {
-        return Err(Error::Corrupt {
-            segment,
-            offset,
-            kind,
-        });
-    }
-    info.corruptions.push(Corruption {
-        segment,
-        offset,
-        kind,
-        bytes,
-        action: DamageAction::Skipped,
-    });
-    Ok(())
 }
 
 /// What a segment scan does after damage.
