@@ -400,8 +400,9 @@ impl Wal {
         self.first_segment..=self.active.id
     }
 
-    /// Closes the current segment and starts the next; returns where the new one starts.
-    /// Does nothing when the current segment is still empty.
+    /// Closes the current segment, sealed (`FORMAT.md`, "Seals"), and starts the next;
+    /// returns where the new one's first record will go (past its opening). Does nothing
+    /// when the current segment holds no records yet.
     pub fn rotate(&mut self) -> Result<Position> {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
