@@ -7,7 +7,7 @@
 //! - a bad record with valid records after it: damage, never a crash's doing.
 
 use crate::config::Limits;
-use crate::cursor::SegmentCursor;
+use crate::cursor::{SegmentCursor, PAGE};
 use crate::error::CorruptionKind;
 
 /// How far past a damaged record recovery looks for the valid records that prove the damage
@@ -150,10 +150,12 @@ pub(crate) fn classify(
         Some(at) if salvage && !ends_unit => cursor.after_unit_end(at)?,
         other => other,
     };
-    // A hole counts only with valid records after it: a lone non-zero byte far into the
-    // zeros is damage to report, not a write the disk kept part of.
-    if resume.is_some() {
-        if let Some(zeros) = cursor.hole_in(damage, claimed_end, data_end)? {
+    // A hole counts only with a valid record after it (chained to the end or not: more
+    // pages may be lost further on): a lone non-zero byte far into the zeros is damage to
+    // report, not a write the disk kept part of.
+    if let Some(zeros) = cursor.hole_in(damage, claimed_end, data_end)? {
+        let near = data_end.min(zeros + PAGE + SEARCH_WINDOW);
+        if resume.is_some() || cursor.find_record(zeros, near, None)?.is_some() {
             return Ok(Damage::Hole {
                 unit_start,
                 damage: zeros,
