@@ -29,6 +29,53 @@ pub const TARGETS: &[Target] = &[
     ("shell_command", shell_command),
 ];
 
+/// Writes a log with kv-wal (records and atomic batches over 1 KiB segments, so every
+/// closed segment is sealed and the next opens with its opening), then applies the edits
+/// `body` describes, four bytes each: a segment, an offset (two bytes, modulo the segment's
+/// length) and what to do there: cut the file, zero the 4 KiB page, flip a bit, or remove
+/// the segment.
+fn damage_sealed_log(dir: &std::path::Path, body: &[u8]) {
+    let config = WalConfig::new(dir)
+        .max_segment_size(1024)
+        .preallocate(false)
+        .fsync_policy(kv_wal::FsyncPolicy::Os);
+    let (mut wal, _) = Wal::open(config).expect("open a fresh log");
+    for i in 0..60u32 {
+        let key = format!("key-{}", i % 17);
+        let record = kv_wal::Record::put(key.clone(), vec![b'v'; (i % 9 * 11) as usize]);
+        let written = if i % 7 == 3 {
+            wal.append_atomic(&[record, kv_wal::Record::delete(key)])
+        } else {
+            wal.append(&record)
+        };
+        written.expect("append");
+    }
+    let last = wal.current_position().segment;
+    wal.close().expect("close");
+    for edit in body.chunks_exact(4) {
+        let id = u64::from(edit[0]) % (last + 1);
+        let path = dir.join(kv_wal::segment::file_name(id));
+        let Ok(mut bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let at = usize::from(u16::from_le_bytes([edit[1], edit[2]])) % bytes.len().max(1);
+        match edit[3] % 4 {
+            0 => bytes.truncate(at),
+            1 => {
+                let page_end = (at + 4096).min(bytes.len());
+                bytes[at..page_end].fill(0);
+            }
+            2 if !bytes.is_empty() => bytes[at] ^= 1 << (edit[3] / 4 % 8),
+            3 => {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            _ => {}
+        }
+        std::fs::write(&path, &bytes).expect("rewrite a segment");
+    }
+}
+
 /// Parses arbitrary bytes as a line of the `kv` shell; every word it splits, printed the way
 /// the shell prints keys and values, must parse back to the same bytes.
 pub fn shell_command(data: &[u8]) {
@@ -137,7 +184,9 @@ pub fn decode_record(data: &[u8]) {
 
 /// Writes arbitrary bytes as one to three segments (the first byte chooses how many and the
 /// recovery mode), opens the log, and reads it all back. Whatever opening reports, reading
-/// what it accepted must not fail in a mode that opened it.
+/// what it accepted must not fail in a mode that opened it. With the first byte's top bit
+/// set, the log is one kv-wal wrote instead (so its closed segments carry seals and
+/// openings), damaged as the other bytes say (`damage_sealed_log`).
 pub fn recover_directory(data: &[u8]) {
     let Some((&control, body)) = data.split_first() else {
         return;
@@ -149,10 +198,14 @@ pub fn recover_directory(data: &[u8]) {
         _ => RecoveryMode::Salvage,
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let chunk = body.len().div_ceil(segments).max(1);
-    for (id, bytes) in body.chunks(chunk).enumerate() {
-        let path = dir.path().join(kv_wal::segment::file_name(id as u64));
-        std::fs::write(path, bytes).expect("write a segment");
+    if control & 0x80 != 0 {
+        damage_sealed_log(dir.path(), body);
+    } else {
+        let chunk = body.len().div_ceil(segments).max(1);
+        for (id, bytes) in body.chunks(chunk).enumerate() {
+            let path = dir.path().join(kv_wal::segment::file_name(id as u64));
+            std::fs::write(path, bytes).expect("write a segment");
+        }
     }
     let config = WalConfig::new(dir.path())
         .recovery_mode(mode)

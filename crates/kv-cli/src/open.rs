@@ -30,7 +30,7 @@ pub fn create(dir: &Path, durability: Durability) -> Outcome<KvStore> {
 /// Says on standard error what opening the store in `dir` cut or skipped, if anything: an
 /// open that changes the log never does it silently.
 pub fn tell_damage(store: &KvStore, dir: &Path) {
-    for line in damage_lines(&store.stats().recovery.recovery) {
+    for line in damage_lines(&store.open_report().recovery) {
         eprintln!("kv: note: {}: {line}", dir.display());
     }
 }
@@ -42,7 +42,7 @@ pub fn damage_lines(recovery: &kv_wal::RecoveryInfo) -> Vec<String> {
         .iter()
         .map(|c| {
             let what = match c.action {
-                kv_wal::DamageAction::Truncated => "cut off the torn tail of",
+                kv_wal::DamageAction::Truncated => "cut off the end of",
                 kv_wal::DamageAction::Skipped => "skipped damaged bytes in",
             };
             format!(

@@ -142,6 +142,11 @@ impl WalFile for ReadOnlyFile {
         Ok(self.file.metadata()?.len())
     }
 
+    /// So that checking a crashed store skips its preallocated zeros without reading them.
+    fn data_after(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        kv_wal::fs::data_region_after(&self.file, offset)
+    }
+
     fn allocate(&self, _len: u64) -> io::Result<()> {
         Err(refused("allocate space in", &self.path))
     }

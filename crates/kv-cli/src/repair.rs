@@ -25,7 +25,7 @@ pub fn repair(dir: &Path, to: &Path, durability: Durability) -> Outcome {
         )));
     }
     let source = open::view(dir, RecoveryMode::Salvage)?;
-    let report = source.stats().recovery;
+    let report = source.open_report().clone();
     let target = open::create(to, durability)?;
 
     let mut copied = 0u64;

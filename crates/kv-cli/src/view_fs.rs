@@ -257,6 +257,14 @@ impl WalFile for ViewFile {
         Ok(self.length.load(Ordering::Acquire))
     }
 
+    /// The real file's data regions, within the length the view shows.
+    fn data_after(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let length = self.length.load(Ordering::Acquire);
+        Ok(kv_wal::fs::data_region_after(&self.file, offset)?
+            .map(|(start, end)| (start, end.min(length)))
+            .filter(|&(start, end)| start < end))
+    }
+
     /// Reserving space matters only to writes, which this layer refuses.
     fn allocate(&self, _len: u64) -> io::Result<()> {
         Ok(())

@@ -62,4 +62,4 @@ pub use kv_compact::{CompactionReport, CompactionStats};
 pub use kv_concurrent::Scan;
 pub use kv_core::{Clock, IndexKind, ManualClock, SystemClock};
 pub use kv_durable::{CommitStats, Durability, OpenReport, WriteOptions};
-pub use kv_wal::{Compression, RecoveryMode};
+pub use kv_wal::{Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode};

@@ -214,6 +214,25 @@ impl KvStore {
         &self.inner.path
     }
 
+    /// What opening found and did: records replayed, and in `recovery.corruptions` every
+    /// piece of the log that was cut (a torn tail) or skipped (salvage mode), each with its
+    /// segment, offset and byte count (`Display` prints it as one line). Empty when the
+    /// log was whole.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = kv_store::KvStore::open(dir.path())?;
+    /// for cut in &store.open_report().recovery.corruptions {
+    ///     eprintln!("opening cut or skipped damage: {cut}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open_report(&self) -> &OpenReport {
+        &self.inner.report
+    }
+
     fn state(&self) -> &Sharded {
         self.inner.durable.sink()
     }

@@ -6,12 +6,15 @@
 //!   the end of the newest segment);
 //! - a bad record with valid records after it: damage, never a crash's doing.
 
-use crate::cursor::SegmentCursor;
+use crate::config::Limits;
+use crate::cursor::{SegmentCursor, PAGE};
 use crate::error::CorruptionKind;
 
 /// How far past a damaged record recovery looks for the valid records that prove the damage
-/// is not a torn tail, when the damaged record's own header cannot say where the next record
-/// starts. Beyond this, recovery refuses rather than guess (salvage mode looks further).
+/// is not a torn tail, when the damaged record's own header cannot say where it ends. Beyond
+/// this, recovery refuses rather than guess (salvage mode looks further). When the header
+/// can say (it reads, and its lengths are within the limits), the search goes on to the end
+/// it claims: a record longer than the window, torn or damaged, is told apart the same way.
 const SEARCH_WINDOW: u64 = 64 * 1024;
 
 /// What the bytes at a cursor's stop are.
@@ -32,6 +35,20 @@ pub(crate) enum Damage {
         kind: CorruptionKind,
         /// Where the non-zero bytes end.
         data_end: u64,
+    },
+    /// A page (or the rest of one) of zeros inside the damaged unit, with data after it:
+    /// what a power cut leaves when the disk wrote back a later unsynced page and not an
+    /// earlier one. In the newest segment that is the never-synced tail (see
+    /// [`classify`]); elsewhere it is damage like [`Damage::Middle`].
+    Hole {
+        /// Where the damaged unit begins: where the log is cut.
+        unit_start: u64,
+        /// Where the zeros begin.
+        damage: u64,
+        /// Where the non-zero bytes end.
+        data_end: u64,
+        /// The first unit after it that salvage may resume at, if there is one.
+        resume: Option<u64>,
     },
     /// A bad record, with valid records from `resume` on; or, when `resume` is `None`, data
     /// after the damage that the bounded search could not account for.
@@ -55,6 +72,7 @@ impl Damage {
             Damage::Tail { damage, kind, .. } | Damage::Middle { damage, kind, .. } => {
                 Some((damage, kind))
             }
+            Damage::Hole { damage, .. } => Some((damage, CorruptionKind::Hole)),
         }
     }
 }
@@ -63,19 +81,41 @@ impl Damage {
 /// segment for any valid record; otherwise valid data after the damage counts only when
 /// records chain from it to the end of the data, so a record that happens to be embedded in a
 /// torn value cannot make a crash look like damage.
+///
+/// A header whose lengths exceed `limits` is not believed: no writer of this log wrote such
+/// a record, so its length field is damaged, and where it says the record ends means nothing.
+///
+/// Damage with data after it is a [`Damage::Hole`] when the damaged record lost a page to
+/// zeros. Such a hole lies past the last completed sync: an `fdatasync` writes back every
+/// page of the file written before it, so a page the disk never got was never synced, and
+/// neither was anything written after it. A page of zeros inside synced records would take
+/// a disk that lost a page it acknowledged; recovery assumes, as for a torn record at the
+/// end, that it does not.
+///
+/// In salvage, where to resume is moved to a unit's start: the record found may be the
+/// middle of an atomic batch whose start was damaged.
 pub(crate) fn classify(
     cursor: &mut SegmentCursor,
     damage: u64,
     kind: CorruptionKind,
     salvage: bool,
+    limits: &Limits,
 ) -> std::io::Result<Damage> {
     let unit_start = cursor.offset();
     let data_end = cursor.data_end()?;
+    // Damage that begins with zeros at a unit's start (a stray byte in preallocated space,
+    // or a write whose first pages never reached the disk) is named where its non-zero
+    // bytes begin, not where the valid data ends.
+    let fault = if unit_start == damage && damage < data_end {
+        cursor.first_nonzero(damage, data_end)?
+    } else {
+        damage
+    };
     // A record that runs past the end of the file was cut there, zero bytes and all; any
     // other bad tail counts up to its last non-zero byte.
     let tail = Damage::Tail {
         unit_start,
-        damage,
+        damage: fault,
         kind,
         data_end: match kind {
             CorruptionKind::Truncated | CorruptionKind::UnterminatedBatch => cursor.end(),
@@ -89,33 +129,95 @@ pub(crate) fn classify(
             tail
         });
     }
-    let middle = |resume| Damage::Middle {
-        unit_start,
-        damage,
-        kind,
-        resume,
+    // The damaged record's header says where the next record starts, if it is believed.
+    let header = cursor.claimed_lengths(damage)?;
+    let claim = header.filter(|claim| {
+        claim.klen <= limits.max_key_size as u64 && claim.vlen <= limits.max_value_size as u64
+    });
+    let claimed_end = claim.map(|claim| damage + claim.len);
+    let found = find_resume(cursor, damage, claimed_end, data_end, salvage)?;
+    let resume = match found {
+        Found::Tail => return Ok(tail),
+        Found::Unknown => None,
+        Found::At(resume) => Some(resume),
     };
-    // The damaged record's header says where the next record starts: look there first.
-    let claimed_end = cursor.claimed_len(damage)?.map(|len| damage + len);
+    // Salvage resumes at a unit's start. When the damaged record's flags say it ends its
+    // unit, the first valid record after it starts the next one; otherwise (a batch goes on,
+    // or the flags are lost) the record found may be inside that batch, and salvage skips to
+    // the end of the unit it is in.
+    let ends_unit = header.is_some_and(|header| !header.continues_batch);
+    let resume = match resume {
+        Some(at) if salvage && !ends_unit => cursor.after_unit_end(at)?,
+        other => other,
+    };
+    // A hole counts only with a valid record after it (chained to the end or not: more
+    // pages may be lost further on): a lone non-zero byte far into the zeros is damage to
+    // report, not a write the disk kept part of.
+    if let Some(zeros) = cursor.hole_in(damage, claimed_end, data_end)? {
+        let near = data_end.min(zeros + PAGE + SEARCH_WINDOW);
+        if resume.is_some() || cursor.find_record(zeros, near, None)?.is_some() {
+            return Ok(Damage::Hole {
+                unit_start,
+                damage: zeros,
+                data_end,
+                resume,
+            });
+        }
+    }
+    Ok(match resume {
+        Some(_) => Damage::Middle {
+            unit_start,
+            damage: fault,
+            kind,
+            resume,
+        },
+        // Salvage found nothing to resume at: all of it is the damaged unit.
+        None if salvage => tail,
+        None => Damage::Middle {
+            unit_start,
+            damage: fault,
+            kind,
+            resume: None,
+        },
+    })
+}
+
+/// What the search after a damaged record found.
+enum Found {
+    /// Nothing valid follows and the data ends where a torn write can: a torn tail.
+    Tail,
+    /// Data follows that the bounded search cannot account for.
+    Unknown,
+    /// A valid record (chained to the end of the data, unless salvaging) starts here.
+    At(u64),
+}
+
+fn find_resume(
+    cursor: &mut SegmentCursor,
+    damage: u64,
+    claimed_end: Option<u64>,
+    data_end: u64,
+    salvage: bool,
+) -> std::io::Result<Found> {
     if let Some(next) = claimed_end.filter(|&end| end < data_end) {
         if cursor.chain_holds_from(next, data_end)? {
-            return Ok(middle(Some(next)));
+            return Ok(Found::At(next));
         }
     }
     if salvage {
         return Ok(match cursor.find_record(damage, data_end, None)? {
-            Some(resume) => middle(Some(resume)),
-            None => tail,
+            Some(resume) => Found::At(resume),
+            None => Found::Tail,
         });
     }
-    let limit = data_end.min(damage + 1 + SEARCH_WINDOW);
+    let limit = data_end.min((damage + 1 + SEARCH_WINDOW).max(claimed_end.unwrap_or(0)));
     if let Some(resume) = cursor.find_record(damage, limit, Some(data_end))? {
-        return Ok(middle(Some(resume)));
+        return Ok(Found::At(resume));
     }
     let header_says_torn = claimed_end.is_some_and(|end| end >= data_end);
     Ok(if header_says_torn || limit >= data_end {
-        tail
+        Found::Tail
     } else {
-        middle(None)
+        Found::Unknown
     })
 }

@@ -144,6 +144,18 @@ pub enum CorruptionKind {
     BadCompressedValue,
     /// An atomic batch that never ends before the end of its segment.
     UnterminatedBatch,
+    /// A seal or opening record (`FORMAT.md`, "Seals") that is malformed, names another
+    /// segment, or is out of place (an opening past offset 0, records after a seal).
+    BadSeal,
+    /// A segment's length or record count differs from what its seal, or the next
+    /// segment's opening, says: it was cut short or grown.
+    SegmentLength,
+    /// The segment after a sealed one does not begin with its opening: it was emptied or
+    /// replaced.
+    MissingOpening,
+    /// A page of zeros where records were, with records after it: pages a power cut kept
+    /// out of order (in the newest segment's never-synced tail) or lost data.
+    Hole,
 }
 
 impl fmt::Display for CorruptionKind {
@@ -155,6 +167,12 @@ impl fmt::Display for CorruptionKind {
             CorruptionKind::InvalidCompression => "invalid compression type",
             CorruptionKind::BadCompressedValue => "compressed value does not decompress",
             CorruptionKind::UnterminatedBatch => "atomic batch without its end",
+            CorruptionKind::BadSeal => "invalid or misplaced segment seal",
+            CorruptionKind::SegmentLength => "segment length or record count differs from its seal",
+            CorruptionKind::Hole => "a page of zeros where records were, with records after it",
+            CorruptionKind::MissingOpening => {
+                "segment after a sealed one lacks its opening record (emptied or replaced)"
+            }
         })
     }
 }

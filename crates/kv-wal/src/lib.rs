@@ -46,6 +46,8 @@ mod position;
 mod reader;
 mod record;
 mod recovery;
+mod seal;
+mod seal_check;
 pub mod segment;
 mod varint;
 mod wal;

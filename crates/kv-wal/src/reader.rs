@@ -4,14 +4,15 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::RecoveryMode;
+use crate::config::{Limits, RecoveryMode};
 use crate::cursor::{SegmentCursor, Step};
 use crate::damage::{classify, Damage};
-use crate::error::{Error, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::fs::{FileSystem, OpenMode};
 use crate::position::Position;
 use crate::record::{Record, RecordRef};
 use crate::recovery::{Corruption, DamageAction};
+use crate::seal;
 use crate::segment;
 
 /// A streaming reader over the log, from a start position up to the end the log had when the
@@ -28,7 +29,7 @@ pub struct WalReader {
     from: Position,
     until: Position,
     salvage: bool,
-    value_limit: usize,
+    limits: Limits,
     current: Option<(u64, SegmentCursor)>,
     skipped: Vec<Corruption>,
 }
@@ -41,7 +42,7 @@ impl WalReader {
         from: Position,
         until: Position,
         mode: RecoveryMode,
-        value_limit: usize,
+        limits: Limits,
     ) -> Self {
         let segments = segments
             .into_iter()
@@ -54,7 +55,7 @@ impl WalReader {
             from,
             until,
             salvage: mode == RecoveryMode::Salvage,
-            value_limit,
+            limits,
             current: None,
             skipped: Vec::new(),
         }
@@ -103,14 +104,56 @@ impl WalReader {
             };
             let id = *id;
             if cursor.has_pending() {
+                if cursor.skip_log_meta() {
+                    continue;
+                }
                 return Ok(true);
             }
             let io_error = |e| Error::io("read segment", self.dir.join(segment::file_name(id)), e);
             match cursor.next_unit().map_err(io_error)? {
-                Step::Unit => return Ok(true),
+                Step::Unit => continue,
                 Step::End => self.current = None,
                 Step::Stop { damage, kind } => {
-                    let found = classify(cursor, damage, kind, self.salvage).map_err(io_error)?;
+                    let found = classify(cursor, damage, kind, self.salvage, &self.limits)
+                        .map_err(io_error)?;
+                    if let Damage::Tail {
+                        unit_start,
+                        data_end,
+                        ..
+                    } = found
+                    {
+                        // A seal a crash tore while rotation closed this segment: recovery
+                        // accepted it, as the next segment's opening states where it ends.
+                        if id != self.until.segment
+                            && data_end - unit_start <= seal::RECORD_LEN
+                            && seal::is_torn_seal(
+                                &cursor
+                                    .read_bytes(unit_start, data_end - unit_start)
+                                    .map_err(io_error)?,
+                                id,
+                                None,
+                                unit_start,
+                            )
+                        {
+                            self.current = None;
+                            continue;
+                        }
+                    }
+                    // Outside the newest segment (which recovery cut) a hole is damage.
+                    let found = match found {
+                        Damage::Hole {
+                            unit_start,
+                            damage,
+                            resume,
+                            ..
+                        } => Damage::Middle {
+                            unit_start,
+                            damage,
+                            kind: CorruptionKind::Hole,
+                            resume,
+                        },
+                        other => other,
+                    };
                     match found {
                         Damage::FreeSpace { .. } => self.current = None,
                         _ if !self.salvage => {
@@ -151,8 +194,8 @@ impl WalReader {
                             });
                             cursor.seek(resume);
                         }
-                        Damage::Middle { resume: None, .. } => {
-                            unreachable!("a salvage search always resolves the damage")
+                        Damage::Middle { resume: None, .. } | Damage::Hole { .. } => {
+                            unreachable!("a salvage search resolves the damage; holes are mapped")
                         }
                     }
                 }
@@ -176,7 +219,7 @@ impl Iterator for WalReader {
     type Item = Result<(Position, Record)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let limit = self.value_limit;
+        let limit = self.limits.max_value_size;
         match self.next_ref() {
             Ok(Some((position, record))) => Some(
                 record

@@ -24,6 +24,9 @@ const COMPRESSION_MASK: u8 = 0b0000_1100;
 const FLAG_DEADLINE: u8 = 0b0001_0000;
 /// Bit 5 (extension): the next record belongs to the same atomic batch as this one.
 const FLAG_BATCH_CONTINUES: u8 = 0b0010_0000;
+/// Bit 6 (extension): the record is the log's own (a segment's seal or opening, `seal.rs`),
+/// not a user's.
+const FLAG_LOG_META: u8 = 0b0100_0000;
 
 /// Length of the trailing checksum.
 const CRC_LEN: usize = 4;
@@ -223,6 +226,18 @@ pub(crate) fn encode_parts(out: &mut Vec<u8>, parts: Parts<'_>, continues_batch:
     out.extend_from_slice(&crc.to_le_bytes());
 }
 
+/// Appends a record of the log's own (`seal.rs`): a tombstone of `key`, flagged with bit 6.
+/// A nori-wal 0.1 reader, which ignores bit 6, reads it as the delete of that key.
+pub(crate) fn encode_log_meta(out: &mut Vec<u8>, key: &[u8]) {
+    let start = out.len();
+    varint::encode(key.len() as u64, out);
+    varint::encode(0, out);
+    out.push(FLAG_TOMBSTONE | FLAG_LOG_META);
+    out.extend_from_slice(key);
+    let crc = crc32c::crc32c(&out[start..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+}
+
 /// A record decoded in place, borrowing its bytes from the buffer it was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordRef<'a> {
@@ -269,9 +284,13 @@ impl<'a> RecordRef<'a> {
     }
 
     /// Whether the next record belongs to the same atomic batch.
-    #[cfg(test)]
     pub(crate) fn continues_batch(&self) -> bool {
         self.flags & FLAG_BATCH_CONTINUES != 0
+    }
+
+    /// Whether this is one of the log's own records (`seal.rs`), never handed to users.
+    pub(crate) fn is_log_meta(&self) -> bool {
+        self.flags & FLAG_LOG_META != 0
     }
 
     /// The value, decompressed, refusing one longer than `limit` bytes.
@@ -344,6 +363,11 @@ impl Layout {
         self.flags & FLAG_BATCH_CONTINUES != 0
     }
 
+    /// Whether this is one of the log's own records (`seal.rs`).
+    pub(crate) fn is_log_meta(&self) -> bool {
+        self.flags & FLAG_LOG_META != 0
+    }
+
     /// The record, from a buffer that starts where it starts.
     pub(crate) fn record<'a>(&self, buf: &'a [u8]) -> RecordRef<'a> {
         let key_end = self.header_len + self.klen;
@@ -374,6 +398,42 @@ fn field(buf: &[u8], at: &mut usize) -> Result<u64, Decoded<'static>> {
         varint::Decoded::Incomplete => Err(Decoded::Incomplete { len: None }),
         varint::Decoded::Overflow => Err(Decoded::Corrupt(CorruptionKind::BadLength)),
     }
+}
+
+/// The key length, stored value length and whole length that the header at the front of
+/// `buf` claims, if the header reads (the record itself may be cut short or fail its
+/// checksum).
+pub(crate) fn claimed_lengths(buf: &[u8]) -> Option<Claim> {
+    let mut at = 0;
+    let klen = field(buf, &mut at).ok()?;
+    let vlen = field(buf, &mut at).ok()?;
+    let flags = *buf.get(at)?;
+    at += 1;
+    if flags & FLAG_TTL != 0 {
+        field(buf, &mut at).ok()?;
+    }
+    if klen > MAX_FIELD_LEN || vlen > MAX_FIELD_LEN {
+        return None;
+    }
+    Some(Claim {
+        klen,
+        vlen,
+        len: at as u64 + klen + vlen + CRC_LEN as u64,
+        continues_batch: flags & FLAG_BATCH_CONTINUES != 0,
+    })
+}
+
+/// What a record's header claims, whether or not the record is whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// Key length.
+    pub(crate) klen: u64,
+    /// Stored value length.
+    pub(crate) vlen: u64,
+    /// The whole record's length.
+    pub(crate) len: u64,
+    /// Whether the record says the next one belongs to its atomic batch.
+    pub(crate) continues_batch: bool,
 }
 
 /// Parses the record at the front of `buf`, checking its checksum when `verify` is set (a

@@ -15,6 +15,7 @@ use crate::position::Position;
 use crate::reader::WalReader;
 use crate::record::{Record, RecordRef};
 use crate::recovery::{recover, RecoveryInfo};
+use crate::seal;
 use crate::segment;
 
 /// How much of a segment one write window maps.
@@ -30,6 +31,10 @@ struct Active {
     file: Arc<dyn WalFile>,
     /// Where the next append goes.
     len: u64,
+    /// Where its records start: past its opening (`seal.rs`), if it has one.
+    start: u64,
+    /// How many records it holds: what its seal will state.
+    records: u64,
     /// The file's physical length; past `len` when space is preallocated.
     file_len: u64,
     /// How much of the file this process has reserved blocks for with `allocate`: the only
@@ -128,7 +133,7 @@ impl Wal {
         let ids = segment::list(&*fs, &dir)?;
 
         let (info, active) = if ids.is_empty() {
-            let active = create_segment(&config, 0)?;
+            let active = create_segment(&config, 0, None)?;
             let info = RecoveryInfo {
                 end: Position::new(0, 0),
                 ..RecoveryInfo::default()
@@ -152,6 +157,8 @@ impl Wal {
                 path,
                 file: tail.file,
                 len: tail.len,
+                start: tail.start,
+                records: tail.records,
                 file_len: tail.file_len,
                 reserved,
                 written: tail.len,
@@ -274,7 +281,9 @@ impl Wal {
             return Ok(self.current_position());
         }
         let len = bytes.len() as u64;
-        if self.active.len > 0 && self.active.len + len > self.config.max_segment_size {
+        // Room is kept for the seal, so that a sealed segment stays within the size limit.
+        let sealed_len = self.active.len + len + seal::RECORD_LEN;
+        if self.active.len > self.active.start && sealed_len > self.config.max_segment_size {
             self.rotate()?;
         }
         self.reserve(len);
@@ -290,6 +299,7 @@ impl Wal {
             }
         }
         self.active.len += len;
+        self.active.records += encoded.records() as u64;
         self.active.file_len = self.active.file_len.max(self.active.len);
         match self.config.fsync_policy {
             FsyncPolicy::Always => self.sync_active()?,
@@ -430,17 +440,25 @@ impl Wal {
         self.first_segment..=self.active.id
     }
 
-    /// Closes the current segment and starts the next; returns where the new one starts.
-    /// Does nothing when the current segment is still empty.
+    /// Closes the current segment, sealed (`FORMAT.md`, "Seals"), and starts the next;
+    /// returns where the new one's first record will go (past its opening). Does nothing
+    /// when the current segment holds no records yet.
     pub fn rotate(&mut self) -> Result<Position> {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
         }
-        if self.active.len == 0 {
+        if self.active.len == self.active.start {
             return Ok(self.current_position());
         }
         self.finish_active()?;
-        let next = match create_segment(&self.config, self.active.id + 1) {
+        // The next segment, opening and name, is durable before this one is sealed: so a
+        // sealed segment always has a successor, and one missing or emptied is damage.
+        let closing = seal::Summary {
+            segment: self.active.id,
+            records: self.active.records,
+            len: self.active.len,
+        };
+        let next = match create_segment(&self.config, self.active.id + 1, Some(closing)) {
             Ok(next) => next,
             // No file was made: the disk can take the next segment once there is space.
             Err(SegmentError::Create(path, e)) if is_storage_full(&e) => {
@@ -460,11 +478,28 @@ impl Wal {
                 return Err(Error::Poisoned { cause });
             }
         };
+        self.seal_active(closing)?;
         self.shared.set_file(Arc::clone(&next.file));
         self.older_lens.push_back(self.active.len);
         self.older_bytes += self.active.len;
         self.active = next;
         Ok(self.current_position())
+    }
+
+    /// Appends the seal to the active segment, which `finish_active` cut to its data, and
+    /// makes it durable. A crash in between leaves a torn seal, which recovery accepts as
+    /// the next segment's opening already states where this one ends.
+    fn seal_active(&mut self, closing: seal::Summary) -> Result<()> {
+        let bytes = seal::encode(seal::Mark::Seal, closing);
+        if let Err(e) = self.active.file.write_all_at(&bytes, self.active.len) {
+            let cause = self.shared.set_poison(format!(
+                "writing the seal of {} failed: {e}",
+                self.active.path.display()
+            ));
+            return Err(Error::Poisoned { cause });
+        }
+        self.active.len += bytes.len() as u64;
+        self.sync_active()
     }
 
     /// Cuts the active segment to its data and makes it durable, so that it reads back as a
@@ -541,7 +576,7 @@ impl Wal {
             from.max(Position::new(self.first_segment, 0)),
             end,
             self.config.recovery_mode,
-            self.config.limits.max_value_size,
+            self.config.limits,
         ))
     }
 
@@ -647,8 +682,14 @@ fn segment_len(config: &WalConfig, id: u64) -> u64 {
         .unwrap_or(0)
 }
 
-/// Creates segment `id` (preallocated if configured) and makes its name durable.
-fn create_segment(config: &WalConfig, id: u64) -> std::result::Result<Active, SegmentError> {
+/// Creates segment `id` (preallocated if configured), beginning with the opening that states
+/// the segment before it when a rotation `closing` it starts this one, and makes it durable,
+/// name and all.
+fn create_segment(
+    config: &WalConfig,
+    id: u64,
+    closing: Option<seal::Summary>,
+) -> std::result::Result<Active, SegmentError> {
     let path = config.dir.join(segment::file_name(id));
     let fs = &config.file_system;
     let file = match fs.open(&path, OpenMode::CreateNew) {
@@ -660,6 +701,20 @@ fn create_segment(config: &WalConfig, id: u64) -> std::result::Result<Active, Se
         file_len = config.max_segment_size;
     }
     let reserved = file_len;
+    let mut start = 0;
+    if let Some(closing) = closing {
+        let opening = seal::encode(seal::Mark::Opening, closing);
+        if let Err(e) = file
+            .write_all_at(&opening, 0)
+            .and_then(|()| file.sync_data())
+        {
+            drop(file);
+            let _ = fs.remove_file(&path);
+            return Err(SegmentError::Create(path, e));
+        }
+        start = opening.len() as u64;
+        file_len = file_len.max(start);
+    }
     if let Err(e) = fs.sync_dir(&config.dir) {
         // Leave no half-made segment behind: it would block the next rotation, and on reopen
         // it would pass for the newest segment.
@@ -675,7 +730,9 @@ fn create_segment(config: &WalConfig, id: u64) -> std::result::Result<Active, Se
         id,
         path,
         file,
-        len: 0,
+        len: start,
+        start,
+        records: 0,
         file_len,
         reserved,
         written: 0,

@@ -479,3 +479,26 @@ fn a_file_system_off_the_allow_list_gets_no_write_window_and_appends_go_by_pwrit
         assert!(info.corruptions.is_empty());
     }
 }
+
+#[test]
+fn recovery_drops_the_cached_pages_of_the_newest_segment_before_reading_it() {
+    // After a failed fdatasync the kernel keeps the pages it could not write, clean, in the
+    // page cache: reading them on reopen would take them for data on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    for i in 0..300 {
+        wal.append(&nth_record(i)).unwrap();
+    }
+    let segments = wal.segments().count();
+    assert!(segments > 1);
+    drop(wal);
+    assert_eq!(
+        faults.count(Op::DropCache),
+        0,
+        "nothing dropped while writing"
+    );
+    let (records, _) = reopen_records(config);
+    assert_eq!(records.len(), 300);
+    assert_eq!(faults.count(Op::DropCache), 1, "only the newest segment's");
+}

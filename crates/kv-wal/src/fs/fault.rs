@@ -35,6 +35,8 @@ pub enum Op {
     Rename,
     /// `FileSystem::sync_dir`.
     SyncDir,
+    /// `WalFile::drop_cached_pages`.
+    DropCache,
 }
 
 /// What a failing call does.
@@ -219,6 +221,16 @@ impl WalFile for FaultyFile {
 
     fn size(&self) -> io::Result<u64> {
         self.inner.size()
+    }
+
+    fn drop_cached_pages(&self) -> io::Result<()> {
+        self.faults.pass(Op::DropCache)?;
+        self.inner.drop_cached_pages()
+    }
+
+    /// Not a call faults are injected into: an answer only saves reading zeros.
+    fn data_after(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        self.inner.data_after(offset)
     }
 
     fn allocate(&self, len: u64) -> io::Result<()> {

@@ -64,6 +64,23 @@ pub trait WalFile: Send + Sync + Debug {
     fn size(&self) -> io::Result<u64>;
     /// Reserves disk blocks up to `len` bytes without changing what reads return.
     fn allocate(&self, len: u64) -> io::Result<()>;
+    /// Drops the file's clean pages from the page cache (`posix_fadvise(DONTNEED)`), so that
+    /// reads that follow come from the disk. After a failed `fdatasync` Linux keeps the pages
+    /// that never reached the disk in the cache, clean: a reopen in the same boot would read
+    /// them as if they were there. Best effort; by default it does nothing (a layer with no
+    /// page cache).
+    fn drop_cached_pages(&self) -> io::Result<()> {
+        Ok(())
+    }
+    /// The first region holding data at or after `offset`, as `[start, end)`: what
+    /// `SEEK_DATA` and `SEEK_HOLE` answer. Every byte outside such regions reads as zero, so
+    /// recovery skips the preallocated tail without reading it. `Ok(None)` when no data
+    /// follows. By default the whole file is one region of data (a correct answer for any
+    /// layer, only slower to scan).
+    fn data_after(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let size = self.size()?;
+        Ok((offset < size).then_some((offset, size)))
+    }
     /// Maps `[offset, offset + len)`, which `allocate` reserved, for appends by memory copy;
     /// `Ok(None)` where the layer cannot (the log then writes with `write_all_at`).
     fn map_window(&self, offset: u64, len: usize) -> io::Result<Option<WriteWindow>> {
@@ -192,6 +209,37 @@ impl WalFile for StdFile {
             return Ok(None);
         }
         WriteWindow::map(&self.file, offset, len).map(Some)
+    }
+
+    fn data_after(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        data_region_after(&self.file, offset)
+    }
+
+    fn drop_cached_pages(&self) -> io::Result<()> {
+        rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
+    }
+}
+
+/// [`WalFile::data_after`] for a real file: `SEEK_DATA`, then `SEEK_HOLE`. Blocks reserved
+/// by `fallocate` and never written are holes to both (ext4, XFS, btrfs, tmpfs). A file
+/// system that cannot say answers as if the whole file were data, as does any error here: the
+/// answer only saves reading zeros. Only positional reads and writes use the descriptor, so
+/// moving its offset disturbs nothing.
+pub fn data_region_after(file: &File, offset: u64) -> io::Result<Option<(u64, u64)>> {
+    use rustix::fs::{seek, SeekFrom};
+    let size = file.metadata()?.len();
+    if offset >= size {
+        return Ok(None);
+    }
+    let start = match seek(file, SeekFrom::Data(offset)) {
+        Ok(start) => start,
+        Err(rustix::io::Errno::NXIO) => return Ok(None),
+        Err(_) => return Ok(Some((offset, size))),
+    };
+    match seek(file, SeekFrom::Hole(start)) {
+        Ok(end) if end > start => Ok(Some((start, end))),
+        _ => Ok(Some((start, size))),
     }
 }
 

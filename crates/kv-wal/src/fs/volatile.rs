@@ -4,7 +4,10 @@
 //! What survives a cut, and what does not, follows POSIX as the log relies on it:
 //! - a file's bytes as of its last `sync_data`; anything written since is lost (the worst
 //!   case), or, with [`VolatileFileSystem::keep_unsynced_prefixes`], a random part of it
-//!   written back in order, as a disk that had begun writing the file back would leave it;
+//!   written back in order, as a disk that had begun writing the file back would leave it,
+//!   or, with [`VolatileFileSystem::keep_unsynced_pages`], each changed 4 KiB page kept or
+//!   lost at random, out of order, as neither the kernel nor a disk cache keeps page order
+//!   for unsynced data (a lost page reads as it was at the last sync: zeros past it);
 //! - a directory's entries (files created, renamed or removed in it) as of its last
 //!   `sync_dir`; a file that was synced but whose name never was is lost with its name.
 //!
@@ -54,6 +57,8 @@ struct World {
     cut_at: Option<u64>,
     /// With a seed, a cut keeps a random prefix of each file's unsynced changes.
     keep_seed: Option<u64>,
+    /// With the seed, a cut keeps a random set of changed pages instead of a prefix.
+    out_of_order: bool,
     /// The disk as the power cut left it.
     left: Option<Vec<Dir>>,
 }
@@ -83,6 +88,7 @@ impl World {
                     Node::File(file) => {
                         let file = file.lock();
                         let left = match random.as_mut() {
+                            Some(state) if self.out_of_order => pages_written_back(&file, state),
                             Some(state) => written_back(&file, xorshift(state)),
                             None => file.synced.clone(),
                         };
@@ -147,6 +153,29 @@ fn written_back(file: &FileData, pick: u64) -> Vec<u8> {
     left
 }
 
+/// The page size in which a disk writes back unsynced data.
+const PAGE: usize = 4096;
+
+/// What a file holds after a cut whose disk had written back some of its changed pages and
+/// not others, in no particular order: each changed page is the live one or the synced one
+/// (zeros past the synced length), at random. The file keeps its live length (the cut
+/// came after the length was recorded: the worst case, a file ending in lost pages).
+fn pages_written_back(file: &FileData, state: &mut u64) -> Vec<u8> {
+    let (synced, live) = (&file.synced, &file.live);
+    let old = |i: usize| synced.get(i).copied().unwrap_or(0);
+    let mut left = live.clone();
+    for start in (0..live.len()).step_by(PAGE) {
+        let end = (start + PAGE).min(live.len());
+        let changed = (start..end).any(|i| live[i] != old(i));
+        if changed && xorshift(state) & 1 == 0 {
+            for (i, byte) in left[start..end].iter_mut().enumerate() {
+                *byte = old(start + i);
+            }
+        }
+    }
+    left
+}
+
 fn names(path: &Path) -> io::Result<Vec<&str>> {
     path.components()
         .filter_map(|c| match c {
@@ -192,7 +221,17 @@ impl VolatileFileSystem {
     /// Makes a power cut keep, of each file's changes since its last sync, a random prefix
     /// (in file order; `seed` picks them) instead of none.
     pub fn keep_unsynced_prefixes(&self, seed: u64) {
-        self.world.lock().keep_seed = Some(seed);
+        let mut world = self.world.lock();
+        world.keep_seed = Some(seed);
+        world.out_of_order = false;
+    }
+
+    /// Makes a power cut keep, of each file's pages changed since its last sync, a random
+    /// set (`seed` picks it): a later page may survive an earlier one.
+    pub fn keep_unsynced_pages(&self, seed: u64) {
+        let mut world = self.world.lock();
+        world.keep_seed = Some(seed);
+        world.out_of_order = true;
     }
 
     /// Changing calls made so far (writes, syncs, creations, renames, removals).
@@ -220,6 +259,7 @@ impl VolatileFileSystem {
                 changes: 0,
                 cut_at: None,
                 keep_seed: None,
+                out_of_order: false,
                 left: None,
             })),
         }
@@ -475,6 +515,40 @@ mod tests {
             kept.len(),
             4,
             "every length from none to all of it: {kept:?}"
+        );
+    }
+
+    #[test]
+    fn a_cut_can_keep_a_later_unsynced_page_and_lose_an_earlier_one() {
+        let mut kept = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let fs = VolatileFileSystem::with_dir(Path::new("/d")).unwrap();
+            let file = write(&fs, "/d/a", b"synced");
+            fs.sync_dir(Path::new("/d")).unwrap();
+            file.sync_data().unwrap();
+            file.write_all_at(&[1; 3 * PAGE], 0).unwrap();
+            fs.keep_unsynced_pages(seed);
+            let left = read(&fs.restart(), "/d/a").unwrap();
+            assert_eq!(left.len(), 3 * PAGE);
+            let pages: Vec<bool> = left
+                .chunks(PAGE)
+                .map(|p| p.iter().all(|&b| b == 1))
+                .collect();
+            for (page, bytes) in left.chunks(PAGE).enumerate() {
+                let lost: Vec<u8> = if page == 0 {
+                    let mut old = b"synced".to_vec();
+                    old.resize(PAGE, 0);
+                    old
+                } else {
+                    vec![0; PAGE]
+                };
+                assert!(pages[page] || bytes == lost, "page {page} is neither");
+            }
+            kept.insert(pages);
+        }
+        assert!(
+            kept.contains(&vec![false, true, false]) && kept.contains(&vec![true, false, true]),
+            "later pages kept while earlier ones were lost: {kept:?}"
         );
     }
 
