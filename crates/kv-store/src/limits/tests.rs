@@ -429,10 +429,10 @@ fn concurrent_evictions_free_about_what_the_writers_need() {
     assert_eq!(outcome.refused, 0);
     assert!(outcome.lost.is_empty(), "{:?}", outcome.lost);
     let evictions = store.stats().evictions as usize;
-    // Each writer may hold one key's room reserved while the others evict, and evictors
-    // racing on one victim's room may each free one: at most 2 per writer below the limit.
+    // Each writer may hold the room of one key reserved and not yet stored: at most one
+    // key per writer below the limit (measured: 61-62; 44-47 when each evicted for all).
     assert!(
-        lowest >= MAX_KEYS - 2 * THREADS,
+        lowest >= MAX_KEYS - THREADS,
         "the store fell to {lowest} keys under a limit of {MAX_KEYS}; {} puts, {evictions} evictions",
         outcome.puts
     );
