@@ -197,11 +197,9 @@ impl Sharded {
     }
 
     /// What one more entry of these sizes adds to [`memory_used`](Self::memory_used).
+    /// Takes no lock: it depends on the index kind alone.
     pub fn memory_for(&self, key_len: usize, value_len: usize, has_deadline: bool) -> usize {
-        self.shards[0]
-            .state
-            .read()
-            .memory_for(key_len, value_len, has_deadline)
+        State::memory_for_index(self.kind, key_len, value_len, has_deadline)
     }
 
     /// The memory the entry of `key` takes now (0 when absent), expired or not.

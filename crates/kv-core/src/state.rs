@@ -149,9 +149,21 @@ impl State {
 
     /// What one more entry of these sizes adds to [`memory_used`](Self::memory_used).
     pub fn memory_for(&self, key_len: usize, value_len: usize, has_deadline: bool) -> usize {
+        Self::memory_for_index(self.index.kind(), key_len, value_len, has_deadline)
+    }
+
+    /// What one more entry of these sizes adds to the
+    /// [`memory_used`](Self::memory_used) of any state with index `kind`: it depends on
+    /// nothing else, so a caller holding many states needs none of them to know it.
+    pub fn memory_for_index(
+        kind: IndexKind,
+        key_len: usize,
+        value_len: usize,
+        has_deadline: bool,
+    ) -> usize {
         Entry::packed_len(key_len, value_len, has_deadline)
             + ALLOCATION_OVERHEAD
-            + slot_overhead(self.index.kind())
+            + slot_overhead(kind)
     }
 
     /// What `entry` adds to [`memory_used`](Self::memory_used).

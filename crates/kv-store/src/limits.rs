@@ -18,6 +18,12 @@
 //! that was sampled and nothing touched it since: a key written after it was sampled is
 //! never evicted on the strength of its old recency.
 //!
+//! Writers blocked at the same time see the same shortfall. So that they do not each evict
+//! all of it, what an eviction is about to free counts as free (from its re-check until its
+//! delete is applied), and an evictor re-reads the shortfall before locking each victim,
+//! stopping as soon as nothing more is needed. A round locks a few victims' stripes at most
+//! ([`MAX_VICTIMS`]): they are held across the deletes' commit.
+//!
 //! Recency (on a logical clock that writes advance) and frequency live in a fixed table of
 //! counters indexed by key hash (an access sketch), not in the entries: entries stay one allocation each, and reads only load a
 //! counter (storing it when it changes). Keys that share a counter share their history,
@@ -27,7 +33,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hashbrown::DefaultHashBuilder;
+use hashbrown::{DefaultHashBuilder, HashMap};
 use kv_concurrent::Sharded;
 use kv_core::{Entry, Expiry, Op};
 use parking_lot::{Condvar, Mutex};
@@ -37,16 +43,17 @@ use crate::options::{Eviction, Limits};
 
 /// Entries looked at per victim (Redis's default `maxmemory-samples`).
 const SAMPLES: usize = 5;
-/// The most victims one eviction round deletes in one log write.
-const MAX_VICTIMS: usize = 64;
+/// The most victims one eviction round deletes in one log write. Their stripes are held
+/// exclusively across its commit (an fsync under `Sync`), so a round is kept small.
+const MAX_VICTIMS: usize = 8;
 /// Counters in the access sketch (a power of two): 256 KiB.
 const SKETCH_SLOTS: usize = 1 << 16;
 /// The frequency a newly written key starts from under LFU, so it is not the next victim.
 const LFU_INITIAL: u32 = 5;
 
-/// The longest a write waits, in all, for other writes to release the room it needs.
-/// They release it when their commit returns, so this is only reached when the disk stalls
-/// or writers keep taking the room first.
+/// The longest a write waits, in all, for room: for other writes to release what they
+/// reserved, for victims that stay unchanged long enough to be evicted, for room that other
+/// writers keep taking first. Taken once per write, when it is first blocked.
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(5);
 /// One wait for a release; the next try comes at the latest after this.
 const WAIT_SLICE: Duration = Duration::from_millis(2);
@@ -57,6 +64,17 @@ const WAIT_SLICE: Duration = Duration::from_millis(2);
 pub(crate) struct Growth {
     pub(crate) bytes: usize,
     pub(crate) keys: usize,
+}
+
+impl std::ops::Add for Growth {
+    type Output = Growth;
+
+    fn add(self, other: Growth) -> Growth {
+        Growth {
+            bytes: self.bytes + other.bytes,
+            keys: self.keys + other.keys,
+        }
+    }
 }
 
 /// What a write adds, reserved against the limits until it is applied.
@@ -79,12 +97,44 @@ impl Drop for Reservation<'_> {
         admission
             .reserved_keys
             .fetch_sub(self.keys, Ordering::AcqRel);
-        // Wakes the writes waiting for room. One that registers just after this load waits
-        // at most one `WAIT_SLICE` before it tries again.
-        if admission.waiters.load(Ordering::SeqCst) > 0 {
-            let _released = admission.released.0.lock();
-            admission.released.1.notify_all();
+        admission.wake_waiters();
+    }
+}
+
+/// Room an eviction is about to free: counted as free from the victims' re-check until
+/// their deletes are applied (the drop), so that writers blocked at the same time do not
+/// evict it again.
+#[derive(Debug)]
+pub(crate) struct Evicting<'a> {
+    admission: &'a Admission,
+    bytes: usize,
+    keys: usize,
+}
+
+impl Evicting<'_> {
+    /// Counts one more victim, of `bytes`.
+    pub(crate) fn add(&mut self, bytes: usize) {
+        let admission = self.admission;
+        admission.evicting_bytes.fetch_add(bytes, Ordering::AcqRel);
+        admission.evicting_keys.fetch_add(1, Ordering::AcqRel);
+        self.bytes += bytes;
+        self.keys += 1;
+    }
+}
+
+impl Drop for Evicting<'_> {
+    fn drop(&mut self) {
+        if self.keys == 0 {
+            return;
         }
+        let admission = self.admission;
+        admission
+            .evicting_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
+        admission
+            .evicting_keys
+            .fetch_sub(self.keys, Ordering::AcqRel);
+        admission.wake_waiters();
     }
 }
 
@@ -102,6 +152,9 @@ pub(crate) struct Admission {
     limits: Limits,
     reserved_bytes: AtomicUsize,
     reserved_keys: AtomicUsize,
+    /// What evictions are about to free (see [`Evicting`]).
+    evicting_bytes: AtomicUsize,
+    evicting_keys: AtomicUsize,
     /// Last access (LRU: the write clock at the time) or access count (LFU) by key hash.
     sketch: Box<[AtomicU32]>,
     hasher: DefaultHashBuilder,
@@ -110,7 +163,8 @@ pub(crate) struct Admission {
     clock: AtomicU32,
     random: AtomicU64,
     pub(crate) evictions: AtomicU64,
-    /// Writes waiting for others to release their reservations, and where they wait.
+    /// Writes waiting for others to release their reservations or finish their evictions,
+    /// and where they wait.
     waiters: AtomicUsize,
     released: (Mutex<()>, Condvar),
     /// Tests only: every eviction written, as (key, value sampled), and a pause between
@@ -119,6 +173,16 @@ pub(crate) struct Admission {
     pub(crate) journal: Mutex<Vec<(bytes::Bytes, bytes::Bytes)>>,
     #[cfg(test)]
     pub(crate) pause_after_sampling: std::sync::atomic::AtomicBool,
+    /// Tests only: every victim is read after it is sampled, as a reader racing the
+    /// evictor would, so that no eviction round finds a victim unchanged.
+    #[cfg(test)]
+    pub(crate) read_victims_after_sampling: std::sync::atomic::AtomicBool,
+    /// Tests only: a pause where `expire` has looked at its entry and not yet reserved.
+    #[cfg(test)]
+    pub(crate) pause_before_reserving: std::sync::atomic::AtomicBool,
+    /// Tests only: the longest a write waits for room, in milliseconds ([`MAX_WAIT`]).
+    #[cfg(test)]
+    pub(crate) max_wait_ms: AtomicU64,
 }
 
 impl Admission {
@@ -128,6 +192,8 @@ impl Admission {
             limits,
             reserved_bytes: AtomicUsize::new(0),
             reserved_keys: AtomicUsize::new(0),
+            evicting_bytes: AtomicUsize::new(0),
+            evicting_keys: AtomicUsize::new(0),
             sketch: (0..if tracks { SKETCH_SLOTS } else { 0 })
                 .map(|_| AtomicU32::new(0))
                 .collect(),
@@ -141,12 +207,32 @@ impl Admission {
             journal: Mutex::new(Vec::new()),
             #[cfg(test)]
             pause_after_sampling: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            read_victims_after_sampling: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            pause_before_reserving: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            max_wait_ms: AtomicU64::new(MAX_WAIT.as_millis() as u64),
         }
     }
 
     /// Whether any limit is set.
     pub(crate) fn is_limited(&self) -> bool {
         self.limits.max_keys.is_some() || self.limits.max_memory.is_some()
+    }
+
+    /// Whether memory is limited (so writes are sized in bytes).
+    pub(crate) fn limits_memory(&self) -> bool {
+        self.limits.max_memory.is_some()
+    }
+
+    /// Wakes the writes waiting for room. One that registers just after this load waits at
+    /// most one `WAIT_SLICE` before it tries again.
+    fn wake_waiters(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _released = self.released.0.lock();
+            self.released.1.notify_all();
+        }
     }
 
     /// The sketch counter of `key`, when accesses are tracked.
@@ -213,24 +299,53 @@ impl Admission {
         }
     }
 
-    /// What `ops` add to `state`, counting no decrease: exact for an op that holds its key
-    /// exclusively (`exclusive[i]`), an upper bound for the others. Called with the keys'
-    /// stripes held in those modes, so nothing can take a key away before the write applies.
+    /// What `ops` add to `state`, counting no decrease: exact for a key held exclusively
+    /// (`exclusive[i]` for any op `i` of it), an upper bound for the others. Called with the
+    /// keys' stripes held in those modes, so nothing can take a key away before the write
+    /// applies. A key written several times adds what its last op leaves (a put then a
+    /// delete adds nothing), so it counts once.
     pub(crate) fn growth(&self, state: &Sharded, ops: &[Op], exclusive: &[bool]) -> Growth {
-        let mut growth = Growth::default();
-        for (op, &exclusive) in ops.iter().zip(exclusive) {
-            if let Op::Put { key, value, expiry } = op {
-                let now = state.memory_of(key);
-                growth.keys += usize::from(now == 0);
-                if self.limits.max_memory.is_some() {
-                    let new = state.memory_for(key.len(), value.len(), *expiry != Expiry::Never);
-                    // Shared: a concurrent put of the same key may shrink it first.
-                    let counted = if exclusive { now } else { 0 };
-                    growth.bytes += new.saturating_sub(counted);
-                }
-            }
+        if let ([op], [exclusive]) = (ops, exclusive) {
+            return self.growth_of(state, op, *exclusive);
         }
-        growth
+        let mut last: HashMap<&[u8], (&Op, bool)> = HashMap::with_capacity(ops.len());
+        for (op, &exclusive) in ops.iter().zip(exclusive) {
+            let slot = last.entry(&op.key()[..]).or_insert((op, false));
+            *slot = (op, slot.1 || exclusive);
+        }
+        last.values()
+            .fold(Growth::default(), |sum, &(op, exclusive)| {
+                sum + self.growth_of(state, op, exclusive)
+            })
+    }
+
+    /// What `op`, the last op of its key in its write, adds to `state` (see `growth`).
+    fn growth_of(&self, state: &Sharded, op: &Op, exclusive: bool) -> Growth {
+        let Op::Put { key, value, expiry } = op else {
+            return Growth::default();
+        };
+        let now = state.memory_of(key);
+        let bytes = if self.limits_memory() {
+            let new = state.memory_for(key.len(), value.len(), *expiry != Expiry::Never);
+            // Shared: a concurrent put of the same key may shrink it first.
+            let counted = if exclusive { now } else { 0 };
+            new.saturating_sub(counted)
+        } else {
+            0
+        };
+        Growth {
+            bytes,
+            keys: usize::from(now == 0),
+        }
+    }
+
+    /// What giving a deadline to the entry of a key `key_len` bytes long adds, whatever its
+    /// value: the deadline's bytes.
+    pub(crate) fn deadline_growth(&self, state: &Sharded, key_len: usize) -> Growth {
+        Growth {
+            bytes: state.memory_for(key_len, 0, true) - state.memory_for(key_len, 0, false),
+            keys: 0,
+        }
     }
 
     /// Reserves `growth`, counting what `held` (an earlier reservation of this write)
@@ -266,8 +381,9 @@ impl Admission {
         Ok(reservation)
     }
 
-    /// Waits until another write releases a reservation, or `WAIT_SLICE` passes (a release
-    /// can come just before this registers), unless `deadline` has passed: `false` then.
+    /// Waits until another write releases a reservation or finishes an eviction, or
+    /// `WAIT_SLICE` passes (a release can come just before this registers), unless
+    /// `deadline` has passed: `false` then.
     pub(crate) fn wait_for_release(&self, deadline: Instant) -> bool {
         let now = Instant::now();
         if now >= deadline {
@@ -275,8 +391,14 @@ impl Admission {
         }
         let mut guard = self.released.0.lock();
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        let nothing_held = self.reserved_bytes.load(Ordering::Acquire) == 0
-            && self.reserved_keys.load(Ordering::Acquire) == 0;
+        let nothing_held = [
+            &self.reserved_bytes,
+            &self.reserved_keys,
+            &self.evicting_bytes,
+            &self.evicting_keys,
+        ]
+        .iter()
+        .all(|held| held.load(Ordering::Acquire) == 0);
         if !nothing_held {
             let slice = WAIT_SLICE.min(deadline - now);
             self.released.1.wait_for(&mut guard, slice);
@@ -290,10 +412,34 @@ impl Admission {
         true
     }
 
-    /// Tests only: pauses where an evictor has chosen victims and not yet locked them.
-    pub(crate) fn after_sampling(&self) {
+    /// The longest a write waits for room, in all.
+    pub(crate) fn max_wait(&self) -> Duration {
         #[cfg(test)]
-        if self.pause_after_sampling.load(Ordering::Relaxed) {
+        return Duration::from_millis(self.max_wait_ms.load(Ordering::Relaxed));
+        #[cfg(not(test))]
+        MAX_WAIT
+    }
+
+    /// Tests only: pauses where an evictor has chosen victims and not yet locked them, and
+    /// reads them there if told to.
+    pub(crate) fn after_sampling(&self, _victims: &[Victim]) {
+        #[cfg(test)]
+        {
+            if self.pause_after_sampling.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if self.read_victims_after_sampling.load(Ordering::Relaxed) {
+                for victim in _victims {
+                    self.touch(victim.entry.key(), false);
+                }
+            }
+        }
+    }
+
+    /// Tests only: pauses where `expire` has looked at its entry and not yet reserved.
+    pub(crate) fn before_reserving(&self) {
+        #[cfg(test)]
+        if self.pause_before_reserving.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_micros(200));
         }
     }
@@ -308,6 +454,15 @@ impl Admission {
             && state.holds(entry.key(), |held| {
                 held.value() == entry.value() && held.deadline() == entry.deadline()
             })
+    }
+
+    /// The memory the entry `victim` takes (what deleting it frees), without a lookup.
+    pub(crate) fn memory_of_victim(state: &Sharded, victim: &Entry) -> usize {
+        state.memory_for(
+            victim.key().len(),
+            victim.value().len(),
+            victim.deadline().is_some(),
+        )
     }
 
     /// Whether the write `blocked` describes needs more than the whole limit: no eviction
@@ -331,13 +486,19 @@ impl Admission {
         z ^ (z >> 31)
     }
 
-    /// Entries to evict so that a write blocked by `blocked` fits: one per round of samples,
-    /// the coldest of each (an expired entry first of all), until enough memory and keys
-    /// are freed or [`MAX_VICTIMS`] are chosen. Empty when there is nothing to evict.
+    /// What must still be evicted for the write `blocked` describes to fit: what is stored,
+    /// reserved and needed beyond the limit, less what evictions are about to free; never
+    /// more than what is stored and not being evicted (the rest is others' writes, released
+    /// as they end). Zero for any other error.
     ///
     /// Room other writes reserved counts as taken: they are about to fill it, and a write
     /// that only waited for them would find it taken again by the next ones.
-    pub(crate) fn victims(&self, state: &Sharded, now: u64, blocked: &Error) -> Vec<Victim> {
+    ///
+    /// An estimate from counters read one after the other, in the order that errs low when
+    /// an eviction or a write ends meanwhile (evictions, then what is stored, then
+    /// reservations): a low estimate only makes the write try again, while a high one would
+    /// evict more than needed. The limits themselves are kept by `reserve`, not by this.
+    pub(crate) fn shortfall(&self, state: &Sharded, blocked: &Error) -> usize {
         let Error::LimitReached {
             unit,
             needed,
@@ -345,24 +506,58 @@ impl Admission {
             ..
         } = *blocked
         else {
-            return Vec::new();
+            return 0;
         };
-        let (stored, reserved) = if unit == "keys" {
-            (state.len(), self.reserved_keys.load(Ordering::Acquire))
+        let (evicting, stored, reserved) = if unit == "keys" {
+            let evicting = self.evicting_keys.load(Ordering::Acquire);
+            let stored = state.len();
+            (evicting, stored, self.reserved_keys.load(Ordering::Acquire))
         } else {
+            let evicting = self.evicting_bytes.load(Ordering::Acquire);
+            let stored = state.memory_used();
             (
-                state.memory_used(),
+                evicting,
+                stored,
                 self.reserved_bytes.load(Ordering::Acquire),
             )
         };
-        // Never more than what is stored: the rest is others' writes, released as they end.
-        let mut short = (stored + reserved + needed)
-            .saturating_sub(limit)
-            .min(stored);
+        (stored + reserved + needed)
+            .saturating_sub(limit.saturating_add(evicting))
+            .min(stored.saturating_sub(evicting))
+    }
+
+    /// Counts nothing yet: what an eviction round adds its victims to.
+    pub(crate) fn evicting(&self) -> Evicting<'_> {
+        Evicting {
+            admission: self,
+            bytes: 0,
+            keys: 0,
+        }
+    }
+
+    /// Entries to evict so that a write blocked by `blocked` fits: one per round of samples,
+    /// the coldest of each (an expired entry first of all), until the [`shortfall`] is
+    /// covered or [`MAX_VICTIMS`] are chosen; never the key `spare`. Empty when there is
+    /// nothing to evict, or nothing more to evict than evictions in progress will free.
+    ///
+    /// [`shortfall`]: Self::shortfall
+    pub(crate) fn victims(
+        &self,
+        state: &Sharded,
+        now: u64,
+        blocked: &Error,
+        spare: Option<&[u8]>,
+    ) -> Vec<Victim> {
+        let unit = match blocked {
+            Error::LimitReached { unit, .. } => *unit,
+            _ => return Vec::new(),
+        };
+        let mut short = self.shortfall(state, blocked);
         let mut victims: Vec<Victim> = Vec::new();
         while short > 0 && victims.len() < MAX_VICTIMS {
             let best = (0..SAMPLES)
                 .filter_map(|_| state.sample(self.random()))
+                .filter(|e| Some(e.key()) != spare)
                 .filter(|e| !victims.iter().any(|v| v.entry.key() == e.key()))
                 .map(|entry| {
                     let score = self.slot(entry.key()).map(|s| s.load(Ordering::Relaxed));
@@ -373,7 +568,7 @@ impl Admission {
             let freed = if unit == "keys" {
                 1
             } else {
-                state.memory_of(entry.key())
+                Self::memory_of_victim(state, &entry)
             };
             short = short.saturating_sub(freed);
             victims.push(Victim { entry, score });

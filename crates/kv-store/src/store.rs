@@ -392,6 +392,9 @@ impl KvStore {
         }
         // Room made by evicting or waiting in an earlier pass, kept for the next.
         let mut room = None;
+        // The end of all this write's waiting for room: set when it is first blocked, so a
+        // write admitted at once reads no clock.
+        let mut wait_until = None;
         // Which keys this write holds exclusively; no allocation for a single key.
         let (mut one, mut many) = ([false], Vec::new());
         loop {
@@ -417,7 +420,9 @@ impl KvStore {
                     // Evicting takes stripes, and waiting must not keep others' writes
                     // from finishing: let go of everything first.
                     drop(stripes);
-                    room = Some(self.make_room(growth, blocked)?);
+                    let until =
+                        *wait_until.get_or_insert_with(|| Instant::now() + admission.max_wait());
+                    room = Some(self.make_room(growth, blocked, until, None)?);
                 }
             }
         }
@@ -434,31 +439,40 @@ impl KvStore {
             .map_err(Error::from_write)
     }
 
-    /// Reserves `growth`, or, where the policy evicts, makes room for it by evicting, or by
-    /// waiting for other writes to release what they reserved. Called holding no stripe.
+    /// Reserves `growth`, or, where the policy evicts, makes room for it by evicting (never
+    /// the key `spare`), or by waiting for other writes to release what they reserved or
+    /// to finish their evictions; `blocked` (the refusal) once `deadline` has passed.
+    /// Called holding no stripe.
     fn make_room(
         &self,
         growth: Growth,
         mut blocked: Error,
+        deadline: Instant,
+        spare: Option<&[u8]>,
     ) -> Result<crate::limits::Reservation<'_>> {
         let admission = &self.inner.admission;
-        let deadline = Instant::now() + crate::limits::MAX_WAIT;
         loop {
             // A write larger than the limit itself is refused before anything is evicted.
             if !admission.evicts() || Admission::never_fits(&blocked) {
                 return Err(blocked);
             }
-            let victims = admission.victims(self.state(), self.now(), &blocked);
+            // Every pass, whatever the last one did: victims that keep changing, or room
+            // that other writes keep taking first, must not hold this write for ever.
+            if Instant::now() >= deadline {
+                return Err(blocked);
+            }
+            let victims = admission.victims(self.state(), self.now(), &blocked, spare);
             if victims.is_empty() {
-                // Nothing stored stands in the way: other writes' reservations do, and they
-                // release them as they finish.
+                // Nothing stored stands in the way: other writes' reservations do, or
+                // evictions in progress are freeing it; they end soon.
                 if !admission.wait_for_release(deadline) {
                     return Err(blocked);
                 }
             } else {
-                admission.after_sampling();
-                if self.evict(victims)? == 0 {
-                    // Every victim was written or read since it was sampled: sample again.
+                admission.after_sampling(&victims);
+                if self.evict(victims, &blocked)? == 0 {
+                    // Every victim was written or read since it was sampled, or other
+                    // evictions already free what is missing: look again.
                     std::thread::yield_now();
                 }
             }
@@ -469,25 +483,40 @@ impl KvStore {
         }
     }
 
-    /// Deletes, through the log, each victim still as it was sampled; returns how many.
+    /// Deletes, through the log, each victim still as it was sampled, while the write
+    /// `blocked` describes still lacks room; returns how many.
     ///
-    /// The victims' stripes are held exclusively from the re-check until the deletes are
-    /// applied, so no write of these keys is in flight: one that slipped in after sampling
-    /// changed the entry or its sketch counter, and its key is skipped.
-    fn evict(&self, victims: Vec<crate::limits::Victim>) -> Result<usize> {
+    /// Victims are taken in stripe order (as writers take stripes, so none deadlock). Before
+    /// each, the shortfall is read again: what other evictions, this one's included, are
+    /// about to free counts as free, so writers blocked together do not each evict for all
+    /// of them. Each victim's stripe is held exclusively from its re-check until the
+    /// deletes are applied, so no write of these keys is in flight: one that slipped in
+    /// after sampling changed the entry or its sketch counter, and its key is skipped.
+    fn evict(&self, victims: Vec<crate::limits::Victim>, blocked: &Error) -> Result<usize> {
         let admission = &self.inner.admission;
-        let probes: Vec<Op> = victims
-            .iter()
-            .map(|v| Op::delete(Bytes::copy_from_slice(v.entry.key())))
+        let state = self.state();
+        let mut victims: Vec<(usize, crate::limits::Victim)> = victims
+            .into_iter()
+            .map(|v| (self.inner.stripe_of(v.entry.key()), v))
             .collect();
-        let all_exclusive = vec![true; probes.len()];
-        let _stripes = self.lock_stripes(&probes, &all_exclusive);
-        let deletes: Vec<Op> = victims
-            .iter()
-            .zip(probes)
-            .filter(|(victim, _)| admission.still_victim(self.state(), victim))
-            .map(|(_, delete)| delete)
-            .collect();
+        victims.sort_by_key(|(stripe, _)| *stripe);
+        let mut stripes = Vec::with_capacity(victims.len());
+        let mut locked = None;
+        let mut deletes = Vec::with_capacity(victims.len());
+        let mut evicting = admission.evicting();
+        for (stripe, victim) in &victims {
+            if admission.shortfall(state, blocked) == 0 {
+                break;
+            }
+            if locked != Some(*stripe) {
+                stripes.push(self.inner.stripes[*stripe].write());
+                locked = Some(*stripe);
+            }
+            if admission.still_victim(state, victim) {
+                evicting.add(Admission::memory_of_victim(state, &victim.entry));
+                deletes.push(Op::delete(Bytes::copy_from_slice(victim.entry.key())));
+            }
+        }
         if deletes.is_empty() {
             return Ok(0);
         }
@@ -495,8 +524,8 @@ impl KvStore {
         admission.journal.lock().extend(
             victims
                 .iter()
-                .filter(|v| deletes.iter().any(|d| d.key() == v.entry.key()))
-                .map(|v| {
+                .filter(|(_, v)| deletes.iter().any(|d| d.key() == v.entry.key()))
+                .map(|(_, v)| {
                     (
                         Bytes::copy_from_slice(v.entry.key()),
                         Bytes::copy_from_slice(v.entry.value()),
@@ -508,6 +537,9 @@ impl KvStore {
             .durable
             .write(deletes, WriteOptions::default())
             .map_err(Error::from_write)?;
+        // Applied: what the victims took is no longer counted in what is stored.
+        drop(evicting);
+        drop(stripes);
         admission
             .evictions
             .fetch_add(evicted as u64, Ordering::Relaxed);
@@ -584,31 +616,39 @@ impl KvStore {
         result.map(|()| Some(true))
     }
 
-    /// Under memory limits, reserves what a deadline adds to `key`'s entry if it has none
-    /// (evicting if the policy says so). Done before `rewrite_deadline` takes the key's
-    /// stripe, since evicting takes stripes too. The value may be replaced in between; the
-    /// deadline's bytes are all this write adds whatever the value.
-    fn reserve_deadline(&self, key: &[u8]) -> Result<Option<crate::limits::Reservation<'_>>> {
-        if !self.inner.admission.is_limited() {
-            return Ok(None);
-        }
-        let with_deadline = self.state().with_entry(key, self.now(), |e| {
-            e.deadline().is_none().then(|| Op::Put {
-                key: Bytes::copy_from_slice(key),
-                value: Bytes::copy_from_slice(e.value()),
-                expiry: Expiry::AtUnixMillis(u64::MAX),
-            })
-        });
-        let Some(op) = with_deadline.flatten() else {
-            return Ok(None);
-        };
-        // `rewrite_deadline` holds the stripe exclusively: the growth is exact.
-        let growth = self.inner.admission.growth(self.state(), &[op], &[true]);
+    /// Under a memory limit, reserves what a deadline adds to `key`'s entry if it has none
+    /// (evicting if the policy says so, never `key` itself), and says whether there is room
+    /// for a deadline the entry lacks: always without a memory limit (a deadline adds no
+    /// key). Done before `rewrite_deadline` takes the key's stripe, since evicting takes
+    /// stripes too. The entry may change in between: what is reserved is the deadline's
+    /// bytes alone, all that the rewrite adds to an entry without one, whatever its value.
+    fn reserve_deadline(
+        &self,
+        key: &[u8],
+        wait_until: &mut Option<Instant>,
+    ) -> Result<(bool, Option<crate::limits::Reservation<'_>>)> {
         let admission = &self.inner.admission;
-        match admission.reserve(self.state(), growth, None) {
-            Ok(reservation) => Ok(Some(reservation)),
-            Err(blocked) => self.make_room(growth, blocked).map(Some),
+        if !admission.limits_memory() {
+            return Ok((true, None));
         }
+        let lacks_deadline = self
+            .state()
+            .with_entry(key, self.now(), |e| e.deadline().is_none());
+        if lacks_deadline != Some(true) {
+            // Absent, or it has one: `rewrite_deadline` looks again under the stripe.
+            return Ok((false, None));
+        }
+        admission.before_reserving();
+        let growth = admission.deadline_growth(self.state(), key.len());
+        let reservation = match admission.reserve(self.state(), growth, None) {
+            Ok(reservation) => reservation,
+            Err(blocked) => {
+                let until =
+                    *wait_until.get_or_insert_with(|| Instant::now() + admission.max_wait());
+                self.make_room(growth, blocked, until, Some(key))?
+            }
+        };
+        Ok((true, Some(reservation)))
     }
 
     /// Makes `key` expire `ttl` from now; `false` if it holds no live value.
@@ -628,9 +668,10 @@ impl KvStore {
     pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
         let key = key.as_ref();
         let deadline = self.now().saturating_add(millis(ttl));
+        // One end to all the waiting for room, across the retries below.
+        let mut wait_until = None;
         loop {
-            let reservation = self.reserve_deadline(key)?;
-            let room = reservation.is_some() || !self.inner.admission.is_limited();
+            let (room, _reservation) = self.reserve_deadline(key, &mut wait_until)?;
             let set = Some(Expiry::AtUnixMillis(deadline));
             if let Some(done) = self.rewrite_deadline(key, room, |_| set)? {
                 return Ok(done);
