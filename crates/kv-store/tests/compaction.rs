@@ -261,11 +261,18 @@ fn a_fault_at_any_file_operation_of_a_compaction_loses_nothing() {
             // Whatever the compaction managed, the store as it stands must reopen whole; a
             // store whose log failed is reopened without writing more. One whose log is
             // healthy compacts again at once: a failed compaction leaves nothing in the way.
+            // Except after a fault in the manifest's rename or the directory sync after it:
+            // then which manifest the disk keeps is unknown, and the store refuses to compact
+            // (and so to delete anything) until it is reopened.
             if store.put("after", "the fault").is_ok() {
                 model.insert(b"after".to_vec(), b"the fault".to_vec());
-                store
-                    .compact()
-                    .unwrap_or_else(|e| panic!("compacting after a fault at {op:?} {skip}: {e}"));
+                match store.compact() {
+                    Ok(_) => {}
+                    Err(Error::Compaction(e))
+                        if matches!(*e, kv_compact::Error::OutcomeUnknown { .. })
+                            && matches!(op, Op::Rename | Op::SyncDir) => {}
+                    Err(e) => panic!("compacting after a fault at {op:?} {skip}: {e}"),
+                }
             }
             drop(store);
             let store = KvStore::open_with(dir.path(), options()).unwrap();
