@@ -266,6 +266,9 @@ pub fn load<S: Sink>(
         path: path.clone(),
         reason,
     };
+    // Records first: damage inside one is reported with its segment and offset.
+    let replayed = load_log(config(path.clone(), fs, limits), sink, now)
+        .map_err(|source| Error::Load { id, source })?;
     if let Some(sum) = sum {
         let (bytes, crc) = segments_sum(fs.as_ref(), &path)?;
         if bytes != sum.bytes {
@@ -281,8 +284,6 @@ pub fn load<S: Sink>(
             )));
         }
     }
-    let replayed = load_log(config(path.clone(), fs, limits), sink, now)
-        .map_err(|source| Error::Load { id, source })?;
     match sum {
         Some(sum) if replayed.records != sum.records => Err(damaged(format!(
             "it holds {} records, the manifest says {}",
