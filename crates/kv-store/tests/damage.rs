@@ -246,3 +246,26 @@ fn a_nori_wal_directory_opens_and_then_knows_its_first_segment() {
     std::fs::remove_file(dir.path().join("wal").join("000000.wal")).unwrap();
     assert_missing_segment(dir.path(), 0);
 }
+
+#[test]
+fn open_removes_only_snapshots_the_manifest_replaced_or_never_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = compacted_store(dir.path());
+    let snapshots = dir.path().join("snapshots");
+    // Left by compactions that failed or crashed: an older snapshot, a newer one not yet
+    // named, an unfinished one. And what is not a snapshot at all.
+    for name in ["000000", "000002", "000003.tmp"] {
+        std::fs::create_dir(snapshots.join(name)).unwrap();
+        std::fs::write(snapshots.join(name).join("000000.wal"), b"").unwrap();
+    }
+    std::fs::create_dir(snapshots.join("kept by hand")).unwrap();
+    std::fs::write(snapshots.join("notes.txt"), b"mine").unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+    let mut names: Vec<_> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["000001", "kept by hand", "notes.txt"]);
+}
