@@ -5,9 +5,12 @@
 //! 1. rotate the log to a fresh segment S: everything acknowledged so far is before S and
 //!    already applied to the state;
 //! 2. write every live entry of the state into snapshot N+1, one shard at a time (entries are
-//!    encoded under the shard's lock, written after it is released); writes made meanwhile go
-//!    to S and later, and replaying them over the snapshot gives the right state because
-//!    applying operations is idempotent in log order;
+//!    encoded under the shard's lock, a chunk at a time, and written after it is released);
+//!    writes made meanwhile go to S and later, and replaying them over the snapshot gives the
+//!    right state because applying operations is idempotent in log order. So the snapshot
+//!    need not be a point in time: each key in it holds a value it had at some moment after
+//!    the rotation (or is seen twice, the later value last), and every later write of that
+//!    key is in S onwards;
 //! 3. sync the snapshot and rename it into place;
 //! 4. switch the manifest to (snapshot N+1, log from S);
 //! 5. only then delete snapshot N and the segments before S.
@@ -45,7 +48,10 @@ pub trait Source: Sync {
     /// The number of shards of the state.
     fn shards(&self) -> usize;
     /// Calls `f` with every live entry of shard `shard` (key, value, deadline in unix ms),
-    /// under the shard's lock.
+    /// under the shard's lock, which may be released and taken again between entries so
+    /// that writers are not held up for a whole shard. An entry written meanwhile may be
+    /// passed or not, and an entry may be passed twice: replaying the log from the rotation
+    /// over the snapshot makes it right (see the module's documentation).
     fn read_shard(&self, shard: usize, f: &mut EntrySink<'_>);
     /// Deletes the log's segments before `segment`.
     fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize>;

@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     /// `None` once closed, and for a file system that locks nothing.
     lock: Mutex<Option<kv_wal::DirLock>>,
     compactor: Compactor,
+    /// The file layer the store was opened with (compaction holds old segments open).
+    file_system: Arc<dyn FileSystem>,
     auto_compact: Option<AutoCompact>,
     expirations: AtomicU64,
     errors: AtomicU64,
@@ -216,6 +218,7 @@ impl KvStore {
             report,
             lock: Mutex::new(lock),
             compactor,
+            file_system,
             auto_compact: options.auto_compact,
             expirations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -913,15 +916,36 @@ impl Source for StoreSource<'_> {
     }
 
     fn read_shard(&self, shard: usize, f: &mut kv_compact::EntrySink<'_>) {
+        /// Entries encoded under one hold of a shard's lock: well under a millisecond of a
+        /// writer's wait, where a whole shard (440,000 entries of an ordered store on two
+        /// cores) was 50 to 300 ms.
+        const CHUNK: usize = 1024;
         let now = self.0.durable.now_ms();
         self.0
             .durable
             .sink()
-            .for_each_in_shard(shard, now, |e| f(e.key(), e.value(), e.deadline()));
+            .for_each_in_shard_chunked(shard, now, CHUNK, |e| f(e.key(), e.value(), e.deadline()));
     }
 
     fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize> {
-        self.0.durable.delete_log_before(segment)
+        // The log unlinks its old segments holding its mutex, which every writer waits for.
+        // Unlinking the last name of a 128 MiB file frees its blocks there and then: measured
+        // at 96 ms of writer stall. Held open here, the unlink only removes names, and the
+        // blocks are freed when these handles close, on this thread, after the mutex.
+        let first = *self.0.durable.log_segments()?.start();
+        let dir = self.log_dir();
+        let held: Vec<_> = (first..segment)
+            .filter_map(|id| {
+                let path = dir.join(kv_wal::segment::file_name(id));
+                self.0
+                    .file_system
+                    .open(&path, kv_wal::fs::OpenMode::Read)
+                    .ok()
+            })
+            .collect();
+        let deleted = self.0.durable.delete_log_before(segment);
+        drop(held);
+        deleted
     }
 
     fn log_extent(&self) -> kv_durable::Result<(u64, u64)> {
