@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use kv_compact::Manifest;
@@ -21,6 +23,7 @@ pub type Target = (&'static str, fn(&[u8]));
 pub const TARGETS: &[Target] = &[
     ("decode_record", decode_record),
     ("recover_directory", recover_directory),
+    ("damaged_store", damaged_store),
     ("parse_manifest", parse_manifest),
     ("store_operations", store_operations),
     ("shell_command", shell_command),
@@ -170,4 +173,157 @@ pub fn recover_directory(data: &[u8]) {
         }
     }
     assert_eq!(read.max(replayed), replayed);
+}
+
+/// The options `damaged_store` writes and opens its store with: small segments, so the log
+/// after the snapshot spans several (sealed) segments.
+fn damaged_store_options() -> Options {
+    Options::default()
+        .index(IndexKind::Ordered)
+        .shards(2)
+        .segment_size(4096)
+        .durability(Durability::None)
+        .auto_compact(None)
+        .sweep_interval(Duration::ZERO)
+}
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// A store written once: puts, a compaction (a snapshot and a manifest), then writes that
+/// fill several log segments. With the state after each prefix of the writes since the
+/// snapshot, the last one being the whole store.
+fn pristine_store() -> &'static (tempfile::TempDir, Vec<Model>) {
+    static STORE: OnceLock<(tempfile::TempDir, Vec<Model>)> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = KvStore::open_with(dir.path(), damaged_store_options()).expect("open");
+        let mut model = Model::new();
+        for i in 0..40u8 {
+            let (key, value) = (vec![b'k', i], vec![i; 60]);
+            store.put(key.clone(), value.clone()).expect("put");
+            model.insert(key, value);
+        }
+        store.compact().expect("compact");
+        let mut states = vec![model.clone()];
+        for i in 0..90u8 {
+            let key = vec![b'k', i % 50];
+            if i % 7 == 3 {
+                store.delete(key.clone()).expect("delete");
+                model.remove(&key);
+            } else {
+                let value = vec![i.wrapping_mul(31); 40 + usize::from(i % 40)];
+                store.put(key.clone(), value.clone()).expect("put");
+                model.insert(key, value);
+            }
+            states.push(model.clone());
+        }
+        store.close().expect("close");
+        (dir, states)
+    })
+}
+
+/// Every file under `root`, as paths relative to it, sorted.
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if let Ok(relative) = path.strip_prefix(root) {
+                out.push(relative.to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn contents(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    files_under(root)
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(root.join(&f)).unwrap_or_default();
+            (f, bytes)
+        })
+        .collect()
+}
+
+/// Damages a copy of a compacted store (its manifest, snapshot and log segments) as the
+/// input says: each 7 bytes cut a file short, flip a byte, delete a file or append garbage.
+/// Opening it must fail and change nothing, or give every entry: all of them when only the
+/// manifest, the snapshot or a sealed segment was touched, the entries after some prefix of
+/// the writes when the newest segment was (a tail cut at a record boundary looks like a
+/// crash).
+pub fn damaged_store(data: &[u8]) {
+    let (pristine, states) = pristine_store();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let files = files_under(pristine.path());
+    for file in &files {
+        let to = dir.path().join(file);
+        std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
+        std::fs::copy(pristine.path().join(file), &to).expect("copy");
+    }
+    let newest = files
+        .iter()
+        .filter(|f| f.starts_with(kv_store::WAL_DIR))
+        .max()
+        .cloned();
+
+    let mut newest_touched = false;
+    for op in data.chunks_exact(7).take(3) {
+        let file = &files[usize::from(op[1]) % files.len()];
+        let path = dir.path().join(file);
+        let Ok(mut bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let at = u32::from_le_bytes([op[2], op[3], op[4], op[5]]) as usize;
+        match op[0] % 4 {
+            0 => bytes.truncate(at % (bytes.len() + 1)),
+            1 if !bytes.is_empty() => {
+                let i = at % bytes.len();
+                bytes[i] ^= op[6] | 1;
+            }
+            2 => {
+                std::fs::remove_file(&path).expect("remove");
+                newest_touched |= Some(file) == newest.as_ref();
+                continue;
+            }
+            _ => bytes.extend(std::iter::repeat_n(op[6], 1 + at % 64)),
+        }
+        std::fs::write(&path, &bytes).expect("write back");
+        newest_touched |= Some(file) == newest.as_ref();
+    }
+
+    let before = contents(dir.path());
+    match KvStore::open_with(dir.path(), damaged_store_options()) {
+        Err(_) => assert!(
+            contents(dir.path()) == before,
+            "an open that failed changed the directory"
+        ),
+        Ok(store) => {
+            let state: Model = store
+                .range::<&[u8]>(..)
+                .expect("ordered")
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
+            drop(store);
+            let whole = states.last().expect("states");
+            if newest_touched {
+                assert!(
+                    states.contains(&state),
+                    "damage to the newest segment opened as no prefix of the writes"
+                );
+            } else {
+                assert!(
+                    &state == whole,
+                    "damage opened silently as a different state"
+                );
+            }
+        }
+    }
 }

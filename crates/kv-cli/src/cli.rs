@@ -36,12 +36,15 @@ OUTPUT FORMATS
   kv get KEY     the value as the shell prints it (--raw: the bytes alone, no newline);
                  (nil) and exit code 1 when the key is absent.
   kv scan        the shell's `key value` lines, without the closing (end) line.
-  kv export      one JSON object a line, in no particular order: {\"key\":..,\"value\":..}
+  kv export      one JSON object a line, in key order: {\"key\":..,\"value\":..}
                  with JSON strings for UTF-8 keys and values, \"key_b64\"/\"value_b64\"
                  (standard base64) for others, and \"expires_at_ms\" (unix milliseconds)
                  on entries with a deadline. `kv import` reads the same lines.
   kv stats       figures one a line (--json: one JSON object).
   kv verify      what was read and checked, then `OK` or `DAMAGED: <what and where>`.
+  kv repair      each skipped or cut range (`skipped ...`), then `salvaged N entries ...`.
+  Any command whose open cuts a torn tail says so on standard error (`kv: note: ...`).
+  Commands that only read (get, scan, export, stats) work on a read-only mount.
   kv bench       a table (--json: one JSON object a line, see `kv bench --help`).
 
 EXIT CODES
@@ -155,6 +158,13 @@ pub enum Command {
     /// Read and check the whole log without changing a byte; exit code 1 on any damage,
     /// a torn tail included.
     Verify,
+    /// Copy every entry that can still be read into a new store at NEWDIR, skipping damage,
+    /// and report what was skipped. The damaged store is not changed.
+    Repair {
+        /// Where to write the salvaged store: a directory that is missing or empty.
+        #[arg(long, value_name = "NEWDIR")]
+        to: PathBuf,
+    },
     /// Run the workloads of the spec beside the machine's limits.
     Bench(BenchArgs),
 }

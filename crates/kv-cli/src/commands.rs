@@ -17,7 +17,7 @@ use kv_cli::output;
 
 /// `kv get`: prints the value (or `(nil)` and fails with [`Failure::Missing`]).
 pub fn get(dir: &Path, durability: Durability, key: &OsStr, raw: bool) -> Outcome {
-    let store = open::existing(dir, durability)?;
+    let store = open::for_reading(dir, durability)?;
     let value = store.get(key.as_bytes());
     store.close()?;
     let mut out = std::io::stdout().lock();
@@ -65,7 +65,7 @@ pub fn del(dir: &Path, durability: Durability, key: &OsStr) -> Outcome {
 
 /// `kv scan`: `key value` lines of the range [from, to) within the prefix.
 pub fn scan(dir: &Path, durability: Durability, args: &ScanArgs) -> Outcome {
-    let store = open::existing(dir, durability)?;
+    let store = open::for_reading(dir, durability)?;
     let bytes = |s: &Option<std::ffi::OsString>| s.as_deref().map(|s| s.as_bytes().to_vec());
     let (lower, upper) = bounds(
         bytes(&args.prefix).as_deref(),
@@ -135,7 +135,7 @@ fn is_empty_range(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
 
 /// `kv stats`: the figures as text or JSON.
 pub fn stats(dir: &Path, durability: Durability, as_json: bool) -> Outcome {
-    let store = open::existing(dir, durability)?;
+    let store = open::for_reading(dir, durability)?;
     let figures = store.stats();
     store.close()?;
     if as_json {

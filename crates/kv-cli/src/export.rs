@@ -99,7 +99,7 @@ struct Entry {
 
 /// `kv export`: every live entry of the store, to `output` or standard output.
 pub fn export(dir: &Path, durability: Durability, output: Option<&Path>) -> Outcome {
-    let store = open::existing(dir, durability)?;
+    let store = open::for_reading(dir, durability)?;
     let sink: Box<dyn Write> = match output {
         Some(path) => Box::new(
             File::create(path)
@@ -120,22 +120,22 @@ pub fn export(dir: &Path, durability: Durability, output: Option<&Path>) -> Outc
     Ok(())
 }
 
-/// Writes every live entry of `store` as a line to `out`.
+/// Writes every live entry of `store` as a line to `out`, in key order (the CLI opens every
+/// store with the ordered index), so that exporting the same data always gives the same bytes.
 fn write_all(store: &KvStore, out: &mut impl Write) -> io::Result<()> {
-    let mut result = Ok(());
-    store.for_each(|key, value, deadline| {
-        if result.is_ok() {
-            result = serde_json::to_writer(&mut *out, &Line::of(key, value, deadline))
-                .map_err(io::Error::from)
-                .and_then(|()| out.write_all(b"\n"));
-        }
-    });
-    result
+    let mut scan = store.range::<&[u8]>(..).map_err(io::Error::other)?;
+    while let Some((key, value, deadline)) = scan.next_with_deadline() {
+        serde_json::to_writer(&mut *out, &Line::of(&key, &value, deadline))?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
 }
 
 /// `kv import`: writes the entries of `file` (standard input when `None` or `-`) in atomic
-/// batches of `batch` entries. Entries whose deadline has passed are skipped. A bad line
-/// stops the import: earlier batches stay written, its own batch is not.
+/// batches of `batch` entries. Entries whose deadline has passed are skipped; every other
+/// deadline is written exactly as given. A bad line, or a batch the store refuses, stops the
+/// import: earlier batches stay written, the failing one is not, and the message says which
+/// lines those are.
 pub fn import(dir: &Path, durability: Durability, file: Option<&Path>, batch: u64) -> Outcome {
     let input: Box<dyn BufRead> = match file {
         Some(path) if path != Path::new("-") => {
@@ -149,6 +149,7 @@ pub fn import(dir: &Path, durability: Durability, file: Option<&Path>, batch: u6
     let mut importer = Importer {
         store: &store,
         pending: Vec::new(),
+        pending_from: 0,
         batch: usize::try_from(batch).unwrap_or(usize::MAX),
         written: 0,
         expired: 0,
@@ -156,8 +157,17 @@ pub fn import(dir: &Path, durability: Durability, file: Option<&Path>, batch: u6
     };
     let read = importer.read(input);
     let closed = store.close();
-    read?;
-    closed?;
+    match (read, closed) {
+        (Err(Failure::Runtime(message)), Err(e)) => {
+            return Err(Failure::Runtime(format!(
+                "{message}; then closing the store failed too: {e}"
+            )))
+        }
+        (read, closed) => {
+            read?;
+            closed?;
+        }
+    }
     println!(
         "imported {} entries in {} batches ({} already expired, skipped)",
         importer.written, importer.batches, importer.expired
@@ -169,6 +179,8 @@ pub fn import(dir: &Path, durability: Durability, file: Option<&Path>, batch: u6
 struct Importer<'a> {
     store: &'a KvStore,
     pending: Vec<Entry>,
+    /// The line number of the first entry in `pending`.
+    pending_from: u64,
     batch: usize,
     written: u64,
     expired: u64,
@@ -182,57 +194,98 @@ impl Importer<'_> {
         loop {
             line.clear();
             if input.read_until(b'\n', &mut line)? == 0 {
-                return self.flush();
+                return self.flush(number);
             }
             number += 1;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let entry = serde_json::from_slice::<Line<'_>>(&line)
-                .map_err(|e| e.to_string())
-                .and_then(Line::into_entry)
-                .map_err(|e| {
-                    Failure::Runtime(format!(
-                        "line {number}: {e}; {} entries of earlier batches were written, \
-                         none from this line's batch on",
-                        self.written
-                    ))
-                })?;
+            let entry = parse_line(&line).map_err(|e| {
+                let from = if self.pending.is_empty() {
+                    number
+                } else {
+                    self.pending_from
+                };
+                Failure::Runtime(format!("line {number}: {e}; {}", self.written_before(from)))
+            })?;
+            if self.pending.is_empty() {
+                self.pending_from = number;
+            }
             self.pending.push(entry);
             if self.pending.len() >= self.batch {
-                self.flush()?;
+                self.flush(number)?;
             }
         }
     }
 
-    /// Writes the pending entries as one atomic batch, turning deadlines into times to live
-    /// at the last moment so they move as little as possible.
-    fn flush(&mut self) -> Outcome {
+    /// What an error message says was written, when the batch starting at line `from` is not.
+    fn written_before(&self, from: u64) -> String {
+        format!(
+            "{} entries of earlier batches (lines before {from}) were written, none from line \
+             {from} on",
+            self.written
+        )
+    }
+
+    /// Writes the pending entries, read up to line `last`, as one atomic batch.
+    fn flush(&mut self, last: u64) -> Outcome {
         if self.pending.is_empty() {
             return Ok(());
         }
         let now = now_ms();
         let mut batch = WriteBatch::new();
+        let mut expired = 0;
         for entry in self.pending.drain(..) {
             match entry.deadline {
                 None => {
                     batch.put(entry.key, entry.value);
                 }
                 Some(deadline) if deadline > now => {
-                    let ttl = Duration::from_millis(deadline - now);
-                    batch.put_with_ttl(entry.key, entry.value, ttl);
+                    let at = UNIX_EPOCH + Duration::from_millis(deadline);
+                    batch.put_with_deadline(entry.key, entry.value, at);
                 }
-                Some(_) => self.expired += 1,
+                Some(_) => expired += 1,
             }
         }
         let entries = batch.len() as u64;
         if entries > 0 {
-            self.store.write(batch)?;
+            self.store.write(batch).map_err(|e| {
+                if e.is_fatal() {
+                    // The log failed under this batch: whether it reached the disk is unknown.
+                    return Failure::Runtime(format!(
+                        "lines {}-{last}: the store failed while writing this batch, which may \
+                         or may not have been written: {e}; {} entries of earlier batches \
+                         (lines before {}) were acknowledged",
+                        self.pending_from, self.written, self.pending_from
+                    ));
+                }
+                // The store speaks of its one write ("nothing was written"); the import
+                // says what that means across its batches instead.
+                let e = e.to_string();
+                let e = e.trim_end_matches("; nothing was written");
+                Failure::Runtime(format!(
+                    "lines {}-{last}: the store refused this batch: {e}; {}",
+                    self.pending_from,
+                    self.written_before(self.pending_from)
+                ))
+            })?;
             self.batches += 1;
             self.written += entries;
         }
+        self.expired += expired;
         Ok(())
     }
+}
+
+/// One line as an entry. The line must be a JSON object: serde would also take an array of
+/// the fields in order, which is not the format.
+fn parse_line(line: &[u8]) -> Result<Entry, String> {
+    if line.trim_ascii_start().first() != Some(&b'{') {
+        return Err("not a JSON object (each line is one object, as `kv export` writes)".into());
+    }
+    serde_json::from_slice::<Line<'_>>(line)
+        .map_err(|e| e.to_string())
+        .and_then(Line::into_entry)
 }
 
 /// The system clock in unix milliseconds, as the store's deadlines count.
@@ -251,9 +304,7 @@ mod tests {
     }
 
     fn entry(text: &str) -> Result<Entry, String> {
-        serde_json::from_str::<Line<'_>>(text)
-            .map_err(|e| e.to_string())
-            .and_then(Line::into_entry)
+        parse_line(text.as_bytes())
     }
 
     #[test]
@@ -290,5 +341,9 @@ mod tests {
             .contains("unknown field"));
         assert!(entry(r#"{"key":"k","value":"v","expires_at_ms":-1}"#).is_err());
         assert!(entry("not json").is_err());
+        assert!(entry(r#"["k","v"]"#)
+            .unwrap_err()
+            .contains("not a JSON object"));
+        assert!(entry(r#"  {"key":"k","value":"v"}"#).is_ok());
     }
 }

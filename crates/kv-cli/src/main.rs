@@ -1,7 +1,7 @@
 //! `kv`, the command-line tool of the store: a shell that answers one command a line (for
 //! people on a terminal and for scripts through pipes), one-shot subcommands (`get`, `put`,
 //! `del`, `scan`, `export`, `import`, `stats`, `compact`), `verify`, which checks a log
-//! without changing it, and `bench`, which runs the workloads of the project's spec beside
+//! without changing it, `repair`, which salvages a damaged store into a new one, and `bench`, which runs the workloads of the project's spec beside
 //! the machine's own limits.
 //!
 //! Every command opens the store in `--dir` (default `./kv-data`) with the ordered index, so
@@ -12,7 +12,8 @@
 //!
 //! Modules: [`cli`] (arguments), [`shell`] (over the library's `parse` and `output`: the
 //! shell's language, and printing keys and values so they read back), [`commands`] (single-entry subcommands),
-//! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`], and
+//! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`],
+//! [`repair`] and the read-only opens of [`open`] with [`view_fs`], and
 //! [`bench`](mod@bench).
 
 #![forbid(unsafe_code)]
@@ -24,9 +25,11 @@ mod export;
 mod failure;
 mod open;
 mod readonly_fs;
+mod repair;
 mod shell;
 mod stats;
 mod verify;
+mod view_fs;
 
 use clap::Parser;
 
@@ -37,7 +40,9 @@ fn main() {
     let cli = Cli::parse();
     if let Err(failure) = run(cli) {
         match &failure {
-            Failure::Usage(message) | Failure::Runtime(message) => eprintln!("kv: {message}"),
+            Failure::Usage(message) | Failure::Runtime(message) => {
+                eprintln!("kv: {}", kv_cli::output::one_line(message))
+            }
             Failure::Missing => {}
         }
         std::process::exit(failure.exit_code());
@@ -60,6 +65,7 @@ fn run(cli: Cli) -> Outcome {
         Some(Command::Stats { json }) => commands::stats(dir, durability, json),
         Some(Command::Compact) => commands::compact(dir, durability),
         Some(Command::Verify) => verify::verify(dir),
+        Some(Command::Repair { to }) => repair::repair(dir, &to, durability),
         Some(Command::Bench(args)) => bench::run(&args),
     }
 }

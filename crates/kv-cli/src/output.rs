@@ -81,9 +81,46 @@ fn push_escaped(out: &mut String, text: &str) {
     }
 }
 
-/// An error message as one line, for `ERR <message>`.
+/// How many bytes of a user's input an error message quotes back ([`excerpt`]).
+pub const EXCERPT_BYTES: usize = 40;
+/// The longest error message an `ERR` line carries, in characters ([`one_line`]).
+pub const MESSAGE_CHARS: usize = 1_000;
+
+/// Up to [`EXCERPT_BYTES`] of `bytes`, always quoted and escaped as [`word`] quotes, with how
+/// much was left out: what an error message shows of input it quotes back. Raw input can hold
+/// terminal escapes, NULs or megabytes; none of that reaches the terminal.
+pub fn excerpt(bytes: &[u8]) -> String {
+    if bytes.len() <= EXCERPT_BYTES {
+        return quoted(bytes);
+    }
+    format!(
+        "{}... ({} bytes in all)",
+        quoted(&bytes[..EXCERPT_BYTES]),
+        bytes.len()
+    )
+}
+
+/// An error message as one line, for `ERR <message>`: line breaks become spaces, any other
+/// control character is escaped (`\xHH`), and past [`MESSAGE_CHARS`] characters it is cut.
 pub fn one_line(message: &str) -> String {
-    message.replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(message.len().min(MESSAGE_CHARS + 16));
+    for (i, c) in message.chars().enumerate() {
+        if i == MESSAGE_CHARS {
+            out.push_str("... (cut)");
+            break;
+        }
+        match c {
+            '\n' | '\r' => out.push(' '),
+            c if c.is_control() => {
+                let mut utf8 = [0u8; 4];
+                for b in c.encode_utf8(&mut utf8).bytes() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -124,6 +161,24 @@ mod tests {
         assert_eq!(word(b"line\nbreak\t"), r#""line\nbreak\t""#);
         assert_eq!(word(b"\x1b[0m"), r#""\x1b[0m""#);
         assert_eq!(word("nbsp\u{a0}".as_bytes()), r#""nbsp\xc2\xa0""#);
+    }
+
+    #[test]
+    fn excerpts_are_quoted_escaped_and_bounded() {
+        assert_eq!(excerpt(b"SETX"), r#""SETX""#);
+        assert_eq!(excerpt(b"\x1b[2J\0"), r#""\x1b[2J\0""#);
+        let long = vec![b'a'; 10_000_000];
+        let shown = excerpt(&long);
+        assert!(shown.len() < 100, "{shown}");
+        assert!(shown.ends_with("... (10000000 bytes in all)"), "{shown}");
+    }
+
+    #[test]
+    fn one_line_escapes_controls_and_is_bounded() {
+        assert_eq!(one_line("a\nb\rc"), "a b c");
+        assert_eq!(one_line("esc\u{1b}[31m nul\0"), r"esc\x1b[31m nul\x00");
+        let long = "x".repeat(5_000_000);
+        assert!(one_line(&long).len() <= MESSAGE_CHARS + 16);
     }
 
     #[test]

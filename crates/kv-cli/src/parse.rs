@@ -13,6 +13,7 @@
 //! backslash is an ordinary byte. A quote may only open and close a whole word.
 //! Blank lines and lines whose first non-blank byte is `#` hold no command.
 
+use crate::output;
 use std::time::Duration;
 
 /// A word of a command line.
@@ -75,11 +76,11 @@ pub enum ParseError {
         column: usize,
     },
     /// A backslash inside quotes followed by something that is not an escape.
-    #[error("bad escape '{escape}' at column {column} (use \\\" \\\\ \\n \\r \\t \\0 or \\xHH)")]
+    #[error("bad escape {escape} at column {column} (use \\\" \\\\ \\n \\r \\t \\0 or \\xHH)")]
     BadEscape {
         /// 1-based byte column of the backslash.
         column: usize,
-        /// What followed it, as written.
+        /// What followed it, quoted as [`output::excerpt`] quotes input.
         escape: String,
     },
     /// A quote in the middle of an unquoted word, or a closing quote followed by more of
@@ -90,7 +91,7 @@ pub enum ParseError {
         column: usize,
     },
     /// A command name that is not one of the shell's.
-    #[error("unknown command '{0}' (commands: PUT GET DEL SCAN STATS COMPACT SYNC HELP QUIT)")]
+    #[error("unknown command {0} (commands: PUT GET DEL SCAN STATS COMPACT SYNC HELP QUIT)")]
     UnknownCommand(String),
     /// The wrong number of words for a command.
     #[error("wrong number of arguments for {command}: usage: {usage}")]
@@ -101,13 +102,13 @@ pub enum ParseError {
         usage: &'static str,
     },
     /// A number that is not one.
-    #[error("{what} must be a whole number {range}, not '{found}'")]
+    #[error("{what} must be a whole number {range}, not {found}")]
     BadNumber {
         /// Which number ("EX seconds", "LIMIT").
         what: &'static str,
         /// What it must be.
         range: &'static str,
-        /// What was written.
+        /// What was written, quoted as [`output::excerpt`] quotes input.
         found: String,
     },
 }
@@ -137,11 +138,7 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Command>, ParseError> {
         "HELP" => no_args("HELP", args, Command::Help)?,
         "QUIT" => no_args("QUIT", args, Command::Quit)?,
         "EXIT" => no_args("EXIT", args, Command::Quit)?,
-        _ => {
-            return Err(ParseError::UnknownCommand(
-                String::from_utf8_lossy(&words[0].bytes).into_owned(),
-            ))
-        }
+        _ => return Err(ParseError::UnknownCommand(output::excerpt(&words[0].bytes))),
     };
     Ok(Some(command))
 }
@@ -187,7 +184,7 @@ fn parse_put(args: &[Word]) -> Result<Command, ParseError> {
                 return Err(ParseError::BadNumber {
                     what: "EX seconds",
                     range: "of at least 1",
-                    found: "0".into(),
+                    found: output::excerpt(b"0"),
                 });
             }
             (key, value, Some(Duration::from_secs(seconds)))
@@ -236,7 +233,7 @@ fn number(word: &Word, what: &'static str, range: &'static str) -> Result<u64, P
     let bad = || ParseError::BadNumber {
         what,
         range,
-        found: String::from_utf8_lossy(&word.bytes).into_owned(),
+        found: output::excerpt(&word.bytes),
     };
     if word.bytes.is_empty() || !word.bytes.iter().all(u8::is_ascii_digit) {
         return Err(bad());
@@ -302,8 +299,7 @@ fn quoted_word(line: &[u8], open: usize) -> Result<(Vec<u8>, usize), ParseError>
             b'\\' => {
                 let bad = |len: usize| ParseError::BadEscape {
                     column: i + 1,
-                    escape: String::from_utf8_lossy(&line[i..(i + len).min(line.len())])
-                        .into_owned(),
+                    escape: output::excerpt(&line[i..(i + len).min(line.len())]),
                 };
                 let Some(&c) = line.get(i + 1) else {
                     return Err(ParseError::UnterminatedQuote { column: open + 1 });
@@ -450,8 +446,8 @@ mod tests {
     #[test]
     fn unknown_commands_are_named() {
         let error = parse("FROB k").unwrap_err();
-        assert_eq!(error, ParseError::UnknownCommand("FROB".into()));
-        assert!(error.to_string().starts_with("unknown command 'FROB'"));
+        assert_eq!(error, ParseError::UnknownCommand(r#""FROB""#.into()));
+        assert!(error.to_string().starts_with(r#"unknown command "FROB""#));
     }
 
     #[test]
@@ -491,7 +487,7 @@ mod tests {
             parse(r#"PUT k "\q""#),
             Err(ParseError::BadEscape {
                 column: 8,
-                escape: r"\q".into()
+                escape: r#""\\q""#.into()
             })
         );
         assert!(matches!(

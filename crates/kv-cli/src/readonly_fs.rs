@@ -1,12 +1,12 @@
 //! A file layer for `kv verify` that reads a store's log where it lies and refuses every
 //! change, so that checking a log cannot alter it whatever the layers above try.
 //!
-//! Opening a log in place is not read-only even in `RecoveryMode::Strict`: the log creates
-//! its lock file `wal/LOCK` before recovery runs, and closing cuts the zero tail a crash
-//! leaves in a preallocated segment. So `verify` opens a private directory holding only an
-//! empty `wal/`, and this layer maps every path under it onto the store's directory: the
-//! lock file (which the log makes without this layer) lands in the private directory, and
-//! every file is opened read-only, whatever mode is asked for. Writes, truncation,
+//! Opening a log in place is not read-only even in `RecoveryMode::Strict`: closing cuts the
+//! zero tail a crash leaves in a preallocated segment, and the log's exclusive lock would
+//! shut out other readers. So `verify` opens a private directory holding only an empty
+//! `wal/`, and this layer maps every path under it onto the store's directory: the lock
+//! (which the log takes without this layer) is taken on the private directory, and every
+//! file is opened read-only, whatever mode is asked for. Writes, truncation,
 //! allocation, creation, removal and renames fail with `PermissionDenied`.
 
 use std::fs::File;

@@ -4,10 +4,9 @@
 //! The store is opened with `RecoveryMode::Strict`, which refuses any damage, a torn tail
 //! included, instead of repairing it, through [`ReadOnlyLog`], which refuses every write
 //! anyway (see that module for why Strict alone is not enough). While it reads, verify holds
-//! a shared lock on the store's `wal/LOCK`, so no writer can open the store meanwhile, and a
+//! a shared lock on the store's `wal/` directory, so no writer can open the store meanwhile, and a
 //! store that a writer has open is reported as locked rather than read half-written.
 
-use std::fs::{File, TryLockError};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +21,7 @@ use crate::readonly_fs::ReadOnlyLog;
 pub fn verify(dir: &Path) -> Outcome {
     open::require_store(dir)?;
     let real = dir.join(WAL_DIR);
-    let _lock = lock_shared(dir, &real)?;
+    let _lock = open::lock_shared(dir)?;
     let segments = segment_ids(&real)?;
     let Some(&newest) = segments.last() else {
         println!("checked {}: the log holds no segment yet", dir.display());
@@ -31,9 +30,9 @@ pub fn verify(dir: &Path) -> Outcome {
     };
 
     let private = tempfile::tempdir()?;
-    // The store's directories, empty: each log (the store's, and each snapshot's) makes its
-    // lock file here, past the layer; every other path maps onto `dir`.
-    mirror_directories(dir, private.path())?;
+    // The store's directories, empty: each log (the store's, and each snapshot's) takes its
+    // lock on these, past the layer; every other path maps onto `dir`.
+    open::mirror_directories(dir, private.path())?;
     let options = Options::default()
         .durability(Durability::None)
         .recovery_mode(RecoveryMode::Strict)
@@ -109,34 +108,6 @@ pub fn verify(dir: &Path) -> Outcome {
     Ok(())
 }
 
-/// Takes a shared lock on the store's `wal/LOCK`, if there is one: a writer holds it
-/// exclusively while the store is open. A log that never had a lock file (one written by
-/// nori-wal) has had no writer of this project, and verify creates none.
-fn lock_shared(dir: &Path, wal: &Path) -> Outcome<Option<File>> {
-    let path = wal.join(kv_wal::LOCK_FILE_NAME);
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Failure::Runtime(format!(
-                "cannot open {}: {e}",
-                path.display()
-            )))
-        }
-    };
-    match file.try_lock_shared() {
-        Ok(()) => Ok(Some(file)),
-        Err(TryLockError::WouldBlock) => Err(kv_store::Error::Locked {
-            path: dir.to_path_buf(),
-        }
-        .into()),
-        Err(TryLockError::Error(e)) => Err(Failure::Runtime(format!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
-    }
-}
-
 /// The damage of the log or of a snapshot behind `error`, if damage is what it is.
 fn damage_in(error: &kv_store::Error) -> Option<&kv_wal::Error> {
     let mut level: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -155,28 +126,37 @@ fn damage_in(error: &kv_store::Error) -> Option<&kv_wal::Error> {
     None
 }
 
-/// Creates in `to` every directory there is under `from`, empty.
-fn mirror_directories(from: &Path, to: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            let target = to.join(entry.file_name());
-            std::fs::create_dir(&target)?;
-            mirror_directories(&entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
 /// The ids of the segments in `wal`, in order.
 fn segment_ids(wal: &Path) -> Outcome<Vec<u64>> {
+    let cannot_read = |e: std::io::Error| {
+        Failure::Runtime(format!("cannot read the directory {}: {e}", wal.display()))
+    };
     let mut ids = Vec::new();
-    for entry in std::fs::read_dir(wal)? {
-        let name = entry?.file_name();
+    for entry in std::fs::read_dir(wal).map_err(cannot_read)? {
+        let name = entry.map_err(cannot_read)?.file_name();
         if let Some(id) = name.to_str().and_then(kv_wal::segment::parse_file_name) {
             ids.push(id);
         }
     }
     ids.sort_unstable();
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_that_cannot_be_read_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("snapshots");
+        let message = |failure: Failure| match failure {
+            Failure::Runtime(message) => message,
+            other => panic!("{other:?}"),
+        };
+        let shown = message(open::mirror_directories(&missing, dir.path()).unwrap_err());
+        assert!(shown.contains(&missing.display().to_string()), "{shown}");
+        let shown = message(segment_ids(&missing).unwrap_err());
+        assert!(shown.contains(&missing.display().to_string()), "{shown}");
+    }
 }

@@ -89,12 +89,12 @@ fn bad_lines_answer_err_and_the_shell_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let mut shell = Shell::start(dir.path(), &[]);
     let cases = [
-        ("FROB k", "ERR unknown command 'FROB'"),
+        ("FROB k", "ERR unknown command \"FROB\""),
         (
             r#"PUT k "open"#,
             "ERR unterminated quote starting at column 7",
         ),
-        (r#"PUT k "\q""#, r"ERR bad escape '\q' at column 8"),
+        (r#"PUT k "\q""#, r#"ERR bad escape "\\q" at column 8"#),
         (
             r#"PUT k ab"c""#,
             "ERR a quote must open and close a whole word",
@@ -151,7 +151,7 @@ fn a_script_piped_into_kv_gets_every_answer() {
     assert_success(&output);
     assert_eq!(
         stdout(&output),
-        "OK\nOK\n1\nERR unknown command 'BOGUS' (commands: PUT GET DEL SCAN STATS COMPACT SYNC HELP QUIT)\na 1\nb 2\n(end)\nOK\n(nil)\n"
+        "OK\nOK\n1\nERR unknown command \"BOGUS\" (commands: PUT GET DEL SCAN STATS COMPACT SYNC HELP QUIT)\na 1\nb 2\n(end)\nOK\n(nil)\n"
     );
 }
 
@@ -184,4 +184,33 @@ fn input_that_is_not_utf8_is_taken_byte_for_byte() {
     );
     assert_success(&output);
     assert_eq!(stdout(&output), "OK\n\"v\\xff\"\n\"v\\xff\"\n");
+}
+
+#[test]
+fn err_lines_quote_escape_and_cut_what_they_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut script = b"\x1b[2J\x00BOOM k\n".to_vec();
+    script.extend(std::iter::repeat_n(b'X', 10_000_000));
+    script.extend(b"\nPUT k v EX \x1b[31m\n");
+    let output = run(&["--dir", dir.path().to_str().unwrap()], &script);
+    assert_success(&output);
+    let out = stdout(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "one answer a line");
+    assert!(
+        lines[0].starts_with(r#"ERR unknown command "\x1b[2J\0BOOM""#),
+        "{:?}",
+        lines[0]
+    );
+    assert!(
+        lines[1].len() < 300,
+        "a 10 MB word is cut: {}",
+        lines[1].len()
+    );
+    assert!(lines[1].contains("10000000 bytes in all"), "{}", lines[1]);
+    assert!(lines[2].contains(r#"not "\x1b[31m""#), "{}", lines[2]);
+    assert!(
+        !out.bytes().any(|b| b == 0x1b || b == 0),
+        "no raw escape or NUL reaches the terminal"
+    );
 }

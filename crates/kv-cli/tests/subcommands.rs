@@ -143,24 +143,35 @@ fn export_then_import_into_a_fresh_store_keeps_every_entry() {
     );
 
     let again = run_on(target.path(), &["export"], b"");
-    let mut relines = json_lines(&stdout(&again));
-    relines.sort_by_key(|l| l.to_string());
-    for (before, after) in lines.iter().zip(&relines) {
-        let strip = |l: &serde_json::Value| {
-            let mut l = l.clone();
-            l.as_object_mut().unwrap().remove("expires_at_ms");
-            l
-        };
-        assert_eq!(strip(before), strip(after));
-    }
-    let moved = by_key("session")["expires_at_ms"].as_u64().unwrap();
-    let reimported = relines.iter().find(|l| l["key"] == "session").unwrap()["expires_at_ms"]
-        .as_u64()
-        .unwrap();
-    assert!(
-        reimported >= moved && reimported - deadline < 1_000,
-        "the deadline is kept: {deadline} then {reimported}"
+    assert_success(&again);
+    assert_eq!(
+        stdout(&again),
+        stdout(&exported),
+        "export, import, export gives the same bytes (deadline {deadline} included)"
     );
+}
+
+#[test]
+fn import_keeps_absolute_deadlines_to_the_millisecond() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ten years ahead, on an odd millisecond: nothing expires while the test runs.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let base = now + 10 * 365 * 24 * 3600 * 1000 + 17;
+    let mut input = String::new();
+    for i in 0..3_000u64 {
+        let at = base + i * 7;
+        input.push_str(&format!(
+            "{{\"key\":\"k{i:05}\",\"value\":\"v\",\"expires_at_ms\":{at}}}\n"
+        ));
+    }
+    let output = run_on(dir.path(), &["import", "--batch", "100"], input.as_bytes());
+    assert_success(&output);
+    let exported = run_on(dir.path(), &["export"], b"");
+    assert_success(&exported);
+    assert_eq!(stdout(&exported), input, "every deadline as it was given");
 }
 
 #[test]
@@ -183,6 +194,40 @@ fn import_reads_stdin_skips_expired_entries_and_names_a_bad_line() {
         stderr(&output)
     );
     assert_eq!(stdout(&run_on(dir.path(), &["get", "b"], b"")), "2\n");
+
+    let array = b"[\"d\",\"4\"]\n";
+    let output = run_on(dir.path(), &["import"], array);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("line 1: not a JSON object"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn an_import_the_store_refuses_says_which_lines_were_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::new();
+    for i in 1..=25 {
+        let key = if i == 17 {
+            "x".repeat(70_000)
+        } else {
+            format!("k{i}")
+        };
+        input.push_str(&format!("{{\"key\":\"{key}\",\"value\":\"v\"}}\n"));
+    }
+    let output = run_on(dir.path(), &["import", "--batch", "10"], input.as_bytes());
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("lines 11-20"), "{message}");
+    assert!(
+        message.contains("10 entries of earlier batches (lines before 11) were written"),
+        "{message}"
+    );
+    assert!(!message.contains("nothing was written"), "{message}");
+    let exported = json_lines(&stdout(&run_on(dir.path(), &["export"], b"")));
+    assert_eq!(exported.len(), 10, "the first batch, and only it");
 }
 
 #[test]

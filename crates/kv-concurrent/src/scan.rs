@@ -22,6 +22,7 @@ struct Span {
     at: usize,
     key: usize,
     value: usize,
+    deadline: Option<u64>,
 }
 
 /// Where one shard's part of the scan stands.
@@ -45,13 +46,19 @@ impl Cursor {
         Some(&self.buffer[span.at..span.at + span.key])
     }
 
-    /// Hands out the shard's next entry as slices of the chunk's buffer.
-    fn take_front(&mut self) -> (Bytes, Bytes) {
-        let Span { at, key, value } = self.spans[self.next];
+    /// Hands out the shard's next entry as slices of the chunk's buffer, with its deadline.
+    fn take_front(&mut self) -> (Bytes, Bytes, Option<u64>) {
+        let Span {
+            at,
+            key,
+            value,
+            deadline,
+        } = self.spans[self.next];
         self.next += 1;
         (
             self.buffer.slice(at..at + key),
             self.buffer.slice(at + key..at + key + value),
+            deadline,
         )
     }
 
@@ -79,6 +86,7 @@ impl Cursor {
                 at: buffer.len(),
                 key: key.len(),
                 value: value.len(),
+                deadline: entry.deadline(),
             });
             buffer.extend_from_slice(key);
             buffer.extend_from_slice(value);
@@ -177,10 +185,10 @@ impl<'a> Scan<'a> {
     }
 }
 
-impl Iterator for Scan<'_> {
-    type Item = (Bytes, Bytes);
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl Scan<'_> {
+    /// The next entry as [`Iterator::next`] gives it, with its deadline (unix ms) too: what an
+    /// export in key order needs.
+    pub fn next_with_deadline(&mut self) -> Option<(Bytes, Bytes, Option<u64>)> {
         let &shard = self.heap.first()?;
         let cursor = &mut self.cursors[shard];
         let item = cursor.take_front();
@@ -190,6 +198,15 @@ impl Iterator for Scan<'_> {
         }
         self.sift_down_root();
         Some(item)
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = (Bytes, Bytes);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with_deadline()
+            .map(|(key, value, _)| (key, value))
     }
 }
 
@@ -240,6 +257,14 @@ mod tests {
             (101..=110).map(|i| format!("k{i:05}")).collect::<Vec<_>>()
         );
         assert_eq!(state.scan_prefix(b"k0001", 0).unwrap().count(), 10);
+        let mut first = state
+            .range(Bound::Included(b"k00007"), Bound::Unbounded, 0)
+            .unwrap();
+        assert_eq!(
+            first.next_with_deadline(),
+            Some((b"k00007"[..].into(), b"k00007"[..].into(), Some(10)))
+        );
+        assert_eq!(first.next_with_deadline().unwrap().2, None);
         assert!(Sharded::new(IndexKind::Hash, 2)
             .range(Bound::Unbounded, Bound::Unbounded, 0)
             .is_err());

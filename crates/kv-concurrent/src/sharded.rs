@@ -238,6 +238,41 @@ impl Sharded {
             .map_or(0, |e| state.memory_of(e))
     }
 
+    /// Whether `key` holds an entry (expired or not) for which `f` is true, under the
+    /// shard's read lock: what an evictor re-checks before deleting what it sampled.
+    pub fn holds(&self, key: &[u8], f: impl FnOnce(&Entry) -> bool) -> bool {
+        let state = self.shards[self.shard_of(key)].state.read();
+        state.get_even_expired(key).is_some_and(f)
+    }
+
+    /// Removes entries expired at `now` for which `removable` says yes, one shard at a time
+    /// under its write lock; returns how many. `removable` is called under that lock, so a
+    /// writer that looks at a key after it said yes sees the key gone. For a caller that must
+    /// leave alone keys a write is busy with (a store under limits: see `kv-store`'s
+    /// `limits.rs`); the others use [`sweep_expired`](Self::sweep_expired).
+    pub fn sweep_expired_if(&self, now: u64, mut removable: impl FnMut(&[u8]) -> bool) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            if shard.state.read().with_deadline() == 0 {
+                continue;
+            }
+            let mut state = shard.state.write();
+            let expired: Vec<Bytes> = state
+                .iter()
+                .filter(|e| e.is_expired(now))
+                .map(|e| Bytes::copy_from_slice(e.key()))
+                .collect();
+            for key in expired {
+                if removable(&key) {
+                    state.remove(&key);
+                    removed += 1;
+                }
+            }
+            shard.publish(&state);
+        }
+        removed
+    }
+
     /// Removes entries expired at `now`, one shard at a time; returns how many.
     pub fn sweep_expired(&self, now: u64) -> usize {
         self.shards
@@ -405,6 +440,34 @@ mod tests {
         assert!(state.memory_used() < before);
         assert!(state.sample(12345).is_some());
         assert_eq!(state.keys(0).len(), 900);
+    }
+
+    #[test]
+    fn a_conditional_sweep_leaves_the_keys_it_is_told_to() {
+        let state = Sharded::new(IndexKind::Hash, 4);
+        for i in 0..100u32 {
+            let expiry = Expiry::AtUnixMillis(if i % 2 == 0 { 10 } else { 1_000 });
+            state.apply(
+                OpRef::Put {
+                    key: &i.to_be_bytes(),
+                    value: b"v",
+                    expiry,
+                },
+                0,
+            );
+        }
+        let busy = |key: &[u8]| u32::from_be_bytes(key.try_into().unwrap()) % 4 == 0;
+        // Only expired keys are offered, and busy ones stay.
+        let removed = state.sweep_expired_if(10, |key| {
+            assert_eq!(u32::from_be_bytes(key.try_into().unwrap()) % 2, 0);
+            !busy(key)
+        });
+        assert_eq!(removed, 25);
+        assert_eq!(state.len(), 75);
+        assert!(state.holds(&4u32.to_be_bytes(), |e| e.is_expired(10)));
+        assert!(!state.holds(&2u32.to_be_bytes(), |_| true));
+        assert_eq!(state.sweep_expired_if(10, |_| true), 25);
+        assert_eq!(state.len(), 50);
     }
 
     #[test]

@@ -179,11 +179,18 @@ impl<S: Sink> Durable<S> {
             checked
         };
         checked.map_err(|e| Error::TooLarge(Arc::new(e)))?;
-        let durability = options.durability.unwrap_or(self.inner.options.durability);
+        let store_wide = self.inner.options.durability;
+        let durability = options.durability.unwrap_or(store_wide);
+        let sync_within = match (durability, store_wide) {
+            (Durability::Batch(own), Durability::Batch(store)) if own >= store => None,
+            (Durability::Batch(own), _) => Some(own),
+            _ => None,
+        };
         let unit = Unit {
             encoded,
             ops,
             sync: durability == Durability::Sync,
+            sync_within,
             submitted: Instant::now(),
         };
         self.inner.group.submit(unit, &|group| self.commit(group))
@@ -215,11 +222,15 @@ impl<S: Sink> Durable<S> {
                 log.wal.sync()?;
                 log.recorder.stats.fsyncs += 1;
                 log.recorder.stats.records_synced += records;
+            } else if let Some(window) = group.iter().filter_map(|m| m.unit.sync_within).min() {
+                // Syncs the whole group within the shortest window any of its writes asked
+                // for: the log's flusher only follows the store-wide window.
+                log.wal.sync_within(window)?;
             }
             Ok(())
         });
         if let Err(e) = result {
-            let error = Error::from_append(e);
+            let error = Error::from_log(e);
             if let Error::Failed(cause) = &error {
                 log.recorder
                     .stats
@@ -262,7 +273,7 @@ impl<S: Sink> Durable<S> {
     pub fn sync(&self) -> Result<()> {
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
-        log.wal.sync().map_err(Error::from_append)?;
+        log.wal.sync().map_err(Error::from_log)?;
         log.recorder.stats.fsyncs += 1;
         Ok(())
     }
@@ -296,18 +307,21 @@ impl<S: Sink> Durable<S> {
         self.inner.group.refuse_after_panic()?;
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
-        log.wal.rotate().map_err(Error::from_append)
+        log.wal.rotate().map_err(Error::from_log)
     }
 
     /// Deletes the log's segments before `segment`, oldest first; returns how many.
-    /// Refused after a commit panicked, as [`Durable::rotate`] is.
+    /// Refused after a commit panicked, as [`Durable::rotate`] is. A segment that cannot be
+    /// deleted is [`Error::Log`] (it stays; the store goes on); a failed directory sync after
+    /// a deletion stops the store ([`Error::Failed`]), since the deletion may or may not be
+    /// durable and a later one that is would leave a gap the next open refuses.
     pub fn delete_log_before(&self, segment: u64) -> Result<usize> {
         self.inner.group.refuse_after_panic()?;
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
         log.wal
             .delete_segments_before(Position::new(segment, 0))
-            .map_err(Error::from_append)
+            .map_err(Error::from_log)
     }
 
     /// The ids of the log's first and last segments.
@@ -316,25 +330,22 @@ impl<S: Sink> Durable<S> {
         Ok(guard.as_ref().ok_or(Error::Closed)?.wal.segments())
     }
 
-    /// How many segments the log spans and about how many bytes of records they hold
-    /// (every segment but the last counted as full: an upper bound).
+    /// How many segments the log spans and how many bytes of records they hold.
     pub fn log_extent(&self) -> Result<(u64, u64)> {
         let guard = self.inner.log.lock();
         let wal = &guard.as_ref().ok_or(Error::Closed)?.wal;
         let segments = wal.segments();
-        let position = wal.current_position();
-        let full = segments.end() - segments.start();
-        Ok((
-            full + 1,
-            full * wal.config().max_segment_size + position.offset,
-        ))
+        Ok((segments.end() - segments.start() + 1, wal.log_bytes()))
     }
 
     /// Syncs and closes the log, releasing the directory; later writes fail with
-    /// [`Error::Closed`]. Reads of the state still work.
+    /// [`Error::Closed`]. Reads of the state still work. The log is closed whatever this
+    /// returns: [`Error::Failed`] when the final sync failed (or an earlier failure had
+    /// stopped the log), [`Error::Log`] when only cutting the preallocated tail failed, after
+    /// every write was synced.
     pub fn close(&self) -> Result<()> {
         let log = self.inner.log.lock().take().ok_or(Error::Closed)?;
-        log.wal.close().map_err(Error::from_append)
+        log.wal.close().map_err(Error::from_log)
     }
 }
 

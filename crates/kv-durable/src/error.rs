@@ -34,6 +34,22 @@ pub enum Error {
     #[error("{0}")]
     TooLarge(#[source] Arc<kv_wal::Error>),
 
+    /// The log's next segment could not be created (in a directory made read-only, say):
+    /// nothing was made or written, so this operation was not done, earlier writes are intact,
+    /// and the store goes on in the current segment; what needed the new segment works again
+    /// once the cause is fixed.
+    #[error("a file operation of the log failed and nothing was written; the store goes on: {0}")]
+    Io(#[source] Arc<kv_wal::Error>),
+
+    /// Another file operation of the log failed without stopping it; the log's error says
+    /// what was and was not done. Deleting old segments: the one named, and those after it,
+    /// are still there, and a later compaction or open deletes them (a failed directory sync
+    /// after a deletion is [`Error::Failed`] instead). Closing: every write was synced before
+    /// the preallocated tail of the newest segment could not be cut; the store is closed all
+    /// the same, and the next open reads that zero tail as free space.
+    #[error("a file operation of the log failed: {0}")]
+    Log(#[source] Arc<kv_wal::Error>),
+
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
@@ -44,13 +60,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Sorts a log error into what it means for the store.
-    pub(crate) fn from_append(e: kv_wal::Error) -> Self {
+    pub(crate) fn from_log(e: kv_wal::Error) -> Self {
         match e {
             kv_wal::Error::StorageFull { .. } => Error::StorageFull(Arc::new(e)),
             kv_wal::Error::KeyTooLarge { .. } | kv_wal::Error::ValueTooLarge { .. } => {
                 Error::TooLarge(Arc::new(e))
             }
-            other => Error::Failed(Arc::new(other)),
+            // The log stops only by poisoning itself; any other error left it whole.
+            kv_wal::Error::Poisoned { .. } => Error::Failed(Arc::new(e)),
+            // The one failure known to have written nothing.
+            kv_wal::Error::SegmentNotCreated { .. } => Error::Io(Arc::new(e)),
+            other => Error::Log(Arc::new(other)),
         }
     }
 }

@@ -42,6 +42,10 @@ pub(crate) struct Unit {
     pub(crate) ops: Vec<Op>,
     /// Whether the writer waits for fdatasync.
     pub(crate) sync: bool,
+    /// A window the write must be synced within that the log's own policy does not already
+    /// honour (a per-write `Durability::Batch` shorter than the store's, or on a store that
+    /// does not batch).
+    pub(crate) sync_within: Option<Duration>,
     /// When the writer submitted it, for the latency histogram.
     pub(crate) submitted: Instant,
 }

@@ -13,6 +13,8 @@ pub enum Durability {
     Sync,
     /// After the record reached the operating system; a background sync makes it durable
     /// within the window. Survives a process crash at once, a power loss after the window.
+    /// As a per-write setting ([`WriteOptions`]) the window holds whatever the store's mode:
+    /// the write and everything before it are synced within it.
     Batch(Duration),
     /// After the record reached the operating system, which writes it back when it likes.
     /// Survives a process crash.

@@ -367,3 +367,118 @@ fn a_panicking_commit_answers_every_writer_and_stops_the_store() {
         }
     }
 }
+
+#[test]
+fn a_per_write_batch_window_is_honoured_whatever_the_store_mode() {
+    use kv_wal::fs::volatile::VolatileFileSystem;
+    let window = Duration::from_millis(50);
+    for store_mode in [
+        Durability::Sync,
+        Durability::None,
+        Durability::Batch(Duration::from_secs(600)),
+    ] {
+        let dir = std::path::Path::new("/store");
+        let disk = VolatileFileSystem::with_dir(dir).unwrap();
+        let wal = |fs: &VolatileFileSystem| {
+            WalConfig::new(dir)
+                .max_segment_size(64 * 1024)
+                .file_system(Arc::new(fs.clone()))
+        };
+        let (store, _) = open_with(wal(&disk), options(store_mode));
+        store
+            .write(vec![Op::put("plain", "1")], WriteOptions::default())
+            .unwrap();
+        let batched = WriteOptions {
+            durability: Some(Durability::Batch(window)),
+        };
+        store
+            .write(vec![Op::put("windowed", "2")], batched)
+            .unwrap();
+        // Well past the window, the power goes.
+        std::thread::sleep(window * 6);
+        let after_cut = disk.restart();
+        drop(store);
+        let (reopened, _) = open_with(wal(&after_cut), options(store_mode));
+        let survived = contents(&reopened);
+        assert_eq!(
+            survived.get(&b"windowed"[..]).map(Vec::as_slice),
+            Some(&b"2"[..]),
+            "{store_mode:?}: a write synced within {window:?} was lost at a power cut"
+        );
+        assert!(
+            survived.contains_key(&b"plain"[..]),
+            "{store_mode:?}: what came before it is synced with it"
+        );
+    }
+}
+
+#[test]
+fn a_failed_cut_at_close_says_every_write_was_synced_and_the_store_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let wal = WalConfig::new(dir.path()).file_system(Arc::new(fs));
+    let (store, _) = open_with(wal, options(Durability::None));
+    store.put("a", "1").unwrap();
+    faults.fail_once(FsOp::SetLen, 0, Fault::Error(std::io::ErrorKind::Other));
+    let err = store.close().unwrap_err();
+    assert!(matches!(err, Error::Log(_)), "{err}");
+    assert!(err.to_string().contains("every record is synced"), "{err}");
+    assert!(!err.to_string().contains("goes on"), "{err}");
+    assert!(matches!(store.put("b", "2"), Err(Error::Closed)));
+    drop(store);
+    let (store, _) = open(dir.path(), Durability::Sync);
+    assert_eq!(contents(&store).get(&b"a"[..]).unwrap(), b"1");
+}
+
+/// A store whose log spans segments 0 to 3, with key `k{i}` in segment `i`.
+fn four_segments(wal: WalConfig) -> common::Store {
+    let (store, _) = open_with(wal, options(Durability::Sync));
+    for i in 0..4 {
+        if i > 0 {
+            store.rotate().unwrap();
+        }
+        store.put(format!("k{i}"), "v").unwrap();
+    }
+    assert_eq!(store.log_segments().unwrap(), 0..=3);
+    store
+}
+
+#[test]
+fn a_failed_directory_sync_after_deleting_old_segments_stops_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let store = four_segments(WalConfig::new(dir.path()).file_system(Arc::new(fs)));
+    faults.fail_once(FsOp::SyncDir, 0, Fault::Error(std::io::ErrorKind::Other));
+    let err = store.delete_log_before(3).unwrap_err();
+    assert!(matches!(err, Error::Failed(_)), "{err}");
+    assert!(
+        err.to_string().contains("whether the deletion is durable"),
+        "{err}"
+    );
+    let later = store.put("later", "v").unwrap_err();
+    assert!(matches!(later, Error::Failed(_)), "{later}");
+    assert!(matches!(store.delete_log_before(3), Err(Error::Failed(_))));
+    drop(store);
+    let (store, _) = open(dir.path(), Durability::Sync);
+    let keys: Vec<_> = contents(&store).into_keys().collect();
+    // Segment 0 went; deleting stopped at the failure, so there is no gap.
+    assert_eq!(keys, [b"k1".to_vec(), b"k2".to_vec(), b"k3".to_vec()]);
+}
+
+#[test]
+fn a_segment_that_cannot_be_deleted_is_reported_as_such_and_the_store_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let store = four_segments(WalConfig::new(dir.path()).file_system(Arc::new(fs)));
+    faults.fail_once(
+        FsOp::Remove,
+        0,
+        Fault::Error(std::io::ErrorKind::PermissionDenied),
+    );
+    let err = store.delete_log_before(3).unwrap_err();
+    assert!(matches!(err, Error::Log(_)), "{err}");
+    assert!(err.to_string().contains("cannot delete segment"), "{err}");
+    store.put("later", "v").unwrap();
+    assert_eq!(store.delete_log_before(3).unwrap(), 3);
+    assert_eq!(store.log_segments().unwrap(), 3..=3);
+}

@@ -1,6 +1,6 @@
 //! Atomic write batches.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kv_core::{Expiry, Op};
@@ -47,6 +47,25 @@ impl WriteBatch {
             key: key.into(),
             value: value.into(),
             expiry: Expiry::AfterMillis(millis(ttl)),
+        });
+        self
+    }
+
+    /// Adds: set `key` to `value` until the absolute `deadline`, kept to the millisecond
+    /// exactly as given (what an import of exported entries needs: a deadline computed back
+    /// from a time to live would move by the time it took to write). A deadline already past
+    /// writes an entry that is expired at once; one before 1970 counts as 1970.
+    pub fn put_with_deadline(
+        &mut self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        deadline: SystemTime,
+    ) -> &mut Self {
+        let at = deadline.duration_since(UNIX_EPOCH).map_or(0, millis);
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value: value.into(),
+            expiry: Expiry::AtUnixMillis(at),
         });
         self
     }

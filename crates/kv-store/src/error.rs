@@ -52,6 +52,20 @@ pub enum Error {
     #[error("{0}")]
     TooLarge(#[source] Arc<kv_durable::Error>),
 
+    /// The log's next segment could not be created (in a directory made read-only, say):
+    /// nothing was written, this operation was not done, earlier writes are intact, and the
+    /// store goes on; retry once the cause is fixed.
+    #[error("{0}")]
+    Io(#[source] Arc<kv_durable::Error>),
+
+    /// Another file operation of the log failed without stopping the store; the message says
+    /// what was and was not done. At open: a segment left by a crashed compaction could not
+    /// be deleted (nothing else was changed). From [`KvStore::close`](crate::KvStore::close):
+    /// every write was synced, then cutting the log's preallocated tail failed; the store is
+    /// closed all the same, and the next open reads that zero tail as free space.
+    #[error("{0}")]
+    Log(#[source] Arc<kv_durable::Error>),
+
     /// The write would take the store over its memory or key limit and the eviction policy
     /// is `Reject` (or nothing is left to evict); nothing was written.
     #[error("the write needs {needed} more {unit} but the limit of {limit} leaves {available}; nothing was written")]
@@ -89,6 +103,8 @@ impl Error {
         match e {
             kv_durable::Error::StorageFull(_) => Error::StorageFull(Arc::new(e)),
             kv_durable::Error::TooLarge(_) => Error::TooLarge(Arc::new(e)),
+            kv_durable::Error::Io(_) => Error::Io(Arc::new(e)),
+            kv_durable::Error::Log(_) => Error::Log(Arc::new(e)),
             kv_durable::Error::Closed => Error::Closed,
             other => Error::Failed(Arc::new(other)),
         }
@@ -110,6 +126,17 @@ impl Error {
 
     /// Whether this error means the store accepts no more writes.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Error::Failed(_) | Error::Closed)
+        match self {
+            Error::Failed(_) | Error::Closed => true,
+            // A compaction can stop the log on its way: a failed directory sync after it
+            // deleted an old segment.
+            Error::Compaction(e) => matches!(
+                &**e,
+                kv_compact::Error::Log(
+                    kv_durable::Error::Failed(_) | kv_durable::Error::Panicked(_)
+                )
+            ),
+            _ => false,
+        }
     }
 }

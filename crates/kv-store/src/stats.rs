@@ -15,7 +15,7 @@ pub struct Stats {
     pub live_bytes: u64,
     /// Segment files the log spans.
     pub log_segments: u64,
-    /// Bytes of records in the log (every segment but the last counted as full).
+    /// Bytes of records in the log: what its segments hold, not their preallocated space.
     pub log_bytes: u64,
     /// Bytes of the current snapshot (0 before the first compaction).
     pub snapshot_bytes: u64,

@@ -5,7 +5,7 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
@@ -20,7 +20,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{fix_deadlines, millis, WriteBatch};
 use crate::error::{Error, Result};
-use crate::limits::Admission;
+use crate::limits::{Admission, Growth};
 use crate::maintenance::Maintenance;
 use crate::options::{AutoCompact, Options};
 use crate::stats::Stats;
@@ -28,8 +28,11 @@ use crate::stats::Stats;
 /// The log's directory inside the store's directory.
 pub const WAL_DIR: &str = "wal";
 
-/// Lock stripes that order read-modify-writes (`expire`, `persist`) against plain writes.
-const STRIPES: usize = 64;
+/// Lock stripes that order read-modify-writes (`expire`, `persist`) against plain writes,
+/// and, under limits, whatever takes a key away (deletes, puts with deadlines, evictions)
+/// against the puts that counted on it. Those hold a stripe exclusively across a commit, so
+/// there are enough stripes that unrelated keys rarely share one (32 KiB in all).
+const STRIPES: usize = 256;
 
 /// What every clone of a [`KvStore`] shares.
 #[derive(Debug)]
@@ -39,7 +42,9 @@ pub(crate) struct Inner {
     pub(crate) admission: Admission,
     /// A plain write holds its keys' stripes shared while it commits; `expire` and `persist`
     /// hold their key's stripe exclusively between reading the value and rewriting it, so a
-    /// put in between cannot be overwritten by the old value.
+    /// put in between cannot be overwritten by the old value. Under limits, a write that can
+    /// take a key away holds it exclusively too, and so does an eviction from its re-check
+    /// of a victim to the delete (`Admission::needs_exclusive`, `KvStore::evict`).
     stripes: Box<[CachePadded<RwLock<()>>]>,
     stripe_hasher: DefaultHashBuilder,
     report: OpenReport,
@@ -230,6 +235,12 @@ impl KvStore {
         })
     }
 
+    /// Tests only: the limits' bookkeeping (its eviction journal, its pauses).
+    #[cfg(test)]
+    pub(crate) fn admission(&self) -> &Admission {
+        &self.inner.admission
+    }
+
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -388,14 +399,47 @@ impl KvStore {
             fix_deadlines(&mut ops, self.now());
         }
         let admission = &self.inner.admission;
-        let _reservation = if admission.is_limited() {
-            Some(self.reserve(&ops)?)
-        } else {
-            None
-        };
-        let _stripes = self.stripes_shared(&ops);
+        if !admission.is_limited() {
+            let _stripes = self.lock_stripes(&ops, &[]);
+            return self.commit(ops, options);
+        }
+        // Room made by evicting or waiting in an earlier pass, kept for the next.
+        let mut room = None;
+        // Which keys this write holds exclusively; no allocation for a single key.
+        let (mut one, mut many) = ([false], Vec::new());
+        loop {
+            let exclusive: &[bool] = if let [op] = &ops[..] {
+                one[0] = admission.needs_exclusive(self.state(), op);
+                &one
+            } else {
+                many.clear();
+                many.extend(
+                    ops.iter()
+                        .map(|op| admission.needs_exclusive(self.state(), op)),
+                );
+                &many
+            };
+            let stripes = self.lock_stripes(&ops, exclusive);
+            // Sized under the stripes: this is what applying the write will add (see
+            // `limits.rs`). Under a memory limit that is one more lookup per key than
+            // before (`needs_exclusive`), needed for the limit to hold.
+            let growth = admission.growth(self.state(), &ops, exclusive);
+            match admission.reserve(self.state(), growth, room.take()) {
+                Ok(_reservation) => return self.commit(ops, options),
+                Err(blocked) => {
+                    // Evicting takes stripes, and waiting must not keep others' writes
+                    // from finishing: let go of everything first.
+                    drop(stripes);
+                    room = Some(self.make_room(growth, blocked)?);
+                }
+            }
+        }
+    }
+
+    /// Writes `ops` (their stripes held by the caller) and applies them.
+    fn commit(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
         for op in ops.iter() {
-            admission.touch(op.key(), true);
+            self.inner.admission.touch(op.key(), true);
         }
         self.inner
             .durable
@@ -403,61 +447,112 @@ impl KvStore {
             .map_err(Error::from_write)
     }
 
-    /// Reserves room for `ops` under the limits, evicting first if the policy says so.
-    fn reserve(&self, ops: &[Op]) -> Result<crate::limits::Reservation<'_>> {
-        /// Rounds of eviction (each up to 64 keys) one write may trigger before giving up.
-        const MAX_ROUNDS: usize = 64;
+    /// Reserves `growth`, or, where the policy evicts, makes room for it by evicting, or by
+    /// waiting for other writes to release what they reserved. Called holding no stripe.
+    fn make_room(
+        &self,
+        growth: Growth,
+        mut blocked: Error,
+    ) -> Result<crate::limits::Reservation<'_>> {
         let admission = &self.inner.admission;
-        let mut round = 0;
+        let deadline = Instant::now() + crate::limits::MAX_WAIT;
         loop {
-            let blocked = match admission.reserve(self.state(), ops) {
-                Ok(reservation) => return Ok(reservation),
-                Err(blocked) => blocked,
-            };
             // A write larger than the limit itself is refused before anything is evicted.
-            if !admission.evicts() || Admission::never_fits(&blocked) || round == MAX_ROUNDS {
+            if !admission.evicts() || Admission::never_fits(&blocked) {
                 return Err(blocked);
             }
-            round += 1;
             let victims = admission.victims(self.state(), self.now(), &blocked);
             if victims.is_empty() {
-                // What stands in the way is other writes in flight, not stored data: they
-                // free their reservations as they finish.
-                std::thread::yield_now();
-                continue;
+                // Nothing stored stands in the way: other writes' reservations do, and they
+                // release them as they finish.
+                if !admission.wait_for_release(deadline) {
+                    return Err(blocked);
+                }
+            } else {
+                admission.after_sampling();
+                if self.evict(victims)? == 0 {
+                    // Every victim was written or read since it was sampled: sample again.
+                    std::thread::yield_now();
+                }
             }
-            let evicted = victims.len() as u64;
-            let deletes: Vec<Op> = victims.into_iter().map(Op::delete).collect();
-            // Like any write, evictions hold their keys' stripes, so an `expire` reading one
-            // of these keys cannot write it back after it is evicted.
-            let stripes = self.stripes_shared(&deletes);
-            let written = self
-                .inner
-                .durable
-                .write(deletes, WriteOptions::default())
-                .map_err(Error::from_write);
-            drop(stripes);
-            written?;
-            admission.evictions.fetch_add(evicted, Ordering::Relaxed);
+            match admission.reserve(self.state(), growth, None) {
+                Ok(reservation) => return Ok(reservation),
+                Err(again) => blocked = again,
+            }
         }
     }
 
-    fn stripe_of(&self, key: &[u8]) -> usize {
-        self.inner.stripe_hasher.hash_one(key) as usize & (STRIPES - 1)
+    /// Deletes, through the log, each victim still as it was sampled; returns how many.
+    ///
+    /// The victims' stripes are held exclusively from the re-check until the deletes are
+    /// applied, so no write of these keys is in flight: one that slipped in after sampling
+    /// changed the entry or its sketch counter, and its key is skipped.
+    fn evict(&self, victims: Vec<crate::limits::Victim>) -> Result<usize> {
+        let admission = &self.inner.admission;
+        let probes: Vec<Op> = victims
+            .iter()
+            .map(|v| Op::delete(Bytes::copy_from_slice(v.entry.key())))
+            .collect();
+        let all_exclusive = vec![true; probes.len()];
+        let _stripes = self.lock_stripes(&probes, &all_exclusive);
+        let deletes: Vec<Op> = victims
+            .iter()
+            .zip(probes)
+            .filter(|(victim, _)| admission.still_victim(self.state(), victim))
+            .map(|(_, delete)| delete)
+            .collect();
+        if deletes.is_empty() {
+            return Ok(0);
+        }
+        #[cfg(test)]
+        admission.journal.lock().extend(
+            victims
+                .iter()
+                .filter(|v| deletes.iter().any(|d| d.key() == v.entry.key()))
+                .map(|v| {
+                    (
+                        Bytes::copy_from_slice(v.entry.key()),
+                        Bytes::copy_from_slice(v.entry.value()),
+                    )
+                }),
+        );
+        let evicted = deletes.len();
+        self.inner
+            .durable
+            .write(deletes, WriteOptions::default())
+            .map_err(Error::from_write)?;
+        admission
+            .evictions
+            .fetch_add(evicted as u64, Ordering::Relaxed);
+        Ok(evicted)
     }
 
-    /// Holds the stripes of `ops`' keys shared, in stripe order.
-    fn stripes_shared(&self, ops: &[Op]) -> StripeGuards<'_> {
+    /// Holds the stripes of `ops`' keys in stripe order (so two writers cannot deadlock),
+    /// each exclusively if any op of it says so in `exclusive` (none if it is empty), shared
+    /// otherwise.
+    fn lock_stripes(&self, ops: &[Op], exclusive: &[bool]) -> StripeGuards<'_> {
+        let stripes = &self.inner.stripes;
         if let [op] = ops {
-            return StripeGuards::One(self.inner.stripes[self.stripe_of(op.key())].read());
+            let stripe = &stripes[self.inner.stripe_of(op.key())];
+            return StripeGuards::One(StripeGuard::new(stripe, exclusive.first() == Some(&true)));
         }
-        let mut stripes: Vec<usize> = ops.iter().map(|op| self.stripe_of(op.key())).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
+        let mut wanted: Vec<(usize, bool)> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                let mode = exclusive.get(i).copied().unwrap_or(false);
+                (self.inner.stripe_of(op.key()), mode)
+            })
+            .collect();
+        // Exclusive sorts after shared: keep the last of each stripe.
+        wanted.sort_unstable();
+        wanted.reverse();
+        wanted.dedup_by_key(|(stripe, _)| *stripe);
         StripeGuards::Many(
-            stripes
+            wanted
                 .into_iter()
-                .map(|i| self.inner.stripes[i].read())
+                .rev()
+                .map(|(i, exclusive)| StripeGuard::new(&stripes[i], exclusive))
                 .collect(),
         )
     }
@@ -472,7 +567,7 @@ impl KvStore {
         room: bool,
         deadline: impl FnOnce(Option<u64>) -> Option<Expiry>,
     ) -> Result<Option<bool>> {
-        let _stripe = self.inner.stripes[self.stripe_of(key)].write();
+        let _stripe = self.inner.stripes[self.inner.stripe_of(key)].write();
         let now = self.now();
         let current = self.state().with_entry(key, now, |e| {
             (Bytes::copy_from_slice(e.value()), e.deadline())
@@ -517,9 +612,15 @@ impl KvStore {
                 expiry: Expiry::AtUnixMillis(u64::MAX),
             })
         });
-        match with_deadline.flatten() {
-            Some(op) => self.reserve(&[op]).map(Some),
-            None => Ok(None),
+        let Some(op) = with_deadline.flatten() else {
+            return Ok(None);
+        };
+        // `rewrite_deadline` holds the stripe exclusively: the growth is exact.
+        let growth = self.inner.admission.growth(self.state(), &[op], &[true]);
+        let admission = &self.inner.admission;
+        match admission.reserve(self.state(), growth, None) {
+            Ok(reservation) => Ok(Some(reservation)),
+            Err(blocked) => self.make_room(growth, blocked).map(Some),
         }
     }
 
@@ -769,7 +870,10 @@ impl KvStore {
     }
 
     /// Syncs the log and releases the directory, so another process may open it. Later
-    /// writes fail with [`Error::Closed`]; reads of what the store held still work.
+    /// writes fail with [`Error::Closed`]; reads of what the store held still work. The store
+    /// is closed whatever this returns: [`Error::Failed`] when the final sync failed (or an
+    /// earlier failure had stopped the log), [`Error::Log`] when only cutting the log's
+    /// preallocated tail failed, after every write was synced.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -843,10 +947,24 @@ impl Inner {
         closed
     }
 
+    fn stripe_of(&self, key: &[u8]) -> usize {
+        self.stripe_hasher.hash_one(key) as usize & (STRIPES - 1)
+    }
+
     /// Removes expired keys from memory (reads already skip them).
     pub(crate) fn sweep(&self) {
         let now = self.durable.now_ms();
-        let removed = self.durable.sink().sweep_expired(now);
+        let state = self.durable.sink();
+        let removed = if self.admission.is_limited() {
+            // A write busy with a key counted on it being there (or sized it): leave it for
+            // the next sweep. Looked at under the shard's lock, so a write that takes the
+            // stripe after this sees the key gone (see `limits.rs`).
+            state.sweep_expired_if(now, |key| {
+                self.stripes[self.stripe_of(key)].try_write().is_some()
+            })
+        } else {
+            state.sweep_expired(now)
+        };
         self.expirations
             .fetch_add(removed as u64, Ordering::Relaxed);
     }
@@ -896,11 +1014,27 @@ impl Inner {
     }
 }
 
-/// The stripes a write holds shared while it commits: one, without allocating, for the
-/// common single-key write.
+/// The stripes a write holds while it commits: one, without allocating, for the common
+/// single-key write.
 enum StripeGuards<'a> {
-    One(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
-    Many(#[allow(dead_code)] Vec<parking_lot::RwLockReadGuard<'a, ()>>),
+    One(#[allow(dead_code)] StripeGuard<'a>),
+    Many(#[allow(dead_code)] Vec<StripeGuard<'a>>),
+}
+
+/// One stripe, held shared (a plain put) or exclusively (see `Admission::needs_exclusive`).
+enum StripeGuard<'a> {
+    Shared(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
+    Exclusive(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+}
+
+impl<'a> StripeGuard<'a> {
+    fn new(stripe: &'a RwLock<()>, exclusive: bool) -> Self {
+        if exclusive {
+            StripeGuard::Exclusive(stripe.write())
+        } else {
+            StripeGuard::Shared(stripe.read())
+        }
+    }
 }
 
 /// What compaction reads from and does to the running store.

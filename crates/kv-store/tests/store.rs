@@ -54,6 +54,29 @@ fn reopening_after_a_drop_without_close_keeps_every_synced_write() {
 }
 
 #[test]
+fn removing_the_lock_files_does_not_let_a_second_open_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open(dir.path()).unwrap();
+    store.put("k", "v").unwrap();
+    // What a user "cleaning up stale lock files" removes: the lock files of older versions,
+    // or anything that is not data.
+    for lock in [dir.path().join("LOCK"), dir.path().join("wal").join("LOCK")] {
+        std::fs::write(&lock, b"").unwrap();
+        std::fs::remove_file(&lock).unwrap();
+    }
+    // A second open in this process conflicts as another process's would: the lock is per
+    // open file description.
+    let Err(err) = KvStore::open(dir.path()) else {
+        panic!("a second open succeeded while the store was open");
+    };
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    store.put("k2", "v2").unwrap();
+    store.close().unwrap();
+    let again = KvStore::open(dir.path()).unwrap();
+    assert_eq!(again.get("k2").unwrap(), "v2");
+}
+
+#[test]
 fn a_second_open_of_the_same_directory_is_refused_until_close() {
     let dir = tempfile::tempdir().unwrap();
     let store = KvStore::open(dir.path()).unwrap();
@@ -345,4 +368,41 @@ fn a_directory_written_by_nori_wal_opens_as_it_is() {
     for (key, value) in &expected {
         assert_eq!(store.get(key).as_deref(), Some(value.as_bytes()), "{key}");
     }
+}
+
+/// The bytes of the segment files in a closed store's log (closing cuts each to its data).
+fn segment_file_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join(kv_store::WAL_DIR))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn log_bytes_counts_the_records_of_every_segment_not_their_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options::default().segment_size(4096).auto_compact(None);
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    for i in 0..1000 {
+        store.put(format!("key{i}"), "v".repeat(i % 50)).unwrap();
+    }
+    let stats = store.stats();
+    assert!(stats.log_segments > 3, "the log rotated: {stats:?}");
+    store.close().unwrap();
+    assert_eq!(stats.log_bytes, segment_file_bytes(dir.path()));
+
+    let reopened = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(
+        reopened.stats().log_bytes,
+        stats.log_bytes,
+        "after reopening"
+    );
+    reopened.compact().unwrap();
+    reopened.put("after", "compaction").unwrap();
+    let after = reopened.stats();
+    assert!(after.log_bytes < 100, "{}", after.log_bytes);
+    reopened.close().unwrap();
+    assert_eq!(after.log_bytes, segment_file_bytes(dir.path()));
 }

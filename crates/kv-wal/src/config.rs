@@ -121,6 +121,9 @@ pub struct WalConfig {
     pub preallocate: bool,
     /// Copy small appends into a memory-mapped window of the preallocated segment instead of
     /// making a `pwrite` each: several times faster for appends that are not each synced.
+    /// Only on file systems known to write preallocated blocks in place (ext2/3/4, XFS,
+    /// tmpfs); elsewhere appends go by `pwrite` whatever this says (see
+    /// [`WriteWindow`](crate::fs::WriteWindow)).
     /// Turn it off when nearly every append is followed by a sync: an `fdatasync` of mapped
     /// pages costs more than one of written pages (measured: 5,100 against 8,000 a second).
     pub write_window: bool,

@@ -21,6 +21,22 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The log's next segment could not be created (in a directory made read-only, say), so
+    /// the rotation failed. Nothing was made and nothing was written; the active segment is
+    /// whole and synced, and the log goes on in it: a later rotation tries again.
+    #[error(
+        "cannot create the next log segment {}: {source}; nothing was written and the log goes \
+         on in its current segment",
+        path.display()
+    )]
+    SegmentNotCreated {
+        /// The segment file that could not be created.
+        path: PathBuf,
+        /// The error the operating system returned.
+        #[source]
+        source: io::Error,
+    },
+
     /// Another handle, in this process or another one, has the directory open.
     #[error(
         "the log directory {} is already open in another handle or process; close that one first",

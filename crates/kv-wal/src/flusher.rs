@@ -1,9 +1,11 @@
-//! The background thread that makes `FsyncPolicy::Batch` a real upper bound.
+//! The background thread that makes `FsyncPolicy::Batch` (and a per-write window asked for
+//! with `Wal::sync_within`) a real upper bound.
 //!
-//! The writer marks the log dirty on its first unsynced append; the flusher wakes when the
-//! window since that append has passed and syncs, whether or not more appends came. A failed
-//! sync poisons the log: the writer refuses every later append, because a retried fsync can
-//! succeed without the lost pages ever reaching the disk.
+//! The writer sets a deadline on its first unsynced append (the window from then), or brings
+//! it forward for an append that asks for a shorter window; the flusher wakes at the deadline
+//! and syncs, whether or not more appends came. A failed sync poisons the log: the writer
+//! refuses every later append, because a retried fsync can succeed without the lost pages
+//! ever reaching the disk.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,8 +20,9 @@ use crate::fs::WalFile;
 struct State {
     /// The segment appends go to.
     file: Arc<dyn WalFile>,
-    /// When the oldest unsynced append happened.
-    dirty_since: Option<Instant>,
+    /// When the unsynced appends must be synced by: the earliest deadline any of them asked
+    /// for. `None` when everything appended is synced.
+    due: Option<Instant>,
     stop: bool,
     /// Why the log stopped accepting writes.
     poison: Option<Arc<str>>,
@@ -43,7 +46,7 @@ impl SyncShared {
         Arc::new(SyncShared {
             state: Mutex::new(State {
                 file,
-                dirty_since: None,
+                due: None,
                 stop: false,
                 poison: None,
             }),
@@ -85,18 +88,35 @@ impl SyncShared {
             .map_err(|e| self.set_poison(format!("{}: {e}", what())))
     }
 
-    /// Records an append that is not yet synced.
-    pub(crate) fn mark_dirty(&self) {
+    /// Records an append that is not yet synced, to be synced within `window` of the first
+    /// such append (the store-wide window: later appends keep the first one's deadline, so
+    /// only the first one reads the clock).
+    pub(crate) fn mark_dirty(&self, window: Duration) {
         let mut state = self.state.lock();
-        if state.dirty_since.is_none() {
-            state.dirty_since = Some(Instant::now());
+        if state.due.is_none() {
+            // The window is validated to at most an hour, so this cannot overflow.
+            state.due = Some(Instant::now() + window);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Records that everything appended so far must be synced within `window` from now,
+    /// bringing the flusher's deadline forward if it was later.
+    pub(crate) fn due_within(&self, window: Duration) {
+        // A window past what an `Instant` can hold (centuries) is no deadline at all.
+        let Some(due) = Instant::now().checked_add(window) else {
+            return;
+        };
+        let mut state = self.state.lock();
+        if state.due.is_none_or(|d| due < d) {
+            state.due = Some(due);
             self.wake.notify_one();
         }
     }
 
     /// Records that everything appended so far is synced.
     pub(crate) fn mark_clean(&self) {
-        self.state.lock().dirty_since = None;
+        self.state.lock().due = None;
     }
 
     /// Points the flusher at a new segment (after a rotation that synced the old one).
@@ -104,12 +124,12 @@ impl SyncShared {
         self.state.lock().file = file;
     }
 
-    /// Starts the flusher thread for a window.
-    pub(crate) fn spawn(self: &Arc<Self>, window: Duration) -> std::io::Result<JoinHandle<()>> {
+    /// Starts the flusher thread.
+    pub(crate) fn spawn(self: &Arc<Self>) -> std::io::Result<JoinHandle<()>> {
         let shared = Arc::clone(self);
         std::thread::Builder::new()
             .name("kv-wal-flusher".into())
-            .spawn(move || shared.run(window))
+            .spawn(move || shared.run())
     }
 
     /// Asks the flusher to stop.
@@ -118,20 +138,18 @@ impl SyncShared {
         self.wake.notify_all();
     }
 
-    fn run(&self, window: Duration) {
+    fn run(&self) {
         let mut state = self.state.lock();
         while !state.stop {
-            let Some(since) = state.dirty_since else {
+            let Some(due) = state.due else {
                 self.wake.wait(&mut state);
                 continue;
             };
-            // The window is validated to at most an hour, so this cannot overflow.
-            let due = since + window;
             if Instant::now() < due {
                 self.wake.wait_until(&mut state, due);
                 continue;
             }
-            state.dirty_since = None;
+            state.due = None;
             if state.poison.is_some() {
                 continue;
             }

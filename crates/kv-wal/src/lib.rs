@@ -57,7 +57,7 @@ pub use config::{
 };
 pub use encoded::Encoded;
 pub use error::{CorruptionKind, Error, Result};
-pub use lock::{DirLock, LOCK_FILE_NAME};
+pub use lock::DirLock;
 pub use position::Position;
 pub use reader::WalReader;
 pub use record::{decode, Decoded, Expiry, Record, RecordKind, RecordRef};

@@ -1,41 +1,94 @@
-//! The exclusive lock that keeps two handles from writing one log.
+//! The lock that keeps two handles from writing one log.
+//!
+//! The lock is an `flock` on the directory itself, not on a file inside it. A lock file can
+//! be unlinked while its holder runs: the next open then creates a fresh file and locks that,
+//! and two writers append to one log (a write acknowledged by the second was lost when the
+//! first rotated or cut its segment). A directory holding a log cannot be removed while it is
+//! in use, and renaming it moves the lock with it, so the lock stays on the one inode every
+//! later open finds. It needs no write access, so a read-only directory can be locked too.
+//!
+//! `flock` locks are per open file description: a second open in the same process conflicts
+//! just as another process does. On NFS, Linux emulates `flock` with byte-range locks, which
+//! need a file open for writing; a directory cannot be, so locking fails there with an I/O
+//! error instead of locking nothing.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::fs::{File, TryLockError};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// The lock file's name inside the log directory. It is not a segment, so nori-wal ignores it.
-pub const LOCK_FILE_NAME: &str = "LOCK";
-
-/// An exclusive advisory lock (`flock`) on `DIR/LOCK`, held while this value lives. It is
-/// per open file, so a second open in the same process is refused as well.
+/// An advisory lock (`flock`) on a log or store directory, held while this value lives:
+/// exclusive for the one handle that writes, or shared by readers that must not see a
+/// writer's half-done work.
 ///
 /// Layers above use it too: the store locks its own directory before it cleans up or reads
 /// a snapshot there, so that a second open can never touch files the first one owns.
 #[derive(Debug)]
 pub struct DirLock {
-    _file: File,
+    _dir: File,
 }
 
 impl DirLock {
-    /// Locks directory `dir` (which must exist), or fails with
-    /// [`Error::DirectoryLocked`] if another handle holds it.
+    /// Locks directory `dir` (which must exist) exclusively, or fails with
+    /// [`Error::DirectoryLocked`] if another handle holds it, shared or exclusive.
     pub fn acquire(dir: &Path) -> Result<Self> {
-        let path: PathBuf = dir.join(LOCK_FILE_NAME);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("open the lock file", &path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
+        Self::take(dir, |file| file.try_lock())
+    }
+
+    /// Locks directory `dir` (which must exist) shared: any number of readers hold it
+    /// together, and none while a writer holds it exclusively ([`Error::DirectoryLocked`]).
+    pub fn acquire_shared(dir: &Path) -> Result<Self> {
+        Self::take(dir, |file| file.try_lock_shared())
+    }
+
+    fn take(
+        dir: &Path,
+        lock: impl FnOnce(&File) -> std::result::Result<(), TryLockError>,
+    ) -> Result<Self> {
+        // Opening a directory read-only is allowed (and `File::open` adds O_CLOEXEC, so a
+        // child process does not inherit the lock).
+        let file = File::open(dir).map_err(|e| Error::io("open the directory to lock", dir, e))?;
+        match lock(&file) {
+            Ok(()) => Ok(DirLock { _dir: file }),
             Err(TryLockError::WouldBlock) => Err(Error::DirectoryLocked {
                 path: dir.to_path_buf(),
             }),
-            Err(TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+            Err(TryLockError::Error(e)) => Err(Error::io("lock", dir, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exclusive_lock_excludes_every_other_lock_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = DirLock::acquire(dir.path()).unwrap();
+        for second in [DirLock::acquire, DirLock::acquire_shared] {
+            let err = second(dir.path()).unwrap_err();
+            assert!(matches!(err, Error::DirectoryLocked { .. }), "{err}");
+        }
+        drop(held);
+        DirLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn shared_locks_go_together_and_keep_a_writer_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire_shared(dir.path()).unwrap();
+        let second = DirLock::acquire_shared(dir.path()).unwrap();
+        let err = DirLock::acquire(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::DirectoryLocked { .. }), "{err}");
+        drop((first, second));
+        DirLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn the_lock_creates_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = DirLock::acquire(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -1,5 +1,6 @@
 //! The log handle: open (with recovery), append, sync, rotate, read back, close.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -85,13 +86,18 @@ impl Active {
 }
 
 /// An open write-ahead log. Appends go to the newest segment; the log owns its directory
-/// (through a lock file) until it is closed or dropped.
+/// (through a lock on the directory) until it is closed or dropped.
 #[derive(Debug)]
 pub struct Wal {
     config: WalConfig,
     active: Active,
     /// The oldest segment still in the directory.
     first_segment: u64,
+    /// The data lengths of the segments from `first_segment` up to the active one, for
+    /// `log_bytes` (segments are cut to their data when they rotate).
+    older_lens: VecDeque<u64>,
+    /// Their sum.
+    older_bytes: u64,
     scratch: Encoded,
     shared: Arc<SyncShared>,
     flusher: Option<JoinHandle<()>>,
@@ -156,15 +162,22 @@ impl Wal {
 
         let shared = SyncShared::new(Arc::clone(&active.file));
         let flusher = match config.fsync_policy {
-            FsyncPolicy::Batch(window) => Some(
+            FsyncPolicy::Batch(_) => Some(
                 shared
-                    .spawn(window)
+                    .spawn()
                     .map_err(|e| Error::io("start the flusher thread for", &dir, e))?,
             ),
             FsyncPolicy::Always | FsyncPolicy::Os => None,
         };
+        let older_lens: VecDeque<u64> = ids
+            .iter()
+            .filter(|&&id| id != active.id)
+            .map(|&id| segment_len(&config, id))
+            .collect();
         let wal = Wal {
             first_segment: ids.first().copied().unwrap_or(0),
+            older_bytes: older_lens.iter().sum(),
+            older_lens,
             config,
             active,
             scratch: Encoded::new(),
@@ -280,7 +293,7 @@ impl Wal {
         self.active.file_len = self.active.file_len.max(self.active.len);
         match self.config.fsync_policy {
             FsyncPolicy::Always => self.sync_active()?,
-            FsyncPolicy::Batch(_) => self.shared.mark_dirty(),
+            FsyncPolicy::Batch(window) => self.shared.mark_dirty(window),
             FsyncPolicy::Os => {}
         }
         Ok(position)
@@ -369,6 +382,27 @@ impl Wal {
         self.sync_active()
     }
 
+    /// Makes every append so far durable within `window` from now, in the background: a
+    /// deadline for the flusher (started now if the policy had none), whatever the log's
+    /// policy. Under `FsyncPolicy::Always` everything is synced already.
+    pub fn sync_within(&mut self, window: std::time::Duration) -> Result<()> {
+        if let Some(cause) = self.shared.poison() {
+            return Err(Error::Poisoned { cause });
+        }
+        if self.config.fsync_policy == FsyncPolicy::Always {
+            return Ok(());
+        }
+        if self.flusher.is_none() {
+            match self.shared.spawn() {
+                Ok(flusher) => self.flusher = Some(flusher),
+                // No thread to sync later: syncing now keeps the promise.
+                Err(_) => return self.sync_active(),
+            }
+        }
+        self.shared.due_within(window);
+        Ok(())
+    }
+
     fn sync_active(&mut self) -> Result<()> {
         let path = &self.active.path;
         self.shared
@@ -383,6 +417,12 @@ impl Wal {
     /// Where the next append goes.
     pub fn current_position(&self) -> Position {
         Position::new(self.active.id, self.active.len)
+    }
+
+    /// How many bytes of records the log's segments hold: the older segments' data (they
+    /// were cut to it when they rotated) and what was appended to the active one.
+    pub fn log_bytes(&self) -> u64 {
+        self.older_bytes + self.active.len
     }
 
     /// The ids of the segments in the directory, oldest first.
@@ -406,7 +446,13 @@ impl Wal {
             Err(SegmentError::Create(path, e)) if is_storage_full(&e) => {
                 return Err(Error::StorageFull { path })
             }
-            // Anything else, a failed directory fsync above all, is never retried.
+            // No file was made (a directory made read-only, say) and the active segment is
+            // whole and synced: only this rotation failed, and appends go on into the active
+            // segment until one can be started.
+            Err(SegmentError::Create(path, source)) => {
+                return Err(Error::SegmentNotCreated { path, source })
+            }
+            // A failed directory fsync, above all, is never retried.
             Err(e) => {
                 let cause = self
                     .shared
@@ -415,6 +461,8 @@ impl Wal {
             }
         };
         self.shared.set_file(Arc::clone(&next.file));
+        self.older_lens.push_back(self.active.len);
+        self.older_bytes += self.active.len;
         self.active = next;
         Ok(self.current_position())
     }
@@ -441,8 +489,18 @@ impl Wal {
     }
 
     /// Deletes every segment older than `position.segment`, never the active one; returns how
-    /// many were deleted. The directory is synced after the deletions.
+    /// many were deleted. The directory is synced after each deletion.
+    ///
+    /// A segment that cannot be deleted stays, with the ones after it, and the error is an
+    /// [`Error::Io`]: the log goes on, and a later call deletes them. A failed directory sync
+    /// after a deletion stops the log ([`Error::Poisoned`]): whether the deletion is durable
+    /// is unknown, a retried sync can report success without making it so, and a later
+    /// deletion that became durable while this one did not would leave a gap in the ids that
+    /// the next open refuses as a missing segment.
     pub fn delete_segments_before(&mut self, position: Position) -> Result<usize> {
+        if let Some(cause) = self.shared.poison() {
+            return Err(Error::Poisoned { cause });
+        }
         let fs = &self.config.file_system;
         let end = position.segment.min(self.active.id);
         let mut deleted = 0;
@@ -453,11 +511,19 @@ impl Wal {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("delete segment", &path, e)),
             }
+            self.first_segment += 1;
+            self.older_bytes -= self.older_lens.pop_front().unwrap_or(0);
             // Oldest first, each deletion durable before the next: a crash can leave old
             // segments behind, never a gap in the ids.
-            fs.sync_dir(&self.config.dir)
-                .map_err(|e| Error::io("sync the log directory", &self.config.dir, e))?;
-            self.first_segment += 1;
+            if let Err(e) = fs.sync_dir(&self.config.dir) {
+                let cause = self.shared.set_poison(format!(
+                    "{} was deleted but syncing the log directory {} failed ({e}), so whether \
+                     the deletion is durable is unknown",
+                    path.display(),
+                    self.config.dir.display()
+                ));
+                return Err(Error::Poisoned { cause });
+            }
         }
         Ok(deleted)
     }
@@ -479,7 +545,8 @@ impl Wal {
         ))
     }
 
-    /// Syncs, cuts the preallocated tail, and releases the directory.
+    /// Syncs, cuts the preallocated tail (and syncs its new length), and releases the
+    /// directory.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -499,16 +566,24 @@ impl Wal {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
         }
+        self.active.unmap();
+        // Sync before the cut: a failed cut must not leave the data unsynced, and the zero
+        // tail it leaves is free space to recovery.
+        self.sync_active()?;
         let active = &mut self.active;
-        active.unmap();
         if active.file_len > active.len {
-            active
-                .file
-                .set_len(active.len)
-                .map_err(|e| Error::io("cut the preallocated tail of", &active.path, e))?;
+            active.file.set_len(active.len).map_err(|e| {
+                Error::io(
+                    "cut the preallocated tail (every record is synced) of",
+                    &active.path,
+                    e,
+                )
+            })?;
             active.cut_to_data();
+            // Makes the new length durable, so the segment reads back cleanly closed.
+            self.sync_active()?;
         }
-        self.sync_active()
+        Ok(())
     }
 }
 
@@ -558,6 +633,18 @@ fn is_storage_full(error: &std::io::Error) -> bool {
             error.kind(),
             std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
         )
+}
+
+/// The length of segment `id`, which is older than the active one and so was cut to its
+/// data; 0 if it cannot be read (the figure is only for statistics, and recovery has just
+/// read the segments it needs).
+fn segment_len(config: &WalConfig, id: u64) -> u64 {
+    let path = config.dir.join(segment::file_name(id));
+    config
+        .file_system
+        .open(&path, OpenMode::Read)
+        .and_then(|file| file.size())
+        .unwrap_or(0)
 }
 
 /// Creates segment `id` (preallocated if configured) and makes its name durable.

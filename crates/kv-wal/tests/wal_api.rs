@@ -110,6 +110,31 @@ fn rotate_and_delete_segments_before() {
     assert_eq!(records, [nth_record(2)]);
 }
 
+/// Removes every file of `dir` that is not a segment (a lock file, if there is one), as a
+/// user cleaning up "stale" files would.
+fn remove_all_but_segments(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if path.is_file() && kv_wal::segment::parse_file_name(&name).is_none() {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+}
+
+#[test]
+fn removing_files_beside_the_segments_does_not_unlock_an_open_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(config(dir.path())).unwrap();
+    wal.append(&nth_record(0)).unwrap();
+    std::fs::write(dir.path().join("LOCK"), b"").unwrap();
+    remove_all_but_segments(dir.path());
+    let err = Wal::open(config(dir.path())).unwrap_err();
+    assert!(matches!(err, Error::DirectoryLocked { .. }), "{err}");
+    wal.close().unwrap();
+    Wal::open(config(dir.path())).unwrap();
+}
+
 #[test]
 fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();

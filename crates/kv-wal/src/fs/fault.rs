@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{FileSystem, OpenMode, StdFileSystem, WalFile};
+use super::{FileSystem, OpenMode, StdFile, StdFileSystem, WalFile, WriteWindow};
 
 /// The kinds of call the faulty layer can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,15 +150,31 @@ impl Faults {
 #[derive(Debug, Clone, Default)]
 pub struct FaultyFileSystem {
     faults: Faults,
+    /// `None`: files never take a write window, so every append is a counted
+    /// `write_all_at`. `Some(magic)`: they take one where the real layer would give it on a
+    /// file system with that `statfs` magic number.
+    windows_as_on: Option<u32>,
 }
 
 impl FaultyFileSystem {
-    /// A faulty file system and the handle that controls it.
+    /// A faulty file system and the handle that controls it. Its files take no write window.
     pub fn new() -> (Self, Faults) {
+        Self::with_windows(None)
+    }
+
+    /// A faulty file system whose files take write windows where the real layer gives them
+    /// on a file system of `statfs` magic number `fs_type` (0x794C7630 for overlayfs, say),
+    /// whatever the test directory lies on: appends a window takes are not `Op::Write`s.
+    pub fn with_windows_as_on(fs_type: u32) -> (Self, Faults) {
+        Self::with_windows(Some(fs_type))
+    }
+
+    fn with_windows(windows_as_on: Option<u32>) -> (Self, Faults) {
         let faults = Faults::default();
         (
             FaultyFileSystem {
                 faults: faults.clone(),
+                windows_as_on,
             },
             faults,
         )
@@ -169,6 +185,8 @@ impl FaultyFileSystem {
 struct FaultyFile {
     inner: Arc<dyn WalFile>,
     faults: Faults,
+    /// Whether `map_window` goes through to the real file.
+    windows: bool,
 }
 
 impl WalFile for FaultyFile {
@@ -207,14 +225,22 @@ impl WalFile for FaultyFile {
         self.faults.pass(Op::Allocate)?;
         self.inner.allocate(len)
     }
+
+    fn map_window(&self, offset: u64, len: usize) -> io::Result<Option<WriteWindow>> {
+        if !self.windows {
+            return Ok(None);
+        }
+        self.inner.map_window(offset, len)
+    }
 }
 
 impl FileSystem for FaultyFileSystem {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn WalFile>> {
         self.faults.pass(Op::Open)?;
         Ok(Arc::new(FaultyFile {
-            inner: StdFileSystem.open(path, mode)?,
+            inner: Arc::new(StdFile::open(path, mode, self.windows_as_on)?),
             faults: self.faults.clone(),
+            windows: self.windows_as_on.is_some(),
         }))
     }
 

@@ -18,7 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::lock::DirLock;
 
@@ -100,8 +100,9 @@ pub trait FileSystem: Send + Sync + Debug {
     /// Makes a directory's entries durable (fsync on the directory).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Keeps any other handle from opening the log in `dir` while the returned lock lives:
-    /// by default a [`DirLock`] on `dir/LOCK` in the real file system (so `dir` must exist
-    /// there). A layer whose files are not on the real disk (in memory) locks nothing.
+    /// by default a [`DirLock`] on the directory `dir` itself in the real file system (so
+    /// `dir` must exist there). A layer whose files are not on the real disk (in memory)
+    /// locks nothing.
     fn lock_dir(&self, dir: &Path) -> crate::Result<Option<DirLock>> {
         DirLock::acquire(dir).map(Some)
     }
@@ -115,6 +116,36 @@ pub struct StdFileSystem;
 #[derive(Debug)]
 struct StdFile {
     file: File,
+    /// Whether the file lies on a file system where a write window is safe
+    /// ([`window::writes_in_place`]), found out at the first mapping and kept: a log that
+    /// cannot map tries at every append.
+    window_allowed: OnceLock<bool>,
+}
+
+impl StdFile {
+    /// Opens `path`; `fs_type`, if given, is taken for the `statfs` magic number of its file
+    /// system instead of asking the kernel (a test's way to run as on another one).
+    fn open(path: &Path, mode: OpenMode, fs_type: Option<u32>) -> io::Result<StdFile> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        match mode {
+            OpenMode::Read => {}
+            OpenMode::Write => {
+                options.write(true);
+            }
+            OpenMode::CreateNew => {
+                options.write(true).create_new(true);
+            }
+        }
+        let window_allowed = OnceLock::new();
+        if let Some(fs_type) = fs_type {
+            let _ = window_allowed.set(window::writes_in_place(fs_type));
+        }
+        Ok(StdFile {
+            file: options.open(path)?,
+            window_allowed,
+        })
+    }
 }
 
 impl WalFile for StdFile {
@@ -153,26 +184,20 @@ impl WalFile for StdFile {
     }
 
     fn map_window(&self, offset: u64, len: usize) -> io::Result<Option<WriteWindow>> {
+        // A file system that cannot say what it is gets no window either.
+        let allowed = *self.window_allowed.get_or_init(|| {
+            window::file_system_type(&self.file).is_ok_and(window::writes_in_place)
+        });
+        if !allowed {
+            return Ok(None);
+        }
         WriteWindow::map(&self.file, offset, len).map(Some)
     }
 }
 
 impl FileSystem for StdFileSystem {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn WalFile>> {
-        let mut options = OpenOptions::new();
-        options.read(true);
-        match mode {
-            OpenMode::Read => {}
-            OpenMode::Write => {
-                options.write(true);
-            }
-            OpenMode::CreateNew => {
-                options.write(true).create_new(true);
-            }
-        }
-        Ok(Arc::new(StdFile {
-            file: options.open(path)?,
-        }))
+        Ok(Arc::new(StdFile::open(path, mode, None)?))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
