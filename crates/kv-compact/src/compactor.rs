@@ -480,6 +480,9 @@ impl Compactor {
     /// keeps serving: a snapshot of the state plus the log written since the snapshot began,
     /// up to the moment the snapshot was complete, and a manifest naming them.
     pub fn checkpoint(&self, source: &dyn Source, target: &Path) -> Result<()> {
+        // One compaction or checkpoint at a time: they both rotate the log. Taken first, so
+        // that a closed store creates nothing in `target`.
+        let _running = self.begin()?;
         let fs = self.fs.as_ref();
         match fs.read_dir(target) {
             Ok(names) if !names.is_empty() => {
@@ -506,8 +509,6 @@ impl Compactor {
             kv_wal::fs::create_dir_all_durably(fs, &dir)
                 .map_err(|e| Error::io("create", &dir, e))?;
         }
-        // One compaction or checkpoint at a time: they both rotate the log.
-        let _running = self.begin()?;
         let log_from = source.rotate().map_err(Error::Log)?;
         let sum = self.write_snapshot(source, target, 1)?;
         let end = source.sync_log().map_err(Error::Log)?;

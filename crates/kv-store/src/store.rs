@@ -827,7 +827,7 @@ impl KvStore {
         self.inner
             .compactor
             .compact(&StoreSource(&self.inner))
-            .map_err(|e| Error::Compaction(Arc::new(e)))
+            .map_err(Error::from_compaction)
     }
 
     /// Writes a consistent copy of the store into `target` (a new or empty directory) while
@@ -850,7 +850,7 @@ impl KvStore {
         self.inner
             .compactor
             .checkpoint(&StoreSource(&self.inner), target.as_ref())
-            .map_err(|e| Error::Compaction(Arc::new(e)))
+            .map_err(Error::from_compaction)
     }
 
     /// The store's figures now.

@@ -71,13 +71,13 @@ fn close_stops_a_compaction_running_on_another_thread() {
         store.close().unwrap();
         let closed = listing(dir.path());
         let err = compacting.join().unwrap();
-        assert!(
-            matches!(&err, Error::Compaction(e) if matches!(**e, kv_compact::Error::Closed)),
-            "round {round}: {err}"
-        );
-        assert!(
-            matches!(store.compact(), Err(Error::Compaction(e)) if matches!(*e, kv_compact::Error::Closed))
-        );
+        assert!(matches!(err, Error::Closed), "round {round}: {err}");
+        assert!(matches!(store.compact(), Err(Error::Closed)));
+        let backup = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            store.checkpoint(backup.path()),
+            Err(Error::Closed)
+        ));
         assert_eq!(
             listing(dir.path()),
             closed,
