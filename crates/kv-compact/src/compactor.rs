@@ -68,7 +68,8 @@ pub trait Source: Sync {
 pub struct CompactionReport {
     /// The new snapshot's id.
     pub snapshot: u64,
-    /// Live entries written to it.
+    /// Records written to it: one per live entry (a few twice when a shard's hash table
+    /// grew while the snapshot was read, see [`Source::read_shard`]).
     pub entries: u64,
     /// Bytes of log and snapshot before.
     pub bytes_before: u64,
