@@ -5,9 +5,12 @@
 //! 1. rotate the log to a fresh segment S: everything acknowledged so far is before S and
 //!    already applied to the state;
 //! 2. write every live entry of the state into snapshot N+1, one shard at a time (entries are
-//!    encoded under the shard's lock, written after it is released); writes made meanwhile go
-//!    to S and later, and replaying them over the snapshot gives the right state because
-//!    applying operations is idempotent in log order;
+//!    encoded under the shard's lock, a chunk at a time, and written after it is released);
+//!    writes made meanwhile go to S and later, and replaying them over the snapshot gives the
+//!    right state because applying operations is idempotent in log order. So the snapshot
+//!    need not be a point in time: each key in it holds a value it had at some moment after
+//!    the rotation (or is seen twice, the later value last), and every later write of that
+//!    key is in S onwards;
 //! 3. sync the snapshot and rename it into place;
 //! 4. switch the manifest to (snapshot N+1, log from S);
 //! 5. only then delete snapshot N and the segments before S.
@@ -17,7 +20,7 @@
 //! that [`Compactor::open`] and the store's open remove.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,8 +31,8 @@ use kv_wal::{segment, Encoded, Limits, Position};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, MANIFEST_TMP};
-use crate::snapshot::{self, remove_dir_all, Encoding, SnapshotWriter, SNAPSHOTS};
+use crate::manifest::{Manifest, SnapshotSum, Stage, MANIFEST_TMP};
+use crate::snapshot::{self, remove_dir_all, Encoding, SnapshotWriter, SNAPSHOTS, TMP_SUFFIX};
 
 /// A checkpoint directory holds this file until the checkpoint is complete: opening refuses
 /// it meanwhile (its log alone, without the snapshot, would look like a smaller store).
@@ -45,7 +48,10 @@ pub trait Source: Sync {
     /// The number of shards of the state.
     fn shards(&self) -> usize;
     /// Calls `f` with every live entry of shard `shard` (key, value, deadline in unix ms),
-    /// under the shard's lock.
+    /// under the shard's lock, which may be released and taken again between entries so
+    /// that writers are not held up for a whole shard. An entry written meanwhile may be
+    /// passed or not, and an entry may be passed twice: replaying the log from the rotation
+    /// over the snapshot makes it right (see the module's documentation).
     fn read_shard(&self, shard: usize, f: &mut EntrySink<'_>);
     /// Deletes the log's segments before `segment`.
     fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize>;
@@ -62,7 +68,8 @@ pub trait Source: Sync {
 pub struct CompactionReport {
     /// The new snapshot's id.
     pub snapshot: u64,
-    /// Live entries written to it.
+    /// Records written to it: one per live entry (a few twice when a shard's hash table
+    /// grew while the snapshot was read, see [`Source::read_shard`]).
     pub entries: u64,
     /// Bytes of log and snapshot before.
     pub bytes_before: u64,
@@ -90,14 +97,32 @@ pub struct Compactor {
     dir: PathBuf,
     compression: CompressionPolicy,
     limits: Limits,
-    /// The manifest in force; held for the whole of a compaction, so one runs at a time.
-    manifest: Mutex<Manifest>,
+    /// The manifest in force, and whether compactions may go on; held for the whole of a
+    /// compaction, so one runs at a time, and by `close`, so none runs after it.
+    manifest: Mutex<Current>,
+    /// Set when closing starts: a compaction running then stops at its next shard.
+    closing: AtomicBool,
     /// Bytes of the snapshot the manifest names; apart from the manifest's lock, so that
     /// stats never wait for a compaction.
     snapshot_bytes: AtomicU64,
     stats: Mutex<CompactionStats>,
     /// Threads that encode shards for a snapshot; below 2, the appending thread encodes.
     encoders: usize,
+}
+
+/// What the manifest's lock guards.
+#[derive(Debug)]
+struct Current {
+    /// The manifest in force (the default, a plain log from segment 0, if the directory has
+    /// none yet).
+    manifest: Manifest,
+    /// Whether `manifest` is on disk; `false` for a directory that has none yet.
+    recorded: bool,
+    /// Closed: compactions and checkpoints are refused.
+    closed: bool,
+    /// A compaction failed where whether the manifest switched is unknown: refuse further
+    /// compactions (and delete nothing) until the store is reopened.
+    unknown: Option<String>,
 }
 
 /// The default number of snapshot encoders: every core but one, at most four. So none on two
@@ -117,7 +142,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Compactor {
     /// Reads the manifest of `dir` (none means a plain log) and removes what a crash may have
-    /// left: a half-written manifest, unfinished or superseded snapshots.
+    /// left: a half-written manifest, unfinished or superseded snapshots. A directory that
+    /// holds snapshots but no manifest is refused ([`Error::MissingManifest`]), untouched.
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
@@ -132,41 +158,126 @@ impl Compactor {
                 path: dir.to_path_buf(),
             });
         }
-        let manifest = Manifest::read(fs.as_ref(), dir)?.unwrap_or_default();
+        let on_disk = Manifest::read(fs.as_ref(), dir)?;
+        let snapshots = dir.join(SNAPSHOTS);
+        let found = match fs.read_dir(&snapshots) {
+            Ok(names) => names,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io("list", snapshots, e)),
+        };
+        let Some(manifest) = on_disk else {
+            // Without a manifest nothing says which snapshot is current or where the log
+            // continues after it, and the log alone may be the tail of a compacted store:
+            // refuse, and delete nothing. (Every store of this version writes its manifest
+            // when it is created, before any snapshot can exist.)
+            if !found.is_empty() {
+                let mut found = found;
+                found.sort_unstable();
+                return Err(Error::MissingManifest {
+                    path: dir.to_path_buf(),
+                    found,
+                });
+            }
+            return Ok(Self::new(
+                fs,
+                dir,
+                compression,
+                limits,
+                Manifest::default(),
+                false,
+                0,
+            ));
+        };
         let tmp = dir.join(MANIFEST_TMP);
         match fs.remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", tmp, e)),
         }
-        let snapshots = dir.join(SNAPSHOTS);
+        // Garbage is only what the durable manifest makes so: a snapshot older than the one
+        // it names (replaced by it), and a newer or unfinished one (a compaction that failed
+        // or crashed before its manifest switch). Anything else is left alone.
         let current = manifest.snapshot.map(|id| snapshot::snapshot_dir(dir, id));
-        match fs.read_dir(&snapshots) {
-            Ok(names) => {
-                for name in names {
-                    let path = snapshots.join(&name);
-                    if Some(&path) != current.as_ref() {
-                        remove_dir_all(fs.as_ref(), &path)?;
-                    }
-                }
+        for name in found {
+            let path = snapshots.join(&name);
+            if Some(&path) != current.as_ref() && is_snapshot_name(&name) {
+                remove_dir_all(fs.as_ref(), &path)?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("list", snapshots, e)),
         }
         let snapshot_bytes = match &current {
             Some(path) => dir_bytes(fs.as_ref(), path)?,
             None => 0,
         };
-        Ok(Compactor {
+        Ok(Self::new(
+            fs,
+            dir,
+            compression,
+            limits,
+            manifest,
+            true,
+            snapshot_bytes,
+        ))
+    }
+
+    fn new(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        compression: CompressionPolicy,
+        limits: Limits,
+        manifest: Manifest,
+        recorded: bool,
+        snapshot_bytes: u64,
+    ) -> Self {
+        Compactor {
             fs,
             dir: dir.to_path_buf(),
             compression,
             limits,
-            manifest: Mutex::new(manifest),
+            manifest: Mutex::new(Current {
+                manifest,
+                recorded,
+                closed: false,
+                unknown: None,
+            }),
+            closing: AtomicBool::new(false),
             snapshot_bytes: AtomicU64::new(snapshot_bytes),
             stats: Mutex::new(CompactionStats::default()),
             encoders: default_encoders(),
-        })
+        }
+    }
+
+    /// Whether the directory had a manifest when it was opened (or has one since
+    /// [`record_log_start`](Self::record_log_start)).
+    pub fn is_recorded(&self) -> bool {
+        lock(&self.manifest).recorded
+    }
+
+    /// Gives a directory that has no manifest yet (a new store, or a log written without
+    /// one, such as nori-wal's) the manifest "no snapshot, log from `first_segment`", so that
+    /// from now on a lost first segment is found missing instead of the log silently
+    /// starting later. Does nothing if there is a manifest.
+    pub fn record_log_start(&self, first_segment: u64) -> Result<()> {
+        let mut current = lock(&self.manifest);
+        if current.recorded {
+            return Ok(());
+        }
+        let manifest = Manifest {
+            snapshot: None,
+            log_from: first_segment,
+            sum: None,
+        };
+        manifest.write(self.fs.as_ref(), &self.dir)?;
+        current.manifest = manifest;
+        current.recorded = true;
+        Ok(())
+    }
+
+    /// Refuses compactions and checkpoints from now on. One running on another thread stops
+    /// at its next shard, and this waits until it has (its files removed or its manifest
+    /// switched): after this returns, compaction changes nothing in the directory.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        lock(&self.manifest).closed = true;
     }
 
     /// Sets how many threads encode shards for a snapshot (below 2: none, the thread that
@@ -178,7 +289,7 @@ impl Compactor {
 
     /// The manifest in force.
     pub fn manifest(&self) -> Manifest {
-        *lock(&self.manifest)
+        lock(&self.manifest).manifest
     }
 
     /// Where replaying the log starts: after the snapshot, or its beginning.
@@ -193,8 +304,18 @@ impl Compactor {
 
     /// Loads the current snapshot, if any, into `sink` at time `now`.
     pub fn load_snapshot<S: Sink>(&self, sink: &S, now: u64) -> Result<Option<LogReplay>> {
-        match self.manifest().snapshot {
-            Some(id) => snapshot::load(&self.fs, &self.dir, id, sink, now, self.limits).map(Some),
+        let manifest = self.manifest();
+        match manifest.snapshot {
+            Some(id) => snapshot::load(
+                &self.fs,
+                &self.dir,
+                id,
+                manifest.sum,
+                sink,
+                now,
+                self.limits,
+            )
+            .map(Some),
             None => Ok(None),
         }
     }
@@ -212,19 +333,19 @@ impl Compactor {
     /// encoding beside the appends took a compaction from 0.73 s to 0.41-0.52 s but the
     /// writers' p99 latency during it from 1.1× to 3.1-4.2× its value before. At most two
     /// encoded shards per worker are held in memory at once.
-    fn write_snapshot(&self, source: &dyn Source, dir: &Path, id: u64) -> Result<(u64, u64)> {
+    fn write_snapshot(&self, source: &dyn Source, dir: &Path, id: u64) -> Result<SnapshotSum> {
         let mut writer = SnapshotWriter::create(&self.fs, dir, id, self.compression, self.limits)?;
         let encoding = writer.encoding();
         let shards = source.shards();
         let workers = self.encoders.min(shards);
         if workers < 2 {
             for shard in 0..shards {
+                self.check_closing()?;
                 let records =
                     encode_shard(source, shard, encoding).map_err(|e| writer.failed(e))?;
                 writer.write(&records)?;
             }
-            let entries = writer.entries;
-            return Ok((entries, writer.finish()?));
+            return writer.finish();
         }
         let next = AtomicUsize::new(0);
         std::thread::scope(|s| {
@@ -245,14 +366,31 @@ impl Compactor {
             }
             drop(done);
             for message in encoded {
+                // Returning drops the receiver: the workers stop at their next send.
+                self.check_closing()?;
                 let records = message.map_err(|e| writer.failed(e))?;
                 writer.write(&records)?;
             }
             Ok::<(), Error>(())
         })?;
-        let entries = writer.entries;
-        let bytes = writer.finish()?;
-        Ok((entries, bytes))
+        writer.finish()
+    }
+
+    /// Stops a snapshot being written when the store is closing.
+    fn check_closing(&self) -> Result<()> {
+        if self.closing.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Takes the manifest's lock for a compaction or a checkpoint, unless they are refused.
+    fn begin(&self) -> Result<std::sync::MutexGuard<'_, Current>> {
+        let current = lock(&self.manifest);
+        if current.closed {
+            return Err(Error::Closed);
+        }
+        Ok(current)
     }
 
     /// Compacts: see the module's documentation for the steps and why a crash at any point
@@ -272,45 +410,58 @@ impl Compactor {
 
     fn compact_once(&self, source: &dyn Source) -> Result<CompactionReport> {
         let started = Instant::now();
-        let mut manifest = lock(&self.manifest);
+        let mut current = self.begin()?;
+        if let Some(cause) = &current.unknown {
+            return Err(Error::OutcomeUnknown {
+                cause: cause.clone(),
+            });
+        }
         let (_, log_before) = source.log_extent().map_err(Error::Log)?;
         let bytes_before = log_before + self.snapshot_bytes();
         let log_from = source.rotate().map_err(Error::Log)?;
-        let id = manifest.snapshot.map_or(1, |id| id + 1);
-        let next = Manifest {
-            snapshot: Some(id),
-            log_from,
+        let id = current.manifest.snapshot.map_or(1, |id| id + 1);
+        let written = self.write_snapshot(source, &self.dir, id).and_then(|sum| {
+            // The snapshot holds writes of segment S onwards that may not be on disk yet
+            // (durability Batch or None): make them durable before the manifest relies on
+            // the snapshot, or a power loss could keep half of an atomic batch.
+            source.sync_log().map_err(Error::Log)?;
+            Ok(sum)
+        });
+        let remove_new = || {
+            // The manifest was not switched: the new snapshot is garbage. Remove it now, or
+            // the next compaction could not reuse its id (a failure here is cleaned at open).
+            let _ = remove_dir_all(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, id));
         };
-        let switched = self
-            .write_snapshot(source, &self.dir, id)
-            .and_then(|written| {
-                // The snapshot holds writes of segment S onwards that may not be on disk yet
-                // (durability Batch or None): make them durable before the manifest relies
-                // on the snapshot, or a power loss could keep half of an atomic batch.
-                source.sync_log().map_err(Error::Log)?;
-                next.write(self.fs.as_ref(), &self.dir)?;
-                Ok(written)
-            });
-        let (entries, snapshot_bytes) = match switched {
-            Ok(written) => written,
+        let sum = match written {
+            Ok(sum) => sum,
             Err(e) => {
-                // Whether the manifest switched is what the disk says (a failed directory
-                // sync comes after the rename). If it did not, the new snapshot is garbage:
-                // remove it now, or the next compaction could not reuse its id.
-                if Manifest::read(self.fs.as_ref(), &self.dir).ok().flatten() == Some(next) {
-                    *manifest = next;
-                    let path = snapshot::snapshot_dir(&self.dir, id);
-                    let bytes = dir_bytes(self.fs.as_ref(), &path).unwrap_or(0);
-                    self.snapshot_bytes.store(bytes, Ordering::Relaxed);
-                } else {
-                    let _ =
-                        remove_dir_all(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, id));
-                }
+                remove_new();
                 return Err(e);
             }
         };
-        let previous = std::mem::replace(&mut *manifest, next);
-        self.snapshot_bytes.store(snapshot_bytes, Ordering::Relaxed);
+        let next = Manifest {
+            snapshot: Some(id),
+            log_from,
+            sum: Some(sum),
+        };
+        match next.write_staged(self.fs.as_ref(), &self.dir) {
+            Ok(()) => {}
+            Err((Stage::BeforeRename, e)) => {
+                remove_new();
+                return Err(e);
+            }
+            Err((Stage::Renaming, e)) => {
+                // The rename or the directory sync after it failed: the disk may hold either
+                // manifest now or after a power loss, and reading it back cannot tell (a
+                // page cache is not a disk). Both snapshots stay, and so do the old log
+                // segments; opening again reads what the disk says and removes the loser.
+                current.unknown = Some(e.to_string());
+                return Err(e);
+            }
+        }
+        let previous = std::mem::replace(&mut current.manifest, next);
+        current.recorded = true;
+        self.snapshot_bytes.store(sum.bytes, Ordering::Relaxed);
         // The new manifest is durable: what follows only removes what nothing refers to.
         if let Some(old) = previous.snapshot {
             remove_dir_all(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, old))?;
@@ -319,9 +470,9 @@ impl Compactor {
         let (_, log_after) = source.log_extent().map_err(Error::Log)?;
         Ok(CompactionReport {
             snapshot: id,
-            entries,
+            entries: sum.records,
             bytes_before,
-            bytes_after: log_after + snapshot_bytes,
+            bytes_after: log_after + sum.bytes,
             duration: started.elapsed(),
         })
     }
@@ -330,6 +481,9 @@ impl Compactor {
     /// keeps serving: a snapshot of the state plus the log written since the snapshot began,
     /// up to the moment the snapshot was complete, and a manifest naming them.
     pub fn checkpoint(&self, source: &dyn Source, target: &Path) -> Result<()> {
+        // One compaction or checkpoint at a time: they both rotate the log. Taken first, so
+        // that a closed store creates nothing in `target`.
+        let _running = self.begin()?;
         let fs = self.fs.as_ref();
         match fs.read_dir(target) {
             Ok(names) if !names.is_empty() => {
@@ -356,10 +510,8 @@ impl Compactor {
             kv_wal::fs::create_dir_all_durably(fs, &dir)
                 .map_err(|e| Error::io("create", &dir, e))?;
         }
-        // One compaction or checkpoint at a time: they both rotate the log.
-        let _running = lock(&self.manifest);
         let log_from = source.rotate().map_err(Error::Log)?;
-        self.write_snapshot(source, target, 1)?;
+        let sum = self.write_snapshot(source, target, 1)?;
         let end = source.sync_log().map_err(Error::Log)?;
         let log_dir = source.log_dir();
         for id in log_from..=end.segment {
@@ -372,6 +524,7 @@ impl Compactor {
         Manifest {
             snapshot: Some(1),
             log_from,
+            sum: Some(sum),
         }
         .write(fs, target)?;
         fs.remove_file(&marker)
@@ -379,6 +532,13 @@ impl Compactor {
         fs.sync_dir(target)
             .map_err(|e| Error::io("sync the directory", target, e))
     }
+}
+
+/// Whether `name` in `snapshots/` is a snapshot or an unfinished one (`<id>` or `<id>.tmp`):
+/// only those are ever removed.
+fn is_snapshot_name(name: &str) -> bool {
+    let id = name.strip_suffix(TMP_SUFFIX).unwrap_or(name);
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The put records of every live entry of `shard`.

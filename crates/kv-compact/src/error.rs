@@ -30,6 +30,48 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The directory holds snapshots but no manifest: the manifest that says which snapshot
+    /// is current, and where the log continues after it, is missing. Opening the log alone
+    /// would lose what was compacted into a snapshot, so nothing is opened or changed.
+    #[error(
+        "{} holds snapshots ({}) but no MANIFEST, which names the current snapshot and where \
+         the log continues after it; nothing was changed. Restore MANIFEST (from a backup or \
+         a copy of this directory); to open the log alone, knowingly losing what only the \
+         snapshots hold, move the snapshots directory away",
+        path.display(), found.join(", ")
+    )]
+    MissingManifest {
+        /// The store's directory.
+        path: PathBuf,
+        /// What `snapshots/` holds.
+        found: Vec<String>,
+    },
+
+    /// A snapshot the manifest names differs from what the manifest records of it: it was
+    /// cut short, lengthened or altered. Nothing was changed.
+    #[error("snapshot {id} ({}) is damaged: {reason}; nothing was changed", path.display())]
+    CorruptSnapshot {
+        /// The snapshot's id.
+        id: u64,
+        /// Its directory.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+
+    /// A compaction failed at a point where whether its manifest switch reached the disk is
+    /// unknown; the store refuses further compactions (and deletes nothing) until it is
+    /// reopened, which reads what the disk says.
+    #[error("an earlier compaction failed with an unknown outcome ({cause}); reopen the store before compacting again")]
+    OutcomeUnknown {
+        /// What the earlier failure was.
+        cause: String,
+    },
+
+    /// The store was closed: compaction and checkpoints are refused.
+    #[error("the store is closed; compaction and checkpoints are refused")]
+    Closed,
+
     /// Writing or reading a snapshot through the log format failed.
     #[error("snapshot {id}: {source}")]
     Snapshot {

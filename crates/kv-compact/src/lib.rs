@@ -21,7 +21,7 @@
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! assert_eq!(Manifest::read(&StdFileSystem, dir.path())?, None);
-//! let manifest = Manifest { snapshot: Some(1), log_from: 4 };
+//! let manifest = Manifest { snapshot: Some(1), log_from: 4, sum: None };
 //! manifest.write(&StdFileSystem, dir.path())?;
 //! assert_eq!(Manifest::read(&StdFileSystem, dir.path())?, Some(manifest));
 //! # Ok::<(), kv_compact::Error>(())
@@ -39,5 +39,5 @@ pub use compactor::{
     CHECKPOINT_MARKER,
 };
 pub use error::{Error, Result};
-pub use manifest::{Manifest, MANIFEST, MANIFEST_TMP};
+pub use manifest::{Manifest, SnapshotSum, MANIFEST, MANIFEST_TMP};
 pub use snapshot::{snapshot_dir, Encoding, SnapshotWriter, SNAPSHOTS};

@@ -1,8 +1,20 @@
-//! The manifest: which snapshot is current and where the log continues after it.
+//! The manifest: which snapshot is current, how to tell it is whole, and where the log
+//! continues after it.
 //!
 //! ```text
-//! magic "KVMANIF1" (8) | snapshot id u64 LE (0 = none) | first log segment u64 LE | CRC-32C u32 LE
+//! version 1: magic "KVMANIF1" (8) | snapshot id u64 LE (0 = none) | first log segment u64 LE
+//!            | CRC-32C u32 LE                                                    (28 bytes)
+//! version 2: magic "KVMANIF2" (8) | snapshot id u64 LE (never 0) | first log segment u64 LE
+//!            | snapshot records u64 LE | snapshot bytes u64 LE | snapshot CRC-32 u32 LE
+//!            | CRC-32C u32 LE of everything before                               (48 bytes)
 //! ```
+//!
+//! Version 2 names a snapshot together with its sum ([`SnapshotSum`]: its record count, the
+//! bytes of its segments and a checksum over all of them), so that a snapshot cut short at a
+//! record boundary, emptied, or with a segment lost is refused at open; its own records'
+//! checksums cannot tell. A manifest without a snapshot is written as version 1, which every
+//! version reads; version 1 manifests naming a snapshot (written before sums existed) are
+//! still read, and their snapshot is checked record by record only.
 //!
 //! It is replaced atomically: written to `MANIFEST.tmp`, fsynced, renamed over `MANIFEST`, and
 //! the directory fsynced. A crash leaves either the old manifest or the new one, and a stray
@@ -20,8 +32,21 @@ pub const MANIFEST: &str = "MANIFEST";
 /// Where a new manifest is written before it replaces the old one.
 pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
 
-const MAGIC: &[u8; 8] = b"KVMANIF1";
-const LEN: usize = 8 + 8 + 8 + 4;
+const MAGIC_V1: &[u8; 8] = b"KVMANIF1";
+const MAGIC_V2: &[u8; 8] = b"KVMANIF2";
+const LEN_V1: usize = 8 + 8 + 8 + 4;
+const LEN_V2: usize = 8 + 8 + 8 + 8 + 8 + 4 + 4;
+
+/// What a whole snapshot is: compared at load with what its directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SnapshotSum {
+    /// Records (one per live entry) written to it.
+    pub records: u64,
+    /// Bytes of its segments, in segment order.
+    pub bytes: u64,
+    /// CRC-32 (IEEE; see `snapshot.rs` for why not CRC-32C) of those bytes, in segment order.
+    pub crc: u32,
+}
 
 /// What the manifest says. A directory without one (what nori-wal writes) is a log with no
 /// snapshot, read from its first segment.
@@ -31,36 +56,72 @@ pub struct Manifest {
     pub snapshot: Option<u64>,
     /// The first log segment to replay after the snapshot.
     pub log_from: u64,
+    /// The snapshot's sum; `None` for a manifest written before sums existed (or without a
+    /// snapshot).
+    pub sum: Option<SnapshotSum>,
 }
 
 impl Manifest {
-    /// The manifest's bytes, as [`write`](Self::write) stores them.
-    pub fn encode(&self) -> [u8; LEN] {
-        let mut out = [0u8; LEN];
-        out[..8].copy_from_slice(MAGIC);
-        out[8..16].copy_from_slice(&self.snapshot.unwrap_or(0).to_le_bytes());
-        out[16..24].copy_from_slice(&self.log_from.to_le_bytes());
-        let crc = crc32c::crc32c(&out[..24]);
-        out[24..].copy_from_slice(&crc.to_le_bytes());
+    /// The manifest's bytes, as [`write`](Self::write) stores them: version 2 when it names a
+    /// snapshot with its sum, version 1 otherwise.
+    pub fn encode(&self) -> Vec<u8> {
+        let (snapshot, sum) = match (self.snapshot, self.sum) {
+            (Some(id), Some(sum)) if id != 0 => (id, sum),
+            _ => {
+                let mut out = Vec::with_capacity(LEN_V1);
+                out.extend_from_slice(MAGIC_V1);
+                out.extend_from_slice(&self.snapshot.unwrap_or(0).to_le_bytes());
+                out.extend_from_slice(&self.log_from.to_le_bytes());
+                let crc = crc32c::crc32c(&out);
+                out.extend_from_slice(&crc.to_le_bytes());
+                return out;
+            }
+        };
+        let mut out = Vec::with_capacity(LEN_V2);
+        out.extend_from_slice(MAGIC_V2);
+        out.extend_from_slice(&snapshot.to_le_bytes());
+        out.extend_from_slice(&self.log_from.to_le_bytes());
+        out.extend_from_slice(&sum.records.to_le_bytes());
+        out.extend_from_slice(&sum.bytes.to_le_bytes());
+        out.extend_from_slice(&sum.crc.to_le_bytes());
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
         out
     }
 
-    /// Parses a manifest's bytes; `Err` says what is wrong.
+    /// Parses a manifest's bytes (either version); `Err` says what is wrong.
     pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, &'static str> {
-        if bytes.len() != LEN {
+        let len = match bytes.get(..8) {
+            Some(magic) if magic == MAGIC_V1 => LEN_V1,
+            Some(magic) if magic == MAGIC_V2 => LEN_V2,
+            _ => return Err("not a manifest"),
+        };
+        if bytes.len() != len {
             return Err("wrong length");
         }
-        if &bytes[..8] != MAGIC {
-            return Err("not a manifest");
-        }
-        let crc = u32::from_le_bytes(bytes[24..].try_into().expect("4 bytes"));
-        if crc != crc32c::crc32c(&bytes[..24]) {
+        let body = len - 4;
+        let crc = u32::from_le_bytes(bytes[body..].try_into().expect("4 bytes"));
+        if crc != crc32c::crc32c(&bytes[..body]) {
             return Err("checksum mismatch");
         }
         let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let snapshot = Some(word(8)).filter(|&id| id != 0);
+        let sum = if len == LEN_V2 {
+            if snapshot.is_none() {
+                return Err("a snapshot sum without a snapshot");
+            }
+            Some(SnapshotSum {
+                records: word(24),
+                bytes: word(32),
+                crc: u32::from_le_bytes(bytes[40..44].try_into().expect("4 bytes")),
+            })
+        } else {
+            None
+        };
         Ok(Manifest {
-            snapshot: Some(word(8)).filter(|&id| id != 0),
+            snapshot,
             log_from: word(16),
+            sum,
         })
     }
 
@@ -73,7 +134,7 @@ impl Manifest {
             Err(e) => return Err(Error::io("open", path, e)),
         };
         let size = file.size().map_err(|e| Error::io("read", &path, e))?;
-        let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX).min(LEN + 1)];
+        let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX).min(LEN_V2 + 1)];
         let mut read = 0;
         while read < bytes.len() {
             match file.read_at(&mut bytes[read..], read as u64) {
@@ -90,25 +151,48 @@ impl Manifest {
 
     /// Makes this the manifest of `dir`, atomically and durably.
     pub fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+        self.write_staged(fs, dir).map_err(|(_, e)| e)
+    }
+
+    /// [`write`](Self::write), saying on failure whether the old manifest is certainly still
+    /// in force.
+    pub(crate) fn write_staged(
+        &self,
+        fs: &dyn FileSystem,
+        dir: &Path,
+    ) -> std::result::Result<(), (Stage, Error)> {
+        let before = |e| (Stage::BeforeRename, e);
         let tmp = dir.join(MANIFEST_TMP);
         match fs.remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", tmp, e)),
+            Err(e) => return Err(before(Error::io("remove", tmp, e))),
         }
         let file = fs
             .open(&tmp, OpenMode::CreateNew)
-            .map_err(|e| Error::io("create", &tmp, e))?;
+            .map_err(|e| before(Error::io("create", &tmp, e)))?;
         file.write_all_at(&self.encode(), 0)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
+            .map_err(|e| before(Error::io("write", &tmp, e)))?;
+        file.sync_data()
+            .map_err(|e| before(Error::io("sync", &tmp, e)))?;
         drop(file);
         let path = dir.join(MANIFEST);
+        let renaming = |e| (Stage::Renaming, e);
         fs.rename(&tmp, &path)
-            .map_err(|e| Error::io("rename a new manifest to", &path, e))?;
+            .map_err(|e| renaming(Error::io("rename a new manifest to", &path, e)))?;
         fs.sync_dir(dir)
-            .map_err(|e| Error::io("sync the directory", dir, e))
+            .map_err(|e| renaming(Error::io("sync the directory", dir, e)))
     }
+}
+
+/// How far a failed [`Manifest::write_staged`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// It failed before the rename: the old manifest is in force.
+    BeforeRename,
+    /// The rename or the directory sync after it failed: which manifest the disk keeps is
+    /// unknown.
+    Renaming,
 }
 
 #[cfg(test)]
@@ -123,6 +207,11 @@ mod tests {
         let manifest = Manifest {
             snapshot: Some(7),
             log_from: 42,
+            sum: Some(SnapshotSum {
+                records: 5,
+                bytes: 300,
+                crc: 0xdead_beef,
+            }),
         };
         manifest.write(&StdFileSystem, dir.path()).unwrap();
         assert_eq!(
@@ -136,14 +225,69 @@ mod tests {
             Manifest::read(&StdFileSystem, dir.path()).unwrap(),
             Some(Manifest::default())
         );
-        for at in 0..LEN {
-            let mut bytes = manifest.encode();
-            bytes[at] ^= 1;
-            assert!(Manifest::decode(&bytes).is_err(), "flip at {at}");
+        let old = Manifest {
+            sum: None,
+            ..manifest
+        };
+        for manifest in [manifest, old] {
+            let encoded = manifest.encode();
+            for at in 0..encoded.len() {
+                let mut bytes = encoded.clone();
+                bytes[at] ^= 1;
+                assert!(Manifest::decode(&bytes).is_err(), "flip at {at}");
+            }
+            assert!(Manifest::decode(&encoded[..encoded.len() - 1]).is_err());
         }
-        assert!(Manifest::decode(&manifest.encode()[..LEN - 1]).is_err());
         std::fs::write(dir.path().join(MANIFEST), b"garbage").unwrap();
         let err = Manifest::read(&StdFileSystem, dir.path()).unwrap_err();
         assert!(matches!(err, Error::CorruptManifest { .. }), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod versions {
+    use super::*;
+
+    /// A manifest as the previous version wrote it, byte by byte.
+    #[test]
+    fn reads_a_version_1_manifest() {
+        let mut bytes = b"KVMANIF1".to_vec();
+        bytes.extend_from_slice(&3u64.to_le_bytes());
+        bytes.extend_from_slice(&9u64.to_le_bytes());
+        let crc = crc32c::crc32c(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        let manifest = Manifest::decode(&bytes).unwrap();
+        assert_eq!(
+            manifest,
+            Manifest {
+                snapshot: Some(3),
+                log_from: 9,
+                sum: None
+            }
+        );
+        assert_eq!(manifest.encode(), bytes);
+    }
+
+    #[test]
+    fn a_sum_is_written_as_version_2_and_only_with_a_snapshot() {
+        let sum = SnapshotSum {
+            records: 1,
+            bytes: 2,
+            crc: 3,
+        };
+        let with = Manifest {
+            snapshot: Some(1),
+            log_from: 2,
+            sum: Some(sum),
+        };
+        assert_eq!(&with.encode()[..8], MAGIC_V2);
+        assert_eq!(with.encode().len(), LEN_V2);
+        assert_eq!(Manifest::decode(&with.encode()), Ok(with));
+        // Version 2 with snapshot id 0 is refused: a sum names a snapshot.
+        let mut bytes = with.encode();
+        bytes[8..16].copy_from_slice(&0u64.to_le_bytes());
+        let crc = crc32c::crc32c(&bytes[..LEN_V2 - 4]);
+        bytes[LEN_V2 - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert!(Manifest::decode(&bytes).is_err());
     }
 }

@@ -14,6 +14,7 @@ use kv_wal::fs::FileSystem;
 use kv_wal::{Encoded, Expiry, FsyncPolicy, Limits, RecoveryMode, Wal, WalConfig};
 
 use crate::error::{Error, Result};
+use crate::manifest::SnapshotSum;
 
 /// The directory of snapshots inside the store's directory.
 pub const SNAPSHOTS: &str = "snapshots";
@@ -162,8 +163,9 @@ impl SnapshotWriter {
     }
 
     /// Writes the rest, syncs, and renames the snapshot into place (then syncs the
-    /// snapshots directory): from here on it is complete and durable.
-    pub fn finish(mut self) -> Result<u64> {
+    /// snapshots directory): from here on it is complete and durable. Returns its sum, for
+    /// the manifest that will name it.
+    pub fn finish(mut self) -> Result<SnapshotSum> {
         let id = self.id;
         self.wal.sync().map_err(|e| Error::Snapshot {
             id,
@@ -174,6 +176,14 @@ impl SnapshotWriter {
             source: Arc::new(e),
         })?;
         let (tmp, done) = (tmp_dir(&self.dir, id), snapshot_dir(&self.dir, id));
+        // Summed from the files, not from what was appended: whatever the log layer adds
+        // around the records is part of what a load reads back.
+        let (bytes, crc) = segments_sum(self.fs.as_ref(), &tmp)?;
+        let sum = SnapshotSum {
+            records: self.entries,
+            bytes,
+            crc,
+        };
         self.fs
             .rename(&tmp, &done)
             .map_err(|e| Error::io("rename the finished snapshot to", &done, e))?;
@@ -181,16 +191,57 @@ impl SnapshotWriter {
         self.fs
             .sync_dir(&parent)
             .map_err(|e| Error::io("sync the directory", &parent, e))?;
-        Ok(self.bytes)
+        Ok(sum)
     }
 }
 
+/// The length and CRC-32 of the segments of the log in `path`, in segment order.
+///
+/// CRC-32 (IEEE), not the log's CRC-32C: every record ends with the CRC-32C of its own
+/// bytes, and a CRC-32C run over such records depends only on their lengths (each record
+/// brings the register back to the same residue), so it could not tell two snapshots of
+/// valid records of the same lengths apart.
+fn segments_sum(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32)> {
+    let mut ids: Vec<u64> = fs
+        .read_dir(path)
+        .map_err(|e| Error::io("list", path, e))?
+        .iter()
+        .filter_map(|name| kv_wal::segment::parse_file_name(name))
+        .collect();
+    ids.sort_unstable();
+    let mut bytes = 0u64;
+    let mut crc = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    for id in ids {
+        let file_path = path.join(kv_wal::segment::file_name(id));
+        let file = fs
+            .open(&file_path, kv_wal::fs::OpenMode::Read)
+            .map_err(|e| Error::io("open", &file_path, e))?;
+        let mut at = 0u64;
+        loop {
+            let read = file
+                .read_at(&mut buffer, at)
+                .map_err(|e| Error::io("read", &file_path, e))?;
+            if read == 0 {
+                break;
+            }
+            crc.update(&buffer[..read]);
+            at += read as u64;
+        }
+        bytes += at;
+    }
+    Ok((bytes, crc.finalize()))
+}
+
 /// Replays snapshot `id` of the store in `dir` into `sink` at time `now`. The snapshot must
-/// be whole: any damage, a torn tail included, is an error.
+/// be whole: any damage, a torn tail included, is an error, and so is a snapshot whose
+/// segments differ from `sum` (the manifest's record of it, if it has one): shorter, longer
+/// or altered, even at a record boundary.
 pub fn load<S: Sink>(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
     id: u64,
+    sum: Option<SnapshotSum>,
     sink: &S,
     now: u64,
     limits: Limits,
@@ -210,5 +261,34 @@ pub fn load<S: Sink>(
             std::io::Error::from(ErrorKind::NotFound),
         ));
     }
-    load_log(config(path, fs, limits), sink, now).map_err(|source| Error::Load { id, source })
+    let damaged = |reason: String| Error::CorruptSnapshot {
+        id,
+        path: path.clone(),
+        reason,
+    };
+    // Records first: damage inside one is reported with its segment and offset.
+    let replayed = load_log(config(path.clone(), fs, limits), sink, now)
+        .map_err(|source| Error::Load { id, source })?;
+    if let Some(sum) = sum {
+        let (bytes, crc) = segments_sum(fs.as_ref(), &path)?;
+        if bytes != sum.bytes {
+            return Err(damaged(format!(
+                "its segments hold {bytes} bytes, the manifest says {}",
+                sum.bytes
+            )));
+        }
+        if crc != sum.crc {
+            return Err(damaged(format!(
+                "its checksum is {crc:#010x}, the manifest says {:#010x}",
+                sum.crc
+            )));
+        }
+    }
+    match sum {
+        Some(sum) if replayed.records != sum.records => Err(damaged(format!(
+            "it holds {} records, the manifest says {}",
+            replayed.records, sum.records
+        ))),
+        _ => Ok(replayed),
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
-use kv_core::{Change, Entry, IndexKind, Op, OpRef, State};
+use kv_core::{Change, Cursor, Entry, IndexKind, Op, OpRef, State};
 use kv_durable::{DriveReplay, Sink};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
@@ -194,6 +194,32 @@ impl Sharded {
     pub fn for_each_in_shard(&self, shard: usize, now: u64, f: impl FnMut(&Entry)) {
         let state = self.shards[shard].state.read();
         state.iter().filter(|e| !e.is_expired(now)).for_each(f);
+    }
+
+    /// Calls `f` with the entries of shard `shard` live at `now`, `chunk` at a time under the
+    /// shard's read lock, released between chunks: a writer to the shard waits for one chunk
+    /// at most, not for the whole shard (half a million entries with two ordered shards).
+    ///
+    /// What snapshots walk. Not a point-in-time view (see [`kv_core::Cursor`]): every entry
+    /// present throughout is seen at least once; one written meanwhile may be seen or not,
+    /// and, with the hash index, one may be seen twice. A snapshot taken after rotating the
+    /// log is still right, since replaying the log from the rotation over it applies every
+    /// write made meanwhile again, in order.
+    pub fn for_each_in_shard_chunked(
+        &self,
+        shard: usize,
+        now: u64,
+        chunk: usize,
+        mut f: impl FnMut(&Entry),
+    ) {
+        let mut cursor = Cursor::default();
+        loop {
+            let state = self.shards[shard].state.read();
+            if state.walk(&mut cursor, chunk.max(1), now, &mut f) {
+                return;
+            }
+            drop(state);
+        }
     }
 
     /// What one more entry of these sizes adds to [`memory_used`](Self::memory_used).
@@ -452,5 +478,58 @@ mod tests {
         state.apply_batch(&deletes, 0);
         assert!(state.is_empty());
         assert_eq!(state.memory_used(), 0, "an empty B-tree holds nothing");
+    }
+
+    /// A writer to a shard being walked for a snapshot gets in between chunks: the walk
+    /// holds the shard's lock for one chunk at a time, not for the whole shard (with a chunk
+    /// as large as the shard, the writer made no progress while the walk ran).
+    #[test]
+    fn a_chunked_walk_lets_writers_of_its_shard_in() {
+        use std::sync::atomic::AtomicBool;
+        for kind in [IndexKind::Hash, IndexKind::Ordered] {
+            let state = Sharded::new(kind, 1);
+            for i in 0..2000u32 {
+                state.apply(put(&i.to_be_bytes()), 0);
+            }
+            let (writes, done) = (AtomicUsize::new(0), AtomicBool::new(false));
+            let (mut first, mut last, mut walked) = (None, 0, 0);
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    // Overwrites: the walk has as many entries to go through at the end.
+                    let mut i = 0u32;
+                    while !done.load(Ordering::Relaxed) {
+                        state.apply(put(&(i % 2000).to_be_bytes()), 0);
+                        writes.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                });
+                // Let the writer start, so that it waits for the lock between chunks.
+                while writes.load(Ordering::Relaxed) == 0 {
+                    std::thread::yield_now();
+                }
+                state.for_each_in_shard_chunked(0, 0, 100, |_| {
+                    let now = writes.load(Ordering::Relaxed);
+                    first.get_or_insert(now);
+                    last = now;
+                    walked += 1;
+                    // Slow enough that the writer is parked on the lock meanwhile.
+                    std::thread::sleep(std::time::Duration::from_micros(20));
+                });
+                done.store(true, Ordering::Relaxed);
+            });
+            assert!(walked >= 2000, "{kind:?}: every entry seen");
+            assert!(
+                last > first.unwrap(),
+                "{kind:?}: no write got in while the shard was walked"
+            );
+        }
+    }
+
+    fn put(key: &[u8]) -> OpRef<'_> {
+        OpRef::Put {
+            key,
+            value: b"v",
+            expiry: Expiry::Never,
+        }
     }
 }

@@ -34,8 +34,37 @@ pub(crate) enum Index {
     Hash {
         table: HashTable<Entry>,
         hasher: DefaultHashBuilder,
+        /// How many inserts found the table without room to grow: each may have moved
+        /// every entry to another bucket (a resize, or a rehash in place). A walk that
+        /// resumes at a bucket position after releasing its lock checks this (`walk`).
+        reorganised: u64,
     },
     Ordered(BTreeSet<Ranked>),
+}
+
+/// Where a walk over an index ([`State::walk`](crate::State::walk)) stands between two
+/// calls, which may be made under two holds of a lock with changes in between.
+///
+/// A walk resumed after changes sees every entry that was in the index throughout at least
+/// once; an entry inserted or removed meanwhile may be seen or not, and with the hash index
+/// an entry may be seen twice (the walk starts over when the table was reorganised). So it
+/// suits what replaying a log over it corrects, as a snapshot taken while writers go on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Cursor {
+    /// Nothing walked yet.
+    #[default]
+    Start,
+    /// Hash index: the next bucket, in a table of `buckets` reorganised `reorganised` times.
+    Bucket {
+        /// The next bucket to look at.
+        next: usize,
+        /// The table's buckets when the walk stopped.
+        buckets: usize,
+        /// The table's reorganisations when the walk stopped.
+        reorganised: u64,
+    },
+    /// Ordered index: after this key.
+    After(Vec<u8>),
 }
 
 /// Bytes an index spends per entry besides the entry's own allocation, as the state accounts
@@ -59,6 +88,7 @@ impl Index {
             IndexKind::Hash => Index::Hash {
                 table: HashTable::new(),
                 hasher: DefaultHashBuilder::default(),
+                reorganised: 0,
             },
             IndexKind::Ordered => Index::Ordered(BTreeSet::new()),
         }
@@ -81,7 +111,9 @@ impl Index {
     #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry> {
         match self {
-            Index::Hash { table, hasher } => table.find(hasher.hash_one(key), |e| e.key() == key),
+            Index::Hash { table, hasher, .. } => {
+                table.find(hasher.hash_one(key), |e| e.key() == key)
+            }
             Index::Ordered(set) => set.get(&Probe::new(key) as &dyn RankKey).map(|r| &r.entry),
         }
     }
@@ -90,7 +122,16 @@ impl Index {
     #[inline]
     pub(crate) fn insert(&mut self, entry: Entry) -> Option<Entry> {
         match self {
-            Index::Hash { table, hasher } => {
+            Index::Hash {
+                table,
+                hasher,
+                reorganised,
+            } => {
+                // `entry` makes room first, moving entries when there is none left (one
+                // comparison per insert: needed by walks that resume at a bucket).
+                if table.capacity() == table.len() {
+                    *reorganised += 1;
+                }
                 let hash = hasher.hash_one(entry.key());
                 match table.entry(
                     hash,
@@ -112,7 +153,7 @@ impl Index {
     #[inline]
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         match self {
-            Index::Hash { table, hasher } => table
+            Index::Hash { table, hasher, .. } => table
                 .find_entry(hasher.hash_one(key), |e| e.key() == key)
                 .ok()
                 .map(|slot| slot.remove().0),
@@ -189,6 +230,77 @@ impl Index {
         match self {
             Index::Hash { table, .. } => Box::new(table.iter()),
             Index::Ordered(set) => Box::new(set.iter().map(|r| &r.entry)),
+        }
+    }
+
+    /// Calls `f` with entries from where `cursor` stands, until `f` has seen `max` entries
+    /// (or the index ends); moves `cursor` past them. Returns whether the walk is complete.
+    /// See [`Cursor`] for what a walk resumed later sees.
+    pub(crate) fn walk(
+        &self,
+        cursor: &mut Cursor,
+        max: usize,
+        mut f: impl FnMut(&Entry) -> bool,
+    ) -> bool {
+        let mut seen = 0;
+        match self {
+            Index::Hash {
+                table, reorganised, ..
+            } => {
+                let buckets = table.num_buckets();
+                let mut next = match cursor {
+                    Cursor::Bucket {
+                        next,
+                        buckets: then,
+                        reorganised: at,
+                    } if *then == buckets && at == reorganised => *next,
+                    // Started, or the entries may have moved since: from the first bucket
+                    // again (entries already seen are seen twice).
+                    _ => 0,
+                };
+                // Empty buckets cost a look each: bound them too.
+                let end = buckets.min(next.saturating_add(max.saturating_mul(4)));
+                while next < end && seen < max {
+                    if let Some(entry) = table.get_bucket(next) {
+                        if f(entry) {
+                            seen += 1;
+                        }
+                    }
+                    next += 1;
+                }
+                *cursor = Cursor::Bucket {
+                    next,
+                    buckets,
+                    reorganised: *reorganised,
+                };
+                next >= buckets
+            }
+            Index::Ordered(set) => {
+                let after = match cursor {
+                    Cursor::After(key) => Some(Probe::new(key)),
+                    _ => None,
+                };
+                let start = match &after {
+                    Some(probe) => Bound::Excluded(probe as &dyn RankKey),
+                    None => Bound::Unbounded,
+                };
+                let mut last = None;
+                let mut range = set.range::<dyn RankKey, _>((start, Bound::Unbounded));
+                for ranked in range.by_ref() {
+                    last = Some(&ranked.entry);
+                    if f(&ranked.entry) {
+                        seen += 1;
+                        if seen == max {
+                            break;
+                        }
+                    }
+                }
+                let done = seen < max || range.next().is_none();
+                if let Some(entry) = last {
+                    *cursor = Cursor::After(entry.key().to_vec());
+                }
+                done
+            }
         }
     }
 

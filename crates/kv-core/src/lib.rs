@@ -39,7 +39,7 @@ mod state;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::Entry;
 pub use error::Error;
-pub use index::IndexKind;
+pub use index::{Cursor, IndexKind};
 pub use op::{Expiry, Op, OpRef};
 pub use replay::{replay, Replay, ReplayReport};
 pub use state::{Change, State};

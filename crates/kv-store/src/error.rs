@@ -110,6 +110,15 @@ impl Error {
         }
     }
 
+    /// Sorts an error of a compaction or a checkpoint: one refused because the store was
+    /// closed is [`Error::Closed`].
+    pub(crate) fn from_compaction(e: kv_compact::Error) -> Self {
+        match e {
+            kv_compact::Error::Closed => Error::Closed,
+            other => Error::Compaction(Arc::new(other)),
+        }
+    }
+
     /// Sorts an error met while opening the store at `path`.
     pub(crate) fn from_open(path: PathBuf, e: kv_durable::Error) -> Self {
         let kv_durable::Error::Open(source) = e else {

@@ -1,0 +1,271 @@
+//! Damage to what compaction keeps (the manifest, a snapshot) and to the start of the log is
+//! refused at open, with a typed error, and nothing is deleted.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::contents;
+
+use kv_store::{Durability, Error, IndexKind, KvStore, Options};
+
+fn options() -> Options {
+    Options::default()
+        .index(IndexKind::Ordered)
+        .shards(4)
+        .segment_size(64 * 1024)
+        .durability(Durability::None)
+        .auto_compact(None)
+        .sweep_interval(Duration::ZERO)
+}
+
+/// Puts `count` keys of equal-length values; returns the model.
+fn put_keys(store: &KvStore, from: u32, count: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut model = BTreeMap::new();
+    for i in from..from + count {
+        let (key, value) = (
+            format!("key{i:05}"),
+            format!("value-{i:05}-{}", "x".repeat(40)),
+        );
+        store.put(key.clone(), value.clone()).unwrap();
+        model.insert(key.into_bytes(), value.into_bytes());
+    }
+    model
+}
+
+/// Every file under `dir` with its bytes.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(files(&entry.path()));
+        } else {
+            out.insert(entry.path(), std::fs::read(entry.path()).unwrap());
+        }
+    }
+    out
+}
+
+/// A store that compacted once and wrote after it; returns the model of what is live.
+fn compacted_store(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let store = KvStore::open_with(dir, options()).unwrap();
+    let mut model = put_keys(&store, 0, 50);
+    store.compact().unwrap();
+    model.extend(put_keys(&store, 50, 1));
+    store.close().unwrap();
+    model
+}
+
+/// The error opening `dir` fails with.
+fn refused(dir: &Path, case: &str) -> Error {
+    match KvStore::open_with(dir, options()) {
+        Ok(store) => panic!("{case}: opened, with {} keys", store.len()),
+        Err(e) => e,
+    }
+}
+
+fn the_snapshot_segment(dir: &Path) -> PathBuf {
+    dir.join("snapshots").join("000001").join("000000.wal")
+}
+
+#[test]
+fn a_missing_manifest_is_refused_and_the_snapshot_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = compacted_store(dir.path());
+    let manifest = std::fs::read(dir.path().join("MANIFEST")).unwrap();
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    let before = files(dir.path());
+
+    let err = refused(dir.path(), "no manifest");
+    let Error::Compaction(cause) = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(**cause, kv_compact::Error::MissingManifest { .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("no MANIFEST") && message.contains("000001"),
+        "{message}"
+    );
+    // Nothing was deleted or changed (the lock file aside, which the open creates).
+    let mut after = files(dir.path());
+    after.remove(&dir.path().join("LOCK"));
+    let mut before = before;
+    before.remove(&dir.path().join("LOCK"));
+    assert_eq!(after, before);
+
+    // With the manifest back, every key is there.
+    std::fs::write(dir.path().join("MANIFEST"), manifest).unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+}
+
+/// Opens `dir` and expects the snapshot to be refused as damaged, leaving it as it is.
+fn assert_snapshot_refused(dir: &Path, case: &str) {
+    let before = std::fs::read(the_snapshot_segment(dir)).unwrap();
+    let err = refused(dir, case);
+    let Error::Compaction(cause) = &err else {
+        panic!("{case}: {err}")
+    };
+    assert!(
+        matches!(
+            **cause,
+            kv_compact::Error::CorruptSnapshot { id: 1, .. }
+                | kv_compact::Error::Load { id: 1, .. }
+        ),
+        "{case}: {err}"
+    );
+    assert_eq!(
+        std::fs::read(the_snapshot_segment(dir)).unwrap(),
+        before,
+        "{case}"
+    );
+}
+
+#[test]
+fn a_snapshot_cut_short_or_lengthened_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = compacted_store(dir.path());
+    let segment = the_snapshot_segment(dir.path());
+    let whole = std::fs::read(&segment).unwrap();
+    // Every record of the snapshot has the same length (keys and values do).
+    assert_eq!(whole.len() % 50, 0, "{} bytes", whole.len());
+    let record = whole.len() / 50;
+
+    for cut in [0, record, 25 * record, 49 * record] {
+        std::fs::write(&segment, &whole[..cut]).unwrap();
+        assert_snapshot_refused(dir.path(), &format!("cut to {cut} bytes"));
+    }
+    // One record more, a copy of the first: valid on its own, but not what was written.
+    let mut longer = whole.clone();
+    longer.extend_from_slice(&whole[..record]);
+    std::fs::write(&segment, &longer).unwrap();
+    assert_snapshot_refused(dir.path(), "one record more");
+    // Two records swapped: same length, every record valid.
+    let mut swapped = whole.clone();
+    swapped[..record].copy_from_slice(&whole[record..2 * record]);
+    swapped[record..2 * record].copy_from_slice(&whole[..record]);
+    std::fs::write(&segment, &swapped).unwrap();
+    assert_snapshot_refused(dir.path(), "two records swapped");
+
+    std::fs::write(&segment, &whole).unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+}
+
+/// A store that never compacted, whose log spans several segments.
+fn long_log(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let store = KvStore::open_with(dir, options()).unwrap();
+    let model = put_keys(&store, 0, 3000);
+    store.close().unwrap();
+    assert!(dir.join("wal").join("000002.wal").exists());
+    model
+}
+
+fn assert_missing_segment(dir: &Path, id: u64) {
+    let err = refused(dir, &format!("segment {id} missing"));
+    let Error::Corrupt { source, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(**source, kv_wal::Error::MissingSegment { id: missing, .. } if missing == id),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_lost_first_segment_of_a_store_that_never_compacted_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = long_log(dir.path());
+    let first = dir.path().join("wal").join("000000.wal");
+    let kept = std::fs::read(&first).unwrap();
+    std::fs::remove_file(&first).unwrap();
+    assert_missing_segment(dir.path(), 0);
+    // Nothing was changed: put back, the store is whole.
+    std::fs::write(&first, kept).unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+}
+
+#[test]
+fn a_log_directory_emptied_is_missing_its_first_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    long_log(dir.path());
+    for entry in std::fs::read_dir(dir.path().join("wal")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wal") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    assert_missing_segment(dir.path(), 0);
+    // Refused before the log was opened: no new segment 0 stands in for the lost ones.
+    assert!(!dir.path().join("wal").join("000000.wal").exists());
+}
+
+#[test]
+fn a_log_without_a_manifest_gets_one_that_records_its_first_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = long_log(dir.path());
+    // As a log written without a manifest (nori-wal's, or an earlier version's) whose first
+    // segments were removed by its own retention: it opens from its lowest segment.
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    std::fs::remove_file(dir.path().join("wal").join("000000.wal")).unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    let kept = contents(&store);
+    assert!(!kept.is_empty() && kept.len() < model.len());
+    store.close().unwrap();
+    let manifest = std::fs::read(dir.path().join("MANIFEST")).unwrap();
+    let manifest = kv_compact::Manifest::decode(&manifest).unwrap();
+    assert_eq!((manifest.snapshot, manifest.log_from), (None, 1));
+    // From then on its first segment is known.
+    std::fs::remove_file(dir.path().join("wal").join("000001.wal")).unwrap();
+    assert_missing_segment(dir.path(), 1);
+}
+
+#[test]
+fn a_nori_wal_directory_opens_and_then_knows_its_first_segment() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../kv-wal/tests/fixtures/nori-wal-0.1/clean/wal");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("wal")).unwrap();
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join("wal").join(entry.file_name())).unwrap();
+    }
+    let store = KvStore::open(dir.path()).unwrap();
+    assert_eq!(store.len(), 920);
+    store.close().unwrap();
+    let store = KvStore::open(dir.path()).unwrap();
+    assert_eq!(store.len(), 920);
+    store.close().unwrap();
+    std::fs::remove_file(dir.path().join("wal").join("000000.wal")).unwrap();
+    assert_missing_segment(dir.path(), 0);
+}
+
+#[test]
+fn open_removes_only_snapshots_the_manifest_replaced_or_never_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = compacted_store(dir.path());
+    let snapshots = dir.path().join("snapshots");
+    // Left by compactions that failed or crashed: an older snapshot, a newer one not yet
+    // named, an unfinished one. And what is not a snapshot at all.
+    for name in ["000000", "000002", "000003.tmp"] {
+        std::fs::create_dir(snapshots.join(name)).unwrap();
+        std::fs::write(snapshots.join(name).join("000000.wal"), b"").unwrap();
+    }
+    std::fs::create_dir(snapshots.join("kept by hand")).unwrap();
+    std::fs::write(snapshots.join("notes.txt"), b"mine").unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+    let mut names: Vec<_> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["000001", "kept by hand", "notes.txt"]);
+}
