@@ -49,6 +49,7 @@ mod recovery;
 mod seal;
 mod seal_check;
 pub mod segment;
+mod syncer;
 mod varint;
 mod wal;
 
@@ -64,4 +65,5 @@ pub use position::Position;
 pub use reader::WalReader;
 pub use record::{decode, Decoded, Expiry, Record, RecordKind, RecordRef};
 pub use recovery::{Corruption, DamageAction, RecoveryInfo};
+pub use syncer::Syncer;
 pub use wal::Wal;

@@ -17,6 +17,7 @@ use crate::record::{Record, RecordRef};
 use crate::recovery::{recover, RecoveryInfo};
 use crate::seal;
 use crate::segment;
+use crate::syncer::Syncer;
 
 /// How much of a segment one write window maps.
 const WINDOW_LEN: u64 = 8 << 20;
@@ -422,6 +423,15 @@ impl Wal {
             .map_err(|cause| Error::Poisoned { cause })?;
         self.shared.mark_clean();
         Ok(())
+    }
+
+    /// A handle that syncs the active segment without the `Wal`: see [`Syncer`].
+    pub fn syncer(&self) -> Syncer {
+        Syncer::new(
+            Arc::clone(&self.shared),
+            Arc::clone(&self.active.file),
+            self.active.path.clone(),
+        )
     }
 
     /// Where the next append goes.
