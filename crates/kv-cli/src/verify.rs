@@ -52,6 +52,13 @@ pub fn verify(dir: &Path) -> Outcome {
 
     let store = match KvStore::open_with(private.path(), options) {
         Ok(store) => store,
+        Err(e) if store_damage(&e) => {
+            println!("DAMAGED: {}", in_real_terms(e.to_string()));
+            return Err(Failure::Runtime(format!(
+                "the store in {} is damaged (nothing was changed)",
+                dir.display()
+            )));
+        }
         Err(e) => {
             let Some(damage) = damage_in(&e) else {
                 return Err(Failure::Runtime(in_real_terms(e.to_string())));
@@ -106,6 +113,27 @@ pub fn verify(dir: &Path) -> Outcome {
     );
     println!("OK");
     Ok(())
+}
+
+/// Whether `error` is damage to what the store keeps beside its log: a damaged or missing
+/// manifest, or a snapshot that is not what the manifest says.
+fn store_damage(error: &kv_store::Error) -> bool {
+    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = level {
+        let found = e
+            .downcast_ref::<kv_compact::Error>()
+            .or_else(|| e.downcast_ref::<Arc<kv_compact::Error>>().map(|a| &**a));
+        if let Some(
+            kv_compact::Error::CorruptManifest { .. }
+            | kv_compact::Error::MissingManifest { .. }
+            | kv_compact::Error::CorruptSnapshot { .. },
+        ) = found
+        {
+            return true;
+        }
+        level = e.source();
+    }
+    false
 }
 
 /// The damage of the log or of a snapshot behind `error`, if damage is what it is.

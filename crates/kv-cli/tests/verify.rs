@@ -158,3 +158,45 @@ fn verify_checks_the_snapshot_of_a_compacted_store_and_changes_nothing() {
     );
     assert_same_files(&damaged, &snapshot(dir.path()));
 }
+
+#[test]
+fn verify_reports_a_cut_snapshot_and_a_missing_manifest_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut script: String = (0..50).map(|i| format!("PUT key{i:02} v{i}\n")).collect();
+    script.push_str("COMPACT\nPUT last one\n");
+    assert_success(&run_on(dir.path(), &[], script.as_bytes()));
+    assert_success(&run_on(dir.path(), &["verify"], b""));
+
+    let snapshot_file = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap()
+        .join("000000.wal");
+    let full = std::fs::read(&snapshot_file).unwrap();
+    std::fs::write(&snapshot_file, &full[..full.len() / 2]).unwrap();
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).starts_with("DAMAGED: "),
+        "{}",
+        stdout(&output)
+    );
+    assert!(stdout(&output).contains("snapshot"), "{}", stdout(&output));
+    std::fs::write(&snapshot_file, &full).unwrap();
+
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    let before = snapshot(dir.path());
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).starts_with("DAMAGED: "),
+        "{}",
+        stdout(&output)
+    );
+    assert_same_files(&before, &snapshot(dir.path()));
+    // An ordinary open refuses it too, and deletes nothing.
+    let output = run_on(dir.path(), &["scan"], b"");
+    assert_eq!(output.status.code(), Some(1));
+    assert_same_files(&before, &snapshot(dir.path()));
+}
