@@ -205,20 +205,41 @@ impl Sharded {
     /// and, with the hash index, one may be seen twice. A snapshot taken after rotating the
     /// log is still right, since replaying the log from the rotation over it applies every
     /// write made meanwhile again, in order.
+    ///
+    /// Each chunk is copied out under the lock and `f` (a snapshot's encoding, checksumming
+    /// and writing) runs on the copy after the lock is released, so a writer waits for a
+    /// copy of `chunk` entries at most.
     pub fn for_each_in_shard_chunked(
         &self,
         shard: usize,
         now: u64,
         chunk: usize,
-        mut f: impl FnMut(&Entry),
+        mut f: impl FnMut(&[u8], &[u8], Option<u64>),
     ) {
         let mut cursor = Cursor::default();
+        // One buffer for a chunk's keys and values, and where each entry lies in it.
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut entries: Vec<(usize, usize, usize, Option<u64>)> = Vec::with_capacity(chunk);
         loop {
+            bytes.clear();
+            entries.clear();
             let state = self.shards[shard].state.read();
-            if state.walk(&mut cursor, chunk.max(1), now, &mut f) {
+            let done = state.walk(&mut cursor, chunk.max(1), now, |e: &Entry| {
+                entries.push((bytes.len(), e.key().len(), e.value().len(), e.deadline()));
+                bytes.extend_from_slice(e.key());
+                bytes.extend_from_slice(e.value());
+            });
+            drop(state);
+            for &(at, key, value, deadline) in &entries {
+                f(
+                    &bytes[at..at + key],
+                    &bytes[at + key..at + key + value],
+                    deadline,
+                );
+            }
+            if done {
                 return;
             }
-            drop(state);
         }
     }
 
@@ -507,7 +528,7 @@ mod tests {
                 while writes.load(Ordering::Relaxed) == 0 {
                     std::thread::yield_now();
                 }
-                state.for_each_in_shard_chunked(0, 0, 100, |_| {
+                state.for_each_in_shard_chunked(0, 0, 100, |_, _, _| {
                     let now = writes.load(Ordering::Relaxed);
                     first.get_or_insert(now);
                     last = now;
