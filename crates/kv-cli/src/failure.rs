@@ -42,3 +42,22 @@ impl From<std::io::Error> for Failure {
 
 /// The result of a command.
 pub type Outcome<T = ()> = Result<T, Failure>;
+
+/// The first error of type `T` in `error`'s chain of sources that `wanted` accepts. The
+/// layers keep their errors as they are or behind an `Arc` (to be `Clone`); both are found.
+pub fn find_in_chain<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+    wanted: impl Fn(&T) -> bool,
+) -> Option<&'a T> {
+    let mut level = Some(error);
+    while let Some(e) = level {
+        let found = e
+            .downcast_ref::<T>()
+            .or_else(|| e.downcast_ref::<std::sync::Arc<T>>().map(|a| &**a));
+        if let Some(found) = found.filter(|f| wanted(f)) {
+            return Some(found);
+        }
+        level = e.source();
+    }
+    None
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use kv_store::{Durability, IndexKind, KvStore, Options, RecoveryMode, WAL_DIR};
 use kv_wal::DirLock;
 
-use crate::failure::{Failure, Outcome};
+use crate::failure::{find_in_chain, Failure, Outcome};
 use crate::view_fs::ReadOnlyView;
 
 /// The options every command but `verify` opens a store with.
@@ -86,23 +86,13 @@ pub fn for_reading(dir: &Path, durability: Durability) -> Outcome<Reading> {
 /// Whether `error` says the store's directory cannot be written: a file system mounted
 /// read-only, or no permission.
 fn cannot_write(error: &kv_store::Error) -> bool {
-    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = level {
-        // Layers keep I/O errors as they are or behind an `Arc` (to be `Clone`).
-        let io = e
-            .downcast_ref::<std::io::Error>()
-            .or_else(|| e.downcast_ref::<Arc<std::io::Error>>().map(|arc| &**arc));
-        if let Some(io) = io {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
-            ) {
-                return true;
-            }
-        }
-        level = e.source();
-    }
-    false
+    find_in_chain::<std::io::Error>(error, |io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+        )
+    })
+    .is_some()
 }
 
 /// A store opened for reading, in place or through a view.

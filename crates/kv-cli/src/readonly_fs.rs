@@ -115,14 +115,19 @@ struct ReadOnlyFile {
     path: PathBuf,
 }
 
+/// `read_at`, again after an interruption by a signal.
+pub(crate) fn read_at_retrying(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(buf, offset) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result,
+        }
+    }
+}
+
 impl WalFile for ReadOnlyFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        loop {
-            match self.file.read_at(buf, offset) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                result => return result,
-            }
-        }
+        read_at_retrying(&self.file, buf, offset)
     }
 
     fn write_all_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {

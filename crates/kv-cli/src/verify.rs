@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use kv_store::{Durability, KvStore, Options, RecoveryMode, WAL_DIR};
 
-use crate::failure::{Failure, Outcome};
+use crate::failure::{find_in_chain, Failure, Outcome};
 use crate::open;
 use crate::readonly_fs::ReadOnlyLog;
 
@@ -118,40 +118,25 @@ pub fn verify(dir: &Path) -> Outcome {
 /// Whether `error` is damage to what the store keeps beside its log: a damaged or missing
 /// manifest, or a snapshot that is not what the manifest says.
 fn store_damage(error: &kv_store::Error) -> bool {
-    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = level {
-        let found = e
-            .downcast_ref::<kv_compact::Error>()
-            .or_else(|| e.downcast_ref::<Arc<kv_compact::Error>>().map(|a| &**a));
-        if let Some(
+    find_in_chain::<kv_compact::Error>(error, |e| {
+        matches!(
+            e,
             kv_compact::Error::CorruptManifest { .. }
-            | kv_compact::Error::MissingManifest { .. }
-            | kv_compact::Error::CorruptSnapshot { .. },
-        ) = found
-        {
-            return true;
-        }
-        level = e.source();
-    }
-    false
+                | kv_compact::Error::MissingManifest { .. }
+                | kv_compact::Error::CorruptSnapshot { .. }
+        )
+    })
+    .is_some()
 }
 
 /// The damage of the log or of a snapshot behind `error`, if damage is what it is.
 fn damage_in(error: &kv_store::Error) -> Option<&kv_wal::Error> {
-    let mut level: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = level {
-        let found = e
-            .downcast_ref::<kv_wal::Error>()
-            .or_else(|| e.downcast_ref::<Arc<kv_wal::Error>>().map(|a| &**a));
-        if let Some(
-            found @ (kv_wal::Error::Corrupt { .. } | kv_wal::Error::MissingSegment { .. }),
-        ) = found
-        {
-            return Some(found);
-        }
-        level = e.source();
-    }
-    None
+    find_in_chain::<kv_wal::Error>(error, |e| {
+        matches!(
+            e,
+            kv_wal::Error::Corrupt { .. } | kv_wal::Error::MissingSegment { .. }
+        )
+    })
 }
 
 /// The ids of the segments in `wal`, in order.

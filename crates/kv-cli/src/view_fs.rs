@@ -17,12 +17,13 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kv_wal::fs::{FileSystem, OpenMode, StdFileSystem, WalFile};
+
+use crate::readonly_fs::read_at_retrying;
 
 /// Shows the store in `real` at the private directory `shown`, changing nothing in `real`.
 #[derive(Debug)]
@@ -226,12 +227,7 @@ impl WalFile for ViewFile {
             return Ok(0);
         };
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        loop {
-            match self.file.read_at(&mut buf[..want], offset) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                result => return result,
-            }
-        }
+        read_at_retrying(&self.file, &mut buf[..want], offset)
     }
 
     fn write_all_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {

@@ -3,20 +3,30 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use common::{
     assert_same_files, assert_success, copy_fixture, expected_entries, export_map, run_on,
-    snapshot, stderr, stdout, Shell,
+    snapshot, stderr, stdout, write_store, Shell,
 };
 
-/// Writes `count` keys through the shell and closes the store.
-fn write_store(dir: &Path, count: usize) {
-    let script: String = (0..count)
-        .map(|i| format!("PUT key{i:05} value-{i}-{}\n", "x".repeat(40)))
-        .collect();
-    assert_success(&run_on(dir, &[], script.as_bytes()));
+/// Repairs `dir` into `to`, checking that it salvaged `entries` and changed nothing in `dir`;
+/// returns what `to` holds.
+fn repair_unchanged(dir: &Path, to: &Path, entries: usize) -> BTreeMap<String, String> {
+    let before = snapshot(dir);
+    let output = run_on(dir, &["repair", "--to", to.to_str().unwrap()], b"");
+    assert_success(&output);
+    assert!(
+        stdout(&output).contains(&format!("salvaged {entries} entries")),
+        "{}",
+        stdout(&output)
+    );
+    assert_same_files(&before, &snapshot(dir));
+    let salvaged = export_map(to);
+    assert_eq!(salvaged.len(), entries);
+    salvaged
 }
 
 #[test]
@@ -67,23 +77,9 @@ fn repair_salvages_a_store_with_a_stray_byte_in_its_preallocated_zeros() {
     assert!(bytes.len() > data_end + 100_000, "a preallocated tail");
     bytes[data_end + 50_000] = 0x5a;
     std::fs::write(&segment, &bytes).unwrap();
-    let before = snapshot(dir.path());
 
     let target = tempfile::tempdir().unwrap();
-    let output = run_on(
-        dir.path(),
-        &["repair", "--to", target.path().to_str().unwrap()],
-        b"",
-    );
-    assert_success(&output);
-    assert!(
-        stdout(&output).contains("salvaged 50 entries"),
-        "{}",
-        stdout(&output)
-    );
-    assert_same_files(&before, &snapshot(dir.path()));
-    let salvaged = export_map(target.path());
-    assert_eq!(salvaged.len(), 50);
+    let salvaged = repair_unchanged(dir.path(), target.path(), 50);
     assert_eq!(salvaged["key49"], "value49");
 }
 
@@ -102,23 +98,9 @@ fn repair_reads_a_compacted_store_with_crash_leftovers_and_changes_nothing() {
     std::fs::create_dir_all(&leftover).unwrap();
     std::fs::write(leftover.join("000000.wal"), b"half a snapshot").unwrap();
     std::fs::write(dir.path().join("MANIFEST.tmp"), b"half a manifest").unwrap();
-    let before = snapshot(dir.path());
 
     let target = tempfile::tempdir().unwrap();
-    let output = run_on(
-        dir.path(),
-        &["repair", "--to", target.path().to_str().unwrap()],
-        b"",
-    );
-    assert_success(&output);
-    assert!(
-        stdout(&output).contains("salvaged 129 entries"),
-        "{}",
-        stdout(&output)
-    );
-    assert_same_files(&before, &snapshot(dir.path()));
-    let salvaged = export_map(target.path());
-    assert_eq!(salvaged.len(), 129);
+    let salvaged = repair_unchanged(dir.path(), target.path(), 129);
     assert_eq!(salvaged["key049"], "old49");
     assert_eq!(salvaged["key050"], "new50");
     assert_eq!(salvaged["key129"], "new129");

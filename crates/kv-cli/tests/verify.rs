@@ -2,13 +2,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
     assert_same_files, assert_success, copy_fixture, kv, read_lines, run_on, snapshot, stderr,
-    stdout,
+    stdout, write_store,
 };
 
 #[test]
@@ -42,14 +41,6 @@ fn verify_reports_the_torn_fixture_and_leaves_it_as_it_was() {
     assert!(report.contains("newest segment"), "{report}");
     assert!(stderr(&output).contains("is damaged (nothing was changed)"));
     assert_same_files(&before, &snapshot(dir.path()));
-}
-
-/// Writes `count` keys through the shell and closes the store.
-fn write_store(dir: &Path, count: usize) {
-    let script: String = (0..count)
-        .map(|i| format!("PUT key{i:05} value-{i}-{}\n", "x".repeat(40)))
-        .collect();
-    assert_success(&run_on(dir, &[], script.as_bytes()));
 }
 
 #[test]

@@ -266,3 +266,11 @@ pub fn export_map(dir: &Path) -> BTreeMap<String, String> {
         })
         .collect()
 }
+
+/// Writes `count` keys (`key00000`...) through the shell and closes the store.
+pub fn write_store(dir: &Path, count: usize) {
+    let script: String = (0..count)
+        .map(|i| format!("PUT key{i:05} value-{i}-{}\n", "x".repeat(40)))
+        .collect();
+    assert_success(&run_on(dir, &[], script.as_bytes()));
+}
