@@ -502,46 +502,58 @@ mod tests {
     }
 
     /// A writer to a shard being walked for a snapshot gets in between chunks: the walk
-    /// holds the shard's lock for one chunk at a time, not for the whole shard (with a chunk
-    /// as large as the shard, the writer made no progress while the walk ran).
+    /// takes the shard's lock for one chunk at a time, not once for the whole shard. Once the
+    /// first chunk has been handed out, a writer overwrites every value; a walk that copied
+    /// the whole shard under one lock hold has only old values to hand out, a chunked one
+    /// reads its later chunks after the writes (checked: with a chunk as large as the shard,
+    /// this fails).
     #[test]
     fn a_chunked_walk_lets_writers_of_its_shard_in() {
         use std::sync::atomic::AtomicBool;
+        use std::time::{Duration, Instant};
+        const KEYS: u32 = 2000;
+        const CHUNK: usize = 100;
         for kind in [IndexKind::Hash, IndexKind::Ordered] {
             let state = Sharded::new(kind, 1);
-            for i in 0..2000u32 {
+            for i in 0..KEYS {
                 state.apply(put(&i.to_be_bytes()), 0);
             }
-            let (writes, done) = (AtomicUsize::new(0), AtomicBool::new(false));
-            let (mut first, mut last, mut walked) = (None, 0, 0);
+            let (started, overwritten) = (AtomicBool::new(false), AtomicBool::new(false));
+            let (mut walked, mut new_values) = (0, 0);
             std::thread::scope(|s| {
                 s.spawn(|| {
-                    // Overwrites: the walk has as many entries to go through at the end.
-                    let mut i = 0u32;
-                    while !done.load(Ordering::Relaxed) {
-                        state.apply(put(&(i % 2000).to_be_bytes()), 0);
-                        writes.fetch_add(1, Ordering::Relaxed);
-                        i += 1;
+                    while !started.load(Ordering::Acquire) {
+                        std::thread::yield_now();
                     }
+                    for i in 0..KEYS {
+                        state.apply(
+                            OpRef::Put {
+                                key: &i.to_be_bytes(),
+                                value: b"new",
+                                expiry: Expiry::Never,
+                            },
+                            0,
+                        );
+                    }
+                    overwritten.store(true, Ordering::Release);
                 });
-                // Let the writer start, so that it waits for the lock between chunks.
-                while writes.load(Ordering::Relaxed) == 0 {
-                    std::thread::yield_now();
-                }
-                state.for_each_in_shard_chunked(0, 0, 100, |_, _, _| {
-                    let now = writes.load(Ordering::Relaxed);
-                    first.get_or_insert(now);
-                    last = now;
+                state.for_each_in_shard_chunked(0, 0, CHUNK, |_, value, _| {
+                    if !started.swap(true, Ordering::AcqRel) {
+                        // The first entry handed out: let every write in before going on
+                        // (bounded: a walk that still held the lock would keep them out).
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        while !overwritten.load(Ordering::Acquire) && Instant::now() < deadline {
+                            std::thread::yield_now();
+                        }
+                    }
                     walked += 1;
-                    // Slow enough that the writer is parked on the lock meanwhile.
-                    std::thread::sleep(std::time::Duration::from_micros(20));
+                    new_values += usize::from(value == b"new");
                 });
-                done.store(true, Ordering::Relaxed);
             });
-            assert!(walked >= 2000, "{kind:?}: every entry seen");
+            assert!(walked >= KEYS as usize, "{kind:?}: every entry seen");
             assert!(
-                last > first.unwrap(),
-                "{kind:?}: no write got in while the shard was walked"
+                new_values > 0,
+                "{kind:?}: the walk saw none of the writes made after its first chunk"
             );
         }
     }

@@ -375,7 +375,7 @@ impl SegmentCursor {
     /// Where the first unit ending at or after `from` ends: past the first whole record
     /// there that does not continue an atomic batch. What follows is a unit's start, where
     /// salvage may resume without handing out the end of a batch whose start was damaged.
-    /// `None` if the records stop first.
+    /// `None` if the records stop first; the cursor is then at the record that does not read.
     pub(crate) fn after_unit_end(&mut self, from: u64) -> std::io::Result<Option<u64>> {
         let mut at = from;
         loop {

@@ -75,6 +75,25 @@ impl Damage {
             Damage::Hole { damage, .. } => Some((damage, CorruptionKind::Hole)),
         }
     }
+
+    /// This damage where it cannot be the never-synced tail of the newest segment: there a
+    /// hole is damage like any other.
+    pub(crate) fn hole_as_middle(self) -> Damage {
+        match self {
+            Damage::Hole {
+                unit_start,
+                damage,
+                resume,
+                ..
+            } => Damage::Middle {
+                unit_start,
+                damage,
+                kind: CorruptionKind::Hole,
+                resume,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Classifies the stop of `cursor` at `damage`. `salvage` searches the whole rest of the
@@ -147,9 +166,14 @@ pub(crate) fn classify(
     // the end of the unit it is in.
     let ends_unit = header.is_some_and(|header| !header.continues_batch);
     let resume = match resume {
-        Some(at) if salvage && !ends_unit => cursor.after_unit_end(at)?,
+        Some(at) if salvage && !ends_unit => unit_start_after(cursor, at, data_end)?,
         other => other,
     };
+    // Salvage found no unit to resume at: all the rest is the damaged unit, a hole in it or
+    // not (a `Hole` or `Middle` without a place to resume would refuse what salvage takes).
+    if salvage && resume.is_none() {
+        return Ok(tail);
+    }
     // A hole counts only with a valid record after it (chained to the end or not: more
     // pages may be lost further on): a lone non-zero byte far into the zeros is damage to
     // report, not a write the disk kept part of.
@@ -164,22 +188,33 @@ pub(crate) fn classify(
             });
         }
     }
-    Ok(match resume {
-        Some(_) => Damage::Middle {
-            unit_start,
-            damage: fault,
-            kind,
-            resume,
-        },
-        // Salvage found nothing to resume at: all of it is the damaged unit.
-        None if salvage => tail,
-        None => Damage::Middle {
-            unit_start,
-            damage: fault,
-            kind,
-            resume: None,
-        },
+    Ok(Damage::Middle {
+        unit_start,
+        damage: fault,
+        kind,
+        resume,
     })
+}
+
+/// For salvage: the start of the first unit after the one the valid record at `at` is in.
+/// When that unit is broken a second time before it ends (two damaged spots in one atomic
+/// batch), the search goes on from the next valid record after the break.
+fn unit_start_after(
+    cursor: &mut SegmentCursor,
+    mut at: u64,
+    data_end: u64,
+) -> std::io::Result<Option<u64>> {
+    loop {
+        if let Some(end) = cursor.after_unit_end(at)? {
+            return Ok(Some(end));
+        }
+        // `after_unit_end` stopped at the record that does not read.
+        let broken = cursor.offset();
+        match cursor.find_record(broken, data_end, None)? {
+            Some(next) => at = next,
+            None => return Ok(None),
+        }
+    }
 }
 
 /// What the search after a damaged record found.

@@ -23,10 +23,12 @@ pub enum Error {
 
     /// The log's next segment could not be created (in a directory made read-only, say), so
     /// the rotation failed. Nothing was made and nothing was written; the active segment is
-    /// whole and synced, and the log goes on in it: a later rotation tries again.
+    /// whole and synced. The log is not stopped: appends that still fit go into the active
+    /// segment, and each one that needs a new segment (the active one is full) tries the
+    /// rotation again and fails with this error until a segment can be created.
     #[error(
-        "cannot create the next log segment {}: {source}; nothing was written and the log goes \
-         on in its current segment",
+        "cannot create the next log segment {}: {source}; nothing was written, and appends \
+         that need a new segment fail until one can be created",
         path.display()
     )]
     SegmentNotCreated {

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use crate::config::{Limits, RecoveryMode};
 use crate::cursor::{SegmentCursor, Step};
 use crate::damage::{classify, Damage};
-use crate::error::{CorruptionKind, Error, Result};
+use crate::error::{Error, Result};
 use crate::fs::{FileSystem, OpenMode};
 use crate::position::Position;
 use crate::record::{Record, RecordRef};
 use crate::recovery::{Corruption, DamageAction};
-use crate::seal;
+use crate::seal_check::torn_seal_at;
 use crate::segment;
 
 /// A streaming reader over the log, from a start position up to the end the log had when the
@@ -116,44 +116,18 @@ impl WalReader {
                 Step::Stop { damage, kind } => {
                     let found = classify(cursor, damage, kind, self.salvage, &self.limits)
                         .map_err(io_error)?;
-                    if let Damage::Tail {
-                        unit_start,
-                        data_end,
-                        ..
-                    } = found
+                    // A seal a crash tore while rotation closed this segment: recovery
+                    // accepted it, as the next segment's opening states where it ends.
+                    if id != self.until.segment
+                        && torn_seal_at(cursor, &found, id, None)
+                            .map_err(io_error)?
+                            .is_some()
                     {
-                        // A seal a crash tore while rotation closed this segment: recovery
-                        // accepted it, as the next segment's opening states where it ends.
-                        if id != self.until.segment
-                            && data_end - unit_start <= seal::RECORD_LEN
-                            && seal::is_torn_seal(
-                                &cursor
-                                    .read_bytes(unit_start, data_end - unit_start)
-                                    .map_err(io_error)?,
-                                id,
-                                None,
-                                unit_start,
-                            )
-                        {
-                            self.current = None;
-                            continue;
-                        }
+                        self.current = None;
+                        continue;
                     }
                     // Outside the newest segment (which recovery cut) a hole is damage.
-                    let found = match found {
-                        Damage::Hole {
-                            unit_start,
-                            damage,
-                            resume,
-                            ..
-                        } => Damage::Middle {
-                            unit_start,
-                            damage,
-                            kind: CorruptionKind::Hole,
-                            resume,
-                        },
-                        other => other,
-                    };
+                    let found = found.hole_as_middle();
                     match found {
                         Damage::FreeSpace { .. } => self.current = None,
                         _ if !self.salvage => {
@@ -194,8 +168,15 @@ impl WalReader {
                             });
                             cursor.seek(resume);
                         }
-                        Damage::Middle { resume: None, .. } | Damage::Hole { .. } => {
-                            unreachable!("a salvage search resolves the damage; holes are mapped")
+                        // Salvage classifies damage with nowhere to resume as a tail, so this
+                        // is not expected; refused, as recovery would, never a panic.
+                        Damage::Middle { .. } | Damage::Hole { .. } => {
+                            let (offset, kind) = found.fault().expect("damage has a fault");
+                            return Err(Error::Corrupt {
+                                segment: id,
+                                offset,
+                                kind,
+                            });
                         }
                     }
                 }

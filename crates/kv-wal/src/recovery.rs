@@ -11,7 +11,7 @@ use crate::fs::{OpenMode, WalFile};
 use crate::position::Position;
 use crate::record::RecordRef;
 use crate::seal;
-use crate::seal_check::{check_seals, seal_fault, take_meta, Scanned};
+use crate::seal_check::{check_seals, seal_fault, take_meta, torn_seal_at, Scanned};
 use crate::segment;
 
 use std::sync::Arc;
@@ -182,27 +182,13 @@ pub(crate) fn recover(
                     let salvage = mode == RecoveryMode::Salvage;
                     let damage = classify(&mut cursor, damage, kind, salvage, &config.limits)
                         .map_err(|e| Error::io("read segment", &path, e))?;
-                    if let Damage::Tail {
-                        unit_start,
-                        data_end,
-                        ..
-                    } = damage
-                    {
-                        // A rotation that a crash interrupted while it sealed this segment.
-                        let torn = !is_last
-                            && seg.sealed.is_none()
-                            && data_end - unit_start <= seal::RECORD_LEN
-                            && seal::is_torn_seal(
-                                &cursor
-                                    .read_bytes(unit_start, data_end - unit_start)
-                                    .map_err(|e| Error::io("read segment", &path, e))?,
-                                id,
-                                Some(seg.records),
-                                unit_start,
-                            );
-                        if torn {
+                    // A rotation that a crash interrupted while it sealed this segment.
+                    if !is_last && seg.sealed.is_none() {
+                        let torn = torn_seal_at(&mut cursor, &damage, id, Some(seg.records))
+                            .map_err(|e| Error::io("read segment", &path, e))?;
+                        if let Some(seal_start) = torn {
                             seg.torn_seal = true;
-                            break unit_start;
+                            break seal_start;
                         }
                     }
                     match settle(mode, id, is_last, damage, &mut info)? {
@@ -319,23 +305,7 @@ fn settle(
             });
             Ok(Settled::EndsAt(unit_start))
         }
-        Damage::Hole {
-            unit_start,
-            damage: offset,
-            resume,
-            ..
-        } => settle(
-            mode,
-            segment,
-            is_last,
-            Damage::Middle {
-                unit_start,
-                damage: offset,
-                kind: CorruptionKind::Hole,
-                resume,
-            },
-            info,
-        ),
+        hole @ Damage::Hole { .. } => settle(mode, segment, is_last, hole.hole_as_middle(), info),
         Damage::Middle {
             unit_start,
             damage: offset,

@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use crate::config::RecoveryMode;
+use crate::cursor::SegmentCursor;
+use crate::damage::Damage;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::recovery::{Corruption, DamageAction, RecoveryInfo};
 use crate::seal::{self, Mark, Summary};
@@ -31,6 +33,31 @@ impl Scanned {
     pub(crate) fn matches(&self, summary: &Summary) -> bool {
         summary.len == self.data_end && (self.skipped || summary.records == self.records)
     }
+}
+
+/// Where the seal begins, when `damage`, found where a scan of segment `id` stopped, is a
+/// seal a crash tore while rotation closed the segment: a torn tail no longer than a seal,
+/// whose bytes are a prefix of the seal the segment would have had (`records`: how many
+/// records it holds, when that is known).
+pub(crate) fn torn_seal_at(
+    cursor: &mut SegmentCursor,
+    damage: &Damage,
+    id: u64,
+    records: Option<u64>,
+) -> std::io::Result<Option<u64>> {
+    let Damage::Tail {
+        unit_start,
+        data_end,
+        ..
+    } = *damage
+    else {
+        return Ok(None);
+    };
+    if data_end - unit_start > seal::RECORD_LEN {
+        return Ok(None);
+    }
+    let bytes = cursor.read_bytes(unit_start, data_end - unit_start)?;
+    Ok(seal::is_torn_seal(&bytes, id, records, unit_start).then_some(unit_start))
 }
 
 /// Takes in a record of the log's own found at `offset` of `seg` (`None`: not a seal or

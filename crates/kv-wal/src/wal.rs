@@ -475,12 +475,14 @@ impl Wal {
                 return Err(Error::StorageFull { path })
             }
             // No file was made (a directory made read-only, say) and the active segment is
-            // whole and synced: only this rotation failed, and appends go on into the active
-            // segment until one can be started.
+            // whole and synced: only this rotation failed. An append that still fits goes
+            // into the active segment; one that does not (a full segment) tries the rotation
+            // again and fails the same way, until a segment can be started.
             Err(SegmentError::Create(path, source)) => {
                 return Err(Error::SegmentNotCreated { path, source })
             }
-            // A failed directory fsync, above all, is never retried.
+            // A failed directory fsync, above all, is never retried; nor is a rotation that
+            // left a half-made segment behind.
             Err(e) => {
                 let cause = self
                     .shared
@@ -651,6 +653,13 @@ enum SegmentError {
     Create(PathBuf, std::io::Error),
     /// The file was made but the directory's fsync failed; the file was removed again.
     SyncDir(Error),
+    /// The file was made but its opening could not be written, and removing it failed too:
+    /// it is left behind.
+    Leftover {
+        path: PathBuf,
+        write: std::io::Error,
+        removal: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for SegmentError {
@@ -658,6 +667,15 @@ impl std::fmt::Display for SegmentError {
         match self {
             SegmentError::Create(path, e) => write!(f, "cannot create {}: {e}", path.display()),
             SegmentError::SyncDir(e) => write!(f, "{e}"),
+            SegmentError::Leftover {
+                path,
+                write,
+                removal,
+            } => write!(
+                f,
+                "cannot write the opening of {}: {write}; removing it again failed: {removal}",
+                path.display()
+            ),
         }
     }
 }
@@ -667,6 +685,9 @@ impl From<SegmentError> for Error {
         match e {
             SegmentError::Create(path, e) => Error::io("create segment", path, e),
             SegmentError::SyncDir(e) => e,
+            SegmentError::Leftover { path, write, .. } => {
+                Error::io("write the opening of", path, write)
+            }
         }
     }
 }
@@ -719,7 +740,16 @@ fn create_segment(
             .and_then(|()| file.sync_data())
         {
             drop(file);
-            let _ = fs.remove_file(&path);
+            // A file left behind would make every later rotation fail (its name is taken),
+            // and, were its name and opening to become durable, pass for the newest segment
+            // on reopen: only a removed file leaves the log as it was.
+            if let Err(removal) = fs.remove_file(&path) {
+                return Err(SegmentError::Leftover {
+                    path,
+                    write: e,
+                    removal,
+                });
+            }
             return Err(SegmentError::Create(path, e));
         }
         start = opening.len() as u64;

@@ -251,6 +251,44 @@ fn a_failed_directory_fsync_when_a_segment_fills_stops_the_log() {
     assert_eq!(records, acknowledged);
 }
 
+#[test]
+fn a_half_made_segment_that_cannot_be_removed_stops_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Always);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    let acknowledged: Vec<Record> = (0..3).map(nth_record).collect();
+    for record in &acknowledged {
+        wal.append(record).unwrap();
+    }
+    // The next segment's file is made; writing its opening fails, and so does removing it.
+    faults.fail_once(Op::Write, 0, Fault::Error(std::io::ErrorKind::Other));
+    faults.fail_once(
+        Op::Remove,
+        0,
+        Fault::Error(std::io::ErrorKind::PermissionDenied),
+    );
+    let err = wal.rotate().unwrap_err();
+    assert!(
+        matches!(&err, Error::Poisoned { cause } if cause.contains("removing it again failed")),
+        "{err}"
+    );
+    assert!(
+        dir.path().join("000001.wal").exists(),
+        "the faults left the file behind"
+    );
+    // Stopped, not failing each later rotation on the name the leftover takes.
+    assert!(matches!(wal.rotate(), Err(Error::Poisoned { .. })));
+    for j in 3..6 {
+        assert!(matches!(
+            wal.append(&nth_record(j)),
+            Err(Error::Poisoned { .. })
+        ));
+    }
+    drop(wal);
+    let (records, _) = reopen_records(plain(dir.path()));
+    assert_eq!(records, acknowledged);
+}
+
 /// A log of four segments, three records each (opened on `config`); returns the records.
 fn four_segments(config: WalConfig) -> (Wal, Vec<Record>) {
     let (mut wal, _) = Wal::open(config).unwrap();

@@ -521,3 +521,126 @@ fn salvage_skips_a_damaged_atomic_batch_whole_and_resumes_at_the_next_unit() {
     let batch_len: usize = batch.iter().map(Record::encoded_len).sum();
     assert_eq!(info.corruptions[0].bytes, batch_len as u64);
 }
+
+/// A log whose first segment (older, sealed) holds three records, then an atomic batch of
+/// five: a small record, one of 10,000 bytes, three small ones. Returns the records outside
+/// the batch, the batch and where it starts.
+fn log_with_a_long_batch(config: &WalConfig) -> (Vec<Record>, Vec<Record>, Position) {
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    let mut records: Vec<Record> = (0..3).map(nth_record).collect();
+    for record in &records {
+        wal.append(record).unwrap();
+    }
+    let batch = vec![
+        Record::put("batch-a", "first of five"),
+        Record::put("batch-b", vec![b'v'; 10_000]),
+        Record::put("batch-c", "third of five"),
+        Record::put("batch-d", "fourth of five"),
+        Record::put("batch-e", "fifth of five"),
+    ];
+    let start = wal.append_atomic(&batch).unwrap();
+    wal.rotate().unwrap();
+    for i in 3..6 {
+        wal.append(&nth_record(i)).unwrap();
+        records.push(nth_record(i));
+    }
+    wal.close().unwrap();
+    assert_eq!(start.segment, 0);
+    (records, batch, start)
+}
+
+/// Two damaged spots in one atomic batch of an older segment: a page of zeros inside its
+/// long record, a flipped bit in a later record (and, with `nothing_after`, every byte after
+/// that flipped as well, so nothing valid follows the second spot). Returns the offset of
+/// each batch record and where the batch ends.
+fn damage_the_batch_twice(
+    dir: &std::path::Path,
+    batch: &[Record],
+    start: Position,
+    nothing_after: bool,
+) -> Vec<u64> {
+    let mut offsets = vec![start.offset];
+    for record in batch {
+        offsets.push(offsets.last().unwrap() + record.encoded_len() as u64);
+    }
+    let path = segment_path(dir, 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = (offsets[1] as usize / 4096 + 1) * 4096;
+    assert!(
+        page + 4096 < offsets[2] as usize,
+        "the page lies inside the long record"
+    );
+    bytes[page..page + 4096].fill(0);
+    let flip_from = offsets[3] as usize + 12;
+    let flip_to = if nothing_after {
+        bytes.len()
+    } else {
+        flip_from + 1
+    };
+    for byte in &mut bytes[flip_from..flip_to] {
+        *byte ^= 0x04;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    offsets
+}
+
+#[test]
+fn salvage_resumes_after_a_batch_damaged_in_two_places() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).max_segment_size(1 << 20);
+    let (records, batch, start) = log_with_a_long_batch(&config);
+    let offsets = damage_the_batch_twice(dir.path(), &batch, start, false);
+
+    let strict = Wal::open(config.clone()).unwrap_err();
+    assert!(
+        matches!(strict, Error::Corrupt { segment: 0, .. }),
+        "{strict}"
+    );
+    let (recovered, info) = reopen_records(config.recovery_mode(RecoveryMode::Salvage));
+    assert_eq!(recovered, records, "none of the batch, every other record");
+    assert_eq!(info.corruptions.len(), 1, "{:?}", info.corruptions);
+    let skipped = info.corruptions[0];
+    assert_eq!(skipped.segment, 0);
+    assert_eq!(skipped.action, DamageAction::Skipped);
+    assert_eq!(skipped.bytes, offsets[5] - offsets[0], "the whole batch");
+}
+
+#[test]
+fn salvage_takes_a_batch_damaged_in_two_places_with_nothing_after_as_the_end_of_its_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path()).max_segment_size(1 << 20);
+    let (records, batch, start) = log_with_a_long_batch(&config);
+    damage_the_batch_twice(dir.path(), &batch, start, true);
+
+    let (recovered, info) = reopen_records(config.recovery_mode(RecoveryMode::Salvage));
+    assert_eq!(recovered, records, "none of the batch, every other record");
+    assert!(
+        info.corruptions.iter().any(|c| c.segment == 0
+            && c.offset > start.offset
+            && c.action == DamageAction::Skipped),
+        "{:?}",
+        info.corruptions
+    );
+}
+
+#[test]
+fn a_salvage_reader_over_a_batch_damaged_in_two_places_does_not_panic() {
+    for nothing_after in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path()).max_segment_size(1 << 20);
+        let (records, batch, start) = log_with_a_long_batch(&config);
+        damage_the_batch_twice(dir.path(), &batch, start, nothing_after);
+        // Replaying from the second segment, the open never scans the damaged one; the
+        // reader does.
+        let config = config.recovery_mode(RecoveryMode::Salvage);
+        let (wal, _) = Wal::open_with(config, Position::new(1, 0), |_, _| {}).unwrap();
+        let mut reader = wal.read_from(Position::START).unwrap();
+        let read: Vec<Record> = reader
+            .by_ref()
+            .map(|r| r.map(|(_, record)| record))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(read, records, "nothing_after: {nothing_after}");
+        assert!(!reader.skipped().is_empty());
+    }
+}
