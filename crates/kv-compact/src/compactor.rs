@@ -17,7 +17,8 @@
 //!
 //! A crash before step 4 leaves the old manifest in charge, with everything it names intact;
 //! a crash after it leaves garbage (the old snapshot, old segments, a temporary directory)
-//! that [`Compactor::open`] and the store's open remove.
+//! that the store's open removes ([`Compactor::remove_garbage`]) once it has found the
+//! manifest true to the directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -108,6 +109,8 @@ pub struct Compactor {
     stats: Mutex<CompactionStats>,
     /// Threads that encode shards for a snapshot; below 2, the appending thread encodes.
     encoders: usize,
+    /// Whether the directory had a manifest at open: without one, nothing is garbage.
+    had_manifest: bool,
 }
 
 /// What the manifest's lock guards.
@@ -141,12 +144,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Compactor {
-    /// Reads the manifest of `dir` (none means a plain log) and removes what a crash may have
-    /// left: a half-written manifest, unfinished or superseded snapshots. A directory that
-    /// holds snapshots but no manifest is refused ([`Error::MissingManifest`]), untouched.
+    /// Reads the manifest of `dir` (none means a plain log) and changes nothing: what a crash
+    /// may have left (a half-written manifest, unfinished or superseded snapshots) is removed
+    /// by [`remove_garbage`](Self::remove_garbage), once the store has checked the manifest
+    /// against the directory. A manifest restored from an older backup names an older
+    /// snapshot and log start; removing what it does not name before those are found
+    /// missing would delete the real current snapshot.
+    ///
+    /// A directory that holds snapshots but no manifest is refused
+    /// ([`Error::MissingManifest`]), untouched, unless `log_dir` still holds segment 0: every
+    /// compaction deletes it once its manifest is durable, so then none ever completed, the
+    /// log is whole, and the snapshots (left by an earlier version, which wrote no manifest
+    /// at creation, after a crashed first compaction) are not needed; they are left alone.
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
+        log_dir: &Path,
         compression: CompressionPolicy,
         limits: Limits,
     ) -> Result<Self> {
@@ -159,19 +172,12 @@ impl Compactor {
             });
         }
         let on_disk = Manifest::read(fs.as_ref(), dir)?;
-        let snapshots = dir.join(SNAPSHOTS);
-        let found = match fs.read_dir(&snapshots) {
-            Ok(names) => names,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io("list", snapshots, e)),
-        };
         let Some(manifest) = on_disk else {
             // Without a manifest nothing says which snapshot is current or where the log
             // continues after it, and the log alone may be the tail of a compacted store:
-            // refuse, and delete nothing. (Every store of this version writes its manifest
-            // when it is created, before any snapshot can exist.)
-            if !found.is_empty() {
-                let mut found = found;
+            // refuse, and delete nothing, unless the log is certainly whole.
+            let mut found = snapshot_names(fs.as_ref(), dir)?;
+            if !found.is_empty() && !holds_first_segment(fs.as_ref(), log_dir)? {
                 found.sort_unstable();
                 return Err(Error::MissingManifest {
                     path: dir.to_path_buf(),
@@ -185,38 +191,36 @@ impl Compactor {
                 limits,
                 Manifest::default(),
                 false,
-                0,
             ));
         };
-        let tmp = dir.join(MANIFEST_TMP);
-        match fs.remove_file(&tmp) {
+        Ok(Self::new(fs, dir, compression, limits, manifest, true))
+    }
+
+    /// Removes what the manifest makes garbage: a half-written manifest, a snapshot older
+    /// than the one it names (replaced by it), and a newer or unfinished one (a compaction
+    /// that failed or crashed before its manifest switch). Anything else is left alone, and
+    /// so is everything when the directory had no manifest at open.
+    ///
+    /// Call it only once the manifest has been found true to the directory: its snapshot
+    /// loaded whole and its first log segment present and opened.
+    pub fn remove_garbage(&self) -> Result<()> {
+        if !self.had_manifest {
+            return Ok(());
+        }
+        let current = lock(&self.manifest);
+        let tmp = self.dir.join(MANIFEST_TMP);
+        match self.fs.remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", tmp, e)),
         }
-        // Garbage is only what the durable manifest makes so: a snapshot older than the one
-        // it names (replaced by it), and a newer or unfinished one (a compaction that failed
-        // or crashed before its manifest switch). Anything else is left alone.
-        let current = manifest.snapshot.map(|id| snapshot::snapshot_dir(dir, id));
-        for name in found {
-            let path = snapshots.join(&name);
-            if Some(&path) != current.as_ref() && is_snapshot_name(&name) {
-                remove_dir_all(fs.as_ref(), &path)?;
+        let named = current.manifest.snapshot.map(snapshot::snapshot_name);
+        for name in snapshot_names(self.fs.as_ref(), &self.dir)? {
+            if Some(&name) != named.as_ref() {
+                remove_dir_all(self.fs.as_ref(), &self.dir.join(SNAPSHOTS).join(&name))?;
             }
         }
-        let snapshot_bytes = match &current {
-            Some(path) => dir_bytes(fs.as_ref(), path)?,
-            None => 0,
-        };
-        Ok(Self::new(
-            fs,
-            dir,
-            compression,
-            limits,
-            manifest,
-            true,
-            snapshot_bytes,
-        ))
+        Ok(())
     }
 
     fn new(
@@ -226,7 +230,6 @@ impl Compactor {
         limits: Limits,
         manifest: Manifest,
         recorded: bool,
-        snapshot_bytes: u64,
     ) -> Self {
         Compactor {
             fs,
@@ -240,9 +243,10 @@ impl Compactor {
                 unknown: None,
             }),
             closing: AtomicBool::new(false),
-            snapshot_bytes: AtomicU64::new(snapshot_bytes),
+            snapshot_bytes: AtomicU64::new(0),
             stats: Mutex::new(CompactionStats::default()),
             encoders: default_encoders(),
+            had_manifest: recorded,
         }
     }
 
@@ -305,19 +309,21 @@ impl Compactor {
     /// Loads the current snapshot, if any, into `sink` at time `now`.
     pub fn load_snapshot<S: Sink>(&self, sink: &S, now: u64) -> Result<Option<LogReplay>> {
         let manifest = self.manifest();
-        match manifest.snapshot {
-            Some(id) => snapshot::load(
-                &self.fs,
-                &self.dir,
-                id,
-                manifest.sum,
-                sink,
-                now,
-                self.limits,
-            )
-            .map(Some),
-            None => Ok(None),
-        }
+        let Some(id) = manifest.snapshot else {
+            return Ok(None);
+        };
+        let replayed = snapshot::load(
+            &self.fs,
+            &self.dir,
+            id,
+            manifest.sum,
+            sink,
+            now,
+            self.limits,
+        )?;
+        let bytes = dir_bytes(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, id))?;
+        self.snapshot_bytes.store(bytes, Ordering::Relaxed);
+        Ok(Some(replayed))
     }
 
     /// The figures of the compactions so far.
@@ -428,9 +434,12 @@ impl Compactor {
             Ok(sum)
         });
         let remove_new = || {
-            // The manifest was not switched: the new snapshot is garbage. Remove it now, or
-            // the next compaction could not reuse its id (a failure here is cleaned at open).
-            let _ = remove_dir_all(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, id));
+            // The manifest was not switched: the new snapshot is garbage, finished or not (a
+            // `.tmp` is never named by a manifest). Remove it now, or the next compaction
+            // could not reuse its id (a failure here is cleaned at open).
+            let fs = self.fs.as_ref();
+            let _ = remove_dir_all(fs, &snapshot::tmp_dir(&self.dir, id));
+            let _ = remove_dir_all(fs, &snapshot::snapshot_dir(&self.dir, id));
         };
         let sum = match written {
             Ok(sum) => sum,
@@ -539,6 +548,30 @@ impl Compactor {
 fn is_snapshot_name(name: &str) -> bool {
     let id = name.strip_suffix(TMP_SUFFIX).unwrap_or(name);
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The names in `dir/snapshots/` that are snapshots or unfinished ones; none if it is missing.
+fn snapshot_names(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<String>> {
+    let snapshots = dir.join(SNAPSHOTS);
+    match fs.read_dir(&snapshots) {
+        Ok(names) => Ok(names
+            .into_iter()
+            .filter(|name| is_snapshot_name(name))
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io("list", snapshots, e)),
+    }
+}
+
+/// Whether the log in `log_dir` still holds segment 0, which every compaction deletes.
+fn holds_first_segment(fs: &dyn FileSystem, log_dir: &Path) -> Result<bool> {
+    match fs.read_dir(log_dir) {
+        Ok(names) => Ok(names
+            .iter()
+            .any(|name| segment::parse_file_name(name) == Some(0))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("list", log_dir, e)),
+    }
 }
 
 /// The put records of every live entry of `shard`.
