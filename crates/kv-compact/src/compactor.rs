@@ -53,7 +53,10 @@ pub trait Source: Sync {
     /// that writers are not held up for a whole shard. An entry written meanwhile may be
     /// passed or not, and an entry may be passed twice: replaying the log from the rotation
     /// over the snapshot makes it right (see the module's documentation).
-    fn read_shard(&self, shard: usize, f: &mut EntrySink<'_>);
+    ///
+    /// `stop` is asked whenever the lock is released: when it says yes, the walk ends there
+    /// and this returns `false` (not every entry was passed); otherwise `true`.
+    fn read_shard(&self, shard: usize, stop: &dyn Fn() -> bool, f: &mut EntrySink<'_>) -> bool;
     /// Deletes the log's segments before `segment`.
     fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize>;
     /// Segments and bytes the log holds.
@@ -347,15 +350,14 @@ impl Compactor {
         if workers < 2 {
             for shard in 0..shards {
                 self.check_closing()?;
-                let records =
-                    encode_shard(source, shard, encoding).map_err(|e| writer.failed(e))?;
+                let records = self.encode_shard(source, shard, encoding, id)?;
                 writer.write(&records)?;
             }
             return writer.finish();
         }
         let next = AtomicUsize::new(0);
         std::thread::scope(|s| {
-            let (done, encoded) = sync_channel::<kv_wal::Result<Encoded>>(workers);
+            let (done, encoded) = sync_channel::<Result<Encoded>>(workers);
             for _ in 0..workers {
                 let (done, next) = (done.clone(), &next);
                 s.spawn(move || loop {
@@ -363,7 +365,7 @@ impl Compactor {
                     if shard >= shards {
                         return;
                     }
-                    let message = encode_shard(source, shard, encoding);
+                    let message = self.encode_shard(source, shard, encoding, id);
                     // The writer stops receiving only after a failure it already reports.
                     if done.send(message).is_err() {
                         return;
@@ -374,12 +376,40 @@ impl Compactor {
             for message in encoded {
                 // Returning drops the receiver: the workers stop at their next send.
                 self.check_closing()?;
-                let records = message.map_err(|e| writer.failed(e))?;
-                writer.write(&records)?;
+                writer.write(&message?)?;
             }
             Ok::<(), Error>(())
         })?;
         writer.finish()
+    }
+
+    /// The put records of every live entry of `shard`, for snapshot `id`. A shard whose
+    /// walk stopped because the store is closing is [`Error::Closed`]: it is incomplete.
+    fn encode_shard(
+        &self,
+        source: &dyn Source,
+        shard: usize,
+        encoding: Encoding,
+        id: u64,
+    ) -> Result<Encoded> {
+        let mut out = Encoded::new();
+        let mut failed = None;
+        let closing = || self.closing.load(Ordering::Relaxed);
+        let whole = source.read_shard(shard, &closing, &mut |key, value, deadline| {
+            if failed.is_none() {
+                failed = encoding.push(&mut out, key, value, deadline).err();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(Error::Snapshot {
+                id,
+                source: Arc::new(e),
+            });
+        }
+        if !whole {
+            return Err(Error::Closed);
+        }
+        Ok(out)
     }
 
     /// Stops a snapshot being written when the store is closing.
@@ -572,18 +602,6 @@ fn holds_first_segment(fs: &dyn FileSystem, log_dir: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io("list", log_dir, e)),
     }
-}
-
-/// The put records of every live entry of `shard`.
-fn encode_shard(source: &dyn Source, shard: usize, encoding: Encoding) -> kv_wal::Result<Encoded> {
-    let mut out = Encoded::new();
-    let mut failed = None;
-    source.read_shard(shard, &mut |key, value, deadline| {
-        if failed.is_none() {
-            failed = encoding.push(&mut out, key, value, deadline).err();
-        }
-    });
-    failed.map_or(Ok(out), Err)
 }
 
 /// Total size of the files in `dir`.

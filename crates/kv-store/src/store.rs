@@ -1125,7 +1125,12 @@ impl Source for StoreSource<'_> {
         self.0.durable.sink().shard_count()
     }
 
-    fn read_shard(&self, shard: usize, f: &mut kv_compact::EntrySink<'_>) {
+    fn read_shard(
+        &self,
+        shard: usize,
+        stop: &dyn Fn() -> bool,
+        f: &mut kv_compact::EntrySink<'_>,
+    ) -> bool {
         /// Entries copied out under one hold of a shard's lock (then encoded after it is
         /// released). A whole shard (440,000 entries of an ordered store on two cores) held
         /// writers 50 to 300 ms; 1,024 entries encoded under the lock still gave a buffered
@@ -1137,8 +1142,9 @@ impl Source for StoreSource<'_> {
             shard,
             now,
             CHUNK,
+            stop,
             |key, value, deadline| f(key, value, deadline),
-        );
+        )
     }
 
     fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize> {
