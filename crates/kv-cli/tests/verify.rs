@@ -191,3 +191,29 @@ fn verify_reports_a_cut_snapshot_and_a_missing_manifest_as_damage() {
     assert_eq!(output.status.code(), Some(1));
     assert_same_files(&before, &snapshot(dir.path()));
 }
+
+#[test]
+fn verify_reports_a_snapshot_lengthened_by_zeros_as_damage_and_keeps_the_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut script: String = (0..50).map(|i| format!("PUT key{i:02} v{i}\n")).collect();
+    script.push_str("COMPACT\nPUT last one\n");
+    assert_success(&run_on(dir.path(), &[], script.as_bytes()));
+    let snapshot_file = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap()
+        .join("000000.wal");
+    let mut longer = std::fs::read(&snapshot_file).unwrap();
+    longer.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&snapshot_file, &longer).unwrap();
+    let before = snapshot(dir.path());
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stdout(&output).starts_with("DAMAGED: ") && stdout(&output).contains("snapshot"),
+        "{}",
+        stdout(&output)
+    );
+    assert_same_files(&before, &snapshot(dir.path()));
+}

@@ -17,7 +17,8 @@
 //!
 //! A crash before step 4 leaves the old manifest in charge, with everything it names intact;
 //! a crash after it leaves garbage (the old snapshot, old segments, a temporary directory)
-//! that [`Compactor::open`] and the store's open remove.
+//! that the store's open removes ([`Compactor::remove_garbage`]) once it has found the
+//! manifest true to the directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -52,7 +53,10 @@ pub trait Source: Sync {
     /// that writers are not held up for a whole shard. An entry written meanwhile may be
     /// passed or not, and an entry may be passed twice: replaying the log from the rotation
     /// over the snapshot makes it right (see the module's documentation).
-    fn read_shard(&self, shard: usize, f: &mut EntrySink<'_>);
+    ///
+    /// `stop` is asked whenever the lock is released: when it says yes, the walk ends there
+    /// and this returns `false` (not every entry was passed); otherwise `true`.
+    fn read_shard(&self, shard: usize, stop: &dyn Fn() -> bool, f: &mut EntrySink<'_>) -> bool;
     /// Deletes the log's segments before `segment`.
     fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize>;
     /// Segments and bytes the log holds.
@@ -108,6 +112,8 @@ pub struct Compactor {
     stats: Mutex<CompactionStats>,
     /// Threads that encode shards for a snapshot; below 2, the appending thread encodes.
     encoders: usize,
+    /// Whether the directory had a manifest at open: without one, nothing is garbage.
+    had_manifest: bool,
 }
 
 /// What the manifest's lock guards.
@@ -141,12 +147,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Compactor {
-    /// Reads the manifest of `dir` (none means a plain log) and removes what a crash may have
-    /// left: a half-written manifest, unfinished or superseded snapshots. A directory that
-    /// holds snapshots but no manifest is refused ([`Error::MissingManifest`]), untouched.
+    /// Reads the manifest of `dir` (none means a plain log) and changes nothing: what a crash
+    /// may have left (a half-written manifest, unfinished or superseded snapshots) is removed
+    /// by [`remove_garbage`](Self::remove_garbage), once the store has checked the manifest
+    /// against the directory. A manifest restored from an older backup names an older
+    /// snapshot and log start; removing what it does not name before those are found
+    /// missing would delete the real current snapshot.
+    ///
+    /// A directory that holds snapshots but no manifest is refused
+    /// ([`Error::MissingManifest`]), untouched, unless `log_dir` still holds segment 0: every
+    /// compaction deletes it once its manifest is durable, so then none ever completed, the
+    /// log is whole, and the snapshots (left by an earlier version, which wrote no manifest
+    /// at creation, after a crashed first compaction) are not needed; they are left alone.
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
+        log_dir: &Path,
         compression: CompressionPolicy,
         limits: Limits,
     ) -> Result<Self> {
@@ -159,19 +175,12 @@ impl Compactor {
             });
         }
         let on_disk = Manifest::read(fs.as_ref(), dir)?;
-        let snapshots = dir.join(SNAPSHOTS);
-        let found = match fs.read_dir(&snapshots) {
-            Ok(names) => names,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io("list", snapshots, e)),
-        };
         let Some(manifest) = on_disk else {
             // Without a manifest nothing says which snapshot is current or where the log
             // continues after it, and the log alone may be the tail of a compacted store:
-            // refuse, and delete nothing. (Every store of this version writes its manifest
-            // when it is created, before any snapshot can exist.)
-            if !found.is_empty() {
-                let mut found = found;
+            // refuse, and delete nothing, unless the log is certainly whole.
+            let mut found = snapshot_names(fs.as_ref(), dir)?;
+            if !found.is_empty() && !holds_first_segment(fs.as_ref(), log_dir)? {
                 found.sort_unstable();
                 return Err(Error::MissingManifest {
                     path: dir.to_path_buf(),
@@ -185,38 +194,36 @@ impl Compactor {
                 limits,
                 Manifest::default(),
                 false,
-                0,
             ));
         };
-        let tmp = dir.join(MANIFEST_TMP);
-        match fs.remove_file(&tmp) {
+        Ok(Self::new(fs, dir, compression, limits, manifest, true))
+    }
+
+    /// Removes what the manifest makes garbage: a half-written manifest, a snapshot older
+    /// than the one it names (replaced by it), and a newer or unfinished one (a compaction
+    /// that failed or crashed before its manifest switch). Anything else is left alone, and
+    /// so is everything when the directory had no manifest at open.
+    ///
+    /// Call it only once the manifest has been found true to the directory: its snapshot
+    /// loaded whole and its first log segment present and opened.
+    pub fn remove_garbage(&self) -> Result<()> {
+        if !self.had_manifest {
+            return Ok(());
+        }
+        let current = lock(&self.manifest);
+        let tmp = self.dir.join(MANIFEST_TMP);
+        match self.fs.remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", tmp, e)),
         }
-        // Garbage is only what the durable manifest makes so: a snapshot older than the one
-        // it names (replaced by it), and a newer or unfinished one (a compaction that failed
-        // or crashed before its manifest switch). Anything else is left alone.
-        let current = manifest.snapshot.map(|id| snapshot::snapshot_dir(dir, id));
-        for name in found {
-            let path = snapshots.join(&name);
-            if Some(&path) != current.as_ref() && is_snapshot_name(&name) {
-                remove_dir_all(fs.as_ref(), &path)?;
+        let named = current.manifest.snapshot.map(snapshot::snapshot_name);
+        for name in snapshot_names(self.fs.as_ref(), &self.dir)? {
+            if Some(&name) != named.as_ref() {
+                remove_dir_all(self.fs.as_ref(), &self.dir.join(SNAPSHOTS).join(&name))?;
             }
         }
-        let snapshot_bytes = match &current {
-            Some(path) => dir_bytes(fs.as_ref(), path)?,
-            None => 0,
-        };
-        Ok(Self::new(
-            fs,
-            dir,
-            compression,
-            limits,
-            manifest,
-            true,
-            snapshot_bytes,
-        ))
+        Ok(())
     }
 
     fn new(
@@ -226,7 +233,6 @@ impl Compactor {
         limits: Limits,
         manifest: Manifest,
         recorded: bool,
-        snapshot_bytes: u64,
     ) -> Self {
         Compactor {
             fs,
@@ -240,9 +246,10 @@ impl Compactor {
                 unknown: None,
             }),
             closing: AtomicBool::new(false),
-            snapshot_bytes: AtomicU64::new(snapshot_bytes),
+            snapshot_bytes: AtomicU64::new(0),
             stats: Mutex::new(CompactionStats::default()),
             encoders: default_encoders(),
+            had_manifest: recorded,
         }
     }
 
@@ -305,19 +312,21 @@ impl Compactor {
     /// Loads the current snapshot, if any, into `sink` at time `now`.
     pub fn load_snapshot<S: Sink>(&self, sink: &S, now: u64) -> Result<Option<LogReplay>> {
         let manifest = self.manifest();
-        match manifest.snapshot {
-            Some(id) => snapshot::load(
-                &self.fs,
-                &self.dir,
-                id,
-                manifest.sum,
-                sink,
-                now,
-                self.limits,
-            )
-            .map(Some),
-            None => Ok(None),
-        }
+        let Some(id) = manifest.snapshot else {
+            return Ok(None);
+        };
+        let replayed = snapshot::load(
+            &self.fs,
+            &self.dir,
+            id,
+            manifest.sum,
+            sink,
+            now,
+            self.limits,
+        )?;
+        let bytes = dir_bytes(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, id))?;
+        self.snapshot_bytes.store(bytes, Ordering::Relaxed);
+        Ok(Some(replayed))
     }
 
     /// The figures of the compactions so far.
@@ -341,15 +350,14 @@ impl Compactor {
         if workers < 2 {
             for shard in 0..shards {
                 self.check_closing()?;
-                let records =
-                    encode_shard(source, shard, encoding).map_err(|e| writer.failed(e))?;
+                let records = self.encode_shard(source, shard, encoding, id)?;
                 writer.write(&records)?;
             }
             return writer.finish();
         }
         let next = AtomicUsize::new(0);
         std::thread::scope(|s| {
-            let (done, encoded) = sync_channel::<kv_wal::Result<Encoded>>(workers);
+            let (done, encoded) = sync_channel::<Result<Encoded>>(workers);
             for _ in 0..workers {
                 let (done, next) = (done.clone(), &next);
                 s.spawn(move || loop {
@@ -357,7 +365,7 @@ impl Compactor {
                     if shard >= shards {
                         return;
                     }
-                    let message = encode_shard(source, shard, encoding);
+                    let message = self.encode_shard(source, shard, encoding, id);
                     // The writer stops receiving only after a failure it already reports.
                     if done.send(message).is_err() {
                         return;
@@ -368,12 +376,40 @@ impl Compactor {
             for message in encoded {
                 // Returning drops the receiver: the workers stop at their next send.
                 self.check_closing()?;
-                let records = message.map_err(|e| writer.failed(e))?;
-                writer.write(&records)?;
+                writer.write(&message?)?;
             }
             Ok::<(), Error>(())
         })?;
         writer.finish()
+    }
+
+    /// The put records of every live entry of `shard`, for snapshot `id`. A shard whose
+    /// walk stopped because the store is closing is [`Error::Closed`]: it is incomplete.
+    fn encode_shard(
+        &self,
+        source: &dyn Source,
+        shard: usize,
+        encoding: Encoding,
+        id: u64,
+    ) -> Result<Encoded> {
+        let mut out = Encoded::new();
+        let mut failed = None;
+        let closing = || self.closing.load(Ordering::Relaxed);
+        let whole = source.read_shard(shard, &closing, &mut |key, value, deadline| {
+            if failed.is_none() {
+                failed = encoding.push(&mut out, key, value, deadline).err();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(Error::Snapshot {
+                id,
+                source: Arc::new(e),
+            });
+        }
+        if !whole {
+            return Err(Error::Closed);
+        }
+        Ok(out)
     }
 
     /// Stops a snapshot being written when the store is closing.
@@ -428,9 +464,12 @@ impl Compactor {
             Ok(sum)
         });
         let remove_new = || {
-            // The manifest was not switched: the new snapshot is garbage. Remove it now, or
-            // the next compaction could not reuse its id (a failure here is cleaned at open).
-            let _ = remove_dir_all(self.fs.as_ref(), &snapshot::snapshot_dir(&self.dir, id));
+            // The manifest was not switched: the new snapshot is garbage, finished or not (a
+            // `.tmp` is never named by a manifest). Remove it now, or the next compaction
+            // could not reuse its id (a failure here is cleaned at open).
+            let fs = self.fs.as_ref();
+            let _ = remove_dir_all(fs, &snapshot::tmp_dir(&self.dir, id));
+            let _ = remove_dir_all(fs, &snapshot::snapshot_dir(&self.dir, id));
         };
         let sum = match written {
             Ok(sum) => sum,
@@ -541,16 +580,28 @@ fn is_snapshot_name(name: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The put records of every live entry of `shard`.
-fn encode_shard(source: &dyn Source, shard: usize, encoding: Encoding) -> kv_wal::Result<Encoded> {
-    let mut out = Encoded::new();
-    let mut failed = None;
-    source.read_shard(shard, &mut |key, value, deadline| {
-        if failed.is_none() {
-            failed = encoding.push(&mut out, key, value, deadline).err();
-        }
-    });
-    failed.map_or(Ok(out), Err)
+/// The names in `dir/snapshots/` that are snapshots or unfinished ones; none if it is missing.
+fn snapshot_names(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<String>> {
+    let snapshots = dir.join(SNAPSHOTS);
+    match fs.read_dir(&snapshots) {
+        Ok(names) => Ok(names
+            .into_iter()
+            .filter(|name| is_snapshot_name(name))
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io("list", snapshots, e)),
+    }
+}
+
+/// Whether the log in `log_dir` still holds segment 0, which every compaction deletes.
+fn holds_first_segment(fs: &dyn FileSystem, log_dir: &Path) -> Result<bool> {
+    match fs.read_dir(log_dir) {
+        Ok(names) => Ok(names
+            .iter()
+            .any(|name| segment::parse_file_name(name) == Some(0))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("list", log_dir, e)),
+    }
 }
 
 /// Total size of the files in `dir`.

@@ -30,9 +30,12 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// The directory holds snapshots but no manifest: the manifest that says which snapshot
-    /// is current, and where the log continues after it, is missing. Opening the log alone
-    /// would lose what was compacted into a snapshot, so nothing is opened or changed.
+    /// The directory holds snapshots but no manifest, and its log no longer holds segment 0
+    /// (which every compaction deletes): the manifest that says which snapshot is current,
+    /// and where the log continues after it, is missing. Opening the log alone would lose
+    /// what was compacted into a snapshot, so nothing is opened or changed. Restoring an
+    /// older manifest is safe: an open deletes nothing until the manifest it reads is found
+    /// true to the directory.
     #[error(
         "{} holds snapshots ({}) but no MANIFEST, which names the current snapshot and where \
          the log continues after it; nothing was changed. Restore MANIFEST (from a backup or \

@@ -24,12 +24,18 @@ pub const TMP_SUFFIX: &str = ".tmp";
 /// Snapshot segments are cut at this size: few files, read in one pass.
 const SEGMENT_SIZE: u64 = 1 << 30;
 
-/// The directory of snapshot `id` in the store directory `dir`.
-pub fn snapshot_dir(dir: &Path, id: u64) -> PathBuf {
-    dir.join(SNAPSHOTS).join(format!("{id:06}"))
+/// The name of snapshot `id`'s directory in `snapshots/`.
+pub(crate) fn snapshot_name(id: u64) -> String {
+    format!("{id:06}")
 }
 
-fn tmp_dir(dir: &Path, id: u64) -> PathBuf {
+/// The directory of snapshot `id` in the store directory `dir`.
+pub fn snapshot_dir(dir: &Path, id: u64) -> PathBuf {
+    dir.join(SNAPSHOTS).join(snapshot_name(id))
+}
+
+/// The directory snapshot `id` is written in until it is complete.
+pub(crate) fn tmp_dir(dir: &Path, id: u64) -> PathBuf {
     dir.join(SNAPSHOTS).join(format!("{id:06}{TMP_SUFFIX}"))
 }
 
@@ -195,13 +201,8 @@ impl SnapshotWriter {
     }
 }
 
-/// The length and CRC-32 of the segments of the log in `path`, in segment order.
-///
-/// CRC-32 (IEEE), not the log's CRC-32C: every record ends with the CRC-32C of its own
-/// bytes, and a CRC-32C run over such records depends only on their lengths (each record
-/// brings the register back to the same residue), so it could not tell two snapshots of
-/// valid records of the same lengths apart.
-fn segments_sum(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32)> {
+/// The ids of the segments of the log in `path`, in order.
+fn segment_ids(fs: &dyn FileSystem, path: &Path) -> Result<Vec<u64>> {
     let mut ids: Vec<u64> = fs
         .read_dir(path)
         .map_err(|e| Error::io("list", path, e))?
@@ -209,6 +210,30 @@ fn segments_sum(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32)> {
         .filter_map(|name| kv_wal::segment::parse_file_name(name))
         .collect();
     ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The total length of the segments of the log in `path`, from their sizes.
+fn segments_len(fs: &dyn FileSystem, path: &Path) -> Result<u64> {
+    let mut bytes = 0;
+    for id in segment_ids(fs, path)? {
+        let file_path = path.join(kv_wal::segment::file_name(id));
+        let file = fs
+            .open(&file_path, kv_wal::fs::OpenMode::Read)
+            .map_err(|e| Error::io("open", &file_path, e))?;
+        bytes += file.size().map_err(|e| Error::io("read", &file_path, e))?;
+    }
+    Ok(bytes)
+}
+
+/// The length and CRC-32 of the segments of the log in `path`, in segment order.
+///
+/// CRC-32 (IEEE), not the log's CRC-32C: every record ends with the CRC-32C of its own
+/// bytes, and a CRC-32C run over such records depends only on their lengths (each record
+/// brings the register back to the same residue), so it could not tell two snapshots of
+/// valid records of the same lengths apart.
+fn segments_sum(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32)> {
+    let ids = segment_ids(fs, path)?;
     let mut bytes = 0u64;
     let mut crc = crc32fast::Hasher::new();
     let mut buffer = vec![0u8; 1 << 20];
@@ -266,7 +291,19 @@ pub fn load<S: Sink>(
         path: path.clone(),
         reason,
     };
-    // Records first: damage inside one is reported with its segment and offset.
+    // The length before anything else: replaying opens the snapshot as a log, and closing
+    // that cuts a tail of zeros, so a snapshot lengthened by zeros would be changed before
+    // it was found different (and then match its sum).
+    if let Some(sum) = sum {
+        let bytes = segments_len(fs.as_ref(), &path)?;
+        if bytes != sum.bytes {
+            return Err(damaged(format!(
+                "its segments hold {bytes} bytes, the manifest says {}",
+                sum.bytes
+            )));
+        }
+    }
+    // Records next: damage inside one is reported with its segment and offset.
     let replayed = load_log(config(path.clone(), fs, limits), sink, now)
         .map_err(|source| Error::Load { id, source })?;
     if let Some(sum) = sum {

@@ -209,27 +209,45 @@ impl Sharded {
     /// Each chunk is copied out under the lock and `f` (a snapshot's encoding, checksumming
     /// and writing) runs on the copy after the lock is released, so a writer waits for a
     /// copy of `chunk` entries at most.
+    ///
+    /// `stop` is asked between chunks: when it says yes the walk ends there, and this returns
+    /// `false` (the shard was not walked whole); otherwise `true`. A hash table reorganised
+    /// between two chunks sends the walk back to its first bucket: after
+    /// four of those (writers growing the table as fast as it is walked), the
+    /// rest is walked under one hold of the lock, so that the walk, and a close waiting for
+    /// it, ends.
     pub fn for_each_in_shard_chunked(
         &self,
         shard: usize,
         now: u64,
         chunk: usize,
+        stop: impl Fn() -> bool,
         mut f: impl FnMut(&[u8], &[u8], Option<u64>),
-    ) {
+    ) -> bool {
         let mut cursor = Cursor::default();
+        let mut restarts = 0;
         // One buffer for a chunk's keys and values, and where each entry lies in it.
         let mut bytes: Vec<u8> = Vec::new();
         let mut entries: Vec<(usize, usize, usize, Option<u64>)> = Vec::with_capacity(chunk);
         loop {
             bytes.clear();
             entries.clear();
+            let max = if restarts >= MAX_RESTARTS {
+                usize::MAX
+            } else {
+                chunk.max(1)
+            };
+            let before = cursor.clone();
             let state = self.shards[shard].state.read();
-            let done = state.walk(&mut cursor, chunk.max(1), now, |e: &Entry| {
+            let done = state.walk(&mut cursor, max, now, |e: &Entry| {
                 entries.push((bytes.len(), e.key().len(), e.value().len(), e.deadline()));
                 bytes.extend_from_slice(e.key());
                 bytes.extend_from_slice(e.value());
             });
             drop(state);
+            if restarted(&before, &cursor) {
+                restarts += 1;
+            }
             for &(at, key, value, deadline) in &entries {
                 f(
                     &bytes[at..at + key],
@@ -238,7 +256,10 @@ impl Sharded {
                 );
             }
             if done {
-                return;
+                return true;
+            }
+            if stop() {
+                return false;
             }
         }
     }
@@ -365,6 +386,30 @@ impl Sharded {
                 keys
             }
         }
+    }
+}
+
+/// How many times a chunked walk of a hash shard may be sent back to its first bucket by a
+/// reorganised table before it walks the rest under one hold of the lock.
+const MAX_RESTARTS: usize = 4;
+
+/// Whether a walk step from `before` to `after` started over: the hash table it resumed in
+/// was resized or rehashed since the step before.
+fn restarted(before: &Cursor, after: &Cursor) -> bool {
+    match (before, after) {
+        (
+            Cursor::Bucket {
+                buckets,
+                reorganised,
+                ..
+            },
+            Cursor::Bucket {
+                buckets: now_buckets,
+                reorganised: now_reorganised,
+                ..
+            },
+        ) => buckets != now_buckets || reorganised != now_reorganised,
+        _ => false,
     }
 }
 
@@ -537,24 +582,107 @@ mod tests {
                     }
                     overwritten.store(true, Ordering::Release);
                 });
-                state.for_each_in_shard_chunked(0, 0, CHUNK, |_, value, _| {
-                    if !started.swap(true, Ordering::AcqRel) {
-                        // The first entry handed out: let every write in before going on
-                        // (bounded: a walk that still held the lock would keep them out).
-                        let deadline = Instant::now() + Duration::from_secs(5);
-                        while !overwritten.load(Ordering::Acquire) && Instant::now() < deadline {
-                            std::thread::yield_now();
+                state.for_each_in_shard_chunked(
+                    0,
+                    0,
+                    CHUNK,
+                    || false,
+                    |_, value, _| {
+                        if !started.swap(true, Ordering::AcqRel) {
+                            // The first entry handed out: let every write in before going on
+                            // (bounded: a walk that still held the lock would keep them out).
+                            let deadline = Instant::now() + Duration::from_secs(5);
+                            while !overwritten.load(Ordering::Acquire) && Instant::now() < deadline
+                            {
+                                std::thread::yield_now();
+                            }
                         }
-                    }
-                    walked += 1;
-                    new_values += usize::from(value == b"new");
-                });
+                        walked += 1;
+                        new_values += usize::from(value == b"new");
+                    },
+                );
             });
             assert!(walked >= KEYS as usize, "{kind:?}: every entry seen");
             assert!(
                 new_values > 0,
                 "{kind:?}: the walk saw none of the writes made after its first chunk"
             );
+        }
+    }
+
+    /// A walk of a hash shard whose table writers keep reorganising (new keys in, old ones
+    /// out: the tombstones fill it, and it is rehashed) ends while they go on: after a few
+    /// restarts from the first bucket it walks the rest under one hold of the lock.
+    #[test]
+    fn a_chunked_walk_ends_while_writers_keep_reorganising_the_table() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::{Duration, Instant};
+        let state = Sharded::new(IndexKind::Hash, 1);
+        // Just below the 3,584 entries a table of 4,096 buckets takes: deletes leave
+        // tombstones, and the table is rehashed every few hundred writes.
+        const LIVE: u64 = 3580;
+        for i in 0..LIVE {
+            state.apply(put(&i.to_be_bytes()), 0);
+        }
+        let (done, walked_in) = (AtomicBool::new(false), std::sync::Mutex::new(None));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Churn for a bounded time: each new key in, the oldest out.
+                let started = Instant::now();
+                let mut next = LIVE;
+                while !done.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(8) {
+                    state.apply(put(&next.to_be_bytes()), 0);
+                    state.apply(
+                        OpRef::Delete {
+                            key: &(next - LIVE).to_be_bytes(),
+                        },
+                        0,
+                    );
+                    next += 1;
+                }
+            });
+            let started = Instant::now();
+            let whole = state.for_each_in_shard_chunked(
+                0,
+                0,
+                16,
+                || false,
+                |_, _, _| {
+                    std::thread::sleep(Duration::from_micros(5));
+                },
+            );
+            assert!(whole);
+            *walked_in.lock().unwrap() = Some(started.elapsed());
+            done.store(true, Ordering::Relaxed);
+        });
+        let took = walked_in.lock().unwrap().unwrap();
+        // Without the bound on restarts, it ended only when the churn did (after 8 s).
+        assert!(took < Duration::from_secs(6), "the walk took {took:?}");
+    }
+
+    /// A walk asked to stop ends at the next chunk, saying it did not see the whole shard.
+    #[test]
+    fn a_chunked_walk_stops_between_chunks_when_asked() {
+        for kind in [IndexKind::Hash, IndexKind::Ordered] {
+            let state = Sharded::new(kind, 1);
+            for i in 0..1000u32 {
+                state.apply(put(&i.to_be_bytes()), 0);
+            }
+            let mut seen = 0;
+            let stop = std::cell::Cell::new(false);
+            let whole = state.for_each_in_shard_chunked(
+                0,
+                0,
+                10,
+                || stop.get(),
+                |_, _, _| {
+                    seen += 1;
+                    stop.set(true);
+                },
+            );
+            assert!(!whole, "{kind:?}");
+            assert_eq!(seen, 10, "{kind:?}: one chunk, then the stop");
+            assert!(state.for_each_in_shard_chunked(0, 0, 10, || false, |_, _, _| {}));
         }
     }
 

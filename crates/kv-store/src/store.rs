@@ -169,11 +169,20 @@ impl KvStore {
             .and_then(|()| file_system.lock_dir(&path))
             .map_err(|e| Error::from_open(path.clone(), kv_durable::Error::Open(Arc::new(e))))?;
         let compacting = |e| Error::Compaction(Arc::new(e));
-        let compactor = Compactor::open(Arc::clone(&file_system), &path, compression, wal.limits)
-            .map_err(compacting)?
-            .with_encoders(options.compaction_threads);
-        let log_from = compactor.log_from();
         let wal_dir = path.join(WAL_DIR);
+        // Opening the compactor deletes nothing: the manifest is first checked against the
+        // directory (its log start present, its snapshot whole, the log opened), and only
+        // then is what it does not name removed, below.
+        let compactor = Compactor::open(
+            Arc::clone(&file_system),
+            &path,
+            &wal_dir,
+            compression,
+            wal.limits,
+        )
+        .map_err(compacting)?
+        .with_encoders(options.compaction_threads);
+        let log_from = compactor.log_from();
         if compactor.is_recorded() {
             check_log_start(&*file_system, &path, &wal_dir, log_from.segment)?;
         }
@@ -188,6 +197,13 @@ impl KvStore {
         };
         let (durable, mut report) = Durable::open(wal, log_from, state, durable_options)
             .map_err(|e| Error::from_open(path.clone(), e))?;
+        // The manifest holds true: the snapshots and manifest a crash left are garbage.
+        match compactor.remove_garbage() {
+            Ok(()) => {}
+            // `kv verify`'s file system refuses every change: the garbage stays.
+            Err(kv_compact::Error::Io { source, .. }) if is_refused(&source) => {}
+            Err(e) => return Err(compacting(e)),
+        }
         if !compactor.is_recorded() {
             // A new store, or a log written without a manifest (nori-wal's): from now on the
             // manifest says where the log starts, so a lost first segment is found missing.
@@ -1109,7 +1125,12 @@ impl Source for StoreSource<'_> {
         self.0.durable.sink().shard_count()
     }
 
-    fn read_shard(&self, shard: usize, f: &mut kv_compact::EntrySink<'_>) {
+    fn read_shard(
+        &self,
+        shard: usize,
+        stop: &dyn Fn() -> bool,
+        f: &mut kv_compact::EntrySink<'_>,
+    ) -> bool {
         /// Entries copied out under one hold of a shard's lock (then encoded after it is
         /// released). A whole shard (440,000 entries of an ordered store on two cores) held
         /// writers 50 to 300 ms; 1,024 entries encoded under the lock still gave a buffered
@@ -1121,8 +1142,9 @@ impl Source for StoreSource<'_> {
             shard,
             now,
             CHUNK,
+            stop,
             |key, value, deadline| f(key, value, deadline),
-        );
+        )
     }
 
     fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize> {

@@ -251,6 +251,17 @@ fn a_fault_at_any_file_operation_of_a_compaction_loses_nothing() {
             faults.fail_once(op, skip, Fault::Error(std::io::ErrorKind::Other));
             let result = store.compact();
             faults.clear();
+            // A failed compaction removes its unfinished snapshot too, not only a finished
+            // one; a successful one leaves none.
+            let unfinished: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|name| name.ends_with(".tmp"))
+                .collect();
+            assert!(
+                unfinished.is_empty(),
+                "fault at {op:?} call {skip} ({result:?}) left {unfinished:?}"
+            );
             if result.is_err() {
                 injected += 1;
                 assert!(matches!(
@@ -373,6 +384,17 @@ fn a_compaction_with_an_unknown_outcome_deletes_nothing_and_blocks_compaction() 
             faults.fail_once(Op::Open, open, Fault::Error(std::io::ErrorKind::Other));
             let result = store.compact();
             faults.clear();
+            // A failed compaction removes its unfinished snapshot too, not only a finished
+            // one; a successful one leaves none.
+            let unfinished: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|name| name.ends_with(".tmp"))
+                .collect();
+            assert!(
+                unfinished.is_empty(),
+                "faults at sync_dir {sync}, open {open} ({result:?}) left {unfinished:?}"
+            );
             let snapshots = || {
                 let mut names: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
                     .unwrap()

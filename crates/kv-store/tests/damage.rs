@@ -269,3 +269,159 @@ fn open_removes_only_snapshots_the_manifest_replaced_or_never_named() {
     names.sort();
     assert_eq!(names, ["000001", "kept by hand", "notes.txt"]);
 }
+
+/// The snapshot directories in `dir`.
+fn snapshot_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `files(dir)` without the lock file, which every open creates.
+fn files_but_lock(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = files(dir);
+    out.remove(&dir.join("LOCK"));
+    out
+}
+
+#[test]
+fn an_older_manifest_restored_from_a_backup_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    let mut model = put_keys(&store, 0, 50);
+    let at_creation = std::fs::read(dir.path().join("MANIFEST")).unwrap();
+    store.compact().unwrap();
+    let after_first = std::fs::read(dir.path().join("MANIFEST")).unwrap();
+    model.extend(put_keys(&store, 50, 50));
+    store.compact().unwrap();
+    model.extend(put_keys(&store, 100, 1));
+    store.close().unwrap();
+    let current = std::fs::read(dir.path().join("MANIFEST")).unwrap();
+    assert_eq!(snapshot_names(dir.path()), ["000002"]);
+
+    // Backups of the manifest from after the first compaction (it names snapshot 1, gone,
+    // and a log start compacted away) and from the store's creation (no snapshot, log from
+    // segment 0, gone): opening with either is refused, and snapshot 2 and the log stay
+    // byte for byte.
+    for (case, old) in [
+        ("after the first compaction", &after_first),
+        ("at creation", &at_creation),
+    ] {
+        std::fs::write(dir.path().join("MANIFEST"), old).unwrap();
+        let before = files_but_lock(dir.path());
+        refused(dir.path(), case);
+        assert_eq!(files_but_lock(dir.path()), before, "{case}");
+    }
+
+    // With the current manifest back, every key is there.
+    std::fs::write(dir.path().join("MANIFEST"), current).unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+}
+
+#[test]
+fn a_manifest_naming_a_missing_snapshot_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    compacted_store(dir.path());
+    // Snapshot 1, the one the manifest names, moved aside as 000002: garbage by the
+    // manifest's word, but the manifest is wrong about the directory, so nothing may go.
+    let snapshots = dir.path().join("snapshots");
+    std::fs::rename(snapshots.join("000001"), snapshots.join("000002")).unwrap();
+    let before = files_but_lock(dir.path());
+    refused(dir.path(), "the named snapshot missing");
+    assert_eq!(files_but_lock(dir.path()), before);
+}
+
+#[test]
+fn a_store_of_an_earlier_version_with_an_unfinished_first_snapshot_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = long_log(dir.path());
+    // As an earlier version left it: no manifest (it wrote none at creation), and the
+    // unfinished snapshot of a first compaction that crashed. Segment 0 is there, so no
+    // compaction ever completed: the log is whole.
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    let unfinished = dir.path().join("snapshots").join("000001.tmp");
+    std::fs::create_dir_all(&unfinished).unwrap();
+    std::fs::write(unfinished.join("000000.wal"), b"partial").unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+    store.close().unwrap();
+    // Opened without deleting anything.
+    assert_eq!(
+        std::fs::read(unfinished.join("000000.wal")).unwrap(),
+        b"partial"
+    );
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+}
+
+#[test]
+fn a_file_beside_the_snapshots_does_not_stand_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = long_log(dir.path());
+    // A log without a manifest whose first segment its own retention removed, and a note
+    // in an otherwise empty snapshots directory: no snapshot, so nothing is missing.
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    std::fs::remove_file(dir.path().join("wal").join("000000.wal")).unwrap();
+    std::fs::create_dir(dir.path().join("snapshots")).unwrap();
+    std::fs::write(dir.path().join("snapshots").join("notes.txt"), b"mine").unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    let kept = contents(&store);
+    assert!(!kept.is_empty() && kept.len() < model.len());
+    store.close().unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("snapshots").join("notes.txt")).unwrap(),
+        b"mine"
+    );
+}
+
+#[test]
+fn a_complete_snapshot_without_a_manifest_or_segment_0_is_still_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    compacted_store(dir.path());
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    // An unfinished snapshot beside it changes nothing.
+    std::fs::create_dir(dir.path().join("snapshots").join("000002.tmp")).unwrap();
+    let before = files_but_lock(dir.path());
+    let err = refused(dir.path(), "no manifest, no segment 0");
+    let Error::Compaction(cause) = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(**cause, kv_compact::Error::MissingManifest { .. }),
+        "{err}"
+    );
+    assert_eq!(files_but_lock(dir.path()), before);
+    assert_eq!(snapshot_names(dir.path()), ["000001", "000002.tmp"]);
+}
+
+#[test]
+fn a_snapshot_lengthened_by_zeros_is_refused_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = compacted_store(dir.path());
+    let segment = the_snapshot_segment(dir.path());
+    let whole = std::fs::read(&segment).unwrap();
+    let mut longer = whole.clone();
+    longer.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&segment, &longer).unwrap();
+    let err = refused(dir.path(), "zeros appended");
+    let Error::Compaction(cause) = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        matches!(**cause, kv_compact::Error::CorruptSnapshot { id: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        longer,
+        "the zeros were cut"
+    );
+
+    std::fs::write(&segment, &whole).unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+}
