@@ -109,17 +109,8 @@ pub fn parse_manifest(data: &[u8]) {
 /// after each step that they agree.
 pub fn store_operations(data: &[u8]) {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let options = || {
-        Options::default()
-            .index(IndexKind::Ordered)
-            .shards(2)
-            .segment_size(4096)
-            .durability(Durability::None)
-            .auto_compact(None)
-            .sweep_interval(Duration::ZERO)
-    };
-    let mut store = KvStore::open_with(dir.path(), options()).expect("open");
-    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut store = KvStore::open_with(dir.path(), small_store_options()).expect("open");
+    let mut model = Model::new();
     let mut bytes = data.iter().copied();
     let mut next = move || bytes.next();
     while let Some(op) = next() {
@@ -154,7 +145,7 @@ pub fn store_operations(data: &[u8]) {
             }
             6 => {
                 store.close().expect("close");
-                store = KvStore::open_with(dir.path(), options()).expect("reopen");
+                store = KvStore::open_with(dir.path(), small_store_options()).expect("reopen");
             }
             _ => {
                 assert_eq!(
@@ -163,12 +154,7 @@ pub fn store_operations(data: &[u8]) {
                 );
             }
         }
-        let scanned: BTreeMap<Vec<u8>, Vec<u8>> = store
-            .range::<&[u8]>(..)
-            .expect("ordered")
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect();
-        assert_eq!(scanned, model);
+        assert_eq!(entries_of(&store), model);
     }
 }
 
@@ -228,9 +214,9 @@ pub fn recover_directory(data: &[u8]) {
     assert_eq!(read.max(replayed), replayed);
 }
 
-/// The options `damaged_store` writes and opens its store with: small segments, so the log
-/// after the snapshot spans several (sealed) segments.
-fn damaged_store_options() -> Options {
+/// The options the store targets open their stores with: the ordered index (so a scan can
+/// compare with a model), and small segments, so a log soon spans several (sealed) ones.
+fn small_store_options() -> Options {
     Options::default()
         .index(IndexKind::Ordered)
         .shards(2)
@@ -242,6 +228,15 @@ fn damaged_store_options() -> Options {
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// Every live entry of `store`, in key order.
+fn entries_of(store: &KvStore) -> Model {
+    store
+        .range::<&[u8]>(..)
+        .expect("ordered")
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
+}
+
 /// A store written once: puts, a compaction (a snapshot and a manifest), then writes that
 /// fill several log segments. With the state after each prefix of the writes since the
 /// snapshot, the last one being the whole store.
@@ -249,7 +244,7 @@ fn pristine_store() -> &'static (tempfile::TempDir, Vec<Model>) {
     static STORE: OnceLock<(tempfile::TempDir, Vec<Model>)> = OnceLock::new();
     STORE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = KvStore::open_with(dir.path(), damaged_store_options()).expect("open");
+        let store = KvStore::open_with(dir.path(), small_store_options()).expect("open");
         let mut model = Model::new();
         for i in 0..40u8 {
             let (key, value) = (vec![b'k', i], vec![i; 60]);
@@ -353,17 +348,13 @@ pub fn damaged_store(data: &[u8]) {
     }
 
     let before = contents(dir.path());
-    match KvStore::open_with(dir.path(), damaged_store_options()) {
+    match KvStore::open_with(dir.path(), small_store_options()) {
         Err(_) => assert!(
             contents(dir.path()) == before,
             "an open that failed changed the directory"
         ),
         Ok(store) => {
-            let state: Model = store
-                .range::<&[u8]>(..)
-                .expect("ordered")
-                .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .collect();
+            let state = entries_of(&store);
             drop(store);
             let whole = states.last().expect("states");
             if newest_touched {
