@@ -43,18 +43,32 @@ impl ReadOnlyLog {
     }
 
     fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
-        match path.strip_prefix(&self.shown) {
-            Ok(rest) => Ok(self.real.join(rest)),
-            Err(_) => Err(refused("reach outside the store", path)),
-        }
+        real_path(&self.shown, &self.real, path, WHO)
     }
 }
 
+/// Who refuses, in this layer's messages.
+const WHO: &str = "kv verify";
+
 fn refused(what: &str, path: &Path) -> io::Error {
+    refusal(WHO, what, path)
+}
+
+/// The real path that `path`, under the private directory `shown`, stands for under `real`;
+/// refused (by `who`) outside it. Shared by the read-only layers.
+pub(crate) fn real_path(shown: &Path, real: &Path, path: &Path, who: &str) -> io::Result<PathBuf> {
+    match path.strip_prefix(shown) {
+        Ok(rest) => Ok(real.join(rest)),
+        Err(_) => Err(refusal(who, "reach outside the store", path)),
+    }
+}
+
+/// A read-only layer's refusal to `what` `path`.
+pub(crate) fn refusal(who: &str, what: &str, path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::PermissionDenied,
         format!(
-            "kv verify changes nothing: refused to {what} {}",
+            "{who} changes nothing: refused to {what} {}",
             path.display()
         ),
     )

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use kv_wal::fs::{FileSystem, OpenMode, StdFileSystem, WalFile};
 
-use crate::readonly_fs::read_at_retrying;
+use crate::readonly_fs::{read_at_retrying, real_path, refusal};
 
 /// Shows the store in `real` at the private directory `shown`, changing nothing in `real`.
 #[derive(Debug)]
@@ -54,10 +54,7 @@ impl ReadOnlyView {
     }
 
     fn real_path(&self, path: &Path) -> io::Result<PathBuf> {
-        match path.strip_prefix(&self.shown) {
-            Ok(rest) => Ok(self.real.join(rest)),
-            Err(_) => Err(refused("reach outside the store", path)),
-        }
+        real_path(&self.shown, &self.real, path, WHO)
     }
 
     fn changes(&self) -> std::sync::MutexGuard<'_, Changes> {
@@ -78,14 +75,11 @@ impl ReadOnlyView {
     }
 }
 
+/// Who refuses, in this layer's messages.
+const WHO: &str = "a read-only view";
+
 fn refused(what: &str, path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        format!(
-            "a read-only view changes nothing: refused to {what} {}",
-            path.display()
-        ),
-    )
+    refusal(WHO, what, path)
 }
 
 impl FileSystem for ReadOnlyView {
