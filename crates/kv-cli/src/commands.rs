@@ -43,8 +43,7 @@ pub fn put(
     ttl: Option<u64>,
 ) -> Outcome {
     let store = open::create(dir, durability)?;
-    let key = key.as_bytes().to_vec();
-    let value = value.as_bytes().to_vec();
+    let (key, value) = (key.as_bytes(), value.as_bytes());
     match ttl {
         Some(seconds) => store.put_with_ttl(key, value, Duration::from_secs(seconds))?,
         None => store.put(key, value)?,
@@ -57,7 +56,7 @@ pub fn put(
 /// `kv del`: removes the key from an existing store, prints `OK`.
 pub fn del(dir: &Path, durability: Durability, key: &OsStr) -> Outcome {
     let store = open::existing(dir, durability)?;
-    store.delete(key.as_bytes().to_vec())?;
+    store.delete(key.as_bytes())?;
     store.close()?;
     println!("OK");
     Ok(())

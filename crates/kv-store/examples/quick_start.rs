@@ -28,7 +28,7 @@ fn main() -> Result<(), kv_store::Error> {
             String::from_utf8_lossy(&value)
         );
     }
-    println!("session expires in {:?}", store.ttl("session:1").flatten());
+    println!("session:1 expires in {}", store.ttl("session:1"));
     let stats = store.stats();
     println!(
         "replayed {} records in {:?}",

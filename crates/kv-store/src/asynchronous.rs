@@ -6,10 +6,9 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
+use crate::into_bytes::IntoBytes;
 use crate::store::KvStore;
 
 impl KvStore {
@@ -39,26 +38,26 @@ impl KvStore {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn put_async(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
-        let (key, value) = (key.into(), value.into());
+    pub async fn put_async(&self, key: impl IntoBytes, value: impl IntoBytes) -> Result<()> {
+        let (key, value) = (key.into_bytes(), value.into_bytes());
         self.off_runtime(move |store| store.put(key, value)).await
     }
 
     /// [`put_with_ttl`](KvStore::put_with_ttl), awaited without holding a runtime thread.
     pub async fn put_with_ttl_async(
         &self,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
         ttl: Duration,
     ) -> Result<()> {
-        let (key, value) = (key.into(), value.into());
+        let (key, value) = (key.into_bytes(), value.into_bytes());
         self.off_runtime(move |store| store.put_with_ttl(key, value, ttl))
             .await
     }
 
     /// [`delete`](KvStore::delete), awaited without holding a runtime thread.
-    pub async fn delete_async(&self, key: impl Into<Bytes>) -> Result<()> {
-        let key = key.into();
+    pub async fn delete_async(&self, key: impl IntoBytes) -> Result<()> {
+        let key = key.into_bytes();
         self.off_runtime(move |store| store.delete(key)).await
     }
 

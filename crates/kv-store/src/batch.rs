@@ -2,8 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use kv_core::{Expiry, Op};
+
+use crate::into_bytes::IntoBytes;
 
 /// Writes applied all together or not at all, even across a crash in the middle of writing
 /// them. Build one, then hand it to [`KvStore::write`](crate::KvStore::write):
@@ -31,21 +32,21 @@ impl WriteBatch {
     }
 
     /// Adds: set `key` to `value`.
-    pub fn put(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> &mut Self {
-        self.ops.push(Op::put(key, value));
+    pub fn put(&mut self, key: impl IntoBytes, value: impl IntoBytes) -> &mut Self {
+        self.ops.push(Op::put(key.into_bytes(), value.into_bytes()));
         self
     }
 
     /// Adds: set `key` to `value` until `ttl` after the batch is written.
     pub fn put_with_ttl(
         &mut self,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
         ttl: Duration,
     ) -> &mut Self {
         self.ops.push(Op::Put {
-            key: key.into(),
-            value: value.into(),
+            key: key.into_bytes(),
+            value: value.into_bytes(),
             expiry: Expiry::AfterMillis(millis(ttl)),
         });
         self
@@ -57,22 +58,22 @@ impl WriteBatch {
     /// writes an entry that is expired at once; one before 1970 counts as 1970.
     pub fn put_with_deadline(
         &mut self,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
         deadline: SystemTime,
     ) -> &mut Self {
         let at = deadline.duration_since(UNIX_EPOCH).map_or(0, millis);
         self.ops.push(Op::Put {
-            key: key.into(),
-            value: value.into(),
+            key: key.into_bytes(),
+            value: value.into_bytes(),
             expiry: Expiry::AtUnixMillis(at),
         });
         self
     }
 
     /// Adds: remove `key`.
-    pub fn delete(&mut self, key: impl Into<Bytes>) -> &mut Self {
-        self.ops.push(Op::delete(key));
+    pub fn delete(&mut self, key: impl IntoBytes) -> &mut Self {
+        self.ops.push(Op::delete(key.into_bytes()));
         self
     }
 

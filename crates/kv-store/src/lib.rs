@@ -45,17 +45,21 @@
 mod asynchronous;
 mod batch;
 mod error;
+mod into_bytes;
 mod limits;
 mod maintenance;
 mod options;
 mod stats;
 mod store;
+mod ttl;
 
 pub use batch::WriteBatch;
 pub use error::{Error, Result};
+pub use into_bytes::IntoBytes;
 pub use options::{AutoCompact, Eviction, Limits, Options};
 pub use stats::Stats;
 pub use store::{KvStore, WAL_DIR};
+pub use ttl::Ttl;
 
 pub use bytes::Bytes;
 pub use kv_compact::{CompactionReport, CompactionStats};

@@ -20,10 +20,12 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{fix_deadlines, millis, WriteBatch};
 use crate::error::{Error, Result};
+use crate::into_bytes::IntoBytes;
 use crate::limits::{Admission, Growth};
 use crate::maintenance::Maintenance;
 use crate::options::{AutoCompact, Options};
 use crate::stats::Stats;
+use crate::ttl::Ttl;
 
 /// The log's directory inside the store's directory.
 pub const WAL_DIR: &str = "wal";
@@ -335,8 +337,11 @@ impl KvStore {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
-        self.submit(vec![Op::put(key, value)], WriteOptions::default())
+    pub fn put(&self, key: impl IntoBytes, value: impl IntoBytes) -> Result<()> {
+        self.submit(
+            vec![Op::put(key.into_bytes(), value.into_bytes())],
+            WriteOptions::default(),
+        )
     }
 
     /// Sets `key` to `value` until `ttl` from now; from then on reads do not see it. The
@@ -348,14 +353,14 @@ impl KvStore {
     /// # let store = kv_store::KvStore::open(dir.path())?;
     /// use std::time::Duration;
     /// store.put_with_ttl("session", "token", Duration::from_secs(60))?;
-    /// assert!(store.ttl("session").unwrap().unwrap() <= Duration::from_secs(60));
+    /// assert!(store.ttl("session").remaining().unwrap() <= Duration::from_secs(60));
     /// # Ok(())
     /// # }
     /// ```
     pub fn put_with_ttl(
         &self,
-        key: impl Into<Bytes>,
-        value: impl Into<Bytes>,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
         ttl: Duration,
     ) -> Result<()> {
         let mut batch = WriteBatch::new();
@@ -375,8 +380,8 @@ impl KvStore {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn delete(&self, key: impl Into<Bytes>) -> Result<()> {
-        self.submit(vec![Op::delete(key)], WriteOptions::default())
+    pub fn delete(&self, key: impl IntoBytes) -> Result<()> {
+        self.submit(vec![Op::delete(key.into_bytes())], WriteOptions::default())
     }
 
     /// Writes every operation of `batch` atomically: after any crash all of them are there
@@ -708,7 +713,7 @@ impl KvStore {
     /// use std::time::Duration;
     /// store.put("k", "v")?;
     /// assert!(store.expire("k", Duration::from_secs(30))?);
-    /// assert!(store.ttl("k").unwrap().is_some());
+    /// assert!(store.ttl("k").remaining().is_some());
     /// assert!(!store.expire("missing", Duration::from_secs(30))?);
     /// # Ok(())
     /// # }
@@ -737,7 +742,7 @@ impl KvStore {
     /// use std::time::Duration;
     /// store.put_with_ttl("k", "v", Duration::from_secs(30))?;
     /// assert!(store.persist("k")?);
-    /// assert_eq!(store.ttl("k"), Some(None));
+    /// assert_eq!(store.ttl("k"), kv_store::Ttl::NoDeadline);
     /// # Ok(())
     /// # }
     /// ```
@@ -748,25 +753,31 @@ impl KvStore {
         Ok(removed.unwrap_or(false))
     }
 
-    /// The time `key` has left: `None` if it holds no live value, `Some(None)` if it never
-    /// expires.
+    /// The time `key` has left: [`Ttl::NoKey`] if it holds no live value,
+    /// [`Ttl::NoDeadline`] if it never expires, else [`Ttl::Remaining`].
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// use kv_store::Ttl;
     /// store.put("k", "v")?;
-    /// assert_eq!(store.ttl("k"), Some(None));
-    /// assert_eq!(store.ttl("missing"), None);
+    /// assert_eq!(store.ttl("k"), Ttl::NoDeadline);
+    /// assert_eq!(store.ttl("missing"), Ttl::NoKey);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn ttl(&self, key: impl AsRef<[u8]>) -> Option<Option<Duration>> {
+    pub fn ttl(&self, key: impl AsRef<[u8]>) -> Ttl {
         let now = self.now();
-        self.state().with_entry(key.as_ref(), now, |e| {
+        let found = self.state().with_entry(key.as_ref(), now, |e| {
             e.deadline()
                 .map(|d| Duration::from_millis(d.saturating_sub(now)))
-        })
+        });
+        match found {
+            None => Ttl::NoKey,
+            Some(None) => Ttl::NoDeadline,
+            Some(Some(left)) => Ttl::Remaining(left),
+        }
     }
 
     /// Live entries with keys in `range`, in key order, as `(key, value)`. Needs the ordered

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::contents;
 
-use kv_store::{Clock, Eviction, IndexKind, KvStore, ManualClock, Options, WriteBatch};
+use kv_store::{Clock, Eviction, IndexKind, KvStore, ManualClock, Options, Ttl, WriteBatch};
 use proptest::prelude::*;
 
 /// A key's value and its deadline (unix ms) in the model.
@@ -188,8 +188,11 @@ proptest! {
         run(&store, 0, &actions, &mut model, Some(&clock), || clock.now_ms());
         prop_assert_eq!(contents(&store), live(&model, clock.now_ms()));
         for (key, (_, deadline)) in live(&model, clock.now_ms()).keys().map(|k| (k, &model[k])) {
-            let expected = deadline.map(|d| Duration::from_millis(d - clock.now_ms()));
-            prop_assert_eq!(store.ttl(key), Some(expected));
+            let expected = match deadline {
+                Some(d) => Ttl::Remaining(Duration::from_millis(d - clock.now_ms())),
+                None => Ttl::NoDeadline,
+            };
+            prop_assert_eq!(store.ttl(key), expected);
         }
         store.close().unwrap();
         clock.advance(later);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kv_store::{
-    Durability, Error, Eviction, IndexKind, KvStore, ManualClock, Options, WriteBatch, WAL_DIR,
+    Durability, Error, Eviction, IndexKind, KvStore, ManualClock, Options, Ttl, WriteBatch, WAL_DIR,
 };
 
 fn small(options: Options) -> Options {
@@ -105,8 +105,8 @@ fn ttl_expire_persist_on_an_injected_clock() {
         .put_with_ttl("t", "v", Duration::from_secs(10))
         .unwrap();
     store.put("p", "v").unwrap();
-    assert_eq!(store.ttl("t"), Some(Some(Duration::from_secs(10))));
-    assert_eq!(store.ttl("p"), Some(None));
+    assert_eq!(store.ttl("t"), Ttl::Remaining(Duration::from_secs(10)));
+    assert_eq!(store.ttl("p"), Ttl::NoDeadline);
     assert!(store.expire("p", Duration::from_secs(5)).unwrap());
     clock.advance(4_999);
     assert!(store.contains_key("p"));
@@ -212,7 +212,7 @@ fn a_deadline_counts_against_the_memory_limit() {
     let refused = refused.expect("a deadline past the limit was refused");
     assert_eq!(
         store.ttl(format!("k{refused}")),
-        Some(None),
+        Ttl::NoDeadline,
         "left as it was"
     );
     assert!(store.stats().memory_used <= 10_000);
