@@ -30,5 +30,5 @@ mod replay;
 mod scan;
 mod sharded;
 
-pub use scan::Scan;
+pub use scan::{Scan, ScanItem, Scanner};
 pub use sharded::{default_shard_count, Sharded};
