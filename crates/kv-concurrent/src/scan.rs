@@ -210,7 +210,8 @@ impl Scanner {
         })
     }
 
-    /// The live entries whose keys start with `prefix`, in key order from the front.
+    /// The live entries whose keys start with `prefix`, in key order from the front, in
+    /// reverse key order from the back.
     ///
     /// # Errors
     ///
