@@ -115,11 +115,10 @@ impl DoubleEndedIterator for Iter {
 
 impl FusedIterator for Iter {}
 
+/// Says nothing of the store or of the entries buffered (up to a chunk per shard).
 impl std::fmt::Debug for Iter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Iter")
-            .field("scanner", &self.scanner)
-            .finish_non_exhaustive()
+        f.debug_struct("Iter").finish_non_exhaustive()
     }
 }
 
