@@ -5,7 +5,7 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use kv_store::{Bytes, Durability, KvStore};
+use kv_store::{Durability, KvStore};
 
 use crate::commands::write_pair;
 use crate::failure::{Failure, Outcome};
@@ -149,14 +149,9 @@ fn scan(
     limit: Option<usize>,
     out: &mut impl Write,
 ) -> io::Result<()> {
-    type Entries<'a> = Box<dyn Iterator<Item = (Bytes, Bytes)> + 'a>;
-    let entries: Result<Entries<'_>, _> = match &prefix {
-        Some(prefix) => store
-            .scan_prefix(prefix)
-            .map(|scan| Box::new(scan) as Entries<'_>),
-        None => store
-            .range::<&[u8]>(..)
-            .map(|scan| Box::new(scan) as Entries<'_>),
+    let entries = match &prefix {
+        Some(prefix) => store.scan_prefix(prefix),
+        None => store.range::<&[u8]>(..),
     };
     match entries {
         Ok(entries) => {

@@ -1,12 +1,32 @@
-//! Ordered scans: a k-way merge of the shards' ranges, read a few entries at a time.
+//! Scans over the shards, from either end: a k-way merge of the shards' ranges for the
+//! ordered index, a walk of one shard after another for the hash index. Entries are read a
+//! chunk at a time, each chunk copied out under one short hold of its shard's read lock.
+//!
+//! A scan's position ([`Scanner`]) is kept apart from the state it reads, so an owner of the
+//! state (the store's handle, shared through an `Arc`) can carry a scan to another thread;
+//! [`Scan`] is the same over a borrowed [`Sharded`].
+//!
+//! Not a snapshot: a write made while a scan runs may be seen or not, and a batch across
+//! shards may be seen in part. What a scan promises, writers or not:
+//! - every entry present throughout is given: once with the ordered index, at least once
+//!   with the hash index (whose walk starts a shard over when its table was reorganised);
+//! - nothing absent throughout is given, and no entry expired when it is given;
+//! - ordered: the front gives keys in strictly ascending order, the back in strictly
+//!   descending order, within the bounds, and every key the front gives is below every key
+//!   the back gives: the two ends never cross.
 
 use std::ops::Bound;
 
 use bytes::{Bytes, BytesMut};
+use kv_core::{Entry, IndexKind};
 
-use crate::sharded::Sharded;
+use crate::sharded::{restarted, Shard, Sharded, MAX_RESTARTS};
 
-/// Entries the scan reads in its first round, spread over the shards (at least
+/// An entry as a scan gives it: key, value and deadline (unix ms), the key and value slices
+/// of the chunk they were read in.
+pub type ScanItem = (Bytes, Bytes, Option<u64>);
+
+/// Entries an ordered scan reads in its first round, spread over the shards (at least
 /// [`MIN_FIRST_CHUNK`] each); each later read of a shard doubles its chunk, up to
 /// [`MAX_CHUNK`]. Every read is a seek in the shard's tree (a few cache misses), so short scans
 /// want few reads, while copying entries they do not return is waste too: a 100-key scan over
@@ -14,7 +34,15 @@ use crate::sharded::Sharded;
 /// million keys: 32 µs a scan with chunks from 4).
 const FIRST_ROUND: usize = 128;
 const MIN_FIRST_CHUNK: usize = 4;
-const MAX_CHUNK: usize = 1024;
+/// The most entries copied out under one hold of a shard's lock. A long scan reads most of
+/// its entries at this size: 256 keeps a writer of the shard waiting tens of microseconds at
+/// most (the figure measured for compaction's chunks of 256), and a seek per 256 entries
+/// costs a long scan little.
+const MAX_CHUNK: usize = 256;
+/// The first chunk of each shard of a hash walk (doubling up to [`MAX_CHUNK`] too).
+const FIRST_HASH_CHUNK: usize = 32;
+/// Bytes set aside per entry of a chunk, before it is read.
+const BYTES_PER_ENTRY: usize = 128;
 
 /// Where one entry lies in its chunk's buffer.
 #[derive(Debug, Clone, Copy)]
@@ -25,36 +53,64 @@ struct Span {
     deadline: Option<u64>,
 }
 
-/// Where one shard's part of the scan stands.
-#[derive(Debug)]
-struct Cursor {
-    /// The last chunk read: its entries' bytes, one after another.
+/// Entries copied out of one shard under one hold of its lock, in one buffer (one
+/// allocation a chunk rather than two an entry, which were most of a short scan's time),
+/// given out from either end.
+#[derive(Debug, Default)]
+struct Chunk {
     buffer: Bytes,
-    /// The chunk's entries; those from `next` on are not returned yet.
     spans: Vec<Span>,
+    /// The entries from `next` up to `end` are not given out yet.
     next: usize,
-    /// The bound the next read starts from: after the last key read.
-    from: Bound<Bytes>,
-    chunk: usize,
-    exhausted: bool,
+    end: usize,
 }
 
-impl Cursor {
-    /// The key of the shard's next entry, if it has one buffered.
-    fn front(&self) -> Option<&[u8]> {
-        let span = self.spans.get(self.next)?;
-        Some(&self.buffer[span.at..span.at + span.key])
+/// Copies entries into a chunk being read.
+struct Filler<'a> {
+    buffer: BytesMut,
+    spans: &'a mut Vec<Span>,
+    values: bool,
+}
+
+impl Filler<'_> {
+    #[inline]
+    fn push(&mut self, entry: &Entry) {
+        let (key, value) = (entry.key(), entry.value());
+        let value = if self.values { value } else { &[] };
+        self.spans.push(Span {
+            at: self.buffer.len(),
+            key: key.len(),
+            value: value.len(),
+            deadline: entry.deadline(),
+        });
+        self.buffer.extend_from_slice(key);
+        self.buffer.extend_from_slice(value);
+    }
+}
+
+impl Chunk {
+    fn is_used_up(&self) -> bool {
+        self.next == self.end
     }
 
-    /// Hands out the shard's next entry as slices of the chunk's buffer, with its deadline.
-    fn take_front(&mut self) -> (Bytes, Bytes, Option<u64>) {
+    fn key_at(&self, index: usize) -> &[u8] {
+        let span = &self.spans[index];
+        &self.buffer[span.at..span.at + span.key]
+    }
+
+    /// The key of the first entry not given out yet.
+    #[inline]
+    fn front_key(&self) -> Option<&[u8]> {
+        (self.next < self.end).then(|| self.key_at(self.next))
+    }
+
+    fn item(&self, index: usize) -> ScanItem {
         let Span {
             at,
             key,
             value,
             deadline,
-        } = self.spans[self.next];
-        self.next += 1;
+        } = self.spans[index];
         (
             self.buffer.slice(at..at + key),
             self.buffer.slice(at + key..at + key + value),
@@ -62,108 +118,331 @@ impl Cursor {
         )
     }
 
-    /// Reads the shard's next chunk once the last one is used up.
-    fn refill(&mut self, state: &Sharded, shard: usize, end: &Bound<Bytes>, now: u64) {
-        if self.next < self.spans.len() || self.exhausted {
-            return;
+    #[inline]
+    fn take_front(&mut self) -> Option<ScanItem> {
+        if self.next == self.end {
+            return None;
         }
-        let state = state.shard(shard).state.read();
-        let entries = state
-            .range(
-                self.from.as_ref().map(|b| &b[..]),
-                end.as_ref().map(|b| &b[..]),
-                now,
-            )
-            .expect("the scan checked the index is ordered");
-        // One buffer for the whole chunk, handed out as slices: one allocation a chunk rather
-        // than two an entry (which were most of a short scan's time).
-        let mut buffer = BytesMut::with_capacity(self.chunk * 128);
+        self.next += 1;
+        Some(self.item(self.next - 1))
+    }
+
+    fn take_back(&mut self) -> Option<ScanItem> {
+        if self.next == self.end {
+            return None;
+        }
+        self.end -= 1;
+        Some(self.item(self.end))
+    }
+
+    /// The last key read into the chunk (the one the next read resumes after), as a slice
+    /// of its buffer.
+    fn last_read_key(&self) -> Option<Bytes> {
+        let span = self.spans.last()?;
+        Some(self.buffer.slice(span.at..span.at + span.key))
+    }
+
+    /// Replaces the chunk with what `read` copies in (`read` takes and releases the lock:
+    /// the buffer is frozen after).
+    fn fill(&mut self, entries: usize, values: bool, read: impl FnOnce(&mut Filler<'_>)) {
         self.spans.clear();
+        let mut filler = Filler {
+            buffer: BytesMut::with_capacity(entries * BYTES_PER_ENTRY),
+            spans: &mut self.spans,
+            values,
+        };
+        read(&mut filler);
+        self.buffer = filler.buffer.freeze();
         self.next = 0;
-        for entry in entries.take(self.chunk) {
-            let (key, value) = (entry.key(), entry.value());
-            self.spans.push(Span {
-                at: buffer.len(),
-                key: key.len(),
-                value: value.len(),
-                deadline: entry.deadline(),
-            });
-            buffer.extend_from_slice(key);
-            buffer.extend_from_slice(value);
-        }
-        drop(state);
-        self.buffer = buffer.freeze();
-        self.exhausted = self.spans.len() < self.chunk;
-        if let Some(last) = self.spans.last() {
-            self.from = Bound::Excluded(self.buffer.slice(last.at..last.at + last.key));
-        }
-        self.chunk = (self.chunk * 2).min(MAX_CHUNK);
+        self.end = self.spans.len();
     }
 }
 
-/// A streamed, ordered scan over the shards of a [`Sharded`] state: yields `(key, value)`
-/// pairs of live entries in key order.
+/// Whether an entry with `deadline` is live at the time `now` gives; the clock is read only
+/// for an entry with a deadline (a clock read costs as much as giving out a short entry).
+#[inline]
+fn live(deadline: Option<u64>, now: &dyn Fn() -> u64) -> bool {
+    deadline.is_none_or(|d| d > now())
+}
+
+/// The position of a scan over a [`Sharded`] state, kept apart from the state: each call
+/// is given the state (always the same one) and a clock. Owned, `Send` and `'static`, so
+/// whoever owns the state can carry a scan with it; [`Scan`] pairs it with a borrowed state.
 ///
-/// Entries read together share one buffer: an item kept after the scan keeps its chunk's
-/// buffer (at most 1,024 entries) alive.
+/// Reads a chunk of entries per shard at a time, under one short hold of that shard's read
+/// lock, copied out into one buffer: an item kept after the scan keeps its chunk's buffer (at
+/// most 256 entries) alive. The clock is read once a chunk, and again for each entry with a
+/// deadline as it is given, so no entry is given after its deadline. See the module's
+/// documentation for what is seen of writes made meanwhile.
 #[derive(Debug)]
-pub struct Scan<'a> {
-    state: &'a Sharded,
-    end: Bound<Bytes>,
-    now: u64,
-    cursors: Vec<Cursor>,
-    /// The shards that have an entry buffered, as a binary min-heap by that entry's key. The
-    /// keys stay in the cursors' buffers: the heap moves shard numbers only (measured on W8:
-    /// 19.3 µs a 100-key scan with a heap of keys and values sliced out ahead, 14.4-15.4 µs
-    /// this way).
-    heap: Vec<usize>,
+pub struct Scanner {
+    kind: Kind,
+    values: bool,
 }
 
-fn owned(bound: Bound<&[u8]>) -> Bound<Bytes> {
-    bound.map(Bytes::copy_from_slice)
+#[derive(Debug)]
+enum Kind {
+    Ordered(Merge),
+    Hash(HashWalk),
 }
 
-impl<'a> Scan<'a> {
-    pub(crate) fn new(
-        state: &'a Sharded,
+impl Scanner {
+    /// The live entries with keys in the range, in key order from the front, in reverse key
+    /// order from the back.
+    ///
+    /// # Errors
+    ///
+    /// [`kv_core::Error::NotOrdered`] unless `state` keeps the ordered index.
+    pub fn range(
+        state: &Sharded,
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
-        now: u64,
-    ) -> Self {
-        let end = owned(end);
-        let shards = state.shard_count();
-        let cursors: Vec<Cursor> = (0..shards)
-            .map(|shard| {
-                let mut cursor = Cursor {
-                    buffer: Bytes::new(),
-                    spans: Vec::new(),
-                    next: 0,
-                    from: owned(start),
-                    chunk: (FIRST_ROUND / shards).max(MIN_FIRST_CHUNK),
-                    exhausted: false,
-                };
-                cursor.refill(state, shard, &end, now);
-                cursor
-            })
-            .collect();
-        let mut heap: Vec<usize> = (0..shards)
-            .filter(|&s| cursors[s].front().is_some())
-            .collect();
-        // A sorted array is a valid heap.
-        heap.sort_by(|&a, &b| cursors[a].front().cmp(&cursors[b].front()));
-        Scan {
+    ) -> Result<Scanner, kv_core::Error> {
+        if state.index_kind() != IndexKind::Ordered {
+            return Err(kv_core::Error::NotOrdered);
+        }
+        Ok(Scanner {
+            kind: Kind::Ordered(Merge::new(
+                start.map(Bytes::copy_from_slice),
+                end.map(Bytes::copy_from_slice),
+            )),
+            values: true,
+        })
+    }
+
+    /// The live entries whose keys start with `prefix`, in key order from the front, in
+    /// reverse key order from the back.
+    ///
+    /// # Errors
+    ///
+    /// [`kv_core::Error::NotOrdered`] unless `state` keeps the ordered index.
+    pub fn prefix(state: &Sharded, prefix: &[u8]) -> Result<Scanner, kv_core::Error> {
+        let end = kv_core::prefix_end(prefix);
+        Scanner::range(
             state,
-            end,
-            now,
-            cursors,
-            heap,
+            Bound::Included(prefix),
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+        )
+    }
+
+    /// Every live entry: in key order with the ordered index; shard after shard with the
+    /// hash index (the front from the first shard up, the back from the last one down, in no
+    /// particular order within a shard).
+    pub fn all(state: &Sharded) -> Scanner {
+        match state.index_kind() {
+            IndexKind::Ordered => Scanner::range(state, Bound::Unbounded, Bound::Unbounded)
+                .expect("the index is ordered"),
+            IndexKind::Hash => Scanner {
+                kind: Kind::Hash(HashWalk::new(state.shard_count())),
+                values: true,
+            },
         }
     }
 
-    /// Restores the heap after its root's key grew (or the root was replaced).
+    /// The same scan, copying keys only: every item's value is empty.
+    #[must_use]
+    pub fn keys_only(mut self) -> Scanner {
+        self.values = false;
+        self
+    }
+
+    /// The next entry from the front, reading `state` (the one this scan was made for) at
+    /// the time `now` gives (unix ms).
+    pub fn next(&mut self, state: &Sharded, now: &dyn Fn() -> u64) -> Option<ScanItem> {
+        match &mut self.kind {
+            Kind::Ordered(merge) => merge.next(state, self.values, now),
+            Kind::Hash(walk) => walk.next(state, self.values, now),
+        }
+    }
+
+    /// The next entry from the back; see [`next`](Self::next).
+    pub fn next_back(&mut self, state: &Sharded, now: &dyn Fn() -> u64) -> Option<ScanItem> {
+        match &mut self.kind {
+            Kind::Ordered(merge) => merge.next_back(state, self.values, now),
+            Kind::Hash(walk) => walk.next_back(state, self.values, now),
+        }
+    }
+}
+
+/// One shard's part of one end of an ordered scan.
+#[derive(Debug)]
+struct Lane {
+    /// The last chunk read; for the back end, in descending key order.
+    chunk: Chunk,
+    /// Where the next read resumes: after the last key read, or the scan's own bound on this
+    /// end before the first read.
+    from: Bound<Bytes>,
+    /// The last key given out of an earlier chunk (the chunk now held gave none yet).
+    given_before: Option<Bytes>,
+    size: usize,
+    exhausted: bool,
+}
+
+impl Lane {
+    /// The last key this lane gave out, if any.
+    fn last_given(&self) -> Option<&[u8]> {
+        match self.chunk.next {
+            0 => self.given_before.as_deref(),
+            n => Some(self.chunk.key_at(n - 1)),
+        }
+    }
+
+    /// Reads the shard's next chunk once the one held is used up: entries after `from` up
+    /// to `far` (this end's bound in its direction: the scan's other bound, or the key the
+    /// other end gave last, which only tightens it).
+    fn refill<const BACK: bool>(
+        &mut self,
+        shard: &Shard,
+        far: Bound<&[u8]>,
+        values: bool,
+        now: &dyn Fn() -> u64,
+    ) {
+        if !self.chunk.is_used_up() || self.exhausted {
+            return;
+        }
+        // The clock is read once a chunk, not once an entry.
+        let now = now();
+        if let Some(key) = self.chunk.last_read_key() {
+            self.given_before = Some(key);
+        }
+        let size = self.size;
+        let from = self.from.as_ref().map(|b| &b[..]);
+        self.chunk.fill(size, values, |filler| {
+            let state = shard.state.read();
+            let (start, end) = if BACK { (far, from) } else { (from, far) };
+            let entries = state
+                .range(start, end, now)
+                .expect("the scan checked the index is ordered");
+            if BACK {
+                entries.rev().take(size).for_each(|e| filler.push(e));
+            } else {
+                entries.take(size).for_each(|e| filler.push(e));
+            }
+        });
+        self.exhausted = self.chunk.end < size;
+        if let Some(key) = self.chunk.last_read_key() {
+            self.from = Bound::Excluded(key);
+        }
+        self.size = (size * 2).min(MAX_CHUNK);
+    }
+}
+
+/// One end of an ordered scan: a lane per shard, and which lane gives out next.
+#[derive(Debug)]
+struct End<const BACK: bool> {
+    /// Empty until this end is first used (a scan used from one end never reads for the
+    /// other).
+    lanes: Vec<Lane>,
+    /// The lanes that have an entry buffered, as a binary heap by that entry's key (the
+    /// least first at the front, the greatest first at the back). The keys stay in the
+    /// lanes' buffers: the heap moves shard numbers only (measured on W8: 19.3 µs a 100-key
+    /// scan with a heap of keys and values sliced out ahead, 14.4-15.4 µs this way).
+    heap: Vec<usize>,
+    /// The lane this end gave its last entry from.
+    last: Option<usize>,
+}
+
+impl<const BACK: bool> End<BACK> {
+    fn new() -> Self {
+        End {
+            lanes: Vec::new(),
+            heap: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// Whether `a` comes before `b` in this end's direction.
+    #[inline]
+    fn before(a: &[u8], b: &[u8]) -> bool {
+        if BACK {
+            a > b
+        } else {
+            a < b
+        }
+    }
+
+    /// The last key this end gave out.
+    fn last_given(&self) -> Option<&[u8]> {
+        self.lanes[self.last?].last_given()
+    }
+
+    /// Reads every shard's first chunk, from `near` (this end's bound) towards `far`.
+    fn start(
+        &mut self,
+        state: &Sharded,
+        near: &Bound<Bytes>,
+        far: Bound<&[u8]>,
+        values: bool,
+        now: &dyn Fn() -> u64,
+    ) {
+        let shards = state.shard_count();
+        self.lanes = (0..shards)
+            .map(|shard| {
+                let mut lane = Lane {
+                    chunk: Chunk::default(),
+                    from: near.clone(),
+                    given_before: None,
+                    size: (FIRST_ROUND / shards).max(MIN_FIRST_CHUNK),
+                    exhausted: false,
+                };
+                lane.refill::<BACK>(state.shard(shard), far, values, now);
+                lane
+            })
+            .collect();
+        let lanes = &self.lanes;
+        self.heap = (0..shards)
+            .filter(|&s| lanes[s].chunk.front_key().is_some())
+            .collect();
+        // A sorted array is a valid heap.
+        self.heap.sort_by(|&a, &b| {
+            let (a, b) = (lanes[a].chunk.front_key(), lanes[b].chunk.front_key());
+            if BACK {
+                b.cmp(&a)
+            } else {
+                a.cmp(&b)
+            }
+        });
+    }
+
+    /// The key this end would give next.
+    #[inline]
+    fn peek(&self) -> Option<&[u8]> {
+        self.lanes[*self.heap.first()?].chunk.front_key()
+    }
+
+    /// Gives out the entry [`peek`](Self::peek) shows, reading its shard's next chunk if that
+    /// used its chunk up.
+    #[inline]
+    fn take(
+        &mut self,
+        state: &Sharded,
+        far: Bound<&[u8]>,
+        values: bool,
+        now: &dyn Fn() -> u64,
+    ) -> ScanItem {
+        let shard = self.heap[0];
+        let lane = &mut self.lanes[shard];
+        let item = lane
+            .chunk
+            .take_front()
+            .expect("a lane in the heap has an entry");
+        self.last = Some(shard);
+        lane.refill::<BACK>(state.shard(shard), far, values, now);
+        if lane.chunk.front_key().is_none() {
+            self.heap.swap_remove(0);
+        }
+        self.sift_down_root();
+        item
+    }
+
+    /// Restores the heap after its root's key moved on (or the root was replaced).
     fn sift_down_root(&mut self) {
-        let (heap, cursors) = (&mut self.heap, &self.cursors);
-        let less = |a: usize, b: usize| cursors[a].front() < cursors[b].front();
+        let (heap, lanes) = (&mut self.heap, &self.lanes);
+        let before =
+            |a: usize, b: usize| match (lanes[a].chunk.front_key(), lanes[b].chunk.front_key()) {
+                (Some(a), Some(b)) => Self::before(a, b),
+                _ => unreachable!("every lane in the heap has an entry"),
+            };
         let mut at = 0;
         loop {
             let left = 2 * at + 1;
@@ -171,12 +450,12 @@ impl<'a> Scan<'a> {
                 return;
             }
             let right = left + 1;
-            let child = if right < heap.len() && less(heap[right], heap[left]) {
+            let child = if right < heap.len() && before(heap[right], heap[left]) {
                 right
             } else {
                 left
             };
-            if !less(heap[child], heap[at]) {
+            if !before(heap[child], heap[at]) {
                 return;
             }
             heap.swap(at, child);
@@ -185,19 +464,262 @@ impl<'a> Scan<'a> {
     }
 }
 
-impl Scan<'_> {
+/// An ordered scan: a merge of the shards' ranges from each end.
+///
+/// The two ends meet without crossing: an end gives a key only if it lies strictly before
+/// the last key the other end gave, in its direction, and reads no further than that key.
+/// Keys are unique across shards and each end's keys strictly monotonic, so no entry is
+/// given by both ends, and once an end's next key reaches the other's last, it stays there.
+#[derive(Debug)]
+struct Merge {
+    start: Bound<Bytes>,
+    end: Bound<Bytes>,
+    front: End<false>,
+    back: End<true>,
+}
+
+/// The bound an end reads up to: `bound`, or just short of the key the other end gave last.
+fn far<'a>(bound: &'a Bound<Bytes>, other_last: Option<&'a [u8]>) -> Bound<&'a [u8]> {
+    match other_last {
+        Some(key) => Bound::Excluded(key),
+        None => bound.as_ref().map(|b| &b[..]),
+    }
+}
+
+impl Merge {
+    fn new(start: Bound<Bytes>, end: Bound<Bytes>) -> Self {
+        Merge {
+            start,
+            end,
+            front: End::new(),
+            back: End::new(),
+        }
+    }
+
+    fn next(&mut self, state: &Sharded, values: bool, now: &dyn Fn() -> u64) -> Option<ScanItem> {
+        let Merge {
+            start,
+            end,
+            front,
+            back,
+        } = self;
+        let other = if back.lanes.is_empty() {
+            None
+        } else {
+            back.last_given()
+        };
+        if front.lanes.is_empty() {
+            front.start(state, start, far(end, other), values, now);
+        }
+        loop {
+            let key = front.peek()?;
+            if other.is_some_and(|last| key >= last) {
+                return None;
+            }
+            let item = front.take(state, far(end, other), values, now);
+            if live(item.2, now) {
+                return Some(item);
+            }
+        }
+    }
+
+    fn next_back(
+        &mut self,
+        state: &Sharded,
+        values: bool,
+        now: &dyn Fn() -> u64,
+    ) -> Option<ScanItem> {
+        let Merge {
+            start,
+            end,
+            front,
+            back,
+        } = self;
+        let other = if front.lanes.is_empty() {
+            None
+        } else {
+            front.last_given()
+        };
+        if back.lanes.is_empty() {
+            back.start(state, end, far(start, other), values, now);
+        }
+        loop {
+            let key = back.peek()?;
+            if other.is_some_and(|last| key <= last) {
+                return None;
+            }
+            let item = back.take(state, far(start, other), values, now);
+            if live(item.2, now) {
+                return Some(item);
+            }
+        }
+    }
+}
+
+/// Where a hash walk stands in one shard: its `kv_core` cursor and the chunk last read.
+#[derive(Debug)]
+struct ShardWalk {
+    cursor: kv_core::Cursor,
+    chunk: Chunk,
+    size: usize,
+    /// Times the walk was sent back to the shard's first bucket by a reorganised table.
+    restarts: usize,
+    done: bool,
+}
+
+impl Default for ShardWalk {
+    fn default() -> Self {
+        ShardWalk {
+            cursor: kv_core::Cursor::default(),
+            chunk: Chunk::default(),
+            size: FIRST_HASH_CHUNK,
+            restarts: 0,
+            done: false,
+        }
+    }
+}
+
+impl ShardWalk {
+    /// Reads the shard's next chunk (the one held is used up). As in
+    /// [`Sharded::for_each_in_shard_chunked`]: after [`MAX_RESTARTS`] restarts the rest of
+    /// the shard is read under one hold of the lock, so that the walk ends.
+    fn refill(&mut self, shard: &Shard, values: bool, now: u64) {
+        let max = if self.restarts >= MAX_RESTARTS {
+            usize::MAX
+        } else {
+            self.size
+        };
+        let before = self.cursor.clone();
+        let (cursor, mut done) = (&mut self.cursor, false);
+        self.chunk.fill(self.size, values, |filler| {
+            let state = shard.state.read();
+            done = state.walk(cursor, max, now, |e| filler.push(e));
+        });
+        self.done = done;
+        if restarted(&before, &self.cursor) {
+            self.restarts += 1;
+        }
+        self.size = (self.size * 2).min(MAX_CHUNK);
+    }
+}
+
+/// A walk over the shards of a hash index: the front walks shards from the first up, the
+/// back from the last down. When both ends are in the same shard they share its walk (one
+/// cursor, one chunk taken from both ends), so no entry is given twice by the two.
+#[derive(Debug)]
+struct HashWalk {
+    /// The shard the front walks.
+    front_shard: usize,
+    /// One past the shard the back walks; the walk is over when it reaches `front_shard`.
+    back_end: usize,
+    /// The front's walk, and the shared one when both ends are in one shard.
+    front: ShardWalk,
+    /// The back's walk, while it is in a shard of its own.
+    back: ShardWalk,
+}
+
+impl HashWalk {
+    fn new(shards: usize) -> Self {
+        HashWalk {
+            front_shard: 0,
+            back_end: shards,
+            front: ShardWalk::default(),
+            back: ShardWalk::default(),
+        }
+    }
+
+    fn shared(&self) -> bool {
+        self.front_shard + 1 == self.back_end
+    }
+
+    fn next(&mut self, state: &Sharded, values: bool, now: &dyn Fn() -> u64) -> Option<ScanItem> {
+        while self.front_shard < self.back_end {
+            if let Some(item) = self.front.chunk.take_front() {
+                if live(item.2, now) {
+                    return Some(item);
+                }
+                continue;
+            }
+            if !self.front.done {
+                self.front
+                    .refill(state.shard(self.front_shard), values, now());
+                continue;
+            }
+            // This shard is done: on to the next, whose walk the back may have begun.
+            self.front_shard += 1;
+            self.front = if self.shared() {
+                std::mem::take(&mut self.back)
+            } else {
+                ShardWalk::default()
+            };
+        }
+        None
+    }
+
+    fn next_back(
+        &mut self,
+        state: &Sharded,
+        values: bool,
+        now: &dyn Fn() -> u64,
+    ) -> Option<ScanItem> {
+        while self.front_shard < self.back_end {
+            let shared = self.shared();
+            let walk = if shared {
+                &mut self.front
+            } else {
+                &mut self.back
+            };
+            if let Some(item) = walk.chunk.take_back() {
+                if live(item.2, now) {
+                    return Some(item);
+                }
+                continue;
+            }
+            if !walk.done {
+                walk.refill(state.shard(self.back_end - 1), values, now());
+                continue;
+            }
+            // This shard is done: on to the one below. If the front is there, its walk is
+            // `front`, which the back now shares; if the front was in this shard too, the
+            // walk is over.
+            self.back_end -= 1;
+            self.back = ShardWalk::default();
+        }
+        None
+    }
+}
+
+/// A streamed scan over a borrowed [`Sharded`] state at a fixed time: yields the `(key,
+/// value)` pairs of live entries, from either end. With the ordered index (and always for
+/// [`Sharded::range`] and [`Sharded::scan_prefix`]) in key order from the front and reverse
+/// key order from the back.
+#[derive(Debug)]
+pub struct Scan<'a> {
+    state: &'a Sharded,
+    scanner: Scanner,
+    now: u64,
+}
+
+impl<'a> Scan<'a> {
+    pub(crate) fn new(state: &'a Sharded, scanner: Scanner, now: u64) -> Self {
+        Scan {
+            state,
+            scanner,
+            now,
+        }
+    }
+
     /// The next entry as [`Iterator::next`] gives it, with its deadline (unix ms) too: what an
     /// export in key order needs.
-    pub fn next_with_deadline(&mut self) -> Option<(Bytes, Bytes, Option<u64>)> {
-        let &shard = self.heap.first()?;
-        let cursor = &mut self.cursors[shard];
-        let item = cursor.take_front();
-        cursor.refill(self.state, shard, &self.end, self.now);
-        if cursor.front().is_none() {
-            self.heap.swap_remove(0);
-        }
-        self.sift_down_root();
-        Some(item)
+    pub fn next_with_deadline(&mut self) -> Option<ScanItem> {
+        let now = self.now;
+        self.scanner.next(self.state, &|| now)
+    }
+
+    /// The next entry from the back, with its deadline.
+    pub fn next_back_with_deadline(&mut self) -> Option<ScanItem> {
+        let now = self.now;
+        self.scanner.next_back(self.state, &|| now)
     }
 }
 
@@ -210,10 +732,19 @@ impl Iterator for Scan<'_> {
     }
 }
 
+impl DoubleEndedIterator for Scan<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.next_back_with_deadline()
+            .map(|(key, value, _)| (key, value))
+    }
+}
+
+impl std::iter::FusedIterator for Scan<'_> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kv_core::{Expiry, IndexKind, OpRef};
+    use kv_core::{Expiry, OpRef};
     use kv_durable::Sink;
 
     #[test]
@@ -247,6 +778,12 @@ mod tests {
         for ((key, value), want) in all.iter().zip(&expected) {
             assert_eq!((&key[..], &value[..]), (want.as_bytes(), want.as_bytes()));
         }
+        let reversed: Vec<_> = state
+            .range(Bound::Unbounded, Bound::Unbounded, 10)
+            .unwrap()
+            .rev()
+            .collect();
+        assert!(reversed.iter().rev().eq(all.iter()));
         let some: Vec<_> = state
             .range(Bound::Excluded(b"k00100"), Bound::Included(b"k00110"), 0)
             .unwrap()
@@ -257,6 +794,7 @@ mod tests {
             (101..=110).map(|i| format!("k{i:05}")).collect::<Vec<_>>()
         );
         assert_eq!(state.scan_prefix(b"k0001", 0).unwrap().count(), 10);
+        assert_eq!(state.scan_prefix(b"k0001", 0).unwrap().rev().count(), 10);
         let mut first = state
             .range(Bound::Included(b"k00007"), Bound::Unbounded, 0)
             .unwrap();
@@ -268,5 +806,55 @@ mod tests {
         assert!(Sharded::new(IndexKind::Hash, 2)
             .range(Bound::Unbounded, Bound::Unbounded, 0)
             .is_err());
+    }
+
+    /// An entry read into a chunk while live and given out after its deadline is skipped:
+    /// the scan reads the clock again for entries with a deadline.
+    #[test]
+    fn an_entry_that_expires_while_buffered_is_not_given() {
+        for kind in [IndexKind::Hash, IndexKind::Ordered] {
+            let state = Sharded::new(kind, 1);
+            for (key, deadline) in [(b"a", None), (b"b", Some(100)), (b"c", None)] {
+                state.apply(
+                    OpRef::Put {
+                        key,
+                        value: b"v",
+                        expiry: deadline.map_or(Expiry::Never, Expiry::AtUnixMillis),
+                    },
+                    0,
+                );
+            }
+            let time = std::cell::Cell::new(0);
+            let now = || time.get();
+            let mut scanner = Scanner::all(&state);
+            let first = scanner.next(&state, &now).unwrap();
+            time.set(100);
+            let rest: Vec<_> = std::iter::from_fn(|| scanner.next(&state, &now)).collect();
+            assert_eq!(rest.len(), 1, "{kind:?}: {first:?} then {rest:?}");
+            assert!(rest.iter().chain([&first]).all(|(key, _, _)| key != "b"));
+        }
+    }
+
+    #[test]
+    fn keys_only_copies_no_values() {
+        for kind in [IndexKind::Hash, IndexKind::Ordered] {
+            let state = Sharded::new(kind, 4);
+            for i in 0..100u32 {
+                state.apply(
+                    OpRef::Put {
+                        key: &i.to_be_bytes(),
+                        value: b"value",
+                        expiry: Expiry::Never,
+                    },
+                    0,
+                );
+            }
+            let mut scanner = Scanner::all(&state).keys_only();
+            let items: Vec<_> = std::iter::from_fn(|| scanner.next(&state, &|| 0)).collect();
+            assert_eq!(items.len(), 100, "{kind:?}");
+            assert!(items
+                .iter()
+                .all(|(key, value, _)| key.len() == 4 && value.is_empty()));
+        }
     }
 }

@@ -11,7 +11,7 @@ use kv_core::{Change, Cursor, Entry, IndexKind, Op, OpRef, State};
 use kv_durable::{DriveReplay, Sink};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
-use crate::scan::Scan;
+use crate::scan::{Scan, Scanner};
 
 /// One shard: its state, and its size published for lock-free totals.
 #[derive(Debug)]
@@ -337,33 +337,39 @@ impl Sharded {
         })
     }
 
-    /// Live entries with keys in the range at `now`, in key order, merged from the shards as
-    /// the iterator advances. Needs the ordered index.
+    /// Live entries with keys in the range at `now`, in key order (reverse key order from the
+    /// back), merged from the shards as the iterator advances.
     ///
     /// Each shard is read a few entries at a time under its own short lock, so a long scan
     /// never blocks writers; it is not a snapshot: a write made while it runs may or may not
-    /// be seen, and a batch spanning shards may be seen in part.
+    /// be seen, and a batch spanning shards may be seen in part (see [`Scanner`]).
+    ///
+    /// # Errors
+    ///
+    /// [`kv_core::Error::NotOrdered`] unless the index is ordered.
     pub fn range(
         &self,
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         now: u64,
     ) -> Result<Scan<'_>, kv_core::Error> {
-        if self.kind != IndexKind::Ordered {
-            return Err(kv_core::Error::NotOrdered);
-        }
-        Ok(Scan::new(self, start, end, now))
+        Ok(Scan::new(self, Scanner::range(self, start, end)?, now))
     }
 
-    /// Live entries whose keys start with `prefix`, in key order. Needs the ordered index.
-    pub fn scan_prefix(
-        &self,
-        prefix: &[u8],
-        now: u64,
-    ) -> Result<impl Iterator<Item = (Bytes, Bytes)> + '_, kv_core::Error> {
-        let prefix = Bytes::copy_from_slice(prefix);
-        let scan = self.range(Bound::Included(&prefix), Bound::Unbounded, now)?;
-        Ok(scan.take_while(move |(key, _)| key.starts_with(&prefix)))
+    /// Live entries whose keys start with `prefix`, in key order (reverse key order from the
+    /// back).
+    ///
+    /// # Errors
+    ///
+    /// [`kv_core::Error::NotOrdered`] unless the index is ordered.
+    pub fn scan_prefix(&self, prefix: &[u8], now: u64) -> Result<Scan<'_>, kv_core::Error> {
+        Ok(Scan::new(self, Scanner::prefix(self, prefix)?, now))
+    }
+
+    /// Every live entry at `now`, streamed: key order with the ordered index, shard by shard
+    /// with the hash index.
+    pub fn iter(&self, now: u64) -> Scan<'_> {
+        Scan::new(self, Scanner::all(self), now)
     }
 
     /// Calls `f` with every live entry at `now`, shard by shard under each shard's read lock,
@@ -373,29 +379,15 @@ impl Sharded {
             self.for_each_in_shard(shard, now, &mut f);
         }
     }
-
-    /// The keys live at `now`, copied shard by shard: key order for an ordered index.
-    pub fn keys(&self, now: u64) -> Vec<Bytes> {
-        match self.kind {
-            IndexKind::Ordered => Scan::new(self, Bound::Unbounded, Bound::Unbounded, now)
-                .map(|(key, _)| key)
-                .collect(),
-            IndexKind::Hash => {
-                let mut keys = Vec::with_capacity(self.len());
-                self.for_each(now, |e| keys.push(Bytes::copy_from_slice(e.key())));
-                keys
-            }
-        }
-    }
 }
 
 /// How many times a chunked walk of a hash shard may be sent back to its first bucket by a
 /// reorganised table before it walks the rest under one hold of the lock.
-const MAX_RESTARTS: usize = 4;
+pub(crate) const MAX_RESTARTS: usize = 4;
 
 /// Whether a walk step from `before` to `after` started over: the hash table it resumed in
 /// was resized or rehashed since the step before.
-fn restarted(before: &Cursor, after: &Cursor) -> bool {
+pub(crate) fn restarted(before: &Cursor, after: &Cursor) -> bool {
     match (before, after) {
         (
             Cursor::Bucket {
@@ -503,7 +495,7 @@ mod tests {
         assert_eq!(state.len(), 900);
         assert!(state.memory_used() < before);
         assert!(state.sample(12345).is_some());
-        assert_eq!(state.keys(0).len(), 900);
+        assert_eq!(state.iter(0).count(), 900);
     }
 
     #[test]

@@ -304,12 +304,13 @@ impl Index {
         }
     }
 
-    /// Entries with keys in the range, in key order; `None` for a hash index.
+    /// Entries with keys in the range, in key order from either end; `None` for a hash index.
+    /// The bounds are only read here: what is returned borrows the index alone.
     pub(crate) fn range<'a>(
         &'a self,
-        start: Bound<&'a [u8]>,
-        end: Bound<&'a [u8]>,
-    ) -> Option<impl Iterator<Item = &'a Entry> + 'a> {
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Option<impl DoubleEndedIterator<Item = &'a Entry> + 'a> {
         match self {
             Index::Hash { .. } => None,
             Index::Ordered(set) => {

@@ -42,4 +42,4 @@ pub use error::Error;
 pub use index::{Cursor, IndexKind};
 pub use op::{Expiry, Op, OpRef};
 pub use replay::{replay, Replay, ReplayReport};
-pub use state::{Change, State};
+pub use state::{prefix_end, Change, State};

@@ -222,13 +222,14 @@ impl State {
         })
     }
 
-    /// Live entries with keys in `(start, end)`, in key order. Needs the ordered index.
+    /// Live entries with keys in `(start, end)`, in key order; `.rev()` walks them from the
+    /// end down. Needs the ordered index.
     pub fn range<'a>(
         &'a self,
-        start: Bound<&'a [u8]>,
-        end: Bound<&'a [u8]>,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
         now: u64,
-    ) -> Result<impl Iterator<Item = &'a Entry> + 'a, Error> {
+    ) -> Result<impl DoubleEndedIterator<Item = &'a Entry> + 'a, Error> {
         if self.index.kind() != IndexKind::Ordered {
             return Err(Error::NotOrdered);
         }
@@ -246,16 +247,37 @@ impl State {
             .filter(move |e| !e.is_expired(now)))
     }
 
-    /// Live entries whose keys start with `prefix`, in key order. Needs the ordered index.
+    /// Live entries whose keys start with `prefix`, in key order from either end. Needs the
+    /// ordered index.
     pub fn scan_prefix<'a>(
         &'a self,
-        prefix: &'a [u8],
+        prefix: &[u8],
         now: u64,
-    ) -> Result<impl Iterator<Item = &'a Entry> + 'a, Error> {
-        Ok(self
-            .range(Bound::Included(prefix), Bound::Unbounded, now)?
-            .take_while(move |e| e.key().starts_with(prefix)))
+    ) -> Result<impl DoubleEndedIterator<Item = &'a Entry> + 'a, Error> {
+        // The range up to the prefix's successor, rather than a `take_while` on the prefix,
+        // so that it can be walked from its end.
+        let end = prefix_end(prefix);
+        self.range(
+            Bound::Included(prefix),
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+            now,
+        )
     }
+}
+
+/// The first key after every key that starts with `prefix`: the prefix with its last byte
+/// below 0xff raised by one and what follows it dropped. `None` when every key from `prefix`
+/// on starts with it (an empty prefix, or one of only 0xff bytes). So the keys starting with
+/// `prefix` are exactly the range `prefix..prefix_end(prefix)`.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -360,6 +382,42 @@ mod tests {
             0,
             "an inverted range is empty, not a panic"
         );
+    }
+
+    #[test]
+    fn scans_run_from_either_end() {
+        let mut state = State::new(IndexKind::Ordered);
+        for key in [&b"a"[..], b"ab", b"ab\xff", b"abc", b"ac", b"b"] {
+            state.apply(put(key, b"v"), 0);
+        }
+        let keys = |it: &mut dyn Iterator<Item = &Entry>| -> Vec<String> {
+            it.map(|e| String::from_utf8_lossy(e.key()).into_owned())
+                .collect()
+        };
+        assert_eq!(
+            keys(&mut state.scan_prefix(b"ab", 0).unwrap().rev()),
+            ["ab\u{fffd}", "abc", "ab"]
+        );
+        let mut both = state
+            .range(Bound::Excluded(b"a"), Bound::Excluded(b"b"), 0)
+            .unwrap();
+        assert_eq!(both.next_back().unwrap().key(), b"ac");
+        assert_eq!(both.next().unwrap().key(), b"ab");
+        assert_eq!(keys(&mut both), ["abc", "ab\u{fffd}"]);
+    }
+
+    #[test]
+    fn a_prefix_ends_at_its_successor() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+        let mut state = State::new(IndexKind::Ordered);
+        for key in [&b"\xff"[..], b"\xff\x00", b"\xff\xff\x01", b"\xfe\xff"] {
+            state.apply(put(key, b"v"), 0);
+        }
+        assert_eq!(state.scan_prefix(b"\xff", 0).unwrap().count(), 3);
+        assert_eq!(state.scan_prefix(b"", 0).unwrap().rev().count(), 4);
     }
 
     /// Walks `state` in chunks of `max`, calling `between` after each chunk; returns how many

@@ -5,9 +5,13 @@
 //! crash loses nothing that was acknowledged. Opening a directory replays its log.
 //!
 //! - [`KvStore`]: `Clone + Send + Sync`; `put`, `get`, `delete`, TTLs (`put_with_ttl`,
-//!   `expire`, `persist`, `ttl`), atomic [`WriteBatch`]es, ordered `range` and
-//!   `scan_prefix` (with [`IndexKind::Ordered`]), `len`, `sync`, `compact`, `checkpoint`,
-//!   `stats`, `close`.
+//!   `expire`, `persist`, `ttl`), atomic [`WriteBatch`]es, `len`, `sync`, `compact`,
+//!   `checkpoint`, `stats`, `close`.
+//! - [`Iter`]: one owned, streamed, double-ended iterator over `(key, value)` pairs, returned
+//!   by `iter()` (every live entry), `range(..)` and `scan_prefix(p)` (key order, and
+//!   descending with `.rev()`: these need [`IndexKind::Ordered`]); [`Keys`] (from `keys()`)
+//!   is the same over keys. `Send + 'static`: it may outlive the handle and move to another
+//!   thread; read in short chunks, never a snapshot, never holding writers up for long.
 //! - [`Options`]: [`Durability`] (`Sync`, `Batch(window)` — the default, 5 ms — or `None`),
 //!   index kind, shard count, segment size, LZ4/Zstd compression above a size threshold,
 //!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], the expiry sweep, and
@@ -46,6 +50,7 @@ mod asynchronous;
 mod batch;
 mod error;
 mod into_bytes;
+mod iter;
 mod limits;
 mod maintenance;
 mod options;
@@ -56,6 +61,7 @@ mod ttl;
 pub use batch::WriteBatch;
 pub use error::{Error, Result};
 pub use into_bytes::IntoBytes;
+pub use iter::{Iter, Keys};
 pub use options::{AutoCompact, Eviction, Limits, Options};
 pub use stats::Stats;
 pub use store::{KvStore, WAL_DIR};
@@ -63,7 +69,6 @@ pub use ttl::Ttl;
 
 pub use bytes::Bytes;
 pub use kv_compact::{CompactionReport, CompactionStats};
-pub use kv_concurrent::Scan;
 pub use kv_core::{Clock, IndexKind, ManualClock, SystemClock};
 pub use kv_durable::{CommitStats, Durability, OpenReport, WriteOptions};
 pub use kv_wal::{Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode};

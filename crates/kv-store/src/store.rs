@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crossbeam_utils::CachePadded;
 use hashbrown::DefaultHashBuilder;
 use kv_compact::{Compactor, Source};
-use kv_concurrent::{default_shard_count, Scan, Sharded};
+use kv_concurrent::{default_shard_count, Scanner, Sharded};
 use kv_core::{Expiry, Op};
 use kv_durable::{CompressionPolicy, Durable, OpenReport, WriteOptions};
 use kv_wal::fs::{FileSystem, StdFileSystem};
@@ -21,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::batch::{fix_deadlines, millis, WriteBatch};
 use crate::error::{Error, Result};
 use crate::into_bytes::IntoBytes;
+use crate::iter::{Iter, Keys};
 use crate::limits::{Admission, Growth};
 use crate::maintenance::Maintenance;
 use crate::options::{AutoCompact, Options};
@@ -780,9 +781,35 @@ impl KvStore {
         }
     }
 
-    /// Live entries with keys in `range`, in key order, as `(key, value)`. Needs the ordered
-    /// index. The scan is streamed: it reads the store a few entries at a time and never
-    /// blocks writers for long; writes made while it runs may or may not be seen.
+    /// Every live entry, as `(key, value)`, streamed: in key order with
+    /// [`IndexKind::Ordered`](crate::IndexKind::Ordered) (descending from the back), shard by
+    /// shard in no particular order with the hash index. The [`Iter`] owns what it reads: it
+    /// may outlive this handle and move to another thread. Not a snapshot: see [`Iter`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("a", "1")?;
+    /// store.put("b", "2")?;
+    /// let mut pairs: Vec<_> = store.iter().collect();
+    /// pairs.sort();
+    /// assert_eq!(pairs, [("a".into(), "1".into()), ("b".into(), "2".into())]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn iter(&self) -> Iter {
+        self.scan(Scanner::all(self.state()))
+    }
+
+    /// Live entries with keys in `range`, as `(key, value)`, in key order from the front and
+    /// descending key order from the back (`.rev()`). The scan is streamed: it reads the store
+    /// a few entries at a time and never blocks writers for long; writes made while it runs
+    /// may or may not be seen (see [`Iter`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOrdered`] unless the store keeps the ordered index.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -794,23 +821,30 @@ impl KvStore {
     /// }
     /// let keys: Vec<_> = store.range("b".."d")?.map(|(key, _)| key).collect();
     /// assert_eq!(keys, ["b", "c"]);
+    /// let last_two: Vec<_> = store.range("b"..)?.rev().take(2).map(|(key, _)| key).collect();
+    /// assert_eq!(last_two, ["d", "c"]);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<Scan<'_>> {
+    pub fn range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<Iter> {
         fn bound<K: AsRef<[u8]>>(b: Bound<&K>) -> Bound<&[u8]> {
             b.map(|k| k.as_ref())
         }
-        self.state()
-            .range(
-                bound(range.start_bound()),
-                bound(range.end_bound()),
-                self.now(),
-            )
-            .map_err(|_| Error::NotOrdered)
+        let scanner = Scanner::range(
+            self.state(),
+            bound(range.start_bound()),
+            bound(range.end_bound()),
+        )
+        .map_err(|_| Error::NotOrdered)?;
+        Ok(self.scan(scanner))
     }
 
-    /// Live entries whose keys start with `prefix`, in key order. Needs the ordered index.
+    /// Live entries whose keys start with `prefix`, in key order from the front and
+    /// descending key order from the back: the same [`Iter`] as [`range`](Self::range) gives.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOrdered`] unless the store keeps the ordered index.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -821,31 +855,36 @@ impl KvStore {
     /// store.put("user:2", "bob")?;
     /// store.put("team:1", "core")?;
     /// assert_eq!(store.scan_prefix("user:")?.count(), 2);
+    /// assert_eq!(store.scan_prefix("user:")?.next_back().unwrap().1, "bob");
     /// # Ok(())
     /// # }
     /// ```
-    pub fn scan_prefix(
-        &self,
-        prefix: impl AsRef<[u8]>,
-    ) -> Result<impl Iterator<Item = (Bytes, Bytes)> + '_> {
-        self.state()
-            .scan_prefix(prefix.as_ref(), self.now())
-            .map_err(|_| Error::NotOrdered)
+    pub fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Result<Iter> {
+        let scanner =
+            Scanner::prefix(self.state(), prefix.as_ref()).map_err(|_| Error::NotOrdered)?;
+        Ok(self.scan(scanner))
     }
 
-    /// Every live key: in key order with the ordered index, in no order with the hash index.
+    /// Every live key, streamed: in key order with the ordered index, in no order with the
+    /// hash index. Copies keys only; otherwise the same as [`iter`](Self::iter).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let store = kv_store::KvStore::open(dir.path())?;
     /// store.put("a", "1")?;
-    /// assert_eq!(store.keys(), ["a"]);
+    /// assert_eq!(store.keys().collect::<Vec<_>>(), ["a"]);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn keys(&self) -> Vec<Bytes> {
-        self.state().keys(self.now())
+    pub fn keys(&self) -> Keys {
+        Keys::new(self.scan(Scanner::all(self.state()).keys_only()))
+    }
+
+    /// An iterator that carries the store's shared state (not this handle, so that dropping
+    /// the last handle still closes the store).
+    fn scan(&self, scanner: Scanner) -> Iter {
+        Iter::new(Arc::clone(&self.inner.0), scanner)
     }
 
     /// Calls `f` with every live entry's key, value and deadline (unix ms), shard by shard,
@@ -1032,6 +1071,16 @@ impl Inner {
         let closed = self.durable.close().map_err(Error::from_write);
         drop(self.lock.lock().take());
         closed
+    }
+
+    /// The state, to read from (what an [`Iter`] reads).
+    pub(crate) fn state(&self) -> &Sharded {
+        self.durable.sink()
+    }
+
+    /// The store's clock, in unix ms.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.durable.now_ms()
     }
 
     fn stripe_of(&self, key: &[u8]) -> usize {

@@ -54,7 +54,7 @@ fn a_full_disk_fails_the_write_involved_and_the_store_goes_on() {
     store.put("c", "3").unwrap();
     store.close().unwrap();
     let store = KvStore::open_with(dir.path(), options()).unwrap();
-    assert_eq!(store.keys().len(), 2);
+    assert_eq!(store.keys().count(), 2);
     assert_eq!(store.get("b"), None);
 }
 

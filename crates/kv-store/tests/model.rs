@@ -230,10 +230,10 @@ proptest! {
                 prop_assert!(stats.memory_used <= 8_000, "{} bytes", stats.memory_used);
             }
         }
-        let before: BTreeMap<_, _> = store.keys().into_iter().map(|k| (k.clone(), store.get(&k))).collect();
+        let before: BTreeMap<_, _> = store.keys().map(|k| (k.clone(), store.get(&k))).collect();
         store.close().unwrap();
         let store = KvStore::open_with(dir.path(), make()).unwrap();
-        let after: BTreeMap<_, _> = store.keys().into_iter().map(|k| (k.clone(), store.get(&k))).collect();
+        let after: BTreeMap<_, _> = store.keys().map(|k| (k.clone(), store.get(&k))).collect();
         prop_assert_eq!(before, after);
     }
 }
