@@ -28,11 +28,16 @@ fn main() -> Result<(), kv_store::Error> {
             String::from_utf8_lossy(&value)
         );
     }
-    println!("session expires in {:?}", store.ttl("session:1").flatten());
+    match store.ttl("session:1") {
+        Some(Some(left)) => println!("session:1 expires in {} s", left.as_secs()),
+        Some(None) => println!("session:1 has no deadline"),
+        None => println!("session:1 is gone"),
+    }
     let stats = store.stats();
     println!(
-        "replayed {} records in {:?}",
-        stats.recovery.replayed, stats.recovery.duration
+        "replayed {} records in {:.1} ms",
+        stats.recovery.replayed,
+        stats.recovery.duration.as_secs_f64() * 1e3
     );
     Ok(())
 }
