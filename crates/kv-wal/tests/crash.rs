@@ -129,8 +129,9 @@ fn a_directory_open_in_another_process_is_refused_until_that_process_dies() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn_child(dir.path(), "os", "plain");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acks = kv_testkit::Acks::default();
     assert!(
-        lines.any(|l| kv_testkit::Acks::default().record(&l.unwrap())),
+        lines.any(|l| acks.record(&l.unwrap())),
         "the child is writing"
     );
     // Files beside the segments (a lock file of older versions) can be removed behind the
