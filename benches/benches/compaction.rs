@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use kv_benches::{key_for, value_for, KeyGen};
-use kv_store::{Durability, KvStore, Options, WriteBatch, WriteOptions};
+use kv_store::{Durability, KvStore, WriteOptions};
+use kv_workloads::machine::sequential_write;
+use kv_workloads::spec::{self, Workload};
 
 fn keys() -> u64 {
     if kv_benches::quick() {
-        10_000
+        spec::KEYS / 100
     } else {
-        1_000_000
+        spec::KEYS
     }
 }
 
@@ -26,25 +27,22 @@ fn writers(
     during: &AtomicBool,
 ) -> (Histogram<u64>, Histogram<u64>) {
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2u64)
+        let handles: Vec<_> = (0..spec::W7_WRITERS)
             .map(|w| {
                 s.spawn(move || {
                     let mut before = Histogram::<u64>::new(3).expect("histogram");
                     let mut while_compacting = before.clone();
-                    let mut keys = KeyGen::new(100 + w);
-                    let mut n = 0;
+                    let mut puts = spec::random_puts(100 + w, keys());
                     while !stop.load(Ordering::Relaxed) {
+                        let (key, value) = puts.next().expect("an endless stream");
                         let started = Instant::now();
-                        store
-                            .put(keys.key(keys_space()).to_vec(), value_for(n).to_vec())
-                            .expect("put");
+                        store.put(key.to_vec(), value.to_vec()).expect("put");
                         let us = started.elapsed().as_micros() as u64;
                         if during.load(Ordering::Relaxed) {
                             while_compacting.saturating_record(us.max(1));
                         } else {
                             before.saturating_record(us.max(1));
                         }
-                        n += 1;
                     }
                     (before, while_compacting)
                 })
@@ -61,27 +59,14 @@ fn writers(
     })
 }
 
-fn keys_space() -> u64 {
-    keys()
-}
-
 fn main() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory");
-    let options = Options::default()
-        .durability(Durability::Sync)
-        .auto_compact(None);
-    let store = KvStore::open_with(dir.path(), options).expect("open");
+    let store = KvStore::open_with(dir.path(), Workload::W7.options()).expect("open");
     let unsynced = WriteOptions {
         durability: Some(Durability::None),
     };
-    for round in 0..4 {
-        for chunk in (0..keys()).collect::<Vec<_>>().chunks(1_000) {
-            let mut batch = WriteBatch::new();
-            for &n in chunk {
-                batch.put(key_for(n).to_vec(), value_for(n + round).to_vec());
-            }
-            store.write_with(batch, unsynced).expect("load");
-        }
+    for round in 0..spec::W7_PUTS_PER_KEY {
+        spec::load(&store, spec::sequential_puts(keys(), round), unsynced).expect("load");
     }
     store.sync().expect("sync");
     let loaded = store.stats();
@@ -110,7 +95,7 @@ fn main() {
     } else {
         512 << 20
     };
-    let l2 = l2_bytes as f64 / kv_benches::sequential_write(l2_dir.path(), l2_bytes).as_secs_f64();
+    let l2 = l2_bytes as f64 / sequential_write(l2_dir.path(), l2_bytes).as_secs_f64();
     let snapshot_rate = after.snapshot_bytes as f64 / report.duration.as_secs_f64();
     println!("| figure | measured | target |");
     println!("| --- | --- | --- |");

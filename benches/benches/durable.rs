@@ -8,10 +8,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kv_benches::{key_for, value_for, KeyGen};
 use kv_core::{IndexKind, State};
 use kv_durable::{Durability, Durable, Options};
 use kv_wal::{Position, WalConfig};
+use kv_workloads::machine::fsync_loop;
+use kv_workloads::spec;
 use parking_lot::RwLock;
 
 type Store = Durable<RwLock<State>>;
@@ -38,11 +39,9 @@ fn puts(store: &Store, writers: u64, total: u64, seed: u64) -> Duration {
         for w in 0..writers {
             let store = store.clone();
             s.spawn(move || {
-                let mut keys = KeyGen::new(seed * 1000 + w + 1);
-                for n in 0..total / writers {
-                    store
-                        .put(keys.key(1_000_000).to_vec(), value_for(n).to_vec())
-                        .expect("put");
+                let puts = spec::random_puts(seed * 1000 + w + 1, spec::KEYS);
+                for (key, value) in puts.take((total / writers) as usize) {
+                    store.put(key.to_vec(), value.to_vec()).expect("put");
                 }
             });
         }
@@ -55,9 +54,9 @@ fn w1_durable_put(c: &mut Criterion) {
     let dir = bench_dir();
     group.throughput(Throughput::Elements(1));
     group.bench_function("L1_fdatasync_growing", |b| {
-        b.iter_custom(|iters| kv_benches::fsync_loop(dir.path(), iters, false))
+        b.iter_custom(|iters| fsync_loop(dir.path(), iters, false))
     });
-    for writers in [1u64, 8, 64] {
+    for writers in spec::W1_WRITERS {
         let dir = bench_dir();
         let store = open(dir.path(), Durability::Sync);
         let mut round = 0;
@@ -80,14 +79,14 @@ fn w1_durable_put(c: &mut Criterion) {
 
 fn w2_buffered_put(c: &mut Criterion) {
     let total: u64 = if kv_benches::quick() {
-        100_000
+        spec::W2_PUTS / 10
     } else {
-        1_000_000
+        spec::W2_PUTS
     };
     let mut group = c.benchmark_group("W2_buffered_put");
     group.throughput(Throughput::Elements(total));
     group.sample_size(10);
-    for writers in [1u64, 2] {
+    for writers in spec::W2_WRITERS {
         group.bench_function(format!("{writers}_writers"), |b| {
             b.iter_custom(|iters| {
                 let mut elapsed = Duration::ZERO;
@@ -108,20 +107,18 @@ fn w2_buffered_put(c: &mut Criterion) {
 
 fn w4_recovery(c: &mut Criterion) {
     let keys: u64 = if kv_benches::quick() {
-        100_000
+        spec::KEYS / 10
     } else {
-        1_000_000
+        spec::KEYS
     };
     let mut group = c.benchmark_group("W4_recovery");
     group.sample_size(10);
-    for writes_per_key in [1u64, 4] {
+    for writes_per_key in spec::W4_PUTS_PER_KEY {
         let dir = bench_dir();
         let store = open(dir.path(), Durability::None);
         for round in 0..writes_per_key {
-            for n in 0..keys {
-                store
-                    .put(key_for(n).to_vec(), value_for(n + round).to_vec())
-                    .expect("put");
+            for (key, value) in spec::sequential_puts(keys, round) {
+                store.put(key.to_vec(), value.to_vec()).expect("put");
             }
         }
         store.close().expect("close");

@@ -10,14 +10,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use kv_benches::{key_for, value_for, KeyGen};
+use kv_workloads::spec::{self, Put};
+use kv_workloads::{key_for, resident_bytes, KEY_LEN, VALUE_LEN};
 
 /// One system under test, reduced to what the workloads do.
 trait Engine: Send + Sync {
     /// Puts one key; `durable`: on stable storage before returning.
     fn put(&self, key: &[u8], value: &[u8], durable: bool);
     /// Puts many keys at once, not durably (loading).
-    fn load(&self, pairs: &[([u8; 16], [u8; 100])]);
+    fn load(&self, pairs: &[Put]);
     /// Makes everything so far durable.
     fn sync(&self);
     /// Whether `key` is there.
@@ -42,7 +43,7 @@ impl Engine for Kv {
         };
         self.0.write_with(batch, options).expect("kv put");
     }
-    fn load(&self, pairs: &[([u8; 16], [u8; 100])]) {
+    fn load(&self, pairs: &[Put]) {
         let mut batch = kv_store::WriteBatch::new();
         for (k, v) in pairs {
             batch.put(k.to_vec(), v.to_vec());
@@ -78,7 +79,7 @@ impl Engine for Redb {
             .expect("redb insert");
         tx.commit().expect("redb commit");
     }
-    fn load(&self, pairs: &[([u8; 16], [u8; 100])]) {
+    fn load(&self, pairs: &[Put]) {
         let mut tx = self.0.begin_write().expect("redb tx");
         tx.set_durability(redb::Durability::None);
         {
@@ -120,7 +121,7 @@ impl Engine for Fjall {
                 .expect("fjall persist");
         }
     }
-    fn load(&self, pairs: &[([u8; 16], [u8; 100])]) {
+    fn load(&self, pairs: &[Put]) {
         let mut batch = self.keyspace.batch();
         for (k, v) in pairs {
             batch.insert(&self.partition, &k[..], &v[..]);
@@ -149,7 +150,7 @@ impl Engine for Sled {
             self.0.flush().expect("sled flush");
         }
     }
-    fn load(&self, pairs: &[([u8; 16], [u8; 100])]) {
+    fn load(&self, pairs: &[Put]) {
         let mut batch = sled::Batch::default();
         for (k, v) in pairs {
             batch.insert(&k[..], &v[..]);
@@ -227,9 +228,9 @@ fn quick() -> bool {
 
 fn keys() -> u64 {
     if quick() {
-        10_000
+        spec::KEYS / 100
     } else {
-        1_000_000
+        spec::KEYS
     }
 }
 
@@ -240,9 +241,9 @@ fn puts(engine: &Arc<dyn Engine>, writers: u64, total: u64, durable: bool) -> f6
         for w in 0..writers {
             let engine = Arc::clone(engine);
             s.spawn(move || {
-                let mut keys = KeyGen::new(w + 1);
-                for n in 0..total / writers {
-                    engine.put(&keys.key(keys_space()), &value_for(n), durable);
+                let puts = spec::random_puts(w + 1, keys());
+                for (key, value) in puts.take((total / writers) as usize) {
+                    engine.put(&key, &value, durable);
                 }
             });
         }
@@ -253,27 +254,12 @@ fn puts(engine: &Arc<dyn Engine>, writers: u64, total: u64, durable: bool) -> f6
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-fn keys_space() -> u64 {
-    keys()
-}
-
 fn load(engine: &dyn Engine) {
-    let pairs: Vec<([u8; 16], [u8; 100])> =
-        (0..keys()).map(|n| (key_for(n), value_for(n))).collect();
+    let pairs: Vec<Put> = spec::sequential_puts(keys(), 0).collect();
     for chunk in pairs.chunks(10_000) {
         engine.load(chunk);
     }
     engine.sync();
-}
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
 }
 
 /// One system's figures, in the order of [`ROWS`].
@@ -296,16 +282,16 @@ fn measure(system: &str) -> Vec<f64> {
     drop(engine);
 
     let dir = scratch(system);
-    let before = resident_bytes();
+    let before = resident_bytes().unwrap_or(0);
     let engine = open(system, dir.path(), Setup::Points);
     load(engine.as_ref());
-    let w5 = (resident_bytes().saturating_sub(before)) as f64 / keys() as f64 - 116.0;
-    let mut keygen = KeyGen::new(3);
+    let grown = resident_bytes().unwrap_or(0).saturating_sub(before);
+    let w5 = grown as f64 / keys() as f64 - (KEY_LEN + VALUE_LEN) as f64;
     let gets = keys();
     let started = Instant::now();
     let mut hits = 0u64;
-    for _ in 0..gets {
-        hits += u64::from(engine.get(&keygen.key(keys() * 10 / 9)));
+    for key in spec::gets(3, keys()).take(gets as usize) {
+        hits += u64::from(engine.get(&key));
     }
     std::hint::black_box(hits);
     let w3 = gets as f64 / started.elapsed().as_secs_f64();
@@ -326,8 +312,8 @@ fn measure(system: &str) -> Vec<f64> {
     };
     let scans = if quick() { 200 } else { 20_000 };
     let started = Instant::now();
-    for _ in 0..scans {
-        std::hint::black_box(engine.scan(&key_for(keygen.next_u64() % keys()), 100));
+    for start in spec::scan_starts(4, keys()).take(scans) {
+        std::hint::black_box(engine.scan(&start, spec::W8_SCAN_LEN));
     }
     let w8 = scans as f64 / started.elapsed().as_secs_f64();
     vec![w1_one, w1_eight, w2, w3, w4, w5, w8]

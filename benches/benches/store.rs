@@ -7,15 +7,17 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use kv_benches::{key_for, value_for, KeyGen, KEY_LEN, VALUE_LEN};
-use kv_store::{Durability, IndexKind, KvStore, Options, WriteBatch};
+use kv_store::{Durability, KvStore, WriteOptions};
+use kv_workloads::machine::dependent_access;
+use kv_workloads::spec::{self, Mixed, Workload};
+use kv_workloads::{resident_bytes, KEY_LEN, VALUE_LEN};
 
 /// Keys loaded by W3-W8 (scaled down by `KV_BENCH_QUICK`).
 fn key_count() -> u64 {
     if kv_benches::quick() {
-        10_000
+        spec::KEYS / 100
     } else {
-        1_000_000
+        spec::KEYS
     }
 }
 
@@ -23,34 +25,16 @@ fn bench_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory beside the build")
 }
 
-fn open(dir: &std::path::Path, index: IndexKind, durability: Durability) -> KvStore {
-    let options = Options::default().index(index).durability(durability);
-    KvStore::open_with(dir, options).expect("open the store")
+fn open(dir: &std::path::Path, workload: Workload) -> KvStore {
+    KvStore::open_with(dir, workload.options()).expect("open the store")
 }
 
-/// Loads keys `0..count` in batches of 1,000.
+/// Loads keys `0..count`, without a sync of their own.
 fn load(store: &KvStore, count: u64) {
-    for chunk in (0..count).collect::<Vec<_>>().chunks(1_000) {
-        let mut batch = WriteBatch::new();
-        for &n in chunk {
-            batch.put(key_for(n).to_vec(), value_for(n).to_vec());
-        }
-        let unsynced = kv_store::WriteOptions {
-            durability: Some(Durability::None),
-        };
-        store.write_with(batch, unsynced).expect("load");
-    }
-}
-
-/// Resident set size of this process, from /proc.
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+    let unsynced = WriteOptions {
+        durability: Some(Durability::None),
+    };
+    spec::load(store, spec::sequential_puts(count, 0), unsynced).expect("load");
 }
 
 fn w5_memory(c: &mut Criterion) {
@@ -58,10 +42,10 @@ fn w5_memory(c: &mut Criterion) {
     group.sample_size(10);
     let count = key_count();
     let dir = bench_dir();
-    let before = resident_bytes();
-    let store = open(dir.path(), IndexKind::Hash, Durability::None);
+    let before = resident_bytes().unwrap_or(0);
+    let store = open(dir.path(), Workload::W5);
     load(&store, count);
-    let after = resident_bytes();
+    let after = resident_bytes().unwrap_or(0);
     let per_key = (after - before) as f64 / count as f64;
     let accounted = store.stats().memory_used as f64 / count as f64;
     eprintln!(
@@ -76,7 +60,7 @@ fn w5_memory(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let dir = bench_dir();
-                let store = open(dir.path(), IndexKind::Hash, Durability::None);
+                let store = open(dir.path(), Workload::W5);
                 let started = Instant::now();
                 load(&store, count);
                 total += started.elapsed();
@@ -89,17 +73,15 @@ fn w5_memory(c: &mut Criterion) {
 
 /// `total` random gets over `readers` threads, 90% of them hits; returns the wall time.
 fn gets(store: &KvStore, readers: u64, total: u64, seed: u64) -> Duration {
-    // Drawing from 10/9 of the key space misses one time in ten.
-    let space = key_count() * 10 / 9;
     let started = Instant::now();
     std::thread::scope(|s| {
         for r in 0..readers {
             let store = store.clone();
             s.spawn(move || {
-                let mut keys = KeyGen::new(seed * 100 + r + 1);
                 let mut hits = 0u64;
-                for _ in 0..total / readers {
-                    hits += u64::from(store.get(keys.key(space)).is_some());
+                let keys = spec::gets(seed * 100 + r + 1, key_count());
+                for key in keys.take((total / readers) as usize) {
+                    hits += u64::from(store.get(key).is_some());
                 }
                 std::hint::black_box(hits)
             });
@@ -112,15 +94,15 @@ fn w3_get(c: &mut Criterion) {
     let mut group = c.benchmark_group("W3_get");
     group.throughput(Throughput::Elements(1));
     let dir = bench_dir();
-    let store = open(dir.path(), IndexKind::Hash, Durability::None);
+    let store = open(dir.path(), Workload::W3);
     load(&store, key_count());
     // A get follows at least two pointers no cache holds (the index slot, then the entry):
     // this limit, measured beside it, bounds one reader at 1 / (2 × L5).
     group.bench_function("L5_dependent_memory_access", |b| {
-        b.iter_custom(kv_benches::dependent_access)
+        b.iter_custom(|steps| dependent_access(steps, kv_benches::chase_slots()))
     });
     let mut round = 0;
-    for readers in [1u64, 2] {
+    for readers in spec::W3_READERS {
         group.bench_function(format!("{readers}_readers"), |b| {
             b.iter_custom(|iters| {
                 round += 1;
@@ -137,7 +119,7 @@ fn w4_recovery(c: &mut Criterion) {
     let count = key_count();
     let dir = bench_dir();
     {
-        let store = open(dir.path(), IndexKind::Hash, Durability::None);
+        let store = open(dir.path(), Workload::W4);
         load(&store, count);
         store.close().expect("close");
     }
@@ -147,7 +129,7 @@ fn w4_recovery(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let started = Instant::now();
-                let store = open(dir.path(), IndexKind::Hash, Durability::None);
+                let store = open(dir.path(), Workload::W4);
                 total += started.elapsed();
                 assert_eq!(store.len() as u64, count);
                 store.close().expect("close");
@@ -168,13 +150,10 @@ fn w2_buffered_put(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for round in 0..iters {
                 let dir = bench_dir();
-                let store = open(dir.path(), IndexKind::Hash, Durability::None);
-                let mut keys = KeyGen::new(round + 1);
+                let store = open(dir.path(), Workload::W2);
                 let started = Instant::now();
-                for n in 0..puts {
-                    store
-                        .put(keys.key(puts).to_vec(), value_for(n).to_vec())
-                        .expect("put");
+                for (key, value) in spec::random_puts(round + 1, puts).take(puts as usize) {
+                    store.put(key.to_vec(), value.to_vec()).expect("put");
                 }
                 store.sync().expect("sync");
                 total += started.elapsed() / puts as u32;
@@ -189,25 +168,28 @@ fn w6_mixed(c: &mut Criterion) {
     let mut group = c.benchmark_group("W6_mixed");
     group.throughput(Throughput::Elements(1));
     let dir = bench_dir();
-    let store = open(dir.path(), IndexKind::Hash, Durability::Sync);
+    let store = open(dir.path(), Workload::W6);
     load(&store, key_count());
     let mut round = 0;
     group.bench_function("4_threads_90_get_10_durable_put", |b| {
         b.iter_custom(|iters| {
             round += 1;
-            let per_thread = iters.max(4) / 4;
+            let threads = spec::W6_THREADS;
+            let per_thread = iters.max(threads) / threads;
             let started = Instant::now();
             std::thread::scope(|s| {
-                for t in 0..4u64 {
+                for t in 0..threads {
                     let store = store.clone();
                     s.spawn(move || {
-                        let mut keys = KeyGen::new(round * 10 + t + 1);
-                        for n in 0..per_thread {
-                            let key = keys.key(key_count());
-                            if keys.next_u64().is_multiple_of(10) {
-                                store.put(key.to_vec(), value_for(n).to_vec()).expect("put");
-                            } else {
-                                std::hint::black_box(store.get(key));
+                        let ops = spec::mixed(round * 10 + t + 1, key_count());
+                        for op in ops.take(per_thread as usize) {
+                            match op {
+                                Mixed::Put(key, value) => {
+                                    store.put(key.to_vec(), value.to_vec()).expect("put");
+                                }
+                                Mixed::Get(key) => {
+                                    std::hint::black_box(store.get(key));
+                                }
                             }
                         }
                     });
@@ -230,17 +212,17 @@ fn w8_range_scan(c: &mut Criterion) {
     let mut group = c.benchmark_group("W8_range_scan");
     group.throughput(Throughput::Elements(1));
     let dir = bench_dir();
-    let store = open(dir.path(), IndexKind::Ordered, Durability::None);
+    let store = open(dir.path(), Workload::W8);
     let count = key_count();
     load(&store, count);
-    let mut keys = KeyGen::new(8);
+    let mut starts = spec::scan_starts(8, count);
     group.bench_function("100_keys_from_random_start", |b| {
         b.iter(|| {
-            let start = key_for(keys.next_u64() % count);
+            let start = starts.next().expect("an endless stream");
             let scanned = store
                 .range(&start[..]..)
                 .expect("ordered")
-                .take(100)
+                .take(spec::W8_SCAN_LEN)
                 .count();
             std::hint::black_box(scanned)
         })

@@ -5,20 +5,18 @@
 
 use std::time::Instant;
 
-use kv_benches::{value_for, KeyGen};
-use kv_store::{Durability, KvStore, Options};
+use kv_store::KvStore;
+use kv_workloads::machine::fsync_loop;
+use kv_workloads::spec::{self, Workload};
 
 fn main() {
     let quick = kv_benches::quick();
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory");
     let syncs = if quick { 50 } else { 3_000 };
-    let l1 = syncs as f64 / kv_benches::fsync_loop(dir.path(), syncs, false).as_secs_f64();
-    let l1p = syncs as f64 / kv_benches::fsync_loop(dir.path(), syncs, true).as_secs_f64();
+    let l1 = syncs as f64 / fsync_loop(dir.path(), syncs, false).as_secs_f64();
+    let l1p = syncs as f64 / fsync_loop(dir.path(), syncs, true).as_secs_f64();
     let store_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory");
-    let options = Options::default()
-        .durability(Durability::Sync)
-        .auto_compact(None);
-    let store = KvStore::open_with(store_dir.path(), options).expect("open");
+    let store = KvStore::open_with(store_dir.path(), Workload::W1.options()).expect("open");
     let mut rows = Vec::new();
     println!("| writers | durable puts/s | × L1 ({l1:.0}/s) | records per fsync |");
     println!("| --- | --- | --- | --- |");
@@ -34,11 +32,9 @@ fn main() {
             for w in 0..writers {
                 let store = store.clone();
                 s.spawn(move || {
-                    let mut keys = KeyGen::new(writers * 100 + w);
-                    for n in 0..per_writer {
-                        store
-                            .put(keys.key(1_000_000).to_vec(), value_for(n).to_vec())
-                            .expect("put");
+                    let puts = spec::random_puts(writers * 100 + w, spec::KEYS);
+                    for (key, value) in puts.take(per_writer as usize) {
+                        store.put(key.to_vec(), value.to_vec()).expect("put");
                     }
                 });
             }

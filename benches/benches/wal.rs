@@ -10,8 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use kv_benches::{key_for, value_for, KeyGen};
 use kv_wal::{FsyncPolicy, Record, Wal, WalConfig};
+use kv_workloads::machine;
+use kv_workloads::{key_for, value_for, KeyGen};
 
 fn bench_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory beside the build")
@@ -29,10 +30,10 @@ fn limits(c: &mut Criterion) {
     let mut group = c.benchmark_group("limits");
     group.throughput(Throughput::Elements(1));
     group.bench_function("L1_fdatasync_growing", |b| {
-        b.iter_custom(|iters| kv_benches::fsync_loop(dir.path(), iters, false))
+        b.iter_custom(|iters| machine::fsync_loop(dir.path(), iters, false))
     });
     group.bench_function("L1p_fdatasync_preallocated", |b| {
-        b.iter_custom(|iters| kv_benches::fsync_loop(dir.path(), iters, true))
+        b.iter_custom(|iters| machine::fsync_loop(dir.path(), iters, true))
     });
 
     let size: u64 = if kv_benches::quick() {
@@ -45,19 +46,19 @@ fn limits(c: &mut Criterion) {
     group.bench_function("L2_sequential_write", |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| kv_benches::sequential_write(dir.path(), size))
+                .map(|_| machine::sequential_write(dir.path(), size))
                 .sum()
         })
     });
-    let file = kv_benches::make_read_file(dir.path(), size);
+    let file = machine::make_read_file(dir.path(), size);
     group.bench_function("L3_sequential_read_cached", |b| {
-        b.iter(|| black_box(kv_benches::sequential_read(&file)))
+        b.iter(|| black_box(machine::sequential_read(&file)))
     });
     let data = vec![0x77u8; 1 << 20];
     group.throughput(Throughput::Bytes(data.len() as u64));
     group.sample_size(50);
     group.bench_function("L4_crc32c", |b| {
-        b.iter(|| black_box(kv_benches::checksum(black_box(&data))))
+        b.iter(|| black_box(machine::checksum(black_box(&data))))
     });
     group.finish();
 }

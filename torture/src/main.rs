@@ -93,7 +93,7 @@ fn child(dir: &Path, seed: u64, run: u64) {
                 let workload = Workload::new(seed, run, thread);
                 for n in 0.. {
                     workload.perform(n, &store);
-                    println!("ack {thread} {n}");
+                    kv_testkit::acknowledge(thread, n);
                 }
             });
         }
@@ -132,19 +132,14 @@ fn parent(budget: Duration) -> Result<(), String> {
         let stdout = child.stdout.take().expect("piped");
         // Read acks on a thread, so the kill happens at a time of our choosing.
         let reader = std::thread::spawn(move || {
-            let mut acked: BTreeMap<u64, u64> = BTreeMap::new();
+            let mut acks = kv_testkit::Acks::default();
             let mut compactions = 0u64;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line == "compacted" {
-                    compactions += 1;
-                } else if let Some((t, n)) =
-                    line.strip_prefix("ack ").and_then(|r| r.split_once(' '))
-                {
-                    let (t, n): (u64, u64) = (t.parse().unwrap_or(0), n.parse().unwrap_or(0));
-                    acked.insert(t, n);
+                if !acks.record(&line) {
+                    compactions += u64::from(line == "compacted");
                 }
             }
-            (acked, compactions)
+            (acks.into_by_thread(), compactions)
         });
         std::thread::sleep(kill_at.saturating_duration_since(Instant::now()));
         child.kill().map_err(|e| format!("kill the child: {e}"))?;

@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use std::time::Duration;
@@ -60,7 +59,7 @@ fn crash_child() {
                         WriteOptions::default()
                     };
                     store.write(unit_ops(t, i), options).unwrap();
-                    println!("ack {t} {i}");
+                    kv_testkit::acknowledge(t, i);
                 }
             });
         }
@@ -70,34 +69,7 @@ fn crash_child() {
 fn run_and_kill(dir: &Path, mode: &str, kill_after: u64) -> BTreeMap<u64, u64> {
     let dir = dir.display().to_string();
     let mut child = kv_testkit::spawn_child("crash_child", CHILD_ENV, &[&dir, mode]);
-    let mut acked = BTreeMap::new();
-    let mut seen = 0;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let record = |line: &str, acked: &mut BTreeMap<u64, u64>| {
-        if let Some(rest) = line.strip_prefix("ack ") {
-            let (t, i) = rest.split_once(' ').unwrap();
-            let (t, i): (u64, u64) = (t.parse().unwrap(), i.parse().unwrap());
-            let last = acked.entry(t).or_insert(i);
-            *last = (*last).max(i);
-            true
-        } else {
-            false
-        }
-    };
-    for line in lines.by_ref() {
-        if record(&line.unwrap(), &mut acked) {
-            seen += 1;
-            if seen == kill_after {
-                child.kill().unwrap();
-                break;
-            }
-        }
-    }
-    for line in lines.map_while(Result::ok) {
-        record(&line, &mut acked);
-    }
-    assert!(!child.wait().unwrap().success());
-    acked
+    kv_testkit::kill_after_acks(&mut child, kill_after, |_| {}).into_by_thread()
 }
 
 fn check(dir: &Path, acked: &BTreeMap<u64, u64>) {

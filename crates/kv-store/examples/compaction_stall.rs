@@ -27,9 +27,9 @@ fn summary(name: &str, mut v: Vec<u32>) {
 }
 
 fn main() {
-    let index = match std::env::args().nth(1).as_deref() {
-        Some("ordered") => IndexKind::Ordered,
-        _ => IndexKind::Hash,
+    let (index, index_name) = match std::env::args().nth(1).as_deref() {
+        Some("ordered") => (IndexKind::Ordered, "ordered"),
+        _ => (IndexKind::Hash, "hash"),
     };
     let dir = tempfile::tempdir_in("/tmp").unwrap();
     let options = Options::default()
@@ -49,7 +49,7 @@ fn main() {
         }
     }
     store.sync().unwrap();
-    println!("{index:?}: {} keys loaded", store.len());
+    println!("{index_name} index: {} keys loaded", store.len());
     let phase = AtomicU8::new(0);
     let stop = AtomicBool::new(false);
     let (before, during, report) = std::thread::scope(|s| {

@@ -27,11 +27,12 @@ fn main() -> Result<(), kv_store::Error> {
     let elapsed = started.elapsed();
     let stats = store.stats();
     println!(
-        "{} durable puts from {threads} threads in {elapsed:?}: {:.0} puts/s, {:.1} records per fsync, p99 {:?}",
+        "{} durable puts from {threads} threads in {:.0} ms: {:.0} puts/s, {:.1} records per fsync, p99 {} us",
         store.len(),
+        elapsed.as_secs_f64() * 1e3,
         store.len() as f64 / elapsed.as_secs_f64(),
         stats.commit.records_per_fsync(),
-        stats.commit.latency_p99,
+        stats.commit.latency_p99.as_micros(),
     );
     store.close()
 }

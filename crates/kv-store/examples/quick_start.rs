@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kv_store::{IndexKind, KvStore, Options, WriteBatch};
+use kv_store::{IndexKind, KvStore, Options, Ttl, WriteBatch};
 
 fn main() -> Result<(), kv_store::Error> {
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -28,11 +28,16 @@ fn main() -> Result<(), kv_store::Error> {
             String::from_utf8_lossy(&value)
         );
     }
-    println!("session:1 expires in {}", store.ttl("session:1"));
+    match store.ttl("session:1") {
+        Ttl::Remaining(left) => println!("session:1 expires in {} s", left.as_secs()),
+        Ttl::NoDeadline => println!("session:1 has no deadline"),
+        Ttl::NoKey => println!("session:1 is gone"),
+    }
     let stats = store.stats();
     println!(
-        "replayed {} records in {:?}",
-        stats.recovery.replayed, stats.recovery.duration
+        "replayed {} records in {:.1} ms",
+        stats.recovery.replayed,
+        stats.recovery.duration.as_secs_f64() * 1e3
     );
     Ok(())
 }

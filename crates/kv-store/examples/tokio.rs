@@ -18,9 +18,12 @@ async fn main() -> Result<(), kv_store::Error> {
         task.await.expect("the task ran")?;
     }
     // Reads are memory lookups: no await needed.
-    println!("task:42 = {:?}", store.get("task:42"));
+    match store.get("task:42") {
+        Some(value) => println!("task:42 = {}", String::from_utf8_lossy(&value)),
+        None => println!("task:42 is missing"),
+    }
     println!(
-        "{} records per fsync",
+        "{:.1} records per fsync",
         store.stats().commit.records_per_fsync()
     );
     store.close_async().await

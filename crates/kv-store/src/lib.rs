@@ -72,3 +72,11 @@ pub use kv_compact::{CompactionReport, CompactionStats};
 pub use kv_core::{Clock, IndexKind, ManualClock, SystemClock};
 pub use kv_durable::{CommitStats, Durability, OpenReport, WriteOptions};
 pub use kv_wal::{Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode};
+
+/// The workspace README's code, run as doctests (`cargo test --doc`, part of `cargo xtask
+/// ci`): its Example is a complete program, so it must compile and run as it is printed.
+/// Every other block in the README is fenced with a language (`sh`, `text`) so rustdoc
+/// leaves it alone.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

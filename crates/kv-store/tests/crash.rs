@@ -9,7 +9,6 @@
 //! nothing acknowledged lost, no batch in part, nothing that was never written.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use std::time::Duration;
@@ -90,7 +89,7 @@ fn crash_child() {
             s.spawn(move || {
                 for unit in 0.. {
                     perform(&store, thread, unit);
-                    println!("ack {thread} {unit}");
+                    kv_testkit::acknowledge(thread, unit);
                 }
             });
         }
@@ -103,27 +102,11 @@ fn crash_child() {
 fn run_and_kill(dir: &Path, mode: &str, run: u64, kill_after: u64) -> (BTreeMap<u64, u64>, u64) {
     let (dir, run) = (dir.display().to_string(), run.to_string());
     let mut child = kv_testkit::spawn_child("crash_child", CHILD_ENV, &[&dir, mode, &run]);
-    let mut acked = BTreeMap::new();
-    let mut seen = 0;
-    let mut killed = false;
     let mut compactions = 0;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let Ok(line) = line else { break };
+    let acks = kv_testkit::kill_after_acks(&mut child, kill_after, |line| {
         compactions += u64::from(line == "compacted");
-        let Some((t, u)) = line.strip_prefix("ack ").and_then(|r| r.split_once(' ')) else {
-            continue;
-        };
-        let (t, u): (u64, u64) = (t.parse().unwrap(), u.parse().unwrap());
-        let last = acked.entry(t).or_insert(u);
-        *last = (*last).max(u);
-        seen += 1;
-        if seen == kill_after && !killed {
-            child.kill().unwrap();
-            killed = true;
-        }
-    }
-    assert!(!child.wait().unwrap().success());
-    (acked, compactions)
+    });
+    (acks.into_by_thread(), compactions)
 }
 
 fn check(dir: &Path, mode: &str, runs: &[BTreeMap<u64, u64>]) {

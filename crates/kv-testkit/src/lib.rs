@@ -6,18 +6,34 @@
 //! for SIGKILL, and [`child_args`] is how that test reads its arguments (or learns it is not
 //! the child, in a normal run).
 //!
+//! The child tells the parent what it acknowledged with [`acknowledge`] (a line `ack <thread>
+//! <unit>` once a write has returned); [`kill_after_acks`] reads those lines, kills the child
+//! with SIGKILL after a chosen number of them, and returns the last unit acknowledged by each
+//! thread ([`Acks`]), which is what the test then checks the reopened store against. The
+//! crash torture run (`kv-torture`) uses the same lines and [`Acks`], killing on a timer.
+//!
 //! ```no_run
 //! // In the parent test:
 //! let mut child = kv_testkit::spawn_child("crash_child", "MY_CRASH_CHILD", &["/tmp/dir", "sync"]);
-//! child.kill().unwrap();
+//! let acks = kv_testkit::kill_after_acks(&mut child, 100, |_other_line| {});
+//! let last_of_thread_0 = acks.last(0);
 //! // In `crash_child`:
 //! let Some(args) = kv_testkit::child_args("MY_CRASH_CHILD") else { return };
 //! assert_eq!(args, ["/tmp/dir", "sync"]);
+//! # let write = || ();
+//! for unit in 0.. {
+//!     write();
+//!     kv_testkit::acknowledge(0, unit);
+//! }
 //! ```
 
 #![forbid(unsafe_code)]
 
+mod acks;
+
 use std::process::{Child, Command, Stdio};
+
+pub use acks::{acknowledge, kill_after_acks, Acks};
 
 /// Separates a child's arguments in its environment variable.
 const SEPARATOR: char = '|';

@@ -1,8 +1,8 @@
 //! A writer killed with SIGKILL loses nothing it acknowledged.
 //!
 //! The test binary re-runs itself as the child: `crash_child` (ignored when run normally)
-//! appends units of the sequence in `common::unit` and prints `ack <i>` after each append
-//! returns; the parent kills it at a random moment, reopens the log, and checks that it holds
+//! appends units of the sequence in `common::unit` and acknowledges each (`ack 0 <i>`, through
+//! `kv_testkit::acknowledge`) after its append returns; the parent kills it at a random moment, reopens the log, and checks that it holds
 //! exactly units `0..n` for some `n` at least one past the last acknowledged unit.
 
 mod common;
@@ -46,7 +46,7 @@ fn crash_child() {
     println!("start {next}");
     for i in next.. {
         wal.append_atomic(&unit(i)).unwrap();
-        println!("ack {i}");
+        kv_testkit::acknowledge(0, i);
     }
 }
 
@@ -61,28 +61,7 @@ fn spawn_child(dir: &Path, policy: &str, mode: &str) -> Child {
 fn run_and_kill(dir: &Path, policy: &str, preallocate: bool, kill_after: u64) -> Option<u64> {
     let mode = if preallocate { "prealloc" } else { "plain" };
     let mut child = spawn_child(dir, policy, mode);
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut acked = None;
-    let mut seen = 0;
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(i) = line.strip_prefix("ack ") {
-            acked = Some(i.parse::<u64>().unwrap());
-            seen += 1;
-            if seen == kill_after {
-                child.kill().unwrap();
-                break;
-            }
-        }
-    }
-    // Acknowledgements already in the pipe when the kill landed count too.
-    for line in lines.map_while(Result::ok) {
-        if let Some(i) = line.strip_prefix("ack ") {
-            acked = Some(i.parse().unwrap());
-        }
-    }
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the child was killed");
-    acked
+    kv_testkit::kill_after_acks(&mut child, kill_after, |_| {}).last(0)
 }
 
 /// Reopens the log and checks it holds units `0..n`, whole and in order, with `n` past
@@ -150,8 +129,9 @@ fn a_directory_open_in_another_process_is_refused_until_that_process_dies() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn_child(dir.path(), "os", "plain");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acks = kv_testkit::Acks::default();
     assert!(
-        lines.any(|l| l.unwrap().starts_with("ack ")),
+        lines.any(|l| acks.record(&l.unwrap())),
         "the child is writing"
     );
     // Files beside the segments (a lock file of older versions) can be removed behind the

@@ -1,12 +1,9 @@
-//! Timing tools of the workloads: latency histograms, threads started together, the
-//! resident set size.
+//! How `kv bench` times the workloads: latency histograms, threads started together.
 
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use kv_benches::{key_for, value_for};
-use kv_store::{KvStore, WriteBatch};
 
 /// Latencies in nanoseconds, 3 significant digits, up to a minute.
 #[derive(Debug, Clone)]
@@ -81,28 +78,6 @@ pub fn share(total: u64, threads: u64, t: u64) -> u64 {
     total / threads + u64::from(t < total % threads)
 }
 
-/// Writes keys `0..keys` of the workloads (16-byte keys, 100-byte values) in batches.
-pub fn load(store: &KvStore, keys: u64) -> Result<(), kv_store::Error> {
-    const BATCH: u64 = 1000;
-    let mut n = 0;
-    while n < keys {
-        let mut batch = WriteBatch::new();
-        for i in n..(n + BATCH).min(keys) {
-            batch.put(key_for(i).to_vec(), value_for(i).to_vec());
-        }
-        store.write(batch)?;
-        n += BATCH;
-    }
-    Ok(())
-}
-
-/// The resident set size of this process in bytes, from `/proc/self/statm`.
-pub fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * rustix::param::page_size() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,10 +99,5 @@ mod tests {
         }
         let p50 = latencies.micros(0.5).unwrap();
         assert!((49.0..=51.0).contains(&p50), "{p50}");
-    }
-
-    #[test]
-    fn the_resident_set_is_measured() {
-        assert!(resident_bytes().unwrap() > 0);
     }
 }

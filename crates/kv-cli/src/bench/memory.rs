@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use kv_benches::{KEY_LEN, VALUE_LEN};
-use kv_store::{Durability, Options};
+use kv_store::WriteOptions;
+use kv_workloads::spec::{self, Workload};
+use kv_workloads::{resident_bytes, KEY_LEN, VALUE_LEN};
 
-use super::measure::{load, resident_bytes};
 use super::report::Outcome;
 use super::Run;
 
@@ -17,12 +17,16 @@ const PAYLOAD: f64 = (KEY_LEN + VALUE_LEN) as f64;
 /// as resident otherwise); the difference per key, less the payload. Run it first: memory
 /// that earlier workloads freed stays in the allocator and would hide part of the growth.
 pub fn w5(run: &Run<'_>) -> Result<Outcome, kv_store::Error> {
-    let keys = (1_000_000 / run.scale).max(1);
-    let store = run.open("w5", Options::default().durability(Durability::None))?;
+    let keys = (spec::KEYS / run.scale).max(1);
+    let store = run.open(Workload::W5)?;
     let before = resident_bytes().unwrap_or(0);
     run.step(&format!("W5: loading {keys} keys"));
     let started = Instant::now();
-    load(&store, keys)?;
+    spec::load(
+        &store,
+        spec::sequential_puts(keys, 0),
+        WriteOptions::default(),
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     let memory_used = store.stats().memory_used;
     store.close()?;

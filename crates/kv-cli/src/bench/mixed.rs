@@ -4,45 +4,46 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use kv_benches::{key_for, value_for, KeyGen};
-use kv_store::{Durability, Options, WriteBatch, WriteOptions};
+use kv_store::{Durability, WriteOptions};
+use kv_workloads::spec::{self, Mixed, Workload, W6_THREADS, W7_WRITERS};
 
-use super::measure::{load, parallel, share, Latencies};
+use super::measure::{parallel, share, Latencies};
 use super::report::{Limit, Outcome};
 use super::Run;
 
-/// W6's threads.
-pub const W6_THREADS: u64 = 4;
-
 /// W6: keys loaded, then 4 threads each drawing gets (90%) and durable puts (10%).
 pub fn w6(run: &Run<'_>) -> Result<Outcome, kv_store::Error> {
-    let keys = (1_000_000 / run.scale).max(1);
+    let keys = (spec::KEYS / run.scale).max(1);
     let ops = (200_000 / run.scale).max(W6_THREADS);
-    let store = run.open("w6", Options::default().durability(Durability::Sync))?;
+    let store = run.open(Workload::W6)?;
     run.step(&format!("W6: loading {keys} keys"));
-    load(&store, keys)?;
+    spec::load(
+        &store,
+        spec::sequential_puts(keys, 0),
+        WriteOptions::default(),
+    )?;
     run.step(&format!("W6: {ops} operations, {W6_THREADS} threads"));
     let by_kind = Mutex::new((Latencies::new(), Latencies::new(), 0u64));
     let (elapsed, all) = parallel(W6_THREADS, |t, all| {
         let (mut gets, mut puts, mut put_count) = (Latencies::new(), Latencies::new(), 0);
-        let mut draw = KeyGen::new(t + 31);
-        for i in 0..share(ops, W6_THREADS, t) {
-            let r = draw.next_u64();
-            let key = key_for(r % keys);
-            if r.is_multiple_of(10) {
-                let value = value_for(i).to_vec();
-                let latency = std::time::Instant::now();
-                store.put(key.to_vec(), value)?;
-                let latency = latency.elapsed();
-                puts.record(latency);
-                all.record(latency);
-                put_count += 1;
-            } else {
-                let latency = std::time::Instant::now();
-                std::hint::black_box(store.get(key));
-                let latency = latency.elapsed();
-                gets.record(latency);
-                all.record(latency);
+        for op in spec::mixed(t + 31, keys).take(share(ops, W6_THREADS, t) as usize) {
+            match op {
+                Mixed::Put(key, value) => {
+                    let (key, value) = (key.to_vec(), value.to_vec());
+                    let latency = std::time::Instant::now();
+                    store.put(key, value)?;
+                    let latency = latency.elapsed();
+                    puts.record(latency);
+                    all.record(latency);
+                    put_count += 1;
+                }
+                Mixed::Get(key) => {
+                    let latency = std::time::Instant::now();
+                    std::hint::black_box(store.get(key));
+                    let latency = latency.elapsed();
+                    gets.record(latency);
+                    all.record(latency);
+                }
             }
         }
         let mut shared = by_kind.lock().expect("no thread panicked");
@@ -74,34 +75,34 @@ pub fn w6(run: &Run<'_>) -> Result<Outcome, kv_store::Error> {
 /// durable puts (W1) before and while the store compacts: the compaction's time, the
 /// writers' latency before and during it, and the bytes left after.
 pub fn w7(run: &Run<'_>) -> Result<Outcome, kv_store::Error> {
-    const WRITERS: u64 = 2;
-    let keys = (1_000_000 / run.scale).max(1);
-    // Loading is not what is measured: the store batches its syncs, the writers ask for one.
-    let store = run.open("w7", Options::default().durability(Durability::None))?;
-    run.step(&format!("W7: writing {keys} keys 4 times"));
-    for _ in 0..4 {
-        load(&store, keys)?;
+    const WRITERS: u64 = W7_WRITERS;
+    let keys = (spec::KEYS / run.scale).max(1);
+    let store = run.open(Workload::W7)?;
+    run.step(&format!(
+        "W7: writing {keys} keys {} times",
+        spec::W7_PUTS_PER_KEY
+    ));
+    // Loading is not what is measured: it asks for no sync of its own, then one at the end.
+    let unsynced = WriteOptions {
+        durability: Some(Durability::None),
+    };
+    for round in 0..spec::W7_PUTS_PER_KEY {
+        spec::load(&store, spec::sequential_puts(keys, round), unsynced)?;
     }
     store.sync()?;
     let stored_before = {
         let stats = store.stats();
         stats.log_bytes + stats.snapshot_bytes
     };
-    let put = |draw: &mut KeyGen, i: u64| {
-        let mut batch = WriteBatch::new();
-        batch.put(
-            key_for(draw.next_u64() % keys).to_vec(),
-            value_for(i).to_vec(),
-        );
-        store.write_with(batch, WriteOptions::sync())
-    };
+    // W1's durable puts (the store's durability is `Sync`).
+    let put = |(key, value): spec::Put| store.put(key.to_vec(), value.to_vec());
 
     run.step("W7: writers before compaction");
     let before_ops = (4_000 / run.scale).max(WRITERS);
     let (_, before) = parallel(WRITERS, |t, latencies| {
-        let mut draw = KeyGen::new(t + 41);
-        for i in 0..share(before_ops, WRITERS, t) {
-            latencies.time(|| put(&mut draw, i))?;
+        for put_one in spec::random_puts(t + 41, keys).take(share(before_ops, WRITERS, t) as usize)
+        {
+            latencies.time(|| put(put_one))?;
         }
         Ok(())
     })?;
@@ -113,10 +114,11 @@ pub fn w7(run: &Run<'_>) -> Result<Outcome, kv_store::Error> {
     let (_, during) = std::thread::scope(|s| {
         let writers = s.spawn(|| {
             parallel(WRITERS, |t, latencies| {
-                let mut draw = KeyGen::new(t + 51);
+                let mut puts = spec::random_puts(t + 51, keys);
                 let mut i = 0;
                 while !done.load(Ordering::Acquire) {
-                    latencies.time(|| put(&mut draw, i))?;
+                    let put_one = puts.next().expect("an endless stream");
+                    latencies.time(|| put(put_one))?;
                     i += 1;
                 }
                 written.fetch_add(i, Ordering::Relaxed);

@@ -1,12 +1,14 @@
 //! `kv bench`: the workloads of the project's spec (`workloads.md`), each reported beside the
-//! machine limit it is bounded by, measured in the same run (L1-L4, with `kv-benches`).
+//! machine limit it is bounded by, measured in the same run. What each workload does, and
+//! the limits, are defined in `kv-workloads` (the criterion benches run the same); this
+//! module runs them at the spec's sizes (divided by 100 with `--quick`), times them and
+//! prints the results.
 //!
 //! Every workload runs on a fresh store in a temporary directory under the current
 //! directory (the filesystem the spec asks for), or under `$TMPDIR` when the current
 //! directory is not writable; `--dir` is never touched. W5 runs first, so that memory freed
 //! by other workloads cannot hide its growth.
 
-mod limits;
 mod measure;
 mod memory;
 mod mixed;
@@ -19,11 +21,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kv_store::{KvStore, Options};
+use kv_store::KvStore;
+use kv_workloads::{spec, MachineLimits, Workload};
 
 use crate::cli::BenchArgs;
 use crate::failure::{Failure, Outcome as CommandOutcome};
-use limits::Limits;
 use report::Outcome;
 
 /// The long help of `kv bench`.
@@ -62,18 +64,17 @@ pub struct Run<'a> {
     /// Sizes are divided by this (100 with `--quick`).
     pub scale: u64,
     /// The limits measured in this run.
-    pub limits: Limits,
+    pub limits: MachineLimits,
     progress: &'a ProgressBar,
 }
 
 impl Run<'_> {
-    /// Opens a fresh store named `name` in the run's directory. Automatic compaction is off:
-    /// it would rewrite W4's log before it is measured, race W7's own compaction, and land
-    /// in the middle of any other workload.
-    pub fn open(&self, name: &str, options: Options) -> Result<KvStore, kv_store::Error> {
-        let dir = self.root.join(name);
+    /// Opens a fresh store for `workload` in the run's directory, with the options the spec
+    /// gives it (`Workload::options`: no automatic compaction among them).
+    pub fn open(&self, workload: Workload) -> Result<KvStore, kv_store::Error> {
+        let dir = self.root.join(workload.id().to_lowercase());
         let _ = std::fs::remove_dir_all(&dir);
-        KvStore::open_with(dir, options.auto_compact(None))
+        KvStore::open_with(dir, workload.options())
     }
 
     /// Closes `store` (if it is not closed yet) and deletes its directory.
@@ -103,9 +104,10 @@ pub fn run(args: &BenchArgs) -> CommandOutcome {
     let root = scratch_dir()?;
 
     let runs_of = |w: &str| match w {
-        "W1" => threads(&[1, 8, 64]).len() as u64,
-        "W2" | "W3" => threads(&[1, 2]).len() as u64,
-        "W4" => 2,
+        "W1" => threads(&spec::W1_WRITERS).len() as u64,
+        "W2" => threads(&spec::W2_WRITERS).len() as u64,
+        "W3" => threads(&spec::W3_READERS).len() as u64,
+        "W4" => spec::W4_PUTS_PER_KEY.len() as u64,
         "W8" => threads(&[1]).len() as u64,
         _ => 1,
     };
@@ -115,7 +117,7 @@ pub fn run(args: &BenchArgs) -> CommandOutcome {
     let mut run = Run {
         root: root.path(),
         scale,
-        limits: Limits::default(),
+        limits: MachineLimits::default(),
         progress: &progress,
     };
     // W5 first of all, before even the limits: memory that anything before it allocated and
@@ -127,7 +129,7 @@ pub fn run(args: &BenchArgs) -> CommandOutcome {
     } else {
         None
     };
-    run.limits = limits::measure(root.path(), scale, |step| {
+    run.limits = MachineLimits::measure(root.path(), scale, |step| {
         progress.set_message(step.to_string());
         progress.inc(1);
     });
@@ -158,14 +160,14 @@ pub fn run(args: &BenchArgs) -> CommandOutcome {
     for workload in ORDER.iter().filter(|w| selected.contains(w) && **w != "W5") {
         run.step(workload);
         let result = match *workload {
-            "W1" => threads(&[1, 8, 64])
+            "W1" => threads(&spec::W1_WRITERS)
                 .into_iter()
                 .try_for_each(|n| writes::w1(&run, n).map(&mut emit)),
-            "W2" => threads(&[1, 2])
+            "W2" => threads(&spec::W2_WRITERS)
                 .into_iter()
                 .try_for_each(|n| writes::w2(&run, n).map(&mut emit)),
-            "W3" => reads::w3(&run, &threads(&[1, 2]), &mut emit),
-            "W4" => [1, 4]
+            "W3" => reads::w3(&run, &threads(&spec::W3_READERS), &mut emit),
+            "W4" => spec::W4_PUTS_PER_KEY
                 .into_iter()
                 .try_for_each(|w| recovery::w4(&run, w).map(&mut emit)),
             "W6" => mixed::w6(&run).map(&mut emit),

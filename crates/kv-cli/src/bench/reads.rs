@@ -2,10 +2,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kv_benches::{key_for, KeyGen};
-use kv_store::{Durability, IndexKind, Options};
+use kv_store::WriteOptions;
+use kv_workloads::spec::{self, Workload};
 
-use super::measure::{load, parallel, share};
+use super::measure::{parallel, share};
 use super::report::Outcome;
 use super::Run;
 
@@ -17,20 +17,22 @@ pub fn w3(
     emit: &mut dyn FnMut(Outcome),
 ) -> Result<(), kv_store::Error> {
     const SAMPLE: u64 = 8;
-    let keys = (1_000_000 / run.scale).max(1);
-    let gets = 2_000_000 / run.scale;
-    let store = run.open("w3", Options::default().durability(Durability::None))?;
+    let keys = (spec::KEYS / run.scale).max(1);
+    let gets = spec::W3_GETS / run.scale;
+    let store = run.open(Workload::W3)?;
     run.step(&format!("W3: loading {keys} keys"));
-    load(&store, keys)?;
-    let space = keys * 10 / 9;
+    spec::load(
+        &store,
+        spec::sequential_puts(keys, 0),
+        WriteOptions::default(),
+    )?;
     for &n in threads {
         run.step(&format!("W3: {gets} gets, {n} threads"));
         let hits = AtomicU64::new(0);
         let (elapsed, latencies) = parallel(n, |t, latencies| {
-            let mut draw = KeyGen::new(t + 11);
             let mut found = 0;
-            for i in 0..share(gets, n, t) {
-                let key = key_for(draw.next_u64() % space);
+            let draws = spec::gets(t + 11, keys).take(share(gets, n, t) as usize);
+            for (i, key) in (0..).zip(draws) {
                 let value = if i % SAMPLE == 0 {
                     latencies.time(|| store.get(key))
                 } else {
@@ -60,25 +62,24 @@ pub fn w8(
     threads: &[u64],
     emit: &mut dyn FnMut(Outcome),
 ) -> Result<(), kv_store::Error> {
-    const SCAN: usize = 100;
-    let keys = (1_000_000 / run.scale).max(1);
+    let keys = (spec::KEYS / run.scale).max(1);
     let scans = (100_000 / run.scale).max(1);
-    let options = Options::default()
-        .durability(Durability::None)
-        .index(IndexKind::Ordered);
-    let store = run.open("w8", options)?;
+    let store = run.open(Workload::W8)?;
     run.step(&format!("W8: loading {keys} keys"));
-    load(&store, keys)?;
+    spec::load(
+        &store,
+        spec::sequential_puts(keys, 0),
+        WriteOptions::default(),
+    )?;
     for &n in threads {
         run.step(&format!("W8: {scans} scans, {n} threads"));
         let read = AtomicU64::new(0);
         let (elapsed, latencies) = parallel(n, |t, latencies| {
-            let mut draw = KeyGen::new(t + 21);
             let mut count = 0;
-            for _ in 0..share(scans, n, t) {
-                let start = key_for(draw.next_u64() % keys).to_vec();
+            for start in spec::scan_starts(t + 21, keys).take(share(scans, n, t) as usize) {
+                let start = start.to_vec();
                 count += latencies.time(|| -> Result<_, kv_store::Error> {
-                    Ok(store.range(start..)?.take(SCAN).count() as u64)
+                    Ok(store.range(start..)?.take(spec::W8_SCAN_LEN).count() as u64)
                 })?;
             }
             read.fetch_add(count, Ordering::Relaxed);

@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use kv_benches::{key_for, value_for};
-use kv_store::{Durability, KvStore, Options};
+use kv_store::KvStore;
+use kv_workloads::spec::{self, Workload};
 
 use super::report::{Limit, Outcome};
 use super::Run;
@@ -11,17 +11,12 @@ use super::Run;
 /// W4 with `writes_per_key` puts of each key: write them one put at a time, close, then time
 /// the reopening, which reads and replays the whole log.
 pub fn w4(run: &Run<'_>, writes_per_key: u64) -> Result<Outcome, kv_store::Error> {
-    let keys = (1_000_000 / run.scale).max(1);
-    let options = || {
-        Options::default()
-            .durability(Durability::None)
-            .auto_compact(None)
-    };
-    let store = run.open("w4", options())?;
+    let keys = (spec::KEYS / run.scale).max(1);
+    let store = run.open(Workload::W4)?;
     run.step(&format!("W4: writing {} puts", keys * writes_per_key));
     for round in 0..writes_per_key {
-        for n in 0..keys {
-            store.put(key_for(n).to_vec(), value_for(n + round).to_vec())?;
+        for (key, value) in spec::sequential_puts(keys, round) {
+            store.put(key.to_vec(), value.to_vec())?;
         }
     }
     let path = store.path().to_path_buf();
@@ -30,7 +25,7 @@ pub fn w4(run: &Run<'_>, writes_per_key: u64) -> Result<Outcome, kv_store::Error
 
     run.step("W4: reopening");
     let started = Instant::now();
-    let store = KvStore::open_with(&path, options())?;
+    let store = KvStore::open_with(&path, Workload::W4.options())?;
     let seconds = started.elapsed().as_secs_f64();
     let stats = store.stats();
     run.close(store)?;

@@ -2,24 +2,21 @@
 
 use std::time::Instant;
 
-use kv_benches::{value_for, KeyGen};
-use kv_store::{Durability, Options};
+use kv_workloads::spec::{self, Workload};
 
 use super::measure::{parallel, share};
 use super::report::{Limit, Outcome};
 use super::Run;
 
-/// The key space puts draw from.
-const KEY_SPACE: u64 = 1_000_000;
-
 /// W1: every put returns after fdatasync; `threads` writers share fsyncs by group commit.
 pub fn w1(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
     let total = (20_000u64.max(2_000 * threads) / run.scale).max(threads);
-    let store = run.open("w1", Options::default().durability(Durability::Sync))?;
+    let store = run.open(Workload::W1)?;
     let (elapsed, latencies) = parallel(threads, |t, latencies| {
-        let mut keys = KeyGen::new(t + 1);
-        for i in 0..share(total, threads, t) {
-            let (key, value) = (keys.key(KEY_SPACE).to_vec(), value_for(i).to_vec());
+        for (key, value) in
+            spec::random_puts(t + 1, spec::KEYS).take(share(total, threads, t) as usize)
+        {
+            let (key, value) = (key.to_vec(), value.to_vec());
             latencies.time(|| store.put(key, value))?;
         }
         Ok(())
@@ -45,12 +42,12 @@ pub fn w1(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
 /// W2: puts with no sync of their own, then one sync; bytes written against L2.
 pub fn w2(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
     const SAMPLE: u64 = 8;
-    let total = (1_000_000 / run.scale).max(threads);
-    let store = run.open("w2", Options::default().durability(Durability::None))?;
+    let total = (spec::W2_PUTS / run.scale).max(threads);
+    let store = run.open(Workload::W2)?;
     let (elapsed, latencies) = parallel(threads, |t, latencies| {
-        let mut keys = KeyGen::new(t + 1);
-        for i in 0..share(total, threads, t) {
-            let (key, value) = (keys.key(KEY_SPACE).to_vec(), value_for(i).to_vec());
+        let puts = spec::random_puts(t + 1, spec::KEYS).take(share(total, threads, t) as usize);
+        for (i, (key, value)) in (0..).zip(puts) {
+            let (key, value) = (key.to_vec(), value.to_vec());
             if i % SAMPLE == 0 {
                 latencies.time(|| store.put(key, value))?;
             } else {
