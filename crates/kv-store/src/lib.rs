@@ -47,11 +47,15 @@ mod batch;
 mod error;
 mod into_bytes;
 mod limits;
+mod locked;
 mod maintenance;
 mod options;
 mod stats;
 mod store;
+mod stripes;
+mod transaction;
 mod ttl;
+mod update;
 
 pub use batch::WriteBatch;
 pub use error::{Error, Result};
@@ -59,7 +63,9 @@ pub use into_bytes::IntoBytes;
 pub use options::{AutoCompact, Eviction, Limits, Options};
 pub use stats::Stats;
 pub use store::{KvStore, WAL_DIR};
+pub use transaction::{Conflict, Transaction};
 pub use ttl::Ttl;
+pub use update::{CompareAndSwapError, Current, TtlUpdate, Update, Updated};
 
 pub use bytes::Bytes;
 pub use kv_compact::{CompactionReport, CompactionStats};
