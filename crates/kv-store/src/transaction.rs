@@ -293,12 +293,4 @@ impl Transaction {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_transaction_can_move_to_another_thread() {
-        fn send<T: Send + 'static>() {}
-        send::<Transaction>();
-    }
-}
+mod tests;
