@@ -8,6 +8,16 @@
 //!   `expire`, `persist`, `ttl`), atomic [`WriteBatch`]es, ordered `range` and
 //!   `scan_prefix` (with [`IndexKind::Ordered`]), `len`, `sync`, `compact`, `checkpoint`,
 //!   `stats`, `close`.
+//! - Atomic read-modify-writes of one key, atomic against every other writer of it without
+//!   a store-wide lock, keeping the key's deadline unless told otherwise:
+//!   [`KvStore::update_with`] (the general form: an [`Update`] from the [`Current`] value and
+//!   deadline, answering [`Updated`]), `update_and_fetch`, `fetch_and_update`,
+//!   `compare_and_swap` (a mismatch is a [`CompareAndSwapError`] carrying the current
+//!   value) and `remove` (answers the old value).
+//! - Optimistic [`Transaction`]s with Redis's `WATCH` semantics: `begin_transaction`, then
+//!   `get`/`watch` and buffered writes, then `commit`, which writes one atomic batch only if
+//!   no key read or watched was written, evicted or expired since (else a [`Conflict`]);
+//!   [`KvStore::transaction`] retries a closure on conflict.
 //! - [`Options`]: [`Durability`] (`Sync`, `Batch(window)` — the default, 5 ms — or `None`),
 //!   index kind, shard count, segment size, LZ4/Zstd compression above a size threshold,
 //!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], the expiry sweep, and

@@ -87,7 +87,6 @@ impl KvStore {
                     return Err(e);
                 }
             };
-            debug_assert!(ops.iter().all(|op| keys.contains(&&op.key()[..])));
             fix_deadlines(&mut ops, now);
             let _reservation = if admission.is_limited() {
                 // Every key is held exclusively: the growth is exact.

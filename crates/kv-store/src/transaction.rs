@@ -71,6 +71,20 @@ struct Watched {
 
 /// A [`Transaction`] that did not commit: a key it read or watched was written, evicted or
 /// expired since (or another key sharing its lock stripe was written). Nothing was written.
+///
+/// ```
+/// # fn main() -> Result<(), kv_store::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = kv_store::KvStore::open(dir.path())?;
+/// let mut tx = store.begin_transaction();
+/// tx.watch("k").put("k", "mine");
+/// store.put("k", "theirs")?;
+/// let conflict: kv_store::Conflict = tx.commit()?.unwrap_err();
+/// assert_eq!(conflict.key, "k");
+/// assert_eq!(store.get("k").unwrap(), "theirs");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("transaction conflict: a key read or watched changed before the commit")]
 pub struct Conflict {
@@ -206,12 +220,38 @@ impl Transaction {
     }
 
     /// Buffers: set `key` to `value` at the commit.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// let mut tx = store.begin_transaction();
+    /// tx.put("k", "v");
+    /// assert!(store.get("k").is_none(), "buffered until the commit");
+    /// tx.commit()?.unwrap();
+    /// assert_eq!(store.get("k").unwrap(), "v");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn put(&mut self, key: impl IntoBytes, value: impl IntoBytes) -> &mut Self {
         self.writes.put(key, value);
         self
     }
 
     /// Buffers: set `key` to `value` until `ttl` after the commit.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// use std::time::Duration;
+    /// let mut tx = store.begin_transaction();
+    /// tx.put_with_ttl("session", "token", Duration::from_secs(60));
+    /// tx.commit()?.unwrap();
+    /// assert!(store.ttl("session").remaining().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn put_with_ttl(
         &mut self,
         key: impl IntoBytes,
@@ -223,12 +263,39 @@ impl Transaction {
     }
 
     /// Buffers: remove `key` at the commit.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// let mut tx = store.begin_transaction();
+    /// tx.delete("k");
+    /// tx.commit()?.unwrap();
+    /// assert!(store.get("k").is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete(&mut self, key: impl IntoBytes) -> &mut Self {
         self.writes.delete(key);
         self
     }
 
     /// Buffers every write of `batch`, after those buffered already.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// let mut batch = kv_store::WriteBatch::new();
+    /// batch.put("a", "1").put("b", "2");
+    /// let mut tx = store.begin_transaction();
+    /// tx.write(batch);
+    /// tx.commit()?.unwrap();
+    /// assert_eq!(store.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn write(&mut self, batch: WriteBatch) -> &mut Self {
         self.writes.ops.extend(batch.ops);
         self

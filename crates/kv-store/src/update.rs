@@ -18,6 +18,24 @@ use crate::locked::Decision;
 use crate::store::KvStore;
 
 /// What a key holds when [`KvStore::update_with`] asks what to do with it.
+///
+/// ```
+/// # fn main() -> Result<(), kv_store::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = kv_store::KvStore::open(dir.path())?;
+/// use std::time::Duration;
+/// use kv_store::Update;
+///
+/// store.put_with_ttl("session", "token", Duration::from_secs(60))?;
+/// store.update_with("session", |current| {
+///     let current = current.expect("the session is live");
+///     assert_eq!(current.value, b"token");
+///     assert!(current.deadline.is_some());
+///     Update::Keep
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Current<'a> {
     /// The live value.
@@ -54,11 +72,30 @@ pub enum Update {
 
 impl Update {
     /// Set the key to `value`, keeping its deadline (none if it had none, or no value).
+    ///
+    /// ```
+    /// assert_eq!(
+    ///     kv_store::Update::put("v"),
+    ///     kv_store::Update::put_with("v", kv_store::TtlUpdate::Keep)
+    /// );
+    /// ```
     pub fn put(value: impl IntoBytes) -> Update {
         Update::put_with(value, TtlUpdate::Keep)
     }
 
     /// Set the key to `value`, with the deadline `ttl` says.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// use kv_store::{TtlUpdate, Update};
+    /// // GETSET: set a value, drop any deadline, answer the old value.
+    /// let old = store.update_with("k", |_| Update::put_with("new", TtlUpdate::Remove))?.old;
+    /// assert_eq!(old, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn put_with(value: impl IntoBytes, ttl: TtlUpdate) -> Update {
         Update::Put {
             value: value.into_bytes(),
@@ -68,6 +105,23 @@ impl Update {
 }
 
 /// What an [`Update::Put`] does to the key's deadline.
+///
+/// ```
+/// # fn main() -> Result<(), kv_store::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = kv_store::KvStore::open(dir.path())?;
+/// use std::time::Duration;
+/// use kv_store::{Ttl, TtlUpdate, Update};
+///
+/// // SET k v EX 10, then SET k w KEEPTTL, then SET k x (which drops the deadline).
+/// store.update_with("k", |_| Update::put_with("v", TtlUpdate::After(Duration::from_secs(10))))?;
+/// store.update_with("k", |_| Update::put_with("w", TtlUpdate::Keep))?;
+/// assert!(store.ttl("k").remaining().is_some());
+/// store.update_with("k", |_| Update::put_with("x", TtlUpdate::Remove))?;
+/// assert_eq!(store.ttl("k"), Ttl::NoDeadline);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TtlUpdate {
     /// Keep the deadline the key has (Redis's `KEEPTTL`); none if it holds no live value.
@@ -82,6 +136,18 @@ pub enum TtlUpdate {
 }
 
 /// What [`KvStore::update_with`] found and left.
+///
+/// ```
+/// # fn main() -> Result<(), kv_store::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = kv_store::KvStore::open(dir.path())?;
+/// use kv_store::{Update, Updated};
+/// store.put("k", "a")?;
+/// let updated = store.update_with("k", |_| Update::put("b"))?;
+/// assert_eq!(updated, Updated { old: Some("a".into()), new: Some("b".into()) });
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Updated {
     /// The live value before the call.
@@ -92,6 +158,18 @@ pub struct Updated {
 
 /// A [`KvStore::compare_and_swap`] that did not swap: the key did not hold the expected
 /// value. Nothing was written.
+///
+/// ```
+/// # fn main() -> Result<(), kv_store::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = kv_store::KvStore::open(dir.path())?;
+/// store.put("k", "actual")?;
+/// let mismatch = store.compare_and_swap("k", Some("expected"), Some("new"))?.unwrap_err();
+/// assert_eq!(mismatch.current.unwrap(), "actual");
+/// assert_eq!(mismatch.proposed.unwrap(), "new");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("compare and swap: the key does not hold the expected value")]
 pub struct CompareAndSwapError {
