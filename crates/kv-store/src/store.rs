@@ -443,6 +443,8 @@ impl KvStore {
         }
         let admission = &self.inner.admission;
         if !admission.is_limited() {
+            // Released after the commit, bumping the stripes' versions for transactions'
+            // WATCH (`stripes.rs`): one atomic add on the cache line the lock just took.
             let _stripes = self.lock_stripes(&ops, &[]);
             return self.commit(ops, options);
         }

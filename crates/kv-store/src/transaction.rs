@@ -30,7 +30,10 @@ use crate::store::KvStore;
 /// queued after `MULTI` run at `EXEC`.
 ///
 /// It holds a handle on the store (no borrow) and is `Send`, so a server connection can
-/// keep one across requests; the store stays open while it lives. Conflicts are detected by
+/// keep one across requests; the store stays open while it lives. It is `Clone`: a server
+/// can keep a connection's watches in one and run `EXEC`'s commands in a clone, reading
+/// through it what they modify; a [`Conflict`] names the first key found changed, watched
+/// keys first, so a conflict on a key only the commands read can be retried. Conflicts are detected by
 /// lock stripe, which a few unrelated keys share: a write of one of those fails the commit
 /// too (then retry, as after any conflict), but a real change is never missed.
 ///

@@ -223,6 +223,20 @@ impl KvStore {
     /// })?;
     /// assert_eq!(appended.new.unwrap(), "me!");
     /// assert!(store.ttl("lock").remaining().is_some());
+    ///
+    /// // INCR: a closure refuses by keeping the value and saying why in what it captures.
+    /// let mut not_a_number = false;
+    /// store.update_with("lock", |current| {
+    ///     let text = current.map_or(Some("0"), |c| std::str::from_utf8(c.value).ok());
+    ///     match text.and_then(|t| t.parse::<i64>().ok()) {
+    ///         Some(n) => Update::put((n + 1).to_string()),
+    ///         None => {
+    ///             not_a_number = true;
+    ///             Update::Keep
+    ///         }
+    ///     }
+    /// })?;
+    /// assert!(not_a_number);
     /// # Ok(())
     /// # }
     /// ```
