@@ -12,6 +12,16 @@
 //!   descending with `.rev()`: these need [`IndexKind::Ordered`]); [`Keys`] (from `keys()`)
 //!   is the same over keys. `Send + 'static`: it may outlive the handle and move to another
 //!   thread; read in short chunks, never a snapshot, never holding writers up for long.
+//! - Atomic read-modify-writes of one key, atomic against every other writer of it without
+//!   a store-wide lock, keeping the key's deadline unless told otherwise:
+//!   [`KvStore::update_with`] (the general form: an [`Update`] from the [`Current`] value and
+//!   deadline, answering [`Updated`]), `update_and_fetch`, `fetch_and_update`,
+//!   `compare_and_swap` (a mismatch is a [`CompareAndSwapError`] carrying the current
+//!   value) and `remove` (answers the old value).
+//! - Optimistic [`Transaction`]s with Redis's `WATCH` semantics: `begin_transaction`, then
+//!   `get`/`watch` and buffered writes, then `commit`, which writes one atomic batch only if
+//!   no key read or watched was written, evicted or expired since (else a [`Conflict`]);
+//!   [`KvStore::transaction`] retries a closure on conflict.
 //! - [`Options`]: [`Durability`] (`Sync`, `Batch(window)` — the default, 5 ms — or `None`),
 //!   index kind, shard count, segment size, LZ4/Zstd compression above a size threshold,
 //!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], the expiry sweep, and
@@ -52,11 +62,15 @@ mod error;
 mod into_bytes;
 mod iter;
 mod limits;
+mod locked;
 mod maintenance;
 mod options;
 mod stats;
 mod store;
+mod stripes;
+mod transaction;
 mod ttl;
+mod update;
 
 pub use batch::WriteBatch;
 pub use error::{Error, Result};
@@ -65,7 +79,9 @@ pub use iter::{Iter, Keys};
 pub use options::{AutoCompact, Eviction, Limits, Options};
 pub use stats::Stats;
 pub use store::{KvStore, WAL_DIR};
+pub use transaction::{Conflict, Transaction};
 pub use ttl::Ttl;
+pub use update::{CompareAndSwapError, Current, TtlUpdate, Update, Updated};
 
 pub use bytes::Bytes;
 pub use kv_compact::{CompactionReport, CompactionStats};

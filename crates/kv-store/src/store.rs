@@ -16,7 +16,7 @@ use kv_core::{Expiry, Op};
 use kv_durable::{CompressionPolicy, Durable, OpenReport, WriteOptions};
 use kv_wal::fs::{FileSystem, StdFileSystem};
 use kv_wal::{Position, WalConfig};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use crate::batch::{fix_deadlines, millis, WriteBatch};
 use crate::error::{Error, Result};
@@ -26,6 +26,7 @@ use crate::limits::{Admission, Growth};
 use crate::maintenance::Maintenance;
 use crate::options::{AutoCompact, Options};
 use crate::stats::Stats;
+use crate::stripes::{Stripe, StripeGuard, Stripes};
 use crate::ttl::Ttl;
 
 /// The log's directory inside the store's directory.
@@ -40,7 +41,7 @@ const STRIPES: usize = 256;
 /// What every clone of a [`KvStore`] shares.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    durable: Durable<Sharded>,
+    pub(crate) durable: Durable<Sharded>,
     path: PathBuf,
     pub(crate) admission: Admission,
     /// A plain write holds its keys' stripes shared while it commits; `expire` and `persist`
@@ -48,7 +49,9 @@ pub(crate) struct Inner {
     /// put in between cannot be overwritten by the old value. Under limits, a write that can
     /// take a key away holds it exclusively too, and so does an eviction from its re-check
     /// of a victim to the delete (`Admission::needs_exclusive`, `KvStore::evict`).
-    stripes: Box<[CachePadded<RwLock<()>>]>,
+    /// Read-modify-writes (`update.rs`) and transactions' commits (`transaction.rs`) hold
+    /// their keys' stripes exclusively; every write bumps its stripes' versions (`stripes.rs`).
+    pub(crate) stripes: Stripes,
     stripe_hasher: DefaultHashBuilder,
     report: OpenReport,
     /// The store directory's lock, taken before anything in it is read or cleaned up;
@@ -60,7 +63,7 @@ pub(crate) struct Inner {
     file_system: Arc<dyn FileSystem>,
     auto_compact: Option<AutoCompact>,
     expirations: AtomicU64,
-    errors: AtomicU64,
+    pub(crate) errors: AtomicU64,
     maintenance: Mutex<Option<Maintenance>>,
 }
 
@@ -87,7 +90,7 @@ pub(crate) struct Inner {
 /// ```
 #[derive(Debug, Clone)]
 pub struct KvStore {
-    inner: Arc<Handles>,
+    pub(crate) inner: Arc<Handles>,
 }
 
 /// What the user's handles share: the store, closed when the last of them is dropped, on
@@ -96,7 +99,7 @@ pub struct KvStore {
 /// that thread is stopped (mini-redis's `DbDropGuard`), and a reopen right after the drop
 /// finds the directory free.
 #[derive(Debug)]
-struct Handles(Arc<Inner>);
+pub(crate) struct Handles(Arc<Inner>);
 
 impl std::ops::Deref for Handles {
     type Target = Inner;
@@ -236,7 +239,7 @@ impl KvStore {
             path,
             admission: Admission::new(options.limits),
             stripes: (0..STRIPES)
-                .map(|_| CachePadded::new(RwLock::new(())))
+                .map(|_| CachePadded::new(Stripe::default()))
                 .collect(),
             stripe_hasher: DefaultHashBuilder::default(),
             report,
@@ -284,11 +287,11 @@ impl KvStore {
         &self.inner.report
     }
 
-    fn state(&self) -> &Sharded {
+    pub(crate) fn state(&self) -> &Sharded {
         self.inner.durable.sink()
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.inner.durable.now_ms()
     }
 
@@ -441,6 +444,8 @@ impl KvStore {
         }
         let admission = &self.inner.admission;
         if !admission.is_limited() {
+            // Released after the commit, bumping the stripes' versions for transactions'
+            // WATCH (`stripes.rs`): one atomic add on the cache line the lock just took.
             let _stripes = self.lock_stripes(&ops, &[]);
             return self.commit(ops, options);
         }
@@ -473,7 +478,7 @@ impl KvStore {
                 Err(blocked) => {
                     // Evicting takes stripes, and waiting must not keep others' writes
                     // from finishing: let go of everything first.
-                    drop(stripes);
+                    stripes.unwritten();
                     let until =
                         *wait_until.get_or_insert_with(|| Instant::now() + admission.max_wait());
                     room = Some(self.make_room(growth, blocked, until, None)?);
@@ -497,7 +502,7 @@ impl KvStore {
     /// the key `spare`), or by waiting for other writes to release what they reserved or
     /// to finish their evictions; `blocked` (the refusal) once `deadline` has passed.
     /// Called holding no stripe.
-    fn make_room(
+    pub(crate) fn make_room(
         &self,
         growth: Growth,
         mut blocked: Error,
@@ -572,6 +577,7 @@ impl KvStore {
             }
         }
         if deletes.is_empty() {
+            stripes.into_iter().for_each(StripeGuard::unwritten);
             return Ok(0);
         }
         #[cfg(test)]
@@ -607,7 +613,7 @@ impl KvStore {
         let stripes = &self.inner.stripes;
         if let [op] = ops {
             let stripe = &stripes[self.inner.stripe_of(op.key())];
-            return StripeGuards::One(StripeGuard::new(stripe, exclusive.first() == Some(&true)));
+            return StripeGuards::One(hold(stripe, exclusive.first() == Some(&true)));
         }
         let mut wanted: Vec<(usize, bool)> = ops
             .iter()
@@ -625,7 +631,7 @@ impl KvStore {
             wanted
                 .into_iter()
                 .rev()
-                .map(|(i, exclusive)| StripeGuard::new(&stripes[i], exclusive))
+                .map(|(i, exclusive)| hold(&stripes[i], exclusive))
                 .collect(),
         )
     }
@@ -640,18 +646,21 @@ impl KvStore {
         room: bool,
         deadline: impl FnOnce(Option<u64>) -> Option<Expiry>,
     ) -> Result<Option<bool>> {
-        let _stripe = self.inner.stripes[self.inner.stripe_of(key)].write();
+        let stripe = self.inner.stripes[self.inner.stripe_of(key)].write();
         let now = self.now();
         let current = self.state().with_entry(key, now, |e| {
             (Bytes::copy_from_slice(e.value()), e.deadline())
         });
         let Some((value, old)) = current else {
+            stripe.unwritten();
             return Ok(Some(false));
         };
         let Some(expiry) = deadline(old) else {
+            stripe.unwritten();
             return Ok(Some(false));
         };
         if old.is_none() && expiry != Expiry::Never && !room {
+            stripe.unwritten();
             return Ok(None);
         }
         let op = Op::Put {
@@ -1083,7 +1092,7 @@ impl Inner {
         self.durable.now_ms()
     }
 
-    fn stripe_of(&self, key: &[u8]) -> usize {
+    pub(crate) fn stripe_of(&self, key: &[u8]) -> usize {
         self.stripe_hasher.hash_one(key) as usize & (STRIPES - 1)
     }
 
@@ -1095,9 +1104,7 @@ impl Inner {
             // A write busy with a key counted on it being there (or sized it): leave it for
             // the next sweep. Looked at under the shard's lock, so a write that takes the
             // stripe after this sees the key gone (see `limits.rs`).
-            state.sweep_expired_if(now, |key| {
-                self.stripes[self.stripe_of(key)].try_write().is_some()
-            })
+            state.sweep_expired_if(now, |key| self.stripes[self.stripe_of(key)].is_free())
         } else {
             state.sweep_expired(now)
         };
@@ -1153,23 +1160,26 @@ impl Inner {
 /// The stripes a write holds while it commits: one, without allocating, for the common
 /// single-key write.
 enum StripeGuards<'a> {
-    One(#[allow(dead_code)] StripeGuard<'a>),
-    Many(#[allow(dead_code)] Vec<StripeGuard<'a>>),
+    One(StripeGuard<'a>),
+    Many(Vec<StripeGuard<'a>>),
 }
 
-/// One stripe, held shared (a plain put) or exclusively (see `Admission::needs_exclusive`).
-enum StripeGuard<'a> {
-    Shared(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
-    Exclusive(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
-}
-
-impl<'a> StripeGuard<'a> {
-    fn new(stripe: &'a RwLock<()>, exclusive: bool) -> Self {
-        if exclusive {
-            StripeGuard::Exclusive(stripe.write())
-        } else {
-            StripeGuard::Shared(stripe.read())
+impl StripeGuards<'_> {
+    /// Releases the stripes without counting a write (see [`StripeGuard::unwritten`]).
+    fn unwritten(self) {
+        match self {
+            StripeGuards::One(guard) => guard.unwritten(),
+            StripeGuards::Many(guards) => guards.into_iter().for_each(StripeGuard::unwritten),
         }
+    }
+}
+
+/// Holds `stripe` shared (a plain put) or exclusively (see `Admission::needs_exclusive`).
+fn hold(stripe: &Stripe, exclusive: bool) -> StripeGuard<'_> {
+    if exclusive {
+        stripe.write()
+    } else {
+        stripe.read()
     }
 }
 

@@ -1,0 +1,159 @@
+//! Writes decided under their keys' stripes held exclusively: what read-modify-writes
+//! (`update.rs`) and transactions' commits (`transaction.rs`) share.
+//!
+//! The stripes are taken in stripe order (as every writer takes them, so none deadlock), the
+//! caller reads the keys and decides what to write, and the write is reserved against the
+//! limits and committed before the stripes are released: no other write of those keys can
+//! come between the read and the write. Evicting takes stripes too, so a write that must
+//! make room lets go of its stripes first, makes room, and decides again from a fresh read.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use kv_core::Op;
+use kv_durable::WriteOptions;
+
+use crate::batch::fix_deadlines;
+use crate::error::{Error, Result};
+use crate::store::KvStore;
+use crate::stripes::StripeGuard;
+
+/// What a decision made under the stripes comes to.
+pub(crate) enum Decision<T> {
+    /// Write these operations (of keys among those locked), then answer `T`.
+    Write(Vec<Op>, T),
+    /// Write nothing; answer `T`.
+    Done(T),
+}
+
+/// The stripes held: one, without allocating, for a single key; else each with its index.
+enum Held<'a> {
+    One(StripeGuard<'a>),
+    Many(Vec<(usize, StripeGuard<'a>)>),
+}
+
+impl Held<'_> {
+    fn unwritten(self) {
+        match self {
+            Held::One(guard) => guard.unwritten(),
+            Held::Many(guards) => guards.into_iter().for_each(|(_, g)| g.unwritten()),
+        }
+    }
+}
+
+impl KvStore {
+    /// Holds the stripes of `keys` exclusively, in stripe order, then calls `decide` with
+    /// the time and writes what it decides, before letting go. Under limits a write that
+    /// does not fit lets go, makes room (evicting, never `spare`, or waiting) and calls
+    /// `decide` again, so `decide` may run more than once; it must not write to this store
+    /// itself (its keys are locked). Every operation `decide` returns must be of a key in
+    /// `keys`: only those are sized exactly.
+    pub(crate) fn write_locked<T>(
+        &self,
+        keys: &[&[u8]],
+        spare: Option<&[u8]>,
+        options: WriteOptions,
+        mut decide: impl FnMut(u64) -> Result<Decision<T>>,
+    ) -> Result<T> {
+        let result = self.write_locked_counted(keys, spare, options, &mut decide);
+        if result.is_err() {
+            self.inner.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn write_locked_counted<T>(
+        &self,
+        keys: &[&[u8]],
+        spare: Option<&[u8]>,
+        options: WriteOptions,
+        decide: &mut dyn FnMut(u64) -> Result<Decision<T>>,
+    ) -> Result<T> {
+        let admission = &self.inner.admission;
+        // Room made in an earlier pass, kept for the next; one end to all the waiting.
+        let mut room = None;
+        let mut wait_until = None;
+        loop {
+            let held = self.hold_exclusively(keys);
+            let now = self.now();
+            let (mut ops, answer) = match decide(now) {
+                Ok(Decision::Write(ops, answer)) if !ops.is_empty() => (ops, answer),
+                Ok(Decision::Write(_, answer) | Decision::Done(answer)) => {
+                    held.unwritten();
+                    return Ok(answer);
+                }
+                Err(e) => {
+                    held.unwritten();
+                    return Err(e);
+                }
+            };
+            fix_deadlines(&mut ops, now);
+            let _reservation = if admission.is_limited() {
+                // Every key is held exclusively: the growth is exact.
+                let exclusive = vec![true; ops.len()];
+                let growth = admission.growth(self.state(), &ops, &exclusive);
+                match admission.reserve(self.state(), growth, room.take()) {
+                    Ok(reservation) => Some(reservation),
+                    Err(blocked) => {
+                        held.unwritten();
+                        let until = *wait_until
+                            .get_or_insert_with(|| Instant::now() + admission.max_wait());
+                        room = Some(self.make_room(growth, blocked, until, spare)?);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            for op in &ops {
+                admission.touch(op.key(), true);
+            }
+            let written_stripes: Vec<usize> = match &held {
+                Held::One(_) => Vec::new(),
+                Held::Many(_) => ops
+                    .iter()
+                    .map(|op| self.inner.stripe_of(op.key()))
+                    .collect(),
+            };
+            let written = self
+                .inner
+                .durable
+                .write(ops, options)
+                .map_err(Error::from_write);
+            // Released after the write is applied, bumping the versions of the stripes
+            // written (even when the write failed: whether a failed write reached the state
+            // is not for this to judge). A stripe only read is not bumped: a transaction's
+            // reads must not fail other transactions that watch the same keys.
+            match held {
+                Held::One(guard) => drop(guard),
+                Held::Many(guards) => {
+                    for (stripe, guard) in guards {
+                        if written_stripes.contains(&stripe) {
+                            drop(guard);
+                        } else {
+                            guard.unwritten();
+                        }
+                    }
+                }
+            }
+            return written.map(|()| answer);
+        }
+    }
+
+    /// The stripes of `keys`, each once, held exclusively in stripe order.
+    fn hold_exclusively(&self, keys: &[&[u8]]) -> Held<'_> {
+        let inner = &self.inner;
+        if let [key] = keys {
+            return Held::One(inner.stripes[inner.stripe_of(key)].write());
+        }
+        let mut wanted: Vec<usize> = keys.iter().map(|key| inner.stripe_of(key)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        Held::Many(
+            wanted
+                .into_iter()
+                .map(|i| (i, inner.stripes[i].write()))
+                .collect(),
+        )
+    }
+}
