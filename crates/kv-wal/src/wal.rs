@@ -273,6 +273,19 @@ impl Wal {
         self.append_encoded_by(encoded, false)
     }
 
+    /// Whether appending `len` bytes now would only copy them into the active segment's
+    /// space: no rotation first (which syncs the old segment and the directory) and no
+    /// preallocation (`fallocate` of the rest of the segment). A caller that must not wait for
+    /// the disk (an async task on a runtime thread) asks this before an append, under the
+    /// same borrow.
+    pub fn appends_in_place(&self, len: u64) -> bool {
+        let active = &self.active;
+        let rotates = active.len > active.start
+            && active.len + len + seal::RECORD_LEN > self.config.max_segment_size;
+        let allocates = self.config.preallocate && active.len + len > active.file_len;
+        !rotates && !allocates
+    }
+
     fn append_encoded_by(&mut self, encoded: &Encoded, window: bool) -> Result<Position> {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });

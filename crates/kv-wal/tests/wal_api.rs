@@ -296,3 +296,21 @@ fn appends_between_zeros_written_ahead_read_back_whole() {
     assert_eq!(records, written);
     assert!(info.corruptions.is_empty());
 }
+
+#[test]
+fn appends_in_place_says_when_an_append_would_rotate_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(config(dir.path()).fsync_policy(FsyncPolicy::Os)).unwrap();
+    let mut rotations = 0;
+    for i in 0..300 {
+        let record = nth_record(i);
+        let len = record.encoded_len() as u64;
+        let in_place = wal.appends_in_place(len);
+        let before = wal.current_position().segment;
+        wal.append(&record).unwrap();
+        let rotated = wal.current_position().segment != before;
+        assert_eq!(in_place, !rotated, "record {i}");
+        rotations += u32::from(rotated);
+    }
+    assert!(rotations >= 3, "the test crossed segments: {rotations}");
+}
