@@ -414,8 +414,41 @@ impl KvStore {
         self.submit(batch.ops, options)
     }
 
+    /// Writes `ops` on this thread if nothing can make it wait for the disk or for another
+    /// writer (see [`Durable::try_write_now`], which checks the log's side); gives them back
+    /// otherwise, for [`KvStore::submit`] to write on a thread that may wait. On this side:
+    /// a store with limits may evict or wait for room (up to seconds), and a key's stripe
+    /// may be held exclusively by a read-modify-write across its own commit, so both are
+    /// given back.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn try_submit_now(
+        &self,
+        mut ops: Vec<Op>,
+        options: WriteOptions,
+    ) -> std::result::Result<Result<()>, Vec<Op>> {
+        if self.inner.admission.is_limited() || !self.inner.durable.returns_before_sync(options) {
+            return Err(ops);
+        }
+        if ops
+            .iter()
+            .any(|op| matches!(op, Op::Put { expiry, .. } if *expiry != Expiry::Never))
+        {
+            // Absolute from now on: given back, the ops keep the deadline they got here.
+            fix_deadlines(&mut ops, self.now());
+        }
+        let Some(_stripes) = self.try_lock_stripes_shared(&ops) else {
+            return Err(ops);
+        };
+        let result = self.inner.durable.try_write_now(ops, options)?;
+        let result = result.map_err(Error::from_write);
+        if result.is_err() {
+            self.inner.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(result)
+    }
+
     /// Every write goes through here: limits, stripes, then the durable layer.
-    fn submit(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+    pub(crate) fn submit(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
         let result = self.submit_counted(ops, options);
         if result.is_err() {
             self.inner.errors.fetch_add(1, Ordering::Relaxed);
@@ -622,6 +655,27 @@ impl KvStore {
                 .map(|(i, exclusive)| StripeGuard::new(&stripes[i], exclusive))
                 .collect(),
         )
+    }
+
+    /// The stripes of `ops`, held shared, if none is held exclusively now.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    fn try_lock_stripes_shared(&self, ops: &[Op]) -> Option<StripeGuards<'_>> {
+        let stripes = &self.inner.stripes;
+        if let [op] = ops {
+            let stripe = stripes[self.inner.stripe_of(op.key())].try_read()?;
+            return Some(StripeGuards::One(StripeGuard::Shared(stripe)));
+        }
+        let mut wanted: Vec<usize> = ops
+            .iter()
+            .map(|op| self.inner.stripe_of(op.key()))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let held = wanted
+            .into_iter()
+            .map(|i| stripes[i].try_read().map(StripeGuard::Shared))
+            .collect::<Option<Vec<_>>>()?;
+        Some(StripeGuards::Many(held))
     }
 
     /// Rewrites `key`'s value with the deadline `deadline` gives its current one, under its
