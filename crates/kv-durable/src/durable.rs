@@ -370,7 +370,10 @@ impl<S: Sink> Durable<S> {
     /// The commit path's figures.
     pub fn stats(&self) -> CommitStats {
         let mut stats = match &*self.inner.log.lock() {
-            Some(log) => log.recorder.snapshot(),
+            Some(log) => CommitStats {
+                background_fsyncs: log.wal.background_syncs(),
+                ..log.recorder.snapshot()
+            },
             None => CommitStats::default(),
         };
         if let (None, Some(said)) = (&stats.failed, self.inner.group.panicked()) {

@@ -438,6 +438,13 @@ impl Wal {
         Ok(())
     }
 
+    /// How many fdatasyncs the background flusher has made since the log was opened: the
+    /// syncs of `FsyncPolicy::Batch` and of [`Wal::sync_within`] windows (successful ones;
+    /// a failed one stops the log).
+    pub fn background_syncs(&self) -> u64 {
+        self.shared.background_syncs()
+    }
+
     /// A handle that syncs the active segment without the `Wal`: see [`Syncer`].
     pub fn syncer(&self) -> Syncer {
         Syncer::new(
