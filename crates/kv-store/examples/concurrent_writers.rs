@@ -27,11 +27,11 @@ fn main() -> Result<(), kv_store::Error> {
     let elapsed = started.elapsed();
     let stats = store.stats();
     println!(
-        "{} durable puts from {threads} threads in {elapsed:?}: {:.0} puts/s, {:.1} records per fsync, p99 {:?}",
+        "{} durable puts from {threads} threads in {elapsed:?}: {:.0} puts/s, {:.1} records per fsync, p99 {} us",
         store.len(),
         store.len() as f64 / elapsed.as_secs_f64(),
-        stats.commit.records_per_fsync(),
-        stats.commit.latency_p99,
+        stats.records_per_fsync_ratio,
+        stats.commit_latency_p99_micros,
     );
     store.close()
 }

@@ -31,8 +31,8 @@ fn main() -> Result<(), kv_store::Error> {
     println!("session expires in {:?}", store.ttl("session:1").flatten());
     let stats = store.stats();
     println!(
-        "replayed {} records in {:?}",
-        stats.recovery.replayed, stats.recovery.duration
+        "replayed {} records in {} us",
+        stats.open_replayed_records, stats.open_duration_micros
     );
     Ok(())
 }

@@ -21,7 +21,7 @@ async fn main() -> Result<(), kv_store::Error> {
     println!("task:42 = {:?}", store.get("task:42"));
     println!(
         "{} records per fsync",
-        store.stats().commit.records_per_fsync()
+        store.stats().records_per_fsync_ratio
     );
     store.close_async().await
 }

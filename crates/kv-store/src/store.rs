@@ -39,6 +39,8 @@ const STRIPES: usize = 256;
 pub(crate) struct Inner {
     durable: Durable<Sharded>,
     path: PathBuf,
+    /// What the metrics call the store (`Options::name`, or the path).
+    name: String,
     pub(crate) admission: Admission,
     /// A plain write holds its keys' stripes shared while it commits; `expire` and `persist`
     /// hold their key's stripe exclusively between reading the value and rewriting it, so a
@@ -230,6 +232,10 @@ impl KvStore {
         report.duration = started.elapsed();
         let inner = Arc::new(Inner {
             durable,
+            name: options
+                .name
+                .clone()
+                .unwrap_or_else(|| path.display().to_string()),
             path,
             admission: Admission::new(options.limits),
             stripes: (0..STRIPES)
@@ -245,7 +251,7 @@ impl KvStore {
             errors: AtomicU64::new(0),
             maintenance: Mutex::new(None),
         });
-        *inner.maintenance.lock() = Maintenance::start(&inner, options.sweep_interval);
+        *inner.maintenance.lock() = Maintenance::start(&inner, &options);
         Ok(KvStore {
             inner: Arc::new(Handles(inner)),
         })
@@ -260,6 +266,11 @@ impl KvStore {
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The store's name, the `store` label of its metrics: [`Options::name`], or the path.
+    pub fn name(&self) -> &str {
+        self.inner.name()
     }
 
     /// What opening found and did: records replayed, and in `recovery.corruptions` every
@@ -991,7 +1002,7 @@ impl KvStore {
     /// # let store = kv_store::KvStore::open(dir.path())?;
     /// store.put("k", "v")?;
     /// let stats = store.stats();
-    /// assert_eq!((stats.keys, stats.commit.records), (1, 1));
+    /// assert_eq!((stats.keys, stats.commit_records_total), (1, 1));
     /// # Ok(())
     /// # }
     /// ```
@@ -1101,30 +1112,26 @@ impl Inner {
 
     pub(crate) fn stats(&self) -> Stats {
         let state = self.durable.sink();
-        let now = self.durable.now_ms();
         let (log_segments, log_bytes) = self.durable.log_extent().unwrap_or((0, 0));
-        let snapshot_bytes = self.compactor.snapshot_bytes();
-        let live_bytes = state.entry_bytes() as u64;
-        let stored = log_bytes + snapshot_bytes;
-        Stats {
-            keys: state.live_len(now),
-            memory_used: state.memory_used(),
-            live_bytes,
+        Stats::from(crate::stats::Parts {
+            keys: state.live_len(self.durable.now_ms()),
+            memory_used_bytes: state.memory_used(),
+            live_bytes: state.entry_bytes() as u64,
             log_segments,
             log_bytes,
-            snapshot_bytes,
-            live_data_ratio: if stored == 0 {
-                1.0
-            } else {
-                live_bytes as f64 / stored as f64
-            },
-            recovery: self.report.clone(),
+            snapshot_bytes: self.compactor.snapshot_bytes(),
+            open: self.report.clone(),
             commit: self.durable.stats(),
             compaction: self.compactor.stats(),
             evictions: self.admission.evictions.load(Ordering::Relaxed),
             expirations: self.expirations.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
-        }
+        })
+    }
+
+    /// The store's name in its metrics.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// Compacts if the log has outgrown the live data as the trigger says. A failure is

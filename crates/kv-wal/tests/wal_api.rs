@@ -219,7 +219,7 @@ fn batch_policy_syncs_within_the_window_without_further_writes() {
     std::thread::sleep(window * 3);
     assert_eq!(faults.count(Op::Sync), settled);
     // Every sync since the write was the flusher's, and each one is counted.
-    assert_eq!(wal.background_syncs(), (settled - syncs_before) as u64);
+    assert_eq!(wal.background_syncs(), settled - syncs_before);
     assert!(wal.background_syncs() >= 1);
 }
 
