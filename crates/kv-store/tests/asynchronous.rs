@@ -195,3 +195,106 @@ async fn open_compact_and_checkpoint() {
     let copy = KvStore::open_async(backup.path()).await.unwrap();
     assert_eq!(copy.get("counter").unwrap(), "99");
 }
+
+/// Async writes on the task's thread race writes on the blocking pool, synchronous writes
+/// that sync, rotations of a small log and compactions: every acknowledged write is in the
+/// state, and reopening replays the same state.
+#[test]
+fn async_writes_on_and_off_the_runtime_race_sync_writers_and_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || {
+        Options::default()
+            .segment_size(16 * 1024)
+            .sweep_interval(Duration::ZERO)
+    };
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Writers that ask for an fsync: their groups are what a follower would wait for.
+        for t in 0..2 {
+            let store = store.clone();
+            s.spawn(move || {
+                for i in 0..100 {
+                    let mut batch = WriteBatch::new();
+                    batch.put(format!("sync{t}:{i}"), i.to_string());
+                    store.write_with(batch, WriteOptions::sync()).unwrap();
+                }
+            });
+        }
+        let compactor = s.spawn(|| {
+            let mut compactions = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.compact().unwrap();
+                compactions += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            compactions
+        });
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..16)
+                .map(|t| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        for i in 0..300 {
+                            // Shared keys too: the log's order decides their last values.
+                            store
+                                .put_async(format!("shared{}", i % 8), format!("{t}:{i}"))
+                                .await
+                                .unwrap();
+                            store
+                                .put_async(format!("async{t}:{i}"), i.to_string())
+                                .await
+                                .unwrap();
+                            if i % 10 == 0 {
+                                store.delete_async(format!("async{t}:{i}")).await.unwrap();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(compactor.join().unwrap() > 0);
+    });
+    for t in 0..16 {
+        for i in 0..300 {
+            let expected = (i % 10 != 0).then(|| i.to_string());
+            let value = store.get(format!("async{t}:{i}"));
+            assert_eq!(value.as_deref(), expected.as_deref().map(str::as_bytes));
+        }
+    }
+    let stats = store.stats();
+    assert!(
+        stats.log_segments > 1 || stats.compactions_total > 0,
+        "{stats:?}"
+    );
+    let mut before: Vec<_> = store
+        .keys()
+        .into_iter()
+        .map(|k| {
+            let v = store.get(&k).unwrap();
+            (k, v)
+        })
+        .collect();
+    before.sort();
+    assert_eq!(before.len(), 8 + 16 * 270 + 200);
+    store.close().unwrap();
+    let reopened = KvStore::open_with(dir.path(), options()).unwrap();
+    let mut after: Vec<_> = reopened
+        .keys()
+        .into_iter()
+        .map(|k| {
+            let v = reopened.get(&k).unwrap();
+            (k, v)
+        })
+        .collect();
+    after.sort();
+    assert_eq!(after, before);
+}
