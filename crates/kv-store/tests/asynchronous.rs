@@ -1,5 +1,6 @@
 //! The async API: many tasks on a small runtime write durably without starving it, and the
 //! same store serves the synchronous API.
+#![cfg(feature = "tokio")]
 
 use std::time::Duration;
 
