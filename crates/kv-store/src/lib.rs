@@ -12,8 +12,10 @@
 //!   index kind, shard count, segment size, LZ4/Zstd compression above a size threshold,
 //!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], the expiry sweep, and
 //!   [`AutoCompact`], when the store compacts its log by itself.
-//! - With the `tokio` feature (on by default): `put_async` and friends, which wait for the
-//!   disk on tokio's blocking pool, never on a runtime thread.
+//! - With the `tokio` feature (on by default): `put_async` and friends, `open_async`,
+//!   `compact_async`, `checkpoint_async`: whatever waits for the disk waits on tokio's
+//!   blocking pool, never on a runtime thread; a write that returns before its fsync and
+//!   that nothing can hold up is written on the task's own thread (about a microsecond).
 //! - With the `metrics` feature: the figures of [`Stats`] published through the `metrics`
 //!   crate on a timer of their own ([`Options::metrics_interval`], every second by
 //!   default), for any exporter: see [Metrics](#metrics).
