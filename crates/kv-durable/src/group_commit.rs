@@ -12,6 +12,12 @@
 //!    the next leader and is handed all of them as its group; otherwise the queue is marked
 //!    unled.
 //!
+//! A writer that must not wait (an async task on a runtime thread, through
+//! `Durable::try_write_now`) uses `try_lead`: it leads its own unit alone if no group is
+//! being committed, and otherwise, or if the commit steps back before writing anything,
+//! takes its unit back without ever queueing. It holds the `leading` flag like any leader,
+//! so the ordering argument below holds for it too.
+//!
 //! A panic inside a commit is caught: the group's writers and every later one get
 //! [`Error::Panicked`] instead of waiting for an answer that would never come.
 //!
