@@ -47,7 +47,7 @@ fn w5_memory(c: &mut Criterion) {
     load(&store, count);
     let after = resident_bytes().unwrap_or(0);
     let per_key = (after - before) as f64 / count as f64;
-    let accounted = store.stats().memory_used as f64 / count as f64;
+    let accounted = store.stats().memory_used_bytes as f64 / count as f64;
     eprintln!(
         "W5 {count} keys: {per_key:.1} resident bytes per key, {:.1} above the {} payload bytes \
          (the store accounts {accounted:.1} per key)",
@@ -200,10 +200,10 @@ fn w6_mixed(c: &mut Criterion) {
     });
     let stats = store.stats();
     eprintln!(
-        "W6 durable puts: p50 {:?}, p99 {:?}, {:.1} records per fsync",
-        stats.commit.latency_p50,
-        stats.commit.latency_p99,
-        stats.commit.records_per_fsync()
+        "W6 durable puts: p50 {} us, p99 {} us, {:.1} records per fsync",
+        stats.commit_latency_p50_micros,
+        stats.commit_latency_p99_micros,
+        stats.records_per_fsync_ratio
     );
     group.finish();
 }

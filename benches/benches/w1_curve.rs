@@ -26,7 +26,7 @@ fn main() {
         } else {
             (6_000 / writers).max(100)
         };
-        let before = store.stats().commit;
+        let before = store.stats();
         let started = Instant::now();
         std::thread::scope(|s| {
             for w in 0..writers {
@@ -40,9 +40,9 @@ fn main() {
             }
         });
         let rate = (writers * per_writer) as f64 / started.elapsed().as_secs_f64();
-        let after = store.stats().commit;
-        let per_fsync = (after.records_synced - before.records_synced) as f64
-            / (after.fsyncs - before.fsyncs).max(1) as f64;
+        let after = store.stats();
+        let per_fsync = (after.fsynced_records_total - before.fsynced_records_total) as f64
+            / (after.fsyncs_total - before.fsyncs_total).max(1) as f64;
         println!(
             "| {writers} | {rate:.0} | {:.2}× | {per_fsync:.1} |",
             rate / l1

@@ -136,9 +136,10 @@ fn is_empty_range(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
 pub fn stats(dir: &Path, durability: Durability, as_json: bool) -> Outcome {
     let store = open::for_reading(dir, durability)?;
     let figures = store.stats();
+    let opened = store.open_report().clone();
     store.close()?;
     if as_json {
-        println!("{}", stats::json(&figures));
+        println!("{}", stats::json(&figures, &opened));
     } else {
         print!("{}", stats::text(&figures));
     }

@@ -1,65 +1,16 @@
-//! The store's figures in the three shapes kv prints them: one shell line, text, JSON.
+//! The store's figures in the three shapes kv prints them: one shell line, text, JSON. Each
+//! figure goes by its one name ([`Stats::figures`]): the same as the field of `Stats` and
+//! the metric (`kv_` + name).
 
-use kv_store::Stats;
-use serde_json::{json, Value};
-
-/// The figures as `(name, value)` pairs, in the order they are printed.
-fn figures(stats: &Stats) -> Vec<(&'static str, String)> {
-    let recovery = &stats.recovery;
-    let commit = &stats.commit;
-    vec![
-        ("keys", stats.keys.to_string()),
-        ("memory_used", stats.memory_used.to_string()),
-        ("live_bytes", stats.live_bytes.to_string()),
-        ("log_segments", stats.log_segments.to_string()),
-        ("log_bytes", stats.log_bytes.to_string()),
-        ("snapshot_bytes", stats.snapshot_bytes.to_string()),
-        ("live_data_ratio", format!("{:.3}", stats.live_data_ratio)),
-        ("recovered_records", recovery.recovery.records.to_string()),
-        ("replayed", recovery.replayed.to_string()),
-        ("expired_dropped", recovery.expired_dropped.to_string()),
-        (
-            "bytes_truncated",
-            recovery.recovery.bytes_truncated.to_string(),
-        ),
-        (
-            "corruptions",
-            recovery.recovery.corruptions.len().to_string(),
-        ),
-        ("open_ms", format!("{:.3}", millis(recovery.duration))),
-        ("commit_groups", commit.groups.to_string()),
-        ("commit_records", commit.records.to_string()),
-        ("bytes_written", commit.bytes_written.to_string()),
-        ("fsyncs", commit.fsyncs.to_string()),
-        (
-            "records_per_fsync",
-            format!("{:.2}", commit.records_per_fsync()),
-        ),
-        ("commit_p50_us", micros(commit.latency_p50).to_string()),
-        ("commit_p99_us", micros(commit.latency_p99).to_string()),
-        ("commit_max_us", micros(commit.latency_max).to_string()),
-        ("compactions", stats.compaction.compactions.to_string()),
-        ("compaction_failures", stats.compaction.failures.to_string()),
-        ("evictions", stats.evictions.to_string()),
-        ("expirations", stats.expirations.to_string()),
-        ("errors", stats.errors.to_string()),
-        ("failed", commit.failed.is_some().to_string()),
-    ]
-}
-
-fn millis(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn micros(d: std::time::Duration) -> u128 {
-    d.as_micros()
-}
+use kv_store::{FigureValue, OpenReport, Stats};
+use serde_json::{json, Map, Value};
 
 /// One line of `name=value` pairs separated by spaces: the shell's `STATS` answer.
 pub fn line(stats: &Stats) -> String {
-    figures(stats)
+    stats
+        .figures()
         .into_iter()
-        .map(|(name, value)| format!("{name}={value}"))
+        .map(|figure| format!("{}={}", figure.name, figure.value))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -67,21 +18,40 @@ pub fn line(stats: &Stats) -> String {
 /// One `name: value` line per figure, plus the reason the store failed, if it did.
 pub fn text(stats: &Stats) -> String {
     let mut out = String::new();
-    for (name, value) in figures(stats) {
-        out.push_str(&format!("{name}: {value}\n"));
+    for figure in stats.figures() {
+        out.push_str(&format!("{}: {}\n", figure.name, figure.value));
     }
-    if let Some(reason) = &stats.commit.failed {
+    if let Some(reason) = &stats.failure {
         out.push_str(&format!("failure: {reason}\n"));
     }
     out
 }
 
-/// Every figure as one JSON object, recovery and commit figures nested.
-pub fn json(stats: &Stats) -> Value {
-    let recovery = &stats.recovery;
-    let info = &recovery.recovery;
-    let commit = &stats.commit;
-    let corruptions: Vec<Value> = info
+/// Every figure as one flat JSON object under the same names, with the details no figure
+/// holds: why the store failed, the last compaction, and what opening cut or skipped.
+pub fn json(stats: &Stats, opened: &OpenReport) -> Value {
+    let mut object = Map::new();
+    for figure in stats.figures() {
+        let value = match figure.value {
+            FigureValue::Count(n) => json!(n),
+            FigureValue::Ratio(r) => json!(r),
+            FigureValue::Flag(b) => json!(b),
+        };
+        object.insert(figure.name.to_string(), value);
+    }
+    object.insert("failure".into(), json!(stats.failure));
+    let last = stats.last_compaction.map(|last| {
+        json!({
+            "snapshot": last.snapshot,
+            "entries": last.entries,
+            "bytes_before": last.bytes_before,
+            "bytes_after": last.bytes_after,
+            "duration_micros": last.duration.as_micros() as u64,
+        })
+    });
+    object.insert("last_compaction".into(), json!(last));
+    let corruptions: Vec<Value> = opened
+        .recovery
         .corruptions
         .iter()
         .map(|c| {
@@ -94,49 +64,6 @@ pub fn json(stats: &Stats) -> Value {
             })
         })
         .collect();
-    json!({
-        "keys": stats.keys,
-        "memory_used": stats.memory_used,
-        "live_bytes": stats.live_bytes,
-        "log_segments": stats.log_segments,
-        "log_bytes": stats.log_bytes,
-        "snapshot_bytes": stats.snapshot_bytes,
-        "live_data_ratio": stats.live_data_ratio,
-        "recovery": {
-            "records": info.records,
-            "segments_scanned": info.segments_scanned,
-            "bytes_scanned": info.bytes_scanned,
-            "bytes_truncated": info.bytes_truncated,
-            "corruptions": corruptions,
-            "replayed": recovery.replayed,
-            "expired_dropped": recovery.expired_dropped,
-            "duration_ms": millis(recovery.duration),
-        },
-        "commit": {
-            "groups": commit.groups,
-            "records": commit.records,
-            "bytes_written": commit.bytes_written,
-            "fsyncs": commit.fsyncs,
-            "records_synced": commit.records_synced,
-            "records_per_fsync": commit.records_per_fsync(),
-            "latency_p50_us": micros(commit.latency_p50) as u64,
-            "latency_p99_us": micros(commit.latency_p99) as u64,
-            "latency_max_us": micros(commit.latency_max) as u64,
-            "failed": commit.failed,
-        },
-        "compaction": {
-            "compactions": stats.compaction.compactions,
-            "failures": stats.compaction.failures,
-            "last": stats.compaction.last.map(|last| json!({
-                "snapshot": last.snapshot,
-                "entries": last.entries,
-                "bytes_before": last.bytes_before,
-                "bytes_after": last.bytes_after,
-                "duration_ms": millis(last.duration),
-            })),
-        },
-        "evictions": stats.evictions,
-        "expirations": stats.expirations,
-        "errors": stats.errors,
-    })
+    object.insert("open_corruption_list".into(), json!(corruptions));
+    Value::Object(object)
 }

@@ -238,12 +238,47 @@ fn stats_json_is_one_json_object() {
     assert_success(&output);
     let stats: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
     assert_eq!(stats["keys"], 1);
-    assert_eq!(stats["recovery"]["records"], 1);
+    assert_eq!(stats["open_log_records"], 1);
     assert!(stats["log_bytes"].as_u64().unwrap() > 0);
-    assert!(stats["commit"]["failed"].is_null());
+    assert_eq!(stats["failed"], false);
+    assert!(stats["failure"].is_null());
 
     let text = stdout(&run_on(dir.path(), &["stats"], b""));
     assert!(text.starts_with("keys: 1\n"), "{text}");
+
+    // One name per figure: the text's, the JSON's and the shell's STATS are the same.
+    let text_names: Vec<&str> = text
+        .lines()
+        .map(|line| line.split(": ").next().unwrap())
+        .collect();
+    let details = ["failure", "last_compaction", "open_corruption_list"];
+    let json_names: Vec<&str> = stats
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !details.contains(name))
+        .collect();
+    let mut sorted_text = text_names.clone();
+    sorted_text.sort_unstable();
+    assert_eq!(sorted_text, json_names, "serde_json keeps its keys sorted");
+    let shell = stdout(&run_on(dir.path(), &[], b"STATS\n"));
+    let shell_names: Vec<&str> = shell
+        .trim_end()
+        .split(' ')
+        .map(|pair| pair.split('=').next().unwrap())
+        .collect();
+    assert_eq!(shell_names, text_names);
+    for name in &text_names {
+        assert!(
+            name.ends_with("_total")
+                || name.ends_with("_bytes")
+                || name.ends_with("_micros")
+                || name.ends_with("_ratio")
+                || !name.contains("bytes") && !name.contains("duration"),
+            "{name} says its unit"
+        );
+    }
 }
 
 #[test]

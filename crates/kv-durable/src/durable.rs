@@ -151,10 +151,65 @@ impl<S: Sink> Durable<S> {
     }
 
     /// Writes `ops` as one atomic batch: after any crash, all of them or none are there.
-    pub fn write(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+    pub fn write(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
         }
+        let unit = self.unit(ops, options)?;
+        self.inner.group.submit(unit, &|group| self.commit(group))
+    }
+
+    /// Whether a write with `options` returns before its fdatasync: it does not ask for
+    /// [`Durability::Sync`], itself or through the store's mode.
+    pub fn returns_before_sync(&self, options: WriteOptions) -> bool {
+        options.durability.unwrap_or(self.inner.options.durability) != Durability::Sync
+    }
+
+    /// Writes `ops` as [`Durable::write`] does, but only if the calling thread is not made to
+    /// wait for the disk or for another writer; gives them back untouched otherwise.
+    ///
+    /// What can make a write wait, and what this does about each:
+    /// - its own fdatasync ([`Durability::Sync`], the store's or its own): given back;
+    /// - a group being committed by another writer, which may include an fdatasync (a
+    ///   follower waits for it, and then for its own group, whose leader may sync): given
+    ///   back unless no group is being committed, in which case this thread leads its own
+    ///   write at once, alone;
+    /// - the log's mutex, held by a sync or rotation for compaction (an fdatasync under it),
+    ///   a deletion of old segments (unlinks and a directory sync), `close`, or a reading of
+    ///   the figures: taken only if free;
+    /// - a rotation (an append that does not fit the active segment syncs it, creates the
+    ///   next one and syncs the directory) or a preallocation of the segment's space: given
+    ///   back if the append needs either.
+    ///
+    /// What is left is a copy into the page cache (through the log's mapped window or one
+    /// `pwrite`), the flusher's deadline set under its own short lock (the flusher syncs
+    /// without it; a per-write window on a store that had no flusher starts one, once), and the state's shard locks, held by others for one operation or one
+    /// chunk of a scan. The kernel may still throttle a process that dirties pages faster
+    /// than the disk takes them; that pause is bounded by the kernel and met by any thread
+    /// that writes to memory-mapped files.
+    pub fn try_write_now(
+        &self,
+        ops: Vec<Op>,
+        options: WriteOptions,
+    ) -> std::result::Result<Result<()>, Vec<Op>> {
+        if ops.is_empty() {
+            return Ok(Ok(()));
+        }
+        if !self.returns_before_sync(options) {
+            return Err(ops);
+        }
+        let unit = match self.unit(ops, options) {
+            Ok(unit) => unit,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.inner
+            .group
+            .try_lead(unit, &|group| self.commit_now(group))
+            .map_err(|unit| unit.ops)
+    }
+
+    /// Encodes `ops` (checked against the log's limits) into the unit a writer submits.
+    fn unit(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<Unit> {
         let compression = &self.inner.options.compression;
         let limits = &self.inner.limits;
         let mut encoded = Encoded::new();
@@ -186,20 +241,39 @@ impl<S: Sink> Durable<S> {
             (Durability::Batch(own), _) => Some(own),
             _ => None,
         };
-        let unit = Unit {
+        Ok(Unit {
             encoded,
             ops,
             sync: durability == Durability::Sync,
             sync_within,
             submitted: Instant::now(),
-        };
-        self.inner.group.submit(unit, &|group| self.commit(group))
+        })
     }
 
     /// Writes, syncs and applies one group. Only the group's leader calls this.
     fn commit(&self, group: &[Member]) -> Result<()> {
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
+        self.commit_locked(log, group)
+    }
+
+    /// [`Durable::commit`] of a group that asks for no fdatasync, if the log's mutex is free
+    /// and the append goes into the active segment as it is: `None` (nothing written)
+    /// otherwise. See [`Durable::try_write_now`].
+    fn commit_now(&self, group: &[Member]) -> Option<Result<()>> {
+        let mut guard = self.inner.log.try_lock()?;
+        let Some(log) = guard.as_mut() else {
+            return Some(Err(Error::Closed));
+        };
+        let len: usize = group.iter().map(|m| m.unit.encoded.as_bytes().len()).sum();
+        if group.iter().any(|m| m.unit.sync) || !log.wal.appends_in_place(len as u64) {
+            return None;
+        }
+        Some(self.commit_locked(log, group))
+    }
+
+    /// Appends, syncs if asked and applies `group`, the log's mutex held.
+    fn commit_locked(&self, log: &mut Log, group: &[Member]) -> Result<()> {
         let encoded = if let [only] = group {
             &only.unit.encoded
         } else {
@@ -296,7 +370,10 @@ impl<S: Sink> Durable<S> {
     /// The commit path's figures.
     pub fn stats(&self) -> CommitStats {
         let mut stats = match &*self.inner.log.lock() {
-            Some(log) => log.recorder.snapshot(),
+            Some(log) => CommitStats {
+                background_fsyncs: log.wal.background_syncs(),
+                ..log.recorder.snapshot()
+            },
             None => CommitStats::default(),
         };
         if let (None, Some(said)) = (&stats.failed, self.inner.group.panicked()) {
@@ -431,4 +508,109 @@ pub fn load_log<S: Sink>(config: WalConfig, sink: &S, now: u64) -> Result<LogRep
     let (wal, replayed) = replay_log(config, Position::START, sink, now)?;
     wal.close().map_err(|e| Error::Open(Arc::new(e)))?;
     Ok(replayed)
+}
+
+#[cfg(test)]
+mod tests {
+    use kv_core::{IndexKind, State};
+    use parking_lot::RwLock;
+
+    use super::*;
+
+    type Store = Durable<RwLock<State>>;
+
+    fn open(dir: &std::path::Path, durability: Durability, segment_size: u64) -> Store {
+        let wal = WalConfig::new(dir).max_segment_size(segment_size);
+        let options = Options {
+            durability,
+            ..Options::default()
+        };
+        let state = RwLock::new(State::new(IndexKind::Ordered));
+        Durable::open(wal, Position::START, state, options)
+            .unwrap()
+            .0
+    }
+
+    fn put(i: u32) -> Vec<Op> {
+        vec![Op::put(format!("key-{i:05}"), format!("value-{i}"))]
+    }
+
+    #[test]
+    fn a_write_that_returns_before_its_fsync_is_written_at_once() {
+        for durability in [
+            Durability::Batch(Duration::from_millis(5)),
+            Durability::None,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(dir.path(), durability, 1 << 20);
+            assert!(matches!(
+                store.try_write_now(put(0), WriteOptions::default()),
+                Ok(Ok(()))
+            ));
+            assert_eq!(store.stats().records, 1);
+            assert!(store.sink().read().get(b"key-00000", 0).is_some());
+        }
+    }
+
+    #[test]
+    fn a_write_that_waits_for_an_fsync_is_given_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), Durability::Sync, 1 << 20);
+        assert!(store
+            .try_write_now(put(0), WriteOptions::default())
+            .is_err());
+        let batching = open(&dir.path().join("b"), Durability::None, 1 << 20);
+        let given = batching.try_write_now(put(1), WriteOptions::sync());
+        assert_eq!(given.unwrap_err(), put(1));
+        assert_eq!(store.stats().records + batching.stats().records, 0);
+    }
+
+    #[test]
+    fn a_write_is_given_back_while_the_log_is_held_or_a_group_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), Durability::None, 1 << 20);
+        {
+            // What a rotation or a sync for a compaction holds across its fdatasync.
+            let _log = store.inner.log.lock();
+            assert!(store
+                .try_write_now(put(0), WriteOptions::default())
+                .is_err());
+        }
+        // Another writer leads a group: this one would follow, and wait for it.
+        let led = store.inner.group.try_lead(
+            store.unit(put(1), WriteOptions::default()).unwrap(),
+            &|_| {
+                assert!(store
+                    .try_write_now(put(2), WriteOptions::default())
+                    .is_err());
+                Some(store.commit(&[]))
+            },
+        );
+        assert!(matches!(led, Ok(Ok(()))));
+        assert_eq!(store.stats().records, 0, "nothing given back was written");
+        assert!(matches!(
+            store.try_write_now(put(3), WriteOptions::default()),
+            Ok(Ok(()))
+        ));
+        assert_eq!(store.stats().records, 1);
+    }
+
+    #[test]
+    fn a_write_that_would_start_a_segment_is_given_back_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path(), Durability::None, 4096);
+        let mut given_back = 0;
+        for i in 0..1000 {
+            if let Err(ops) = store.try_write_now(put(i), WriteOptions::default()) {
+                given_back += 1;
+                store.write(ops, WriteOptions::default()).unwrap();
+            }
+        }
+        let segments = store.log_segments().unwrap();
+        assert!(segments.end() - segments.start() >= 3, "{segments:?}");
+        assert_eq!(given_back, segments.end() - segments.start());
+        store.close().unwrap();
+        let reopened = open(dir.path(), Durability::None, 4096);
+        assert_eq!(reopened.sink().read().len(), 1000);
+    }
 }

@@ -12,6 +12,12 @@
 //!    the next leader and is handed all of them as its group; otherwise the queue is marked
 //!    unled.
 //!
+//! A writer that must not wait (an async task on a runtime thread, through
+//! `Durable::try_write_now`) uses `try_lead`: it leads its own unit alone if no group is
+//! being committed, and otherwise, or if the commit steps back before writing anything,
+//! takes its unit back without ever queueing. It holds the `leading` flag like any leader,
+//! so the ordering argument below holds for it too.
+//!
 //! A panic inside a commit is caught: the group's writers and every later one get
 //! [`Error::Panicked`] instead of waiting for an answer that would never come.
 //!
@@ -199,6 +205,33 @@ impl GroupCommit {
         self.lead(vec![Member { unit, signal: None }], started, commit)
     }
 
+    /// Commits `unit` alone, at once, if that takes no waiting: no group is being committed
+    /// (a follower could wait for a whole group, fsync included) and `commit` finds nothing
+    /// in its way (it returns `None` then, having written nothing). Otherwise gives `unit`
+    /// back untouched; whoever queued meanwhile is led by the next leader as usual.
+    pub(crate) fn try_lead(
+        &self,
+        unit: Unit,
+        commit: &dyn Fn(&[Member]) -> Option<Result<()>>,
+    ) -> std::result::Result<Result<()>, Unit> {
+        if let Err(e) = self.refuse_after_panic() {
+            return Ok(Err(e));
+        }
+        {
+            let mut queue = self.queue.lock();
+            if queue.leading {
+                return Err(unit);
+            }
+            queue.leading = true;
+        }
+        let started = unit.submitted;
+        let group = [Member { unit, signal: None }];
+        let result = self.commit_group(&group, started, commit);
+        self.pass_on(1);
+        let [member] = group;
+        result.ok_or(member.unit)
+    }
+
     /// Commits `group` (which holds this thread's own unit, without a signal), answers the
     /// followers, and passes leadership on.
     /// `started`: when this thread began leading, for the moving average of commit times
@@ -213,33 +246,55 @@ impl GroupCommit {
         if group.iter().any(|member| member.unit.sync) {
             self.linger(&mut group);
         }
+        let result = self
+            .commit_group(&group, started, &|group| Some(commit(group)))
+            .expect("a commit that always commits");
         let group_len = group.len();
-        self.last_group.store(group_len, Ordering::Relaxed);
-        let result = self.refuse_after_panic().and_then(|()| {
-            // Unwind safety: after a panic nothing the commit touched is used again, since
-            // every later write is refused.
-            catch_unwind(AssertUnwindSafe(|| commit(&group))).unwrap_or_else(|payload| {
-                let said = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_string());
-                Err(Error::Panicked(Arc::clone(
-                    self.panicked.get_or_init(|| said.into()),
-                )))
-            })
-        });
-        let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
-        let average = self.recent_commit_ns.load(Ordering::Relaxed);
-        self.recent_commit_ns
-            .store(average - average / 8 + took / 8, Ordering::Relaxed);
-
         // Answer this group's writers before passing leadership on: the ones woken meanwhile
         // queue again in time to join the next group, and bigger groups mean fewer fsyncs
         // (measured: handing over first shrank W1's groups by half and its throughput by a
         // quarter).
         let followers: Vec<Arc<Signal>> = group.into_iter().filter_map(|m| m.signal).collect();
         answer(&result, followers);
+        self.pass_on(group_len);
+        result
+    }
+
+    /// Runs `commit` over `group`, catching a panic, and keeps the figures the protocol
+    /// steers by; `None` when `commit` stepped back without writing.
+    fn commit_group(
+        &self,
+        group: &[Member],
+        started: Instant,
+        commit: &dyn Fn(&[Member]) -> Option<Result<()>>,
+    ) -> Option<Result<()>> {
+        if let Err(e) = self.refuse_after_panic() {
+            return Some(Err(e));
+        }
+        // Unwind safety: after a panic nothing the commit touched is used again, since
+        // every later write is refused.
+        let result =
+            catch_unwind(AssertUnwindSafe(|| commit(group))).unwrap_or_else(|payload| {
+                let said = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_string());
+                Some(Err(Error::Panicked(Arc::clone(
+                    self.panicked.get_or_init(|| said.into()),
+                ))))
+            })?;
+        self.last_group.store(group.len(), Ordering::Relaxed);
+        let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        let average = self.recent_commit_ns.load(Ordering::Relaxed);
+        self.recent_commit_ns
+            .store(average - average / 8 + took / 8, Ordering::Relaxed);
+        Some(result)
+    }
+
+    /// Hands leadership to the first writer that queued during a group of `group_len`
+    /// writers, or marks the queue unled.
+    fn pass_on(&self, group_len: usize) {
         let mut queue = self.queue.lock();
         self.crowded.store(
             group_len > 1 || !queue.waiting.is_empty(),
@@ -253,7 +308,6 @@ impl GroupCommit {
             let leader = next[0].signal.take().expect("queued members have a signal");
             leader.set(Slot::Lead(next));
         }
-        result
     }
 
     /// The error every write gets once a commit has panicked.

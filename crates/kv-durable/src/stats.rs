@@ -13,9 +13,14 @@ pub struct CommitStats {
     pub records: u64,
     /// Bytes written to the log.
     pub bytes_written: u64,
-    /// fdatasyncs made for writes that asked for one (the background syncs of the batch
-    /// durability are not counted).
+    /// fdatasyncs made for writes that asked for one and for [`Durable::sync`] (the
+    /// background syncs of the batch durability are `background_fsyncs`).
+    ///
+    /// [`Durable::sync`]: crate::Durable::sync
     pub fsyncs: u64,
+    /// fdatasyncs made by the log's background flusher: `Durability::Batch` windows, the
+    /// store's or a write's own.
+    pub background_fsyncs: u64,
     /// Records made durable by those fsyncs.
     pub records_synced: u64,
     /// Commit latency, from a writer's submit to its answer: median.

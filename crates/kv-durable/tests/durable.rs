@@ -396,6 +396,11 @@ fn a_per_write_batch_window_is_honoured_whatever_the_store_mode() {
             .unwrap();
         // Well past the window, the power goes.
         std::thread::sleep(window * 6);
+        if store_mode != Durability::Sync {
+            let stats = store.stats();
+            assert!(stats.background_fsyncs >= 1, "{store_mode:?}: {stats:?}");
+            assert_eq!(stats.fsyncs, 0, "{store_mode:?}: no write asked for a sync");
+        }
         let after_cut = disk.restart();
         drop(store);
         let (reopened, _) = open_with(wal(&after_cut), options(store_mode));

@@ -31,8 +31,8 @@ fn main() -> Result<(), kv_store::Error> {
         store.len(),
         elapsed.as_secs_f64() * 1e3,
         store.len() as f64 / elapsed.as_secs_f64(),
-        stats.commit.records_per_fsync(),
-        stats.commit.latency_p99.as_micros(),
+        stats.records_per_fsync_ratio,
+        stats.commit_latency_p99_micros,
     );
     store.close()
 }

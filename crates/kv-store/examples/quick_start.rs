@@ -35,9 +35,8 @@ fn main() -> Result<(), kv_store::Error> {
     }
     let stats = store.stats();
     println!(
-        "replayed {} records in {:.1} ms",
-        stats.recovery.replayed,
-        stats.recovery.duration.as_secs_f64() * 1e3
+        "replayed {} records in {} us",
+        stats.open_replayed_records, stats.open_duration_micros
     );
     Ok(())
 }

@@ -24,7 +24,7 @@ async fn main() -> Result<(), kv_store::Error> {
     }
     println!(
         "{:.1} records per fsync",
-        store.stats().commit.records_per_fsync()
+        store.stats().records_per_fsync_ratio
     );
     store.close_async().await
 }

@@ -26,10 +26,13 @@
 //!   index kind, shard count, segment size, LZ4/Zstd compression above a size threshold,
 //!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], the expiry sweep, and
 //!   [`AutoCompact`], when the store compacts its log by itself.
-//! - With the `tokio` feature (on by default): `put_async` and friends, which wait for the
-//!   disk on tokio's blocking pool, never on a runtime thread.
+//! - With the `tokio` feature (on by default): `put_async` and friends, `open_async`,
+//!   `compact_async`, `checkpoint_async`: whatever waits for the disk waits on tokio's
+//!   blocking pool, never on a runtime thread; a write that returns before its fsync and
+//!   that nothing can hold up is written on the task's own thread (about a microsecond).
 //! - With the `metrics` feature: the figures of [`Stats`] published through the `metrics`
-//!   crate every sweep interval, for any exporter.
+//!   crate on a timer of their own ([`Options::metrics_interval`], every second by
+//!   default), for any exporter: see [Metrics](#metrics).
 //!
 //! ```
 //! use std::time::Duration;
@@ -52,6 +55,49 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Metrics
+//!
+//! [`KvStore::stats`] returns every figure below; with the `metrics` feature a background
+//! thread publishes them all through the [`metrics`](https://docs.rs/metrics) crate every
+//! [`Options::metrics_interval`], each described (help text and unit) and labelled
+//! `store=<name>` ([`Options::name`], by default the store's path), so several stores in one
+//! process are told apart. A figure has one name everywhere: the field of [`Stats`], the key
+//! of `kv stats` (text and `--json`) and of the shell's `STATS`, and the metric's name after
+//! `kv_`. The unit is in the name; counters end in `_total` and only grow while the store is
+//! open (they start from zero at each open); the `open_` gauges describe the last open.
+//!
+//! | Metric | Kind | Unit | What it is |
+//! | --- | --- | --- | --- |
+//! | `kv_keys` | gauge | count | Live keys. |
+//! | `kv_memory_used_bytes` | gauge | bytes | Memory held by keys, values, deadlines and the index, as the limits count it. |
+//! | `kv_live_bytes` | gauge | bytes | Bytes of the live entries themselves (keys, values, deadlines). |
+//! | `kv_log_segments` | gauge | count | Segment files the log spans. |
+//! | `kv_log_bytes` | gauge | bytes | Bytes of records in the log (not its segments' preallocated space). |
+//! | `kv_snapshot_bytes` | gauge | bytes | Bytes of the current snapshot (0 before the first compaction). |
+//! | `kv_live_data_ratio` | gauge | ratio | Live bytes over log and snapshot bytes; compaction raises it back towards 1. |
+//! | `kv_commit_groups_total` | counter | count | Groups the group commit wrote (one append each). |
+//! | `kv_commit_records_total` | counter | count | Records written to the log. |
+//! | `kv_commit_bytes_total` | counter | bytes | Bytes written to the log. |
+//! | `kv_fsyncs_total` | counter | count | fdatasyncs made for writes that asked for one, and for `sync` calls. |
+//! | `kv_fsynced_records_total` | counter | count | Records made durable by those fdatasyncs. |
+//! | `kv_background_fsyncs_total` | counter | count | fdatasyncs made in the background within `Batch` windows. |
+//! | `kv_records_per_fsync_ratio` | gauge | ratio | Records per fdatasync asked for: what the group commit saves. |
+//! | `kv_commit_latency_p50_micros` | gauge | microseconds | Commit latency, from a write's submission to its answer: median. |
+//! | `kv_commit_latency_p99_micros` | gauge | microseconds | Commit latency: 99th percentile. |
+//! | `kv_commit_latency_max_micros` | gauge | microseconds | Commit latency: maximum. |
+//! | `kv_errors_total` | counter | count | Writes that failed (limits, full disk, log failure, closed store). |
+//! | `kv_failed` | gauge | 0 or 1 | Whether the store stopped accepting writes (`Stats::failure` says why). |
+//! | `kv_compactions_total` | counter | count | Compactions that completed. |
+//! | `kv_compaction_failures_total` | counter | count | Compactions that failed. |
+//! | `kv_evictions_total` | counter | count | Keys evicted to stay within the limits. |
+//! | `kv_expirations_total` | counter | count | Expired keys removed from memory by the sweep. |
+//! | `kv_open_log_records` | gauge | count | Records the log's recovery scan found at open. |
+//! | `kv_open_replayed_records` | gauge | count | Records applied to the state at open, from the snapshot and the log. |
+//! | `kv_open_expired_records` | gauge | count | Puts dropped at open because their deadline had passed. |
+//! | `kv_open_truncated_bytes` | gauge | bytes | Bytes of a torn tail (or skipped damage) cut at open. |
+//! | `kv_open_corruptions` | gauge | count | Pieces of the log cut or skipped at open (`KvStore::open_report` lists them). |
+//! | `kv_open_duration_micros` | gauge | microseconds | How long opening took, recovery and replay included. |
 
 #![forbid(unsafe_code)]
 
@@ -77,16 +123,16 @@ pub use error::{Error, Result};
 pub use into_bytes::IntoBytes;
 pub use iter::{Iter, Keys};
 pub use options::{AutoCompact, Eviction, Limits, Options};
-pub use stats::Stats;
+pub use stats::{Figure, FigureKind, FigureUnit, FigureValue, Stats};
 pub use store::{KvStore, WAL_DIR};
 pub use transaction::{Conflict, Transaction};
 pub use ttl::Ttl;
 pub use update::{CompareAndSwapError, Current, TtlUpdate, Update, Updated};
 
 pub use bytes::Bytes;
-pub use kv_compact::{CompactionReport, CompactionStats};
+pub use kv_compact::CompactionReport;
 pub use kv_core::{Clock, IndexKind, ManualClock, SystemClock};
-pub use kv_durable::{CommitStats, Durability, OpenReport, WriteOptions};
+pub use kv_durable::{Durability, OpenReport, WriteOptions};
 pub use kv_wal::{Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode};
 
 /// The workspace README's code, run as doctests (`cargo test --doc`, part of `cargo xtask

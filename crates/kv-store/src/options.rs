@@ -78,6 +78,8 @@ pub struct Options {
     pub(crate) compression_threshold: usize,
     pub(crate) limits: Limits,
     pub(crate) sweep_interval: Duration,
+    pub(crate) metrics_interval: Duration,
+    pub(crate) name: Option<String>,
     pub(crate) auto_compact: Option<AutoCompact>,
     pub(crate) compaction_threads: usize,
     pub(crate) recovery_mode: RecoveryMode,
@@ -89,7 +91,7 @@ impl Default for Options {
     /// Batch durability with a 5 ms window, the hash index, one shard group per core,
     /// 128 MiB segments, no compression, no limits, expired keys swept every second,
     /// compaction once the log passes 64 MiB and twice the live data, torn tails repaired at
-    /// open.
+    /// open, metrics (feature `metrics`) published every second, named after the path.
     fn default() -> Self {
         Options {
             durability: Durability::default(),
@@ -100,6 +102,8 @@ impl Default for Options {
             compression_threshold: 256,
             limits: Limits::default(),
             sweep_interval: Duration::from_secs(1),
+            metrics_interval: Duration::from_secs(1),
+            name: None,
             auto_compact: Some(AutoCompact::default()),
             compaction_threads: kv_compact::default_encoders(),
             recovery_mode: RecoveryMode::default(),
@@ -162,6 +166,21 @@ impl Options {
     /// either way). `Duration::ZERO` turns the sweep off.
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = interval;
+        self
+    }
+
+    /// How often the store's figures are published through the `metrics` crate (feature
+    /// `metrics`), whatever the sweep interval. `Duration::ZERO` publishes nothing. Without
+    /// the feature, this does nothing.
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
+        self
+    }
+
+    /// The store's name: the `store` label of every metric it publishes, so that several
+    /// stores in one process are told apart. By default, its directory's path.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 

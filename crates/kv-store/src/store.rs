@@ -43,6 +43,8 @@ const STRIPES: usize = 256;
 pub(crate) struct Inner {
     pub(crate) durable: Durable<Sharded>,
     path: PathBuf,
+    /// What the metrics call the store (`Options::name`, or the path).
+    name: String,
     pub(crate) admission: Admission,
     /// A plain write holds its keys' stripes shared while it commits; `expire` and `persist`
     /// hold their key's stripe exclusively between reading the value and rewriting it, so a
@@ -236,6 +238,10 @@ impl KvStore {
         report.duration = started.elapsed();
         let inner = Arc::new(Inner {
             durable,
+            name: options
+                .name
+                .clone()
+                .unwrap_or_else(|| path.display().to_string()),
             path,
             admission: Admission::new(options.limits),
             stripes: (0..STRIPES)
@@ -251,7 +257,7 @@ impl KvStore {
             errors: AtomicU64::new(0),
             maintenance: Mutex::new(None),
         });
-        *inner.maintenance.lock() = Maintenance::start(&inner, options.sweep_interval);
+        *inner.maintenance.lock() = Maintenance::start(&inner, &options);
         Ok(KvStore {
             inner: Arc::new(Handles(inner)),
         })
@@ -266,6 +272,11 @@ impl KvStore {
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The store's name, the `store` label of its metrics: [`Options::name`], or the path.
+    pub fn name(&self) -> &str {
+        self.inner.name()
     }
 
     /// What opening found and did: records replayed, and in `recovery.corruptions` every
@@ -423,8 +434,48 @@ impl KvStore {
         self.submit(batch.ops, options)
     }
 
+    /// Writes `ops` on this thread if nothing can make it wait for the disk or for another
+    /// writer (see [`Durable::try_write_now`], which checks the log's side); gives them back
+    /// otherwise, for [`KvStore::submit`] to write on a thread that may wait. On this side:
+    /// a store with limits may evict or wait for room (up to seconds), and a key's stripe
+    /// may be held exclusively by a read-modify-write across its own commit, so both are
+    /// given back.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn try_submit_now(
+        &self,
+        mut ops: Vec<Op>,
+        options: WriteOptions,
+    ) -> std::result::Result<Result<()>, Vec<Op>> {
+        if self.inner.admission.is_limited() || !self.inner.durable.returns_before_sync(options) {
+            return Err(ops);
+        }
+        if ops
+            .iter()
+            .any(|op| matches!(op, Op::Put { expiry, .. } if *expiry != Expiry::Never))
+        {
+            // Absolute from now on: given back, the ops keep the deadline they got here.
+            fix_deadlines(&mut ops, self.now());
+        }
+        let Some(stripes) = self.try_lock_stripes_shared(&ops) else {
+            return Err(ops);
+        };
+        let result = match self.inner.durable.try_write_now(ops, options) {
+            Ok(result) => result,
+            Err(ops) => {
+                // Given back unwritten: no version to bump (`stripes.rs`).
+                stripes.unwritten();
+                return Err(ops);
+            }
+        };
+        let result = result.map_err(Error::from_write);
+        if result.is_err() {
+            self.inner.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(result)
+    }
+
     /// Every write goes through here: limits, stripes, then the durable layer.
-    fn submit(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+    pub(crate) fn submit(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
         let result = self.submit_counted(ops, options);
         if result.is_err() {
             self.inner.errors.fetch_add(1, Ordering::Relaxed);
@@ -634,6 +685,33 @@ impl KvStore {
                 .map(|(i, exclusive)| hold(&stripes[i], exclusive))
                 .collect(),
         )
+    }
+
+    /// The stripes of `ops`, held shared, if none is held exclusively now.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    fn try_lock_stripes_shared(&self, ops: &[Op]) -> Option<StripeGuards<'_>> {
+        let stripes = &self.inner.stripes;
+        if let [op] = ops {
+            let stripe = stripes[self.inner.stripe_of(op.key())].try_read()?;
+            return Some(StripeGuards::One(stripe));
+        }
+        let mut wanted: Vec<usize> = ops
+            .iter()
+            .map(|op| self.inner.stripe_of(op.key()))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut held = Vec::with_capacity(wanted.len());
+        for i in wanted {
+            match stripes[i].try_read() {
+                Some(guard) => held.push(guard),
+                None => {
+                    held.into_iter().for_each(StripeGuard::unwritten);
+                    return None;
+                }
+            }
+        }
+        Some(StripeGuards::Many(held))
     }
 
     /// Rewrites `key`'s value with the deadline `deadline` gives its current one, under its
@@ -996,7 +1074,7 @@ impl KvStore {
     /// # let store = kv_store::KvStore::open(dir.path())?;
     /// store.put("k", "v")?;
     /// let stats = store.stats();
-    /// assert_eq!((stats.keys, stats.commit.records), (1, 1));
+    /// assert_eq!((stats.keys, stats.commit_records_total), (1, 1));
     /// # Ok(())
     /// # }
     /// ```
@@ -1114,30 +1192,26 @@ impl Inner {
 
     pub(crate) fn stats(&self) -> Stats {
         let state = self.durable.sink();
-        let now = self.durable.now_ms();
         let (log_segments, log_bytes) = self.durable.log_extent().unwrap_or((0, 0));
-        let snapshot_bytes = self.compactor.snapshot_bytes();
-        let live_bytes = state.entry_bytes() as u64;
-        let stored = log_bytes + snapshot_bytes;
-        Stats {
-            keys: state.live_len(now),
-            memory_used: state.memory_used(),
-            live_bytes,
+        Stats::from(crate::stats::Parts {
+            keys: state.live_len(self.durable.now_ms()),
+            memory_used_bytes: state.memory_used(),
+            live_bytes: state.entry_bytes() as u64,
             log_segments,
             log_bytes,
-            snapshot_bytes,
-            live_data_ratio: if stored == 0 {
-                1.0
-            } else {
-                live_bytes as f64 / stored as f64
-            },
-            recovery: self.report.clone(),
+            snapshot_bytes: self.compactor.snapshot_bytes(),
+            open: self.report.clone(),
             commit: self.durable.stats(),
             compaction: self.compactor.stats(),
             evictions: self.admission.evictions.load(Ordering::Relaxed),
             expirations: self.expirations.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
-        }
+        })
+    }
+
+    /// The store's name in its metrics.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// Compacts if the log has outgrown the live data as the trigger says. A failure is

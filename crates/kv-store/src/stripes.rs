@@ -36,6 +36,15 @@ impl Stripe {
         }
     }
 
+    /// Holds the stripe shared if nobody holds it exclusively now.
+    pub(crate) fn try_read(&self) -> Option<StripeGuard<'_>> {
+        Some(StripeGuard {
+            stripe: self,
+            held: Held::Shared(self.lock.try_read()?),
+            bump: true,
+        })
+    }
+
     /// Holds the stripe exclusively.
     pub(crate) fn write(&self) -> StripeGuard<'_> {
         StripeGuard {

@@ -64,7 +64,7 @@ fn compaction_shrinks_the_log_and_reopens_to_the_same_state() {
         "{before:?} {after:?}"
     );
     assert!(after.live_data_ratio > 3.0 * before.live_data_ratio);
-    assert_eq!(after.compaction.compactions, 1);
+    assert_eq!(after.compactions_total, 1);
     assert_eq!(contents(&store), model);
     // Writes after the compaction land in the log after the snapshot.
     store.put("after", "compaction").unwrap();
@@ -152,7 +152,7 @@ fn compaction_runs_while_writers_go_on_with(threads: usize) {
     });
     let model: BTreeMap<_, _> = models.into_iter().flatten().collect();
     assert_eq!(contents(&store), model);
-    assert_eq!(store.stats().compaction.compactions, 5);
+    assert_eq!(store.stats().compactions_total, 5);
     store.close().unwrap();
     let store = KvStore::open_with(dir.path(), options()).unwrap();
     assert_eq!(contents(&store), model);
@@ -197,7 +197,7 @@ fn the_store_compacts_by_itself_past_the_trigger() {
         }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while store.stats().compaction.compactions == 0 {
+    while store.stats().compactions_total == 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "never compacted: {:?}",

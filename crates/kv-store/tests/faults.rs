@@ -26,13 +26,9 @@ fn a_failed_fsync_stops_writes_reads_go_on_and_reopening_recovers() {
     assert_eq!(store.get("a").unwrap(), "1", "reads still work");
     assert_eq!(store.get("b"), None, "a failed write is not visible");
     let stats = store.stats();
-    assert!(stats
-        .commit
-        .failed
-        .as_deref()
-        .unwrap()
-        .contains("fdatasync"));
-    assert_eq!(stats.errors, 2);
+    assert!(stats.failed);
+    assert!(stats.failure.as_deref().unwrap().contains("fdatasync"));
+    assert_eq!(stats.errors_total, 2);
     drop(store);
     let store = KvStore::open_with(dir.path(), options()).unwrap();
     assert_eq!(store.get("a").unwrap(), "1");

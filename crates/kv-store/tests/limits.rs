@@ -44,9 +44,9 @@ fn assert_within(store: &KvStore, limit: Limit, when: &str) {
     match limit {
         Limit::Keys(max) => assert!(stats.keys <= max, "{when}: {} keys over {max}", stats.keys),
         Limit::Memory(max) => assert!(
-            stats.memory_used <= max,
+            stats.memory_used_bytes <= max,
             "{when}: {} bytes over {max}",
-            stats.memory_used
+            stats.memory_used_bytes
         ),
     }
 }
@@ -272,7 +272,7 @@ fn shrinks_back_under(limit: impl Fn(usize, usize) -> Limit) {
             store.put(key(t, k), value(t, k, 0)).unwrap();
         }
     }
-    let (keys, memory) = (store.len(), store.stats().memory_used);
+    let (keys, memory) = (store.len(), store.stats().memory_used_bytes);
     store.close().unwrap();
     drop(store);
     // Room for KEPT keys per writer, at most: under half of what the store holds.

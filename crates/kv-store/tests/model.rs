@@ -227,7 +227,7 @@ proptest! {
             if by_keys {
                 prop_assert!(stats.keys <= 50, "{} keys", stats.keys);
             } else {
-                prop_assert!(stats.memory_used <= 8_000, "{} bytes", stats.memory_used);
+                prop_assert!(stats.memory_used_bytes <= 8_000, "{} bytes", stats.memory_used_bytes);
             }
         }
         let before: BTreeMap<_, _> = store.keys().map(|k| (k.clone(), store.get(&k))).collect();

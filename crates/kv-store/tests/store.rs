@@ -50,7 +50,7 @@ fn reopening_after_a_drop_without_close_keeps_every_synced_write() {
     assert_eq!(store.len(), 499);
     assert_eq!(store.get("key499").unwrap(), "value499");
     assert_eq!(store.get("key7"), None, "a delete survives reopening");
-    assert_eq!(store.stats().recovery.replayed, 501);
+    assert_eq!(store.stats().open_replayed_records, 501);
 }
 
 #[test]
@@ -145,14 +145,14 @@ fn the_sweep_frees_the_memory_of_expired_keys() {
             .put_with_ttl(format!("k{i}"), vec![0u8; 100], Duration::from_millis(10))
             .unwrap();
     }
-    let before = store.stats().memory_used;
+    let before = store.stats().memory_used_bytes;
     clock.advance(10);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while store.stats().expirations < 100 {
+    while store.stats().expirations_total < 100 {
         assert!(std::time::Instant::now() < deadline, "the sweep never ran");
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(store.stats().memory_used < before / 10);
+    assert!(store.stats().memory_used_bytes < before / 10);
     assert_eq!(store.len(), 0);
 }
 
@@ -173,7 +173,7 @@ fn reject_refuses_writes_over_the_limits_and_changes_nothing() {
     store.put("a", "overwrite is no new key").unwrap();
     store.delete("a").unwrap();
     store.put("d", "v").unwrap();
-    assert_eq!(store.stats().errors, 1);
+    assert_eq!(store.stats().errors_total, 1);
 
     let dir = tempfile::tempdir().unwrap();
     let options = small(Options::default()).max_memory(10_000, Eviction::Reject);
@@ -183,7 +183,7 @@ fn reject_refuses_writes_over_the_limits_and_changes_nothing() {
         written += 1;
     }
     assert!(written > 10);
-    assert!(store.stats().memory_used <= 10_000);
+    assert!(store.stats().memory_used_bytes <= 10_000);
     assert_eq!(store.len(), written);
 }
 
@@ -207,7 +207,7 @@ fn a_deadline_counts_against_the_memory_limit() {
                 break;
             }
         }
-        assert!(store.stats().memory_used <= 10_000);
+        assert!(store.stats().memory_used_bytes <= 10_000);
     }
     let refused = refused.expect("a deadline past the limit was refused");
     assert_eq!(
@@ -215,7 +215,7 @@ fn a_deadline_counts_against_the_memory_limit() {
         Ttl::NoDeadline,
         "left as it was"
     );
-    assert!(store.stats().memory_used <= 10_000);
+    assert!(store.stats().memory_used_bytes <= 10_000);
     if refused > 0 {
         // Removing a deadline needs no room.
         assert!(store.persist("k0").unwrap());
@@ -232,10 +232,10 @@ fn lru_eviction_stays_under_the_limit_keeps_hot_keys_and_replays_identically() {
         store.put(format!("key{i:05}"), vec![7u8; 200]).unwrap();
         // Key 0 is read all the time: it should survive.
         assert!(store.get("key00000").is_some(), "hot key evicted at {i}");
-        assert!(store.stats().memory_used <= limit);
+        assert!(store.stats().memory_used_bytes <= limit);
     }
     let stats = store.stats();
-    assert!(stats.evictions > 1_000, "{stats:?}");
+    assert!(stats.evictions_total > 1_000, "{stats:?}");
     let before: Vec<_> = {
         let mut keys: Vec<_> = store.keys().collect();
         keys.sort();
@@ -328,12 +328,12 @@ fn stats_report_the_log_and_the_commit_path() {
     store.put("k0", "again").unwrap();
     let stats = store.stats();
     assert_eq!(stats.keys, 10);
-    assert_eq!(stats.commit.records, 11);
-    assert_eq!(stats.commit.fsyncs, 11);
+    assert_eq!(stats.commit_records_total, 11);
+    assert_eq!(stats.fsyncs_total, 11);
     assert_eq!(stats.log_segments, 1);
     assert!(stats.log_bytes > stats.live_bytes);
     assert!(stats.live_data_ratio > 0.0 && stats.live_data_ratio < 1.0);
-    assert!(stats.memory_used > stats.live_bytes as usize);
+    assert!(stats.memory_used_bytes > stats.live_bytes as usize);
 }
 
 fn copy_dir(from: &Path, to: &Path) {

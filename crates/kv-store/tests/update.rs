@@ -143,7 +143,7 @@ fn the_deadline_is_kept_unless_the_update_says_otherwise() {
 fn update_with_answers_before_and_after_and_keep_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = KvStore::open_with(dir.path(), fast()).unwrap();
-    let records = || store.stats().commit.records;
+    let records = || store.stats().commit_records_total;
     let set_if_absent = |value: &'static str| {
         store
             .update_with("k", |current| match current {
@@ -369,7 +369,7 @@ fn updates_under_a_key_limit_with_lru_eviction_finish_and_lose_no_update() {
     let stats = store.stats();
     assert!(stats.keys <= MAX_KEYS, "{} keys", stats.keys);
     assert!(
-        stats.evictions > 0,
+        stats.evictions_total > 0,
         "nothing was evicted: the test tested nothing"
     );
 }
@@ -399,15 +399,15 @@ fn growing_values_under_a_memory_limit_make_room_and_call_f_again() {
     });
     let stats = store.stats();
     assert!(
-        stats.evictions > 0,
+        stats.evictions_total > 0,
         "nothing was evicted: the test tested nothing"
     );
-    assert!(stats.memory_used <= MAX_MEMORY);
+    assert!(stats.memory_used_bytes <= MAX_MEMORY);
     eprintln!(
         "{} updates, f called {} times, {} evictions",
         updates.load(Ordering::Relaxed),
         calls.load(Ordering::Relaxed),
-        stats.evictions
+        stats.evictions_total
     );
 }
 

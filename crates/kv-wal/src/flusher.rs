@@ -7,7 +7,7 @@
 //! refuses every later append, because a retried fsync can succeed without the lost pages
 //! ever reaching the disk.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,6 +39,8 @@ pub(crate) struct SyncShared {
     syncing: Mutex<()>,
     wake: Condvar,
     poisoned: AtomicBool,
+    /// fdatasyncs the flusher made that succeeded.
+    background_syncs: AtomicU64,
 }
 
 impl SyncShared {
@@ -53,6 +55,7 @@ impl SyncShared {
             wake: Condvar::new(),
             syncing: Mutex::new(()),
             poisoned: AtomicBool::new(false),
+            background_syncs: AtomicU64::new(0),
         })
     }
 
@@ -86,6 +89,11 @@ impl SyncShared {
         }
         file.sync_data()
             .map_err(|e| self.set_poison(format!("{}: {e}", what())))
+    }
+
+    /// How many fdatasyncs the flusher has made (successful ones).
+    pub(crate) fn background_syncs(&self) -> u64 {
+        self.background_syncs.load(Ordering::Relaxed)
     }
 
     /// Records an append that is not yet synced, to be synced within `window` of the first
@@ -156,7 +164,12 @@ impl SyncShared {
             let file = Arc::clone(&state.file);
             drop(state);
             // A failure stops the log; the writer sees it on its next append.
-            let _ = self.sync(&*file, || "a background fdatasync failed".to_string());
+            if self
+                .sync(&*file, || "a background fdatasync failed".to_string())
+                .is_ok()
+            {
+                self.background_syncs.fetch_add(1, Ordering::Relaxed);
+            }
             state = self.state.lock();
         }
     }

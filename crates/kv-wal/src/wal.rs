@@ -273,6 +273,19 @@ impl Wal {
         self.append_encoded_by(encoded, false)
     }
 
+    /// Whether appending `len` bytes now would only copy them into the active segment's
+    /// space: no rotation first (which syncs the old segment and the directory) and no
+    /// preallocation (`fallocate` of the rest of the segment). A caller that must not wait for
+    /// the disk (an async task on a runtime thread) asks this before an append, under the
+    /// same borrow.
+    pub fn appends_in_place(&self, len: u64) -> bool {
+        let active = &self.active;
+        let rotates = active.len > active.start
+            && active.len + len + seal::RECORD_LEN > self.config.max_segment_size;
+        let allocates = self.config.preallocate && active.len + len > active.file_len;
+        !rotates && !allocates
+    }
+
     fn append_encoded_by(&mut self, encoded: &Encoded, window: bool) -> Result<Position> {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
@@ -423,6 +436,13 @@ impl Wal {
             .map_err(|cause| Error::Poisoned { cause })?;
         self.shared.mark_clean();
         Ok(())
+    }
+
+    /// How many fdatasyncs the background flusher has made since the log was opened: the
+    /// syncs of `FsyncPolicy::Batch` and of [`Wal::sync_within`] windows (successful ones;
+    /// a failed one stops the log).
+    pub fn background_syncs(&self) -> u64 {
+        self.shared.background_syncs()
     }
 
     /// A handle that syncs the active segment without the `Wal`: see [`Syncer`].

@@ -218,6 +218,9 @@ fn batch_policy_syncs_within_the_window_without_further_writes() {
     let settled = faults.count(Op::Sync);
     std::thread::sleep(window * 3);
     assert_eq!(faults.count(Op::Sync), settled);
+    // Every sync since the write was the flusher's, and each one is counted.
+    assert_eq!(wal.background_syncs(), settled - syncs_before);
+    assert!(wal.background_syncs() >= 1);
 }
 
 #[test]
@@ -295,4 +298,22 @@ fn appends_between_zeros_written_ahead_read_back_whole() {
     let (records, info) = reopen_records(config);
     assert_eq!(records, written);
     assert!(info.corruptions.is_empty());
+}
+
+#[test]
+fn appends_in_place_says_when_an_append_would_rotate_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(config(dir.path()).fsync_policy(FsyncPolicy::Os)).unwrap();
+    let mut rotations = 0;
+    for i in 0..300 {
+        let record = nth_record(i);
+        let len = record.encoded_len() as u64;
+        let in_place = wal.appends_in_place(len);
+        let before = wal.current_position().segment;
+        wal.append(&record).unwrap();
+        let rotated = wal.current_position().segment != before;
+        assert_eq!(in_place, !rotated, "record {i}");
+        rotations += u32::from(rotated);
+    }
+    assert!(rotations >= 3, "the test crossed segments: {rotations}");
 }

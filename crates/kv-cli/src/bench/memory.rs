@@ -28,7 +28,7 @@ pub fn w5(run: &Run<'_>) -> Result<Outcome, kv_store::Error> {
         WriteOptions::default(),
     )?;
     let seconds = started.elapsed().as_secs_f64();
-    let memory_used = store.stats().memory_used;
+    let memory_used = store.stats().memory_used_bytes;
     store.close()?;
     let after = resident_bytes().unwrap_or(0);
     run.close(store)?;

@@ -28,11 +28,11 @@ pub fn w4(run: &Run<'_>, writes_per_key: u64) -> Result<Outcome, kv_store::Error
     let store = KvStore::open_with(&path, Workload::W4.options())?;
     let seconds = started.elapsed().as_secs_f64();
     let stats = store.stats();
+    let bytes = store.open_report().recovery.bytes_scanned;
     run.close(store)?;
     assert_eq!(stats.keys as u64, keys, "W4 reopened with every key");
 
-    let records = stats.recovery.replayed;
-    let bytes = stats.recovery.recovery.bytes_scanned;
+    let records = stats.open_replayed_records;
     let bytes_per_sec = bytes as f64 / seconds;
     let what = if writes_per_key == 1 {
         "recovery, 1 put per key"

@@ -21,7 +21,7 @@ pub fn w1(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
         }
         Ok(())
     })?;
-    let commit = store.stats().commit;
+    let stats = store.stats();
     run.close(store)?;
     let seconds = elapsed.as_secs_f64();
     let per_sec = total as f64 / seconds;
@@ -34,7 +34,7 @@ pub fn w1(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
                 unit: "fsyncs/s",
                 measured: per_sec,
             })
-            .with("records_per_fsync", commit.records_per_fsync())
+            .with("records_per_fsync", stats.records_per_fsync_ratio)
             .with("ratio_to_l1p", per_sec / run.limits.l1p_fsyncs),
     )
 }
@@ -59,7 +59,7 @@ pub fn w2(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
     let synced = Instant::now();
     store.sync()?;
     let seconds = (elapsed + synced.elapsed()).as_secs_f64();
-    let bytes = store.stats().commit.bytes_written;
+    let bytes = store.stats().commit_bytes_total;
     run.close(store)?;
     let bytes_per_sec = bytes as f64 / seconds;
     Ok(

@@ -202,7 +202,7 @@ fn evictions_race_writers(clock: Option<ManualClock>) {
         outcome.lost.len(),
         &outcome.lost[..outcome.lost.len().min(3)]
     );
-    assert!(store.stats().evictions > 100, "{:?}", store.stats());
+    assert!(store.stats().evictions_total > 100, "{:?}", store.stats());
     let now = clock.map_or(0, |c| c.now_ms());
     check_at_rest(store, options, &outcome, 64, now);
 }
@@ -226,7 +226,7 @@ fn evicting_stores_never_refuse_concurrent_puts() {
         let store = KvStore::open_with(dir.path(), options.clone()).unwrap();
         let outcome = run_writers(&store, 8, 50, 400, Duration::from_secs(3), None);
         assert_eq!(outcome.refused, 0, "{eviction:?} {max_keys}: puts refused");
-        let evictions = store.stats().evictions;
+        let evictions = store.stats().evictions_total;
         assert!(
             evictions as usize >= outcome.puts.saturating_sub(max_keys + 8) / 2,
             "{eviction:?}: {} puts, {evictions} evictions",
@@ -249,7 +249,7 @@ fn memory_of(options: &Options, entries: &[(&str, &str)]) -> usize {
             )
             .unwrap();
     }
-    store.stats().memory_used
+    store.stats().memory_used_bytes
 }
 
 fn small_store_options() -> Options {
@@ -293,7 +293,7 @@ fn expire_never_adds_memory_it_did_not_reserve() {
                 "{result:?}"
             );
         }
-        let used = store.stats().memory_used;
+        let used = store.stats().memory_used_bytes;
         assert!(
             used <= limit,
             "attempt {attempt}: {used} bytes over {limit}"
@@ -428,7 +428,7 @@ fn concurrent_evictions_free_about_what_the_writers_need() {
     });
     assert_eq!(outcome.refused, 0);
     assert!(outcome.lost.is_empty(), "{:?}", outcome.lost);
-    let evictions = store.stats().evictions as usize;
+    let evictions = store.stats().evictions_total as usize;
     // Each writer may hold the room of one key reserved and not yet stored: at most one
     // key per writer below the limit (measured: 61-62; 44-47 when each evicted for all).
     assert!(
