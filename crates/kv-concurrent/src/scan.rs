@@ -300,28 +300,53 @@ impl Lane {
         if !self.chunk.is_used_up() || self.exhausted {
             return;
         }
-        // The clock is read once a chunk, not once an entry.
-        let now = now();
         if let Some(key) = self.chunk.last_read_key() {
             self.given_before = Some(key);
         }
         let size = self.size;
-        let from = self.from.as_ref().map(|b| &b[..]);
-        self.chunk.fill(size, values, |filler| {
-            let state = shard.state.read();
-            let (start, end) = if BACK { (far, from) } else { (from, far) };
-            let entries = state
-                .range(start, end, now)
-                .expect("the scan checked the index is ordered");
-            if BACK {
-                entries.rev().take(size).for_each(|e| filler.push(e));
-            } else {
-                entries.take(size).for_each(|e| filler.push(e));
+        // At most `size` entries are looked at per hold of the lock, expired or not (a mass
+        // expiry not swept yet must not keep writers waiting for the whole range); a chunk
+        // of expired entries only gives nothing, and the next is read after the lock was
+        // let go.
+        loop {
+            // The clock is read once a chunk, not once an entry.
+            let now = now();
+            let from = self.from.as_ref().map(|b| &b[..]);
+            let mut examined = 0;
+            let mut resume = None;
+            self.chunk.fill(size, values, |filler| {
+                let state = shard.state.read();
+                let (start, end) = if BACK { (far, from) } else { (from, far) };
+                let entries = state
+                    .range_even_expired(start, end)
+                    .expect("the scan checked the index is ordered");
+                let mut last = None;
+                let mut read = |e: &'_ Entry| {
+                    if !e.is_expired(now) {
+                        filler.push(e);
+                    }
+                };
+                if BACK {
+                    for e in entries.rev().take(size) {
+                        read(e);
+                        (examined, last) = (examined + 1, Some(e));
+                    }
+                } else {
+                    for e in entries.take(size) {
+                        read(e);
+                        (examined, last) = (examined + 1, Some(e));
+                    }
+                }
+                // One copy per chunk, under the lock: where the next read resumes.
+                resume = last.map(|e| Bytes::copy_from_slice(e.key()));
+            });
+            if let Some(key) = resume {
+                self.from = Bound::Excluded(key);
             }
-        });
-        self.exhausted = self.chunk.end < size;
-        if let Some(key) = self.chunk.last_read_key() {
-            self.from = Bound::Excluded(key);
+            self.exhausted = examined < size;
+            if !self.chunk.is_used_up() || self.exhausted {
+                break;
+            }
         }
         self.size = (size * 2).min(MAX_CHUNK);
     }
@@ -470,12 +495,15 @@ impl<const BACK: bool> End<BACK> {
 /// the last key the other end gave, in its direction, and reads no further than that key.
 /// Keys are unique across shards and each end's keys strictly monotonic, so no entry is
 /// given by both ends, and once an end's next key reaches the other's last, it stays there.
+/// Once either end has run out, both stay out: a key written later between the last keys
+/// given must not reopen a scan that said it was over (`FusedIterator`).
 #[derive(Debug)]
 struct Merge {
     start: Bound<Bytes>,
     end: Bound<Bytes>,
     front: End<false>,
     back: End<true>,
+    finished: bool,
 }
 
 /// The bound an end reads up to: `bound`, or just short of the key the other end gave last.
@@ -493,15 +521,45 @@ impl Merge {
             end,
             front: End::new(),
             back: End::new(),
+            finished: false,
         }
     }
 
     fn next(&mut self, state: &Sharded, values: bool, now: &dyn Fn() -> u64) -> Option<ScanItem> {
+        if self.finished {
+            return None;
+        }
+        let item = self.next_front(state, values, now);
+        self.finished = item.is_none();
+        item
+    }
+
+    fn next_back(
+        &mut self,
+        state: &Sharded,
+        values: bool,
+        now: &dyn Fn() -> u64,
+    ) -> Option<ScanItem> {
+        if self.finished {
+            return None;
+        }
+        let item = self.next_back_unfused(state, values, now);
+        self.finished = item.is_none();
+        item
+    }
+
+    fn next_front(
+        &mut self,
+        state: &Sharded,
+        values: bool,
+        now: &dyn Fn() -> u64,
+    ) -> Option<ScanItem> {
         let Merge {
             start,
             end,
             front,
             back,
+            ..
         } = self;
         let other = if back.lanes.is_empty() {
             None
@@ -523,7 +581,7 @@ impl Merge {
         }
     }
 
-    fn next_back(
+    fn next_back_unfused(
         &mut self,
         state: &Sharded,
         values: bool,
@@ -534,6 +592,7 @@ impl Merge {
             end,
             front,
             back,
+            ..
         } = self;
         let other = if front.lanes.is_empty() {
             None
@@ -806,6 +865,80 @@ mod tests {
         assert!(Sharded::new(IndexKind::Hash, 2)
             .range(Bound::Unbounded, Bound::Unbounded, 0)
             .is_err());
+    }
+
+    /// Runs of expired entries longer than a chunk (a mass expiry not swept yet) are read
+    /// past a chunk at a time, and the live entries around them all come out, from both ends.
+    #[test]
+    fn long_runs_of_expired_entries_are_crossed_chunk_by_chunk() {
+        let state = Sharded::new(IndexKind::Ordered, 1);
+        let mut live = Vec::new();
+        for i in 0..3_000u32 {
+            let key = format!("k{i:05}");
+            let expired = !(i == 0 || i == 1_500 || i == 2_999);
+            state.apply(
+                OpRef::Put {
+                    key: key.as_bytes(),
+                    value: b"v",
+                    expiry: if expired {
+                        Expiry::AtUnixMillis(10)
+                    } else {
+                        Expiry::Never
+                    },
+                },
+                0,
+            );
+            if !expired {
+                live.push(key);
+            }
+        }
+        let now = || 20;
+        let mut forward = Scanner::all(&state);
+        let keys: Vec<_> = std::iter::from_fn(|| forward.next(&state, &now))
+            .map(|(key, _, _)| String::from_utf8(key.to_vec()).unwrap())
+            .collect();
+        assert_eq!(keys, live);
+        let mut backward = Scanner::all(&state);
+        let mut keys: Vec<_> = std::iter::from_fn(|| backward.next_back(&state, &now))
+            .map(|(key, _, _)| String::from_utf8(key.to_vec()).unwrap())
+            .collect();
+        keys.reverse();
+        assert_eq!(keys, live);
+    }
+
+    /// Once one end has run out, the other gives nothing either, even a key written since
+    /// between the last keys given: the scan said it was over.
+    #[test]
+    fn an_ended_scan_stays_ended_from_both_ends() {
+        let state = Sharded::new(IndexKind::Ordered, 4);
+        let put = |key: &[u8]| {
+            state.apply(
+                OpRef::Put {
+                    key,
+                    value: b"v",
+                    expiry: Expiry::Never,
+                },
+                0,
+            );
+        };
+        put(b"b");
+        put(b"c");
+        let now = || 0;
+        let mut scanner = Scanner::range(
+            &state,
+            Bound::Included(&b"a"[..]),
+            Bound::Excluded(&b"z"[..]),
+        )
+        .unwrap();
+        assert_eq!(&scanner.next(&state, &now).unwrap().0[..], b"b");
+        assert_eq!(&scanner.next(&state, &now).unwrap().0[..], b"c");
+        assert!(scanner.next(&state, &now).is_none());
+        put(b"m");
+        assert!(
+            scanner.next_back(&state, &now).is_none(),
+            "the back end reopened"
+        );
+        assert!(scanner.next(&state, &now).is_none());
     }
 
     /// An entry read into a chunk while live and given out after its deadline is skipped:

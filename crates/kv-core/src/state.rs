@@ -230,6 +230,19 @@ impl State {
         end: Bound<&[u8]>,
         now: u64,
     ) -> Result<impl DoubleEndedIterator<Item = &'a Entry> + 'a, Error> {
+        Ok(self
+            .range_even_expired(start, end)?
+            .filter(move |e| !e.is_expired(now)))
+    }
+
+    /// Entries with keys in `(start, end)`, expired or not, in key order from either end:
+    /// for a reader that bounds how many entries it looks at, live or not, per lock hold.
+    /// Needs the ordered index.
+    pub fn range_even_expired<'a>(
+        &'a self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Result<impl DoubleEndedIterator<Item = &'a Entry> + 'a, Error> {
         if self.index.kind() != IndexKind::Ordered {
             return Err(Error::NotOrdered);
         }
@@ -241,10 +254,7 @@ impl State {
             _ => false,
         };
         let range = (!inverted).then(|| self.index.range(start, end).expect("ordered index"));
-        Ok(range
-            .into_iter()
-            .flatten()
-            .filter(move |e| !e.is_expired(now)))
+        Ok(range.into_iter().flatten())
     }
 
     /// Live entries whose keys start with `prefix`, in key order from either end. Needs the

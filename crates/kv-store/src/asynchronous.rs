@@ -17,6 +17,10 @@
 //! across system calls that wait for the disk) or when the append would start a new segment
 //! (which syncs the old one and the directory). What is left on the runtime thread is a
 //! copy into the page cache and short, bounded locks.
+//!
+//! Dropping the last handle closes the store on the dropping thread (it stops a running
+//! compaction and syncs the log): in async code, await [`KvStore::close_async`] before the
+//! last handle (a [`Transaction`](crate::Transaction) holds one too) goes out of scope.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,8 +35,14 @@ use crate::into_bytes::IntoBytes;
 use crate::options::Options;
 use crate::store::KvStore;
 
-/// Runs `f` on tokio's blocking pool and awaits its result.
+/// Runs `f` on tokio's blocking pool and awaits its result; outside a tokio runtime (an
+/// async call driven by another executor), runs it here: there is no runtime thread to keep
+/// free, and `spawn_blocking` would panic, and only when the write could not be taken on
+/// the calling thread, so only under load.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -537,7 +537,7 @@ impl Admission {
 
     /// Entries to evict so that a write blocked by `blocked` fits: one per round of samples,
     /// the coldest of each (an expired entry first of all), until the [`shortfall`] is
-    /// covered or [`MAX_VICTIMS`] are chosen; never the key `spare`. Empty when there is
+    /// covered or [`MAX_VICTIMS`] are chosen; never a key `spared` says to keep. Empty when there is
     /// nothing to evict, or nothing more to evict than evictions in progress will free.
     ///
     /// [`shortfall`]: Self::shortfall
@@ -546,7 +546,7 @@ impl Admission {
         state: &Sharded,
         now: u64,
         blocked: &Error,
-        spare: Option<&[u8]>,
+        spared: &dyn Fn(&[u8]) -> bool,
     ) -> Vec<Victim> {
         let unit = match blocked {
             Error::LimitReached { unit, .. } => *unit,
@@ -557,7 +557,7 @@ impl Admission {
         while short > 0 && victims.len() < MAX_VICTIMS {
             let best = (0..SAMPLES)
                 .filter_map(|_| state.sample(self.random()))
-                .filter(|e| Some(e.key()) != spare)
+                .filter(|e| !spared(e.key()))
                 .filter(|e| !victims.iter().any(|v| v.entry.key() == e.key()))
                 .map(|entry| {
                     let score = self.slot(entry.key()).map(|s| s.load(Ordering::Relaxed));

@@ -44,18 +44,18 @@ impl Held<'_> {
 impl KvStore {
     /// Holds the stripes of `keys` exclusively, in stripe order, then calls `decide` with
     /// the time and writes what it decides, before letting go. Under limits a write that
-    /// does not fit lets go, makes room (evicting, never `spare`, or waiting) and calls
+    /// does not fit lets go, makes room (evicting, never a key of the stripes of `keys`, or
+    /// waiting) and calls
     /// `decide` again, so `decide` may run more than once; it must not write to this store
     /// itself (its keys are locked). Every operation `decide` returns must be of a key in
     /// `keys`: only those are sized exactly.
     pub(crate) fn write_locked<T>(
         &self,
         keys: &[&[u8]],
-        spare: Option<&[u8]>,
         options: WriteOptions,
         mut decide: impl FnMut(u64) -> Result<Decision<T>>,
     ) -> Result<T> {
-        let result = self.write_locked_counted(keys, spare, options, &mut decide);
+        let result = self.write_locked_counted(keys, options, &mut decide);
         if result.is_err() {
             self.inner.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -65,7 +65,6 @@ impl KvStore {
     fn write_locked_counted<T>(
         &self,
         keys: &[&[u8]],
-        spare: Option<&[u8]>,
         options: WriteOptions,
         decide: &mut dyn FnMut(u64) -> Result<Decision<T>>,
     ) -> Result<T> {
@@ -98,7 +97,14 @@ impl KvStore {
                         held.unwritten();
                         let until = *wait_until
                             .get_or_insert_with(|| Instant::now() + admission.max_wait());
-                        room = Some(self.make_room(growth, blocked, until, spare)?);
+                        // Never evict a key of the stripes just let go: not this write's
+                        // own keys, and, for a transaction, no key whose stripe it watches
+                        // (a delete there would bump the version it checks, and its own
+                        // room-making would fail its commit every time).
+                        let stripes = self.stripes_of(keys);
+                        let spared =
+                            |key: &[u8]| stripes.binary_search(&self.inner.stripe_of(key)).is_ok();
+                        room = Some(self.make_room(growth, blocked, until, &spared)?);
                         continue;
                     }
                 }
@@ -140,17 +146,22 @@ impl KvStore {
         }
     }
 
+    /// The stripes of `keys`, each once, in stripe order.
+    fn stripes_of(&self, keys: &[&[u8]]) -> Vec<usize> {
+        let mut stripes: Vec<usize> = keys.iter().map(|key| self.inner.stripe_of(key)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes
+    }
+
     /// The stripes of `keys`, each once, held exclusively in stripe order.
     fn hold_exclusively(&self, keys: &[&[u8]]) -> Held<'_> {
         let inner = &self.inner;
         if let [key] = keys {
             return Held::One(inner.stripes[inner.stripe_of(key)].write());
         }
-        let mut wanted: Vec<usize> = keys.iter().map(|key| inner.stripe_of(key)).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
         Held::Many(
-            wanted
+            self.stripes_of(keys)
                 .into_iter()
                 .map(|i| (i, inner.stripes[i].write()))
                 .collect(),

@@ -532,7 +532,7 @@ impl KvStore {
                     stripes.unwritten();
                     let until =
                         *wait_until.get_or_insert_with(|| Instant::now() + admission.max_wait());
-                    room = Some(self.make_room(growth, blocked, until, None)?);
+                    room = Some(self.make_room(growth, blocked, until, &|_| false)?);
                 }
             }
         }
@@ -550,7 +550,7 @@ impl KvStore {
     }
 
     /// Reserves `growth`, or, where the policy evicts, makes room for it by evicting (never
-    /// the key `spare`), or by waiting for other writes to release what they reserved or
+    /// a key `spared` says to keep), or by waiting for other writes to release what they reserved or
     /// to finish their evictions; `blocked` (the refusal) once `deadline` has passed.
     /// Called holding no stripe.
     pub(crate) fn make_room(
@@ -558,7 +558,7 @@ impl KvStore {
         growth: Growth,
         mut blocked: Error,
         deadline: Instant,
-        spare: Option<&[u8]>,
+        spared: &dyn Fn(&[u8]) -> bool,
     ) -> Result<crate::limits::Reservation<'_>> {
         let admission = &self.inner.admission;
         loop {
@@ -571,7 +571,7 @@ impl KvStore {
             if Instant::now() >= deadline {
                 return Err(blocked);
             }
-            let victims = admission.victims(self.state(), self.now(), &blocked, spare);
+            let victims = admission.victims(self.state(), self.now(), &blocked, spared);
             if victims.is_empty() {
                 // Nothing stored stands in the way: other writes' reservations do, or
                 // evictions in progress are freeing it; they end soon.
@@ -610,7 +610,10 @@ impl KvStore {
             .map(|v| (self.inner.stripe_of(v.entry.key()), v))
             .collect();
         victims.sort_by_key(|(stripe, _)| *stripe);
-        let mut stripes = Vec::with_capacity(victims.len());
+        // Each stripe held, and whether a delete is written under it: a stripe held only to
+        // re-check victims that changed is released without a bump, so transactions that
+        // watch its keys do not fail for nothing.
+        let mut stripes: Vec<(StripeGuard<'_>, bool)> = Vec::with_capacity(victims.len());
         let mut locked = None;
         let mut deletes = Vec::with_capacity(victims.len());
         let mut evicting = admission.evicting();
@@ -619,16 +622,23 @@ impl KvStore {
                 break;
             }
             if locked != Some(*stripe) {
-                stripes.push(self.inner.stripes[*stripe].write());
+                stripes.push((self.inner.stripes[*stripe].write(), false));
                 locked = Some(*stripe);
             }
             if admission.still_victim(state, victim) {
                 evicting.add(Admission::memory_of_victim(state, &victim.entry));
                 deletes.push(Op::delete(Bytes::copy_from_slice(victim.entry.key())));
+                if let Some((_, wrote)) = stripes.last_mut() {
+                    *wrote = true;
+                }
             }
         }
+        let (written, unwritten): (Vec<_>, Vec<_>) =
+            stripes.into_iter().partition(|(_, wrote)| *wrote);
+        unwritten
+            .into_iter()
+            .for_each(|(guard, _)| guard.unwritten());
         if deletes.is_empty() {
-            stripes.into_iter().for_each(StripeGuard::unwritten);
             return Ok(0);
         }
         #[cfg(test)]
@@ -650,7 +660,7 @@ impl KvStore {
             .map_err(Error::from_write)?;
         // Applied: what the victims took is no longer counted in what is stored.
         drop(evicting);
-        drop(stripes);
+        drop(written);
         admission
             .evictions
             .fetch_add(evicted as u64, Ordering::Relaxed);
@@ -786,7 +796,7 @@ impl KvStore {
             Err(blocked) => {
                 let until =
                     *wait_until.get_or_insert_with(|| Instant::now() + admission.max_wait());
-                self.make_room(growth, blocked, until, Some(key))?
+                self.make_room(growth, blocked, until, &|k| k == key)?
             }
         };
         Ok((true, Some(reservation)))

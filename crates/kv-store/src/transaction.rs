@@ -311,7 +311,9 @@ impl Transaction {
     /// # Errors
     ///
     /// What [`KvStore::write`] returns when the batch, free of conflict, could not be
-    /// written; nothing of it was written.
+    /// written. A refused batch wrote nothing; after [`Error::Failed`] the outcome is
+    /// unknown: the batch, whole, may be in the log and come back when the store is
+    /// reopened (it is all or nothing either way).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -339,7 +341,7 @@ impl Transaction {
             return Ok(Ok(()));
         }
         let inner = &store.inner;
-        store.write_locked(&keys, None, WriteOptions::default(), |now| {
+        store.write_locked(&keys, WriteOptions::default(), |now| {
             // Under every stripe held exclusively: no write of these keys is in flight, and
             // each one completed has bumped its stripe.
             let changed = watched.iter().find(|w| {

@@ -198,8 +198,9 @@ impl KvStore {
     ///
     /// # Errors
     ///
-    /// What [`KvStore::put`] returns: a write that failed or was refused (limits, sizes, a
-    /// full disk, a closed store) wrote nothing.
+    /// What [`KvStore::put`] returns. A write refused (limits, sizes, a full disk, a closed
+    /// store) wrote nothing; after [`Error::Failed`](crate::Error::Failed) the outcome is unknown: the record may
+    /// be in the log and come back when the store is reopened (never applied before that).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -246,7 +247,7 @@ impl KvStore {
         mut f: impl FnMut(Option<Current<'_>>) -> Update,
     ) -> Result<Updated> {
         let key = key.into_bytes();
-        self.write_locked(&[&key], Some(&key), WriteOptions::default(), |now| {
+        self.write_locked(&[&key], WriteOptions::default(), |now| {
             // Copied out, so `f` runs without the shard's lock (it holds up other keys'
             // writers); the copy is the old value returned.
             let current = self.state().with_entry(&key, now, |e| {
@@ -302,7 +303,8 @@ impl KvStore {
     ///
     /// # Errors
     ///
-    /// What [`KvStore::put`] returns; nothing was written.
+    /// What [`KvStore::put`] returns; as for [`update_with`](KvStore::update_with), after
+    /// [`Error::Failed`](crate::Error::Failed) whether it was written is unknown until the store is reopened.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -330,7 +332,8 @@ impl KvStore {
     ///
     /// # Errors
     ///
-    /// What [`KvStore::put`] returns; nothing was written.
+    /// What [`KvStore::put`] returns; as for [`update_with`](KvStore::update_with), after
+    /// [`Error::Failed`](crate::Error::Failed) whether it was written is unknown until the store is reopened.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -370,7 +373,8 @@ impl KvStore {
     ///
     /// # Errors
     ///
-    /// What [`KvStore::put`] returns; nothing was written.
+    /// What [`KvStore::put`] returns; as for [`update_with`](KvStore::update_with), after
+    /// [`Error::Failed`](crate::Error::Failed) whether it was written is unknown until the store is reopened.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -420,7 +424,8 @@ impl KvStore {
     ///
     /// # Errors
     ///
-    /// What [`KvStore::delete`] returns; nothing was written.
+    /// What [`KvStore::delete`] returns; as for [`update_with`](KvStore::update_with), after
+    /// [`Error::Failed`](crate::Error::Failed) whether it was written is unknown until the store is reopened.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {

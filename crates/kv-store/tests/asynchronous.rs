@@ -285,3 +285,35 @@ fn async_writes_on_and_off_the_runtime_race_sync_writers_and_compactions() {
     after.sort();
     assert_eq!(after, before);
 }
+
+/// Polls `future` to its end on this thread, with no runtime (another executor's way).
+fn poll_here<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Outside a tokio runtime, a write that cannot be taken on the calling thread (here: a
+/// `Sync` store, and one with limits) runs there anyway, instead of panicking in
+/// `spawn_blocking` only when the store is busy.
+#[test]
+fn async_calls_driven_outside_a_tokio_runtime_still_work() {
+    for options in [
+        Options::default().durability(Durability::Sync),
+        Options::default().max_keys(100, Eviction::Lru),
+        Options::default(),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvStore::open_with(dir.path(), options).unwrap();
+        poll_here(store.put_async("k", "v")).unwrap();
+        poll_here(store.delete_async("gone")).unwrap();
+        poll_here(store.sync_async()).unwrap();
+        assert_eq!(store.get("k").unwrap(), "v");
+        poll_here(store.close_async()).unwrap();
+    }
+}

@@ -105,6 +105,16 @@ fn run_and_check_count(dir: &Path, work: &str, key: &str, kill_after: usize, bef
         .filter_map(|l| l.strip_prefix("ack ")?.parse().ok())
         .collect();
     let last = *acked.iter().max().unwrap();
+    // Each acknowledged increment produced its own value: two threads that read the same
+    // count and both wrote count + 1 would acknowledge it twice.
+    let mut distinct = acked.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        acked.len(),
+        "an increment was lost to another"
+    );
     assert!(
         acked.iter().all(|&n| n > before),
         "a count started below {before}"
