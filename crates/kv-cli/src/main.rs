@@ -26,6 +26,7 @@ mod failure;
 mod open;
 mod readonly_fs;
 mod repair;
+mod serve;
 mod shell;
 mod stats;
 mod verify;
@@ -67,5 +68,6 @@ fn run(cli: Cli) -> Outcome {
         Some(Command::Verify) => verify::verify(dir),
         Some(Command::Repair { to }) => repair::repair(dir, &to, durability),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Serve(args)) => serve::run(dir, durability, &args),
     }
 }
