@@ -452,7 +452,7 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
         "getdel" => Command::GetDel(key()),
         "mget" => Command::MGet(a.to_vec()),
         "mset" => {
-            if a.len() % 2 != 0 {
+            if !a.len().is_multiple_of(2) {
                 return Err(CommandError::WrongArity(spec.name));
             }
             Command::MSet(a.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect())
