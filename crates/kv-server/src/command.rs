@@ -363,7 +363,7 @@ pub enum Command {
     Unwatch,
 }
 
-/// Parses a request (name first) into a [`Command`] and its table entry.
+/// Parses a request (name first; an empty one is an error) into a [`Command`] and its table entry.
 ///
 /// # Errors
 ///
@@ -381,7 +381,11 @@ pub enum Command {
 /// );
 /// ```
 pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
-    let spec = lookup(&args[0]).ok_or_else(|| CommandError::Unknown(args.to_vec()))?;
+    let Some(name) = args.first() else {
+        // The decoder never yields one; a caller building requests might.
+        return Err(CommandError::Other("ERR empty request".into()));
+    };
+    let spec = lookup(name).ok_or_else(|| CommandError::Unknown(args.to_vec()))?;
     if !spec.accepts(args.len()) {
         return Err(CommandError::WrongArity(spec.name));
     }

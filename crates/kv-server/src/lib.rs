@@ -8,6 +8,8 @@
 //! - [`codec`]: RESP framing, separate from both: a bounded request [`Decoder`]
 //!   (multibulk and inline; limits checked before anything is reserved) and [`encode`]
 //!   for RESP2 or RESP3.
+//! - [`Session`]: one connection's state, answering requests in turn; also usable
+//!   without a network ([`Session::local`]).
 //! - [`Server`]: TCP, one task per connection, pipelining with replies in order,
 //!   `HELLO 3`, `AUTH`, `MULTI`/`EXEC`, `maxclients`, an idle timeout, and a graceful
 //!   shutdown that closes the store.
@@ -57,8 +59,11 @@ mod reply;
 mod server;
 mod session;
 
+/// The `bytes` crate, whose `Bytes` requests and replies are made of.
+pub use bytes;
 pub use codec::{encode, Decoder, Limits, Protocol};
 pub use command::{Command, CommandError};
 pub use error::{Error, Result};
 pub use reply::Reply;
 pub use server::{Server, ServerOptions};
+pub use session::Session;

@@ -32,9 +32,29 @@ pub(crate) struct Shared {
 /// here behave as Redis 7's do.
 const REDIS_VERSION: &str = "7.2.0";
 
-/// One connection's state: protocol, authentication, name, a `MULTI` block, watches.
+/// One connection's state (protocol, authentication, name, a `MULTI` block, watches),
+/// answering its requests in turn. The [`Server`](crate::Server) keeps one per
+/// connection; [`Session::local`] makes one over a store without any network, for a shell
+/// or a test.
+///
+/// ```
+/// # fn main() -> Result<(), kv_store::Error> {
+/// use kv_server::{Reply, Session};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut session = Session::local(kv_store::KvStore::open(dir.path())?);
+/// let request = |words: &[&str]| -> Vec<bytes::Bytes> {
+///     words.iter().map(|w| bytes::Bytes::copy_from_slice(w.as_bytes())).collect()
+/// };
+/// assert_eq!(session.handle(&request(&["INCR", "n"])), Reply::Integer(1));
+/// assert_eq!(
+///     session.handle(&request(&["INCR"])),
+///     Reply::error("ERR wrong number of arguments for 'incr' command")
+/// );
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
-pub(crate) struct Session {
+pub struct Session {
     shared: Arc<Shared>,
     id: u64,
     pub(crate) protocol: Protocol,
@@ -67,8 +87,32 @@ impl Session {
         }
     }
 
-    /// Answers one request.
-    pub(crate) fn handle(&mut self, args: &[Bytes]) -> Reply {
+    /// A session over `store`, outside any server (no password).
+    pub fn local(store: KvStore) -> Session {
+        Session::new(Arc::new(Shared {
+            store,
+            options: ServerOptions::default(),
+            clients: AtomicUsize::new(1),
+            next_id: AtomicU64::new(0),
+            connections_received: AtomicU64::new(1),
+            commands_processed: AtomicU64::new(0),
+            started: Instant::now(),
+            port: 0,
+        }))
+    }
+
+    /// The protocol version replies are to be encoded for (`HELLO` changes it).
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Whether the client asked to close (`QUIT`): once its reply is sent.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Answers one request (its name first; not empty).
+    pub fn handle(&mut self, args: &[Bytes]) -> Reply {
         self.shared
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
