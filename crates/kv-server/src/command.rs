@@ -96,6 +96,11 @@ pub const COMMANDS: &[Spec] = &[
     spec("psetex", 4, WSLOW, ONE),
     spec("getset", 3, W, ONE),
     spec("getdel", 2, W, ONE),
+    spec("getex", -2, W, ONE),
+    spec("msetnx", -3, WSLOW, (1, -1, 2)),
+    spec("incrbyfloat", 3, W, ONE),
+    spec("getrange", 4, &["readonly"], ONE),
+    spec("setrange", 4, WSLOW, ONE),
     spec("mget", -2, R, ALL),
     spec("mset", -3, WSLOW, (1, -1, 2)),
     spec("incr", 2, W, ONE),
@@ -109,11 +114,18 @@ pub const COMMANDS: &[Spec] = &[
     spec("exists", -2, R, ALL),
     spec("expire", -3, &["write", "fast"], ONE),
     spec("pexpire", -3, &["write", "fast"], ONE),
+    spec("expireat", -3, &["write", "fast"], ONE),
+    spec("pexpireat", -3, &["write", "fast"], ONE),
+    spec("expiretime", 2, R, ONE),
+    spec("pexpiretime", 2, R, ONE),
     spec("ttl", 2, R, ONE),
     spec("pttl", 2, R, ONE),
     spec("persist", 2, &["write", "fast"], ONE),
     spec("type", 2, R, ONE),
     spec("keys", 2, &["readonly"], NONE),
+    spec("rename", 3, &["write"], (1, 2, 1)),
+    spec("renamenx", 3, &["write", "fast"], (1, 2, 1)),
+    spec("randomkey", 1, &["readonly"], NONE),
     spec("multi", 1, MULTI, NONE),
     // EXEC writes what was queued.
     spec(
@@ -241,8 +253,17 @@ pub enum ExpireCondition {
     Sooner,
 }
 
+/// When an `EXPIRE` family command sets a key to expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Milliseconds from now.
+    In(i64),
+    /// Milliseconds since the Unix epoch.
+    At(i64),
+}
+
 /// A parsed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// `PING [message]`
     Ping(Option<Bytes>),
@@ -329,12 +350,12 @@ pub enum Command {
     Del(Vec<Bytes>),
     /// `EXISTS key ...`
     Exists(Vec<Bytes>),
-    /// `EXPIRE` and `PEXPIRE`, the time in milliseconds from now (≤ 0 deletes).
+    /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (a deadline already past deletes).
     Expire {
         /// The key.
         key: Bytes,
-        /// Milliseconds from now.
-        millis: i64,
+        /// When.
+        deadline: Deadline,
         /// `NX XX GT LT`.
         condition: Option<ExpireCondition>,
     },
@@ -345,8 +366,41 @@ pub enum Command {
         /// Whether in milliseconds.
         millis: bool,
     },
+    /// `EXPIRETIME` (seconds) and `PEXPIRETIME` (milliseconds).
+    ExpireTime {
+        /// The key.
+        key: Bytes,
+        /// Whether in milliseconds.
+        millis: bool,
+    },
     /// `PERSIST key`
     Persist(Bytes),
+    /// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`
+    GetEx {
+        /// The key.
+        key: Bytes,
+        /// The new deadline, if any option was given.
+        ttl: Option<TtlUpdate>,
+    },
+    /// `MSETNX key value ...`
+    MSetNx(Vec<(Bytes, Bytes)>),
+    /// `INCRBYFLOAT key increment`
+    IncrByFloat(Bytes, f64),
+    /// `GETRANGE key start end`
+    GetRange(Bytes, i64, i64),
+    /// `SETRANGE key offset value`
+    SetRange(Bytes, usize, Bytes),
+    /// `RENAME` and `RENAMENX`.
+    Rename {
+        /// The key renamed.
+        from: Bytes,
+        /// Its new name.
+        to: Bytes,
+        /// `RENAMENX`: only if `to` holds nothing.
+        only_if_absent: bool,
+    },
+    /// `RANDOMKEY`
+    RandomKey,
     /// `TYPE key`
     Type(Bytes),
     /// `KEYS pattern`
@@ -474,20 +528,51 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
         "strlen" => Command::StrLen(key()),
         "del" | "unlink" => Command::Del(a.to_vec()),
         "exists" => Command::Exists(a.to_vec()),
-        "expire" | "pexpire" => {
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
             let n = integer(&a[1])?;
-            let millis = if spec.name == "expire" {
-                n.checked_mul(1000)
-            } else {
+            let millis = if spec.name.starts_with('p') {
                 Some(n)
+            } else {
+                n.checked_mul(1000)
             };
             let millis = millis.ok_or(CommandError::InvalidExpire(spec.name))?;
             Command::Expire {
                 key: key(),
-                millis,
+                deadline: if spec.name.ends_with("at") {
+                    Deadline::At(millis)
+                } else {
+                    Deadline::In(millis)
+                },
                 condition: parse_expire_condition(&a[2..])?,
             }
         }
+        "expiretime" | "pexpiretime" => Command::ExpireTime {
+            key: key(),
+            millis: spec.name == "pexpiretime",
+        },
+        "getex" => Command::GetEx {
+            key: key(),
+            ttl: parse_getex(&a[1..])?,
+        },
+        "msetnx" => {
+            if !a.len().is_multiple_of(2) {
+                return Err(CommandError::WrongArity(spec.name));
+            }
+            Command::MSetNx(a.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect())
+        }
+        "incrbyfloat" => Command::IncrByFloat(key(), float(&a[1])?),
+        "getrange" => Command::GetRange(key(), integer(&a[1])?, integer(&a[2])?),
+        "setrange" => {
+            let offset = usize::try_from(integer(&a[1])?)
+                .map_err(|_| CommandError::Other("ERR offset is out of range".into()))?;
+            Command::SetRange(key(), offset, a[2].clone())
+        }
+        "rename" | "renamenx" => Command::Rename {
+            from: key(),
+            to: a[1].clone(),
+            only_if_absent: spec.name == "renamenx",
+        },
+        "randomkey" => Command::RandomKey,
         "ttl" | "pttl" => Command::Ttl {
             key: key(),
             millis: spec.name == "pttl",
@@ -642,6 +727,42 @@ fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
     })
 }
 
+fn parse_getex(a: &[Bytes]) -> Result<Option<TtlUpdate>, CommandError> {
+    let mut options = a.iter();
+    let Some(option) = options.next() else {
+        return Ok(None);
+    };
+    let ttl = if is(option, "persist") {
+        TtlUpdate::Remove
+    } else {
+        let (unit_ms, absolute) = if is(option, "ex") {
+            (1000, false)
+        } else if is(option, "px") {
+            (1, false)
+        } else if is(option, "exat") {
+            (1000, true)
+        } else if is(option, "pxat") {
+            (1, true)
+        } else {
+            return Err(CommandError::Syntax);
+        };
+        let n = integer(options.next().ok_or(CommandError::Syntax)?)?;
+        let ms = n
+            .checked_mul(unit_ms)
+            .filter(|&ms| ms > 0)
+            .ok_or(CommandError::InvalidExpire("getex"))? as u64;
+        if absolute {
+            TtlUpdate::At(UNIX_EPOCH + Duration::from_millis(ms))
+        } else {
+            TtlUpdate::After(Duration::from_millis(ms))
+        }
+    };
+    if options.next().is_some() {
+        return Err(CommandError::Syntax);
+    }
+    Ok(Some(ttl))
+}
+
 fn parse_expire_condition(a: &[Bytes]) -> Result<Option<ExpireCondition>, CommandError> {
     let mut found: Option<ExpireCondition> = None;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
@@ -699,6 +820,23 @@ pub fn integer(arg: &[u8]) -> Result<i64, CommandError> {
         return Err(CommandError::NotAnInteger);
     }
     text.parse().map_err(|_| CommandError::NotAnInteger)
+}
+
+/// A finite decimal float, as Redis reads one for `INCRBYFLOAT`.
+///
+/// # Errors
+///
+/// `ERR value is not a valid float`.
+pub fn float(arg: &[u8]) -> Result<f64, CommandError> {
+    let invalid = || CommandError::Other("ERR value is not a valid float".into());
+    let text = std::str::from_utf8(arg).map_err(|_| invalid())?;
+    if text.is_empty() || text.trim() != text {
+        return Err(invalid());
+    }
+    text.parse::<f64>()
+        .ok()
+        .filter(|f| !f.is_nan())
+        .ok_or_else(invalid)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use kv_store::{Ttl, TtlUpdate, Update};
 
-use crate::command::{Command, CommandError, Condition, ExpireCondition};
+use crate::command::{Command, CommandError, Condition, Deadline, ExpireCondition};
 use crate::glob::glob_match;
 use crate::keyspace::Keyspace;
 use crate::reply::Reply;
@@ -60,28 +60,84 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
         Command::StrLen(key) => Ok(Reply::Integer(
             keyspace.get(key).map_or(0, |v| v.len() as i64),
         )),
-        Command::Del(keys) => {
+        Command::Del(keys) if keys.len() == 1 => keyspace
+            .update(&keys[0], &mut |_| Update::Delete)
+            .map(|updated| Reply::Integer(i64::from(updated.old.is_some()))),
+        // Several keys: all deleted as one atomic batch, as Redis's DEL is one step.
+        Command::Del(keys) => Ok(keyspace.atomically(&mut |view| {
             let mut deleted = 0;
-            let mut result = Ok(());
             for key in keys {
-                match keyspace.update(key, &mut |_| Update::Delete) {
+                match view.update(key, &mut |_| Update::Delete) {
                     Ok(updated) => deleted += i64::from(updated.old.is_some()),
-                    Err(error) => {
-                        result = Err(error);
-                        break;
-                    }
+                    Err(error) => return store_error(&error),
                 }
             }
-            result.map(|()| Reply::Integer(deleted))
+            Reply::Integer(deleted)
+        })),
+        Command::MSetNx(pairs) => Ok(keyspace.atomically(&mut |view| {
+            if pairs.iter().any(|(key, _)| view.get(key).is_some()) {
+                return Reply::Integer(0);
+            }
+            match view.put_all(pairs) {
+                Ok(()) => Reply::Integer(1),
+                Err(error) => store_error(&error),
+            }
+        })),
+        Command::Rename {
+            from,
+            to,
+            only_if_absent,
+        } => Ok(keyspace.atomically(&mut |view| rename(view, from, to, *only_if_absent))),
+        Command::RandomKey => {
+            // The index keeps no order to sample from: a walk to a random position.
+            let keys = keyspace.keys();
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos() as usize);
+            Ok(Reply::bulk_or_nil(
+                keys.get(nanos % keys.len().max(1)).cloned(),
+            ))
         }
+        Command::GetEx { key, ttl } => {
+            let Some(ttl) = ttl else {
+                return Some(Reply::bulk_or_nil(keyspace.get(key)));
+            };
+            keyspace
+                .update(key, &mut |current| match current {
+                    Some(c) => Update::put_with(Bytes::copy_from_slice(c.value), *ttl),
+                    None => Update::Keep,
+                })
+                .map(|updated| Reply::bulk_or_nil(updated.old))
+        }
+        Command::IncrByFloat(key, by) => incr_by_float(keyspace, key, *by),
+        Command::GetRange(key, start, end) => Ok(Reply::Bulk(
+            keyspace
+                .get(key)
+                .map_or_else(Bytes::new, |value| range(&value, *start, *end)),
+        )),
+        Command::SetRange(key, offset, patch) => set_range(keyspace, key, *offset, patch),
+        Command::ExpireTime { key, millis } => Ok(Reply::Integer(match keyspace.deadline(key) {
+            None => -2,
+            Some(None) => -1,
+            Some(Some(at)) => {
+                let ms = at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                if *millis {
+                    ms
+                } else {
+                    ms / 1000
+                }
+            }
+        })),
         Command::Exists(keys) => Ok(Reply::Integer(
             keys.iter().filter(|key| keyspace.ttl(key).exists()).count() as i64,
         )),
         Command::Expire {
             key,
-            millis,
+            deadline,
             condition,
-        } => expire(keyspace, key, *millis, *condition),
+        } => expire(keyspace, key, *deadline, *condition),
         Command::Ttl { key, millis } => Ok(Reply::Integer(match keyspace.ttl(key) {
             Ttl::NoKey => -2,
             Ttl::NoDeadline => -1,
@@ -179,7 +235,7 @@ fn incr_by(keyspace: &mut dyn Keyspace, key: &Bytes, by: i64) -> kv_store::Resul
 fn expire(
     keyspace: &mut dyn Keyspace,
     key: &Bytes,
-    millis: i64,
+    deadline: Deadline,
     condition: Option<ExpireCondition>,
 ) -> kv_store::Result<Reply> {
     let mut applied = false;
@@ -190,31 +246,153 @@ fn expire(
             applied = false;
             return Update::Keep;
         };
-        let new_deadline = if millis > 0 {
-            SystemTime::now().checked_add(Duration::from_millis(millis as u64))
-        } else {
-            Some(SystemTime::UNIX_EPOCH)
+        let now = SystemTime::now();
+        // `None`: already past (the key is deleted); an overflow counts as far future.
+        let new_deadline = match deadline {
+            Deadline::In(ms) if ms <= 0 => None,
+            Deadline::In(ms) => Some(now.checked_add(Duration::from_millis(ms as u64))),
+            Deadline::At(ms) => {
+                let at =
+                    SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms.max(0) as u64));
+                if at.is_some_and(|at| at <= now) {
+                    None
+                } else {
+                    Some(at)
+                }
+            }
         };
+        let new_at = new_deadline.map_or(Some(SystemTime::UNIX_EPOCH), |at| at);
         // No deadline counts as an infinite one for GT and LT, as in Redis.
         applied = match (condition, current.deadline) {
             (None, _) => true,
-            (Some(ExpireCondition::NoDeadline), deadline) => deadline.is_none(),
-            (Some(ExpireCondition::HasDeadline), deadline) => deadline.is_some(),
+            (Some(ExpireCondition::NoDeadline), old) => old.is_none(),
+            (Some(ExpireCondition::HasDeadline), old) => old.is_some(),
             (Some(ExpireCondition::Later), None) => false,
-            (Some(ExpireCondition::Later), Some(old)) => new_deadline.is_none_or(|new| new > old),
+            (Some(ExpireCondition::Later), Some(old)) => new_at.is_none_or(|new| new > old),
             (Some(ExpireCondition::Sooner), None) => true,
-            (Some(ExpireCondition::Sooner), Some(old)) => new_deadline.is_some_and(|new| new < old),
+            (Some(ExpireCondition::Sooner), Some(old)) => new_at.is_some_and(|new| new < old),
         };
-        if !applied {
-            Update::Keep
-        } else if millis <= 0 {
-            Update::Delete
-        } else {
-            Update::put_with(
+        match (applied, new_deadline, deadline) {
+            (false, _, _) => Update::Keep,
+            (true, None, _) => Update::Delete,
+            // Relative, so that inside a block it counts from the commit.
+            (true, Some(_), Deadline::In(ms)) => Update::put_with(
                 Bytes::copy_from_slice(current.value),
-                TtlUpdate::After(Duration::from_millis(millis as u64)),
-            )
+                TtlUpdate::After(Duration::from_millis(ms as u64)),
+            ),
+            (true, Some(at), Deadline::At(_)) => Update::put_with(
+                Bytes::copy_from_slice(current.value),
+                at.map_or(TtlUpdate::Remove, TtlUpdate::At),
+            ),
         }
     })?;
     Ok(Reply::Integer(i64::from(applied)))
+}
+
+fn rename(keyspace: &mut dyn Keyspace, from: &Bytes, to: &Bytes, only_if_absent: bool) -> Reply {
+    let Some(deadline) = keyspace.deadline(from) else {
+        return Reply::error("ERR no such key");
+    };
+    if from == to {
+        return if only_if_absent {
+            Reply::Integer(0)
+        } else {
+            Reply::OK
+        };
+    }
+    if only_if_absent && keyspace.get(to).is_some() {
+        return Reply::Integer(0);
+    }
+    let moved = keyspace
+        .update(from, &mut |_| Update::Delete)
+        .and_then(|updated| {
+            let value = updated.old.unwrap_or_default();
+            let ttl = deadline.map_or(TtlUpdate::Remove, TtlUpdate::At);
+            keyspace.update(to, &mut |_| Update::put_with(value.clone(), ttl))
+        });
+    match (moved, only_if_absent) {
+        (Err(error), _) => store_error(&error),
+        (Ok(_), true) => Reply::Integer(1),
+        (Ok(_), false) => Reply::OK,
+    }
+}
+
+fn incr_by_float(keyspace: &mut dyn Keyspace, key: &Bytes, by: f64) -> kv_store::Result<Reply> {
+    let mut outcome = Err(CommandError::Syntax);
+    keyspace.update(key, &mut |current| {
+        let old = match current {
+            None => Ok(0.0),
+            Some(c) => crate::command::float(c.value),
+        };
+        outcome = old.and_then(|old| {
+            Some(old + by).filter(|n| n.is_finite()).ok_or_else(|| {
+                CommandError::Other("ERR increment would produce NaN or Infinity".into())
+            })
+        });
+        match &outcome {
+            // Rust's shortest round-trip form: `10.6`, not `10.59999...`; keeps the deadline.
+            Ok(new) => Update::put(format_float(*new)),
+            Err(_) => Update::Keep,
+        }
+    })?;
+    Ok(match outcome {
+        Ok(new) => Reply::bulk(format_float(new)),
+        Err(error) => error.into(),
+    })
+}
+
+fn format_float(n: f64) -> String {
+    if n == 0.0 {
+        // Not `-0`.
+        return "0".into();
+    }
+    n.to_string()
+}
+
+/// `GETRANGE`'s slice: inclusive, negative offsets from the end, clamped.
+fn range(value: &Bytes, start: i64, end: i64) -> Bytes {
+    let len = value.len() as i64;
+    let from_end = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (from_end(start), from_end(end).min(len - 1));
+    if len == 0 || start > end {
+        return Bytes::new();
+    }
+    value.slice(start as usize..=end as usize)
+}
+
+/// The longest string `SETRANGE` may make: the log's value limit, checked before the
+/// padding is allocated (Redis's own limit, `proto-max-bulk-len`, is 512 MiB).
+const MAX_STRING: usize = kv_wal::DEFAULT_MAX_VALUE_SIZE;
+
+fn set_range(
+    keyspace: &mut dyn Keyspace,
+    key: &Bytes,
+    offset: usize,
+    patch: &Bytes,
+) -> kv_store::Result<Reply> {
+    if offset.saturating_add(patch.len()) > MAX_STRING {
+        return Ok(Reply::error(
+            "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    let updated = keyspace.update(key, &mut |current| {
+        let Some(current) = current else {
+            if patch.is_empty() {
+                return Update::Keep;
+            }
+            let mut value = vec![0; offset];
+            value.extend_from_slice(patch);
+            return Update::put(value);
+        };
+        if patch.is_empty() {
+            return Update::Keep;
+        }
+        let mut value = current.value.to_vec();
+        if value.len() < offset + patch.len() {
+            value.resize(offset + patch.len(), 0);
+        }
+        value[offset..offset + patch.len()].copy_from_slice(patch);
+        Update::put(value)
+    })?;
+    Ok(Reply::Integer(updated.new.map_or(0, |v| v.len() as i64)))
 }

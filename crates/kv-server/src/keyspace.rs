@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+
+use crate::execute::store_error;
+use crate::reply::Reply;
 use kv_store::{
     Conflict, Current, KvStore, Transaction, Ttl, TtlUpdate, Update, Updated, WriteBatch,
 };
@@ -34,9 +37,39 @@ pub(crate) trait Keyspace {
     fn len(&mut self) -> usize;
     /// Removes every key.
     fn flush(&mut self) -> kv_store::Result<()>;
+    /// The key's deadline, exactly: `None` if it holds no value, `Some(None)` if it has
+    /// no deadline.
+    fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>>;
+    /// Runs `f`, which reads and writes several keys, as one atomic step: outside a
+    /// block, in a transaction of its own, run again until it commits (a changed key only
+    /// means another writer went first); inside `EXEC`'s block, as part of it.
+    fn atomically(&mut self, f: &mut dyn FnMut(&mut dyn Keyspace) -> Reply) -> Reply;
 }
 
 impl Keyspace for KvStore {
+    fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {
+        // A read-modify-write that writes nothing: the value and its deadline as one.
+        let mut found = None;
+        self.update_with(key.clone(), |current| {
+            found = current.map(|c| c.deadline);
+            Update::Keep
+        })
+        .ok()?;
+        found
+    }
+
+    fn atomically(&mut self, f: &mut dyn FnMut(&mut dyn Keyspace) -> Reply) -> Reply {
+        loop {
+            let mut view = Queued::new(self.clone(), self.begin_transaction());
+            let reply = f(&mut view);
+            match view.commit() {
+                Ok(Ok(())) => return reply,
+                Ok(Err(_)) => continue,
+                Err(error) => return store_error(&error),
+            }
+        }
+    }
+
     fn get(&mut self, key: &Bytes) -> Option<Bytes> {
         KvStore::get(self, key)
     }
@@ -134,6 +167,14 @@ impl Queued {
 }
 
 impl Keyspace for Queued {
+    fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {
+        self.read(key).map(|(_, deadline)| deadline)
+    }
+
+    fn atomically(&mut self, f: &mut dyn FnMut(&mut dyn Keyspace) -> Reply) -> Reply {
+        f(self)
+    }
+
     fn get(&mut self, key: &Bytes) -> Option<Bytes> {
         self.read(key).map(|(value, _)| value)
     }

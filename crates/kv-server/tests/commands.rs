@@ -319,3 +319,73 @@ fn concurrent_incr_loses_no_increment() {
     let mut c = server.client();
     assert_eq!(c.get::<_, i64>("counter").unwrap(), (CLIENTS * EACH) as i64);
 }
+
+#[test]
+fn ranges_floats_renames_and_absolute_deadlines() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let cases: &[(&[u8], &str)] = &[
+        (b"SET s Hello\r\n", "+OK\r\n"),
+        (b"SETRANGE s 6 World\r\n", ":11\r\n"),
+        (b"GETRANGE s -5 -1\r\n", "$5\r\n"),
+        (b"SETRANGE fresh 2 ab\r\n", ":4\r\n"),
+        (b"STRLEN fresh\r\n", ":4\r\n"),
+        (b"SETRANGE s -1 x\r\n", "-ERR offset is out of range\r\n"),
+        (
+            b"SETRANGE s 536870912 x\r\n",
+            "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n",
+        ),
+        (b"SET f 10.5\r\n", "+OK\r\n"),
+        (b"INCRBYFLOAT f 0.1\r\n", "$4\r\n"),
+        (
+            b"INCRBYFLOAT f x\r\n",
+            "-ERR value is not a valid float\r\n",
+        ),
+        (
+            b"INCRBYFLOAT s 1\r\n",
+            "-ERR value is not a valid float\r\n",
+        ),
+        (b"MSETNX a 1 b 2\r\n", ":1\r\n"),
+        (b"MSETNX b 3 c 4\r\n", ":0\r\n"),
+        (b"EXISTS c\r\n", ":0\r\n"),
+        (b"RENAME nothing x\r\n", "-ERR no such key\r\n"),
+        (b"SET t v EX 100\r\n", "+OK\r\n"),
+        (b"RENAME t t2\r\n", "+OK\r\n"),
+        (b"EXISTS t\r\n", ":0\r\n"),
+        (b"TTL t2\r\n", ":100\r\n"),
+        (b"RENAMENX t2 a\r\n", ":0\r\n"),
+        (b"RENAMENX t2 t3\r\n", ":1\r\n"),
+        (b"EXPIREAT a 4102444800\r\n", ":1\r\n"),
+        (b"EXPIRETIME a\r\n", ":4102444800\r\n"),
+        (b"PEXPIRETIME a\r\n", ":4102444800000\r\n"),
+        (b"EXPIRETIME b\r\n", ":-1\r\n"),
+        (b"EXPIRETIME nothing\r\n", ":-2\r\n"),
+        (b"EXPIREAT a 4102444801 LT\r\n", ":0\r\n"),
+        (b"PEXPIREAT a 1\r\n", ":1\r\n"),
+        (b"EXISTS a\r\n", ":0\r\n"),
+        (b"GETEX b EX 50\r\n", "$1\r\n"),
+        (b"\r\nTTL b\r\n", ":50\r\n"),
+        (b"GETEX b PERSIST\r\n", "$1\r\n"),
+        (b"\r\nTTL b\r\n", ":-1\r\n"),
+        (b"GETEX b EX\r\n", "-ERR syntax error\r\n"),
+        (b"GETEX nothing PERSIST\r\n", "$-1\r\n"),
+        (b"DEL b t3 nothing b\r\n", ":2\r\n"),
+        (b"FLUSHALL\r\n", "+OK\r\n"),
+        (b"RANDOMKEY\r\n", "$-1\r\n"),
+        (b"SET only 1\r\n", "+OK\r\n"),
+        (b"RANDOMKEY\r\n", "$4\r\n"),
+    ];
+    for (request, expected) in cases {
+        let reply = line(&mut s, request);
+        assert_eq!(reply, *expected, "{}", String::from_utf8_lossy(request));
+        // The rest of a bulk reply.
+        if reply.starts_with('$') && reply != "$-1\r\n" {
+            let value = support::read_line(&mut s);
+            match *request {
+                b"GETRANGE s -5 -1\r\n" => assert_eq!(value, "World\r\n"),
+                b"INCRBYFLOAT f 0.1\r\n" => assert_eq!(value, "10.6\r\n"),
+                _ => {}
+            }
+        }
+    }
+}
