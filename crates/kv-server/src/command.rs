@@ -126,6 +126,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("rename", 3, &["write"], (1, 2, 1)),
     spec("renamenx", 3, &["write", "fast"], (1, 2, 1)),
     spec("randomkey", 1, &["readonly"], NONE),
+    spec("scan", -2, &["readonly"], NONE),
     spec("multi", 1, MULTI, NONE),
     // EXEC writes what was queued.
     spec(
@@ -401,6 +402,17 @@ pub enum Command {
     },
     /// `RANDOMKEY`
     RandomKey,
+    /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`
+    Scan {
+        /// Where to go on from (0: the start).
+        cursor: u64,
+        /// Only keys matching this glob.
+        pattern: Option<Bytes>,
+        /// About how many keys to look at.
+        count: usize,
+        /// Only keys of this type (`string` is every key).
+        kind: Option<Bytes>,
+    },
     /// `TYPE key`
     Type(Bytes),
     /// `KEYS pattern`
@@ -573,6 +585,7 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
             only_if_absent: spec.name == "renamenx",
         },
         "randomkey" => Command::RandomKey,
+        "scan" => parse_scan(a)?,
         "ttl" | "pttl" => Command::Ttl {
             key: key(),
             millis: spec.name == "pttl",
@@ -724,6 +737,36 @@ fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
         condition,
         ttl: ttl.unwrap_or(TtlUpdate::Remove),
         get,
+    })
+}
+
+fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
+    let cursor = std::str::from_utf8(&a[0])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or_else(|| CommandError::Other("ERR invalid cursor".into()))?;
+    let (mut pattern, mut count, mut kind) = (None, 10, None);
+    let mut options = a[1..].iter();
+    while let Some(option) = options.next() {
+        let value = options.next().ok_or(CommandError::Syntax)?;
+        if is(option, "match") {
+            pattern = Some(value.clone());
+        } else if is(option, "count") {
+            count = usize::try_from(integer(value)?).map_err(|_| CommandError::Syntax)?;
+            if count < 1 {
+                return Err(CommandError::Syntax);
+            }
+        } else if is(option, "type") {
+            kind = Some(value.clone());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Command::Scan {
+        cursor,
+        pattern,
+        count,
+        kind,
     })
 }
 

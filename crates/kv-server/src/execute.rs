@@ -98,6 +98,18 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
                 keys.get(nanos % keys.len().max(1)).cloned(),
             ))
         }
+        Command::Scan {
+            cursor,
+            pattern,
+            count,
+            kind,
+        } => Ok(scan(
+            keyspace,
+            *cursor,
+            pattern.as_deref(),
+            *count,
+            kind.as_deref(),
+        )),
         Command::GetEx { key, ttl } => {
             let Some(ttl) = ttl else {
                 return Some(Reply::bulk_or_nil(keyspace.get(key)));
@@ -395,4 +407,61 @@ fn set_range(
         Update::put(value)
     })?;
     Ok(Reply::Integer(updated.new.map_or(0, |v| v.len() as i64)))
+}
+
+/// A key's place in `SCAN`'s order: FNV-1a, fixed so a cursor means the same thing on
+/// every call (and after a restart).
+fn scan_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `SCAN`: keys in the order of their [`scan_hash`]; the cursor is the hash to go on
+/// from. A batch is the `count` smallest hashes at or after the cursor, and always every
+/// key of its last hash, so keys sharing a hash are never split: a key present from the
+/// first call to the last is returned at least once, whatever others write meanwhile, as
+/// Redis promises (keys added or removed meanwhile may or may not be). Works over any
+/// index; each call walks every key (two passes, holding `count` hashes), since the store
+/// has no position to resume from.
+fn scan(
+    keyspace: &mut dyn Keyspace,
+    cursor: u64,
+    pattern: Option<&[u8]>,
+    count: usize,
+    kind: Option<&[u8]>,
+) -> Reply {
+    use std::collections::BinaryHeap;
+    // The `count` smallest hashes at or after the cursor (a max-heap, evicting the largest).
+    let mut smallest = BinaryHeap::with_capacity(count.min(1024) + 1);
+    let mut more = false;
+    keyspace.for_each_key(&mut |key| {
+        let hash = scan_hash(key);
+        if hash < cursor {
+            return;
+        }
+        smallest.push(hash);
+        if smallest.len() > count {
+            smallest.pop();
+            more = true;
+        }
+    });
+    let Some(&last) = smallest.peek() else {
+        return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
+    };
+    let mut keys = Vec::new();
+    keyspace.for_each_key(&mut |key| {
+        let hash = scan_hash(key);
+        if (cursor..=last).contains(&hash)
+            && pattern.is_none_or(|p| glob_match(p, key))
+            && kind.is_none_or(|t| t.eq_ignore_ascii_case(b"string"))
+        {
+            keys.push(Reply::Bulk(key.clone()));
+        }
+    });
+    let next = match last.checked_add(1) {
+        Some(next) if more => next,
+        _ => 0,
+    };
+    Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)])
 }

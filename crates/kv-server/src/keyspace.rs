@@ -33,6 +33,8 @@ pub(crate) trait Keyspace {
     fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()>;
     /// Every live key.
     fn keys(&mut self) -> Vec<Bytes>;
+    /// Calls `f` with every live key, holding none of them all at once.
+    fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes));
     /// How many keys are live.
     fn len(&mut self) -> usize;
     /// Removes every key.
@@ -47,6 +49,12 @@ pub(crate) trait Keyspace {
 }
 
 impl Keyspace for KvStore {
+    fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes)) {
+        for key in KvStore::keys(self) {
+            f(&key);
+        }
+    }
+
     fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {
         // A read-modify-write that writes nothing: the value and its deadline as one.
         let mut found = None;
@@ -167,6 +175,12 @@ impl Queued {
 }
 
 impl Keyspace for Queued {
+    fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes)) {
+        for key in self.keys() {
+            f(&key);
+        }
+    }
+
     fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {
         self.read(key).map(|(_, deadline)| deadline)
     }

@@ -389,3 +389,63 @@ fn ranges_floats_renames_and_absolute_deadlines() {
         }
     }
 }
+
+#[test]
+fn scan_returns_every_key_present_throughout_while_others_write() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut c = server.client();
+    let mut pipe = redis::pipe();
+    for i in 0..500 {
+        pipe.cmd("SET").arg(format!("stable:{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut w = server.client();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _: () = w.set(format!("churn:{i}"), i).unwrap();
+                if i % 2 == 0 {
+                    let _: i64 = w.del(format!("churn:{}", i / 2)).unwrap();
+                }
+                i += 1;
+            }
+        });
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0u64;
+        let mut calls = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("stable:*")
+                .arg("COUNT")
+                .arg(37)
+                .query(&mut c)
+                .unwrap();
+            assert!(keys.iter().all(|k| k.starts_with("stable:")));
+            seen.extend(keys);
+            calls += 1;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(seen.len(), 500, "every stable key, once or more");
+        assert!(calls > 5, "the iteration took several calls ({calls})");
+    });
+    let (_, none): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("TYPE")
+        .arg("list")
+        .arg("COUNT")
+        .arg(10_000)
+        .query(&mut c)
+        .unwrap();
+    assert!(none.is_empty());
+    let mut s = server.raw();
+    assert_eq!(line(&mut s, b"SCAN x\r\n"), "-ERR invalid cursor\r\n");
+    assert_eq!(line(&mut s, b"SCAN 0 COUNT 0\r\n"), "-ERR syntax error\r\n");
+}
