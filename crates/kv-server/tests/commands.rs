@@ -406,7 +406,7 @@ fn scan_returns_every_key_present_throughout_while_others_write() {
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _: () = w.set(format!("churn:{i}"), i).unwrap();
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     let _: i64 = w.del(format!("churn:{}", i / 2)).unwrap();
                 }
                 i += 1;
