@@ -1,5 +1,6 @@
 //! The TCP server: accepting, connections, pipelining, shutdown.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -163,46 +164,46 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, mut stopped: watch::R
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut session = Some(Session::new(shared.clone()));
+    // Requests read but not yet answered, and the protocol error that ends them, if any.
+    let mut pending = VecDeque::new();
+    let mut broken = None;
     loop {
-        // Every complete request read so far (a pipeline), answered in order.
-        let mut requests = Vec::new();
-        let mut broken = None;
-        loop {
-            match decoder.decode(&mut input) {
-                Ok(Some(request)) => requests.push(request),
-                Ok(None) => break,
-                Err(error) => {
-                    broken = Some(error);
-                    break;
+        if pending.is_empty() && broken.is_none() {
+            loop {
+                match decoder.decode(&mut input) {
+                    Ok(Some(request)) => pending.push_back(request),
+                    Ok(None) => break,
+                    Err(error) => {
+                        broken = Some(error);
+                        break;
+                    }
                 }
             }
         }
         let Some(mut current) = session.take() else {
             return;
         };
-        if !requests.is_empty() {
-            if requests
-                .iter()
-                .any(|r| command::lookup(&r[0]).is_some_and(|s| s.writes()))
-            {
-                // Writes may wait for an fsync: on the blocking pool, never on a runtime
-                // thread, once per pipeline.
-                let mut out = std::mem::take(&mut output);
-                let Ok((back, out_back)) = tokio::task::spawn_blocking(move || {
-                    answer(&mut current, &requests, &mut out);
-                    (current, out)
-                })
-                .await
-                else {
-                    return;
-                };
-                current = back;
-                output = out_back;
-            } else {
-                answer(&mut current, &requests, &mut output);
-            }
+        if pending
+            .iter()
+            .any(|r: &Vec<Bytes>| command::lookup(&r[0]).is_some_and(|s| s.writes()))
+        {
+            // Writes may wait for an fsync: on the blocking pool, never on a runtime
+            // thread, once per pipeline (or per chunk of its replies).
+            let (mut requests, mut out) =
+                (std::mem::take(&mut pending), std::mem::take(&mut output));
+            let Ok((back, requests_back, out_back)) = tokio::task::spawn_blocking(move || {
+                answer(&mut current, &mut requests, &mut out);
+                (current, requests, out)
+            })
+            .await
+            else {
+                return;
+            };
+            (current, pending, output) = (back, requests_back, out_back);
+        } else {
+            answer(&mut current, &mut pending, &mut output);
         }
-        if let Some(error) = &broken {
+        if let (Some(error), true) = (&broken, pending.is_empty()) {
             encode(
                 &Reply::error(format!("ERR {error}")),
                 current.protocol,
@@ -218,10 +219,15 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, mut stopped: watch::R
             }
             output.clear();
         }
-        if current.closing || broken.is_some() || *stopped.borrow() {
+        if current.closing || (broken.is_some() && pending.is_empty()) || *stopped.borrow() {
             return;
         }
         session = Some(current);
+        if !pending.is_empty() {
+            // More replies to make: only once the client has taken these, so a client that
+            // does not read holds one chunk of replies at most, not its whole pipeline's.
+            continue;
+        }
         let read = async {
             match timeout {
                 Some(limit) => tokio::time::timeout(limit, stream.read_buf(&mut input))
@@ -240,12 +246,20 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, mut stopped: watch::R
     }
 }
 
-/// Answers each request in turn, until one closes the connection.
-fn answer(session: &mut Session, requests: &[Vec<Bytes>], output: &mut BytesMut) {
-    for request in requests {
-        let reply = session.handle(request);
+/// Replies are written once they reach this size (or the pipeline is answered).
+const OUTPUT_CHUNK: usize = 64 * 1024;
+
+/// Answers requests in turn until the replies reach [`OUTPUT_CHUNK`], the requests run
+/// out, or one closes the connection.
+fn answer(session: &mut Session, requests: &mut VecDeque<Vec<Bytes>>, output: &mut BytesMut) {
+    while output.len() < OUTPUT_CHUNK {
+        let Some(request) = requests.pop_front() else {
+            return;
+        };
+        let reply = session.handle(&request);
         encode(&reply, session.protocol, output);
         if session.closing {
+            requests.clear();
             return;
         }
     }

@@ -299,3 +299,25 @@ fn shutdown_closes_the_store_and_keeps_every_acknowledged_write() {
     assert_eq!(store.len(), 200);
     assert_eq!(store.get("k199").unwrap(), "199");
 }
+
+#[test]
+fn a_pipeline_of_large_replies_is_answered_in_chunks_and_in_order() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut c = server.client();
+    let big = vec![b'x'; 256 * 1024];
+    let _: () = c.set("big", &big[..]).unwrap();
+    // 64 large replies (16 MiB) between small ones, sent in one write before any is read:
+    // the server answers a chunk at a time, as the client takes them.
+    let mut pipe = redis::pipe();
+    for i in 0..64 {
+        pipe.cmd("GET").arg("big");
+        pipe.cmd("INCR").arg("n");
+        pipe.cmd("ECHO").arg(i);
+    }
+    let replies: Vec<Value> = pipe.query(&mut c).unwrap();
+    for (i, triple) in replies.chunks(3).enumerate() {
+        assert_eq!(triple[0], Value::BulkString(big.clone()));
+        assert_eq!(triple[1], Value::Int(i as i64 + 1));
+        assert_eq!(triple[2], Value::BulkString(i.to_string().into_bytes()));
+    }
+}
