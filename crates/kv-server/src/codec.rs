@@ -73,7 +73,7 @@ impl Decoder {
     ///
     /// # Errors
     ///
-    /// A [`ProtocolError`] for a malformed request or one beyond the limits; the
+    /// An [`Error::Protocol`] for a malformed request or one beyond the limits; the
     /// connection must then be closed (the buffer is left as it is).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         loop {

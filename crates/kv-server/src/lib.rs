@@ -1,4 +1,4 @@
-//! A Redis-protocol server over a [`KvStore`]: every Redis client, `redis-cli` and
+//! A Redis-protocol server over a [`KvStore`](kv_store::KvStore): every Redis client, `redis-cli` and
 //! `redis-benchmark` can reach the store.
 //!
 //! - [`command`]: the command table (name, arity, flags, key positions) and the parser
@@ -15,7 +15,7 @@
 //!   shutdown that closes the store.
 //!
 //! Commands that read then write (`INCR`, `APPEND`, `SET NX/XX/GET`, `GETSET`, `GETDEL`,
-//! ...) are one [`KvStore::update_with`] each, atomic against every other connection.
+//! ...) are one [`KvStore::update_with`](kv_store::KvStore::update_with) each, atomic against every other connection.
 //! `EXEC` runs its block against a view of the store read through a
 //! [`Transaction`](kv_store::Transaction) and commits the block's writes as one atomic
 //! batch (all or nothing, even across a crash); a changed `WATCH`ed key answers nil.
