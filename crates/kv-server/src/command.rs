@@ -146,6 +146,7 @@ pub const SUBCOMMANDS: &[Spec] = &[
     spec("client|getname", 2, CONN, NONE),
     spec("client|id", 2, CONN, NONE),
     spec("client|setinfo", 4, CONN, NONE),
+    spec("client|list", -2, &["admin", "loading", "stale"], NONE),
     spec("command|count", 2, &["loading", "stale"], NONE),
     spec("command|docs", -2, &["loading", "stale"], NONE),
     spec("command|info", -2, &["loading", "stale"], NONE),
@@ -300,6 +301,8 @@ pub enum Command {
     ClientId,
     /// `CLIENT SETINFO attr value` (accepted, ignored).
     ClientSetInfo,
+    /// `CLIENT LIST` (`TYPE normal` accepted).
+    ClientList,
     /// `COMMAND`: every command's info.
     CommandAll,
     /// `COMMAND COUNT`
@@ -627,6 +630,11 @@ fn parse_sub(
         "client|getname" => Command::ClientGetName,
         "client|id" => Command::ClientId,
         "client|setinfo" => Command::ClientSetInfo,
+        "client|list" => match a {
+            [] => Command::ClientList,
+            [option, kind] if is(option, "type") && is(kind, "normal") => Command::ClientList,
+            _ => return Err(CommandError::Syntax),
+        },
         "command|count" => Command::CommandCount,
         "command|docs" => Command::CommandDocs,
         "command|info" => Command::CommandInfo(a.to_vec()),

@@ -89,6 +89,7 @@ impl Server {
                 commands_processed: AtomicU64::new(0),
                 started: Instant::now(),
                 port,
+                registry: Default::default(),
             }),
         })
     }
@@ -117,14 +118,14 @@ impl Server {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = self.listener.accept() => {
-                    let Ok((stream, _)) = accepted else {
+                    let Ok((stream, addr)) = accepted else {
                         // Out of descriptors, a connection reset before accept: brief, and
                         // no reason to stop serving the others.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     };
                     let shared = self.shared.clone();
-                    connections.spawn(serve(stream, shared, stopped.clone()));
+                    connections.spawn(serve(stream, addr, shared, stopped.clone()));
                 }
                 // Reaps finished connections so the set does not grow.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -148,7 +149,12 @@ impl Drop for ClientSlot {
     }
 }
 
-async fn serve(mut stream: TcpStream, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+async fn serve(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
     shared.connections_received.fetch_add(1, Ordering::Relaxed);
     let clients = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
     let _slot = ClientSlot(shared.clone());
@@ -163,7 +169,7 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, mut stopped: watch::R
     let mut decoder = Decoder::new(shared.options.limits);
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
-    let mut session = Some(Session::new(shared.clone()));
+    let mut session = Some(Session::new(shared.clone(), Some(addr)));
     // Requests read but not yet answered, and the protocol error that ends them, if any.
     let mut pending = VecDeque::new();
     let mut broken = None;

@@ -1,7 +1,9 @@
 //! One connection's state, and the connection and server commands.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -26,6 +28,18 @@ pub(crate) struct Shared {
     pub(crate) commands_processed: AtomicU64,
     pub(crate) started: Instant,
     pub(crate) port: u16,
+    /// What `CLIENT LIST` shows of each connection, by id. Changed when a connection
+    /// opens, closes, or renames itself or changes protocol: never per command.
+    pub(crate) registry: Mutex<BTreeMap<u64, ClientEntry>>,
+}
+
+/// A connection, as `CLIENT LIST` shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientEntry {
+    addr: Option<SocketAddr>,
+    name: Option<Bytes>,
+    since: Instant,
+    protocol: Protocol,
 }
 
 /// The version `HELLO` and `INFO` report: clients gate features on it, and the commands
@@ -71,8 +85,17 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>) -> Session {
+    pub(crate) fn new(shared: Arc<Shared>, addr: Option<SocketAddr>) -> Session {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.registry().insert(
+            id,
+            ClientEntry {
+                addr,
+                name: None,
+                since: Instant::now(),
+                protocol: Protocol::Resp2,
+            },
+        );
         let authenticated = shared.options.requirepass.is_none();
         Session {
             shared,
@@ -89,16 +112,20 @@ impl Session {
 
     /// A session over `store`, outside any server (no password).
     pub fn local(store: KvStore) -> Session {
-        Session::new(Arc::new(Shared {
-            store,
-            options: ServerOptions::default(),
-            clients: AtomicUsize::new(1),
-            next_id: AtomicU64::new(0),
-            connections_received: AtomicU64::new(1),
-            commands_processed: AtomicU64::new(0),
-            started: Instant::now(),
-            port: 0,
-        }))
+        Session::new(
+            Arc::new(Shared {
+                store,
+                options: ServerOptions::default(),
+                clients: AtomicUsize::new(1),
+                next_id: AtomicU64::new(0),
+                connections_received: AtomicU64::new(1),
+                commands_processed: AtomicU64::new(0),
+                started: Instant::now(),
+                port: 0,
+                registry: Mutex::new(BTreeMap::new()),
+            }),
+            None,
+        )
     }
 
     /// The protocol version replies are to be encoded for (`HELLO` changes it).
@@ -172,12 +199,15 @@ impl Session {
                 self.queued = None;
                 self.queue_failed = false;
                 self.watching = None;
+                self.publish();
                 Reply::Simple("RESET")
             }
             Command::ClientSetName(name) => {
                 self.name = (!name.is_empty()).then(|| name.clone());
+                self.publish();
                 Reply::OK
             }
+            Command::ClientList => Reply::bulk(self.shared.client_list()),
             Command::ClientGetName => Reply::bulk_or_nil(self.name.clone()),
             Command::ClientId => Reply::Integer(self.id as i64),
             Command::ClientSetInfo => Reply::OK,
@@ -234,6 +264,14 @@ impl Session {
         }
     }
 
+    /// Shows this connection's name and protocol in `CLIENT LIST`.
+    fn publish(&self) {
+        if let Some(entry) = self.shared.registry().get_mut(&self.id) {
+            entry.name = self.name.clone();
+            entry.protocol = self.protocol;
+        }
+    }
+
     fn hello(
         &mut self,
         protocol: Option<Protocol>,
@@ -259,6 +297,7 @@ impl Session {
         if let Some(name) = name {
             self.name = (!name.is_empty()).then(|| name.clone());
         }
+        self.publish();
         let proto = match self.protocol {
             Protocol::Resp2 => 2,
             Protocol::Resp3 => 3,
@@ -438,6 +477,45 @@ impl Session {
                 Vec::new()
             };
             section("Keyspace", lines);
+        }
+        out
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shared.registry().remove(&self.id);
+    }
+}
+
+impl Shared {
+    pub(crate) fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ClientEntry>> {
+        // The map stays consistent whatever panicked while holding it: each change is one
+        // insert, remove or field assignment.
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `CLIENT LIST`: one line a connection, Redis's fields that mean something here.
+    fn client_list(&self) -> String {
+        let mut out = String::new();
+        for (id, entry) in self.registry().iter() {
+            let addr = entry.addr.map_or_else(String::new, |a| a.to_string());
+            let name = entry
+                .name
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let resp = match entry.protocol {
+                Protocol::Resp2 => 2,
+                Protocol::Resp3 => 3,
+            };
+            out.push_str(&format!(
+                "id={id} addr={addr} laddr= fd=-1 name={name} age={} idle=0 flags=N db=0 sub=0 \
+                 psub=0 ssub=0 multi=-1 user=default resp={resp}\n",
+                entry.since.elapsed().as_secs()
+            ));
         }
         out
     }

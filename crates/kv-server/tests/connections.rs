@@ -321,3 +321,36 @@ fn a_pipeline_of_large_replies_is_answered_in_chunks_and_in_order() {
         assert_eq!(triple[2], Value::BulkString(i.to_string().into_bytes()));
     }
 }
+
+#[test]
+fn client_list_shows_each_connection_while_it_lives() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut a = server.client();
+    let mut b = server.client();
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("alpha")
+        .query(&mut a)
+        .unwrap();
+    let b_id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut b).unwrap();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut a).unwrap();
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains(" name=alpha "), "{list}");
+    assert!(
+        list.contains(&format!("id={b_id} addr=127.0.0.1:")),
+        "{list}"
+    );
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut a).unwrap();
+        if list.lines().count() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed connection stays listed: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
