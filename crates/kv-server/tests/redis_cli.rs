@@ -56,3 +56,55 @@ fn redis_cli_works_against_the_server() {
     );
     assert_eq!(out, "OK\nx\ty\n1\n\n3\n");
 }
+
+#[test]
+fn redis_benchmark_runs_against_the_server() {
+    if Command::new("redis-benchmark")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "note: redis-benchmark is not installed (apt-get install redis-tools); test skipped"
+        );
+        return;
+    }
+    let server = TestServer::start(ServerOptions::default());
+    // Brief: a smoke run of each kind of line (inline PING, SET, GET, INCR, MSET, pipelined).
+    let output = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &server.addr.port().to_string()])
+        .args([
+            "-t",
+            "ping_inline,set,get,incr,mset",
+            "-n",
+            "2000",
+            "-c",
+            "4",
+            "-P",
+            "4",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Progress and result share a line, separated by carriage returns.
+    let results: Vec<&str> = stdout.split(['\r', '\n']).collect();
+    for test in [
+        "PING_INLINE: ",
+        "SET: ",
+        "GET: ",
+        "INCR: ",
+        "MSET (10 keys): ",
+    ] {
+        assert!(
+            results
+                .iter()
+                .any(|l| l.trim_start().starts_with(test) && l.contains("requests per second")),
+            "{test} missing from:\n{stdout}"
+        );
+    }
+    let mut c = server.client();
+    let counter: i64 = redis::Commands::get(&mut c, "counter:__rand_int__").unwrap();
+    assert_eq!(counter, 2000, "every INCR counted");
+}
