@@ -27,6 +27,7 @@ pub const TARGETS: &[Target] = &[
     ("parse_manifest", parse_manifest),
     ("store_operations", store_operations),
     ("shell_command", shell_command),
+    ("server_requests", server_requests),
 ];
 
 /// Writes a log with kv-wal (records and atomic batches over 1 KiB segments, so every
@@ -370,4 +371,52 @@ pub fn damaged_store(data: &[u8]) {
             }
         }
     }
+}
+
+/// Feeds arbitrary bytes to a server connection's decoder, in reads of a size the first
+/// byte picks, and answers every request it yields with a session over a real store, as
+/// the server does: no panic, and the input buffer never grows past what was sent plus one
+/// argument within the limits (a declared length alone reserves nothing beyond them).
+pub fn server_requests(data: &[u8]) {
+    use kv_server::bytes::BytesMut;
+    let Some((&chunk, body)) = data.split_first() else {
+        return;
+    };
+    let limits = kv_server::Limits {
+        max_bulk: 1024,
+        max_args: 64,
+        max_inline: 256,
+    };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = KvStore::open_with(dir.path(), small_store_options()).expect("open");
+    let mut session = kv_server::Session::local(store.clone());
+    let mut decoder = kv_server::Decoder::new(limits);
+    let mut input = BytesMut::new();
+    let mut output = BytesMut::new();
+    let bound = 2 * (body.len() + limits.max_bulk + limits.max_inline) + 64;
+    'reads: for read in body.chunks(usize::from(chunk).max(1)) {
+        input.extend_from_slice(read);
+        loop {
+            let request = match decoder.decode(&mut input) {
+                Ok(Some(request)) => request,
+                Ok(None) => break,
+                Err(_) => break 'reads,
+            };
+            assert!(!request.is_empty() && request.len() <= limits.max_args);
+            assert!(request.iter().all(|arg| arg.len() <= limits.max_bulk));
+            let reply = session.handle(&request);
+            kv_server::encode(&reply, session.protocol(), &mut output);
+            output.clear();
+            if session.is_closing() {
+                break 'reads;
+            }
+        }
+        assert!(
+            input.capacity() <= bound,
+            "{} reserved for {} bytes",
+            input.capacity(),
+            body.len()
+        );
+    }
+    store.close().expect("close");
 }

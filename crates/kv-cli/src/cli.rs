@@ -167,6 +167,35 @@ pub enum Command {
     },
     /// Run the workloads of the spec beside the machine's limits.
     Bench(BenchArgs),
+    /// Serve the store over the Redis protocol (RESP2/RESP3): any Redis client, redis-cli
+    /// and redis-benchmark work against it. Prints `ready: listening on ADDR` once it
+    /// accepts connections; SIGTERM or SIGINT stop it cleanly (exit 0).
+    Serve(ServeArgs),
+}
+
+/// `kv serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0: any free port, shown in the ready line).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6379")]
+    pub bind: std::net::SocketAddr,
+    /// The password clients must give with AUTH (also KV_REQUIREPASS).
+    #[arg(
+        long,
+        value_name = "PASS",
+        env = "KV_REQUIREPASS",
+        hide_env_values = true
+    )]
+    pub requirepass: Option<String>,
+    /// Connections served at once; past it, `-ERR max number of clients reached`.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub maxclients: u64,
+    /// Close a connection idle this many seconds (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub timeout: u64,
+    /// `no` allows a non-loopback --bind without --requirepass, as Redis's protected mode.
+    #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = ["yes", "no"])]
+    pub protected_mode: String,
 }
 
 /// `kv scan` options. The range is [--from, --to), intersected with --prefix.

@@ -1,8 +1,9 @@
 //! `kv`, the command-line tool of the store: a shell that answers one command a line (for
 //! people on a terminal and for scripts through pipes), one-shot subcommands (`get`, `put`,
 //! `del`, `scan`, `export`, `import`, `stats`, `compact`), `verify`, which checks a log
-//! without changing it, `repair`, which salvages a damaged store into a new one, and `bench`, which runs the workloads of the project's spec beside
-//! the machine's own limits.
+//! without changing it, `repair`, which salvages a damaged store into a new one, `bench`, which runs the workloads of the project's spec beside
+//! the machine's own limits, and `serve`, which serves the store over the Redis protocol
+//! (the `kv-server` crate).
 //!
 //! Every command opens the store in `--dir` (default `./kv-data`) with the ordered index, so
 //! scans work on any store (the index lives in memory only). Commands that only read refuse
@@ -13,8 +14,8 @@
 //! Modules: [`cli`] (arguments), [`shell`] (over the library's `parse` and `output`: the
 //! shell's language, and printing keys and values so they read back), [`commands`] (single-entry subcommands),
 //! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`],
-//! [`repair`] and the read-only opens of [`open`] with [`view_fs`], and
-//! [`bench`](mod@bench).
+//! [`repair`] and the read-only opens of [`open`] with [`view_fs`],
+//! [`bench`](mod@bench), and [`serve`].
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ mod failure;
 mod open;
 mod readonly_fs;
 mod repair;
+mod serve;
 mod shell;
 mod stats;
 mod verify;
@@ -67,5 +69,6 @@ fn run(cli: Cli) -> Outcome {
         Some(Command::Verify) => verify::verify(dir),
         Some(Command::Repair { to }) => repair::repair(dir, &to, durability),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Serve(args)) => serve::run(dir, durability, &args),
     }
 }

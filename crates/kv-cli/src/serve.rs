@@ -1,0 +1,66 @@
+//! `kv serve`: the store over the Redis protocol, until SIGTERM or SIGINT.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use kv_server::{Server, ServerOptions};
+use kv_store::{Durability, KvStore, Options};
+
+use crate::cli::ServeArgs;
+use crate::failure::{Failure, Outcome};
+use crate::open::tell_damage;
+
+/// Opens the store in `dir` (creating it), serves it on `args.bind`, and closes it
+/// cleanly on SIGTERM or SIGINT once the requests in flight are answered.
+pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
+    // An empty KV_REQUIREPASS is no password, as an empty `requirepass` is none in Redis.
+    let requirepass = args.requirepass.clone().filter(|p| !p.is_empty());
+    if !args.bind.ip().is_loopback() && requirepass.is_none() && args.protected_mode == "yes" {
+        return Err(Failure::Usage(format!(
+            "refusing to listen on {} without a password: anyone who can reach it could read \
+             and change every key. Give --requirepass (or KV_REQUIREPASS), bind to a loopback \
+             address, or pass --protected-mode no",
+            args.bind
+        )));
+    }
+    let options = ServerOptions {
+        bind: args.bind,
+        requirepass,
+        maxclients: usize::try_from(args.maxclients).unwrap_or(usize::MAX),
+        timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+        durability,
+        ..ServerOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        // Signals are caught before the store opens, so one that comes during the open
+        // still closes it cleanly.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let store = KvStore::open_with(dir, Options::default().durability(durability))?;
+        tell_damage(&store, dir);
+        let server = match Server::bind(store.clone(), options).await {
+            Ok(server) => server,
+            Err(error) => {
+                store.close()?;
+                return Err(Failure::runtime(error));
+            }
+        };
+        let addr = server.local_addr().map_err(Failure::runtime)?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "ready: listening on {addr}")?;
+        stdout.flush()?;
+        server
+            .run_until(async {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            })
+            .await
+            .map_err(Failure::runtime)
+    })
+}

@@ -1,0 +1,176 @@
+//! `kv serve` as a process: the ready line, protected mode, a clean stop on SIGTERM, and
+//! no acknowledged write lost to a SIGKILL under load from several connections.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn serve(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("KV_REQUIREPASS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("ready: listening on ")
+        .unwrap_or_else(|| panic!("no ready line: {line:?}"))
+        .trim()
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Sends `request`, reads one reply line; `None` once the server is gone.
+fn request(stream: &mut TcpStream, request: &[u8]) -> Option<String> {
+    stream.write_all(request).ok()?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8];
+    while !reply.ends_with(b"\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => reply.push(byte[0]),
+            _ => return None,
+        }
+    }
+    String::from_utf8(reply).ok()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(dir.path(), &[]);
+    let mut c = connect(addr);
+    assert_eq!(
+        request(&mut c, b"SET greeting hello\r\n").unwrap(),
+        "+OK\r\n"
+    );
+    signal(&child, "-TERM");
+    assert!(child.wait().unwrap().success(), "exit 0 after SIGTERM");
+    let (mut child, addr) = serve(dir.path(), &["--requirepass", "pw"]);
+    let mut c = connect(addr);
+    assert_eq!(
+        request(&mut c, b"GET greeting\r\n").unwrap(),
+        "-NOAUTH Authentication required.\r\n"
+    );
+    assert_eq!(request(&mut c, b"AUTH pw\r\n").unwrap(), "+OK\r\n");
+    assert_eq!(request(&mut c, b"GET greeting\r\n").unwrap(), "$5\r\n");
+    signal(&child, "-INT");
+    assert!(child.wait().unwrap().success(), "exit 0 after SIGINT");
+}
+
+#[test]
+fn a_public_address_without_a_password_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["serve", "--bind", "0.0.0.0:0"])
+        .env_remove("KV_REQUIREPASS")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("without a password"), "{stderr}");
+    assert!(stderr.contains("--protected-mode no"), "{stderr}");
+}
+
+#[test]
+fn no_acknowledged_set_is_lost_to_a_sigkill_under_load() {
+    const CONNECTIONS: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(dir.path(), &[]);
+    // Each connection's last acknowledged write.
+    let acked: Vec<Option<u64>> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..CONNECTIONS)
+            .map(|thread| {
+                scope.spawn(move || {
+                    let mut c = connect(addr);
+                    let mut last = None;
+                    for unit in 0u64.. {
+                        let key = format!("t{thread}:{unit}");
+                        let request_bytes = format!(
+                            "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{unit}\r\n",
+                            key.len(),
+                            unit.to_string().len()
+                        );
+                        match request(&mut c, request_bytes.as_bytes()) {
+                            Some(reply) => {
+                                assert_eq!(reply, "+OK\r\n");
+                                last = Some(unit);
+                            }
+                            None => break,
+                        }
+                    }
+                    last
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(400));
+        child.kill().unwrap(); // SIGKILL, mid-load.
+        writers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    child.wait().unwrap();
+    assert!(
+        acked.iter().all(|a| a.is_some_and(|n| n > 10)),
+        "every connection wrote: {acked:?}"
+    );
+
+    let (mut child, addr) = serve(dir.path(), &[]);
+    let mut c = connect(addr);
+    for (thread, last) in acked.iter().enumerate() {
+        let last = last.unwrap();
+        for unit in [0, last / 2, last] {
+            let reply = request(&mut c, format!("GET t{thread}:{unit}\r\n").as_bytes()).unwrap();
+            assert_eq!(
+                reply,
+                format!("${}\r\n", unit.to_string().len()),
+                "t{thread}:{unit} lost"
+            );
+            let value = request(&mut c, b"").unwrap();
+            assert_eq!(value, format!("{unit}\r\n"));
+        }
+    }
+    // Every acknowledged key: EXISTS counts each one present.
+    for (thread, last) in acked.iter().enumerate() {
+        let last = last.unwrap();
+        let mut exists = format!("*{}\r\n$6\r\nEXISTS\r\n", last + 2);
+        for unit in 0..=last {
+            let key = format!("t{thread}:{unit}");
+            exists.push_str(&format!("${}\r\n{key}\r\n", key.len()));
+        }
+        let present = request(&mut c, exists.as_bytes()).unwrap();
+        assert_eq!(
+            present,
+            format!(":{}\r\n", last + 1),
+            "thread {thread}: keys lost"
+        );
+    }
+    signal(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+}

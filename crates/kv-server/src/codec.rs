@@ -1,0 +1,478 @@
+//! RESP framing: requests in (multibulk and inline), replies out (RESP2 or RESP3).
+//!
+//! Why not the `redis-protocol` crate (v6): its decoders frame whole RESP values from a
+//! buffer the caller fills, so the caller cannot learn a declared bulk length or array
+//! count before the bytes arrive (a client declaring a 10 GB bulk would make us buffer it
+//! to find out), and it does not parse inline commands (which redis-cli, telnet and
+//! redis-benchmark's PING_INLINE send). A server only ever decodes one shape, an array of
+//! bulk strings or an inline line, so this decoder is small: it checks every length
+//! against [`Limits`] as soon as its header line is read, before reserving anything, and
+//! keeps its place in a request across reads so a large request is not parsed again on
+//! every read.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::error::Error;
+use crate::reply::Reply;
+
+/// The largest request the decoder accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest bulk string (an argument), in bytes.
+    pub max_bulk: usize,
+    /// The most arguments in one request.
+    pub max_args: usize,
+    /// The longest inline request or header line, in bytes.
+    pub max_inline: usize,
+}
+
+impl Default for Limits {
+    /// Redis's: 512 MiB bulks, 1,048,576 arguments, 64 KiB inline lines.
+    fn default() -> Limits {
+        Limits {
+            max_bulk: 512 * 1024 * 1024,
+            max_args: 1024 * 1024,
+            max_inline: 64 * 1024,
+        }
+    }
+}
+
+/// A request that breaks the protocol ([`Error::Protocol`]): the connection answers
+/// `-ERR Protocol error: <message>` and closes, as Redis does.
+type ProtocolError = Error;
+
+/// Decodes requests from a connection's input buffer, one at a time.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    limits: Limits,
+    /// A multibulk request whose arguments have not all arrived.
+    partial: Option<Partial>,
+}
+
+#[derive(Debug)]
+struct Partial {
+    /// Arguments declared.
+    count: usize,
+    /// Where each argument read so far lies in the buffer.
+    args: Vec<(usize, usize)>,
+    /// Where the next argument's header starts.
+    pos: usize,
+}
+
+impl Decoder {
+    /// A decoder that refuses requests beyond `limits`.
+    pub fn new(limits: Limits) -> Decoder {
+        Decoder {
+            limits,
+            partial: None,
+        }
+    }
+
+    /// The next complete request in `buf` (removed from it), `Ok(None)` if more bytes are
+    /// needed. A request with no arguments (an empty line, `*0`) is skipped.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error::Protocol`] for a malformed request or one beyond the limits; the
+    /// connection must then be closed (the buffer is left as it is).
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        loop {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            let request = if self.partial.is_some() || buf[0] == b'*' {
+                self.decode_multibulk(buf)?
+            } else {
+                self.decode_inline(buf)?
+            };
+            match request {
+                Some(args) if args.is_empty() => continue,
+                other => return Ok(other),
+            }
+        }
+    }
+
+    fn decode_multibulk(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let mut partial = match self.partial.take() {
+            Some(partial) => partial,
+            None => {
+                let Some((line, next)) = self.line(buf, 0, "too big mbulk count string")? else {
+                    return Ok(None);
+                };
+                let count = parse_length(&line[1..])
+                    .filter(|&n| n <= self.limits.max_args as i64)
+                    .ok_or(Error::Protocol("invalid multibulk length"))?;
+                if count <= 0 {
+                    buf.advance(next);
+                    return Ok(Some(Vec::new()));
+                }
+                let count = count as usize;
+                Partial {
+                    count,
+                    // Not `count`: a declared count is not trusted to size anything.
+                    args: Vec::with_capacity(count.min(64)),
+                    pos: next,
+                }
+            }
+        };
+        while partial.args.len() < partial.count {
+            let Some((line, next)) = self.line(buf, partial.pos, "too big bulk count string")?
+            else {
+                self.partial = Some(partial);
+                return Ok(None);
+            };
+            if line[0] != b'$' {
+                return Err(Error::Protocol("expected '$'"));
+            }
+            let len = parse_length(&line[1..])
+                .filter(|&n| (0..=self.limits.max_bulk as i64).contains(&n))
+                .ok_or(Error::Protocol("invalid bulk length"))? as usize;
+            if buf.len() < next + len + 2 {
+                // Room for this argument only, which the limit bounds.
+                buf.reserve(next + len + 2 - buf.len());
+                self.partial = Some(partial);
+                return Ok(None);
+            }
+            if &buf[next + len..next + len + 2] != b"\r\n" {
+                return Err(Error::Protocol("expected CRLF after a bulk string"));
+            }
+            partial.args.push((next, next + len));
+            partial.pos = next + len + 2;
+        }
+        let frame = buf.split_to(partial.pos).freeze();
+        Ok(Some(
+            partial
+                .args
+                .into_iter()
+                .map(|(start, end)| frame.slice(start..end))
+                .collect(),
+        ))
+    }
+
+    fn decode_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let Some((line, next)) = self.line(buf, 0, "too big inline request")? else {
+            return Ok(None);
+        };
+        let args = split_inline(&line).ok_or(Error::Protocol("unbalanced quotes in request"))?;
+        if args.len() > self.limits.max_args {
+            return Err(Error::Protocol("invalid multibulk length"));
+        }
+        buf.advance(next);
+        Ok(Some(args))
+    }
+
+    /// The line starting at `start` without its line end, and where the next one starts;
+    /// `None` while it is incomplete; an error once it is longer than the inline limit.
+    fn line(
+        &self,
+        buf: &BytesMut,
+        start: usize,
+        too_long: &'static str,
+    ) -> Result<Option<(Vec<u8>, usize)>, ProtocolError> {
+        let window = &buf[start..buf.len().min(start + self.limits.max_inline + 2)];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                let line = &window[..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                Ok(Some((line.to_vec(), start + end + 1)))
+            }
+            None if window.len() > self.limits.max_inline => Err(Error::Protocol(too_long)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A decimal length (`-1` allowed), `None` if it is not one.
+fn parse_length(digits: &[u8]) -> Option<i64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Splits an inline request into arguments as redis-cli and Redis do: separated by
+/// blanks; `"..."` with `\n \r \t \b \a \\ \" \xHH` escapes; `'...'` with `\'`. `None`
+/// for unbalanced quotes (or a closing quote not followed by a blank).
+pub fn split_inline(line: &[u8]) -> Option<Vec<Bytes>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == line.len() {
+            return Some(args);
+        }
+        let mut arg = Vec::new();
+        match line[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match *line.get(i)? {
+                        b'\\'
+                            if i + 3 < line.len()
+                                && line[i + 1] == b'x'
+                                && line[i + 2].is_ascii_hexdigit()
+                                && line[i + 3].is_ascii_hexdigit() =>
+                        {
+                            let hex = std::str::from_utf8(&line[i + 2..i + 4]).ok()?;
+                            arg.push(u8::from_str_radix(hex, 16).ok()?);
+                            i += 4;
+                        }
+                        b'\\' if i + 1 < line.len() => {
+                            arg.push(match line[i + 1] {
+                                b'n' => b'\n',
+                                b'r' => b'\r',
+                                b't' => b'\t',
+                                b'b' => 8,
+                                b'a' => 7,
+                                other => other,
+                            });
+                            i += 2;
+                        }
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        other => {
+                            arg.push(other);
+                            i += 1;
+                        }
+                    }
+                }
+                if line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+                    return None;
+                }
+            }
+            b'\'' => {
+                i += 1;
+                loop {
+                    match *line.get(i)? {
+                        b'\\' if line.get(i + 1) == Some(&b'\'') => {
+                            arg.push(b'\'');
+                            i += 2;
+                        }
+                        b'\'' => {
+                            i += 1;
+                            break;
+                        }
+                        other => {
+                            arg.push(other);
+                            i += 1;
+                        }
+                    }
+                }
+                if line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+                    return None;
+                }
+            }
+            _ => {
+                while i < line.len() && !line[i].is_ascii_whitespace() {
+                    arg.push(line[i]);
+                    i += 1;
+                }
+            }
+        }
+        args.push(Bytes::from(arg));
+    }
+}
+
+/// The protocol version a connection speaks (`HELLO 3` switches to RESP3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// RESP2, every connection's start.
+    #[default]
+    Resp2,
+    /// RESP3.
+    Resp3,
+}
+
+/// Appends `reply`, encoded for `protocol`, to `out`.
+pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
+    match reply {
+        Reply::Simple(status) => line(out, b'+', status.as_bytes()),
+        Reply::Error(message) => {
+            // A line end inside would end the reply early: Redis replaces them too.
+            let message: Vec<u8> = message
+                .bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+                .collect();
+            line(out, b'-', &message)
+        }
+        Reply::Integer(n) => line(out, b':', n.to_string().as_bytes()),
+        Reply::Bulk(value) => {
+            line(out, b'$', value.len().to_string().as_bytes());
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Nil => match protocol {
+            Protocol::Resp2 => out.extend_from_slice(b"$-1\r\n"),
+            Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
+        },
+        Reply::NilArray => match protocol {
+            Protocol::Resp2 => out.extend_from_slice(b"*-1\r\n"),
+            Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
+        },
+        Reply::Array(items) => {
+            line(out, b'*', items.len().to_string().as_bytes());
+            for item in items {
+                encode(item, protocol, out);
+            }
+        }
+        Reply::Map(pairs) => {
+            match protocol {
+                Protocol::Resp2 => line(out, b'*', (pairs.len() * 2).to_string().as_bytes()),
+                Protocol::Resp3 => line(out, b'%', pairs.len().to_string().as_bytes()),
+            }
+            for (key, value) in pairs {
+                encode(key, protocol, out);
+                encode(value, protocol, out);
+            }
+        }
+    }
+}
+
+fn line(out: &mut BytesMut, kind: u8, body: &[u8]) {
+    out.extend_from_slice(&[kind]);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, &'static str> {
+        let mut decoder = Decoder::default();
+        let mut buf = BytesMut::from(input);
+        let mut requests = Vec::new();
+        while let Some(request) = decoder.decode(&mut buf).map_err(message)? {
+            requests.push(request);
+        }
+        Ok(requests)
+    }
+
+    fn message(error: Error) -> &'static str {
+        match error {
+            Error::Protocol(message) => message,
+            other => panic!("not a protocol error: {other}"),
+        }
+    }
+
+    #[test]
+    fn decodes_multibulk_and_inline_requests_in_a_pipeline() {
+        let requests =
+            decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\nset a 'b c'\n").unwrap();
+        assert_eq!(
+            requests,
+            vec![
+                vec![Bytes::from("GET"), Bytes::from("k")],
+                vec![Bytes::from("PING")],
+                vec![Bytes::from("set"), Bytes::from("a"), Bytes::from("b c")],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_request_split_anywhere_decodes_the_same() {
+        let input = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\n";
+        for split in 0..input.len() {
+            let mut decoder = Decoder::default();
+            let mut buf = BytesMut::from(&input[..split]);
+            assert!(
+                decoder.decode(&mut buf).unwrap().is_none(),
+                "split at {split}"
+            );
+            buf.extend_from_slice(&input[split..]);
+            let request = decoder.decode(&mut buf).unwrap().unwrap();
+            assert_eq!(request[2], "va\r\nl");
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_huge_declared_bulk_is_refused_before_anything_is_reserved() {
+        let mut decoder = Decoder::default();
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$10000000000\r\n"[..]);
+        let capacity = buf.capacity();
+        assert_eq!(
+            decoder.decode(&mut buf).map_err(message),
+            Err("invalid bulk length")
+        );
+        assert_eq!(buf.capacity(), capacity);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let too_many = format!("*{}\r\n", 1024 * 1024 + 1);
+        assert_eq!(
+            decode_all(too_many.as_bytes()),
+            Err("invalid multibulk length")
+        );
+        // The largest count is accepted (and waits for its arguments).
+        let most = format!("*{}\r\n", 1024 * 1024);
+        assert_eq!(decode_all(most.as_bytes()), Ok(vec![]));
+        let long_line = vec![b'a'; 64 * 1024 + 3];
+        assert_eq!(decode_all(&long_line), Err("too big inline request"));
+        let mut small = Decoder::new(Limits {
+            max_bulk: 4,
+            ..Limits::default()
+        });
+        let mut buf = BytesMut::from(&b"*1\r\n$5\r\n"[..]);
+        assert_eq!(
+            small.decode(&mut buf).map_err(message),
+            Err("invalid bulk length")
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_protocol_errors() {
+        for bad in [
+            &b"*x\r\n"[..],
+            b"*1\r\n:1\r\n",
+            b"*1\r\n$-1\r\n",
+            b"*1\r\n$1\r\nabc\r\n",
+            b"get \"k\n",
+            b"get 'k'x\n",
+        ] {
+            assert!(
+                decode_all(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn inline_quotes_and_escapes() {
+        let args = split_inline(br#"set "a\x00b\n" 'it\'s' plain"#).unwrap();
+        assert_eq!(args, vec![&b"set"[..], b"a\x00b\n", b"it's", b"plain"]);
+        assert_eq!(split_inline(b"get \"open"), None);
+    }
+
+    #[test]
+    fn encodes_for_each_protocol() {
+        let reply = Reply::Array(vec![
+            Reply::Nil,
+            Reply::Integer(-3),
+            Reply::bulk("ab"),
+            Reply::Map(vec![(Reply::bulk("k"), Reply::OK)]),
+            Reply::error("ERR bad\r\nthing"),
+        ]);
+        let mut two = BytesMut::new();
+        encode(&reply, Protocol::Resp2, &mut two);
+        assert_eq!(
+            &two[..],
+            b"*5\r\n$-1\r\n:-3\r\n$2\r\nab\r\n*2\r\n$1\r\nk\r\n+OK\r\n-ERR bad  thing\r\n"
+        );
+        let mut three = BytesMut::new();
+        encode(&reply, Protocol::Resp3, &mut three);
+        assert_eq!(
+            &three[..],
+            b"*5\r\n_\r\n:-3\r\n$2\r\nab\r\n%1\r\n$1\r\nk\r\n+OK\r\n-ERR bad  thing\r\n"
+        );
+    }
+}

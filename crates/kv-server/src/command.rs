@@ -1,0 +1,1004 @@
+//! The command table, and parsing a request's arguments into a typed [`Command`].
+//!
+//! One table for the server and the shell: a command's name, arity, flags and key
+//! positions, as `COMMAND INFO` reports them, and one parser whose errors are Redis 7's
+//! exact strings (clients match on them).
+
+use std::fmt;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kv_store::TtlUpdate;
+
+use crate::codec::Protocol;
+
+/// One command of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    /// Lower-case name (`client|setname` for a subcommand).
+    pub name: &'static str,
+    /// Redis's arity: `n` exactly `n` arguments (the name included), `-n` at least `n`.
+    pub arity: i32,
+    /// Redis's flags (`write`, `readonly`, `fast`, `no_auth`, ...).
+    pub flags: &'static [&'static str],
+    /// First key argument, last (`-1`: the last argument), step; `0, 0, 0` for none.
+    pub keys: (i32, i32, i32),
+}
+
+impl Spec {
+    /// Whether the command may write (it may wait for the disk).
+    pub fn writes(&self) -> bool {
+        self.flags.contains(&"write")
+    }
+
+    /// Whether it runs before `AUTH` succeeds.
+    pub fn no_auth(&self) -> bool {
+        self.flags.contains(&"no_auth")
+    }
+
+    fn accepts(&self, args: usize) -> bool {
+        let args = args as i32;
+        if self.arity >= 0 {
+            args == self.arity
+        } else {
+            args >= -self.arity
+        }
+    }
+}
+
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    keys: (i32, i32, i32),
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys,
+    }
+}
+
+const R: &[&str] = &["readonly", "fast"];
+const W: &[&str] = &["write", "denyoom", "fast"];
+const WSLOW: &[&str] = &["write", "denyoom"];
+const DEL: &[&str] = &["write"];
+const CONN: &[&str] = &["fast", "loading", "stale"];
+const NOAUTH: &[&str] = &["no_auth", "fast", "loading", "stale"];
+const MULTI: &[&str] = &["no_script", "loading", "stale", "fast", "allow_busy"];
+const ADMIN: &[&str] = &["admin", "loading", "stale"];
+const NONE: (i32, i32, i32) = (0, 0, 0);
+const ONE: (i32, i32, i32) = (1, 1, 1);
+const ALL: (i32, i32, i32) = (1, -1, 1);
+
+/// Every command, in `COMMAND`'s order.
+pub const COMMANDS: &[Spec] = &[
+    spec("ping", -1, CONN, NONE),
+    spec("echo", 2, CONN, NONE),
+    spec("hello", -1, NOAUTH, NONE),
+    spec("auth", -2, NOAUTH, NONE),
+    spec("select", 2, CONN, NONE),
+    spec("quit", -1, NOAUTH, NONE),
+    spec("reset", 1, NOAUTH, NONE),
+    spec("client", -2, &["loading", "stale"], NONE),
+    spec("command", -1, &["loading", "stale"], NONE),
+    spec("config", -2, ADMIN, NONE),
+    spec("info", -1, &["loading", "stale"], NONE),
+    spec("dbsize", 1, R, NONE),
+    spec("time", 1, CONN, NONE),
+    spec("flushdb", -1, DEL, NONE),
+    spec("flushall", -1, DEL, NONE),
+    spec("get", 2, R, ONE),
+    spec("set", -3, WSLOW, ONE),
+    spec("setnx", 3, W, ONE),
+    spec("setex", 4, WSLOW, ONE),
+    spec("psetex", 4, WSLOW, ONE),
+    spec("getset", 3, W, ONE),
+    spec("getdel", 2, W, ONE),
+    spec("getex", -2, W, ONE),
+    spec("msetnx", -3, WSLOW, (1, -1, 2)),
+    spec("incrbyfloat", 3, W, ONE),
+    spec("getrange", 4, &["readonly"], ONE),
+    spec("setrange", 4, WSLOW, ONE),
+    spec("mget", -2, R, ALL),
+    spec("mset", -3, WSLOW, (1, -1, 2)),
+    spec("incr", 2, W, ONE),
+    spec("decr", 2, W, ONE),
+    spec("incrby", 3, W, ONE),
+    spec("decrby", 3, W, ONE),
+    spec("append", 3, W, ONE),
+    spec("strlen", 2, R, ONE),
+    spec("del", -2, DEL, ALL),
+    spec("unlink", -2, &["write", "fast"], ALL),
+    spec("exists", -2, R, ALL),
+    spec("expire", -3, &["write", "fast"], ONE),
+    spec("pexpire", -3, &["write", "fast"], ONE),
+    spec("expireat", -3, &["write", "fast"], ONE),
+    spec("pexpireat", -3, &["write", "fast"], ONE),
+    spec("expiretime", 2, R, ONE),
+    spec("pexpiretime", 2, R, ONE),
+    spec("ttl", 2, R, ONE),
+    spec("pttl", 2, R, ONE),
+    spec("persist", 2, &["write", "fast"], ONE),
+    spec("type", 2, R, ONE),
+    spec("keys", 2, &["readonly"], NONE),
+    spec("rename", 3, &["write"], (1, 2, 1)),
+    spec("renamenx", 3, &["write", "fast"], (1, 2, 1)),
+    spec("randomkey", 1, &["readonly"], NONE),
+    spec("scan", -2, &["readonly"], NONE),
+    spec("multi", 1, MULTI, NONE),
+    // EXEC writes what was queued.
+    spec(
+        "exec",
+        1,
+        &["no_script", "loading", "stale", "skip_slowlog", "write"],
+        NONE,
+    ),
+    spec("discard", 1, MULTI, NONE),
+    spec("watch", -2, MULTI, ALL),
+    spec("unwatch", 1, MULTI, NONE),
+];
+
+/// Subcommands, named `container|sub`.
+pub const SUBCOMMANDS: &[Spec] = &[
+    spec("client|setname", 3, CONN, NONE),
+    spec("client|getname", 2, CONN, NONE),
+    spec("client|id", 2, CONN, NONE),
+    spec("client|setinfo", 4, CONN, NONE),
+    spec("client|list", -2, &["admin", "loading", "stale"], NONE),
+    spec("command|count", 2, &["loading", "stale"], NONE),
+    spec("command|docs", -2, &["loading", "stale"], NONE),
+    spec("command|info", -2, &["loading", "stale"], NONE),
+    spec("config|get", -3, ADMIN, NONE),
+];
+
+/// The table's entry for a command name (any case).
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    COMMANDS
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+fn lookup_sub(container: &str, sub: &[u8]) -> Option<&'static Spec> {
+    SUBCOMMANDS.iter().find(|s| {
+        s.name
+            .split_once('|')
+            .is_some_and(|(c, n)| c == container && n.as_bytes().eq_ignore_ascii_case(sub))
+    })
+}
+
+/// A request refused before it ran; its text is Redis's error reply (code first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// `ERR unknown command '<name>', with args beginning with: '<arg>' ...`
+    Unknown(Vec<Bytes>),
+    /// `ERR unknown subcommand '<sub>'. Try <CONTAINER> HELP.`
+    UnknownSubcommand(&'static str, Bytes),
+    /// `ERR wrong number of arguments for '<name>' command`
+    WrongArity(&'static str),
+    /// `ERR syntax error`
+    Syntax,
+    /// `ERR value is not an integer or out of range`
+    NotAnInteger,
+    /// `ERR invalid expire time in '<name>' command`
+    InvalidExpire(&'static str),
+    /// Any other error, its whole text (code first).
+    Other(String),
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::Unknown(args) => {
+                write!(
+                    f,
+                    "ERR unknown command '{}', with args beginning with: ",
+                    lossy(&args[0], 128)
+                )?;
+                // As Redis: quoted arguments, each followed by a space, until 128 bytes.
+                let mut written = 0;
+                for arg in &args[1..] {
+                    if written >= 128 {
+                        break;
+                    }
+                    let shown = lossy(arg, 128 - written);
+                    written += shown.len() + 3;
+                    write!(f, "'{shown}' ")?;
+                }
+                Ok(())
+            }
+            CommandError::UnknownSubcommand(container, sub) => write!(
+                f,
+                "ERR unknown subcommand '{}'. Try {} HELP.",
+                lossy(sub, 128),
+                container.to_ascii_uppercase()
+            ),
+            CommandError::WrongArity(name) => {
+                write!(f, "ERR wrong number of arguments for '{name}' command")
+            }
+            CommandError::Syntax => f.write_str("ERR syntax error"),
+            CommandError::NotAnInteger => {
+                f.write_str("ERR value is not an integer or out of range")
+            }
+            CommandError::InvalidExpire(name) => {
+                write!(f, "ERR invalid expire time in '{name}' command")
+            }
+            CommandError::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+fn lossy(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
+}
+
+/// `SET`'s condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// `NX`: only if the key holds nothing.
+    IfAbsent,
+    /// `XX`: only if it holds a value.
+    IfPresent,
+}
+
+/// `EXPIRE`'s condition (`NX XX GT LT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireCondition {
+    /// `NX`: only if the key has no deadline.
+    NoDeadline,
+    /// `XX`: only if it has one.
+    HasDeadline,
+    /// `GT`: only if the new deadline is later (no deadline counts as infinite).
+    Later,
+    /// `LT`: only if it is sooner.
+    Sooner,
+}
+
+/// When an `EXPIRE` family command sets a key to expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Milliseconds from now.
+    In(i64),
+    /// Milliseconds since the Unix epoch.
+    At(i64),
+}
+
+/// A parsed request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `PING [message]`
+    Ping(Option<Bytes>),
+    /// `ECHO message`
+    Echo(Bytes),
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`
+    Hello {
+        /// The version asked for.
+        protocol: Option<Protocol>,
+        /// User and password.
+        auth: Option<(Bytes, Bytes)>,
+        /// The connection's new name.
+        name: Option<Bytes>,
+    },
+    /// `AUTH [user] password`
+    Auth {
+        /// The user (only `default` exists).
+        user: Option<Bytes>,
+        /// The password.
+        password: Bytes,
+    },
+    /// `SELECT index` (only 0 exists).
+    Select(i64),
+    /// `QUIT`
+    Quit,
+    /// `RESET`
+    Reset,
+    /// `CLIENT SETNAME name`
+    ClientSetName(Bytes),
+    /// `CLIENT GETNAME`
+    ClientGetName,
+    /// `CLIENT ID`
+    ClientId,
+    /// `CLIENT SETINFO attr value` (accepted, ignored).
+    ClientSetInfo,
+    /// `CLIENT LIST` (`TYPE normal` accepted).
+    ClientList,
+    /// `COMMAND`: every command's info.
+    CommandAll,
+    /// `COMMAND COUNT`
+    CommandCount,
+    /// `COMMAND DOCS [name ...]`
+    CommandDocs,
+    /// `COMMAND INFO [name ...]`
+    CommandInfo(Vec<Bytes>),
+    /// `CONFIG GET pattern ...`
+    ConfigGet(Vec<Bytes>),
+    /// `INFO [section ...]`
+    Info(Vec<Bytes>),
+    /// `DBSIZE`
+    DbSize,
+    /// `TIME`
+    Time,
+    /// `FLUSHDB` and `FLUSHALL` (`[ASYNC|SYNC]` accepted).
+    Flush,
+    /// `GET key`
+    Get(Bytes),
+    /// `SET`, `SETEX`, `PSETEX`, `GETSET`.
+    Set {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+        /// `NX` or `XX`.
+        condition: Option<Condition>,
+        /// The deadline (`Remove` unless `EX PX EXAT PXAT KEEPTTL`).
+        ttl: TtlUpdate,
+        /// `GET`: answer the old value.
+        get: bool,
+    },
+    /// `SETNX key value`
+    SetNx(Bytes, Bytes),
+    /// `GETDEL key`
+    GetDel(Bytes),
+    /// `MGET key ...`
+    MGet(Vec<Bytes>),
+    /// `MSET key value ...`
+    MSet(Vec<(Bytes, Bytes)>),
+    /// `INCR`, `DECR`, `INCRBY`, `DECRBY`.
+    IncrBy(Bytes, i64),
+    /// `APPEND key value`
+    Append(Bytes, Bytes),
+    /// `STRLEN key`
+    StrLen(Bytes),
+    /// `DEL` and `UNLINK`.
+    Del(Vec<Bytes>),
+    /// `EXISTS key ...`
+    Exists(Vec<Bytes>),
+    /// `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (a deadline already past deletes).
+    Expire {
+        /// The key.
+        key: Bytes,
+        /// When.
+        deadline: Deadline,
+        /// `NX XX GT LT`.
+        condition: Option<ExpireCondition>,
+    },
+    /// `TTL` (seconds) and `PTTL` (milliseconds).
+    Ttl {
+        /// The key.
+        key: Bytes,
+        /// Whether in milliseconds.
+        millis: bool,
+    },
+    /// `EXPIRETIME` (seconds) and `PEXPIRETIME` (milliseconds).
+    ExpireTime {
+        /// The key.
+        key: Bytes,
+        /// Whether in milliseconds.
+        millis: bool,
+    },
+    /// `PERSIST key`
+    Persist(Bytes),
+    /// `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`
+    GetEx {
+        /// The key.
+        key: Bytes,
+        /// The new deadline, if any option was given.
+        ttl: Option<TtlUpdate>,
+    },
+    /// `MSETNX key value ...`
+    MSetNx(Vec<(Bytes, Bytes)>),
+    /// `INCRBYFLOAT key increment`
+    IncrByFloat(Bytes, f64),
+    /// `GETRANGE key start end`
+    GetRange(Bytes, i64, i64),
+    /// `SETRANGE key offset value`
+    SetRange(Bytes, usize, Bytes),
+    /// `RENAME` and `RENAMENX`.
+    Rename {
+        /// The key renamed.
+        from: Bytes,
+        /// Its new name.
+        to: Bytes,
+        /// `RENAMENX`: only if `to` holds nothing.
+        only_if_absent: bool,
+    },
+    /// `RANDOMKEY`
+    RandomKey,
+    /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`
+    Scan {
+        /// Where to go on from (0: the start).
+        cursor: u64,
+        /// Only keys matching this glob.
+        pattern: Option<Bytes>,
+        /// About how many keys to look at.
+        count: usize,
+        /// Only keys of this type (`string` is every key).
+        kind: Option<Bytes>,
+    },
+    /// `TYPE key`
+    Type(Bytes),
+    /// `KEYS pattern`
+    Keys(Bytes),
+    /// `MULTI`
+    Multi,
+    /// `EXEC`
+    Exec,
+    /// `DISCARD`
+    Discard,
+    /// `WATCH key ...`
+    Watch(Vec<Bytes>),
+    /// `UNWATCH`
+    Unwatch,
+}
+
+/// Parses a request (name first; an empty one is an error) into a [`Command`] and its table entry.
+///
+/// # Errors
+///
+/// A [`CommandError`] whose text is Redis's reply: unknown command or subcommand, wrong
+/// number of arguments, syntax error, a value that is not an integer, ...
+///
+/// ```
+/// use kv_server::command::{parse, Command};
+/// let args: Vec<bytes::Bytes> = vec!["get".into(), "k".into()];
+/// assert_eq!(parse(&args).unwrap().0, Command::Get("k".into()));
+/// let args: Vec<bytes::Bytes> = vec!["GET".into()];
+/// assert_eq!(
+///     parse(&args).unwrap_err().to_string(),
+///     "ERR wrong number of arguments for 'get' command"
+/// );
+/// ```
+pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
+    let Some(name) = args.first() else {
+        // The decoder never yields one; a caller building requests might.
+        return Err(CommandError::Other("ERR empty request".into()));
+    };
+    let spec = lookup(name).ok_or_else(|| CommandError::Unknown(args.to_vec()))?;
+    if !spec.accepts(args.len()) {
+        return Err(CommandError::WrongArity(spec.name));
+    }
+    let a = &args[1..];
+    let key = || a[0].clone();
+    let command = match spec.name {
+        "ping" => match a {
+            [] => Command::Ping(None),
+            [message] => Command::Ping(Some(message.clone())),
+            _ => return Err(CommandError::WrongArity(spec.name)),
+        },
+        "echo" => Command::Echo(key()),
+        "hello" => parse_hello(a)?,
+        "auth" => match a {
+            [password] => Command::Auth {
+                user: None,
+                password: password.clone(),
+            },
+            [user, password] => Command::Auth {
+                user: Some(user.clone()),
+                password: password.clone(),
+            },
+            _ => return Err(CommandError::Syntax),
+        },
+        "select" => Command::Select(integer(&a[0])?),
+        "quit" => Command::Quit,
+        "reset" => Command::Reset,
+        "client" => return parse_sub("client", args),
+        "command" if a.is_empty() => Command::CommandAll,
+        "command" => return parse_sub("command", args),
+        "config" => return parse_sub("config", args),
+        "info" => Command::Info(a.to_vec()),
+        "dbsize" => Command::DbSize,
+        "time" => Command::Time,
+        "flushdb" | "flushall" => match a {
+            [] => Command::Flush,
+            [mode] if is(mode, "async") || is(mode, "sync") => Command::Flush,
+            _ => return Err(CommandError::Syntax),
+        },
+        "get" => Command::Get(key()),
+        "set" => parse_set(a)?,
+        "setnx" => Command::SetNx(key(), a[1].clone()),
+        "setex" | "psetex" => {
+            let n = integer(&a[1])?;
+            let ms = if spec.name == "setex" {
+                n.checked_mul(1000)
+            } else {
+                Some(n)
+            };
+            let ms = ms
+                .filter(|&ms| ms > 0)
+                .ok_or(CommandError::InvalidExpire(spec.name))?;
+            Command::Set {
+                key: key(),
+                value: a[2].clone(),
+                condition: None,
+                ttl: TtlUpdate::After(Duration::from_millis(ms as u64)),
+                get: false,
+            }
+        }
+        "getset" => Command::Set {
+            key: key(),
+            value: a[1].clone(),
+            condition: None,
+            ttl: TtlUpdate::Remove,
+            get: true,
+        },
+        "getdel" => Command::GetDel(key()),
+        "mget" => Command::MGet(a.to_vec()),
+        "mset" => {
+            if !a.len().is_multiple_of(2) {
+                return Err(CommandError::WrongArity(spec.name));
+            }
+            Command::MSet(a.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect())
+        }
+        "incr" => Command::IncrBy(key(), 1),
+        "decr" => Command::IncrBy(key(), -1),
+        "incrby" => Command::IncrBy(key(), integer(&a[1])?),
+        "decrby" => Command::IncrBy(
+            key(),
+            integer(&a[1])?
+                .checked_neg()
+                .ok_or_else(|| CommandError::Other("ERR decrement would overflow".into()))?,
+        ),
+        "append" => Command::Append(key(), a[1].clone()),
+        "strlen" => Command::StrLen(key()),
+        "del" | "unlink" => Command::Del(a.to_vec()),
+        "exists" => Command::Exists(a.to_vec()),
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            let n = integer(&a[1])?;
+            let millis = if spec.name.starts_with('p') {
+                Some(n)
+            } else {
+                n.checked_mul(1000)
+            };
+            let millis = millis.ok_or(CommandError::InvalidExpire(spec.name))?;
+            Command::Expire {
+                key: key(),
+                deadline: if spec.name.ends_with("at") {
+                    Deadline::At(millis)
+                } else {
+                    Deadline::In(millis)
+                },
+                condition: parse_expire_condition(&a[2..])?,
+            }
+        }
+        "expiretime" | "pexpiretime" => Command::ExpireTime {
+            key: key(),
+            millis: spec.name == "pexpiretime",
+        },
+        "getex" => Command::GetEx {
+            key: key(),
+            ttl: parse_getex(&a[1..])?,
+        },
+        "msetnx" => {
+            if !a.len().is_multiple_of(2) {
+                return Err(CommandError::WrongArity(spec.name));
+            }
+            Command::MSetNx(a.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect())
+        }
+        "incrbyfloat" => Command::IncrByFloat(key(), float(&a[1])?),
+        "getrange" => Command::GetRange(key(), integer(&a[1])?, integer(&a[2])?),
+        "setrange" => {
+            let offset = usize::try_from(integer(&a[1])?)
+                .map_err(|_| CommandError::Other("ERR offset is out of range".into()))?;
+            Command::SetRange(key(), offset, a[2].clone())
+        }
+        "rename" | "renamenx" => Command::Rename {
+            from: key(),
+            to: a[1].clone(),
+            only_if_absent: spec.name == "renamenx",
+        },
+        "randomkey" => Command::RandomKey,
+        "scan" => parse_scan(a)?,
+        "ttl" | "pttl" => Command::Ttl {
+            key: key(),
+            millis: spec.name == "pttl",
+        },
+        "persist" => Command::Persist(key()),
+        "type" => Command::Type(key()),
+        "keys" => Command::Keys(key()),
+        "multi" => Command::Multi,
+        "exec" => Command::Exec,
+        "discard" => Command::Discard,
+        "watch" => Command::Watch(a.to_vec()),
+        "unwatch" => Command::Unwatch,
+        _ => return Err(CommandError::Unknown(args.to_vec())),
+    };
+    Ok((command, spec))
+}
+
+fn parse_sub(
+    container: &'static str,
+    args: &[Bytes],
+) -> Result<(Command, &'static Spec), CommandError> {
+    let spec = lookup_sub(container, &args[1])
+        .ok_or_else(|| CommandError::UnknownSubcommand(container, args[1].clone()))?;
+    if !spec.accepts(args.len()) {
+        return Err(CommandError::WrongArity(spec.name));
+    }
+    let a = &args[2..];
+    let command = match spec.name {
+        "client|setname" => {
+            // Redis refuses names that would break CLIENT LIST's format.
+            if a[0].iter().any(|&b| b <= b' ' || b > b'~') {
+                return Err(CommandError::Other(
+                    "ERR Client names cannot contain spaces, newlines or special characters."
+                        .into(),
+                ));
+            }
+            Command::ClientSetName(a[0].clone())
+        }
+        "client|getname" => Command::ClientGetName,
+        "client|id" => Command::ClientId,
+        "client|setinfo" => Command::ClientSetInfo,
+        "client|list" => match a {
+            [] => Command::ClientList,
+            [option, kind] if is(option, "type") && is(kind, "normal") => Command::ClientList,
+            _ => return Err(CommandError::Syntax),
+        },
+        "command|count" => Command::CommandCount,
+        "command|docs" => Command::CommandDocs,
+        "command|info" => Command::CommandInfo(a.to_vec()),
+        "config|get" => Command::ConfigGet(a.to_vec()),
+        _ => return Err(CommandError::UnknownSubcommand(container, args[1].clone())),
+    };
+    Ok((command, spec))
+}
+
+fn parse_hello(a: &[Bytes]) -> Result<Command, CommandError> {
+    let Some((version, mut rest)) = a.split_first() else {
+        return Ok(Command::Hello {
+            protocol: None,
+            auth: None,
+            name: None,
+        });
+    };
+    let protocol = match integer(version).map_err(|_| {
+        CommandError::Other("ERR Protocol version is not an integer or out of range".into())
+    })? {
+        2 => Protocol::Resp2,
+        3 => Protocol::Resp3,
+        _ => {
+            return Err(CommandError::Other(
+                "NOPROTO unsupported protocol version".into(),
+            ))
+        }
+    };
+    let (mut auth, mut name) = (None, None);
+    while let Some((option, tail)) = rest.split_first() {
+        match tail {
+            [user, password, more @ ..] if is(option, "auth") => {
+                auth = Some((user.clone(), password.clone()));
+                rest = more;
+            }
+            [new_name, more @ ..] if is(option, "setname") => {
+                name = Some(new_name.clone());
+                rest = more;
+            }
+            _ => {
+                return Err(CommandError::Other(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    lossy(option, 128)
+                )))
+            }
+        }
+    }
+    Ok(Command::Hello {
+        protocol: Some(protocol),
+        auth,
+        name,
+    })
+}
+
+fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
+    let (mut condition, mut ttl, mut get) = (None, None, false);
+    let mut options = a[2..].iter();
+    while let Some(option) = options.next() {
+        let mut deadline = |unit_ms: i64, absolute: bool| -> Result<TtlUpdate, CommandError> {
+            let n = integer(options.next().ok_or(CommandError::Syntax)?)?;
+            let ms = n
+                .checked_mul(unit_ms)
+                .filter(|&ms| ms > 0)
+                .ok_or(CommandError::InvalidExpire("set"))? as u64;
+            Ok(if absolute {
+                TtlUpdate::At(UNIX_EPOCH + Duration::from_millis(ms))
+            } else {
+                TtlUpdate::After(Duration::from_millis(ms))
+            })
+        };
+        let new_ttl = if is(option, "ex") {
+            Some(deadline(1000, false)?)
+        } else if is(option, "px") {
+            Some(deadline(1, false)?)
+        } else if is(option, "exat") {
+            Some(deadline(1000, true)?)
+        } else if is(option, "pxat") {
+            Some(deadline(1, true)?)
+        } else if is(option, "keepttl") {
+            Some(TtlUpdate::Keep)
+        } else {
+            let new_condition = if is(option, "nx") {
+                Condition::IfAbsent
+            } else if is(option, "xx") {
+                Condition::IfPresent
+            } else if is(option, "get") {
+                get = true;
+                continue;
+            } else {
+                return Err(CommandError::Syntax);
+            };
+            if condition.is_some_and(|c| c != new_condition) {
+                return Err(CommandError::Syntax);
+            }
+            condition = Some(new_condition);
+            None
+        };
+        if let Some(new_ttl) = new_ttl {
+            if ttl.is_some_and(|t| t != new_ttl) {
+                return Err(CommandError::Syntax);
+            }
+            ttl = Some(new_ttl);
+        }
+    }
+    Ok(Command::Set {
+        key: a[0].clone(),
+        value: a[1].clone(),
+        condition,
+        ttl: ttl.unwrap_or(TtlUpdate::Remove),
+        get,
+    })
+}
+
+fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
+    let cursor = std::str::from_utf8(&a[0])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+        .ok_or_else(|| CommandError::Other("ERR invalid cursor".into()))?;
+    let (mut pattern, mut count, mut kind) = (None, 10, None);
+    let mut options = a[1..].iter();
+    while let Some(option) = options.next() {
+        let value = options.next().ok_or(CommandError::Syntax)?;
+        if is(option, "match") {
+            pattern = Some(value.clone());
+        } else if is(option, "count") {
+            count = usize::try_from(integer(value)?).map_err(|_| CommandError::Syntax)?;
+            if count < 1 {
+                return Err(CommandError::Syntax);
+            }
+        } else if is(option, "type") {
+            kind = Some(value.clone());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    Ok(Command::Scan {
+        cursor,
+        pattern,
+        count,
+        kind,
+    })
+}
+
+fn parse_getex(a: &[Bytes]) -> Result<Option<TtlUpdate>, CommandError> {
+    let mut options = a.iter();
+    let Some(option) = options.next() else {
+        return Ok(None);
+    };
+    let ttl = if is(option, "persist") {
+        TtlUpdate::Remove
+    } else {
+        let (unit_ms, absolute) = if is(option, "ex") {
+            (1000, false)
+        } else if is(option, "px") {
+            (1, false)
+        } else if is(option, "exat") {
+            (1000, true)
+        } else if is(option, "pxat") {
+            (1, true)
+        } else {
+            return Err(CommandError::Syntax);
+        };
+        let n = integer(options.next().ok_or(CommandError::Syntax)?)?;
+        let ms = n
+            .checked_mul(unit_ms)
+            .filter(|&ms| ms > 0)
+            .ok_or(CommandError::InvalidExpire("getex"))? as u64;
+        if absolute {
+            TtlUpdate::At(UNIX_EPOCH + Duration::from_millis(ms))
+        } else {
+            TtlUpdate::After(Duration::from_millis(ms))
+        }
+    };
+    if options.next().is_some() {
+        return Err(CommandError::Syntax);
+    }
+    Ok(Some(ttl))
+}
+
+fn parse_expire_condition(a: &[Bytes]) -> Result<Option<ExpireCondition>, CommandError> {
+    let mut found: Option<ExpireCondition> = None;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for option in a {
+        let (condition, flag) = if is(option, "nx") {
+            (ExpireCondition::NoDeadline, &mut nx)
+        } else if is(option, "xx") {
+            (ExpireCondition::HasDeadline, &mut xx)
+        } else if is(option, "gt") {
+            (ExpireCondition::Later, &mut gt)
+        } else if is(option, "lt") {
+            (ExpireCondition::Sooner, &mut lt)
+        } else {
+            return Err(CommandError::Other(format!(
+                "ERR Unsupported option {}",
+                lossy(option, 128)
+            )));
+        };
+        *flag = true;
+        found = Some(condition);
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CommandError::Other(
+            "ERR NX and XX, GT or LT options at the same time are not compatible".into(),
+        ));
+    }
+    if gt && lt {
+        return Err(CommandError::Other(
+            "ERR GT and LT options at the same time are not compatible".into(),
+        ));
+    }
+    // XX with GT or LT: both must hold; GT/LT on a key without a deadline is then moot
+    // (XX fails first), so the stricter of the pair is kept.
+    Ok(match (xx, gt, lt) {
+        (true, true, _) => Some(ExpireCondition::Later),
+        (true, _, true) => Some(ExpireCondition::Sooner),
+        _ => found,
+    })
+}
+
+/// Whether `arg` is `word`, in any case.
+pub(crate) fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// A signed 64-bit decimal integer, as Redis reads one (no spaces, no `+`).
+///
+/// # Errors
+///
+/// [`CommandError::NotAnInteger`].
+pub fn integer(arg: &[u8]) -> Result<i64, CommandError> {
+    let text = std::str::from_utf8(arg).map_err(|_| CommandError::NotAnInteger)?;
+    if text.starts_with('+') || (text.len() > 1 && text.starts_with('0')) || text.starts_with("-0")
+    {
+        return Err(CommandError::NotAnInteger);
+    }
+    text.parse().map_err(|_| CommandError::NotAnInteger)
+}
+
+/// A finite decimal float, as Redis reads one for `INCRBYFLOAT`.
+///
+/// # Errors
+///
+/// `ERR value is not a valid float`.
+pub fn float(arg: &[u8]) -> Result<f64, CommandError> {
+    let invalid = || CommandError::Other("ERR value is not a valid float".into());
+    let text = std::str::from_utf8(arg).map_err(|_| invalid())?;
+    if text.is_empty() || text.trim() != text {
+        return Err(invalid());
+    }
+    text.parse::<f64>()
+        .ok()
+        .filter(|f| !f.is_nan())
+        .ok_or_else(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(line: &str) -> Result<Command, String> {
+        let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::from(a.to_owned())).collect();
+        parse(&args).map(|(c, _)| c).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn redis_error_strings() {
+        assert_eq!(
+            parse_str("get").unwrap_err(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            parse_str("foo a b").unwrap_err(),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            parse_str("foo").unwrap_err(),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
+        assert_eq!(parse_str("set k v nx xx").unwrap_err(), "ERR syntax error");
+        assert_eq!(
+            parse_str("set k v ex 1 px 2").unwrap_err(),
+            "ERR syntax error"
+        );
+        assert_eq!(parse_str("set k v ex").unwrap_err(), "ERR syntax error");
+        assert_eq!(
+            parse_str("set k v ex 0").unwrap_err(),
+            "ERR invalid expire time in 'set' command"
+        );
+        assert_eq!(
+            parse_str("incrby k x").unwrap_err(),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            parse_str("incrby k 01").unwrap_err(),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            parse_str("mset a 1 b").unwrap_err(),
+            "ERR wrong number of arguments for 'mset' command"
+        );
+        assert_eq!(
+            parse_str("client nope").unwrap_err(),
+            "ERR unknown subcommand 'nope'. Try CLIENT HELP."
+        );
+        assert_eq!(
+            parse_str("client setname").unwrap_err(),
+            "ERR wrong number of arguments for 'client|setname' command"
+        );
+        assert_eq!(
+            parse_str("hello 4").unwrap_err(),
+            "NOPROTO unsupported protocol version"
+        );
+        assert_eq!(
+            parse_str("expire k 10 nx xx").unwrap_err(),
+            "ERR NX and XX, GT or LT options at the same time are not compatible"
+        );
+        assert_eq!(
+            parse_str("lpush l a").unwrap_err(),
+            "ERR unknown command 'lpush', with args beginning with: 'l' 'a' "
+        );
+    }
+
+    #[test]
+    fn set_options() {
+        assert_eq!(
+            parse_str("SET k v NX GET PX 1500").unwrap(),
+            Command::Set {
+                key: "k".into(),
+                value: "v".into(),
+                condition: Some(Condition::IfAbsent),
+                ttl: TtlUpdate::After(Duration::from_millis(1500)),
+                get: true,
+            }
+        );
+        assert!(matches!(
+            parse_str("set k v keepttl").unwrap(),
+            Command::Set {
+                ttl: TtlUpdate::Keep,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse_str("set k v exat 10").unwrap(),
+            Command::Set {
+                ttl: TtlUpdate::At(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            parse_str("decrby k -9223372036854775808").unwrap_err(),
+            "ERR decrement would overflow"
+        );
+    }
+
+    #[test]
+    fn every_command_has_a_parse() {
+        for spec in COMMANDS {
+            let mut args: Vec<Bytes> = vec![Bytes::from(spec.name)];
+            while !spec.accepts(args.len()) {
+                args.push(Bytes::from("1"));
+            }
+            if let Err(CommandError::Unknown(_)) = parse(&args) {
+                panic!("{} is in the table but not parsed", spec.name);
+            }
+        }
+    }
+}

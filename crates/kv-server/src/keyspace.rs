@@ -1,0 +1,298 @@
+//! What the commands read and write: the store itself, or a transaction's view of it.
+//!
+//! Commands run against a [`Keyspace`], so one executor serves both: outside `MULTI`
+//! against the [`KvStore`] (each read-modify-write is `update_with`, atomic against every
+//! other connection), and at `EXEC` against a [`Queued`] view, which reads through a
+//! [`Transaction`] (so every key read is validated at commit), sees the block's own writes
+//! first, and buffers them, so the whole block commits as one atomic batch or not at all.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::execute::store_error;
+use crate::reply::Reply;
+use kv_store::{
+    Conflict, Current, KvStore, Transaction, Ttl, TtlUpdate, Update, Updated, WriteBatch,
+};
+
+/// Reads and writes of keys, as the commands need them.
+pub(crate) trait Keyspace {
+    /// The key's live value.
+    fn get(&mut self, key: &Bytes) -> Option<Bytes>;
+    /// Whether the key is live, and its deadline.
+    fn ttl(&mut self, key: &Bytes) -> Ttl;
+    /// An atomic read-modify-write of one key (as [`KvStore::update_with`]).
+    fn update(
+        &mut self,
+        key: &Bytes,
+        f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
+    ) -> kv_store::Result<Updated>;
+    /// Sets every pair, atomically, without deadlines.
+    fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()>;
+    /// Every live key.
+    fn keys(&mut self) -> Vec<Bytes>;
+    /// Calls `f` with every live key, holding none of them all at once.
+    fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes));
+    /// How many keys are live.
+    fn len(&mut self) -> usize;
+    /// Removes every key.
+    fn flush(&mut self) -> kv_store::Result<()>;
+    /// The key's deadline, exactly: `None` if it holds no value, `Some(None)` if it has
+    /// no deadline.
+    fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>>;
+    /// Runs `f`, which reads and writes several keys, as one atomic step: outside a
+    /// block, in a transaction of its own, run again until it commits (a changed key only
+    /// means another writer went first); inside `EXEC`'s block, as part of it.
+    fn atomically(&mut self, f: &mut dyn FnMut(&mut dyn Keyspace) -> Reply) -> Reply;
+}
+
+impl Keyspace for KvStore {
+    fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes)) {
+        for key in KvStore::keys(self) {
+            f(&key);
+        }
+    }
+
+    fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {
+        // A read-modify-write that writes nothing: the value and its deadline as one.
+        let mut found = None;
+        self.update_with(key.clone(), |current| {
+            found = current.map(|c| c.deadline);
+            Update::Keep
+        })
+        .ok()?;
+        found
+    }
+
+    fn atomically(&mut self, f: &mut dyn FnMut(&mut dyn Keyspace) -> Reply) -> Reply {
+        loop {
+            let mut view = Queued::new(self.clone(), self.begin_transaction());
+            let reply = f(&mut view);
+            match view.commit() {
+                Ok(Ok(())) => return reply,
+                Ok(Err(_)) => continue,
+                Err(error) => return store_error(&error),
+            }
+        }
+    }
+
+    fn get(&mut self, key: &Bytes) -> Option<Bytes> {
+        KvStore::get(self, key)
+    }
+
+    fn ttl(&mut self, key: &Bytes) -> Ttl {
+        KvStore::ttl(self, key)
+    }
+
+    fn update(
+        &mut self,
+        key: &Bytes,
+        f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
+    ) -> kv_store::Result<Updated> {
+        self.update_with(key.clone(), f)
+    }
+
+    fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()> {
+        let mut batch = WriteBatch::new();
+        for (key, value) in pairs {
+            batch.put(key.clone(), value.clone());
+        }
+        self.write(batch)
+    }
+
+    fn keys(&mut self) -> Vec<Bytes> {
+        KvStore::keys(self).collect()
+    }
+
+    fn len(&mut self) -> usize {
+        KvStore::len(self)
+    }
+
+    fn flush(&mut self) -> kv_store::Result<()> {
+        // One batch: all or nothing. Keys written meanwhile may survive, as in Redis, where
+        // FLUSHDB's ASYNC mode has the same effect.
+        let mut batch = WriteBatch::new();
+        for key in KvStore::keys(self) {
+            batch.delete(key);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.write(batch)
+    }
+}
+
+/// A key as a transaction block left it: its value and deadline, or `None` if deleted.
+type Pending = Option<(Bytes, Option<SystemTime>)>;
+
+/// The view `EXEC` runs its block in: reads through a [`Transaction`] and the block's own
+/// pending writes; writes buffered in the transaction.
+pub(crate) struct Queued {
+    store: KvStore,
+    tx: Transaction,
+    pending: HashMap<Bytes, Pending>,
+}
+
+impl Queued {
+    /// A view over `store`, validated (and written) through `tx`, which holds the
+    /// connection's watches.
+    pub(crate) fn new(store: KvStore, tx: Transaction) -> Queued {
+        Queued {
+            store,
+            tx,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Commits the block's writes as one atomic batch, unless a key read or watched
+    /// changed.
+    pub(crate) fn commit(self) -> kv_store::Result<Result<(), Conflict>> {
+        self.tx.commit()
+    }
+
+    fn pending(&self, key: &Bytes) -> Option<Pending> {
+        let pending = self.pending.get(key)?.clone();
+        Some(pending.filter(|(_, deadline)| deadline.is_none_or(|d| d > SystemTime::now())))
+    }
+
+    /// The key's value and deadline, read through the transaction (so validated at
+    /// commit).
+    fn read(&mut self, key: &Bytes) -> Pending {
+        if let Some(pending) = self.pending(key) {
+            return pending;
+        }
+        // `get` records the stripe's version before reading, so a write between it and
+        // the `ttl` below fails the commit: the pair is consistent if the commit succeeds.
+        let value = self.tx.get(key.clone())?;
+        let deadline = match self.store.ttl(key) {
+            Ttl::Remaining(left) => Some(SystemTime::now() + left),
+            Ttl::NoDeadline | Ttl::NoKey => None,
+        };
+        Some((value, deadline))
+    }
+}
+
+impl Keyspace for Queued {
+    fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes)) {
+        for key in self.keys() {
+            f(&key);
+        }
+    }
+
+    fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {
+        self.read(key).map(|(_, deadline)| deadline)
+    }
+
+    fn atomically(&mut self, f: &mut dyn FnMut(&mut dyn Keyspace) -> Reply) -> Reply {
+        f(self)
+    }
+
+    fn get(&mut self, key: &Bytes) -> Option<Bytes> {
+        self.read(key).map(|(value, _)| value)
+    }
+
+    fn ttl(&mut self, key: &Bytes) -> Ttl {
+        match self.read(key) {
+            None => Ttl::NoKey,
+            Some((_, None)) => Ttl::NoDeadline,
+            Some((_, Some(at))) => Ttl::Remaining(
+                at.duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+            ),
+        }
+    }
+
+    fn update(
+        &mut self,
+        key: &Bytes,
+        f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
+    ) -> kv_store::Result<Updated> {
+        let current = self.read(key);
+        let update = f(current.as_ref().map(|(value, deadline)| Current {
+            value,
+            deadline: *deadline,
+        }));
+        let old = current.as_ref().map(|(value, _)| value.clone());
+        match update {
+            Update::Keep => Ok(Updated {
+                new: old.clone(),
+                old,
+            }),
+            Update::Delete => {
+                if old.is_some() {
+                    self.tx.delete(key.clone());
+                    self.pending.insert(key.clone(), None);
+                }
+                Ok(Updated { old, new: None })
+            }
+            Update::Put { value, ttl } => {
+                let mut batch = WriteBatch::new();
+                let deadline = match ttl {
+                    TtlUpdate::Keep => current.and_then(|(_, deadline)| deadline),
+                    TtlUpdate::Remove => None,
+                    TtlUpdate::After(after) => Some(SystemTime::now() + after),
+                    TtlUpdate::At(at) => Some(at),
+                };
+                match (ttl, deadline) {
+                    // Relative to the commit, as it would be outside a block.
+                    (TtlUpdate::After(after), _) => {
+                        batch.put_with_ttl(key.clone(), value.clone(), after)
+                    }
+                    (_, Some(at)) => batch.put_with_deadline(key.clone(), value.clone(), at),
+                    (_, None) => batch.put(key.clone(), value.clone()),
+                };
+                self.tx.write(batch);
+                self.pending
+                    .insert(key.clone(), Some((value.clone(), deadline)));
+                Ok(Updated {
+                    old,
+                    new: Some(value),
+                })
+            }
+        }
+    }
+
+    fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()> {
+        for (key, value) in pairs {
+            self.tx.put(key.clone(), value.clone());
+            self.pending
+                .insert(key.clone(), Some((value.clone(), None)));
+        }
+        Ok(())
+    }
+
+    fn keys(&mut self) -> Vec<Bytes> {
+        let mut keys: Vec<Bytes> = self
+            .store
+            .keys()
+            .filter(|key| !self.pending.contains_key(key))
+            .collect();
+        let pending: Vec<Bytes> = self.pending.keys().cloned().collect();
+        keys.extend(
+            pending
+                .into_iter()
+                .filter(|key| self.pending(key).flatten().is_some()),
+        );
+        keys
+    }
+
+    fn len(&mut self) -> usize {
+        let mut len = self.store.len();
+        for key in self.pending.keys() {
+            let was = self.store.contains_key(key);
+            let is = self.pending(key).flatten().is_some();
+            len = len + usize::from(is) - usize::from(was);
+        }
+        len
+    }
+
+    fn flush(&mut self) -> kv_store::Result<()> {
+        for key in self.keys() {
+            self.tx.delete(key.clone());
+            self.pending.insert(key, None);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,568 @@
+//! One connection's state, and the connection and server commands.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kv_store::{Durability, KvStore, Transaction};
+
+use crate::codec::Protocol;
+use crate::command::{self, is, Command, Spec, COMMANDS};
+use crate::execute::{execute, store_error};
+use crate::glob::glob_match;
+use crate::keyspace::{Keyspace, Queued};
+use crate::reply::Reply;
+use crate::server::ServerOptions;
+
+/// What every connection of a server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: KvStore,
+    pub(crate) options: ServerOptions,
+    pub(crate) clients: AtomicUsize,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) connections_received: AtomicU64,
+    pub(crate) commands_processed: AtomicU64,
+    pub(crate) started: Instant,
+    pub(crate) port: u16,
+    /// What `CLIENT LIST` shows of each connection, by id. Changed when a connection
+    /// opens, closes, or renames itself or changes protocol: never per command.
+    pub(crate) registry: Mutex<BTreeMap<u64, ClientEntry>>,
+}
+
+/// A connection, as `CLIENT LIST` shows it.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientEntry {
+    addr: Option<SocketAddr>,
+    name: Option<Bytes>,
+    since: Instant,
+    protocol: Protocol,
+}
+
+/// The version `HELLO` and `INFO` report: clients gate features on it, and the commands
+/// here behave as Redis 7's do.
+const REDIS_VERSION: &str = "7.2.0";
+
+/// One connection's state (protocol, authentication, name, a `MULTI` block, watches),
+/// answering its requests in turn. The [`Server`](crate::Server) keeps one per
+/// connection; [`Session::local`] makes one over a store without any network, for a shell
+/// or a test.
+///
+/// ```
+/// # fn main() -> Result<(), kv_store::Error> {
+/// use kv_server::{Reply, Session};
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut session = Session::local(kv_store::KvStore::open(dir.path())?);
+/// let request = |words: &[&str]| -> Vec<bytes::Bytes> {
+///     words.iter().map(|w| bytes::Bytes::copy_from_slice(w.as_bytes())).collect()
+/// };
+/// assert_eq!(session.handle(&request(&["INCR", "n"])), Reply::Integer(1));
+/// assert_eq!(
+///     session.handle(&request(&["INCR"])),
+///     Reply::error("ERR wrong number of arguments for 'incr' command")
+/// );
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Session {
+    shared: Arc<Shared>,
+    id: u64,
+    pub(crate) protocol: Protocol,
+    authenticated: bool,
+    name: Option<Bytes>,
+    /// The commands of an open `MULTI` block.
+    queued: Option<Vec<Command>>,
+    /// Whether a command of the block was refused (`EXEC` then aborts).
+    queue_failed: bool,
+    /// The watches (`WATCH`), kept in a transaction, and the keys watched.
+    watching: Option<(Transaction, Vec<Bytes>)>,
+    /// Set by `QUIT`: close once the reply is sent.
+    pub(crate) closing: bool,
+}
+
+impl Session {
+    pub(crate) fn new(shared: Arc<Shared>, addr: Option<SocketAddr>) -> Session {
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.registry().insert(
+            id,
+            ClientEntry {
+                addr,
+                name: None,
+                since: Instant::now(),
+                protocol: Protocol::Resp2,
+            },
+        );
+        let authenticated = shared.options.requirepass.is_none();
+        Session {
+            shared,
+            id,
+            protocol: Protocol::Resp2,
+            authenticated,
+            name: None,
+            queued: None,
+            queue_failed: false,
+            watching: None,
+            closing: false,
+        }
+    }
+
+    /// A session over `store`, outside any server (no password).
+    pub fn local(store: KvStore) -> Session {
+        Session::new(
+            Arc::new(Shared {
+                store,
+                options: ServerOptions::default(),
+                clients: AtomicUsize::new(1),
+                next_id: AtomicU64::new(0),
+                connections_received: AtomicU64::new(1),
+                commands_processed: AtomicU64::new(0),
+                started: Instant::now(),
+                port: 0,
+                registry: Mutex::new(BTreeMap::new()),
+            }),
+            None,
+        )
+    }
+
+    /// The protocol version replies are to be encoded for (`HELLO` changes it).
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Whether the client asked to close (`QUIT`): once its reply is sent.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Answers one request (its name first; not empty).
+    pub fn handle(&mut self, args: &[Bytes]) -> Reply {
+        self.shared
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        let (command, spec) = match command::parse(args) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                if self.queued.is_some() {
+                    self.queue_failed = true;
+                }
+                return error.into();
+            }
+        };
+        if !self.authenticated && !spec.no_auth() {
+            return Reply::error("NOAUTH Authentication required.");
+        }
+        if self.queued.is_some() {
+            match command {
+                Command::Exec | Command::Discard | Command::Quit | Command::Reset => {}
+                Command::Multi => return Reply::error("ERR MULTI calls can not be nested"),
+                Command::Watch(_) => return Reply::error("ERR WATCH inside MULTI is not allowed"),
+                command => {
+                    if let Some(queued) = &mut self.queued {
+                        queued.push(command);
+                    }
+                    return Reply::Simple("QUEUED");
+                }
+            }
+        }
+        let mut store = self.shared.store.clone();
+        self.run(&mut store, &command)
+    }
+
+    /// Runs a command against `keyspace` (the store, or `EXEC`'s block view).
+    fn run(&mut self, keyspace: &mut dyn Keyspace, command: &Command) -> Reply {
+        if let Some(reply) = execute(keyspace, command) {
+            return reply;
+        }
+        match command {
+            Command::Ping(None) => Reply::Simple("PONG"),
+            Command::Ping(Some(message)) | Command::Echo(message) => Reply::Bulk(message.clone()),
+            Command::Hello {
+                protocol,
+                auth,
+                name,
+            } => self.hello(*protocol, auth.as_ref(), name.as_ref()),
+            Command::Auth { user, password } => self.auth(user.as_deref(), password),
+            Command::Select(0) => Reply::OK,
+            Command::Select(_) => Reply::error("ERR DB index is out of range"),
+            Command::Quit => {
+                self.closing = true;
+                Reply::OK
+            }
+            Command::Reset => {
+                self.protocol = Protocol::Resp2;
+                self.authenticated = self.shared.options.requirepass.is_none();
+                self.name = None;
+                self.queued = None;
+                self.queue_failed = false;
+                self.watching = None;
+                self.publish();
+                Reply::Simple("RESET")
+            }
+            Command::ClientSetName(name) => {
+                self.name = (!name.is_empty()).then(|| name.clone());
+                self.publish();
+                Reply::OK
+            }
+            Command::ClientList => Reply::bulk(self.shared.client_list()),
+            Command::ClientGetName => Reply::bulk_or_nil(self.name.clone()),
+            Command::ClientId => Reply::Integer(self.id as i64),
+            Command::ClientSetInfo => Reply::OK,
+            Command::CommandAll => Reply::Array(COMMANDS.iter().map(command_info).collect()),
+            Command::CommandCount => Reply::Integer(COMMANDS.len() as i64),
+            // No documentation yet: redis-cli then uses its own hints.
+            Command::CommandDocs => Reply::Map(Vec::new()),
+            Command::CommandInfo(names) => Reply::Array(
+                names
+                    .iter()
+                    .map(|name| command::lookup(name).map_or(Reply::Nil, command_info))
+                    .collect(),
+            ),
+            Command::ConfigGet(patterns) => self.config_get(patterns),
+            Command::Info(sections) => Reply::bulk(self.info(sections)),
+            Command::Time => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                Reply::Array(vec![
+                    Reply::bulk(now.as_secs().to_string()),
+                    Reply::bulk(now.subsec_micros().to_string()),
+                ])
+            }
+            Command::Multi => {
+                self.queued = Some(Vec::new());
+                self.queue_failed = false;
+                Reply::OK
+            }
+            Command::Exec => self.exec(),
+            Command::Discard => match self.queued.take() {
+                Some(_) => {
+                    self.watching = None;
+                    Reply::OK
+                }
+                None => Reply::error("ERR DISCARD without MULTI"),
+            },
+            Command::Watch(keys) => {
+                let (tx, watched) = self
+                    .watching
+                    .get_or_insert_with(|| (self.shared.store.begin_transaction(), Vec::new()));
+                for key in keys {
+                    tx.watch(key.clone());
+                    watched.push(key.clone());
+                }
+                Reply::OK
+            }
+            Command::Unwatch => {
+                self.watching = None;
+                Reply::OK
+            }
+            // Data commands were answered by `execute`.
+            _ => Reply::error("ERR command not available here"),
+        }
+    }
+
+    /// Shows this connection's name and protocol in `CLIENT LIST`.
+    fn publish(&self) {
+        if let Some(entry) = self.shared.registry().get_mut(&self.id) {
+            entry.name = self.name.clone();
+            entry.protocol = self.protocol;
+        }
+    }
+
+    fn hello(
+        &mut self,
+        protocol: Option<Protocol>,
+        auth: Option<&(Bytes, Bytes)>,
+        name: Option<&Bytes>,
+    ) -> Reply {
+        if let Some((user, password)) = auth {
+            let reply = self.auth(Some(user), password);
+            if reply.is_error() {
+                return reply;
+            }
+        }
+        if !self.authenticated {
+            return Reply::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise \
+                 the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the \
+                 client and select the RESP protocol version at the same time",
+            );
+        }
+        if let Some(protocol) = protocol {
+            self.protocol = protocol;
+        }
+        if let Some(name) = name {
+            self.name = (!name.is_empty()).then(|| name.clone());
+        }
+        self.publish();
+        let proto = match self.protocol {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        };
+        Reply::Map(vec![
+            (Reply::bulk("server"), Reply::bulk("redis")),
+            (Reply::bulk("version"), Reply::bulk(REDIS_VERSION)),
+            (Reply::bulk("proto"), Reply::Integer(proto)),
+            (Reply::bulk("id"), Reply::Integer(self.id as i64)),
+            (Reply::bulk("mode"), Reply::bulk("standalone")),
+            (Reply::bulk("role"), Reply::bulk("master")),
+            (Reply::bulk("modules"), Reply::Array(Vec::new())),
+        ])
+    }
+
+    fn auth(&mut self, user: Option<&[u8]>, password: &[u8]) -> Reply {
+        let Some(expected) = &self.shared.options.requirepass else {
+            return Reply::error(
+                "ERR AUTH <password> called without any password configured for the default \
+                 user. Are you sure your configuration is correct?",
+            );
+        };
+        let user_ok = user.is_none_or(|u| u == b"default");
+        // Both compared in full, whatever the user: the time says nothing of the password.
+        if constant_time_eq(expected.as_bytes(), password) & user_ok {
+            self.authenticated = true;
+            Reply::OK
+        } else {
+            Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
+        }
+    }
+
+    /// `EXEC`: runs the block against a view of the store and commits its writes as one
+    /// atomic batch. A changed watched key answers nil; a change to a key the block only
+    /// read (between its reads and the commit) runs the block again, as if it had run
+    /// after that write.
+    fn exec(&mut self) -> Reply {
+        let Some(queued) = self.queued.take() else {
+            return Reply::error("ERR EXEC without MULTI");
+        };
+        let (watches, watched) = self
+            .watching
+            .take()
+            .unwrap_or_else(|| (self.shared.store.begin_transaction(), Vec::new()));
+        if std::mem::take(&mut self.queue_failed) {
+            return Reply::error("EXECABORT Transaction discarded because of previous errors.");
+        }
+        loop {
+            let mut view = Queued::new(self.shared.store.clone(), watches.clone());
+            let replies: Vec<Reply> = queued.iter().map(|c| self.run(&mut view, c)).collect();
+            match view.commit() {
+                Ok(Ok(())) => return Reply::Array(replies),
+                Ok(Err(conflict)) if watched.contains(&conflict.key) => return Reply::NilArray,
+                Ok(Err(_)) => continue,
+                Err(error) => return store_error(&error),
+            }
+        }
+    }
+
+    fn config_get(&self, patterns: &[Bytes]) -> Reply {
+        let options = &self.shared.options;
+        let appendfsync = match options.durability {
+            Durability::Sync => "always",
+            Durability::Batch(_) => "everysec",
+            Durability::None => "no",
+        };
+        let settings: [(&str, String); 9] = [
+            ("save", String::new()),
+            ("appendonly", "yes".into()),
+            ("appendfsync", appendfsync.into()),
+            ("maxmemory", "0".into()),
+            ("databases", "1".into()),
+            ("maxclients", options.maxclients.to_string()),
+            (
+                "timeout",
+                options.timeout.map_or(0, |t| t.as_secs()).to_string(),
+            ),
+            ("port", self.shared.port.to_string()),
+            ("proto-max-bulk-len", options.limits.max_bulk.to_string()),
+        ];
+        let mut pairs = Vec::new();
+        for (name, value) in settings {
+            if patterns
+                .iter()
+                .any(|p| glob_match(&p.to_ascii_lowercase(), name.as_bytes()))
+            {
+                pairs.push((Reply::bulk(name), Reply::bulk(value)));
+            }
+        }
+        Reply::Map(pairs)
+    }
+
+    fn info(&self, sections: &[Bytes]) -> String {
+        let all = sections.is_empty()
+            || sections
+                .iter()
+                .any(|s| is(s, "all") || is(s, "everything") || is(s, "default"));
+        let wanted = |name: &str| all || sections.iter().any(|s| is(s, name));
+        let shared = &self.shared;
+        let mut out = String::new();
+        let mut section = |name: &str, lines: Vec<String>| {
+            if wanted(&name.to_ascii_lowercase()) {
+                if !out.is_empty() {
+                    out.push_str("\r\n");
+                }
+                out.push_str(&format!("# {name}\r\n"));
+                for line in lines {
+                    out.push_str(&line);
+                    out.push_str("\r\n");
+                }
+            }
+        };
+        section(
+            "Server",
+            vec![
+                format!("redis_version:{REDIS_VERSION}"),
+                format!("kv_version:{}", env!("CARGO_PKG_VERSION")),
+                "redis_mode:standalone".into(),
+                format!("process_id:{}", std::process::id()),
+                format!("tcp_port:{}", shared.port),
+                format!("uptime_in_seconds:{}", shared.started.elapsed().as_secs()),
+            ],
+        );
+        section(
+            "Clients",
+            vec![
+                format!(
+                    "connected_clients:{}",
+                    shared.clients.load(Ordering::Relaxed)
+                ),
+                format!("maxclients:{}", shared.options.maxclients),
+            ],
+        );
+        let stats = shared.store.stats();
+        section(
+            "Memory",
+            vec![
+                format!("used_memory:{}", stats.memory_used_bytes),
+                "maxmemory:0".into(),
+            ],
+        );
+        section(
+            "Persistence",
+            vec![
+                "loading:0".into(),
+                "aof_enabled:1".into(),
+                format!("kv_log_bytes:{}", stats.log_bytes),
+            ],
+        );
+        section(
+            "Stats",
+            vec![
+                format!(
+                    "total_connections_received:{}",
+                    shared.connections_received.load(Ordering::Relaxed)
+                ),
+                format!(
+                    "total_commands_processed:{}",
+                    shared.commands_processed.load(Ordering::Relaxed)
+                ),
+                format!("expired_keys:{}", stats.expirations_total),
+                format!("evicted_keys:{}", stats.evictions_total),
+            ],
+        );
+        if wanted("keyspace") {
+            // Counted by a walk of the index: INFO is rare, and the store keeps no count of
+            // keys with deadlines.
+            let mut keys = 0u64;
+            let mut expires = 0u64;
+            shared.store.for_each(|_, _, deadline| {
+                keys += 1;
+                expires += u64::from(deadline.is_some());
+            });
+            let lines = if keys > 0 {
+                vec![format!("db0:keys={keys},expires={expires},avg_ttl=0")]
+            } else {
+                Vec::new()
+            };
+            section("Keyspace", lines);
+        }
+        out
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.shared.registry().remove(&self.id);
+    }
+}
+
+impl Shared {
+    pub(crate) fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ClientEntry>> {
+        // The map stays consistent whatever panicked while holding it: each change is one
+        // insert, remove or field assignment.
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `CLIENT LIST`: one line a connection, Redis's fields that mean something here.
+    fn client_list(&self) -> String {
+        let mut out = String::new();
+        for (id, entry) in self.registry().iter() {
+            let addr = entry.addr.map_or_else(String::new, |a| a.to_string());
+            let name = entry
+                .name
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let resp = match entry.protocol {
+                Protocol::Resp2 => 2,
+                Protocol::Resp3 => 3,
+            };
+            out.push_str(&format!(
+                "id={id} addr={addr} laddr= fd=-1 name={name} age={} idle=0 flags=N db=0 sub=0 \
+                 psub=0 ssub=0 multi=-1 user=default resp={resp}\n",
+                entry.since.elapsed().as_secs()
+            ));
+        }
+        out
+    }
+}
+
+/// `COMMAND INFO`'s entry for a command.
+fn command_info(spec: &Spec) -> Reply {
+    let (first, last, step) = spec.keys;
+    Reply::Array(vec![
+        Reply::bulk(spec.name),
+        Reply::Integer(spec.arity.into()),
+        Reply::Array(spec.flags.iter().map(|f| Reply::Simple(f)).collect()),
+        Reply::Integer(first.into()),
+        Reply::Integer(last.into()),
+        Reply::Integer(step.into()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+        Reply::Array(Vec::new()),
+    ])
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+    let mut difference = u8::from(expected.len() != given.len());
+    for (i, &byte) in given.iter().enumerate() {
+        // Compared against something whatever the lengths, so no early exit.
+        difference |= byte
+            ^ expected
+                .get(i % expected.len().max(1))
+                .copied()
+                .unwrap_or(0);
+    }
+    difference == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret!"));
+        assert!(!constant_time_eq(b"secret", b"secre"));
+        assert!(!constant_time_eq(b"secret", b""));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

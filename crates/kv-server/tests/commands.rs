@@ -1,0 +1,451 @@
+//! Replies and error strings through the `redis` client and the raw protocol.
+
+mod support;
+
+use std::time::Duration;
+
+use kv_server::ServerOptions;
+use redis::{Commands, Value};
+use support::{line, TestServer};
+
+#[test]
+fn strings_keys_and_their_replies() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut c = server.client();
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    let echo: String = redis::cmd("ECHO").arg("hi").query(&mut c).unwrap();
+    assert_eq!(echo, "hi");
+
+    let _: () = c.set("k", "v").unwrap();
+    assert_eq!(
+        c.get::<_, Option<String>>("k").unwrap().as_deref(),
+        Some("v")
+    );
+    assert_eq!(c.get::<_, Option<String>>("missing").unwrap(), None);
+    // SET NX on a present key: nil, unchanged; XX on an absent one: nil.
+    let nx: Option<String> = redis::cmd("SET")
+        .arg("k")
+        .arg("w")
+        .arg("NX")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(nx, None);
+    let xx: Option<String> = redis::cmd("SET")
+        .arg("absent")
+        .arg("w")
+        .arg("XX")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(xx, None);
+    let old: Option<String> = redis::cmd("SET")
+        .arg("k")
+        .arg("w")
+        .arg("GET")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(old.as_deref(), Some("v"));
+    let old: Option<String> = redis::cmd("GETSET")
+        .arg("k")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(old.as_deref(), Some("w"));
+
+    // Deadlines: EX, KEEPTTL, a plain SET drops it, PERSIST, EXPIRE, PEXPIRE.
+    let _: () = redis::cmd("SET")
+        .arg("t")
+        .arg("1")
+        .arg("EX")
+        .arg(100)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(c.ttl::<_, i64>("t").unwrap(), 100);
+    let _: () = redis::cmd("SET")
+        .arg("t")
+        .arg("2")
+        .arg("KEEPTTL")
+        .query(&mut c)
+        .unwrap();
+    assert!(c.pttl::<_, i64>("t").unwrap() > 99_000);
+    assert_eq!(c.incr::<_, _, i64>("t", 5).unwrap(), 7);
+    assert!(
+        c.ttl::<_, i64>("t").unwrap() > 98,
+        "INCR keeps the deadline"
+    );
+    assert_eq!(c.persist::<_, i64>("t").unwrap(), 1);
+    assert_eq!(c.ttl::<_, i64>("t").unwrap(), -1);
+    assert_eq!(c.ttl::<_, i64>("nothing").unwrap(), -2);
+    assert_eq!(c.expire::<_, i64>("t", 50).unwrap(), 1);
+    assert_eq!(c.expire::<_, i64>("nothing", 50).unwrap(), 0);
+    let gt: i64 = redis::cmd("EXPIRE")
+        .arg("t")
+        .arg(10)
+        .arg("GT")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(gt, 0, "10 s is not later than 50 s");
+    assert_eq!(c.pexpire::<_, i64>("t", 60).unwrap(), 1);
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(c.exists::<_, i64>("t").unwrap(), 0, "expired");
+    let _: () = redis::cmd("SETEX")
+        .arg("s")
+        .arg(30)
+        .arg("v")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(c.ttl::<_, i64>("s").unwrap(), 30);
+
+    // Counters.
+    assert_eq!(c.incr::<_, _, i64>("n", 1).unwrap(), 1);
+    assert_eq!(
+        redis::cmd("INCRBY")
+            .arg("n")
+            .arg(41)
+            .query::<i64>(&mut c)
+            .unwrap(),
+        42
+    );
+    assert_eq!(
+        redis::cmd("DECR").arg("n").query::<i64>(&mut c).unwrap(),
+        41
+    );
+    assert_eq!(
+        redis::cmd("DECRBY")
+            .arg("n")
+            .arg(40)
+            .query::<i64>(&mut c)
+            .unwrap(),
+        1
+    );
+
+    // Several keys.
+    let _: () = redis::cmd("MSET")
+        .arg("a")
+        .arg("1")
+        .arg("b")
+        .arg("2")
+        .query(&mut c)
+        .unwrap();
+    let values: Vec<Option<String>> = redis::cmd("MGET")
+        .arg("a")
+        .arg("zz")
+        .arg("b")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(values, vec![Some("1".into()), None, Some("2".into())]);
+    assert_eq!(c.exists::<_, i64>(&["a", "b", "a", "zz"]).unwrap(), 3);
+    assert_eq!(c.append::<_, _, i64>("a", "23").unwrap(), 3);
+    assert_eq!(
+        redis::cmd("STRLEN").arg("a").query::<i64>(&mut c).unwrap(),
+        3
+    );
+    assert_eq!(
+        redis::cmd("SETNX")
+            .arg("a")
+            .arg("x")
+            .query::<i64>(&mut c)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        redis::cmd("SETNX")
+            .arg("fresh")
+            .arg("x")
+            .query::<i64>(&mut c)
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        redis::cmd("TYPE").arg("a").query::<String>(&mut c).unwrap(),
+        "string"
+    );
+    assert_eq!(
+        redis::cmd("TYPE")
+            .arg("zz")
+            .query::<String>(&mut c)
+            .unwrap(),
+        "none"
+    );
+    let mut keys: Vec<String> = c.keys("[ab]").unwrap();
+    keys.sort();
+    assert_eq!(keys, vec!["a", "b"]);
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(dbsize, 6, "k s n a b fresh (t expired)");
+    assert_eq!(
+        redis::cmd("GETDEL")
+            .arg("fresh")
+            .query::<Option<String>>(&mut c)
+            .unwrap()
+            .as_deref(),
+        Some("x")
+    );
+    assert_eq!(c.del::<_, i64>(&["a", "b", "a", "zz"]).unwrap(), 2);
+
+    let info: String = redis::cmd("INFO").arg("keyspace").query(&mut c).unwrap();
+    assert!(info.contains("db0:keys=3,expires=1,avg_ttl=0"), "{info}");
+    let config: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendfsync")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(config, vec!["appendfsync", "everysec"]);
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("me")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        redis::cmd("CLIENT")
+            .arg("GETNAME")
+            .query::<String>(&mut c)
+            .unwrap(),
+        "me"
+    );
+    let count: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut c).unwrap();
+    assert!(count > 40);
+    let time: Vec<String> = redis::cmd("TIME").query(&mut c).unwrap();
+    assert!(time[0].parse::<u64>().unwrap() > 1_600_000_000);
+    let _: () = redis::cmd("FLUSHDB").query(&mut c).unwrap();
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut c).unwrap(), 0);
+}
+
+#[test]
+fn error_strings_are_redis_7s() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let cases: &[(&[u8], &str)] = &[
+        (b"GET\r\n", "-ERR wrong number of arguments for 'get' command\r\n"),
+        (b"SET k v NX XX\r\n", "-ERR syntax error\r\n"),
+        (b"SET k v EX 0\r\n", "-ERR invalid expire time in 'set' command\r\n"),
+        (b"SET k notanumber\r\n", "+OK\r\n"),
+        (b"INCR k\r\n", "-ERR value is not an integer or out of range\r\n"),
+        (b"INCRBY n 1x\r\n", "-ERR value is not an integer or out of range\r\n"),
+        (b"SET big 9223372036854775807\r\n", "+OK\r\n"),
+        (b"INCR big\r\n", "-ERR increment or decrement would overflow\r\n"),
+        (b"foo a b\r\n", "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n"),
+        (b"LPUSH l a\r\n", "-ERR unknown command 'LPUSH', with args beginning with: 'l' 'a' \r\n"),
+        (b"SELECT 1\r\n", "-ERR DB index is out of range\r\n"),
+        (b"SELECT 0\r\n", "+OK\r\n"),
+        (b"EXEC\r\n", "-ERR EXEC without MULTI\r\n"),
+        (b"AUTH x\r\n", "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"),
+        (b"GET k\r\n", "$10\r\n"),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(
+            line(&mut s, request),
+            *expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
+
+#[test]
+fn resp3_after_hello_3() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    assert_eq!(line(&mut s, b"GET missing\r\n"), "$-1\r\n");
+    // The map's 7 pairs, then the PING's reply.
+    assert_eq!(line(&mut s, b"HELLO 3\r\nPING\r\n"), "%7\r\n");
+    let mut lines = 0;
+    while support::read_line(&mut s) != "+PONG\r\n" {
+        lines += 1;
+    }
+    assert_eq!(lines, 25);
+    assert_eq!(line(&mut s, b"GET missing\r\n"), "_\r\n");
+    assert_eq!(
+        line(&mut s, b"HELLO 4\r\n"),
+        "-NOPROTO unsupported protocol version\r\n"
+    );
+
+    // And through the client, which speaks RESP3 when told to.
+    let mut c = redis::Client::open(format!("redis://{}/?protocol=resp3", server.addr))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = c.set("k", "v").unwrap();
+    let value: Value = redis::cmd("GET").arg("nothing").query(&mut c).unwrap();
+    assert_eq!(value, Value::Nil);
+}
+
+#[test]
+fn pipelined_replies_come_in_order() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut c = server.client();
+    let mut pipe = redis::pipe();
+    for i in 0..500 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+        pipe.cmd("INCR").arg("counter");
+    }
+    pipe.cmd("GET").arg("k499");
+    let replies: Vec<Value> = pipe.query(&mut c).unwrap();
+    assert_eq!(replies.len(), 501);
+    for (i, reply) in replies[..500].iter().enumerate() {
+        assert_eq!(*reply, Value::Int(i as i64 + 1));
+    }
+    assert_eq!(replies[500], Value::BulkString(b"499".to_vec()));
+
+    // Inline and multibulk requests mixed in one write.
+    let mut s = server.raw();
+    std::io::Write::write_all(
+        &mut s,
+        b"PING\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\nset q 'a b'\r\nGET q\r\n",
+    )
+    .unwrap();
+    assert_eq!(support::read_line(&mut s), "+PONG\r\n");
+    assert_eq!(support::read_line(&mut s), "$2\r\n");
+    assert_eq!(support::read_line(&mut s), "hi\r\n");
+    assert_eq!(support::read_line(&mut s), "+OK\r\n");
+    assert_eq!(support::read_line(&mut s), "$3\r\n");
+    assert_eq!(support::read_line(&mut s), "a b\r\n");
+}
+
+#[test]
+fn concurrent_incr_loses_no_increment() {
+    let server = TestServer::start(ServerOptions::default());
+    const CLIENTS: usize = 8;
+    const EACH: usize = 200;
+    std::thread::scope(|scope| {
+        for _ in 0..CLIENTS {
+            scope.spawn(|| {
+                let mut c = server.client();
+                for _ in 0..EACH {
+                    let _: i64 = c.incr("counter", 1).unwrap();
+                }
+            });
+        }
+    });
+    let mut c = server.client();
+    assert_eq!(c.get::<_, i64>("counter").unwrap(), (CLIENTS * EACH) as i64);
+}
+
+#[test]
+fn ranges_floats_renames_and_absolute_deadlines() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let cases: &[(&[u8], &str)] = &[
+        (b"SET s Hello\r\n", "+OK\r\n"),
+        (b"SETRANGE s 6 World\r\n", ":11\r\n"),
+        (b"GETRANGE s -5 -1\r\n", "$5\r\n"),
+        (b"SETRANGE fresh 2 ab\r\n", ":4\r\n"),
+        (b"STRLEN fresh\r\n", ":4\r\n"),
+        (b"SETRANGE s -1 x\r\n", "-ERR offset is out of range\r\n"),
+        (
+            b"SETRANGE s 536870912 x\r\n",
+            "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n",
+        ),
+        (b"SET f 10.5\r\n", "+OK\r\n"),
+        (b"INCRBYFLOAT f 0.1\r\n", "$4\r\n"),
+        (
+            b"INCRBYFLOAT f x\r\n",
+            "-ERR value is not a valid float\r\n",
+        ),
+        (
+            b"INCRBYFLOAT s 1\r\n",
+            "-ERR value is not a valid float\r\n",
+        ),
+        (b"MSETNX a 1 b 2\r\n", ":1\r\n"),
+        (b"MSETNX b 3 c 4\r\n", ":0\r\n"),
+        (b"EXISTS c\r\n", ":0\r\n"),
+        (b"RENAME nothing x\r\n", "-ERR no such key\r\n"),
+        (b"SET t v EX 100\r\n", "+OK\r\n"),
+        (b"RENAME t t2\r\n", "+OK\r\n"),
+        (b"EXISTS t\r\n", ":0\r\n"),
+        (b"TTL t2\r\n", ":100\r\n"),
+        (b"RENAMENX t2 a\r\n", ":0\r\n"),
+        (b"RENAMENX t2 t3\r\n", ":1\r\n"),
+        (b"EXPIREAT a 4102444800\r\n", ":1\r\n"),
+        (b"EXPIRETIME a\r\n", ":4102444800\r\n"),
+        (b"PEXPIRETIME a\r\n", ":4102444800000\r\n"),
+        (b"EXPIRETIME b\r\n", ":-1\r\n"),
+        (b"EXPIRETIME nothing\r\n", ":-2\r\n"),
+        (b"EXPIREAT a 4102444801 LT\r\n", ":0\r\n"),
+        (b"PEXPIREAT a 1\r\n", ":1\r\n"),
+        (b"EXISTS a\r\n", ":0\r\n"),
+        (b"GETEX b EX 50\r\n", "$1\r\n"),
+        (b"\r\nTTL b\r\n", ":50\r\n"),
+        (b"GETEX b PERSIST\r\n", "$1\r\n"),
+        (b"\r\nTTL b\r\n", ":-1\r\n"),
+        (b"GETEX b EX\r\n", "-ERR syntax error\r\n"),
+        (b"GETEX nothing PERSIST\r\n", "$-1\r\n"),
+        (b"DEL b t3 nothing b\r\n", ":2\r\n"),
+        (b"FLUSHALL\r\n", "+OK\r\n"),
+        (b"RANDOMKEY\r\n", "$-1\r\n"),
+        (b"SET only 1\r\n", "+OK\r\n"),
+        (b"RANDOMKEY\r\n", "$4\r\n"),
+    ];
+    for (request, expected) in cases {
+        let reply = line(&mut s, request);
+        assert_eq!(reply, *expected, "{}", String::from_utf8_lossy(request));
+        // The rest of a bulk reply.
+        if reply.starts_with('$') && reply != "$-1\r\n" {
+            let value = support::read_line(&mut s);
+            match *request {
+                b"GETRANGE s -5 -1\r\n" => assert_eq!(value, "World\r\n"),
+                b"INCRBYFLOAT f 0.1\r\n" => assert_eq!(value, "10.6\r\n"),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[test]
+fn scan_returns_every_key_present_throughout_while_others_write() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut c = server.client();
+    let mut pipe = redis::pipe();
+    for i in 0..500 {
+        pipe.cmd("SET").arg(format!("stable:{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut w = server.client();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _: () = w.set(format!("churn:{i}"), i).unwrap();
+                if i.is_multiple_of(2) {
+                    let _: i64 = w.del(format!("churn:{}", i / 2)).unwrap();
+                }
+                i += 1;
+            }
+        });
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0u64;
+        let mut calls = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg("stable:*")
+                .arg("COUNT")
+                .arg(37)
+                .query(&mut c)
+                .unwrap();
+            assert!(keys.iter().all(|k| k.starts_with("stable:")));
+            seen.extend(keys);
+            calls += 1;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(seen.len(), 500, "every stable key, once or more");
+        assert!(calls > 5, "the iteration took several calls ({calls})");
+    });
+    let (_, none): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("TYPE")
+        .arg("list")
+        .arg("COUNT")
+        .arg(10_000)
+        .query(&mut c)
+        .unwrap();
+    assert!(none.is_empty());
+    let mut s = server.raw();
+    assert_eq!(line(&mut s, b"SCAN x\r\n"), "-ERR invalid cursor\r\n");
+    assert_eq!(line(&mut s, b"SCAN 0 COUNT 0\r\n"), "-ERR syntax error\r\n");
+}

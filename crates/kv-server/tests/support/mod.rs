@@ -1,0 +1,132 @@
+//! A server on 127.0.0.1:0 in a thread of its own, and raw protocol helpers.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use kv_server::{Server, ServerOptions};
+use kv_store::KvStore;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), kv_server::Error>>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn start(options: ServerOptions) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, options)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, options: ServerOptions) -> TestServer {
+        let store = KvStore::open(dir.path()).unwrap();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let options = ServerOptions {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            ..options
+        };
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let server = Server::bind(store, options).await?;
+                addr_tx.send(server.local_addr()?).unwrap();
+                server
+                    .run_until(async {
+                        stopped.await.ok();
+                    })
+                    .await
+            })
+        });
+        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        TestServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+            dir,
+        }
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://{}/", self.addr))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+
+    pub fn raw(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream
+    }
+
+    /// Stops the server (graceful shutdown) and returns its directory.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            self.thread.take().unwrap().join().unwrap().unwrap();
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        }
+    }
+}
+
+/// Sends `request` and reads one line of reply (through its `\r\n`).
+pub fn line(stream: &mut TcpStream, request: &[u8]) -> String {
+    stream.write_all(request).unwrap();
+    read_line(stream)
+}
+
+pub fn read_line(stream: &mut TcpStream) -> String {
+    let mut reply = Vec::new();
+    let mut byte = [0u8];
+    while !reply.ends_with(b"\r\n") {
+        match stream.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => reply.push(byte[0]),
+            Err(error) => panic!(
+                "reading a reply: {error} (so far {:?})",
+                String::from_utf8_lossy(&reply)
+            ),
+        }
+    }
+    String::from_utf8(reply).unwrap()
+}
+
+/// Whether the server closed the connection (EOF or a reset; not a read timeout).
+pub fn closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 16];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
