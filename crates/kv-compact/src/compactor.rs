@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use kv_durable::{CompressionPolicy, LogReplay, Sink};
 use kv_wal::fs::{FileSystem, OpenMode};
-use kv_wal::{segment, Encoded, Limits, Position};
+use kv_wal::{segment, Encoded, Position, SizeLimits};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -100,7 +100,7 @@ pub struct Compactor {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     compression: CompressionPolicy,
-    limits: Limits,
+    limits: SizeLimits,
     /// The manifest in force, and whether compactions may go on; held for the whole of a
     /// compaction, so one runs at a time, and by `close`, so none runs after it.
     manifest: Mutex<Current>,
@@ -164,7 +164,7 @@ impl Compactor {
         dir: &Path,
         log_dir: &Path,
         compression: CompressionPolicy,
-        limits: Limits,
+        limits: SizeLimits,
     ) -> Result<Self> {
         if fs
             .open(&dir.join(CHECKPOINT_MARKER), OpenMode::Read)
@@ -230,7 +230,7 @@ impl Compactor {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         compression: CompressionPolicy,
-        limits: Limits,
+        limits: SizeLimits,
         manifest: Manifest,
         recorded: bool,
     ) -> Self {

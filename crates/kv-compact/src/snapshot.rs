@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use kv_durable::{load_log, CompressionPolicy, LogReplay, Sink};
 use kv_wal::fs::FileSystem;
-use kv_wal::{Encoded, Expiry, FsyncPolicy, Limits, RecoveryMode, Wal, WalConfig};
+use kv_wal::{Encoded, Expiry, FsyncPolicy, RecoveryMode, SizeLimits, Wal, WalConfig};
 
 use crate::error::{Error, Result};
 use crate::manifest::SnapshotSum;
@@ -39,7 +39,7 @@ pub(crate) fn tmp_dir(dir: &Path, id: u64) -> PathBuf {
     dir.join(SNAPSHOTS).join(format!("{id:06}{TMP_SUFFIX}"))
 }
 
-fn config(path: PathBuf, fs: &Arc<dyn FileSystem>, limits: Limits) -> WalConfig {
+fn config(path: PathBuf, fs: &Arc<dyn FileSystem>, limits: SizeLimits) -> WalConfig {
     WalConfig::new(path)
         .file_system(Arc::clone(fs))
         .fsync_policy(FsyncPolicy::Os)
@@ -71,7 +71,7 @@ pub(crate) fn remove_dir_all(fs: &dyn FileSystem, path: &Path) -> Result<()> {
 #[derive(Debug, Clone, Copy)]
 pub struct Encoding {
     compression: CompressionPolicy,
-    limits: Limits,
+    limits: SizeLimits,
 }
 
 impl Encoding {
@@ -117,7 +117,7 @@ impl SnapshotWriter {
         dir: &Path,
         id: u64,
         compression: CompressionPolicy,
-        limits: Limits,
+        limits: SizeLimits,
     ) -> Result<Self> {
         let tmp = tmp_dir(dir, id);
         remove_dir_all(fs.as_ref(), &tmp)?;
@@ -269,7 +269,7 @@ pub fn load<S: Sink>(
     sum: Option<SnapshotSum>,
     sink: &S,
     now: u64,
-    limits: Limits,
+    limits: SizeLimits,
 ) -> Result<LogReplay> {
     // The manifest names it, so it must be there: opening it as a log would create it.
     let path = snapshot_dir(dir, id);

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kv_core::{Expiry, Op};
-use kv_wal::{Compression, Encoded, FsyncPolicy, Limits, Position, RecoveryInfo, Wal, WalConfig};
+use kv_wal::{
+    Compression, Encoded, FsyncPolicy, Position, RecoveryInfo, SizeLimits, Wal, WalConfig,
+};
 use parking_lot::Mutex;
 
 use crate::convert::{give_back, lend, op_of};
@@ -43,7 +45,7 @@ struct Inner<S> {
     group: GroupCommit,
     sink: S,
     options: Options,
-    limits: Limits,
+    limits: SizeLimits,
 }
 
 /// A state made durable by a log: every write is in the log before the state shows it, and

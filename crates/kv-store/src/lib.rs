@@ -53,7 +53,7 @@ mod store;
 
 pub use batch::WriteBatch;
 pub use error::{Error, Result};
-pub use options::{AutoCompact, Eviction, Limits, Options};
+pub use options::{AutoCompact, Eviction, MemoryLimits, Options};
 pub use stats::Stats;
 pub use store::{KvStore, WAL_DIR};
 

@@ -39,7 +39,7 @@ use kv_core::{Entry, Expiry, Op};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::Error;
-use crate::options::{Eviction, Limits};
+use crate::options::{Eviction, MemoryLimits};
 
 /// Entries looked at per victim (Redis's default `maxmemory-samples`).
 const SAMPLES: usize = 5;
@@ -149,7 +149,7 @@ pub(crate) struct Victim {
 /// The limits of a store and what enforcing them needs.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    limits: Limits,
+    limits: MemoryLimits,
     reserved_bytes: AtomicUsize,
     reserved_keys: AtomicUsize,
     /// What evictions are about to free (see [`Evicting`]).
@@ -186,8 +186,8 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    pub(crate) fn new(limits: Limits) -> Self {
-        let tracks = limits.eviction != Eviction::Reject && limits != Limits::default();
+    pub(crate) fn new(limits: MemoryLimits) -> Self {
+        let tracks = limits.eviction != Eviction::Reject && limits != MemoryLimits::default();
         Admission {
             limits,
             reserved_bytes: AtomicUsize::new(0),

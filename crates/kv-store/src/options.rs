@@ -44,7 +44,7 @@ impl Default for AutoCompact {
 
 /// Limits on what the store holds in memory. Unset limits are not enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Limits {
+pub struct MemoryLimits {
     /// The most keys the store holds.
     pub max_keys: Option<usize>,
     /// The most memory the store holds, as [`Stats::memory_used`](crate::Stats) counts it:
@@ -76,7 +76,7 @@ pub struct Options {
     pub(crate) segment_size: u64,
     pub(crate) compression: Compression,
     pub(crate) compression_threshold: usize,
-    pub(crate) limits: Limits,
+    pub(crate) limits: MemoryLimits,
     pub(crate) sweep_interval: Duration,
     pub(crate) auto_compact: Option<AutoCompact>,
     pub(crate) compaction_threads: usize,
@@ -98,7 +98,7 @@ impl Default for Options {
             segment_size: kv_wal::DEFAULT_MAX_SEGMENT_SIZE,
             compression: Compression::None,
             compression_threshold: 256,
-            limits: Limits::default(),
+            limits: MemoryLimits::default(),
             sweep_interval: Duration::from_secs(1),
             auto_compact: Some(AutoCompact::default()),
             compaction_threads: kv_compact::default_encoders(),

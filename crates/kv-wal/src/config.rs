@@ -54,23 +54,23 @@ pub enum RecoveryMode {
 
 /// Size limits on keys and values, checked before anything is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct SizeLimits {
     /// The longest key accepted, in bytes.
     pub max_key_size: usize,
     /// The longest value accepted (before compression), in bytes.
     pub max_value_size: usize,
 }
 
-impl Default for Limits {
+impl Default for SizeLimits {
     fn default() -> Self {
-        Limits {
+        SizeLimits {
             max_key_size: DEFAULT_MAX_KEY_SIZE,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
         }
     }
 }
 
-impl Limits {
+impl SizeLimits {
     /// Refuses a record whose key or value is over the limits.
     pub fn check(&self, record: &Record) -> Result<()> {
         let value_len = match record.kind {
@@ -130,7 +130,7 @@ pub struct WalConfig {
     /// What opening does about damage.
     pub recovery_mode: RecoveryMode,
     /// Key and value size limits.
-    pub limits: Limits,
+    pub limits: SizeLimits,
     /// The file layer; the real file system unless a test swaps in another.
     pub file_system: Arc<dyn FileSystem>,
 }
@@ -145,7 +145,7 @@ impl WalConfig {
             preallocate: true,
             write_window: true,
             recovery_mode: RecoveryMode::default(),
-            limits: Limits::default(),
+            limits: SizeLimits::default(),
             file_system: Arc::new(StdFileSystem),
         }
     }
@@ -181,7 +181,7 @@ impl WalConfig {
     }
 
     /// Sets the key and value limits.
-    pub fn limits(mut self, limits: Limits) -> Self {
+    pub fn limits(mut self, limits: SizeLimits) -> Self {
         self.limits = limits;
         self
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::config::{FsyncPolicy, Limits, WalConfig};
+use crate::config::{FsyncPolicy, SizeLimits, WalConfig};
 use crate::encoded::Encoded;
 use crate::error::{Error, Result};
 use crate::flusher::SyncShared;
@@ -203,7 +203,7 @@ impl Wal {
     }
 
     /// The key and value limits appends are checked against.
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &SizeLimits {
         &self.config.limits
     }
 

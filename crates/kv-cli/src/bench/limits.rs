@@ -9,7 +9,7 @@ const MIB: u64 = 1 << 20;
 
 /// The limits, as rates (zero until measured).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Limits {
+pub struct MachineLimits {
     /// L1: `write 128 B; fdatasync` a second, on a growing file.
     pub l1_fsyncs: f64,
     /// L1p: the same inside preallocated space.
@@ -24,7 +24,7 @@ pub struct Limits {
 
 /// Measures every limit in `dir`, with sizes divided by `scale`; `step` is told which one
 /// runs.
-pub fn measure(dir: &Path, scale: u64, mut step: impl FnMut(&str)) -> Limits {
+pub fn measure(dir: &Path, scale: u64, mut step: impl FnMut(&str)) -> MachineLimits {
     step("L1: write 128 B + fdatasync, growing file");
     let iters = (2_000 / scale).max(20);
     let l1_fsyncs = iters as f64 / kv_benches::fsync_loop(dir, iters, false).as_secs_f64();
@@ -54,7 +54,7 @@ pub fn measure(dir: &Path, scale: u64, mut step: impl FnMut(&str)) -> Limits {
     }
     let l4_bytes = (data.len() * rounds) as f64 / started.elapsed().as_secs_f64();
 
-    Limits {
+    MachineLimits {
         l1_fsyncs,
         l1p_fsyncs,
         l2_bytes,

@@ -23,7 +23,7 @@ use kv_store::{KvStore, Options};
 
 use crate::cli::BenchArgs;
 use crate::failure::{Failure, Outcome as CommandOutcome};
-use limits::Limits;
+use limits::MachineLimits;
 use report::Outcome;
 
 /// The long help of `kv bench`.
@@ -62,7 +62,7 @@ pub struct Run<'a> {
     /// Sizes are divided by this (100 with `--quick`).
     pub scale: u64,
     /// The limits measured in this run.
-    pub limits: Limits,
+    pub limits: MachineLimits,
     progress: &'a ProgressBar,
 }
 
@@ -115,7 +115,7 @@ pub fn run(args: &BenchArgs) -> CommandOutcome {
     let mut run = Run {
         root: root.path(),
         scale,
-        limits: Limits::default(),
+        limits: MachineLimits::default(),
         progress: &progress,
     };
     // W5 first of all, before even the limits: memory that anything before it allocated and
