@@ -403,7 +403,7 @@ impl Compactor {
         if let Some(e) = failed {
             return Err(Error::Snapshot {
                 id,
-                source: Arc::new(e),
+                source: e.into(),
             });
         }
         if !whole {

@@ -126,7 +126,7 @@ impl SnapshotWriter {
         remove_dir_all(fs.as_ref(), &snapshot_dir(dir, id))?;
         let (wal, _) = Wal::open(config(tmp, fs, limits)).map_err(|e| Error::Snapshot {
             id,
-            source: Arc::new(e),
+            source: e.into(),
         })?;
         Ok(SnapshotWriter {
             id,
@@ -151,7 +151,7 @@ impl SnapshotWriter {
     pub fn failed(&self, e: kv_wal::Error) -> Error {
         Error::Snapshot {
             id: self.id,
-            source: Arc::new(e),
+            source: e.into(),
         }
     }
 
@@ -175,11 +175,11 @@ impl SnapshotWriter {
         let id = self.id;
         self.wal.sync().map_err(|e| Error::Snapshot {
             id,
-            source: Arc::new(e),
+            source: e.into(),
         })?;
         self.wal.close().map_err(|e| Error::Snapshot {
             id,
-            source: Arc::new(e),
+            source: e.into(),
         })?;
         let (tmp, done) = (tmp_dir(&self.dir, id), snapshot_dir(&self.dir, id));
         // Summed from the files, not from what was appended: whatever the log layer adds

@@ -11,7 +11,7 @@ use kv_wal::{
 use parking_lot::Mutex;
 
 use crate::convert::{give_back, lend, op_of};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Shared};
 use crate::group_commit::{GroupCommit, Member, Unit};
 use crate::options::{Durability, Options, WriteOptions};
 use crate::sink::Sink;
@@ -83,7 +83,11 @@ impl<S: Sink> Durable<S> {
             // A store that syncs every write is faster writing with system calls.
             .write_window(options.durability != Durability::Sync);
         let now = options.clock.now_ms();
-        let limits = wal.limits;
+        // Writes are checked against `options.limits`; the log reads back records up to
+        // those or its own limits, whichever are higher, so it reads every record written.
+        let limits = options.limits;
+        let reading = wal.limits.at_least(limits);
+        let wal = wal.limits(reading);
         let mut report = OpenReport::default();
         let (wal, replayed) = replay_log(wal, from, &sink, now)?;
         report.recovery = replayed.recovery;
@@ -180,7 +184,7 @@ impl<S: Sink> Durable<S> {
             }
             checked
         };
-        checked.map_err(|e| Error::TooLarge(Arc::new(e)))?;
+        checked.map_err(|e| Error::TooLarge(e.into()))?;
         let store_wide = self.inner.options.durability;
         let durability = options.durability.unwrap_or(store_wide);
         let sync_within = match (durability, store_wide) {
@@ -409,9 +413,9 @@ fn replay_log<S: Sink>(
     });
     let (wal, recovery) = opened
         .expect("the sink's replay drives the log's recovery")
-        .map_err(|e| Error::Open(Arc::new(e)))?;
+        .map_err(|e| Error::Open(e.into()))?;
     if let Some((position, kind)) = damaged {
-        return Err(Error::Open(Arc::new(kv_wal::Error::Corrupt {
+        return Err(Error::Open(Shared::from(kv_wal::Error::Corrupt {
             segment: position.segment,
             offset: position.offset,
             kind,
@@ -431,6 +435,6 @@ fn replay_log<S: Sink>(
 /// without writing anything: `config`'s recovery mode decides what damage does.
 pub fn load_log<S: Sink>(config: WalConfig, sink: &S, now: u64) -> Result<LogReplay> {
     let (wal, replayed) = replay_log(config, Position::START, sink, now)?;
-    wal.close().map_err(|e| Error::Open(Arc::new(e)))?;
+    wal.close().map_err(|e| Error::Open(e.into()))?;
     Ok(replayed)
 }

@@ -52,8 +52,10 @@ mod stats;
 mod store;
 
 pub use batch::WriteBatch;
-pub use error::{Error, Result};
-pub use options::{AutoCompact, Eviction, MemoryLimits, Options};
+pub use error::{Cause, Damage, Error, Limit, Result, Setting};
+pub use options::{
+    AutoCompact, Eviction, MemoryLimits, Options, MAX_BATCH_WINDOW, MAX_SHARDS, MAX_SIZE_LIMIT,
+};
 pub use stats::Stats;
 pub use store::{KvStore, WAL_DIR};
 

@@ -3,7 +3,7 @@
 use std::hash::BuildHasher;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,11 @@ pub(crate) struct Inner {
     expirations: AtomicU64,
     errors: AtomicU64,
     maintenance: Mutex<Option<Maintenance>>,
+    /// Set first thing by `close`: every later call that writes, syncs, compacts or
+    /// checkpoints is `Error::Closed`, whether or not it would reach the log (an empty batch,
+    /// an oversized key, a write over a limit, `expire` of a missing key). One relaxed load
+    /// per write; the log's own refusal covers a write already past this check.
+    closed: AtomicBool,
 }
 
 /// An open store: a handle that any number of threads (and tokio tasks) share.
@@ -139,6 +144,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<KvStore> {
+        options.validate()?;
         let path = path.as_ref().to_path_buf();
         let file_system: Arc<dyn FileSystem> = options
             .file_system
@@ -157,6 +163,7 @@ impl KvStore {
         let wal = WalConfig::new(path.join(WAL_DIR))
             .max_segment_size(options.segment_size)
             .recovery_mode(options.recovery_mode)
+            .limits(options.readable_sizes())
             .file_system(Arc::clone(&file_system));
         // Lock the directory first: opening cleans up after crashed compactions, which must
         // never happen under a store that is running.
@@ -167,8 +174,8 @@ impl KvStore {
                 source: e,
             })
             .and_then(|()| file_system.lock_dir(&path))
-            .map_err(|e| Error::from_open(path.clone(), kv_durable::Error::Open(Arc::new(e))))?;
-        let compacting = |e| Error::Compaction(Arc::new(e));
+            .map_err(|e| Error::from_open_log(path.clone(), e.into()))?;
+        let compacting = |e| Error::from_open_compaction(path.clone(), e);
         let wal_dir = path.join(WAL_DIR);
         // Opening the compactor deletes nothing: the manifest is first checked against the
         // directory (its log start present, its snapshot whole, the log opened), and only
@@ -194,6 +201,7 @@ impl KvStore {
             durability: options.durability,
             compression,
             clock: Arc::clone(&options.clock),
+            limits: options.sizes,
         };
         let (durable, mut report) = Durable::open(wal, log_from, state, durable_options)
             .map_err(|e| Error::from_open(path.clone(), e))?;
@@ -244,6 +252,7 @@ impl KvStore {
             expirations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             maintenance: Mutex::new(None),
+            closed: AtomicBool::new(false),
         });
         *inner.maintenance.lock() = Maintenance::start(&inner, options.sweep_interval);
         Ok(KvStore {
@@ -424,6 +433,7 @@ impl KvStore {
     }
 
     fn submit_counted(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+        self.inner.refuse_if_closed()?;
         if ops.is_empty() {
             return Ok(());
         }
@@ -714,6 +724,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
+        self.inner.refuse_if_closed()?;
         let key = key.as_ref();
         let deadline = self.now().saturating_add(millis(ttl));
         // One end to all the waiting for room, across the retries below.
@@ -742,6 +753,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn persist(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        self.inner.refuse_if_closed()?;
         // Removing a deadline needs no room, so this never asks for a retry.
         let removed =
             self.rewrite_deadline(key.as_ref(), true, |old| old.map(|_| Expiry::Never))?;
@@ -878,6 +890,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn sync(&self) -> Result<()> {
+        self.inner.refuse_if_closed()?;
         self.inner.durable.sync().map_err(Error::from_write)
     }
 
@@ -900,6 +913,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn compact(&self) -> Result<kv_compact::CompactionReport> {
+        self.inner.refuse_if_closed()?;
         self.inner
             .compactor
             .compact(&StoreSource(&self.inner))
@@ -923,6 +937,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn checkpoint(&self, target: impl AsRef<Path>) -> Result<()> {
+        self.inner.refuse_if_closed()?;
         self.inner
             .compactor
             .checkpoint(&StoreSource(&self.inner), target.as_ref())
@@ -979,7 +994,7 @@ fn check_log_start(fs: &dyn FileSystem, path: &Path, wal_dir: &Path, first: u64)
         Err(e) => {
             return Err(Error::Open {
                 path: path.to_path_buf(),
-                source: Arc::new(kv_wal::Error::Io {
+                source: crate::error::cause(kv_wal::Error::Io {
                     action: "list the log directory",
                     path: wal_dir.to_path_buf(),
                     source: e,
@@ -993,13 +1008,14 @@ fn check_log_start(fs: &dyn FileSystem, path: &Path, wal_dir: &Path, first: u64)
     if present {
         return Ok(());
     }
-    Err(Error::Corrupt {
-        path: path.to_path_buf(),
-        source: Arc::new(kv_wal::Error::MissingSegment {
+    Err(Error::from_open_log(
+        path.to_path_buf(),
+        kv_wal::Error::MissingSegment {
             id: first,
             dir: wal_dir.to_path_buf(),
-        }),
-    })
+        }
+        .into(),
+    ))
 }
 
 /// Whether an I/O error says the file system takes no changes at all.
@@ -1015,12 +1031,23 @@ impl Inner {
     /// thread to stop), syncs and closes the log, then releases the directory: after this,
     /// nothing of this store changes a file in it.
     fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
         // A compaction the maintenance thread is running stops at its next shard.
         self.compactor.close();
         drop(self.maintenance.lock().take());
         let closed = self.durable.close().map_err(Error::from_write);
         drop(self.lock.lock().take());
         closed
+    }
+
+    /// [`Error::Closed`] once `close` has begun.
+    fn refuse_if_closed(&self) -> Result<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(())
     }
 
     fn stripe_of(&self, key: &[u8]) -> usize {

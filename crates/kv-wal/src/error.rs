@@ -9,8 +9,8 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file system call failed.
-    #[error("cannot {action} {}: {source}", path.display())]
+    /// A file system call failed (the operating system's error is the `source()`).
+    #[error("cannot {action} {}", path.display())]
     Io {
         /// What the log was doing, as a verb phrase ("open segment", "sync").
         action: &'static str,
@@ -27,8 +27,8 @@ pub enum Error {
     /// segment, and each one that needs a new segment (the active one is full) tries the
     /// rotation again and fails with this error until a segment can be created.
     #[error(
-        "cannot create the next log segment {}: {source}; nothing was written, and appends \
-         that need a new segment fail until one can be created",
+        "cannot create the next log segment {}; nothing was written, and appends that need a \
+         new segment fail until one can be created",
         path.display()
     )]
     SegmentNotCreated {

@@ -56,7 +56,8 @@ mod wal;
 pub use compression::Compression;
 pub use config::{
     FsyncPolicy, RecoveryMode, SizeLimits, WalConfig, DEFAULT_MAX_KEY_SIZE,
-    DEFAULT_MAX_SEGMENT_SIZE, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_MAX_SEGMENT_SIZE, DEFAULT_MAX_VALUE_SIZE, MAX_BATCH_WINDOW, MAX_FIELD_SIZE,
+    MIN_SEGMENT_SIZE,
 };
 pub use encoded::Encoded;
 pub use error::{CorruptionKind, Error, Result};
