@@ -73,6 +73,25 @@ pub(crate) struct Inner {
 /// the store's [`Durability`](crate::Durability). [`close`](Self::close) syncs and releases the
 /// directory; dropping the last handle does the same, ignoring errors.
 ///
+/// # Errors of writes
+///
+/// Every call that writes (`put`, `put_with_ttl`, `delete`, `write`, `write_with`,
+/// `expire`, `persist`) fails with:
+/// - [`Error::Closed`] after [`close`](Self::close), whatever the write;
+/// - [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`] over
+///   [`Options::max_key_size`](crate::Options::max_key_size) or
+///   [`Options::max_value_size`](crate::Options::max_value_size);
+/// - [`Error::LimitReached`] when the write would take the store over
+///   [`Options::max_keys`](crate::Options::max_keys) or
+///   [`Options::max_memory`](crate::Options::max_memory) and nothing can be evicted (or the
+///   policy is `Reject`);
+/// - [`Error::StorageFull`] when the disk is full, and [`Error::Io`] when the log could not
+///   start a new segment: this write was not made, and the store goes on;
+/// - [`Error::Failed`] when a write or fsync of the log failed, now or before: whether that
+///   write reached the disk is unknown, and the store refuses every write until reopened.
+///
+/// A write that failed is not visible (none of its batch is).
+///
 /// ```
 /// # fn main() -> Result<(), kv_store::Error> {
 /// # let dir = tempfile::tempdir().unwrap();
@@ -120,6 +139,10 @@ impl KvStore {
     /// replaying its log. The log lives in `path/wal/`, so a directory written by nori-wal
     /// (only `wal/` inside) opens as it is.
     ///
+    /// # Errors
+    ///
+    /// Those of [`open_with`](Self::open_with).
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -132,6 +155,18 @@ impl KvStore {
     }
 
     /// Opens the store in `path` with `options`.
+    ///
+    /// # Errors
+    ///
+    /// Nothing was changed on disk by a failed open.
+    /// - [`Error::InvalidOption`]: a setting of `options` cannot work (checked before
+    ///   anything is created).
+    /// - [`Error::Locked`]: another process or handle has the directory open.
+    /// - [`Error::Corrupt`]: the log, the manifest or the snapshot is damaged or missing
+    ///   ([`Damage`](crate::Damage) says which).
+    /// - [`Error::Open`]: the directory could not be created or read (the `source()` is the
+    ///   operating system's error, under the log's or the compaction's).
+    /// - [`Error::Log`]: a segment left behind by a crashed compaction could not be deleted.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -334,6 +369,10 @@ impl KvStore {
 
     /// Sets `key` to `value`.
     ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -350,6 +389,10 @@ impl KvStore {
 
     /// Sets `key` to `value` until `ttl` from now; from then on reads do not see it. The
     /// deadline is absolute: reopening the store later does not extend it.
+    ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -374,6 +417,10 @@ impl KvStore {
 
     /// Removes `key` (a key that is not there is no error).
     ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -390,6 +437,10 @@ impl KvStore {
 
     /// Writes every operation of `batch` atomically: after any crash all of them are there
     /// or none, and no reader sees some without the others.
+    ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -408,6 +459,10 @@ impl KvStore {
 
     /// Writes `batch` atomically with its own durability (say, `WriteOptions::sync()` in a
     /// store that batches its syncs).
+    ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -711,6 +766,11 @@ impl KvStore {
 
     /// Makes `key` expire `ttl` from now; `false` if it holds no live value.
     ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes) (the rewrite of the
+    /// entry with its new deadline is one).
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -740,6 +800,11 @@ impl KvStore {
     }
 
     /// Removes `key`'s deadline; `false` if it holds no live value or had no deadline.
+    ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes) (the rewrite of the
+    /// entry without its deadline is one).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -785,6 +850,10 @@ impl KvStore {
     /// index. The scan is streamed: it reads the store a few entries at a time and never
     /// blocks writers for long; writes made while it runs may or may not be seen.
     ///
+    /// # Errors
+    ///
+    /// [`Error::NotOrdered`] with the hash index.
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -812,6 +881,10 @@ impl KvStore {
     }
 
     /// Live entries whose keys start with `prefix`, in key order. Needs the ordered index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOrdered`] with the hash index.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -880,6 +953,12 @@ impl KvStore {
 
     /// Makes every write so far durable (fdatasync), whatever the durability mode.
     ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Failed`] when the fsync
+    /// failed (or an earlier failure had stopped the log): the store refuses every write
+    /// from then on.
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -898,6 +977,14 @@ impl KvStore {
     /// threads keep reading and writing. A crash at any moment of it loses nothing: the
     /// snapshot only takes over once it is complete and durable. One compaction runs at a
     /// time; a second call waits for the first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close) (a compaction running when `close` is
+    /// called stops and returns it too); [`Error::Compaction`] when it failed, having
+    /// changed nothing the store depends on, unless [`Error::is_fatal`] says the log stopped
+    /// on the way. After a failure whose outcome is unknown (the manifest's rename or the
+    /// directory sync after it), compactions are refused until the store is reopened.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -922,6 +1009,12 @@ impl KvStore {
 
     /// Writes a consistent copy of the store into `target` (a new or empty directory) while
     /// it keeps serving: open it with [`KvStore::open`] like any store. For backups.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Compaction`] when `target`
+    /// is not empty or a file operation failed (what was written of the copy is removed,
+    /// or marked incomplete so that it never opens as a store).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -965,6 +1058,13 @@ impl KvStore {
     /// is closed whatever this returns: [`Error::Failed`] when the final sync failed (or an
     /// earlier failure had stopped the log), [`Error::Log`] when only cutting the log's
     /// preallocated tail failed, after every write was synced.
+    ///
+    /// # Errors
+    ///
+    /// The store is closed whatever this returns. [`Error::Failed`] when the final sync
+    /// failed (or an earlier failure had stopped the log); [`Error::Log`] when only cutting
+    /// the log's preallocated tail failed, after every write was synced; [`Error::Closed`]
+    /// when it was closed already.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
