@@ -29,6 +29,11 @@ impl KvStore {
 
     /// [`put`](KvStore::put), awaited without holding a runtime thread.
     ///
+    /// # Errors
+    ///
+    /// Those of [`put`](KvStore::put), and [`Error::Closed`] when the runtime is shutting
+    /// down and dropped the call before it ran.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), kv_store::Error> {
@@ -45,6 +50,11 @@ impl KvStore {
     }
 
     /// [`put_with_ttl`](KvStore::put_with_ttl), awaited without holding a runtime thread.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`put_with_ttl`](KvStore::put_with_ttl), and [`Error::Closed`] when the runtime is shutting
+    /// down and dropped the call before it ran.
     pub async fn put_with_ttl_async(
         &self,
         key: impl Into<Bytes>,
@@ -57,22 +67,42 @@ impl KvStore {
     }
 
     /// [`delete`](KvStore::delete), awaited without holding a runtime thread.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`delete`](KvStore::delete), and [`Error::Closed`] when the runtime is shutting
+    /// down and dropped the call before it ran.
     pub async fn delete_async(&self, key: impl Into<Bytes>) -> Result<()> {
         let key = key.into();
         self.off_runtime(move |store| store.delete(key)).await
     }
 
     /// [`write`](KvStore::write), awaited without holding a runtime thread.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`write`](KvStore::write), and [`Error::Closed`] when the runtime is shutting
+    /// down and dropped the call before it ran.
     pub async fn write_async(&self, batch: WriteBatch) -> Result<()> {
         self.off_runtime(move |store| store.write(batch)).await
     }
 
     /// [`sync`](KvStore::sync), awaited without holding a runtime thread.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`sync`](KvStore::sync), and [`Error::Closed`] when the runtime is shutting
+    /// down and dropped the call before it ran.
     pub async fn sync_async(&self) -> Result<()> {
         self.off_runtime(|store| store.sync()).await
     }
 
     /// [`close`](KvStore::close), awaited without holding a runtime thread.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`close`](KvStore::close), and [`Error::Closed`] when the runtime is shutting
+    /// down and dropped the call before it ran.
     pub async fn close_async(&self) -> Result<()> {
         self.off_runtime(|store| store.close()).await
     }
