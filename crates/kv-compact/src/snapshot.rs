@@ -76,6 +76,11 @@ pub struct Encoding {
 
 impl Encoding {
     /// Appends the put record of one live entry (`deadline` in unix ms) to `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`kv_wal::Error::KeyTooLarge`] or [`kv_wal::Error::ValueTooLarge`] over the size
+    /// limits.
     pub fn push(
         &self,
         out: &mut Encoded,
@@ -112,6 +117,10 @@ pub struct SnapshotWriter {
 impl SnapshotWriter {
     /// Starts snapshot `id` in `dir/snapshots/<id>.tmp/`, replacing any leftover of an
     /// earlier attempt.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Snapshot`] when the directory or its log cannot be made.
     pub fn create(
         fs: &Arc<dyn FileSystem>,
         dir: &Path,
@@ -156,6 +165,10 @@ impl SnapshotWriter {
     }
 
     /// Appends encoded records.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Snapshot`] when the append fails.
     pub fn write(&mut self, encoded: &Encoded) -> Result<()> {
         if encoded.is_empty() {
             return Ok(());
@@ -171,6 +184,11 @@ impl SnapshotWriter {
     /// Writes the rest, syncs, and renames the snapshot into place (then syncs the
     /// snapshots directory): from here on it is complete and durable. Returns its sum, for
     /// the manifest that will name it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Snapshot`] or [`Error::Io`] when a sync or the rename fails; the snapshot
+    /// is then not in place.
     pub fn finish(mut self) -> Result<SnapshotSum> {
         let id = self.id;
         self.wal.sync().map_err(|e| Error::Snapshot {

@@ -185,6 +185,11 @@ impl WalReader {
     }
 
     /// The next record, borrowed from the reader's buffer, with its position.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] at damage the reader's recovery mode does not skip; [`Error::Io`]
+    /// when a segment cannot be read.
     pub fn next_ref(&mut self) -> Result<Option<(Position, RecordRef<'_>)>> {
         if !self.prepare()? {
             return Ok(None);

@@ -295,6 +295,11 @@ impl<'a> RecordRef<'a> {
     }
 
     /// The value, decompressed, refusing one longer than `limit` bytes.
+    ///
+    /// # Errors
+    ///
+    /// The [`CorruptionKind`] of a value that does not decompress to what its header says,
+    /// or to more than `limit` bytes.
     pub fn value(&self, limit: usize) -> Result<Bytes, CorruptionKind> {
         match self.compression() {
             Compression::None if self.stored_value.len() <= limit => {
@@ -308,6 +313,10 @@ impl<'a> RecordRef<'a> {
     }
 
     /// An owned copy, with the value decompressed (refusing one longer than `limit` bytes).
+    ///
+    /// # Errors
+    ///
+    /// As [`value`](Self::value).
     pub fn to_record(&self, limit: usize) -> Result<Record, CorruptionKind> {
         Ok(Record {
             kind: self.kind(),
