@@ -45,16 +45,7 @@ pub type Outcome<T = ()> = Result<T, Failure>;
 
 /// An error's message followed by its causes' (each layer's error shows its own part only,
 /// the one below is its `source()`), joined as `what: why: why that`.
-pub fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut level = error.source();
-    while let Some(cause) = level {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        level = cause.source();
-    }
-    text
-}
+pub use kv_wal::with_causes as describe;
 
 /// The first error of type `T` in `error`'s chain of sources that `wanted` accepts.
 pub fn find_in_chain<'a, T: std::error::Error + 'static>(

@@ -538,7 +538,7 @@ impl Compactor {
                 // manifest now or after a power loss, and reading it back cannot tell (a
                 // page cache is not a disk). Both snapshots stay, and so do the old log
                 // segments; opening again reads what the disk says and removes the loser.
-                current.unknown = Some(e.to_string());
+                current.unknown = Some(kv_wal::with_causes(&e));
                 return Err(e);
             }
         }

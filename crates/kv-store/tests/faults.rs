@@ -1,14 +1,12 @@
 //! Injected I/O faults through the facade: a failed fsync stops writes and says why, a full
 //! disk fails only the write involved, and nothing acknowledged is lost either way.
 
-mod common;
-
 use std::io::ErrorKind;
 use std::sync::Arc;
 
-use common::chain;
 use kv_store::{Durability, Error, KvStore, Options};
 use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op};
+use kv_wal::with_causes;
 
 fn options() -> Options {
     Options::default().shards(2).durability(Durability::Sync)
@@ -106,7 +104,7 @@ fn a_segment_that_cannot_be_created_fails_only_that_operation() {
     }
     let (i, err) = refused.expect("a write needed a new segment");
     assert!(matches!(err, Error::Io(_)) && !err.is_fatal(), "{err}");
-    assert!(chain(&err).contains("nothing was written"), "{err}");
+    assert!(with_causes(&err).contains("nothing was written"), "{err}");
     assert!(
         store.put(format!("key{i}"), value).is_err(),
         "still refused"
@@ -141,7 +139,10 @@ fn a_failed_cut_at_close_is_not_reported_as_a_store_that_goes_on() {
     faults.fail_once(Op::SetLen, 0, Fault::Error(ErrorKind::Other));
     let err = store.close().unwrap_err();
     assert!(matches!(err, Error::Log(_)), "{err}");
-    assert!(chain(&err).contains("every record is synced"), "{err}");
+    assert!(
+        with_causes(&err).contains("every record is synced"),
+        "{err}"
+    );
     assert!(matches!(store.put("b", "2"), Err(Error::Closed)));
     let store = KvStore::open_with(dir.path(), options()).unwrap();
     assert_eq!(store.get("a").unwrap(), "1");
@@ -183,7 +184,7 @@ fn a_failed_directory_sync_after_compaction_deleted_a_segment_stops_the_store() 
         f.fail_once(Op::SyncDir, syncs - 1, Fault::Error(ErrorKind::Other))
     });
     let err = compacted.unwrap_err();
-    assert!(chain(&err).contains("was deleted"), "{err}");
+    assert!(with_causes(&err).contains("was deleted"), "{err}");
     assert!(err.is_fatal(), "{err}");
     let later = store.put("later", "v").unwrap_err();
     assert!(matches!(later, Error::Failed(_)), "{later}");

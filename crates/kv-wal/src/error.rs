@@ -120,6 +120,20 @@ pub enum Error {
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `error`'s message followed by each of its causes', joined as `what: why: why that`.
+/// Errors here show their cause once, as their `source()`: this is how to print one whole,
+/// or keep it as text (the cause a poisoned log reports, say).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut level = error.source();
+    while let Some(cause) = level {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        level = cause.source();
+    }
+    text
+}
+
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {

@@ -735,7 +735,7 @@ impl std::fmt::Display for SegmentError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SegmentError::Create(path, e) => write!(f, "cannot create {}: {e}", path.display()),
-            SegmentError::SyncDir(e) => write!(f, "{e}"),
+            SegmentError::SyncDir(e) => f.write_str(&crate::error::with_causes(e)),
             SegmentError::Leftover {
                 path,
                 write,

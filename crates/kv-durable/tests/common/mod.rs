@@ -40,15 +40,3 @@ pub fn contents(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .map(|e| (e.key().to_vec(), e.value().to_vec()))
         .collect()
 }
-
-/// An error and its causes, one message after the other, as a user would print them.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut level = error.source();
-    while let Some(cause) = level {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        level = cause.source();
-    }
-    text
-}
