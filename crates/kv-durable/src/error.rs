@@ -14,7 +14,7 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum Error {
     /// Opening or recovering the log failed; the data on disk was not changed.
-    #[error("cannot open the store's log")]
+    #[error("cannot open the log")]
     Open(#[source] Shared<kv_wal::Error>),
 
     /// The disk is full: this write was not made and changed nothing; earlier writes are
@@ -44,7 +44,7 @@ pub enum Error {
     /// nothing was made or written, so this operation was not done, earlier writes are intact,
     /// and the store goes on in the current segment; what needed the new segment works again
     /// once the cause is fixed.
-    #[error("a file operation of the log failed and nothing was written; the store goes on")]
+    #[error("this operation was not done; the store goes on")]
     Io(#[source] Shared<kv_wal::Error>),
 
     /// Another file operation of the log failed without stopping it; the log's error says

@@ -71,7 +71,7 @@ pub enum Error {
     /// A write or fsync of the log failed (or a commit panicked): the store refuses every
     /// write from now on, since whether the failed data reached the disk is unknown. Reads
     /// still work; reopen the store to recover.
-    #[error("the store refuses every write from now on; reopen it to recover")]
+    #[error("the store refuses every write until it is reopened")]
     Failed(#[source] Cause),
 
     /// A key longer than [`Options::max_key_size`](crate::Options::max_key_size); nothing
@@ -107,7 +107,7 @@ pub enum Error {
     /// not be deleted (nothing else was changed). From [`KvStore::close`](crate::KvStore::close):
     /// every write was synced, then cutting the log's preallocated tail failed; the store is
     /// closed all the same, and the next open reads that zero tail as free space.
-    #[error("a file operation of the log failed; the store goes on")]
+    #[error("a file operation of the log failed")]
     Log(#[source] Cause),
 
     /// The write would take the store over its memory or key limit and the eviction policy
