@@ -45,7 +45,7 @@ pub type Outcome<T = ()> = Result<T, Failure>;
 
 /// An error's message followed by its causes' (each layer's error shows its own part only,
 /// the one below is its `source()`), joined as `what: why: why that`.
-pub use kv_wal::with_causes as describe;
+pub use kv_store::with_causes as describe;
 
 /// The first error of type `T` in `error`'s chain of sources that `wanted` accepts.
 pub fn find_in_chain<'a, T: std::error::Error + 'static>(

@@ -10,8 +10,13 @@
 //!   `stats`, `close`.
 //! - [`Options`]: [`Durability`] (`Sync`, `Batch(window)` — the default, 5 ms — or `None`),
 //!   index kind, shard count, segment size, LZ4/Zstd compression above a size threshold,
-//!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], the expiry sweep, and
-//!   [`AutoCompact`], when the store compacts its log by itself.
+//!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], key and value size
+//!   limits, the expiry sweep, and [`AutoCompact`], when the store compacts its log by
+//!   itself. A setting that cannot work is [`Error::InvalidOption`] at open.
+//! - [`Error`]: one variant per thing a caller can act on ([`Damage`], [`Limit`] and
+//!   [`Setting`] say more). A message says what happened and never repeats its cause: the
+//!   error of the layer below is the `source()`, as itself (`downcast_ref` reaches the log's
+//!   error and the operating system's); [`with_causes`] prints the whole chain.
 //! - With the `tokio` feature (on by default): `put_async` and friends, which wait for the
 //!   disk on tokio's blocking pool, never on a runtime thread.
 //! - With the `metrics` feature: the figures of [`Stats`] published through the `metrics`
@@ -64,4 +69,6 @@ pub use kv_compact::{CompactionReport, CompactionStats};
 pub use kv_concurrent::Scan;
 pub use kv_core::{Clock, IndexKind, ManualClock, SystemClock};
 pub use kv_durable::{CommitStats, Durability, OpenReport, WriteOptions};
-pub use kv_wal::{Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode};
+pub use kv_wal::{
+    with_causes, Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode,
+};

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::contents;
 
+use kv_store::with_causes;
 use kv_store::{AutoCompact, Durability, Error, IndexKind, KvStore, ManualClock, Options};
 use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op};
-use kv_wal::with_causes;
 
 fn options() -> Options {
     Options::default()

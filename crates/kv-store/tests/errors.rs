@@ -94,6 +94,12 @@ fn compacted(dir: &Path) {
 }
 
 #[test]
+fn an_error_can_be_shared_across_threads_and_kept() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Error>();
+}
+
+#[test]
 fn the_open_errors_are_the_stores_own_and_their_causes_reachable() {
     // Locked.
     let dir = tempfile::tempdir().unwrap();

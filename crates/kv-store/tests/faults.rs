@@ -4,9 +4,9 @@
 use std::io::ErrorKind;
 use std::sync::Arc;
 
+use kv_store::with_causes;
 use kv_store::{Durability, Error, KvStore, Options};
 use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op};
-use kv_wal::with_causes;
 
 fn options() -> Options {
     Options::default().shards(2).durability(Durability::Sync)
