@@ -382,6 +382,22 @@ fn write_errors_show_their_cause_once() {
         "{err}"
     );
     assert_well_formed(&err, "limit");
+    let memory = tempfile::tempdir().unwrap();
+    let small =
+        KvStore::open_with(memory.path(), options().max_memory(1, Eviction::Reject)).unwrap();
+    let err = small.put("a", "1").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitReached {
+                limit: Limit::Memory,
+                max: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_well_formed(&err, "memory limit");
     let unordered = tempfile::tempdir().unwrap();
     let hashed = KvStore::open_with(unordered.path(), options().index(IndexKind::Hash)).unwrap();
     let err = hashed.range::<&str>(..).err().unwrap();
@@ -491,6 +507,7 @@ fn the_value_size_limit_is_a_setting_and_lowering_it_keeps_what_was_written() {
         matches!(err, Error::ValueTooLarge { len: 101, max: 100 }),
         "{err}"
     );
+    assert_well_formed(&err, "value too large");
     store.put("k", "v".repeat(100)).unwrap();
     store.compact().unwrap();
     store.close().unwrap();
