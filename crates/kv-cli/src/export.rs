@@ -21,7 +21,7 @@ use base64::Engine as _;
 use kv_store::{Durability, KvStore, WriteBatch};
 use serde::{Deserialize, Serialize};
 
-use crate::failure::{Failure, Outcome};
+use crate::failure::{describe, Failure, Outcome};
 use crate::open;
 
 /// One line of the format.
@@ -160,7 +160,8 @@ pub fn import(dir: &Path, durability: Durability, file: Option<&Path>, batch: u6
     match (read, closed) {
         (Err(Failure::Runtime(message)), Err(e)) => {
             return Err(Failure::Runtime(format!(
-                "{message}; then closing the store failed too: {e}"
+                "{message}; then closing the store failed too: {}",
+                describe(&e)
             )))
         }
         (read, closed) => {
@@ -254,14 +255,17 @@ impl Importer<'_> {
                     // The log failed under this batch: whether it reached the disk is unknown.
                     return Failure::Runtime(format!(
                         "lines {}-{last}: the store failed while writing this batch, which may \
-                         or may not have been written: {e}; {} entries of earlier batches \
+                         or may not have been written: {}; {} entries of earlier batches \
                          (lines before {}) were acknowledged",
-                        self.pending_from, self.written, self.pending_from
+                        self.pending_from,
+                        describe(&e),
+                        self.written,
+                        self.pending_from
                     ));
                 }
                 // The store speaks of its one write ("nothing was written"); the import
                 // says what that means across its batches instead.
-                let e = e.to_string();
+                let e = describe(&e);
                 let e = e.trim_end_matches("; nothing was written");
                 Failure::Runtime(format!(
                     "lines {}-{last}: the store refused this batch: {e}; {}",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use kv_store::{Durability, IndexKind, KvStore, Options, RecoveryMode, WAL_DIR};
 use kv_wal::DirLock;
 
-use crate::failure::{find_in_chain, Failure, Outcome};
+use crate::failure::{describe, find_in_chain, Failure, Outcome};
 use crate::view_fs::ReadOnlyView;
 
 /// The options every command but `verify` opens a store with.
@@ -164,7 +164,7 @@ pub fn view(dir: &Path, mode: RecoveryMode) -> Outcome<View> {
         )));
     let store = KvStore::open_with(private.path(), options).map_err(|e| {
         // Messages name the private directory; show the real one instead.
-        Failure::Runtime(e.to_string().replace(
+        Failure::Runtime(describe(&e).replace(
             &private.path().display().to_string(),
             &dir.display().to_string(),
         ))
@@ -195,7 +195,7 @@ pub fn lock_shared(dir: &Path) -> Outcome<Vec<DirLock>> {
                 }
                 .into())
             }
-            Err(e) => return Err(Failure::Runtime(e.to_string())),
+            Err(e) => return Err(Failure::Runtime(describe(&e))),
         }
     }
     Ok(locks)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use kv_store::{Durability, KvStore};
 
 use crate::commands::write_pair;
-use crate::failure::{Failure, Outcome};
+use crate::failure::{describe, Failure, Outcome};
 use crate::{open, stats};
 use kv_cli::output;
 use kv_cli::parse::{parse_line, Command, USAGE};
@@ -45,7 +45,7 @@ pub fn run(dir: &Path, durability: Durability) -> Outcome {
         let mut out = stdout.lock();
         let _ = match &closed {
             Ok(()) => writeln!(out, "OK"),
-            Err(e) => writeln!(out, "ERR {}", output::one_line(&e.to_string())),
+            Err(e) => writeln!(out, "ERR {}", output::one_line(&describe(e))),
         };
         let _ = out.flush();
     }
@@ -160,14 +160,14 @@ fn scan(
             }
             writeln!(out, "{}", output::END)
         }
-        Err(e) => error(out, &e),
+        Err(e) => error(out, &describe(&e)),
     }
 }
 
 fn ok_or_error(out: &mut impl Write, result: Result<(), kv_store::Error>) -> io::Result<()> {
     match result {
         Ok(()) => writeln!(out, "OK"),
-        Err(e) => error(out, &e),
+        Err(e) => error(out, &describe(&e)),
     }
 }
 

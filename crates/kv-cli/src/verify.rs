@@ -11,9 +11,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kv_store::{Durability, KvStore, Options, RecoveryMode, WAL_DIR};
+use kv_store::{Damage, Durability, KvStore, Options, RecoveryMode, WAL_DIR};
 
-use crate::failure::{find_in_chain, Failure, Outcome};
+use crate::failure::{describe, find_in_chain, Failure, Outcome};
 use crate::open;
 use crate::readonly_fs::ReadOnlyLog;
 
@@ -53,7 +53,7 @@ pub fn verify(dir: &Path) -> Outcome {
     let store = match KvStore::open_with(private.path(), options) {
         Ok(store) => store,
         Err(e) if store_damage(&e) => {
-            println!("DAMAGED: {}", in_real_terms(e.to_string()));
+            println!("DAMAGED: {}", in_real_terms(describe(&e)));
             return Err(Failure::Runtime(format!(
                 "the store in {} is damaged (nothing was changed)",
                 dir.display()
@@ -61,13 +61,19 @@ pub fn verify(dir: &Path) -> Outcome {
         }
         Err(e) => {
             let Some(damage) = damage_in(&e) else {
-                return Err(Failure::Runtime(in_real_terms(e.to_string())));
+                return Err(Failure::Runtime(in_real_terms(describe(&e))));
             };
-            let in_log = matches!(e, kv_store::Error::Corrupt { .. });
+            let in_log = matches!(
+                e,
+                kv_store::Error::Corrupt {
+                    damage: Damage::Log | Damage::MissingSegment { .. },
+                    ..
+                }
+            );
             if in_log {
                 println!("DAMAGED: {}", in_real_terms(damage.to_string()));
             } else {
-                println!("DAMAGED: {}", in_real_terms(e.to_string()));
+                println!("DAMAGED: {}", in_real_terms(describe(&e)));
             }
             if let kv_wal::Error::Corrupt { segment, .. } = damage {
                 if in_log && *segment == newest {
@@ -118,15 +124,13 @@ pub fn verify(dir: &Path) -> Outcome {
 /// Whether `error` is damage to what the store keeps beside its log: a damaged or missing
 /// manifest, or a snapshot that is not what the manifest says.
 fn store_damage(error: &kv_store::Error) -> bool {
-    find_in_chain::<kv_compact::Error>(error, |e| {
-        matches!(
-            e,
-            kv_compact::Error::CorruptManifest { .. }
-                | kv_compact::Error::MissingManifest { .. }
-                | kv_compact::Error::CorruptSnapshot { .. }
-        )
-    })
-    .is_some()
+    match error {
+        kv_store::Error::Corrupt { damage, .. } => matches!(
+            damage,
+            Damage::Manifest | Damage::MissingManifest | Damage::Snapshot { .. }
+        ),
+        _ => false,
+    }
 }
 
 /// The damage of the log or of a snapshot behind `error`, if damage is what it is.

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use kv_durable::{CompressionPolicy, LogReplay, Sink};
 use kv_wal::fs::{FileSystem, OpenMode};
-use kv_wal::{segment, Encoded, Limits, Position};
+use kv_wal::{segment, Encoded, Position, SizeLimits};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -45,6 +45,10 @@ pub type EntrySink<'a> = dyn FnMut(&[u8], &[u8], Option<u64>) + 'a;
 /// What compaction needs from the running store. Shards are read from several threads.
 pub trait Source: Sync {
     /// Rotates the log (see [`kv_durable::Durable::rotate`]); returns the new segment's id.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`kv_durable::Durable::rotate`].
     fn rotate(&self) -> kv_durable::Result<u64>;
     /// The number of shards of the state.
     fn shards(&self) -> usize;
@@ -58,10 +62,22 @@ pub trait Source: Sync {
     /// and this returns `false` (not every entry was passed); otherwise `true`.
     fn read_shard(&self, shard: usize, stop: &dyn Fn() -> bool, f: &mut EntrySink<'_>) -> bool;
     /// Deletes the log's segments before `segment`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`kv_durable::Durable::delete_log_before`].
     fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize>;
     /// Segments and bytes the log holds.
+    ///
+    /// # Errors
+    ///
+    /// [`kv_durable::Error::Closed`] once the store is closed.
     fn log_extent(&self) -> kv_durable::Result<(u64, u64)>;
     /// Syncs the log and returns where its next record goes.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`kv_durable::Durable::sync`].
     fn sync_log(&self) -> kv_durable::Result<Position>;
     /// The log's directory.
     fn log_dir(&self) -> PathBuf;
@@ -100,7 +116,7 @@ pub struct Compactor {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     compression: CompressionPolicy,
-    limits: Limits,
+    limits: SizeLimits,
     /// The manifest in force, and whether compactions may go on; held for the whole of a
     /// compaction, so one runs at a time, and by `close`, so none runs after it.
     manifest: Mutex<Current>,
@@ -159,12 +175,18 @@ impl Compactor {
     /// compaction deletes it once its manifest is durable, so then none ever completed, the
     /// log is whole, and the snapshots (left by an earlier version, which wrote no manifest
     /// at creation, after a crashed first compaction) are not needed; they are left alone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptManifest`], [`Error::MissingManifest`] or
+    /// [`Error::IncompleteCheckpoint`] as said above; [`Error::Io`] when the directory or
+    /// the manifest cannot be read. Nothing is changed either way.
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         log_dir: &Path,
         compression: CompressionPolicy,
-        limits: Limits,
+        limits: SizeLimits,
     ) -> Result<Self> {
         if fs
             .open(&dir.join(CHECKPOINT_MARKER), OpenMode::Read)
@@ -206,6 +228,11 @@ impl Compactor {
     ///
     /// Call it only once the manifest has been found true to the directory: its snapshot
     /// loaded whole and its first log segment present and opened.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when something cannot be listed or deleted; what was not deleted
+    /// stays, for the next open.
     pub fn remove_garbage(&self) -> Result<()> {
         if !self.had_manifest {
             return Ok(());
@@ -230,7 +257,7 @@ impl Compactor {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         compression: CompressionPolicy,
-        limits: Limits,
+        limits: SizeLimits,
         manifest: Manifest,
         recorded: bool,
     ) -> Self {
@@ -263,6 +290,10 @@ impl Compactor {
     /// one, such as nori-wal's) the manifest "no snapshot, log from `first_segment`", so that
     /// from now on a lost first segment is found missing instead of the log silently
     /// starting later. Does nothing if there is a manifest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the manifest cannot be written; the directory opens as before.
     pub fn record_log_start(&self, first_segment: u64) -> Result<()> {
         let mut current = lock(&self.manifest);
         if current.recorded {
@@ -310,6 +341,12 @@ impl Compactor {
     }
 
     /// Loads the current snapshot, if any, into `sink` at time `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptSnapshot`] when the snapshot differs from what the manifest records
+    /// of it; [`Error::Load`] or [`Error::Snapshot`] when it cannot be read or replayed.
+    /// Nothing is changed.
     pub fn load_snapshot<S: Sink>(&self, sink: &S, now: u64) -> Result<Option<LogReplay>> {
         let manifest = self.manifest();
         let Some(id) = manifest.snapshot else {
@@ -403,7 +440,7 @@ impl Compactor {
         if let Some(e) = failed {
             return Err(Error::Snapshot {
                 id,
-                source: Arc::new(e),
+                source: e.into(),
             });
         }
         if !whole {
@@ -431,6 +468,13 @@ impl Compactor {
 
     /// Compacts: see the module's documentation for the steps and why a crash at any point
     /// loses nothing. Waits for a compaction already running to finish first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::OutcomeUnknown`] after an earlier failure
+    /// whose outcome is unknown; [`Error::Log`] when the store's log refuses a rotation or
+    /// a deletion; [`Error::Io`] or [`Error::Snapshot`] when a file operation fails.
+    /// Nothing the store depends on is changed, unless the log stopped on the way.
     pub fn compact(&self, source: &dyn Source) -> Result<CompactionReport> {
         let result = self.compact_once(source);
         let mut stats = lock(&self.stats);
@@ -494,7 +538,7 @@ impl Compactor {
                 // manifest now or after a power loss, and reading it back cannot tell (a
                 // page cache is not a disk). Both snapshots stay, and so do the old log
                 // segments; opening again reads what the disk says and removes the loser.
-                current.unknown = Some(e.to_string());
+                current.unknown = Some(kv_wal::with_causes(&e));
                 return Err(e);
             }
         }
@@ -519,6 +563,12 @@ impl Compactor {
     /// Writes a consistent, openable copy of the store into `target` (new or empty) while it
     /// keeps serving: a snapshot of the state plus the log written since the snapshot began,
     /// up to the moment the snapshot was complete, and a manifest naming them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::NotEmpty`] when `target` holds data;
+    /// [`Error::Log`], [`Error::Io`] or [`Error::Snapshot`] when an operation fails (what
+    /// was written of the copy is removed, or stays marked incomplete).
     pub fn checkpoint(&self, source: &dyn Source, target: &Path) -> Result<()> {
         // One compaction or checkpoint at a time: they both rotate the log. Taken first, so
         // that a closed store creates nothing in `target`.

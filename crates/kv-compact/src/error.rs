@@ -2,15 +2,19 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::Arc;
+
+use kv_durable::Shared;
 
 /// What compaction, checkpoints and opening a compacted directory report.
+///
+/// Each message says what this layer knows; the error behind it is the `source()`, never
+/// repeated in the message.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A file operation failed. A compaction that fails this way changed nothing the store
     /// depends on: the old snapshot and log stay in charge until the manifest is switched.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}", path.display())]
     Io {
         /// What was being done, as a verb phrase.
         action: &'static str,
@@ -18,7 +22,7 @@ pub enum Error {
         path: PathBuf,
         /// The operating system's error.
         #[source]
-        source: Arc<io::Error>,
+        source: Shared<io::Error>,
     },
 
     /// The manifest is damaged: the directory cannot be opened safely. Nothing was changed.
@@ -76,17 +80,17 @@ pub enum Error {
     Closed,
 
     /// Writing or reading a snapshot through the log format failed.
-    #[error("snapshot {id}: {source}")]
+    #[error("cannot write or read snapshot {id}")]
     Snapshot {
         /// The snapshot's id.
         id: u64,
         /// What the log layer said.
         #[source]
-        source: Arc<kv_wal::Error>,
+        source: Shared<kv_wal::Error>,
     },
 
     /// Loading a snapshot into the state failed.
-    #[error("cannot load snapshot {id}: {source}")]
+    #[error("cannot load snapshot {id}")]
     Load {
         /// The snapshot's id.
         id: u64,
@@ -97,7 +101,7 @@ pub enum Error {
 
     /// The store's own log refused an operation compaction needs (rotating, deleting old
     /// segments).
-    #[error("the store's log: {0}")]
+    #[error("the store's log refused an operation of the compaction")]
     Log(#[source] kv_durable::Error),
 
     /// The directory holds a checkpoint that was interrupted before it was complete: it is
@@ -124,7 +128,7 @@ impl Error {
         Error::Io {
             action,
             path: path.into(),
-            source: Arc::new(source),
+            source: source.into(),
         }
     }
 }

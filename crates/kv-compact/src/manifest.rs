@@ -90,6 +90,11 @@ impl Manifest {
     }
 
     /// Parses a manifest's bytes (either version); `Err` says what is wrong.
+    ///
+    /// # Errors
+    ///
+    /// What is wrong, when the bytes are not a manifest of a known version or fail their
+    /// checksum.
     pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, &'static str> {
         let len = match bytes.get(..8) {
             Some(magic) if magic == MAGIC_V1 => LEN_V1,
@@ -126,6 +131,10 @@ impl Manifest {
     }
 
     /// Reads the manifest of `dir`, if it has one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CorruptManifest`] when it is damaged; [`Error::Io`] when it cannot be read.
     pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Manifest>> {
         let path = dir.join(MANIFEST);
         let file = match fs.open(&path, OpenMode::Read) {
@@ -150,6 +159,10 @@ impl Manifest {
     }
 
     /// Makes this the manifest of `dir`, atomically and durably.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when a step fails; the old manifest stays unless the rename was done.
     pub fn write(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
         self.write_staged(fs, dir).map_err(|(_, e)| e)
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use kv_durable::{load_log, CompressionPolicy, LogReplay, Sink};
 use kv_wal::fs::FileSystem;
-use kv_wal::{Encoded, Expiry, FsyncPolicy, Limits, RecoveryMode, Wal, WalConfig};
+use kv_wal::{Encoded, Expiry, FsyncPolicy, RecoveryMode, SizeLimits, Wal, WalConfig};
 
 use crate::error::{Error, Result};
 use crate::manifest::SnapshotSum;
@@ -39,7 +39,7 @@ pub(crate) fn tmp_dir(dir: &Path, id: u64) -> PathBuf {
     dir.join(SNAPSHOTS).join(format!("{id:06}{TMP_SUFFIX}"))
 }
 
-fn config(path: PathBuf, fs: &Arc<dyn FileSystem>, limits: Limits) -> WalConfig {
+fn config(path: PathBuf, fs: &Arc<dyn FileSystem>, limits: SizeLimits) -> WalConfig {
     WalConfig::new(path)
         .file_system(Arc::clone(fs))
         .fsync_policy(FsyncPolicy::Os)
@@ -71,11 +71,16 @@ pub(crate) fn remove_dir_all(fs: &dyn FileSystem, path: &Path) -> Result<()> {
 #[derive(Debug, Clone, Copy)]
 pub struct Encoding {
     compression: CompressionPolicy,
-    limits: Limits,
+    limits: SizeLimits,
 }
 
 impl Encoding {
     /// Appends the put record of one live entry (`deadline` in unix ms) to `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`kv_wal::Error::KeyTooLarge`] or [`kv_wal::Error::ValueTooLarge`] over the size
+    /// limits.
     pub fn push(
         &self,
         out: &mut Encoded,
@@ -112,12 +117,16 @@ pub struct SnapshotWriter {
 impl SnapshotWriter {
     /// Starts snapshot `id` in `dir/snapshots/<id>.tmp/`, replacing any leftover of an
     /// earlier attempt.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::Snapshot`] when the directory or its log cannot be made.
     pub fn create(
         fs: &Arc<dyn FileSystem>,
         dir: &Path,
         id: u64,
         compression: CompressionPolicy,
-        limits: Limits,
+        limits: SizeLimits,
     ) -> Result<Self> {
         let tmp = tmp_dir(dir, id);
         remove_dir_all(fs.as_ref(), &tmp)?;
@@ -126,7 +135,7 @@ impl SnapshotWriter {
         remove_dir_all(fs.as_ref(), &snapshot_dir(dir, id))?;
         let (wal, _) = Wal::open(config(tmp, fs, limits)).map_err(|e| Error::Snapshot {
             id,
-            source: Arc::new(e),
+            source: e.into(),
         })?;
         Ok(SnapshotWriter {
             id,
@@ -151,11 +160,15 @@ impl SnapshotWriter {
     pub fn failed(&self, e: kv_wal::Error) -> Error {
         Error::Snapshot {
             id: self.id,
-            source: Arc::new(e),
+            source: e.into(),
         }
     }
 
     /// Appends encoded records.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Snapshot`] when the append fails.
     pub fn write(&mut self, encoded: &Encoded) -> Result<()> {
         if encoded.is_empty() {
             return Ok(());
@@ -171,15 +184,20 @@ impl SnapshotWriter {
     /// Writes the rest, syncs, and renames the snapshot into place (then syncs the
     /// snapshots directory): from here on it is complete and durable. Returns its sum, for
     /// the manifest that will name it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Snapshot`] or [`Error::Io`] when a sync or the rename fails; the snapshot
+    /// is then not in place.
     pub fn finish(mut self) -> Result<SnapshotSum> {
         let id = self.id;
         self.wal.sync().map_err(|e| Error::Snapshot {
             id,
-            source: Arc::new(e),
+            source: e.into(),
         })?;
         self.wal.close().map_err(|e| Error::Snapshot {
             id,
-            source: Arc::new(e),
+            source: e.into(),
         })?;
         let (tmp, done) = (tmp_dir(&self.dir, id), snapshot_dir(&self.dir, id));
         // Summed from the files, not from what was appended: whatever the log layer adds
@@ -269,7 +287,7 @@ pub fn load<S: Sink>(
     sum: Option<SnapshotSum>,
     sink: &S,
     now: u64,
-    limits: Limits,
+    limits: SizeLimits,
 ) -> Result<LogReplay> {
     // The manifest names it, so it must be there: opening it as a log would create it.
     let path = snapshot_dir(dir, id);

@@ -5,11 +5,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kv_core::{Expiry, Op};
-use kv_wal::{Compression, Encoded, FsyncPolicy, Limits, Position, RecoveryInfo, Wal, WalConfig};
+use kv_wal::{
+    Compression, Encoded, FsyncPolicy, Position, RecoveryInfo, SizeLimits, Wal, WalConfig,
+};
 use parking_lot::Mutex;
 
 use crate::convert::{give_back, lend, op_of};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Shared};
 use crate::group_commit::{GroupCommit, Member, Unit};
 use crate::options::{Durability, Options, WriteOptions};
 use crate::sink::Sink;
@@ -43,7 +45,7 @@ struct Inner<S> {
     group: GroupCommit,
     sink: S,
     options: Options,
-    limits: Limits,
+    limits: SizeLimits,
 }
 
 /// A state made durable by a log: every write is in the log before the state shows it, and
@@ -66,6 +68,12 @@ impl<S> Clone for Durable<S> {
 impl<S: Sink> Durable<S> {
     /// Opens the log `wal` describes (its fsync policy is set from `options.durability`),
     /// replaying every record from `from` into `sink`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Open`] when the log cannot be opened or recovered (locked, damaged where
+    /// the recovery mode does not repair, a bad configuration, an I/O error); the data on
+    /// disk was not changed.
     pub fn open(
         wal: WalConfig,
         from: Position,
@@ -81,7 +89,11 @@ impl<S: Sink> Durable<S> {
             // A store that syncs every write is faster writing with system calls.
             .write_window(options.durability != Durability::Sync);
         let now = options.clock.now_ms();
-        let limits = wal.limits;
+        // Writes are checked against `options.limits`; the log reads back records up to
+        // those or its own limits, whichever are higher, so it reads every record written.
+        let limits = options.limits;
+        let reading = wal.limits.at_least(limits);
+        let wal = wal.limits(reading);
         let mut report = OpenReport::default();
         let (wal, replayed) = replay_log(wal, from, &sink, now)?;
         report.recovery = replayed.recovery;
@@ -123,11 +135,25 @@ impl<S: Sink> Durable<S> {
     }
 
     /// Sets `key` to `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::TooLarge`] over `Options::limits`;
+    /// [`Error::StorageFull`] and [`Error::Io`] when nothing was written and the store goes
+    /// on; [`Error::Failed`] or [`Error::Panicked`] once the log failed or a commit
+    /// panicked: every later write is refused.
     pub fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
         self.write(vec![Op::put(key, value)], WriteOptions::default())
     }
 
     /// Sets `key` to `value` until `ttl` from now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::TooLarge`] over `Options::limits`;
+    /// [`Error::StorageFull`] and [`Error::Io`] when nothing was written and the store goes
+    /// on; [`Error::Failed`] or [`Error::Panicked`] once the log failed or a commit
+    /// panicked: every later write is refused.
     pub fn put_with_ttl(
         &self,
         key: impl Into<Bytes>,
@@ -146,11 +172,25 @@ impl<S: Sink> Durable<S> {
     }
 
     /// Deletes `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::TooLarge`] over `Options::limits`;
+    /// [`Error::StorageFull`] and [`Error::Io`] when nothing was written and the store goes
+    /// on; [`Error::Failed`] or [`Error::Panicked`] once the log failed or a commit
+    /// panicked: every later write is refused.
     pub fn delete(&self, key: impl Into<Bytes>) -> Result<()> {
         self.write(vec![Op::delete(key)], WriteOptions::default())
     }
 
     /// Writes `ops` as one atomic batch: after any crash, all of them or none are there.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::TooLarge`] over `Options::limits`;
+    /// [`Error::StorageFull`] and [`Error::Io`] when nothing was written and the store goes
+    /// on; [`Error::Failed`] or [`Error::Panicked`] once the log failed or a commit
+    /// panicked: every later write is refused.
     pub fn write(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
         if ops.is_empty() {
             return Ok(());
@@ -233,7 +273,7 @@ impl<S: Sink> Durable<S> {
             }
             checked
         };
-        checked.map_err(|e| Error::TooLarge(Arc::new(e)))?;
+        checked.map_err(|e| Error::TooLarge(e.into()))?;
         let store_wide = self.inner.options.durability;
         let durability = options.durability.unwrap_or(store_wide);
         let sync_within = match (durability, store_wide) {
@@ -344,6 +384,11 @@ impl<S: Sink> Durable<S> {
     }
 
     /// Makes every write so far durable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::Failed`] when the fsync failed or an earlier
+    /// failure stopped the log.
     pub fn sync(&self) -> Result<()> {
         self.sync_unlocked()?;
         let mut guard = self.inner.log.lock();
@@ -383,6 +428,10 @@ impl<S: Sink> Durable<S> {
     }
 
     /// Where the next record goes in the log.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed.
     pub fn log_position(&self) -> Result<Position> {
         let guard = self.inner.log.lock();
         Ok(guard.as_ref().ok_or(Error::Closed)?.wal.current_position())
@@ -395,6 +444,12 @@ impl<S: Sink> Durable<S> {
     /// Refused after a commit panicked: the state may hold part of that commit's group, and
     /// a compaction starting here would snapshot it and then delete the log that holds the
     /// whole group.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::Panicked`] after a commit panicked;
+    /// [`Error::Io`] when the new segment cannot be created; [`Error::Failed`] when a sync
+    /// failed.
     pub fn rotate(&self) -> Result<Position> {
         self.inner.group.refuse_after_panic()?;
         self.sync_unlocked()?;
@@ -408,6 +463,11 @@ impl<S: Sink> Durable<S> {
     /// deleted is [`Error::Log`] (it stays; the store goes on); a failed directory sync after
     /// a deletion stops the store ([`Error::Failed`]), since the deletion may or may not be
     /// durable and a later one that is would leave a gap the next open refuses.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed; [`Error::Panicked`] after a commit panicked;
+    /// [`Error::Log`] or [`Error::Failed`] as said above.
     pub fn delete_log_before(&self, segment: u64) -> Result<usize> {
         self.inner.group.refuse_after_panic()?;
         let mut guard = self.inner.log.lock();
@@ -418,12 +478,20 @@ impl<S: Sink> Durable<S> {
     }
 
     /// The ids of the log's first and last segments.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed.
     pub fn log_segments(&self) -> Result<std::ops::RangeInclusive<u64>> {
         let guard = self.inner.log.lock();
         Ok(guard.as_ref().ok_or(Error::Closed)?.wal.segments())
     }
 
     /// How many segments the log spans and how many bytes of records they hold.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once closed.
     pub fn log_extent(&self) -> Result<(u64, u64)> {
         let guard = self.inner.log.lock();
         let wal = &guard.as_ref().ok_or(Error::Closed)?.wal;
@@ -436,6 +504,10 @@ impl<S: Sink> Durable<S> {
     /// returns: [`Error::Failed`] when the final sync failed (or an earlier failure had
     /// stopped the log), [`Error::Log`] when only cutting the preallocated tail failed, after
     /// every write was synced.
+    ///
+    /// # Errors
+    ///
+    /// As said above; [`Error::Closed`] when it was closed already.
     pub fn close(&self) -> Result<()> {
         let log = self.inner.log.lock().take().ok_or(Error::Closed)?;
         log.wal.close().map_err(Error::from_log)
@@ -484,9 +556,9 @@ fn replay_log<S: Sink>(
     });
     let (wal, recovery) = opened
         .expect("the sink's replay drives the log's recovery")
-        .map_err(|e| Error::Open(Arc::new(e)))?;
+        .map_err(|e| Error::Open(e.into()))?;
     if let Some((position, kind)) = damaged {
-        return Err(Error::Open(Arc::new(kv_wal::Error::Corrupt {
+        return Err(Error::Open(Shared::from(kv_wal::Error::Corrupt {
             segment: position.segment,
             offset: position.offset,
             kind,
@@ -504,9 +576,14 @@ fn replay_log<S: Sink>(
 
 /// Replays a whole log directory (a snapshot, say) into `sink` at time `now`, then closes it
 /// without writing anything: `config`'s recovery mode decides what damage does.
+///
+/// # Errors
+///
+/// [`Error::Open`] when the log cannot be opened or holds damage its recovery mode does not
+/// accept.
 pub fn load_log<S: Sink>(config: WalConfig, sink: &S, now: u64) -> Result<LogReplay> {
     let (wal, replayed) = replay_log(config, Position::START, sink, now)?;
-    wal.close().map_err(|e| Error::Open(Arc::new(e)))?;
+    wal.close().map_err(|e| Error::Open(e.into()))?;
     Ok(replayed)
 }
 

@@ -50,7 +50,7 @@ mod sink;
 mod stats;
 
 pub use durable::{load_log, Durable, LogReplay, OpenReport};
-pub use error::{Error, Result};
+pub use error::{Error, Result, Shared};
 pub use options::{CompressionPolicy, Durability, Options, WriteOptions};
 pub use sink::{ApplyOp, DriveReplay, Sink};
 pub use stats::CommitStats;

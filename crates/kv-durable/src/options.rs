@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kv_core::{Clock, SystemClock};
-use kv_wal::Compression;
+use kv_wal::{Compression, SizeLimits};
 
 /// When a write returns, relative to the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,9 @@ pub struct Options {
     pub compression: CompressionPolicy,
     /// Where "now" comes from, for TTL deadlines.
     pub clock: Arc<dyn Clock>,
+    /// The longest key and value a write may hold. The log reads back records up to these
+    /// or its own configured limits, whichever are higher, so what was written is always read.
+    pub limits: SizeLimits,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             durability: Durability::default(),
             compression: CompressionPolicy::default(),
             clock: Arc::new(SystemClock),
+            limits: SizeLimits::default(),
         }
     }
 }

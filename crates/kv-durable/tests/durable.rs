@@ -9,7 +9,7 @@ use common::{contents, open, open_with, options};
 use kv_core::{ManualClock, Op};
 use kv_durable::{CompressionPolicy, Durability, Error, Options, WriteOptions};
 use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op as FsOp};
-use kv_wal::{Compression, WalConfig};
+use kv_wal::{with_causes, Compression, WalConfig};
 
 #[test]
 fn reopening_replays_every_write_in_order() {
@@ -163,7 +163,7 @@ fn a_failed_fsync_stops_the_store_and_says_why() {
     faults.fail_once(FsOp::Sync, 0, Fault::Error(std::io::ErrorKind::Other));
     let err = store.put("b", "2").unwrap_err();
     assert!(matches!(err, Error::Failed(_)), "{err}");
-    assert!(err.to_string().contains("fdatasync"), "{err}");
+    assert!(with_causes(&err).contains("fdatasync"), "{err}");
     let later = store.put("c", "3").unwrap_err();
     assert!(matches!(later, Error::Failed(_)), "{later}");
     assert!(store.stats().failed.is_some());
@@ -427,7 +427,10 @@ fn a_failed_cut_at_close_says_every_write_was_synced_and_the_store_is_closed() {
     faults.fail_once(FsOp::SetLen, 0, Fault::Error(std::io::ErrorKind::Other));
     let err = store.close().unwrap_err();
     assert!(matches!(err, Error::Log(_)), "{err}");
-    assert!(err.to_string().contains("every record is synced"), "{err}");
+    assert!(
+        with_causes(&err).contains("every record is synced"),
+        "{err}"
+    );
     assert!(!err.to_string().contains("goes on"), "{err}");
     assert!(matches!(store.put("b", "2"), Err(Error::Closed)));
     drop(store);
@@ -457,7 +460,7 @@ fn a_failed_directory_sync_after_deleting_old_segments_stops_the_store() {
     let err = store.delete_log_before(3).unwrap_err();
     assert!(matches!(err, Error::Failed(_)), "{err}");
     assert!(
-        err.to_string().contains("whether the deletion is durable"),
+        with_causes(&err).contains("whether the deletion is durable"),
         "{err}"
     );
     let later = store.put("later", "v").unwrap_err();
@@ -482,7 +485,7 @@ fn a_segment_that_cannot_be_deleted_is_reported_as_such_and_the_store_goes_on() 
     );
     let err = store.delete_log_before(3).unwrap_err();
     assert!(matches!(err, Error::Log(_)), "{err}");
-    assert!(err.to_string().contains("cannot delete segment"), "{err}");
+    assert!(with_causes(&err).contains("cannot delete segment"), "{err}");
     store.put("later", "v").unwrap();
     assert_eq!(store.delete_log_before(3).unwrap(), 3);
     assert_eq!(store.log_segments().unwrap(), 3..=3);

@@ -97,6 +97,11 @@ impl KvStore {
     /// [`put`](KvStore::put), awaited without holding a runtime thread while it waits for
     /// the disk.
     ///
+    /// # Errors
+    ///
+    /// Those of [`put`](KvStore::put), and [`Error::Closed`] when the runtime is shutting
+    /// down and dropped the call before it ran.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), kv_store::Error> {
@@ -117,6 +122,11 @@ impl KvStore {
 
     /// [`put_with_ttl`](KvStore::put_with_ttl), awaited without holding a runtime thread
     /// while it waits for the disk.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`put_with_ttl`](KvStore::put_with_ttl), and [`Error::Closed`] when the
+    /// runtime is shutting down and dropped the call before it ran.
     pub async fn put_with_ttl_async(
         &self,
         key: impl IntoBytes,
@@ -131,6 +141,11 @@ impl KvStore {
 
     /// [`delete`](KvStore::delete), awaited without holding a runtime thread while it waits
     /// for the disk.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`delete`](KvStore::delete), and [`Error::Closed`] when the runtime is
+    /// shutting down and dropped the call before it ran.
     pub async fn delete_async(&self, key: impl IntoBytes) -> Result<()> {
         self.write_ops_async(vec![Op::delete(key.into_bytes())], WriteOptions::default())
             .await
@@ -138,6 +153,11 @@ impl KvStore {
 
     /// [`write`](KvStore::write), awaited without holding a runtime thread while it waits
     /// for the disk.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`write`](KvStore::write), and [`Error::Closed`] when the runtime is
+    /// shutting down and dropped the call before it ran.
     pub async fn write_async(&self, batch: WriteBatch) -> Result<()> {
         self.write_ops_async(batch.ops, WriteOptions::default())
             .await
@@ -150,6 +170,11 @@ impl KvStore {
     }
 
     /// [`sync`](KvStore::sync), awaited without holding a runtime thread.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`sync`](KvStore::sync), and [`Error::Closed`] when the runtime is shutting
+    /// down and dropped the call before it ran.
     pub async fn sync_async(&self) -> Result<()> {
         self.off_runtime(|store| store.sync()).await
     }
@@ -179,6 +204,11 @@ impl KvStore {
     }
 
     /// [`close`](KvStore::close), awaited without holding a runtime thread.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`close`](KvStore::close), and [`Error::Closed`] when the runtime is shutting
+    /// down and dropped the call before it ran.
     pub async fn close_async(&self) -> Result<()> {
         self.off_runtime(|store| store.close()).await
     }

@@ -24,8 +24,13 @@
 //!   [`KvStore::transaction`] retries a closure on conflict.
 //! - [`Options`]: [`Durability`] (`Sync`, `Batch(window)` — the default, 5 ms — or `None`),
 //!   index kind, shard count, segment size, LZ4/Zstd compression above a size threshold,
-//!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], the expiry sweep, and
-//!   [`AutoCompact`], when the store compacts its log by itself.
+//!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], key and value size
+//!   limits, the expiry sweep, and [`AutoCompact`], when the store compacts its log by
+//!   itself. A setting that cannot work is [`Error::InvalidOption`] at open.
+//! - [`Error`]: one variant per thing a caller can act on ([`Damage`], [`Limit`] and
+//!   [`Setting`] say more). A message says what happened and never repeats its cause: the
+//!   error of the layer below is the `source()`, as itself (`downcast_ref` reaches the log's
+//!   error and the operating system's); [`with_causes`] prints the whole chain.
 //! - With the `tokio` feature (on by default): `put_async` and friends, `open_async`,
 //!   `compact_async`, `checkpoint_async`: whatever waits for the disk waits on tokio's
 //!   blocking pool, never on a runtime thread; a write that returns before its fsync and
@@ -119,10 +124,12 @@ mod ttl;
 mod update;
 
 pub use batch::WriteBatch;
-pub use error::{Error, Result};
+pub use error::{Cause, Damage, Error, Limit, Result, Setting};
 pub use into_bytes::IntoBytes;
 pub use iter::{Iter, Keys};
-pub use options::{AutoCompact, Eviction, Limits, Options};
+pub use options::{
+    AutoCompact, Eviction, MemoryLimits, Options, MAX_BATCH_WINDOW, MAX_SHARDS, MAX_SIZE_LIMIT,
+};
 pub use stats::{Figure, FigureKind, FigureUnit, FigureValue, Stats};
 pub use store::{KvStore, WAL_DIR};
 pub use transaction::{Conflict, Transaction};
@@ -133,7 +140,9 @@ pub use bytes::Bytes;
 pub use kv_compact::CompactionReport;
 pub use kv_core::{Clock, IndexKind, ManualClock, SystemClock};
 pub use kv_durable::{Durability, OpenReport, WriteOptions};
-pub use kv_wal::{Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode};
+pub use kv_wal::{
+    with_causes, Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode,
+};
 
 /// The workspace README's code, run as doctests (`cargo test --doc`, part of `cargo xtask
 /// ci`): its Example is a complete program, so it must compile and run as it is printed.

@@ -38,8 +38,8 @@ use kv_concurrent::Sharded;
 use kv_core::{Entry, Expiry, Op};
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::Error;
-use crate::options::{Eviction, Limits};
+use crate::error::{Error, Limit};
+use crate::options::{Eviction, MemoryLimits};
 
 /// Entries looked at per victim (Redis's default `maxmemory-samples`).
 const SAMPLES: usize = 5;
@@ -149,7 +149,7 @@ pub(crate) struct Victim {
 /// The limits of a store and what enforcing them needs.
 #[derive(Debug)]
 pub(crate) struct Admission {
-    limits: Limits,
+    limits: MemoryLimits,
     reserved_bytes: AtomicUsize,
     reserved_keys: AtomicUsize,
     /// What evictions are about to free (see [`Evicting`]).
@@ -186,8 +186,8 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    pub(crate) fn new(limits: Limits) -> Self {
-        let tracks = limits.eviction != Eviction::Reject && limits != Limits::default();
+    pub(crate) fn new(limits: MemoryLimits) -> Self {
+        let tracks = limits.eviction != Eviction::Reject && limits != MemoryLimits::default();
         Admission {
             limits,
             reserved_bytes: AtomicUsize::new(0),
@@ -368,14 +368,20 @@ impl Admission {
                 &|| state.memory_used(),
                 more,
                 limit,
-                "bytes",
+                Limit::Memory,
             )?;
             reservation.bytes += more;
         }
         if let Some(limit) = self.limits.max_keys {
             let more = growth.keys.saturating_sub(reservation.keys);
             // On failure the reservation's drop releases the bytes taken above.
-            take(&self.reserved_keys, &|| state.len(), more, limit, "keys")?;
+            take(
+                &self.reserved_keys,
+                &|| state.len(),
+                more,
+                limit,
+                Limit::Keys,
+            )?;
             reservation.keys += more;
         }
         Ok(reservation)
@@ -468,7 +474,7 @@ impl Admission {
     /// Whether the write `blocked` describes needs more than the whole limit: no eviction
     /// can make room for it.
     pub(crate) fn never_fits(blocked: &Error) -> bool {
-        matches!(*blocked, Error::LimitReached { needed, limit, .. } if needed > limit)
+        matches!(*blocked, Error::LimitReached { needed, max, .. } if needed > max)
     }
 
     /// Whether going over a limit evicts (rather than rejects).
@@ -500,15 +506,15 @@ impl Admission {
     /// evict more than needed. The limits themselves are kept by `reserve`, not by this.
     pub(crate) fn shortfall(&self, state: &Sharded, blocked: &Error) -> usize {
         let Error::LimitReached {
-            unit,
+            limit: which,
             needed,
-            limit,
+            max: limit,
             ..
         } = *blocked
         else {
             return 0;
         };
-        let (evicting, stored, reserved) = if unit == "keys" {
+        let (evicting, stored, reserved) = if which == Limit::Keys {
             let evicting = self.evicting_keys.load(Ordering::Acquire);
             let stored = state.len();
             (evicting, stored, self.reserved_keys.load(Ordering::Acquire))
@@ -548,8 +554,8 @@ impl Admission {
         blocked: &Error,
         spared: &dyn Fn(&[u8]) -> bool,
     ) -> Vec<Victim> {
-        let unit = match blocked {
-            Error::LimitReached { unit, .. } => *unit,
+        let which = match blocked {
+            Error::LimitReached { limit, .. } => *limit,
             _ => return Vec::new(),
         };
         let mut short = self.shortfall(state, blocked);
@@ -565,7 +571,7 @@ impl Admission {
                 })
                 .max_by_key(|(e, score)| (e.is_expired(now), self.coldness(score.unwrap_or(0))));
             let Some((entry, score)) = best else { break };
-            let freed = if unit == "keys" {
+            let freed = if which == Limit::Keys {
                 1
             } else {
                 Self::memory_of_victim(state, &entry)
@@ -587,7 +593,7 @@ fn take(
     used: &dyn Fn() -> usize,
     amount: usize,
     limit: usize,
-    unit: &'static str,
+    which: Limit,
 ) -> Result<(), Error> {
     // A write that adds nothing is never refused, even over the limit (reopened with a
     // lower one, say): deletes and overwrites are how a store gets back under it.
@@ -599,10 +605,10 @@ fn take(
         let committed = used().saturating_add(current);
         if committed.saturating_add(amount) > limit {
             return Err(Error::LimitReached {
-                unit,
+                limit: which,
                 needed: amount,
                 available: limit.saturating_sub(committed),
-                limit,
+                max: limit,
             });
         }
         if reserved

@@ -5,7 +5,21 @@ use std::time::Duration;
 
 use kv_core::{Clock, IndexKind, SystemClock};
 use kv_durable::Durability;
-use kv_wal::{Compression, RecoveryMode};
+use kv_wal::{Compression, RecoveryMode, SizeLimits};
+
+use crate::error::{Error, Result, Setting};
+
+/// The most lock shards a store takes ([`Options::shards`]): 65,536. Far more than any
+/// machine gains from (the default is at most 1,024), and few enough that the shards' own
+/// memory (a lock and an empty index each) stays a few MiB.
+pub const MAX_SHARDS: usize = 1 << 16;
+
+/// The longest key or value [`Options::max_key_size`] and [`Options::max_value_size`]
+/// accept: 4 GiB less a byte, the most a record of the log holds.
+pub const MAX_SIZE_LIMIT: usize = kv_wal::MAX_FIELD_SIZE;
+
+/// The longest window [`Durability::Batch`] accepts: an hour.
+pub const MAX_BATCH_WINDOW: Duration = kv_wal::MAX_BATCH_WINDOW;
 
 /// What a write over a memory or key limit does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,7 +58,7 @@ impl Default for AutoCompact {
 
 /// Limits on what the store holds in memory. Unset limits are not enforced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Limits {
+pub struct MemoryLimits {
     /// The most keys the store holds.
     pub max_keys: Option<usize>,
     /// The most memory the store holds, as [`Stats::memory_used`](crate::Stats) counts it:
@@ -76,7 +90,8 @@ pub struct Options {
     pub(crate) segment_size: u64,
     pub(crate) compression: Compression,
     pub(crate) compression_threshold: usize,
-    pub(crate) limits: Limits,
+    pub(crate) limits: MemoryLimits,
+    pub(crate) sizes: SizeLimits,
     pub(crate) sweep_interval: Duration,
     pub(crate) metrics_interval: Duration,
     pub(crate) name: Option<String>,
@@ -89,7 +104,8 @@ pub struct Options {
 
 impl Default for Options {
     /// Batch durability with a 5 ms window, the hash index, one shard group per core,
-    /// 128 MiB segments, no compression, no limits, expired keys swept every second,
+    /// 128 MiB segments, no compression, no memory or key limits, keys up to 64 KiB and
+    /// values up to 64 MiB, expired keys swept every second,
     /// compaction once the log passes 64 MiB and twice the live data, torn tails repaired at
     /// open, metrics (feature `metrics`) published every second, named after the path.
     fn default() -> Self {
@@ -100,7 +116,8 @@ impl Default for Options {
             segment_size: kv_wal::DEFAULT_MAX_SEGMENT_SIZE,
             compression: Compression::None,
             compression_threshold: 256,
-            limits: Limits::default(),
+            limits: MemoryLimits::default(),
+            sizes: SizeLimits::default(),
             sweep_interval: Duration::from_secs(1),
             metrics_interval: Duration::from_secs(1),
             name: None,
@@ -115,6 +132,7 @@ impl Default for Options {
 
 impl Options {
     /// When writes return, relative to the disk; writes can override it one by one.
+    #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
@@ -122,19 +140,24 @@ impl Options {
 
     /// The index: [`IndexKind::Hash`] (fastest point operations) or [`IndexKind::Ordered`]
     /// (range and prefix scans).
+    #[must_use]
     pub fn index(mut self, index: IndexKind) -> Self {
         self.index = index;
         self
     }
 
-    /// The number of lock shards (rounded up to a power of two); by default sixteen per core
-    /// with the hash index, one per core with the ordered index (every scan visits each).
+    /// The number of lock shards (rounded up to a power of two, at least one); by default
+    /// sixteen per core with the hash index, one per core with the ordered index (every scan
+    /// visits each). More than [`MAX_SHARDS`] is refused at open
+    /// ([`Error::InvalidOption`](crate::Error::InvalidOption)).
+    #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
     }
 
     /// The size at which the log starts a new segment file.
+    #[must_use]
     pub fn segment_size(mut self, bytes: u64) -> Self {
         self.segment_size = bytes;
         self
@@ -142,6 +165,7 @@ impl Options {
 
     /// Compresses values of at least `threshold` bytes with `kind`; smaller values, and
     /// values that would not shrink, are stored raw.
+    #[must_use]
     pub fn compression(mut self, kind: Compression, threshold: usize) -> Self {
         self.compression = kind;
         self.compression_threshold = threshold;
@@ -149,6 +173,7 @@ impl Options {
     }
 
     /// Limits the number of keys; `eviction` says what a write over it does.
+    #[must_use]
     pub fn max_keys(mut self, keys: usize, eviction: Eviction) -> Self {
         self.limits.max_keys = Some(keys);
         self.limits.eviction = eviction;
@@ -156,14 +181,37 @@ impl Options {
     }
 
     /// Limits the memory held; `eviction` says what a write over it does.
+    #[must_use]
     pub fn max_memory(mut self, bytes: usize, eviction: Eviction) -> Self {
         self.limits.max_memory = Some(bytes);
         self.limits.eviction = eviction;
         self
     }
 
+    /// The longest key a write may hold, in bytes (default 64 KiB); a longer one is
+    /// [`Error::KeyTooLarge`](crate::Error::KeyTooLarge). More than [`MAX_SIZE_LIMIT`] is
+    /// refused at open. Opening reads back keys up to this or the default, whichever is
+    /// more: reopen with the same limit a store written with a higher one.
+    #[must_use]
+    pub fn max_key_size(mut self, bytes: usize) -> Self {
+        self.sizes.max_key_size = bytes;
+        self
+    }
+
+    /// The longest value a write may hold, in bytes, before compression (default 64 MiB);
+    /// a longer one is [`Error::ValueTooLarge`](crate::Error::ValueTooLarge). More than
+    /// [`MAX_SIZE_LIMIT`] is refused at open. Opening reads back values up to this or the
+    /// default, whichever is more: reopen with the same limit a store written with a higher
+    /// one.
+    #[must_use]
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.sizes.max_value_size = bytes;
+        self
+    }
+
     /// How often a background sweep removes expired keys from memory (reads never see them
     /// either way). `Duration::ZERO` turns the sweep off.
+    #[must_use]
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = interval;
         self
@@ -186,6 +234,7 @@ impl Options {
 
     /// When the store compacts by itself; `None` leaves compaction to
     /// [`KvStore::compact`](crate::KvStore::compact).
+    #[must_use]
     pub fn auto_compact(mut self, trigger: Option<AutoCompact>) -> Self {
         self.auto_compact = trigger;
         self
@@ -194,12 +243,14 @@ impl Options {
     /// How many threads encode the state during a compaction, beside the one writing the
     /// snapshot. By default every core but one (at most four), which is none on two cores: a
     /// compaction is then slower but leaves the writers their latency. Below 2, none.
+    #[must_use]
     pub fn compaction_threads(mut self, threads: usize) -> Self {
         self.compaction_threads = threads;
         self
     }
 
     /// What opening does with damage in the log.
+    #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.recovery_mode = mode;
         self
@@ -207,14 +258,71 @@ impl Options {
 
     /// The file layer the log writes through: the real one unless a test injects faults
     /// (`kv_wal::fs::fault::FaultyFileSystem`, behind that crate's `fault-injection` feature).
+    #[must_use]
     pub fn file_system(mut self, file_system: Arc<dyn kv_wal::fs::FileSystem>) -> Self {
         self.file_system = Some(file_system);
         self
     }
 
     /// Where "now" comes from for TTL deadlines: the system clock unless a test injects one.
+    #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+}
+
+impl Options {
+    /// The key and value sizes opening must read back: the defaults, or the limits set
+    /// where higher, so a store written under the defaults opens under lower limits.
+    pub(crate) fn readable_sizes(&self) -> SizeLimits {
+        SizeLimits::default().at_least(self.sizes)
+    }
+
+    /// Refuses settings that cannot work, before anything is opened or created.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |setting, reason: String| Err(Error::InvalidOption { setting, reason });
+        if let Some(shards) = self.shards {
+            if shards > MAX_SHARDS {
+                return invalid(
+                    Setting::Shards,
+                    format!("{shards} shards are more than the {MAX_SHARDS} a store takes"),
+                );
+            }
+        }
+        if let Durability::Batch(window) = self.durability {
+            if window.is_zero() || window > MAX_BATCH_WINDOW {
+                return invalid(
+                    Setting::Durability,
+                    format!(
+                        "a Batch window must be more than zero and at most {MAX_BATCH_WINDOW:?} \
+                         (got {window:?}); Durability::Sync syncs every write, \
+                         Durability::None leaves syncing to the operating system"
+                    ),
+                );
+            }
+        }
+        if self.segment_size < kv_wal::MIN_SEGMENT_SIZE {
+            return invalid(
+                Setting::SegmentSize,
+                format!(
+                    "a segment of {} bytes is smaller than the {} bytes it takes to hold records",
+                    self.segment_size,
+                    kv_wal::MIN_SEGMENT_SIZE
+                ),
+            );
+        }
+        for (setting, bytes) in [
+            (Setting::MaxKeySize, self.sizes.max_key_size),
+            (Setting::MaxValueSize, self.sizes.max_value_size),
+        ] {
+            if bytes > MAX_SIZE_LIMIT {
+                return invalid(
+                    setting,
+                    format!("{bytes} bytes is more than the {MAX_SIZE_LIMIT} bytes a record holds"),
+                );
+            }
+        }
+        Ok(())
     }
 }

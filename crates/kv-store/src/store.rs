@@ -3,7 +3,7 @@
 use std::hash::BuildHasher;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,11 @@ pub(crate) struct Inner {
     expirations: AtomicU64,
     pub(crate) errors: AtomicU64,
     maintenance: Mutex<Option<Maintenance>>,
+    /// Set first thing by `close`: every later call that writes, syncs, compacts or
+    /// checkpoints is `Error::Closed`, whether or not it would reach the log (an empty batch,
+    /// an oversized key, a write over a limit, `expire` of a missing key). One relaxed load
+    /// per write; the log's own refusal covers a write already past this check.
+    closed: AtomicBool,
 }
 
 /// An open store: a handle that any number of threads (and tokio tasks) share.
@@ -75,6 +80,25 @@ pub(crate) struct Inner {
 /// wait for the disk; writes are in the log before they are visible, and return according to
 /// the store's [`Durability`](crate::Durability). [`close`](Self::close) syncs and releases the
 /// directory; dropping the last handle does the same, ignoring errors.
+///
+/// # Errors of writes
+///
+/// Every call that writes (`put`, `put_with_ttl`, `delete`, `write`, `write_with`,
+/// `expire`, `persist`) fails with:
+/// - [`Error::Closed`] after [`close`](Self::close), whatever the write;
+/// - [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`] over
+///   [`Options::max_key_size`](crate::Options::max_key_size) or
+///   [`Options::max_value_size`](crate::Options::max_value_size);
+/// - [`Error::LimitReached`] when the write would take the store over
+///   [`Options::max_keys`](crate::Options::max_keys) or
+///   [`Options::max_memory`](crate::Options::max_memory) and nothing can be evicted (or the
+///   policy is `Reject`);
+/// - [`Error::StorageFull`] when the disk is full, and [`Error::Io`] when the log could not
+///   start a new segment: this write was not made, and the store goes on;
+/// - [`Error::Failed`] when a write or fsync of the log failed, now or before: whether that
+///   write reached the disk is unknown, and the store refuses every write until reopened.
+///
+/// A write that failed is not visible (none of its batch is).
 ///
 /// ```
 /// # fn main() -> Result<(), kv_store::Error> {
@@ -123,6 +147,10 @@ impl KvStore {
     /// replaying its log. The log lives in `path/wal/`, so a directory written by nori-wal
     /// (only `wal/` inside) opens as it is.
     ///
+    /// # Errors
+    ///
+    /// Those of [`open_with`](Self::open_with).
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -136,6 +164,18 @@ impl KvStore {
 
     /// Opens the store in `path` with `options`.
     ///
+    /// # Errors
+    ///
+    /// Nothing was changed on disk by a failed open.
+    /// - [`Error::InvalidOption`]: a setting of `options` cannot work (checked before
+    ///   anything is created).
+    /// - [`Error::Locked`]: another process or handle has the directory open.
+    /// - [`Error::Corrupt`]: the log, the manifest or the snapshot is damaged or missing
+    ///   ([`Damage`](crate::Damage) says which).
+    /// - [`Error::Open`]: the directory could not be created or read (the `source()` is the
+    ///   operating system's error, under the log's or the compaction's).
+    /// - [`Error::Log`]: a segment left behind by a crashed compaction could not be deleted.
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -147,6 +187,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<KvStore> {
+        options.validate()?;
         let path = path.as_ref().to_path_buf();
         let file_system: Arc<dyn FileSystem> = options
             .file_system
@@ -165,6 +206,7 @@ impl KvStore {
         let wal = WalConfig::new(path.join(WAL_DIR))
             .max_segment_size(options.segment_size)
             .recovery_mode(options.recovery_mode)
+            .limits(options.readable_sizes())
             .file_system(Arc::clone(&file_system));
         // Lock the directory first: opening cleans up after crashed compactions, which must
         // never happen under a store that is running.
@@ -175,8 +217,8 @@ impl KvStore {
                 source: e,
             })
             .and_then(|()| file_system.lock_dir(&path))
-            .map_err(|e| Error::from_open(path.clone(), kv_durable::Error::Open(Arc::new(e))))?;
-        let compacting = |e| Error::Compaction(Arc::new(e));
+            .map_err(|e| Error::from_open_log(path.clone(), e.into()))?;
+        let compacting = |e| Error::from_open_compaction(path.clone(), e);
         let wal_dir = path.join(WAL_DIR);
         // Opening the compactor deletes nothing: the manifest is first checked against the
         // directory (its log start present, its snapshot whole, the log opened), and only
@@ -202,6 +244,7 @@ impl KvStore {
             durability: options.durability,
             compression,
             clock: Arc::clone(&options.clock),
+            limits: options.sizes,
         };
         let (durable, mut report) = Durable::open(wal, log_from, state, durable_options)
             .map_err(|e| Error::from_open(path.clone(), e))?;
@@ -256,6 +299,7 @@ impl KvStore {
             expirations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             maintenance: Mutex::new(None),
+            closed: AtomicBool::new(false),
         });
         *inner.maintenance.lock() = Maintenance::start(&inner, &options);
         Ok(KvStore {
@@ -342,6 +386,10 @@ impl KvStore {
 
     /// Sets `key` to `value`.
     ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -361,6 +409,10 @@ impl KvStore {
 
     /// Sets `key` to `value` until `ttl` from now; from then on reads do not see it. The
     /// deadline is absolute: reopening the store later does not extend it.
+    ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -385,6 +437,10 @@ impl KvStore {
 
     /// Removes `key` (a key that is not there is no error).
     ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -401,6 +457,10 @@ impl KvStore {
 
     /// Writes every operation of `batch` atomically: after any crash all of them are there
     /// or none, and no reader sees some without the others.
+    ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -419,6 +479,10 @@ impl KvStore {
 
     /// Writes `batch` atomically with its own durability (say, `WriteOptions::sync()` in a
     /// store that batches its syncs).
+    ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -484,6 +548,7 @@ impl KvStore {
     }
 
     fn submit_counted(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+        self.inner.refuse_if_closed()?;
         if ops.is_empty() {
             return Ok(());
         }
@@ -804,6 +869,11 @@ impl KvStore {
 
     /// Makes `key` expire `ttl` from now; `false` if it holds no live value.
     ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes) (the rewrite of the
+    /// entry with its new deadline is one).
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -817,6 +887,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
+        self.inner.refuse_if_closed()?;
         let key = key.as_ref();
         let deadline = self.now().saturating_add(millis(ttl));
         // One end to all the waiting for room, across the retries below.
@@ -833,6 +904,11 @@ impl KvStore {
 
     /// Removes `key`'s deadline; `false` if it holds no live value or had no deadline.
     ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes) (the rewrite of the
+    /// entry without its deadline is one).
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -845,6 +921,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn persist(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        self.inner.refuse_if_closed()?;
         // Removing a deadline needs no room, so this never asks for a retry.
         let removed =
             self.rewrite_deadline(key.as_ref(), true, |old| old.map(|_| Expiry::Never))?;
@@ -908,6 +985,10 @@ impl KvStore {
     ///
     /// [`Error::NotOrdered`] unless the store keeps the ordered index.
     ///
+    /// # Errors
+    ///
+    /// [`Error::NotOrdered`] with the hash index.
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -942,6 +1023,10 @@ impl KvStore {
     /// # Errors
     ///
     /// [`Error::NotOrdered`] unless the store keeps the ordered index.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotOrdered`] with the hash index.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -1015,6 +1100,12 @@ impl KvStore {
 
     /// Makes every write so far durable (fdatasync), whatever the durability mode.
     ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Failed`] when the fsync
+    /// failed (or an earlier failure had stopped the log): the store refuses every write
+    /// from then on.
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -1025,6 +1116,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn sync(&self) -> Result<()> {
+        self.inner.refuse_if_closed()?;
         self.inner.durable.sync().map_err(Error::from_write)
     }
 
@@ -1032,6 +1124,14 @@ impl KvStore {
     /// threads keep reading and writing. A crash at any moment of it loses nothing: the
     /// snapshot only takes over once it is complete and durable. One compaction runs at a
     /// time; a second call waits for the first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close) (a compaction running when `close` is
+    /// called stops and returns it too); [`Error::Compaction`] when it failed, having
+    /// changed nothing the store depends on, unless [`Error::is_fatal`] says the log stopped
+    /// on the way. After a failure whose outcome is unknown (the manifest's rename or the
+    /// directory sync after it), compactions are refused until the store is reopened.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -1047,6 +1147,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn compact(&self) -> Result<kv_compact::CompactionReport> {
+        self.inner.refuse_if_closed()?;
         self.inner
             .compactor
             .compact(&StoreSource(&self.inner))
@@ -1055,6 +1156,12 @@ impl KvStore {
 
     /// Writes a consistent copy of the store into `target` (a new or empty directory) while
     /// it keeps serving: open it with [`KvStore::open`] like any store. For backups.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Compaction`] when `target`
+    /// is not empty or a file operation failed (what was written of the copy is removed,
+    /// or marked incomplete so that it never opens as a store).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -1070,6 +1177,7 @@ impl KvStore {
     /// # }
     /// ```
     pub fn checkpoint(&self, target: impl AsRef<Path>) -> Result<()> {
+        self.inner.refuse_if_closed()?;
         self.inner
             .compactor
             .checkpoint(&StoreSource(&self.inner), target.as_ref())
@@ -1097,6 +1205,13 @@ impl KvStore {
     /// is closed whatever this returns: [`Error::Failed`] when the final sync failed (or an
     /// earlier failure had stopped the log), [`Error::Log`] when only cutting the log's
     /// preallocated tail failed, after every write was synced.
+    ///
+    /// # Errors
+    ///
+    /// The store is closed whatever this returns. [`Error::Failed`] when the final sync
+    /// failed (or an earlier failure had stopped the log); [`Error::Log`] when only cutting
+    /// the log's preallocated tail failed, after every write was synced; [`Error::Closed`]
+    /// when it was closed already.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -1126,7 +1241,7 @@ fn check_log_start(fs: &dyn FileSystem, path: &Path, wal_dir: &Path, first: u64)
         Err(e) => {
             return Err(Error::Open {
                 path: path.to_path_buf(),
-                source: Arc::new(kv_wal::Error::Io {
+                source: crate::error::cause(kv_wal::Error::Io {
                     action: "list the log directory",
                     path: wal_dir.to_path_buf(),
                     source: e,
@@ -1140,13 +1255,14 @@ fn check_log_start(fs: &dyn FileSystem, path: &Path, wal_dir: &Path, first: u64)
     if present {
         return Ok(());
     }
-    Err(Error::Corrupt {
-        path: path.to_path_buf(),
-        source: Arc::new(kv_wal::Error::MissingSegment {
+    Err(Error::from_open_log(
+        path.to_path_buf(),
+        kv_wal::Error::MissingSegment {
             id: first,
             dir: wal_dir.to_path_buf(),
-        }),
-    })
+        }
+        .into(),
+    ))
 }
 
 /// Whether an I/O error says the file system takes no changes at all.
@@ -1162,6 +1278,9 @@ impl Inner {
     /// thread to stop), syncs and closes the log, then releases the directory: after this,
     /// nothing of this store changes a file in it.
     fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
         // A compaction the maintenance thread is running stops at its next shard.
         self.compactor.close();
         drop(self.maintenance.lock().take());
@@ -1178,6 +1297,14 @@ impl Inner {
     /// The store's clock, in unix ms.
     pub(crate) fn now_ms(&self) -> u64 {
         self.durable.now_ms()
+    }
+
+    /// [`Error::Closed`] once `close` has begun.
+    fn refuse_if_closed(&self) -> Result<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(())
     }
 
     pub(crate) fn stripe_of(&self, key: &[u8]) -> usize {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::contents;
 
-use kv_store::{Durability, Error, IndexKind, KvStore, Options};
+use kv_store::{Damage, Durability, Error, IndexKind, KvStore, Options};
 
 fn options() -> Options {
     Options::default()
@@ -80,14 +80,22 @@ fn a_missing_manifest_is_refused_and_the_snapshot_kept() {
     let before = files(dir.path());
 
     let err = refused(dir.path(), "no manifest");
-    let Error::Compaction(cause) = &err else {
+    let Error::Corrupt {
+        damage: Damage::MissingManifest,
+        source,
+        ..
+    } = &err
+    else {
         panic!("{err}")
     };
     assert!(
-        matches!(**cause, kv_compact::Error::MissingManifest { .. }),
+        matches!(
+            source.downcast_ref(),
+            Some(kv_compact::Error::MissingManifest { .. })
+        ),
         "{err}"
     );
-    let message = err.to_string();
+    let message = source.to_string();
     assert!(
         message.contains("no MANIFEST") && message.contains("000001"),
         "{message}"
@@ -109,14 +117,21 @@ fn a_missing_manifest_is_refused_and_the_snapshot_kept() {
 fn assert_snapshot_refused(dir: &Path, case: &str) {
     let before = std::fs::read(the_snapshot_segment(dir)).unwrap();
     let err = refused(dir, case);
-    let Error::Compaction(cause) = &err else {
+    let Error::Corrupt {
+        damage: Damage::Snapshot { id: 1 },
+        source,
+        ..
+    } = &err
+    else {
         panic!("{case}: {err}")
     };
     assert!(
         matches!(
-            **cause,
-            kv_compact::Error::CorruptSnapshot { id: 1, .. }
-                | kv_compact::Error::Load { id: 1, .. }
+            source.downcast_ref(),
+            Some(
+                kv_compact::Error::CorruptSnapshot { id: 1, .. }
+                    | kv_compact::Error::Load { id: 1, .. }
+            )
         ),
         "{case}: {err}"
     );
@@ -169,11 +184,20 @@ fn long_log(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
 
 fn assert_missing_segment(dir: &Path, id: u64) {
     let err = refused(dir, &format!("segment {id} missing"));
-    let Error::Corrupt { source, .. } = &err else {
+    let Error::Corrupt {
+        damage: Damage::MissingSegment { id: named },
+        source,
+        ..
+    } = &err
+    else {
         panic!("{err}")
     };
+    assert_eq!(*named, id);
     assert!(
-        matches!(**source, kv_wal::Error::MissingSegment { id: missing, .. } if missing == id),
+        matches!(
+            source.downcast_ref(),
+            Some(&kv_wal::Error::MissingSegment { id: missing, .. }) if missing == id
+        ),
         "{err}"
     );
 }
@@ -387,11 +411,14 @@ fn a_complete_snapshot_without_a_manifest_or_segment_0_is_still_refused() {
     std::fs::create_dir(dir.path().join("snapshots").join("000002.tmp")).unwrap();
     let before = files_but_lock(dir.path());
     let err = refused(dir.path(), "no manifest, no segment 0");
-    let Error::Compaction(cause) = &err else {
-        panic!("{err}")
-    };
     assert!(
-        matches!(**cause, kv_compact::Error::MissingManifest { .. }),
+        matches!(
+            err,
+            Error::Corrupt {
+                damage: Damage::MissingManifest,
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(files_but_lock(dir.path()), before);
@@ -408,11 +435,19 @@ fn a_snapshot_lengthened_by_zeros_is_refused_unchanged() {
     longer.extend_from_slice(&[0u8; 4096]);
     std::fs::write(&segment, &longer).unwrap();
     let err = refused(dir.path(), "zeros appended");
-    let Error::Compaction(cause) = &err else {
+    let Error::Corrupt {
+        damage: Damage::Snapshot { id: 1 },
+        source,
+        ..
+    } = &err
+    else {
         panic!("{err}")
     };
     assert!(
-        matches!(**cause, kv_compact::Error::CorruptSnapshot { id: 1, .. }),
+        matches!(
+            source.downcast_ref(),
+            Some(kv_compact::Error::CorruptSnapshot { id: 1, .. })
+        ),
         "{err}"
     );
     assert_eq!(

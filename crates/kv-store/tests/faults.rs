@@ -4,6 +4,7 @@
 use std::io::ErrorKind;
 use std::sync::Arc;
 
+use kv_store::with_causes;
 use kv_store::{Durability, Error, KvStore, Options};
 use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op};
 
@@ -99,7 +100,7 @@ fn a_segment_that_cannot_be_created_fails_only_that_operation() {
     }
     let (i, err) = refused.expect("a write needed a new segment");
     assert!(matches!(err, Error::Io(_)) && !err.is_fatal(), "{err}");
-    assert!(err.to_string().contains("nothing was written"), "{err}");
+    assert!(with_causes(&err).contains("nothing was written"), "{err}");
     assert!(
         store.put(format!("key{i}"), value).is_err(),
         "still refused"
@@ -134,7 +135,10 @@ fn a_failed_cut_at_close_is_not_reported_as_a_store_that_goes_on() {
     faults.fail_once(Op::SetLen, 0, Fault::Error(ErrorKind::Other));
     let err = store.close().unwrap_err();
     assert!(matches!(err, Error::Log(_)), "{err}");
-    assert!(err.to_string().contains("every record is synced"), "{err}");
+    assert!(
+        with_causes(&err).contains("every record is synced"),
+        "{err}"
+    );
     assert!(matches!(store.put("b", "2"), Err(Error::Closed)));
     let store = KvStore::open_with(dir.path(), options()).unwrap();
     assert_eq!(store.get("a").unwrap(), "1");
@@ -176,7 +180,7 @@ fn a_failed_directory_sync_after_compaction_deleted_a_segment_stops_the_store() 
         f.fail_once(Op::SyncDir, syncs - 1, Fault::Error(ErrorKind::Other))
     });
     let err = compacted.unwrap_err();
-    assert!(err.to_string().contains("was deleted"), "{err}");
+    assert!(with_causes(&err).contains("was deleted"), "{err}");
     assert!(err.is_fatal(), "{err}");
     let later = store.put("later", "v").unwrap_err();
     assert!(matches!(later, Error::Failed(_)), "{later}");

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kv_store::{
-    Durability, Error, Eviction, IndexKind, KvStore, ManualClock, Options, Ttl, WriteBatch, WAL_DIR,
+    Durability, Error, Eviction, IndexKind, KvStore, Limit, ManualClock, Options, Ttl, WriteBatch,
+    WAL_DIR,
 };
 
 fn small(options: Options) -> Options {
@@ -166,7 +167,13 @@ fn reject_refuses_writes_over_the_limits_and_changes_nothing() {
     }
     let err = store.put("d", "v").unwrap_err();
     assert!(
-        matches!(err, Error::LimitReached { unit: "keys", .. }),
+        matches!(
+            err,
+            Error::LimitReached {
+                limit: Limit::Keys,
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(store.get("d"), None);
@@ -282,7 +289,13 @@ fn a_value_larger_than_the_memory_limit_is_rejected_even_with_eviction() {
     store.put("small", "v").unwrap();
     let err = store.put("big", vec![0u8; 5_000]).unwrap_err();
     assert!(
-        matches!(err, Error::LimitReached { unit: "bytes", .. }),
+        matches!(
+            err,
+            Error::LimitReached {
+                limit: Limit::Memory,
+                ..
+            }
+        ),
         "{err}"
     );
 }

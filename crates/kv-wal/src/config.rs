@@ -15,6 +15,14 @@ pub const DEFAULT_MAX_KEY_SIZE: usize = 64 * 1024;
 /// The default value limit: 64 MiB.
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 64 * 1024 * 1024;
 
+/// The longest key or value the log format holds: 4 GiB less a byte. A record's length
+/// fields are varints with no limit of their own, but a longer one is read back as damage
+/// (`record.rs`, `MAX_FIELD_LEN`), so no limit may let one be written.
+pub const MAX_FIELD_SIZE: usize = u32::MAX as usize;
+
+/// The smallest segment size accepted: room for a record's header and checksum.
+pub const MIN_SEGMENT_SIZE: u64 = 64;
+
 /// The longest `FsyncPolicy::Batch` window accepted: an hour.
 pub const MAX_BATCH_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -54,24 +62,58 @@ pub enum RecoveryMode {
 
 /// Size limits on keys and values, checked before anything is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub struct SizeLimits {
     /// The longest key accepted, in bytes.
     pub max_key_size: usize,
     /// The longest value accepted (before compression), in bytes.
     pub max_value_size: usize,
 }
 
-impl Default for Limits {
+impl Default for SizeLimits {
     fn default() -> Self {
-        Limits {
+        SizeLimits {
             max_key_size: DEFAULT_MAX_KEY_SIZE,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
         }
     }
 }
 
-impl Limits {
+impl SizeLimits {
+    /// Each limit raised to `other`'s where that is higher: what a reader must accept to
+    /// read back whatever either allowed to be written.
+    #[must_use]
+    pub fn at_least(self, other: SizeLimits) -> SizeLimits {
+        SizeLimits {
+            max_key_size: self.max_key_size.max(other.max_key_size),
+            max_value_size: self.max_value_size.max(other.max_value_size),
+        }
+    }
+
+    /// Refuses limits the log format cannot honour: a key or value over
+    /// [`MAX_FIELD_SIZE`] would be read back as damage.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the limit that is too high.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("max_key_size", self.max_key_size),
+            ("max_value_size", self.max_value_size),
+        ] {
+            if value > MAX_FIELD_SIZE {
+                return Err(Error::InvalidConfig(format!(
+                    "{name} of {value} bytes is over the {MAX_FIELD_SIZE} bytes the log format holds"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a record whose key or value is over the limits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`].
     pub fn check(&self, record: &Record) -> Result<()> {
         let value_len = match record.kind {
             RecordKind::Put => record.value.len(),
@@ -81,6 +123,10 @@ impl Limits {
     }
 
     /// Refuses a key or value length over the limits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`].
     pub fn check_lengths(&self, key_len: usize, value_len: usize) -> Result<()> {
         if key_len > self.max_key_size {
             return Err(Error::KeyTooLarge {
@@ -130,13 +176,14 @@ pub struct WalConfig {
     /// What opening does about damage.
     pub recovery_mode: RecoveryMode,
     /// Key and value size limits.
-    pub limits: Limits,
+    pub limits: SizeLimits,
     /// The file layer; the real file system unless a test swaps in another.
     pub file_system: Arc<dyn FileSystem>,
 }
 
 impl WalConfig {
     /// The defaults, for the log in `dir`.
+    #[must_use]
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         WalConfig {
             dir: dir.into(),
@@ -145,55 +192,63 @@ impl WalConfig {
             preallocate: true,
             write_window: true,
             recovery_mode: RecoveryMode::default(),
-            limits: Limits::default(),
+            limits: SizeLimits::default(),
             file_system: Arc::new(StdFileSystem),
         }
     }
 
     /// Sets the segment size.
+    #[must_use]
     pub fn max_segment_size(mut self, bytes: u64) -> Self {
         self.max_segment_size = bytes;
         self
     }
 
     /// Sets the fsync policy.
+    #[must_use]
     pub fn fsync_policy(mut self, policy: FsyncPolicy) -> Self {
         self.fsync_policy = policy;
         self
     }
 
     /// Turns preallocation of new segments on or off.
+    #[must_use]
     pub fn preallocate(mut self, on: bool) -> Self {
         self.preallocate = on;
         self
     }
 
     /// Turns the memory-mapped write window on or off.
+    #[must_use]
     pub fn write_window(mut self, on: bool) -> Self {
         self.write_window = on;
         self
     }
 
     /// Sets the recovery mode.
+    #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.recovery_mode = mode;
         self
     }
 
     /// Sets the key and value limits.
-    pub fn limits(mut self, limits: Limits) -> Self {
+    #[must_use]
+    pub fn limits(mut self, limits: SizeLimits) -> Self {
         self.limits = limits;
         self
     }
 
     /// Swaps in another file layer (for fault-injection tests).
+    #[must_use]
     pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
         self.file_system = fs;
         self
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        if self.max_segment_size < 64 {
+        self.limits.validate()?;
+        if self.max_segment_size < MIN_SEGMENT_SIZE {
             return Err(Error::InvalidConfig(format!(
                 "max_segment_size of {} bytes is too small to hold records",
                 self.max_segment_size

@@ -6,7 +6,7 @@
 //!   the end of the newest segment);
 //! - a bad record with valid records after it: damage, never a crash's doing.
 
-use crate::config::Limits;
+use crate::config::SizeLimits;
 use crate::cursor::{SegmentCursor, PAGE};
 use crate::error::CorruptionKind;
 
@@ -118,7 +118,7 @@ pub(crate) fn classify(
     damage: u64,
     kind: CorruptionKind,
     salvage: bool,
-    limits: &Limits,
+    limits: &SizeLimits,
 ) -> std::io::Result<Damage> {
     let unit_start = cursor.offset();
     let data_end = cursor.data_end()?;

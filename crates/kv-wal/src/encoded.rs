@@ -8,7 +8,7 @@ use crate::record::{encode_parts, Expiry, Parts, Record, RecordKind};
 /// [`extend`](Self::extend), and hand it to [`Wal::append_encoded`](crate::Wal::append_encoded).
 ///
 /// Encoding does not check key and value sizes: check each record with
-/// [`Limits::check`](crate::Limits::check) first.
+/// [`SizeLimits::check`](crate::SizeLimits::check) first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Encoded {
     bytes: Vec<u8>,

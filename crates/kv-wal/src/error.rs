@@ -9,8 +9,8 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file system call failed.
-    #[error("cannot {action} {}: {source}", path.display())]
+    /// A file system call failed (the operating system's error is the `source()`).
+    #[error("cannot {action} {}", path.display())]
     Io {
         /// What the log was doing, as a verb phrase ("open segment", "sync").
         action: &'static str,
@@ -27,8 +27,8 @@ pub enum Error {
     /// segment, and each one that needs a new segment (the active one is full) tries the
     /// rotation again and fails with this error until a segment can be created.
     #[error(
-        "cannot create the next log segment {}: {source}; nothing was written, and appends \
-         that need a new segment fail until one can be created",
+        "cannot create the next log segment {}; nothing was written, and appends that need a \
+         new segment fail until one can be created",
         path.display()
     )]
     SegmentNotCreated {
@@ -119,6 +119,20 @@ pub enum Error {
 
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `error`'s message followed by each of its causes', joined as `what: why: why that`.
+/// Errors here show their cause once, as their `source()`: this is how to print one whole,
+/// or keep it as text (the cause a poisoned log reports, say).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut level = error.source();
+    while let Some(cause) = level {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        level = cause.source();
+    }
+    text
+}
 
 impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {

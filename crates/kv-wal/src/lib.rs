@@ -8,7 +8,7 @@
 //!
 //! What it is not: an index (reads of a key go through the layers above), or async (all I/O
 //! is blocking `std::fs`). Limits: keys up to 64 KiB and values up to 64 MiB by default
-//! ([`Limits`]); one process at a time per directory ([`Error::DirectoryLocked`]).
+//! ([`SizeLimits`]); one process at a time per directory ([`Error::DirectoryLocked`]).
 //!
 //! ```
 //! use kv_wal::{FsyncPolicy, Record, Wal, WalConfig, Position};
@@ -55,11 +55,12 @@ mod wal;
 
 pub use compression::Compression;
 pub use config::{
-    FsyncPolicy, Limits, RecoveryMode, WalConfig, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_SEGMENT_SIZE,
-    DEFAULT_MAX_VALUE_SIZE,
+    FsyncPolicy, RecoveryMode, SizeLimits, WalConfig, DEFAULT_MAX_KEY_SIZE,
+    DEFAULT_MAX_SEGMENT_SIZE, DEFAULT_MAX_VALUE_SIZE, MAX_BATCH_WINDOW, MAX_FIELD_SIZE,
+    MIN_SEGMENT_SIZE,
 };
 pub use encoded::Encoded;
-pub use error::{CorruptionKind, Error, Result};
+pub use error::{with_causes, CorruptionKind, Error, Result};
 pub use lock::DirLock;
 pub use position::Position;
 pub use reader::WalReader;

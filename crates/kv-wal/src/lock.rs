@@ -31,12 +31,22 @@ pub struct DirLock {
 impl DirLock {
     /// Locks directory `dir` (which must exist) exclusively, or fails with
     /// [`Error::DirectoryLocked`] if another handle holds it, shared or exclusive.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DirectoryLocked`] as said; [`Error::Io`] when the directory cannot be
+    /// opened.
     pub fn acquire(dir: &Path) -> Result<Self> {
         Self::take(dir, |file| file.try_lock())
     }
 
     /// Locks directory `dir` (which must exist) shared: any number of readers hold it
     /// together, and none while a writer holds it exclusively ([`Error::DirectoryLocked`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DirectoryLocked`] as said; [`Error::Io`] when the directory cannot be
+    /// opened.
     pub fn acquire_shared(dir: &Path) -> Result<Self> {
         Self::take(dir, |file| file.try_lock_shared())
     }

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{Limits, RecoveryMode};
+use crate::config::{RecoveryMode, SizeLimits};
 use crate::cursor::{SegmentCursor, Step};
 use crate::damage::{classify, Damage};
 use crate::error::{Error, Result};
@@ -29,7 +29,7 @@ pub struct WalReader {
     from: Position,
     until: Position,
     salvage: bool,
-    limits: Limits,
+    limits: SizeLimits,
     current: Option<(u64, SegmentCursor)>,
     skipped: Vec<Corruption>,
 }
@@ -42,7 +42,7 @@ impl WalReader {
         from: Position,
         until: Position,
         mode: RecoveryMode,
-        limits: Limits,
+        limits: SizeLimits,
     ) -> Self {
         let segments = segments
             .into_iter()
@@ -185,6 +185,11 @@ impl WalReader {
     }
 
     /// The next record, borrowed from the reader's buffer, with its position.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] at damage the reader's recovery mode does not skip; [`Error::Io`]
+    /// when a segment cannot be read.
     pub fn next_ref(&mut self) -> Result<Option<(Position, RecordRef<'_>)>> {
         if !self.prepare()? {
             return Ok(None);

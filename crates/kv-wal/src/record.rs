@@ -35,8 +35,9 @@ const MIN_AVAILABLE: usize = 6;
 /// The longest possible header: two length varints, the flags byte and a TTL varint.
 pub(crate) const MAX_HEADER_LEN: usize = 3 * varint::MAX_LEN + 1;
 /// Lengths above this cannot be real (the format has no such limit, but no writer of this
-/// format produces records past 4 GiB) and are reported as damage, not as a record to wait for.
-const MAX_FIELD_LEN: u64 = u32::MAX as u64;
+/// format produces records past 4 GiB, and no `SizeLimits` lets one be written) and are
+/// reported as damage, not as a record to wait for.
+const MAX_FIELD_LEN: u64 = crate::config::MAX_FIELD_SIZE as u64;
 
 /// Whether a record sets a key or deletes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -294,6 +295,11 @@ impl<'a> RecordRef<'a> {
     }
 
     /// The value, decompressed, refusing one longer than `limit` bytes.
+    ///
+    /// # Errors
+    ///
+    /// The [`CorruptionKind`] of a value that does not decompress to what its header says,
+    /// or to more than `limit` bytes.
     pub fn value(&self, limit: usize) -> Result<Bytes, CorruptionKind> {
         match self.compression() {
             Compression::None if self.stored_value.len() <= limit => {
@@ -307,6 +313,10 @@ impl<'a> RecordRef<'a> {
     }
 
     /// An owned copy, with the value decompressed (refusing one longer than `limit` bytes).
+    ///
+    /// # Errors
+    ///
+    /// As [`value`](Self::value).
     pub fn to_record(&self, limit: usize) -> Result<Record, CorruptionKind> {
         Ok(Record {
             kind: self.kind(),

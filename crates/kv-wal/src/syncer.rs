@@ -28,6 +28,11 @@ impl Syncer {
 
     /// Makes what was appended to the segment so far durable (`fdatasync`). Syncing a
     /// segment that was rotated out since is harmless: a rotation synced it already.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`] when the sync failed (the log then accepts nothing more) or an
+    /// earlier failure stopped the log.
     pub fn sync(&self) -> Result<()> {
         let path = &self.path;
         self.shared

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::config::{FsyncPolicy, Limits, WalConfig};
+use crate::config::{FsyncPolicy, SizeLimits, WalConfig};
 use crate::encoded::Encoded;
 use crate::error::{Error, Result};
 use crate::flusher::SyncShared;
@@ -113,6 +113,10 @@ pub struct Wal {
 
 impl Wal {
     /// Opens (creating if needed) the log in `config.dir`, recovering what is there.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`open_with`](Self::open_with).
     pub fn open(config: WalConfig) -> Result<(Wal, RecoveryInfo)> {
         Wal::open_with(config, Position::START, |_, _| {})
     }
@@ -120,6 +124,13 @@ impl Wal {
     /// Opens the log and hands every valid record at or after `from` to `visit`, in log order,
     /// during the one recovery scan: replaying on open reads the log once, not twice.
     /// Records of an atomic batch are handed over only when the whole batch is intact.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a configuration that cannot work;
+    /// [`Error::DirectoryLocked`] when another handle has the directory; [`Error::Corrupt`]
+    /// or [`Error::MissingSegment`] for damage the recovery mode does not accept (nothing
+    /// is changed); [`Error::Io`] when a file operation fails.
     pub fn open_with(
         config: WalConfig,
         from: Position,
@@ -203,7 +214,7 @@ impl Wal {
     }
 
     /// The key and value limits appends are checked against.
-    pub fn limits(&self) -> &Limits {
+    pub fn limits(&self) -> &SizeLimits {
         &self.config.limits
     }
 
@@ -213,6 +224,14 @@ impl Wal {
     }
 
     /// Appends one record; returns where it starts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`] over the limits (nothing
+    /// written); [`Error::StorageFull`] when the disk is full (the write was undone);
+    /// [`Error::SegmentNotCreated`] when a needed new segment cannot be created (nothing
+    /// written, the log goes on); [`Error::Poisoned`] when this or an earlier write or sync
+    /// failed: the log accepts nothing more.
     pub fn append(&mut self, record: &Record) -> Result<Position> {
         self.append_checked(std::slice::from_ref(record), |scratch| scratch.push(record))
     }
@@ -238,6 +257,14 @@ impl Wal {
     /// Appends records with one write system call; returns where each starts. After a crash
     /// any prefix of them may survive; use [`append_atomic`](Self::append_atomic) for
     /// all-or-nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`] over the limits (nothing
+    /// written); [`Error::StorageFull`] when the disk is full (the write was undone);
+    /// [`Error::SegmentNotCreated`] when a needed new segment cannot be created (nothing
+    /// written, the log goes on); [`Error::Poisoned`] when this or an earlier write or sync
+    /// failed: the log accepts nothing more.
     pub fn append_batch(&mut self, records: &[Record]) -> Result<Vec<Position>> {
         let mut offsets = Vec::with_capacity(records.len());
         let start = self.append_checked(records, |scratch| {
@@ -254,12 +281,27 @@ impl Wal {
 
     /// Appends records that recovery keeps all or none of, whatever the crash; returns where
     /// the first starts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`] over the limits (nothing
+    /// written); [`Error::StorageFull`] when the disk is full (the write was undone);
+    /// [`Error::SegmentNotCreated`] when a needed new segment cannot be created (nothing
+    /// written, the log goes on); [`Error::Poisoned`] when this or an earlier write or sync
+    /// failed: the log accepts nothing more.
     pub fn append_atomic(&mut self, records: &[Record]) -> Result<Position> {
         self.append_checked(records, |scratch| scratch.push_atomic(records))
     }
 
     /// Appends records encoded ahead of time, with one write system call, never split across
     /// segments; returns where the first starts. Sizes are not checked again here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StorageFull`] when the disk is full (the write was undone);
+    /// [`Error::SegmentNotCreated`] when a needed new segment cannot be created (nothing
+    /// written, the log goes on); [`Error::Poisoned`] when this or an earlier write or sync
+    /// failed: the log accepts nothing more.
     pub fn append_encoded(&mut self, encoded: &Encoded) -> Result<Position> {
         self.append_encoded_by(encoded, self.config.write_window)
     }
@@ -269,6 +311,13 @@ impl Wal {
     /// written through a mapping is slower (measured here, a sync put in a store whose other
     /// writes are buffered: 8,600-9,300 puts/s through the window, 9,200-9,600 without; 8
     /// writers: 31,000-34,000 against 36,000-37,000).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StorageFull`] when the disk is full (the write was undone);
+    /// [`Error::SegmentNotCreated`] when a needed new segment cannot be created (nothing
+    /// written, the log goes on); [`Error::Poisoned`] when this or an earlier write or sync
+    /// failed: the log accepts nothing more.
     pub fn append_encoded_to_sync(&mut self, encoded: &Encoded) -> Result<Position> {
         self.append_encoded_by(encoded, false)
     }
@@ -473,6 +522,11 @@ impl Wal {
     /// Closes the current segment, sealed (`FORMAT.md`, "Seals"), and starts the next;
     /// returns where the new one's first record will go (past its opening). Does nothing
     /// when the current segment holds no records yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SegmentNotCreated`] when the next segment cannot be created (the log goes
+    /// on in the current one); [`Error::Poisoned`] when a sync or the seal's write failed.
     pub fn rotate(&mut self) -> Result<Position> {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
@@ -564,6 +618,11 @@ impl Wal {
     /// is unknown, a retried sync can report success without making it so, and a later
     /// deletion that became durable while this one did not would leave a gap in the ids that
     /// the next open refuses as a missing segment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when a segment cannot be deleted (it and those after it stay; the log
+    /// goes on); [`Error::Poisoned`] when the directory sync after a deletion failed.
     pub fn delete_segments_before(&mut self, position: Position) -> Result<usize> {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
@@ -596,6 +655,11 @@ impl Wal {
     }
 
     /// A streaming reader from `from` up to the current end of the log.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPosition`] when `from` is not in the log; [`Error::Io`] when a
+    /// segment cannot be opened.
     pub fn read_from(&self, from: Position) -> Result<WalReader> {
         let end = self.current_position();
         if from > end {
@@ -614,6 +678,11 @@ impl Wal {
 
     /// Syncs, cuts the preallocated tail (and syncs its new length), and releases the
     /// directory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`] when the final sync failed or an earlier failure stopped the
+    /// log; [`Error::Io`] when cutting the tail failed after every record was synced.
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }
@@ -686,7 +755,7 @@ impl std::fmt::Display for SegmentError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SegmentError::Create(path, e) => write!(f, "cannot create {}: {e}", path.display()),
-            SegmentError::SyncDir(e) => write!(f, "{e}"),
+            SegmentError::SyncDir(e) => f.write_str(&crate::error::with_causes(e)),
             SegmentError::Leftover {
                 path,
                 write,

@@ -225,8 +225,10 @@ fn a_failed_directory_fsync_when_a_segment_fills_stops_the_log() {
     let (mut wal, _) = Wal::open(config).unwrap();
     faults.fail_once(Op::SyncDir, 0, Fault::Error(std::io::ErrorKind::Other));
     let (acknowledged, i, err) = append_until_error(&mut wal);
+    // The cause says what failed and why, down to the operating system's error.
     assert!(
-        matches!(&err, Error::Poisoned { cause } if cause.contains("new segment")),
+        matches!(&err, Error::Poisoned { cause }
+            if cause.contains("new segment") && cause.contains("injected fault")),
         "{err}"
     );
     let dir_syncs = faults.count(Op::SyncDir);

@@ -323,7 +323,7 @@ fn a_damaged_length_field_of_a_large_record_never_cuts_the_synced_records_after_
         let dir = tempfile::tempdir().unwrap();
         let config = WalConfig::new(dir.path())
             .fsync_policy(kv_wal::FsyncPolicy::Always)
-            .limits(kv_wal::Limits {
+            .limits(kv_wal::SizeLimits {
                 max_key_size: 1024,
                 max_value_size: limit,
             });

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{config, nth_record, read_all, reopen_records};
 use kv_wal::fs::fault::{FaultyFileSystem, Op};
-use kv_wal::{Encoded, Error, FsyncPolicy, Limits, Position, Record, Wal, WalConfig};
+use kv_wal::{Encoded, Error, FsyncPolicy, Position, Record, SizeLimits, Wal, WalConfig};
 
 #[test]
 fn reading_after_rotation_returns_every_segment_in_order() {
@@ -153,7 +153,7 @@ fn a_second_open_of_the_same_directory_is_refused() {
 #[test]
 fn oversized_keys_and_values_are_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
-    let limits = Limits {
+    let limits = SizeLimits {
         max_key_size: 8,
         max_value_size: 16,
     };
@@ -174,7 +174,7 @@ fn oversized_keys_and_values_are_refused_before_anything_is_written() {
 
 #[test]
 fn the_default_limits_are_64_kib_keys_and_64_mib_values() {
-    let limits = Limits::default();
+    let limits = SizeLimits::default();
     assert!(limits.check(&Record::put(vec![0; 64 << 10], "")).is_ok());
     assert!(limits
         .check(&Record::put(vec![0; (64 << 10) + 1], ""))

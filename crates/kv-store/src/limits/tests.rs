@@ -449,7 +449,7 @@ mod growth {
     use proptest::prelude::*;
 
     use crate::limits::Admission;
-    use crate::{Eviction, Limits};
+    use crate::{Eviction, MemoryLimits};
 
     const NOW: u64 = 1_000;
 
@@ -523,7 +523,7 @@ mod growth {
                 .iter()
                 .filter(|k| memory(&before, k) == 0 && memory(&state, k) > 0)
                 .count();
-            let admission = Admission::new(Limits {
+            let admission = Admission::new(MemoryLimits {
                 max_keys: Some(usize::MAX),
                 max_memory: Some(usize::MAX),
                 eviction: Eviction::Lru,

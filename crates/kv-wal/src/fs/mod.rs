@@ -26,6 +26,10 @@ use crate::lock::DirLock;
 /// by syncing the directory it was made in: a directory created but never synced in its
 /// parent can vanish in a power loss with everything synced inside it. Directories that
 /// already exist are left as they are.
+///
+/// # Errors
+///
+/// The error of the creation or of a directory sync, as the file layer returned it.
 pub fn create_dir_all_durably(fs: &dyn FileSystem, dir: &Path) -> io::Result<()> {
     let mut missing = Vec::new();
     let mut at = Some(dir);
@@ -51,6 +55,11 @@ pub fn create_dir_all_durably(fs: &dyn FileSystem, dir: &Path) -> io::Result<()>
 }
 
 /// An open file of the log.
+///
+/// # Errors
+///
+/// Every method returns the operating system's error (or the one a test layer injects) as
+/// it is: the log decides what it means.
 pub trait WalFile: Send + Sync + Debug {
     /// Reads into `buf` from `offset`; returns how many bytes were read (0 at the end).
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
@@ -101,6 +110,12 @@ pub enum OpenMode {
 }
 
 /// Directory operations of the log, and the way it opens files.
+///
+/// # Errors
+///
+/// Every method returns the operating system's error (or the one a test layer injects) as
+/// it is, but `lock_dir`, which is [`Error::DirectoryLocked`](crate::Error::DirectoryLocked)
+/// when another handle holds the directory.
 pub trait FileSystem: Send + Sync + Debug {
     /// Opens the file at `path`.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn WalFile>>;
@@ -226,6 +241,10 @@ impl WalFile for StdFile {
 /// system that cannot say answers as if the whole file were data, as does any error here: the
 /// answer only saves reading zeros. Only positional reads and writes use the descriptor, so
 /// moving its offset disturbs nothing.
+///
+/// # Errors
+///
+/// The operating system's error; callers read the whole file then.
 pub fn data_region_after(file: &File, offset: u64) -> io::Result<Option<(u64, u64)>> {
     use rustix::fs::{seek, SeekFrom};
     let size = file.metadata()?.len();

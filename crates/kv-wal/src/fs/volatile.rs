@@ -200,6 +200,10 @@ pub struct VolatileFileSystem {
 
 impl VolatileFileSystem {
     /// An empty disk holding the directory `dir` (and its parents), durably.
+    ///
+    /// # Errors
+    ///
+    /// Never, in practice: the in-memory disk fails nothing it is not told to.
     pub fn with_dir(dir: &Path) -> io::Result<Self> {
         let fs = VolatileFileSystem::holding(vec![Dir::default()]);
         fs.create_dir_all(dir)?;

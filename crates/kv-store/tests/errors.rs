@@ -1,0 +1,518 @@
+//! Errors at the API boundary: every error a caller can meet shows its cause once (in its
+//! message or as its `source()`, never both), every level of a source chain is the error
+//! itself (no `Arc` in the way of `downcast_ref`), open and configuration errors are
+//! kv-store's own variants, every call after `close` is `Closed`, and the key and value size
+//! limits are settings.
+
+use std::error::Error as _;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kv_store::{
+    Damage, Durability, Error, Eviction, IndexKind, KvStore, Limit, Options, Setting, WriteBatch,
+    WriteOptions, MAX_SHARDS, MAX_SIZE_LIMIT,
+};
+use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op};
+
+fn options() -> Options {
+    Options::default()
+        .index(IndexKind::Ordered)
+        .shards(2)
+        .segment_size(4096)
+        .durability(Durability::Sync)
+        .auto_compact(None)
+        .sweep_interval(Duration::ZERO)
+}
+
+/// Words of the log's own configuration that mean nothing to a user of this crate.
+const LOG_VOCABULARY: [&str; 5] = [
+    "FsyncPolicy",
+    "WalConfig",
+    "max_segment_size",
+    "SizeLimits",
+    "InvalidConfig",
+];
+
+/// Checks what the crate promises of every error: walking the source chain, no message
+/// repeats its source's message, every level is a concrete error of a known type (never an
+/// `Arc` or other wrapper that would defeat `downcast_ref`), and no message names the log's
+/// own configuration.
+fn assert_well_formed(err: &Error, case: &str) {
+    let mut level: &(dyn std::error::Error + 'static) = err;
+    loop {
+        let message = level.to_string();
+        for word in LOG_VOCABULARY {
+            assert!(!message.contains(word), "{case}: {word} in {message:?}");
+        }
+        let Some(source) = level.source() else { break };
+        let cause = source.to_string();
+        assert!(!cause.is_empty(), "{case}: an empty message");
+        assert!(
+            !message.contains(&cause),
+            "{case}: {message:?} repeats its source {cause:?}"
+        );
+        assert!(
+            source.is::<kv_wal::Error>()
+                || source.is::<kv_compact::Error>()
+                || source.is::<kv_durable::Error>()
+                || source.is::<std::io::Error>(),
+            "{case}: a source of an unknown type: {source:?}"
+        );
+        level = source;
+    }
+}
+
+/// The error opening `dir` with `options` fails with.
+fn refused(dir: &Path, options: Options, case: &str) -> Error {
+    match KvStore::open_with(dir, options) {
+        Ok(store) => panic!("{case}: opened, with {} keys", store.len()),
+        Err(e) => e,
+    }
+}
+
+/// A store in `dir` whose log spans several segments, closed.
+fn several_segments(dir: &Path) {
+    let store = KvStore::open_with(dir, options()).unwrap();
+    for i in 0..600 {
+        store.put(format!("key{i:04}"), "some value").unwrap();
+    }
+    store.close().unwrap();
+    assert!(dir.join(kv_store::WAL_DIR).join("000002.wal").exists());
+}
+
+/// A store in `dir` compacted once (so its log no longer holds segment 0), closed.
+fn compacted(dir: &Path) {
+    let store = KvStore::open_with(dir, options()).unwrap();
+    for i in 0..50 {
+        store.put(format!("key{i:04}"), "some value").unwrap();
+    }
+    store.compact().unwrap();
+    store.put("after", "the compaction").unwrap();
+    store.close().unwrap();
+}
+
+#[test]
+fn an_error_can_be_shared_across_threads_and_kept() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<Error>();
+}
+
+#[test]
+fn the_open_errors_are_the_stores_own_and_their_causes_reachable() {
+    // Locked.
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    let err = refused(dir.path(), options(), "locked");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert_well_formed(&err, "locked");
+    drop(store);
+
+    // The directory cannot be created: a file is in the way. The causes are the log's
+    // error, then the operating system's, each reached by downcasting.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let err = refused(&file.join("store"), options(), "a file in the way");
+    assert!(matches!(err, Error::Open { .. }), "{err}");
+    assert_well_formed(&err, "a file in the way");
+    let log = err.source().unwrap().downcast_ref::<kv_wal::Error>();
+    assert!(matches!(log, Some(kv_wal::Error::Io { .. })), "{log:?}");
+    let io = err.source().unwrap().source().unwrap();
+    assert!(io.downcast_ref::<std::io::Error>().is_some(), "{io:?}");
+
+    // Damage in the middle of the log.
+    let dir = tempfile::tempdir().unwrap();
+    several_segments(dir.path());
+    let first = dir.path().join(kv_store::WAL_DIR).join("000000.wal");
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[1000] ^= 0x40;
+    std::fs::write(&first, &bytes).unwrap();
+    let err = refused(dir.path(), options(), "damaged log");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                damage: Damage::Log,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_well_formed(&err, "damaged log");
+    let log = err.source().unwrap().downcast_ref::<kv_wal::Error>();
+    assert!(
+        matches!(log, Some(kv_wal::Error::Corrupt { segment: 0, .. })),
+        "{log:?}"
+    );
+
+    // A segment missing between others.
+    let dir = tempfile::tempdir().unwrap();
+    several_segments(dir.path());
+    std::fs::remove_file(dir.path().join(kv_store::WAL_DIR).join("000001.wal")).unwrap();
+    let err = refused(dir.path(), options(), "missing segment");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                damage: Damage::MissingSegment { id: 1 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_well_formed(&err, "missing segment");
+
+    // A damaged manifest.
+    let dir = tempfile::tempdir().unwrap();
+    compacted(dir.path());
+    let manifest = dir.path().join(kv_compact::MANIFEST);
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&manifest, &bytes).unwrap();
+    let err = refused(dir.path(), options(), "damaged manifest");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                damage: Damage::Manifest,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_well_formed(&err, "damaged manifest");
+    let compaction = err.source().unwrap().downcast_ref::<kv_compact::Error>();
+    assert!(
+        matches!(compaction, Some(kv_compact::Error::CorruptManifest { .. })),
+        "{compaction:?}"
+    );
+
+    // A missing manifest beside snapshots.
+    std::fs::remove_file(&manifest).unwrap();
+    let err = refused(dir.path(), options(), "missing manifest");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                damage: Damage::MissingManifest,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_well_formed(&err, "missing manifest");
+
+    // A damaged snapshot.
+    let dir = tempfile::tempdir().unwrap();
+    compacted(dir.path());
+    let snapshot = dir
+        .path()
+        .join(kv_compact::SNAPSHOTS)
+        .join("000001")
+        .join("000000.wal");
+    let whole = std::fs::read(&snapshot).unwrap();
+    std::fs::write(&snapshot, &whole[..whole.len() / 2]).unwrap();
+    let err = refused(dir.path(), options(), "damaged snapshot");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                damage: Damage::Snapshot { id: 1 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_well_formed(&err, "damaged snapshot");
+
+    // An interrupted checkpoint.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(kv_compact::CHECKPOINT_MARKER), "").unwrap();
+    let err = refused(dir.path(), options(), "interrupted checkpoint");
+    assert!(
+        matches!(
+            err,
+            Error::Corrupt {
+                damage: Damage::IncompleteCheckpoint,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_well_formed(&err, "interrupted checkpoint");
+}
+
+#[test]
+fn bad_options_are_typed_errors_before_anything_is_created() {
+    let cases = [
+        (options().shards(usize::MAX), Setting::Shards),
+        (options().shards(MAX_SHARDS + 1), Setting::Shards),
+        (
+            options().durability(Durability::Batch(Duration::ZERO)),
+            Setting::Durability,
+        ),
+        (
+            options().durability(Durability::Batch(Duration::from_secs(7200))),
+            Setting::Durability,
+        ),
+        (options().segment_size(10), Setting::SegmentSize),
+        (
+            options().max_key_size(MAX_SIZE_LIMIT + 1),
+            Setting::MaxKeySize,
+        ),
+        (
+            options().max_value_size(MAX_SIZE_LIMIT + 1),
+            Setting::MaxValueSize,
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (options, setting)) in cases.into_iter().enumerate() {
+        let path = dir.path().join(i.to_string());
+        let case = format!("{setting}");
+        let err = refused(&path, options, &case);
+        assert!(
+            matches!(err, Error::InvalidOption { setting: s, .. } if s == setting),
+            "{case}: {err}"
+        );
+        assert_well_formed(&err, &case);
+        assert!(!path.exists(), "{case}: nothing is created");
+    }
+    // The message about durability speaks of durability.
+    let err = refused(
+        &dir.path().join("batch"),
+        options().durability(Durability::Batch(Duration::ZERO)),
+        "batch",
+    );
+    assert!(err.to_string().contains("Durability::"), "{err}");
+}
+
+#[test]
+fn the_most_shards_are_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options().shards(MAX_SHARDS)).unwrap();
+    store.put("k", "v").unwrap();
+    assert_eq!(store.get("k").unwrap(), "v");
+}
+
+#[test]
+fn write_errors_show_their_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let store = KvStore::open_with(dir.path(), options().file_system(Arc::new(fs))).unwrap();
+    store.put("a", "1").unwrap();
+
+    faults.fail_once(Op::Write, 0, Fault::DiskFull);
+    let err = store.put("b", "2").unwrap_err();
+    assert!(matches!(err, Error::StorageFull(_)), "{err}");
+    assert_well_formed(&err, "disk full");
+
+    // The log cannot start a new segment.
+    faults.fail_always(Op::Open, 0, Fault::Error(ErrorKind::PermissionDenied));
+    let err = (0..200)
+        .find_map(|i| store.put(format!("key{i}"), "a value of some length").err())
+        .expect("a write needed a new segment");
+    assert!(matches!(err, Error::Io(_)), "{err}");
+    assert_well_formed(&err, "no new segment");
+    let io = err.source().unwrap().source().unwrap();
+    assert_eq!(
+        io.downcast_ref::<std::io::Error>().unwrap().kind(),
+        ErrorKind::PermissionDenied
+    );
+    // A compaction that cannot rotate.
+    let err = store.compact().unwrap_err();
+    assert!(matches!(err, Error::Compaction(_)), "{err}");
+    assert_well_formed(&err, "compaction");
+    faults.clear();
+
+    // A checkpoint into a directory that holds data.
+    let full = tempfile::tempdir().unwrap();
+    std::fs::write(full.path().join("something"), "").unwrap();
+    let err = store.checkpoint(full.path()).unwrap_err();
+    assert!(matches!(err, Error::Compaction(_)), "{err}");
+    assert_well_formed(&err, "checkpoint");
+
+    // A failed fsync stops the store.
+    faults.fail_once(Op::Sync, 0, Fault::Error(ErrorKind::Other));
+    let err = store.put("c", "3").unwrap_err();
+    assert!(matches!(err, Error::Failed(_)), "{err}");
+    assert_well_formed(&err, "failed fsync");
+    let log = err.source().unwrap().downcast_ref::<kv_wal::Error>();
+    assert!(
+        matches!(log, Some(kv_wal::Error::Poisoned { .. })),
+        "{log:?}"
+    );
+    drop(store);
+
+    // Cutting the tail at close fails.
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let buffered = options()
+        .durability(Durability::None)
+        .file_system(Arc::new(fs));
+    let store = KvStore::open_with(dir.path(), buffered).unwrap();
+    store.put("a", "1").unwrap();
+    faults.fail_once(Op::SetLen, 0, Fault::Error(ErrorKind::Other));
+    let err = store.close().unwrap_err();
+    assert!(matches!(err, Error::Log(_)), "{err}");
+    assert_well_formed(&err, "cut at close");
+
+    // The rest, without faults.
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options().max_keys(1, Eviction::Reject)).unwrap();
+    let err = store.put(vec![b'k'; 70_000], "v").unwrap_err();
+    assert!(
+        matches!(err, Error::KeyTooLarge { len: 70_000, .. }),
+        "{err}"
+    );
+    assert_well_formed(&err, "key too large");
+    store.put("a", "1").unwrap();
+    let err = store.put("b", "2").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitReached {
+                limit: Limit::Keys,
+                needed: 1,
+                available: 0,
+                max: 1
+            }
+        ),
+        "{err}"
+    );
+    assert_well_formed(&err, "limit");
+    let memory = tempfile::tempdir().unwrap();
+    let small =
+        KvStore::open_with(memory.path(), options().max_memory(1, Eviction::Reject)).unwrap();
+    let err = small.put("a", "1").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitReached {
+                limit: Limit::Memory,
+                max: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_well_formed(&err, "memory limit");
+    let unordered = tempfile::tempdir().unwrap();
+    let hashed = KvStore::open_with(unordered.path(), options().index(IndexKind::Hash)).unwrap();
+    let err = hashed.range::<&str>(..).err().unwrap();
+    assert!(matches!(err, Error::NotOrdered), "{err}");
+    assert_well_formed(&err, "not ordered");
+    store.close().unwrap();
+    let err = store.put("c", "3").unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err}");
+    assert_well_formed(&err, "closed");
+}
+
+#[test]
+fn every_call_after_close_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let limited = options().max_keys(1, Eviction::Reject);
+    let store = KvStore::open_with(dir.path(), limited).unwrap();
+    store
+        .put_with_ttl("k", "v", Duration::from_secs(60))
+        .unwrap();
+    store.close().unwrap();
+
+    let closed = |result: Result<(), Error>, call: &str| {
+        assert!(matches!(result, Err(Error::Closed)), "{call}: {result:?}");
+    };
+    closed(store.put("k", "w"), "put");
+    closed(store.put("other", "w"), "put over the key limit");
+    closed(store.put(vec![b'k'; 70_000], "w"), "put of a key too large");
+    closed(
+        store.put_with_ttl("k", "w", Duration::from_secs(1)),
+        "put_with_ttl",
+    );
+    closed(store.delete("k"), "delete");
+    closed(store.delete("missing"), "delete of a missing key");
+    let mut batch = WriteBatch::new();
+    batch.put("a", "1").delete("k");
+    closed(store.write(batch), "write");
+    closed(store.write(WriteBatch::new()), "write of an empty batch");
+    let mut batch = WriteBatch::new();
+    batch.put("a", "1");
+    closed(store.write_with(batch, WriteOptions::sync()), "write_with");
+    closed(
+        store.expire("k", Duration::from_secs(5)).map(drop),
+        "expire",
+    );
+    closed(
+        store.expire("missing", Duration::from_secs(5)).map(drop),
+        "expire of a missing key",
+    );
+    closed(store.persist("k").map(drop), "persist");
+    closed(
+        store.persist("missing").map(drop),
+        "persist of a missing key",
+    );
+    closed(store.sync(), "sync");
+    closed(store.compact().map(drop), "compact");
+    let target = tempfile::tempdir().unwrap();
+    closed(store.checkpoint(target.path().join("copy")), "checkpoint");
+    closed(store.close(), "close again");
+    // Reads of what it held still work.
+    assert_eq!(store.get("k").unwrap(), "v");
+}
+
+#[test]
+fn the_key_size_limit_is_a_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options().max_key_size(8)).unwrap();
+    store.put("12345678", "fits").unwrap();
+    let err = store.put("123456789", "v").unwrap_err();
+    assert!(
+        matches!(err, Error::KeyTooLarge { len: 9, max: 8 }),
+        "{err}"
+    );
+    let mut batch = WriteBatch::new();
+    batch.put("a", "1").delete("123456789");
+    let err = store.write(batch).unwrap_err();
+    assert!(matches!(err, Error::KeyTooLarge { .. }), "{err}");
+    assert_eq!(store.get("a"), None, "nothing of the batch was written");
+    store.close().unwrap();
+
+    // Above the default: keys the default would refuse are written and read back.
+    let big = vec![b'k'; 100 * 1024];
+    let raised = options().max_key_size(128 * 1024);
+    let store = KvStore::open_with(dir.path(), raised.clone()).unwrap();
+    store.put(big.clone(), "big").unwrap();
+    store.close().unwrap();
+    let store = KvStore::open_with(dir.path(), raised).unwrap();
+    assert_eq!(store.get(&big).unwrap(), "big");
+    assert_eq!(store.get("12345678").unwrap(), "fits");
+}
+
+#[test]
+fn the_value_size_limit_is_a_setting_and_lowering_it_keeps_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // Compressed values are decompressed at open against the limit: one written under the
+    // default must still be read under a lower limit.
+    let compressed = options().compression(kv_store::Compression::Lz4, 64);
+    let store = KvStore::open_with(dir.path(), compressed.clone()).unwrap();
+    let long = "x".repeat(10_000);
+    store.put("long", long.clone()).unwrap();
+    store.close().unwrap();
+
+    let lowered = compressed.max_value_size(100);
+    let store = KvStore::open_with(dir.path(), lowered.clone()).unwrap();
+    assert_eq!(store.get("long").unwrap(), long.as_str());
+    let err = store.put("k", "v".repeat(101)).unwrap_err();
+    assert!(
+        matches!(err, Error::ValueTooLarge { len: 101, max: 100 }),
+        "{err}"
+    );
+    assert_well_formed(&err, "value too large");
+    store.put("k", "v".repeat(100)).unwrap();
+    store.compact().unwrap();
+    store.close().unwrap();
+
+    let store = KvStore::open_with(dir.path(), lowered).unwrap();
+    assert_eq!(store.get("long").unwrap(), long.as_str());
+    assert_eq!(store.get("k").unwrap().len(), 100);
+}
