@@ -14,6 +14,7 @@
 
 use std::fs::{File, TryLockError};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -53,20 +54,38 @@ impl DirLock {
 
     fn take(
         dir: &Path,
-        lock: impl FnOnce(&File) -> std::result::Result<(), TryLockError>,
+        lock: impl Fn(&File) -> std::result::Result<(), TryLockError>,
     ) -> Result<Self> {
         // Opening a directory read-only is allowed (and `File::open` adds O_CLOEXEC, so a
         // child process does not inherit the lock).
         let file = File::open(dir).map_err(|e| Error::io("open the directory to lock", dir, e))?;
-        match lock(&file) {
-            Ok(()) => Ok(DirLock { _dir: file }),
-            Err(TryLockError::WouldBlock) => Err(Error::DirectoryLocked {
-                path: dir.to_path_buf(),
-            }),
-            Err(TryLockError::Error(e)) => Err(Error::io("lock", dir, e)),
+        let give_up = Instant::now() + INHERITED_GRACE;
+        loop {
+            match lock(&file) {
+                Ok(()) => return Ok(DirLock { _dir: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::DirectoryLocked {
+                        path: dir.to_path_buf(),
+                    })
+                }
+                Err(TryLockError::Error(e)) => return Err(Error::io("lock", dir, e)),
+            }
         }
     }
 }
+
+/// How long a lock found taken is tried again before the directory counts as held.
+///
+/// O_CLOEXEC closes the lock's descriptor in a child process only when the child execs: a
+/// process that spawns a child (any thread of it, at any time) lends the child a copy of
+/// every descriptor it has open from the fork to the exec, and an `flock` is released only
+/// when the last copy is closed. A handle closed and reopened meanwhile (a store closed and
+/// opened again, a `kv` command run right after) would find its own released lock still
+/// held for that instant. A holder that really holds it still does after this grace.
+const INHERITED_GRACE: Duration = Duration::from_millis(250);
 
 #[cfg(test)]
 mod tests {
@@ -93,6 +112,36 @@ mod tests {
         assert!(matches!(err, Error::DirectoryLocked { .. }), "{err}");
         drop((first, second));
         DirLock::acquire(dir.path()).unwrap();
+    }
+
+    /// A lock released while another thread spawns child processes (which hold copies of
+    /// every descriptor from fork to exec) is free again for the next taker.
+    #[test]
+    fn a_released_lock_is_free_again_while_other_threads_spawn_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let _ = std::process::Command::new("true").status();
+                    }
+                });
+            }
+            let until = Instant::now() + Duration::from_secs(2);
+            let mut refused = 0;
+            for _ in 0..5_000 {
+                if Instant::now() >= until {
+                    break;
+                }
+                match DirLock::acquire(dir.path()) {
+                    Ok(held) => drop(held),
+                    Err(_) => refused += 1,
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(refused, 0, "a released lock was found held");
+        });
     }
 
     #[test]
