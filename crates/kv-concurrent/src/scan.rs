@@ -561,24 +561,7 @@ impl Merge {
             back,
             ..
         } = self;
-        let other = if back.lanes.is_empty() {
-            None
-        } else {
-            back.last_given()
-        };
-        if front.lanes.is_empty() {
-            front.start(state, start, far(end, other), values, now);
-        }
-        loop {
-            let key = front.peek()?;
-            if other.is_some_and(|last| key >= last) {
-                return None;
-            }
-            let item = front.take(state, far(end, other), values, now);
-            if live(item.2, now) {
-                return Some(item);
-            }
-        }
+        step(front, back, start, end, state, values, now)
     }
 
     fn next_back_unfused(
@@ -594,23 +577,40 @@ impl Merge {
             back,
             ..
         } = self;
-        let other = if front.lanes.is_empty() {
-            None
-        } else {
-            front.last_given()
-        };
-        if back.lanes.is_empty() {
-            back.start(state, end, far(start, other), values, now);
+        step(back, front, end, start, state, values, now)
+    }
+}
+
+/// The next live entry of end `this`, reading from its own bound `near` towards `away`
+/// (the scan's other bound) but never reaching the key `other` gave last: `None` once
+/// nothing is left before it.
+fn step<const BACK: bool, const OTHER: bool>(
+    this: &mut End<BACK>,
+    other: &End<OTHER>,
+    near: &Bound<Bytes>,
+    away: &Bound<Bytes>,
+    state: &Sharded,
+    values: bool,
+    now: &dyn Fn() -> u64,
+) -> Option<ScanItem> {
+    let other_last = if other.lanes.is_empty() {
+        None
+    } else {
+        other.last_given()
+    };
+    if this.lanes.is_empty() {
+        this.start(state, near, far(away, other_last), values, now);
+    }
+    loop {
+        let key = this.peek()?;
+        // Strictly before the other end's last key, in this end's direction.
+        let reached = |last: &[u8]| if BACK { key <= last } else { key >= last };
+        if other_last.is_some_and(reached) {
+            return None;
         }
-        loop {
-            let key = back.peek()?;
-            if other.is_some_and(|last| key <= last) {
-                return None;
-            }
-            let item = back.take(state, far(start, other), values, now);
-            if live(item.2, now) {
-                return Some(item);
-            }
+        let item = this.take(state, far(away, other_last), values, now);
+        if live(item.2, now) {
+            return Some(item);
         }
     }
 }
