@@ -133,6 +133,11 @@ impl Session {
         self.protocol
     }
 
+    /// Whether the connection may run commands (`AUTH` succeeded, or no password is set).
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
     /// Whether the client asked to close (`QUIT`): once its reply is sent.
     pub fn is_closing(&self) -> bool {
         self.closing

@@ -197,6 +197,53 @@ fn a_malformed_request_closes_only_its_connection() {
 }
 
 #[test]
+fn an_empty_argument_header_is_a_protocol_error_not_a_panic() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    assert_eq!(
+        line(&mut s, b"*1\r\n\r\n"),
+        "-ERR Protocol error: expected '$'\r\n"
+    );
+    assert!(closed(&mut s));
+    assert_eq!(line(&mut server.raw(), b"PING\r\n"), "+PONG\r\n");
+}
+
+#[test]
+fn before_auth_only_small_requests_are_read() {
+    let server = TestServer::start(ServerOptions {
+        requirepass: Some("s3cret".into()),
+        ..ServerOptions::default()
+    });
+    let mut s = server.raw();
+    assert_eq!(
+        line(&mut s, b"*11\r\n"),
+        "-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+    assert!(closed(&mut s));
+    let mut s = server.raw();
+    assert_eq!(
+        line(&mut s, b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"),
+        "-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
+    assert!(closed(&mut s));
+    // AUTH and a large request in one write: the second is read once AUTH has run.
+    let mut s = server.raw();
+    let big = vec![b'v'; 20_000];
+    let mut request = b"AUTH s3cret\r\n*13\r\n$4\r\nMSET\r\n".to_vec();
+    for i in 0..5 {
+        request.extend_from_slice(format!("$2\r\nk{i}\r\n$20000\r\n").as_bytes());
+        request.extend_from_slice(&big);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"$2\r\nk5\r\n$1\r\nx\r\nGET k5\r\n");
+    s.write_all(&request).unwrap();
+    assert_eq!(read_line(&mut s), "+OK\r\n");
+    assert_eq!(read_line(&mut s), "+OK\r\n");
+    assert_eq!(read_line(&mut s), "$1\r\n");
+    assert_eq!(read_line(&mut s), "x\r\n");
+}
+
+#[test]
 fn a_10_gb_bulk_is_refused_before_it_is_read() {
     let server = TestServer::start(ServerOptions::default());
     let mut s = server.raw();
