@@ -5,7 +5,7 @@
 //! exact strings (clients match on them).
 
 use std::fmt;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kv_store::TtlUpdate;
@@ -498,20 +498,12 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
         "set" => parse_set(a)?,
         "setnx" => Command::SetNx(key(), a[1].clone()),
         "setex" | "psetex" => {
-            let n = integer(&a[1])?;
-            let ms = if spec.name == "setex" {
-                n.checked_mul(1000)
-            } else {
-                Some(n)
-            };
-            let ms = ms
-                .filter(|&ms| ms > 0)
-                .ok_or(CommandError::InvalidExpire(spec.name))?;
+            let unit_ms = if spec.name == "setex" { 1000 } else { 1 };
             Command::Set {
                 key: key(),
                 value: a[2].clone(),
                 condition: None,
-                ttl: TtlUpdate::After(Duration::from_millis(ms as u64)),
+                ttl: set_deadline(integer(&a[1])?, unit_ms, false, spec.name)?,
                 get: false,
             }
         }
@@ -545,12 +537,17 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
         "exists" => Command::Exists(a.to_vec()),
         "expire" | "pexpire" | "expireat" | "pexpireat" => {
             let n = integer(&a[1])?;
+            let invalid = || CommandError::InvalidExpire(spec.name);
             let millis = if spec.name.starts_with('p') {
-                Some(n)
+                n
             } else {
-                n.checked_mul(1000)
+                n.checked_mul(1000).ok_or_else(invalid)?
             };
-            let millis = millis.ok_or(CommandError::InvalidExpire(spec.name))?;
+            // As Redis: a relative deadline must not overflow once added to now (negative
+            // ones are allowed: they delete).
+            if !spec.name.ends_with("at") {
+                millis.checked_add(now_millis()).ok_or_else(invalid)?;
+            }
             Command::Expire {
                 key: key(),
                 deadline: if spec.name.ends_with("at") {
@@ -695,15 +692,7 @@ fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
     while let Some(option) = options.next() {
         let mut deadline = |unit_ms: i64, absolute: bool| -> Result<TtlUpdate, CommandError> {
             let n = integer(options.next().ok_or(CommandError::Syntax)?)?;
-            let ms = n
-                .checked_mul(unit_ms)
-                .filter(|&ms| ms > 0)
-                .ok_or(CommandError::InvalidExpire("set"))? as u64;
-            Ok(if absolute {
-                TtlUpdate::At(UNIX_EPOCH + Duration::from_millis(ms))
-            } else {
-                TtlUpdate::After(Duration::from_millis(ms))
-            })
+            set_deadline(n, unit_ms, absolute, "set")
         };
         let new_ttl = if is(option, "ex") {
             Some(deadline(1000, false)?)
@@ -798,15 +787,7 @@ fn parse_getex(a: &[Bytes]) -> Result<Option<TtlUpdate>, CommandError> {
             return Err(CommandError::Syntax);
         };
         let n = integer(options.next().ok_or(CommandError::Syntax)?)?;
-        let ms = n
-            .checked_mul(unit_ms)
-            .filter(|&ms| ms > 0)
-            .ok_or(CommandError::InvalidExpire("getex"))? as u64;
-        if absolute {
-            TtlUpdate::At(UNIX_EPOCH + Duration::from_millis(ms))
-        } else {
-            TtlUpdate::After(Duration::from_millis(ms))
-        }
+        set_deadline(n, unit_ms, absolute, "getex")?
     };
     if options.next().is_some() {
         return Err(CommandError::Syntax);
@@ -852,6 +833,35 @@ fn parse_expire_condition(a: &[Bytes]) -> Result<Option<ExpireCondition>, Comman
         (true, _, true) => Some(ExpireCondition::Sooner),
         _ => found,
     })
+}
+
+/// The deadline `SET`, `SETEX`, `PSETEX` or `GETEX` sets: `n` units of `unit_ms`
+/// milliseconds, from now or (`absolute`) from the epoch. As in Redis, it must be positive
+/// and fit 64-bit milliseconds since the epoch, once converted and (relative) added to
+/// now: otherwise `ERR invalid expire time in '<name>' command`.
+fn set_deadline(
+    n: i64,
+    unit_ms: i64,
+    absolute: bool,
+    name: &'static str,
+) -> Result<TtlUpdate, CommandError> {
+    let invalid = || CommandError::InvalidExpire(name);
+    let ms = n
+        .checked_mul(unit_ms)
+        .filter(|&ms| ms > 0)
+        .ok_or_else(invalid)?;
+    if absolute {
+        return Ok(TtlUpdate::At(UNIX_EPOCH + Duration::from_millis(ms as u64)));
+    }
+    ms.checked_add(now_millis()).ok_or_else(invalid)?;
+    Ok(TtlUpdate::After(Duration::from_millis(ms as u64)))
+}
+
+/// Milliseconds since the Unix epoch, as Redis's deadlines count them.
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Whether `arg` is `word`, in any case.

@@ -134,7 +134,7 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
             Some(Some(at)) => {
                 let ms = at
                     .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
+                    .map_or(0, |d| millis_i64(d));
                 if *millis {
                     ms
                 } else {
@@ -153,9 +153,9 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
         Command::Ttl { key, millis } => Ok(Reply::Integer(match keyspace.ttl(key) {
             Ttl::NoKey => -2,
             Ttl::NoDeadline => -1,
-            Ttl::Remaining(left) if *millis => left.as_millis() as i64,
-            // Rounded, as Redis does.
-            Ttl::Remaining(left) => (left.as_millis() as i64 + 500) / 1000,
+            Ttl::Remaining(left) if *millis => millis_i64(left),
+            // Rounded, as Redis does (saturating: a deadline may be near the end of time).
+            Ttl::Remaining(left) => millis_i64(left).saturating_add(500) / 1000,
         })),
         Command::Persist(key) => {
             let mut persisted = false;
@@ -190,6 +190,11 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
         _ => return None,
     };
     Some(reply.unwrap_or_else(|error| store_error(&error)))
+}
+
+/// A duration in whole milliseconds, as an integer reply (saturating, not wrapping).
+fn millis_i64(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn set(

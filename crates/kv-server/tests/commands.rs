@@ -242,6 +242,47 @@ fn error_strings_are_redis_7s() {
 }
 
 #[test]
+fn expire_times_that_overflow_are_refused_and_change_nothing() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let invalid = |name: &str| format!("-ERR invalid expire time in '{name}' command\r\n");
+    let cases: &[(&[u8], String)] = &[
+        (b"SET k v\r\n", "+OK\r\n".into()),
+        (b"SET s v PX 9223372036854775807\r\n", invalid("set")),
+        (b"SET s v EX 9223372036854775\r\n", invalid("set")),
+        (b"SET s v EXAT 9223372036854776\r\n", invalid("set")),
+        (b"set s v ex 9223372036854775807\r\n", invalid("set")),
+        (b"EXISTS s\r\n", ":0\r\n".into()),
+        (b"EXPIRE k 9223372036854775\r\n", invalid("expire")),
+        (b"EXPIRE k 9223372036854776\r\n", invalid("expire")),
+        (b"PEXPIRE k 9223372036854775807\r\n", invalid("pexpire")),
+        (b"EXPIREAT k 9223372036854776\r\n", invalid("expireat")),
+        (b"SETEX k 9223372036854775 w\r\n", invalid("setex")),
+        (b"PSETEX k 9223372036854775807 w\r\n", invalid("psetex")),
+        (b"GETEX k PX 9223372036854775807\r\n", invalid("getex")),
+        (b"GETEX k EX 9223372036854775\r\n", invalid("getex")),
+        (b"TTL k\r\n", ":-1\r\n".into()),
+        (b"STRLEN k\r\n", ":1\r\n".into()),
+        // The latest deadline Redis accepts: TTL must not overflow computing it.
+        (b"PEXPIREAT k 9223372036854775807\r\n", ":1\r\n".into()),
+        (b"EXPIRETIME k\r\n", ":9223372036854775\r\n".into()),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(
+            line(&mut s, request),
+            *expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    for request in [&b"TTL k\r\n"[..], b"PTTL k\r\n"] {
+        let reply = line(&mut s, request);
+        let n: i64 = reply.trim_end()[1..].parse().unwrap();
+        assert!(n > 1 << 40, "{reply}");
+    }
+}
+
+#[test]
 fn resp3_after_hello_3() {
     let server = TestServer::start(ServerOptions::default());
     let mut s = server.raw();
@@ -448,4 +489,28 @@ fn scan_returns_every_key_present_throughout_while_others_write() {
     let mut s = server.raw();
     assert_eq!(line(&mut s, b"SCAN x\r\n"), "-ERR invalid cursor\r\n");
     assert_eq!(line(&mut s, b"SCAN 0 COUNT 0\r\n"), "-ERR syntax error\r\n");
+}
+
+#[test]
+fn ttl_of_a_deadline_beyond_64_bit_milliseconds_saturates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = kv_store::KvStore::open(dir.path()).unwrap();
+    // Through the library, a deadline further than Redis's replies can count.
+    store
+        .put_with_ttl("far", "v", Duration::from_secs(u64::MAX / 1000))
+        .unwrap();
+    let mut session = kv_server::Session::local(store);
+    let ask = |session: &mut kv_server::Session, command: &str| {
+        let args: Vec<bytes::Bytes> = command
+            .split(' ')
+            .map(|w| bytes::Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        session.handle(&args)
+    };
+    for command in ["TTL far", "PTTL far", "EXPIRETIME far", "PEXPIRETIME far"] {
+        match ask(&mut session, command) {
+            kv_server::Reply::Integer(n) => assert!(n > 1 << 40, "{command}: {n}"),
+            other => panic!("{command}: {other:?}"),
+        }
+    }
 }
