@@ -242,17 +242,18 @@ pub enum Condition {
     IfPresent,
 }
 
-/// `EXPIRE`'s condition (`NX XX GT LT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpireCondition {
+/// `EXPIRE`'s conditions (`NX XX GT LT`): each one given must hold, checked in that
+/// order as Redis does (`XX LT` on a key without a deadline fails at `XX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExpireConditions {
     /// `NX`: only if the key has no deadline.
-    NoDeadline,
+    pub nx: bool,
     /// `XX`: only if it has one.
-    HasDeadline,
+    pub xx: bool,
     /// `GT`: only if the new deadline is later (no deadline counts as infinite).
-    Later,
-    /// `LT`: only if it is sooner.
-    Sooner,
+    pub gt: bool,
+    /// `LT`: only if it is sooner (no deadline counts as infinite).
+    pub lt: bool,
 }
 
 /// When an `EXPIRE` family command sets a key to expire.
@@ -361,7 +362,7 @@ pub enum Command {
         /// When.
         deadline: Deadline,
         /// `NX XX GT LT`.
-        condition: Option<ExpireCondition>,
+        conditions: ExpireConditions,
     },
     /// `TTL` (seconds) and `PTTL` (milliseconds).
     Ttl {
@@ -555,7 +556,7 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
                 } else {
                     Deadline::In(millis)
                 },
-                condition: parse_expire_condition(&a[2..])?,
+                conditions: parse_expire_conditions(&a[2..])?,
             }
         }
         "expiretime" | "pexpiretime" => Command::ExpireTime {
@@ -795,18 +796,17 @@ fn parse_getex(a: &[Bytes]) -> Result<Option<TtlUpdate>, CommandError> {
     Ok(Some(ttl))
 }
 
-fn parse_expire_condition(a: &[Bytes]) -> Result<Option<ExpireCondition>, CommandError> {
-    let mut found: Option<ExpireCondition> = None;
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+fn parse_expire_conditions(a: &[Bytes]) -> Result<ExpireConditions, CommandError> {
+    let mut conditions = ExpireConditions::default();
     for option in a {
-        let (condition, flag) = if is(option, "nx") {
-            (ExpireCondition::NoDeadline, &mut nx)
+        let flag = if is(option, "nx") {
+            &mut conditions.nx
         } else if is(option, "xx") {
-            (ExpireCondition::HasDeadline, &mut xx)
+            &mut conditions.xx
         } else if is(option, "gt") {
-            (ExpireCondition::Later, &mut gt)
+            &mut conditions.gt
         } else if is(option, "lt") {
-            (ExpireCondition::Sooner, &mut lt)
+            &mut conditions.lt
         } else {
             return Err(CommandError::Other(format!(
                 "ERR Unsupported option {}",
@@ -814,8 +814,8 @@ fn parse_expire_condition(a: &[Bytes]) -> Result<Option<ExpireCondition>, Comman
             )));
         };
         *flag = true;
-        found = Some(condition);
     }
+    let ExpireConditions { nx, xx, gt, lt } = conditions;
     if nx && (xx || gt || lt) {
         return Err(CommandError::Other(
             "ERR NX and XX, GT or LT options at the same time are not compatible".into(),
@@ -826,13 +826,7 @@ fn parse_expire_condition(a: &[Bytes]) -> Result<Option<ExpireCondition>, Comman
             "ERR GT and LT options at the same time are not compatible".into(),
         ));
     }
-    // XX with GT or LT: both must hold; GT/LT on a key without a deadline is then moot
-    // (XX fails first), so the stricter of the pair is kept.
-    Ok(match (xx, gt, lt) {
-        (true, true, _) => Some(ExpireCondition::Later),
-        (true, _, true) => Some(ExpireCondition::Sooner),
-        _ => found,
-    })
+    Ok(conditions)
 }
 
 /// The deadline `SET`, `SETEX`, `PSETEX` or `GETEX` sets: `n` units of `unit_ms`

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use kv_store::{Ttl, TtlUpdate, Update};
 
-use crate::command::{Command, CommandError, Condition, Deadline, ExpireCondition};
+use crate::command::{Command, CommandError, Condition, Deadline, ExpireConditions};
 use crate::glob::glob_match;
 use crate::keyspace::Keyspace;
 use crate::reply::Reply;
@@ -148,8 +148,8 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
         Command::Expire {
             key,
             deadline,
-            condition,
-        } => expire(keyspace, key, *deadline, *condition),
+            conditions,
+        } => expire(keyspace, key, *deadline, *conditions),
         Command::Ttl { key, millis } => Ok(Reply::Integer(match keyspace.ttl(key) {
             Ttl::NoKey => -2,
             Ttl::NoDeadline => -1,
@@ -253,7 +253,7 @@ fn expire(
     keyspace: &mut dyn Keyspace,
     key: &Bytes,
     deadline: Deadline,
-    condition: Option<ExpireCondition>,
+    conditions: ExpireConditions,
 ) -> kv_store::Result<Reply> {
     let mut applied = false;
     // The value is written again with its new deadline: one atomic read-modify-write,
@@ -279,16 +279,13 @@ fn expire(
             }
         };
         let new_at = new_deadline.map_or(Some(SystemTime::UNIX_EPOCH), |at| at);
-        // No deadline counts as an infinite one for GT and LT, as in Redis.
-        applied = match (condition, current.deadline) {
-            (None, _) => true,
-            (Some(ExpireCondition::NoDeadline), old) => old.is_none(),
-            (Some(ExpireCondition::HasDeadline), old) => old.is_some(),
-            (Some(ExpireCondition::Later), None) => false,
-            (Some(ExpireCondition::Later), Some(old)) => new_at.is_none_or(|new| new > old),
-            (Some(ExpireCondition::Sooner), None) => true,
-            (Some(ExpireCondition::Sooner), Some(old)) => new_at.is_some_and(|new| new < old),
-        };
+        // Every condition given must hold. No deadline counts as an infinite one for GT and
+        // LT, as in Redis.
+        let old = current.deadline;
+        applied = (!conditions.nx || old.is_none())
+            && (!conditions.xx || old.is_some())
+            && (!conditions.gt || old.is_some_and(|old| new_at.is_none_or(|new| new > old)))
+            && (!conditions.lt || old.is_none_or(|old| new_at.is_some_and(|new| new < old)));
         match (applied, new_deadline, deadline) {
             (false, _, _) => Update::Keep,
             (true, None, _) => Update::Delete,

@@ -283,6 +283,61 @@ fn expire_times_that_overflow_are_refused_and_change_nothing() {
 }
 
 #[test]
+fn expire_applies_every_condition_given_as_redis_does() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let cases: &[(&[u8], &str)] = &[
+        (b"SET a v\r\n", "+OK\r\n"),
+        // XX fails first on a key without a deadline, whatever LT would say.
+        (b"EXPIRE a 10 XX LT\r\n", ":0\r\n"),
+        (b"EXPIRE a 10 LT XX\r\n", ":0\r\n"),
+        (b"TTL a\r\n", ":-1\r\n"),
+        (b"EXPIRE a 10 XX GT\r\n", ":0\r\n"),
+        (b"EXPIRE a 100 GT\r\n", ":0\r\n"),
+        (b"TTL a\r\n", ":-1\r\n"),
+        // LT alone: no deadline counts as infinite.
+        (b"EXPIRE a 100 LT\r\n", ":1\r\n"),
+        (b"TTL a\r\n", ":100\r\n"),
+        (b"EXPIRE a 200 XX LT\r\n", ":0\r\n"),
+        (b"EXPIRE a 50 XX LT\r\n", ":1\r\n"),
+        (b"TTL a\r\n", ":50\r\n"),
+        (b"EXPIRE a 40 XX GT\r\n", ":0\r\n"),
+        (b"EXPIRE a 60 GT XX\r\n", ":1\r\n"),
+        (b"TTL a\r\n", ":60\r\n"),
+        (b"EXPIRE a 70 NX\r\n", ":0\r\n"),
+        (b"EXPIRE a 70 XX XX\r\n", ":1\r\n"),
+        (b"SET b v\r\n", "+OK\r\n"),
+        (b"EXPIRE b 10 NX\r\n", ":1\r\n"),
+        (
+            b"EXPIRE b 10 NX GT\r\n",
+            "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+        ),
+        (
+            b"EXPIRE b 10 LT NX\r\n",
+            "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+        ),
+        (
+            b"EXPIRE b 10 GT LT\r\n",
+            "-ERR GT and LT options at the same time are not compatible\r\n",
+        ),
+        (
+            b"EXPIRE b 10 XX GT LT\r\n",
+            "-ERR GT and LT options at the same time are not compatible\r\n",
+        ),
+        (b"EXPIRE missing 10 LT\r\n", ":0\r\n"),
+        (b"EXISTS missing\r\n", ":0\r\n"),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(
+            line(&mut s, request),
+            *expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
+
+#[test]
 fn resp3_after_hello_3() {
     let server = TestServer::start(ServerOptions::default());
     let mut s = server.raw();
