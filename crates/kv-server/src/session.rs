@@ -320,10 +320,22 @@ impl Session {
 
     fn auth(&mut self, user: Option<&[u8]>, password: &[u8]) -> Reply {
         let Some(expected) = &self.shared.options.requirepass else {
-            return Reply::error(
-                "ERR AUTH <password> called without any password configured for the default \
-                 user. Are you sure your configuration is correct?",
-            );
+            // Without a password the default user is Redis 7's `nopass`: any password
+            // authenticates it. Only the one-argument form, which names no user, is
+            // taken for a configuration mistake.
+            return match user {
+                None => Reply::error(
+                    "ERR AUTH <password> called without any password configured for the \
+                     default user. Are you sure your configuration is correct?",
+                ),
+                Some(b"default") => {
+                    self.authenticated = true;
+                    Reply::OK
+                }
+                Some(_) => {
+                    Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
+                }
+            };
         };
         let user_ok = user.is_none_or(|u| u == b"default");
         // Both compared in full, whatever the user: the time says nothing of the password.

@@ -168,6 +168,29 @@ fn auth_is_required_before_anything_else() {
 }
 
 #[test]
+fn without_a_password_auth_as_the_default_user_succeeds() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    assert_eq!(line(&mut s, b"AUTH default anything\r\n"), "+OK\r\n");
+    assert_eq!(
+        line(&mut s, b"AUTH someone anything\r\n"),
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(
+        line(&mut s, b"AUTH anything\r\n"),
+        "-ERR AUTH <password> called without any password configured for the default user. \
+         Are you sure your configuration is correct?\r\n"
+    );
+    // HELLO with AUTH, as clients send when given a user and password.
+    assert_eq!(line(&mut s, b"HELLO 3 AUTH default x\r\n"), "%7\r\n");
+    let mut c = redis::Client::open(format!("redis://default:x@{}/", server.addr))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = c.set("k", "v").unwrap();
+}
+
+#[test]
 fn a_malformed_request_closes_only_its_connection() {
     let server = TestServer::start(ServerOptions::default());
     let mut bystander = server.raw();
