@@ -229,6 +229,21 @@ impl fmt::Display for CommandError {
     }
 }
 
+impl CommandError {
+    /// Whether Redis refuses it before the command runs (unknown command or
+    /// subcommand, wrong number of arguments for the table's arity): such a request is
+    /// not queued in a `MULTI` block, and makes `EXEC` abort. The other errors are the
+    /// command's own, answered when it runs.
+    pub fn is_refused_before_running(&self) -> bool {
+        matches!(
+            self,
+            CommandError::Unknown(_)
+                | CommandError::UnknownSubcommand(..)
+                | CommandError::WrongArity(_)
+        )
+    }
+}
+
 fn lossy(bytes: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
 }

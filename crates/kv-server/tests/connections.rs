@@ -89,6 +89,71 @@ fn watch_multi_exec_commits_atomically_or_answers_nil() {
 }
 
 #[test]
+fn errors_redis_reports_at_exec_time_do_not_abort_the_block() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    for (request, expected) in [
+        (&b"MULTI\r\n"[..], "+OK\r\n"),
+        (b"SET k v BADOPT\r\n", "+QUEUED\r\n"),
+        (b"INCRBY n x\r\n", "+QUEUED\r\n"),
+        (b"SET a 1\r\n", "+QUEUED\r\n"),
+        (b"EXEC\r\n", "*3\r\n"),
+        (b"", "-ERR syntax error\r\n"),
+        (b"", "-ERR value is not an integer or out of range\r\n"),
+        (b"", "+OK\r\n"),
+        (b"EXISTS a k n\r\n", ":1\r\n"),
+        // Unknown commands and wrong arities still abort it.
+        (b"MULTI\r\n", "+OK\r\n"),
+        (b"SET b 2\r\n", "+QUEUED\r\n"),
+        (
+            b"NOPE\r\n",
+            "-ERR unknown command 'NOPE', with args beginning with: \r\n",
+        ),
+        (
+            b"EXEC\r\n",
+            "-EXECABORT Transaction discarded because of previous errors.\r\n",
+        ),
+        (b"MULTI\r\n", "+OK\r\n"),
+        (b"SET b 2\r\n", "+QUEUED\r\n"),
+        (
+            b"SET b\r\n",
+            "-ERR wrong number of arguments for 'set' command\r\n",
+        ),
+        (
+            b"EXEC\r\n",
+            "-EXECABORT Transaction discarded because of previous errors.\r\n",
+        ),
+        (b"EXISTS b\r\n", ":0\r\n"),
+    ] {
+        assert_eq!(
+            line(&mut s, request),
+            expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+
+    // Before AUTH, NOAUTH comes before the command's own errors.
+    let server = TestServer::start(ServerOptions {
+        requirepass: Some("s3cret".into()),
+        ..ServerOptions::default()
+    });
+    let mut s = server.raw();
+    for request in [
+        &b"SET k v BADOPT\r\n"[..],
+        b"INCRBY n x\r\n",
+        b"SET k v EX 0\r\n",
+    ] {
+        assert_eq!(
+            line(&mut s, request),
+            "-NOAUTH Authentication required.\r\n",
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
+
+#[test]
 fn exec_blocks_are_atomic_against_concurrent_writers() {
     // Each block moves one unit from `a` to `b`; the sum never changes, and no block is
     // lost, while other connections increment a key the blocks read.
