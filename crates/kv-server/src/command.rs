@@ -631,13 +631,7 @@ fn parse_sub(
     let a = &args[2..];
     let command = match spec.name {
         "client|setname" => {
-            // Redis refuses names that would break CLIENT LIST's format.
-            if a[0].iter().any(|&b| b <= b' ' || b > b'~') {
-                return Err(CommandError::Other(
-                    "ERR Client names cannot contain spaces, newlines or special characters."
-                        .into(),
-                ));
-            }
+            check_client_name(&a[0])?;
             Command::ClientSetName(a[0].clone())
         }
         "client|getname" => Command::ClientGetName,
@@ -655,6 +649,21 @@ fn parse_sub(
         _ => return Err(CommandError::UnknownSubcommand(container, args[1].clone())),
     };
     Ok((command, spec))
+}
+
+/// Refuses a connection name that would break `CLIENT LIST`'s format, as Redis does
+/// (`CLIENT SETNAME`, `HELLO ... SETNAME`).
+///
+/// # Errors
+///
+/// `ERR Client names cannot contain spaces, newlines or special characters.`
+pub fn check_client_name(name: &[u8]) -> Result<(), CommandError> {
+    if name.iter().any(|&b| b <= b' ' || b > b'~') {
+        return Err(CommandError::Other(
+            "ERR Client names cannot contain spaces, newlines or special characters.".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_hello(a: &[Bytes]) -> Result<Command, CommandError> {
@@ -703,54 +712,104 @@ fn parse_hello(a: &[Bytes]) -> Result<Command, CommandError> {
 }
 
 fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
-    let (mut condition, mut ttl, mut get) = (None, None, false);
+    let (mut condition, mut expiry, mut get) = (None, None, false);
     let mut options = a[2..].iter();
     while let Some(option) = options.next() {
-        let mut deadline = |unit_ms: i64, absolute: bool| -> Result<TtlUpdate, CommandError> {
-            let n = integer(options.next().ok_or(CommandError::Syntax)?)?;
-            set_deadline(n, unit_ms, absolute, "set")
-        };
-        let new_ttl = if is(option, "ex") {
-            Some(deadline(1000, false)?)
-        } else if is(option, "px") {
-            Some(deadline(1, false)?)
-        } else if is(option, "exat") {
-            Some(deadline(1000, true)?)
-        } else if is(option, "pxat") {
-            Some(deadline(1, true)?)
-        } else if is(option, "keepttl") {
-            Some(TtlUpdate::Keep)
-        } else {
-            let new_condition = if is(option, "nx") {
-                Condition::IfAbsent
-            } else if is(option, "xx") {
-                Condition::IfPresent
-            } else if is(option, "get") {
-                get = true;
-                continue;
-            } else {
-                return Err(CommandError::Syntax);
-            };
-            if condition.is_some_and(|c| c != new_condition) {
-                return Err(CommandError::Syntax);
-            }
-            condition = Some(new_condition);
-            None
-        };
-        if let Some(new_ttl) = new_ttl {
-            if ttl.is_some_and(|t| t != new_ttl) {
-                return Err(CommandError::Syntax);
-            }
-            ttl = Some(new_ttl);
+        if expiry_option(option, Expiry::KeepTtl, &mut options, &mut expiry)? {
+            continue;
         }
+        let new_condition = if is(option, "nx") {
+            Condition::IfAbsent
+        } else if is(option, "xx") {
+            Condition::IfPresent
+        } else if is(option, "get") {
+            get = true;
+            continue;
+        } else {
+            return Err(CommandError::Syntax);
+        };
+        if condition.is_some_and(|c| c != new_condition) {
+            return Err(CommandError::Syntax);
+        }
+        condition = Some(new_condition);
     }
     Ok(Command::Set {
         key: a[0].clone(),
         value: a[1].clone(),
         condition,
-        ttl: ttl.unwrap_or(TtlUpdate::Remove),
+        ttl: expiry_update(expiry, "set")?.unwrap_or(TtlUpdate::Remove),
         get,
     })
+}
+
+/// An expiry option of `SET` or `GETEX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+    /// `SET`'s `KEEPTTL`.
+    KeepTtl,
+    /// `GETEX`'s `PERSIST`.
+    Persist,
+}
+
+/// Reads `option` into `chosen` if it is an expiry option (`EX PX EXAT PXAT`, or `own`:
+/// `KEEPTTL` for `SET`, `PERSIST` for `GETEX`), taking its value from `rest`; `false`
+/// if it is none. As Redis 7 reads them: the same option again replaces the value
+/// (`EX 10 EX 20` expires in 20 s), two different ones are a syntax error, and the value
+/// is only checked once every option is read ([`expiry_update`]).
+fn expiry_option<'a>(
+    option: &[u8],
+    own: Expiry,
+    rest: &mut std::slice::Iter<'a, Bytes>,
+    chosen: &mut Option<(Expiry, Option<&'a Bytes>)>,
+) -> Result<bool, CommandError> {
+    let kind = if is(option, "ex") {
+        Expiry::Ex
+    } else if is(option, "px") {
+        Expiry::Px
+    } else if is(option, "exat") {
+        Expiry::ExAt
+    } else if is(option, "pxat") {
+        Expiry::PxAt
+    } else if (own == Expiry::KeepTtl && is(option, "keepttl"))
+        || (own == Expiry::Persist && is(option, "persist"))
+    {
+        own
+    } else {
+        return Ok(false);
+    };
+    if chosen.is_some_and(|(k, _)| k != kind) {
+        return Err(CommandError::Syntax);
+    }
+    let value = match kind {
+        Expiry::KeepTtl | Expiry::Persist => None,
+        _ => Some(rest.next().ok_or(CommandError::Syntax)?),
+    };
+    *chosen = Some((kind, value));
+    Ok(true)
+}
+
+/// The deadline change the expiry option chosen makes (`None`: none chosen).
+fn expiry_update(
+    chosen: Option<(Expiry, Option<&Bytes>)>,
+    name: &'static str,
+) -> Result<Option<TtlUpdate>, CommandError> {
+    let Some((kind, value)) = chosen else {
+        return Ok(None);
+    };
+    let (unit_ms, absolute) = match kind {
+        Expiry::KeepTtl => return Ok(Some(TtlUpdate::Keep)),
+        Expiry::Persist => return Ok(Some(TtlUpdate::Remove)),
+        Expiry::Ex => (1000, false),
+        Expiry::Px => (1, false),
+        Expiry::ExAt => (1000, true),
+        Expiry::PxAt => (1, true),
+    };
+    let n = integer(value.ok_or(CommandError::Syntax)?)?;
+    set_deadline(n, unit_ms, absolute, name).map(Some)
 }
 
 fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
@@ -784,31 +843,14 @@ fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
 }
 
 fn parse_getex(a: &[Bytes]) -> Result<Option<TtlUpdate>, CommandError> {
+    let mut expiry = None;
     let mut options = a.iter();
-    let Some(option) = options.next() else {
-        return Ok(None);
-    };
-    let ttl = if is(option, "persist") {
-        TtlUpdate::Remove
-    } else {
-        let (unit_ms, absolute) = if is(option, "ex") {
-            (1000, false)
-        } else if is(option, "px") {
-            (1, false)
-        } else if is(option, "exat") {
-            (1000, true)
-        } else if is(option, "pxat") {
-            (1, true)
-        } else {
+    while let Some(option) = options.next() {
+        if !expiry_option(option, Expiry::Persist, &mut options, &mut expiry)? {
             return Err(CommandError::Syntax);
-        };
-        let n = integer(options.next().ok_or(CommandError::Syntax)?)?;
-        set_deadline(n, unit_ms, absolute, "getex")?
-    };
-    if options.next().is_some() {
-        return Err(CommandError::Syntax);
+        }
     }
-    Ok(Some(ttl))
+    expiry_update(expiry, "getex")
 }
 
 fn parse_expire_conditions(a: &[Bytes]) -> Result<ExpireConditions, CommandError> {

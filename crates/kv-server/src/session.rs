@@ -310,6 +310,10 @@ impl Session {
                  client and select the RESP protocol version at the same time",
             );
         }
+        // Checked once authenticated, and before anything changes, as Redis does.
+        if let Some(Err(error)) = name.map(|name| command::check_client_name(name)) {
+            return error.into();
+        }
         if let Some(protocol) = protocol {
             self.protocol = protocol;
         }

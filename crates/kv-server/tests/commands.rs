@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kv_server::ServerOptions;
 use redis::{Commands, Value};
-use support::{line, TestServer};
+use support::{line, read_line, TestServer};
 
 #[test]
 fn strings_keys_and_their_replies() {
@@ -335,6 +335,61 @@ fn expire_applies_every_condition_given_as_redis_does() {
             String::from_utf8_lossy(request)
         );
     }
+}
+
+#[test]
+fn set_and_getex_read_expiry_options_as_redis_7_does() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let cases: &[(&[u8], &str)] = &[
+        // The same option again: the last value wins, and only it is checked.
+        (b"SET k v EX 10 EX 20\r\n", "+OK\r\n"),
+        (b"TTL k\r\n", ":20\r\n"),
+        (
+            b"SET k v EX 0 PX 5000 PX 30000\r\n",
+            "-ERR syntax error\r\n",
+        ),
+        (b"SET k v PX 0 PX 30000\r\n", "+OK\r\n"),
+        (b"TTL k\r\n", ":30\r\n"),
+        (
+            b"SET k v KEEPTTL KEEPTTL NX NX XX\r\n",
+            "-ERR syntax error\r\n",
+        ),
+        (b"SET k v KEEPTTL KEEPTTL XX XX\r\n", "+OK\r\n"),
+        (b"TTL k\r\n", ":30\r\n"),
+        (b"SET k v EX 10 KEEPTTL\r\n", "-ERR syntax error\r\n"),
+        // Every option is read before the value is checked.
+        (b"SET k v EX abc BADOPT\r\n", "-ERR syntax error\r\n"),
+        (
+            b"SET k v EX abc\r\n",
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        (b"GETEX k EX 10 EX 40\r\n", "$1\r\n"),
+        (b"TTL k\r\n", ":40\r\n"),
+        (b"GETEX k PERSIST EX 10\r\n", "-ERR syntax error\r\n"),
+        (b"GETEX k KEEPTTL\r\n", "-ERR syntax error\r\n"),
+        (b"GETEX k PERSIST PERSIST\r\n", "$1\r\n"),
+        (b"TTL k\r\n", ":-1\r\n"),
+    ];
+    for (request, expected) in cases {
+        let reply = line(&mut s, request);
+        assert_eq!(reply, *expected, "{}", String::from_utf8_lossy(request));
+        if reply.starts_with('$') {
+            assert_eq!(read_line(&mut s), "v\r\n");
+        }
+    }
+}
+
+#[test]
+fn hello_setname_refuses_what_client_setname_refuses() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let refused = "-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
+    assert_eq!(line(&mut s, b"HELLO 3 SETNAME \"a b\"\r\n"), refused);
+    assert_eq!(line(&mut s, b"CLIENT SETNAME \"a b\"\r\n"), refused);
+    // Nothing changed: still RESP2, no name.
+    assert_eq!(line(&mut s, b"CLIENT GETNAME\r\n"), "$-1\r\n");
+    assert_eq!(line(&mut s, b"HELLO 3 SETNAME ok\r\n"), "%7\r\n");
 }
 
 #[test]
