@@ -344,7 +344,7 @@ fn incr_by_float(keyspace: &mut dyn Keyspace, key: &Bytes, by: f64) -> kv_store:
             })
         });
         match &outcome {
-            // Rust's shortest round-trip form: `10.6`, not `10.59999...`; keeps the deadline.
+            // Keeps the deadline, as Redis does.
             Ok(new) => Update::put(format_float(*new)),
             Err(_) => Update::Keep,
         }
@@ -355,12 +355,52 @@ fn incr_by_float(keyspace: &mut dyn Keyspace, key: &Bytes, by: f64) -> kv_store:
     })
 }
 
+/// `INCRBYFLOAT`'s result as Redis prints it: fixed-point, at most 17 decimals, trailing
+/// zeros trimmed (its `%.17Lf`). Redis computes in an 80-bit long double, whose extra
+/// digits absorb the binary rounding of decimal inputs (`0.1 + 0.2` prints `0.3`); in
+/// an `f64` only DBL_DIG = 15 significant digits are exact, so the result is rounded to
+/// those, which prints the same for such inputs (rather than `0.30000000000000004`).
 fn format_float(n: f64) -> String {
-    if n == 0.0 {
-        // Not `-0`.
-        return "0".into();
+    // The decimal exponent after rounding to 15 significant digits.
+    let scientific = format!("{n:.14e}");
+    let exponent: i32 = scientific
+        .rsplit_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
+    let decimals = (14 - exponent).clamp(0, 17) as usize;
+    let mut text = format!("{n:.decimals$}");
+    if text.contains('.') {
+        let trimmed = text.trim_end_matches('0').trim_end_matches('.').len();
+        text.truncate(trimmed);
     }
-    n.to_string()
+    if text == "-0" {
+        text = "0".into();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_float;
+
+    #[test]
+    fn floats_print_as_redis_prints_them() {
+        for (n, printed) in [
+            (0.1 + 0.2, "0.3"),
+            (10.5 + 0.1, "10.6"),
+            (10.5 + 0.1 - 5.0, "5.6"),
+            (5.0e3 + 2.0e2, "5200"),
+            (-0.0, "0"),
+            (1e-20, "0"),
+            (-1.5e-5, "-0.000015"),
+            (1.0 / 3.0, "0.333333333333333"),
+            (9_007_199_254_740_992.0, "9007199254740992"),
+            (1e20, "100000000000000000000"),
+            (-2.5, "-2.5"),
+        ] {
+            assert_eq!(format_float(n), printed, "{n:?}");
+        }
+    }
 }
 
 /// `GETRANGE`'s slice: inclusive, negative offsets from the end, clamped.

@@ -393,6 +393,31 @@ fn hello_setname_refuses_what_client_setname_refuses() {
 }
 
 #[test]
+fn incrbyfloat_prints_its_result_as_redis_does() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    for (request, expected) in [
+        (&b"SET f 0.1\r\n"[..], "+OK"),
+        (b"INCRBYFLOAT f 0.2\r\n", "0.3"),
+        (b"GET f\r\n", "0.3"),
+        (b"SET g 5.0e3\r\n", "+OK"),
+        (b"INCRBYFLOAT g 2.0e2\r\n", "5200"),
+        (b"INCRBYFLOAT h 1e-20\r\n", "0"),
+    ] {
+        let mut reply = line(&mut s, request);
+        if reply.starts_with('$') {
+            reply = read_line(&mut s);
+        }
+        assert_eq!(
+            reply.trim_end(),
+            expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
+
+#[test]
 fn resp3_after_hello_3() {
     let server = TestServer::start(ServerOptions::default());
     let mut s = server.raw();
