@@ -134,7 +134,7 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
             Some(Some(at)) => {
                 let ms = at
                     .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| millis_i64(d));
+                    .map_or(0, millis_i64);
                 if *millis {
                     ms
                 } else {
@@ -379,30 +379,6 @@ fn format_float(n: f64) -> String {
     text
 }
 
-#[cfg(test)]
-mod tests {
-    use super::format_float;
-
-    #[test]
-    fn floats_print_as_redis_prints_them() {
-        for (n, printed) in [
-            (0.1 + 0.2, "0.3"),
-            (10.5 + 0.1, "10.6"),
-            (10.5 + 0.1 - 5.0, "5.6"),
-            (5.0e3 + 2.0e2, "5200"),
-            (-0.0, "0"),
-            (1e-20, "0"),
-            (-1.5e-5, "-0.000015"),
-            (1.0 / 3.0, "0.333333333333333"),
-            (9_007_199_254_740_992.0, "9007199254740992"),
-            (1e20, "100000000000000000000"),
-            (-2.5, "-2.5"),
-        ] {
-            assert_eq!(format_float(n), printed, "{n:?}");
-        }
-    }
-}
-
 /// `GETRANGE`'s slice: inclusive, negative offsets from the end, clamped.
 fn range(value: &Bytes, start: i64, end: i64) -> Bytes {
     let len = value.len() as i64;
@@ -506,4 +482,28 @@ fn scan(
         _ => 0,
     };
     Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_float;
+
+    #[test]
+    fn floats_print_as_redis_prints_them() {
+        for (n, printed) in [
+            (0.1 + 0.2, "0.3"),
+            (10.5 + 0.1, "10.6"),
+            (10.5 + 0.1 - 5.0, "5.6"),
+            (5.0e3 + 2.0e2, "5200"),
+            (-0.0, "0"),
+            (1e-20, "0"),
+            (-1.5e-5, "-0.000015"),
+            (1.0 / 3.0, "0.333333333333333"),
+            (9_007_199_254_740_992.0, "9007199254740992"),
+            (1e20, "100000000000000000000"),
+            (-2.5, "-2.5"),
+        ] {
+            assert_eq!(format_float(n), printed, "{n:?}");
+        }
+    }
 }
