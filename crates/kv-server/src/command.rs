@@ -36,7 +36,8 @@ impl Spec {
         self.flags.contains(&"no_auth")
     }
 
-    fn accepts(&self, args: usize) -> bool {
+    /// Whether the table's arity allows `args` arguments (the name included).
+    pub fn accepts(&self, args: usize) -> bool {
         let args = args as i32;
         if self.arity >= 0 {
             args == self.arity
@@ -230,17 +231,23 @@ impl fmt::Display for CommandError {
 }
 
 impl CommandError {
-    /// Whether Redis refuses it before the command runs (unknown command or
-    /// subcommand, wrong number of arguments for the table's arity): such a request is
-    /// not queued in a `MULTI` block, and makes `EXEC` abort. The other errors are the
-    /// command's own, answered when it runs.
-    pub fn is_refused_before_running(&self) -> bool {
-        matches!(
-            self,
-            CommandError::Unknown(_)
-                | CommandError::UnknownSubcommand(..)
-                | CommandError::WrongArity(_)
-        )
+    /// Whether Redis refuses it before the command runs, given the request's `args`
+    /// (name first): an unknown command or subcommand, or a number of arguments the
+    /// table's arity refuses. Such a request is not queued in a `MULTI` block, and makes
+    /// `EXEC` abort. The other errors are the command's own, answered when it runs
+    /// (`MSET a 1 b`, whose arity the table allows, is refused by `MSET` itself).
+    pub fn is_refused_before_running(&self, args: &[Bytes]) -> bool {
+        match self {
+            CommandError::Unknown(_) | CommandError::UnknownSubcommand(..) => true,
+            CommandError::WrongArity(name) => {
+                name.contains('|')
+                    || args
+                        .first()
+                        .and_then(|n| lookup(n))
+                        .is_none_or(|spec| !spec.accepts(args.len()))
+            }
+            _ => false,
+        }
     }
 }
 

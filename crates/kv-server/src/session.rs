@@ -157,7 +157,7 @@ impl Session {
         let (command, spec) = match command::parse(args) {
             Ok((command, spec)) => (Ok(command), spec),
             Err(error) => match args.first().and_then(|name| command::lookup(name)) {
-                Some(spec) if !error.is_refused_before_running() => (Err(error), spec),
+                Some(spec) if !error.is_refused_before_running(args) => (Err(error), spec),
                 _ => {
                     if self.queued.is_some() {
                         self.queue_failed = true;

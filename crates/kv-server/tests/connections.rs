@@ -102,6 +102,13 @@ fn errors_redis_reports_at_exec_time_do_not_abort_the_block() {
         (b"", "-ERR value is not an integer or out of range\r\n"),
         (b"", "+OK\r\n"),
         (b"EXISTS a k n\r\n", ":1\r\n"),
+        // An arity the table allows but the command refuses: that command's error.
+        (b"MULTI\r\n", "+OK\r\n"),
+        (b"MSET x 1 y\r\n", "+QUEUED\r\n"),
+        (b"SET c 1\r\n", "+QUEUED\r\n"),
+        (b"EXEC\r\n", "*2\r\n"),
+        (b"", "-ERR wrong number of arguments for 'mset' command\r\n"),
+        (b"", "+OK\r\n"),
         // Unknown commands and wrong arities still abort it.
         (b"MULTI\r\n", "+OK\r\n"),
         (b"SET b 2\r\n", "+QUEUED\r\n"),
