@@ -386,6 +386,7 @@ pub fn server_requests(data: &[u8]) {
         max_bulk: 1024,
         max_args: 64,
         max_inline: 256,
+        max_request: 4096,
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = KvStore::open_with(dir.path(), small_store_options()).expect("open");

@@ -24,18 +24,34 @@ pub struct Limits {
     pub max_args: usize,
     /// The longest inline request or header line, in bytes.
     pub max_inline: usize,
+    /// The most bytes of arguments one request may declare, all together: the
+    /// per-argument limits alone would let one request claim `max_args × max_bulk`.
+    pub max_request: usize,
 }
 
 impl Default for Limits {
-    /// Redis's: 512 MiB bulks, 1,048,576 arguments, 64 KiB inline lines.
+    /// Redis's: 512 MiB bulks, 1,048,576 arguments, 64 KiB inline lines, 1 GiB a request
+    /// (its `client-query-buffer-limit`).
     fn default() -> Limits {
         Limits {
             max_bulk: 512 * 1024 * 1024,
             max_args: 1024 * 1024,
             max_inline: 64 * 1024,
+            max_request: 1024 * 1024 * 1024,
         }
     }
 }
+
+/// The most arguments a request may have before the connection authenticates (when a
+/// password is set), as in Redis 7: enough for `AUTH` and `HELLO`, so an unauthenticated
+/// client cannot make the server hold much.
+const UNAUTHENTICATED_MAX_ARGS: usize = 10;
+
+/// The largest argument before the connection authenticates, as in Redis 7.
+const UNAUTHENTICATED_MAX_BULK: usize = 16 * 1024;
+
+/// The least the input buffer grows by while a bulk string arrives.
+const MIN_GROWTH: usize = 16 * 1024;
 
 /// A request that breaks the protocol ([`Error::Protocol`]): the connection answers
 /// `-ERR Protocol error: <message>` and closes, as Redis does.
@@ -45,6 +61,8 @@ type ProtocolError = Error;
 #[derive(Debug, Default)]
 pub struct Decoder {
     limits: Limits,
+    /// Whether the connection has yet to authenticate: tighter limits then.
+    unauthenticated: bool,
     /// A multibulk request whose arguments have not all arrived.
     partial: Option<Partial>,
 }
@@ -57,6 +75,8 @@ struct Partial {
     args: Vec<(usize, usize)>,
     /// Where the next argument's header starts.
     pos: usize,
+    /// The bytes of arguments declared so far.
+    declared: usize,
 }
 
 impl Decoder {
@@ -64,8 +84,17 @@ impl Decoder {
     pub fn new(limits: Limits) -> Decoder {
         Decoder {
             limits,
+            unauthenticated: false,
             partial: None,
         }
+    }
+
+    /// Tells whether the connection has authenticated (it has unless a password is set).
+    /// Until it has, a request of more than 10 arguments or an argument over 16 KiB is a
+    /// protocol error, as in Redis 7. A connection must then decode one request at a time
+    /// and answer it before decoding the next, since `AUTH` changes what the next may be.
+    pub fn set_authenticated(&mut self, authenticated: bool) {
+        self.unauthenticated = !authenticated;
     }
 
     /// The next complete request in `buf` (removed from it), `Ok(None)` if more bytes are
@@ -110,11 +139,15 @@ impl Decoder {
                     return Ok(Some(Vec::new()));
                 }
                 let count = count as usize;
+                if self.unauthenticated && count > UNAUTHENTICATED_MAX_ARGS {
+                    return Err(Error::Protocol("unauthenticated multibulk length"));
+                }
                 Partial {
                     count,
                     // Not `count`: a declared count is not trusted to size anything.
                     args: Vec::with_capacity(count.min(64)),
                     pos: next,
+                    declared: 0,
                 }
             }
         };
@@ -124,15 +157,26 @@ impl Decoder {
                 self.partial = Some(partial);
                 return Ok(None);
             };
-            if line[0] != b'$' {
+            // `first`: the line may be empty.
+            if line.first() != Some(&b'$') {
                 return Err(Error::Protocol("expected '$'"));
             }
             let len = parse_length(&line[1..])
                 .filter(|&n| (0..=self.limits.max_bulk as i64).contains(&n))
                 .ok_or(Error::Protocol("invalid bulk length"))? as usize;
+            if self.unauthenticated && len > UNAUTHENTICATED_MAX_BULK {
+                return Err(Error::Protocol("unauthenticated bulk length"));
+            }
+            // Counted once the argument is complete (its header is read again until then).
+            if partial.declared + len > self.limits.max_request {
+                return Err(Error::Protocol("request exceeds the query buffer limit"));
+            }
             if buf.len() < next + len + 2 {
-                // Room for this argument only, which the limit bounds.
-                buf.reserve(next + len + 2 - buf.len());
+                // Only so much more room as has arrived (at least `MIN_GROWTH`): the
+                // declared length is a claim, and reserving it at once would let every
+                // connection hold the bulk limit with a header of a few bytes.
+                let missing = next + len + 2 - buf.len();
+                buf.reserve(missing.min(buf.len().max(MIN_GROWTH)));
                 self.partial = Some(partial);
                 return Ok(None);
             }
@@ -140,6 +184,7 @@ impl Decoder {
                 return Err(Error::Protocol("expected CRLF after a bulk string"));
             }
             partial.args.push((next, next + len));
+            partial.declared += len;
             partial.pos = next + len + 2;
         }
         let frame = buf.split_to(partial.pos).freeze();
@@ -426,6 +471,93 @@ mod tests {
             small.decode(&mut buf).map_err(message),
             Err("invalid bulk length")
         );
+    }
+
+    #[test]
+    fn an_empty_argument_header_is_a_protocol_error() {
+        assert_eq!(decode_all(b"*1\r\n\r\n"), Err("expected '$'"));
+        assert_eq!(decode_all(b"*2\r\n$4\r\nPING\r\n\n"), Err("expected '$'"));
+    }
+
+    #[test]
+    fn a_declared_bulk_is_reserved_as_it_arrives_not_at_its_header() {
+        let mut decoder = Decoder::default();
+        let len = 8 * 1024 * 1024;
+        let header = format!("*2\r\n$3\r\nSET\r\n${len}\r\n");
+        let mut buf = BytesMut::from(header.as_bytes());
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+        // Fifty such 30-byte headers must not hold fifty bulk limits.
+        assert!(buf.capacity() < 64 * 1024, "{} reserved", buf.capacity());
+        let chunk = vec![b'v'; 100_000];
+        let mut sent = 0;
+        while sent < len {
+            let n = chunk.len().min(len - sent);
+            buf.extend_from_slice(&chunk[..n]);
+            sent += n;
+            assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+            // In proportion to what has arrived (a reserve may double the capacity).
+            assert!(
+                buf.capacity() <= 4 * (buf.len() + MIN_GROWTH),
+                "{} reserved for {} bytes",
+                buf.capacity(),
+                buf.len()
+            );
+        }
+        buf.extend_from_slice(b"\r\n");
+        let request = decoder.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(request[1].len(), len);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_request_declaring_more_than_the_request_limit_is_refused() {
+        let limits = Limits {
+            max_bulk: 10,
+            max_request: 25,
+            ..Limits::default()
+        };
+        let mut decoder = Decoder::new(limits);
+        let mut buf =
+            BytesMut::from(&b"*3\r\n$10\r\n0123456789\r\n$10\r\n0123456789\r\n$6\r\n"[..]);
+        assert_eq!(
+            decoder.decode(&mut buf).map_err(message),
+            Err("request exceeds the query buffer limit")
+        );
+        // Up to the limit is accepted.
+        let mut decoder = Decoder::new(limits);
+        let mut buf =
+            BytesMut::from(&b"*3\r\n$10\r\n0123456789\r\n$10\r\n0123456789\r\n$5\r\n01234\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap().unwrap().len(), 3);
+        assert_eq!(Limits::default().max_request, 1 << 30);
+    }
+
+    #[test]
+    fn before_authentication_requests_are_small() {
+        let mut decoder = Decoder::default();
+        decoder.set_authenticated(false);
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            decoder.decode(&mut buf).map_err(message),
+            Err("unauthenticated multibulk length")
+        );
+        let mut decoder = Decoder::default();
+        decoder.set_authenticated(false);
+        let mut buf = BytesMut::from(&b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"[..]);
+        assert_eq!(
+            decoder.decode(&mut buf).map_err(message),
+            Err("unauthenticated bulk length")
+        );
+        // At the limits: accepted (waiting for the rest).
+        let mut decoder = Decoder::default();
+        decoder.set_authenticated(false);
+        let mut buf = BytesMut::from(&b"*10\r\n$4\r\nAUTH\r\n$16384\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+        // Once authenticated, the usual limits.
+        let mut decoder = Decoder::default();
+        decoder.set_authenticated(false);
+        decoder.set_authenticated(true);
+        let mut buf = BytesMut::from(&b"*11\r\n$17000\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
     }
 
     #[test]

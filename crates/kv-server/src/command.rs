@@ -5,7 +5,7 @@
 //! exact strings (clients match on them).
 
 use std::fmt;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kv_store::TtlUpdate;
@@ -36,7 +36,8 @@ impl Spec {
         self.flags.contains(&"no_auth")
     }
 
-    fn accepts(&self, args: usize) -> bool {
+    /// Whether the table's arity allows `args` arguments (the name included).
+    pub fn accepts(&self, args: usize) -> bool {
         let args = args as i32;
         if self.arity >= 0 {
             args == self.arity
@@ -229,6 +230,27 @@ impl fmt::Display for CommandError {
     }
 }
 
+impl CommandError {
+    /// Whether Redis refuses it before the command runs, given the request's `args`
+    /// (name first): an unknown command or subcommand, or a number of arguments the
+    /// table's arity refuses. Such a request is not queued in a `MULTI` block, and makes
+    /// `EXEC` abort. The other errors are the command's own, answered when it runs
+    /// (`MSET a 1 b`, whose arity the table allows, is refused by `MSET` itself).
+    pub fn is_refused_before_running(&self, args: &[Bytes]) -> bool {
+        match self {
+            CommandError::Unknown(_) | CommandError::UnknownSubcommand(..) => true,
+            CommandError::WrongArity(name) => {
+                name.contains('|')
+                    || args
+                        .first()
+                        .and_then(|n| lookup(n))
+                        .is_none_or(|spec| !spec.accepts(args.len()))
+            }
+            _ => false,
+        }
+    }
+}
+
 fn lossy(bytes: &[u8], max: usize) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
 }
@@ -242,17 +264,18 @@ pub enum Condition {
     IfPresent,
 }
 
-/// `EXPIRE`'s condition (`NX XX GT LT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpireCondition {
+/// `EXPIRE`'s conditions (`NX XX GT LT`): each one given must hold, checked in that
+/// order as Redis does (`XX LT` on a key without a deadline fails at `XX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExpireConditions {
     /// `NX`: only if the key has no deadline.
-    NoDeadline,
+    pub nx: bool,
     /// `XX`: only if it has one.
-    HasDeadline,
+    pub xx: bool,
     /// `GT`: only if the new deadline is later (no deadline counts as infinite).
-    Later,
-    /// `LT`: only if it is sooner.
-    Sooner,
+    pub gt: bool,
+    /// `LT`: only if it is sooner (no deadline counts as infinite).
+    pub lt: bool,
 }
 
 /// When an `EXPIRE` family command sets a key to expire.
@@ -361,7 +384,7 @@ pub enum Command {
         /// When.
         deadline: Deadline,
         /// `NX XX GT LT`.
-        condition: Option<ExpireCondition>,
+        conditions: ExpireConditions,
     },
     /// `TTL` (seconds) and `PTTL` (milliseconds).
     Ttl {
@@ -498,20 +521,12 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
         "set" => parse_set(a)?,
         "setnx" => Command::SetNx(key(), a[1].clone()),
         "setex" | "psetex" => {
-            let n = integer(&a[1])?;
-            let ms = if spec.name == "setex" {
-                n.checked_mul(1000)
-            } else {
-                Some(n)
-            };
-            let ms = ms
-                .filter(|&ms| ms > 0)
-                .ok_or(CommandError::InvalidExpire(spec.name))?;
+            let unit_ms = if spec.name == "setex" { 1000 } else { 1 };
             Command::Set {
                 key: key(),
                 value: a[2].clone(),
                 condition: None,
-                ttl: TtlUpdate::After(Duration::from_millis(ms as u64)),
+                ttl: set_deadline(integer(&a[1])?, unit_ms, false, spec.name)?,
                 get: false,
             }
         }
@@ -545,12 +560,17 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
         "exists" => Command::Exists(a.to_vec()),
         "expire" | "pexpire" | "expireat" | "pexpireat" => {
             let n = integer(&a[1])?;
+            let invalid = || CommandError::InvalidExpire(spec.name);
             let millis = if spec.name.starts_with('p') {
-                Some(n)
+                n
             } else {
-                n.checked_mul(1000)
+                n.checked_mul(1000).ok_or_else(invalid)?
             };
-            let millis = millis.ok_or(CommandError::InvalidExpire(spec.name))?;
+            // As Redis: a relative deadline must not overflow once added to now (negative
+            // ones are allowed: they delete).
+            if !spec.name.ends_with("at") {
+                millis.checked_add(now_millis()).ok_or_else(invalid)?;
+            }
             Command::Expire {
                 key: key(),
                 deadline: if spec.name.ends_with("at") {
@@ -558,7 +578,7 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
                 } else {
                     Deadline::In(millis)
                 },
-                condition: parse_expire_condition(&a[2..])?,
+                conditions: parse_expire_conditions(&a[2..])?,
             }
         }
         "expiretime" | "pexpiretime" => Command::ExpireTime {
@@ -618,13 +638,7 @@ fn parse_sub(
     let a = &args[2..];
     let command = match spec.name {
         "client|setname" => {
-            // Redis refuses names that would break CLIENT LIST's format.
-            if a[0].iter().any(|&b| b <= b' ' || b > b'~') {
-                return Err(CommandError::Other(
-                    "ERR Client names cannot contain spaces, newlines or special characters."
-                        .into(),
-                ));
-            }
+            check_client_name(&a[0])?;
             Command::ClientSetName(a[0].clone())
         }
         "client|getname" => Command::ClientGetName,
@@ -642,6 +656,21 @@ fn parse_sub(
         _ => return Err(CommandError::UnknownSubcommand(container, args[1].clone())),
     };
     Ok((command, spec))
+}
+
+/// Refuses a connection name that would break `CLIENT LIST`'s format, as Redis does
+/// (`CLIENT SETNAME`, `HELLO ... SETNAME`).
+///
+/// # Errors
+///
+/// `ERR Client names cannot contain spaces, newlines or special characters.`
+pub fn check_client_name(name: &[u8]) -> Result<(), CommandError> {
+    if name.iter().any(|&b| b <= b' ' || b > b'~') {
+        return Err(CommandError::Other(
+            "ERR Client names cannot contain spaces, newlines or special characters.".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_hello(a: &[Bytes]) -> Result<Command, CommandError> {
@@ -690,62 +719,104 @@ fn parse_hello(a: &[Bytes]) -> Result<Command, CommandError> {
 }
 
 fn parse_set(a: &[Bytes]) -> Result<Command, CommandError> {
-    let (mut condition, mut ttl, mut get) = (None, None, false);
+    let (mut condition, mut expiry, mut get) = (None, None, false);
     let mut options = a[2..].iter();
     while let Some(option) = options.next() {
-        let mut deadline = |unit_ms: i64, absolute: bool| -> Result<TtlUpdate, CommandError> {
-            let n = integer(options.next().ok_or(CommandError::Syntax)?)?;
-            let ms = n
-                .checked_mul(unit_ms)
-                .filter(|&ms| ms > 0)
-                .ok_or(CommandError::InvalidExpire("set"))? as u64;
-            Ok(if absolute {
-                TtlUpdate::At(UNIX_EPOCH + Duration::from_millis(ms))
-            } else {
-                TtlUpdate::After(Duration::from_millis(ms))
-            })
-        };
-        let new_ttl = if is(option, "ex") {
-            Some(deadline(1000, false)?)
-        } else if is(option, "px") {
-            Some(deadline(1, false)?)
-        } else if is(option, "exat") {
-            Some(deadline(1000, true)?)
-        } else if is(option, "pxat") {
-            Some(deadline(1, true)?)
-        } else if is(option, "keepttl") {
-            Some(TtlUpdate::Keep)
-        } else {
-            let new_condition = if is(option, "nx") {
-                Condition::IfAbsent
-            } else if is(option, "xx") {
-                Condition::IfPresent
-            } else if is(option, "get") {
-                get = true;
-                continue;
-            } else {
-                return Err(CommandError::Syntax);
-            };
-            if condition.is_some_and(|c| c != new_condition) {
-                return Err(CommandError::Syntax);
-            }
-            condition = Some(new_condition);
-            None
-        };
-        if let Some(new_ttl) = new_ttl {
-            if ttl.is_some_and(|t| t != new_ttl) {
-                return Err(CommandError::Syntax);
-            }
-            ttl = Some(new_ttl);
+        if expiry_option(option, Expiry::KeepTtl, &mut options, &mut expiry)? {
+            continue;
         }
+        let new_condition = if is(option, "nx") {
+            Condition::IfAbsent
+        } else if is(option, "xx") {
+            Condition::IfPresent
+        } else if is(option, "get") {
+            get = true;
+            continue;
+        } else {
+            return Err(CommandError::Syntax);
+        };
+        if condition.is_some_and(|c| c != new_condition) {
+            return Err(CommandError::Syntax);
+        }
+        condition = Some(new_condition);
     }
     Ok(Command::Set {
         key: a[0].clone(),
         value: a[1].clone(),
         condition,
-        ttl: ttl.unwrap_or(TtlUpdate::Remove),
+        ttl: expiry_update(expiry, "set")?.unwrap_or(TtlUpdate::Remove),
         get,
     })
+}
+
+/// An expiry option of `SET` or `GETEX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+    /// `SET`'s `KEEPTTL`.
+    KeepTtl,
+    /// `GETEX`'s `PERSIST`.
+    Persist,
+}
+
+/// Reads `option` into `chosen` if it is an expiry option (`EX PX EXAT PXAT`, or `own`:
+/// `KEEPTTL` for `SET`, `PERSIST` for `GETEX`), taking its value from `rest`; `false`
+/// if it is none. As Redis 7 reads them: the same option again replaces the value
+/// (`EX 10 EX 20` expires in 20 s), two different ones are a syntax error, and the value
+/// is only checked once every option is read ([`expiry_update`]).
+fn expiry_option<'a>(
+    option: &[u8],
+    own: Expiry,
+    rest: &mut std::slice::Iter<'a, Bytes>,
+    chosen: &mut Option<(Expiry, Option<&'a Bytes>)>,
+) -> Result<bool, CommandError> {
+    let kind = if is(option, "ex") {
+        Expiry::Ex
+    } else if is(option, "px") {
+        Expiry::Px
+    } else if is(option, "exat") {
+        Expiry::ExAt
+    } else if is(option, "pxat") {
+        Expiry::PxAt
+    } else if (own == Expiry::KeepTtl && is(option, "keepttl"))
+        || (own == Expiry::Persist && is(option, "persist"))
+    {
+        own
+    } else {
+        return Ok(false);
+    };
+    if chosen.is_some_and(|(k, _)| k != kind) {
+        return Err(CommandError::Syntax);
+    }
+    let value = match kind {
+        Expiry::KeepTtl | Expiry::Persist => None,
+        _ => Some(rest.next().ok_or(CommandError::Syntax)?),
+    };
+    *chosen = Some((kind, value));
+    Ok(true)
+}
+
+/// The deadline change the expiry option chosen makes (`None`: none chosen).
+fn expiry_update(
+    chosen: Option<(Expiry, Option<&Bytes>)>,
+    name: &'static str,
+) -> Result<Option<TtlUpdate>, CommandError> {
+    let Some((kind, value)) = chosen else {
+        return Ok(None);
+    };
+    let (unit_ms, absolute) = match kind {
+        Expiry::KeepTtl => return Ok(Some(TtlUpdate::Keep)),
+        Expiry::Persist => return Ok(Some(TtlUpdate::Remove)),
+        Expiry::Ex => (1000, false),
+        Expiry::Px => (1, false),
+        Expiry::ExAt => (1000, true),
+        Expiry::PxAt => (1, true),
+    };
+    let n = integer(value.ok_or(CommandError::Syntax)?)?;
+    set_deadline(n, unit_ms, absolute, name).map(Some)
 }
 
 fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
@@ -779,53 +850,27 @@ fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
 }
 
 fn parse_getex(a: &[Bytes]) -> Result<Option<TtlUpdate>, CommandError> {
+    let mut expiry = None;
     let mut options = a.iter();
-    let Some(option) = options.next() else {
-        return Ok(None);
-    };
-    let ttl = if is(option, "persist") {
-        TtlUpdate::Remove
-    } else {
-        let (unit_ms, absolute) = if is(option, "ex") {
-            (1000, false)
-        } else if is(option, "px") {
-            (1, false)
-        } else if is(option, "exat") {
-            (1000, true)
-        } else if is(option, "pxat") {
-            (1, true)
-        } else {
+    while let Some(option) = options.next() {
+        if !expiry_option(option, Expiry::Persist, &mut options, &mut expiry)? {
             return Err(CommandError::Syntax);
-        };
-        let n = integer(options.next().ok_or(CommandError::Syntax)?)?;
-        let ms = n
-            .checked_mul(unit_ms)
-            .filter(|&ms| ms > 0)
-            .ok_or(CommandError::InvalidExpire("getex"))? as u64;
-        if absolute {
-            TtlUpdate::At(UNIX_EPOCH + Duration::from_millis(ms))
-        } else {
-            TtlUpdate::After(Duration::from_millis(ms))
         }
-    };
-    if options.next().is_some() {
-        return Err(CommandError::Syntax);
     }
-    Ok(Some(ttl))
+    expiry_update(expiry, "getex")
 }
 
-fn parse_expire_condition(a: &[Bytes]) -> Result<Option<ExpireCondition>, CommandError> {
-    let mut found: Option<ExpireCondition> = None;
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+fn parse_expire_conditions(a: &[Bytes]) -> Result<ExpireConditions, CommandError> {
+    let mut conditions = ExpireConditions::default();
     for option in a {
-        let (condition, flag) = if is(option, "nx") {
-            (ExpireCondition::NoDeadline, &mut nx)
+        let flag = if is(option, "nx") {
+            &mut conditions.nx
         } else if is(option, "xx") {
-            (ExpireCondition::HasDeadline, &mut xx)
+            &mut conditions.xx
         } else if is(option, "gt") {
-            (ExpireCondition::Later, &mut gt)
+            &mut conditions.gt
         } else if is(option, "lt") {
-            (ExpireCondition::Sooner, &mut lt)
+            &mut conditions.lt
         } else {
             return Err(CommandError::Other(format!(
                 "ERR Unsupported option {}",
@@ -833,8 +878,8 @@ fn parse_expire_condition(a: &[Bytes]) -> Result<Option<ExpireCondition>, Comman
             )));
         };
         *flag = true;
-        found = Some(condition);
     }
+    let ExpireConditions { nx, xx, gt, lt } = conditions;
     if nx && (xx || gt || lt) {
         return Err(CommandError::Other(
             "ERR NX and XX, GT or LT options at the same time are not compatible".into(),
@@ -845,13 +890,36 @@ fn parse_expire_condition(a: &[Bytes]) -> Result<Option<ExpireCondition>, Comman
             "ERR GT and LT options at the same time are not compatible".into(),
         ));
     }
-    // XX with GT or LT: both must hold; GT/LT on a key without a deadline is then moot
-    // (XX fails first), so the stricter of the pair is kept.
-    Ok(match (xx, gt, lt) {
-        (true, true, _) => Some(ExpireCondition::Later),
-        (true, _, true) => Some(ExpireCondition::Sooner),
-        _ => found,
-    })
+    Ok(conditions)
+}
+
+/// The deadline `SET`, `SETEX`, `PSETEX` or `GETEX` sets: `n` units of `unit_ms`
+/// milliseconds, from now or (`absolute`) from the epoch. As in Redis, it must be positive
+/// and fit 64-bit milliseconds since the epoch, once converted and (relative) added to
+/// now: otherwise `ERR invalid expire time in '<name>' command`.
+fn set_deadline(
+    n: i64,
+    unit_ms: i64,
+    absolute: bool,
+    name: &'static str,
+) -> Result<TtlUpdate, CommandError> {
+    let invalid = || CommandError::InvalidExpire(name);
+    let ms = n
+        .checked_mul(unit_ms)
+        .filter(|&ms| ms > 0)
+        .ok_or_else(invalid)?;
+    if absolute {
+        return Ok(TtlUpdate::At(UNIX_EPOCH + Duration::from_millis(ms as u64)));
+    }
+    ms.checked_add(now_millis()).ok_or_else(invalid)?;
+    Ok(TtlUpdate::After(Duration::from_millis(ms as u64)))
+}
+
+/// Milliseconds since the Unix epoch, as Redis's deadlines count them.
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Whether `arg` is `word`, in any case.

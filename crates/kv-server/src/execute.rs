@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use kv_store::{Ttl, TtlUpdate, Update};
 
-use crate::command::{Command, CommandError, Condition, Deadline, ExpireCondition};
+use crate::command::{Command, CommandError, Condition, Deadline, ExpireConditions};
 use crate::glob::glob_match;
 use crate::keyspace::Keyspace;
 use crate::reply::Reply;
@@ -134,7 +134,7 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
             Some(Some(at)) => {
                 let ms = at
                     .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
+                    .map_or(0, millis_i64);
                 if *millis {
                     ms
                 } else {
@@ -148,14 +148,14 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
         Command::Expire {
             key,
             deadline,
-            condition,
-        } => expire(keyspace, key, *deadline, *condition),
+            conditions,
+        } => expire(keyspace, key, *deadline, *conditions),
         Command::Ttl { key, millis } => Ok(Reply::Integer(match keyspace.ttl(key) {
             Ttl::NoKey => -2,
             Ttl::NoDeadline => -1,
-            Ttl::Remaining(left) if *millis => left.as_millis() as i64,
-            // Rounded, as Redis does.
-            Ttl::Remaining(left) => (left.as_millis() as i64 + 500) / 1000,
+            Ttl::Remaining(left) if *millis => millis_i64(left),
+            // Rounded, as Redis does (saturating: a deadline may be near the end of time).
+            Ttl::Remaining(left) => millis_i64(left).saturating_add(500) / 1000,
         })),
         Command::Persist(key) => {
             let mut persisted = false;
@@ -190,6 +190,11 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
         _ => return None,
     };
     Some(reply.unwrap_or_else(|error| store_error(&error)))
+}
+
+/// A duration in whole milliseconds, as an integer reply (saturating, not wrapping).
+fn millis_i64(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn set(
@@ -248,7 +253,7 @@ fn expire(
     keyspace: &mut dyn Keyspace,
     key: &Bytes,
     deadline: Deadline,
-    condition: Option<ExpireCondition>,
+    conditions: ExpireConditions,
 ) -> kv_store::Result<Reply> {
     let mut applied = false;
     // The value is written again with its new deadline: one atomic read-modify-write,
@@ -274,16 +279,13 @@ fn expire(
             }
         };
         let new_at = new_deadline.map_or(Some(SystemTime::UNIX_EPOCH), |at| at);
-        // No deadline counts as an infinite one for GT and LT, as in Redis.
-        applied = match (condition, current.deadline) {
-            (None, _) => true,
-            (Some(ExpireCondition::NoDeadline), old) => old.is_none(),
-            (Some(ExpireCondition::HasDeadline), old) => old.is_some(),
-            (Some(ExpireCondition::Later), None) => false,
-            (Some(ExpireCondition::Later), Some(old)) => new_at.is_none_or(|new| new > old),
-            (Some(ExpireCondition::Sooner), None) => true,
-            (Some(ExpireCondition::Sooner), Some(old)) => new_at.is_some_and(|new| new < old),
-        };
+        // Every condition given must hold. No deadline counts as an infinite one for GT and
+        // LT, as in Redis.
+        let old = current.deadline;
+        applied = (!conditions.nx || old.is_none())
+            && (!conditions.xx || old.is_some())
+            && (!conditions.gt || old.is_some_and(|old| new_at.is_none_or(|new| new > old)))
+            && (!conditions.lt || old.is_none_or(|old| new_at.is_some_and(|new| new < old)));
         match (applied, new_deadline, deadline) {
             (false, _, _) => Update::Keep,
             (true, None, _) => Update::Delete,
@@ -342,7 +344,7 @@ fn incr_by_float(keyspace: &mut dyn Keyspace, key: &Bytes, by: f64) -> kv_store:
             })
         });
         match &outcome {
-            // Rust's shortest round-trip form: `10.6`, not `10.59999...`; keeps the deadline.
+            // Keeps the deadline, as Redis does.
             Ok(new) => Update::put(format_float(*new)),
             Err(_) => Update::Keep,
         }
@@ -353,12 +355,28 @@ fn incr_by_float(keyspace: &mut dyn Keyspace, key: &Bytes, by: f64) -> kv_store:
     })
 }
 
+/// `INCRBYFLOAT`'s result as Redis prints it: fixed-point, at most 17 decimals, trailing
+/// zeros trimmed (its `%.17Lf`). Redis computes in an 80-bit long double, whose extra
+/// digits absorb the binary rounding of decimal inputs (`0.1 + 0.2` prints `0.3`); in
+/// an `f64` only DBL_DIG = 15 significant digits are exact, so the result is rounded to
+/// those, which prints the same for such inputs (rather than `0.30000000000000004`).
 fn format_float(n: f64) -> String {
-    if n == 0.0 {
-        // Not `-0`.
-        return "0".into();
+    // The decimal exponent after rounding to 15 significant digits.
+    let scientific = format!("{n:.14e}");
+    let exponent: i32 = scientific
+        .rsplit_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
+    let decimals = (14 - exponent).clamp(0, 17) as usize;
+    let mut text = format!("{n:.decimals$}");
+    if text.contains('.') {
+        let trimmed = text.trim_end_matches('0').trim_end_matches('.').len();
+        text.truncate(trimmed);
     }
-    n.to_string()
+    if text == "-0" {
+        text = "0".into();
+    }
+    text
 }
 
 /// `GETRANGE`'s slice: inclusive, negative offsets from the end, clamped.
@@ -464,4 +482,28 @@ fn scan(
         _ => 0,
     };
     Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_float;
+
+    #[test]
+    fn floats_print_as_redis_prints_them() {
+        for (n, printed) in [
+            (0.1 + 0.2, "0.3"),
+            (10.5 + 0.1, "10.6"),
+            (10.5 + 0.1 - 5.0, "5.6"),
+            (5.0e3 + 2.0e2, "5200"),
+            (-0.0, "0"),
+            (1e-20, "0"),
+            (-1.5e-5, "-0.000015"),
+            (1.0 / 3.0, "0.333333333333333"),
+            (9_007_199_254_740_992.0, "9007199254740992"),
+            (1e20, "100000000000000000000"),
+            (-2.5, "-2.5"),
+        ] {
+            assert_eq!(format_float(n), printed, "{n:?}");
+        }
+    }
 }

@@ -173,11 +173,24 @@ async fn serve(
     // Requests read but not yet answered, and the protocol error that ends them, if any.
     let mut pending = VecDeque::new();
     let mut broken = None;
+    // Whether the input may hold more requests than were decoded.
+    let mut more_input = false;
     loop {
         if pending.is_empty() && broken.is_none() {
+            // Before AUTH, one request at a time: the next one's limits depend on whether
+            // this one authenticates.
+            let authenticated = session.as_ref().is_some_and(Session::is_authenticated);
+            decoder.set_authenticated(authenticated);
+            more_input = false;
             loop {
                 match decoder.decode(&mut input) {
-                    Ok(Some(request)) => pending.push_back(request),
+                    Ok(Some(request)) => {
+                        pending.push_back(request);
+                        if !authenticated {
+                            more_input = true;
+                            break;
+                        }
+                    }
                     Ok(None) => break,
                     Err(error) => {
                         broken = Some(error);
@@ -229,9 +242,10 @@ async fn serve(
             return;
         }
         session = Some(current);
-        if !pending.is_empty() {
-            // More replies to make: only once the client has taken these, so a client that
-            // does not read holds one chunk of replies at most, not its whole pipeline's.
+        if !pending.is_empty() || more_input {
+            // More replies to make (or requests already read to decode): only once the
+            // client has taken these, so a client that does not read holds one chunk of
+            // replies at most, not its whole pipeline's.
             continue;
         }
         let read = async {

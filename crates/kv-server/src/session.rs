@@ -10,7 +10,7 @@ use bytes::Bytes;
 use kv_store::{Durability, KvStore, Transaction};
 
 use crate::codec::Protocol;
-use crate::command::{self, is, Command, Spec, COMMANDS};
+use crate::command::{self, is, Command, CommandError, Spec, COMMANDS};
 use crate::execute::{execute, store_error};
 use crate::glob::glob_match;
 use crate::keyspace::{Keyspace, Queued};
@@ -74,9 +74,11 @@ pub struct Session {
     pub(crate) protocol: Protocol,
     authenticated: bool,
     name: Option<Bytes>,
-    /// The commands of an open `MULTI` block.
-    queued: Option<Vec<Command>>,
-    /// Whether a command of the block was refused (`EXEC` then aborts).
+    /// The commands of an open `MULTI` block; an error is that of a command whose
+    /// arguments were refused (`SET k v BADOPT`), which `EXEC` answers in its place.
+    queued: Option<Vec<Result<Command, CommandError>>>,
+    /// Whether a command of the block was refused as unknown or of the wrong arity
+    /// (`EXEC` then aborts).
     queue_failed: bool,
     /// The watches (`WATCH`), kept in a transaction, and the keys watched.
     watching: Option<(Transaction, Vec<Bytes>)>,
@@ -133,6 +135,11 @@ impl Session {
         self.protocol
     }
 
+    /// Whether the connection may run commands (`AUTH` succeeded, or no password is set).
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
     /// Whether the client asked to close (`QUIT`): once its reply is sent.
     pub fn is_closing(&self) -> bool {
         self.closing
@@ -143,33 +150,45 @@ impl Session {
         self.shared
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
+        // As Redis 7: an unknown command or a wrong number of arguments is refused before
+        // anything else (and aborts a MULTI block); the command's own errors (an option, an
+        // integer) come after the authentication check, and inside a block they are
+        // queued and answered in EXEC's reply while the other commands run.
         let (command, spec) = match command::parse(args) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                if self.queued.is_some() {
-                    self.queue_failed = true;
+            Ok((command, spec)) => (Ok(command), spec),
+            Err(error) => match args.first().and_then(|name| command::lookup(name)) {
+                Some(spec) if !error.is_refused_before_running(args) => (Err(error), spec),
+                _ => {
+                    if self.queued.is_some() {
+                        self.queue_failed = true;
+                    }
+                    return error.into();
                 }
-                return error.into();
-            }
+            },
         };
         if !self.authenticated && !spec.no_auth() {
             return Reply::error("NOAUTH Authentication required.");
         }
-        if self.queued.is_some() {
+        if let Some(queued) = &mut self.queued {
             match command {
-                Command::Exec | Command::Discard | Command::Quit | Command::Reset => {}
-                Command::Multi => return Reply::error("ERR MULTI calls can not be nested"),
-                Command::Watch(_) => return Reply::error("ERR WATCH inside MULTI is not allowed"),
+                Ok(Command::Exec | Command::Discard | Command::Quit | Command::Reset) => {}
+                Ok(Command::Multi) => return Reply::error("ERR MULTI calls can not be nested"),
+                Ok(Command::Watch(_)) => {
+                    return Reply::error("ERR WATCH inside MULTI is not allowed")
+                }
                 command => {
-                    if let Some(queued) = &mut self.queued {
-                        queued.push(command);
-                    }
+                    queued.push(command);
                     return Reply::Simple("QUEUED");
                 }
             }
         }
-        let mut store = self.shared.store.clone();
-        self.run(&mut store, &command)
+        match command {
+            Ok(command) => {
+                let mut store = self.shared.store.clone();
+                self.run(&mut store, &command)
+            }
+            Err(error) => error.into(),
+        }
     }
 
     /// Runs a command against `keyspace` (the store, or `EXEC`'s block view).
@@ -291,6 +310,10 @@ impl Session {
                  client and select the RESP protocol version at the same time",
             );
         }
+        // Checked once authenticated, and before anything changes, as Redis does.
+        if let Some(Err(error)) = name.map(|name| command::check_client_name(name)) {
+            return error.into();
+        }
         if let Some(protocol) = protocol {
             self.protocol = protocol;
         }
@@ -315,10 +338,22 @@ impl Session {
 
     fn auth(&mut self, user: Option<&[u8]>, password: &[u8]) -> Reply {
         let Some(expected) = &self.shared.options.requirepass else {
-            return Reply::error(
-                "ERR AUTH <password> called without any password configured for the default \
-                 user. Are you sure your configuration is correct?",
-            );
+            // Without a password the default user is Redis 7's `nopass`: any password
+            // authenticates it. Only the one-argument form, which names no user, is
+            // taken for a configuration mistake.
+            return match user {
+                None => Reply::error(
+                    "ERR AUTH <password> called without any password configured for the \
+                     default user. Are you sure your configuration is correct?",
+                ),
+                Some(b"default") => {
+                    self.authenticated = true;
+                    Reply::OK
+                }
+                Some(_) => {
+                    Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
+                }
+            };
         };
         let user_ok = user.is_none_or(|u| u == b"default");
         // Both compared in full, whatever the user: the time says nothing of the password.
@@ -347,7 +382,13 @@ impl Session {
         }
         loop {
             let mut view = Queued::new(self.shared.store.clone(), watches.clone());
-            let replies: Vec<Reply> = queued.iter().map(|c| self.run(&mut view, c)).collect();
+            let replies: Vec<Reply> = queued
+                .iter()
+                .map(|command| match command {
+                    Ok(command) => self.run(&mut view, command),
+                    Err(error) => error.clone().into(),
+                })
+                .collect();
             match view.commit() {
                 Ok(Ok(())) => return Reply::Array(replies),
                 Ok(Err(conflict)) if watched.contains(&conflict.key) => return Reply::NilArray,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kv_server::ServerOptions;
 use redis::{Commands, Value};
-use support::{line, TestServer};
+use support::{line, read_line, TestServer};
 
 #[test]
 fn strings_keys_and_their_replies() {
@@ -242,6 +242,182 @@ fn error_strings_are_redis_7s() {
 }
 
 #[test]
+fn expire_times_that_overflow_are_refused_and_change_nothing() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let invalid = |name: &str| format!("-ERR invalid expire time in '{name}' command\r\n");
+    let cases: &[(&[u8], String)] = &[
+        (b"SET k v\r\n", "+OK\r\n".into()),
+        (b"SET s v PX 9223372036854775807\r\n", invalid("set")),
+        (b"SET s v EX 9223372036854775\r\n", invalid("set")),
+        (b"SET s v EXAT 9223372036854776\r\n", invalid("set")),
+        (b"set s v ex 9223372036854775807\r\n", invalid("set")),
+        (b"EXISTS s\r\n", ":0\r\n".into()),
+        (b"EXPIRE k 9223372036854775\r\n", invalid("expire")),
+        (b"EXPIRE k 9223372036854776\r\n", invalid("expire")),
+        (b"PEXPIRE k 9223372036854775807\r\n", invalid("pexpire")),
+        (b"EXPIREAT k 9223372036854776\r\n", invalid("expireat")),
+        (b"SETEX k 9223372036854775 w\r\n", invalid("setex")),
+        (b"PSETEX k 9223372036854775807 w\r\n", invalid("psetex")),
+        (b"GETEX k PX 9223372036854775807\r\n", invalid("getex")),
+        (b"GETEX k EX 9223372036854775\r\n", invalid("getex")),
+        (b"TTL k\r\n", ":-1\r\n".into()),
+        (b"STRLEN k\r\n", ":1\r\n".into()),
+        // The latest deadline Redis accepts: TTL must not overflow computing it.
+        (b"PEXPIREAT k 9223372036854775807\r\n", ":1\r\n".into()),
+        (b"EXPIRETIME k\r\n", ":9223372036854775\r\n".into()),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(
+            line(&mut s, request),
+            *expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    for request in [&b"TTL k\r\n"[..], b"PTTL k\r\n"] {
+        let reply = line(&mut s, request);
+        let n: i64 = reply.trim_end()[1..].parse().unwrap();
+        assert!(n > 1 << 40, "{reply}");
+    }
+}
+
+#[test]
+fn expire_applies_every_condition_given_as_redis_does() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let cases: &[(&[u8], &str)] = &[
+        (b"SET a v\r\n", "+OK\r\n"),
+        // XX fails first on a key without a deadline, whatever LT would say.
+        (b"EXPIRE a 10 XX LT\r\n", ":0\r\n"),
+        (b"EXPIRE a 10 LT XX\r\n", ":0\r\n"),
+        (b"TTL a\r\n", ":-1\r\n"),
+        (b"EXPIRE a 10 XX GT\r\n", ":0\r\n"),
+        (b"EXPIRE a 100 GT\r\n", ":0\r\n"),
+        (b"TTL a\r\n", ":-1\r\n"),
+        // LT alone: no deadline counts as infinite.
+        (b"EXPIRE a 100 LT\r\n", ":1\r\n"),
+        (b"TTL a\r\n", ":100\r\n"),
+        (b"EXPIRE a 200 XX LT\r\n", ":0\r\n"),
+        (b"EXPIRE a 50 XX LT\r\n", ":1\r\n"),
+        (b"TTL a\r\n", ":50\r\n"),
+        (b"EXPIRE a 40 XX GT\r\n", ":0\r\n"),
+        (b"EXPIRE a 60 GT XX\r\n", ":1\r\n"),
+        (b"TTL a\r\n", ":60\r\n"),
+        (b"EXPIRE a 70 NX\r\n", ":0\r\n"),
+        (b"EXPIRE a 70 XX XX\r\n", ":1\r\n"),
+        (b"SET b v\r\n", "+OK\r\n"),
+        (b"EXPIRE b 10 NX\r\n", ":1\r\n"),
+        (
+            b"EXPIRE b 10 NX GT\r\n",
+            "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+        ),
+        (
+            b"EXPIRE b 10 LT NX\r\n",
+            "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n",
+        ),
+        (
+            b"EXPIRE b 10 GT LT\r\n",
+            "-ERR GT and LT options at the same time are not compatible\r\n",
+        ),
+        (
+            b"EXPIRE b 10 XX GT LT\r\n",
+            "-ERR GT and LT options at the same time are not compatible\r\n",
+        ),
+        (b"EXPIRE missing 10 LT\r\n", ":0\r\n"),
+        (b"EXISTS missing\r\n", ":0\r\n"),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(
+            line(&mut s, request),
+            *expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
+
+#[test]
+fn set_and_getex_read_expiry_options_as_redis_7_does() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let cases: &[(&[u8], &str)] = &[
+        // The same option again: the last value wins, and only it is checked.
+        (b"SET k v EX 10 EX 20\r\n", "+OK\r\n"),
+        (b"TTL k\r\n", ":20\r\n"),
+        (
+            b"SET k v EX 0 PX 5000 PX 30000\r\n",
+            "-ERR syntax error\r\n",
+        ),
+        (b"SET k v PX 0 PX 30000\r\n", "+OK\r\n"),
+        (b"TTL k\r\n", ":30\r\n"),
+        (
+            b"SET k v KEEPTTL KEEPTTL NX NX XX\r\n",
+            "-ERR syntax error\r\n",
+        ),
+        (b"SET k v KEEPTTL KEEPTTL XX XX\r\n", "+OK\r\n"),
+        (b"TTL k\r\n", ":30\r\n"),
+        (b"SET k v EX 10 KEEPTTL\r\n", "-ERR syntax error\r\n"),
+        // Every option is read before the value is checked.
+        (b"SET k v EX abc BADOPT\r\n", "-ERR syntax error\r\n"),
+        (
+            b"SET k v EX abc\r\n",
+            "-ERR value is not an integer or out of range\r\n",
+        ),
+        (b"GETEX k EX 10 EX 40\r\n", "$1\r\n"),
+        (b"TTL k\r\n", ":40\r\n"),
+        (b"GETEX k PERSIST EX 10\r\n", "-ERR syntax error\r\n"),
+        (b"GETEX k KEEPTTL\r\n", "-ERR syntax error\r\n"),
+        (b"GETEX k PERSIST PERSIST\r\n", "$1\r\n"),
+        (b"TTL k\r\n", ":-1\r\n"),
+    ];
+    for (request, expected) in cases {
+        let reply = line(&mut s, request);
+        assert_eq!(reply, *expected, "{}", String::from_utf8_lossy(request));
+        if reply.starts_with('$') {
+            assert_eq!(read_line(&mut s), "v\r\n");
+        }
+    }
+}
+
+#[test]
+fn hello_setname_refuses_what_client_setname_refuses() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    let refused = "-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
+    assert_eq!(line(&mut s, b"HELLO 3 SETNAME \"a b\"\r\n"), refused);
+    assert_eq!(line(&mut s, b"CLIENT SETNAME \"a b\"\r\n"), refused);
+    // Nothing changed: still RESP2, no name.
+    assert_eq!(line(&mut s, b"CLIENT GETNAME\r\n"), "$-1\r\n");
+    assert_eq!(line(&mut s, b"HELLO 3 SETNAME ok\r\n"), "%7\r\n");
+}
+
+#[test]
+fn incrbyfloat_prints_its_result_as_redis_does() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    for (request, expected) in [
+        (&b"SET f 0.1\r\n"[..], "+OK"),
+        (b"INCRBYFLOAT f 0.2\r\n", "0.3"),
+        (b"GET f\r\n", "0.3"),
+        (b"SET g 5.0e3\r\n", "+OK"),
+        (b"INCRBYFLOAT g 2.0e2\r\n", "5200"),
+        (b"INCRBYFLOAT h 1e-20\r\n", "0"),
+    ] {
+        let mut reply = line(&mut s, request);
+        if reply.starts_with('$') {
+            reply = read_line(&mut s);
+        }
+        assert_eq!(
+            reply.trim_end(),
+            expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
+
+#[test]
 fn resp3_after_hello_3() {
     let server = TestServer::start(ServerOptions::default());
     let mut s = server.raw();
@@ -448,4 +624,28 @@ fn scan_returns_every_key_present_throughout_while_others_write() {
     let mut s = server.raw();
     assert_eq!(line(&mut s, b"SCAN x\r\n"), "-ERR invalid cursor\r\n");
     assert_eq!(line(&mut s, b"SCAN 0 COUNT 0\r\n"), "-ERR syntax error\r\n");
+}
+
+#[test]
+fn ttl_of_a_deadline_beyond_64_bit_milliseconds_saturates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = kv_store::KvStore::open(dir.path()).unwrap();
+    // Through the library, a deadline further than Redis's replies can count.
+    store
+        .put_with_ttl("far", "v", Duration::from_secs(u64::MAX / 1000))
+        .unwrap();
+    let mut session = kv_server::Session::local(store);
+    let ask = |session: &mut kv_server::Session, command: &str| {
+        let args: Vec<bytes::Bytes> = command
+            .split(' ')
+            .map(|w| bytes::Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        session.handle(&args)
+    };
+    for command in ["TTL far", "PTTL far", "EXPIRETIME far", "PEXPIRETIME far"] {
+        match ask(&mut session, command) {
+            kv_server::Reply::Integer(n) => assert!(n > 1 << 40, "{command}: {n}"),
+            other => panic!("{command}: {other:?}"),
+        }
+    }
 }

@@ -89,6 +89,78 @@ fn watch_multi_exec_commits_atomically_or_answers_nil() {
 }
 
 #[test]
+fn errors_redis_reports_at_exec_time_do_not_abort_the_block() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    for (request, expected) in [
+        (&b"MULTI\r\n"[..], "+OK\r\n"),
+        (b"SET k v BADOPT\r\n", "+QUEUED\r\n"),
+        (b"INCRBY n x\r\n", "+QUEUED\r\n"),
+        (b"SET a 1\r\n", "+QUEUED\r\n"),
+        (b"EXEC\r\n", "*3\r\n"),
+        (b"", "-ERR syntax error\r\n"),
+        (b"", "-ERR value is not an integer or out of range\r\n"),
+        (b"", "+OK\r\n"),
+        (b"EXISTS a k n\r\n", ":1\r\n"),
+        // An arity the table allows but the command refuses: that command's error.
+        (b"MULTI\r\n", "+OK\r\n"),
+        (b"MSET x 1 y\r\n", "+QUEUED\r\n"),
+        (b"SET c 1\r\n", "+QUEUED\r\n"),
+        (b"EXEC\r\n", "*2\r\n"),
+        (b"", "-ERR wrong number of arguments for 'mset' command\r\n"),
+        (b"", "+OK\r\n"),
+        // Unknown commands and wrong arities still abort it.
+        (b"MULTI\r\n", "+OK\r\n"),
+        (b"SET b 2\r\n", "+QUEUED\r\n"),
+        (
+            b"NOPE\r\n",
+            "-ERR unknown command 'NOPE', with args beginning with: \r\n",
+        ),
+        (
+            b"EXEC\r\n",
+            "-EXECABORT Transaction discarded because of previous errors.\r\n",
+        ),
+        (b"MULTI\r\n", "+OK\r\n"),
+        (b"SET b 2\r\n", "+QUEUED\r\n"),
+        (
+            b"SET b\r\n",
+            "-ERR wrong number of arguments for 'set' command\r\n",
+        ),
+        (
+            b"EXEC\r\n",
+            "-EXECABORT Transaction discarded because of previous errors.\r\n",
+        ),
+        (b"EXISTS b\r\n", ":0\r\n"),
+    ] {
+        assert_eq!(
+            line(&mut s, request),
+            expected,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+
+    // Before AUTH, NOAUTH comes before the command's own errors.
+    let server = TestServer::start(ServerOptions {
+        requirepass: Some("s3cret".into()),
+        ..ServerOptions::default()
+    });
+    let mut s = server.raw();
+    for request in [
+        &b"SET k v BADOPT\r\n"[..],
+        b"INCRBY n x\r\n",
+        b"SET k v EX 0\r\n",
+    ] {
+        assert_eq!(
+            line(&mut s, request),
+            "-NOAUTH Authentication required.\r\n",
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
+
+#[test]
 fn exec_blocks_are_atomic_against_concurrent_writers() {
     // Each block moves one unit from `a` to `b`; the sum never changes, and no block is
     // lost, while other connections increment a key the blocks read.
@@ -168,6 +240,29 @@ fn auth_is_required_before_anything_else() {
 }
 
 #[test]
+fn without_a_password_auth_as_the_default_user_succeeds() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    assert_eq!(line(&mut s, b"AUTH default anything\r\n"), "+OK\r\n");
+    assert_eq!(
+        line(&mut s, b"AUTH someone anything\r\n"),
+        "-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(
+        line(&mut s, b"AUTH anything\r\n"),
+        "-ERR AUTH <password> called without any password configured for the default user. \
+         Are you sure your configuration is correct?\r\n"
+    );
+    // HELLO with AUTH, as clients send when given a user and password.
+    assert_eq!(line(&mut s, b"HELLO 3 AUTH default x\r\n"), "%7\r\n");
+    let mut c = redis::Client::open(format!("redis://default:x@{}/", server.addr))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = c.set("k", "v").unwrap();
+}
+
+#[test]
 fn a_malformed_request_closes_only_its_connection() {
     let server = TestServer::start(ServerOptions::default());
     let mut bystander = server.raw();
@@ -194,6 +289,53 @@ fn a_malformed_request_closes_only_its_connection() {
         assert!(closed(&mut s), "the connection closes after {error}");
     }
     assert_eq!(line(&mut bystander, b"GET k\r\n"), "$1\r\n");
+}
+
+#[test]
+fn an_empty_argument_header_is_a_protocol_error_not_a_panic() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    assert_eq!(
+        line(&mut s, b"*1\r\n\r\n"),
+        "-ERR Protocol error: expected '$'\r\n"
+    );
+    assert!(closed(&mut s));
+    assert_eq!(line(&mut server.raw(), b"PING\r\n"), "+PONG\r\n");
+}
+
+#[test]
+fn before_auth_only_small_requests_are_read() {
+    let server = TestServer::start(ServerOptions {
+        requirepass: Some("s3cret".into()),
+        ..ServerOptions::default()
+    });
+    let mut s = server.raw();
+    assert_eq!(
+        line(&mut s, b"*11\r\n"),
+        "-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+    assert!(closed(&mut s));
+    let mut s = server.raw();
+    assert_eq!(
+        line(&mut s, b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"),
+        "-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
+    assert!(closed(&mut s));
+    // AUTH and a large request in one write: the second is read once AUTH has run.
+    let mut s = server.raw();
+    let big = vec![b'v'; 20_000];
+    let mut request = b"AUTH s3cret\r\n*13\r\n$4\r\nMSET\r\n".to_vec();
+    for i in 0..5 {
+        request.extend_from_slice(format!("$2\r\nk{i}\r\n$20000\r\n").as_bytes());
+        request.extend_from_slice(&big);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"$2\r\nk5\r\n$1\r\nx\r\nGET k5\r\n");
+    s.write_all(&request).unwrap();
+    assert_eq!(read_line(&mut s), "+OK\r\n");
+    assert_eq!(read_line(&mut s), "+OK\r\n");
+    assert_eq!(read_line(&mut s), "$1\r\n");
+    assert_eq!(read_line(&mut s), "x\r\n");
 }
 
 #[test]
