@@ -30,8 +30,18 @@ pub struct ServerOptions {
     /// Connections served at once; one more is answered
     /// `-ERR max number of clients reached` and closed.
     pub maxclients: usize,
-    /// Closes a connection idle this long (none: never).
+    /// Closes a connection idle this long (none: never); a connection whose replies
+    /// wait for the client to read them is idle too.
     pub timeout: Option<Duration>,
+    /// Closes a connection whose client takes none of its replies' bytes for this long,
+    /// so a client that never reads cannot hold its slot for ever.
+    pub write_timeout: Duration,
+    /// Closes a connection whose unsent replies reach this many bytes, as Redis's
+    /// `client-output-buffer-limit` hard limit does. The server holds at most one chunk
+    /// of replies (64 KiB) plus one reply unsent per connection, and reads no more
+    /// requests until the client takes them: so this bounds one reply's size (`KEYS *`,
+    /// a large `MGET`), and [`ServerOptions::write_timeout`] the client that stops reading.
+    pub output_limit: usize,
     /// The largest request accepted.
     pub limits: Limits,
     /// The store's durability, which `CONFIG GET appendfsync` reports.
@@ -39,14 +49,17 @@ pub struct ServerOptions {
 }
 
 impl Default for ServerOptions {
-    /// `127.0.0.1:6379`, no password, 10,000 clients, no idle timeout, bulks up to the
-    /// log's value limit (64 MiB).
+    /// `127.0.0.1:6379`, no password, 10,000 clients, no idle timeout, a 60 s write
+    /// timeout, a 256 MiB output limit (four of the largest values, so `MGET` of a few of
+    /// them still works), bulks up to the log's value limit (64 MiB).
     fn default() -> ServerOptions {
         ServerOptions {
             bind: SocketAddr::from(([127, 0, 0, 1], 6379)),
             requirepass: None,
             maxclients: 10_000,
             timeout: None,
+            write_timeout: Duration::from_secs(60),
+            output_limit: 256 * 1024 * 1024,
             limits: Limits {
                 // A larger bulk could never be stored: refuse it before reading it.
                 max_bulk: kv_wal::DEFAULT_MAX_VALUE_SIZE,
@@ -124,8 +137,18 @@ impl Server {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     };
+                    // Counted here, in the order of accept, so the first `maxclients`
+                    // connections are the ones served.
                     let shared = self.shared.clone();
-                    connections.spawn(serve(stream, addr, shared, stopped.clone()));
+                    shared.connections_received.fetch_add(1, Ordering::Relaxed);
+                    let clients = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
+                    let slot = ClientSlot(shared);
+                    if clients > self.shared.options.maxclients {
+                        drop(slot);
+                        connections.spawn(refuse(stream));
+                    } else {
+                        connections.spawn(serve(stream, addr, slot, stopped.clone()));
+                    }
                 }
                 // Reaps finished connections so the set does not grow.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -149,23 +172,40 @@ impl Drop for ClientSlot {
     }
 }
 
+/// Tells a connection past `maxclients` why it is closed (if it takes the line soon).
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(
+        REFUSAL_WRITE_TIMEOUT,
+        stream.write_all(b"-ERR max number of clients reached\r\n"),
+    )
+    .await;
+}
+
+/// How long a refused connection may take to accept its error line.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long, once the server stops, a client may take no bytes of its replies before
+/// they are dropped (the requests it sent still run).
+const SHUTDOWN_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn serve(
     mut stream: TcpStream,
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    slot: ClientSlot,
     mut stopped: watch::Receiver<bool>,
 ) {
-    shared.connections_received.fetch_add(1, Ordering::Relaxed);
-    let clients = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
-    let _slot = ClientSlot(shared.clone());
-    if clients > shared.options.maxclients {
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
-        return;
-    }
+    let shared = slot.0.clone();
+    let _slot = slot;
     let _ = stream.set_nodelay(true);
     let timeout = shared.options.timeout;
+    // A pending reply counts as idle too: the shorter of the two limits applies.
+    let write_timeout = timeout.map_or(shared.options.write_timeout, |idle| {
+        idle.min(shared.options.write_timeout)
+    });
+    let output_limit = shared.options.output_limit;
+    // Set once the client stalls at shutdown: the requests it sent still run, their
+    // replies are dropped.
+    let mut deaf = false;
     let mut decoder = Decoder::new(shared.options.limits);
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
@@ -229,24 +269,34 @@ async fn serve(
                 &mut output,
             );
         }
+        if output.len() > output_limit {
+            // Redis's hard output limit: the connection closes, the rest of its
+            // pipeline unrun.
+            return;
+        }
         if !output.is_empty() {
-            tokio::select! {
-                // The replies of requests already run go out first, even at shutdown.
-                biased;
-                written = stream.write_all(&output) => if written.is_err() { return },
-                _ = stopped.wait_for(|stop| *stop) => return,
+            if !deaf && !send(&mut stream, &output, write_timeout, &mut stopped).await {
+                if !*stopped.borrow() {
+                    return;
+                }
+                deaf = true;
             }
             output.clear();
         }
-        if current.closing || (broken.is_some() && pending.is_empty()) || *stopped.borrow() {
+        if current.closing || (broken.is_some() && pending.is_empty()) {
             return;
         }
         session = Some(current);
         if !pending.is_empty() || more_input {
             // More replies to make (or requests already read to decode): only once the
             // client has taken these, so a client that does not read holds one chunk of
-            // replies at most, not its whole pipeline's.
+            // replies at most, not its whole pipeline's. At shutdown too: every request
+            // read is run.
             continue;
+        }
+        if *stopped.borrow() {
+            // Every complete request read has been run and answered.
+            return;
         }
         let read = async {
             match timeout {
@@ -264,6 +314,36 @@ async fn serve(
             _ = stopped.wait_for(|stop| *stop) => return,
         }
     }
+}
+
+/// Writes `output`, unless the client takes none of it for `stall` (or, once `stopped`,
+/// for [`SHUTDOWN_WRITE_TIMEOUT`]) or the connection fails: then `false`.
+async fn send(
+    stream: &mut TcpStream,
+    output: &[u8],
+    stall: Duration,
+    stopped: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut sent = 0;
+    while sent < output.len() {
+        let stopping = *stopped.borrow();
+        let stall = if stopping {
+            stall.min(SHUTDOWN_WRITE_TIMEOUT)
+        } else {
+            stall
+        };
+        tokio::select! {
+            biased;
+            written = tokio::time::timeout(stall, stream.write(&output[sent..])) => match written {
+                Ok(Ok(n)) if n > 0 => sent += n,
+                _ => return false,
+            },
+            // The stop shortens the stall allowed: start the write again with it (a
+            // cancelled write has written nothing).
+            _ = stopped.wait_for(|stop| *stop), if !stopping => {}
+        }
+    }
+    true
 }
 
 /// Replies are written once they reach this size (or the pipeline is answered).
