@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kv_server::{Server, ServerOptions};
 use kv_store::{Durability, KvStore, Options};
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::ServeArgs;
 use crate::failure::{Failure, Outcome};
@@ -36,12 +37,24 @@ pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        // Signals are caught before the store opens, so one that comes during the open
-        // still closes it cleanly.
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // Both signals are caught before the store opens (their handlers replace the
+        // default, which kills the process), so one that comes during the open still
+        // closes it cleanly. `tokio::signal::ctrl_c()` would register SIGINT's handler
+        // only when first polled, after the open.
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
         let store = KvStore::open_with(dir, Options::default().durability(durability))?;
         tell_damage(&store, dir);
+        let stop_during_open = tokio::select! {
+            biased;
+            _ = terminate.recv() => true,
+            _ = interrupt.recv() => true,
+            () = std::future::ready(()) => false,
+        };
+        if stop_during_open {
+            store.close()?;
+            return Ok(());
+        }
         let server = match Server::bind(store.clone(), options).await {
             Ok(server) => server,
             Err(error) => {
@@ -57,7 +70,7 @@ pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
             .run_until(async {
                 tokio::select! {
                     _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = interrupt.recv() => {}
                 }
             })
             .await

@@ -174,3 +174,54 @@ fn no_acknowledged_set_is_lost_to_a_sigkill_under_load() {
     signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());
 }
+
+/// Whether process `pid` has directory `dir` open (as the store's open does to lock it).
+fn has_open(pid: u32, dir: &Path) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == dir))
+}
+
+#[test]
+fn sigint_during_a_slow_open_closes_the_store_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().canonicalize().unwrap();
+    // A store with data, then its directory locked here: the server's open waits for the
+    // lock (kv-wal retries a held lock for 250 ms), which makes it slow on purpose.
+    let store = kv_store::KvStore::open(&path).unwrap();
+    store.put("kept", "yes").unwrap();
+    store.close().unwrap();
+    let lock = std::fs::File::open(&path).unwrap();
+    lock.try_lock().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .arg("--dir")
+        .arg(&path)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_remove("KV_REQUIREPASS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once it has the directory open it is inside the store's open: SIGINT it there.
+    let started = std::time::Instant::now();
+    while !has_open(child.id(), &path) {
+        assert!(started.elapsed() < Duration::from_secs(2), "never opened");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    signal(&child, "-INT");
+    drop(lock);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGINT during the open: {status}");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(stdout, "", "it stopped before listening");
+    let store = kv_store::KvStore::open(&path).unwrap();
+    assert_eq!(store.get("kept").unwrap(), "yes");
+}
