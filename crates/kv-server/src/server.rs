@@ -50,8 +50,8 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     /// `127.0.0.1:6379`, no password, 10,000 clients, no idle timeout, a 60 s write
-    /// timeout, a 256 MiB output limit (four of the largest values, so `MGET` of a few of
-    /// them still works), bulks up to the log's value limit (64 MiB).
+    /// timeout, a 256 MiB output limit (so a reply holding three of the largest values,
+    /// an `MGET` of them, still goes out), bulks up to the log's value limit (64 MiB).
     fn default() -> ServerOptions {
         ServerOptions {
             bind: SocketAddr::from(([127, 0, 0, 1], 6379)),
@@ -118,6 +118,10 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting, lets every connection
     /// finish the requests it has read, and closes the store.
+    ///
+    /// Every complete request a connection has read is run (a half-received one is
+    /// not), and answered if its client takes the replies: one that takes no byte for
+    /// 1 s (or the write timeout, if shorter) gets no more, but its requests still run.
     ///
     /// # Errors
     ///
