@@ -11,8 +11,9 @@
 //! - [`Session`]: one connection's state, answering requests in turn; also usable
 //!   without a network ([`Session::local`]).
 //! - [`Server`]: TCP, one task per connection, pipelining with replies in order,
-//!   `HELLO 3`, `AUTH`, `MULTI`/`EXEC`, `maxclients`, an idle timeout, and a graceful
-//!   shutdown that closes the store.
+//!   `HELLO 3`, `AUTH`, `MULTI`/`EXEC`, `maxclients`, an idle timeout, a write timeout
+//!   and an output limit (a client that does not read its replies is closed), and a
+//!   graceful shutdown that closes the store.
 //!
 //! Commands that read then write (`INCR`, `APPEND`, `SET NX/XX/GET`, `GETSET`, `GETDEL`,
 //! ...) are one [`KvStore::update_with`](kv_store::KvStore::update_with) each, atomic against every other connection.
