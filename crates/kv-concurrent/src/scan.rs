@@ -526,11 +526,18 @@ impl Merge {
     }
 
     fn next(&mut self, state: &Sharded, values: bool, now: &dyn Fn() -> u64) -> Option<ScanItem> {
-        if self.finished {
+        let Merge {
+            start,
+            end,
+            front,
+            back,
+            finished,
+        } = self;
+        if *finished {
             return None;
         }
-        let item = self.next_front(state, values, now);
-        self.finished = item.is_none();
+        let item = step(front, back, start, end, state, values, now);
+        *finished = item.is_none();
         item
     }
 
@@ -540,44 +547,19 @@ impl Merge {
         values: bool,
         now: &dyn Fn() -> u64,
     ) -> Option<ScanItem> {
-        if self.finished {
+        let Merge {
+            start,
+            end,
+            front,
+            back,
+            finished,
+        } = self;
+        if *finished {
             return None;
         }
-        let item = self.next_back_unfused(state, values, now);
-        self.finished = item.is_none();
+        let item = step(back, front, end, start, state, values, now);
+        *finished = item.is_none();
         item
-    }
-
-    fn next_front(
-        &mut self,
-        state: &Sharded,
-        values: bool,
-        now: &dyn Fn() -> u64,
-    ) -> Option<ScanItem> {
-        let Merge {
-            start,
-            end,
-            front,
-            back,
-            ..
-        } = self;
-        step(front, back, start, end, state, values, now)
-    }
-
-    fn next_back_unfused(
-        &mut self,
-        state: &Sharded,
-        values: bool,
-        now: &dyn Fn() -> u64,
-    ) -> Option<ScanItem> {
-        let Merge {
-            start,
-            end,
-            front,
-            back,
-            ..
-        } = self;
-        step(back, front, end, start, state, values, now)
     }
 }
 
