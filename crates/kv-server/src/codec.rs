@@ -253,63 +253,8 @@ pub fn split_inline(line: &[u8]) -> Option<Vec<Bytes>> {
         }
         let mut arg = Vec::new();
         match line[i] {
-            b'"' => {
-                i += 1;
-                loop {
-                    match *line.get(i)? {
-                        b'\\'
-                            if i + 3 < line.len()
-                                && line[i + 1] == b'x'
-                                && line[i + 2].is_ascii_hexdigit()
-                                && line[i + 3].is_ascii_hexdigit() =>
-                        {
-                            let hex = std::str::from_utf8(&line[i + 2..i + 4]).ok()?;
-                            arg.push(u8::from_str_radix(hex, 16).ok()?);
-                            i += 4;
-                        }
-                        b'\\' if i + 1 < line.len() => {
-                            arg.push(match line[i + 1] {
-                                b'n' => b'\n',
-                                b'r' => b'\r',
-                                b't' => b'\t',
-                                b'b' => 8,
-                                b'a' => 7,
-                                other => other,
-                            });
-                            i += 2;
-                        }
-                        b'"' => {
-                            i += 1;
-                            break;
-                        }
-                        other => {
-                            arg.push(other);
-                            i += 1;
-                        }
-                    }
-                }
-                if line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
-                    return None;
-                }
-            }
-            b'\'' => {
-                i += 1;
-                loop {
-                    match *line.get(i)? {
-                        b'\\' if line.get(i + 1) == Some(&b'\'') => {
-                            arg.push(b'\'');
-                            i += 2;
-                        }
-                        b'\'' => {
-                            i += 1;
-                            break;
-                        }
-                        other => {
-                            arg.push(other);
-                            i += 1;
-                        }
-                    }
-                }
+            quote @ (b'"' | b'\'') => {
+                i = read_quoted(line, i + 1, quote, &mut arg)?;
                 if line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
                     return None;
                 }
@@ -322,6 +267,45 @@ pub fn split_inline(line: &[u8]) -> Option<Vec<Bytes>> {
             }
         }
         args.push(Bytes::from(arg));
+    }
+}
+
+/// Reads a quoted argument of `line` from `i` (just after the opening `quote`) into `arg`;
+/// the index just after the closing quote, or `None` if there is none.
+fn read_quoted(line: &[u8], mut i: usize, quote: u8, arg: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        let (byte, len) = match *line.get(i)? {
+            b if b == quote => return Some(i + 1),
+            b'\\' if quote == b'"' => double_quoted_escape(&line[i..]),
+            b'\\' if line.get(i + 1) == Some(&b'\'') => (b'\'', 2),
+            other => (other, 1),
+        };
+        arg.push(byte);
+        i += len;
+    }
+}
+
+/// The byte a backslash escape at the start of `rest` stands for inside double quotes, and
+/// how many bytes it takes: `\xHH`, `\n \r \t \b \a`, or the escaped byte itself.
+fn double_quoted_escape(rest: &[u8]) -> (u8, usize) {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    match rest {
+        [_, b'x', high, low, ..] if hex(*high).is_some() && hex(*low).is_some() => {
+            let value = hex(*high).unwrap_or(0) << 4 | hex(*low).unwrap_or(0);
+            (value as u8, 4)
+        }
+        [_, escaped, ..] => {
+            let byte = match escaped {
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'b' => 8,
+                b'a' => 7,
+                other => *other,
+            };
+            (byte, 2)
+        }
+        _ => (b'\\', 1),
     }
 }
 
@@ -583,6 +567,12 @@ mod tests {
         let args = split_inline(br#"set "a\x00b\n" 'it\'s' plain"#).unwrap();
         assert_eq!(args, vec![&b"set"[..], b"a\x00b\n", b"it's", b"plain"]);
         assert_eq!(split_inline(b"get \"open"), None);
+        // Escapes Redis reads inside double quotes only; an unknown or unfinished one is
+        // the byte itself.
+        let args = split_inline(br#""\t\a\b\r" "\xZZ\q" '\n' "end\"#);
+        assert_eq!(args, None, "a trailing backslash escapes the closing quote");
+        let args = split_inline(br#""\t\a\b\r" "\xZZ\q" '\n'"#).unwrap();
+        assert_eq!(args, [&b"\t\x07\x08\r"[..], b"xZZq", b"\\n"]);
     }
 
     #[test]
