@@ -101,7 +101,7 @@ fn bounds(
         (Some(p), None) => Some(p.to_vec()),
         (None, f) => f,
     };
-    let upper = match (prefix.and_then(prefix_end), to) {
+    let upper = match (prefix.and_then(kv_store::prefix_end), to) {
         (Some(p), Some(t)) => Some(t.min(p)),
         (p, t) => p.or(t),
     };
@@ -109,19 +109,6 @@ fn bounds(
         lower.map_or(Bound::Unbounded, Bound::Included),
         upper.map_or(Bound::Unbounded, Bound::Excluded),
     )
-}
-
-/// The first key after every key starting with `prefix`; `None` when there is none (an
-/// empty prefix, or one of only 0xff bytes).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 /// Whether the range holds no key (an inverted range is empty, not an error).
