@@ -7,7 +7,6 @@
 //! come between the read and the write. Evicting takes stripes too, so a write that must
 //! make room lets go of its stripes first, makes room, and decides again from a fresh read.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use kv_core::Op;
@@ -55,14 +54,11 @@ impl KvStore {
         options: WriteOptions,
         mut decide: impl FnMut(u64) -> Result<Decision<T>>,
     ) -> Result<T> {
-        let result = self.write_locked_counted(keys, options, &mut decide);
-        if result.is_err() {
-            self.inner.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+        self.inner
+            .counted(self.write_locked_uncounted(keys, options, &mut decide))
     }
 
-    fn write_locked_counted<T>(
+    fn write_locked_uncounted<T>(
         &self,
         keys: &[&[u8]],
         options: WriteOptions,

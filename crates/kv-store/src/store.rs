@@ -343,11 +343,11 @@ impl KvStore {
     }
 
     pub(crate) fn state(&self) -> &Sharded {
-        self.inner.durable.sink()
+        self.inner.state()
     }
 
     pub(crate) fn now(&self) -> u64 {
-        self.inner.durable.now_ms()
+        self.inner.now_ms()
     }
 
     /// The value of `key`, unless it is absent or expired.
@@ -513,12 +513,11 @@ impl KvStore {
         if self.inner.admission.is_limited() || !self.inner.durable.returns_before_sync(options) {
             return Err(ops);
         }
-        if ops
-            .iter()
-            .any(|op| matches!(op, Op::Put { expiry, .. } if *expiry != Expiry::Never))
-        {
-            // Absolute from now on: given back, the ops keep the deadline they got here.
-            fix_deadlines(&mut ops, self.now());
+        // Absolute deadlines from now on: given back, the ops keep the ones they got here.
+        match self.prepare(&mut ops) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Ok(())),
+            Err(e) => return Ok(self.inner.counted(Err(e))),
         }
         let Some(stripes) = self.try_lock_stripes_shared(&ops) else {
             return Err(ops);
@@ -531,32 +530,34 @@ impl KvStore {
                 return Err(ops);
             }
         };
-        let result = result.map_err(Error::from_write);
-        if result.is_err() {
-            self.inner.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(result)
+        Ok(self.inner.counted(result.map_err(Error::from_write)))
     }
 
-    /// Every write goes through here: limits, stripes, then the durable layer.
-    pub(crate) fn submit(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
-        let result = self.submit_counted(ops, options);
-        if result.is_err() {
-            self.inner.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    fn submit_counted(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+    /// What every write does first, whichever way it goes on: refuses once the store is
+    /// closing, and makes relative deadlines absolute (reading the clock only when a put
+    /// has one). `false` when there is nothing to write.
+    fn prepare(&self, ops: &mut [Op]) -> Result<bool> {
         self.inner.refuse_if_closed()?;
         if ops.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         if ops
             .iter()
             .any(|op| matches!(op, Op::Put { expiry, .. } if *expiry != Expiry::Never))
         {
-            fix_deadlines(&mut ops, self.now());
+            fix_deadlines(ops, self.now());
+        }
+        Ok(true)
+    }
+
+    /// Every write goes through here: limits, stripes, then the durable layer.
+    pub(crate) fn submit(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+        self.inner.counted(self.submit_uncounted(ops, options))
+    }
+
+    fn submit_uncounted(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+        if !self.prepare(&mut ops)? {
+            return Ok(());
         }
         let admission = &self.inner.admission;
         if !admission.is_limited() {
@@ -826,10 +827,7 @@ impl KvStore {
             .durable
             .write(vec![op], WriteOptions::default())
             .map_err(Error::from_write);
-        if result.is_err() {
-            self.inner.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        result.map(|()| Some(true))
+        self.inner.counted(result).map(|()| Some(true))
     }
 
     /// Under a memory limit, reserves what a deadline adds to `key`'s entry if it has none
@@ -985,10 +983,6 @@ impl KvStore {
     ///
     /// [`Error::NotOrdered`] unless the store keeps the ordered index.
     ///
-    /// # Errors
-    ///
-    /// [`Error::NotOrdered`] with the hash index.
-    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
@@ -1023,10 +1017,6 @@ impl KvStore {
     /// # Errors
     ///
     /// [`Error::NotOrdered`] unless the store keeps the ordered index.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotOrdered`] with the hash index.
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
@@ -1201,10 +1191,7 @@ impl KvStore {
     }
 
     /// Syncs the log and releases the directory, so another process may open it. Later
-    /// writes fail with [`Error::Closed`]; reads of what the store held still work. The store
-    /// is closed whatever this returns: [`Error::Failed`] when the final sync failed (or an
-    /// earlier failure had stopped the log), [`Error::Log`] when only cutting the log's
-    /// preallocated tail failed, after every write was synced.
+    /// writes fail with [`Error::Closed`]; reads of what the store held still work.
     ///
     /// # Errors
     ///
@@ -1299,6 +1286,14 @@ impl Inner {
         self.durable.now_ms()
     }
 
+    /// `result`, counted in the store's errors if it is one.
+    pub(crate) fn counted<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
     /// [`Error::Closed`] once `close` has begun.
     fn refuse_if_closed(&self) -> Result<()> {
         if self.closed.load(Ordering::Relaxed) {
@@ -1313,8 +1308,8 @@ impl Inner {
 
     /// Removes expired keys from memory (reads already skip them).
     pub(crate) fn sweep(&self) {
-        let now = self.durable.now_ms();
-        let state = self.durable.sink();
+        let now = self.now_ms();
+        let state = self.state();
         let removed = if self.admission.is_limited() {
             // A write busy with a key counted on it being there (or sized it): leave it for
             // the next sweep. Looked at under the shard's lock, so a write that takes the
@@ -1328,10 +1323,10 @@ impl Inner {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        let state = self.durable.sink();
+        let state = self.state();
         let (log_segments, log_bytes) = self.durable.log_extent().unwrap_or((0, 0));
         Stats::from(crate::stats::Parts {
-            keys: state.live_len(self.durable.now_ms()),
+            keys: state.live_len(self.now_ms()),
             memory_used_bytes: state.memory_used(),
             live_bytes: state.entry_bytes() as u64,
             log_segments,
@@ -1361,7 +1356,7 @@ impl Inner {
             return;
         };
         let stored = log_bytes + self.compactor.snapshot_bytes();
-        let live = self.durable.sink().entry_bytes() as f64;
+        let live = self.state().entry_bytes() as f64;
         if stored >= trigger.min_bytes && stored as f64 >= trigger.ratio * live {
             let _ = self.compactor.compact(&StoreSource(self));
         }
@@ -1403,7 +1398,7 @@ impl Source for StoreSource<'_> {
     }
 
     fn shards(&self) -> usize {
-        self.0.durable.sink().shard_count()
+        self.0.state().shard_count()
     }
 
     fn read_shard(
@@ -1418,14 +1413,12 @@ impl Source for StoreSource<'_> {
         /// writer a p99 of 120-510 us during a compaction; 256 copied out, 22-89 us; 64, 10-72
         /// us (the README has the figures).
         const CHUNK: usize = 64;
-        let now = self.0.durable.now_ms();
-        self.0.durable.sink().for_each_in_shard_chunked(
-            shard,
-            now,
-            CHUNK,
-            stop,
-            |key, value, deadline| f(key, value, deadline),
-        )
+        let now = self.0.now_ms();
+        self.0
+            .state()
+            .for_each_in_shard_chunked(shard, now, CHUNK, stop, |key, value, deadline| {
+                f(key, value, deadline)
+            })
     }
 
     fn delete_log_before(&self, segment: u64) -> kv_durable::Result<usize> {

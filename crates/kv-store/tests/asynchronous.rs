@@ -317,3 +317,24 @@ fn async_calls_driven_outside_a_tokio_runtime_still_work() {
         poll_here(store.close_async()).unwrap();
     }
 }
+
+/// After `close`, an async write is `Closed` whichever path it takes, as a sync one is:
+/// the one taken on the calling thread (no limits, `Batch`) included, empty batch or not.
+#[test]
+fn async_writes_after_close_are_closed_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open(dir.path()).unwrap();
+    store.close().unwrap();
+    let closed = |result: kv_store::Result<()>, call: &str| {
+        assert!(
+            matches!(result, Err(kv_store::Error::Closed)),
+            "{call}: {result:?}"
+        );
+    };
+    closed(poll_here(store.put_async("k", "v")), "put_async");
+    closed(poll_here(store.delete_async("k")), "delete_async");
+    closed(
+        poll_here(store.write_async(WriteBatch::new())),
+        "write_async of an empty batch",
+    );
+}
