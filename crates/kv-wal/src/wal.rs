@@ -328,11 +328,21 @@ impl Wal {
     /// the disk (an async task on a runtime thread) asks this before an append, under the
     /// same borrow.
     pub fn appends_in_place(&self, len: u64) -> bool {
+        !self.rotates_for(len) && !self.allocates_for(len)
+    }
+
+    /// Whether appending `len` bytes starts a new segment first: the active one holds
+    /// records, and room is kept for its seal, so that a sealed segment stays within the
+    /// size limit.
+    fn rotates_for(&self, len: u64) -> bool {
         let active = &self.active;
-        let rotates = active.len > active.start
-            && active.len + len + seal::RECORD_LEN > self.config.max_segment_size;
-        let allocates = self.config.preallocate && active.len + len > active.file_len;
-        !rotates && !allocates
+        active.len > active.start
+            && active.len + len + seal::RECORD_LEN > self.config.max_segment_size
+    }
+
+    /// Whether appending `len` bytes preallocates the rest of the segment first.
+    fn allocates_for(&self, len: u64) -> bool {
+        self.config.preallocate && self.active.len + len > self.active.file_len
     }
 
     fn append_encoded_by(&mut self, encoded: &Encoded, window: bool) -> Result<Position> {
@@ -344,9 +354,7 @@ impl Wal {
             return Ok(self.current_position());
         }
         let len = bytes.len() as u64;
-        // Room is kept for the seal, so that a sealed segment stays within the size limit.
-        let sealed_len = self.active.len + len + seal::RECORD_LEN;
-        if self.active.len > self.active.start && sealed_len > self.config.max_segment_size {
+        if self.rotates_for(len) {
             self.rotate()?;
         }
         self.reserve(len);
@@ -375,7 +383,7 @@ impl Wal {
     /// Preallocates the rest of the segment when an append is about to pass the reserved
     /// space. A failure only costs the speed-up: the write itself will report a full disk.
     fn reserve(&mut self, len: u64) {
-        if !self.config.preallocate || self.active.len + len <= self.active.file_len {
+        if !self.allocates_for(len) {
             return;
         }
         let target = self.config.max_segment_size.max(self.active.len + len);
