@@ -131,6 +131,7 @@ impl Decoder {
                 let Some((line, next)) = self.line(buf, 0, "too big mbulk count string")? else {
                     return Ok(None);
                 };
+                let line = &buf[line];
                 let count = parse_length(&line[1..])
                     .filter(|&n| n <= self.limits.max_args as i64)
                     .ok_or(Error::Protocol("invalid multibulk length"))?;
@@ -157,6 +158,7 @@ impl Decoder {
                 self.partial = Some(partial);
                 return Ok(None);
             };
+            let line = &buf[line];
             // `first`: the line may be empty.
             if line.first() != Some(&b'$') {
                 return Err(Error::Protocol("expected '$'"));
@@ -201,7 +203,8 @@ impl Decoder {
         let Some((line, next)) = self.line(buf, 0, "too big inline request")? else {
             return Ok(None);
         };
-        let args = split_inline(&line).ok_or(Error::Protocol("unbalanced quotes in request"))?;
+        let args =
+            split_inline(&buf[line]).ok_or(Error::Protocol("unbalanced quotes in request"))?;
         if args.len() > self.limits.max_args {
             return Err(Error::Protocol("invalid multibulk length"));
         }
@@ -209,20 +212,20 @@ impl Decoder {
         Ok(Some(args))
     }
 
-    /// The line starting at `start` without its line end, and where the next one starts;
+    /// Where in `buf` the line starting at `start` lies, without its line end, and where the
+    /// next one starts (a range, not a copy: the callers only read it);
     /// `None` while it is incomplete; an error once it is longer than the inline limit.
     fn line(
         &self,
         buf: &BytesMut,
         start: usize,
         too_long: &'static str,
-    ) -> Result<Option<(Vec<u8>, usize)>, ProtocolError> {
+    ) -> Result<Option<(std::ops::Range<usize>, usize)>, ProtocolError> {
         let window = &buf[start..buf.len().min(start + self.limits.max_inline + 2)];
         match window.iter().position(|&b| b == b'\n') {
             Some(end) => {
-                let line = &window[..end];
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                Ok(Some((line.to_vec(), start + end + 1)))
+                let cr = usize::from(end > 0 && window[end - 1] == b'\r');
+                Ok(Some((start..start + end - cr, start + end + 1)))
             }
             None if window.len() > self.limits.max_inline => Err(Error::Protocol(too_long)),
             None => Ok(None),
@@ -331,9 +334,9 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
                 .collect();
             line(out, b'-', &message)
         }
-        Reply::Integer(n) => line(out, b':', n.to_string().as_bytes()),
+        Reply::Integer(n) => number_line(out, b':', n),
         Reply::Bulk(value) => {
-            line(out, b'$', value.len().to_string().as_bytes());
+            number_line(out, b'$', value.len());
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
@@ -346,15 +349,15 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
             Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),
         },
         Reply::Array(items) => {
-            line(out, b'*', items.len().to_string().as_bytes());
+            number_line(out, b'*', items.len());
             for item in items {
                 encode(item, protocol, out);
             }
         }
         Reply::Map(pairs) => {
             match protocol {
-                Protocol::Resp2 => line(out, b'*', (pairs.len() * 2).to_string().as_bytes()),
-                Protocol::Resp3 => line(out, b'%', pairs.len().to_string().as_bytes()),
+                Protocol::Resp2 => number_line(out, b'*', pairs.len() * 2),
+                Protocol::Resp3 => number_line(out, b'%', pairs.len()),
             }
             for (key, value) in pairs {
                 encode(key, protocol, out);
@@ -368,6 +371,15 @@ fn line(out: &mut BytesMut, kind: u8, body: &[u8]) {
     out.extend_from_slice(&[kind]);
     out.extend_from_slice(body);
     out.extend_from_slice(b"\r\n");
+}
+
+/// A line of `kind` holding the number `n` in decimal, written straight into `out` (no
+/// string allocated per integer, length or count).
+fn number_line(out: &mut BytesMut, kind: u8, n: impl std::fmt::Display) {
+    use std::fmt::Write;
+    out.extend_from_slice(&[kind]);
+    // Writing into a `BytesMut` cannot fail: it grows.
+    let _ = write!(out, "{n}\r\n");
 }
 
 #[cfg(test)]

@@ -338,19 +338,23 @@ fn incr_by_float(keyspace: &mut dyn Keyspace, key: &Bytes, by: f64) -> kv_store:
             None => Ok(0.0),
             Some(c) => crate::command::float(c.value),
         };
+        // Formatted once: the same text is stored and answered.
         outcome = old.and_then(|old| {
-            Some(old + by).filter(|n| n.is_finite()).ok_or_else(|| {
-                CommandError::Other("ERR increment would produce NaN or Infinity".into())
-            })
+            Some(old + by)
+                .filter(|n| n.is_finite())
+                .map(format_float)
+                .ok_or_else(|| {
+                    CommandError::Other("ERR increment would produce NaN or Infinity".into())
+                })
         });
         match &outcome {
             // Keeps the deadline, as Redis does.
-            Ok(new) => Update::put(format_float(*new)),
+            Ok(new) => Update::put(new.clone()),
             Err(_) => Update::Keep,
         }
     })?;
     Ok(match outcome {
-        Ok(new) => Reply::bulk(format_float(new)),
+        Ok(new) => Reply::bulk(new),
         Err(error) => error.into(),
     })
 }
