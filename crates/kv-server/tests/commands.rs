@@ -576,6 +576,18 @@ fn scan_returns_every_key_present_throughout_while_others_write() {
     }
     let _: () = pipe.query(&mut c).unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::sync::atomic::AtomicU64::new(0);
+    // Until the churn has written `past` times (at most a second): so that writes really
+    // come between the calls of the iteration.
+    let churn_past = |past: u64| {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while written.load(std::sync::atomic::Ordering::Relaxed) <= past
+            && std::time::Instant::now() < until
+        {
+            std::thread::yield_now();
+        }
+        written.load(std::sync::atomic::Ordering::Relaxed)
+    };
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut w = server.client();
@@ -586,11 +598,14 @@ fn scan_returns_every_key_present_throughout_while_others_write() {
                     let _: i64 = w.del(format!("churn:{}", i / 2)).unwrap();
                 }
                 i += 1;
+                written.store(i, std::sync::atomic::Ordering::Relaxed);
             }
         });
         let mut seen = std::collections::HashSet::new();
         let mut cursor = 0u64;
         let mut calls = 0;
+        let mut interleaved = 0;
+        let mut last = churn_past(0);
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
@@ -607,10 +622,18 @@ fn scan_returns_every_key_present_throughout_while_others_write() {
             if cursor == 0 {
                 break;
             }
+            let now = churn_past(last);
+            interleaved += usize::from(now > last);
+            last = now;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(seen.len(), 500, "every stable key, once or more");
         assert!(calls > 5, "the iteration took several calls ({calls})");
+        assert_eq!(
+            interleaved,
+            calls - 1,
+            "the churn wrote between every two calls"
+        );
     });
     let (_, none): (u64, Vec<String>) = redis::cmd("SCAN")
         .arg(0)
