@@ -1,6 +1,6 @@
 //! Power loss, simulated: the store runs on a file system that keeps only what was synced
 //! (`VolatileFileSystem`), the power is cut before one of its changing calls, each in turn,
-//! and the directory reopened from what the cut left. Writes, batches, TTL puts,
+//! and the directory reopened from what the cut left. Writes, batches, TTL puts, read-modify-writes, transactions,
 //! compactions and checkpoints run meanwhile; an acknowledged checkpoint must open as the
 //! state it was taken in. `Durability::Sync` must keep every acknowledged write;
 //! `Batch` may lose the last ones, but what survives is the state after some prefix of the
@@ -50,6 +50,10 @@ enum Step {
     PutWithTtl(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+    /// A read-modify-write: the key's value with `+` appended (`+` if it had none).
+    Update(Vec<u8>),
+    /// A transaction: the first key's value moved to the second key, if it has one.
+    Transfer(Vec<u8>, Vec<u8>),
     Compact,
     Sync,
     /// A checkpoint into `checkpoint_dir(parent, i)`.
@@ -74,6 +78,8 @@ fn step(i: u64) -> Step {
             (key(i + 2), None),
             (key(i + 3), Some(value(i + 1))),
         ]),
+        5 => Step::Update(key(i)),
+        19 => Step::Transfer(key(i), key(i + 5)),
         17 => Step::Sync,
         22 if i % 46 == 22 => Step::Compact,
         3 if i % 69 == 3 => Step::Checkpoint,
@@ -98,6 +104,15 @@ fn run(store: &KvStore, parent: &Path, i: u64) -> Result<(), kv_store::Error> {
             }
             store.write(batch)
         }
+        Step::Update(k) => store
+            .update_and_fetch(k, |old| Some([old.unwrap_or_default(), b"+"].concat()))
+            .map(drop),
+        Step::Transfer(from, to) => store.transaction(|tx| {
+            if let Some(value) = tx.get(&from) {
+                tx.put(&to, value).delete(&from);
+            }
+            Ok(())
+        }),
         Step::Compact => store.compact().map(drop),
         Step::Sync => store.sync(),
         Step::Checkpoint => store.checkpoint(checkpoint_dir(parent, i)),
@@ -118,6 +133,16 @@ fn apply(model: &mut Model, i: u64) {
                     Some(v) => model.insert(k, v),
                     None => model.remove(&k),
                 };
+            }
+        }
+        Step::Update(k) => {
+            let mut value = model.get(&k).cloned().unwrap_or_default();
+            value.push(b'+');
+            model.insert(k, value);
+        }
+        Step::Transfer(from, to) => {
+            if let Some(value) = model.remove(&from) {
+                model.insert(to, value);
             }
         }
         Step::Compact | Step::Sync | Step::Checkpoint => {}
