@@ -2,8 +2,8 @@
 //! (`VolatileFileSystem`), the power is cut before one of its changing calls, each in turn,
 //! and the directory reopened from what the cut left. Writes, batches, TTL puts,
 //! read-modify-writes, transactions, compactions and checkpoints run meanwhile; an
-//! acknowledged checkpoint must open as the
-//! state it was taken in. `Durability::Sync` must keep every acknowledged write;
+//! acknowledged checkpoint must open as the state it was taken in. `Durability::Sync` must
+//! keep every acknowledged write;
 //! `Batch` may lose the last ones, but what survives is the state after some prefix of the
 //! writes (batches whole) that includes everything before the last successful `sync`. The
 //! same holds when the disk had written back part of what was not synced, in order or out of
