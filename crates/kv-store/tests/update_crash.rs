@@ -3,11 +3,10 @@
 //! between accounts is never lost or made in part.
 //!
 //! The test binary re-runs itself as the child (`update_crash_child`, ignored in normal
-//! runs), which writes with `Durability::Sync` from several threads and prints `ack <n>`
-//! when the increment (or the transfer, which counts itself) that made the count `n`
-//! returns.
+//! runs), which writes with `Durability::Sync` from several threads and, when the
+//! increment (or the transfer, which counts itself) that made the count `n` returns, prints
+//! `value <n>` and acknowledges it (kv-testkit's ack protocol).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use kv_store::{Durability, Error, KvStore, Options};
@@ -48,7 +47,8 @@ fn update_crash_child() {
                         let new = store
                             .update_and_fetch("counter", |v| Some((number(v) + 1).to_string()))
                             .unwrap();
-                        println!("ack {}", number(new.as_deref()));
+                        println!("value {}", number(new.as_deref()));
+                        kv_testkit::acknowledge(t, step);
                     } else {
                         let from = (step * 5 + t) as usize % ACCOUNTS;
                         let to = (step * 3 + t * 7 + 1) as usize % ACCOUNTS;
@@ -66,7 +66,8 @@ fn update_crash_child() {
                                 Ok::<_, Error>(count)
                             })
                             .unwrap();
-                        println!("ack {count}");
+                        println!("value {count}");
+                        kv_testkit::acknowledge(t, step);
                     }
                 }
             });
@@ -75,35 +76,24 @@ fn update_crash_child() {
 }
 
 /// Runs the child at `work` until it has acknowledged `kill_after` operations, kills it,
-/// and returns every line it printed.
-fn run_and_kill(dir: &Path, work: &str, kill_after: usize) -> Vec<String> {
+/// and returns every count it printed as acknowledged.
+fn run_and_kill(dir: &Path, work: &str, kill_after: u64) -> Vec<u64> {
     let dir = dir.display().to_string();
     let mut child = kv_testkit::spawn_child("update_crash_child", CHILD_ENV, &[&dir, work]);
-    let mut lines = Vec::new();
-    // Read to the end after the kill: what the child printed before it died was acknowledged.
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let Ok(line) = line else { break };
-        lines.push(line);
-        if lines.len() == kill_after {
-            child.kill().unwrap();
-        }
-    }
-    assert!(!child.wait().unwrap().success());
-    assert!(
-        lines.len() >= kill_after,
-        "the child stopped by itself: {lines:?}"
-    );
-    lines
+    let mut values = Vec::new();
+    kv_testkit::kill_after_acks(&mut child, kill_after, |line| {
+        values.extend(
+            line.strip_prefix("value ")
+                .and_then(|v| v.parse::<u64>().ok()),
+        );
+    });
+    values
 }
 
 /// Runs the child at `work`, kills it, and checks the count it keeps in `key` (`before`
 /// at the start) against what it acknowledged; returns the count found.
-fn run_and_check_count(dir: &Path, work: &str, key: &str, kill_after: usize, before: u64) -> u64 {
-    let lines = run_and_kill(dir, work, kill_after);
-    let acked: Vec<u64> = lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("ack ")?.parse().ok())
-        .collect();
+fn run_and_check_count(dir: &Path, work: &str, key: &str, kill_after: u64, before: u64) -> u64 {
+    let acked = run_and_kill(dir, work, kill_after);
     let last = *acked.iter().max().unwrap();
     // Each acknowledged increment produced its own value: two threads that read the same
     // count and both wrote count + 1 would acknowledge it twice.
