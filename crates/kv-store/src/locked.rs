@@ -144,10 +144,12 @@ impl KvStore {
 
     /// The stripes of `keys`, each once, in stripe order.
     fn stripes_of(&self, keys: &[&[u8]]) -> Vec<usize> {
-        let mut stripes: Vec<usize> = keys.iter().map(|key| self.inner.stripe_of(key)).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        stripes
+        let keys = keys.iter().map(|&key| (key, false));
+        self.inner
+            .stripes_wanted(keys)
+            .into_iter()
+            .map(|(stripe, _)| stripe)
+            .collect()
     }
 
     /// The stripes of `keys`, each once, held exclusively in stripe order.

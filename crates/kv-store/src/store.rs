@@ -742,22 +742,14 @@ impl KvStore {
             let stripe = &stripes[self.inner.stripe_of(op.key())];
             return StripeGuards::One(hold(stripe, exclusive.first() == Some(&true)));
         }
-        let mut wanted: Vec<(usize, bool)> = ops
+        let keys = ops
             .iter()
             .enumerate()
-            .map(|(i, op)| {
-                let mode = exclusive.get(i).copied().unwrap_or(false);
-                (self.inner.stripe_of(op.key()), mode)
-            })
-            .collect();
-        // Exclusive sorts after shared: keep the last of each stripe.
-        wanted.sort_unstable();
-        wanted.reverse();
-        wanted.dedup_by_key(|(stripe, _)| *stripe);
+            .map(|(i, op)| (&op.key()[..], exclusive.get(i) == Some(&true)));
         StripeGuards::Many(
-            wanted
+            self.inner
+                .stripes_wanted(keys)
                 .into_iter()
-                .rev()
                 .map(|(i, exclusive)| hold(&stripes[i], exclusive))
                 .collect(),
         )
@@ -771,14 +763,11 @@ impl KvStore {
             let stripe = stripes[self.inner.stripe_of(op.key())].try_read()?;
             return Some(StripeGuards::One(stripe));
         }
-        let mut wanted: Vec<usize> = ops
-            .iter()
-            .map(|op| self.inner.stripe_of(op.key()))
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
+        let wanted = self
+            .inner
+            .stripes_wanted(ops.iter().map(|op| (&op.key()[..], false)));
         let mut held = Vec::with_capacity(wanted.len());
-        for i in wanted {
+        for (i, _) in wanted {
             match stripes[i].try_read() {
                 Some(guard) => held.push(guard),
                 None => {
@@ -1284,6 +1273,27 @@ impl Inner {
     /// The store's clock, in unix ms.
     pub(crate) fn now_ms(&self) -> u64 {
         self.durable.now_ms()
+    }
+
+    /// The stripes of `keys`, each once and in stripe order (the order every writer takes
+    /// them in, so none deadlock), each exclusive if any of its keys says so.
+    pub(crate) fn stripes_wanted<'k>(
+        &self,
+        keys: impl Iterator<Item = (&'k [u8], bool)>,
+    ) -> Vec<(usize, bool)> {
+        let mut wanted: Vec<(usize, bool)> = keys
+            .map(|(key, exclusive)| (self.stripe_of(key), exclusive))
+            .collect();
+        wanted.sort_unstable_by_key(|&(stripe, _)| stripe);
+        // `dedup_by` hands the later of two equal neighbours first: fold it into the kept one.
+        wanted.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 |= later.1;
+            }
+            same
+        });
+        wanted
     }
 
     /// `result`, counted in the store's errors if it is one.
