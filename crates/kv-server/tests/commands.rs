@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kv_server::ServerOptions;
 use redis::{Commands, Value};
-use support::{line, read_line, TestServer};
+use support::{expect_lines, line, read_line, TestServer};
 
 #[test]
 fn strings_keys_and_their_replies() {
@@ -231,14 +231,7 @@ fn error_strings_are_redis_7s() {
         (b"AUTH x\r\n", "-ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?\r\n"),
         (b"GET k\r\n", "$10\r\n"),
     ];
-    for (request, expected) in cases {
-        assert_eq!(
-            line(&mut s, request),
-            *expected,
-            "{}",
-            String::from_utf8_lossy(request)
-        );
-    }
+    expect_lines(&mut s, cases);
 }
 
 #[test]
@@ -267,14 +260,7 @@ fn expire_times_that_overflow_are_refused_and_change_nothing() {
         (b"PEXPIREAT k 9223372036854775807\r\n", ":1\r\n".into()),
         (b"EXPIRETIME k\r\n", ":9223372036854775\r\n".into()),
     ];
-    for (request, expected) in cases {
-        assert_eq!(
-            line(&mut s, request),
-            *expected,
-            "{}",
-            String::from_utf8_lossy(request)
-        );
-    }
+    expect_lines(&mut s, cases);
     for request in [&b"TTL k\r\n"[..], b"PTTL k\r\n"] {
         let reply = line(&mut s, request);
         let n: i64 = reply.trim_end()[1..].parse().unwrap();
@@ -327,14 +313,7 @@ fn expire_applies_every_condition_given_as_redis_does() {
         (b"EXPIRE missing 10 LT\r\n", ":0\r\n"),
         (b"EXISTS missing\r\n", ":0\r\n"),
     ];
-    for (request, expected) in cases {
-        assert_eq!(
-            line(&mut s, request),
-            *expected,
-            "{}",
-            String::from_utf8_lossy(request)
-        );
-    }
+    expect_lines(&mut s, cases);
 }
 
 #[test]

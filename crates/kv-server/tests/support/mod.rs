@@ -105,6 +105,18 @@ pub fn line(stream: &mut TcpStream, request: &[u8]) -> String {
     read_line(stream)
 }
 
+/// Sends each request in turn and checks its one-line reply.
+pub fn expect_lines<S: AsRef<str>>(stream: &mut TcpStream, cases: &[(&[u8], S)]) {
+    for (request, expected) in cases {
+        assert_eq!(
+            line(stream, request),
+            expected.as_ref(),
+            "{}",
+            String::from_utf8_lossy(request)
+        );
+    }
+}
+
 pub fn read_line(stream: &mut TcpStream) -> String {
     let mut reply = Vec::new();
     let mut byte = [0u8];
