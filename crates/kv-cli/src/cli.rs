@@ -32,9 +32,19 @@ QUOTING
   quotes or backslashes that does not start with #, ( or ERR; otherwise in double quotes
   with those escapes. Every printed word reads back as the same bytes.
 
+KEYS AND VALUES ON THE COMMAND LINE
+  get, put, del and scan's --prefix/--from/--to take keys (and put its value) as kv prints
+  them, so a word that `kv scan` printed can be passed back:
+    kv get 'bin\\x00key'   a bare word, its escapes decoded: \\xHH \\n \\r \\t \\0 \\a \\b
+                          \\\" \\' and \\\\ (any other backslash is a usage error)
+    kv get '\"a b\"'        a word in double quotes, as kv prints it, is unquoted
+    kv get --hex 00ff     --hex: the keys (and put's value) as hex digits, two a byte
+  So a backslash is written \\\\, and a key that starts and ends with a quote \\\"...\\\".
+
 OUTPUT FORMATS
   kv get KEY     the value as the shell prints it (--raw: the bytes alone, no newline);
                  (nil) and exit code 1 when the key is absent.
+  kv del KEY     OK, or (nil) and exit code 1 when the key was absent (nothing written).
   kv scan        the shell's `key value` lines, without the closing (end) line.
   kv export      one JSON object a line, in key order: {\"key\":..,\"value\":..}
                  with JSON strings for UTF-8 keys and values, \"key_b64\"/\"value_b64\"
@@ -43,15 +53,31 @@ OUTPUT FORMATS
   kv stats       figures one a line (--json: one JSON object).
   kv verify      what was read and checked, then `OK` or `DAMAGED: <what and where>`.
   kv repair      each skipped or cut range (`skipped ...`), then `salvaged N entries ...`.
-  Any command whose open cuts a torn tail says so on standard error (`kv: note: ...`).
-  Commands that only read (get, scan, export, stats) work on a read-only mount.
   kv bench       a table (--json: one JSON object a line, see `kv bench --help`).
+  A command that writes and whose open cuts a torn tail says so on standard error
+  (`kv: note: ... cut off the end of ...`); a reading command notes what it left out.
+  import, export and compact, and an open that takes over a second, show progress on
+  standard error when it is a terminal (never in a pipe or a file).
+
+READING A STORE IN USE
+  get, scan, export, stats and verify take no lock and change no byte: they read the store
+  as it is at that moment through a private read-only view (so they also work on a
+  read-only mount), even while another process (a shell, `kv serve`) has it open, writes
+  and compacts it. A record still being written at the end of the log is the end of what
+  was written so far: it is left out, with a note on standard error (verify checks again).
+  An open that a concurrent compaction disturbs (a file removed under it) is tried again,
+  up to 10 times, then fails with a message that says so. Commands that write (put, del,
+  import, compact, repair, the shell, serve) need the store to themselves: another process
+  holding it is an error. One-shot writes (put, del, import, compact, repair) answer only
+  after the store is closed, which syncs it, so only the shell and serve take --durability.
 
 EXIT CODES
   0  success
-  1  runtime error: no store at DIR, the store is open in another process, a damaged
-     log (kv verify), I/O errors, and `kv get` of an absent key
-  2  usage error: unknown command, bad arguments";
+  1  the key is absent (kv get, kv del)
+  2  usage error: unknown command, bad arguments, a bad escape in a key
+  3  runtime error: no store at DIR, the store is open in another process (for a command
+     that writes), I/O errors, a store that cannot be opened
+  4  kv verify found damage (kv get and the other readers fail with 3 on a damaged store)";
 
 /// kv: an embedded, durable key-value store, from the command line.
 #[derive(Debug, Parser)]
@@ -59,22 +85,32 @@ EXIT CODES
     name = "kv",
     version,
     after_help = "`kv --help` documents the shell, the output formats and the exit codes.",
-    after_long_help = HELP
+    after_long_help = HELP,
+    // `kv [--durability M]` is the shell; a subcommand takes its own options only.
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// The store's directory (its log lives in DIR/wal/).
     #[arg(long, global = true, value_name = "DIR", default_value = "./kv-data")]
     pub dir: PathBuf,
 
-    /// When writes are acknowledged: `sync` after fdatasync; `batch` once the OS has the
-    /// record, synced within 5 ms; `none` once the OS has it, synced when the OS likes.
-    /// Every mode survives a crash of kv itself.
-    #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Batch)]
-    pub durability: DurabilityArg,
+    /// The shell's options, when no subcommand is given.
+    #[command(flatten)]
+    pub shell: ShellArgs,
 
     /// What to do; with none, the shell.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The options of the shell (`kv` alone, or `kv shell`).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ShellArgs {
+    /// When writes are acknowledged: `sync` after fdatasync; `batch` once the OS has the
+    /// record, synced within 5 ms; `none` once the OS has it, synced when the OS likes.
+    /// Every mode survives a crash of kv itself.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Batch)]
+    pub durability: DurabilityArg,
 }
 
 /// The `--durability` choices.
@@ -103,33 +139,42 @@ impl DurabilityArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read commands one a line (interactive on a terminal); see `kv --help`.
-    Shell,
+    Shell(ShellArgs),
     /// Print the value of KEY; (nil) and exit code 1 when absent.
     Get {
-        /// The key (its bytes as given).
+        /// The key, with escapes (see KEYS AND VALUES in `kv --help`).
         #[arg(allow_hyphen_values = true)]
         key: OsString,
+        /// The key is hex digits.
+        #[arg(long)]
+        hex: bool,
         /// Print the value's bytes alone, unquoted, with no newline.
         #[arg(long)]
         raw: bool,
     },
-    /// Set KEY to VALUE.
+    /// Set KEY to VALUE; prints OK once it is on disk.
     Put {
-        /// The key (its bytes as given).
+        /// The key, with escapes (see KEYS AND VALUES in `kv --help`).
         #[arg(allow_hyphen_values = true)]
         key: OsString,
-        /// The value (its bytes as given).
+        /// The value, with escapes.
         #[arg(allow_hyphen_values = true)]
         value: OsString,
+        /// The key and the value are hex digits.
+        #[arg(long)]
+        hex: bool,
         /// Expire the entry this many seconds from now.
         #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
         ttl: Option<u64>,
     },
-    /// Remove KEY (an absent key is no error).
+    /// Remove KEY; prints OK once it is on disk, or (nil) and exit code 1 when it was absent.
     Del {
-        /// The key (its bytes as given).
+        /// The key, with escapes (see KEYS AND VALUES in `kv --help`).
         #[arg(allow_hyphen_values = true)]
         key: OsString,
+        /// The key is hex digits.
+        #[arg(long)]
+        hex: bool,
     },
     /// Print `key value` lines in key order.
     Scan(ScanArgs),
@@ -155,8 +200,8 @@ pub enum Command {
     },
     /// Rewrite the log down to the live data (a snapshot) and print what it took.
     Compact,
-    /// Read and check the whole log without changing a byte; exit code 1 on any damage,
-    /// a torn tail included.
+    /// Read and check the whole log without changing a byte; exit code 4 on any damage,
+    /// a torn tail included (but not the record another process is writing).
     Verify,
     /// Copy every entry that can still be read into a new store at NEWDIR, skipping damage,
     /// and report what was skipped. The damaged store is not changed.
@@ -176,6 +221,9 @@ pub enum Command {
 /// `kv serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// When writes are acknowledged (see `kv --help`'s shell options).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Batch)]
+    pub durability: DurabilityArg,
     /// The address to listen on (port 0: any free port, shown in the ready line).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6379")]
     pub bind: std::net::SocketAddr,
@@ -198,7 +246,8 @@ pub struct ServeArgs {
     pub protected_mode: String,
 }
 
-/// `kv scan` options. The range is [--from, --to), intersected with --prefix.
+/// `kv scan` options. The range is [--from, --to), intersected with --prefix; each is a key
+/// with escapes (see KEYS AND VALUES in `kv --help`).
 #[derive(Debug, Args)]
 pub struct ScanArgs {
     /// Only keys starting with this.
@@ -210,6 +259,9 @@ pub struct ScanArgs {
     /// Only keys before this (exclusive).
     #[arg(long, allow_hyphen_values = true)]
     pub to: Option<OsString>,
+    /// --prefix, --from and --to are hex digits.
+    #[arg(long)]
+    pub hex: bool,
     /// At most this many entries.
     #[arg(long)]
     pub limit: Option<usize>,

@@ -1,25 +1,25 @@
 //! The one-shot subcommands that read or write single entries: get, put, del, scan, stats,
-//! compact. Each opens the store, does its work, and closes it.
+//! compact. Each opens the store, does its work, and closes it. Those that only read open it
+//! through a read-only view ([`open::for_reading`]): no lock, no byte changed.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::ops::Bound;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
-use kv_store::Durability;
-
 use crate::cli::ScanArgs;
 use crate::failure::{Failure, Outcome};
-use crate::{open, stats};
+use crate::key_arg::{self, Encoding};
+use crate::{open, progress, stats};
 use kv_cli::output;
 
 /// `kv get`: prints the value (or `(nil)` and fails with [`Failure::Missing`]).
-pub fn get(dir: &Path, durability: Durability, key: &OsStr, raw: bool) -> Outcome {
-    let store = open::for_reading(dir, durability)?;
-    let value = store.get(key.as_bytes());
-    store.close()?;
+pub fn get(dir: &Path, key: &OsStr, encoding: Encoding, raw: bool) -> Outcome {
+    let key = key_arg::decode(key, encoding, "the key")?;
+    let store = open::for_reading(dir)?;
+    let value = store.get(&key);
+    drop(store);
     let mut out = std::io::stdout().lock();
     match value {
         Some(value) if raw => out.write_all(&value)?,
@@ -37,51 +37,72 @@ pub fn get(dir: &Path, durability: Durability, key: &OsStr, raw: bool) -> Outcom
 /// `kv put`: writes, closes (which syncs), prints `OK`.
 pub fn put(
     dir: &Path,
-    durability: Durability,
     key: &OsStr,
     value: &OsStr,
+    encoding: Encoding,
     ttl: Option<u64>,
 ) -> Outcome {
-    let store = open::create(dir, durability)?;
-    let (key, value) = (key.as_bytes(), value.as_bytes());
-    match ttl {
-        Some(seconds) => store.put_with_ttl(key, value, Duration::from_secs(seconds))?,
-        None => store.put(key, value)?,
-    }
-    store.close()?;
+    let key = key_arg::decode(key, encoding, "the key")?;
+    let value = key_arg::decode(value, encoding, "the value")?;
+    let store = open::create(dir, open::ONE_SHOT)?;
+    let written = match ttl {
+        Some(seconds) => store.put_with_ttl(key, value, Duration::from_secs(seconds)),
+        None => store.put(key, value),
+    };
+    let closed = store.close();
+    written?;
+    closed?;
     println!("OK");
     Ok(())
 }
 
-/// `kv del`: removes the key from an existing store, prints `OK`.
-pub fn del(dir: &Path, durability: Durability, key: &OsStr) -> Outcome {
-    let store = open::existing(dir, durability)?;
-    store.delete(key.as_bytes())?;
-    store.close()?;
+/// `kv del`: removes the key from an existing store and prints `OK`; an absent key writes
+/// nothing, prints `(nil)` and fails with [`Failure::Missing`].
+pub fn del(dir: &Path, key: &OsStr, encoding: Encoding) -> Outcome {
+    let key = key_arg::decode(key, encoding, "the key")?;
+    let store = open::existing(dir, open::ONE_SHOT)?;
+    let removed = store.remove(key);
+    let closed = store.close();
+    let removed = removed?;
+    closed?;
+    if removed.is_none() {
+        println!("{}", output::NIL);
+        return Err(Failure::Missing);
+    }
     println!("OK");
     Ok(())
 }
 
 /// `kv scan`: `key value` lines of the range [from, to) within the prefix.
-pub fn scan(dir: &Path, durability: Durability, args: &ScanArgs) -> Outcome {
-    let store = open::for_reading(dir, durability)?;
-    let bytes = |s: &Option<std::ffi::OsString>| s.as_deref().map(|s| s.as_bytes().to_vec());
+pub fn scan(dir: &Path, args: &ScanArgs) -> Outcome {
+    let encoding = Encoding::hex_if(args.hex);
+    let bytes = |word: &Option<OsString>, what: &str| {
+        word.as_deref()
+            .map(|word| key_arg::decode(word, encoding, what))
+            .transpose()
+    };
+    let prefix = bytes(&args.prefix, "--prefix")?;
     let (lower, upper) = bounds(
-        bytes(&args.prefix).as_deref(),
-        bytes(&args.from),
-        bytes(&args.to),
+        prefix.as_deref(),
+        bytes(&args.from, "--from")?,
+        bytes(&args.to, "--to")?,
     );
+    let store = open::for_reading(dir)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !is_empty_range(&lower, &upper) {
         let limit = args.limit.unwrap_or(usize::MAX);
         for (key, value) in store.range((lower, upper))?.take(limit) {
-            write_pair(&mut out, &key, &value)?;
+            match write_pair(&mut out, &key, &value) {
+                // Whoever reads the scan stopped reading (`kv scan | head`): not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                other => other?,
+            }
         }
     }
-    out.flush()?;
-    drop(out);
-    store.close()?;
-    Ok(())
+    match out.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// Writes one `key value` line of a scan.
@@ -120,11 +141,11 @@ fn is_empty_range(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
 }
 
 /// `kv stats`: the figures as text or JSON.
-pub fn stats(dir: &Path, durability: Durability, as_json: bool) -> Outcome {
-    let store = open::for_reading(dir, durability)?;
+pub fn stats(dir: &Path, as_json: bool) -> Outcome {
+    let store = open::for_reading(dir)?;
     let figures = store.stats();
     let opened = store.open_report().clone();
-    store.close()?;
+    drop(store);
     if as_json {
         println!("{}", stats::json(&figures, &opened));
     } else {
@@ -135,11 +156,14 @@ pub fn stats(dir: &Path, durability: Durability, as_json: bool) -> Outcome {
 
 /// `kv compact`: rewrites the live data as a snapshot and drops the log before it; prints
 /// `OK` and what it did.
-pub fn compact(dir: &Path, durability: Durability) -> Outcome {
-    let store = open::existing(dir, durability)?;
+pub fn compact(dir: &Path) -> Outcome {
+    let store = open::existing(dir, open::ONE_SHOT)?;
+    let spinner = progress::compaction(dir, store.len() as u64);
     let result = store.compact();
-    store.close()?;
+    spinner.finish_and_clear();
+    let closed = store.close();
     let report = result?;
+    closed?;
     println!(
         "OK snapshot {}: {} entries, {} bytes of log and snapshot before, {} after, {:.1} ms",
         report.snapshot,

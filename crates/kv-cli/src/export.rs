@@ -18,11 +18,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use kv_store::{Durability, KvStore, WriteBatch};
+use indicatif::ProgressBar;
+use kv_store::{KvStore, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::failure::{describe, Failure, Outcome};
-use crate::open;
+use crate::{open, progress};
 
 /// One line of the format.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -98,8 +99,8 @@ struct Entry {
 }
 
 /// `kv export`: every live entry of the store, to `output` or standard output.
-pub fn export(dir: &Path, durability: Durability, output: Option<&Path>) -> Outcome {
-    let store = open::for_reading(dir, durability)?;
+pub fn export(dir: &Path, output: Option<&Path>) -> Outcome {
+    let store = open::for_reading(dir)?;
     let sink: Box<dyn Write> = match output {
         Some(path) => Box::new(
             File::create(path)
@@ -108,25 +109,26 @@ pub fn export(dir: &Path, durability: Durability, output: Option<&Path>) -> Outc
         None => Box::new(io::stdout().lock()),
     };
     let mut out = BufWriter::new(sink);
-    let written = write_all(&store, &mut out).and_then(|()| out.flush());
+    let bar = progress::entries("exporting", store.len() as u64);
+    let written = write_all(&store, &mut out, &bar).and_then(|()| out.flush());
+    bar.finish_and_clear();
     drop(out);
-    let closed = store.close();
     match written {
         // Whoever reads the export stopped reading (`kv export | head`): not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe && output.is_none() => {}
         other => other?,
     }
-    closed?;
     Ok(())
 }
 
 /// Writes every live entry of `store` as a line to `out`, in key order (the CLI opens every
 /// store with the ordered index), so that exporting the same data always gives the same bytes.
-fn write_all(store: &KvStore, out: &mut impl Write) -> io::Result<()> {
+fn write_all(store: &KvStore, out: &mut impl Write, bar: &ProgressBar) -> io::Result<()> {
     let mut scan = store.range::<&[u8]>(..).map_err(io::Error::other)?;
     while let Some((key, value, deadline)) = scan.next_with_deadline() {
         serde_json::to_writer(&mut *out, &Line::of(&key, &value, deadline))?;
         out.write_all(b"\n")?;
+        bar.inc(1);
     }
     Ok(())
 }
@@ -136,17 +138,25 @@ fn write_all(store: &KvStore, out: &mut impl Write) -> io::Result<()> {
 /// deadline is written exactly as given. A bad line, or a batch the store refuses, stops the
 /// import: earlier batches stay written, the failing one is not, and the message says which
 /// lines those are.
-pub fn import(dir: &Path, durability: Durability, file: Option<&Path>, batch: u64) -> Outcome {
-    let input: Box<dyn BufRead> = match file {
+pub fn import(dir: &Path, file: Option<&Path>, batch: u64) -> Outcome {
+    let (input, size): (Box<dyn BufRead>, Option<u64>) = match file {
         Some(path) if path != Path::new("-") => {
-            Box::new(BufReader::new(File::open(path).map_err(|e| {
-                Failure::Runtime(format!("cannot read {}: {e}", path.display()))
-            })?))
+            let file = File::open(path)
+                .map_err(|e| Failure::Runtime(format!("cannot read {}: {e}", path.display())))?;
+            // A regular file's size is what the bar counts to; a FIFO's says nothing.
+            let size = file
+                .metadata()
+                .ok()
+                .filter(|meta| meta.is_file())
+                .map(|meta| meta.len());
+            (Box::new(BufReader::new(file)), size)
         }
-        _ => Box::new(io::stdin().lock()),
+        _ => (Box::new(io::stdin().lock()), None),
     };
-    let store = open::create(dir, durability)?;
+    let store = open::create(dir, open::ONE_SHOT)?;
+    let bar = progress::input("importing", size);
     let mut importer = Importer {
+        bar: &bar,
         store: &store,
         pending: Vec::new(),
         pending_from: 0,
@@ -156,6 +166,7 @@ pub fn import(dir: &Path, durability: Durability, file: Option<&Path>, batch: u6
         batches: 0,
     };
     let read = importer.read(input);
+    bar.finish_and_clear();
     let closed = store.close();
     match (read, closed) {
         (Err(Failure::Runtime(message)), Err(e)) => {
@@ -178,6 +189,8 @@ pub fn import(dir: &Path, durability: Durability, file: Option<&Path>, batch: u6
 
 /// The state of an import.
 struct Importer<'a> {
+    /// Counts the bytes read; its message, the entries written.
+    bar: &'a ProgressBar,
     store: &'a KvStore,
     pending: Vec<Entry>,
     /// The line number of the first entry in `pending`.
@@ -194,9 +207,11 @@ impl Importer<'_> {
         let mut number = 0u64;
         loop {
             line.clear();
-            if input.read_until(b'\n', &mut line)? == 0 {
+            let read = input.read_until(b'\n', &mut line)?;
+            if read == 0 {
                 return self.flush(number);
             }
+            self.bar.inc(read as u64);
             number += 1;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -275,6 +290,8 @@ impl Importer<'_> {
             })?;
             self.batches += 1;
             self.written += entries;
+            self.bar
+                .set_message(format!("{} entries written", self.written));
         }
         self.expired += expired;
         Ok(())

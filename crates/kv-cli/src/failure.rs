@@ -1,4 +1,6 @@
-//! How a command fails, and the exit code each kind of failure gives.
+//! How a command fails, and the exit code each kind of failure gives: 1 only for an absent
+//! key (as `grep` exits 1 when nothing matched), so that a script can tell "not there" from
+//! every error, which exits 2 or more.
 
 use std::fmt;
 
@@ -7,18 +9,33 @@ use std::fmt;
 pub enum Failure {
     /// The command line or the input is wrong: exit code 2.
     Usage(String),
-    /// The command could not do its work (store errors, I/O, damage): exit code 1.
+    /// The command could not do its work (store errors, I/O, a store it cannot open):
+    /// exit code 3.
     Runtime(String),
-    /// `kv get` of a missing key: `(nil)` was printed, exit code 1 with no message.
+    /// `kv verify` found damage (and printed it): exit code 4.
+    Damaged(String),
+    /// `kv get` or `kv del` of an absent key: `(nil)` was printed, exit code 1 with no
+    /// message.
     Missing,
 }
+
+/// The exit code of an absent key.
+pub const EXIT_MISSING: i32 = 1;
+/// The exit code of a usage error.
+pub const EXIT_USAGE: i32 = 2;
+/// The exit code of a runtime error.
+pub const EXIT_RUNTIME: i32 = 3;
+/// The exit code of damage found by `kv verify`.
+pub const EXIT_DAMAGED: i32 = 4;
 
 impl Failure {
     /// The process exit code.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Failure::Usage(_) => 2,
-            Failure::Runtime(_) | Failure::Missing => 1,
+            Failure::Missing => EXIT_MISSING,
+            Failure::Usage(_) => EXIT_USAGE,
+            Failure::Runtime(_) => EXIT_RUNTIME,
+            Failure::Damaged(_) => EXIT_DAMAGED,
         }
     }
 

@@ -7,14 +7,16 @@
 //!
 //! Every command opens the store in `--dir` (default `./kv-data`) with the ordered index, so
 //! scans work on any store (the index lives in memory only). Commands that only read refuse
-//! a directory without a store instead of creating one. `kv --help` documents the shell's
-//! protocol, the quoting rules, every output format and the exit codes (0 success, 1 runtime
-//! error, 2 usage error).
+//! a directory without a store instead of creating one, and read it through a private
+//! read-only view that takes no lock, so they work while another process writes it.
+//! `kv --help` documents the shell's protocol, the quoting rules, every output format and
+//! the exit codes (0 success, 1 absent key, 2 usage error, 3 runtime error, 4 damage found).
 //!
 //! Modules: [`cli`] (arguments), [`shell`] (over the library's `parse` and `output`: the
 //! shell's language, and printing keys and values so they read back), [`commands`] (single-entry subcommands),
-//! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`],
-//! [`repair`] and the read-only opens of [`open`] with [`view_fs`],
+//! [`key_arg`] (keys on the command line), [`export`] (JSON lines out and in), [`stats`],
+//! [`verify`] with [`readonly_fs`], [`repair`] and the read-only opens of [`open`] with
+//! [`view_fs`] and [`settle`] (reading a store another process is writing), [`progress`],
 //! [`bench`](mod@bench), and [`serve`].
 
 #![forbid(unsafe_code)]
@@ -24,10 +26,13 @@ mod cli;
 mod commands;
 mod export;
 mod failure;
+mod key_arg;
 mod open;
+mod progress;
 mod readonly_fs;
 mod repair;
 mod serve;
+mod settle;
 mod shell;
 mod stats;
 mod verify;
@@ -37,12 +42,13 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::failure::{Failure, Outcome};
+use crate::key_arg::Encoding;
 
 fn main() {
     let cli = Cli::parse();
     if let Err(failure) = run(cli) {
         match &failure {
-            Failure::Usage(message) | Failure::Runtime(message) => {
+            Failure::Usage(message) | Failure::Runtime(message) | Failure::Damaged(message) => {
                 eprintln!("kv: {}", kv_cli::output::one_line(message))
             }
             Failure::Missing => {}
@@ -53,22 +59,27 @@ fn main() {
 
 fn run(cli: Cli) -> Outcome {
     let dir = cli.dir.as_path();
-    let durability = cli.durability.mode();
     match cli.command {
-        None | Some(Command::Shell) => shell::run(dir, durability),
-        Some(Command::Get { key, raw }) => commands::get(dir, durability, &key, raw),
-        Some(Command::Put { key, value, ttl }) => commands::put(dir, durability, &key, &value, ttl),
-        Some(Command::Del { key }) => commands::del(dir, durability, &key),
-        Some(Command::Scan(args)) => commands::scan(dir, durability, &args),
-        Some(Command::Export { output }) => export::export(dir, durability, output.as_deref()),
-        Some(Command::Import { file, batch }) => {
-            export::import(dir, durability, file.as_deref(), batch)
+        None => shell::run(dir, cli.shell.durability.mode()),
+        Some(Command::Shell(args)) => shell::run(dir, args.durability.mode()),
+        Some(Command::Get { key, hex, raw }) => {
+            commands::get(dir, &key, Encoding::hex_if(hex), raw)
         }
-        Some(Command::Stats { json }) => commands::stats(dir, durability, json),
-        Some(Command::Compact) => commands::compact(dir, durability),
+        Some(Command::Put {
+            key,
+            value,
+            hex,
+            ttl,
+        }) => commands::put(dir, &key, &value, Encoding::hex_if(hex), ttl),
+        Some(Command::Del { key, hex }) => commands::del(dir, &key, Encoding::hex_if(hex)),
+        Some(Command::Scan(args)) => commands::scan(dir, &args),
+        Some(Command::Export { output }) => export::export(dir, output.as_deref()),
+        Some(Command::Import { file, batch }) => export::import(dir, file.as_deref(), batch),
+        Some(Command::Stats { json }) => commands::stats(dir, json),
+        Some(Command::Compact) => commands::compact(dir),
         Some(Command::Verify) => verify::verify(dir),
-        Some(Command::Repair { to }) => repair::repair(dir, &to, durability),
+        Some(Command::Repair { to }) => repair::repair(dir, &to),
         Some(Command::Bench(args)) => bench::run(&args),
-        Some(Command::Serve(args)) => serve::run(dir, durability, &args),
+        Some(Command::Serve(args)) => serve::run(dir, args.durability.mode(), &args),
     }
 }

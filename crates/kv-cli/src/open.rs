@@ -1,6 +1,7 @@
 //! Opening the store a command works on: always with the ordered index (so scans work),
-//! creating the directory only for commands that write. Commands that only read fall back to
-//! a read-only view ([`view`]) on a file system they cannot write.
+//! creating the directory only for commands that write. Commands that only read open it
+//! through a read-only view ([`for_reading`]) that takes no lock and changes no byte, so
+//! that they work while another process has the store open, and on a read-only mount.
 
 use std::ops::Deref;
 use std::path::Path;
@@ -10,8 +11,15 @@ use std::time::Duration;
 use kv_store::{Durability, IndexKind, KvStore, Options, RecoveryMode, WAL_DIR};
 use kv_wal::DirLock;
 
-use crate::failure::{describe, find_in_chain, Failure, Outcome};
+use crate::failure::{describe, Failure, Outcome};
+use crate::progress;
+use crate::settle::{self, Unsettled};
 use crate::view_fs::ReadOnlyView;
+
+/// The durability of the one-shot commands that write (put, del, import, compact, repair):
+/// they answer only after closing the store, which syncs it, so every mode makes the same
+/// promise when they answer, and the one that syncs least is the fastest.
+pub const ONE_SHOT: Durability = Durability::None;
 
 /// The options every command but `verify` opens a store with.
 pub fn options(durability: Durability) -> Options {
@@ -22,7 +30,10 @@ pub fn options(durability: Durability) -> Options {
 
 /// Opens the store in `dir`, creating it if needed (for commands that write).
 pub fn create(dir: &Path, durability: Durability) -> Outcome<KvStore> {
-    let store = KvStore::open_with(dir, options(durability))?;
+    let opening = progress::opening(dir);
+    let store = KvStore::open_with(dir, options(durability));
+    opening.finish_and_clear();
+    let store = store?;
     tell_damage(&store, dir);
     Ok(store)
 }
@@ -64,72 +75,56 @@ pub fn existing(dir: &Path, durability: Durability) -> Outcome<KvStore> {
     create(dir, durability)
 }
 
-/// Opens the store in `dir` for a command that only reads: in place when it can, and through
-/// a read-only [`view`] when the store cannot be written (a read-only mount, or a directory
-/// this user may read but not write), where an open in place cannot even start.
-pub fn for_reading(dir: &Path, durability: Durability) -> Outcome<Reading> {
+/// Opens the store in `dir` for a command that only reads: through a read-only view that
+/// takes no lock, as the store is at that moment, even while another process writes and
+/// compacts it. An open that such a process disturbs is tried again ([`settle`]).
+pub fn for_reading(dir: &Path) -> Outcome<View> {
     require_store(dir)?;
-    match KvStore::open_with(dir, options(durability)) {
-        Ok(store) => {
-            tell_damage(&store, dir);
-            Ok(Reading::InPlace(store))
-        }
-        Err(e) if cannot_write(&e) => {
-            let view = view(dir, RecoveryMode::TolerateTornTail)?;
-            tell_damage(&view, dir);
-            Ok(Reading::Viewed(view))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let opening = progress::opening(dir);
+    let view = settle::settle(
+        dir,
+        || open_view(dir, RecoveryMode::TolerateTornTail, Vec::new()),
+        |failure| format!("{failure:?}"),
+    );
+    opening.finish_and_clear();
+    let view = view.map_err(|unsettled| match unsettled {
+        Unsettled::Stable(failure) => failure,
+        Unsettled::Changing(failure) => Failure::Runtime(format!(
+            "the store in {} kept changing while it was read (another process is writing              or compacting it); {} opens failed, the last with: {}",
+            dir.display(),
+            settle::ATTEMPTS,
+            match failure {
+                Failure::Usage(m) | Failure::Runtime(m) | Failure::Damaged(m) => m,
+                Failure::Missing => String::new(),
+            }
+        )),
+    })?;
+    tell_view_cuts(&view, dir);
+    Ok(view)
 }
 
-/// Whether `error` says the store's directory cannot be written: a file system mounted
-/// read-only, or no permission.
-fn cannot_write(error: &kv_store::Error) -> bool {
-    find_in_chain::<std::io::Error>(error, |io| {
-        matches!(
-            io.kind(),
-            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
-        )
-    })
-    .is_some()
-}
-
-/// A store opened for reading, in place or through a view.
-pub enum Reading {
-    /// Opened as any command opens it.
-    InPlace(KvStore),
-    /// Opened through a read-only view.
-    Viewed(View),
-}
-
-impl Reading {
-    /// Closes the store (a view has nothing to close: it changed nothing).
-    pub fn close(self) -> Outcome {
-        match self {
-            Reading::InPlace(store) => Ok(store.close()?),
-            Reading::Viewed(_) => Ok(()),
-        }
-    }
-}
-
-impl Deref for Reading {
-    type Target = KvStore;
-
-    fn deref(&self) -> &KvStore {
-        match self {
-            Reading::InPlace(store) => store,
-            Reading::Viewed(view) => &view.store,
-        }
+/// Says on standard error what a view left out at the end of the log: it changed nothing,
+/// and the bytes left out are a write still in progress or a crash's torn tail (which the
+/// next open that writes cuts off, with a note of its own).
+fn tell_view_cuts(store: &KvStore, dir: &Path) {
+    for c in &store.open_report().recovery.corruptions {
+        eprintln!(
+            "kv: note: {}: left out the end of {}/{} at offset {}: {} bytes ({}): a write still              in progress, or the torn tail of a crash (nothing was changed)",
+            dir.display(),
+            WAL_DIR,
+            kv_wal::segment::file_name(c.segment),
+            c.offset,
+            c.bytes,
+            c.kind
+        );
     }
 }
 
 /// A store opened through a [`ReadOnlyView`]: whatever the open does (cutting a torn tail,
 /// skipping damage, cleaning up after a crash) is seen by this process only, and the store's
-/// directory keeps every byte. While it lives it holds a shared lock on the store, so no
-/// writer opens it meanwhile.
+/// directory keeps every byte. Dropping it closes nothing real.
 pub struct View {
-    // Dropped in this order: the store, then its private directory, then the lock.
+    // Dropped in this order: the store, then its private directory, then the locks (if any).
     store: KvStore,
     _private: tempfile::TempDir,
     _locks: Vec<DirLock>,
@@ -143,10 +138,17 @@ impl Deref for View {
     }
 }
 
-/// Opens the store in `dir` through a read-only view, recovering with `mode`.
+/// Opens the store in `dir` through a read-only view, recovering with `mode`, under a shared
+/// lock, so that no writer opens the store meanwhile (what `kv repair` reads must hold still).
 pub fn view(dir: &Path, mode: RecoveryMode) -> Outcome<View> {
     require_store(dir)?;
-    let lock = lock_shared(dir)?;
+    let locks = lock_shared(dir)?;
+    open_view(dir, mode, locks)
+}
+
+/// Opens the store in `dir` through a read-only view, recovering with `mode`; `locks` are
+/// kept as long as the view.
+fn open_view(dir: &Path, mode: RecoveryMode, locks: Vec<DirLock>) -> Outcome<View> {
     let private = tempfile::tempdir().map_err(|e| {
         Failure::Runtime(format!(
             "cannot make a private directory under {} for a read-only view: {e}",
@@ -172,7 +174,7 @@ pub fn view(dir: &Path, mode: RecoveryMode) -> Outcome<View> {
     Ok(View {
         store,
         _private: private,
-        _locks: lock,
+        _locks: locks,
     })
 }
 

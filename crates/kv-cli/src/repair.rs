@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use kv_store::{Durability, RecoveryMode, WriteBatch};
+use kv_store::{RecoveryMode, WriteBatch};
 
 use crate::failure::{Failure, Outcome};
 use crate::open;
@@ -16,7 +16,7 @@ use crate::open;
 const BATCH: usize = 1_000;
 
 /// Copies what can be read of the store in `dir` into a new store at `to`.
-pub fn repair(dir: &Path, to: &Path, durability: Durability) -> Outcome {
+pub fn repair(dir: &Path, to: &Path) -> Outcome {
     refuse_unless_empty(to)?;
     if overlaps(dir, to) {
         return Err(Failure::Usage(format!(
@@ -26,7 +26,8 @@ pub fn repair(dir: &Path, to: &Path, durability: Durability) -> Outcome {
     }
     let source = open::view(dir, RecoveryMode::Salvage)?;
     let report = source.open_report().clone();
-    let target = open::create(to, durability)?;
+    // Synced before the report, whatever the mode: the cheapest is enough.
+    let target = open::create(to, open::ONE_SHOT)?;
 
     let mut copied = 0u64;
     let mut batch = WriteBatch::new();

@@ -3,9 +3,11 @@
 //!
 //! The store is opened with `RecoveryMode::Strict`, which refuses any damage, a torn tail
 //! included, instead of repairing it, through [`ReadOnlyLog`], which refuses every write
-//! anyway (see that module for why Strict alone is not enough). While it reads, verify holds
-//! a shared lock on the store's `wal/` directory, so no writer can open the store meanwhile, and a
-//! store that a writer has open is reported as locked rather than read half-written.
+//! anyway (see that module for why Strict alone is not enough). verify takes no lock: it
+//! reads the store as it is, even while another process writes and compacts it. A record
+//! that process is writing at the end of the log looks like a torn tail, and a compaction
+//! can remove files under the open; such a failure does not hold still, so the check is
+//! run again ([`settle`]): damage is what fails the same way with the files unchanged.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,80 +18,55 @@ use kv_store::{Damage, Durability, KvStore, Options, RecoveryMode, WAL_DIR};
 use crate::failure::{describe, find_in_chain, Failure, Outcome};
 use crate::open;
 use crate::readonly_fs::ReadOnlyLog;
+use crate::settle::{self, Unsettled};
 
-/// Checks the store in `dir`; fails (exit code 1) on damage.
+/// Why one attempt to open the store for checking failed.
+#[derive(Debug)]
+enum Refusal {
+    /// The store refused to open: damage, or an error reading it. With the error, its whole
+    /// message and the message of the log's or snapshot's damage in it, if any, both naming
+    /// the store's directory.
+    Store(kv_store::Error, String, Option<String>),
+    /// Something around the open failed (the private directory, listing the store).
+    Other(Failure),
+}
+
+/// Checks the store in `dir`; fails with [`Failure::Damaged`] (exit code 4) on damage.
 pub fn verify(dir: &Path) -> Outcome {
     open::require_store(dir)?;
     let real = dir.join(WAL_DIR);
-    let _lock = open::lock_shared(dir)?;
-    let segments = segment_ids(&real)?;
-    let Some(&newest) = segments.last() else {
+    if segment_ids(&real)?.is_empty() {
         println!("checked {}: the log holds no segment yet", dir.display());
         println!("OK");
         return Ok(());
-    };
-
-    let private = tempfile::tempdir()?;
-    // The store's directories, empty: each log (the store's, and each snapshot's) takes its
-    // lock on these, past the layer; every other path maps onto `dir`.
-    open::mirror_directories(dir, private.path())?;
-    let options = Options::default()
-        .durability(Durability::None)
-        .recovery_mode(RecoveryMode::Strict)
-        .sweep_interval(Duration::ZERO)
-        .auto_compact(None)
-        .file_system(Arc::new(ReadOnlyLog::new(
-            private.path().to_path_buf(),
-            dir.to_path_buf(),
-        )));
-    // Messages name the private directory; show the real one instead.
-    let in_real_terms = |message: String| {
-        message.replace(
-            &private.path().display().to_string(),
-            &dir.display().to_string(),
-        )
-    };
-
-    let store = match KvStore::open_with(private.path(), options) {
+    }
+    let opened = settle::settle(
+        dir,
+        || open_checked(dir),
+        |refusal| match refusal {
+            Refusal::Store(_, message, _) => message.clone(),
+            Refusal::Other(failure) => format!("{failure:?}"),
+        },
+    );
+    let store = match opened {
         Ok(store) => store,
-        Err(e) if store_damage(&e) => {
-            println!("DAMAGED: {}", in_real_terms(describe(&e)));
-            return Err(Failure::Runtime(format!(
-                "the store in {} is damaged (nothing was changed)",
-                dir.display()
-            )));
+        Err(Unsettled::Stable(Refusal::Store(e, message, damage))) => {
+            return report_damage(dir, &e, &message, damage.as_deref())
         }
-        Err(e) => {
-            let Some(damage) = damage_in(&e) else {
-                return Err(Failure::Runtime(in_real_terms(describe(&e))));
-            };
-            let in_log = matches!(
-                e,
-                kv_store::Error::Corrupt {
-                    damage: Damage::Log | Damage::MissingSegment { .. },
-                    ..
-                }
-            );
-            if in_log {
-                println!("DAMAGED: {}", in_real_terms(damage.to_string()));
-            } else {
-                println!("DAMAGED: {}", in_real_terms(describe(&e)));
-            }
-            if let kv_wal::Error::Corrupt { segment, .. } = damage {
-                if in_log && *segment == newest {
-                    println!(
-                        "note: this is the newest segment: when nothing valid follows the \
-                         damage it is the torn tail a crash leaves, which opening the store \
-                         normally cuts off"
-                    );
-                }
-            }
+        Err(Unsettled::Stable(Refusal::Other(failure))) => return Err(failure),
+        Err(Unsettled::Changing(refusal)) => {
             return Err(Failure::Runtime(format!(
-                "the store in {} is damaged (nothing was changed)",
-                dir.display()
-            )));
+                "the store in {} kept changing while it was checked (another process is                  writing or compacting it); {} checks failed, the last with: {}",
+                dir.display(),
+                settle::ATTEMPTS,
+                match refusal {
+                    Refusal::Store(_, message, _) => message,
+                    Refusal::Other(failure) => format!("{failure:?}"),
+                }
+            )))
         }
     };
+    let (store, _private) = store;
 
     let (mut keys, mut bytes) = (0u64, 0u64);
     store.for_each(|key, value, _| {
@@ -119,6 +96,84 @@ pub fn verify(dir: &Path) -> Outcome {
     );
     println!("OK");
     Ok(())
+}
+
+/// Opens the store in `dir` strictly through a [`ReadOnlyLog`] over a private directory,
+/// which is returned with it (the store's logs take their locks there).
+fn open_checked(dir: &Path) -> Result<(KvStore, tempfile::TempDir), Refusal> {
+    let private = tempfile::tempdir().map_err(|e| Refusal::Other(e.into()))?;
+    // The store's directories, empty: each log (the store's, and each snapshot's) takes its
+    // lock on these, past the layer; every other path maps onto `dir`.
+    open::mirror_directories(dir, private.path()).map_err(Refusal::Other)?;
+    let options = Options::default()
+        .durability(Durability::None)
+        .recovery_mode(RecoveryMode::Strict)
+        .sweep_interval(Duration::ZERO)
+        .auto_compact(None)
+        .file_system(Arc::new(ReadOnlyLog::new(
+            private.path().to_path_buf(),
+            dir.to_path_buf(),
+        )));
+    match KvStore::open_with(private.path(), options) {
+        Ok(store) => Ok((store, private)),
+        Err(e) => {
+            // Messages name the private directory; show the real one instead.
+            let in_real_terms = |text: String| {
+                text.replace(
+                    &private.path().display().to_string(),
+                    &dir.display().to_string(),
+                )
+            };
+            let message = in_real_terms(describe(&e));
+            let damage = damage_in(&e).map(|damage| in_real_terms(damage.to_string()));
+            Err(Refusal::Store(e, message, damage))
+        }
+    }
+}
+
+/// Prints what is damaged, from the error `e` (whose whole message is `message`, and its
+/// log's or snapshot's damage's `damage_message`), and fails.
+fn report_damage(
+    dir: &Path,
+    e: &kv_store::Error,
+    message: &str,
+    damage_message: Option<&str>,
+) -> Outcome {
+    let damaged = || {
+        Failure::Damaged(format!(
+            "the store in {} is damaged (nothing was changed)",
+            dir.display()
+        ))
+    };
+    if store_damage(e) {
+        println!("DAMAGED: {message}");
+        return Err(damaged());
+    }
+    let (Some(damage), Some(damage_message)) = (damage_in(e), damage_message) else {
+        return Err(Failure::Runtime(message.to_string()));
+    };
+    let in_log = matches!(
+        e,
+        kv_store::Error::Corrupt {
+            damage: Damage::Log | Damage::MissingSegment { .. },
+            ..
+        }
+    );
+    if in_log {
+        println!("DAMAGED: {damage_message}");
+    } else {
+        println!("DAMAGED: {message}");
+    }
+    if let kv_wal::Error::Corrupt { segment, .. } = damage {
+        let newest = segment_ids(&dir.join(WAL_DIR))?.last().copied();
+        if in_log && Some(*segment) == newest {
+            println!(
+                "note: this is the newest segment: when nothing valid follows the damage it is \
+                 the torn tail a crash leaves, which opening the store normally cuts off"
+            );
+        }
+    }
+    Err(damaged())
 }
 
 /// Whether `error` is damage to what the store keeps beside its log: a damaged or missing
