@@ -85,18 +85,17 @@ EXIT CODES
     name = "kv",
     version,
     after_help = "`kv --help` documents the shell, the output formats and the exit codes.",
-    after_long_help = HELP,
-    // `kv [--durability M]` is the shell; a subcommand takes its own options only.
-    args_conflicts_with_subcommands = true
+    after_long_help = HELP
 )]
 pub struct Cli {
     /// The store's directory (its log lives in DIR/wal/).
     #[arg(long, global = true, value_name = "DIR", default_value = "./kv-data")]
     pub dir: PathBuf,
 
-    /// The shell's options, when no subcommand is given.
-    #[command(flatten)]
-    pub shell: ShellArgs,
+    /// The shell's durability, when no subcommand is given (a subcommand that writes takes
+    /// its own; given with one that does not, it is a usage error). See `kv shell --help`.
+    #[arg(long, value_enum, value_name = "DURABILITY")]
+    pub durability: Option<DurabilityArg>,
 
     /// What to do; with none, the shell.
     #[command(subcommand)]
@@ -114,11 +113,12 @@ pub struct ShellArgs {
 }
 
 /// The `--durability` choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum DurabilityArg {
     /// Each write returns after fdatasync.
     Sync,
     /// Each write returns once the OS has it; a background fdatasync within 5 ms.
+    #[default]
     Batch,
     /// Each write returns once the OS has it; no fdatasync but SYNC and close.
     None,
@@ -216,6 +216,27 @@ pub enum Command {
     /// and redis-benchmark work against it. Prints `ready: listening on ADDR` once it
     /// accepts connections; SIGTERM or SIGINT stop it cleanly (exit 0).
     Serve(ServeArgs),
+}
+
+impl Command {
+    /// The subcommand's name on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Shell(_) => "shell",
+            Command::Get { .. } => "get",
+            Command::Put { .. } => "put",
+            Command::Del { .. } => "del",
+            Command::Scan(_) => "scan",
+            Command::Export { .. } => "export",
+            Command::Import { .. } => "import",
+            Command::Stats { .. } => "stats",
+            Command::Compact => "compact",
+            Command::Verify => "verify",
+            Command::Repair { .. } => "repair",
+            Command::Bench(_) => "bench",
+            Command::Serve(_) => "serve",
+        }
+    }
 }
 
 /// `kv serve` options.

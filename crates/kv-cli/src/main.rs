@@ -59,8 +59,15 @@ fn main() {
 
 fn run(cli: Cli) -> Outcome {
     let dir = cli.dir.as_path();
+    if let (Some(_), Some(command)) = (cli.durability, &cli.command) {
+        return Err(Failure::Usage(format!(
+            "--durability before a subcommand is the shell's option; `kv {}` takes none \
+             (only `kv shell` and `kv serve` do, after their name)",
+            command.name()
+        )));
+    }
     match cli.command {
-        None => shell::run(dir, cli.shell.durability.mode()),
+        None => shell::run(dir, cli.durability.unwrap_or_default().mode()),
         Some(Command::Shell(args)) => shell::run(dir, args.durability.mode()),
         Some(Command::Get { key, hex, raw }) => {
             commands::get(dir, &key, Encoding::hex_if(hex), raw)

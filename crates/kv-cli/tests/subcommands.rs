@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_success, json_lines, run, run_on, stderr, stdout};
+use common::{assert_same_files, assert_success, json_lines, run, run_on, snapshot, stderr, stdout};
 
 fn put(dir: &Path, key: &str, value: &str) {
     let output = run_on(dir, &["put", key, value], b"");
@@ -40,6 +40,21 @@ fn put_get_del_and_a_missing_key() {
     assert_eq!(output.status.code(), Some(1), "a missing key exits 1");
     assert_eq!(stdout(&output), "(nil)\n");
     assert_eq!(stderr(&output), "");
+    let before = snapshot(dir.path());
+    let output = run_on(dir.path(), &["del", "greeting"], b"");
+    assert_eq!(output.status.code(), Some(1), "deleting an absent key exits 1");
+    assert_eq!(stdout(&output), "(nil)\n");
+    assert_eq!(stderr(&output), "");
+    assert_eq!(
+        json_lines(&stdout(&run_on(dir.path(), &["export"], b""))).len(),
+        1,
+        "the other key is still there"
+    );
+    let after = snapshot(dir.path());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -187,7 +202,7 @@ fn import_reads_stdin_skips_expired_entries_and_names_a_bad_line() {
 
     let bad = b"{\"key\":\"b\",\"value\":\"2\"}\n{\"key\":\"c\"}\n";
     let output = run_on(dir.path(), &["import", "-", "--batch", "1"], bad);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     assert!(
         stderr(&output).contains("line 2: no \"value\" (or \"value_b64\")"),
         "{}",
@@ -197,7 +212,7 @@ fn import_reads_stdin_skips_expired_entries_and_names_a_bad_line() {
 
     let array = b"[\"d\",\"4\"]\n";
     let output = run_on(dir.path(), &["import"], array);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     assert!(
         stderr(&output).contains("line 1: not a JSON object"),
         "{}",
@@ -218,7 +233,7 @@ fn an_import_the_store_refuses_says_which_lines_were_written() {
         input.push_str(&format!("{{\"key\":\"{key}\",\"value\":\"v\"}}\n"));
     }
     let output = run_on(dir.path(), &["import", "--batch", "10"], input.as_bytes());
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     let message = stderr(&output);
     assert!(message.contains("lines 11-20"), "{message}");
     assert!(
@@ -313,7 +328,7 @@ fn reading_commands_refuse_a_missing_store_and_create_nothing() {
         &["compact"],
     ] {
         let output = run_on(&dir, args, b"");
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(output.status.code(), Some(3), "{args:?}");
         assert!(
             stderr(&output).contains(&format!("no store at {}", dir.display())),
             "{args:?}: {}",
@@ -324,19 +339,33 @@ fn reading_commands_refuse_a_missing_store_and_create_nothing() {
 }
 
 #[test]
-fn a_store_open_in_another_process_is_reported_as_locked() {
+fn commands_that_write_refuse_a_store_held_elsewhere_and_readers_read_it_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     put(dir.path(), "k", "v");
     let holder = kv_store::KvStore::open(dir.path()).expect("the test holds the store");
-    for args in [&["get", "k"][..], &["verify"], &["put", "k", "w"], &[]] {
+    holder.put("held", "yes").unwrap();
+    for args in [&["put", "k", "w"][..], &["del", "k"], &["compact"], &[]] {
         let output = run_on(dir.path(), args, b"GET k\n");
-        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert_eq!(output.status.code(), Some(3), "{args:?}");
         assert!(
             stderr(&output).contains("is open in another process or handle; close it first"),
             "{args:?}: {}",
             stderr(&output)
         );
     }
+    // Readers take no lock: they see the holder's writes, and change no byte.
+    let before = snapshot(dir.path());
+    assert_eq!(stdout(&run_on(dir.path(), &["get", "held"], b"")), "yes\n");
+    assert_eq!(scan(dir.path(), &[]), "held yes\nk v\n");
+    assert_eq!(json_lines(&stdout(&run_on(dir.path(), &["export"], b""))).len(), 2);
+    let stats = run_on(dir.path(), &["stats", "--json"], b"");
+    assert_success(&stats);
+    assert!(stdout(&stats).contains("\"keys\":2"), "{}", stdout(&stats));
+    let verify = run_on(dir.path(), &["verify"], b"");
+    assert_success(&verify);
+    assert!(stdout(&verify).contains("live: 2 keys"), "{}", stdout(&verify));
+    assert_same_files(&before, &snapshot(dir.path()));
+    // ... and a writer can open the store while a reader has it open: readers hold nothing.
     holder.close().unwrap();
     assert_eq!(stdout(&run_on(dir.path(), &["get", "k"], b"")), "v\n");
 }
@@ -350,6 +379,14 @@ fn usage_errors_exit_2() {
         &["put", "--ttl", "0", "k", "v"],
         &["scan", "--limit", "many"],
         &["--durability", "sometimes", "get", "k"],
+        &["--durability", "sync", "get", "k"],
+        &["get", "--durability", "sync", "k"],
+        &["scan", "--durability", "none"],
+        &["import", "--durability", "sync"],
+        &["bench", "--durability", "sync"],
+        &["get", "bad\\escape"],
+        &["get", "--hex", "abc"],
+        &["put", "k", "\\q"],
         &["bench", "--workload", "W9"],
     ] {
         let output = run(args, b"");

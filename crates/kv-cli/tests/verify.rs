@@ -30,7 +30,7 @@ fn verify_reports_the_torn_fixture_and_leaves_it_as_it_was() {
     copy_fixture("torn", dir.path());
     let before = snapshot(dir.path());
     let output = run_on(dir.path(), &["verify"], b"");
-    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert_eq!(output.status.code(), Some(4), "{}", stdout(&output));
     let report = stdout(&output);
     assert!(
         report.starts_with(
@@ -57,7 +57,7 @@ fn verify_reports_a_flipped_byte_in_the_middle_and_changes_nothing() {
     let before = snapshot(dir.path());
 
     let output = run_on(dir.path(), &["verify"], b"");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(4), "damage exits 4");
     let report = stdout(&output);
     assert!(
         report.starts_with("DAMAGED: the log is damaged in segment 0 at offset"),
@@ -67,7 +67,7 @@ fn verify_reports_a_flipped_byte_in_the_middle_and_changes_nothing() {
 
     // An ordinary open refuses the damage too, with a clear message, and changes nothing.
     let output = run_on(dir.path(), &["get", "key00001"], b"");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3), "an open that fails is a runtime error");
     assert!(
         stderr(&output).contains("is damaged; nothing was changed"),
         "{}",
@@ -141,7 +141,7 @@ fn verify_checks_the_snapshot_of_a_compacted_store_and_changes_nothing() {
     std::fs::write(&path, &bytes).unwrap();
     let damaged = snapshot(dir.path());
     let output = run_on(dir.path(), &["verify"], b"");
-    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert_eq!(output.status.code(), Some(4), "{}", stdout(&output));
     assert!(
         stdout(&output).starts_with("DAMAGED: "),
         "{}",
@@ -167,7 +167,7 @@ fn verify_reports_a_cut_snapshot_and_a_missing_manifest_as_damage() {
     let full = std::fs::read(&snapshot_file).unwrap();
     std::fs::write(&snapshot_file, &full[..full.len() / 2]).unwrap();
     let output = run_on(dir.path(), &["verify"], b"");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(4));
     assert!(
         stdout(&output).starts_with("DAMAGED: "),
         "{}",
@@ -179,7 +179,7 @@ fn verify_reports_a_cut_snapshot_and_a_missing_manifest_as_damage() {
     std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
     let before = snapshot(dir.path());
     let output = run_on(dir.path(), &["verify"], b"");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(4));
     assert!(
         stdout(&output).starts_with("DAMAGED: "),
         "{}",
@@ -188,7 +188,7 @@ fn verify_reports_a_cut_snapshot_and_a_missing_manifest_as_damage() {
     assert_same_files(&before, &snapshot(dir.path()));
     // An ordinary open refuses it too, and deletes nothing.
     let output = run_on(dir.path(), &["scan"], b"");
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3));
     assert_same_files(&before, &snapshot(dir.path()));
 }
 
@@ -209,7 +209,7 @@ fn verify_reports_a_snapshot_lengthened_by_zeros_as_damage_and_keeps_the_zeros()
     std::fs::write(&snapshot_file, &longer).unwrap();
     let before = snapshot(dir.path());
     let output = run_on(dir.path(), &["verify"], b"");
-    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert_eq!(output.status.code(), Some(4), "{}", stdout(&output));
     assert!(
         stdout(&output).starts_with("DAMAGED: ") && stdout(&output).contains("snapshot"),
         "{}",
