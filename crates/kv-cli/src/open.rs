@@ -81,21 +81,30 @@ pub fn existing(dir: &Path, durability: Durability) -> Outcome<KvStore> {
 pub fn for_reading(dir: &Path) -> Outcome<View> {
     require_store(dir)?;
     let opening = progress::opening(dir);
+    // `None`: a compaction overlapped the open, which may have missed what it deleted.
     let view = settle::settle(
         dir,
-        || open_view(dir, RecoveryMode::TolerateTornTail, Vec::new()),
-        |failure| format!("{failure:?}"),
+        || match settle::unchanged_manifest(dir, || {
+            open_view(dir, RecoveryMode::TolerateTornTail, Vec::new())
+        }) {
+            Ok(opened) => opened.map_err(Some),
+            Err(settle::Compacted) => Err(None),
+        },
+        |failure| failure.as_ref().map(|failure| format!("{failure:?}")),
     );
     opening.finish_and_clear();
     let view = view.map_err(|unsettled| match unsettled {
-        Unsettled::Stable(failure) => failure,
-        Unsettled::Changing(failure) => Failure::Runtime(format!(
-            "the store in {} kept changing while it was read (another process is writing              or compacting it); {} opens failed, the last with: {}",
+        Unsettled::Stable(Some(failure)) => failure,
+        Unsettled::Stable(None) | Unsettled::Changing(_) => Failure::Runtime(format!(
+            "the store in {} kept changing while it was read (another process is writing \
+             and compacting it): {} opens failed, the last {}",
             dir.display(),
             settle::ATTEMPTS,
-            match failure {
-                Failure::Usage(m) | Failure::Runtime(m) | Failure::Damaged(m) => m,
-                Failure::Missing => String::new(),
+            match unsettled {
+                Unsettled::Changing(Some(
+                    Failure::Usage(m) | Failure::Runtime(m) | Failure::Damaged(m),
+                )) => format!("with: {m}"),
+                _ => "because a compaction ran during it".to_string(),
             }
         )),
     })?;

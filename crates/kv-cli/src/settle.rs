@@ -12,6 +12,14 @@
 //! the two opens to after the second, is the answer; so is one seen three times in a row
 //! whatever changed (a store that is damaged and written at once). After [`ATTEMPTS`]
 //! opens that kept failing differently, the last failure is reported as such.
+//!
+//! An open can also succeed and still be wrong: if a compaction switches the manifest and
+//! deletes the segments the old one named between the moment the open checked that the
+//! log's first segment is there and the moment it listed the log, the open starts the log
+//! later than the manifest it read says, silently. A compaction deletes nothing before its
+//! new manifest is in place, and the manifest changes with every compaction, so an open
+//! that saw the same manifest before and after it saw no deletion: [`unchanged_manifest`]
+//! runs an open and reports one that a compaction overlapped as a transient failure.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -29,11 +37,12 @@ pub enum Unsettled<E> {
 }
 
 /// Runs `attempt` until it succeeds or its failure settles (see the module's
-/// documentation). `describe` tells failures apart; `dir` is the store's directory.
+/// documentation). `describe` tells failures apart, or says (`None`) that one is transient
+/// and never the answer; `dir` is the store's directory.
 pub fn settle<T, E>(
     dir: &Path,
     mut attempt: impl FnMut() -> Result<T, E>,
-    describe: impl Fn(&E) -> String,
+    describe: impl Fn(&E) -> Option<String>,
 ) -> Result<T, Unsettled<E>> {
     // The failures in a row that were alike, and the directory before the first of them.
     let mut alike = 0;
@@ -45,16 +54,19 @@ pub fn settle<T, E>(
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
-        let message = describe(&error);
         let after = Fingerprint::of(dir);
-        match &previous {
-            Some((last, since)) if *last == message => {
+        match (describe(&error), &previous) {
+            (None, _) => {
+                alike = 0;
+                previous = None;
+            }
+            (Some(message), Some((last, since))) if *last == message => {
                 alike += 1;
                 if *since == after || alike >= 3 {
                     return Err(Unsettled::Stable(error));
                 }
             }
-            _ => {
+            (Some(message), _) => {
                 alike = 1;
                 previous = Some((message, before));
             }
@@ -66,6 +78,24 @@ pub fn settle<T, E>(
         pause = (pause * 2).min(Duration::from_millis(500));
     }
     unreachable!("the last attempt returns")
+}
+
+/// What a compaction that overlapped an open leaves: the open may have missed what it
+/// deleted.
+#[derive(Debug)]
+pub struct Compacted;
+
+/// Runs `open` on the store in `dir`; a compaction (a new manifest) during it fails it with
+/// [`Compacted`] (see the module's documentation). The result of `open` itself is inside.
+pub fn unchanged_manifest<T>(dir: &Path, open: impl FnOnce() -> T) -> Result<T, Compacted> {
+    let manifest = || std::fs::read(dir.join(kv_compact::MANIFEST)).ok();
+    let before = manifest();
+    let opened = open();
+    if manifest() == before {
+        Ok(opened)
+    } else {
+        Err(Compacted)
+    }
 }
 
 /// Every file under a directory with its length and modification time: what tells a store
@@ -113,7 +143,7 @@ mod tests {
                 tries.set(tries.get() + 1);
                 Err("damaged")
             },
-            |e| e.to_string(),
+            |e| Some(e.to_string()),
         );
         assert!(matches!(result, Err(Unsettled::Stable("damaged"))));
         assert_eq!(tries.get(), 2);
@@ -133,7 +163,7 @@ mod tests {
                     Ok(tries.get())
                 }
             },
-            Clone::clone,
+            |e| Some(e.clone()),
         );
         assert_eq!(result.unwrap(), 4);
 
@@ -144,9 +174,36 @@ mod tests {
                 tries.set(tries.get() + 1);
                 Err(tries.get())
             },
-            |n| n.to_string(),
+            |n| Some(n.to_string()),
         );
         assert!(matches!(result, Err(Unsettled::Changing(n)) if n == ATTEMPTS));
+    }
+
+    #[test]
+    fn a_transient_failure_is_never_the_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let tries = Cell::new(0);
+        let result: Result<(), _> = settle(
+            dir.path(),
+            || {
+                tries.set(tries.get() + 1);
+                Err("compacted")
+            },
+            |_| None,
+        );
+        assert!(matches!(result, Err(Unsettled::Changing("compacted"))));
+        assert_eq!(tries.get(), ATTEMPTS);
+    }
+
+    #[test]
+    fn an_open_is_refused_when_the_manifest_changed_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join(kv_compact::MANIFEST);
+        assert_eq!(unchanged_manifest(dir.path(), || 1).unwrap(), 1);
+        std::fs::write(&manifest, b"one").unwrap();
+        assert_eq!(unchanged_manifest(dir.path(), || 2).unwrap(), 2);
+        let result = unchanged_manifest(dir.path(), || std::fs::write(&manifest, b"two"));
+        assert!(result.is_err());
     }
 
     #[test]
@@ -160,7 +217,7 @@ mod tests {
                 std::fs::write(dir.path().join("segment"), vec![0u8; tries.get()]).unwrap();
                 Err("torn")
             },
-            |e| e.to_string(),
+            |e| Some(e.to_string()),
         );
         assert!(matches!(result, Err(Unsettled::Stable("torn"))));
         assert_eq!(tries.get(), 3);

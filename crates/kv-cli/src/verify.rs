@@ -23,6 +23,8 @@ use crate::settle::{self, Unsettled};
 /// Why one attempt to open the store for checking failed.
 #[derive(Debug)]
 enum Refusal {
+    /// A compaction ran during the open, which may have missed what it deleted: try again.
+    Compacted,
     /// The store refused to open: damage, or an error reading it. With the error, its whole
     /// message and the message of the log's or snapshot's damage in it, if any, both naming
     /// the store's directory.
@@ -42,10 +44,14 @@ pub fn verify(dir: &Path) -> Outcome {
     }
     let opened = settle::settle(
         dir,
-        || open_checked(dir),
+        || {
+            settle::unchanged_manifest(dir, || open_checked(dir))
+                .unwrap_or(Err(Refusal::Compacted))
+        },
         |refusal| match refusal {
-            Refusal::Store(_, message, _) => message.clone(),
-            Refusal::Other(failure) => format!("{failure:?}"),
+            Refusal::Compacted => None,
+            Refusal::Store(_, message, _) => Some(message.clone()),
+            Refusal::Other(failure) => Some(format!("{failure:?}")),
         },
     );
     let store = match opened {
@@ -54,6 +60,14 @@ pub fn verify(dir: &Path) -> Outcome {
             return report_damage(dir, &e, &message, damage.as_deref())
         }
         Err(Unsettled::Stable(Refusal::Other(failure))) => return Err(failure),
+        Err(Unsettled::Stable(Refusal::Compacted) | Unsettled::Changing(Refusal::Compacted)) => {
+            return Err(Failure::Runtime(format!(
+                "the store in {} was compacted during each of {} checks (another process is \
+                 writing and compacting it)",
+                dir.display(),
+                settle::ATTEMPTS
+            )))
+        }
         Err(Unsettled::Changing(refusal)) => {
             return Err(Failure::Runtime(format!(
                 "the store in {} kept changing while it was checked (another process is                  writing or compacting it); {} checks failed, the last with: {}",
@@ -61,7 +75,7 @@ pub fn verify(dir: &Path) -> Outcome {
                 settle::ATTEMPTS,
                 match refusal {
                     Refusal::Store(_, message, _) => message,
-                    Refusal::Other(failure) => format!("{failure:?}"),
+                    other => format!("{other:?}"),
                 }
             )))
         }
