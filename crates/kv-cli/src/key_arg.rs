@@ -46,17 +46,13 @@ pub fn decode(word: &OsStr, encoding: Encoding, what: &str) -> Outcome<Vec<u8>> 
             _ => unescape(bytes, false),
         },
     };
-    decoded.map_err(|why| {
-        Failure::Usage(format!(
-            "{what} {}: {why}",
-            kv_cli::output::excerpt(bytes)
-        ))
-    })
+    decoded
+        .map_err(|why| Failure::Usage(format!("{what} {}: {why}", kv_cli::output::excerpt(bytes))))
 }
 
 /// Hex digits, two a byte, either case.
 fn from_hex(digits: &[u8]) -> Result<Vec<u8>, String> {
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err("--hex takes an even number of hex digits, two a byte".into());
     }
     digits
@@ -143,8 +139,15 @@ mod tests {
         assert_eq!(escaped(br#""a \"b\"""#).unwrap(), b"a \"b\"");
         assert_eq!(escaped(br#""""#).unwrap(), b"");
         assert_eq!(escaped(b"-dash").unwrap(), b"-dash");
-        assert_eq!(escaped("caf\u{e9}".as_bytes()).unwrap(), "caf\u{e9}".as_bytes());
-        assert_eq!(escaped(b"\"").unwrap(), b"\"", "a lone quote is no quoted word");
+        assert_eq!(
+            escaped("caf\u{e9}".as_bytes()).unwrap(),
+            "caf\u{e9}".as_bytes()
+        );
+        assert_eq!(
+            escaped(b"\"").unwrap(),
+            b"\"",
+            "a lone quote is no quoted word"
+        );
         assert_eq!(escaped(br#"\"a\""#).unwrap(), b"\"a\"");
     }
 

@@ -38,6 +38,8 @@ pub fn entries(what: &str, total: u64) -> ProgressBar {
     );
     bar.set_prefix(what.to_string());
     bar.enable_steady_tick(TICK);
+    // Drawn at once, not at the first tick: even a short run shows what it did.
+    bar.tick();
     bar
 }
 
@@ -59,6 +61,8 @@ pub fn input(what: &str, total: Option<u64>) -> ProgressBar {
     };
     bar.set_prefix(what.to_string());
     bar.enable_steady_tick(TICK);
+    // Drawn at once, not at the first tick: even a short run shows what it did.
+    bar.tick();
     bar
 }
 
@@ -77,7 +81,11 @@ impl Watch {
         }
     }
 
-    fn start(quiet: Duration, bar: impl FnOnce() -> ProgressBar, update: impl FnMut(&ProgressBar) + Send + 'static) -> Self {
+    fn start(
+        quiet: Duration,
+        bar: impl FnOnce() -> ProgressBar,
+        update: impl FnMut(&ProgressBar) + Send + 'static,
+    ) -> Self {
         if !on_terminal() {
             return Watch::none();
         }

@@ -101,7 +101,10 @@ pub fn unchanged_manifest<T>(dir: &Path, open: impl FnOnce() -> T) -> Result<T, 
 /// Every file under a directory with its length and modification time: what tells a store
 /// that is being written from one that stands still.
 #[derive(Debug, PartialEq, Eq)]
-struct Fingerprint(Vec<(PathBuf, Option<(u64, Option<SystemTime>)>)>);
+struct Fingerprint(Vec<(PathBuf, Option<FileState>)>);
+
+/// A file's length and modification time.
+type FileState = (u64, Option<SystemTime>);
 
 impl Fingerprint {
     fn of(dir: &Path) -> Self {
@@ -114,7 +117,7 @@ impl Fingerprint {
 
 /// What a file that vanished mid-walk is noted as: gone (`None`), which differs from any
 /// file that is there.
-fn collect(dir: &Path, files: &mut Vec<(PathBuf, Option<(u64, Option<SystemTime>)>)>) {
+fn collect(dir: &Path, files: &mut Vec<(PathBuf, Option<FileState>)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -44,10 +44,7 @@ pub fn verify(dir: &Path) -> Outcome {
     }
     let opened = settle::settle(
         dir,
-        || {
-            settle::unchanged_manifest(dir, || open_checked(dir))
-                .unwrap_or(Err(Refusal::Compacted))
-        },
+        || settle::unchanged_manifest(dir, || open_checked(dir)).unwrap_or(Err(Refusal::Compacted)),
         |refusal| match refusal {
             Refusal::Compacted => None,
             Refusal::Store(_, message, _) => Some(message.clone()),

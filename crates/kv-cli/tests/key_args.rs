@@ -56,7 +56,12 @@ fn import(dir: &std::path::Path, keys: &[Vec<u8>]) {
     let lines: String = keys
         .iter()
         .enumerate()
-        .map(|(i, key)| format!("{{\"key_b64\":\"{}\",\"value\":\"v{i}\"}}\n", b64.encode(key)))
+        .map(|(i, key)| {
+            format!(
+                "{{\"key_b64\":\"{}\",\"value\":\"v{i}\"}}\n",
+                b64.encode(key)
+            )
+        })
         .collect();
     assert_success(&run_on(dir, &["import"], lines.as_bytes()));
 }
@@ -84,7 +89,11 @@ fn every_key_scan_prints_reaches_its_entry_through_get_and_del() {
         let gone = run_on(dir.path(), &["get", "--", word], b"");
         assert_eq!(gone.status.code(), Some(1), "kv get {word} after del");
     }
-    assert_eq!(stdout(&run_on(dir.path(), &["scan"], b"")), "", "every entry deleted");
+    assert_eq!(
+        stdout(&run_on(dir.path(), &["scan"], b"")),
+        "",
+        "every entry deleted"
+    );
 
     // A key with a leading dash needs no `--`.
     import(dir.path(), &[b"-dash".to_vec()]);
@@ -109,7 +118,11 @@ fn hex_keys_and_values_reach_the_same_entries() {
     }
     let scanned = run_on(dir.path(), &["scan", "--hex", "--prefix", "62696e"], b"");
     assert_eq!(stdout(&scanned), "\"bin\\0key\" \"\\0v0\"\n");
-    assert_success(&run_on(dir.path(), &["del", "--hex", "62696e006b6579"], b""));
+    assert_success(&run_on(
+        dir.path(),
+        &["del", "--hex", "62696e006b6579"],
+        b"",
+    ));
     let gone = run_on(dir.path(), &["get", "bin\\x00key"], b"");
     assert_eq!(gone.status.code(), Some(1), "{}", stderr(&gone));
 }
@@ -128,7 +141,11 @@ fn escapes_in_values_and_scan_bounds_are_decoded() {
         "\"k 2\" \"\\\\\"\n"
     );
     assert_eq!(
-        stdout(&run_on(dir.path(), &["scan", "--prefix", "\"k\\x01\""], b"")),
+        stdout(&run_on(
+            dir.path(),
+            &["scan", "--prefix", "\"k\\x01\""],
+            b""
+        )),
         "\"k\\x01\" \"line\\nbreak\"\n"
     );
 }

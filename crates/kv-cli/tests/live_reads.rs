@@ -81,7 +81,10 @@ fn reads_see_every_acknowledged_key_while_another_process_writes_and_compacts() 
     };
     let started = Instant::now();
     while acked.load(Ordering::SeqCst) < 0 {
-        assert!(started.elapsed() < Duration::from_secs(20), "the child writes nothing");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the child writes nothing"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 
@@ -117,7 +120,11 @@ fn reads_see_every_acknowledged_key_while_another_process_writes_and_compacts() 
                 assert!(lines.len() as u64 > upto, "scan saw {} keys", lines.len());
                 for (i, line) in lines.iter().enumerate() {
                     let i = i as u64;
-                    assert_eq!(*line, format!("{} {}", key(i), value(i)), "no key is missed");
+                    assert_eq!(
+                        *line,
+                        format!("{} {}", key(i), value(i)),
+                        "no key is missed"
+                    );
                 }
             }
             2 => {
@@ -159,6 +166,12 @@ fn reads_see_every_acknowledged_key_while_another_process_writes_and_compacts() 
     child.kill().unwrap();
     child.wait().unwrap();
     reader.join().unwrap();
-    assert!(compacted >= 3, "the child compacted {compacted} times during the reads");
-    assert!(written > 1_000, "the child wrote {written} keys during the reads");
+    assert!(
+        compacted >= 3,
+        "the child compacted {compacted} times during the reads"
+    );
+    assert!(
+        written > 1_000,
+        "the child wrote {written} keys during the reads"
+    );
 }

@@ -173,7 +173,11 @@ fn an_open_that_cuts_a_torn_tail_says_where_and_how_much() {
         stderr(&output)
     );
     let output = run_on(dir.path(), &["get", "no-such-key"], b"");
-    assert_eq!(stderr(&output), "", "the next open has nothing to leave out");
+    assert_eq!(
+        stderr(&output),
+        "",
+        "the next open has nothing to leave out"
+    );
 }
 
 /// A read-only bind mount of `source`, unmounted when dropped; `None` where this process may

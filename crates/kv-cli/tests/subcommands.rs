@@ -4,7 +4,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_same_files, assert_success, json_lines, run, run_on, snapshot, stderr, stdout};
+use common::{
+    assert_same_files, assert_success, json_lines, run, run_on, snapshot, stderr, stdout,
+};
 
 fn put(dir: &Path, key: &str, value: &str) {
     let output = run_on(dir, &["put", key, value], b"");
@@ -42,7 +44,11 @@ fn put_get_del_and_a_missing_key() {
     assert_eq!(stderr(&output), "");
     let before = snapshot(dir.path());
     let output = run_on(dir.path(), &["del", "greeting"], b"");
-    assert_eq!(output.status.code(), Some(1), "deleting an absent key exits 1");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "deleting an absent key exits 1"
+    );
     assert_eq!(stdout(&output), "(nil)\n");
     assert_eq!(stderr(&output), "");
     assert_eq!(
@@ -357,13 +363,20 @@ fn commands_that_write_refuse_a_store_held_elsewhere_and_readers_read_it_unchang
     let before = snapshot(dir.path());
     assert_eq!(stdout(&run_on(dir.path(), &["get", "held"], b"")), "yes\n");
     assert_eq!(scan(dir.path(), &[]), "held yes\nk v\n");
-    assert_eq!(json_lines(&stdout(&run_on(dir.path(), &["export"], b""))).len(), 2);
+    assert_eq!(
+        json_lines(&stdout(&run_on(dir.path(), &["export"], b""))).len(),
+        2
+    );
     let stats = run_on(dir.path(), &["stats", "--json"], b"");
     assert_success(&stats);
     assert!(stdout(&stats).contains("\"keys\":2"), "{}", stdout(&stats));
     let verify = run_on(dir.path(), &["verify"], b"");
     assert_success(&verify);
-    assert!(stdout(&verify).contains("live: 2 keys"), "{}", stdout(&verify));
+    assert!(
+        stdout(&verify).contains("live: 2 keys"),
+        "{}",
+        stdout(&verify)
+    );
     assert_same_files(&before, &snapshot(dir.path()));
     // ... and a writer can open the store while a reader has it open: readers hold nothing.
     holder.close().unwrap();
@@ -412,6 +425,10 @@ fn help_documents_the_formats_and_exit_codes() {
         "key_b64",
         "expires_at_ms",
         "EXIT CODES",
+        "--hex",
+        "READING A STORE IN USE",
+        "1  the key is absent",
+        "4  kv verify found damage",
     ] {
         assert!(help.contains(needle), "--help mentions {needle}");
     }

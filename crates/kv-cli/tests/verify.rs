@@ -67,7 +67,11 @@ fn verify_reports_a_flipped_byte_in_the_middle_and_changes_nothing() {
 
     // An ordinary open refuses the damage too, with a clear message, and changes nothing.
     let output = run_on(dir.path(), &["get", "key00001"], b"");
-    assert_eq!(output.status.code(), Some(3), "an open that fails is a runtime error");
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "an open that fails is a runtime error"
+    );
     assert!(
         stderr(&output).contains("is damaged; nothing was changed"),
         "{}",
