@@ -378,7 +378,7 @@ fn commands_that_write_refuse_a_store_held_elsewhere_and_readers_read_it_unchang
         stdout(&verify)
     );
     assert_same_files(&before, &snapshot(dir.path()));
-    // ... and a writer can open the store while a reader has it open: readers hold nothing.
+    // Readers held nothing: the holder closes as usual, and the store opens again.
     holder.close().unwrap();
     assert_eq!(stdout(&run_on(dir.path(), &["get", "k"], b"")), "v\n");
 }
