@@ -88,9 +88,10 @@ EXIT CODES
     after_long_help = HELP
 )]
 pub struct Cli {
-    /// The store's directory (its log lives in DIR/wal/).
-    #[arg(long, global = true, value_name = "DIR", default_value = "./kv-data")]
-    pub dir: PathBuf,
+    /// The store's directory (its log lives in DIR/wal/) [default: ./kv-data]. Not for
+    /// `kv bench`, which works in a scratch directory of its own.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 
     /// The shell's durability, when no subcommand is given (a subcommand that writes takes
     /// its own; given with one that does not, it is a usage error). See `kv shell --help`.
@@ -217,6 +218,9 @@ pub enum Command {
     /// accepts connections; SIGTERM or SIGINT stop it cleanly (exit 0).
     Serve(ServeArgs),
 }
+
+/// Where the store is when `--dir` is not given.
+pub const DEFAULT_DIR: &str = "./kv-data";
 
 impl Command {
     /// The subcommand's name on the command line.

@@ -40,7 +40,9 @@ mod view_fs;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use std::path::Path;
+
+use crate::cli::{Cli, Command, DEFAULT_DIR};
 use crate::failure::{Failure, Outcome};
 use crate::key_arg::Encoding;
 
@@ -58,7 +60,14 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Outcome {
-    let dir = cli.dir.as_path();
+    if let (Some(_), Some(Command::Bench(_))) = (&cli.dir, &cli.command) {
+        return Err(Failure::Usage(
+            "kv bench takes no --dir: it works in a scratch directory of its own, under the \
+             current directory (or $TMPDIR), and removes it"
+                .into(),
+        ));
+    }
+    let dir = cli.dir.as_deref().unwrap_or(Path::new(DEFAULT_DIR));
     if let (Some(_), Some(command)) = (cli.durability, &cli.command) {
         return Err(Failure::Usage(format!(
             "--durability before a subcommand is the shell's option; `kv {}` takes none \

@@ -81,14 +81,13 @@ impl Watch {
         }
     }
 
+    /// Shows `bar` once `quiet` has passed, calling `update` on it every [`TICK`]. Called
+    /// only on a terminal.
     fn start(
         quiet: Duration,
         bar: impl FnOnce() -> ProgressBar,
         update: impl FnMut(&ProgressBar) + Send + 'static,
     ) -> Self {
-        if !on_terminal() {
-            return Watch::none();
-        }
         let bar = bar();
         let mut update = update;
         let (stop, stopped) = mpsc::channel::<()>();
@@ -136,6 +135,9 @@ impl Drop for Watch {
 /// this process has read so far (the kernel's count, `rchar` of `/proc/self/io`: opening is
 /// reading the log and the snapshot) against the bytes of the store's files.
 pub fn opening(dir: &Path) -> Watch {
+    if !on_terminal() {
+        return Watch::none();
+    }
     let dir = dir.to_path_buf();
     let start = bytes_read().unwrap_or(0);
     Watch::start(
@@ -164,6 +166,9 @@ pub fn opening(dir: &Path) -> Watch {
 /// Progress of a compaction of `entries` entries in `dir`: a spinner, with the bytes of
 /// snapshot written so far.
 pub fn compaction(dir: &Path, entries: u64) -> Watch {
+    if !on_terminal() {
+        return Watch::none();
+    }
     let snapshots: PathBuf = dir.join(kv_compact::SNAPSHOTS);
     let before = bytes_under(&snapshots);
     Watch::start(

@@ -397,6 +397,8 @@ fn usage_errors_exit_2() {
         &["scan", "--durability", "none"],
         &["import", "--durability", "sync"],
         &["bench", "--durability", "sync"],
+        &["--dir", "somewhere", "bench", "--quick"],
+        &["bench", "--quick", "--dir", "somewhere"],
         &["get", "bad\\escape"],
         &["get", "--hex", "abc"],
         &["put", "k", "\\q"],
