@@ -108,9 +108,9 @@ pub struct Cli {
 pub struct ShellArgs {
     /// When writes are acknowledged: `sync` after fdatasync; `batch` once the OS has the
     /// record, synced within 5 ms; `none` once the OS has it, synced when the OS likes.
-    /// Every mode survives a crash of kv itself.
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Batch)]
-    pub durability: DurabilityArg,
+    /// Every mode survives a crash of kv itself. [default: batch]
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityArg>,
 }
 
 /// The `--durability` choices.
@@ -246,9 +246,10 @@ impl Command {
 /// `kv serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// When writes are acknowledged (see `kv --help`'s shell options).
-    #[arg(long, value_enum, default_value_t = DurabilityArg::Batch)]
-    pub durability: DurabilityArg,
+    /// When writes are acknowledged, as in the shell (see `kv shell --help`). [default:
+    /// batch]
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityArg>,
     /// The address to listen on (port 0: any free port, shown in the ready line).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6379")]
     pub bind: std::net::SocketAddr,

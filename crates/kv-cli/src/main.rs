@@ -42,7 +42,7 @@ use clap::Parser;
 
 use std::path::Path;
 
-use crate::cli::{Cli, Command, DEFAULT_DIR};
+use crate::cli::{Cli, Command, DurabilityArg, DEFAULT_DIR};
 use crate::failure::{Failure, Outcome};
 use crate::key_arg::Encoding;
 
@@ -68,16 +68,22 @@ fn run(cli: Cli) -> Outcome {
         ));
     }
     let dir = cli.dir.as_deref().unwrap_or(Path::new(DEFAULT_DIR));
-    if let (Some(_), Some(command)) = (cli.durability, &cli.command) {
+    if let (Some(_), Some(command)) = (
+        cli.durability,
+        cli.command
+            .as_ref()
+            .filter(|c| !matches!(c, Command::Shell(_) | Command::Serve(_))),
+    ) {
         return Err(Failure::Usage(format!(
-            "--durability before a subcommand is the shell's option; `kv {}` takes none \
-             (only `kv shell` and `kv serve` do, after their name)",
+            "--durability is an option of the shell and of `kv serve` only; `kv {}` takes \
+             none (commands that only read write nothing, and one-shot writes are synced \
+             before they answer)",
             command.name()
         )));
     }
     match cli.command {
         None => shell::run(dir, cli.durability.unwrap_or_default().mode()),
-        Some(Command::Shell(args)) => shell::run(dir, args.durability.mode()),
+        Some(Command::Shell(args)) => shell::run(dir, durability(cli.durability, args.durability)?),
         Some(Command::Get { key, hex, raw }) => {
             commands::get(dir, &key, Encoding::hex_if(hex), raw)
         }
@@ -96,6 +102,20 @@ fn run(cli: Cli) -> Outcome {
         Some(Command::Verify) => verify::verify(dir),
         Some(Command::Repair { to }) => repair::repair(dir, &to),
         Some(Command::Bench(args)) => bench::run(&args),
-        Some(Command::Serve(args)) => serve::run(dir, args.durability.mode(), &args),
+        Some(Command::Serve(args)) => {
+            serve::run(dir, durability(cli.durability, args.durability)?, &args)
+        }
+    }
+}
+
+/// The durability of the shell or `kv serve`: `kv --durability M shell` and `kv shell
+/// --durability M` both say it, but only one of them may.
+fn durability(
+    before: Option<DurabilityArg>,
+    after: Option<DurabilityArg>,
+) -> Outcome<kv_store::Durability> {
+    match (before, after) {
+        (Some(_), Some(_)) => Err(Failure::Usage("--durability given twice".into())),
+        (before, after) => Ok(before.or(after).unwrap_or_default().mode()),
     }
 }

@@ -384,6 +384,21 @@ fn commands_that_write_refuse_a_store_held_elsewhere_and_readers_read_it_unchang
 }
 
 #[test]
+fn the_shell_takes_durability_before_or_after_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--durability", "sync"][..],
+        &["--durability", "sync", "shell"],
+        &["shell", "--durability", "none"],
+        &["shell"],
+    ] {
+        let output = run_on(dir.path(), args, b"PUT k v\nGET k\n");
+        assert_success(&output);
+        assert_eq!(stdout(&output), "OK\nv\n", "{args:?}");
+    }
+}
+
+#[test]
 fn usage_errors_exit_2() {
     for args in [
         &["frob"][..],
@@ -398,6 +413,8 @@ fn usage_errors_exit_2() {
         &["import", "--durability", "sync"],
         &["bench", "--durability", "sync"],
         &["--dir", "somewhere", "bench", "--quick"],
+        &["--durability", "sync", "shell", "--durability", "none"],
+        &["--durability", "sync", "serve", "--durability", "none"],
         &["bench", "--quick", "--dir", "somewhere"],
         &["get", "bad\\escape"],
         &["get", "--hex", "abc"],
