@@ -118,7 +118,8 @@ pub fn for_reading(dir: &Path) -> Outcome<View> {
 fn tell_view_cuts(store: &KvStore, dir: &Path) {
     for c in &store.open_report().recovery.corruptions {
         eprintln!(
-            "kv: note: {}: left out the end of {}/{} at offset {}: {} bytes ({}): a write still              in progress, or the torn tail of a crash (nothing was changed)",
+            "kv: note: {}: left out the end of {}/{} at offset {}: {} bytes ({}): a write still \
+             in progress, or the torn tail of a crash (nothing was changed)",
             dir.display(),
             WAL_DIR,
             kv_wal::segment::file_name(c.segment),

@@ -67,7 +67,8 @@ pub fn verify(dir: &Path) -> Outcome {
         }
         Err(Unsettled::Changing(refusal)) => {
             return Err(Failure::Runtime(format!(
-                "the store in {} kept changing while it was checked (another process is                  writing or compacting it); {} checks failed, the last with: {}",
+                "the store in {} kept changing while it was checked (another process is \
+                 writing or compacting it); {} checks failed, the last with: {}",
                 dir.display(),
                 settle::ATTEMPTS,
                 match refusal {
