@@ -93,8 +93,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
-    /// The shell's durability, when no subcommand is given (a subcommand that writes takes
-    /// its own; given with one that does not, it is a usage error). See `kv shell --help`.
+    /// When the shell's writes are acknowledged: `sync` after fdatasync; `batch` once the OS
+    /// has the record, synced within 5 ms; `none` once the OS has it, synced when the OS
+    /// likes. Every mode survives a crash of kv itself. [default: batch] The same as `kv
+    /// shell --durability`; `kv serve` takes it too; any other subcommand refuses it (those
+    /// that write are synced before they answer).
     #[arg(long, value_enum, value_name = "DURABILITY")]
     pub durability: Option<DurabilityArg>,
 
