@@ -16,9 +16,9 @@ use std::time::Duration;
 use kv_store::{Damage, Durability, KvStore, Options, RecoveryMode, WAL_DIR};
 
 use crate::failure::{describe, find_in_chain, Failure, Outcome};
-use crate::open;
 use crate::readonly_fs::ReadOnlyLog;
 use crate::settle::{self, Unsettled};
+use crate::{open, progress};
 
 /// Why one attempt to open the store for checking failed.
 #[derive(Debug)]
@@ -42,6 +42,7 @@ pub fn verify(dir: &Path) -> Outcome {
         println!("OK");
         return Ok(());
     }
+    let opening = progress::opening(dir);
     let opened = settle::settle(
         dir,
         || settle::unchanged_manifest(dir, || open_checked(dir)).unwrap_or(Err(Refusal::Compacted)),
@@ -51,6 +52,7 @@ pub fn verify(dir: &Path) -> Outcome {
             Refusal::Other(failure) => Some(format!("{failure:?}")),
         },
     );
+    opening.finish_and_clear();
     let store = match opened {
         Ok(store) => store,
         Err(Unsettled::Stable(Refusal::Store(e, message, damage))) => {
