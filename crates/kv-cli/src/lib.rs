@@ -1,6 +1,8 @@
-//! The language of the `kv` shell, as a library so that it can be fuzzed and reused: the
-//! command parser ([`parse`]) and the printing of keys and values so that they parse back
-//! ([`output`]). The `kv` binary itself lives in `main.rs`.
+//! The language of the `kv` tool, as a library so that it can be fuzzed and reused: the
+//! shell's line splitting ([`line`], redis-cli's rules) and the printing of its replies
+//! ([`print`], redis-cli's layout); the subcommands' key parser ([`parse`]) and the printing
+//! of keys and values so that they parse back ([`output`]). The `kv` binary itself lives in
+//! `main.rs`.
 //!
 //! ```
 //! use kv_cli::parse::{parse_line, Command};
@@ -12,5 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod line;
 pub mod output;
 pub mod parse;
+pub mod print;

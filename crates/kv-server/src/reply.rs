@@ -4,7 +4,12 @@ use bytes::Bytes;
 
 /// A command's answer, independent of RESP2 or RESP3 (the [`codec`](crate::codec) encodes
 /// it for the connection's version; a shell can print it as redis-cli does).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The variants after [`Map`](Reply::Map) are RESP3's other kinds. This server's commands
+/// do not answer them yet; they are here so that a client (the `kv --connect` shell) can
+/// hold any server's reply in the same type and print it the same way. Each also has a
+/// RESP2 form, as Redis sends it to a RESP2 client.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// A status line, such as `OK` or `PONG` (`+OK`).
     Simple(&'static str),
@@ -22,6 +27,19 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// Pairs: a RESP3 map, a flat array of keys and values in RESP2.
     Map(Vec<(Reply, Reply)>),
+    /// A status line known only at run time (another server's): `+...`.
+    Status(String),
+    /// A double: `,1.5` in RESP3, a bulk string in RESP2.
+    Double(f64),
+    /// A boolean: `#t` / `#f` in RESP3, the integer 1 / 0 in RESP2.
+    Boolean(bool),
+    /// An unordered set: `~` in RESP3, an array in RESP2.
+    Set(Vec<Reply>),
+    /// An integer past 64 bits, in decimal: `(` in RESP3, a bulk string in RESP2.
+    BigNumber(String),
+    /// Text meant to be shown as it is (RESP3's verbatim string, format `txt`): a bulk
+    /// string in RESP2.
+    Verbatim(Bytes),
 }
 
 impl Reply {

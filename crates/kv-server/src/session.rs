@@ -278,6 +278,15 @@ impl Session {
                 self.watching = None;
                 Reply::OK
             }
+            // Synchronous, unlike Redis's background rewrite: the reply says it is done.
+            Command::RewriteLog => match self.shared.store.compact() {
+                Ok(_) => Reply::OK,
+                Err(error) => store_error(&error),
+            },
+            Command::Save => match self.shared.store.sync() {
+                Ok(()) => Reply::OK,
+                Err(error) => store_error(&error),
+            },
             // Data commands were answered by `execute`.
             _ => Reply::error("ERR command not available here"),
         }
