@@ -72,9 +72,30 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = DurabilityArg::Batch)]
     pub durability: DurabilityArg,
 
+    /// The shell's options (with no command).
+    #[command(flatten)]
+    pub shell: ShellArgs,
+
     /// What to do; with none, the shell.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The shell's options.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Run the shell against the Redis-protocol server at HOST:PORT (a `kv serve`, or
+    /// Redis itself) instead of the store in --dir.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: Option<String>,
+    /// The password for --connect (also REDISCLI_AUTH, as redis-cli).
+    #[arg(
+        long,
+        value_name = "PASS",
+        env = "REDISCLI_AUTH",
+        hide_env_values = true
+    )]
+    pub pass: Option<String>,
 }
 
 /// The `--durability` choices.
@@ -103,7 +124,7 @@ impl DurabilityArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read commands one a line (interactive on a terminal); see `kv --help`.
-    Shell,
+    Shell(ShellArgs),
     /// Print the value of KEY; (nil) and exit code 1 when absent.
     Get {
         /// The key (its bytes as given).

@@ -24,8 +24,10 @@ mod cli;
 mod commands;
 mod export;
 mod failure;
+mod interrupt;
 mod open;
 mod readonly_fs;
+mod remote;
 mod repair;
 mod serve;
 mod shell;
@@ -55,7 +57,19 @@ fn run(cli: Cli) -> Outcome {
     let dir = cli.dir.as_path();
     let durability = cli.durability.mode();
     match cli.command {
-        None | Some(Command::Shell) => shell::run(dir, durability),
+        None => shell::run(
+            dir,
+            durability,
+            cli.shell.connect.as_deref(),
+            cli.shell.pass,
+        ),
+        // (Not --pass: REDISCLI_AUTH in the environment sets it for every command.)
+        Some(_) if cli.shell.connect.is_some() => Err(Failure::Usage(
+            "--connect is an option of the shell only (`kv --connect HOST:PORT`)".into(),
+        )),
+        Some(Command::Shell(args)) => {
+            shell::run(dir, durability, args.connect.as_deref(), args.pass)
+        }
         Some(Command::Get { key, raw }) => commands::get(dir, durability, &key, raw),
         Some(Command::Put { key, value, ttl }) => commands::put(dir, durability, &key, &value, ttl),
         Some(Command::Del { key }) => commands::del(dir, durability, &key),

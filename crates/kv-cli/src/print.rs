@@ -19,6 +19,8 @@
 //! ```
 //!
 //! A long reply can be cut short: [`print`] asks its `stop` function before each element.
+//! As redis-cli, reports meant for people (`INFO`, `CLIENT LIST`: [`prints_raw`]) are
+//! shown as their raw text instead ([`print_raw`]).
 
 use std::io::{self, Write};
 
@@ -86,6 +88,70 @@ pub fn quote(bytes: &[u8]) -> String {
     }
     out.push('"');
     out
+}
+
+/// Whether redis-cli shows the reply to `args` (name first) as its raw text, not quoted:
+/// the commands whose replies are reports meant for people (`INFO`, `CLIENT LIST`,
+/// `MEMORY DOCTOR`, ...). Print those with [`print_raw`].
+pub fn prints_raw(args: &[impl AsRef<[u8]>]) -> bool {
+    let word = |i: usize| {
+        args.get(i)
+            .map(|w| String::from_utf8_lossy(w.as_ref()).to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let (name, sub, count) = (word(0), word(1), args.len());
+    match name.as_str() {
+        "info" | "lolwut" => true,
+        "debug" => matches!(sub.as_str(), "htstats" | "htstats-key" | "client-eviction"),
+        "memory" => matches!(sub.as_str(), "malloc-stats" | "doctor"),
+        "cluster" => count == 2 && matches!(sub.as_str(), "nodes" | "info"),
+        "client" => matches!(sub.as_str(), "list" | "info"),
+        "latency" => (count == 3 && sub == "graph") || (count == 2 && sub == "doctor"),
+        "proxy" => sub == "info",
+        _ => false,
+    }
+}
+
+/// Prints `reply` as redis-cli prints the replies of [`prints_raw`] commands: strings as
+/// their bytes with no newline added (the text brings its own), integers bare, an
+/// error's text and a newline, nothing for nil, elements one a line, a map's key and value
+/// separated by a space.
+///
+/// # Errors
+///
+/// Any error of `out`.
+pub fn print_raw(out: &mut impl Write, reply: &Reply) -> io::Result<()> {
+    match reply {
+        Reply::Simple(status) => out.write_all(status.as_bytes()),
+        Reply::Status(status) => out.write_all(status.as_bytes()),
+        Reply::Error(message) => writeln!(out, "{message}"),
+        Reply::Integer(n) => write!(out, "{n}"),
+        Reply::Bulk(bytes) | Reply::Verbatim(bytes) => out.write_all(bytes),
+        Reply::Nil | Reply::NilArray => Ok(()),
+        Reply::Double(value) => write!(out, "{}", double_text(*value)),
+        Reply::Boolean(value) => write!(out, "({value})"),
+        Reply::BigNumber(digits) => write!(out, "{digits}"),
+        Reply::Array(items) | Reply::Set(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n")?;
+                }
+                print_raw(out, item)?;
+            }
+            Ok(())
+        }
+        Reply::Map(pairs) => {
+            for (i, (key, value)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n")?;
+                }
+                print_raw(out, key)?;
+                out.write_all(b" ")?;
+                print_raw(out, value)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// An aggregate's elements: single replies, or a map's pairs.
@@ -309,6 +375,38 @@ mod tests {
         assert_eq!(
             text(&exec),
             "1) 1# \"f\" => \"v\"\n   2# \"f2\" => \"v2\"\n2) 1~ \"a\"\n3) (error) ERR syntax error\n"
+        );
+    }
+
+    #[test]
+    fn reports_print_raw() {
+        assert!(prints_raw(&["INFO"]));
+        assert!(prints_raw(&["info", "keyspace"]));
+        assert!(prints_raw(&["Client", "LIST"]));
+        assert!(!prints_raw(&["client", "id"]));
+        assert!(!prints_raw(&["get", "info"]));
+        let raw = |reply: &Reply| {
+            let mut out = Vec::new();
+            print_raw(&mut out, reply).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            raw(&Reply::bulk("# Keyspace\r\ndb0:keys=1\r\n")),
+            "# Keyspace\r\ndb0:keys=1\r\n"
+        );
+        assert_eq!(raw(&Reply::bulk("")), "");
+        assert_eq!(raw(&Reply::error("ERR no")), "ERR no\n");
+        assert_eq!(
+            raw(&Reply::Array(vec![
+                Reply::Integer(1),
+                Reply::bulk("a"),
+                Reply::Nil
+            ])),
+            "1\na\n"
+        );
+        assert_eq!(
+            raw(&Reply::Map(vec![(Reply::bulk("k"), Reply::bulk("v"))])),
+            "k v"
         );
     }
 

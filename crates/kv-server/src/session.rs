@@ -512,6 +512,15 @@ impl Session {
                 format!("evicted_keys:{}", stats.evictions_total),
             ],
         );
+        // Every figure of the store (`kv stats`), as `kv_<name>:<value>`.
+        section(
+            "Store",
+            stats
+                .figures()
+                .into_iter()
+                .map(|figure| format!("kv_{}:{}", figure.name, figure.value))
+                .collect(),
+        );
         if wanted("keyspace") {
             // Counted by a walk of the index: INFO is rare, and the store keeps no count of
             // keys with deadlines.
