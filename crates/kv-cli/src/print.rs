@@ -235,9 +235,9 @@ fn write_reply(
 
 fn write_scalar(out: &mut impl Write, reply: &Reply) -> io::Result<()> {
     match reply {
-        Reply::Simple(status) => writeln!(out, "{status}"),
-        Reply::Status(status) => writeln!(out, "{status}"),
-        Reply::Error(message) => writeln!(out, "(error) {message}"),
+        Reply::Simple(status) => writeln!(out, "{}", no_controls(status)),
+        Reply::Status(status) => writeln!(out, "{}", no_controls(status)),
+        Reply::Error(message) => writeln!(out, "(error) {}", no_controls(message)),
         Reply::Integer(n) => writeln!(out, "(integer) {n}"),
         Reply::Bulk(bytes) => writeln!(out, "{}", quote(bytes)),
         Reply::Nil | Reply::NilArray => writeln!(out, "(nil)"),
@@ -255,6 +255,27 @@ fn write_scalar(out: &mut impl Write, reply: &Reply) -> io::Result<()> {
     }
 }
 
+/// `text` with its control characters as `\xHH`: an error can quote a request's bytes
+/// (`ERR unknown command '...'`), and a terminal escape or a NUL in them must not reach
+/// the terminal. (redis-cli prints them raw; no ordinary reply holds one.)
+fn no_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +291,11 @@ mod tests {
         assert_eq!(
             text(&Reply::error("ERR syntax error")),
             "(error) ERR syntax error\n"
+        );
+        assert_eq!(
+            text(&Reply::error("ERR unknown command '\u{1b}[2J\0'")),
+            "(error) ERR unknown command '\\x1b[2J\\x00'\n",
+            "no terminal escape or NUL reaches the terminal"
         );
         assert_eq!(text(&Reply::Integer(-2)), "(integer) -2\n");
         assert_eq!(text(&Reply::Nil), "(nil)\n");

@@ -10,7 +10,7 @@ use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use kv_server::bytes::Bytes;
-use kv_server::{docs, Reply, Session};
+use kv_server::{docs, Protocol, Reply, Session};
 use kv_store::{Durability, KvStore};
 
 use crate::failure::{Failure, Outcome};
@@ -33,7 +33,14 @@ impl Backend {
     /// text.
     fn request(&mut self, args: &[Bytes]) -> Result<Reply, String> {
         match self {
-            Backend::Local { session, .. } => Ok(session.handle(args)),
+            Backend::Local { session, .. } => {
+                let reply = session.handle(args);
+                // As the server would encode it: a RESP2 client sees no map.
+                Ok(match session.protocol() {
+                    Protocol::Resp2 => reply.into_resp2(),
+                    Protocol::Resp3 => reply,
+                })
+            }
             Backend::Remote(remote) => remote.request(args),
         }
     }

@@ -61,9 +61,54 @@ impl Reply {
         value.map_or(Reply::Nil, Reply::Bulk)
     }
 
+    /// The reply as a RESP2 client receives it: maps as flat arrays of keys and values,
+    /// sets as arrays, doubles and big numbers as bulk strings, booleans as 1 or 0, as
+    /// [`encode`](crate::codec::encode) sends them. (What a shell prints before `HELLO 3`.)
+    pub fn into_resp2(self) -> Reply {
+        let all = |items: Vec<Reply>| items.into_iter().map(Reply::into_resp2).collect();
+        match self {
+            Reply::Array(items) | Reply::Set(items) => Reply::Array(all(items)),
+            Reply::Map(pairs) => Reply::Array(
+                pairs
+                    .into_iter()
+                    .flat_map(|(key, value)| [key.into_resp2(), value.into_resp2()])
+                    .collect(),
+            ),
+            Reply::Double(value) => Reply::bulk(crate::codec::double_text(value)),
+            Reply::Boolean(value) => Reply::Integer(i64::from(value)),
+            Reply::BigNumber(digits) => Reply::bulk(digits),
+            Reply::Verbatim(text) => Reply::Bulk(text),
+            other => other,
+        }
+    }
+
     /// Whether this is an error reply.
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn into_resp2_is_what_encode_sends_a_resp2_client() {
+        use crate::codec::{encode, Protocol};
+        let reply = Reply::Array(vec![
+            Reply::Map(vec![(
+                Reply::bulk("k"),
+                Reply::Set(vec![Reply::Double(0.5)]),
+            )]),
+            Reply::Boolean(true),
+            Reply::BigNumber("123".into()),
+            Reply::Verbatim("t".into()),
+        ]);
+        // Encoded for RESP3, the lowered reply holds no RESP3-only kind: the same bytes.
+        let (mut direct, mut lowered) = (bytes::BytesMut::new(), bytes::BytesMut::new());
+        encode(&reply, Protocol::Resp2, &mut direct);
+        encode(&reply.clone().into_resp2(), Protocol::Resp3, &mut lowered);
+        assert_eq!(direct, lowered);
     }
 }
 
