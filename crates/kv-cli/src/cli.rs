@@ -11,26 +11,39 @@ const HELP: &str = "\
 THE SHELL
   With no command (or `kv shell`), kv reads commands one a line: interactively on a
   terminal (line editing, history in ~/.kv_history), otherwise from standard input, and
-  answers each line at once (output flushed line by line):
-    PUT key value [EX seconds]  OK     the write is acknowledged under --durability
-    GET key                     the value, or (nil) when the key is absent or expired
-    DEL key                     OK     (an absent key is no error)
-    SCAN [prefix] [LIMIT n]     one `key value` line per entry in key order, then (end)
-    STATS                       one line of name=value figures
-    COMPACT                     OK once the log is rewritten as a snapshot of the live data
-    SYNC                        OK once every write so far is on disk
-    HELP                        one line listing the commands
-    QUIT | EXIT                 OK once the store is closed; then the shell ends
-  A line that fails answers `ERR <message>` (one line) and the shell goes on. Commands and
-  the keywords EX and LIMIT are case-insensitive; blank lines and lines starting with #
-  get no answer. The shell exits 0 at the end of its input, even after ERR answers.
+  answers each line at once (flushed line by line). The commands, their errors and their
+  replies are those of `kv serve` (one command table): Redis's GET SET DEL EXISTS INCR
+  MGET MSET EXPIRE TTL KEYS SCAN MULTI/EXEC INFO HELLO ... (HELP lists them all).
+  `kv --connect HOST:PORT` runs the same shell against a running server (a `kv serve`,
+  or Redis); --pass PASS (or REDISCLI_AUTH) authenticates.
+  Replies are printed as redis-cli prints them on a terminal, on a pipe too (what
+  `redis-cli --no-raw` prints):
+    OK                       a status          (error) ERR ...   an error
+    (integer) 2              an integer        (nil)             no value
+    \"a\\x00b\"                 a string, quoted  (empty array)     nothing
+    1) \"a\"                   an array, numbered; nested arrays indented
+    1# \"k\" => \"v\"  1~ \"m\"    a map, a set (RESP3, after HELLO 3)
+    (double) 1.5  (true)     RESP3's double and boolean (from another server)
+  INFO and CLIENT LIST print their text raw, as in redis-cli. An error keeps the shell
+  going. Shell words: HELP lists the commands, HELP <command> shows one's syntax and
+  summary; PUT is SET, COMPACT is BGREWRITEAOF (compacts the log, answers once done),
+  SYNC is SAVE (answers once every write is on disk), STATS is INFO store (every figure
+  of the store); QUIT answers OK and leaves, EXIT leaves; blank lines and lines starting
+  with # get no answer. Ctrl-C while a reply prints cuts it short ((interrupted)) and the
+  shell goes on; at the prompt it drops the line typed; Ctrl-D leaves. The shell exits 0
+  at the end of its input, even after error replies; 1 when it cannot open the store or
+  reach the server.
 
 QUOTING
-  Words are separated by spaces or tabs. A word in double quotes holds anything, with the
-  escapes \\\" \\\\ \\n \\r \\t \\0 and \\xHH (any byte). Outside quotes a backslash is an
-  ordinary byte. kv prints a key or value bare when it is printable UTF-8 without spaces,
-  quotes or backslashes that does not start with #, ( or ERR; otherwise in double quotes
-  with those escapes. Every printed word reads back as the same bytes.
+  The shell splits a line as redis-cli does. Words are separated by blanks. In double
+  quotes: \\xHH (two hex digits) is that byte, \\n \\r \\t \\b \\a the control characters,
+  and a backslash before any other character is that character (\\\" \\\\). In single
+  quotes everything is literal but \\', a quote. A quote may open inside a word (ab\"c d\"
+  is `abc d`), but a closing quote must end the word. An unbalanced quote makes the line
+  `Invalid argument(s)` and the shell goes on. Outside quotes a backslash is an
+  ordinary byte. Strings are printed in double quotes with the escapes \\\\ \\\" \\n \\r \\t
+  \\a \\b and \\xHH for every other byte that is not printable ASCII (UTF-8 included), so
+  every printed string reads back as the same bytes.
 
 OUTPUT FORMATS
   kv get KEY     the value as the shell prints it (--raw: the bytes alone, no newline);

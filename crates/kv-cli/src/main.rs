@@ -11,8 +11,10 @@
 //! protocol, the quoting rules, every output format and the exit codes (0 success, 1 runtime
 //! error, 2 usage error).
 //!
-//! Modules: [`cli`] (arguments), [`shell`] (over the library's `parse` and `output`: the
-//! shell's language, and printing keys and values so they read back), [`commands`] (single-entry subcommands),
+//! Modules: [`cli`] (arguments), [`shell`] (kv-server's commands through
+//! `Session::local`, or a server's through [`remote`]; lines split and replies printed as
+//! redis-cli does by the library's `line` and `print`; Ctrl-C through [`interrupt`]),
+//! [`commands`] (single-entry subcommands),
 //! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`],
 //! [`repair`] and the read-only opens of [`open`] with [`view_fs`],
 //! [`bench`](mod@bench), and [`serve`].

@@ -66,7 +66,7 @@ impl Backend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flow {
     Continue,
-    /// `QUIT` or `EXIT`, or a connection that broke.
+    /// `QUIT` or `EXIT`.
     Stop,
 }
 
@@ -211,8 +211,7 @@ fn answer(
     let reply = match backend.request(&args) {
         Ok(reply) => reply,
         Err(broken) => {
-            writeln!(out, "Error: {broken}")?;
-            return Ok(Flow::Stop);
+            return Err(io::Error::other(format!("the connection broke: {broken}")));
         }
     };
     if print::prints_raw(&args) {

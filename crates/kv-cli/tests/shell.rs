@@ -430,8 +430,10 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        signal(self.child.id(), "-TERM");
-        let _ = self.child.wait();
+        if let Ok(None) = self.child.try_wait() {
+            signal(self.child.id(), "-TERM");
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -515,6 +517,35 @@ fn connect_authenticates_with_pass_and_fails_clearly_without_a_server() {
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     let misplaced = pipe(kv(&["--connect", "127.0.0.1:1", "get", "k"]), "");
     assert_eq!(misplaced.status.code(), Some(2), "{}", stderr(&misplaced));
+}
+
+#[test]
+fn connect_exits_1_when_the_connection_breaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let mut child = kv(&["--connect", &server.address()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"PING\n").unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "PONG\n");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    stdin.write_all(b"PING\n").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("the connection broke"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 /// The lines of the comparison with redis-cli: every reply kind of `kv serve`.

@@ -160,7 +160,7 @@ pub const DOCS: &[Doc] = &[
 
 /// The documentation of a command: `get`, `client setname` or `client|setname`, in any case.
 pub fn lookup(name: &str) -> Option<&'static Doc> {
-    let wanted = name.trim().split_whitespace().collect::<Vec<_>>().join("|");
+    let wanted = name.split_whitespace().collect::<Vec<_>>().join("|");
     DOCS.iter()
         .find(|doc| doc.name.eq_ignore_ascii_case(&wanted))
 }

@@ -88,6 +88,12 @@ impl Reply {
     }
 }
 
+impl From<crate::command::CommandError> for Reply {
+    fn from(error: crate::command::CommandError) -> Reply {
+        Reply::Error(error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,11 +115,5 @@ mod tests {
         encode(&reply, Protocol::Resp2, &mut direct);
         encode(&reply.clone().into_resp2(), Protocol::Resp3, &mut lowered);
         assert_eq!(direct, lowered);
-    }
-}
-
-impl From<crate::command::CommandError> for Reply {
-    fn from(error: crate::command::CommandError) -> Reply {
-        Reply::Error(error.to_string())
     }
 }
