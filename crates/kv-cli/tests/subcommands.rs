@@ -262,11 +262,13 @@ fn stats_json_is_one_json_object() {
     let mut sorted_text = text_names.clone();
     sorted_text.sort_unstable();
     assert_eq!(sorted_text, json_names, "serde_json keeps its keys sorted");
+    // The shell's STATS is `INFO store`: `# Store`, then `kv_<name>:<value>` lines.
     let shell = stdout(&run_on(dir.path(), &[], b"STATS\n"));
     let shell_names: Vec<&str> = shell
-        .trim_end()
-        .split(' ')
-        .map(|pair| pair.split('=').next().unwrap())
+        .lines()
+        .skip(1)
+        .map(|line| line.split(':').next().unwrap())
+        .map(|name| name.strip_prefix("kv_").unwrap())
         .collect();
     assert_eq!(shell_names, text_names);
     for name in &text_names {
