@@ -24,15 +24,17 @@ THE SHELL
     1) \"a\"                   an array, numbered; nested arrays indented
     1# \"k\" => \"v\"  1~ \"m\"    a map, a set (RESP3, after HELLO 3)
     (double) 1.5  (true)     RESP3's double and boolean (from another server)
-  INFO and CLIENT LIST print their text raw, as in redis-cli. An error keeps the shell
-  going. Shell words: HELP lists the commands, HELP <command> shows one's syntax and
-  summary; PUT is SET, COMPACT is BGREWRITEAOF (compacts the log, answers once done),
-  SYNC is SAVE (answers once every write is on disk), STATS is INFO store (every figure
-  of the store); QUIT answers OK and leaves, EXIT leaves; blank lines and lines starting
-  with # get no answer. Ctrl-C while a reply prints cuts it short ((interrupted)) and the
-  shell goes on; at the prompt it drops the line typed; Ctrl-D leaves. The shell exits 0
-  at the end of its input, even after error replies; 1 when it cannot open the store or
-  reach the server.
+  INFO and CLIENT LIST print their text raw, as in redis-cli; --raw prints every reply as
+  `redis-cli --raw` does (strings as their bytes, nothing for nil, elements one a line,
+  errors without `(error)`). An error reply keeps the shell going.
+  Shell words: HELP lists the commands, HELP <command> shows one's syntax and summary;
+  PUT is SET, COMPACT is BGREWRITEAOF (compacts the log, answers once done), SYNC is
+  SAVE (answers once every write is on disk), STATS is INFO store (every figure of the
+  store); QUIT answers OK and leaves, EXIT leaves; blank lines and lines starting with #
+  get no answer. Ctrl-C while a reply prints cuts it short ((interrupted)) and the shell
+  goes on; at the prompt it drops the line typed; Ctrl-D leaves. The shell exits 0 at the
+  end of its input, even after error replies; 1 when it cannot open the store or reach
+  the server, or the connection breaks.
 
 QUOTING
   The shell splits a line as redis-cli does. Words are separated by blanks. In double
@@ -109,6 +111,10 @@ pub struct ShellArgs {
         hide_env_values = true
     )]
     pub pass: Option<String>,
+    /// Print replies as `redis-cli --raw` does: strings as their bytes, integers bare,
+    /// nothing for nil, elements one a line.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// The `--durability` choices.

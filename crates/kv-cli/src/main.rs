@@ -59,19 +59,12 @@ fn run(cli: Cli) -> Outcome {
     let dir = cli.dir.as_path();
     let durability = cli.durability.mode();
     match cli.command {
-        None => shell::run(
-            dir,
-            durability,
-            cli.shell.connect.as_deref(),
-            cli.shell.pass,
-        ),
+        None => shell::run(dir, durability, cli.shell),
         // (Not --pass: REDISCLI_AUTH in the environment sets it for every command.)
-        Some(_) if cli.shell.connect.is_some() => Err(Failure::Usage(
-            "--connect is an option of the shell only (`kv --connect HOST:PORT`)".into(),
+        Some(_) if cli.shell.connect.is_some() || cli.shell.raw => Err(Failure::Usage(
+            "--connect and --raw are options of the shell only (`kv --connect HOST:PORT`)".into(),
         )),
-        Some(Command::Shell(args)) => {
-            shell::run(dir, durability, args.connect.as_deref(), args.pass)
-        }
+        Some(Command::Shell(args)) => shell::run(dir, durability, args),
         Some(Command::Get { key, raw }) => commands::get(dir, durability, &key, raw),
         Some(Command::Put { key, value, ttl }) => commands::put(dir, durability, &key, &value, ttl),
         Some(Command::Del { key }) => commands::del(dir, durability, &key),

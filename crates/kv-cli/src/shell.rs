@@ -13,6 +13,7 @@ use kv_server::bytes::Bytes;
 use kv_server::{docs, Protocol, Reply, Session};
 use kv_store::{Durability, KvStore};
 
+use crate::cli::ShellArgs;
 use crate::failure::{Failure, Outcome};
 use crate::interrupt::Interrupt;
 use crate::open;
@@ -79,17 +80,20 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("stats", &["info", "store"]),
 ];
 
+/// A running shell.
+struct Shell {
+    backend: Backend,
+    interrupt: Interrupt,
+    /// `--raw`: replies printed as `redis-cli --raw` prints them.
+    raw: bool,
+}
+
 /// Runs the shell on the store in `dir` (created if needed), or on the server at
-/// `connect`, until the end of the input, `QUIT` or `EXIT`; then closes the store.
-pub fn run(
-    dir: &Path,
-    durability: Durability,
-    connect: Option<&str>,
-    password: Option<String>,
-) -> Outcome {
+/// `args.connect`, until the end of the input, `QUIT` or `EXIT`; then closes the store.
+pub fn run(dir: &Path, durability: Durability, args: ShellArgs) -> Outcome {
     let interrupt = Interrupt::catch()?;
-    let mut backend = match connect {
-        Some(address) => Backend::Remote(Remote::connect(address, password)?),
+    let backend = match &args.connect {
+        Some(address) => Backend::Remote(Remote::connect(address, args.pass)?),
         None => {
             let store = open::create(dir, durability)?;
             Backend::Local {
@@ -98,17 +102,22 @@ pub fn run(
             }
         }
     };
+    let mut shell = Shell {
+        backend,
+        interrupt,
+        raw: args.raw,
+    };
     let result = if io::stdin().is_terminal() {
-        interactive(&mut backend, dir, &interrupt)
+        interactive(&mut shell, dir)
     } else {
-        piped(&mut backend, &interrupt)
+        piped(&mut shell)
     };
     let result = match result {
         // The reader of the answers went away: there is no one left to answer.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     };
-    if let Backend::Local { session, store } = backend {
+    if let Backend::Local { session, store } = shell.backend {
         drop(session);
         store.close()?;
     }
@@ -116,7 +125,7 @@ pub fn run(
 }
 
 /// Reads lines from standard input until its end, `QUIT` or `EXIT`, answering each at once.
-fn piped(backend: &mut Backend, interrupt: &Interrupt) -> io::Result<()> {
+fn piped(shell: &mut Shell) -> io::Result<()> {
     let mut input = io::stdin().lock();
     let mut out = BufWriter::new(io::stdout().lock());
     let mut line = Vec::new();
@@ -125,7 +134,7 @@ fn piped(backend: &mut Backend, interrupt: &Interrupt) -> io::Result<()> {
         if input.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
-        let flow = answer(backend, &line, &mut out, interrupt)?;
+        let flow = answer(shell, &line, &mut out)?;
         out.flush()?;
         if flow == Flow::Stop {
             return Ok(());
@@ -134,18 +143,18 @@ fn piped(backend: &mut Backend, interrupt: &Interrupt) -> io::Result<()> {
 }
 
 /// The interactive shell: a prompt, line editing, history in `~/.kv_history`.
-fn interactive(backend: &mut Backend, dir: &Path, interrupt: &Interrupt) -> io::Result<()> {
+fn interactive(shell: &mut Shell, dir: &Path) -> io::Result<()> {
     let mut editor = rustyline::DefaultEditor::new().map_err(io::Error::other)?;
     let history = history_file();
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    let on = match backend {
+    let on = match &shell.backend {
         Backend::Local { store, .. } => format!("{} ({} keys)", dir.display(), store.len()),
         Backend::Remote(remote) => remote.address().to_string(),
     };
     println!("kv shell on {on}. HELP lists the commands; QUIT, EXIT or Ctrl-D leaves.");
-    let prompt = backend.prompt();
+    let prompt = shell.backend.prompt();
     let mut out = BufWriter::new(io::stdout());
     loop {
         match editor.readline(&prompt) {
@@ -153,7 +162,7 @@ fn interactive(backend: &mut Backend, dir: &Path, interrupt: &Interrupt) -> io::
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                let flow = answer(backend, line.as_bytes(), &mut out, interrupt)?;
+                let flow = answer(shell, line.as_bytes(), &mut out)?;
                 out.flush()?;
                 if flow == Flow::Stop {
                     break;
@@ -176,12 +185,7 @@ fn history_file() -> Option<PathBuf> {
 }
 
 /// Splits and runs one line, printing its reply (nothing for a blank line or a comment).
-fn answer(
-    backend: &mut Backend,
-    line: &[u8],
-    out: &mut impl Write,
-    interrupt: &Interrupt,
-) -> io::Result<Flow> {
+fn answer(shell: &mut Shell, line: &[u8], out: &mut impl Write) -> io::Result<Flow> {
     if line.trim_ascii_start().starts_with(b"#") {
         return Ok(Flow::Continue);
     }
@@ -207,19 +211,23 @@ fn answer(
     }
     let quit = name == "quit";
     let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
-    interrupt.clear();
-    let reply = match backend.request(&args) {
+    shell.interrupt.clear();
+    let reply = match shell.backend.request(&args) {
         Ok(reply) => reply,
         Err(broken) => {
             return Err(io::Error::other(format!("the connection broke: {broken}")));
         }
     };
     if print::prints_raw(&args) {
+        // Reports (INFO, CLIENT LIST) bring their own line ends.
         print::print_raw(out, &reply)?;
-    } else if print::print(out, &reply, &mut || interrupt.raised())? == Printed::Cut {
+    } else if shell.raw {
+        print::print_raw(out, &reply)?;
+        writeln!(out)?;
+    } else if print::print(out, &reply, &mut || shell.interrupt.raised())? == Printed::Cut {
         writeln!(out, "(interrupted)")?;
     }
-    if backend.closing() || (quit && !reply.is_error()) {
+    if shell.backend.closing() || (quit && !reply.is_error()) {
         return Ok(Flow::Stop);
     }
     Ok(Flow::Continue)
