@@ -32,9 +32,10 @@ THE SHELL
   SAVE (answers once every write is on disk), STATS is INFO store (every figure of the
   store); QUIT answers OK and leaves, EXIT leaves; blank lines and lines starting with #
   get no answer. Ctrl-C while a reply prints cuts it short ((interrupted)) and the shell
-  goes on; at the prompt it drops the line typed; Ctrl-D leaves. The shell exits 0 at the
-  end of its input, even after error replies; 1 when it cannot open the store or reach
-  the server, or the connection breaks.
+  goes on; a second Ctrl-C before the first was taken (a long command that prints
+  nothing yet) ends kv with exit code 130; at the prompt Ctrl-C drops the line typed and
+  Ctrl-D leaves. The shell exits 0 at the end of its input, even after error replies; 1
+  when it cannot open the store or reach the server, or the connection breaks.
 
 QUOTING
   The shell splits a line as redis-cli does. Words are separated by blanks. In double

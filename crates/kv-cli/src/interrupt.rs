@@ -1,7 +1,8 @@
 //! Ctrl-C while the shell runs a command or prints its reply: SIGINT no longer ends `kv`
 //! but raises a flag that the printer reads before each element, so a long reply is cut
-//! short and the shell goes on. (At the prompt the terminal is in raw mode and rustyline
-//! reads Ctrl-C as a key instead.)
+//! short (which takes the flag down) and the shell goes on. A second Ctrl-C while the
+//! first is still up ends `kv` (exit code 130). (At the prompt the terminal is in raw mode
+//! and rustyline reads Ctrl-C as a key instead.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,7 +33,15 @@ impl Interrupt {
             .spawn(move || {
                 runtime.block_on(async {
                     while interrupts.recv().await.is_some() {
-                        flag.store(true, Ordering::SeqCst);
+                        if flag.swap(true, Ordering::SeqCst) {
+                            // A second Ctrl-C before the first was taken: a command that
+                            // prints nothing (a long KEYS, a compaction) cannot be cut, so
+                            // kv ends as a shell's program does. Safe for the data: the
+                            // store survives any end of the process, and a write not yet
+                            // answered was never acknowledged.
+                            eprintln!("kv: interrupted");
+                            std::process::exit(130);
+                        }
                     }
                 })
             })?;
@@ -44,8 +53,9 @@ impl Interrupt {
         self.raised.store(false, Ordering::SeqCst);
     }
 
-    /// Whether Ctrl-C came since [`clear`](Interrupt::clear).
-    pub fn raised(&self) -> bool {
-        self.raised.load(Ordering::SeqCst)
+    /// Whether Ctrl-C came since [`clear`](Interrupt::clear); if so, takes it (the
+    /// caller acts on it).
+    pub fn take(&self) -> bool {
+        self.raised.swap(false, Ordering::SeqCst)
     }
 }

@@ -224,7 +224,7 @@ fn answer(shell: &mut Shell, line: &[u8], out: &mut impl Write) -> io::Result<Fl
     } else if shell.raw {
         print::print_raw(out, &reply)?;
         writeln!(out)?;
-    } else if print::print(out, &reply, &mut || shell.interrupt.raised())? == Printed::Cut {
+    } else if print::print(out, &reply, &mut || shell.interrupt.take())? == Printed::Cut {
         writeln!(out, "(interrupted)")?;
     }
     if shell.backend.closing() || (quit && !reply.is_error()) {

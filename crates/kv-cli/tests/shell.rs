@@ -383,6 +383,24 @@ fn ctrl_c_cuts_a_long_reply_and_the_shell_goes_on() {
     );
 }
 
+#[test]
+fn a_second_ctrl_c_before_the_first_is_taken_ends_kv() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shell = Shell::start(dir.path(), &[]);
+    assert_eq!(shell.ask("PING"), "PONG");
+    // Idle: nothing takes the first one.
+    signal(shell.child.id(), "-INT");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(shell.ask("PING"), "PONG", "one Ctrl-C does not end kv");
+    signal(shell.child.id(), "-INT");
+    std::thread::sleep(Duration::from_millis(200));
+    signal(shell.child.id(), "-INT");
+    let status = shell.child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let again = shell_output(dir.path(), "PING\n");
+    assert_eq!(again, "PONG\n", "the store opens again");
+}
+
 /// A `kv serve` child on a free port of 127.0.0.1, stopped (SIGTERM) when dropped.
 struct Server {
     child: Child,
