@@ -77,9 +77,17 @@ fn damage_sealed_log(dir: &std::path::Path, body: &[u8]) {
     }
 }
 
-/// Parses arbitrary bytes as a line of the `kv` shell; every word it splits, printed the way
-/// the shell prints keys and values, must parse back to the same bytes.
+/// Parses arbitrary bytes as a line of the `kv` shell (redis-cli's splitting); every
+/// argument, printed as the shell prints a string, must split back to the same bytes. The
+/// same for the subcommands' words and the printing of keys and values.
 pub fn shell_command(data: &[u8]) {
+    if let Ok(args) = kv_cli::line::split(data) {
+        for arg in args {
+            let printed = kv_cli::print::quote(&arg);
+            let again = kv_cli::line::split(printed.as_bytes()).expect("printed strings split");
+            assert_eq!(again, [arg], "{printed:?} reads back");
+        }
+    }
     let _ = kv_cli::parse::parse_line(data);
     if let Ok(words) = kv_cli::parse::split_words(data) {
         for word in words {

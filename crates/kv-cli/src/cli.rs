@@ -11,26 +11,42 @@ const HELP: &str = "\
 THE SHELL
   With no command (or `kv shell`), kv reads commands one a line: interactively on a
   terminal (line editing, history in ~/.kv_history), otherwise from standard input, and
-  answers each line at once (output flushed line by line):
-    PUT key value [EX seconds]  OK     the write is acknowledged under --durability
-    GET key                     the value, or (nil) when the key is absent or expired
-    DEL key                     OK     (an absent key is no error)
-    SCAN [prefix] [LIMIT n]     one `key value` line per entry in key order, then (end)
-    STATS                       one line of name=value figures
-    COMPACT                     OK once the log is rewritten as a snapshot of the live data
-    SYNC                        OK once every write so far is on disk
-    HELP                        one line listing the commands
-    QUIT | EXIT                 OK once the store is closed; then the shell ends
-  A line that fails answers `ERR <message>` (one line) and the shell goes on. Commands and
-  the keywords EX and LIMIT are case-insensitive; blank lines and lines starting with #
-  get no answer. The shell exits 0 at the end of its input, even after ERR answers.
+  answers each line at once (flushed line by line). The commands, their errors and their
+  replies are those of `kv serve` (one command table): Redis's GET SET DEL EXISTS INCR
+  MGET MSET EXPIRE TTL KEYS SCAN MULTI/EXEC INFO HELLO ... (HELP lists them all).
+  `kv --connect HOST:PORT` runs the same shell against a running server (a `kv serve`,
+  or Redis); --pass PASS (or REDISCLI_AUTH) authenticates.
+  Replies are printed as redis-cli prints them on a terminal, on a pipe too (what
+  `redis-cli --no-raw` prints):
+    OK                       a status          (error) ERR ...   an error
+    (integer) 2              an integer        (nil)             no value
+    \"a\\x00b\"                 a string, quoted  (empty array)     nothing
+    1) \"a\"                   an array, numbered; nested arrays indented
+    1# \"k\" => \"v\"  1~ \"m\"    a map, a set (RESP3, after HELLO 3)
+    (double) 1.5  (true)     RESP3's double and boolean (from another server)
+  INFO and CLIENT LIST print their text raw, as in redis-cli; --raw prints every reply as
+  `redis-cli --raw` does (strings as their bytes, nothing for nil, elements one a line,
+  errors without `(error)`). An error reply keeps the shell going.
+  Shell words: HELP lists the commands, HELP <command> shows one's syntax and summary;
+  PUT is SET, COMPACT is BGREWRITEAOF (compacts the log, answers once done), SYNC is
+  SAVE (answers once every write is on disk), STATS is INFO store (every figure of the
+  store); QUIT answers OK and leaves, EXIT leaves; blank lines and lines starting with #
+  get no answer. Ctrl-C while a reply prints cuts it short ((interrupted)) and the shell
+  goes on; a second Ctrl-C before the first was taken (a long command that prints
+  nothing yet) ends kv with exit code 130; at the prompt Ctrl-C drops the line typed and
+  Ctrl-D leaves. The shell exits 0 at the end of its input, even after error replies; 3
+  when it cannot open the store or reach the server, or the connection breaks.
 
 QUOTING
-  Words are separated by spaces or tabs. A word in double quotes holds anything, with the
-  escapes \\\" \\\\ \\n \\r \\t \\0 and \\xHH (any byte). Outside quotes a backslash is an
-  ordinary byte. kv prints a key or value bare when it is printable UTF-8 without spaces,
-  quotes or backslashes that does not start with #, ( or ERR; otherwise in double quotes
-  with those escapes. Every printed word reads back as the same bytes.
+  The shell splits a line as redis-cli does. Words are separated by blanks. In double
+  quotes: \\xHH (two hex digits) is that byte, \\n \\r \\t \\b \\a the control characters,
+  and a backslash before any other character is that character (\\\" \\\\). In single
+  quotes everything is literal but \\', a quote. A quote may open inside a word (ab\"c d\"
+  is `abc d`), but a closing quote must end the word. An unbalanced quote makes the line
+  `Invalid argument(s)` and the shell goes on. Outside quotes a backslash is an
+  ordinary byte. Strings are printed in double quotes with the escapes \\\\ \\\" \\n \\r \\t
+  \\a \\b and \\xHH for every other byte that is not printable ASCII (UTF-8 included), so
+  every printed string reads back as the same bytes.
 
 KEYS AND VALUES ON THE COMMAND LINE
   get, put, del and scan's --prefix/--from/--to take keys (and put its value) as kv prints
@@ -42,10 +58,13 @@ KEYS AND VALUES ON THE COMMAND LINE
   So a backslash is written \\\\, and a key that starts and ends with a quote \\\"...\\\".
 
 OUTPUT FORMATS
-  kv get KEY     the value as the shell prints it (--raw: the bytes alone, no newline);
-                 (nil) and exit code 1 when the key is absent.
+  kv get KEY     the value as a word (--raw: the bytes alone, no newline); (nil) and
+                 exit code 1 when the key is absent. A word is printed bare when it is
+                 printable UTF-8 without blanks, quotes or backslashes that does not start
+                 with #, ( or ERR; otherwise in double quotes with the escapes \\\" \\\\ \\n
+                 \\r \\t \\0 and \\xHH. Every printed word reads back as the same bytes.
   kv del KEY     OK, or (nil) and exit code 1 when the key was absent (nothing written).
-  kv scan        the shell's `key value` lines, without the closing (end) line.
+  kv scan        one `key value` line per entry, in key order, each a word as above.
   kv export      one JSON object a line, in key order: {\"key\":..,\"value\":..}
                  with JSON strings for UTF-8 keys and values, \"key_b64\"/\"value_b64\"
                  (standard base64) for others, and \"expires_at_ms\" (unix milliseconds)
@@ -93,13 +112,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
-    /// When the shell's writes are acknowledged: `sync` after fdatasync; `batch` once the OS
-    /// has the record, synced within 5 ms; `none` once the OS has it, synced when the OS
-    /// likes. Every mode survives a crash of kv itself. [default: batch] The same as `kv
-    /// shell --durability`; `kv serve` takes it too; any other subcommand refuses it (those
-    /// that write are synced before they answer).
-    #[arg(long, value_enum, value_name = "DURABILITY")]
-    pub durability: Option<DurabilityArg>,
+    /// The shell's options (with no command): `kv --durability sync` is `kv shell
+    /// --durability sync`, and `kv --durability M serve` is `kv serve --durability M`.
+    #[command(flatten)]
+    pub shell: ShellArgs,
 
     /// What to do; with none, the shell.
     #[command(subcommand)]
@@ -107,13 +123,30 @@ pub struct Cli {
 }
 
 /// The options of the shell (`kv` alone, or `kv shell`).
-#[derive(Debug, Clone, Copy, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ShellArgs {
-    /// When writes are acknowledged: `sync` after fdatasync; `batch` once the OS has the
-    /// record, synced within 5 ms; `none` once the OS has it, synced when the OS likes.
-    /// Every mode survives a crash of kv itself. [default: batch]
-    #[arg(long, value_enum)]
+    /// When the shell's writes are acknowledged: `sync` after fdatasync; `batch` once the OS
+    /// has the record, synced within 5 ms; `none` once the OS has it, synced when the OS
+    /// likes. Every mode survives a crash of kv itself. [default: batch] `kv serve` takes it
+    /// too; any other subcommand refuses it (those that write are synced before they answer).
+    #[arg(long, value_enum, value_name = "DURABILITY")]
     pub durability: Option<DurabilityArg>,
+    /// Run the shell against the Redis-protocol server at HOST:PORT (a `kv serve`, or
+    /// Redis itself) instead of the store in --dir.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: Option<String>,
+    /// The password for --connect (also REDISCLI_AUTH, as redis-cli).
+    #[arg(
+        long,
+        value_name = "PASS",
+        env = "REDISCLI_AUTH",
+        hide_env_values = true
+    )]
+    pub pass: Option<String>,
+    /// Print replies as `redis-cli --raw` does: strings as their bytes, integers bare,
+    /// nothing for nil, elements one a line.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// The `--durability` choices.

@@ -1,16 +1,21 @@
-//! The language of the `kv` shell, as a library so that it can be fuzzed and reused: the
-//! command parser ([`parse`]) and the printing of keys and values so that they parse back
-//! ([`output`]). The `kv` binary itself lives in `main.rs`.
+//! The language of the `kv` tool, as a library so that it can be fuzzed and reused: the
+//! shell's line splitting ([`line`], redis-cli's rules) and the printing of its replies
+//! ([`print`], redis-cli's layout); the printing of keys and values by the subcommands so
+//! that they read back ([`output`]), and the words of the shell's first language
+//! ([`parse`], which the shell no longer speaks). The `kv` binary itself lives in `main.rs`.
 //!
 //! ```
-//! use kv_cli::parse::{parse_line, Command};
+//! use kv_cli::{line, print};
 //!
-//! let command = parse_line(br#"PUT "user 1" ada EX 60"#).unwrap().unwrap();
-//! assert!(matches!(command, Command::Put { .. }));
+//! let args = line::split(br#"SET "user 1" 'ada'"#).unwrap();
+//! assert_eq!(args, [&b"SET"[..], b"user 1", b"ada"]);
+//! assert_eq!(print::quote(b"user\x001"), r#""user\x001""#);
 //! assert_eq!(kv_cli::output::word(b"user 1"), "\"user 1\"");
 //! ```
 
 #![forbid(unsafe_code)]
 
+pub mod line;
 pub mod output;
 pub mod parse;
+pub mod print;

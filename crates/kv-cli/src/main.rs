@@ -12,11 +12,13 @@
 //! `kv --help` documents the shell's protocol, the quoting rules, every output format and
 //! the exit codes (0 success, 1 absent key, 2 usage error, 3 runtime error, 4 damage found).
 //!
-//! Modules: [`cli`] (arguments), [`shell`] (over the library's `parse` and `output`: the
-//! shell's language, and printing keys and values so they read back), [`commands`] (single-entry subcommands),
-//! [`key_arg`] (keys on the command line), [`export`] (JSON lines out and in), [`stats`],
-//! [`verify`] with [`readonly_fs`], [`repair`] and the read-only opens of [`open`] with
-//! [`view_fs`] and [`settle`] (reading a store another process is writing), [`progress`],
+//! Modules: [`cli`] (arguments), [`shell`] (kv-server's commands through
+//! `Session::local`, or a server's through [`remote`]; lines split and replies printed as
+//! redis-cli does by the library's `line` and `print`; Ctrl-C through [`interrupt`]),
+//! [`commands`] (single-entry subcommands), [`key_arg`] (keys on the command line),
+//! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`],
+//! [`repair`] and the read-only opens of [`open`] with [`view_fs`] and [`settle`] (reading
+//! a store another process is writing), [`progress`],
 //! [`bench`](mod@bench), and [`serve`].
 
 #![forbid(unsafe_code)]
@@ -26,10 +28,12 @@ mod cli;
 mod commands;
 mod export;
 mod failure;
+mod interrupt;
 mod key_arg;
 mod open;
 mod progress;
 mod readonly_fs;
+mod remote;
 mod repair;
 mod serve;
 mod settle;
@@ -69,7 +73,7 @@ fn run(cli: Cli) -> Outcome {
     }
     let dir = cli.dir.as_deref().unwrap_or(Path::new(DEFAULT_DIR));
     if let (Some(_), Some(command)) = (
-        cli.durability,
+        cli.shell.durability,
         cli.command
             .as_ref()
             .filter(|c| !matches!(c, Command::Shell(_) | Command::Serve(_))),
@@ -82,8 +86,16 @@ fn run(cli: Cli) -> Outcome {
         )));
     }
     match cli.command {
-        None => shell::run(dir, cli.durability.unwrap_or_default().mode()),
-        Some(Command::Shell(args)) => shell::run(dir, durability(cli.durability, args.durability)?),
+        None => shell::run(dir, durability(None, cli.shell.durability)?, cli.shell),
+        // (Not --pass: REDISCLI_AUTH in the environment sets it for every command.)
+        Some(_) if cli.shell.connect.is_some() || cli.shell.raw => Err(Failure::Usage(
+            "--connect and --raw are options of the shell only (`kv --connect HOST:PORT`)".into(),
+        )),
+        Some(Command::Shell(args)) => shell::run(
+            dir,
+            durability(cli.shell.durability, args.durability)?,
+            args,
+        ),
         Some(Command::Get { key, hex, raw }) => {
             commands::get(dir, &key, Encoding::hex_if(hex), raw)
         }
@@ -102,9 +114,11 @@ fn run(cli: Cli) -> Outcome {
         Some(Command::Verify) => verify::verify(dir),
         Some(Command::Repair { to }) => repair::repair(dir, &to),
         Some(Command::Bench(args)) => bench::run(&args),
-        Some(Command::Serve(args)) => {
-            serve::run(dir, durability(cli.durability, args.durability)?, &args)
-        }
+        Some(Command::Serve(args)) => serve::run(
+            dir,
+            durability(cli.shell.durability, args.durability)?,
+            &args,
+        ),
     }
 }
 

@@ -111,6 +111,10 @@ pub enum ParseError {
         /// What was written, quoted as [`output::excerpt`] quotes input.
         found: String,
     },
+    /// A line that [`line::split`](crate::line::split) cannot split (an unbalanced quote,
+    /// or a closing quote followed by more of the word): redis-cli's message.
+    #[error("Invalid argument(s)")]
+    InvalidArguments,
 }
 
 /// The usage line of each command, for errors and `HELP`.

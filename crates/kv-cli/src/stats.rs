@@ -1,19 +1,10 @@
-//! The store's figures in the three shapes kv prints them: one shell line, text, JSON. Each
+//! The store's figures in the two shapes `kv stats` prints them: text, JSON (the shell's
+//! are in `INFO store`). Each
 //! figure goes by its one name ([`Stats::figures`]): the same as the field of `Stats` and
 //! the metric (`kv_` + name).
 
 use kv_store::{FigureValue, OpenReport, Stats};
 use serde_json::{json, Map, Value};
-
-/// One line of `name=value` pairs separated by spaces: the shell's `STATS` answer.
-pub fn line(stats: &Stats) -> String {
-    stats
-        .figures()
-        .into_iter()
-        .map(|figure| format!("{}={}", figure.name, figure.value))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// One `name: value` line per figure, plus the reason the store failed, if it did.
 pub fn text(stats: &Stats) -> String {

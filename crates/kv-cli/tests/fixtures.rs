@@ -42,5 +42,5 @@ fn the_fixture_answers_gets_and_scans() {
         &[],
         b"GET user:0007\nGET user:0050\nGET user:0999\n",
     );
-    assert_eq!(stdout(&output), "(nil)\n(nil)\nvalue-999\n");
+    assert_eq!(stdout(&output), "(nil)\n(nil)\n\"value-999\"\n");
 }

@@ -283,11 +283,13 @@ fn stats_json_is_one_json_object() {
     let mut sorted_text = text_names.clone();
     sorted_text.sort_unstable();
     assert_eq!(sorted_text, json_names, "serde_json keeps its keys sorted");
+    // The shell's STATS is `INFO store`: `# Store`, then `kv_<name>:<value>` lines.
     let shell = stdout(&run_on(dir.path(), &[], b"STATS\n"));
     let shell_names: Vec<&str> = shell
-        .trim_end()
-        .split(' ')
-        .map(|pair| pair.split('=').next().unwrap())
+        .lines()
+        .skip(1)
+        .map(|line| line.split(':').next().unwrap())
+        .map(|name| name.strip_prefix("kv_").unwrap())
         .collect();
     assert_eq!(shell_names, text_names);
     for name in &text_names {
@@ -394,7 +396,7 @@ fn the_shell_takes_durability_before_or_after_its_name() {
     ] {
         let output = run_on(dir.path(), args, b"PUT k v\nGET k\n");
         assert_success(&output);
-        assert_eq!(stdout(&output), "OK\nv\n", "{args:?}");
+        assert_eq!(stdout(&output), "OK\n\"v\"\n", "{args:?}");
     }
 }
 
@@ -438,8 +440,8 @@ fn help_documents_the_formats_and_exit_codes() {
     assert_success(&output);
     let help = stdout(&output);
     for needle in [
-        "(end)",
         "(nil)",
+        "(integer)",
         "\\xHH",
         "key_b64",
         "expires_at_ms",

@@ -364,6 +364,79 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
                 encode(value, protocol, out);
             }
         }
+        Reply::Status(status) => {
+            // As for errors: a line end inside would end the reply early.
+            let status: Vec<u8> = status
+                .bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+                .collect();
+            line(out, b'+', &status)
+        }
+        Reply::Double(value) => {
+            let text = double_text(*value);
+            match protocol {
+                Protocol::Resp2 => encode(&Reply::bulk(text), protocol, out),
+                Protocol::Resp3 => line(out, b',', text.as_bytes()),
+            }
+        }
+        Reply::Boolean(value) => match protocol {
+            Protocol::Resp2 => number_line(out, b':', u8::from(*value)),
+            Protocol::Resp3 => line(out, b'#', if *value { b"t" } else { b"f" }),
+        },
+        Reply::Set(items) => {
+            match protocol {
+                Protocol::Resp2 => number_line(out, b'*', items.len()),
+                Protocol::Resp3 => number_line(out, b'~', items.len()),
+            }
+            for item in items {
+                encode(item, protocol, out);
+            }
+        }
+        Reply::BigNumber(digits) => match protocol {
+            Protocol::Resp2 => encode(&Reply::bulk(digits.clone()), protocol, out),
+            Protocol::Resp3 => line(out, b'(', digits.as_bytes()),
+        },
+        Reply::Verbatim(text) => match protocol {
+            Protocol::Resp2 => encode(&Reply::Bulk(text.clone()), protocol, out),
+            Protocol::Resp3 => {
+                number_line(out, b'=', text.len() + 4);
+                out.extend_from_slice(b"txt:");
+                out.extend_from_slice(text);
+                out.extend_from_slice(b"\r\n");
+            }
+        },
+    }
+}
+
+/// A double as Redis writes it: the shortest digits that read back as the same number, in
+/// C's `%g` layout (plain from 1e-4 up to 1e17, else `1.5e+20`), or `inf`, `-inf`, `nan`.
+///
+/// ```
+/// use kv_server::codec::double_text;
+/// assert_eq!(double_text(1.5), "1.5");
+/// assert_eq!(double_text(3.0), "3");
+/// assert_eq!(double_text(1e20), "1e+20");
+/// assert_eq!(double_text(-2.5e-7), "-2.5e-07");
+/// assert_eq!(double_text(f64::NEG_INFINITY), "-inf");
+/// ```
+pub fn double_text(value: f64) -> String {
+    if value.is_nan() {
+        return "nan".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // `{:e}` has the shortest digits that read back: `1.5e20`, `-2.5e-7`.
+    let scientific = format!("{value:e}");
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .expect("`{:e}` of a finite double has an exponent");
+    let exponent: i32 = exponent.parse().expect("a decimal exponent");
+    if (-4..17).contains(&exponent) {
+        value.to_string()
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
     }
 }
 
@@ -585,6 +658,30 @@ mod tests {
         assert_eq!(args, None, "a trailing backslash escapes the closing quote");
         let args = split_inline(br#""\t\a\b\r" "\xZZ\q" '\n'"#).unwrap();
         assert_eq!(args, [&b"\t\x07\x08\r"[..], b"xZZq", b"\\n"]);
+    }
+
+    #[test]
+    fn encodes_resp3_kinds_with_their_resp2_forms() {
+        let reply = Reply::Array(vec![
+            Reply::Status("PONG".into()),
+            Reply::Double(1.5),
+            Reply::Boolean(true),
+            Reply::Set(vec![Reply::bulk("a")]),
+            Reply::BigNumber("12345678901234567890".into()),
+            Reply::Verbatim("hi".into()),
+        ]);
+        let mut two = BytesMut::new();
+        encode(&reply, Protocol::Resp2, &mut two);
+        assert_eq!(
+            &two[..],
+            &b"*6\r\n+PONG\r\n$3\r\n1.5\r\n:1\r\n*1\r\n$1\r\na\r\n$20\r\n12345678901234567890\r\n$2\r\nhi\r\n"[..]
+        );
+        let mut three = BytesMut::new();
+        encode(&reply, Protocol::Resp3, &mut three);
+        assert_eq!(
+            &three[..],
+            &b"*6\r\n+PONG\r\n,1.5\r\n#t\r\n~1\r\n$1\r\na\r\n(12345678901234567890\r\n=6\r\ntxt:hi\r\n"[..]
+        );
     }
 
     #[test]

@@ -139,6 +139,12 @@ pub const COMMANDS: &[Spec] = &[
     spec("discard", 1, MULTI, NONE),
     spec("watch", -2, MULTI, ALL),
     spec("unwatch", 1, MULTI, NONE),
+    // The store's own maintenance under Redis's names: a compaction rewrites the log as
+    // BGREWRITEAOF rewrites the AOF (here before answering); SAVE answers once every
+    // write so far is on disk. Both wait for the disk, so both are flagged `write`
+    // (which the server runs off its runtime threads), unlike in Redis.
+    spec("bgrewriteaof", 1, &["write", "admin", "noscript"], NONE),
+    spec("save", 1, &["write", "admin", "noscript"], NONE),
 ];
 
 /// Subcommands, named `container|sub`.
@@ -453,6 +459,10 @@ pub enum Command {
     Watch(Vec<Bytes>),
     /// `UNWATCH`
     Unwatch,
+    /// `BGREWRITEAOF`: compacts the store's log (done before the reply).
+    RewriteLog,
+    /// `SAVE`: every write so far made durable.
+    Save,
 }
 
 /// Parses a request (name first; an empty one is an error) into a [`Command`] and its table entry.
@@ -621,6 +631,8 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
         "discard" => Command::Discard,
         "watch" => Command::Watch(a.to_vec()),
         "unwatch" => Command::Unwatch,
+        "bgrewriteaof" => Command::RewriteLog,
+        "save" => Command::Save,
         _ => return Err(CommandError::Unknown(args.to_vec())),
     };
     Ok((command, spec))

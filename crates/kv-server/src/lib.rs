@@ -3,7 +3,8 @@
 //!
 //! - [`command`]: the command table (name, arity, flags, key positions) and the parser
 //!   of a request's arguments into a typed [`Command`], whose errors are Redis 7's exact
-//!   strings. The `kv` shell is meant to share it.
+//!   strings. The `kv` shell shares it; [`docs`] holds each command's syntax and summary
+//!   (the shell's `HELP`).
 //! - [`Reply`]: what a command answers, independent of the protocol version.
 //! - [`codec`]: RESP framing, separate from both: a bounded request [`Decoder`]
 //!   (multibulk and inline; limits checked before anything is reserved) and [`encode`]
@@ -52,6 +53,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod docs;
 mod error;
 mod execute;
 mod glob;

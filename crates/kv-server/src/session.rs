@@ -278,6 +278,15 @@ impl Session {
                 self.watching = None;
                 Reply::OK
             }
+            // Synchronous, unlike Redis's background rewrite: the reply says it is done.
+            Command::RewriteLog => match self.shared.store.compact() {
+                Ok(_) => Reply::OK,
+                Err(error) => store_error(&error),
+            },
+            Command::Save => match self.shared.store.sync() {
+                Ok(()) => Reply::OK,
+                Err(error) => store_error(&error),
+            },
             // Data commands were answered by `execute`.
             _ => Reply::error("ERR command not available here"),
         }
@@ -502,6 +511,15 @@ impl Session {
                 format!("expired_keys:{}", stats.expirations_total),
                 format!("evicted_keys:{}", stats.evictions_total),
             ],
+        );
+        // Every figure of the store (`kv stats`), as `kv_<name>:<value>`.
+        section(
+            "Store",
+            stats
+                .figures()
+                .into_iter()
+                .map(|figure| format!("kv_{}:{}", figure.name, figure.value))
+                .collect(),
         );
         if wanted("keyspace") {
             // Counted by a walk of the index: INFO is rare, and the store keeps no count of
