@@ -88,16 +88,20 @@ pub fn shell_command(data: &[u8]) {
             assert_eq!(again, [arg], "{printed:?} reads back");
         }
     }
-    let _ = kv_cli::parse::parse_line(data);
-    if let Ok(words) = kv_cli::parse::split_words(data) {
-        for word in words {
-            let printed = kv_cli::output::word(&word.bytes);
-            let again =
-                kv_cli::parse::split_words(printed.as_bytes()).expect("printed words parse");
-            assert_eq!(again.len(), 1, "{printed:?} is one word");
-            assert_eq!(again[0].bytes, word.bytes, "{printed:?} reads back");
-        }
-    }
+    // What a subcommand prints as one word reads back, through `unword`, as the same bytes,
+    // and anything given to `unword` is decoded or refused without a panic.
+    let printed = kv_cli::output::word(data);
+    assert!(!printed.contains(char::is_control), "{printed:?}");
+    assert!(
+        !printed.contains(' ') || printed.starts_with('"') && printed.ends_with('"'),
+        "{printed:?} is one word"
+    );
+    assert_eq!(
+        kv_cli::output::unword(printed.as_bytes()).as_deref(),
+        Ok(data),
+        "{printed:?} reads back"
+    );
+    let _ = kv_cli::output::unword(data);
 }
 
 /// Parses arbitrary bytes as a manifest; whatever parses must encode back to the same bytes.

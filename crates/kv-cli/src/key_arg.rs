@@ -7,9 +7,7 @@
 //!   shell strips the single quotes) reaches the key with a NUL in it;
 //! - with `--hex`, the word is hex digits, two a byte.
 //!
-//! The escapes are those kv prints (`\"`, `\\`, `\n`, `\r`, `\t`, `\0`, `\xHH`) and those
-//! redis-cli prints (`\a`, `\b`), plus `\'`. Any other backslash is refused rather than
-//! taken as a byte: a key written with a stray backslash would silently miss its entry.
+//! The escapes are those of [`kv_cli::output::unword`], the inverse of what kv prints.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -41,10 +39,7 @@ pub fn decode(word: &OsStr, encoding: Encoding, what: &str) -> Outcome<Vec<u8>> 
     let bytes = word.as_bytes();
     let decoded = match encoding {
         Encoding::Hex => from_hex(bytes),
-        Encoding::Escaped => match bytes {
-            [b'"', inner @ .., b'"'] => unescape(inner, true),
-            _ => unescape(bytes, false),
-        },
+        Encoding::Escaped => kv_cli::output::unword(bytes),
     };
     decoded
         .map_err(|why| Failure::Usage(format!("{what} {}: {why}", kv_cli::output::excerpt(bytes))))
@@ -65,56 +60,6 @@ fn from_hex(digits: &[u8]) -> Result<Vec<u8>, String> {
                 .ok_or_else(|| format!("not a hex byte at offset {}", 2 * i))
         })
         .collect()
-}
-
-/// `text` with its escapes decoded. Inside quotes, a bare `"` would have ended the word: it
-/// must be escaped.
-fn unescape(text: &[u8], quoted: bool) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let byte = text[i];
-        if byte == b'"' && quoted {
-            return Err(format!(
-                "a quote inside a quoted word must be escaped (\\\") (offset {})",
-                i + 1
-            ));
-        }
-        if byte != b'\\' {
-            out.push(byte);
-            i += 1;
-            continue;
-        }
-        let (decoded, len) = match text.get(i + 1) {
-            Some(b'"') => (b'"', 2),
-            Some(b'\'') => (b'\'', 2),
-            Some(b'\\') => (b'\\', 2),
-            Some(b'n') => (b'\n', 2),
-            Some(b'r') => (b'\r', 2),
-            Some(b't') => (b'\t', 2),
-            Some(b'0') => (0, 2),
-            Some(b'a') => (0x07, 2),
-            Some(b'b') => (0x08, 2),
-            Some(b'x') => {
-                let digits = text.get(i + 2..i + 4).unwrap_or_default();
-                let byte = std::str::from_utf8(digits)
-                    .ok()
-                    .filter(|d| d.len() == 2)
-                    .and_then(|d| u8::from_str_radix(d, 16).ok())
-                    .ok_or_else(|| format!("\\x needs two hex digits (offset {i})"))?;
-                (byte, 4)
-            }
-            _ => {
-                return Err(format!(
-                    "bad escape at offset {i}: a backslash starts \\xHH \\n \\r \\t \\0 \\a \
-                     \\b \\\" \\' or \\\\ (write \\\\ for a backslash)"
-                ))
-            }
-        };
-        out.push(decoded);
-        i += len;
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

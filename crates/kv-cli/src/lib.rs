@@ -1,8 +1,7 @@
 //! The language of the `kv` tool, as a library so that it can be fuzzed and reused: the
 //! shell's line splitting ([`line`], redis-cli's rules) and the printing of its replies
-//! ([`print`], redis-cli's layout); the printing of keys and values by the subcommands so
-//! that they read back ([`output`]), and the words of the shell's first language
-//! ([`parse`], which the shell no longer speaks). The `kv` binary itself lives in `main.rs`.
+//! ([`print`], redis-cli's layout); and the printing of keys and values by the subcommands,
+//! with its inverse for words given back on a command line ([`output`]). The `kv` binary itself lives in `main.rs`.
 //!
 //! ```
 //! use kv_cli::{line, print};
@@ -17,5 +16,4 @@
 
 pub mod line;
 pub mod output;
-pub mod parse;
 pub mod print;

@@ -9,11 +9,15 @@
 //! - A quote may start in the middle of an argument (`ab"c d"` is `abc d`), but a closing
 //!   quote must be followed by a blank or the end of the line.
 //! - An unbalanced quote, or a closing quote followed by more of the argument, makes the
-//!   whole line invalid ([`ParseError::InvalidArguments`]).
+//!   whole line invalid ([`InvalidArguments`]).
 //!
 //! As in redis-cli (whose lines are C strings), a NUL byte ends the line.
 
-use crate::parse::ParseError;
+/// Why a line has no arguments: an unbalanced quote, or a closing quote followed by more
+/// of the argument. It reads as redis-cli's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid argument(s)")]
+pub struct InvalidArguments;
 
 /// Splits `line` into arguments (none for a blank line).
 ///
@@ -26,9 +30,9 @@ use crate::parse::ParseError;
 ///
 /// # Errors
 ///
-/// [`ParseError::InvalidArguments`] for an unbalanced quote or a closing quote followed by
+/// [`InvalidArguments`] for an unbalanced quote or a closing quote followed by
 /// more than a blank.
-pub fn split(line: &[u8]) -> Result<Vec<Vec<u8>>, ParseError> {
+pub fn split(line: &[u8]) -> Result<Vec<Vec<u8>>, InvalidArguments> {
     let line = match line.iter().position(|&b| b == 0) {
         Some(nul) => &line[..nul],
         None => line,
@@ -65,10 +69,10 @@ fn is_blank(b: u8) -> bool {
 
 /// Reads a double-quoted part from `i` (just past the quote) into `arg`; returns the index
 /// just past the closing quote.
-fn double_quoted(line: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usize, ParseError> {
+fn double_quoted(line: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usize, InvalidArguments> {
     loop {
         match line.get(i) {
-            None => return Err(ParseError::InvalidArguments),
+            None => return Err(InvalidArguments),
             Some(b'\\') if line.get(i + 1) == Some(&b'x') => {
                 match (hex(line.get(i + 2)), hex(line.get(i + 3))) {
                     (Some(high), Some(low)) => {
@@ -103,10 +107,10 @@ fn double_quoted(line: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usize, 
 }
 
 /// Reads a single-quoted part, as [`double_quoted`] does.
-fn single_quoted(line: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usize, ParseError> {
+fn single_quoted(line: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usize, InvalidArguments> {
     loop {
         match line.get(i) {
-            None => return Err(ParseError::InvalidArguments),
+            None => return Err(InvalidArguments),
             Some(b'\\') if line.get(i + 1) == Some(&b'\'') => {
                 arg.push(b'\'');
                 i += 2;
@@ -121,9 +125,9 @@ fn single_quoted(line: &[u8], mut i: usize, arg: &mut Vec<u8>) -> Result<usize, 
 }
 
 /// A closing quote must end the argument: `after` is the end of the line or a blank.
-fn closed(line: &[u8], after: usize) -> Result<usize, ParseError> {
+fn closed(line: &[u8], after: usize) -> Result<usize, InvalidArguments> {
     match line.get(after) {
-        Some(&b) if !is_blank(b) => Err(ParseError::InvalidArguments),
+        Some(&b) if !is_blank(b) => Err(InvalidArguments),
         _ => Ok(after),
     }
 }
@@ -184,16 +188,9 @@ mod tests {
             "SET k 'a'b",
             r#"""""#,
         ] {
-            assert_eq!(
-                split(line.as_bytes()),
-                Err(ParseError::InvalidArguments),
-                "{line}"
-            );
+            assert_eq!(split(line.as_bytes()), Err(InvalidArguments), "{line}");
         }
-        assert_eq!(
-            ParseError::InvalidArguments.to_string(),
-            "Invalid argument(s)"
-        );
+        assert_eq!(InvalidArguments.to_string(), "Invalid argument(s)");
     }
 
     #[test]

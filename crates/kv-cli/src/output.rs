@@ -123,16 +123,93 @@ pub fn one_line(message: &str) -> String {
     out
 }
 
+/// The bytes a printed [`word`] stands for: its inverse, for words given back on a command
+/// line. A word wholly in double quotes is unquoted; any other word has its escapes decoded
+/// too (the OS shell has stripped its quotes: `kv get 'bin\x00key'`). The escapes are those
+/// [`word`] prints (`\"`, `\\`, `\n`, `\r`, `\t`, `\0`, `\xHH`), redis-cli's `\a` and `\b`,
+/// and `\'`. Any other backslash is refused rather than taken as a byte: a key written with
+/// a stray backslash would silently miss its entry.
+///
+/// ```
+/// use kv_cli::output::{unword, word};
+/// assert_eq!(unword(br"bin\x00key").unwrap(), b"bin\0key");
+/// assert_eq!(unword(word(b"a \"b\"").as_bytes()).unwrap(), b"a \"b\"");
+/// assert!(unword(br"C:\path").is_err());
+/// ```
+///
+/// # Errors
+///
+/// What is wrong and where, for a bad escape or an unescaped quote inside quotes.
+pub fn unword(word: &[u8]) -> Result<Vec<u8>, String> {
+    match word {
+        [b'"', inner @ .., b'"'] => unescape(inner, true),
+        _ => unescape(word, false),
+    }
+}
+
+/// `text` with its escapes decoded. Inside quotes, a bare `"` would have ended the word: it
+/// must be escaped.
+fn unescape(text: &[u8], quoted: bool) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let byte = text[i];
+        if byte == b'"' && quoted {
+            return Err(format!(
+                "a quote inside a quoted word must be escaped (\\\") (offset {})",
+                i + 1
+            ));
+        }
+        if byte != b'\\' {
+            out.push(byte);
+            i += 1;
+            continue;
+        }
+        let (decoded, len) = match text.get(i + 1) {
+            Some(b'"') => (b'"', 2),
+            Some(b'\'') => (b'\'', 2),
+            Some(b'\\') => (b'\\', 2),
+            Some(b'n') => (b'\n', 2),
+            Some(b'r') => (b'\r', 2),
+            Some(b't') => (b'\t', 2),
+            Some(b'0') => (0, 2),
+            Some(b'a') => (0x07, 2),
+            Some(b'b') => (0x08, 2),
+            Some(b'x') => {
+                let digits = text.get(i + 2..i + 4).unwrap_or_default();
+                let byte = std::str::from_utf8(digits)
+                    .ok()
+                    .filter(|d| d.len() == 2)
+                    .and_then(|d| u8::from_str_radix(d, 16).ok())
+                    .ok_or_else(|| format!("\\x needs two hex digits (offset {i})"))?;
+                (byte, 4)
+            }
+            _ => {
+                return Err(format!(
+                    "bad escape at offset {i}: a backslash starts \\xHH \\n \\r \\t \\0 \\a \
+                     \\b \\\" \\' or \\\\ (write \\\\ for a backslash)"
+                ))
+            }
+        };
+        out.push(decoded);
+        i += len;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::split_words;
 
     fn reads_back(bytes: &[u8]) {
         let printed = word(bytes);
-        let words = split_words(printed.as_bytes()).expect("a printed word parses");
-        assert_eq!(words.len(), 1, "{printed}");
-        assert_eq!(words[0].bytes, bytes, "{printed}");
+        // One word of a line: bare words hold no blank, quoted ones no raw control byte.
+        assert!(!printed.contains(char::is_control), "{printed}");
+        assert!(
+            !printed.contains(' ') || printed.starts_with('"') && printed.ends_with('"'),
+            "{printed} is one word"
+        );
+        assert_eq!(unword(printed.as_bytes()).unwrap(), bytes, "{printed}");
     }
 
     #[test]
