@@ -49,8 +49,8 @@ QUOTING
   every printed string reads back as the same bytes.
 
 KEYS AND VALUES ON THE COMMAND LINE
-  get, put, del and scan's --prefix/--from/--to take keys (and put its value) as kv prints
-  them, so a word that `kv scan` printed can be passed back:
+  get, put, del and scan's --prefix/--from/--to take keys as kv prints them, so a word
+  that `kv scan` printed can be passed back (put's value is taken as typed, or as hex):
     kv get 'bin\\x00key'   a bare word, its escapes decoded: \\xHH \\n \\r \\t \\0 \\a \\b
                           \\\" \\' and \\\\ (any other backslash is a usage error)
     kv get '\"a b\"'        a word in double quotes, as kv prints it, is unquoted
@@ -194,7 +194,7 @@ pub enum Command {
         /// The key, with escapes (see KEYS AND VALUES in `kv --help`).
         #[arg(allow_hyphen_values = true)]
         key: OsString,
-        /// The value, with escapes.
+        /// The value, as typed (no escapes; with --hex, hex digits).
         #[arg(allow_hyphen_values = true)]
         value: OsString,
         /// The key and the value are hex digits.

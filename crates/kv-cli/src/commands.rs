@@ -5,6 +5,7 @@
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::ops::Bound;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,7 +44,12 @@ pub fn put(
     ttl: Option<u64>,
 ) -> Outcome {
     let key = key_arg::decode(key, encoding, "the key")?;
-    let value = key_arg::decode(value, encoding, "the value")?;
+    // A value is taken as typed (JSON, paths and text keep their backslashes and quotes),
+    // unless --hex says otherwise: only keys must match what kv printed.
+    let value = match encoding {
+        Encoding::Hex => key_arg::decode(value, encoding, "the value")?,
+        Encoding::Escaped => value.as_bytes().to_vec(),
+    };
     let store = open::create(dir, open::ONE_SHOT)?;
     let written = match ttl {
         Some(seconds) => store.put_with_ttl(key, value, Duration::from_secs(seconds)),

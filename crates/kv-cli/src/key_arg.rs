@@ -54,9 +54,7 @@ fn from_hex(digits: &[u8]) -> Result<Vec<u8>, String> {
         .chunks(2)
         .enumerate()
         .map(|(i, pair)| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            kv_cli::output::hex_byte(pair)
                 .ok_or_else(|| format!("not a hex byte at offset {}", 2 * i))
         })
         .collect()
@@ -98,7 +96,14 @@ mod tests {
 
     #[test]
     fn a_bad_escape_is_a_usage_error_that_says_why() {
-        for bad in [&br"C:\path"[..], br"\x4", br"\xzz", br"end\", br#""a"b""#] {
+        for bad in [
+            &br"C:\path"[..],
+            br"\x4",
+            br"\xzz",
+            br"\x+1",
+            br"end\",
+            br#""a"b""#,
+        ] {
             match escaped(bad) {
                 Err(Failure::Usage(message)) => assert!(message.contains("the key"), "{message}"),
                 other => panic!("{bad:?}: {other:?}"),
@@ -112,6 +117,7 @@ mod tests {
         assert_eq!(hex("00ffAb").unwrap(), [0, 0xff, 0xab]);
         assert_eq!(hex("").unwrap(), b"");
         assert!(hex("abc").is_err());
+        assert!(hex("+1+2").is_err(), "no signs");
         assert!(hex("zz").is_err());
     }
 

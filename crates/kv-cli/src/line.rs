@@ -133,7 +133,7 @@ fn closed(line: &[u8], after: usize) -> Result<usize, InvalidArguments> {
 }
 
 fn hex(digit: Option<&u8>) -> Option<u8> {
-    (*digit? as char).to_digit(16).map(|d| d as u8)
+    crate::output::hex_digit(*digit?)
 }
 
 #[cfg(test)]

@@ -123,6 +123,20 @@ pub fn one_line(message: &str) -> String {
     out
 }
 
+/// The byte two hex digits (either case) stand for; `None` for anything else, a sign
+/// included (`u8::from_str_radix` would take `+1`).
+pub fn hex_byte(pair: &[u8]) -> Option<u8> {
+    match pair {
+        [high, low] => Some(hex_digit(*high)? << 4 | hex_digit(*low)?),
+        _ => None,
+    }
+}
+
+/// The value of one hex digit.
+pub(crate) fn hex_digit(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|d| d as u8)
+}
+
 /// The bytes a printed [`word`] stands for: its inverse, for words given back on a command
 /// line. A word wholly in double quotes is unquoted; any other word has its escapes decoded
 /// too (the OS shell has stripped its quotes: `kv get 'bin\x00key'`). The escapes are those
@@ -176,11 +190,9 @@ fn unescape(text: &[u8], quoted: bool) -> Result<Vec<u8>, String> {
             Some(b'a') => (0x07, 2),
             Some(b'b') => (0x08, 2),
             Some(b'x') => {
-                let digits = text.get(i + 2..i + 4).unwrap_or_default();
-                let byte = std::str::from_utf8(digits)
-                    .ok()
-                    .filter(|d| d.len() == 2)
-                    .and_then(|d| u8::from_str_radix(d, 16).ok())
+                let byte = text
+                    .get(i + 2..i + 4)
+                    .and_then(hex_byte)
                     .ok_or_else(|| format!("\\x needs two hex digits (offset {i})"))?;
                 (byte, 4)
             }

@@ -128,14 +128,21 @@ fn hex_keys_and_values_reach_the_same_entries() {
 }
 
 #[test]
-fn escapes_in_values_and_scan_bounds_are_decoded() {
+fn escapes_in_keys_and_scan_bounds_are_decoded_and_values_taken_as_typed() {
     let dir = tempfile::tempdir().unwrap();
-    assert_success(&run_on(dir.path(), &["put", "k\\x01", "line\\nbreak"], b""));
-    assert_success(&run_on(dir.path(), &["put", "\"k 2\"", "\\\\"], b""));
+    assert_success(&run_on(dir.path(), &["put", "k\\x01", "line\nbreak"], b""));
+    assert_success(&run_on(dir.path(), &["put", "\"k 2\"", "\\"], b""));
+    // JSON keeps its escapes, and a quoted value its quotes.
+    assert_success(&run_on(dir.path(), &["put", "j", r#"{"a":"x\"y\n"}"#], b""));
+    assert_success(&run_on(dir.path(), &["put", "a-q", "\"hi\""], b""));
     let got = run_on(dir.path(), &["get", "--raw", "k\\x01"], b"");
     assert_eq!(got.stdout, b"line\nbreak");
     let got = run_on(dir.path(), &["get", "--raw", "k 2"], b"");
     assert_eq!(got.stdout, b"\\");
+    let got = run_on(dir.path(), &["get", "--raw", "j"], b"");
+    assert_eq!(got.stdout, br#"{"a":"x\"y\n"}"#);
+    let got = run_on(dir.path(), &["get", "--raw", "a-q"], b"");
+    assert_eq!(got.stdout, b"\"hi\"");
     assert_eq!(
         stdout(&run_on(dir.path(), &["scan", "--from", "k\\x02"], b"")),
         "\"k 2\" \"\\\\\"\n"
