@@ -1,7 +1,7 @@
 //! A file layer that opens a store as it would be opened in place, without changing it: for
-//! the commands that only read (`get`, `scan`, `export`, `stats`) on a file system they cannot
-//! write (a read-only mount), and for `kv repair`, which must never change the store it
-//! salvages.
+//! the commands that only read (`get`, `scan`, `export`, `stats`), which take no lock and so
+//! work on a store another process holds and on a read-only mount, and for `kv repair`,
+//! which must never change the store it salvages.
 //!
 //! Unlike [`ReadOnlyLog`](crate::readonly_fs::ReadOnlyLog), which refuses every change so
 //! that `verify` reports anything an open would have to do, this layer lets an open do what
@@ -191,8 +191,9 @@ impl FileSystem for ReadOnlyView {
         Ok(())
     }
 
-    /// The caller holds a shared lock on the real store ([`crate::open::view`]); the private
-    /// directory is this process's alone.
+    /// The real store is not locked: readers take no lock (a writer may hold it; the caller
+    /// retries an open it disturbs, see `crate::settle`), and `kv repair` holds a shared one
+    /// of its own. The private directory is this process's alone.
     fn lock_dir(&self, _dir: &Path) -> kv_wal::Result<Option<kv_wal::DirLock>> {
         Ok(None)
     }
