@@ -1,7 +1,8 @@
 //! The language of the `kv` tool, as a library so that it can be fuzzed and reused: the
-//! shell's line splitting ([`line`], redis-cli's rules) and the printing of its replies
-//! ([`print`], redis-cli's layout); and the printing of keys and values by the subcommands,
-//! with its inverse for words given back on a command line ([`output`]). The `kv` binary itself lives in `main.rs`.
+//! shell's line splitting ([`line`](mod@line), redis-cli's rules) and the printing of its
+//! replies ([`print`](mod@print), redis-cli's layout); and the printing of keys and values
+//! by the subcommands, with its inverse for words given back on a command line
+//! ([`output`]). The `kv` binary itself lives in `main.rs`.
 //!
 //! ```
 //! use kv_cli::{line, print};

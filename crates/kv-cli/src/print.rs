@@ -18,7 +18,7 @@
 //! 1~ "member"                 RESP3's set
 //! ```
 //!
-//! A long reply can be cut short: [`print`] asks its `stop` function before each element.
+//! A long reply can be cut short: [`print`](fn@print) asks its `stop` function before each element.
 //! As redis-cli, reports meant for people (`INFO`, `CLIENT LIST`: [`prints_raw`]) are
 //! shown as their raw text instead ([`print_raw`]).
 
@@ -50,7 +50,7 @@ pub fn print(
     write_reply(out, reply, "", false, stop)
 }
 
-/// `reply` as [`print`] prints it, whole.
+/// `reply` as [`print`](fn@print) prints it, whole.
 ///
 /// ```
 /// use kv_server::Reply;
