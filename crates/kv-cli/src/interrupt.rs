@@ -5,7 +5,10 @@
 //! and rustyline reads Ctrl-C as a key instead.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kv_store::KvStore;
 
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -13,6 +16,8 @@ use tokio::signal::unix::{signal, SignalKind};
 #[derive(Debug, Clone)]
 pub struct Interrupt {
     raised: Arc<AtomicBool>,
+    /// The store to sync before a second Ctrl-C ends `kv`.
+    store: Arc<Mutex<Option<KvStore>>>,
 }
 
 impl Interrupt {
@@ -28,6 +33,8 @@ impl Interrupt {
         };
         let raised = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&raised);
+        let store: Arc<Mutex<Option<KvStore>>> = Arc::default();
+        let to_sync = Arc::clone(&store);
         std::thread::Builder::new()
             .name("kv-sigint".into())
             .spawn(move || {
@@ -38,14 +45,36 @@ impl Interrupt {
                             // prints nothing (a long KEYS, a compaction) cannot be cut, so
                             // kv ends as a shell's program does. Safe for the data: the
                             // store survives any end of the process, and a write not yet
-                            // answered was never acknowledged.
+                            // answered was never acknowledged. Every answered write is
+                            // synced first (what a close would have done), for 2 s at most:
+                            // under `none` or `batch` an answered write may not be yet.
                             eprintln!("kv: interrupted");
+                            let store = to_sync.lock().ok().and_then(|mut s| s.take());
+                            if let Some(store) = store {
+                                let (done, synced) = std::sync::mpsc::channel();
+                                std::thread::spawn(move || done.send(store.sync()));
+                                match synced.recv_timeout(Duration::from_secs(2)) {
+                                    Ok(Ok(())) => {}
+                                    Ok(Err(e)) => eprintln!(
+                                        "kv: the store could not be synced: {}",
+                                        crate::failure::describe(&e)
+                                    ),
+                                    Err(_) => eprintln!("kv: the store's sync took over 2 s"),
+                                }
+                            }
                             std::process::exit(130);
                         }
                     }
                 })
             })?;
-        Ok(Interrupt { raised })
+        Ok(Interrupt { raised, store })
+    }
+
+    /// Has a second Ctrl-C sync `store` before it ends `kv`.
+    pub fn sync_on_exit(&self, store: KvStore) {
+        if let Ok(mut slot) = self.store.lock() {
+            *slot = Some(store);
+        }
     }
 
     /// Forgets a Ctrl-C that came before this command.

@@ -50,8 +50,16 @@ pub fn split(line: &[u8]) -> Result<Vec<Vec<u8>>, InvalidArguments> {
         loop {
             match line.get(i) {
                 None | Some(b' ' | b'\n' | b'\r' | b'\t') => break,
-                Some(b'"') => i = double_quoted(line, i + 1, &mut arg)?,
-                Some(b'\'') => i = single_quoted(line, i + 1, &mut arg)?,
+                // A closing quote ends the argument (what follows it is a blank, or the
+                // end: a vertical tab or form feed too, which would not end it elsewhere).
+                Some(b'"') => {
+                    i = double_quoted(line, i + 1, &mut arg)?;
+                    break;
+                }
+                Some(b'\'') => {
+                    i = single_quoted(line, i + 1, &mut arg)?;
+                    break;
+                }
                 Some(&b) => {
                     arg.push(b);
                     i += 1;
@@ -176,6 +184,17 @@ mod tests {
     #[test]
     fn quotes_may_open_inside_an_argument() {
         assert_eq!(words(r#"ab"c d" x'y z'"#), ["abc d", "xy z"]);
+    }
+
+    #[test]
+    fn a_closing_quote_ends_the_argument_before_any_blank() {
+        assert_eq!(words("ECHO \"a\"\x0b"), ["ECHO", "a"]);
+        assert_eq!(
+            words("ECHO \"a\"\x0cb 'c'\x0bd"),
+            ["ECHO", "a", "b", "c", "d"]
+        );
+        // Unquoted, a vertical tab is part of the argument, as in redis-cli.
+        assert_eq!(words("a\x0bb"), ["a\x0bb"]);
     }
 
     #[test]

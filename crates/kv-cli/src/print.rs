@@ -60,7 +60,8 @@ pub fn print(
 pub fn to_text(reply: &Reply) -> String {
     let mut out = Vec::new();
     print(&mut out, reply, &mut || false).expect("a Vec takes any write");
-    String::from_utf8(out).expect("replies print as UTF-8 (strings are escaped)")
+    // Strings are escaped; only a verbatim text (shown as it is) can hold other bytes.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `bytes` in double quotes, as redis-cli shows a string: `\\ \" \n \r \t \a \b`, printable
@@ -120,7 +121,45 @@ pub fn prints_raw(args: &[impl AsRef<[u8]>]) -> bool {
 /// # Errors
 ///
 /// Any error of `out`.
-pub fn print_raw(out: &mut impl Write, reply: &Reply) -> io::Result<()> {
+pub fn print_raw(
+    out: &mut impl Write,
+    reply: &Reply,
+    stop: &mut dyn FnMut() -> bool,
+) -> io::Result<Printed> {
+    if let Reply::Array(items) | Reply::Set(items) = reply {
+        for (i, item) in items.iter().enumerate() {
+            if stop() {
+                return Ok(Printed::Cut);
+            }
+            if i > 0 {
+                out.write_all(b"\n")?;
+            }
+            if print_raw(out, item, stop)? == Printed::Cut {
+                return Ok(Printed::Cut);
+            }
+        }
+        return Ok(Printed::Whole);
+    }
+    if let Reply::Map(pairs) = reply {
+        for (i, (key, value)) in pairs.iter().enumerate() {
+            if stop() {
+                return Ok(Printed::Cut);
+            }
+            if i > 0 {
+                out.write_all(b"\n")?;
+            }
+            print_raw(out, key, &mut || false)?;
+            out.write_all(b" ")?;
+            if print_raw(out, value, stop)? == Printed::Cut {
+                return Ok(Printed::Cut);
+            }
+        }
+        return Ok(Printed::Whole);
+    }
+    print_raw_scalar(out, reply).map(|()| Printed::Whole)
+}
+
+fn print_raw_scalar(out: &mut impl Write, reply: &Reply) -> io::Result<()> {
     match reply {
         Reply::Simple(status) => out.write_all(status.as_bytes()),
         Reply::Status(status) => out.write_all(status.as_bytes()),
@@ -131,25 +170,8 @@ pub fn print_raw(out: &mut impl Write, reply: &Reply) -> io::Result<()> {
         Reply::Double(value) => write!(out, "{}", double_text(*value)),
         Reply::Boolean(value) => write!(out, "({value})"),
         Reply::BigNumber(digits) => write!(out, "{digits}"),
-        Reply::Array(items) | Reply::Set(items) => {
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.write_all(b"\n")?;
-                }
-                print_raw(out, item)?;
-            }
-            Ok(())
-        }
-        Reply::Map(pairs) => {
-            for (i, (key, value)) in pairs.iter().enumerate() {
-                if i > 0 {
-                    out.write_all(b"\n")?;
-                }
-                print_raw(out, key)?;
-                out.write_all(b" ")?;
-                print_raw(out, value)?;
-            }
-            Ok(())
+        Reply::Array(_) | Reply::Set(_) | Reply::Map(_) => {
+            unreachable!("aggregates are written by print_raw")
         }
     }
 }
@@ -170,10 +192,20 @@ fn elements(reply: &Reply) -> Option<(Elements<'_>, char, &'static str)> {
     }
 }
 
-fn is_filled_aggregate(reply: &Reply) -> bool {
+/// Whether `reply`, as a map's value, takes lines of its own (after its key's line), as
+/// redis-cli decides: an aggregate of more than one element, or of one that does.
+fn is_multiline(reply: &Reply) -> bool {
     match elements(reply) {
-        Some((Elements::Items(items), ..)) => !items.is_empty(),
-        Some((Elements::Pairs(pairs), ..)) => !pairs.is_empty(),
+        Some((Elements::Items(items), ..)) => match items {
+            [] => false,
+            [only] => is_multiline(only),
+            _ => true,
+        },
+        Some((Elements::Pairs(pairs), ..)) => match pairs {
+            [] => false,
+            [(_, value)] => is_multiline(value),
+            _ => true,
+        },
         None => false,
     }
 }
@@ -218,7 +250,7 @@ fn write_reply(
                 }
                 out.write_all(&key_text)?;
                 out.write_all(b" => ")?;
-                if is_filled_aggregate(value) {
+                if is_multiline(value) {
                     out.write_all(b"\n")?;
                     write_reply(out, value, &inner, true, stop)?
                 } else {
@@ -413,7 +445,7 @@ mod tests {
         assert!(!prints_raw(&["get", "info"]));
         let raw = |reply: &Reply| {
             let mut out = Vec::new();
-            print_raw(&mut out, reply).unwrap();
+            print_raw(&mut out, reply, &mut || false).unwrap();
             String::from_utf8(out).unwrap()
         };
         assert_eq!(
@@ -434,6 +466,40 @@ mod tests {
             raw(&Reply::Map(vec![(Reply::bulk("k"), Reply::bulk("v"))])),
             "k v"
         );
+    }
+
+    #[test]
+    fn a_map_value_of_one_element_stays_on_its_key_line() {
+        let one = |value: Reply| Reply::Map(vec![(Reply::bulk("k"), value)]);
+        assert_eq!(
+            to_text(&one(one(Reply::Integer(1)))),
+            "1# \"k\" => 1# \"k\" => (integer) 1\n"
+        );
+        assert_eq!(
+            to_text(&one(Reply::Array(vec![Reply::Integer(1)]))),
+            "1# \"k\" => 1) (integer) 1\n"
+        );
+        assert_eq!(
+            to_text(&one(Reply::Array(vec![
+                Reply::Integer(1),
+                Reply::Integer(2)
+            ]))),
+            "1# \"k\" => \n   1) (integer) 1\n   2) (integer) 2\n"
+        );
+    }
+
+    #[test]
+    fn stop_cuts_a_raw_reply_too() {
+        let long = Reply::Array((0..1000).map(Reply::Integer).collect());
+        let mut out = Vec::new();
+        let mut asked = 0;
+        let printed = print_raw(&mut out, &long, &mut || {
+            asked += 1;
+            asked > 2
+        })
+        .unwrap();
+        assert_eq!(printed, Printed::Cut);
+        assert_eq!(String::from_utf8(out).unwrap(), "0\n1");
     }
 
     #[test]

@@ -43,6 +43,28 @@ impl Remote {
         &self.address
     }
 
+    /// Why the shell will not send `args` to a server, if it will not: commands after which
+    /// the server stops answering one reply per request (subscriptions, `MONITOR`, `CLIENT
+    /// REPLY OFF|SKIP`) would leave every later reply answering the wrong line.
+    pub fn refuses(args: &[Bytes]) -> Option<String> {
+        let word = |i: usize| {
+            args.get(i)
+                .map(|w| String::from_utf8_lossy(w).to_ascii_lowercase())
+                .unwrap_or_default()
+        };
+        let name = word(0);
+        let streams = matches!(
+            name.as_str(),
+            "subscribe" | "psubscribe" | "ssubscribe" | "monitor" | "sync" | "psync"
+        ) || (name == "client" && word(1) == "reply" && word(2) != "on");
+        streams.then(|| {
+            format!(
+                "ERR kv's shell answers one reply per command: use redis-cli for {}",
+                name.to_ascii_uppercase()
+            )
+        })
+    }
+
     /// Sends one request and waits for its reply; an error that is not the server's reply
     /// (the connection broke) as text.
     pub fn request(&mut self, args: &[Bytes]) -> Result<Reply, String> {
@@ -57,7 +79,9 @@ impl Remote {
     }
 }
 
-/// The shell's reply for a value the `redis` crate read.
+/// The shell's reply for a value the `redis` crate read. (A double is printed from the
+/// number the crate parsed, so in its shortest form: `0.1` where Redis 7.0's redis-cli
+/// shows the server's `0.10000000000000001`.)
 pub fn reply(value: Value) -> Reply {
     match value {
         Value::Nil => Reply::Nil,

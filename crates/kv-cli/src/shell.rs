@@ -23,8 +23,12 @@ use kv_cli::print::{self, Printed};
 
 /// Where the shell's commands run.
 enum Backend {
-    /// In this process, on the store in `--dir`.
-    Local { session: Session, store: KvStore },
+    /// In this process, on the store in `--dir`; `closed` once `QUIT` closed it.
+    Local {
+        session: Session,
+        store: KvStore,
+        closed: bool,
+    },
     /// On a server, through a connection.
     Remote(Remote),
 }
@@ -34,15 +38,32 @@ impl Backend {
     /// text.
     fn request(&mut self, args: &[Bytes]) -> Result<Reply, String> {
         match self {
-            Backend::Local { session, .. } => {
-                let reply = session.handle(args);
+            Backend::Local {
+                session,
+                store,
+                closed,
+            } => {
+                let mut reply = session.handle(args);
+                if session.is_closing() && !*closed {
+                    // QUIT answers once the store is closed (synced), as the first shell
+                    // did: its OK says every write is on disk, under any durability.
+                    *closed = true;
+                    if let Err(e) = store.close() {
+                        reply = Reply::error(format!("ERR {}", crate::failure::describe(&e)));
+                    }
+                }
                 // As the server would encode it: a RESP2 client sees no map.
                 Ok(match session.protocol() {
                     Protocol::Resp2 => reply.into_resp2(),
                     Protocol::Resp3 => reply,
                 })
             }
-            Backend::Remote(remote) => remote.request(args),
+            Backend::Remote(remote) => {
+                if let Some(refusal) = Remote::refuses(args) {
+                    return Ok(Reply::error(refusal));
+                }
+                remote.request(args)
+            }
         }
     }
 
@@ -96,9 +117,11 @@ pub fn run(dir: &Path, durability: Durability, args: ShellArgs) -> Outcome {
         Some(address) => Backend::Remote(Remote::connect(address, args.pass)?),
         None => {
             let store = open::create(dir, durability)?;
+            interrupt.sync_on_exit(store.clone());
             Backend::Local {
                 session: Session::local(store.clone()),
                 store,
+                closed: false,
             }
         }
     };
@@ -117,11 +140,25 @@ pub fn run(dir: &Path, durability: Durability, args: ShellArgs) -> Outcome {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     };
-    if let Backend::Local { session, store } = shell.backend {
-        drop(session);
-        store.close()?;
+    let closed = match shell.backend {
+        Backend::Local {
+            session,
+            store,
+            closed: false,
+        } => {
+            drop(session);
+            store.close().map_err(Failure::from)
+        }
+        _ => Ok(()),
+    };
+    match (result, closed) {
+        (Ok(()), closed) => closed,
+        (Err(e), Ok(())) => Err(Failure::runtime(e)),
+        (Err(e), Err(Failure::Runtime(close))) => Err(Failure::Runtime(format!(
+            "{e}; closing the store failed too: {close}"
+        ))),
+        (Err(_), Err(close)) => Err(close),
     }
-    result.map_err(Failure::runtime)
 }
 
 /// Reads lines from standard input until its end, `QUIT` or `EXIT`, answering each at once.
@@ -171,6 +208,14 @@ fn interactive(shell: &mut Shell, dir: &Path) -> io::Result<()> {
             // Ctrl-C at the prompt drops the line being typed, as in a Unix shell.
             Err(rustyline::error::ReadlineError::Interrupted) => continue,
             Err(rustyline::error::ReadlineError::Eof) => break,
+            // A byte that is not UTF-8 typed at the prompt: that line is lost, not the
+            // shell (piped input takes any bytes).
+            Err(rustyline::error::ReadlineError::Io(e))
+                if e.kind() == io::ErrorKind::InvalidData =>
+            {
+                writeln!(out, "(error) the line typed is not UTF-8; use \\xHH in double quotes for such bytes")?;
+                out.flush()?;
+            }
             Err(e) => return Err(io::Error::other(e)),
         }
     }
@@ -218,13 +263,18 @@ fn answer(shell: &mut Shell, line: &[u8], out: &mut impl Write) -> io::Result<Fl
             return Err(io::Error::other(format!("the connection broke: {broken}")));
         }
     };
-    if print::prints_raw(&args) {
+    let stop = &mut || shell.interrupt.take();
+    let printed = if print::prints_raw(&args) {
         // Reports (INFO, CLIENT LIST) bring their own line ends.
-        print::print_raw(out, &reply)?;
+        print::print_raw(out, &reply, stop)?
     } else if shell.raw {
-        print::print_raw(out, &reply)?;
+        let printed = print::print_raw(out, &reply, stop)?;
         writeln!(out)?;
-    } else if print::print(out, &reply, &mut || shell.interrupt.take())? == Printed::Cut {
+        printed
+    } else {
+        print::print(out, &reply, stop)?
+    };
+    if printed == Printed::Cut {
         writeln!(out, "(interrupted)")?;
     }
     if shell.backend.closing() || (quit && !reply.is_error()) {

@@ -128,25 +128,6 @@ impl Shell {
         self.answer()
     }
 
-    /// Sends `line` and returns every answer line up to the closing `(end)` of a SCAN.
-    pub fn scan(&mut self, line: &str) -> Vec<String> {
-        self.send(line);
-        let mut pairs = Vec::new();
-        loop {
-            let answer = self.answer();
-            if answer == "(end)" {
-                return pairs;
-            }
-            assert!(!answer.starts_with("ERR"), "{line}: {answer}");
-            pairs.push(answer);
-        }
-    }
-
-    /// Whether kv printed nothing more within `wait`.
-    pub fn silent_for(&self, wait: Duration) -> bool {
-        self.lines.recv_timeout(wait).is_err()
-    }
-
     /// Closes kv's input and waits for it to exit; returns its status and remaining output.
     pub fn finish(mut self) -> (ExitStatus, Vec<String>) {
         drop(self.stdin.take());
