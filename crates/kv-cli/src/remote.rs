@@ -115,6 +115,33 @@ pub fn reply(value: Value) -> Reply {
 mod tests {
     use super::*;
 
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn commands_that_break_one_reply_per_request_are_refused() {
+        for refused in [
+            &["SUBSCRIBE", "ch"][..],
+            &["psubscribe", "c*"],
+            &["MONITOR"],
+            &["client", "reply", "off"],
+            &["CLIENT", "REPLY", "skip"],
+        ] {
+            assert!(Remote::refuses(&args(refused)).is_some(), "{refused:?}");
+        }
+        for allowed in [
+            &["GET", "k"][..],
+            &["client", "reply", "on"],
+            &["CLIENT", "LIST"],
+        ] {
+            assert!(Remote::refuses(&args(allowed)).is_none(), "{allowed:?}");
+        }
+    }
+
     #[test]
     fn every_value_becomes_its_reply() {
         let value = Value::Array(vec![
