@@ -50,6 +50,7 @@
 
 #![forbid(unsafe_code)]
 
+mod block;
 pub mod codec;
 pub mod command;
 mod error;

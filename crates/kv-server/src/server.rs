@@ -255,7 +255,7 @@ async fn serve(
             let (mut requests, mut out) =
                 (std::mem::take(&mut pending), std::mem::take(&mut output));
             let Ok((back, requests_back, out_back)) = tokio::task::spawn_blocking(move || {
-                answer(&mut current, &mut requests, &mut out);
+                current.answer(&mut requests, &mut out, OUTPUT_CHUNK);
                 (current, requests, out)
             })
             .await
@@ -264,7 +264,7 @@ async fn serve(
             };
             (current, pending, output) = (back, requests_back, out_back);
         } else {
-            answer(&mut current, &mut pending, &mut output);
+            current.answer(&mut pending, &mut output, OUTPUT_CHUNK);
         }
         if let (Some(error), true) = (&broken, pending.is_empty()) {
             encode(
@@ -352,19 +352,3 @@ async fn send(
 
 /// Replies are written once they reach this size (or the pipeline is answered).
 const OUTPUT_CHUNK: usize = 64 * 1024;
-
-/// Answers requests in turn until the replies reach [`OUTPUT_CHUNK`], the requests run
-/// out, or one closes the connection.
-fn answer(session: &mut Session, requests: &mut VecDeque<Vec<Bytes>>, output: &mut BytesMut) {
-    while output.len() < OUTPUT_CHUNK {
-        let Some(request) = requests.pop_front() else {
-            return;
-        };
-        let reply = session.handle(&request);
-        encode(&reply, session.protocol, output);
-        if session.closing {
-            requests.clear();
-            return;
-        }
-    }
-}

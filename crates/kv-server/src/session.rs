@@ -6,10 +6,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use kv_store::{Durability, KvStore, Transaction};
+use std::collections::VecDeque;
 
-use crate::codec::Protocol;
+use bytes::{Bytes, BytesMut};
+use kv_store::{Durability, KeyUse, KvStore, Transaction};
+
+use crate::block::{self, Role};
+use crate::codec::{encode, Protocol};
 use crate::command::{self, is, Command, CommandError, Spec, COMMANDS};
 use crate::execute::{execute, store_error};
 use crate::glob::glob_match;
@@ -147,6 +150,132 @@ impl Session {
 
     /// Answers one request (its name first; not empty).
     pub fn handle(&mut self, args: &[Bytes]) -> Reply {
+        match self.prepare(args) {
+            Ok(command) => self.run_on_store(&command),
+            Err(reply) => reply,
+        }
+    }
+
+    /// Answers `requests` in turn, as [`handle`](Self::handle) would one at a time, into
+    /// `output` (encoded), until the replies reach `chunk` bytes, the requests run out, or
+    /// one closes the connection. A run of data commands from a write on is answered as
+    /// one atomic block whose writes share one commit (see `block.rs`).
+    pub(crate) fn answer(
+        &mut self,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+        chunk: usize,
+    ) {
+        while output.len() < chunk {
+            let Some(request) = requests.pop_front() else {
+                return;
+            };
+            let command = match self.prepare(&request) {
+                Ok(command) => command,
+                Err(reply) => {
+                    encode(&reply, self.protocol, output);
+                    continue;
+                }
+            };
+            if requests.is_empty() || block::role(&command) != Some(Role::Writes) {
+                let reply = self.run_on_store(&command);
+                encode(&reply, self.protocol, output);
+                if self.closing {
+                    requests.clear();
+                    return;
+                }
+                continue;
+            }
+            // A block: this write, and the data commands after it. The next request is
+            // prepared before the block runs: only running a connection command (AUTH,
+            // MULTI, HELLO) changes how a request is prepared, and none is in a block.
+            let mut block = vec![command];
+            let mut size = request_size(&request);
+            let mut after = None;
+            while block.len() < block::MAX_COMMANDS && size < block::MAX_BYTES {
+                let Some(next) = requests.pop_front() else {
+                    break;
+                };
+                size += request_size(&next);
+                match self.prepare(&next) {
+                    Ok(command) if block::role(&command).is_some() => block.push(command),
+                    prepared => {
+                        after = Some(prepared);
+                        break;
+                    }
+                }
+            }
+            // Reads after the last write need not wait for the block's commit, nor hold
+            // their keys for it: they are answered after it, on their own.
+            let writes = 1 + block
+                .iter()
+                .rposition(|c| block::role(c) == Some(Role::Writes))
+                .unwrap_or(0);
+            let reads_after = block.split_off(writes);
+            for reply in self.run_block(&block) {
+                encode(&reply, self.protocol, output);
+            }
+            for command in reads_after {
+                let reply = self.run_on_store(&command);
+                encode(&reply, self.protocol, output);
+            }
+            match after {
+                Some(Ok(command)) => {
+                    let reply = self.run_on_store(&command);
+                    encode(&reply, self.protocol, output);
+                    if self.closing {
+                        requests.clear();
+                        return;
+                    }
+                }
+                Some(Err(reply)) => encode(&reply, self.protocol, output),
+                None => {}
+            }
+        }
+    }
+
+    /// Runs `block` (data commands, a write first) as one atomic step with one commit, and
+    /// answers each command. If the commit fails, runs them again one at a time, which
+    /// answers each as it would have been answered alone: a store that refused the batch
+    /// (a value over the limit, a full disk) wrote none of it, and one that failed refuses
+    /// every write from then on, so nothing is written twice.
+    fn run_block(&mut self, block: &[Command]) -> Vec<Reply> {
+        if let [command] = block {
+            return vec![self.run_on_store(command)];
+        }
+        let mut keys = Vec::with_capacity(block.len());
+        for command in block {
+            block::keys(command, &mut keys);
+        }
+        let held: Vec<(&[u8], KeyUse)> = keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
+        let store = &self.shared.store;
+        let ran = store.update_keys(&held, |held| {
+            let mut view = Queued::held(store.clone(), held);
+            let replies: Vec<Reply> = block
+                .iter()
+                .map(|command| {
+                    execute(&mut view, command)
+                        .unwrap_or_else(|| Reply::error("ERR command not available here"))
+                })
+                .collect();
+            (view.into_writes(), replies)
+        });
+        match ran {
+            Ok(replies) => replies,
+            Err(_) => block.iter().map(|c| self.run_on_store(c)).collect(),
+        }
+    }
+
+    /// Runs a prepared command against the store.
+    fn run_on_store(&mut self, command: &Command) -> Reply {
+        let mut store = self.shared.store.clone();
+        self.run(&mut store, command)
+    }
+
+    /// Everything [`handle`](Self::handle) does before running a command: counts it,
+    /// parses it, checks authentication, and queues it inside `MULTI`. `Err`: the reply
+    /// of a request answered without running (an error, `QUEUED`).
+    fn prepare(&mut self, args: &[Bytes]) -> Result<Command, Reply> {
         self.shared
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
@@ -162,33 +291,29 @@ impl Session {
                     if self.queued.is_some() {
                         self.queue_failed = true;
                     }
-                    return error.into();
+                    return Err(error.into());
                 }
             },
         };
         if !self.authenticated && !spec.no_auth() {
-            return Reply::error("NOAUTH Authentication required.");
+            return Err(Reply::error("NOAUTH Authentication required."));
         }
         if let Some(queued) = &mut self.queued {
             match command {
                 Ok(Command::Exec | Command::Discard | Command::Quit | Command::Reset) => {}
-                Ok(Command::Multi) => return Reply::error("ERR MULTI calls can not be nested"),
+                Ok(Command::Multi) => {
+                    return Err(Reply::error("ERR MULTI calls can not be nested"))
+                }
                 Ok(Command::Watch(_)) => {
-                    return Reply::error("ERR WATCH inside MULTI is not allowed")
+                    return Err(Reply::error("ERR WATCH inside MULTI is not allowed"))
                 }
                 command => {
                     queued.push(command);
-                    return Reply::Simple("QUEUED");
+                    return Err(Reply::Simple("QUEUED"));
                 }
             }
         }
-        match command {
-            Ok(command) => {
-                let mut store = self.shared.store.clone();
-                self.run(&mut store, &command)
-            }
-            Err(error) => error.into(),
-        }
+        command.map_err(Reply::from)
     }
 
     /// Runs a command against `keyspace` (the store, or `EXEC`'s block view).
@@ -521,6 +646,11 @@ impl Session {
         }
         out
     }
+}
+
+/// A request's size, for a block's limit: its arguments' bytes.
+fn request_size(request: &[Bytes]) -> usize {
+    request.iter().map(Bytes::len).sum()
 }
 
 impl Drop for Session {
