@@ -241,13 +241,23 @@ fn no_acknowledged_pipelined_write_is_lost_to_a_sigkill_under_load() {
             exists.push_str(&format!("${}\r\n{key}\r\n", key.len()));
         }
         let present = request(&mut c, exists.as_bytes()).unwrap();
-        assert_eq!(present, format!(":{sets}\r\n"), "thread {thread}: SETs lost");
+        assert_eq!(
+            present,
+            format!(":{sets}\r\n"),
+            "thread {thread}: SETs lost"
+        );
         // At least every acknowledged increment (more may have been written unanswered).
         let header = request(&mut c, format!("GET count{thread}\r\n").as_bytes()).unwrap();
-        assert!(header.starts_with('$'), "thread {thread}: the counter is lost");
+        assert!(
+            header.starts_with('$'),
+            "thread {thread}: the counter is lost"
+        );
         let value = request(&mut c, b"").unwrap();
         let kept: i64 = value.trim_end().parse().unwrap();
-        assert!(kept >= count, "thread {thread}: {kept} kept, {count} acknowledged");
+        assert!(
+            kept >= count,
+            "thread {thread}: {kept} kept, {count} acknowledged"
+        );
     }
     signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());

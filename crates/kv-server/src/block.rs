@@ -173,7 +173,10 @@ mod tests {
         }
         assert_eq!(role(&command(&["GET", "k"])), Some(Role::Reads));
         assert_eq!(role(&command(&["GETEX", "k"])), Some(Role::Reads));
-        assert_eq!(role(&command(&["GETEX", "k", "EX", "1"])), Some(Role::Writes));
+        assert_eq!(
+            role(&command(&["GETEX", "k", "EX", "1"])),
+            Some(Role::Writes)
+        );
         assert_eq!(role(&command(&["INCR", "k"])), Some(Role::Writes));
     }
 }

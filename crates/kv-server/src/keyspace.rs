@@ -14,8 +14,7 @@ use bytes::Bytes;
 use crate::execute::store_error;
 use crate::reply::Reply;
 use kv_store::{
-    Conflict, Current, HeldKeys, KvStore, Transaction, Ttl, TtlUpdate, Update, Updated,
-    WriteBatch,
+    Conflict, Current, HeldKeys, KvStore, Transaction, Ttl, TtlUpdate, Update, Updated, WriteBatch,
 };
 
 /// Reads and writes of keys, as the commands need them.

@@ -247,7 +247,8 @@ impl Session {
         for command in block {
             block::keys(command, &mut keys);
         }
-        let held: Vec<(&[u8], KeyUse)> = keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
+        let held: Vec<(&[u8], KeyUse)> =
+            keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
         let store = &self.shared.store;
         let ran = store.update_keys(&held, |held| {
             let mut view = Queued::held(store.clone(), held);

@@ -187,7 +187,10 @@ fn concurrent_pipelined_incr_of_one_key_loses_no_increment() {
         "each INCR answered a value of its own"
     );
     let mut c = server.client();
-    assert_eq!(redis::Commands::get::<_, i64>(&mut c, "hot").unwrap(), total);
+    assert_eq!(
+        redis::Commands::get::<_, i64>(&mut c, "hot").unwrap(),
+        total
+    );
 }
 
 #[test]
@@ -220,7 +223,10 @@ fn a_block_whose_commit_fails_answers_each_command_as_alone() {
     assert_eq!(String::from_utf8_lossy(&got), expected);
     let closed = server.stop_result();
     assert!(
-        matches!(closed, Err(kv_server::Error::Store(kv_store::Error::Failed(_)))),
+        matches!(
+            closed,
+            Err(kv_server::Error::Store(kv_store::Error::Failed(_)))
+        ),
         "{closed:?}"
     );
 }

@@ -292,9 +292,7 @@ impl KvStore {
                 .unwrap_or_else(|| path.display().to_string()),
             path,
             admission: Admission::new(options.limits),
-            stripes: (0..STRIPES)
-                .map(|_| Stripe::default())
-                .collect(),
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             stripe_hasher: DefaultHashBuilder::default(),
             report,
             lock: Mutex::new(lock),
