@@ -166,10 +166,25 @@ impl Session {
         output: &mut BytesMut,
         chunk: usize,
     ) {
+        while let Some(stage) = self.answer_until_block(requests, output, chunk) {
+            let replies = run_blocks(&self.shared.store, &[&stage.block]).remove(0);
+            self.finish(stage, replies, requests, output);
+        }
+    }
+
+    /// Answers requests in turn, as [`answer`](Self::answer) does, up to the next block,
+    /// which it takes out of `requests` and returns, for the caller to run (with other
+    /// connections' blocks: see `writer.rs`) and then to [`finish`](Self::finish). `None`
+    /// once the replies reach `chunk` bytes, the requests run out, or one closes the
+    /// connection.
+    pub(crate) fn answer_until_block(
+        &mut self,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+        chunk: usize,
+    ) -> Option<Stage> {
         while output.len() < chunk {
-            let Some(request) = requests.pop_front() else {
-                return;
-            };
+            let request = requests.pop_front()?;
             let command = match self.prepare(&request) {
                 Ok(command) => command,
                 Err(reply) => {
@@ -177,12 +192,12 @@ impl Session {
                     continue;
                 }
             };
-            if requests.is_empty() || block::role(&command) != Some(Role::Writes) {
+            if block::role(&command) != Some(Role::Writes) {
                 let reply = self.run_on_store(&command);
                 encode(&reply, self.protocol, output);
                 if self.closing {
                     requests.clear();
-                    return;
+                    return None;
                 }
                 continue;
             }
@@ -212,58 +227,41 @@ impl Session {
                 .rposition(|c| block::role(c) == Some(Role::Writes))
                 .unwrap_or(0);
             let reads_after = block.split_off(writes);
-            for reply in self.run_block(&block) {
-                encode(&reply, self.protocol, output);
-            }
-            for command in reads_after {
-                let reply = self.run_on_store(&command);
-                encode(&reply, self.protocol, output);
-            }
-            match after {
-                Some(Ok(command)) => {
-                    let reply = self.run_on_store(&command);
-                    encode(&reply, self.protocol, output);
-                    if self.closing {
-                        requests.clear();
-                        return;
-                    }
-                }
-                Some(Err(reply)) => encode(&reply, self.protocol, output),
-                None => {}
-            }
+            return Some(Stage {
+                block,
+                reads_after,
+                after,
+            });
         }
+        None
     }
 
-    /// Runs `block` (data commands, a write first) as one atomic step with one commit, and
-    /// answers each command. If the commit fails, runs them again one at a time, which
-    /// answers each as it would have been answered alone: a store that refused the batch
-    /// (a value over the limit, a full disk) wrote none of it, and one that failed refuses
-    /// every write from then on, so nothing is written twice.
-    fn run_block(&mut self, block: &[Command]) -> Vec<Reply> {
-        if let [command] = block {
-            return vec![self.run_on_store(command)];
+    /// Answers a block taken by [`answer_until_block`](Self::answer_until_block) with the
+    /// replies its run gave, then the requests it had read after it.
+    pub(crate) fn finish(
+        &mut self,
+        stage: Stage,
+        replies: Vec<Reply>,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+    ) {
+        for reply in replies {
+            encode(&reply, self.protocol, output);
         }
-        let mut keys = Vec::with_capacity(block.len());
-        for command in block {
-            block::keys(command, &mut keys);
+        for command in stage.reads_after {
+            let reply = self.run_on_store(&command);
+            encode(&reply, self.protocol, output);
         }
-        let held: Vec<(&[u8], KeyUse)> =
-            keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
-        let store = &self.shared.store;
-        let ran = store.update_keys(&held, |held| {
-            let mut view = Queued::held(store.clone(), held);
-            let replies: Vec<Reply> = block
-                .iter()
-                .map(|command| {
-                    execute(&mut view, command)
-                        .unwrap_or_else(|| Reply::error("ERR command not available here"))
-                })
-                .collect();
-            (view.into_writes(), replies)
-        });
-        match ran {
-            Ok(replies) => replies,
-            Err(_) => block.iter().map(|c| self.run_on_store(c)).collect(),
+        match stage.after {
+            Some(Ok(command)) => {
+                let reply = self.run_on_store(&command);
+                encode(&reply, self.protocol, output);
+                if self.closing {
+                    requests.clear();
+                }
+            }
+            Some(Err(reply)) => encode(&reply, self.protocol, output),
+            None => {}
         }
     }
 
@@ -647,6 +645,61 @@ impl Session {
         }
         out
     }
+}
+
+/// A block taken out of a connection's requests, with what it read after it.
+#[derive(Debug)]
+pub(crate) struct Stage {
+    /// Data commands, a write first and last.
+    pub(crate) block: Vec<Command>,
+    /// Reads that followed the block's last write, answered after it.
+    reads_after: Vec<Command>,
+    /// The request that ended the block, prepared (`Err`: its reply), answered after it.
+    after: Option<Result<Command, Reply>>,
+}
+
+/// Runs blocks (data commands, a write first; one connection's each, in the order given)
+/// as one atomic step with one commit, and answers each command. If the commit fails,
+/// runs the commands again one at a time, which answers each as it would have been
+/// answered alone: a store that refused the batch (a value over the limit, a full disk)
+/// wrote none of it, and one that failed refuses every write from then on, so nothing is
+/// written twice.
+pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Reply>> {
+    let alone = |command: &Command| {
+        execute(&mut store.clone(), command)
+            .unwrap_or_else(|| Reply::error("ERR command not available here"))
+    };
+    if let [[command]] = blocks {
+        // One command: as it runs alone, with no view over it.
+        return vec![vec![alone(command)]];
+    }
+    let mut keys = Vec::new();
+    for command in blocks.iter().flat_map(|block| block.iter()) {
+        block::keys(command, &mut keys);
+    }
+    let held: Vec<(&[u8], KeyUse)> = keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
+    let ran = store.update_keys(&held, |held| {
+        let mut view = Queued::held(store.clone(), held);
+        let replies = blocks
+            .iter()
+            .map(|block| {
+                block
+                    .iter()
+                    .map(|command| {
+                        execute(&mut view, command)
+                            .unwrap_or_else(|| Reply::error("ERR command not available here"))
+                    })
+                    .collect()
+            })
+            .collect();
+        (view.into_writes(), replies)
+    });
+    ran.unwrap_or_else(|_| {
+        blocks
+            .iter()
+            .map(|block| block.iter().map(alone).collect())
+            .collect()
+    })
 }
 
 /// A request's size, for a block's limit: its arguments' bytes.
