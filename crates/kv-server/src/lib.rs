@@ -60,6 +60,7 @@ mod keyspace;
 mod reply;
 mod server;
 mod session;
+mod writer;
 
 /// The `bytes` crate, whose `Bytes` requests and replies are made of.
 pub use bytes;

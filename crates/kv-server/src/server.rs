@@ -19,6 +19,8 @@ use crate::command;
 use crate::error::{Error, Result};
 use crate::reply::Reply;
 use crate::session::{Session, Shared};
+use crate::writer::{self, Job};
+use std::sync::mpsc::Sender;
 
 /// A [`Server`]'s settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +77,9 @@ impl Default for ServerOptions {
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    /// Where connections queue pipelines that write (`writer.rs`), and its thread.
+    writer: Sender<Job>,
+    writer_thread: std::thread::JoinHandle<()>,
 }
 
 impl Server {
@@ -91,8 +96,11 @@ impl Server {
                 source,
             })?;
         let port = listener.local_addr()?.port();
+        let (writer, writer_thread) = writer::start(store.clone())?;
         Ok(Server {
             listener,
+            writer,
+            writer_thread,
             shared: Arc::new(Shared {
                 store,
                 options,
@@ -151,7 +159,13 @@ impl Server {
                         drop(slot);
                         connections.spawn(refuse(stream));
                     } else {
-                        connections.spawn(serve(stream, addr, slot, stopped.clone()));
+                        connections.spawn(serve(
+                            stream,
+                            addr,
+                            slot,
+                            stopped.clone(),
+                            self.writer.clone(),
+                        ));
                     }
                 }
                 // Reaps finished connections so the set does not grow.
@@ -161,6 +175,10 @@ impl Server {
         drop(self.listener);
         let _ = stop.send(true);
         while connections.join_next().await.is_some() {}
+        // Every connection is gone: the writer ends once this last sender is dropped.
+        drop(self.writer);
+        let writer_thread = self.writer_thread;
+        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
         let store = self.shared.store.clone();
         store.close_async().await?;
         Ok(())
@@ -197,6 +215,7 @@ async fn serve(
     addr: SocketAddr,
     slot: ClientSlot,
     mut stopped: watch::Receiver<bool>,
+    writer: Sender<Job>,
 ) {
     let shared = slot.0.clone();
     let _slot = slot;
@@ -250,16 +269,20 @@ async fn serve(
             .iter()
             .any(|r: &Vec<Bytes>| command::lookup(&r[0]).is_some_and(|s| s.writes()))
         {
-            // Writes may wait for an fsync: on the blocking pool, never on a runtime
-            // thread, once per pipeline (or per chunk of its replies).
-            let (mut requests, mut out) =
-                (std::mem::take(&mut pending), std::mem::take(&mut output));
-            let Ok((back, requests_back, out_back)) = tokio::task::spawn_blocking(move || {
-                current.answer(&mut requests, &mut out, OUTPUT_CHUNK);
-                (current, requests, out)
-            })
-            .await
-            else {
+            // Writes may wait for an fsync: never on a runtime thread. The writer answers
+            // the pipeline (or a chunk of its replies), with other connections'.
+            let (done, answered) = tokio::sync::oneshot::channel();
+            let job = Job {
+                session: current,
+                requests: std::mem::take(&mut pending),
+                output: std::mem::take(&mut output),
+                chunk: OUTPUT_CHUNK,
+                done,
+            };
+            if writer.send(job).is_err() {
+                return;
+            }
+            let Ok((back, requests_back, out_back)) = answered.await else {
                 return;
             };
             (current, pending, output) = (back, requests_back, out_back);
