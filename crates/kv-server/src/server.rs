@@ -265,10 +265,20 @@ async fn serve(
         let Some(mut current) = session.take() else {
             return;
         };
-        if pending
-            .iter()
-            .any(|r: &Vec<Bytes>| command::lookup(&r[0]).is_some_and(|s| s.writes()))
-        {
+        let writes = |pending: &VecDeque<Vec<Bytes>>| {
+            pending
+                .iter()
+                .any(|r| command::lookup(&r[0]).is_some_and(|s| s.writes()))
+        };
+        if shared.options.durability != Durability::Sync && writes(&pending) {
+            // Writes that return before their fsync are answered here while nothing can
+            // make them wait, as the store's async writes are: a trip to the writer
+            // costs more than the write.
+            current.answer_in_place(&mut pending, &mut output, OUTPUT_CHUNK);
+        }
+        if output.len() >= OUTPUT_CHUNK {
+            // A chunk of replies to send first.
+        } else if writes(&pending) {
             // Writes may wait for an fsync: never on a runtime thread. The writer answers
             // the pipeline (or a chunk of its replies), with other connections'.
             let (done, answered) = tokio::sync::oneshot::channel();
@@ -289,6 +299,7 @@ async fn serve(
         } else {
             current.answer(&mut pending, &mut output, OUTPUT_CHUNK);
         }
+
         if let (Some(error), true) = (&broken, pending.is_empty()) {
             encode(
                 &Reply::error(format!("ERR {error}")),

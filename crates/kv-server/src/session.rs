@@ -151,7 +151,7 @@ impl Session {
     /// Answers one request (its name first; not empty).
     pub fn handle(&mut self, args: &[Bytes]) -> Reply {
         match self.prepare(args) {
-            Ok(command) => self.run_on_store(&command),
+            Ok((command, _)) => self.run_on_store(&command),
             Err(reply) => reply,
         }
     }
@@ -183,16 +183,34 @@ impl Session {
         output: &mut BytesMut,
         chunk: usize,
     ) -> Option<Stage> {
+        self.answer_until(requests, output, chunk, false)
+    }
+
+    /// [`answer_until_block`](Self::answer_until_block); `in_place`: on a runtime thread,
+    /// where nothing may wait: a write that is not a block's (`FLUSHDB`, `EXEC`) is given
+    /// back, unrun, and ends the answering.
+    fn answer_until(
+        &mut self,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+        chunk: usize,
+        in_place: bool,
+    ) -> Option<Stage> {
         while output.len() < chunk {
             let request = requests.pop_front()?;
-            let command = match self.prepare(&request) {
-                Ok(command) => command,
+            let (command, spec) = match self.prepare(&request) {
+                Ok(prepared) => prepared,
                 Err(reply) => {
                     encode(&reply, self.protocol, output);
                     continue;
                 }
             };
-            if block::role(&command) != Some(Role::Writes) {
+            let role = block::role(&command);
+            if in_place && spec.writes() && role != Some(Role::Writes) {
+                self.give_back(vec![request], requests);
+                return None;
+            }
+            if role != Some(Role::Writes) {
                 let reply = self.run_on_store(&command);
                 encode(&reply, self.protocol, output);
                 if self.closing {
@@ -206,16 +224,19 @@ impl Session {
             // MULTI, HELLO) changes how a request is prepared, and none is in a block.
             let mut block = vec![command];
             let mut size = request_size(&request);
+            let mut raw = vec![request];
             let mut after = None;
             while block.len() < block::MAX_COMMANDS && size < block::MAX_BYTES {
                 let Some(next) = requests.pop_front() else {
                     break;
                 };
                 size += request_size(&next);
-                match self.prepare(&next) {
-                    Ok(command) if block::role(&command).is_some() => block.push(command),
+                let prepared = self.prepare(&next);
+                raw.push(next);
+                match prepared {
+                    Ok((command, _)) if block::role(&command).is_some() => block.push(command),
                     prepared => {
-                        after = Some(prepared);
+                        after = Some(prepared.map(|(command, _)| command));
                         break;
                     }
                 }
@@ -231,9 +252,42 @@ impl Session {
                 block,
                 reads_after,
                 after,
+                raw,
             });
         }
         None
+    }
+
+    /// Answers what it can of `requests` as [`answer`](Self::answer) does, on a runtime
+    /// thread: each block only if it can be written without waiting
+    /// ([`KvStore::try_update_keys`]). Stops at the first thing that could wait, leaving
+    /// it, unrun, at the front of `requests`, for a thread that may wait to answer.
+    pub(crate) fn answer_in_place(
+        &mut self,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+        chunk: usize,
+    ) {
+        while let Some(stage) = self.answer_until(requests, output, chunk, true) {
+            match try_run_block(&self.shared.store, &stage.block) {
+                Some(replies) => self.finish(stage, replies, requests, output),
+                None => {
+                    self.give_back(stage.raw, requests);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Puts requests taken out, unrun, back at the front of `requests`, in their order,
+    /// and uncounts them (they are counted again when they run).
+    fn give_back(&mut self, raw: Vec<Vec<Bytes>>, requests: &mut VecDeque<Vec<Bytes>>) {
+        self.shared
+            .commands_processed
+            .fetch_sub(raw.len() as u64, Ordering::Relaxed);
+        for request in raw.into_iter().rev() {
+            requests.push_front(request);
+        }
     }
 
     /// Answers a block taken by [`answer_until_block`](Self::answer_until_block) with the
@@ -274,7 +328,7 @@ impl Session {
     /// Everything [`handle`](Self::handle) does before running a command: counts it,
     /// parses it, checks authentication, and queues it inside `MULTI`. `Err`: the reply
     /// of a request answered without running (an error, `QUEUED`).
-    fn prepare(&mut self, args: &[Bytes]) -> Result<Command, Reply> {
+    fn prepare(&mut self, args: &[Bytes]) -> Result<(Command, &'static Spec), Reply> {
         self.shared
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
@@ -312,7 +366,7 @@ impl Session {
                 }
             }
         }
-        command.map_err(Reply::from)
+        command.map(|command| (command, spec)).map_err(Reply::from)
     }
 
     /// Runs a command against `keyspace` (the store, or `EXEC`'s block view).
@@ -656,6 +710,35 @@ pub(crate) struct Stage {
     reads_after: Vec<Command>,
     /// The request that ended the block, prepared (`Err`: its reply), answered after it.
     after: Option<Result<Command, Reply>>,
+    /// Every request taken out for the stage, to give back if it cannot run here.
+    raw: Vec<Vec<Bytes>>,
+}
+
+/// Runs one block as [`run_blocks`] does, if it can be written without waiting (see
+/// [`KvStore::try_update_keys`]); `None`, having written nothing, otherwise (or if the
+/// store refused it: the caller runs it again where it may wait, and fall back).
+fn try_run_block(store: &KvStore, block: &[Command]) -> Option<Vec<Reply>> {
+    let mut keys = Vec::new();
+    for command in block {
+        block::keys(command, &mut keys);
+    }
+    let held: Vec<(&[u8], KeyUse)> = keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
+    let ran = store.try_update_keys(&held, |held| {
+        let mut view = Queued::held(store.clone(), held);
+        let replies = run_in(&mut view, block);
+        (view.into_writes(), replies)
+    });
+    ran?.ok()
+}
+
+/// Answers each command of a block, in `view`.
+fn run_in(view: &mut Queued<'_>, block: &[Command]) -> Vec<Reply> {
+    block
+        .iter()
+        .map(|command| {
+            execute(view, command).unwrap_or_else(|| Reply::error("ERR command not available here"))
+        })
+        .collect()
 }
 
 /// Runs blocks (data commands, a write first; one connection's each, in the order given)
@@ -682,15 +765,7 @@ pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Repl
         let mut view = Queued::held(store.clone(), held);
         let replies = blocks
             .iter()
-            .map(|block| {
-                block
-                    .iter()
-                    .map(|command| {
-                        execute(&mut view, command)
-                            .unwrap_or_else(|| Reply::error("ERR command not available here"))
-                    })
-                    .collect()
-            })
+            .map(|block| run_in(&mut view, block))
             .collect();
         (view.into_writes(), replies)
     });

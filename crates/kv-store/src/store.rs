@@ -1308,7 +1308,7 @@ impl Inner {
     }
 
     /// [`Error::Closed`] once `close` has begun.
-    fn refuse_if_closed(&self) -> Result<()> {
+    pub(crate) fn refuse_if_closed(&self) -> Result<()> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(Error::Closed);
         }

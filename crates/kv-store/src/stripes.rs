@@ -44,6 +44,15 @@ impl Stripe {
         })
     }
 
+    /// Holds the stripe exclusively if nobody holds it now.
+    pub(crate) fn try_write(&self) -> Option<StripeGuard<'_>> {
+        Some(StripeGuard {
+            stripe: self,
+            held: Held::Exclusive(self.lock.try_write()?),
+            bump: true,
+        })
+    }
+
     /// Holds the stripe exclusively.
     pub(crate) fn write(&self) -> StripeGuard<'_> {
         StripeGuard {

@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use kv_durable::WriteOptions;
 
-use crate::batch::WriteBatch;
-use crate::error::Result;
+use crate::batch::{fix_deadlines, WriteBatch};
+use crate::error::{Error, Result};
 use crate::locked::Decision;
 use crate::store::KvStore;
 
@@ -124,5 +124,107 @@ impl KvStore {
             }
             Ok(Decision::Write(batch.ops, answer))
         })
+    }
+
+    /// [`update_keys`](Self::update_keys), if nothing can make the calling thread wait: no
+    /// key held by another writer, and a write that returns before its fsync and goes into
+    /// the log at once (see [`KvStore::put_async`], which writes in place on the same
+    /// terms). `None` otherwise, having written nothing (`f` may have run): then call
+    /// [`update_keys`](Self::update_keys) where waiting is allowed. What an async server
+    /// calls on a runtime thread under `Durability::Batch` or `None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`update_keys`](Self::update_keys).
+    ///
+    /// # Panics
+    ///
+    /// As [`update_keys`](Self::update_keys).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use kv_store::{Durability, KeyUse, KvStore, Options, WriteBatch};
+    /// let store = KvStore::open_with(dir.path(), Options::default().durability(Durability::None))?;
+    /// let written = store.try_update_keys(&[(&b"k"[..], KeyUse::Write)], |_| {
+    ///     let mut batch = WriteBatch::new();
+    ///     batch.put("k", "v");
+    ///     (batch, ())
+    /// });
+    /// assert!(matches!(written, Some(Ok(()))), "nothing else was writing");
+    /// assert_eq!(store.get("k").unwrap(), "v");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn try_update_keys<T>(
+        &self,
+        keys: &[(&[u8], KeyUse)],
+        f: impl FnOnce(&HeldKeys<'_>) -> (WriteBatch, T),
+    ) -> Option<Result<T>> {
+        let inner = &self.inner;
+        // Under limits a write may evict or wait for room; a synced one waits for its fsync.
+        if inner.admission.is_limited()
+            || !inner.durable.returns_before_sync(WriteOptions::default())
+        {
+            return None;
+        }
+        if let Err(closed) = inner.refuse_if_closed() {
+            return Some(inner.counted(Err(closed)));
+        }
+        let wanted = inner.stripes_wanted(
+            keys.iter()
+                .map(|&(key, usage)| (key, usage == KeyUse::Read)),
+        );
+        let mut held = Vec::with_capacity(wanted.len());
+        for &(stripe, exclusive) in &wanted {
+            let guard = if exclusive {
+                inner.stripes[stripe].try_write()
+            } else {
+                inner.stripes[stripe].try_read()
+            };
+            match guard {
+                Some(guard) => held.push((stripe, guard)),
+                None => {
+                    held.into_iter().for_each(|(_, g)| g.unwritten());
+                    return None;
+                }
+            }
+        }
+        let now = self.now();
+        let (batch, answer) = f(&HeldKeys { store: self, now });
+        let mut ops = batch.ops;
+        let mut written = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let stripe = inner.stripe_of(op.key());
+            assert!(
+                wanted.binary_search_by_key(&stripe, |&(s, _)| s).is_ok(),
+                "try_update_keys: the batch writes a key that is not among `keys`"
+            );
+            written.push(stripe);
+        }
+        let result = if ops.is_empty() {
+            Ok(())
+        } else {
+            fix_deadlines(&mut ops, now);
+            for op in &ops {
+                inner.admission.touch(op.key(), true);
+            }
+            match inner.durable.try_write_now(ops, WriteOptions::default()) {
+                Ok(result) => result.map_err(Error::from_write),
+                Err(_) => {
+                    held.into_iter().for_each(|(_, g)| g.unwritten());
+                    return None;
+                }
+            }
+        };
+        // As `write_locked`: only the stripes written count a write.
+        for (stripe, guard) in held {
+            if written.contains(&stripe) {
+                drop(guard);
+            } else {
+                guard.unwritten();
+            }
+        }
+        Some(inner.counted(result).map(|()| answer))
     }
 }
