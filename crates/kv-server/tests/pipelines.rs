@@ -91,11 +91,14 @@ proptest! {
 
     /// Pipelines mixing reads, blind writes and read-modify-writes of the same keys,
     /// through the server (in blocks) and through a session one request at a time.
+    /// Under `Sync` blocks go to the writer thread; under `Batch` they are written in
+    /// place where nothing can make them wait.
     #[test]
     fn a_pipeline_answers_as_one_at_a_time_execution_would(
-        pipelines in prop::collection::vec(prop::collection::vec(command(), 1..40), 1..4)
+        pipelines in prop::collection::vec(prop::collection::vec(command(), 1..40), 1..4),
+        sync in any::<bool>(),
     ) {
-        let server = TestServer::start(ServerOptions::default());
+        let server = server(sync);
         let mut stream = server.raw();
         let dir = tempfile::tempdir().unwrap();
         let mut model = Session::local(KvStore::open(dir.path()).unwrap());
@@ -112,9 +115,35 @@ proptest! {
     }
 }
 
+/// A server over a store that syncs every write (`sync`, whose writes go to the writer
+/// thread), or batches its syncs (whose writes are made in place when they can be).
+fn server(sync: bool) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let durability = if sync {
+        Durability::Sync
+    } else {
+        Durability::Batch(Duration::from_millis(5))
+    };
+    let store = KvStore::open_with(dir.path(), Options::default().durability(durability)).unwrap();
+    TestServer::serve(
+        dir,
+        store,
+        ServerOptions {
+            durability,
+            ..ServerOptions::default()
+        },
+    )
+}
+
 #[test]
 fn a_pipeline_of_each_kind_answers_as_redis_does() {
-    let server = TestServer::start(ServerOptions::default());
+    for sync in [false, true] {
+        a_pipeline_of_each_kind_answers_as_redis_does_with(sync);
+    }
+}
+
+fn a_pipeline_of_each_kind_answers_as_redis_does_with(sync: bool) {
+    let server = server(sync);
     let mut stream = server.raw();
     let pipeline: Vec<Vec<String>> = [
         "GET k",
@@ -141,10 +170,16 @@ fn a_pipeline_of_each_kind_answers_as_redis_does() {
 
 #[test]
 fn concurrent_pipelined_incr_of_one_key_loses_no_increment() {
+    for sync in [false, true] {
+        concurrent_pipelined_incr_of_one_key_loses_no_increment_with(sync);
+    }
+}
+
+fn concurrent_pipelined_incr_of_one_key_loses_no_increment_with(sync: bool) {
     const CLIENTS: usize = 8;
     const PIPELINES: usize = 40;
     const DEPTH: usize = 16;
-    let server = TestServer::start(ServerOptions::default());
+    let server = server(sync);
     let answers: Vec<i64> = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..CLIENTS)
             .map(|client| {
