@@ -13,7 +13,8 @@
 //! ratio, and each one's p50 and p99 latency) and records it as
 //! `<target>/kv-results/versus-redis.md`. Skipped, with a note, where `redis-server` or
 //! `redis-benchmark` is missing. `--quick` runs 2,000 requests per line, only to show the
-//! harness works, and records nothing.
+//! harness works, and records nothing. `KV_VERSUS_REDIS_BIN=<path>` measures that `kv`
+//! executable (another commit's build, say) instead of building this one.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -70,7 +71,11 @@ pub fn versus_redis(quick: bool) -> Result<(), String> {
             return Ok(());
         }
     }
-    let kv = build_kv()?;
+    // Another build of `kv` (an older commit's, to compare) when asked for.
+    let kv = match std::env::var_os("KV_VERSUS_REDIS_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => build_kv()?,
+    };
     let requests: u32 = if quick { 2_000 } else { 200_000 };
     let started = Instant::now();
     let mut rows = Vec::new();
