@@ -102,12 +102,8 @@ pub fn versus_redis(quick: bool) -> Result<(), String> {
     if quick {
         return Ok(());
     }
-    // `<target>/release/kv`: the results go beside the criterion benches' own.
-    let results = kv
-        .parent()
-        .and_then(Path::parent)
-        .map(|target| target.join("kv-results"))
-        .ok_or("no target directory")?;
+    // Beside the criterion benches' own results.
+    let results = target_dir()?.join("kv-results");
     std::fs::create_dir_all(&results).map_err(|e| format!("{}: {e}", results.display()))?;
     let path = results.join("versus-redis.md");
     std::fs::write(&path, &table).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -210,6 +206,21 @@ fn build_kv() -> Result<PathBuf, String> {
             Some(PathBuf::from(path))
         })
         .ok_or_else(|| "cargo did not say where kv was built".into())
+}
+
+/// The workspace's target directory, as cargo sees it.
+fn target_dir() -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (_, rest) = text
+        .split_once("\"target_directory\":\"")
+        .ok_or("cargo metadata did not name the target directory")?;
+    let (path, _) = rest.split_once('"').ok_or("cargo metadata: no end of path")?;
+    Ok(PathBuf::from(path))
 }
 
 /// A server process with a directory of its own, stopped and removed when dropped.
