@@ -270,10 +270,13 @@ async fn serve(
                 .iter()
                 .any(|r| command::lookup(&r[0]).is_some_and(|s| s.writes()))
         };
-        if shared.options.durability != Durability::Sync && writes(&pending) {
+        if shared.options.durability != Durability::Sync
+            && pending.len() <= IN_PLACE_MAX_REQUESTS
+            && writes(&pending)
+        {
             // Writes that return before their fsync are answered here while nothing can
-            // make them wait, as the store's async writes are: a trip to the writer
-            // costs more than the write.
+            // make them wait, as the store's async writes are: for a few requests, a trip
+            // to the writer costs more than the writes.
             current.answer_in_place(&mut pending, &mut output, OUTPUT_CHUNK);
         }
         if output.len() >= OUTPUT_CHUNK {
@@ -383,6 +386,14 @@ async fn send(
     }
     true
 }
+
+/// A pipeline of at most this many requests is written in place when it can be (under
+/// `Batch` or `None`); a longer one goes to the writer, which spreads the trip over its
+/// requests and commits its blocks with other connections'. Measured with 50 clients under
+/// `Batch` on a shared 2-core VM: in place, SET -P 1 went from about 41k to 50-80k/s; at
+/// -P 16 in place was no faster than the writer (SET 330-460k/s against 410-420k, INCR
+/// 390-500k against 430-500k) and had the higher p99.
+const IN_PLACE_MAX_REQUESTS: usize = 4;
 
 /// Replies are written once they reach this size (or the pipeline is answered).
 const OUTPUT_CHUNK: usize = 64 * 1024;
