@@ -263,6 +263,35 @@ fn no_acknowledged_pipelined_write_is_lost_to_a_sigkill_under_load() {
     assert!(child.wait().unwrap().success());
 }
 
+#[test]
+fn a_client_whose_replies_pass_the_output_limit_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(dir.path(), &["--output-limit", "1000"]);
+    let mut c = connect(addr);
+    let value = "v".repeat(2000);
+    let set = format!(
+        "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{value}\r\n",
+        value.len()
+    );
+    assert_eq!(request(&mut c, set.as_bytes()).unwrap(), "+OK\r\n");
+    // The reply alone is over the limit: the connection closes instead.
+    assert_eq!(request(&mut c, b"GET k\r\n"), None);
+    // Others go on, and a reply under the limit is sent.
+    let mut c = connect(addr);
+    assert_eq!(request(&mut c, b"STRLEN k\r\n").unwrap(), ":2000\r\n");
+    signal(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+
+    // A write timeout of 0 would close every connection at once: refused.
+    let output = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0", "--write-timeout", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
 /// Whether process `pid` has directory `dir` open (as the store's open does to lock it).
 fn has_open(pid: u32, dir: &Path) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
