@@ -219,7 +219,9 @@ fn target_dir() -> Result<PathBuf, String> {
     let (_, rest) = text
         .split_once("\"target_directory\":\"")
         .ok_or("cargo metadata did not name the target directory")?;
-    let (path, _) = rest.split_once('"').ok_or("cargo metadata: no end of path")?;
+    let (path, _) = rest
+        .split_once('"')
+        .ok_or("cargo metadata: no end of path")?;
     Ok(PathBuf::from(path))
 }
 

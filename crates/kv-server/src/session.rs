@@ -253,6 +253,7 @@ impl Session {
                 reads_after,
                 after,
                 raw,
+                size,
             });
         }
         None
@@ -712,6 +713,8 @@ pub(crate) struct Stage {
     after: Option<Result<Command, Reply>>,
     /// Every request taken out for the stage, to give back if it cannot run here.
     raw: Vec<Vec<Bytes>>,
+    /// Its requests' arguments' bytes.
+    pub(crate) size: usize,
 }
 
 /// Runs one block as [`run_blocks`] does, if it can be written without waiting (see

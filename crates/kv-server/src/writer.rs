@@ -7,8 +7,8 @@
 //! writer: on a small machine those wake-ups, not the disk, bounded the writes per second.
 //! Instead connections queue their pipelines here. The writer takes every pipeline queued
 //! (up to [`MAX_TOGETHER`] commands' worth of blocks), answers each up to its next block
-//! (`Session::answer_until_block`), runs all those blocks as one atomic step with one
-//! commit (`session::run_blocks`), and goes on until each pipeline is answered (or its
+//! (`Session::answer_until_block`), runs all those blocks (up to [`MAX_TOGETHER_BYTES`] of
+//! arguments) as one atomic step with one commit (`session::run_blocks`), and goes on until each pipeline is answered (or its
 //! replies fill a chunk); meanwhile the next pipelines queue up. That is the group commit
 //! of Redis's event loop, which fsyncs once per pass for every client; here the keys a
 //! block reads stay held until the commit is durable, so no reader sees a write before it
@@ -45,6 +45,10 @@ pub(crate) type Answered = (Session, VecDeque<Vec<Bytes>>, BytesMut);
 /// the next): it bounds the keys held at once and the batch written.
 const MAX_TOGETHER: usize = 1024;
 
+/// Blocks of at most about this many bytes of arguments go into one commit (a single
+/// block may be larger: see `block::MAX_BYTES`), which bounds the batch the log encodes.
+const MAX_TOGETHER_BYTES: usize = 8 << 20;
+
 /// Starts the writer for `store`; it ends once every [`Sender`] of the channel is dropped.
 pub(crate) fn start(store: KvStore) -> std::io::Result<(Sender<Job>, std::thread::JoinHandle<()>)> {
     let (jobs, queue) = std::sync::mpsc::channel();
@@ -76,10 +80,10 @@ fn answer(store: &KvStore, jobs: &mut [Job]) {
     while !active.is_empty() {
         // Each job up to its next block, while the blocks taken stay under the bound.
         let mut staged: Vec<(usize, Stage)> = Vec::new();
-        let mut commands = 0;
+        let (mut commands, mut bytes) = (0, 0);
         let mut later = Vec::new();
         for &i in &active {
-            if commands >= MAX_TOGETHER {
+            if commands >= MAX_TOGETHER || bytes >= MAX_TOGETHER_BYTES {
                 later.push(i);
                 continue;
             }
@@ -89,6 +93,7 @@ fn answer(store: &KvStore, jobs: &mut [Job]) {
                     .answer_until_block(&mut job.requests, &mut job.output, job.chunk)
             {
                 commands += stage.block.len();
+                bytes += stage.size;
                 staged.push((i, stage));
             }
         }
