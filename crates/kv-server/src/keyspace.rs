@@ -1,10 +1,12 @@
-//! What the commands read and write: the store itself, or a transaction's view of it.
+//! What the commands read and write: the store itself, or a block's view of it.
 //!
-//! Commands run against a [`Keyspace`], so one executor serves both: outside `MULTI`
+//! Commands run against a [`Keyspace`], so one executor serves all: a command alone
 //! against the [`KvStore`] (each read-modify-write is `update_with`, atomic against every
-//! other connection), and at `EXEC` against a [`Queued`] view, which reads through a
-//! [`Transaction`] (so every key read is validated at commit), sees the block's own writes
-//! first, and buffers them, so the whole block commits as one atomic batch or not at all.
+//! other connection); `EXEC`'s block and pipelined blocks (`block.rs`) against a [`Queued`]
+//! view, which sees the block's own writes first and buffers them, so the whole block
+//! commits as one atomic batch or not at all. `EXEC`'s view reads through a
+//! [`Transaction`] (every key read is validated at its commit); a pipelined block's reads
+//! keys that [`KvStore::update_keys`] holds for it until its batch is applied.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};

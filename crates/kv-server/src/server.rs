@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,6 @@ use crate::error::{Error, Result};
 use crate::reply::Reply;
 use crate::session::{Session, Shared};
 use crate::writer::{self, Job};
-use std::sync::mpsc::Sender;
 
 /// A [`Server`]'s settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,9 @@ pub struct ServerOptions {
     pub output_limit: usize,
     /// The largest request accepted.
     pub limits: Limits,
-    /// The store's durability, which `CONFIG GET appendfsync` reports.
+    /// The store's durability, which `CONFIG GET appendfsync` reports. Unless it is
+    /// `Sync`, short pipelines' writes are tried on the connection's runtime thread first
+    /// (the store itself refuses there any write that would wait).
     pub durability: Durability,
 }
 
@@ -302,7 +304,6 @@ async fn serve(
         } else {
             current.answer(&mut pending, &mut output, OUTPUT_CHUNK);
         }
-
         if let (Some(error), true) = (&broken, pending.is_empty()) {
             encode(
                 &Reply::error(format!("ERR {error}")),
