@@ -12,8 +12,8 @@
 //! Prints a markdown table (command, `-P`, pairing, kv and Redis requests per second, their
 //! ratio, and each one's p50 and p99 latency) and records it as
 //! `<target>/kv-results/versus-redis.md`. Skipped, with a note, where `redis-server` or
-//! `redis-benchmark` is missing. `--quick` runs 2,000 requests per line, only to show the
-//! harness works, and records nothing. `KV_VERSUS_REDIS_BIN=<path>` measures that `kv`
+//! `redis-benchmark` is missing. `--quick` (part of `cargo xtask ci`) runs 2,000 requests
+//! per line against the debug build, only to show the harness works, and records nothing. `KV_VERSUS_REDIS_BIN=<path>` measures that `kv`
 //! executable (another commit's build, say) instead of building this one.
 
 use std::io::{BufRead, BufReader};
@@ -74,7 +74,7 @@ pub fn versus_redis(quick: bool) -> Result<(), String> {
     // Another build of `kv` (an older commit's, to compare) when asked for.
     let kv = match std::env::var_os("KV_VERSUS_REDIS_BIN") {
         Some(bin) => PathBuf::from(bin),
-        None => build_kv()?,
+        None => build_kv(!quick)?,
     };
     let requests: u32 = if quick { 2_000 } else { 200_000 };
     let started = Instant::now();
@@ -175,21 +175,19 @@ fn output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// Builds `kv` in release and returns the executable's path (cargo says where, whatever
-/// the target directory).
-fn build_kv() -> Result<PathBuf, String> {
-    eprintln!("xtask: cargo build --release -p kv-cli --bin kv");
+/// Builds `kv` (in release, or the debug build the tests already made, for a quick run whose
+/// figures mean nothing) and returns the executable's path (cargo says where, whatever the
+/// target directory).
+fn build_kv(release: bool) -> Result<PathBuf, String> {
+    let mut args = vec!["build", "-p", "kv-cli", "--bin", "kv"];
+    if release {
+        args.push("--release");
+    }
+    eprintln!("xtask: cargo {}", args.join(" "));
+    args.push("--message-format=json-render-diagnostics");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "kv-cli",
-            "--bin",
-            "kv",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(&args)
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
