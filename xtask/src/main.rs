@@ -5,7 +5,10 @@
 //!   fuzz smoke run, `bench --quick` and a minute of torture.
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target over its corpus and N seconds of
 //!   mutated inputs (default 5), on the stable toolchain.
-//! - `cargo xtask bench [--quick]`: the criterion benchmarks; `--quick` runs each briefly.
+//! - `cargo xtask bench [--quick] [--redis-only]`: the criterion benchmarks, then `kv serve`
+//!   side by side with Redis 7 under the same redis-benchmark lines (`versus_redis.rs`; skipped
+//!   where Redis is not installed); `--quick` runs each briefly, `--redis-only` only the
+//!   side-by-side run.
 //! - `cargo xtask report`: the last `peers` and `w1_curve` bench results as the README's
 //!   tables and two SVG charts under `docs/`.
 //! - `cargo xtask torture [--minutes N]`: the crash torture run (default 1 minute): a child
@@ -15,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod report;
+mod versus_redis;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -24,11 +28,18 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(seconds_arg(&args[1..]).unwrap_or(5)),
-        Some("bench") => bench(args[1..].iter().any(|a| a == "--quick")),
+        Some("bench") => {
+            let quick = args[1..].iter().any(|a| a == "--quick");
+            if args[1..].iter().any(|a| a == "--redis-only") {
+                versus_redis::versus_redis(quick)
+            } else {
+                bench(quick)
+            }
+        }
         Some("report") => report::report(),
         Some("torture") => torture(minutes_arg(&args[1..]).unwrap_or_else(|| "1".into())),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] | report | torture [--minutes N]>"
+            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] [--redis-only] | report | torture [--minutes N]>"
                 .to_string(),
         ),
     };
@@ -135,6 +146,11 @@ fn fuzz(seconds: u64) -> Result<(), String> {
 }
 
 fn bench(quick: bool) -> Result<(), String> {
+    criterion(quick)?;
+    versus_redis::versus_redis(quick)
+}
+
+fn criterion(quick: bool) -> Result<(), String> {
     if quick {
         cargo(
             &[

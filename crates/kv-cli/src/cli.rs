@@ -303,6 +303,14 @@ pub struct ServeArgs {
     /// Close a connection idle this many seconds (0: never).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub timeout: u64,
+    /// Close a connection whose unsent replies reach this many bytes: a client that does
+    /// not read its replies (Redis's client-output-buffer-limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub output_limit: u64,
+    /// Close a connection whose client takes none of its replies' bytes for this many
+    /// seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout: u64,
     /// `no` allows a non-loopback --bind without --requirepass, as Redis's protected mode.
     #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = ["yes", "no"])]
     pub protected_mode: String,

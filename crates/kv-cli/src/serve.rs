@@ -30,6 +30,8 @@ pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
         requirepass,
         maxclients: usize::try_from(args.maxclients).unwrap_or(usize::MAX),
         timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+        output_limit: usize::try_from(args.output_limit).unwrap_or(usize::MAX),
+        write_timeout: Duration::from_secs(args.write_timeout),
         durability,
         ..ServerOptions::default()
     };

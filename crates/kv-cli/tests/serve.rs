@@ -1,5 +1,6 @@
 //! `kv serve` as a process: the ready line, protected mode, a clean stop on SIGTERM, and
-//! no acknowledged write lost to a SIGKILL under load from several connections.
+//! no acknowledged write lost to a SIGKILL under load from several connections, one
+//! request at a time or pipelined.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -173,6 +174,122 @@ fn no_acknowledged_set_is_lost_to_a_sigkill_under_load() {
     }
     signal(&child, "-TERM");
     assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn no_acknowledged_pipelined_write_is_lost_to_a_sigkill_under_load() {
+    const CONNECTIONS: usize = 6;
+    const DEPTH: u64 = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(dir.path(), &["--durability", "sync"]);
+    // Per connection: the SETs acknowledged (in order, so a count) and the last INCR reply.
+    let acked: Vec<(u64, i64)> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..CONNECTIONS)
+            .map(|thread| {
+                scope.spawn(move || {
+                    let mut c = connect(addr);
+                    let (mut sets, mut count) = (0u64, 0i64);
+                    'pipelines: for first in (0u64..).step_by(DEPTH as usize) {
+                        // One write: DEPTH SETs of new keys, each followed by an INCR.
+                        let mut pipeline = String::new();
+                        for unit in first..first + DEPTH {
+                            let key = format!("t{thread}:{unit}");
+                            pipeline.push_str(&format!(
+                                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{unit}\r\n",
+                                key.len(),
+                                unit.to_string().len()
+                            ));
+                            pipeline.push_str(&format!("INCR count{thread}\r\n"));
+                        }
+                        if c.write_all(pipeline.as_bytes()).is_err() {
+                            break;
+                        }
+                        for _ in first..first + DEPTH {
+                            match request(&mut c, b"") {
+                                Some(reply) => {
+                                    assert_eq!(reply, "+OK\r\n");
+                                    sets += 1;
+                                }
+                                None => break 'pipelines,
+                            }
+                            match request(&mut c, b"") {
+                                Some(reply) => count = reply[1..reply.len() - 2].parse().unwrap(),
+                                None => break 'pipelines,
+                            }
+                        }
+                    }
+                    (sets, count)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        child.kill().unwrap(); // SIGKILL, mid-load.
+        writers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    child.wait().unwrap();
+    assert!(
+        acked.iter().all(|&(sets, _)| sets > DEPTH),
+        "every connection wrote several pipelines: {acked:?}"
+    );
+
+    let (mut child, addr) = serve(dir.path(), &[]);
+    let mut c = connect(addr);
+    for (thread, &(sets, count)) in acked.iter().enumerate() {
+        let mut exists = format!("*{}\r\n$6\r\nEXISTS\r\n", sets + 1);
+        for unit in 0..sets {
+            let key = format!("t{thread}:{unit}");
+            exists.push_str(&format!("${}\r\n{key}\r\n", key.len()));
+        }
+        let present = request(&mut c, exists.as_bytes()).unwrap();
+        assert_eq!(
+            present,
+            format!(":{sets}\r\n"),
+            "thread {thread}: SETs lost"
+        );
+        // At least every acknowledged increment (more may have been written unanswered).
+        let header = request(&mut c, format!("GET count{thread}\r\n").as_bytes()).unwrap();
+        assert!(
+            header.starts_with('$'),
+            "thread {thread}: the counter is lost"
+        );
+        let value = request(&mut c, b"").unwrap();
+        let kept: i64 = value.trim_end().parse().unwrap();
+        assert!(
+            kept >= count,
+            "thread {thread}: {kept} kept, {count} acknowledged"
+        );
+    }
+    signal(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_client_whose_replies_pass_the_output_limit_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(dir.path(), &["--output-limit", "1000"]);
+    let mut c = connect(addr);
+    let value = "v".repeat(2000);
+    let set = format!(
+        "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{value}\r\n",
+        value.len()
+    );
+    assert_eq!(request(&mut c, set.as_bytes()).unwrap(), "+OK\r\n");
+    // The reply alone is over the limit: the connection closes instead.
+    assert_eq!(request(&mut c, b"GET k\r\n"), None);
+    // Others go on, and a reply under the limit is sent.
+    let mut c = connect(addr);
+    assert_eq!(request(&mut c, b"STRLEN k\r\n").unwrap(), ":2000\r\n");
+    signal(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+
+    // A write timeout of 0 would close every connection at once: refused.
+    let output = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0", "--write-timeout", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
 }
 
 /// Whether process `pid` has directory `dir` open (as the store's open does to lock it).

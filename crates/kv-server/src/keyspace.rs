@@ -1,10 +1,12 @@
-//! What the commands read and write: the store itself, or a transaction's view of it.
+//! What the commands read and write: the store itself, or a block's view of it.
 //!
-//! Commands run against a [`Keyspace`], so one executor serves both: outside `MULTI`
+//! Commands run against a [`Keyspace`], so one executor serves all: a command alone
 //! against the [`KvStore`] (each read-modify-write is `update_with`, atomic against every
-//! other connection), and at `EXEC` against a [`Queued`] view, which reads through a
-//! [`Transaction`] (so every key read is validated at commit), sees the block's own writes
-//! first, and buffers them, so the whole block commits as one atomic batch or not at all.
+//! other connection); `EXEC`'s block and pipelined blocks (`block.rs`) against a [`Queued`]
+//! view, which sees the block's own writes first and buffers them, so the whole block
+//! commits as one atomic batch or not at all. `EXEC`'s view reads through a
+//! [`Transaction`] (every key read is validated at its commit); a pipelined block's reads
+//! keys that [`KvStore::update_keys`] holds for it until its batch is applied.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -14,7 +16,7 @@ use bytes::Bytes;
 use crate::execute::store_error;
 use crate::reply::Reply;
 use kv_store::{
-    Conflict, Current, KvStore, Transaction, Ttl, TtlUpdate, Update, Updated, WriteBatch,
+    Conflict, Current, HeldKeys, KvStore, Transaction, Ttl, TtlUpdate, Update, Updated, WriteBatch,
 };
 
 /// Reads and writes of keys, as the commands need them.
@@ -127,29 +129,61 @@ impl Keyspace for KvStore {
 /// A key as a transaction block left it: its value and deadline, or `None` if deleted.
 type Pending = Option<(Bytes, Option<SystemTime>)>;
 
-/// The view `EXEC` runs its block in: reads through a [`Transaction`] and the block's own
-/// pending writes; writes buffered in the transaction.
-pub(crate) struct Queued {
+/// Where a [`Queued`] view reads a key its block has not written.
+enum Reads<'a> {
+    /// `EXEC`: through a transaction, so every key read is validated at its commit.
+    Watched(Transaction),
+    /// A pipelined block: the keys, held for it by [`KvStore::update_keys`].
+    Held(&'a HeldKeys<'a>),
+}
+
+/// The view a block of commands runs in (`EXEC`'s, or a pipelined run of data commands):
+/// reads see the block's own pending writes first, then the store; writes are buffered, so
+/// the whole block is written as one atomic batch or not at all.
+pub(crate) struct Queued<'a> {
     store: KvStore,
-    tx: Transaction,
+    reads: Reads<'a>,
+    writes: WriteBatch,
     pending: HashMap<Bytes, Pending>,
 }
 
-impl Queued {
-    /// A view over `store`, validated (and written) through `tx`, which holds the
+impl<'a> Queued<'a> {
+    /// `EXEC`'s view over `store`, validated (and written) through `tx`, which holds the
     /// connection's watches.
-    pub(crate) fn new(store: KvStore, tx: Transaction) -> Queued {
+    pub(crate) fn new(store: KvStore, tx: Transaction) -> Queued<'static> {
+        Queued::over(store, Reads::Watched(tx))
+    }
+
+    /// A pipelined block's view, reading the keys `held` for it.
+    pub(crate) fn held(store: KvStore, held: &'a HeldKeys<'a>) -> Queued<'a> {
+        Queued::over(store, Reads::Held(held))
+    }
+
+    fn over(store: KvStore, reads: Reads<'a>) -> Queued<'a> {
         Queued {
             store,
-            tx,
+            reads,
+            writes: WriteBatch::new(),
             pending: HashMap::new(),
         }
     }
 
-    /// Commits the block's writes as one atomic batch, unless a key read or watched
+    /// `EXEC`: commits the block's writes as one atomic batch, unless a key read or watched
     /// changed.
     pub(crate) fn commit(self) -> kv_store::Result<Result<(), Conflict>> {
-        self.tx.commit()
+        match self.reads {
+            Reads::Watched(mut tx) => {
+                tx.write(self.writes);
+                tx.commit()
+            }
+            // Never built for a held block, which hands its writes back instead.
+            Reads::Held(_) => Ok(Ok(())),
+        }
+    }
+
+    /// A pipelined block's writes, for [`KvStore::update_keys`] to write.
+    pub(crate) fn into_writes(self) -> WriteBatch {
+        self.writes
     }
 
     fn pending(&self, key: &Bytes) -> Option<Pending> {
@@ -157,24 +191,30 @@ impl Queued {
         Some(pending.filter(|(_, deadline)| deadline.is_none_or(|d| d > SystemTime::now())))
     }
 
-    /// The key's value and deadline, read through the transaction (so validated at
-    /// commit).
+    /// The key's value and deadline: the block's own, or the store's (read through the
+    /// transaction, so validated at commit, or under the held key).
     fn read(&mut self, key: &Bytes) -> Pending {
         if let Some(pending) = self.pending(key) {
             return pending;
         }
-        // `get` records the stripe's version before reading, so a write between it and
-        // the `ttl` below fails the commit: the pair is consistent if the commit succeeds.
-        let value = self.tx.get(key.clone())?;
-        let deadline = match self.store.ttl(key) {
-            Ttl::Remaining(left) => Some(SystemTime::now() + left),
-            Ttl::NoDeadline | Ttl::NoKey => None,
-        };
-        Some((value, deadline))
+        match &mut self.reads {
+            Reads::Held(held) => held.get(key),
+            Reads::Watched(tx) => {
+                // `get` records the stripe's version before reading, so a write between it
+                // and the `ttl` below fails the commit: the pair is consistent if the commit
+                // succeeds.
+                let value = tx.get(key.clone())?;
+                let deadline = match self.store.ttl(key) {
+                    Ttl::Remaining(left) => Some(SystemTime::now() + left),
+                    Ttl::NoDeadline | Ttl::NoKey => None,
+                };
+                Some((value, deadline))
+            }
+        }
     }
 }
 
-impl Keyspace for Queued {
+impl Keyspace for Queued<'_> {
     fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes)) {
         for key in self.keys() {
             f(&key);
@@ -222,13 +262,13 @@ impl Keyspace for Queued {
             }),
             Update::Delete => {
                 if old.is_some() {
-                    self.tx.delete(key.clone());
+                    self.writes.delete(key.clone());
                     self.pending.insert(key.clone(), None);
                 }
                 Ok(Updated { old, new: None })
             }
             Update::Put { value, ttl } => {
-                let mut batch = WriteBatch::new();
+                let batch = &mut self.writes;
                 let deadline = match ttl {
                     TtlUpdate::Keep => current.and_then(|(_, deadline)| deadline),
                     TtlUpdate::Remove => None,
@@ -243,7 +283,6 @@ impl Keyspace for Queued {
                     (_, Some(at)) => batch.put_with_deadline(key.clone(), value.clone(), at),
                     (_, None) => batch.put(key.clone(), value.clone()),
                 };
-                self.tx.write(batch);
                 self.pending
                     .insert(key.clone(), Some((value.clone(), deadline)));
                 Ok(Updated {
@@ -256,7 +295,7 @@ impl Keyspace for Queued {
 
     fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()> {
         for (key, value) in pairs {
-            self.tx.put(key.clone(), value.clone());
+            self.writes.put(key.clone(), value.clone());
             self.pending
                 .insert(key.clone(), Some((value.clone(), None)));
         }
@@ -290,7 +329,7 @@ impl Keyspace for Queued {
 
     fn flush(&mut self) -> kv_store::Result<()> {
         for key in self.keys() {
-            self.tx.delete(key.clone());
+            self.writes.delete(key.clone());
             self.pending.insert(key, None);
         }
         Ok(())

@@ -11,7 +11,10 @@
 //!   for RESP2 or RESP3.
 //! - [`Session`]: one connection's state, answering requests in turn; also usable
 //!   without a network ([`Session::local`]).
-//! - [`Server`]: TCP, one task per connection, pipelining with replies in order,
+//! - [`Server`]: TCP, one task per connection, pipelining with replies in order (a run
+//!   of data commands from a write on is one atomic block with one commit; one writer
+//!   thread runs every connection's blocks that may wait for an fsync together, with one
+//!   commit per pass, as Redis's event loop fsyncs once per pass),
 //!   `HELLO 3`, `AUTH`, `MULTI`/`EXEC`, `maxclients`, an idle timeout, a write timeout
 //!   and an output limit (a client that does not read its replies is closed), and a
 //!   graceful shutdown that closes the store.
@@ -51,6 +54,7 @@
 
 #![forbid(unsafe_code)]
 
+mod block;
 pub mod codec;
 pub mod command;
 pub mod docs;
@@ -61,6 +65,7 @@ mod keyspace;
 mod reply;
 mod server;
 mod session;
+mod writer;
 
 /// The `bytes` crate, whose `Bytes` requests and replies are made of.
 pub use bytes;

@@ -6,10 +6,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use kv_store::{Durability, KvStore, Transaction};
+use std::collections::VecDeque;
 
-use crate::codec::Protocol;
+use bytes::{Bytes, BytesMut};
+use kv_store::{Durability, KeyUse, KvStore, Transaction};
+
+use crate::block::{self, Role};
+use crate::codec::{encode, Protocol};
 use crate::command::{self, is, Command, CommandError, Spec, COMMANDS};
 use crate::execute::{execute, store_error};
 use crate::glob::glob_match;
@@ -147,6 +150,186 @@ impl Session {
 
     /// Answers one request (its name first; not empty).
     pub fn handle(&mut self, args: &[Bytes]) -> Reply {
+        match self.prepare(args) {
+            Ok((command, _)) => self.run_on_store(&command),
+            Err(reply) => reply,
+        }
+    }
+
+    /// Answers `requests` in turn, as [`handle`](Self::handle) would one at a time, into
+    /// `output` (encoded), until the replies reach `chunk` bytes, the requests run out, or
+    /// one closes the connection. A run of data commands from a write on is answered as
+    /// one atomic block whose writes share one commit (see `block.rs`).
+    pub(crate) fn answer(
+        &mut self,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+        chunk: usize,
+    ) {
+        while let Some(stage) = self.answer_until_block(requests, output, chunk) {
+            let replies = run_blocks(&self.shared.store, &[&stage.block]).remove(0);
+            self.finish(stage, replies, requests, output);
+        }
+    }
+
+    /// Answers requests in turn, as [`answer`](Self::answer) does, up to the next block,
+    /// which it takes out of `requests` and returns, for the caller to run (with other
+    /// connections' blocks: see `writer.rs`) and then to [`finish`](Self::finish). `None`
+    /// once the replies reach `chunk` bytes, the requests run out, or one closes the
+    /// connection.
+    pub(crate) fn answer_until_block(
+        &mut self,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+        chunk: usize,
+    ) -> Option<Stage> {
+        self.answer_until(requests, output, chunk, false)
+    }
+
+    /// [`answer_until_block`](Self::answer_until_block); `in_place`: on a runtime thread,
+    /// where nothing may wait: a write that is not a block's (`FLUSHDB`, `EXEC`) is given
+    /// back, unrun, and ends the answering.
+    fn answer_until(
+        &mut self,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+        chunk: usize,
+        in_place: bool,
+    ) -> Option<Stage> {
+        while output.len() < chunk {
+            let request = requests.pop_front()?;
+            let (command, spec) = match self.prepare(&request) {
+                Ok(prepared) => prepared,
+                Err(reply) => {
+                    encode(&reply, self.protocol, output);
+                    continue;
+                }
+            };
+            let role = block::role(&command);
+            if in_place && spec.writes() && role != Some(Role::Writes) {
+                self.give_back(vec![request], requests);
+                return None;
+            }
+            if role != Some(Role::Writes) {
+                let reply = self.run_on_store(&command);
+                encode(&reply, self.protocol, output);
+                if self.closing {
+                    requests.clear();
+                    return None;
+                }
+                continue;
+            }
+            // A block: this write, and the data commands after it. The next request is
+            // prepared before the block runs: only running a connection command (AUTH,
+            // MULTI, HELLO) changes how a request is prepared, and none is in a block.
+            let mut block = vec![command];
+            let mut size = request_size(&request);
+            let mut raw = vec![request];
+            let mut after = None;
+            while block.len() < block::MAX_COMMANDS && size < block::MAX_BYTES {
+                let Some(next) = requests.pop_front() else {
+                    break;
+                };
+                size += request_size(&next);
+                let prepared = self.prepare(&next);
+                raw.push(next);
+                match prepared {
+                    Ok((command, _)) if block::role(&command).is_some() => block.push(command),
+                    prepared => {
+                        after = Some(prepared.map(|(command, _)| command));
+                        break;
+                    }
+                }
+            }
+            // Reads after the last write need not wait for the block's commit, nor hold
+            // their keys for it: they are answered after it, on their own.
+            let writes = 1 + block
+                .iter()
+                .rposition(|c| block::role(c) == Some(Role::Writes))
+                .unwrap_or(0);
+            let reads_after = block.split_off(writes);
+            return Some(Stage {
+                block,
+                reads_after,
+                after,
+                raw,
+                size,
+            });
+        }
+        None
+    }
+
+    /// Answers what it can of `requests` as [`answer`](Self::answer) does, on a runtime
+    /// thread: each block only if it can be written without waiting
+    /// ([`KvStore::try_update_keys`]). Stops at the first thing that could wait, leaving
+    /// it, unrun, at the front of `requests`, for a thread that may wait to answer.
+    pub(crate) fn answer_in_place(
+        &mut self,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+        chunk: usize,
+    ) {
+        while let Some(stage) = self.answer_until(requests, output, chunk, true) {
+            match try_run_block(&self.shared.store, &stage.block) {
+                Some(replies) => self.finish(stage, replies, requests, output),
+                None => {
+                    self.give_back(stage.raw, requests);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Puts requests taken out, unrun, back at the front of `requests`, in their order,
+    /// and uncounts them (they are counted again when they run).
+    fn give_back(&mut self, raw: Vec<Vec<Bytes>>, requests: &mut VecDeque<Vec<Bytes>>) {
+        self.shared
+            .commands_processed
+            .fetch_sub(raw.len() as u64, Ordering::Relaxed);
+        for request in raw.into_iter().rev() {
+            requests.push_front(request);
+        }
+    }
+
+    /// Answers a block taken by [`answer_until_block`](Self::answer_until_block) with the
+    /// replies its run gave, then the requests it had read after it.
+    pub(crate) fn finish(
+        &mut self,
+        stage: Stage,
+        replies: Vec<Reply>,
+        requests: &mut VecDeque<Vec<Bytes>>,
+        output: &mut BytesMut,
+    ) {
+        for reply in replies {
+            encode(&reply, self.protocol, output);
+        }
+        for command in stage.reads_after {
+            let reply = self.run_on_store(&command);
+            encode(&reply, self.protocol, output);
+        }
+        match stage.after {
+            Some(Ok(command)) => {
+                let reply = self.run_on_store(&command);
+                encode(&reply, self.protocol, output);
+                if self.closing {
+                    requests.clear();
+                }
+            }
+            Some(Err(reply)) => encode(&reply, self.protocol, output),
+            None => {}
+        }
+    }
+
+    /// Runs a prepared command against the store.
+    fn run_on_store(&mut self, command: &Command) -> Reply {
+        let mut store = self.shared.store.clone();
+        self.run(&mut store, command)
+    }
+
+    /// Everything [`handle`](Self::handle) does before running a command: counts it,
+    /// parses it, checks authentication, and queues it inside `MULTI`. `Err`: the reply
+    /// of a request answered without running (an error, `QUEUED`).
+    fn prepare(&mut self, args: &[Bytes]) -> Result<(Command, &'static Spec), Reply> {
         self.shared
             .commands_processed
             .fetch_add(1, Ordering::Relaxed);
@@ -162,33 +345,29 @@ impl Session {
                     if self.queued.is_some() {
                         self.queue_failed = true;
                     }
-                    return error.into();
+                    return Err(error.into());
                 }
             },
         };
         if !self.authenticated && !spec.no_auth() {
-            return Reply::error("NOAUTH Authentication required.");
+            return Err(Reply::error("NOAUTH Authentication required."));
         }
         if let Some(queued) = &mut self.queued {
             match command {
                 Ok(Command::Exec | Command::Discard | Command::Quit | Command::Reset) => {}
-                Ok(Command::Multi) => return Reply::error("ERR MULTI calls can not be nested"),
+                Ok(Command::Multi) => {
+                    return Err(Reply::error("ERR MULTI calls can not be nested"))
+                }
                 Ok(Command::Watch(_)) => {
-                    return Reply::error("ERR WATCH inside MULTI is not allowed")
+                    return Err(Reply::error("ERR WATCH inside MULTI is not allowed"))
                 }
                 command => {
                     queued.push(command);
-                    return Reply::Simple("QUEUED");
+                    return Err(Reply::Simple("QUEUED"));
                 }
             }
         }
-        match command {
-            Ok(command) => {
-                let mut store = self.shared.store.clone();
-                self.run(&mut store, &command)
-            }
-            Err(error) => error.into(),
-        }
+        command.map(|command| (command, spec)).map_err(Reply::from)
     }
 
     /// Runs a command against `keyspace` (the store, or `EXEC`'s block view).
@@ -539,6 +718,89 @@ impl Session {
         }
         out
     }
+}
+
+/// A block taken out of a connection's requests, with what it read after it.
+#[derive(Debug)]
+pub(crate) struct Stage {
+    /// Data commands, a write first and last.
+    pub(crate) block: Vec<Command>,
+    /// Reads that followed the block's last write, answered after it.
+    reads_after: Vec<Command>,
+    /// The request that ended the block, prepared (`Err`: its reply), answered after it.
+    after: Option<Result<Command, Reply>>,
+    /// Every request taken out for the stage, to give back if it cannot run here.
+    raw: Vec<Vec<Bytes>>,
+    /// Its requests' arguments' bytes.
+    pub(crate) size: usize,
+}
+
+/// Runs one block as [`run_blocks`] does, if it can be written without waiting (see
+/// [`KvStore::try_update_keys`]); `None`, having written nothing, otherwise (or if the
+/// store refused it: the caller runs it again where it may wait, and fall back).
+fn try_run_block(store: &KvStore, block: &[Command]) -> Option<Vec<Reply>> {
+    let mut keys = Vec::new();
+    for command in block {
+        block::keys(command, &mut keys);
+    }
+    let held: Vec<(&[u8], KeyUse)> = keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
+    let ran = store.try_update_keys(&held, |held| {
+        let mut view = Queued::held(store.clone(), held);
+        let replies = run_in(&mut view, block);
+        (view.into_writes(), replies)
+    });
+    ran?.ok()
+}
+
+/// Answers each command of a block, in `view`.
+fn run_in(view: &mut Queued<'_>, block: &[Command]) -> Vec<Reply> {
+    block
+        .iter()
+        .map(|command| {
+            execute(view, command).unwrap_or_else(|| Reply::error("ERR command not available here"))
+        })
+        .collect()
+}
+
+/// Runs blocks (data commands, a write first; one connection's each, in the order given)
+/// as one atomic step with one commit, and answers each command. If the commit fails,
+/// runs the commands again one at a time, which answers each as it would have been
+/// answered alone: a store that refused the batch (a value over the limit, a full disk)
+/// wrote none of it, and one that failed refuses every write from then on, so nothing is
+/// written twice.
+pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Reply>> {
+    let alone = |command: &Command| {
+        execute(&mut store.clone(), command)
+            .unwrap_or_else(|| Reply::error("ERR command not available here"))
+    };
+    if let [[command]] = blocks {
+        // One command: as it runs alone, with no view over it.
+        return vec![vec![alone(command)]];
+    }
+    let mut keys = Vec::new();
+    for command in blocks.iter().flat_map(|block| block.iter()) {
+        block::keys(command, &mut keys);
+    }
+    let held: Vec<(&[u8], KeyUse)> = keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
+    let ran = store.update_keys(&held, |held| {
+        let mut view = Queued::held(store.clone(), held);
+        let replies = blocks
+            .iter()
+            .map(|block| run_in(&mut view, block))
+            .collect();
+        (view.into_writes(), replies)
+    });
+    ran.unwrap_or_else(|_| {
+        blocks
+            .iter()
+            .map(|block| block.iter().map(alone).collect())
+            .collect()
+    })
+}
+
+/// A request's size, for a block's limit: its arguments' bytes.
+fn request_size(request: &[Bytes]) -> usize {
+    request.iter().map(Bytes::len).sum()
 }
 
 impl Drop for Session {

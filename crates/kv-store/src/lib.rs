@@ -122,6 +122,7 @@ mod stripes;
 mod transaction;
 mod ttl;
 mod update;
+mod update_keys;
 
 pub use batch::WriteBatch;
 pub use error::{Cause, Damage, Error, Limit, Result, Setting};
@@ -135,6 +136,7 @@ pub use store::{KvStore, WAL_DIR};
 pub use transaction::{Conflict, Transaction};
 pub use ttl::Ttl;
 pub use update::{CompareAndSwapError, Current, TtlUpdate, Update, Updated};
+pub use update_keys::{HeldKeys, KeyUse};
 
 pub use bytes::Bytes;
 pub use kv_compact::CompactionReport;

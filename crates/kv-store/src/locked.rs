@@ -1,10 +1,12 @@
-//! Writes decided under their keys' stripes held exclusively: what read-modify-writes
-//! (`update.rs`) and transactions' commits (`transaction.rs`) share.
+//! Writes decided under their keys' stripes: what read-modify-writes (`update.rs`),
+//! transactions' commits (`transaction.rs`) and several keys updated at once
+//! (`update_keys.rs`) share.
 //!
-//! The stripes are taken in stripe order (as every writer takes them, so none deadlock), the
-//! caller reads the keys and decides what to write, and the write is reserved against the
-//! limits and committed before the stripes are released: no other write of those keys can
-//! come between the read and the write. Evicting takes stripes too, so a write that must
+//! The stripes are taken in stripe order (as every writer takes them, so none deadlock),
+//! exclusively for a key the caller reads (shared for one it only writes, as a plain write
+//! holds it), the caller reads the keys and decides what to write, and the write is
+//! reserved against the limits and committed before the stripes are released: no other
+//! write of a key read can come between the read and the write. Evicting takes stripes too, so a write that must
 //! make room lets go of its stripes first, makes room, and decides again from a fresh read.
 
 use std::time::Instant;
@@ -41,8 +43,11 @@ impl Held<'_> {
 }
 
 impl KvStore {
-    /// Holds the stripes of `keys` exclusively, in stripe order, then calls `decide` with
-    /// the time and writes what it decides, before letting go. Under limits a write that
+    /// Holds the stripes of `keys` in stripe order, each exclusively if any of its keys says
+    /// so (`true`), shared otherwise (a key only written, never read: other writers of it
+    /// go on, as beside a plain write), then calls `decide` with the time and writes what
+    /// it decides, before letting go. Under limits every stripe is held exclusively, so
+    /// the growth the write reserves is exact. Under limits a write that
     /// does not fit lets go, makes room (evicting, never a key of the stripes of `keys`, or
     /// waiting) and calls
     /// `decide` again, so `decide` may run more than once; it must not write to this store
@@ -50,7 +55,7 @@ impl KvStore {
     /// `keys`: only those are sized exactly.
     pub(crate) fn write_locked<T>(
         &self,
-        keys: &[&[u8]],
+        keys: &[(&[u8], bool)],
         options: WriteOptions,
         mut decide: impl FnMut(u64) -> Result<Decision<T>>,
     ) -> Result<T> {
@@ -60,7 +65,7 @@ impl KvStore {
 
     fn write_locked_uncounted<T>(
         &self,
-        keys: &[&[u8]],
+        keys: &[(&[u8], bool)],
         options: WriteOptions,
         decide: &mut dyn FnMut(u64) -> Result<Decision<T>>,
     ) -> Result<T> {
@@ -69,7 +74,7 @@ impl KvStore {
         let mut room = None;
         let mut wait_until = None;
         loop {
-            let held = self.hold_exclusively(keys);
+            let held = self.hold(keys, admission.is_limited());
             let now = self.now();
             let (mut ops, answer) = match decide(now) {
                 Ok(Decision::Write(ops, answer)) if !ops.is_empty() => (ops, answer),
@@ -84,7 +89,7 @@ impl KvStore {
             };
             fix_deadlines(&mut ops, now);
             let _reservation = if admission.is_limited() {
-                // Every key is held exclusively: the growth is exact.
+                // Every key is held exclusively (limits): the growth is exact.
                 let exclusive = vec![true; ops.len()];
                 let growth = admission.growth(self.state(), &ops, &exclusive);
                 match admission.reserve(self.state(), growth, room.take()) {
@@ -143,25 +148,33 @@ impl KvStore {
     }
 
     /// The stripes of `keys`, each once, in stripe order.
-    fn stripes_of(&self, keys: &[&[u8]]) -> Vec<usize> {
-        let keys = keys.iter().map(|&key| (key, false));
+    fn stripes_of(&self, keys: &[(&[u8], bool)]) -> Vec<usize> {
         self.inner
-            .stripes_wanted(keys)
+            .stripes_wanted(keys.iter().copied())
             .into_iter()
             .map(|(stripe, _)| stripe)
             .collect()
     }
 
-    /// The stripes of `keys`, each once, held exclusively in stripe order.
-    fn hold_exclusively(&self, keys: &[&[u8]]) -> Held<'_> {
+    /// The stripes of `keys`, each once, in stripe order: exclusively where a key says so,
+    /// or every one if `all_exclusive`.
+    fn hold(&self, keys: &[(&[u8], bool)], all_exclusive: bool) -> Held<'_> {
         let inner = &self.inner;
-        if let [key] = keys {
-            return Held::One(inner.stripes[inner.stripe_of(key)].write());
+        let take = |stripe: usize, exclusive: bool| {
+            if exclusive || all_exclusive {
+                inner.stripes[stripe].write()
+            } else {
+                inner.stripes[stripe].read()
+            }
+        };
+        if let [(key, exclusive)] = keys {
+            return Held::One(take(inner.stripe_of(key), *exclusive));
         }
         Held::Many(
-            self.stripes_of(keys)
+            inner
+                .stripes_wanted(keys.iter().copied())
                 .into_iter()
-                .map(|i| (i, inner.stripes[i].write()))
+                .map(|(i, exclusive)| (i, take(i, exclusive)))
                 .collect(),
         )
     }

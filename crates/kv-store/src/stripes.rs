@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crossbeam_utils::CachePadded;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// One stripe: a lock, and a count of the writes made under it.
@@ -12,8 +11,8 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// bumps their versions before letting go of them (a [`StripeGuard`]'s drop). So a
 /// transaction that loaded a stripe's version before reading a key, and finds it unchanged
 /// holding the stripe exclusively, knows that no write of that key completed in between.
-/// The counter sits in the lock's cache line, which the write has just taken: the bump is
-/// one atomic add on a line already held.
+/// The counter sits beside the lock, in the cache line the write has just taken: the bump
+/// is one atomic add on a line already held.
 #[derive(Debug, Default)]
 pub(crate) struct Stripe {
     lock: RwLock<()>,
@@ -45,6 +44,15 @@ impl Stripe {
         })
     }
 
+    /// Holds the stripe exclusively if nobody holds it now.
+    pub(crate) fn try_write(&self) -> Option<StripeGuard<'_>> {
+        Some(StripeGuard {
+            stripe: self,
+            held: Held::Exclusive(self.lock.try_write()?),
+            bump: true,
+        })
+    }
+
     /// Holds the stripe exclusively.
     pub(crate) fn write(&self) -> StripeGuard<'_> {
         StripeGuard {
@@ -61,7 +69,7 @@ impl Stripe {
 }
 
 /// The stripes of a store.
-pub(crate) type Stripes = Box<[CachePadded<Stripe>]>;
+pub(crate) type Stripes = Box<[Stripe]>;
 
 /// A stripe held; dropping it bumps the stripe's version (the holder may have written),
 /// then releases it, unless [`unwritten`](Self::unwritten) said nothing was written.

@@ -7,7 +7,7 @@
 //! live has expired since, and only then writes the buffered writes as one atomic batch,
 //! before letting go. Every write bumps its stripes' versions after it is applied, while it
 //! still holds them (`stripes.rs`), so a write of a watched key that completed after the
-//! read is always seen. A stripe is shared by unrelated keys (256 stripes): a write of
+//! read is always seen. A stripe is shared by unrelated keys (65,536 stripes): a write of
 //! another key of the same stripe is a conflict too. That can fail a commit that need not
 //! have failed, never let through one that should have.
 
@@ -335,8 +335,9 @@ impl Transaction {
             watched,
             writes,
         } = self;
-        let mut keys: Vec<&[u8]> = watched.iter().map(|w| &w.key[..]).collect();
-        keys.extend(writes.ops.iter().map(|op| &op.key()[..]));
+        // Every key held exclusively: a version read under it cannot move until the write.
+        let mut keys: Vec<(&[u8], bool)> = watched.iter().map(|w| (&w.key[..], true)).collect();
+        keys.extend(writes.ops.iter().map(|op| (&op.key()[..], true)));
         if keys.is_empty() {
             return Ok(Ok(()));
         }

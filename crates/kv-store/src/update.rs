@@ -247,7 +247,7 @@ impl KvStore {
         mut f: impl FnMut(Option<Current<'_>>) -> Update,
     ) -> Result<Updated> {
         let key = key.into_bytes();
-        self.write_locked(&[&key], WriteOptions::default(), |now| {
+        self.write_locked(&[(&key, true)], WriteOptions::default(), |now| {
             // Copied out, so `f` runs without the shard's lock (it holds up other keys'
             // writers); the copy is the old value returned.
             let current = self.state().with_entry(&key, now, |e| {

@@ -26,6 +26,11 @@ impl TestServer {
 
     pub fn start_in(dir: tempfile::TempDir, options: ServerOptions) -> TestServer {
         let store = KvStore::open(dir.path()).unwrap();
+        Self::serve(dir, store, options)
+    }
+
+    /// Serves `store`, opened in `dir`.
+    pub fn serve(dir: tempfile::TempDir, store: KvStore, options: ServerOptions) -> TestServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = ServerOptions {
@@ -77,6 +82,14 @@ impl TestServer {
         self.shutdown();
         let dir = tempfile::tempdir().unwrap();
         std::mem::replace(&mut self.dir, dir)
+    }
+
+    /// Stops the server and returns what serving ended with (a store that failed does not
+    /// close cleanly).
+    pub fn stop_result(mut self) -> Result<(), kv_server::Error> {
+        let stop = self.stop.take().unwrap();
+        let _ = stop.send(());
+        self.thread.take().unwrap().join().unwrap()
     }
 
     fn shutdown(&mut self) {
