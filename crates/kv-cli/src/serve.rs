@@ -32,7 +32,6 @@ pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
         timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
         output_limit: usize::try_from(args.output_limit).unwrap_or(usize::MAX),
         write_timeout: Duration::from_secs(args.write_timeout),
-        durability,
         ..ServerOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

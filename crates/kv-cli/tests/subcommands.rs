@@ -385,15 +385,23 @@ fn commands_that_write_refuse_a_store_held_elsewhere_and_readers_read_it_unchang
 #[test]
 fn the_shell_takes_durability_before_or_after_its_name() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [
-        &["--durability", "sync"][..],
-        &["--durability", "sync", "shell"],
-        &["shell", "--durability", "none"],
-        &["shell"],
+    for (args, appendfsync) in [
+        (&["--durability", "sync"][..], "always"),
+        (&["--durability", "sync", "shell"], "always"),
+        (&["shell", "--durability", "none"], "no"),
+        (&["shell"], "everysec"),
     ] {
-        let output = run_on(dir.path(), args, b"PUT k v\nGET k\n");
+        let output = run_on(
+            dir.path(),
+            args,
+            b"PUT k v\nGET k\nCONFIG GET appendfsync\n",
+        );
         assert_success(&output);
-        assert_eq!(stdout(&output), "OK\n\"v\"\n", "{args:?}");
+        assert_eq!(
+            stdout(&output),
+            format!("OK\n\"v\"\n1) \"appendfsync\"\n2) \"{appendfsync}\"\n"),
+            "{args:?}"
+        );
     }
 }
 

@@ -144,7 +144,7 @@ pub const COMMANDS: &[Spec] = &[
     // write so far is on disk. Both wait for the disk, so both are flagged `write`
     // (which the server runs off its runtime threads), unlike in Redis.
     spec("bgrewriteaof", 1, &["write", "admin", "noscript"], NONE),
-    spec("save", 1, &["write", "admin", "noscript"], NONE),
+    spec("save", 1, &["write", "admin", "noscript", "no_multi"], NONE),
 ];
 
 /// Subcommands, named `container|sub`.

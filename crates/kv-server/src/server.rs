@@ -46,10 +46,6 @@ pub struct ServerOptions {
     pub output_limit: usize,
     /// The largest request accepted.
     pub limits: Limits,
-    /// The store's durability, which `CONFIG GET appendfsync` reports. Unless it is
-    /// `Sync`, a pipeline's writes are tried on the connection's runtime thread first
-    /// (the store itself refuses there any write that would wait).
-    pub durability: Durability,
 }
 
 impl Default for ServerOptions {
@@ -69,7 +65,6 @@ impl Default for ServerOptions {
                 max_bulk: kv_wal::DEFAULT_MAX_VALUE_SIZE,
                 ..Limits::default()
             },
-            durability: Durability::Batch(Duration::from_millis(5)),
         }
     }
 }
@@ -272,7 +267,9 @@ async fn serve(
                 .iter()
                 .any(|r| command::lookup(&r[0]).is_some_and(|s| s.writes()))
         };
-        if shared.options.durability != Durability::Sync && writes(&pending) {
+        // Unless the store syncs each write, a pipeline's writes are tried here first (the
+        // store itself refuses on this thread any write that would wait).
+        if shared.store.durability() != Durability::Sync && writes(&pending) {
             // Writes that return before their fsync are answered here while nothing can
             // make them wait, as the store's async writes are: a trip to the writer costs
             // more than the writes, and the runtime's threads share the work the one

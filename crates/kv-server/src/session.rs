@@ -361,6 +361,12 @@ impl Session {
                 Ok(Command::Watch(_)) => {
                     return Err(Reply::error("ERR WATCH inside MULTI is not allowed"))
                 }
+                // SAVE inside a block would sync before the block's writes are made, and
+                // answer for them: refused, and the block aborted, as in Redis.
+                _ if spec.flags.contains(&"no_multi") => {
+                    self.queue_failed = true;
+                    return Err(Reply::error("ERR Command not allowed inside a transaction"));
+                }
                 command => {
                     queued.push(command);
                     return Err(Reply::Simple("QUEUED"));
@@ -588,7 +594,7 @@ impl Session {
 
     fn config_get(&self, patterns: &[Bytes]) -> Reply {
         let options = &self.shared.options;
-        let appendfsync = match options.durability {
+        let appendfsync = match self.shared.store.durability() {
             Durability::Sync => "always",
             Durability::Batch(_) => "everysec",
             Durability::None => "no",

@@ -131,6 +131,18 @@ fn errors_redis_reports_at_exec_time_do_not_abort_the_block() {
             "-EXECABORT Transaction discarded because of previous errors.\r\n",
         ),
         (b"EXISTS b\r\n", ":0\r\n"),
+        // SAVE would sync before the block's writes: refused, and the block aborted.
+        (b"MULTI\r\n", "+OK\r\n"),
+        (b"SET b 2\r\n", "+QUEUED\r\n"),
+        (
+            b"SAVE\r\n",
+            "-ERR Command not allowed inside a transaction\r\n",
+        ),
+        (
+            b"EXEC\r\n",
+            "-EXECABORT Transaction discarded because of previous errors.\r\n",
+        ),
+        (b"EXISTS b\r\n", ":0\r\n"),
     ] {
         assert_eq!(
             line(&mut s, request),

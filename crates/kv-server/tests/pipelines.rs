@@ -125,14 +125,7 @@ fn server(sync: bool) -> TestServer {
         Durability::Batch(Duration::from_millis(5))
     };
     let store = KvStore::open_with(dir.path(), Options::default().durability(durability)).unwrap();
-    TestServer::serve(
-        dir,
-        store,
-        ServerOptions {
-            durability,
-            ..ServerOptions::default()
-        },
-    )
+    TestServer::serve(dir, store, ServerOptions::default())
 }
 
 #[test]

@@ -1080,6 +1080,21 @@ impl KvStore {
         self.len() == 0
     }
 
+    /// The durability its writes get unless they ask for another ([`Options::durability`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use kv_store::{Durability, KvStore, Options};
+    /// let store = KvStore::open_with(dir.path(), Options::default().durability(Durability::Sync))?;
+    /// assert_eq!(store.durability(), Durability::Sync);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn durability(&self) -> crate::Durability {
+        self.inner.durable.options().durability
+    }
+
     /// Makes every write so far durable (fdatasync), whatever the durability mode.
     ///
     /// # Errors
