@@ -1,20 +1,27 @@
-//! This store beside redb, fjall and sled, in one process run: W1 (1 and 8 writers), W2, W3,
+//! This store beside redb 4, fjall 3 and sled 1.0 (alpha), and RocksDB with the `rocksdb`
+//! feature, in one process run: W1 (1 and 8 writers), W2, W3,
 //! W4, W5 and W8 of the workload spec, each peer through its own public API (a durable commit
 //! per write for W1, its non-durable mode for W2). Prints one markdown table, workload by
 //! system, with this store's ratio to the best peer (above 1: ahead).
 //!
 //! `cargo bench -p kv-benches --bench peers` (`KV_BENCH_QUICK=1`: 1/100 of the keys).
-//! `KV_PEERS=kv,redb` runs only some systems.
+//! `KV_PEERS=kv,redb` runs only some systems. `--features rocksdb` adds RocksDB (a long C++
+//! build): `cargo xtask bench --rocksdb`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use kv_workloads::spec::{self, Put};
+// Traits of redb 4 that its reads need in scope.
+use redb::ReadableDatabase;
 use kv_workloads::{key_for, resident_bytes, KEY_LEN, VALUE_LEN};
 
-/// One system under test, reduced to what the workloads do.
-trait Engine: Send + Sync {
+/// One system under test, reduced to what the workloads do. Each thread gets a handle of its
+/// own ([`Engine::handle`]): sled 1.0's is `Send` but not `Sync`, made to be cloned per thread.
+trait Engine: Send {
+    /// Another handle on the same open store, for another thread.
+    fn handle(&self) -> Box<dyn Engine>;
     /// Puts one key; `durable`: on stable storage before returning.
     fn put(&self, key: &[u8], value: &[u8], durable: bool);
     /// Puts many keys at once, not durably (loading).
@@ -30,6 +37,9 @@ trait Engine: Send + Sync {
 struct Kv(kv_store::KvStore);
 
 impl Engine for Kv {
+    fn handle(&self) -> Box<dyn Engine> {
+        Box::new(Kv(self.0.clone()))
+    }
     fn put(&self, key: &[u8], value: &[u8], durable: bool) {
         let mut batch = kv_store::WriteBatch::new();
         batch.put(key.to_vec(), value.to_vec());
@@ -63,16 +73,25 @@ impl Engine for Kv {
 
 const TABLE: redb::TableDefinition<'static, &[u8], &[u8]> = redb::TableDefinition::new("bench");
 
-struct Redb(redb::Database);
+/// The cache each peer gets: the whole data set fits in it (about 120 MB of keys and values
+/// at 1,000,000 keys), as this store holds it all in memory. It is redb's default; fjall's
+/// (32 MiB) and sled's (512 MiB) are raised to it.
+const PEER_CACHE_BYTES: usize = 1 << 30;
+
+struct Redb(Arc<redb::Database>);
 
 impl Engine for Redb {
+    fn handle(&self) -> Box<dyn Engine> {
+        Box::new(Redb(Arc::clone(&self.0)))
+    }
     fn put(&self, key: &[u8], value: &[u8], durable: bool) {
         let mut tx = self.0.begin_write().expect("redb tx");
         tx.set_durability(if durable {
             redb::Durability::Immediate
         } else {
             redb::Durability::None
-        });
+        })
+        .expect("redb durability");
         tx.open_table(TABLE)
             .expect("redb table")
             .insert(key, value)
@@ -81,7 +100,8 @@ impl Engine for Redb {
     }
     fn load(&self, pairs: &[Put]) {
         let mut tx = self.0.begin_write().expect("redb tx");
-        tx.set_durability(redb::Durability::None);
+        tx.set_durability(redb::Durability::None)
+            .expect("redb durability");
         {
             let mut table = tx.open_table(TABLE).expect("redb table");
             for (k, v) in pairs {
@@ -91,6 +111,7 @@ impl Engine for Redb {
         tx.commit().expect("redb commit");
     }
     fn sync(&self) {
+        // An `Immediate` commit (the default) makes the `None` ones before it durable.
         let tx = self.0.begin_write().expect("redb tx");
         tx.open_table(TABLE).expect("redb table");
         tx.commit().expect("redb commit");
@@ -103,47 +124,70 @@ impl Engine for Redb {
     fn scan(&self, start: &[u8], n: usize) -> usize {
         let tx = self.0.begin_read().expect("redb read");
         let table = tx.open_table(TABLE).expect("redb table");
-        table.range(start..).expect("redb range").take(n).count()
+        table
+            .range(start..)
+            .expect("redb range")
+            .take(n)
+            .map(|entry| {
+                let (_, value) = entry.expect("redb entry");
+                std::hint::black_box(value.value().len())
+            })
+            .count()
     }
 }
 
+#[derive(Clone)]
 struct Fjall {
+    db: fjall::Database,
     keyspace: fjall::Keyspace,
-    partition: fjall::PartitionHandle,
 }
 
 impl Engine for Fjall {
+    fn handle(&self) -> Box<dyn Engine> {
+        Box::new(self.clone())
+    }
     fn put(&self, key: &[u8], value: &[u8], durable: bool) {
-        self.partition.insert(key, value).expect("fjall insert");
+        self.keyspace.insert(key, value).expect("fjall insert");
         if durable {
-            self.keyspace
+            self.db
                 .persist(fjall::PersistMode::SyncData)
                 .expect("fjall persist");
         }
     }
     fn load(&self, pairs: &[Put]) {
-        let mut batch = self.keyspace.batch();
+        let mut batch = self.db.batch();
         for (k, v) in pairs {
-            batch.insert(&self.partition, &k[..], &v[..]);
+            batch.insert(&self.keyspace, &k[..], &v[..]);
         }
         batch.commit().expect("fjall batch");
     }
     fn sync(&self) {
-        self.keyspace
+        self.db
             .persist(fjall::PersistMode::SyncData)
             .expect("fjall persist");
     }
     fn get(&self, key: &[u8]) -> bool {
-        self.partition.get(key).expect("fjall get").is_some()
+        self.keyspace.get(key).expect("fjall get").is_some()
     }
     fn scan(&self, start: &[u8], n: usize) -> usize {
-        self.partition.range(start..).take(n).count()
+        // Its iterator yields guards that read an entry when asked: each is read here.
+        self.keyspace
+            .range(start..)
+            .take(n)
+            .map(|guard| {
+                let (_, value) = guard.into_inner().expect("fjall entry");
+                std::hint::black_box(value.len())
+            })
+            .count()
     }
 }
 
 struct Sled(sled::Db);
 
 impl Engine for Sled {
+    fn handle(&self) -> Box<dyn Engine> {
+        Box::new(Sled(self.0.clone()))
+    }
     fn put(&self, key: &[u8], value: &[u8], durable: bool) {
         self.0.insert(key, value).expect("sled insert");
         if durable {
@@ -164,11 +208,105 @@ impl Engine for Sled {
         self.0.get(key).expect("sled get").is_some()
     }
     fn scan(&self, start: &[u8], n: usize) -> usize {
-        self.0.range(start..).take(n).count()
+        self.0
+            .range(start..)
+            .take(n)
+            .map(|entry| {
+                let (_, value) = entry.expect("sled entry");
+                std::hint::black_box(value.len())
+            })
+            .count()
     }
 }
 
-const SYSTEMS: [&str; 4] = ["kv", "redb", "fjall", "sled"];
+#[cfg(feature = "rocksdb")]
+#[derive(Clone)]
+struct Rocks {
+    db: Arc<rocksdb::DB>,
+    durable: rocksdb::WriteOptions,
+    buffered: rocksdb::WriteOptions,
+}
+
+#[cfg(feature = "rocksdb")]
+impl Rocks {
+    /// RocksDB set up for this data set: the whole of it fits in the block cache, a bloom
+    /// filter spares the misses of W3 a block read, a hash index in each data block shortens
+    /// the hits' search, both cores run its background work, and LZ4 compresses the tables.
+    fn open(dir: &Path) -> Self {
+        let cache = rocksdb::Cache::new_lru_cache(PEER_CACHE_BYTES);
+        let mut table = rocksdb::BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
+        let mut options = rocksdb::Options::default();
+        options.create_if_missing(true);
+        options.increase_parallelism(2);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        options.set_block_based_table_factory(&table);
+        let db = rocksdb::DB::open(&options, dir).expect("rocksdb open");
+        let mut durable = rocksdb::WriteOptions::default();
+        durable.set_sync(true);
+        Rocks {
+            db: Arc::new(db),
+            durable,
+            buffered: rocksdb::WriteOptions::default(),
+        }
+    }
+}
+
+#[cfg(feature = "rocksdb")]
+impl Engine for Rocks {
+    fn handle(&self) -> Box<dyn Engine> {
+        Box::new(self.clone())
+    }
+    fn put(&self, key: &[u8], value: &[u8], durable: bool) {
+        let options = if durable {
+            &self.durable
+        } else {
+            &self.buffered
+        };
+        self.db.put_opt(key, value, options).expect("rocksdb put");
+    }
+    fn load(&self, pairs: &[Put]) {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (k, v) in pairs {
+            batch.put(k, v);
+        }
+        self.db
+            .write_opt(batch, &self.buffered)
+            .expect("rocksdb batch");
+    }
+    fn sync(&self) {
+        self.db.flush_wal(true).expect("rocksdb sync");
+    }
+    fn get(&self, key: &[u8]) -> bool {
+        // The pinned read copies nothing, as this store's get does not either.
+        self.db.get_pinned(key).expect("rocksdb get").is_some()
+    }
+    fn scan(&self, start: &[u8], n: usize) -> usize {
+        let mut iter = self.db.raw_iterator();
+        iter.seek(start);
+        let mut read = 0;
+        while read < n && iter.valid() {
+            std::hint::black_box(iter.value().map(<[u8]>::len));
+            read += 1;
+            iter.next();
+        }
+        iter.status().expect("rocksdb scan");
+        read
+    }
+}
+
+/// The systems measured, this store first: RocksDB only with the `rocksdb` feature.
+const SYSTEMS: &[&str] = &[
+    "kv",
+    "redb",
+    "fjall",
+    "sled",
+    #[cfg(feature = "rocksdb")]
+    "rocksdb",
+];
 
 /// How this store is set up for a workload: each system runs in its best configuration.
 #[derive(Clone, Copy, PartialEq)]
@@ -184,7 +322,7 @@ enum Setup {
 
 /// Opens `system` in `dir`; `setup` only matters to this store (the peers are ordered stores
 /// with one configuration).
-fn open(system: &str, dir: &Path, setup: Setup) -> Arc<dyn Engine> {
+fn open(system: &str, dir: &Path, setup: Setup) -> Box<dyn Engine> {
     match system {
         "kv" => {
             let durability = if setup == Setup::DurablePuts {
@@ -201,24 +339,36 @@ fn open(system: &str, dir: &Path, setup: Setup) -> Arc<dyn Engine> {
                 .index(index)
                 .durability(durability)
                 .auto_compact(None);
-            Arc::new(Kv(
+            Box::new(Kv(
                 kv_store::KvStore::open_with(dir, options).expect("kv open")
             ))
         }
-        "redb" => Arc::new(Redb(
-            redb::Database::create(dir.join("bench.redb")).expect("redb open"),
-        )),
+        "redb" => Box::new(Redb(Arc::new(
+            redb::Builder::new()
+                .set_cache_size(PEER_CACHE_BYTES)
+                .create(dir.join("bench.redb"))
+                .expect("redb open"),
+        ))),
         "fjall" => {
-            let keyspace = fjall::Config::new(dir).open().expect("fjall open");
-            let partition = keyspace
-                .open_partition("bench", fjall::PartitionCreateOptions::default())
-                .expect("fjall partition");
-            Arc::new(Fjall {
-                keyspace,
-                partition,
-            })
+            let db = fjall::Database::builder(dir)
+                .cache_size(PEER_CACHE_BYTES as u64)
+                .open()
+                .expect("fjall open");
+            let keyspace = db
+                .keyspace("bench", fjall::KeyspaceCreateOptions::default)
+                .expect("fjall keyspace");
+            Box::new(Fjall { db, keyspace })
         }
-        _ => Arc::new(Sled(sled::open(dir).expect("sled open"))),
+        "sled" => Box::new(Sled(
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity_bytes(PEER_CACHE_BYTES)
+                .open()
+                .expect("sled open"),
+        )),
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" => Box::new(Rocks::open(dir)),
+        other => panic!("no system {other}"),
     }
 }
 
@@ -235,11 +385,11 @@ fn keys() -> u64 {
 }
 
 /// `total` puts over `writers` threads; returns puts per second.
-fn puts(engine: &Arc<dyn Engine>, writers: u64, total: u64, durable: bool) -> f64 {
+fn puts(engine: &dyn Engine, writers: u64, total: u64, durable: bool) -> f64 {
     let started = Instant::now();
     std::thread::scope(|s| {
         for w in 0..writers {
-            let engine = Arc::clone(engine);
+            let engine = engine.handle();
             s.spawn(move || {
                 let puts = spec::random_puts(w + 1, keys());
                 for (key, value) in puts.take((total / writers) as usize) {
@@ -273,12 +423,12 @@ fn measure(system: &str) -> Vec<f64> {
     let w1_ops = if quick() { 40 } else { 2_000 };
     let dir = scratch(system);
     let engine = open(system, dir.path(), Setup::DurablePuts);
-    let w1_one = puts(&engine, 1, w1_ops, true);
-    let w1_eight = puts(&engine, 8, w1_ops * 4, true);
+    let w1_one = puts(engine.as_ref(), 1, w1_ops, true);
+    let w1_eight = puts(engine.as_ref(), 8, w1_ops * 4, true);
     drop(engine);
     let dir = scratch(system);
     let engine = open(system, dir.path(), Setup::Points);
-    let w2 = puts(&engine, 1, keys(), false);
+    let w2 = puts(engine.as_ref(), 1, keys(), false);
     drop(engine);
 
     let dir = scratch(system);
