@@ -5,7 +5,9 @@
 //!   fuzz smoke run, `bench --quick` and a minute of torture.
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target over its corpus and N seconds of
 //!   mutated inputs (default 5), on the stable toolchain.
-//! - `cargo xtask bench [--quick]`: the criterion benchmarks; `--quick` runs each briefly.
+//! - `cargo xtask bench [--quick] [--rocksdb] [--bench NAME]`: the criterion benchmarks;
+//!   `--quick` runs each briefly, `--rocksdb` adds RocksDB to the `peers` bench (its C++ build
+//!   is long and needs libclang, so CI leaves it off), `--bench NAME` runs that bench alone.
 //! - `cargo xtask report`: the last `peers` and `w1_curve` bench results as the README's
 //!   tables and two SVG charts under `docs/`.
 //! - `cargo xtask torture [--minutes N]`: the crash torture run (default 1 minute): a child
@@ -24,11 +26,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(seconds_arg(&args[1..]).unwrap_or(5)),
-        Some("bench") => bench(args[1..].iter().any(|a| a == "--quick")),
+        Some("bench") => bench_args(&args[1..]).and_then(bench),
         Some("report") => report::report(),
         Some("torture") => torture(minutes_arg(&args[1..]).unwrap_or_else(|| "1".into())),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] | report | torture [--minutes N]>"
+            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] [--rocksdb] [--bench NAME] | report | torture [--minutes N]>"
                 .to_string(),
         ),
     };
@@ -96,7 +98,11 @@ fn ci() -> Result<(), String> {
     fuzz(5)?;
     // The benches run once each above, in test mode; this runs them for real, briefly, so
     // that `cargo xtask bench` itself keeps working.
-    bench(true)?;
+    bench(Bench {
+        quick: true,
+        rocksdb: false,
+        only: None,
+    })?;
     torture("1".into())
 }
 
@@ -134,25 +140,57 @@ fn fuzz(seconds: u64) -> Result<(), String> {
     )
 }
 
-fn bench(quick: bool) -> Result<(), String> {
-    if quick {
-        cargo(
-            &[
-                "bench",
-                "--package",
-                "kv-benches",
-                "--benches",
-                "--",
-                "--warm-up-time",
-                "0.2",
-                "--measurement-time",
-                "0.5",
-                "--sample-size",
-                "10",
-            ],
-            &[("KV_BENCH_QUICK", "1")],
-        )
+/// What `cargo xtask bench` runs.
+struct Bench {
+    /// Each bench briefly (`--quick`).
+    quick: bool,
+    /// With the `rocksdb` feature of kv-benches: RocksDB in the `peers` bench.
+    rocksdb: bool,
+    /// Only this bench (`--bench NAME`), else all of them.
+    only: Option<String>,
+}
+
+fn bench_args(args: &[String]) -> Result<Bench, String> {
+    let mut bench = Bench {
+        quick: false,
+        rocksdb: false,
+        only: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => bench.quick = true,
+            "--rocksdb" => bench.rocksdb = true,
+            "--bench" => {
+                bench.only = Some(args.next().ok_or("--bench needs a bench's name")?.clone());
+            }
+            other => return Err(format!("bench: unknown argument {other}")),
+        }
+    }
+    Ok(bench)
+}
+
+fn bench(bench: Bench) -> Result<(), String> {
+    let mut args = vec!["bench", "--package", "kv-benches"];
+    match &bench.only {
+        Some(name) => args.extend(["--bench", name.as_str()]),
+        None => args.push("--benches"),
+    }
+    if bench.rocksdb {
+        args.extend(["--features", "rocksdb"]);
+    }
+    if bench.quick {
+        args.extend([
+            "--",
+            "--warm-up-time",
+            "0.2",
+            "--measurement-time",
+            "0.5",
+            "--sample-size",
+            "10",
+        ]);
+        cargo(&args, &[("KV_BENCH_QUICK", "1")])
     } else {
-        cargo(&["bench", "--package", "kv-benches", "--benches"], &[])
+        cargo(&args, &[])
     }
 }

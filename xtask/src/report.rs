@@ -96,7 +96,7 @@ fn peers(results: &Results, chart: &Path) -> Result<String, String> {
     let systems = &results.columns[3..];
     let kv = systems.iter().position(|s| s == "kv");
     let mut table = format!(
-        "Results {}. Each bar: the system's figure relative to the best one on that workload (1 = best; for the time to reopen, less is better; memory is left out of the chart, as redb and fjall keep their data on disk).\n\n![peers](docs/peers.svg)\n\n| workload | {} | kv ÷ best peer |\n|{}\n",
+        "Results {}. Each bar: the system's figure relative to the best one on that workload (1 = best; for the time to reopen, less is better; memory is left out of the chart, as the peers keep their data on disk).\n\n![peers](docs/peers.svg)\n\n| workload | {} | kv ÷ best peer |\n|{}\n",
         results.measured,
         systems.join(" | "),
         " --- |".repeat(systems.len() + 2)
@@ -149,7 +149,7 @@ fn peers(results: &Results, chart: &Path) -> Result<String, String> {
                 (true, false) => best / v,
             })
             .collect();
-        // Memory is left out of the chart: redb and fjall keep their data on disk.
+        // Memory is left out of the chart: the peers keep their data on disk.
         if unit != "B/key" {
             bars.push((name.clone(), relative));
         }
@@ -202,6 +202,7 @@ fn draw_bars(path: &Path, systems: &[String], bars: &[(String, Vec<f64>)]) -> Re
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
         RGBColor(148, 103, 189),
+        RGBColor(214, 39, 40),
     ];
     let width = 0.8 / systems.len() as f64;
     for (s, system) in systems.iter().enumerate() {
