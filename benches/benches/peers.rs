@@ -220,9 +220,12 @@ impl Engine for Sled {
 }
 
 #[cfg(feature = "rocksdb")]
-#[derive(Clone)]
-struct Rocks {
-    db: Arc<rocksdb::DB>,
+struct Rocks(Arc<RocksShared>);
+
+/// An open RocksDB and the write options of the two kinds of puts, shared by the threads.
+#[cfg(feature = "rocksdb")]
+struct RocksShared {
+    db: rocksdb::DB,
     durable: rocksdb::WriteOptions,
     buffered: rocksdb::WriteOptions,
 }
@@ -247,45 +250,46 @@ impl Rocks {
         let db = rocksdb::DB::open(&options, dir).expect("rocksdb open");
         let mut durable = rocksdb::WriteOptions::default();
         durable.set_sync(true);
-        Rocks {
-            db: Arc::new(db),
+        Rocks(Arc::new(RocksShared {
+            db,
             durable,
             buffered: rocksdb::WriteOptions::default(),
-        }
+        }))
     }
 }
 
 #[cfg(feature = "rocksdb")]
 impl Engine for Rocks {
     fn handle(&self) -> Box<dyn Engine> {
-        Box::new(self.clone())
+        Box::new(Rocks(Arc::clone(&self.0)))
     }
     fn put(&self, key: &[u8], value: &[u8], durable: bool) {
         let options = if durable {
-            &self.durable
+            &self.0.durable
         } else {
-            &self.buffered
+            &self.0.buffered
         };
-        self.db.put_opt(key, value, options).expect("rocksdb put");
+        self.0.db.put_opt(key, value, options).expect("rocksdb put");
     }
     fn load(&self, pairs: &[Put]) {
         let mut batch = rocksdb::WriteBatch::default();
         for (k, v) in pairs {
             batch.put(k, v);
         }
-        self.db
-            .write_opt(batch, &self.buffered)
+        self.0
+            .db
+            .write_opt(batch, &self.0.buffered)
             .expect("rocksdb batch");
     }
     fn sync(&self) {
-        self.db.flush_wal(true).expect("rocksdb sync");
+        self.0.db.flush_wal(true).expect("rocksdb sync");
     }
     fn get(&self, key: &[u8]) -> bool {
         // The pinned read copies nothing, as this store's get does not either.
-        self.db.get_pinned(key).expect("rocksdb get").is_some()
+        self.0.db.get_pinned(key).expect("rocksdb get").is_some()
     }
     fn scan(&self, start: &[u8], n: usize) -> usize {
-        let mut iter = self.db.raw_iterator();
+        let mut iter = self.0.db.raw_iterator();
         iter.seek(start);
         let mut read = 0;
         while read < n && iter.valid() {
