@@ -170,7 +170,8 @@ fn bench_args(args: &[String]) -> Result<Bench, String> {
     Ok(bench)
 }
 
-fn bench(bench: Bench) -> Result<(), String> {
+/// The arguments of the `cargo bench` that `bench` runs.
+fn bench_command(bench: &Bench) -> Vec<&str> {
     let mut args = vec!["bench", "--package", "kv-benches"];
     match &bench.only {
         Some(name) => args.extend(["--bench", name.as_str()]),
@@ -189,8 +190,50 @@ fn bench(bench: Bench) -> Result<(), String> {
             "--sample-size",
             "10",
         ]);
-        cargo(&args, &[("KV_BENCH_QUICK", "1")])
+    }
+    args
+}
+
+fn bench(bench: Bench) -> Result<(), String> {
+    let quick: &[(&str, &str)] = if bench.quick {
+        &[("KV_BENCH_QUICK", "1")]
     } else {
-        cargo(&args, &[])
+        &[]
+    };
+    cargo(&bench_command(&bench), quick)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn bench_builds_rocksdb_only_when_asked() {
+        let ci = bench_args(&args("--quick")).unwrap();
+        assert!(!bench_command(&ci).contains(&"--features"));
+        assert!(bench_command(&ci).contains(&"--benches"));
+        let peers = bench_args(&args("--rocksdb --bench peers")).unwrap();
+        assert_eq!(
+            bench_command(&peers),
+            [
+                "bench",
+                "--package",
+                "kv-benches",
+                "--bench",
+                "peers",
+                "--features",
+                "rocksdb"
+            ]
+        );
+    }
+
+    #[test]
+    fn bench_refuses_what_it_does_not_know() {
+        assert!(bench_args(&args("--rocks")).is_err());
+        assert!(bench_args(&args("--bench")).is_err());
     }
 }
