@@ -5,10 +5,12 @@
 //!   fuzz smoke run, `bench --quick` and a minute of torture.
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target over its corpus and N seconds of
 //!   mutated inputs (default 5), on the stable toolchain.
-//! - `cargo xtask bench [--quick] [--redis-only]`: the criterion benchmarks, then `kv serve`
-//!   side by side with Redis 7 under the same redis-benchmark lines (`versus_redis.rs`; skipped
-//!   where Redis is not installed); `--quick` runs each briefly, `--redis-only` only the
-//!   side-by-side run.
+//! - `cargo xtask bench [--quick] [--rocksdb] [--bench NAME] [--redis-only]`: the criterion
+//!   benchmarks, then `kv serve` side by side with Redis 7 under the same redis-benchmark
+//!   lines (`versus_redis.rs`; skipped where Redis is not installed). `--quick` runs each
+//!   briefly, `--rocksdb` adds RocksDB to the `peers` bench (its C++ build is long and needs
+//!   libclang, so CI leaves it off), `--bench NAME` runs that criterion bench alone (and not
+//!   the side-by-side run), `--redis-only` only the side-by-side run.
 //! - `cargo xtask report`: the last `peers` and `w1_curve` bench results as the README's
 //!   tables and two SVG charts under `docs/`.
 //! - `cargo xtask torture [--minutes N]`: the crash torture run (default 1 minute): a child
@@ -28,18 +30,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("fuzz") => fuzz(seconds_arg(&args[1..]).unwrap_or(5)),
-        Some("bench") => {
-            let quick = args[1..].iter().any(|a| a == "--quick");
-            if args[1..].iter().any(|a| a == "--redis-only") {
-                versus_redis::versus_redis(quick)
-            } else {
-                bench(quick)
-            }
-        }
+        Some("bench") => bench_args(&args[1..]).and_then(bench),
         Some("report") => report::report(),
         Some("torture") => torture(minutes_arg(&args[1..]).unwrap_or_else(|| "1".into())),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] [--redis-only] | report | torture [--minutes N]>"
+            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] [--rocksdb] [--bench NAME] [--redis-only] | report | torture [--minutes N]>"
                 .to_string(),
         ),
     };
@@ -107,7 +102,12 @@ fn ci() -> Result<(), String> {
     fuzz(5)?;
     // The benches run once each above, in test mode; this runs them for real, briefly, so
     // that `cargo xtask bench` itself keeps working.
-    bench(true)?;
+    bench(Bench {
+        quick: true,
+        rocksdb: false,
+        only: None,
+        redis_only: false,
+    })?;
     torture("1".into())
 }
 
@@ -145,30 +145,110 @@ fn fuzz(seconds: u64) -> Result<(), String> {
     )
 }
 
-fn bench(quick: bool) -> Result<(), String> {
-    criterion(quick)?;
-    versus_redis::versus_redis(quick)
+/// What `cargo xtask bench` runs.
+struct Bench {
+    /// Each bench briefly (`--quick`).
+    quick: bool,
+    /// With the `rocksdb` feature of kv-benches: RocksDB in the `peers` bench.
+    rocksdb: bool,
+    /// Only this bench (`--bench NAME`), else all of them and the side-by-side run.
+    only: Option<String>,
+    /// Only the side-by-side run against Redis (`--redis-only`).
+    redis_only: bool,
 }
 
-fn criterion(quick: bool) -> Result<(), String> {
-    if quick {
-        cargo(
-            &[
+fn bench_args(args: &[String]) -> Result<Bench, String> {
+    let mut bench = Bench {
+        quick: false,
+        rocksdb: false,
+        only: None,
+        redis_only: false,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => bench.quick = true,
+            "--rocksdb" => bench.rocksdb = true,
+            "--redis-only" => bench.redis_only = true,
+            "--bench" => {
+                bench.only = Some(args.next().ok_or("--bench needs a bench's name")?.clone());
+            }
+            other => return Err(format!("bench: unknown argument {other}")),
+        }
+    }
+    Ok(bench)
+}
+
+/// The arguments of the `cargo bench` that `bench` runs.
+fn bench_command(bench: &Bench) -> Vec<&str> {
+    let mut args = vec!["bench", "--package", "kv-benches"];
+    match &bench.only {
+        Some(name) => args.extend(["--bench", name.as_str()]),
+        None => args.push("--benches"),
+    }
+    if bench.rocksdb {
+        args.extend(["--features", "rocksdb"]);
+    }
+    if bench.quick {
+        args.extend([
+            "--",
+            "--warm-up-time",
+            "0.2",
+            "--measurement-time",
+            "0.5",
+            "--sample-size",
+            "10",
+        ]);
+    }
+    args
+}
+
+fn bench(bench: Bench) -> Result<(), String> {
+    let quick: &[(&str, &str)] = if bench.quick {
+        &[("KV_BENCH_QUICK", "1")]
+    } else {
+        &[]
+    };
+    if !bench.redis_only {
+        cargo(&bench_command(&bench), quick)?;
+    }
+    if bench.only.is_none() {
+        versus_redis::versus_redis(bench.quick)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn bench_builds_rocksdb_only_when_asked() {
+        let ci = bench_args(&args("--quick")).unwrap();
+        assert!(!bench_command(&ci).contains(&"--features"));
+        assert!(bench_command(&ci).contains(&"--benches"));
+        let peers = bench_args(&args("--rocksdb --bench peers")).unwrap();
+        assert_eq!(
+            bench_command(&peers),
+            [
                 "bench",
                 "--package",
                 "kv-benches",
-                "--benches",
-                "--",
-                "--warm-up-time",
-                "0.2",
-                "--measurement-time",
-                "0.5",
-                "--sample-size",
-                "10",
-            ],
-            &[("KV_BENCH_QUICK", "1")],
-        )
-    } else {
-        cargo(&["bench", "--package", "kv-benches", "--benches"], &[])
+                "--bench",
+                "peers",
+                "--features",
+                "rocksdb"
+            ]
+        );
+    }
+
+    #[test]
+    fn bench_refuses_what_it_does_not_know() {
+        assert!(bench_args(&args("--rocks")).is_err());
+        assert!(bench_args(&args("--bench")).is_err());
     }
 }

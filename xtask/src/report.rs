@@ -60,7 +60,9 @@ fn format(value: f64) -> String {
         return "0".into();
     }
     if value.abs() < 100.0 {
-        return format!("{value:.3}");
+        // At least three decimals, and three significant digits below 1: redb reopens in
+        // under a millisecond, which three decimals of a second would show as 0.
+        return format!("{value:.*}", decimals(value, 3).max(3));
     }
     let digits = (value.round() as i64).to_string();
     let mut out = String::new();
@@ -71,6 +73,15 @@ fn format(value: f64) -> String {
         out.push(c);
     }
     out
+}
+
+/// The decimals that show `value` with `significant` significant digits.
+fn decimals(value: f64, significant: i32) -> usize {
+    if value == 0.0 || !value.is_finite() {
+        return 0;
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    (significant - 1 - magnitude).max(0) as usize
 }
 
 /// Replaces the README's text between the markers of `section`.
@@ -96,7 +107,7 @@ fn peers(results: &Results, chart: &Path) -> Result<String, String> {
     let systems = &results.columns[3..];
     let kv = systems.iter().position(|s| s == "kv");
     let mut table = format!(
-        "Results {}. Each bar: the system's figure relative to the best one on that workload (1 = best; for the time to reopen, less is better; memory is left out of the chart, as redb and fjall keep their data on disk).\n\n![peers](docs/peers.svg)\n\n| workload | {} | kv ÷ best peer |\n|{}\n",
+        "Results {}. Each bar: the system's figure relative to the best one on that workload (1 = best; for the time to reopen, less is better; memory is left out of the chart, as the peers keep their data on disk).\n\n![peers](docs/peers.svg)\n\n| workload | {} | kv ÷ best peer |\n|{}\n",
         results.measured,
         systems.join(" | "),
         " --- |".repeat(systems.len() + 2)
@@ -120,7 +131,7 @@ fn peers(results: &Results, chart: &Path) -> Result<String, String> {
                 } else {
                     best_peer / mine
                 };
-                format!("{r:.2}×")
+                format!("{r:.*}×", decimals(r, 2).max(2))
             }
             _ => "-".into(),
         };
@@ -149,7 +160,7 @@ fn peers(results: &Results, chart: &Path) -> Result<String, String> {
                 (true, false) => best / v,
             })
             .collect();
-        // Memory is left out of the chart: redb and fjall keep their data on disk.
+        // Memory is left out of the chart: the peers keep their data on disk.
         if unit != "B/key" {
             bars.push((name.clone(), relative));
         }
@@ -202,6 +213,7 @@ fn draw_bars(path: &Path, systems: &[String], bars: &[(String, Vec<f64>)]) -> Re
         RGBColor(255, 127, 14),
         RGBColor(44, 160, 44),
         RGBColor(148, 103, 189),
+        RGBColor(214, 39, 40),
     ];
     let width = 0.8 / systems.len() as f64;
     for (s, system) in systems.iter().enumerate() {
@@ -330,4 +342,22 @@ pub fn report() -> Result<(), String> {
     std::fs::write("README.md", readme).map_err(|e| format!("README.md: {e}"))?;
     eprintln!("xtask: wrote docs/peers.svg, docs/w1-curve.svg and the README's tables");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_figures_keep_their_significant_digits() {
+        assert_eq!(format(0.000375137), "0.000375");
+        assert_eq!(format(0.251), "0.251");
+        assert_eq!(format(56.868), "56.868");
+        assert_eq!(format(1234567.8), "1,234,568");
+        assert_eq!(
+            format!("{:.*}", decimals(0.0015, 2).max(2), 0.0015),
+            "0.0015"
+        );
+        assert_eq!(format!("{:.*}", decimals(3.52, 2).max(2), 3.52), "3.52");
+    }
 }
