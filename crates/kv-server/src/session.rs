@@ -235,6 +235,14 @@ impl Session {
                 raw.push(next);
                 match prepared {
                     Ok((command, _)) if block::role(&command).is_some() => block.push(command),
+                    // On a runtime thread, a write that ends the block (SAVE, FLUSHDB,
+                    // EXEC, BGREWRITEAOF: any may wait) is left, unrun, for the writer.
+                    Ok((_, spec)) if in_place && spec.writes() => {
+                        let next = raw.pop().expect("the request just taken");
+                        size -= request_size(&next);
+                        self.give_back(vec![next], requests);
+                        break;
+                    }
                     prepared => {
                         after = Some(prepared.map(|(command, _)| command));
                         break;
@@ -882,6 +890,40 @@ fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::constant_time_eq;
+    use super::*;
+
+    fn request(line: &str) -> Vec<Bytes> {
+        line.split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn in_place_leaves_a_write_that_ends_a_block_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvStore::open_with(
+            dir.path(),
+            kv_store::Options::default().durability(Durability::None),
+        )
+        .unwrap();
+        for ending in ["SAVE", "FLUSHDB", "BGREWRITEAOF", "EXEC"] {
+            let mut session = Session::local(store.clone());
+            let mut requests: VecDeque<_> = [
+                request("SET a 1"),
+                request("INCR n"),
+                request(ending),
+                request("GET a"),
+            ]
+            .into();
+            let mut output = BytesMut::new();
+            session.answer_in_place(&mut requests, &mut output, 64 * 1024);
+            // The block ran here; what may wait did not, nor anything after it.
+            assert!(output.starts_with(b"+OK\r\n:"), "{ending}: {output:?}");
+            assert_eq!(requests.len(), 2, "{ending}: {requests:?}");
+            assert_eq!(requests[0], request(ending));
+        }
+        store.close().unwrap();
+    }
 
     #[test]
     fn constant_time_eq_compares() {

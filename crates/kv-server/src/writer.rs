@@ -74,10 +74,19 @@ fn run(store: &KvStore, queue: &Receiver<Job>) {
     }
 }
 
-/// Answers every job, each until its requests run out or its replies fill its chunk.
+/// Passes (commits) the writer makes for the jobs it took before it hands them back,
+/// unfinished or not, and takes the jobs queued meanwhile: a connection that sent one
+/// write waits for at most this many commits of a long pipeline taken before it.
+const MAX_PASSES: usize = 8;
+
+/// Answers every job, each until its requests run out, its replies fill its chunk, or
+/// [`MAX_PASSES`] commits were made (its connection then hands it over again).
 fn answer(store: &KvStore, jobs: &mut [Job]) {
     let mut active: Vec<usize> = (0..jobs.len()).collect();
-    while !active.is_empty() {
+    for _ in 0..MAX_PASSES {
+        if active.is_empty() {
+            break;
+        }
         // Each job up to its next block, while the blocks taken stay under the bound.
         let mut staged: Vec<(usize, Stage)> = Vec::new();
         let (mut commands, mut bytes) = (0, 0);

@@ -41,6 +41,8 @@ impl HeldKeys<'_> {
     /// The live value of `key` and its deadline (to the millisecond), as of now. Only a key
     /// held for [`KeyUse::Read`] is sure to hold it until the batch is applied.
     pub fn get(&self, key: &[u8]) -> Option<(Bytes, Option<SystemTime>)> {
+        // A read, as `KvStore::get` counts one: LRU/LFU must not take it for a cold key.
+        self.store.inner.admission.touch(key, false);
         self.store.state().with_entry(key, self.now, |e| {
             (
                 Bytes::copy_from_slice(e.value()),
