@@ -269,7 +269,13 @@ async fn serve(
         };
         // Unless the store syncs each write, a pipeline's writes are tried here first (the
         // store itself refuses on this thread any write that would wait).
-        if shared.store.durability() != Durability::Sync && writes(&pending) {
+        let starts_with_read = pending
+            .front()
+            .is_some_and(|r| !command::lookup(&r[0]).is_some_and(|s| s.writes()));
+        // Under `Sync` nothing is written here, but the reads before a pipeline's first
+        // write are answered here too, rather than on the writer, where they would hold up
+        // every connection's writes.
+        if (shared.store.durability() != Durability::Sync || starts_with_read) && writes(&pending) {
             // Writes that return before their fsync are answered here while nothing can
             // make them wait, as the store's async writes are: a trip to the writer costs
             // more than the writes, and the runtime's threads share the work the one

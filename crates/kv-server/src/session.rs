@@ -778,8 +778,8 @@ fn run_in(view: &mut Queued<'_>, block: &[Command]) -> Vec<Reply> {
 
 /// Runs blocks (data commands, a write first; one connection's each, in the order given)
 /// as one atomic step with one commit, and answers each command. If the commit fails,
-/// runs the commands again one at a time, which answers each as it would have been
-/// answered alone: a store that refused the batch (a value over the limit, a full disk)
+/// runs each block again with a commit of its own, and the commands of a block that
+/// fails again one at a time, which answers each as it would have been answered alone: a store that refused the batch (a value over the limit, a full disk)
 /// wrote none of it, and one that failed refuses every write from then on, so nothing is
 /// written twice.
 pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Reply>> {
@@ -804,11 +804,16 @@ pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Repl
             .collect();
         (view.into_writes(), replies)
     });
-    ran.unwrap_or_else(|_| {
-        blocks
+    ran.unwrap_or_else(|_| match blocks {
+        // One block failed: its commands one at a time.
+        [block] => vec![block.iter().map(alone).collect()],
+        // Several connections' blocks: each again with a commit of its own, so that one
+        // connection's bad block (a value over the limit) costs the others one commit,
+        // not one each of their commands.
+        _ => blocks
             .iter()
-            .map(|block| block.iter().map(alone).collect())
-            .collect()
+            .map(|block| run_blocks(store, &[*block]).remove(0))
+            .collect(),
     })
 }
 
@@ -896,6 +901,33 @@ mod tests {
         line.split(' ')
             .map(|w| Bytes::copy_from_slice(w.as_bytes()))
             .collect()
+    }
+
+    #[test]
+    fn one_bad_block_costs_the_others_a_commit_not_one_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvStore::open_with(
+            dir.path(),
+            kv_store::Options::default()
+                .durability(Durability::None)
+                .max_value_size(8),
+        )
+        .unwrap();
+        let parse = |line: &str| command::parse(&request(line)).unwrap().0;
+        let bad = [parse("SET a 12345"), parse("APPEND a 6789")];
+        let good: Vec<Command> = (0..10).map(|i| parse(&format!("SET k{i} v"))).collect();
+        let groups = || store.stats().commit_groups_total;
+        let before = groups();
+        let replies = run_blocks(&store, &[&bad[..], &good[..]]);
+        assert_eq!(replies[0][0], Reply::OK);
+        assert!(replies[0][1].is_error(), "{:?}", replies[0][1]);
+        assert_eq!(replies[1], vec![Reply::OK; 10]);
+        assert_eq!(store.get("a").as_deref(), Some(&b"12345"[..]));
+        assert_eq!(store.get("k9").as_deref(), Some(&b"v"[..]));
+        // The good block in one commit; the bad one's SET alone (its APPEND is refused
+        // before it reaches the log).
+        assert_eq!(groups() - before, 2);
+        store.close().unwrap();
     }
 
     #[test]
