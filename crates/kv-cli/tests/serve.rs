@@ -2,34 +2,16 @@
 //! no acknowledged write lost to a SIGKILL under load from several connections, one
 //! request at a time or pipelined.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn serve(dir: &Path, extra: &[&str]) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
-        .arg("--dir")
-        .arg(dir)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .args(extra)
-        .env_remove("KV_REQUIREPASS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("ready: listening on ")
-        .unwrap_or_else(|| panic!("no ready line: {line:?}"))
-        .trim()
-        .parse()
-        .unwrap();
-    (child, addr)
+    common::spawn_serve(dir, extra)
 }
 
 fn connect(addr: SocketAddr) -> TcpStream {

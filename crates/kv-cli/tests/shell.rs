@@ -409,29 +409,11 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = kv(&[
-            "--dir",
-            dir.to_str().unwrap(),
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env_remove("KV_REQUIREPASS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("ready: listening on ")
-            .unwrap_or_else(|| panic!("no ready line: {line:?}"))
-            .trim();
-        let port = addr.rsplit_once(':').unwrap().1.to_string();
-        Server { child, port }
+        let (child, addr) = common::spawn_serve(dir, extra);
+        Server {
+            child,
+            port: addr.port().to_string(),
+        }
     }
 
     fn address(&self) -> String {

@@ -13,6 +13,30 @@ use std::time::Duration;
 /// How long an answer may take before the test fails instead of hanging.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Starts `kv serve` on the store in `dir`, on a free port of 127.0.0.1, with `extra`
+/// arguments, and waits for its ready line; returns the child and the address it printed.
+pub fn spawn_serve(dir: &Path, extra: &[&str]) -> (Child, std::net::SocketAddr) {
+    let mut child = kv(&["--dir", dir.to_str().unwrap()])
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("KV_REQUIREPASS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("ready: listening on ")
+        .unwrap_or_else(|| panic!("no ready line: {line:?}"))
+        .trim()
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
 /// The `kv` binary, with `args`.
 pub fn kv(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kv"));
