@@ -28,7 +28,9 @@ THE SHELL
   `redis-cli --raw` does (strings as their bytes, nothing for nil, elements one a line,
   errors without `(error)`). An error reply keeps the shell going.
   Shell words: HELP lists the commands, HELP <command> shows one's syntax and summary;
-  PUT is SET, COMPACT is BGREWRITEAOF (compacts the log, answers once done), SYNC is
+  PUT is SET, COMPACT compacts the log and answers once done (BGREWRITEAOF, which
+  answers at once and compacts in the background; COMPACT is BGREWRITEAOF with
+  --connect), SYNC is
   SAVE (answers once every write is on disk), STATS is INFO store (every figure of the
   store); QUIT answers OK and leaves, EXIT leaves; blank lines and lines starting with #
   get no answer. Ctrl-C while a reply prints cuts it short ((interrupted)) and the shell

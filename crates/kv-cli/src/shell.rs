@@ -249,6 +249,21 @@ fn answer(shell: &mut Shell, line: &[u8], out: &mut impl Write) -> io::Result<Fl
             return Ok(Flow::Continue);
         }
         "exit" if args.len() == 1 => return Ok(Flow::Stop),
+        // The shell's COMPACT answers once the compaction is done (BGREWRITEAOF, which a
+        // server answers at once, runs it in the background).
+        "compact" if args.len() == 1 => {
+            if let Backend::Local { store, .. } = &shell.backend {
+                match store.compact() {
+                    Ok(_) => writeln!(out, "OK")?,
+                    Err(e) => writeln!(
+                        out,
+                        "(error) ERR {}",
+                        kv_cli::output::one_line(&crate::failure::describe(&e))
+                    )?,
+                }
+                return Ok(Flow::Continue);
+            }
+        }
         _ => {}
     }
     if let Some((_, words)) = ALIASES.iter().find(|(alias, _)| *alias == name) {
@@ -295,7 +310,8 @@ fn help(out: &mut impl Write, topic: &[Vec<u8>]) -> io::Result<()> {
         }
         writeln!(
             out,
-            "Shell words: PUT = SET, COMPACT = BGREWRITEAOF, SYNC = SAVE, STATS = INFO store; \
+            "Shell words: PUT = SET, COMPACT (BGREWRITEAOF, answered once done), SYNC = SAVE, \
+             STATS = INFO store; \
              EXIT or QUIT leaves."
         )?;
         return Ok(());

@@ -140,10 +140,10 @@ pub const COMMANDS: &[Spec] = &[
     spec("watch", -2, MULTI, ALL),
     spec("unwatch", 1, MULTI, NONE),
     // The store's own maintenance under Redis's names: a compaction rewrites the log as
-    // BGREWRITEAOF rewrites the AOF (here before answering); SAVE answers once every
-    // write so far is on disk. Both wait for the disk, so both are flagged `write`
-    // (which the server runs off its runtime threads), unlike in Redis.
-    spec("bgrewriteaof", 1, &["write", "admin", "noscript"], NONE),
+    // BGREWRITEAOF rewrites the AOF, in the background; SAVE answers once every write so
+    // far is on disk. SAVE waits for the disk, so it is flagged `write` (which the server
+    // runs off its runtime threads), unlike in Redis.
+    spec("bgrewriteaof", 1, &["admin", "noscript"], NONE),
     spec("save", 1, &["write", "admin", "noscript", "no_multi"], NONE),
 ];
 
@@ -459,7 +459,7 @@ pub enum Command {
     Watch(Vec<Bytes>),
     /// `UNWATCH`
     Unwatch,
-    /// `BGREWRITEAOF`: compacts the store's log (done before the reply).
+    /// `BGREWRITEAOF`: compacts the store's log, in the background.
     RewriteLog,
     /// `SAVE`: every write so far made durable.
     Save,

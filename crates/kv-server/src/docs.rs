@@ -143,7 +143,7 @@ pub const DOCS: &[Doc] = &[
     doc(
         "bgrewriteaof",
         "",
-        "Compacts the store's log down to the live data (answers once done).",
+        "Compacts the store's log down to the live data, in the background.",
         SERVER,
     ),
     doc("save", "", "Makes every write so far durable (answers once on disk).", SERVER),

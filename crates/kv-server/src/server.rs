@@ -108,6 +108,8 @@ impl Server {
                 started: Instant::now(),
                 port,
                 registry: Default::default(),
+                rewriting: Default::default(),
+                rewrite_failed: Default::default(),
             }),
         })
     }

@@ -651,3 +651,36 @@ fn ttl_of_a_deadline_beyond_64_bit_milliseconds_saturates() {
         }
     }
 }
+
+#[test]
+fn bgrewriteaof_compacts_in_the_background_and_info_says_how_it_went() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut c = server.client();
+    for i in 0..2_000 {
+        let _: () = c.set(format!("k{}", i % 100), i).unwrap();
+    }
+    let started: String = redis::cmd("BGREWRITEAOF").query(&mut c).unwrap();
+    assert_eq!(started, "Background append only file rewriting started");
+    // Writes go on while it runs; it ends, and says it went well.
+    let _: () = c.set("during", "yes").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let info = loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut c).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") || std::time::Instant::now() > deadline {
+            break info;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(info.contains("aof_rewrite_in_progress:0"), "{info}");
+    assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+    let stats: String = redis::cmd("INFO").arg("store").query(&mut c).unwrap();
+    assert!(stats.contains("kv_compactions_total:1"), "{stats}");
+    assert_eq!(
+        c.get::<_, Option<String>>("during").unwrap().as_deref(),
+        Some("yes")
+    );
+    assert_eq!(
+        c.get::<_, Option<String>>("k99").unwrap().as_deref(),
+        Some("1999")
+    );
+}
