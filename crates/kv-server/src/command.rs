@@ -337,7 +337,7 @@ pub enum Command {
     /// `COMMAND COUNT`
     CommandCount,
     /// `COMMAND DOCS [name ...]`
-    CommandDocs,
+    CommandDocs(Vec<Bytes>),
     /// `COMMAND INFO [name ...]`
     CommandInfo(Vec<Bytes>),
     /// `CONFIG GET pattern ...`
@@ -662,7 +662,7 @@ fn parse_sub(
             _ => return Err(CommandError::Syntax),
         },
         "command|count" => Command::CommandCount,
-        "command|docs" => Command::CommandDocs,
+        "command|docs" => Command::CommandDocs(a.to_vec()),
         "command|info" => Command::CommandInfo(a.to_vec()),
         "config|get" => Command::ConfigGet(a.to_vec()),
         _ => return Err(CommandError::UnknownSubcommand(container, args[1].clone())),

@@ -457,7 +457,7 @@ impl Session {
             Command::CommandAll => Reply::Array(COMMANDS.iter().map(command_info).collect()),
             Command::CommandCount => Reply::Integer(COMMANDS.len() as i64),
             // No documentation yet: redis-cli then uses its own hints.
-            Command::CommandDocs => Reply::Map(Vec::new()),
+            Command::CommandDocs(names) => command_docs(names),
             Command::CommandInfo(names) => Reply::Array(
                 names
                     .iter()
@@ -855,6 +855,43 @@ pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Repl
             .map(|block| run_blocks(store, &[*block]).remove(0))
             .collect(),
     })
+}
+
+/// `COMMAND DOCS [name ...]`: each command's summary and group from the docs table (all
+/// of them without names; an unknown name is left out, as in Redis), with a container's
+/// subcommands under `subcommands`. Enough for clients' hints; Redis's `since`,
+/// `complexity` and structured `arguments` are not kept here.
+fn command_docs(names: &[Bytes]) -> Reply {
+    let entry = |doc: &crate::docs::Doc, subcommands: Vec<(Reply, Reply)>| {
+        let mut fields = vec![
+            (Reply::bulk("summary"), Reply::bulk(doc.summary)),
+            (Reply::bulk("group"), Reply::bulk(doc.group)),
+        ];
+        if !subcommands.is_empty() {
+            fields.push((Reply::bulk("subcommands"), Reply::Map(subcommands)));
+        }
+        Reply::Map(fields)
+    };
+    let wanted = |name: &str| {
+        names.is_empty()
+            || names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+    };
+    let mut docs = Vec::new();
+    for container in crate::docs::DOCS.iter().filter(|d| !d.name.contains('|')) {
+        if !wanted(container.name) {
+            continue;
+        }
+        let prefix = format!("{}|", container.name);
+        let subcommands = crate::docs::DOCS
+            .iter()
+            .filter(|d| d.name.starts_with(&prefix))
+            .map(|d| (Reply::bulk(d.name), entry(d, Vec::new())))
+            .collect();
+        docs.push((Reply::bulk(container.name), entry(container, subcommands)));
+    }
+    Reply::Map(docs)
 }
 
 /// A request's size, for a block's limit: its arguments' bytes.

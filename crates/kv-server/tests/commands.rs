@@ -684,3 +684,43 @@ fn bgrewriteaof_compacts_in_the_background_and_info_says_how_it_went() {
         Some("1999")
     );
 }
+
+#[test]
+fn command_docs_gives_each_commands_summary_and_group() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut c = server.client();
+    let docs: Value = redis::cmd("COMMAND")
+        .arg("DOCS")
+        .arg("GET")
+        .arg("nosuchcommand")
+        .query(&mut c)
+        .unwrap();
+    // RESP2: the map is a flat array of name, fields.
+    let Value::Array(docs) = docs else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(docs.len(), 2, "{docs:?}");
+    assert_eq!(docs[0], Value::BulkString(b"get".to_vec()));
+    let Value::Array(fields) = &docs[1] else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(fields[0], Value::BulkString(b"summary".to_vec()));
+    assert_eq!(fields[2], Value::BulkString(b"group".to_vec()));
+    assert_eq!(fields[3], Value::BulkString(b"string".to_vec()));
+    // With no name, every command; a container lists its subcommands.
+    let all: Value = redis::cmd("COMMAND").arg("DOCS").query(&mut c).unwrap();
+    let Value::Array(all) = all else {
+        panic!("{all:?}")
+    };
+    let count: i64 = redis::cmd("COMMAND").arg("COUNT").query(&mut c).unwrap();
+    assert!(
+        all.len() / 2 >= 60 && all.len() / 2 <= count as usize,
+        "{}",
+        all.len()
+    );
+    let client = all
+        .iter()
+        .position(|v| *v == Value::BulkString(b"client".to_vec()))
+        .expect("client is documented");
+    assert!(format!("{:?}", all[client + 1]).contains("client|setname"));
+}
