@@ -222,7 +222,8 @@ impl Importer<'_> {
                 } else {
                     self.pending_from
                 };
-                Failure::Runtime(format!("line {number}: {e}; {}", self.written_before(from)))
+                // The input is wrong, not the store: a usage error (exit 2), as the help says.
+                Failure::Usage(format!("line {number}: {e}; {}", self.written_before(from)))
             })?;
             if self.pending.is_empty() {
                 self.pending_from = number;

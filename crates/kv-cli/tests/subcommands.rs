@@ -205,7 +205,11 @@ fn import_reads_stdin_skips_expired_entries_and_names_a_bad_line() {
 
     let bad = b"{\"key\":\"b\",\"value\":\"2\"}\n{\"key\":\"c\"}\n";
     let output = run_on(dir.path(), &["import", "-", "--batch", "1"], bad);
-    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a bad input line is a usage error"
+    );
     assert!(
         stderr(&output).contains("line 2: no \"value\" (or \"value_b64\")"),
         "{}",
@@ -215,7 +219,7 @@ fn import_reads_stdin_skips_expired_entries_and_names_a_bad_line() {
 
     let array = b"[\"d\",\"4\"]\n";
     let output = run_on(dir.path(), &["import"], array);
-    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(output.status.code(), Some(2));
     assert!(
         stderr(&output).contains("line 1: not a JSON object"),
         "{}",
