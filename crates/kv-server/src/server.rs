@@ -3,10 +3,10 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kv_store::{Durability, KvStore};
@@ -98,19 +98,7 @@ impl Server {
             listener,
             writer,
             writer_thread,
-            shared: Arc::new(Shared {
-                store,
-                options,
-                clients: AtomicUsize::new(0),
-                next_id: AtomicU64::new(0),
-                connections_received: AtomicU64::new(0),
-                commands_processed: AtomicU64::new(0),
-                started: Instant::now(),
-                port,
-                registry: Default::default(),
-                rewriting: Default::default(),
-                rewrite_failed: Default::default(),
-            }),
+            shared: Arc::new(Shared::new(store, options, port, 0)),
         })
     }
 
@@ -264,20 +252,17 @@ async fn serve(
         let Some(mut current) = session.take() else {
             return;
         };
-        let writes = |pending: &VecDeque<Vec<Bytes>>| {
-            pending
-                .iter()
-                .any(|r| command::lookup(&r[0]).is_some_and(|s| s.writes()))
-        };
+        let is_write = |r: &Vec<Bytes>| command::lookup(&r[0]).is_some_and(|s| s.writes());
+        let mut has_write = pending.iter().any(is_write);
         // Unless the store syncs each write, a pipeline's writes are tried here first (the
-        // store itself refuses on this thread any write that would wait).
-        let starts_with_read = pending
-            .front()
-            .is_some_and(|r| !command::lookup(&r[0]).is_some_and(|s| s.writes()));
-        // Under `Sync` nothing is written here, but the reads before a pipeline's first
-        // write are answered here too, rather than on the writer, where they would hold up
-        // every connection's writes.
-        if (shared.store.durability() != Durability::Sync || starts_with_read) && writes(&pending) {
+        // store itself refuses on this thread any write that would wait). Under `Sync`
+        // nothing is written here, but the reads before a pipeline's first write are
+        // answered here too, rather than on the writer, where they would hold up every
+        // connection's writes.
+        if has_write
+            && (shared.store.durability() != Durability::Sync
+                || !pending.front().is_some_and(is_write))
+        {
             // Writes that return before their fsync are answered here while nothing can
             // make them wait, as the store's async writes are: a trip to the writer costs
             // more than the writes, and the runtime's threads share the work the one
@@ -287,10 +272,11 @@ async fn serve(
             // 140-220k and INCR 150-220k against 75-320k (the lone writer suffered most
             // when the machine was busy).
             current.answer_in_place(&mut pending, &mut output, OUTPUT_CHUNK);
+            has_write = pending.iter().any(is_write);
         }
         if output.len() >= OUTPUT_CHUNK {
             // A chunk of replies to send first.
-        } else if writes(&pending) {
+        } else if has_write {
             // Writes may wait for an fsync: never on a runtime thread. The writer answers
             // the pipeline (or a chunk of its replies), with other connections'.
             let (done, answered) = tokio::sync::oneshot::channel();

@@ -121,19 +121,7 @@ impl Session {
     /// A session over `store`, outside any server (no password).
     pub fn local(store: KvStore) -> Session {
         Session::new(
-            Arc::new(Shared {
-                store,
-                options: ServerOptions::default(),
-                clients: AtomicUsize::new(1),
-                next_id: AtomicU64::new(0),
-                connections_received: AtomicU64::new(1),
-                commands_processed: AtomicU64::new(0),
-                started: Instant::now(),
-                port: 0,
-                registry: Mutex::new(BTreeMap::new()),
-                rewriting: AtomicBool::new(false),
-                rewrite_failed: AtomicBool::new(false),
-            }),
+            Arc::new(Shared::new(store, ServerOptions::default(), 0, 1)),
             None,
         )
     }
@@ -906,6 +894,29 @@ impl Drop for Session {
 }
 
 impl Shared {
+    /// What the connections of a server on `port` share, `connections` of them counted
+    /// already (a local session counts itself).
+    pub(crate) fn new(
+        store: KvStore,
+        options: ServerOptions,
+        port: u16,
+        connections: usize,
+    ) -> Shared {
+        Shared {
+            store,
+            options,
+            clients: AtomicUsize::new(connections),
+            next_id: AtomicU64::new(0),
+            connections_received: AtomicU64::new(connections as u64),
+            commands_processed: AtomicU64::new(0),
+            started: Instant::now(),
+            port,
+            registry: Mutex::new(BTreeMap::new()),
+            rewriting: AtomicBool::new(false),
+            rewrite_failed: AtomicBool::new(false),
+        }
+    }
+
     pub(crate) fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ClientEntry>> {
         // The map stays consistent whatever panicked while holding it: each change is one
         // insert, remove or field assignment.
