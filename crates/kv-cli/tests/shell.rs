@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::Duration;
 
 use common::{assert_success, kv, run, run_in, run_on, stderr, stdout, Shell};
@@ -353,12 +353,7 @@ fn ctrl_c_cuts_a_long_reply_and_the_shell_goes_on() {
     const KEYS: usize = 200_000;
     let dir = tempfile::tempdir().unwrap();
     store_with_keys(dir.path(), KEYS);
-    let mut child = kv(&["--dir", dir.path().to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_piped(&mut kv(&["--dir", dir.path().to_str().unwrap()]));
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     stdin.write_all(b"KEYS *\n").unwrap();
@@ -438,21 +433,8 @@ impl Drop for Server {
 }
 
 /// Runs `command` with `script` on its standard input.
-fn pipe(mut command: Command, script: &str) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let script = script.as_bytes().to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&script);
-    });
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    output
+fn pipe(command: Command, script: &str) -> Output {
+    common::output_of(command, script.as_bytes())
 }
 
 #[test]
@@ -523,12 +505,7 @@ fn connect_authenticates_with_pass_and_fails_clearly_without_a_server() {
 fn connect_exits_3_when_the_connection_breaks() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &[]);
-    let mut child = kv(&["--connect", &server.address()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_piped(&mut kv(&["--connect", &server.address()]));
     let mut stdin = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     stdin.write_all(b"PING\n").unwrap();

@@ -45,7 +45,8 @@ pub fn kv(args: &[&str]) -> Command {
 }
 
 /// Starts `command` with its three standard streams piped.
-fn spawn_piped(command: &mut Command) -> Child {
+/// Spawns `command` with its three streams piped.
+pub fn spawn_piped(command: &mut Command) -> Child {
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -65,6 +66,12 @@ pub fn run_in(cwd: Option<&Path>, args: &[&str], stdin: &[u8]) -> Output {
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
+    output_of(command, stdin)
+}
+
+/// Runs `command` with `stdin` as its input (written beside it, so a large input cannot
+/// deadlock against its output); returns its output.
+pub fn output_of(mut command: Command, stdin: &[u8]) -> Output {
     let mut child = spawn_piped(&mut command);
     let mut input = child.stdin.take().expect("piped stdin");
     let stdin = stdin.to_vec();
