@@ -31,6 +31,11 @@ impl Spec {
         self.flags.contains(&"write")
     }
 
+    /// Whether `MULTI` refuses to queue it (and aborts the block).
+    pub fn no_multi(&self) -> bool {
+        self.flags.contains(&"no_multi")
+    }
+
     /// Whether it runs before `AUTH` succeeds.
     pub fn no_auth(&self) -> bool {
         self.flags.contains(&"no_auth")

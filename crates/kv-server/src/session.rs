@@ -390,7 +390,7 @@ impl Session {
                 }
                 // SAVE inside a block would sync before the block's writes are made, and
                 // answer for them: refused, and the block aborted, as in Redis.
-                _ if spec.flags.contains(&"no_multi") => {
+                _ if spec.no_multi() => {
                     self.queue_failed = true;
                     return Err(Reply::error("ERR Command not allowed inside a transaction"));
                 }
