@@ -27,17 +27,46 @@ pub(crate) enum Decision<T> {
     Done(T),
 }
 
-/// The stripes held: one, without allocating, for a single key; else each with its index.
-enum Held<'a> {
+/// The stripes held: one, without allocating, for a single key; else each with its index,
+/// in stripe order.
+pub(crate) enum Held<'a> {
     One(StripeGuard<'a>),
     Many(Vec<(usize, StripeGuard<'a>)>),
 }
 
 impl Held<'_> {
-    fn unwritten(self) {
+    /// Lets go, having written nothing: no version is bumped.
+    pub(crate) fn unwritten(self) {
         match self {
             Held::One(guard) => guard.unwritten(),
             Held::Many(guards) => guards.into_iter().for_each(|(_, g)| g.unwritten()),
+        }
+    }
+
+    /// Lets go after a write to the stripes `written`, bumping their versions only (even
+    /// when the write failed: whether a failed write reached the state is not for this to
+    /// judge). A stripe only read is not bumped: a transaction's reads must not fail other
+    /// transactions that watch the same keys. (`One`'s stripe is the one written.)
+    pub(crate) fn release(self, written: &[usize]) {
+        match self {
+            Held::One(guard) => drop(guard),
+            Held::Many(guards) => {
+                for (stripe, guard) in guards {
+                    if written.contains(&stripe) {
+                        drop(guard);
+                    } else {
+                        guard.unwritten();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `stripe` is among those held (`Many` only).
+    pub(crate) fn holds(&self, stripe: usize) -> bool {
+        match self {
+            Held::One(_) => false,
+            Held::Many(guards) => guards.binary_search_by_key(&stripe, |(i, _)| *i).is_ok(),
         }
     }
 }
@@ -119,7 +148,16 @@ impl KvStore {
                 Held::One(_) => Vec::new(),
                 Held::Many(_) => ops
                     .iter()
-                    .map(|op| self.inner.stripe_of(op.key()))
+                    .map(|op| {
+                        let stripe = self.inner.stripe_of(op.key());
+                        // A write of a key whose stripe is not held would not bump that
+                        // stripe's version, and a transaction watching it would miss it.
+                        assert!(
+                            held.holds(stripe),
+                            "a locked write of a key that is not among `keys`"
+                        );
+                        stripe
+                    })
                     .collect(),
             };
             let written = self
@@ -127,22 +165,8 @@ impl KvStore {
                 .durable
                 .write(ops, options)
                 .map_err(Error::from_write);
-            // Released after the write is applied, bumping the versions of the stripes
-            // written (even when the write failed: whether a failed write reached the state
-            // is not for this to judge). A stripe only read is not bumped: a transaction's
-            // reads must not fail other transactions that watch the same keys.
-            match held {
-                Held::One(guard) => drop(guard),
-                Held::Many(guards) => {
-                    for (stripe, guard) in guards {
-                        if written_stripes.contains(&stripe) {
-                            drop(guard);
-                        } else {
-                            guard.unwritten();
-                        }
-                    }
-                }
-            }
+            // Released after the write is applied.
+            held.release(&written_stripes);
             return written.map(|()| answer);
         }
     }
