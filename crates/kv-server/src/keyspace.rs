@@ -58,14 +58,8 @@ impl Keyspace for KvStore {
     }
 
     fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {
-        // A read-modify-write that writes nothing: the value and its deadline as one.
-        let mut found = None;
-        self.update_with(key.clone(), |current| {
-            found = current.map(|c| c.deadline);
-            Update::Keep
-        })
-        .ok()?;
-        found
+        // One read: no stripe, no copy of the value.
+        KvStore::deadline(self, key)
     }
 
     fn atomically(&mut self, f: &mut dyn FnMut(&mut dyn Keyspace) -> Reply) -> Reply {

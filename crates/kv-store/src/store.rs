@@ -934,15 +934,37 @@ impl KvStore {
     /// ```
     pub fn ttl(&self, key: impl AsRef<[u8]>) -> Ttl {
         let now = self.now();
-        let found = self.state().with_entry(key.as_ref(), now, |e| {
-            e.deadline()
-                .map(|d| Duration::from_millis(d.saturating_sub(now)))
-        });
-        match found {
+        match self.deadline_ms(key.as_ref(), now) {
             None => Ttl::NoKey,
             Some(None) => Ttl::NoDeadline,
-            Some(Some(left)) => Ttl::Remaining(left),
+            Some(Some(d)) => Ttl::Remaining(Duration::from_millis(d.saturating_sub(now))),
         }
+    }
+
+    /// When `key` expires: `None` when it is absent (or expired), `Some(None)` when it has no
+    /// deadline. One read, as [`ttl`](Self::ttl), but absolute (`EXPIRETIME`).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// use std::time::{Duration, SystemTime};
+    /// store.put("k", "v")?;
+    /// assert_eq!(store.deadline("k"), Some(None));
+    /// store.put_with_ttl("t", "v", Duration::from_secs(60))?;
+    /// assert!(store.deadline("t").unwrap().unwrap() > SystemTime::now());
+    /// assert_eq!(store.deadline("missing"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn deadline(&self, key: impl AsRef<[u8]>) -> Option<Option<std::time::SystemTime>> {
+        self.deadline_ms(key.as_ref(), self.now())
+            .map(|d| d.map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms)))
+    }
+
+    /// A live key's deadline in unix milliseconds, as of `now`.
+    fn deadline_ms(&self, key: &[u8], now: u64) -> Option<Option<u64>> {
+        self.state().with_entry(key, now, |e| e.deadline())
     }
 
     /// Every live entry, as `(key, value)`, streamed: in key order with
