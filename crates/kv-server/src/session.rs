@@ -216,6 +216,8 @@ impl Session {
             // prepared before the block runs: only running a connection command (AUTH,
             // MULTI, HELLO) changes how a request is prepared, and none is in a block.
             let mut block = vec![command];
+            // The length of the block up to its last write.
+            let mut writes = 1;
             let mut size = request_size(&request);
             let mut raw = vec![request];
             let mut after = None;
@@ -227,27 +229,34 @@ impl Session {
                 let prepared = self.prepare(&next);
                 raw.push(next);
                 match prepared {
-                    Ok((command, _)) if block::role(&command).is_some() => block.push(command),
-                    // On a runtime thread, a write that ends the block (SAVE, FLUSHDB,
-                    // EXEC: any may wait) is left, unrun, for the writer.
-                    Ok((_, spec)) if in_place && spec.writes() => {
-                        let next = raw.pop().expect("the request just taken");
-                        size -= request_size(&next);
-                        self.give_back(vec![next], requests);
-                        break;
-                    }
-                    prepared => {
-                        after = Some(prepared.map(|(command, _)| command));
+                    Ok((command, spec)) => match block::role(&command) {
+                        Some(role) => {
+                            if role == Role::Writes {
+                                writes = block.len() + 1;
+                            }
+                            block.push(command);
+                        }
+                        // On a runtime thread, a write that ends the block (SAVE, FLUSHDB,
+                        // EXEC: any may wait) is left, unrun, for the writer.
+                        None if in_place && spec.writes() => {
+                            let next = raw.pop().expect("the request just taken");
+                            size -= request_size(&next);
+                            self.give_back(vec![next], requests);
+                            break;
+                        }
+                        None => {
+                            after = Some(Ok(command));
+                            break;
+                        }
+                    },
+                    Err(reply) => {
+                        after = Some(Err(reply));
                         break;
                     }
                 }
             }
             // Reads after the last write need not wait for the block's commit, nor hold
             // their keys for it: they are answered after it, on their own.
-            let writes = 1 + block
-                .iter()
-                .rposition(|c| block::role(c) == Some(Role::Writes))
-                .unwrap_or(0);
             let reads_after = block.split_off(writes);
             return Some(Stage {
                 block,
