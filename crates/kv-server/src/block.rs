@@ -73,10 +73,21 @@ pub(crate) fn role(command: &Command) -> Option<Role> {
     })
 }
 
-/// Adds the keys `command` uses to `keys`, each with how the block must hold it: shared
-/// for a key only written, exclusive for one read. A command of no [`role`] adds none.
-pub(crate) fn keys(command: &Command, keys: &mut Vec<(Bytes, KeyUse)>) {
-    let mut add = |key: &Bytes, usage| keys.push((key.clone(), usage));
+/// The keys `commands` use, each with how the block must hold it: shared for a key only
+/// written, exclusive for one read. A command of no [`role`] adds none.
+pub(crate) fn held_keys<'c>(
+    commands: impl IntoIterator<Item = &'c Command>,
+) -> Vec<(&'c [u8], KeyUse)> {
+    let mut keys = Vec::new();
+    for command in commands {
+        add_keys(command, &mut keys);
+    }
+    keys
+}
+
+/// Adds the keys `command` uses to `keys` (see [`held_keys`]).
+fn add_keys<'c>(command: &'c Command, keys: &mut Vec<(&'c [u8], KeyUse)>) {
+    let mut add = |key: &'c Bytes, usage| keys.push((&key[..], usage));
     match command {
         // A blind write: nothing of the key is read, not even its deadline.
         Command::Set {
@@ -129,9 +140,11 @@ mod tests {
     }
 
     fn uses(words: &[&str]) -> Vec<KeyUse> {
-        let mut found = Vec::new();
-        keys(&command(words), &mut found);
-        found.into_iter().map(|(_, usage)| usage).collect()
+        let command = command(words);
+        held_keys([&command])
+            .into_iter()
+            .map(|(_, usage)| usage)
+            .collect()
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use kv_store::{Durability, KeyUse, KvStore, Transaction};
+use kv_store::{Durability, KvStore, Transaction};
 
 use crate::block::{self, Role};
 use crate::codec::{encode, Protocol};
@@ -790,12 +790,7 @@ pub(crate) struct Stage {
 /// [`KvStore::try_update_keys`]); `None`, having written nothing, otherwise (or if the
 /// store refused it: the caller runs it again where it may wait, and fall back).
 fn try_run_block(store: &KvStore, block: &[Command]) -> Option<Vec<Reply>> {
-    let mut keys = Vec::new();
-    for command in block {
-        block::keys(command, &mut keys);
-    }
-    let held: Vec<(&[u8], KeyUse)> = keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
-    let ran = store.try_update_keys(&held, |held| {
+    let ran = store.try_update_keys(&block::held_keys(block), |held| {
         let mut view = Queued::held(store.clone(), held);
         let replies = run_in(&mut view, block);
         (view.into_writes(), replies)
@@ -828,12 +823,8 @@ pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Repl
         // One command: as it runs alone, with no view over it.
         return vec![vec![alone(command)]];
     }
-    let mut keys = Vec::new();
-    for command in blocks.iter().flat_map(|block| block.iter()) {
-        block::keys(command, &mut keys);
-    }
-    let held: Vec<(&[u8], KeyUse)> = keys.iter().map(|(key, usage)| (&key[..], *usage)).collect();
-    let ran = store.update_keys(&held, |held| {
+    let keys = block::held_keys(blocks.iter().flat_map(|block| block.iter()));
+    let ran = store.update_keys(&keys, |held| {
         let mut view = Queued::held(store.clone(), held);
         let replies = blocks
             .iter()
