@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kv_store::{Durability, KvStore};
+use kv_store::{KvStore, WriteOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -254,13 +254,13 @@ async fn serve(
         };
         let is_write = |r: &Vec<Bytes>| command::lookup(&r[0]).is_some_and(|s| s.writes());
         let mut has_write = pending.iter().any(is_write);
-        // Unless the store syncs each write, a pipeline's writes are tried here first (the
-        // store itself refuses on this thread any write that would wait). Under `Sync`
-        // nothing is written here, but the reads before a pipeline's first write are
-        // answered here too, rather than on the writer, where they would hold up every
-        // connection's writes.
+        // When the store can write without waiting (no limits, no fsync awaited), a
+        // pipeline's writes are tried here first (the store itself refuses on this thread
+        // any write that would wait). Otherwise nothing is written here, but the reads
+        // before a pipeline's first write are answered here too, rather than on the
+        // writer, where they would hold up every connection's writes.
         if has_write
-            && (shared.store.durability() != Durability::Sync
+            && (shared.store.writes_in_place(WriteOptions::default())
                 || !pending.front().is_some_and(is_write))
         {
             // Writes that return before their fsync are answered here while nothing can

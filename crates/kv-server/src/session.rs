@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use kv_store::{Durability, KvStore, Transaction};
+use kv_store::{Durability, KvStore, Transaction, WriteOptions};
 
 use crate::block::{self, Role};
 use crate::codec::{encode, Protocol};
@@ -199,7 +199,13 @@ impl Session {
                 }
             };
             let role = block::role(&command);
-            if in_place && spec.writes() && role != Some(Role::Writes) {
+            // On a runtime thread a write that is no block, or any write when the store
+            // cannot write without waiting (limits, sync), is left, unrun, for the writer.
+            if in_place
+                && spec.writes()
+                && (role != Some(Role::Writes)
+                    || !self.shared.store.writes_in_place(WriteOptions::default()))
+            {
                 self.give_back(vec![request], requests);
                 return None;
             }

@@ -513,7 +513,7 @@ impl KvStore {
         mut ops: Vec<Op>,
         options: WriteOptions,
     ) -> std::result::Result<Result<()>, Vec<Op>> {
-        if self.inner.admission.is_limited() || !self.inner.durable.returns_before_sync(options) {
+        if !self.writes_in_place(options) {
             return Err(ops);
         }
         // Absolute deadlines from now on: given back, the ops keep the ones they got here.
@@ -1100,6 +1100,13 @@ impl KvStore {
     /// Whether the store holds no live key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether a write with `options` may be tried on a thread that must not wait
+    /// (`try_update_keys`, the async writes): not under limits, where a write may evict
+    /// or wait for room, and not when it waits for its fsync.
+    pub fn writes_in_place(&self, options: WriteOptions) -> bool {
+        !self.inner.admission.is_limited() && self.inner.durable.returns_before_sync(options)
     }
 
     /// The durability its writes get unless they ask for another ([`Options::durability`]).

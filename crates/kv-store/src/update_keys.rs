@@ -164,10 +164,7 @@ impl KvStore {
         f: impl FnOnce(&HeldKeys<'_>) -> (WriteBatch, T),
     ) -> Option<Result<T>> {
         let inner = &self.inner;
-        // Under limits a write may evict or wait for room; a synced one waits for its fsync.
-        if inner.admission.is_limited()
-            || !inner.durable.returns_before_sync(WriteOptions::default())
-        {
+        if !self.writes_in_place(WriteOptions::default()) {
             return None;
         }
         if let Err(closed) = inner.refuse_if_closed() {
