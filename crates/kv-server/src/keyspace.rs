@@ -170,8 +170,9 @@ impl<'a> Queued<'a> {
                 tx.write(self.writes);
                 tx.commit()
             }
-            // Never built for a held block, which hands its writes back instead.
-            Reads::Held(_) => Ok(Ok(())),
+            Reads::Held(_) => {
+                unreachable!("a held block hands its writes back (into_writes), never commits")
+            }
         }
     }
 
