@@ -293,7 +293,8 @@ fn sigint_during_a_slow_open_closes_the_store_and_exits_0() {
     store.close().unwrap();
     // The SIGINT must land inside the open, which waits at most 250 ms for the lock held
     // here; on a loaded machine this thread may sleep longer than that between seeing
-    // the open and signalling, and the open gives up first (exit 3, "open in another process"): try again.
+    // the open and signalling, and the open gives up first (exit 3, "open in another
+    // process"): try again.
     for attempt in 1..=5 {
         match sigint_during_open(&path) {
             Some(stdout) => {
