@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kv_store::{Durability, KvStore, WriteOptions};
 use kv_workloads::machine::dependent_access;
 use kv_workloads::spec::{self, Mixed, Workload};
-use kv_workloads::{resident_bytes, KEY_LEN, VALUE_LEN};
+use kv_workloads::{resident_bytes, PlainMap, KEY_LEN, VALUE_LEN};
 
 /// Keys loaded by W3-W8 (scaled down by `KV_BENCH_QUICK`).
 fn key_count() -> u64 {
@@ -101,6 +101,18 @@ fn w3_get(c: &mut Criterion) {
     group.bench_function("L5_dependent_memory_access", |b| {
         b.iter_custom(|steps| dependent_access(steps, kv_benches::chase_slots()))
     });
+    // L6, W3's limit: the same gets of one reader from a plain `HashMap<Bytes, Bytes>` of
+    // the same keys (dropped before the store is read).
+    {
+        let map = PlainMap::load(key_count());
+        let mut round = 0;
+        group.bench_function("L6_plain_hashmap_1_reader", |b| {
+            b.iter_custom(|iters| {
+                round += 1;
+                map.gets(round * 100 + 1, iters.max(1)).0
+            })
+        });
+    }
     let mut round = 0;
     for readers in spec::W3_READERS {
         group.bench_function(format!("{readers}_readers"), |b| {
