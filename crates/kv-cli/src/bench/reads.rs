@@ -1,6 +1,7 @@
 //! W3 (random gets, 90% hits) and W8 (range scans of 100 keys).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use kv_store::WriteOptions;
 use kv_workloads::spec::{self, Workload};
@@ -42,6 +43,7 @@ pub fn w3(
         let (elapsed, _) = map.gets(w3_seed(0), gets);
         gets as f64 / elapsed.as_secs_f64()
     };
+    let mut single = None;
     for &n in threads {
         run.step(&format!("W3: {gets} gets, {n} threads"));
         let hits = AtomicU64::new(0);
@@ -61,6 +63,9 @@ pub fn w3(
         })?;
         let hit_ratio = hits.load(Ordering::Relaxed) as f64 / gets.max(1) as f64;
         let seconds = elapsed.as_secs_f64();
+        if n == 1 {
+            single = Some(gets as f64 / seconds);
+        }
         emit(
             Outcome::new("W3", "random get, 90% hits", n, gets, seconds)
                 .latencies(&latencies)
@@ -75,6 +80,42 @@ pub fn w3(
                 .with("latency_sampled", format!("1 get in {SAMPLE}")),
         );
     }
+    // The same gets of one thread through `get_many`, in batches of W3_BATCH keys.
+    run.step(&format!(
+        "W3-many: {gets} gets in batches of {}",
+        spec::W3_BATCH
+    ));
+    let mut found = 0u64;
+    let mut draws = spec::gets(w3_seed(0), keys).take(gets as usize);
+    let mut batch = Vec::with_capacity(spec::W3_BATCH);
+    let started = Instant::now();
+    loop {
+        batch.clear();
+        batch.extend(draws.by_ref().take(spec::W3_BATCH));
+        if batch.is_empty() {
+            break;
+        }
+        found += store
+            .get_many(&batch)
+            .iter()
+            .filter(|value| value.is_some())
+            .count() as u64;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut outcome = Outcome::new("W3-many", "get_many, batches of 32", 1, gets, seconds)
+        .against(Limit {
+            name: "L6",
+            value: l6,
+            unit: "gets/s",
+            measured: gets as f64 / seconds,
+        })
+        .with("keys", keys)
+        .with("batch", spec::W3_BATCH as u64)
+        .with("hit_ratio", found as f64 / gets.max(1) as f64);
+    if let Some(single) = single {
+        outcome = outcome.with("ratio_to_single_gets", gets as f64 / seconds / single);
+    }
+    emit(outcome);
     run.close(store)
 }
 
