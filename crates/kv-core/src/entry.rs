@@ -5,15 +5,18 @@
 //! ```
 //!
 //! One allocation per entry, not two, is what keeps the index within its memory budget
-//! (workload W5). The allocation is reference-counted (an `Arc<[u8]>`: two counters ahead of
-//! the bytes), so that a read hands out a [`Value`](crate::Value) sharing it instead of a copy
-//! of the value: a 16-byte key and 100-byte value cost 118 bytes and the counters 16, which
-//! the allocator serves from a 144-byte chunk.
+//! (workload W5). The allocation is reference-counted, so that a read hands out a
+//! [`Value`](crate::Value) sharing it instead of a copy of the value. It is a thin
+//! `triomphe::ThinArc`: its count and length (16 bytes) lead the allocation, and an index
+//! slot holds one 8-byte pointer, where `Arc<[u8]>` would take a 16-byte slot (and
+//! `Box<[u8]>` did). A 16-byte key and 100-byte value cost 118 bytes, 134 with the count
+//! and length, which the allocator serves from a 144-byte chunk.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
-use std::sync::Arc;
+
+use triomphe::ThinArc;
 
 /// Flag: a deadline (8 bytes, little-endian unix ms) follows the key length.
 const HAS_DEADLINE: u8 = 0b01;
@@ -29,10 +32,15 @@ const LONG_KEY: u8 = 0b10;
 /// is never changed once made, so a clone held after the index dropped or replaced the entry
 /// still reads what it was.
 #[derive(Clone)]
-pub struct Entry(Arc<[u8]>);
+pub struct Entry(ThinArc<(), u8>);
 
-/// Bytes the reference counts of an entry's allocation take ahead of its packed bytes.
+/// Bytes the reference count and length of an entry's allocation take ahead of its packed
+/// bytes.
 pub(crate) const SHARED_HEADER: usize = 2 * std::mem::size_of::<usize>();
+
+/// Entries up to this size are packed on the stack and copied into their allocation once;
+/// larger ones are written into a zeroed allocation in place.
+const PACKED_ON_STACK: usize = 256;
 
 impl Entry {
     /// Packs `key`, `value` and `deadline` (unix ms) into one allocation.
@@ -60,14 +68,32 @@ impl Entry {
             len,
             Self::packed_len(key.len(), value.len(), deadline.is_some())
         );
-        // One allocation, zeroed then filled (an iterator of known length is collected in
-        // place), not a buffer built then copied into the shared one.
-        let mut packed: Arc<[u8]> = std::iter::repeat_n(0u8, len).collect();
-        let buf = Arc::get_mut(&mut packed).expect("a new allocation is not shared");
-        buf[..at].copy_from_slice(&header[..at]);
-        buf[at..at + key.len()].copy_from_slice(key);
-        buf[at + key.len()..].copy_from_slice(value);
+        let fill = |buf: &mut [u8]| {
+            buf[..at].copy_from_slice(&header[..at]);
+            buf[at..at + key.len()].copy_from_slice(key);
+            buf[at + key.len()..].copy_from_slice(value);
+        };
+        // One heap allocation either way, never a heap buffer copied into another.
+        if len <= PACKED_ON_STACK {
+            let mut packed = [0u8; PACKED_ON_STACK];
+            fill(&mut packed[..len]);
+            return Entry(ThinArc::from_header_and_slice((), &packed[..len]));
+        }
+        let mut packed = ThinArc::from_header_and_iter((), std::iter::repeat_n(0u8, len));
+        packed.with_arc_mut(|arc| {
+            fill(
+                triomphe::Arc::get_mut(arc)
+                    .expect("a new allocation is not shared")
+                    .slice_mut(),
+            )
+        });
         Entry(packed)
+    }
+
+    /// The packed bytes.
+    #[inline]
+    fn packed(&self) -> &[u8] {
+        &self.0.slice
     }
 
     /// The size of the allocation of an entry with these parts.
@@ -79,12 +105,12 @@ impl Entry {
     /// Where the key starts and how long it is.
     #[inline]
     fn key_span(&self) -> (usize, usize) {
-        let flags = self.0[0];
+        let flags = self.packed()[0];
         let (klen, mut at) = if flags & LONG_KEY != 0 {
-            let bytes: [u8; 4] = self.0[1..5].try_into().expect("4 bytes");
+            let bytes: [u8; 4] = self.packed()[1..5].try_into().expect("4 bytes");
             (u32::from_le_bytes(bytes) as usize, 5)
         } else {
-            (usize::from(self.0[1]), 2)
+            (usize::from(self.packed()[1]), 2)
         };
         if flags & HAS_DEADLINE != 0 {
             at += 8;
@@ -96,24 +122,28 @@ impl Entry {
     #[inline]
     pub fn key(&self) -> &[u8] {
         let (at, klen) = self.key_span();
-        &self.0[at..at + klen]
+        &self.packed()[at..at + klen]
     }
 
     /// The value.
     #[inline]
     pub fn value(&self) -> &[u8] {
         let (at, klen) = self.key_span();
-        &self.0[at + klen..]
+        &self.packed()[at + klen..]
     }
 
     /// When the entry expires, in unix milliseconds.
     #[inline]
     pub fn deadline(&self) -> Option<u64> {
-        if self.0[0] & HAS_DEADLINE == 0 {
+        if self.packed()[0] & HAS_DEADLINE == 0 {
             return None;
         }
-        let at = if self.0[0] & LONG_KEY != 0 { 5 } else { 2 };
-        let bytes: [u8; 8] = self.0[at..at + 8].try_into().expect("8 bytes");
+        let at = if self.packed()[0] & LONG_KEY != 0 {
+            5
+        } else {
+            2
+        };
+        let bytes: [u8; 8] = self.packed()[at..at + 8].try_into().expect("8 bytes");
         Some(u64::from_le_bytes(bytes))
     }
 
@@ -132,13 +162,13 @@ impl Entry {
     /// ahead of them in the allocation.
     #[inline]
     pub fn allocated(&self) -> usize {
-        self.0.len()
+        self.packed().len()
     }
 
     /// Whether `self` and `other` are the same allocation (one a clone of the other).
     #[inline]
     pub fn same_allocation(&self, other: &Entry) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.0.ptr() == other.0.ptr()
     }
 }
 
@@ -203,6 +233,11 @@ mod tests {
         let clone = entry.clone();
         assert!(clone.same_allocation(&entry));
         assert!(!Entry::new(b"k", b"v", Some(3)).same_allocation(&entry));
+    }
+
+    #[test]
+    fn an_entry_is_one_pointer() {
+        assert_eq!(std::mem::size_of::<Entry>(), std::mem::size_of::<usize>());
     }
 
     proptest! {

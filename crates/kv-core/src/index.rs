@@ -94,17 +94,17 @@ pub enum Cursor {
 }
 
 /// Bytes an index spends per entry besides the entry's own allocation, as the state accounts
-/// memory. Hash: a slot is the entry's boxed-slice pointer (16 bytes) and a control byte, and
-/// the table runs between 7/8 and 7/16 full, so about 24 bytes per entry on average. Ordered:
-/// a 32-byte element (the pointer and 16 key bytes inline) in a node about two-thirds full,
+/// memory. Hash: a slot is the entry's thin pointer (8 bytes) and a control byte, and the
+/// table runs between 7/8 and 7/16 full, so about 14 bytes per entry on average. Ordered:
+/// a 24-byte element (the pointer and 16 key bytes inline) in a node about two-thirds full,
 /// plus the internal nodes.
 ///
 /// Counted per entry, not per allocated slot, so that the figure moves with the entries
 /// alone: a limit checked against it cannot be crossed by a table growing in a step.
 pub(crate) const fn slot_overhead(kind: IndexKind) -> usize {
     match kind {
-        IndexKind::Hash => 24,
-        IndexKind::Ordered => 56,
+        IndexKind::Hash => 14,
+        IndexKind::Ordered => 42,
     }
 }
 
