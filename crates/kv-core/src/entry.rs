@@ -73,11 +73,14 @@ impl Entry {
             buf[at..at + key.len()].copy_from_slice(key);
             buf[at + key.len()..].copy_from_slice(value);
         };
-        // One heap allocation either way, never a heap buffer copied into another.
+        // One heap allocation either way, never a heap buffer copied into another. Two
+        // sizes of stack buffer, since each is zeroed first: a workload entry (118 bytes)
+        // zeroes 128, not 256.
+        if len <= PACKED_ON_STACK / 2 {
+            return Entry(packed_on_stack::<{ PACKED_ON_STACK / 2 }>(len, fill));
+        }
         if len <= PACKED_ON_STACK {
-            let mut packed = [0u8; PACKED_ON_STACK];
-            fill(&mut packed[..len]);
-            return Entry(ThinArc::from_header_and_slice((), &packed[..len]));
+            return Entry(packed_on_stack::<PACKED_ON_STACK>(len, fill));
         }
         let mut packed = ThinArc::from_header_and_iter((), std::iter::repeat_n(0u8, len));
         packed.with_arc_mut(|arc| {
@@ -170,6 +173,15 @@ impl Entry {
     pub fn same_allocation(&self, other: &Entry) -> bool {
         self.0.ptr() == other.0.ptr()
     }
+}
+
+/// The `len` bytes `fill` writes, packed in a stack buffer of `N` bytes, then copied into
+/// their allocation.
+#[inline]
+fn packed_on_stack<const N: usize>(len: usize, fill: impl FnOnce(&mut [u8])) -> ThinArc<(), u8> {
+    let mut packed = [0u8; N];
+    fill(&mut packed[..len]);
+    ThinArc::from_header_and_slice((), &packed[..len])
 }
 
 impl Borrow<[u8]> for Entry {
