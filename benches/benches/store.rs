@@ -113,6 +113,27 @@ fn w3_get(c: &mut Criterion) {
             })
         });
     }
+    // The same gets of one reader through `get_many`, W3_BATCH keys at a time.
+    let mut round = 0;
+    group.bench_function(format!("1_reader_get_many_{}", spec::W3_BATCH), |b| {
+        b.iter_custom(|iters| {
+            round += 1;
+            let mut draws = spec::gets(round * 100 + 1, key_count()).take(iters as usize);
+            let mut batch = Vec::with_capacity(spec::W3_BATCH);
+            let mut hits = 0;
+            let started = Instant::now();
+            loop {
+                batch.clear();
+                batch.extend(draws.by_ref().take(spec::W3_BATCH));
+                if batch.is_empty() {
+                    break;
+                }
+                hits += store.get_many(&batch).iter().flatten().count();
+            }
+            std::hint::black_box(hits);
+            started.elapsed()
+        })
+    });
     let mut round = 0;
     for readers in spec::W3_READERS {
         group.bench_function(format!("{readers}_readers"), |b| {
