@@ -477,7 +477,10 @@ impl KvStore {
     /// # }
     /// ```
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
-        self.state().contains_key(key.as_ref(), self.now())
+        // The clock is read only for an entry with a deadline.
+        self.state()
+            .with_live_entry(key.as_ref(), || self.now(), |_| ())
+            .is_some()
     }
 
     /// Sets `key` to `value`.

@@ -1,4 +1,4 @@
-//! The read paths, `get`, `get_with` and `get_many`: against a model (`BTreeMap`) with TTLs
+//! The read paths, `get`, `get_with`, `get_many` and `contains_key`: against a model (`BTreeMap`) with TTLs
 //! on an injected clock, in both indexes; values that share their entry instead of copying
 //! it; and many readers against writers, compaction and eviction, checking every
 //! acknowledged write.
@@ -103,6 +103,7 @@ fn run(store: &KvStore, clock: &ManualClock, actions: &[Action]) -> Result<(), T
                 prop_assert_eq!(got.as_deref(), expected, "get {}", k);
                 let lent = store.get_with(key_of(*k), <[u8]>::to_vec);
                 prop_assert_eq!(lent.as_deref(), expected, "get_with {}", k);
+                prop_assert_eq!(store.contains_key(key_of(*k)), expected.is_some(), "{}", k);
             }
             Action::GetMany(ks) => {
                 let keys: Vec<Vec<u8>> = ks.iter().map(|k| key_of(*k)).collect();
