@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kv_store::{Durability, KvStore, WriteOptions};
 use kv_workloads::machine::dependent_access;
 use kv_workloads::spec::{self, Mixed, Workload};
-use kv_workloads::{resident_bytes, KEY_LEN, VALUE_LEN};
+use kv_workloads::{resident_bytes, PlainMap, KEY_LEN, VALUE_LEN};
 
 /// Keys loaded by W3-W8 (scaled down by `KV_BENCH_QUICK`).
 fn key_count() -> u64 {
@@ -100,6 +100,39 @@ fn w3_get(c: &mut Criterion) {
     // this limit, measured beside it, bounds one reader at 1 / (2 × L5).
     group.bench_function("L5_dependent_memory_access", |b| {
         b.iter_custom(|steps| dependent_access(steps, kv_benches::chase_slots()))
+    });
+    // L6, W3's limit: the same gets of one reader from a plain `HashMap<Bytes, Bytes>` of
+    // the same keys (dropped before the store is read).
+    {
+        let map = PlainMap::load(key_count());
+        let mut round = 0;
+        group.bench_function("L6_plain_hashmap_1_reader", |b| {
+            b.iter_custom(|iters| {
+                round += 1;
+                map.gets(round * 100 + 1, iters.max(1)).0
+            })
+        });
+    }
+    // The same gets of one reader through `get_many`, W3_BATCH keys at a time.
+    let mut round = 0;
+    group.bench_function(format!("1_reader_get_many_{}", spec::W3_BATCH), |b| {
+        b.iter_custom(|iters| {
+            round += 1;
+            let mut draws = spec::gets(round * 100 + 1, key_count()).take(iters as usize);
+            let mut batch = Vec::with_capacity(spec::W3_BATCH);
+            let mut hits = 0;
+            let started = Instant::now();
+            loop {
+                batch.clear();
+                batch.extend(draws.by_ref().take(spec::W3_BATCH));
+                if batch.is_empty() {
+                    break;
+                }
+                hits += store.get_many(&batch).iter().flatten().count();
+            }
+            std::hint::black_box(hits);
+            started.elapsed()
+        })
     });
     let mut round = 0;
     for readers in spec::W3_READERS {

@@ -92,7 +92,13 @@ fn bench_quick_prints_a_table_with_the_limits() {
     assert!(lines[1].starts_with("limits: L1 "), "{text}");
     assert!(lines[2].starts_with("id  workload"), "{text}");
     let rows: Vec<&str> = lines[3..].iter().map(|l| &l[..2]).collect();
-    assert_eq!(rows, ["W3", "W3", "W4", "W4", "W8"], "{text}");
+    assert_eq!(rows, ["W3", "W3", "W3", "W4", "W4", "W8"], "{text}");
+    assert!(
+        lines[5].starts_with("W3-many "),
+        "the batched gets' row: {text}"
+    );
+    assert!(text.contains("x L6"), "W3 is compared with L6: {text}");
+    assert!(text.contains("ratio_to_single_gets="), "{text}");
     assert!(text.contains("x L3"), "W4 is compared with L3: {text}");
     assert!(output.stderr.is_empty(), "no progress bar off a terminal");
 }

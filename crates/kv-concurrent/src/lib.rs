@@ -31,6 +31,7 @@
 
 #![forbid(unsafe_code)]
 
+mod reads;
 mod replay;
 mod scan;
 mod sharded;

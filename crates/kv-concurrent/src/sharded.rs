@@ -1,13 +1,11 @@
 //! The state split into shards by key hash, each behind its own lock.
 
-use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
-use hashbrown::DefaultHashBuilder;
-use kv_core::{Change, Cursor, Entry, IndexKind, Op, OpRef, State};
+use kv_core::{Change, Cursor, Entry, IndexKind, KeyHasher, Op, OpRef, State};
 use kv_durable::{DriveReplay, Sink};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
@@ -54,7 +52,9 @@ impl Shard {
 #[derive(Debug)]
 pub struct Sharded {
     shards: Box<[CachePadded<Shard>]>,
-    hasher: DefaultHashBuilder,
+    /// The process's key hasher, the one every shard's table uses too: a key is hashed once
+    /// to pick its shard and find it in the shard's table.
+    hasher: KeyHasher,
     kind: IndexKind,
 }
 
@@ -80,7 +80,7 @@ impl Sharded {
             shards: (0..count)
                 .map(|_| CachePadded::new(Shard::new(kind)))
                 .collect(),
-            hasher: DefaultHashBuilder::default(),
+            hasher: KeyHasher::shared(),
             kind,
         }
     }
@@ -110,9 +110,21 @@ impl Sharded {
 
     #[inline]
     fn shard_of(&self, key: &[u8]) -> usize {
-        // The high bits: each shard's own table indexes by the low bits of a differently
-        // seeded hash, so the two choices stay independent.
-        let hash = self.hasher.hash_one(key);
+        self.shard_of_hash(self.hasher.hash(key))
+    }
+
+    /// The key's hash, by the hasher of the shards' tables.
+    #[inline]
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash(key)
+    }
+
+    /// The shard of a key of this hash.
+    #[inline]
+    pub(crate) fn shard_of_hash(&self, hash: u64) -> usize {
+        // Bits 40 and up (at most ten of them): a shard's table picks buckets by the low
+        // bits of the same hash and tells slots apart by its top seven (57-63), so the
+        // shard and the bucket stay independent choices.
         (hash >> 40) as usize & (self.shards.len() - 1)
     }
 
@@ -123,26 +135,7 @@ impl Sharded {
     /// Calls `f` with the entry of `key` if it is live at `now`, under the shard's read lock.
     #[inline]
     pub fn with_entry<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&Entry) -> R) -> Option<R> {
-        let state = self.shards[self.shard_of(key)].state.read();
-        state.get(key, now).map(f)
-    }
-
-    /// The value of `key`, copied out, if it is live at `now`.
-    #[inline]
-    pub fn get(&self, key: &[u8], now: u64) -> Option<Bytes> {
-        self.with_entry(key, now, |e| Bytes::copy_from_slice(e.value()))
-    }
-
-    /// The value of `key`, copied out, if it is live at the time `now` returns; `now` is
-    /// called only when the entry has a deadline (a clock read costs a few percent of a get).
-    #[inline]
-    pub fn get_live(&self, key: &[u8], now: impl FnOnce() -> u64) -> Option<Bytes> {
-        let state = self.shards[self.shard_of(key)].state.read();
-        let entry = state.get_even_expired(key)?;
-        match entry.deadline() {
-            Some(deadline) if deadline <= now() => None,
-            _ => Some(Bytes::copy_from_slice(entry.value())),
-        }
+        self.with_live_entry(key, || now, f)
     }
 
     /// Whether `key` is live at `now`.

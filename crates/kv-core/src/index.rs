@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::ops::Bound;
+use std::sync::OnceLock;
 
 use hashbrown::hash_table::{Entry as Slot, HashTable};
 use hashbrown::DefaultHashBuilder;
@@ -21,6 +22,31 @@ pub enum IndexKind {
     Ordered,
 }
 
+/// The hash of keys: one function, seeded at random once per process, shared by every index
+/// and by whoever picks a shard. So a caller that hashes a key once to pick its shard can
+/// look it up in the shard's table with the same hash ([`State::get_hashed`]) instead of
+/// hashing it again, and a state built anywhere in the process agrees with it.
+///
+/// [`State::get_hashed`]: crate::State::get_hashed
+#[derive(Debug, Clone)]
+pub struct KeyHasher(DefaultHashBuilder);
+
+impl KeyHasher {
+    /// The process's key hasher.
+    pub fn shared() -> Self {
+        static SHARED: OnceLock<KeyHasher> = OnceLock::new();
+        SHARED
+            .get_or_init(|| KeyHasher(DefaultHashBuilder::default()))
+            .clone()
+    }
+
+    /// The hash of `key`.
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.0.hash_one(key)
+    }
+}
+
 /// The splitmix64 finaliser: well-mixed bits from a counter.
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -33,7 +59,7 @@ fn mix(mut z: u64) -> u64 {
 pub(crate) enum Index {
     Hash {
         table: HashTable<Entry>,
-        hasher: DefaultHashBuilder,
+        hasher: KeyHasher,
         /// How many inserts found the table without room to grow: each may have moved
         /// every entry to another bucket (a resize, or a rehash in place). A walk that
         /// resumes at a bucket position after releasing its lock checks this (`walk`).
@@ -68,17 +94,17 @@ pub enum Cursor {
 }
 
 /// Bytes an index spends per entry besides the entry's own allocation, as the state accounts
-/// memory. Hash: a slot is the entry's boxed-slice pointer (16 bytes) and a control byte, and
-/// the table runs between 7/8 and 7/16 full, so about 24 bytes per entry on average. Ordered:
-/// a 32-byte element (the pointer and 16 key bytes inline) in a node about two-thirds full,
+/// memory. Hash: a slot is the entry's thin pointer (8 bytes) and a control byte, and the
+/// table runs between 7/8 and 7/16 full, so about 14 bytes per entry on average. Ordered:
+/// a 24-byte element (the pointer and 16 key bytes inline) in a node about two-thirds full,
 /// plus the internal nodes.
 ///
 /// Counted per entry, not per allocated slot, so that the figure moves with the entries
 /// alone: a limit checked against it cannot be crossed by a table growing in a step.
 pub(crate) const fn slot_overhead(kind: IndexKind) -> usize {
     match kind {
-        IndexKind::Hash => 24,
-        IndexKind::Ordered => 56,
+        IndexKind::Hash => 14,
+        IndexKind::Ordered => 42,
     }
 }
 
@@ -87,7 +113,7 @@ impl Index {
         match kind {
             IndexKind::Hash => Index::Hash {
                 table: HashTable::new(),
-                hasher: DefaultHashBuilder::default(),
+                hasher: KeyHasher::shared(),
                 reorganised: 0,
             },
             IndexKind::Ordered => Index::Ordered(BTreeSet::new()),
@@ -111,10 +137,31 @@ impl Index {
     #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry> {
         match self {
-            Index::Hash { table, hasher, .. } => {
-                table.find(hasher.hash_one(key), |e| e.key() == key)
-            }
+            Index::Hash { table, hasher, .. } => table.find(hasher.hash(key), |e| e.key() == key),
             Index::Ordered(set) => set.get(&Probe::new(key) as &dyn RankKey).map(|r| &r.entry),
+        }
+    }
+
+    /// [`get`](Self::get) with the key's hash already computed by [`KeyHasher::shared`]
+    /// (the ordered index ignores it).
+    #[inline]
+    pub(crate) fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+        match self {
+            Index::Hash { table, .. } => table.find(hash, |e| e.key() == key),
+            Index::Ordered(set) => set.get(&Probe::new(key) as &dyn RankKey).map(|r| &r.entry),
+        }
+    }
+
+    /// What [`get_hashed`](Self::get_hashed) would most likely find, without reading any
+    /// entry: the hash index's first entry whose slot matches the hash's top bits (the key's
+    /// own entry unless another matches them too, or none when the key is absent); the
+    /// ordered index's lookup itself. A caller compares the key, and looks up again on a
+    /// mismatch. Many keys probed first and compared after let their cache misses overlap.
+    #[inline]
+    pub(crate) fn probe_hashed(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+        match self {
+            Index::Hash { table, .. } => table.find(hash, |_| true),
+            Index::Ordered(_) => self.get_hashed(hash, key),
         }
     }
 
@@ -132,12 +179,8 @@ impl Index {
                 if table.capacity() == table.len() {
                     *reorganised += 1;
                 }
-                let hash = hasher.hash_one(entry.key());
-                match table.entry(
-                    hash,
-                    |e| e.key() == entry.key(),
-                    |e| hasher.hash_one(e.key()),
-                ) {
+                let hash = hasher.hash(entry.key());
+                match table.entry(hash, |e| e.key() == entry.key(), |e| hasher.hash(e.key())) {
                     Slot::Occupied(mut slot) => Some(std::mem::replace(slot.get_mut(), entry)),
                     Slot::Vacant(slot) => {
                         slot.insert(entry);
@@ -154,7 +197,7 @@ impl Index {
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         match self {
             Index::Hash { table, hasher, .. } => table
-                .find_entry(hasher.hash_one(key), |e| e.key() == key)
+                .find_entry(hasher.hash(key), |e| e.key() == key)
                 .ok()
                 .map(|slot| slot.remove().0),
             Index::Ordered(set) => set.take(&Probe::new(key) as &dyn RankKey).map(|r| r.entry),

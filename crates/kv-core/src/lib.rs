@@ -35,11 +35,13 @@ mod op;
 mod ranked;
 mod replay;
 mod state;
+mod value;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::Entry;
 pub use error::Error;
-pub use index::{Cursor, IndexKind};
+pub use index::{Cursor, IndexKind, KeyHasher};
 pub use op::{Expiry, Op, OpRef};
 pub use replay::{replay, Replay, ReplayReport};
 pub use state::{prefix_end, Change, State};
+pub use value::Value;

@@ -2,14 +2,16 @@
 
 use std::ops::Bound;
 
-use crate::entry::Entry;
+use crate::entry::{Entry, SHARED_HEADER};
 use crate::error::Error;
 use crate::index::{slot_overhead, Cursor, Index, IndexKind};
 use crate::op::OpRef;
 
-/// Bytes the allocator adds to each entry's allocation, as the state accounts memory
-/// (glibc: an 8-byte header, rounded up to 16 bytes).
-const ALLOCATION_OVERHEAD: usize = 12;
+/// Bytes each entry's allocation takes besides its packed bytes, as the state accounts
+/// memory: the reference counts ahead of them (an entry is shared with the values reads
+/// hand out), and what the allocator adds (glibc: an 8-byte header, rounded up to 16 bytes:
+/// 12 on average).
+const ALLOCATION_OVERHEAD: usize = SHARED_HEADER + 12;
 
 /// What applying an operation changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +109,26 @@ impl State {
     /// The entry of `key` even if it has expired (sweeps and eviction look at those).
     pub fn get_even_expired(&self, key: &[u8]) -> Option<&Entry> {
         self.index.get(key)
+    }
+
+    /// [`get_even_expired`](Self::get_even_expired) with `hash`, the key's hash by
+    /// [`KeyHasher::shared`](crate::KeyHasher::shared), already computed: a caller that
+    /// hashed the key to pick this state's shard does not hash it again. A hash of another
+    /// function finds nothing.
+    #[inline]
+    pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+        self.index.get_hashed(hash, key)
+    }
+
+    /// Most likely the entry of the key of `hash` (expired or not), found without reading
+    /// an entry: the first one the index holds under the hash's top bits (hash index), or
+    /// the key's own (ordered index, which needs `key`). The caller compares its key, and on a
+    /// mismatch looks up again with [`get_hashed`](Self::get_hashed); `None` means the key
+    /// is absent. What a batched lookup does first for every key, so that the cache misses
+    /// of many keys overlap before any of their entries is read.
+    #[inline]
+    pub fn probe_hashed(&self, hash: u64, key: &[u8]) -> Option<&Entry> {
+        self.index.probe_hashed(hash, key)
     }
 
     /// Entries held, counting expired ones not yet swept.
@@ -288,6 +310,50 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod hashed_tests {
+    use super::*;
+    use crate::index::KeyHasher;
+    use crate::op::Expiry;
+
+    /// A lookup by the shared hasher's hash finds what a lookup by key does, in both
+    /// indexes; a probe's candidate is the key's entry or a mismatch the caller re-checks.
+    #[test]
+    fn hashed_lookups_agree_with_keyed_ones() {
+        let hasher = KeyHasher::shared();
+        for kind in [IndexKind::Hash, IndexKind::Ordered] {
+            let mut state = State::new(kind);
+            for i in 0..2_000u32 {
+                let key = i.to_be_bytes();
+                state.apply(
+                    OpRef::Put {
+                        key: &key,
+                        value: &key,
+                        expiry: Expiry::Never,
+                    },
+                    0,
+                );
+            }
+            for i in 0..4_000u32 {
+                let key = i.to_be_bytes();
+                let hash = hasher.hash(&key);
+                let found = state.get_hashed(hash, &key).map(Entry::value);
+                assert_eq!(found, state.get(&key, 0).map(Entry::value), "{kind:?} {i}");
+                assert_eq!(found.is_some(), i < 2_000);
+                let probed = state.probe_hashed(hash, &key);
+                if found.is_some() {
+                    assert!(
+                        probed.is_some(),
+                        "{kind:?} {i}: a present key has a candidate"
+                    );
+                } else if let Some(candidate) = probed {
+                    assert_ne!(candidate.key(), &key[..]);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -44,8 +44,10 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
             .update(key, &mut |_| Update::Delete)
             .map(|updated| Reply::bulk_or_nil(updated.old)),
         Command::MGet(keys) => Ok(Reply::Array(
-            keys.iter()
-                .map(|key| Reply::bulk_or_nil(keyspace.get(key)))
+            keyspace
+                .get_many(keys)
+                .into_iter()
+                .map(Reply::bulk_or_nil)
                 .collect(),
         )),
         Command::MSet(pairs) => keyspace.put_all(pairs).map(|()| Reply::OK),

@@ -23,6 +23,10 @@ use kv_store::{
 pub(crate) trait Keyspace {
     /// The key's live value.
     fn get(&mut self, key: &Bytes) -> Option<Bytes>;
+    /// The live values of `keys`, in order (`MGET`).
+    fn get_many(&mut self, keys: &[Bytes]) -> Vec<Option<Bytes>> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
     /// Whether the key is live, and its deadline.
     fn ttl(&mut self, key: &Bytes) -> Ttl;
     /// An atomic read-modify-write of one key (as [`KvStore::update_with`]).
@@ -75,7 +79,16 @@ impl Keyspace for KvStore {
     }
 
     fn get(&mut self, key: &Bytes) -> Option<Bytes> {
-        KvStore::get(self, key)
+        // Shares the entry's allocation: no copy of the value.
+        KvStore::get(self, key).map(Bytes::from)
+    }
+
+    fn get_many(&mut self, keys: &[Bytes]) -> Vec<Option<Bytes>> {
+        // One batched lookup: the keys' memory misses overlap.
+        KvStore::get_many(self, keys)
+            .into_iter()
+            .map(|value| value.map(Bytes::from))
+            .collect()
     }
 
     fn ttl(&mut self, key: &Bytes) -> Ttl {

@@ -724,3 +724,41 @@ fn command_docs_gives_each_commands_summary_and_group() {
         .expect("client is documented");
     assert!(format!("{:?}", all[client + 1]).contains("client|setname"));
 }
+
+/// `MGET` of more keys than one batched lookup reads (64), hits, misses, expired keys and
+/// repeats mixed: each in its place, as a `GET` of each reads it.
+#[test]
+fn mget_of_many_keys_answers_each_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = kv_store::KvStore::open(dir.path()).unwrap();
+    for i in 0..150 {
+        if i % 3 != 0 {
+            store.put(format!("k{i}"), format!("v{i}")).unwrap();
+        }
+    }
+    store
+        .put_with_ttl("k2", "gone", Duration::from_millis(1))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    let mut session = kv_server::Session::local(store);
+    let names: Vec<String> = (0..200).map(|i| format!("k{}", (i * 7) % 170)).collect();
+    let mut args = vec![bytes::Bytes::from_static(b"MGET")];
+    args.extend(names.iter().map(|n| bytes::Bytes::from(n.clone())));
+    let kv_server::Reply::Array(replies) = session.handle(&args) else {
+        panic!("MGET answers an array");
+    };
+    assert_eq!(replies.len(), names.len());
+    for (name, reply) in names.iter().zip(replies) {
+        let single = session.handle(&[bytes::Bytes::from_static(b"GET"), name.clone().into()]);
+        assert_eq!(format!("{reply:?}"), format!("{single:?}"), "{name}");
+        let i: usize = name[1..].parse().unwrap();
+        match reply {
+            kv_server::Reply::Bulk(value) => {
+                assert!(i < 150 && !i.is_multiple_of(3) && i != 2, "{name}");
+                assert_eq!(value, format!("v{i}"));
+            }
+            kv_server::Reply::Nil => assert!(i >= 150 || i.is_multiple_of(3) || i == 2, "{name}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}

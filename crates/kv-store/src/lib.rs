@@ -140,7 +140,7 @@ pub use update_keys::{HeldKeys, KeyUse};
 
 pub use bytes::Bytes;
 pub use kv_compact::CompactionReport;
-pub use kv_core::{prefix_end, Clock, IndexKind, ManualClock, SystemClock};
+pub use kv_core::{prefix_end, Clock, IndexKind, ManualClock, SystemClock, Value};
 pub use kv_durable::{Durability, OpenReport, WriteOptions};
 pub use kv_wal::{
     with_causes, Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode,

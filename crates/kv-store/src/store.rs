@@ -11,7 +11,7 @@ use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
 use kv_compact::{Compactor, Source};
 use kv_concurrent::{default_shard_count, Scanner, Sharded};
-use kv_core::{Expiry, Op};
+use kv_core::{Entry, Expiry, Op, Value};
 use kv_durable::{CompressionPolicy, Durable, OpenReport, WriteOptions};
 use kv_wal::fs::{FileSystem, StdFileSystem};
 use kv_wal::{Position, WalConfig};
@@ -355,21 +355,114 @@ impl KvStore {
 
     /// The value of `key`, unless it is absent or expired.
     ///
+    /// The [`Value`] shares the entry's allocation with the store: a get neither copies the
+    /// value nor allocates. It derefs to `[u8]`, compares with byte strings, and converts to
+    /// `Bytes` (sharing the allocation) or `Vec<u8>` (a copy). It reads what the key held
+    /// when it was read, whatever is written after; holding it keeps that entry allocated.
+    ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {
     /// # let dir = tempfile::tempdir().unwrap();
     /// # let store = kv_store::KvStore::open(dir.path())?;
     /// store.put("k", "v")?;
     /// assert_eq!(store.get("k").as_deref(), Some(&b"v"[..]));
+    /// assert_eq!(store.get("k").unwrap(), "v");
+    /// let bytes: kv_store::Bytes = store.get("k").unwrap().into();
+    /// assert_eq!(bytes, "v");
     /// assert_eq!(store.get("missing"), None);
     /// # Ok(())
     /// # }
     /// ```
     #[inline]
-    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<Bytes> {
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<Value> {
         let key = key.as_ref();
         self.inner.admission.touch(key, false);
         self.state().get_live(key, || self.now())
+    }
+
+    /// Calls `f` with the value of `key`, unless it is absent or expired, and returns what
+    /// `f` returns: a read that copies nothing and touches no reference count.
+    ///
+    /// `f` runs while the key's shard is read-locked: it must not call this store (a write
+    /// of a key of that shard would wait for the lock `f` holds, forever), and it holds up
+    /// writers of that shard for as long as it runs.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "value")?;
+    /// assert_eq!(store.get_with("k", |v| v.len()), Some(5));
+    /// assert_eq!(store.get_with("missing", |v| v.len()), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[inline]
+    pub fn get_with<R>(&self, key: impl AsRef<[u8]>, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let key = key.as_ref();
+        self.inner.admission.touch(key, false);
+        self.state()
+            .with_live_entry(key, || self.now(), |entry| f(entry.value()))
+    }
+
+    /// The values of `keys`, in order (`None` for a key absent or expired): the same as a
+    /// [`get`](Self::get) of each, several times faster for batches of dozens of keys. The
+    /// keys are hashed first, each shard's lock is taken once per batch of 64 keys, and
+    /// every key's table slot is found before any entry is read, so that the memory misses
+    /// of the batch overlap instead of following one another.
+    ///
+    /// The keys of one batch of 64 are read at one instant (an atomic write batch is seen
+    /// whole or not at all by them); separate batches are not.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("a", "1")?;
+    /// store.put("c", "3")?;
+    /// let values = store.get_many(&["a", "b", "c"]);
+    /// let values: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
+    /// assert_eq!(values, [Some(&b"1"[..]), None, Some(&b"3"[..])]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Vec<Option<Value>> {
+        for key in keys {
+            self.inner.admission.touch(key.as_ref(), false);
+        }
+        self.state().get_many(keys, || self.now())
+    }
+
+    /// Calls `f(i, value)` for every key `keys[i]`, in order, with its value if it is live:
+    /// [`get_many`](Self::get_many) without a reference count or a copy per value.
+    ///
+    /// `f` runs while the shards of up to 64 keys are read-locked: as for
+    /// [`get_with`](Self::get_with), it must not call this store.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("a", "1")?;
+    /// let mut lengths = Vec::new();
+    /// store.get_many_with(&["a", "b"], |_, value| lengths.push(value.map(<[u8]>::len)));
+    /// assert_eq!(lengths, [Some(1), None]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_many_with<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        mut f: impl FnMut(usize, Option<&[u8]>),
+    ) {
+        for key in keys {
+            self.inner.admission.touch(key.as_ref(), false);
+        }
+        self.state().get_many_with(
+            keys,
+            || self.now(),
+            |i, entry| f(i, entry.map(Entry::value)),
+        );
     }
 
     /// Whether `key` holds a live value.
@@ -384,7 +477,10 @@ impl KvStore {
     /// # }
     /// ```
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
-        self.state().contains_key(key.as_ref(), self.now())
+        // The clock is read only for an entry with a deadline.
+        self.state()
+            .with_live_entry(key.as_ref(), || self.now(), |_| ())
+            .is_some()
     }
 
     /// Sets `key` to `value`.

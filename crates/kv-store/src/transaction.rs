@@ -196,7 +196,7 @@ impl Transaction {
             version,
             live: value.is_some(),
         });
-        value
+        value.map(Bytes::from)
     }
 
     /// Watches `key` without reading it (Redis's `WATCH`): a change of it from now on fails

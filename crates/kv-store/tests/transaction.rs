@@ -172,7 +172,9 @@ fn balance(value: Option<Bytes>) -> u64 {
 }
 
 fn total(store: &KvStore) -> u64 {
-    (0..ACCOUNTS).map(|i| balance(store.get(account(i)))).sum()
+    (0..ACCOUNTS)
+        .map(|i| balance(store.get(account(i)).map(Bytes::from)))
+        .sum()
 }
 
 /// Moves money between random accounts from `threads` threads for `for_how_long`, through

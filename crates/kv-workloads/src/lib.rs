@@ -1,5 +1,5 @@
 //! The benchmark workloads of the project's spec (`workloads.md`: W1-W8) and the machine
-//! limits every figure is reported beside (L1-L4, and this project's L5), defined once.
+//! limits every figure is reported beside (L1-L4, and this project's L5 and L6), defined once.
 //!
 //! Two drivers run them: `kv bench` (crate `kv-cli`), which runs each workload at the spec's
 //! size and prints a row or a JSON line beside the limits measured in the same run, and the
@@ -25,5 +25,5 @@ pub mod machine;
 pub mod spec;
 
 pub use data::{key_for, value_for, KeyGen, KEY_LEN, VALUE_LEN};
-pub use machine::{resident_bytes, MachineLimits};
+pub use machine::{resident_bytes, MachineLimits, PlainMap};
 pub use spec::Workload;

@@ -1,16 +1,20 @@
-//! The machine's limits, measured beside the workloads in the same run: L1-L4 of the spec and
-//! this project's L5, and the resident set size W5 reads.
+//! The machine's limits, measured beside the workloads in the same run: L1-L4 of the spec,
+//! this project's L5 and L6, and the resident set size W5 reads.
 //!
 //! Every figure is reported next to the limit it is bounded by, measured in the same run,
 //! because the machines are shared and absolute numbers drift.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::data::KeyGen;
+use crate::spec;
 
 /// One MiB: the chunk the L2 and L3 files are written and read in.
 const MIB: u64 = 1 << 20;
@@ -126,6 +130,38 @@ fn chase_table(slots: usize) -> Vec<u32> {
     next
 }
 
+/// L6 (this project's): the recipe's own structure, a plain `std::collections::HashMap<Bytes,
+/// Bytes>` holding W3's keys and values, read by one thread with W3's gets. What W3's single
+/// reader is held against: a lookup in the store should cost no more than one in the plain
+/// map, lock, expiry and admission bookkeeping included.
+#[derive(Debug)]
+pub struct PlainMap {
+    map: HashMap<Bytes, Bytes>,
+    keys: u64,
+}
+
+impl PlainMap {
+    /// The map of keys `0..keys` with their values, as W3 loads them into the store.
+    pub fn load(keys: u64) -> Self {
+        let mut map = HashMap::with_capacity(keys as usize);
+        for (key, value) in spec::sequential_puts(keys, 0) {
+            map.insert(Bytes::copy_from_slice(&key), Bytes::copy_from_slice(&value));
+        }
+        PlainMap { map, keys }
+    }
+
+    /// `count` gets of the keys [`spec::gets`] draws with `seed` (W3's draws: 90% hits);
+    /// returns their time and how many hit.
+    pub fn gets(&self, seed: u64, count: u64) -> (Duration, u64) {
+        let started = Instant::now();
+        let mut hits = 0u64;
+        for key in spec::gets(seed, self.keys).take(count as usize) {
+            hits += u64::from(std::hint::black_box(self.map.get(&key[..])).is_some());
+        }
+        (started.elapsed(), hits)
+    }
+}
+
 /// The limits L1-L4 of one run, as rates (zero until measured).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MachineLimits {
@@ -215,6 +251,15 @@ mod tests {
             assert!(rate.is_finite() && rate > 0.0, "{limits:?}");
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_plain_map_finds_the_loaded_keys_and_misses_a_tenth() {
+        let map = PlainMap::load(9_000);
+        assert_eq!(map.map.len(), 9_000);
+        let (elapsed, hits) = map.gets(11, 100_000);
+        assert!(elapsed > Duration::ZERO);
+        assert!((88_000..92_000).contains(&hits), "{hits}");
     }
 
     #[test]

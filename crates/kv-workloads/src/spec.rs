@@ -21,6 +21,9 @@ pub const W2_WRITERS: [u64; 2] = [1, 2];
 pub const W3_GETS: u64 = 2_000_000;
 /// W3's reader counts.
 pub const W3_READERS: [u64; 2] = [1, 2];
+/// The keys of one `get_many` in W3's batched line (`W3-many`): W3's gets of one reader,
+/// looked up this many at a time.
+pub const W3_BATCH: usize = 32;
 /// W4's logs: one put per key, and four.
 pub const W4_PUTS_PER_KEY: [u64; 2] = [1, 4];
 /// W6's threads.

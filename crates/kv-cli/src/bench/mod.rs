@@ -33,7 +33,8 @@ pub const HELP: &str = "\
 WORKLOADS (16-byte keys, 100-byte values; sizes divided by 100 with --quick)
   W1  durable puts (Durability::Sync), 1/8/64 writers, 20,000+ puts   vs L1 fsyncs/s
   W2  1,000,000 buffered puts (Durability::None) + one sync, 1/2 writers  vs L2 bytes/s
-  W3  1,000,000 keys, 2,000,000 random gets (90% hits), 1/2 readers
+  W3  1,000,000 keys, 2,000,000 random gets (90% hits), 1/2 readers    vs L6 gets/s
+      and W3-many: the same gets of one reader through get_many, 32 keys at a time
   W4  recovery: reopen a log of 1,000,000 puts, and of 4,000,000 (4 per key)  vs L3 bytes/s
   W5  memory: RSS growth per key loading 1,000,000 keys, less 116 payload bytes
   W6  4 threads, 90% get / 10% durable put over 1,000,000 keys
@@ -44,12 +45,14 @@ WORKLOADS (16-byte keys, 100-byte values; sizes divided by 100 with --quick)
 LIMITS (measured in the same run)
   L1 write 128 B + fdatasync on a growing file; L1p the same in preallocated space;
   L2 buffered sequential writes + fsync; L3 reading a file from the page cache;
-  L4 CRC-32C.
+  L4 CRC-32C; L6 W3's gets by one thread from a plain std HashMap<Bytes, Bytes> of
+  the same keys (measured in the W3 run, before the store is read).
 
 JSON (--json): one object a line per workload run, with at least
   workload, threads, ops, seconds, ops_per_sec, p50_us, p99_us, limit (\"L1\", \"L2\",
-  \"L3\" or null), limit_value, limit_unit, measured_in_limit_unit, ratio_to_limit,
+  \"L3\", \"L6\" or null), limit_value, limit_unit, measured_in_limit_unit, ratio_to_limit,
   quick; plus the workload's own figures (W1 records_per_fsync, W2 bytes_per_sec,
+  W3-many batch and ratio_to_single_gets,
   W4 seconds_to_open and mb_per_sec, W5 overhead_bytes_per_key, W6 get_p99_us and
   put_p99_us, W7 compaction_seconds, writer_p99_before_us, writer_p99_during_us and
   log_bytes_after, W8 keys_per_sec).
@@ -106,7 +109,7 @@ pub fn run(args: &BenchArgs) -> CommandOutcome {
     let runs_of = |w: &str| match w {
         "W1" => threads(&spec::W1_WRITERS).len() as u64,
         "W2" => threads(&spec::W2_WRITERS).len() as u64,
-        "W3" => threads(&spec::W3_READERS).len() as u64,
+        "W3" => threads(&spec::W3_READERS).len() as u64 + 1,
         "W4" => spec::W4_PUTS_PER_KEY.len() as u64,
         "W8" => threads(&[1]).len() as u64,
         _ => 1,

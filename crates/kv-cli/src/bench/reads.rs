@@ -1,16 +1,25 @@
 //! W3 (random gets, 90% hits) and W8 (range scans of 100 keys).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use kv_store::WriteOptions;
 use kv_workloads::spec::{self, Workload};
+use kv_workloads::PlainMap;
 
 use super::measure::{parallel, share};
-use super::report::Outcome;
+use super::report::{Limit, Outcome};
 use super::Run;
 
+/// The seed of W3's thread `t`'s draws (thread 0's are L6's too).
+fn w3_seed(t: u64) -> u64 {
+    t + 11
+}
+
 /// W3: `keys` loaded once, then for each thread count the gets of the spec, over a key
-/// space a ninth larger than the keys so that 90% of them hit.
+/// space a ninth larger than the keys so that 90% of them hit. Held against L6: the same
+/// gets of one thread from a plain `HashMap` of the same keys, measured first in this run
+/// (and dropped before the store is read).
 pub fn w3(
     run: &Run<'_>,
     threads: &[u64],
@@ -26,12 +35,21 @@ pub fn w3(
         spec::sequential_puts(keys, 0),
         WriteOptions::default(),
     )?;
+    run.step(&format!(
+        "L6: {gets} gets from a plain HashMap of {keys} keys"
+    ));
+    let l6 = {
+        let map = PlainMap::load(keys);
+        let (elapsed, _) = map.gets(w3_seed(0), gets);
+        gets as f64 / elapsed.as_secs_f64()
+    };
+    let mut single = None;
     for &n in threads {
         run.step(&format!("W3: {gets} gets, {n} threads"));
         let hits = AtomicU64::new(0);
         let (elapsed, latencies) = parallel(n, |t, latencies| {
             let mut found = 0;
-            let draws = spec::gets(t + 11, keys).take(share(gets, n, t) as usize);
+            let draws = spec::gets(w3_seed(t), keys).take(share(gets, n, t) as usize);
             for (i, key) in (0..).zip(draws) {
                 let value = if i % SAMPLE == 0 {
                     latencies.time(|| store.get(key))
@@ -44,14 +62,60 @@ pub fn w3(
             Ok(())
         })?;
         let hit_ratio = hits.load(Ordering::Relaxed) as f64 / gets.max(1) as f64;
+        let seconds = elapsed.as_secs_f64();
+        if n == 1 {
+            single = Some(gets as f64 / seconds);
+        }
         emit(
-            Outcome::new("W3", "random get, 90% hits", n, gets, elapsed.as_secs_f64())
+            Outcome::new("W3", "random get, 90% hits", n, gets, seconds)
                 .latencies(&latencies)
+                .against(Limit {
+                    name: "L6",
+                    value: l6,
+                    unit: "gets/s",
+                    measured: gets as f64 / seconds,
+                })
                 .with("keys", keys)
                 .with("hit_ratio", hit_ratio)
                 .with("latency_sampled", format!("1 get in {SAMPLE}")),
         );
     }
+    // The same gets of one thread through `get_many`, in batches of W3_BATCH keys.
+    run.step(&format!(
+        "W3-many: {gets} gets in batches of {}",
+        spec::W3_BATCH
+    ));
+    let mut found = 0u64;
+    let mut draws = spec::gets(w3_seed(0), keys).take(gets as usize);
+    let mut batch = Vec::with_capacity(spec::W3_BATCH);
+    let started = Instant::now();
+    loop {
+        batch.clear();
+        batch.extend(draws.by_ref().take(spec::W3_BATCH));
+        if batch.is_empty() {
+            break;
+        }
+        found += store
+            .get_many(&batch)
+            .iter()
+            .filter(|value| value.is_some())
+            .count() as u64;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut outcome = Outcome::new("W3-many", "get_many, batches of 32", 1, gets, seconds)
+        .against(Limit {
+            name: "L6",
+            value: l6,
+            unit: "gets/s",
+            measured: gets as f64 / seconds,
+        })
+        .with("keys", keys)
+        .with("batch", spec::W3_BATCH as u64)
+        .with("hit_ratio", found as f64 / gets.max(1) as f64);
+    if let Some(single) = single {
+        outcome = outcome.with("ratio_to_single_gets", gets as f64 / seconds / single);
+    }
+    emit(outcome);
     run.close(store)
 }
 

@@ -87,7 +87,7 @@ fn run_writers(
                         // Nobody else writes this key: it holds this value, unless it
                         // expired or an eviction chose this very value (and journaled it
                         // before deleting it).
-                        let held = store.get(&key);
+                        let held = store.get(&key).map(Bytes::from);
                         let expired = until.is_some_and(|u| clock.unwrap().now_ms() >= u);
                         if held.as_ref() != Some(&value)
                             && !(held.is_none() && expired)
@@ -122,7 +122,7 @@ fn check_acked(
     when: &str,
 ) {
     for (key, (value, until)) in acked {
-        let held = store.get(key);
+        let held = store.get(key).map(Bytes::from);
         let gone = held.is_none()
             && (evicted.contains(&(key.clone(), value.clone())) || until.is_some_and(|u| now >= u));
         assert!(
@@ -390,7 +390,7 @@ fn a_batch_that_writes_a_key_several_times_counts_it_once() {
             .write(batch)
             .unwrap_or_else(|e| panic!("{options:?}: {e}"));
         assert_eq!(
-            (store.len(), store.get("k").unwrap()),
+            (store.len(), Bytes::from(store.get("k").unwrap())),
             (1, Bytes::from(value.clone()))
         );
         store.delete("k").unwrap();

@@ -93,7 +93,12 @@ impl Model<'_> {
     fn check_store(&self) -> Result<(), TestCaseError> {
         for (k, key) in KEYS.iter().enumerate() {
             let expected = self.data.get(&k).map(|v| Bytes::from(vec![*v]));
-            prop_assert_eq!(self.store.get(key), expected, "key {}", key);
+            prop_assert_eq!(
+                self.store.get(key).map(Bytes::from),
+                expected,
+                "key {}",
+                key
+            );
         }
         Ok(())
     }

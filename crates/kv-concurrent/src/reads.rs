@@ -1,0 +1,144 @@
+//! Point reads: one key, or many at once.
+//!
+//! A read hashes its key once: the hash picks the shard and finds the key in the shard's
+//! table (both use the process's [`kv_core::KeyHasher`]). What a read hands out shares the
+//! entry's allocation ([`Value`]) or is only lent under the shard's lock: no read copies a
+//! value or allocates.
+//!
+//! A batched read ([`Sharded::get_many_with`]) lets the cache misses of many keys overlap. A
+//! single read makes two or three misses one after the other (the table's control bytes,
+//! its slot, the entry), and the locked instructions of the next read's lock wait for them.
+//! A batch hashes all its keys first, takes the read lock of each shard it needs once, in
+//! shard order (the order writers of several shards take them, so none can deadlock), then
+//! finds every key's most likely entry without reading it, and only then compares the keys:
+//! the misses of the whole batch are in flight together.
+
+use kv_core::{Entry, State, Value};
+use parking_lot::RwLockReadGuard;
+
+use crate::sharded::Sharded;
+
+/// The keys a batched read looks up under one set of locks: enough to keep many misses in
+/// flight, few enough that a writer of one of the shards waits for little (a batch of 64
+/// takes a few microseconds).
+const BATCH: usize = 64;
+
+impl Sharded {
+    /// Calls `f` with the entry of `key`, under the shard's read lock, if it is live at the
+    /// time `now` returns; `now` is called only when the entry has a deadline (a clock read
+    /// costs a few percent of a get).
+    #[inline]
+    pub fn with_live_entry<R>(
+        &self,
+        key: &[u8],
+        now: impl FnOnce() -> u64,
+        f: impl FnOnce(&Entry) -> R,
+    ) -> Option<R> {
+        let hash = self.hash(key);
+        let state = self.shard(self.shard_of_hash(hash)).state.read();
+        let entry = state.get_hashed(hash, key)?;
+        if entry.deadline().is_some_and(|deadline| deadline <= now()) {
+            return None;
+        }
+        Some(f(entry))
+    }
+
+    /// The value of `key` if it is live at `now`, sharing the entry's allocation.
+    #[inline]
+    pub fn get(&self, key: &[u8], now: u64) -> Option<Value> {
+        self.with_live_entry(key, || now, Value::of)
+    }
+
+    /// The value of `key` if it is live at the time `now` returns, sharing the entry's
+    /// allocation; `now` is called only when the entry has a deadline.
+    #[inline]
+    pub fn get_live(&self, key: &[u8], now: impl FnOnce() -> u64) -> Option<Value> {
+        self.with_live_entry(key, now, Value::of)
+    }
+
+    /// Calls `f(i, entry)` for every key `keys[i]`, in order, with its entry if it is live
+    /// at the time `now` returns (`now` is called once at most, when some entry has a
+    /// deadline), else `None`.
+    ///
+    /// Keys are read in batches of 64, each under the read locks of the shards it touches,
+    /// all held together while `f` runs for that batch: `f` must not write to this state
+    /// (its write would wait for a lock this read holds). Each batch sees every shard it
+    /// reads at one instant, so a batch of writes applied across shards is seen whole or
+    /// not at all by keys of one batch; batches are not one snapshot of the whole state.
+    pub fn get_many_with<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        now: impl FnOnce() -> u64,
+        mut f: impl FnMut(usize, Option<&Entry>),
+    ) {
+        let mut clock = Some(now);
+        let mut now_ms: Option<u64> = None;
+        let mut guards: Vec<RwLockReadGuard<'_, State>> =
+            Vec::with_capacity(keys.len().min(BATCH).min(self.shard_count()));
+        for (batch, chunk) in keys.chunks(BATCH).enumerate() {
+            let n = chunk.len();
+            let mut hashes = [0u64; BATCH];
+            // Each key's shard and place in the batch, `shard << 8 | i`: sorted, the shards
+            // in order (plain integers sort much faster than keys by a computed shard).
+            let mut order = [0u32; BATCH];
+            for (i, key) in chunk.iter().enumerate() {
+                hashes[i] = self.hash(key.as_ref());
+                order[i] = (self.shard_of_hash(hashes[i]) as u32) << 8 | i as u32;
+            }
+            let order = &mut order[..n];
+            order.sort_unstable();
+            // Each shard once, in shard order; `held[i]`: the guard of key `i`'s shard.
+            let mut held = [0u8; BATCH];
+            let mut last = u32::MAX;
+            for &packed in order.iter() {
+                let shard = packed >> 8;
+                if shard != last {
+                    guards.push(self.shard(shard as usize).state.read());
+                    last = shard;
+                }
+                held[(packed & 0xff) as usize] = (guards.len() - 1) as u8;
+            }
+            // First every key's likely entry, reading none: the table misses overlap.
+            let mut found: [Option<&Entry>; BATCH] = [None; BATCH];
+            for (i, key) in chunk.iter().enumerate() {
+                let state = &guards[usize::from(held[i])];
+                found[i] = state.probe_hashed(hashes[i], key.as_ref());
+            }
+            // Then the entries, compared with their keys: the entry misses overlap.
+            for (i, key) in chunk.iter().enumerate() {
+                let key = key.as_ref();
+                if let Some(entry) = found[i] {
+                    if entry.key() != key {
+                        let state = &guards[usize::from(held[i])];
+                        found[i] = state.get_hashed(hashes[i], key);
+                    }
+                }
+            }
+            for (i, entry) in found[..n].iter().enumerate() {
+                let live = entry.filter(|e| match e.deadline() {
+                    None => true,
+                    Some(deadline) => {
+                        let now = *now_ms.get_or_insert_with(|| {
+                            (clock.take().expect("the clock is read once"))()
+                        });
+                        deadline > now
+                    }
+                });
+                f(batch * BATCH + i, live);
+            }
+            guards.clear();
+        }
+    }
+
+    /// The values of `keys`, in order, each if it is live at the time `now` returns (read
+    /// once at most): [`get_many_with`](Self::get_many_with), handing out [`Value`]s.
+    pub fn get_many<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        now: impl FnOnce() -> u64,
+    ) -> Vec<Option<Value>> {
+        let mut values = Vec::with_capacity(keys.len());
+        self.get_many_with(keys, now, |_, entry| values.push(entry.map(Value::of)));
+        values
+    }
+}
