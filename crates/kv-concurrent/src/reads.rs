@@ -26,7 +26,7 @@ const BATCH: usize = 64;
 impl Sharded {
     /// Calls `f` with the entry of `key`, under the shard's read lock, if it is live at the
     /// time `now` returns; `now` is called only when the entry has a deadline (a clock read
-    /// costs a few percent of a get).
+    /// costs a few percent of a get). `f` must not call into this state, reads included.
     #[inline]
     pub fn with_live_entry<R>(
         &self,
@@ -57,25 +57,27 @@ impl Sharded {
     }
 
     /// Calls `f(i, entry)` for every key `keys[i]`, in order, with its entry if it is live
-    /// at the time `now` returns (`now` is called once at most, when some entry has a
-    /// deadline), else `None`.
+    /// at the time `now` returns, else `None`. `now` is called at most once per batch of
+    /// 64 keys, under that batch's locks, and only if an entry of the batch has a
+    /// deadline: no entry is given after its deadline, however long the call.
     ///
     /// Keys are read in batches of 64, each under the read locks of the shards it touches,
-    /// all held together while `f` runs for that batch: `f` must not write to this state
-    /// (its write would wait for a lock this read holds). Each batch sees every shard it
+    /// all held together while `f` runs for that batch: `f` must not call into this state
+    /// at all, reads included (a write would wait for a lock this read holds, and a read
+    /// may queue behind a writer waiting for one). Each batch sees every shard it
     /// reads at one instant, so a batch of writes applied across shards is seen whole or
     /// not at all by keys of one batch; batches are not one snapshot of the whole state.
     pub fn get_many_with<K: AsRef<[u8]>>(
         &self,
         keys: &[K],
-        now: impl FnOnce() -> u64,
+        mut now: impl FnMut() -> u64,
         mut f: impl FnMut(usize, Option<&Entry>),
     ) {
-        let mut clock = Some(now);
-        let mut now_ms: Option<u64> = None;
         let mut guards: Vec<RwLockReadGuard<'_, State>> =
             Vec::with_capacity(keys.len().min(BATCH).min(self.shard_count()));
         for (batch, chunk) in keys.chunks(BATCH).enumerate() {
+            // The time this batch is read at, read once under its locks if it is needed.
+            let mut now_ms: Option<u64> = None;
             let n = chunk.len();
             let mut hashes = [0u64; BATCH];
             // Each key's shard and place in the batch, `shard << 8 | i`: sorted, the shards
@@ -117,12 +119,7 @@ impl Sharded {
             for (i, entry) in found[..n].iter().enumerate() {
                 let live = entry.filter(|e| match e.deadline() {
                     None => true,
-                    Some(deadline) => {
-                        let now = *now_ms.get_or_insert_with(|| {
-                            (clock.take().expect("the clock is read once"))()
-                        });
-                        deadline > now
-                    }
+                    Some(deadline) => deadline > *now_ms.get_or_insert_with(&mut now),
                 });
                 f(batch * BATCH + i, live);
             }
@@ -131,14 +128,59 @@ impl Sharded {
     }
 
     /// The values of `keys`, in order, each if it is live at the time `now` returns (read
-    /// once at most): [`get_many_with`](Self::get_many_with), handing out [`Value`]s.
+    /// once per batch at most): [`get_many_with`](Self::get_many_with), handing out
+    /// [`Value`]s.
     pub fn get_many<K: AsRef<[u8]>>(
         &self,
         keys: &[K],
-        now: impl FnOnce() -> u64,
+        now: impl FnMut() -> u64,
     ) -> Vec<Option<Value>> {
         let mut values = Vec::with_capacity(keys.len());
         self.get_many_with(keys, now, |_, entry| values.push(entry.map(Value::of)));
         values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kv_core::{Expiry, IndexKind, OpRef};
+    use kv_durable::Sink;
+
+    use crate::Sharded;
+
+    /// A call over several batches reads the clock again for each one, so a key whose
+    /// deadline passes between two batches is not given as live by the later one.
+    #[test]
+    fn each_batch_reads_the_clock_it_judges_deadlines_by() {
+        let state = Sharded::new(IndexKind::Hash, 4);
+        let keys: Vec<Vec<u8>> = (0..200u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        for key in &keys {
+            let op = OpRef::Put {
+                key,
+                value: b"v",
+                expiry: Expiry::AtUnixMillis(1_000),
+            };
+            state.apply(op, 0);
+        }
+        // The clock moves past every deadline after the first batch has read it.
+        let mut reads = 0;
+        let clock = || {
+            reads += 1;
+            if reads == 1 {
+                999
+            } else {
+                1_000
+            }
+        };
+        let values = state.get_many(&keys, clock);
+        let live: Vec<bool> = values.iter().map(Option::is_some).collect();
+        assert!(
+            live[..64].iter().all(|&l| l),
+            "the first batch is read at 999"
+        );
+        assert!(
+            live[64..].iter().all(|&l| !l),
+            "later batches are read at 1,000, past every deadline"
+        );
     }
 }

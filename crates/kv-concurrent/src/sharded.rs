@@ -122,7 +122,7 @@ impl Sharded {
     /// The shard of a key of this hash.
     #[inline]
     pub(crate) fn shard_of_hash(&self, hash: u64) -> usize {
-        // Bits 40 and up (at most ten of them): a shard's table picks buckets by the low
+        // Bits 40 and up (at most sixteen of them): a shard's table picks buckets by the low
         // bits of the same hash and tells slots apart by its top seven (57-63), so the
         // shard and the bucket stay independent choices.
         (hash >> 40) as usize & (self.shards.len() - 1)
@@ -132,7 +132,8 @@ impl Sharded {
         &self.shards[index]
     }
 
-    /// Calls `f` with the entry of `key` if it is live at `now`, under the shard's read lock.
+    /// Calls `f` with the entry of `key` if it is live at `now`, under the shard's read lock
+    /// (`f` must not call into this state, reads included).
     #[inline]
     pub fn with_entry<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         self.with_live_entry(key, || now, f)

@@ -287,7 +287,12 @@ fn readers_against_writers(evict: bool, run_for: Duration) {
                     let floor = acked[w as usize][k as usize].load(Ordering::Acquire);
                     check(w, k, floor, store.get(stress_key(w, k)).as_deref());
                     let floor = acked[w as usize][k as usize].load(Ordering::Acquire);
-                    store.get_with(stress_key(w, k), |value| check(w, k, floor, Some(value)));
+                    if store
+                        .get_with(stress_key(w, k), |value| check(w, k, floor, Some(value)))
+                        .is_none()
+                    {
+                        check(w, k, floor, None);
+                    }
                     let picks: Vec<(u64, u64)> = (0..40)
                         .map(|_| (next() % WRITERS, next() % KEYS_PER_WRITER))
                         .collect();
