@@ -1,0 +1,70 @@
+//! The crate's error.
+
+use std::path::PathBuf;
+
+/// What can go wrong in the Raft storage.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Raft log (kv-wal) failed.
+    #[error("the Raft log failed")]
+    Log(#[from] kv_wal::Error),
+    /// The state machine's store failed.
+    #[error("the state machine's store failed")]
+    Store(#[from] kv_store::Error),
+    /// A file operation on the state machine's directory or a snapshot failed.
+    #[error("could not {action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A record of the Raft log or the state machine could not be decoded: damage, or a
+    /// directory written by something else.
+    #[error("{what} could not be decoded: {source}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// The codec's error.
+        source: postcard::Error,
+    },
+    /// The directory holds something this crate did not write, or a snapshot does not match
+    /// its metadata.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A request writes one of the crate's own keys ([`crate::RESERVED_PREFIX`]).
+    #[error("the key {0:?} is reserved for replication's own use")]
+    ReservedKey(Vec<u8>),
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        std::io::Error::other(e)
+    }
+}
+
+/// The crate's result.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Encodes `value` for a log record or the state machine's meta key.
+pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serialising our own types into a Vec cannot fail.
+    postcard::to_stdvec(value).expect("postcard encodes into a Vec")
+}
+
+/// Decodes what [`encode`] wrote.
+pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(what: &'static str, bytes: &'a [u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|source| Error::Decode { what, source })
+}

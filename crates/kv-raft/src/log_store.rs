@@ -1,0 +1,341 @@
+//! The Raft log ([`RaftLogStorage`]) on a kv-wal log of its own, in `DIR/raft/`.
+//!
+//! Every change is a record appended to the log ([`LogRecord`]): entries, the vote, the
+//! committed log id, and markers for `truncate_after` and `purge`; opening replays them in
+//! order, so the state after a crash is the one the durable prefix of the log describes
+//! (kv-wal cuts a torn tail and refuses damage anywhere else).
+//!
+//! - `append` writes the entries handed over together with one write system call and hands
+//!   the callback to the flusher thread, which takes every callback waiting, syncs the log
+//!   once, and only then calls them: one fdatasync for every entry queued meanwhile (group
+//!   commit), and no callback before its entries are durable.
+//! - `save_vote`, `save_committed`, `truncate_after` and `purge` are synced before they
+//!   return: a later write never depends on one that a crash could undo.
+//! - `purge` writes its marker together with the current vote and committed log id (one
+//!   atomic unit), then deletes only the segments before the one holding the first entry it
+//!   keeps: the segments deleted hold nothing replay still needs.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use kv_wal::{Encoded, FsyncPolicy, Position, Record, Wal, WalConfig};
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+use crate::log_record::{LogModel, LogRecord};
+use crate::types::{Entry, LogId, TypeConfig, Vote};
+
+/// Where the Raft log lives inside a node's directory.
+pub const RAFT_LOG_DIR: &str = "raft";
+
+/// The default size of the Raft log's segments: a purge frees whole segments.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+
+/// The Raft log of one node. See the module docs.
+#[derive(Debug)]
+pub struct LogStore {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// A reader of the Raft log, for openraft's replication tasks: reads the entries and the
+/// vote from memory.
+#[derive(Debug, Clone)]
+pub struct LogReader {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the flusher: callbacks are waiting, or the store is closing.
+    wake: Condvar,
+}
+
+struct Inner {
+    wal: Wal,
+    model: LogModel,
+    /// Callbacks of appends written but not yet synced, oldest first.
+    pending: Vec<IOFlushed<TypeConfig>>,
+    stop: bool,
+}
+
+impl Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("wal", &self.wal)
+            .field("model", &self.model)
+            .field("pending", &self.pending.len())
+            .field("stop", &self.stop)
+            .finish()
+    }
+}
+
+impl LogStore {
+    /// Opens (creating if needed) the Raft log in `dir/raft/`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Log`] when the log cannot be opened or is damaged; [`Error::Decode`] or
+    /// [`Error::Corrupt`] for a record this crate did not write.
+    pub fn open(dir: impl AsRef<Path>) -> Result<LogStore> {
+        Self::open_with(
+            WalConfig::new(dir.as_ref().join(RAFT_LOG_DIR)).max_segment_size(DEFAULT_SEGMENT_SIZE),
+        )
+    }
+
+    /// Opens the Raft log with a kv-wal configuration of the caller's (a segment size, a file
+    /// system with faults for tests). Its fsync policy is replaced: the store syncs itself.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub fn open_with(config: WalConfig) -> Result<LogStore> {
+        let config = config.fsync_policy(FsyncPolicy::Os);
+        let mut model = LogModel::default();
+        let mut failure = None;
+        let (wal, _recovery) = Wal::open_with(config, Position::START, |position, record| {
+            if failure.is_some() {
+                return;
+            }
+            let decoded = record
+                .value(usize::MAX)
+                .map_err(|kind| Error::Corrupt(format!("a Raft log record at {position}: {kind}")))
+                .and_then(|value| LogRecord::from_parts(record.key(), &value));
+            match decoded {
+                Ok(r) => model.apply(r, position.segment),
+                Err(e) => failure = Some(e),
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                wal,
+                model,
+                pending: Vec::new(),
+                stop: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let flusher = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("kv-raft-log-sync".into())
+                .spawn(move || flush_loop(&shared))
+                .map_err(|e| Error::io("start the Raft log's sync thread for", "raft", e))?
+        };
+        Ok(LogStore {
+            shared,
+            flusher: Some(flusher),
+        })
+    }
+
+    /// A reader of this log (what [`RaftLogStorage::get_log_reader`] returns).
+    pub fn reader(&self) -> LogReader {
+        LogReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The last purged log id and the last log id.
+    pub fn log_state(&self) -> (Option<LogId>, Option<LogId>) {
+        let inner = self.shared.inner.lock();
+        (inner.model.last_purged.clone(), inner.model.last_log_id())
+    }
+
+    /// The segments of the Raft log on disk, oldest first.
+    pub fn segments(&self) -> std::ops::RangeInclusive<u64> {
+        self.shared.inner.lock().wal.segments()
+    }
+
+    /// Appends entries and returns once they are written (not yet synced): what `append`
+    /// does before it hands its callback to the flusher.
+    fn write_entries(&self, entries: impl IntoIterator<Item = Entry>, callback: IOFlushed<TypeConfig>) -> Result<()> {
+        let mut inner = self.shared.inner.lock();
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if !entries.is_empty() {
+            let mut encoded = Encoded::new();
+            for entry in &entries {
+                let record = LogRecord::entry_record(entry);
+                inner.wal.limits().check(&record)?;
+                encoded.push(&record);
+            }
+            let at = inner.wal.append_encoded_to_sync(&encoded)?;
+            for entry in entries {
+                inner.model.apply(LogRecord::Entry(entry), at.segment);
+            }
+        }
+        inner.pending.push(callback);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Appends `records` as one atomic unit, syncs, then applies them to the model.
+    fn write_synced(&self, records: Vec<LogRecord>) -> Result<()> {
+        let mut inner = self.shared.inner.lock();
+        Self::write_synced_locked(&mut inner, records)
+    }
+
+    fn write_synced_locked(inner: &mut Inner, records: Vec<LogRecord>) -> Result<()> {
+        let encoded: Vec<Record> = records.iter().map(LogRecord::to_record).collect();
+        let at = inner.wal.append_atomic(&encoded)?;
+        inner.wal.sync()?;
+        for record in records {
+            inner.model.apply(record, at.segment);
+        }
+        Ok(())
+    }
+
+    fn purge_synced(&self, upto: LogId) -> Result<()> {
+        let mut inner = self.shared.inner.lock();
+        let inner = &mut *inner;
+        // The marker goes with the vote and the committed log id, so that the segments
+        // deleted below hold no record replay still needs.
+        let mut records = vec![LogRecord::Purge(upto)];
+        if let Some(vote) = inner.model.vote.clone() {
+            records.push(LogRecord::Vote(vote));
+        }
+        if let Some(committed) = inner.model.committed.clone() {
+            records.push(LogRecord::Committed(Some(committed)));
+        }
+        Self::write_synced_locked(inner, records)?;
+        // Everything before the segment of the first entry kept (or the active segment, which
+        // holds the marker) is superseded: older entries, markers, votes.
+        let keep_from = inner
+            .model
+            .entries
+            .first_key_value()
+            .map_or(inner.wal.current_position().segment, |(_, s)| s.segment);
+        inner.wal.delete_segments_before(Position::new(keep_from, 0))?;
+        Ok(())
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        self.shared.inner.lock().stop = true;
+        self.shared.wake.notify_one();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
+}
+
+/// The flusher: takes every waiting callback, syncs once, calls them.
+fn flush_loop(shared: &Shared) {
+    loop {
+        let (callbacks, syncer) = {
+            let mut inner = shared.inner.lock();
+            while inner.pending.is_empty() && !inner.stop {
+                shared.wake.wait(&mut inner);
+            }
+            if inner.pending.is_empty() {
+                return;
+            }
+            // Every callback taken belongs to an append written before this syncer was made:
+            // to its segment, or to an older one that its rotation synced.
+            (std::mem::take(&mut inner.pending), inner.wal.syncer())
+        };
+        let result = syncer.sync().map_err(|e| kv_wal::with_causes(&e).to_string());
+        for callback in callbacks {
+            callback.io_completed(result.clone().map_err(io::Error::other));
+        }
+    }
+}
+
+impl LogReader {
+    fn entries(&self, range: impl RangeBounds<u64>) -> Vec<Entry> {
+        let inner = self.shared.inner.lock();
+        let start = range.start_bound().cloned();
+        let end = range.end_bound().cloned();
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) = (start, end) {
+            if s > e {
+                return Vec::new();
+            }
+        }
+        inner
+            .model
+            .entries
+            .range((start, end))
+            .map(|(_, s)| s.entry.clone())
+            .collect()
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogReader {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> io::Result<Vec<Entry>> {
+        Ok(self.entries(range))
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        Ok(self.shared.inner.lock().model.vote.clone())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> io::Result<Vec<Entry>> {
+        Ok(self.reader().entries(range))
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        Ok(self.shared.inner.lock().model.vote.clone())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogReader;
+
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+        let (last_purged_log_id, last_log_id) = self.log_state();
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> LogReader {
+        self.reader()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        Ok(self.write_synced(vec![LogRecord::Vote(vote.clone())])?)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
+        Ok(self.write_synced(vec![LogRecord::Committed(committed)])?)
+    }
+
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
+        Ok(self.shared.inner.lock().model.committed.clone())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        Ok(self.write_entries(entries, callback)?)
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        Ok(self.write_synced(vec![LogRecord::TruncateAfter(last_log_id)])?)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+        Ok(self.purge_synced(log_id)?)
+    }
+}

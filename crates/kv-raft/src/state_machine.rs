@@ -1,0 +1,438 @@
+//! The state machine ([`RaftStateMachine`]) on a kv-store, in `DIR/sm/`.
+//!
+//! Applying an entry is one atomic store write ([`kv_store::WriteBatch`]) holding the
+//! entry's writes and, under the reserved key [`META_KEY`], the entry's log id and the
+//! membership: after a crash the store holds a prefix of the applied entries, each whole,
+//! and says which, so a restart neither re-applies nor skips one. The store's own durability
+//! applies (a batch window by default): the Raft log, synced, holds every entry the store may
+//! lose, and openraft applies them again from there.
+//!
+//! A snapshot is a checkpoint of the store ([`kv_store::KvStore::checkpoint`]), taken while
+//! no entry is applied, so that it holds exactly the entries up to its metadata's log id.
+//!
+//! The directory holds `CURRENT`, which names the live store (`store-<n>`) and the current
+//! snapshot (`snapshot-<n>` and its metadata), and is replaced atomically; everything else
+//! there is garbage that opening removes. Installing a snapshot copies it in, makes the copy
+//! the new store only by rewriting `CURRENT`: a crash at any step leaves the old state or the
+//! new one.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use futures_util::{Stream, TryStreamExt};
+use kv_store::{KvStore, Options, WriteBatch};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{decode, encode, Error, Result};
+use crate::files::{create_dir_durably, remove_tree, replace_file, sync_dir};
+use crate::snapshot::{SnapshotData, SnapshotWriter};
+use crate::types::{is_reserved, LogId, Response, SnapshotMeta, StoredMembership, TypeConfig, Write};
+
+/// Where the state machine lives inside a node's directory.
+pub const STATE_MACHINE_DIR: &str = "sm";
+
+/// The key holding the last applied log id and the membership, in the same batch as each
+/// entry's writes. It is under [`crate::RESERVED_PREFIX`]: no request may write it, and a
+/// read through the replicated store must skip it (see [`StoreReader`]).
+pub const META_KEY: &[u8] = b"\xffkv-raft/applied";
+
+const CURRENT: &str = "CURRENT";
+const STORE: &str = "store-";
+const SNAPSHOT: &str = "snapshot-";
+const BUILDING: &str = "building-";
+const INCOMING: &str = "incoming-";
+
+/// A snapshot of this configuration, with its data.
+pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
+
+/// What `CURRENT` says.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Current {
+    /// The live store is `store-<store>`.
+    store: u64,
+    /// The current snapshot: `snapshot-<id>`, and its metadata.
+    snapshot: Option<(u64, SnapshotMeta)>,
+    /// The next number to give a directory.
+    next: u64,
+}
+
+/// The last applied log id and membership, as the store holds them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Applied {
+    last: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// The state machine of one node. See the module docs.
+#[derive(Debug)]
+pub struct StateMachine {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    options: Options,
+    /// `CURRENT`, as on disk; held while it is rewritten.
+    current: Mutex<Current>,
+    /// The live store: replaced by an install.
+    store: RwLock<KvStore>,
+    /// Held while an entry is applied and while a snapshot is taken, so a snapshot is
+    /// of whole entries and knows which.
+    applied: Mutex<Applied>,
+    /// Numbers the directories of received snapshots.
+    incoming: AtomicU64,
+}
+
+/// A handle on the live store for reads, valid across installs of snapshots.
+#[derive(Debug, Clone)]
+pub struct StoreReader {
+    shared: Arc<Shared>,
+}
+
+impl StoreReader {
+    /// The live store now. Its keys include [`META_KEY`]: a caller listing keys or counting
+    /// them skips keys for which [`crate::is_reserved`] holds (and subtracts one from its
+    /// `len()`).
+    pub fn store(&self) -> KvStore {
+        self.shared.store.read().clone()
+    }
+
+    /// The last log id applied to the store.
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.shared.applied.lock().last.clone()
+    }
+}
+
+/// Where snapshots sent by a leader are received, for the network layer: a handle taken
+/// before the state machine is handed to openraft.
+#[derive(Debug, Clone)]
+pub struct SnapshotInbox {
+    shared: Arc<Shared>,
+}
+
+impl SnapshotInbox {
+    /// Starts receiving a snapshot, into a new directory of the state machine's (removed at
+    /// the next open if it is never installed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`].
+    pub fn receive(&self) -> Result<SnapshotWriter> {
+        let n = self.shared.incoming.fetch_add(1, Ordering::Relaxed);
+        let dir = self.shared.dir.join(format!("{INCOMING}{n}"));
+        remove_tree(&dir)?;
+        SnapshotWriter::create(dir)
+    }
+}
+
+impl StateMachine {
+    /// Opens (creating if needed) the state machine in `dir/sm/`, its store opened with
+    /// `options`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store cannot be opened; [`Error::Corrupt`] or
+    /// [`Error::Decode`] for a `CURRENT` or meta key this crate did not write; [`Error::Io`].
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<StateMachine> {
+        let dir = dir.as_ref().join(STATE_MACHINE_DIR);
+        create_dir_durably(&dir)?;
+        let current = match std::fs::read(dir.join(CURRENT)) {
+            Ok(bytes) => Some(decode::<Current>("the state machine's CURRENT", &bytes)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(Error::io("read", dir.join(CURRENT), e)),
+        };
+        let fresh = current.is_none();
+        let current = current.unwrap_or(Current {
+            store: 0,
+            snapshot: None,
+            next: 1,
+        });
+        remove_garbage(&dir, &current)?;
+        let store = KvStore::open_with(dir.join(format!("{STORE}{}", current.store)), options.clone())?;
+        if fresh {
+            // Written after the store exists: `CURRENT` never names a missing store.
+            replace_file(&dir, CURRENT, &encode(&current))?;
+        }
+        let applied = read_applied(&store)?;
+        Ok(StateMachine {
+            shared: Arc::new(Shared {
+                dir,
+                options,
+                current: Mutex::new(current),
+                store: RwLock::new(store),
+                applied: Mutex::new(applied),
+                incoming: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// A handle on the live store, for reads.
+    pub fn reader(&self) -> StoreReader {
+        StoreReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Where snapshots from a leader are received.
+    pub fn inbox(&self) -> SnapshotInbox {
+        SnapshotInbox {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Applies one entry: its writes and the new applied state, one store batch.
+    fn apply_entry(&self, entry: crate::types::Entry) -> Result<Response> {
+        let log_id = entry.log_id.clone();
+        let mut applied = self.shared.applied.lock();
+        let mut next = Applied {
+            last: Some(log_id.clone()),
+            membership: applied.membership.clone(),
+        };
+        let mut batch = WriteBatch::new();
+        match entry.payload {
+            EntryPayload::Blank => {}
+            EntryPayload::Normal(request) => {
+                for write in request.writes {
+                    // Refused at proposal; skipped here, the same way on every replica.
+                    if is_reserved(write.key()) {
+                        continue;
+                    }
+                    match write {
+                        Write::Put {
+                            key,
+                            value,
+                            deadline_ms: None,
+                        } => batch.put(key, value),
+                        Write::Put {
+                            key,
+                            value,
+                            deadline_ms: Some(ms),
+                        } => batch.put_with_deadline(key, value, UNIX_EPOCH + Duration::from_millis(ms)),
+                        Write::Delete { key } => batch.delete(key),
+                    };
+                }
+            }
+            EntryPayload::Membership(m) => {
+                next.membership = StoredMembership::new(Some(log_id.clone()), m);
+            }
+        }
+        batch.put(META_KEY, encode(&next));
+        self.shared.store.read().write(batch)?;
+        *applied = next;
+        Ok(Response {
+            index: log_id.index(),
+        })
+    }
+
+    /// Installs `data` as the state at `meta`, stopping after `steps` steps when given (a
+    /// crash, for tests): see the module docs.
+    fn install(&self, meta: &SnapshotMeta, data: &SnapshotData, steps: Option<u32>) -> Result<()> {
+        let shared = &self.shared;
+        let mut current = shared.current.lock();
+        let (snap_id, store_id) = (current.next, current.next + 1);
+        let snap_dir = shared.dir.join(format!("{SNAPSHOT}{snap_id}"));
+        let store_dir = shared.dir.join(format!("{STORE}{store_id}"));
+        let stop = |step: u32| steps.is_some_and(|s| s <= step);
+        // Left by an install that failed half-way: never named by `CURRENT`.
+        remove_tree(&snap_dir)?;
+        remove_tree(&store_dir)?;
+        // 1: the snapshot, kept as the current one.
+        data.copy_to(&snap_dir)?;
+        if stop(1) {
+            return Ok(());
+        }
+        // 2: the new store, a copy of it (the store changes, the snapshot must not).
+        SnapshotData::open(&snap_dir)?.copy_to(&store_dir)?;
+        if stop(2) {
+            return Ok(());
+        }
+        // 3: it opens, and holds what the metadata says.
+        let store = KvStore::open_with(&store_dir, shared.options.clone())?;
+        let applied = read_applied(&store)?;
+        if applied.last != meta.last_log_id || applied.membership != meta.last_membership {
+            drop(store);
+            remove_tree(&store_dir)?;
+            remove_tree(&snap_dir)?;
+            return Err(Error::Corrupt(format!(
+                "a snapshot's store holds the state at {:?}, its metadata says {:?}",
+                applied.last, meta.last_log_id
+            )));
+        }
+        if stop(3) {
+            return Ok(());
+        }
+        // 4: the switch.
+        let next = Current {
+            store: store_id,
+            snapshot: Some((snap_id, meta.clone())),
+            next: store_id + 1,
+        };
+        replace_file(&shared.dir, CURRENT, &encode(&next))?;
+        if stop(4) {
+            return Ok(());
+        }
+        // 5: the old state goes.
+        let old = std::mem::replace(&mut *current, next);
+        let mut applied_now = shared.applied.lock();
+        let old_store = std::mem::replace(&mut *shared.store.write(), store);
+        *applied_now = applied;
+        drop(applied_now);
+        old_store.close()?;
+        remove_tree(&shared.dir.join(format!("{STORE}{}", old.store)))?;
+        if let Some((id, _)) = old.snapshot {
+            remove_tree(&shared.dir.join(format!("{SNAPSHOT}{id}")))?;
+        }
+        Ok(())
+    }
+
+    /// Tests only: installs `data`, stopping after `steps` steps as a crash would.
+    #[doc(hidden)]
+    pub fn install_stopping_after(&self, meta: &SnapshotMeta, data: &SnapshotData, steps: u32) -> Result<()> {
+        self.install(meta, data, Some(steps))
+    }
+
+    fn current_snapshot(&self) -> Result<Option<Snapshot>> {
+        let current = self.shared.current.lock();
+        match &current.snapshot {
+            None => Ok(None),
+            Some((id, meta)) => Ok(Some(Snapshot {
+                meta: meta.clone(),
+                snapshot: SnapshotData::open(&self.shared.dir.join(format!("{SNAPSHOT}{id}")))?,
+            })),
+        }
+    }
+}
+
+/// Builds a snapshot: a checkpoint of the live store.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    shared: Arc<Shared>,
+}
+
+impl SnapshotBuilder {
+    fn build(&self) -> Result<Snapshot> {
+        let shared = &self.shared;
+        let id = {
+            let mut current = shared.current.lock();
+            current.next += 1;
+            current.next - 1
+        };
+        let building = shared.dir.join(format!("{BUILDING}{id}"));
+        let meta = {
+            // No entry is applied while the checkpoint is taken: it holds exactly the
+            // entries up to `last`.
+            let applied = shared.applied.lock();
+            shared.store.read().checkpoint(&building)?;
+            SnapshotMeta {
+                last_log_id: applied.last.clone(),
+                last_membership: applied.membership.clone(),
+            }
+        };
+        let snap_dir = shared.dir.join(format!("{SNAPSHOT}{id}"));
+        std::fs::rename(&building, &snap_dir).map_err(|e| Error::io("rename into place", &snap_dir, e))?;
+        sync_dir(&shared.dir)?;
+        let mut current = shared.current.lock();
+        let newer_exists = current
+            .snapshot
+            .as_ref()
+            .is_some_and(|(_, m)| m.last_log_id > meta.last_log_id);
+        if newer_exists {
+            // A snapshot installed meanwhile is newer: this one is not kept.
+            let data = SnapshotData::open(&snap_dir)?;
+            drop(current);
+            remove_tree(&snap_dir)?;
+            return Ok(Snapshot { meta, snapshot: data });
+        }
+        let mut next = current.clone();
+        next.next = next.next.max(id + 1);
+        let old = next.snapshot.replace((id, meta.clone()));
+        replace_file(&shared.dir, CURRENT, &encode(&next))?;
+        *current = next;
+        if let Some((old, _)) = old {
+            remove_tree(&shared.dir.join(format!("{SNAPSHOT}{old}")))?;
+        }
+        Ok(Snapshot {
+            meta,
+            snapshot: SnapshotData::open(&snap_dir)?,
+        })
+    }
+}
+
+/// Reads the applied state from a store (none for a new one).
+fn read_applied(store: &KvStore) -> Result<Applied> {
+    match store.get(META_KEY) {
+        Some(bytes) => decode("the state machine's applied log id", &bytes),
+        None => Ok(Applied::default()),
+    }
+}
+
+/// Removes what `CURRENT` does not name: stores, snapshots, checkpoints and received
+/// snapshots a crash left behind, and a temporary `CURRENT`.
+fn remove_garbage(dir: &Path, current: &Current) -> Result<()> {
+    let keep_store = format!("{STORE}{}", current.store);
+    let keep_snapshot = current.snapshot.as_ref().map(|(id, _)| format!("{SNAPSHOT}{id}"));
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = [STORE, SNAPSHOT, BUILDING, INCOMING].iter().any(|p| name.starts_with(p));
+        if name == format!("{CURRENT}.tmp") {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::io("remove", entry.path(), e))?;
+            sync_dir(dir)?;
+        } else if ours && name != keep_store && Some(&name) != keep_snapshot.as_ref() {
+            remove_tree(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> std::io::Result<Snapshot> {
+        Ok(self.build()?)
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> std::io::Result<(Option<LogId>, StoredMembership)> {
+        let applied = self.shared.applied.lock();
+        Ok((applied.last.clone(), applied.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> std::io::Result<()>
+    where
+        Strm: Stream<Item = std::io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let response = self.apply_entry(entry)?;
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> std::io::Result<()> {
+        Ok(self.install(meta, &snapshot, None)?)
+    }
+
+    async fn get_current_snapshot(&mut self) -> std::io::Result<Option<Snapshot>> {
+        Ok(self.current_snapshot()?)
+    }
+}
