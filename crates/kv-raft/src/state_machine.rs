@@ -242,8 +242,20 @@ impl StateMachine {
         // Left by an install that failed half-way: never named by `CURRENT`.
         remove_tree(&snap_dir)?;
         remove_tree(&store_dir)?;
-        // 1: the snapshot, kept as the current one.
-        data.copy_to(&snap_dir)?;
+        // 1: the snapshot, kept as the current one: a snapshot received into this state
+        // machine's directory is moved there, any other is copied.
+        let received = data.dir().parent() == Some(shared.dir.as_path())
+            && data
+                .dir()
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(INCOMING));
+        if received {
+            std::fs::rename(data.dir(), &snap_dir)
+                .map_err(|e| Error::io("rename into place", &snap_dir, e))?;
+            sync_dir(&shared.dir)?;
+        } else {
+            data.copy_to(&snap_dir)?;
+        }
         if stop(1) {
             return Ok(());
         }
