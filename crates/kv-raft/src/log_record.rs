@@ -103,8 +103,8 @@ impl LogModel {
     pub(crate) fn last_log_id(&self) -> Option<LogId> {
         self.entries
             .last_key_value()
-            .map(|(_, s)| s.entry.log_id.clone())
-            .or_else(|| self.last_purged.clone())
+            .map(|(_, s)| s.entry.log_id)
+            .or(self.last_purged)
     }
 }
 

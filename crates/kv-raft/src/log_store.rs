@@ -148,7 +148,7 @@ impl LogStore {
     /// The last purged log id and the last log id.
     pub fn log_state(&self) -> (Option<LogId>, Option<LogId>) {
         let inner = self.shared.inner.lock();
-        (inner.model.last_purged.clone(), inner.model.last_log_id())
+        (inner.model.last_purged, inner.model.last_log_id())
     }
 
     /// The segments of the Raft log on disk, oldest first.
@@ -158,7 +158,11 @@ impl LogStore {
 
     /// Appends entries and returns once they are written (not yet synced): what `append`
     /// does before it hands its callback to the flusher.
-    fn write_entries(&self, entries: impl IntoIterator<Item = Entry>, callback: IOFlushed<TypeConfig>) -> Result<()> {
+    fn write_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<()> {
         let mut inner = self.shared.inner.lock();
         let entries: Vec<Entry> = entries.into_iter().collect();
         if !entries.is_empty() {
@@ -200,10 +204,10 @@ impl LogStore {
         // The marker goes with the vote and the committed log id, so that the segments
         // deleted below hold no record replay still needs.
         let mut records = vec![LogRecord::Purge(upto)];
-        if let Some(vote) = inner.model.vote.clone() {
+        if let Some(vote) = inner.model.vote {
             records.push(LogRecord::Vote(vote));
         }
-        if let Some(committed) = inner.model.committed.clone() {
+        if let Some(committed) = inner.model.committed {
             records.push(LogRecord::Committed(Some(committed)));
         }
         Self::write_synced_locked(inner, records)?;
@@ -214,7 +218,9 @@ impl LogStore {
             .entries
             .first_key_value()
             .map_or(inner.wal.current_position().segment, |(_, s)| s.segment);
-        inner.wal.delete_segments_before(Position::new(keep_from, 0))?;
+        inner
+            .wal
+            .delete_segments_before(Position::new(keep_from, 0))?;
         Ok(())
     }
 }
@@ -244,7 +250,9 @@ fn flush_loop(shared: &Shared) {
             // to its segment, or to an older one that its rotation synced.
             (std::mem::take(&mut inner.pending), inner.wal.syncer())
         };
-        let result = syncer.sync().map_err(|e| kv_wal::with_causes(&e).to_string());
+        let result = syncer
+            .sync()
+            .map_err(|e| kv_wal::with_causes(&e).to_string());
         for callback in callbacks {
             callback.io_completed(result.clone().map_err(io::Error::other));
         }
@@ -256,7 +264,9 @@ impl LogReader {
         let inner = self.shared.inner.lock();
         let start = range.start_bound().cloned();
         let end = range.end_bound().cloned();
-        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) = (start, end) {
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
+            (start, end)
+        {
             if s > e {
                 return Vec::new();
             }
@@ -279,7 +289,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
-        Ok(self.shared.inner.lock().model.vote.clone())
+        Ok(self.shared.inner.lock().model.vote)
     }
 }
 
@@ -292,7 +302,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
-        Ok(self.shared.inner.lock().model.vote.clone())
+        Ok(self.shared.inner.lock().model.vote)
     }
 }
 
@@ -312,7 +322,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
-        Ok(self.write_synced(vec![LogRecord::Vote(vote.clone())])?)
+        Ok(self.write_synced(vec![LogRecord::Vote(*vote)])?)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
@@ -320,7 +330,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        Ok(self.shared.inner.lock().model.committed.clone())
+        Ok(self.shared.inner.lock().model.committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>

@@ -54,7 +54,10 @@ impl SnapshotData {
 
     /// Every file of the snapshot: its path relative to the snapshot, and its length.
     pub fn files(&self) -> impl Iterator<Item = (&Path, u64)> {
-        self.inner.files.iter().map(|(p, len, _)| (p.as_path(), *len))
+        self.inner
+            .files
+            .iter()
+            .map(|(p, len, _)| (p.as_path(), *len))
     }
 
     /// Total bytes of the snapshot's files.
@@ -98,9 +101,9 @@ impl SnapshotData {
             let out = File::create(&path).map_err(|e| Error::io("create", &path, e))?;
             let mut at = 0;
             while at < *len {
-                let n = self
-                    .read_at(index, at, &mut buf)
-                    .map_err(|e| Error::io("read the snapshot file", self.inner.dir.join(rel), e))?;
+                let n = self.read_at(index, at, &mut buf).map_err(|e| {
+                    Error::io("read the snapshot file", self.inner.dir.join(rel), e)
+                })?;
                 if n == 0 {
                     return Err(Error::Corrupt(format!(
                         "the snapshot file {} ended before its length",

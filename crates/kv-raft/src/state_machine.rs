@@ -31,7 +31,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{decode, encode, Error, Result};
 use crate::files::{create_dir_durably, remove_tree, replace_file, sync_dir};
 use crate::snapshot::{SnapshotData, SnapshotWriter};
-use crate::types::{is_reserved, LogId, Response, SnapshotMeta, StoredMembership, TypeConfig, Write};
+use crate::types::{
+    is_reserved, LogId, Response, SnapshotMeta, StoredMembership, TypeConfig, Write,
+};
 
 /// Where the state machine lives inside a node's directory.
 pub const STATE_MACHINE_DIR: &str = "sm";
@@ -105,7 +107,7 @@ impl StoreReader {
 
     /// The last log id applied to the store.
     pub fn last_applied(&self) -> Option<LogId> {
-        self.shared.applied.lock().last.clone()
+        self.shared.applied.lock().last
     }
 }
 
@@ -154,7 +156,10 @@ impl StateMachine {
             next: 1,
         });
         remove_garbage(&dir, &current)?;
-        let store = KvStore::open_with(dir.join(format!("{STORE}{}", current.store)), options.clone())?;
+        let store = KvStore::open_with(
+            dir.join(format!("{STORE}{}", current.store)),
+            options.clone(),
+        )?;
         if fresh {
             // Written after the store exists: `CURRENT` never names a missing store.
             replace_file(&dir, CURRENT, &encode(&current))?;
@@ -188,10 +193,10 @@ impl StateMachine {
 
     /// Applies one entry: its writes and the new applied state, one store batch.
     fn apply_entry(&self, entry: crate::types::Entry) -> Result<Response> {
-        let log_id = entry.log_id.clone();
+        let log_id = entry.log_id;
         let mut applied = self.shared.applied.lock();
         let mut next = Applied {
-            last: Some(log_id.clone()),
+            last: Some(log_id),
             membership: applied.membership.clone(),
         };
         let mut batch = WriteBatch::new();
@@ -213,13 +218,17 @@ impl StateMachine {
                             key,
                             value,
                             deadline_ms: Some(ms),
-                        } => batch.put_with_deadline(key, value, UNIX_EPOCH + Duration::from_millis(ms)),
+                        } => batch.put_with_deadline(
+                            key,
+                            value,
+                            UNIX_EPOCH + Duration::from_millis(ms),
+                        ),
                         Write::Delete { key } => batch.delete(key),
                     };
                 }
             }
             EntryPayload::Membership(m) => {
-                next.membership = StoredMembership::new(Some(log_id.clone()), m);
+                next.membership = StoredMembership::new(Some(log_id), m);
             }
         }
         batch.put(META_KEY, encode(&next));
@@ -305,7 +314,12 @@ impl StateMachine {
 
     /// Tests only: installs `data`, stopping after `steps` steps as a crash would.
     #[doc(hidden)]
-    pub fn install_stopping_after(&self, meta: &SnapshotMeta, data: &SnapshotData, steps: u32) -> Result<()> {
+    pub fn install_stopping_after(
+        &self,
+        meta: &SnapshotMeta,
+        data: &SnapshotData,
+        steps: u32,
+    ) -> Result<()> {
         self.install(meta, data, Some(steps))
     }
 
@@ -342,12 +356,13 @@ impl SnapshotBuilder {
             let applied = shared.applied.lock();
             shared.store.read().checkpoint(&building)?;
             SnapshotMeta {
-                last_log_id: applied.last.clone(),
+                last_log_id: applied.last,
                 last_membership: applied.membership.clone(),
             }
         };
         let snap_dir = shared.dir.join(format!("{SNAPSHOT}{id}"));
-        std::fs::rename(&building, &snap_dir).map_err(|e| Error::io("rename into place", &snap_dir, e))?;
+        std::fs::rename(&building, &snap_dir)
+            .map_err(|e| Error::io("rename into place", &snap_dir, e))?;
         sync_dir(&shared.dir)?;
         let mut current = shared.current.lock();
         let newer_exists = current
@@ -359,7 +374,10 @@ impl SnapshotBuilder {
             let data = SnapshotData::open(&snap_dir)?;
             drop(current);
             remove_tree(&snap_dir)?;
-            return Ok(Snapshot { meta, snapshot: data });
+            return Ok(Snapshot {
+                meta,
+                snapshot: data,
+            });
         }
         let mut next = current.clone();
         next.next = next.next.max(id + 1);
@@ -388,12 +406,17 @@ fn read_applied(store: &KvStore) -> Result<Applied> {
 /// snapshots a crash left behind, and a temporary `CURRENT`.
 fn remove_garbage(dir: &Path, current: &Current) -> Result<()> {
     let keep_store = format!("{STORE}{}", current.store);
-    let keep_snapshot = current.snapshot.as_ref().map(|(id, _)| format!("{SNAPSHOT}{id}"));
+    let keep_snapshot = current
+        .snapshot
+        .as_ref()
+        .map(|(id, _)| format!("{SNAPSHOT}{id}"));
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list", dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = [STORE, SNAPSHOT, BUILDING, INCOMING].iter().any(|p| name.starts_with(p));
+        let ours = [STORE, SNAPSHOT, BUILDING, INCOMING]
+            .iter()
+            .any(|p| name.starts_with(p));
         if name == format!("{CURRENT}.tmp") {
             std::fs::remove_file(entry.path()).map_err(|e| Error::io("remove", entry.path(), e))?;
             sync_dir(dir)?;
@@ -418,7 +441,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn applied_state(&mut self) -> std::io::Result<(Option<LogId>, StoredMembership)> {
         let applied = self.shared.applied.lock();
-        Ok((applied.last.clone(), applied.membership.clone()))
+        Ok((applied.last, applied.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> std::io::Result<()>
@@ -440,7 +463,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> std::io::Result<()> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> std::io::Result<()> {
         Ok(self.install(meta, &snapshot, None)?)
     }
 

@@ -71,7 +71,9 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         let (raft, _) = self.node()?;
-        raft.append_entries(rpc).await.map_err(|e| unreachable(e).into())
+        raft.append_entries(rpc)
+            .await
+            .map_err(|e| unreachable(e).into())
     }
 
     async fn vote(
@@ -131,9 +133,15 @@ async fn start(router: &Router, id: u64, dir: &Path) -> (Raft, StoreReader) {
     let log = LogStore::open(dir).unwrap();
     let sm = StateMachine::open(dir, kv_store::Options::default()).unwrap();
     let (reader, inbox) = (sm.reader(), sm.inbox());
-    let raft = Raft::new(id, Arc::new(config.validate().unwrap()), router.clone(), log, sm)
-        .await
-        .unwrap();
+    let raft = Raft::new(
+        id,
+        Arc::new(config.validate().unwrap()),
+        router.clone(),
+        log,
+        sm,
+    )
+    .await
+    .unwrap();
     router.nodes.lock().insert(id, (raft.clone(), inbox));
     (raft, reader)
 }
@@ -150,7 +158,9 @@ fn user_data(reader: &StoreReader) -> BTreeMap<Vec<u8>, Vec<u8>> {
 /// Writes through whichever node leads now, retrying while leadership moves.
 async fn write(nodes: &BTreeMap<u64, (Raft, StoreReader)>, request: Request) -> u64 {
     for _ in 0..100 {
-        let leader = nodes.values().find_map(|(r, _)| r.metrics().borrow_watched().current_leader);
+        let leader = nodes
+            .values()
+            .find_map(|(r, _)| r.metrics().borrow_watched().current_leader);
         if let Some((raft, _)) = leader.and_then(|id| nodes.get(&id)) {
             if let Ok(done) = raft.client_write(request.clone()).await {
                 return done.log_id().index();
@@ -173,7 +183,12 @@ async fn three_nodes_replicate_and_a_restarted_node_catches_up_from_a_snapshot()
     }
     let members: BTreeMap<u64, BasicNode> = (1..=3).map(|id| (id, BasicNode::default())).collect();
     nodes[&1].0.initialize(members).await.unwrap();
-    let m = nodes[&1].0.wait(WAIT).metrics(|m| m.current_leader.is_some(), "a leader").await.unwrap();
+    let m = nodes[&1]
+        .0
+        .wait(WAIT)
+        .metrics(|m| m.current_leader.is_some(), "a leader")
+        .await
+        .unwrap();
     let leader = m.current_leader.unwrap();
 
     let mut last = 0;
@@ -181,11 +196,19 @@ async fn three_nodes_replicate_and_a_restarted_node_catches_up_from_a_snapshot()
         last = write(&nodes, Request::put(format!("k{i}"), format!("v{i}"))).await;
     }
     for (raft, _) in nodes.values() {
-        raft.wait(WAIT).applied_index_at_least(Some(last), "applied everywhere").await.unwrap();
+        raft.wait(WAIT)
+            .applied_index_at_least(Some(last), "applied everywhere")
+            .await
+            .unwrap();
     }
 
     // Stop a follower; the leader goes on, snapshots and purges what the follower lacks.
-    let leader = nodes[&leader].0.metrics().borrow_watched().current_leader.unwrap_or(leader);
+    let leader = nodes[&leader]
+        .0
+        .metrics()
+        .borrow_watched()
+        .current_leader
+        .unwrap_or(leader);
     let down = (1..=3).find(|id| *id != leader).unwrap();
     let (stopped, _) = nodes.remove(&down).unwrap();
     router.nodes.lock().remove(&down);
@@ -199,27 +222,48 @@ async fn three_nodes_replicate_and_a_restarted_node_catches_up_from_a_snapshot()
     let mut upto = u64::MAX;
     for (raft, _) in nodes.values() {
         raft.trigger().snapshot().await.unwrap();
-        let m = raft.wait(WAIT).metrics(|m| m.snapshot.is_some(), "a snapshot").await.unwrap();
+        let m = raft
+            .wait(WAIT)
+            .metrics(|m| m.snapshot.is_some(), "a snapshot")
+            .await
+            .unwrap();
         let at = m.snapshot.unwrap().index();
         raft.trigger().purge_log(at).await.unwrap();
         raft.wait(WAIT)
-            .metrics(|m| m.purged.as_ref().is_some_and(|p| p.index() >= at), "purged")
+            .metrics(
+                |m| m.purged.as_ref().is_some_and(|p| p.index() >= at),
+                "purged",
+            )
             .await
             .unwrap();
         upto = upto.min(at);
     }
 
     // It comes back from its own directory and can only catch up from the snapshot.
-    nodes.insert(down, start(&router, down, dirs[down as usize - 1].path()).await);
+    nodes.insert(
+        down,
+        start(&router, down, dirs[down as usize - 1].path()).await,
+    );
     let last = write(&nodes, Request::put("after", "restart")).await;
     let (back, back_reader) = &nodes[&down];
-    back.wait(WAIT).applied_index_at_least(Some(last), "caught up").await.unwrap();
-    nodes[&leader].0.wait(WAIT).applied_index_at_least(Some(last), "applied").await.unwrap();
+    back.wait(WAIT)
+        .applied_index_at_least(Some(last), "caught up")
+        .await
+        .unwrap();
+    nodes[&leader]
+        .0
+        .wait(WAIT)
+        .applied_index_at_least(Some(last), "applied")
+        .await
+        .unwrap();
     let leader_data = user_data(&nodes[&leader].1);
     assert_eq!(leader_data.len(), 121);
     assert_eq!(user_data(back_reader), leader_data);
     let m = back.metrics().borrow_watched().clone();
-    assert!(m.snapshot.is_some_and(|s| s.index() >= upto), "the follower installed no snapshot");
+    assert!(
+        m.snapshot.is_some_and(|s| s.index() >= upto),
+        "the follower installed no snapshot"
+    );
 
     for (raft, _) in nodes.values() {
         raft.shutdown().await.unwrap();

@@ -20,16 +20,24 @@ fn open(dir: &str) -> LogStore {
 #[test]
 #[ignore = "the child process of log_writer_killed_keeps_every_acknowledged_entry"]
 fn crash_child() {
-    let Some(args) = kv_testkit::child_args(CHILD_ENV) else { return };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(args) = kv_testkit::child_args(CHILD_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut store = open(&args[0]);
         let mut next = 0;
         for round in 1u64.. {
             let group = round % 7 + 1;
-            append(&mut store, (next..next + group).map(|i| entry(1, i)).collect())
-                .await
-                .unwrap();
+            append(
+                &mut store,
+                (next..next + group).map(|i| entry(1, i)).collect(),
+            )
+            .await
+            .unwrap();
             next += group;
             kv_testkit::acknowledge(0, next - 1);
             if round % 10 == 0 {
@@ -54,13 +62,27 @@ async fn log_writer_killed_keeps_every_acknowledged_entry() {
         let mut store = open(path);
         let found = seen(&mut store).await.unwrap();
         let last_acked = acks.last(0).expect("the child acknowledged entries");
-        let last = found.entries.last().map_or(found.purged.unwrap().0, |e| e.0);
-        assert!(last >= last_acked, "entry {last_acked} was acknowledged, the log ends at {last}");
+        let last = found
+            .entries
+            .last()
+            .map_or(found.purged.unwrap().0, |e| e.0);
+        assert!(
+            last >= last_acked,
+            "entry {last_acked} was acknowledged, the log ends at {last}"
+        );
         let first = found.purged.map_or(0, |p| p.0 + 1);
         let indexes: Vec<u64> = found.entries.iter().map(|e| e.0).collect();
-        assert_eq!(indexes, (first..=last).collect::<Vec<_>>(), "a hole in the log");
+        assert_eq!(
+            indexes,
+            (first..=last).collect::<Vec<_>>(),
+            "a hole in the log"
+        );
         if let Some(term) = acks.last(1) {
-            assert!(found.vote >= Some(term), "vote {term} was acknowledged, found {:?}", found.vote);
+            assert!(
+                found.vote >= Some(term),
+                "vote {term} was acknowledged, found {:?}",
+                found.vote
+            );
         }
         // The reopened log goes on.
         append(&mut store, vec![entry(2, last + 1)]).await.unwrap();

@@ -65,7 +65,11 @@ async fn run(ops: Vec<Op>, cut: Option<(u64, Option<u64>)>) -> Result<(), TestCa
         let mut now = history.last().unwrap().clone();
         let result = match op {
             Op::Append(n) => {
-                let first = now.entries.last().or(now.purged.as_ref()).map_or(0, |e| e.0 + 1);
+                let first = now
+                    .entries
+                    .last()
+                    .or(now.purged.as_ref())
+                    .map_or(0, |e| e.0 + 1);
                 let entries: Vec<_> = (first..first + n).map(|i| entry(term, i)).collect();
                 for i in first..first + n {
                     now.entries.push((i, term));
@@ -80,8 +84,12 @@ async fn run(ops: Vec<Op>, cut: Option<(u64, Option<u64>)>) -> Result<(), TestCa
                 store.save_vote(&vote(term)).await
             }
             Op::Truncate(back) => {
-                let Some(&(last, _)) = now.entries.last() else { continue };
-                let Some(&(first, _)) = now.entries.first() else { continue };
+                let Some(&(last, _)) = now.entries.last() else {
+                    continue;
+                };
+                let Some(&(first, _)) = now.entries.first() else {
+                    continue;
+                };
                 let keep = last.saturating_sub(back);
                 if keep < first {
                     continue;
@@ -92,7 +100,9 @@ async fn run(ops: Vec<Op>, cut: Option<(u64, Option<u64>)>) -> Result<(), TestCa
                 store.truncate_after(Some(log_id(at.1, at.0))).await
             }
             Op::Purge(k) => {
-                let Some(&(first, _)) = now.entries.first() else { continue };
+                let Some(&(first, _)) = now.entries.first() else {
+                    continue;
+                };
                 let Some(at) = now.entries.iter().find(|e| e.0 == first + k).copied() else {
                     continue;
                 };
@@ -102,7 +112,9 @@ async fn run(ops: Vec<Op>, cut: Option<(u64, Option<u64>)>) -> Result<(), TestCa
                 store.purge(log_id(at.1, at.0)).await
             }
             Op::Commit(k) => {
-                let Some(&(first, _)) = now.entries.first() else { continue };
+                let Some(&(first, _)) = now.entries.first() else {
+                    continue;
+                };
                 let Some(at) = now.entries.iter().find(|e| e.0 == first + k).copied() else {
                     continue;
                 };
@@ -123,7 +135,10 @@ async fn run(ops: Vec<Op>, cut: Option<(u64, Option<u64>)>) -> Result<(), TestCa
             }
         };
         if result.is_err() {
-            prop_assert!(fs.is_cut(), "only a power cut fails a call here: {result:?}");
+            prop_assert!(
+                fs.is_cut(),
+                "only a power cut fails a call here: {result:?}"
+            );
             break;
         }
         acked = history.len() - 1;

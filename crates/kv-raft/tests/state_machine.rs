@@ -9,9 +9,7 @@ use std::path::Path;
 
 use common::log_id;
 use futures_util::stream;
-use kv_raft::{
-    is_reserved, Entry, Request, SnapshotData, StateMachine, StoreReader, Write,
-};
+use kv_raft::{is_reserved, Entry, Request, SnapshotData, StateMachine, StoreReader, Write};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, Membership, RaftSnapshotBuilder};
 
@@ -76,7 +74,11 @@ fn applied_index(sm: &StateMachine) -> Option<u64> {
 async fn applied_entries_and_their_log_id_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = open(dir.path());
-    apply(&mut sm, vec![membership_entry(0, &[1, 2, 3]), put_entry(1), put_entry(2)]).await;
+    apply(
+        &mut sm,
+        vec![membership_entry(0, &[1, 2, 3]), put_entry(1), put_entry(2)],
+    )
+    .await;
     let data = user_data(&sm.reader());
     drop(sm);
     let mut sm = open(dir.path());
@@ -92,7 +94,10 @@ async fn applied_entries_and_their_log_id_survive_a_reopen() {
 #[tokio::test]
 async fn a_request_writing_a_reserved_key_is_refused_and_never_applied() {
     let bad = Request::put(kv_raft::META_KEY.to_vec(), b"x".to_vec());
-    assert!(matches!(bad.validate(), Err(kv_raft::Error::ReservedKey(_))));
+    assert!(matches!(
+        bad.validate(),
+        Err(kv_raft::Error::ReservedKey(_))
+    ));
     let dir = tempfile::tempdir().unwrap();
     let mut sm = open(dir.path());
     let entry = Entry {
@@ -101,7 +106,11 @@ async fn a_request_writing_a_reserved_key_is_refused_and_never_applied() {
     };
     apply(&mut sm, vec![entry]).await;
     let (applied, _) = sm.applied_state().await.unwrap();
-    assert_eq!(applied, Some(log_id(1, 0)), "the meta key was overwritten by a request");
+    assert_eq!(
+        applied,
+        Some(log_id(1, 0)),
+        "the meta key was overwritten by a request"
+    );
 }
 
 /// Sends `data` file by file in small chunks into `to`'s inbox, as a network layer would.
@@ -135,13 +144,21 @@ async fn a_snapshot_streams_to_another_node_and_installs_there() {
     apply(&mut leader, (1..=300).map(put_entry).collect()).await;
     apply(&mut follower, (1..=3).map(put_entry).collect()).await;
 
-    let snapshot = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 300)));
     // Applied after the snapshot: not in it.
     apply(&mut leader, vec![put_entry(301)]).await;
 
     let received = stream_into(&snapshot.snapshot, &follower);
-    follower.install_snapshot(&snapshot.meta, received).await.unwrap();
+    follower
+        .install_snapshot(&snapshot.meta, received)
+        .await
+        .unwrap();
     // The received copy became the follower's snapshot: nothing else is left behind.
     let left = names(follower_dir.path());
     assert_eq!(left.len(), 3, "{left:?}");
@@ -175,7 +192,12 @@ async fn a_crash_at_any_step_of_an_install_leaves_the_old_state_or_the_new() {
     let leader_dir = tempfile::tempdir().unwrap();
     let mut leader = open(leader_dir.path());
     apply(&mut leader, (0..50).map(put_entry).collect()).await;
-    let snapshot = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
     let new_data = user_data(&leader.reader());
 
     for steps in 1..=5 {
@@ -183,20 +205,33 @@ async fn a_crash_at_any_step_of_an_install_leaves_the_old_state_or_the_new() {
         let mut sm = open(dir.path());
         apply(&mut sm, (100..105).map(put_entry).collect()).await;
         let old_data = user_data(&sm.reader());
-        sm.install_stopping_after(&snapshot.meta, &snapshot.snapshot, steps).unwrap();
+        sm.install_stopping_after(&snapshot.meta, &snapshot.snapshot, steps)
+            .unwrap();
         drop(sm); // the crash: nothing after the step runs
         let sm = open(dir.path());
         let (applied, data) = (applied_index(&sm), user_data(&sm.reader()));
         if steps < 4 {
-            assert_eq!((applied, &data), (Some(104), &old_data), "a crash after step {steps}");
+            assert_eq!(
+                (applied, &data),
+                (Some(104), &old_data),
+                "a crash after step {steps}"
+            );
         } else {
-            assert_eq!((applied, &data), (Some(49), &new_data), "a crash after step {steps}");
+            assert_eq!(
+                (applied, &data),
+                (Some(49), &new_data),
+                "a crash after step {steps}"
+            );
         }
         // What the crash left half-made is gone: one store, and the snapshot if installed.
         let left = names(dir.path());
         let stores = left.iter().filter(|n| n.starts_with("store-")).count();
         let snapshots = left.iter().filter(|n| n.starts_with("snapshot-")).count();
-        assert_eq!((stores, snapshots), (1, usize::from(steps >= 4)), "{left:?}");
+        assert_eq!(
+            (stores, snapshots),
+            (1, usize::from(steps >= 4)),
+            "{left:?}"
+        );
     }
 }
 
@@ -204,8 +239,13 @@ async fn a_crash_at_any_step_of_an_install_leaves_the_old_state_or_the_new() {
 #[test]
 #[ignore = "the child process of a_killed_state_machine_neither_reapplies_nor_skips"]
 fn crash_child() {
-    let Some(args) = kv_testkit::child_args(CHILD_ENV) else { return };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let Some(args) = kv_testkit::child_args(CHILD_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut sm = open(Path::new(&args[0]));
         for index in 0u64.. {
@@ -224,14 +264,20 @@ async fn a_killed_state_machine_neither_reapplies_nor_skips() {
         let acks = kv_testkit::kill_after_acks(&mut child, kill_after, |_| {});
         let sm = open(dir.path());
         let applied = applied_index(&sm).expect("entries were applied");
-        assert!(applied >= acks.last(0).unwrap(), "an applied entry was lost");
+        assert!(
+            applied >= acks.last(0).unwrap(),
+            "an applied entry was lost"
+        );
         // Exactly the entries up to the applied log id, each whole: none beyond it (it would
         // be applied twice), none missing (skipped).
         let data = user_data(&sm.reader());
         let mut expected: Vec<(Vec<u8>, Vec<u8>)> = (0..=applied)
             .flat_map(|i| {
                 let v = i.to_string().into_bytes();
-                [(format!("k{i}").into_bytes(), v.clone()), (format!("pair{i}").into_bytes(), v)]
+                [
+                    (format!("k{i}").into_bytes(), v.clone()),
+                    (format!("pair{i}").into_bytes(), v),
+                ]
             })
             .collect();
         expected.sort();

@@ -20,5 +20,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for TempDirBuilde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openraft_storage_suite_passes() {
-    Suite::test_all(TempDirBuilder).await.expect("the suite passes");
+    Suite::test_all(TempDirBuilder)
+        .await
+        .expect("the suite passes");
 }

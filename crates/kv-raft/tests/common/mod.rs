@@ -58,7 +58,11 @@ pub async fn seen(store: &mut LogStore) -> io::Result<Seen> {
     let mut out = Vec::new();
     for e in &entries {
         let (index, term) = parts(&e.log_id);
-        assert_eq!(e, &entry(term, index), "an entry read back differs from the one written");
+        assert_eq!(
+            e,
+            &entry(term, index),
+            "an entry read back differs from the one written"
+        );
         out.push((index, term));
     }
     let seen = Seen {
@@ -67,11 +71,11 @@ pub async fn seen(store: &mut LogStore) -> io::Result<Seen> {
         vote: reader.read_vote().await?.map(|v| v.leader_id().term),
         committed: store.read_committed().await?.as_ref().map(parts),
     };
-    let last = seen
-        .entries
-        .last()
-        .copied()
-        .or(seen.purged);
-    assert_eq!(state.last_log_id.as_ref().map(parts), last, "the last log id");
+    let last = seen.entries.last().copied().or(seen.purged);
+    assert_eq!(
+        state.last_log_id.as_ref().map(parts),
+        last,
+        "the last log id"
+    );
     Ok(seen)
 }
