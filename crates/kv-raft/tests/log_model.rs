@@ -36,6 +36,25 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// What a power cut keeps of what was written but not synced.
+#[derive(Debug, Clone)]
+enum Keep {
+    /// Nothing.
+    Synced,
+    /// A random prefix of each file's unsynced bytes.
+    Prefixes(u64),
+    /// A random set of each file's unsynced pages, out of order.
+    Pages(u64),
+}
+
+fn keep() -> impl Strategy<Value = Keep> {
+    prop_oneof![
+        Just(Keep::Synced),
+        any::<u64>().prop_map(Keep::Prefixes),
+        any::<u64>().prop_map(Keep::Pages),
+    ]
+}
+
 fn open(fs: &VolatileFileSystem, dir: &Path) -> std::io::Result<LogStore> {
     // Small segments: purges delete whole segments often.
     let config = WalConfig::new(dir)
@@ -46,13 +65,15 @@ fn open(fs: &VolatileFileSystem, dir: &Path) -> std::io::Result<LogStore> {
 
 /// Runs `ops`, cutting the power after `cut` changing calls if given; returns whether the
 /// reopened log matched.
-async fn run(ops: Vec<Op>, cut: Option<(u64, Option<u64>)>) -> Result<(), TestCaseError> {
+async fn run(ops: Vec<Op>, cut: Option<(u64, Keep)>) -> Result<(), TestCaseError> {
     let dir = Path::new("/raft");
     let mut fs = VolatileFileSystem::with_dir(dir).unwrap();
     let mut slot = Some(open(&fs, dir).unwrap());
     if let Some((after, keep)) = cut {
-        if let Some(seed) = keep {
-            fs.keep_unsynced_prefixes(seed);
+        match keep {
+            Keep::Synced => {}
+            Keep::Prefixes(seed) => fs.keep_unsynced_prefixes(seed),
+            Keep::Pages(seed) => fs.keep_unsynced_pages(seed),
         }
         fs.cut_power_after(after);
     }
@@ -167,7 +188,7 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// Without power cuts: every call's effect is seen at once and after every reopen.
     #[test]
@@ -181,7 +202,7 @@ proptest! {
     fn a_power_cut_keeps_every_acknowledged_change(
         ops in proptest::collection::vec(op(), 1..40),
         after in 0u64..120,
-        keep in proptest::option::of(any::<u64>()),
+        keep in keep(),
     ) {
         block_on(run(ops, Some((after, keep))))?;
     }
