@@ -254,13 +254,19 @@ mod tests {
         let mut writer = SnapshotWriter::create(dir.path().join("in")).unwrap();
         for bad in ["../escape", "/etc/passwd", "a/../../b", ""] {
             assert!(
-                matches!(writer.write(Path::new(bad), 0, b"x"), Err(Error::Corrupt(_))),
+                matches!(
+                    writer.write(Path::new(bad), 0, b"x"),
+                    Err(Error::Corrupt(_))
+                ),
                 "{bad:?} was accepted"
             );
         }
         assert!(!dir.path().join("escape").exists());
         writer.write(Path::new("manifest"), 0, b"ok").unwrap();
         let data = writer.finish().unwrap();
-        assert_eq!(data.files().collect::<Vec<_>>(), [(Path::new("manifest"), 2)]);
+        assert_eq!(
+            data.files().collect::<Vec<_>>(),
+            [(Path::new("manifest"), 2)]
+        );
     }
 }
