@@ -75,3 +75,13 @@ pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(
 ) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|source| Error::Decode { what, source })
 }
+
+/// Runs `work` (file I/O and fsyncs) on tokio's blocking pool and waits for it.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(std::io::Error::other(e)),
+    }
+}

@@ -69,9 +69,13 @@
 //!
 //! # Known costs
 //!
-//! - Votes, committed ids, truncations and purges fsync inline, on the runtime thread that
-//!   runs openraft's core (appends do not: their fsync is the flusher's).
-//! - Building a snapshot holds back applying entries while the checkpoint is written.
+//! - Votes, committed ids, truncations and purges each wait for an fdatasync (on tokio's
+//!   blocking pool, as do building and installing snapshots; appends wait for none: their
+//!   fdatasync is the flusher's). Saving the committed log id is one more fdatasync per
+//!   commit; openraft would work without it (at the price of `wait_for_recovery` before
+//!   serving reads after a restart).
+//! - Building a snapshot holds back applying entries while the checkpoint is written (the
+//!   applying task waits on a lock, on its runtime thread).
 //! - Entries of the unpurged log are held in memory twice at most (the log's copy and what
 //!   openraft holds in flight).
 #![forbid(unsafe_code)]

@@ -27,7 +27,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use parking_lot::{Condvar, Mutex};
 
-use crate::error::{Error, Result};
+use crate::error::{off_runtime, Error, Result};
 use crate::log_record::{LogModel, LogRecord};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
@@ -183,8 +183,8 @@ impl LogStore {
     }
 
     /// Appends `records` as one atomic unit, syncs, then applies them to the model.
-    fn write_synced(&self, records: Vec<LogRecord>) -> Result<()> {
-        let mut inner = self.shared.inner.lock();
+    fn write_synced(shared: &Shared, records: Vec<LogRecord>) -> Result<()> {
+        let mut inner = shared.inner.lock();
         Self::write_synced_locked(&mut inner, records)
     }
 
@@ -198,8 +198,8 @@ impl LogStore {
         Ok(())
     }
 
-    fn purge_synced(&self, upto: LogId) -> Result<()> {
-        let mut inner = self.shared.inner.lock();
+    fn purge_synced(shared: &Shared, upto: LogId) -> Result<()> {
+        let mut inner = shared.inner.lock();
         let inner = &mut *inner;
         // The marker goes with the vote and the committed log id, so that the segments
         // deleted below hold no record replay still needs.
@@ -222,6 +222,15 @@ impl LogStore {
             .wal
             .delete_segments_before(Position::new(keep_from, 0))?;
         Ok(())
+    }
+}
+
+impl LogStore {
+    /// Writes `records` and syncs them on a thread of the blocking pool: an fdatasync never
+    /// holds up a thread of the runtime that runs openraft's core (and the server).
+    async fn synced(&self, records: Vec<LogRecord>) -> io::Result<()> {
+        let shared = Arc::clone(&self.shared);
+        off_runtime(move || LogStore::write_synced(&shared, records)).await
     }
 }
 
@@ -322,11 +331,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
-        Ok(self.write_synced(vec![LogRecord::Vote(*vote)])?)
+        self.synced(vec![LogRecord::Vote(*vote)]).await
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
-        Ok(self.write_synced(vec![LogRecord::Committed(committed)])?)
+        self.synced(vec![LogRecord::Committed(committed)]).await
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
@@ -342,10 +351,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
-        Ok(self.write_synced(vec![LogRecord::TruncateAfter(last_log_id)])?)
+        self.synced(vec![LogRecord::TruncateAfter(last_log_id)])
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
-        Ok(self.purge_synced(log_id)?)
+        let shared = Arc::clone(&self.shared);
+        off_runtime(move || LogStore::purge_synced(&shared, log_id)).await
     }
 }

@@ -28,7 +28,7 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{decode, encode, Error, Result};
+use crate::error::{decode, encode, off_runtime, Error, Result};
 use crate::files::{create_dir_durably, remove_tree, replace_file, sync_dir};
 use crate::snapshot::{SnapshotData, SnapshotWriter};
 use crate::types::{
@@ -241,8 +241,12 @@ impl StateMachine {
 
     /// Installs `data` as the state at `meta`, stopping after `steps` steps when given (a
     /// crash, for tests): see the module docs.
-    fn install(&self, meta: &SnapshotMeta, data: &SnapshotData, steps: Option<u32>) -> Result<()> {
-        let shared = &self.shared;
+    fn install(
+        shared: &Shared,
+        meta: &SnapshotMeta,
+        data: &SnapshotData,
+        steps: Option<u32>,
+    ) -> Result<()> {
         let mut current = shared.current.lock();
         let (snap_id, store_id) = (current.next, current.next + 1);
         let snap_dir = shared.dir.join(format!("{SNAPSHOT}{snap_id}"));
@@ -320,7 +324,7 @@ impl StateMachine {
         data: &SnapshotData,
         steps: u32,
     ) -> Result<()> {
-        self.install(meta, data, Some(steps))
+        Self::install(&self.shared, meta, data, Some(steps))
     }
 
     fn current_snapshot(&self) -> Result<Option<Snapshot>> {
@@ -342,8 +346,7 @@ pub struct SnapshotBuilder {
 }
 
 impl SnapshotBuilder {
-    fn build(&self) -> Result<Snapshot> {
-        let shared = &self.shared;
+    fn build(shared: &Shared) -> Result<Snapshot> {
         let id = {
             let mut current = shared.current.lock();
             current.next += 1;
@@ -431,7 +434,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> std::io::Result<Snapshot> {
-        Ok(self.build()?)
+        let shared = Arc::clone(&self.shared);
+        off_runtime(move || SnapshotBuilder::build(&shared)).await
     }
 }
 
@@ -468,7 +472,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: SnapshotData,
     ) -> std::io::Result<()> {
-        Ok(self.install(meta, &snapshot, None)?)
+        // Copies whole snapshots: on the blocking pool, not on a runtime thread.
+        let (shared, meta) = (Arc::clone(&self.shared), meta.clone());
+        off_runtime(move || StateMachine::install(&shared, &meta, &snapshot, None)).await
     }
 
     async fn get_current_snapshot(&mut self) -> std::io::Result<Option<Snapshot>> {
