@@ -270,22 +270,50 @@ fn flush_loop(shared: &Shared) {
 
 impl LogReader {
     fn entries(&self, range: impl RangeBounds<u64>) -> Vec<Entry> {
+        let Some(range) = inclusive(&range) else {
+            return Vec::new();
+        };
         let inner = self.shared.inner.lock();
-        let start = range.start_bound().cloned();
-        let end = range.end_bound().cloned();
-        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
-            (start, end)
-        {
-            if s > e {
-                return Vec::new();
-            }
-        }
         inner
             .model
             .entries
-            .range((start, end))
+            .range(range)
             .map(|(_, s)| s.entry.clone())
             .collect()
+    }
+}
+
+/// `range` as an inclusive range of indexes, or `None` when it holds none: any bounds a
+/// caller passes (`BTreeMap::range` panics on some empty ones).
+fn inclusive(range: &impl RangeBounds<u64>) -> Option<std::ops::RangeInclusive<u64>> {
+    let first = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.checked_add(1)?,
+        Bound::Unbounded => 0,
+    };
+    let last = match range.end_bound() {
+        Bound::Included(&e) => e,
+        Bound::Excluded(&e) => e.checked_sub(1)?,
+        Bound::Unbounded => u64::MAX,
+    };
+    (first <= last).then_some(first..=last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inclusive;
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+
+    #[test]
+    fn any_bounds_give_an_inclusive_range_or_none() {
+        assert_eq!(inclusive(&(3..7)), Some(3..=6));
+        assert_eq!(inclusive(&(..)), Some(0..=u64::MAX));
+        assert_eq!(inclusive(&(5..5)), None);
+        assert_eq!(inclusive(&(7..3)), None);
+        assert_eq!(inclusive(&(..0)), None);
+        assert_eq!(inclusive(&(Excluded(5), Excluded(5))), None);
+        assert_eq!(inclusive(&(Excluded(5), Included(6))), Some(6..=6));
+        assert_eq!(inclusive(&(Excluded(u64::MAX), Unbounded)), None);
     }
 }
 
