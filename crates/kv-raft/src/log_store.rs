@@ -299,24 +299,6 @@ fn inclusive(range: &impl RangeBounds<u64>) -> Option<std::ops::RangeInclusive<u
     (first <= last).then_some(first..=last)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::inclusive;
-    use std::ops::Bound::{Excluded, Included, Unbounded};
-
-    #[test]
-    fn any_bounds_give_an_inclusive_range_or_none() {
-        assert_eq!(inclusive(&(3..7)), Some(3..=6));
-        assert_eq!(inclusive(&(..)), Some(0..=u64::MAX));
-        assert_eq!(inclusive(&(5..5)), None);
-        assert_eq!(inclusive(&(7..3)), None);
-        assert_eq!(inclusive(&(..0)), None);
-        assert_eq!(inclusive(&(Excluded(5), Excluded(5))), None);
-        assert_eq!(inclusive(&(Excluded(5), Included(6))), Some(6..=6));
-        assert_eq!(inclusive(&(Excluded(u64::MAX), Unbounded)), None);
-    }
-}
-
 impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -386,5 +368,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
         let shared = Arc::clone(&self.shared);
         off_runtime(move || LogStore::purge_synced(&shared, log_id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inclusive;
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+
+    #[test]
+    fn any_bounds_give_an_inclusive_range_or_none() {
+        assert_eq!(inclusive(&(3..7)), Some(3..=6));
+        assert_eq!(inclusive(&(..)), Some(0..=u64::MAX));
+        assert_eq!(inclusive(&(5..5)), None);
+        assert_eq!(inclusive(&(Included(7), Excluded(3))), None);
+        assert_eq!(inclusive(&(..0)), None);
+        assert_eq!(inclusive(&(Excluded(5), Excluded(5))), None);
+        assert_eq!(inclusive(&(Excluded(5), Included(6))), Some(6..=6));
+        assert_eq!(inclusive(&(Excluded(u64::MAX), Unbounded)), None);
     }
 }

@@ -40,7 +40,12 @@ async fn empty_and_reversed_ranges_read_nothing_instead_of_panicking() {
         none
     );
     assert_eq!(
-        indexes(reader.try_get_log_entries(7..3).await.unwrap()),
+        indexes(
+            reader
+                .try_get_log_entries((Included(7), Excluded(3)))
+                .await
+                .unwrap()
+        ),
         none
     );
     assert_eq!(
