@@ -158,6 +158,9 @@ pub struct SnapshotWriter {
     dir: PathBuf,
     dirs: Vec<PathBuf>,
     open: Option<(PathBuf, File)>,
+    /// Whether `finish` made it a snapshot; a writer dropped before (a transfer that
+    /// failed) removes what it wrote.
+    finished: bool,
 }
 
 impl SnapshotWriter {
@@ -167,6 +170,7 @@ impl SnapshotWriter {
             dir,
             dirs: Vec::new(),
             open: None,
+            finished: false,
         })
     }
 
@@ -228,7 +232,17 @@ impl SnapshotWriter {
                 .map_err(|e| Error::io("sync", self.dir.join(rel), e))?;
         }
         sync_tree_dirs(&self.dir, &self.dirs)?;
+        self.finished = true;
         Ok(data)
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Best effort: what is left is garbage the next open removes anyway.
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -177,6 +177,17 @@ async fn a_snapshot_streams_to_another_node_and_installs_there() {
     assert_eq!(user_data(&follower.reader()), user_data(&leader.reader()));
 }
 
+#[tokio::test]
+async fn a_snapshot_transfer_given_up_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = open(dir.path());
+    let before = names(dir.path());
+    let mut writer = sm.inbox().receive().unwrap();
+    writer.write(Path::new("manifest"), 0, b"half").unwrap();
+    drop(writer);
+    assert_eq!(names(dir.path()), before);
+}
+
 /// Names in `dir/sm/`, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join(kv_raft::STATE_MACHINE_DIR))
