@@ -37,6 +37,31 @@ pub enum Error {
     /// A request writes one of the crate's own keys ([`crate::RESERVED_PREFIX`]).
     #[error("the key {0:?} is reserved for replication's own use")]
     ReservedKey(Vec<u8>),
+    /// A request's key is longer than the store accepts ([`crate::MAX_KEY_SIZE`]).
+    #[error("a key of {len} bytes is over the limit of {max} bytes")]
+    KeyTooLarge {
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A request's value is longer than the store accepts ([`crate::MAX_VALUE_SIZE`]).
+    #[error("a value of {len} bytes is over the limit of {max} bytes")]
+    ValueTooLarge {
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A request, encoded, is more than one Raft log record holds
+    /// ([`crate::MAX_REQUEST_SIZE`]): split it.
+    #[error("a request of {len} bytes encoded is over the limit of {max} bytes; split it")]
+    RequestTooLarge {
+        /// The encoded request's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl Error {

@@ -56,6 +56,14 @@
 //! that requests writing such keys are refused ([`Request::validate`]; the state machine
 //! also skips them, the same way on every replica).
 //!
+//! Applying an entry never fails for what the entry holds: that would stop openraft on every
+//! replica, and again at each restart. `Request::validate` refuses, before proposing, keys
+//! and values over the store's default limits ([`MAX_KEY_SIZE`], [`MAX_VALUE_SIZE`]) and
+//! requests over what one Raft log record holds ([`MAX_REQUEST_SIZE`] within
+//! [`MAX_LOG_RECORD_SIZE`]); an entry the store refuses all the same (`KeyTooLarge`,
+//! `ValueTooLarge`: decided by the entry and the store's options alone) has its writes
+//! skipped and still moves the applied log id, identically on every replica.
+//!
 //! The store keeps its own durability setting (a batch window by default): an entry the
 //! store loses in a power cut is still in the synced Raft log, and openraft applies it again
 //! from there (the committed log id is saved).
@@ -89,7 +97,7 @@ mod state_machine;
 mod types;
 
 pub use error::{Error, Result};
-pub use log_store::{LogReader, LogStore, DEFAULT_SEGMENT_SIZE, RAFT_LOG_DIR};
+pub use log_store::{LogReader, LogStore, DEFAULT_SEGMENT_SIZE, MAX_LOG_RECORD_SIZE, RAFT_LOG_DIR};
 pub use openraft;
 pub use snapshot::{SnapshotData, SnapshotWriter};
 pub use state_machine::{
@@ -98,5 +106,5 @@ pub use state_machine::{
 };
 pub use types::{
     is_reserved, Entry, LogId, Request, Response, SnapshotMeta, StoredMembership, TypeConfig, Vote,
-    Write, RESERVED_PREFIX,
+    Write, MAX_KEY_SIZE, MAX_REQUEST_SIZE, MAX_VALUE_SIZE, RESERVED_PREFIX,
 };

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use kv_wal::{Encoded, FsyncPolicy, Position, Record, Wal, WalConfig};
+use kv_wal::{Encoded, FsyncPolicy, Position, Record, SizeLimits, Wal, WalConfig};
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use parking_lot::{Condvar, Mutex};
@@ -36,6 +36,13 @@ pub const RAFT_LOG_DIR: &str = "raft";
 
 /// The default size of the Raft log's segments: a purge frees whole segments.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+
+/// The most bytes one record of the Raft log holds (its value: an encoded entry): room for
+/// an entry of the largest key and value the store accepts by default
+/// ([`crate::MAX_KEY_SIZE`], [`crate::MAX_VALUE_SIZE`]) and then some, so that a request
+/// that passes [`crate::Request::validate`] is never refused by the leader's log (which
+/// would stop the leader).
+pub const MAX_LOG_RECORD_SIZE: usize = 128 << 20;
 
 /// The Raft log of one node. See the module docs.
 #[derive(Debug)]
@@ -91,13 +98,17 @@ impl LogStore {
     }
 
     /// Opens the Raft log with a kv-wal configuration of the caller's (a segment size, a file
-    /// system with faults for tests). Its fsync policy is replaced: the store syncs itself.
+    /// system with faults for tests). Its fsync policy is replaced (the store syncs itself),
+    /// and so are its size limits: a record holds up to [`MAX_LOG_RECORD_SIZE`] bytes.
     ///
     /// # Errors
     ///
     /// As [`open`](Self::open).
     pub fn open_with(config: WalConfig) -> Result<LogStore> {
-        let config = config.fsync_policy(FsyncPolicy::Os);
+        let config = config.fsync_policy(FsyncPolicy::Os).limits(SizeLimits {
+            max_key_size: kv_wal::DEFAULT_MAX_KEY_SIZE,
+            max_value_size: MAX_LOG_RECORD_SIZE,
+        });
         let mut model = LogModel::default();
         let mut failure = None;
         let (wal, _recovery) = Wal::open_with(config, Position::START, |position, record| {

@@ -235,8 +235,23 @@ impl StateMachine {
                 next.membership = StoredMembership::new(Some(log_id), m);
             }
         }
-        batch.put(META_KEY, encode(&next));
-        self.shared.store.read().write(batch)?;
+        let meta = encode(&next);
+        batch.put(META_KEY, meta.clone());
+        let store = self.shared.store.read();
+        match store.write(batch) {
+            Ok(()) => {}
+            // A write the store refuses for its size, which nothing on disk or in memory
+            // decides (every replica's store has the same limits): the entry's writes are
+            // skipped, as a reserved key's are, and the entry counts as applied. Failing
+            // instead would stop openraft on every replica, again at each restart.
+            Err(kv_store::Error::KeyTooLarge { .. } | kv_store::Error::ValueTooLarge { .. }) => {
+                let mut only_meta = WriteBatch::new();
+                only_meta.put(META_KEY, meta);
+                store.write(only_meta)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        drop(store);
         *applied = next;
         Ok(Response {
             index: log_id.index(),

@@ -28,6 +28,20 @@ pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>
 /// them. A first byte of `0xFF` sorts them after nearly every key a client uses.
 pub const RESERVED_PREFIX: &[u8] = b"\xffkv-raft/";
 
+/// The longest key a request may write: the store's default limit
+/// ([`kv_store::Options::max_key_size`]). A state machine whose store has a lower limit
+/// skips the writes of an entry over it (on every replica alike, when they share options).
+pub const MAX_KEY_SIZE: usize = kv_wal::DEFAULT_MAX_KEY_SIZE;
+
+/// The longest value a request may write: the store's default limit
+/// ([`kv_store::Options::max_value_size`]).
+pub const MAX_VALUE_SIZE: usize = kv_wal::DEFAULT_MAX_VALUE_SIZE;
+
+/// The most bytes an encoded request may take: what one record of the Raft log holds
+/// ([`crate::MAX_LOG_RECORD_SIZE`]) less room for the rest of its entry (the log id and the
+/// payload's tag, a few dozen bytes encoded).
+pub const MAX_REQUEST_SIZE: usize = crate::log_store::MAX_LOG_RECORD_SIZE - 1024;
+
 /// Whether `key` is one of the crate's own keys ([`RESERVED_PREFIX`]).
 pub fn is_reserved(key: &[u8]) -> bool {
     key.starts_with(RESERVED_PREFIX)
@@ -90,18 +104,52 @@ impl Request {
         }
     }
 
-    /// Refuses a request that writes one of the crate's own keys: checked before proposing,
-    /// since applying must never fail (the state machine skips such writes, deterministically,
-    /// should one reach it).
+    /// Refuses a request that no replica could apply, or that the Raft log could not hold:
+    /// checked before proposing. Applying never fails on a request: the state machine skips
+    /// the writes of one that slipped through, deterministically, on every replica (see
+    /// [`StateMachine`](crate::StateMachine)), but a refused request costs no log entry.
+    ///
+    /// Checks, in order: no write names one of the crate's own keys; every key is at most
+    /// [`MAX_KEY_SIZE`] and every value at most [`MAX_VALUE_SIZE`] bytes (the store's
+    /// default limits); the encoded request is at most [`MAX_REQUEST_SIZE`] bytes, so its
+    /// entry fits one record of the Raft log.
     ///
     /// # Errors
     ///
-    /// [`Error::ReservedKey`].
+    /// [`Error::ReservedKey`], [`Error::KeyTooLarge`], [`Error::ValueTooLarge`],
+    /// [`Error::RequestTooLarge`].
     pub fn validate(&self) -> Result<(), Error> {
-        match self.writes.iter().find(|w| is_reserved(w.key())) {
-            Some(w) => Err(Error::ReservedKey(w.key().to_vec())),
-            None => Ok(()),
+        if let Some(w) = self.writes.iter().find(|w| is_reserved(w.key())) {
+            return Err(Error::ReservedKey(w.key().to_vec()));
         }
+        for write in &self.writes {
+            let len = write.key().len();
+            if len > MAX_KEY_SIZE {
+                return Err(Error::KeyTooLarge {
+                    len,
+                    max: MAX_KEY_SIZE,
+                });
+            }
+            if let Write::Put { value, .. } = write {
+                if value.len() > MAX_VALUE_SIZE {
+                    return Err(Error::ValueTooLarge {
+                        len: value.len(),
+                        max: MAX_VALUE_SIZE,
+                    });
+                }
+            }
+        }
+        // Postcard's size without building the bytes: a request of a 64 MiB value is not
+        // copied to be measured.
+        let len = postcard::experimental::serialized_size(self)
+            .expect("postcard measures our own types without fail");
+        if len > MAX_REQUEST_SIZE {
+            return Err(Error::RequestTooLarge {
+                len,
+                max: MAX_REQUEST_SIZE,
+            });
+        }
+        Ok(())
     }
 }
 
