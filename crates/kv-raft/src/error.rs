@@ -37,6 +37,15 @@ pub enum Error {
     /// A request writes one of the crate's own keys ([`crate::RESERVED_PREFIX`]).
     #[error("the key {0:?} is reserved for replication's own use")]
     ReservedKey(Vec<u8>),
+    /// An option replicas cannot agree on or that could open damage silently: memory or
+    /// key limits (with any eviction), or the salvage recovery mode. Nothing was opened.
+    #[error("the option {setting} cannot be used for a replicated store: {reason}")]
+    InvalidOption {
+        /// The setting.
+        setting: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
     /// A request's key is longer than the store accepts ([`crate::MAX_KEY_SIZE`]).
     #[error("a key of {len} bytes is over the limit of {max} bytes")]
     KeyTooLarge {

@@ -64,6 +64,16 @@
 //! `ValueTooLarge`: decided by the entry and the store's options alone) has its writes
 //! skipped and still moves the applied log id, identically on every replica.
 //!
+//! The store's options must not let replicas differ: [`StateMachine::open`] refuses memory
+//! or key limits (`Reject` fails by each replica's memory; `Lru`/`Lfu` evict different keys,
+//! the meta key among them) and `RecoveryMode::Salvage` (so does [`LogStore::open_with`]);
+//! an installed snapshot's copy is opened `Strict`. **For the serving layer:** the store's
+//! TTL expiry and its sweeper still run on each node's own clock. Deadlines are absolute
+//! and decided by the leader, so every replica stores the same one, but whether a key reads
+//! as expired, and when the sweeper drops it, depends on the local clock of the node asked:
+//! a stale (`READONLY`) read on a node whose clock is behind can return a key the leader
+//! already treats as gone.
+//!
 //! The store keeps its own durability setting (a batch window by default): an entry the
 //! store loses in a power cut is still in the synced Raft log, and openraft applies it again
 //! from there (the committed log id is saved).

@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use kv_wal::{Encoded, FsyncPolicy, Position, Record, SizeLimits, Wal, WalConfig};
+use kv_wal::{Encoded, FsyncPolicy, Position, Record, RecoveryMode, SizeLimits, Wal, WalConfig};
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use parking_lot::{Condvar, Mutex};
@@ -103,8 +103,15 @@ impl LogStore {
     ///
     /// # Errors
     ///
-    /// As [`open`](Self::open).
+    /// As [`open`](Self::open); [`Error::InvalidOption`] for [`RecoveryMode::Salvage`].
     pub fn open_with(config: WalConfig) -> Result<LogStore> {
+        if config.recovery_mode == RecoveryMode::Salvage {
+            // Skipping damaged records would drop entries, votes or markers silently.
+            return Err(Error::InvalidOption {
+                setting: "recovery_mode",
+                reason: "Salvage skips damaged Raft log records without an error",
+            });
+        }
         let config = config.fsync_policy(FsyncPolicy::Os).limits(SizeLimits {
             max_key_size: kv_wal::DEFAULT_MAX_KEY_SIZE,
             max_value_size: MAX_LOG_RECORD_SIZE,

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use futures_util::{Stream, TryStreamExt};
-use kv_store::{KvStore, Options, WriteBatch};
+use kv_store::{Eviction, KvStore, Options, RecoveryMode, WriteBatch};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use parking_lot::{Mutex, RwLock};
@@ -143,9 +143,13 @@ impl StateMachine {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] when the store cannot be opened; [`Error::Corrupt`] or
-    /// [`Error::Decode`] for a `CURRENT` or meta key this crate did not write; [`Error::Io`].
+    /// [`Error::InvalidOption`] for memory or key limits (any eviction) or
+    /// [`RecoveryMode::Salvage`]: replicas could apply entries differently, or damage open
+    /// silently; [`Error::Store`] when the store cannot be opened;
+    /// [`Error::Corrupt`] or [`Error::Decode`] for a `CURRENT` or meta key this crate did
+    /// not write; [`Error::Io`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<StateMachine> {
+        check_options(&options)?;
         let dir = dir.as_ref().join(STATE_MACHINE_DIR);
         create_dir_durably(&dir)?;
         let current = match std::fs::read(dir.join(CURRENT)) {
@@ -297,7 +301,11 @@ impl StateMachine {
             return Ok(());
         }
         // 3: it opens, and holds what the metadata says.
-        let store = KvStore::open_with(&store_dir, shared.options.clone())?;
+        // Strict: the copy was synced whole, so anything cut or skipped is damage.
+        let store = KvStore::open_with(
+            &store_dir,
+            shared.options.clone().recovery_mode(RecoveryMode::Strict),
+        )?;
         let applied = read_applied(&store)?;
         if applied.last != meta.last_log_id || applied.membership != meta.last_membership {
             drop(store);
@@ -414,6 +422,39 @@ impl SnapshotBuilder {
             snapshot: SnapshotData::open(&snap_dir)?,
         })
     }
+}
+
+/// Refuses store options under which replicas could apply the same entries differently or a
+/// store could open damaged without a word:
+///
+/// - memory or key limits: with `Reject`, whether a write fits depends on each replica's
+///   memory (one applies, another fails and stops); with `Lru`/`Lfu`, each replica evicts
+///   keys of its own choosing, [`META_KEY`] among them (the applied log id lost);
+/// - [`RecoveryMode::Salvage`]: skips damaged records of the store's log and opens.
+///
+/// Not refused, but per node: the store's TTL expiry and its sweeper read each node's own
+/// clock. Deadlines are absolute (decided by the leader), so replicas agree on them, but
+/// when a key counts as expired depends on the clock of the node read; a read that must
+/// agree across nodes compares deadlines with a time the leader decides.
+fn check_options(options: &Options) -> Result<()> {
+    let limits = options.memory_limits();
+    if limits.max_keys.is_some()
+        || limits.max_memory.is_some()
+        || limits.eviction != Eviction::Reject
+    {
+        return Err(Error::InvalidOption {
+            setting: "max_keys/max_memory",
+            reason: "whether a write fits, or which keys are evicted, would differ between \
+                     replicas (and eviction could remove the applied log id)",
+        });
+    }
+    if options.current_recovery_mode() == RecoveryMode::Salvage {
+        return Err(Error::InvalidOption {
+            setting: "recovery_mode",
+            reason: "Salvage opens a damaged store, skipping records, without an error",
+        });
+    }
+    Ok(())
 }
 
 /// Reads the applied state from a store (none for a new one).
