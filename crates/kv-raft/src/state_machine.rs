@@ -158,6 +158,9 @@ impl StateMachine {
             Err(e) => return Err(Error::io("read", dir.join(CURRENT), e)),
         };
         let fresh = current.is_none();
+        if fresh {
+            refuse_unexplained(&dir)?;
+        }
         let current = current.unwrap_or(Current {
             store: 0,
             snapshot: None,
@@ -463,6 +466,36 @@ fn read_applied(store: &KvStore) -> Result<Applied> {
         Some(bytes) => decode("the state machine's applied log id", &bytes),
         None => Ok(Applied::default()),
     }
+}
+
+/// With no `CURRENT`, the directory may hold only what a first open or a reception can have
+/// left before its first `CURRENT` was written: `store-0`, `building-*`, `incoming-*` and
+/// `CURRENT.tmp`. Anything else means `CURRENT` was lost: opening as new would delete every
+/// other store and snapshot, which no durable record said to delete.
+fn refuse_unexplained(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    let mut unexplained = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let expected = name == format!("{STORE}0")
+            || name == format!("{CURRENT}.tmp")
+            || name.starts_with(BUILDING)
+            || name.starts_with(INCOMING);
+        if !expected {
+            unexplained.push(name);
+        }
+    }
+    if unexplained.is_empty() {
+        return Ok(());
+    }
+    unexplained.sort();
+    Err(Error::Corrupt(format!(
+        "{} has no {CURRENT} but holds {}: the file naming the live store is lost; nothing \
+         was deleted (restore {CURRENT}, or move the directory away to start the node anew)",
+        dir.display(),
+        unexplained.join(", ")
+    )))
 }
 
 /// Removes what `CURRENT` does not name: stores, snapshots, checkpoints and received
