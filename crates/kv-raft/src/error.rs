@@ -37,6 +37,10 @@ pub enum Error {
     /// A request writes one of the crate's own keys ([`crate::RESERVED_PREFIX`]).
     #[error("the key {0:?} is reserved for replication's own use")]
     ReservedKey(Vec<u8>),
+    /// Another handle, in this process or another, has the state machine's directory open;
+    /// nothing was read or changed.
+    #[error("{} is open in another process or handle; close it first", .0.display())]
+    Locked(PathBuf),
     /// An option replicas cannot agree on or that could open damage silently: memory or
     /// key limits (with any eviction), or the salvage recovery mode. Nothing was opened.
     #[error("the option {setting} cannot be used for a replicated store: {reason}")]

@@ -93,6 +93,8 @@ struct Shared {
     applied: Mutex<Applied>,
     /// Numbers the directories of received snapshots.
     incoming: AtomicU64,
+    /// The exclusive lock on the directory, held as long as any handle on it lives.
+    _lock: kv_wal::DirLock,
 }
 
 /// A handle on the live store for reads, valid across installs of snapshots.
@@ -143,6 +145,7 @@ impl StateMachine {
     ///
     /// # Errors
     ///
+    /// [`Error::Locked`] while another handle (in this process or another) has it open;
     /// [`Error::InvalidOption`] for memory or key limits (any eviction) or
     /// [`RecoveryMode::Salvage`]: replicas could apply entries differently, or damage open
     /// silently; [`Error::Store`] when the store cannot be opened;
@@ -152,6 +155,14 @@ impl StateMachine {
         check_options(&options)?;
         let dir = dir.as_ref().join(STATE_MACHINE_DIR);
         create_dir_durably(&dir)?;
+        // Before anything is read or removed, and for the state machine's life: a second
+        // opener could otherwise read an old `CURRENT` and remove, as garbage, what a
+        // running install or reception just made.
+        let lock = match kv_wal::DirLock::acquire(&dir) {
+            Ok(lock) => lock,
+            Err(kv_wal::Error::DirectoryLocked { .. }) => return Err(Error::Locked(dir)),
+            Err(e) => return Err(e.into()),
+        };
         let current = match std::fs::read(dir.join(CURRENT)) {
             Ok(bytes) => Some(decode::<Current>("the state machine's CURRENT", &bytes)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -184,6 +195,7 @@ impl StateMachine {
                 store: RwLock::new(store),
                 applied: Mutex::new(applied),
                 incoming: AtomicU64::new(0),
+                _lock: lock,
             }),
         })
     }

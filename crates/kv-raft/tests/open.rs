@@ -91,3 +91,54 @@ async fn a_first_open_cut_short_opens_as_new() {
     apply(&mut sm, 1..=1).await;
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 1)));
 }
+/// Before: nothing locked `DIR/sm`: a second open removed what it took for garbage (a
+/// snapshot being received, here) and only then failed on the live store's own lock.
+#[tokio::test]
+async fn a_second_open_is_refused_before_it_touches_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachine::open(dir.path(), Options::default()).unwrap();
+    apply(&mut sm, 1..=5).await;
+    let snapshot = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mut writer = sm.inbox().receive().unwrap();
+    let data = &snapshot.snapshot;
+    for d in data.dirs() {
+        writer.create_dir(d).unwrap();
+    }
+    let mut buf = vec![0; 1 << 16];
+    for (n, (path, len)) in data.files().enumerate() {
+        let read = data.read_at(n, 0, &mut buf).unwrap();
+        assert_eq!(read as u64, len);
+        writer.write(path, 0, &buf[..read]).unwrap();
+    }
+    let before = tree(dir.path());
+    for _ in 0..3 {
+        let err = open_err(dir.path());
+        assert!(matches!(err, Error::Locked(_)), "{err:?}");
+    }
+    // Many openers at once, all refused, none touching anything.
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..5 {
+                    assert!(matches!(open_err(dir.path()), Error::Locked(_)));
+                }
+            });
+        }
+    });
+    assert_eq!(
+        tree(dir.path()),
+        before,
+        "a refused open changed the directory"
+    );
+    let received = writer.finish().unwrap();
+    sm.install_snapshot(&snapshot.meta, received).await.unwrap();
+    drop(sm);
+    // Released with the state machine.
+    let mut sm = StateMachine::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 5)));
+}
