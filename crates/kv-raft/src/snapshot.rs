@@ -4,6 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -25,20 +26,57 @@ struct Files {
     dir: PathBuf,
     dirs: Vec<PathBuf>,
     files: Vec<(PathBuf, u64, File)>,
+    /// A received snapshot's directory is its own: removed when the last handle drops,
+    /// unless an install took it ([`SnapshotData::take_dir`]). openraft drops a received
+    /// snapshot without installing it when it is not newer than what is committed or the
+    /// vote changed; left behind, each would be a full store copy until the next open.
+    received: Option<AtomicBool>,
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        if self
+            .received
+            .as_ref()
+            .is_some_and(|taken| !taken.load(Ordering::Acquire))
+        {
+            // Best effort: a removal a crash undoes leaves garbage the next open removes.
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 impl SnapshotData {
     /// Opens every file under `dir`.
     pub(crate) fn open(dir: &Path) -> Result<SnapshotData> {
+        Self::open_as(dir, None)
+    }
+
+    fn open_as(dir: &Path, received: Option<AtomicBool>) -> Result<SnapshotData> {
         let mut files = Files {
             dir: dir.to_path_buf(),
             dirs: Vec::new(),
             files: Vec::new(),
+            received,
         };
         walk(dir, Path::new(""), &mut files)?;
         Ok(SnapshotData {
             inner: Arc::new(files),
         })
+    }
+
+    /// Whether this is a snapshot received into its own directory (by a
+    /// [`SnapshotWriter`]), which an install may move into place instead of copying.
+    pub(crate) fn is_received(&self) -> bool {
+        self.inner.received.is_some()
+    }
+
+    /// Marks a received snapshot's directory as taken by an install (renamed into place):
+    /// dropping the last handle no longer removes it.
+    pub(crate) fn take_dir(&self) {
+        if let Some(taken) = &self.inner.received {
+            taken.store(true, Ordering::Release);
+        }
     }
 
     /// The directory the snapshot was opened from.
@@ -226,13 +264,14 @@ impl SnapshotWriter {
         self.close_file()?;
         // Files written out of order were synced when the next one began; sync them all
         // once more is cheap and keeps the rule simple.
-        let data = SnapshotData::open(&self.dir)?;
+        let data = SnapshotData::open_as(&self.dir, Some(AtomicBool::new(false)))?;
+        // From here on the directory is the data's: removed with its last handle.
+        self.finished = true;
         for (rel, _, file) in &data.inner.files {
             file.sync_all()
                 .map_err(|e| Error::io("sync", self.dir.join(rel), e))?;
         }
         sync_tree_dirs(&self.dir, &self.dirs)?;
-        self.finished = true;
         Ok(data)
     }
 }

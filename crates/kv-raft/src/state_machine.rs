@@ -125,8 +125,10 @@ pub struct SnapshotInbox {
 }
 
 impl SnapshotInbox {
-    /// Starts receiving a snapshot, into a new directory of the state machine's (removed at
-    /// the next open if it is never installed).
+    /// Starts receiving a snapshot, into a new directory of the state machine's: removed
+    /// when the writer drops unfinished, or when the last handle on the finished
+    /// [`SnapshotData`] drops unless an install took it (and at the next open, after a
+    /// crash).
     ///
     /// # Errors
     ///
@@ -295,14 +297,11 @@ impl StateMachine {
         remove_tree(&store_dir)?;
         // 1: the snapshot, kept as the current one: a snapshot received into this state
         // machine's directory is moved there, any other is copied.
-        let received = data.dir().parent() == Some(shared.dir.as_path())
-            && data
-                .dir()
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(INCOMING));
+        let received = data.is_received() && data.dir().parent() == Some(shared.dir.as_path());
         if received {
             std::fs::rename(data.dir(), &snap_dir)
                 .map_err(|e| Error::io("rename into place", &snap_dir, e))?;
+            data.take_dir();
             sync_dir(&shared.dir)?;
         } else {
             data.copy_to(&snap_dir)?;

@@ -189,6 +189,33 @@ async fn a_snapshot_transfer_given_up_leaves_nothing_behind() {
     assert_eq!(names(dir.path()), before);
 }
 
+/// openraft drops a received snapshot without installing it when it is not newer than what
+/// is committed, or when the vote changed. Before: its directory, a full store copy, stayed
+/// until the next open.
+#[tokio::test]
+async fn a_received_snapshot_never_installed_is_removed_with_its_last_handle() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut leader = open(a.path());
+    apply(&mut leader, (1..=20).map(put_entry).collect()).await;
+    let snapshot = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let follower = open(b.path());
+    let before = names(b.path());
+    let received = stream_into(&snapshot.snapshot, &follower);
+    let copy = received.clone();
+    assert_ne!(names(b.path()), before);
+    drop(received);
+    // A clone still holds it.
+    assert_ne!(names(b.path()), before);
+    assert_eq!(copy.files().count(), snapshot.snapshot.files().count());
+    drop(copy);
+    assert_eq!(names(b.path()), before);
+}
+
 /// Names in `dir/sm/`, sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join(kv_raft::STATE_MACHINE_DIR))
