@@ -88,8 +88,12 @@
 //! # Known costs
 //!
 //! - Votes, committed ids, truncations and purges each wait for an fdatasync (on tokio's
-//!   blocking pool, as do building and installing snapshots; appends wait for none: their
-//!   fdatasync is the flusher's). Saving the committed log id is one more fdatasync per
+//!   blocking pool, as do building and installing snapshots), taken with the log's lock
+//!   released: reads (openraft's replication tasks) never wait for a disk, only writes do.
+//!   An `append` waits for no fdatasync of its own (the flusher's covers it), except when
+//!   its entries fill the active segment: it then rotates the segment on the runtime
+//!   thread that called it (kv-wal syncs the old segment, preallocates the new one and
+//!   syncs the directory), holding the writers' lock, not the readers'. Saving the committed log id is one more fdatasync per
 //!   commit; openraft would work without it (at the price of `wait_for_recovery` before
 //!   serving reads after a restart).
 //! - Building a snapshot holds back applying entries while the checkpoint is written (the

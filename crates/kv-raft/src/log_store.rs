@@ -22,7 +22,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use kv_wal::{Encoded, FsyncPolicy, Position, Record, RecoveryMode, SizeLimits, Wal, WalConfig};
+use kv_wal::{
+    Encoded, FsyncPolicy, Position, Record, RecoveryMode, SizeLimits, Syncer, Wal, WalConfig,
+};
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 use parking_lot::{Condvar, Mutex};
@@ -58,16 +60,22 @@ pub struct LogReader {
     shared: Arc<Shared>,
 }
 
+/// Two locks, so that reads never wait for a disk: `inner` (the log file, the callbacks
+/// waiting for a sync) is held by writers, across a rotation's syncs or a purge's deletions
+/// at worst, never across the fdatasync that makes a write durable (taken with a [`Syncer`]
+/// after the lock is released); `model` (what the log holds, which every read is served
+/// from) is only ever held for a copy or an update in memory. Lock order: `inner`, then
+/// `model`.
 #[derive(Debug)]
 struct Shared {
     inner: Mutex<Inner>,
+    model: Mutex<LogModel>,
     /// Wakes the flusher: callbacks are waiting, or the store is closing.
     wake: Condvar,
 }
 
 struct Inner {
     wal: Wal,
-    model: LogModel,
     /// Callbacks of appends written but not yet synced, oldest first.
     pending: Vec<IOFlushed<TypeConfig>>,
     stop: bool,
@@ -77,7 +85,6 @@ impl Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inner")
             .field("wal", &self.wal)
-            .field("model", &self.model)
             .field("pending", &self.pending.len())
             .field("stop", &self.stop)
             .finish()
@@ -137,10 +144,10 @@ impl LogStore {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 wal,
-                model,
                 pending: Vec::new(),
                 stop: false,
             }),
+            model: Mutex::new(model),
             wake: Condvar::new(),
         });
         let flusher = {
@@ -165,8 +172,8 @@ impl LogStore {
 
     /// The last purged log id and the last log id.
     pub fn log_state(&self) -> (Option<LogId>, Option<LogId>) {
-        let inner = self.shared.inner.lock();
-        (inner.model.last_purged, inner.model.last_log_id())
+        let model = self.shared.model.lock();
+        (model.last_purged, model.last_log_id())
     }
 
     /// The segments of the Raft log on disk, oldest first.
@@ -191,8 +198,9 @@ impl LogStore {
                 encoded.push(&record);
             }
             let at = inner.wal.append_encoded_to_sync(&encoded)?;
+            let mut model = self.shared.model.lock();
             for entry in entries {
-                inner.model.apply(LogRecord::Entry(entry), at.segment);
+                model.apply(LogRecord::Entry(entry), at.segment);
             }
         }
         inner.pending.push(callback);
@@ -202,45 +210,78 @@ impl LogStore {
 
     /// Appends `records` as one atomic unit, syncs, then applies them to the model.
     fn write_synced(shared: &Shared, records: Vec<LogRecord>) -> Result<()> {
-        let mut inner = shared.inner.lock();
-        Self::write_synced_locked(&mut inner, records)
+        let records = {
+            let mut inner = shared.inner.lock();
+            Self::write_locked(&mut inner, records)?
+        };
+        Self::sync_and_apply(shared, records)
     }
 
-    fn write_synced_locked(inner: &mut Inner, records: Vec<LogRecord>) -> Result<()> {
+    /// Writes `records` as one atomic unit; returns them with where they went and a syncer.
+    fn write_locked(inner: &mut Inner, records: Vec<LogRecord>) -> Result<Written> {
         let encoded: Vec<Record> = records.iter().map(LogRecord::to_record).collect();
         let at = inner.wal.append_atomic(&encoded)?;
-        inner.wal.sync()?;
-        for record in records {
-            inner.model.apply(record, at.segment);
+        Ok(Written {
+            records,
+            segment: at.segment,
+            syncer: inner.wal.syncer(),
+        })
+    }
+
+    /// Syncs what [`write_locked`](Self::write_locked) wrote, with no lock held (reads and
+    /// the flusher go on meanwhile), then shows it in the model: a change is visible only
+    /// once durable. openraft makes these calls one at a time and waits for each, so no
+    /// other write comes between the write and the model's update.
+    fn sync_and_apply(shared: &Shared, written: Written) -> Result<()> {
+        written.syncer.sync()?;
+        let mut model = shared.model.lock();
+        for record in written.records {
+            model.apply(record, written.segment);
         }
         Ok(())
     }
 
     fn purge_synced(shared: &Shared, upto: LogId) -> Result<()> {
-        let mut inner = shared.inner.lock();
-        let inner = &mut *inner;
-        // The marker goes with the vote and the committed log id, so that the segments
-        // deleted below hold no record replay still needs.
-        let mut records = vec![LogRecord::Purge(upto)];
-        if let Some(vote) = inner.model.vote {
-            records.push(LogRecord::Vote(vote));
-        }
-        if let Some(committed) = inner.model.committed {
-            records.push(LogRecord::Committed(Some(committed)));
-        }
-        Self::write_synced_locked(inner, records)?;
+        let written = {
+            let mut inner = shared.inner.lock();
+            // The marker goes with the vote and the committed log id, so that the segments
+            // deleted below hold no record replay still needs.
+            let mut records = vec![LogRecord::Purge(upto)];
+            {
+                let model = shared.model.lock();
+                if let Some(vote) = model.vote {
+                    records.push(LogRecord::Vote(vote));
+                }
+                if let Some(committed) = model.committed {
+                    records.push(LogRecord::Committed(Some(committed)));
+                }
+            }
+            Self::write_locked(&mut inner, records)?
+        };
+        Self::sync_and_apply(shared, written)?;
         // Everything before the segment of the first entry kept (or the active segment, which
-        // holds the marker) is superseded: older entries, markers, votes.
-        let keep_from = inner
+        // holds the marker) is superseded: older entries, markers, votes. The deletions (a
+        // directory sync each) hold the writers' lock only: reads are served meanwhile.
+        let mut inner = shared.inner.lock();
+        let first_kept = shared
             .model
+            .lock()
             .entries
             .first_key_value()
-            .map_or(inner.wal.current_position().segment, |(_, s)| s.segment);
+            .map(|(_, s)| s.segment);
+        let keep_from = first_kept.unwrap_or(inner.wal.current_position().segment);
         inner
             .wal
             .delete_segments_before(Position::new(keep_from, 0))?;
         Ok(())
     }
+}
+
+/// Records written and not yet synced: where they went and how to sync them.
+struct Written {
+    records: Vec<LogRecord>,
+    segment: u64,
+    syncer: Syncer,
 }
 
 impl LogStore {
@@ -291,9 +332,8 @@ impl LogReader {
         let Some(range) = inclusive(&range) else {
             return Vec::new();
         };
-        let inner = self.shared.inner.lock();
-        inner
-            .model
+        let model = self.shared.model.lock();
+        model
             .entries
             .range(range)
             .map(|(_, s)| s.entry.clone())
@@ -326,7 +366,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
-        Ok(self.shared.inner.lock().model.vote)
+        Ok(self.shared.model.lock().vote)
     }
 }
 
@@ -339,7 +379,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
-        Ok(self.shared.inner.lock().model.vote)
+        Ok(self.shared.model.lock().vote)
     }
 }
 
@@ -367,7 +407,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        Ok(self.shared.inner.lock().model.committed)
+        Ok(self.shared.model.lock().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>

@@ -82,3 +82,84 @@ async fn vote_truncation_purge_and_committed_are_synced_before_they_return() {
     faults.fail_once(Op::Sync, 0, Fault::Error(ErrorKind::Other));
     assert!(store.save_vote(&vote(2)).await.is_err());
 }
+
+/// Readers on other tasks (openraft's replication) reading while a write of the log waits
+/// on a slow disk: `ops` runs `write` on `store`, a sync of kind `op` taking 1.5 s; returns
+/// the longest any read took.
+async fn longest_read_during(
+    store: LogStore,
+    faults: &Faults,
+    op: Op,
+    write: impl FnOnce(LogStore) -> tokio::task::JoinHandle<LogStore>,
+) -> std::time::Duration {
+    use openraft::RaftLogReader;
+    use std::time::{Duration, Instant};
+    let mut store = store;
+    let reader = store.get_log_reader().await;
+    faults.fail_once(op, 0, Fault::SlowError { millis: 1500 });
+    let writing = write(store);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let mut reader = reader.clone();
+            tokio::spawn(async move {
+                let mut longest = Duration::ZERO;
+                for _ in 0..10 {
+                    let t = Instant::now();
+                    reader.read_vote().await.unwrap();
+                    reader.try_get_log_entries(5..8).await.unwrap();
+                    longest = longest.max(t.elapsed());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                longest
+            })
+        })
+        .collect();
+    let mut longest = Duration::ZERO;
+    for r in readers {
+        longest = longest.max(r.await.unwrap());
+    }
+    drop(writing.await.unwrap());
+    longest
+}
+
+/// Before: `save_vote`, `save_committed`, `truncate_after` and `purge` held the log's one
+/// lock across their fdatasync (and a purge across a directory sync per deleted segment),
+/// so every read of openraft's replication tasks waited for the disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_never_wait_for_a_write_s_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, faults) = open(dir.path());
+    append(&mut store, (0..10).map(|i| entry(1, i)).collect())
+        .await
+        .unwrap();
+    let longest = longest_read_during(store, &faults, Op::Sync, |mut store| {
+        tokio::spawn(async move {
+            // Fails after the slow sync: what matters is what readers saw meanwhile.
+            let _ = store.save_vote(&vote(2)).await;
+            store
+        })
+    })
+    .await;
+    assert!(longest.as_millis() < 500, "a read waited {longest:?}");
+
+    // A purge deleting segments, each deletion followed by a directory sync.
+    let dir = tempfile::tempdir().unwrap();
+    let (fs, faults) = FaultyFileSystem::new();
+    let config = WalConfig::new(dir.path().join("raft"))
+        .file_system(Arc::new(fs))
+        .max_segment_size(kv_wal::MIN_SEGMENT_SIZE);
+    let mut store = LogStore::open_with(config).unwrap();
+    for i in 0..40 {
+        append(&mut store, vec![entry(1, i)]).await.unwrap();
+    }
+    assert!(store.segments().count() > 3);
+    let longest = longest_read_during(store, &faults, Op::SyncDir, |mut store| {
+        tokio::spawn(async move {
+            let _ = store.purge(log_id(1, 30)).await;
+            store
+        })
+    })
+    .await;
+    assert!(longest.as_millis() < 500, "a read waited {longest:?}");
+}
