@@ -41,6 +41,9 @@ pub enum Error {
     /// nothing was read or changed.
     #[error("{} is open in another process or handle; close it first", .0.display())]
     Locked(PathBuf),
+    /// The Raft log was closed (its [`crate::LogStore`] dropped): a reader outlived it.
+    #[error("the Raft log is closed")]
+    Closed,
     /// An option replicas cannot agree on or that could open damage silently: memory or
     /// key limits (with any eviction), or the salvage recovery mode. Nothing was opened.
     #[error("the option {setting} cannot be used for a replicated store: {reason}")]

@@ -17,8 +17,9 @@
 
 use std::fmt::Debug;
 use std::io;
-use std::ops::{Bound, RangeBounds};
+use std::ops::{Bound, RangeBounds, RangeInclusive};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -70,12 +71,16 @@ pub struct LogReader {
 struct Shared {
     inner: Mutex<Inner>,
     model: Mutex<LogModel>,
+    /// Set when the [`LogStore`] drops (its log closed, the directory released): readers
+    /// still held fail from then on rather than serve a log no one writes.
+    closed: AtomicBool,
     /// Wakes the flusher: callbacks are waiting, or the store is closing.
     wake: Condvar,
 }
 
 struct Inner {
-    wal: Wal,
+    /// The log; `None` once the [`LogStore`] dropped and closed it.
+    wal: Option<Wal>,
     /// Callbacks of appends written but not yet synced, oldest first.
     pending: Vec<IOFlushed<TypeConfig>>,
     stop: bool,
@@ -143,11 +148,12 @@ impl LogStore {
         }
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
-                wal,
+                wal: Some(wal),
                 pending: Vec::new(),
                 stop: false,
             }),
             model: Mutex::new(model),
+            closed: AtomicBool::new(false),
             wake: Condvar::new(),
         });
         let flusher = {
@@ -177,8 +183,12 @@ impl LogStore {
     }
 
     /// The segments of the Raft log on disk, oldest first.
-    pub fn segments(&self) -> std::ops::RangeInclusive<u64> {
-        self.shared.inner.lock().wal.segments()
+    pub fn segments(&self) -> RangeInclusive<u64> {
+        match &self.shared.inner.lock().wal {
+            Some(wal) => wal.segments(),
+            // Closed only when the store drops: not seen through `&self`.
+            None => RangeInclusive::new(1, 0),
+        }
     }
 
     /// Appends entries and returns once they are written (not yet synced): what `append`
@@ -194,10 +204,10 @@ impl LogStore {
             let mut encoded = Encoded::new();
             for entry in &entries {
                 let record = LogRecord::entry_record(entry);
-                inner.wal.limits().check(&record)?;
+                inner.wal()?.limits().check(&record)?;
                 encoded.push(&record);
             }
-            let at = inner.wal.append_encoded_to_sync(&encoded)?;
+            let at = inner.wal()?.append_encoded_to_sync(&encoded)?;
             let mut model = self.shared.model.lock();
             for entry in entries {
                 model.apply(LogRecord::Entry(entry), at.segment);
@@ -220,11 +230,12 @@ impl LogStore {
     /// Writes `records` as one atomic unit; returns them with where they went and a syncer.
     fn write_locked(inner: &mut Inner, records: Vec<LogRecord>) -> Result<Written> {
         let encoded: Vec<Record> = records.iter().map(LogRecord::to_record).collect();
-        let at = inner.wal.append_atomic(&encoded)?;
+        let wal = inner.wal()?;
+        let at = wal.append_atomic(&encoded)?;
         Ok(Written {
             records,
             segment: at.segment,
-            syncer: inner.wal.syncer(),
+            syncer: wal.syncer(),
         })
     }
 
@@ -269,10 +280,9 @@ impl LogStore {
             .entries
             .first_key_value()
             .map(|(_, s)| s.segment);
-        let keep_from = first_kept.unwrap_or(inner.wal.current_position().segment);
-        inner
-            .wal
-            .delete_segments_before(Position::new(keep_from, 0))?;
+        let wal = inner.wal()?;
+        let keep_from = first_kept.unwrap_or(wal.current_position().segment);
+        wal.delete_segments_before(Position::new(keep_from, 0))?;
         Ok(())
     }
 }
@@ -293,12 +303,25 @@ impl LogStore {
     }
 }
 
+impl Inner {
+    fn wal(&mut self) -> Result<&mut Wal> {
+        self.wal.as_mut().ok_or(Error::Closed)
+    }
+}
+
 impl Drop for LogStore {
     fn drop(&mut self) {
         self.shared.inner.lock().stop = true;
         self.shared.wake.notify_one();
         if let Some(flusher) = self.flusher.take() {
             let _ = flusher.join();
+        }
+        // Readers may outlive the store (openraft's replication tasks hold clones): the log
+        // is closed now, its directory lock released, and they fail from here on.
+        self.shared.closed.store(true, Ordering::Release);
+        if let Some(wal) = self.shared.inner.lock().wal.take() {
+            // Everything acknowledged was synced already; a failure here loses nothing.
+            let _ = wal.close();
         }
     }
 }
@@ -316,11 +339,15 @@ fn flush_loop(shared: &Shared) {
             }
             // Every callback taken belongs to an append written before this syncer was made:
             // to its segment, or to an older one that its rotation synced.
-            (std::mem::take(&mut inner.pending), inner.wal.syncer())
+            let syncer = inner.wal.as_ref().map(Wal::syncer);
+            (std::mem::take(&mut inner.pending), syncer)
         };
-        let result = syncer
-            .sync()
-            .map_err(|e| kv_wal::with_causes(&e).to_string());
+        let result = match syncer {
+            Some(syncer) => syncer
+                .sync()
+                .map_err(|e| kv_wal::with_causes(&e).to_string()),
+            None => Err(Error::Closed.to_string()),
+        };
         for callback in callbacks {
             callback.io_completed(result.clone().map_err(io::Error::other));
         }
@@ -328,6 +355,14 @@ fn flush_loop(shared: &Shared) {
 }
 
 impl LogReader {
+    /// Refuses reads once the [`LogStore`] dropped.
+    fn open(&self) -> io::Result<()> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed.into());
+        }
+        Ok(())
+    }
+
     fn entries(&self, range: impl RangeBounds<u64>) -> Vec<Entry> {
         let Some(range) = inclusive(&range) else {
             return Vec::new();
@@ -362,10 +397,12 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> io::Result<Vec<Entry>> {
+        self.open()?;
         Ok(self.entries(range))
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        self.open()?;
         Ok(self.shared.model.lock().vote)
     }
 }

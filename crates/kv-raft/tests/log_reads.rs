@@ -71,3 +71,23 @@ async fn empty_and_reversed_ranges_read_nothing_instead_of_panicking() {
         [8, 9]
     );
 }
+
+/// Before: a reader (openraft's replication tasks hold clones) kept the log open, and its
+/// directory locked, after the store dropped: a restart in the same process could not open
+/// it, and the reader served a log no one wrote any more.
+#[tokio::test]
+async fn a_reader_outliving_its_store_fails_and_the_log_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = LogStore::open(dir.path()).unwrap();
+    append(&mut store, (0..3).map(|i| entry(1, i)).collect())
+        .await
+        .unwrap();
+    let mut reader = store.get_log_reader().await;
+    assert_eq!(reader.try_get_log_entries(..).await.unwrap().len(), 3);
+    drop(store);
+    assert!(reader.try_get_log_entries(..).await.is_err());
+    assert!(reader.read_vote().await.is_err());
+    let mut store = LogStore::open(dir.path()).expect("the directory was released");
+    let mut reader = store.get_log_reader().await;
+    assert_eq!(reader.try_get_log_entries(..).await.unwrap().len(), 3);
+}
