@@ -199,6 +199,11 @@ pub struct SnapshotWriter {
     /// Whether `finish` made it a snapshot; a writer dropped before (a transfer that
     /// failed) removes what it wrote.
     finished: bool,
+    /// Whether a call failed. The writer is then failed for good and `finish` refuses: a
+    /// failed write or sync may have lost data, and syncing the files again through new
+    /// descriptors (as `finish` does) can succeed on Linux without reporting an earlier
+    /// writeback failure.
+    failed: bool,
 }
 
 impl SnapshotWriter {
@@ -209,6 +214,7 @@ impl SnapshotWriter {
             dirs: Vec::new(),
             open: None,
             finished: false,
+            failed: false,
         })
     }
 
@@ -218,9 +224,27 @@ impl SnapshotWriter {
     ///
     /// [`Error::Corrupt`] for a path that is not a plain relative one; [`Error::Io`].
     pub fn create_dir(&mut self, rel: &Path) -> Result<()> {
+        let result = self.try_create_dir(rel);
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn try_create_dir(&mut self, rel: &Path) -> Result<()> {
+        self.refuse_if_failed()?;
         let path = self.dir.join(checked(rel)?);
         fs::create_dir(&path).map_err(|e| Error::io("create", &path, e))?;
         self.dirs.push(rel.to_path_buf());
+        Ok(())
+    }
+
+    fn refuse_if_failed(&self) -> Result<()> {
+        if self.failed {
+            return Err(Error::Corrupt(format!(
+                "an earlier write of the snapshot being received into {} failed: it cannot \
+                 be finished; receive it again",
+                self.dir.display()
+            )));
+        }
         Ok(())
     }
 
@@ -230,6 +254,13 @@ impl SnapshotWriter {
     ///
     /// [`Error::Corrupt`] for a path that is not a plain relative one; [`Error::Io`].
     pub fn write(&mut self, rel: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
+        let result = self.try_write(rel, offset, bytes);
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn try_write(&mut self, rel: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.refuse_if_failed()?;
         if self.open.as_ref().is_none_or(|(p, _)| p != rel) {
             self.close_file()?;
             let path = self.dir.join(checked(rel)?);
@@ -246,11 +277,14 @@ impl SnapshotWriter {
             .map_err(|e| Error::io("write", self.dir.join(rel), e))
     }
 
+    /// Syncs and closes the file being written. A failure fails the writer (the caller
+    /// marks it): the error is reported once, on this descriptor.
     fn close_file(&mut self) -> Result<()> {
-        if let Some((rel, file)) = self.open.take() {
+        if let Some((rel, file)) = &self.open {
             file.sync_all()
                 .map_err(|e| Error::io("sync", self.dir.join(rel), e))?;
         }
+        self.open = None;
         Ok(())
     }
 
@@ -259,8 +293,9 @@ impl SnapshotWriter {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`].
+    /// [`Error::Io`]; [`Error::Corrupt`] when an earlier call of this writer failed.
     pub fn finish(mut self) -> Result<SnapshotData> {
+        self.refuse_if_failed()?;
         self.close_file()?;
         // Files written out of order were synced when the next one began; sync them all
         // once more is cheap and keeps the rule simple.
@@ -301,11 +336,30 @@ fn checked(rel: &Path) -> Result<&Path> {
 mod tests {
     use super::*;
 
+    /// Before: `finish` went on after a failed write, syncing the files anew, and returned a
+    /// snapshot missing what the failed write held.
+    #[test]
+    fn after_a_failed_write_the_writer_refuses_to_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = SnapshotWriter::create(dir.path().join("in")).unwrap();
+        writer.write(Path::new("first"), 0, b"kept").unwrap();
+        writer.create_dir(Path::new("sub")).unwrap();
+        // A file where a directory is: the open fails.
+        assert!(matches!(
+            writer.write(Path::new("sub"), 0, b"lost"),
+            Err(Error::Io { .. })
+        ));
+        assert!(writer.write(Path::new("later"), 0, b"x").is_err());
+        assert!(matches!(writer.finish(), Err(Error::Corrupt(_))));
+        // And what it wrote is gone with it.
+        assert!(!dir.path().join("in").exists());
+    }
+
     #[test]
     fn a_sender_cannot_write_outside_the_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let mut writer = SnapshotWriter::create(dir.path().join("in")).unwrap();
         for bad in ["../escape", "/etc/passwd", "a/../../b", ""] {
+            let mut writer = SnapshotWriter::create(dir.path().join("in")).unwrap();
             assert!(
                 matches!(
                     writer.write(Path::new(bad), 0, b"x"),
@@ -313,8 +367,11 @@ mod tests {
                 ),
                 "{bad:?} was accepted"
             );
+            // Such a sender's transfer is over.
+            assert!(writer.finish().is_err());
         }
         assert!(!dir.path().join("escape").exists());
+        let mut writer = SnapshotWriter::create(dir.path().join("in")).unwrap();
         writer.write(Path::new("manifest"), 0, b"ok").unwrap();
         let data = writer.finish().unwrap();
         assert_eq!(
