@@ -279,19 +279,18 @@ impl StateMachine {
         })
     }
 
-    /// Installs `data` as the state at `meta`, stopping after `steps` steps when given (a
-    /// crash, for tests): see the module docs.
+    /// Installs `data` as the state at `meta`, calling `after_step` after each of its five
+    /// steps (tests kill the process there): see the module docs.
     fn install(
         shared: &Shared,
         meta: &SnapshotMeta,
         data: &SnapshotData,
-        steps: Option<u32>,
+        after_step: &dyn Fn(u32),
     ) -> Result<()> {
         let mut current = shared.current.lock();
         let (snap_id, store_id) = (current.next, current.next + 1);
         let snap_dir = shared.dir.join(format!("{SNAPSHOT}{snap_id}"));
         let store_dir = shared.dir.join(format!("{STORE}{store_id}"));
-        let stop = |step: u32| steps.is_some_and(|s| s <= step);
         // Left by an install that failed half-way: never named by `CURRENT`.
         remove_tree(&snap_dir)?;
         remove_tree(&store_dir)?;
@@ -306,14 +305,10 @@ impl StateMachine {
         } else {
             data.copy_to(&snap_dir)?;
         }
-        if stop(1) {
-            return Ok(());
-        }
+        after_step(1);
         // 2: the new store, a copy of it (the store changes, the snapshot must not).
         SnapshotData::open(&snap_dir)?.copy_to(&store_dir)?;
-        if stop(2) {
-            return Ok(());
-        }
+        after_step(2);
         // 3: it opens, and holds what the metadata says.
         // Strict: the copy was synced whole, so anything cut or skipped is damage.
         let store = KvStore::open_with(
@@ -330,9 +325,7 @@ impl StateMachine {
                 applied.last, meta.last_log_id
             )));
         }
-        if stop(3) {
-            return Ok(());
-        }
+        after_step(3);
         // 4: the switch.
         let next = Current {
             store: store_id,
@@ -340,9 +333,7 @@ impl StateMachine {
             next: store_id + 1,
         };
         replace_file(&shared.dir, CURRENT, &encode(&next))?;
-        if stop(4) {
-            return Ok(());
-        }
+        after_step(4);
         // 5: the old state goes.
         let old = std::mem::replace(&mut *current, next);
         let mut applied_now = shared.applied.lock();
@@ -351,21 +342,25 @@ impl StateMachine {
         drop(applied_now);
         old_store.close()?;
         remove_tree(&shared.dir.join(format!("{STORE}{}", old.store)))?;
+        after_step(5);
         if let Some((id, _)) = old.snapshot {
             remove_tree(&shared.dir.join(format!("{SNAPSHOT}{id}")))?;
         }
         Ok(())
     }
 
-    /// Tests only: installs `data`, stopping after `steps` steps as a crash would.
-    #[doc(hidden)]
-    pub fn install_stopping_after(
+    /// Tests only (feature `testing`): installs `data` as [`RaftStateMachine::install_snapshot`]
+    /// does, calling `after_step(n)` once step `n` is done: 1 the snapshot kept, 2 the new
+    /// store copied, 3 it checked, 4 `CURRENT` switched, 5 the old store removed (the old
+    /// snapshot not yet). A test's hook kills the process there to crash at each step.
+    #[cfg(feature = "testing")]
+    pub fn install_with_hook(
         &self,
         meta: &SnapshotMeta,
         data: &SnapshotData,
-        steps: u32,
+        after_step: &dyn Fn(u32),
     ) -> Result<()> {
-        Self::install(&self.shared, meta, data, Some(steps))
+        Self::install(&self.shared, meta, data, after_step)
     }
 
     fn current_snapshot(&self) -> Result<Option<Snapshot>> {
@@ -578,7 +573,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> std::io::Result<()> {
         // Copies whole snapshots: on the blocking pool, not on a runtime thread.
         let (shared, meta) = (Arc::clone(&self.shared), meta.clone());
-        off_runtime(move || StateMachine::install(&shared, &meta, &snapshot, None)).await
+        off_runtime(move || StateMachine::install(&shared, &meta, &snapshot, &|_| {})).await
     }
 
     async fn get_current_snapshot(&mut self) -> std::io::Result<Option<Snapshot>> {
