@@ -362,11 +362,8 @@ async fn a_killed_state_machine_neither_reapplies_nor_skips() {
 
 const INSTALL_CHILD_ENV: &str = "KV_RAFT_INSTALL_CRASH_CHILD";
 
-/// The entries of snapshot `which` (0 or 1): different keys and a different last index.
-fn snapshot_entries(which: u64) -> Vec<Entry> {
-    let base = 1000 * (which + 1);
-    (base..base + 1500).map(put_entry).collect()
-}
+/// Entries each round of the install child adds before its next snapshot.
+const ROUND: u64 = 300;
 
 /// The data a store holds once `entries` are applied.
 fn data_of(entries: &[Entry]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -385,8 +382,9 @@ fn data_of(entries: &[Entry]) -> Vec<(Vec<u8>, Vec<u8>)> {
     data
 }
 
-/// The child: builds two snapshots, then installs them in turn on one state machine,
-/// acknowledging each install, until it is killed.
+/// The child: in each round, applies `ROUND` more entries to a source state machine, builds
+/// a snapshot of it and installs that on the node (each newer than the last, as openraft
+/// installs them), acknowledging each install, until it is killed.
 #[test]
 #[ignore = "the child process of a_state_machine_killed_while_installing_holds_one_snapshot"]
 fn install_crash_child() {
@@ -399,23 +397,23 @@ fn install_crash_child() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut snapshots = Vec::new();
-        for which in 0..2 {
-            let mut source = open(&root.join(format!("source-{which}")));
-            apply(&mut source, snapshot_entries(which)).await;
-            snapshots.push(
-                source
-                    .get_snapshot_builder()
-                    .await
-                    .build_snapshot()
-                    .await
-                    .unwrap(),
-            );
-        }
+        let mut source = open(&root.join("source"));
         let mut node = open(&root.join("node"));
         for round in 0u64.. {
-            let snapshot = &snapshots[(round % 2) as usize];
-            node.install_snapshot(&snapshot.meta, snapshot.snapshot.clone())
+            apply(
+                &mut source,
+                (round * ROUND..(round + 1) * ROUND)
+                    .map(put_entry)
+                    .collect(),
+            )
+            .await;
+            let snapshot = source
+                .get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap();
+            node.install_snapshot(&snapshot.meta, snapshot.snapshot)
                 .await
                 .unwrap();
             kv_testkit::acknowledge(0, round);
@@ -445,12 +443,6 @@ fn kill_after_delay(child: &mut std::process::Child, acks: usize, delay: Duratio
 
 #[tokio::test]
 async fn a_state_machine_killed_while_installing_holds_one_snapshot() {
-    let expected: Vec<_> = (0..2)
-        .map(|which| {
-            let entries = snapshot_entries(which);
-            (entries.last().unwrap().log_id.index(), data_of(&entries))
-        })
-        .collect();
     // Killed at times spread over the next install, so that the kill lands in each of its
     // steps in some run.
     for (kill_after, delay_ms) in [(1, 0), (2, 1), (2, 3), (3, 6), (2, 10), (3, 15), (2, 25)] {
@@ -459,12 +451,22 @@ async fn a_state_machine_killed_while_installing_holds_one_snapshot() {
         let mut child = kv_testkit::spawn_child("install_crash_child", INSTALL_CHILD_ENV, &[path]);
         kill_after_delay(&mut child, kill_after, Duration::from_millis(delay_ms));
         let node = open(&dir.path().join("node"));
-        let found = (applied_index(&node).unwrap(), user_data(&node.reader()));
+        let applied = applied_index(&node).expect("an install was acknowledged");
+        // A whole snapshot: one of the rounds', at least the last acknowledged.
+        assert_eq!(
+            (applied + 1) % ROUND,
+            0,
+            "applied up to {applied}: no snapshot's"
+        );
         assert!(
-            expected.contains(&found),
-            "after a kill the store holds {} keys applied up to {}: neither snapshot",
-            found.1.len(),
-            found.0
+            (applied + 1) / ROUND >= kill_after as u64,
+            "an acknowledged install was lost"
+        );
+        let expected = data_of(&(0..=applied).map(put_entry).collect::<Vec<_>>());
+        assert_eq!(
+            user_data(&node.reader()),
+            expected,
+            "after a kill the store holds other data than its snapshot at {applied}"
         );
         let left = names(&dir.path().join("node"));
         assert_eq!(
