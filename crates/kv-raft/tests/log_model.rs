@@ -21,6 +21,11 @@ enum Op {
     NewTerm,
     Truncate(u64),
     Purge(u64),
+    /// A purge at or past the last log id, the log empty or not: what openraft does at
+    /// startup with `purge(last_applied)` after a snapshot was installed.
+    PurgeBeyond(u64),
+    /// `truncate_after(None)`: every entry goes (only when nothing was purged).
+    TruncateAll,
     Commit(u64),
     Reopen,
 }
@@ -31,6 +36,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::NewTerm),
         2 => (0u64..6).prop_map(Op::Truncate),
         2 => (0u64..8).prop_map(Op::Purge),
+        1 => (0u64..3).prop_map(Op::PurgeBeyond),
+        1 => Just(Op::TruncateAll),
         1 => (0u64..6).prop_map(Op::Commit),
         1 => Just(Op::Reopen),
     ]
@@ -131,6 +138,26 @@ async fn run(ops: Vec<Op>, cut: Option<(u64, Keep)>) -> Result<(), TestCaseError
                 now.purged = Some(at);
                 history.push(now);
                 store.purge(log_id(at.1, at.0)).await
+            }
+            Op::PurgeBeyond(k) => {
+                let at = match (now.entries.last(), now.purged) {
+                    (Some(&(last, last_term)), _) if k == 0 => (last, last_term),
+                    (Some(&(last, _)), _) => (last + k, term),
+                    (None, Some((purged, _))) => (purged + 1 + k, term),
+                    (None, None) => (k, term),
+                };
+                now.entries.clear();
+                now.purged = Some(at);
+                history.push(now);
+                store.purge(log_id(at.1, at.0)).await
+            }
+            Op::TruncateAll => {
+                if now.purged.is_some() {
+                    continue;
+                }
+                now.entries.clear();
+                history.push(now);
+                store.truncate_after(None).await
             }
             Op::Commit(k) => {
                 let Some(&(first, _)) = now.entries.first() else {
