@@ -24,8 +24,11 @@
 //! - `DIR/raft/`: the Raft log, a kv-wal log of its own ([`LogStore`]).
 //! - `DIR/sm/`: the state machine ([`StateMachine`]): `CURRENT` names the live store
 //!   (`store-<n>/`, a kv-store directory) and the current snapshot (`snapshot-<n>/`, a store
-//!   checkpoint, with its metadata); anything else there is what a crash left and is removed
-//!   at open.
+//!   checkpoint, with its metadata). Other `store-*`, `snapshot-*`, `building-*` and
+//!   `incoming-*` directories and a `CURRENT.tmp` are what a crash left, removed at open;
+//!   other names are left alone. Opening takes an exclusive lock on `DIR/sm/` first, and a
+//!   missing `CURRENT` beside anything but what a first open leaves is an error, never a
+//!   reason to delete.
 //!
 //! # The Raft log ([`LogStore`])
 //!
@@ -76,7 +79,10 @@
 //!
 //! The store keeps its own durability setting (a batch window by default): an entry the
 //! store loses in a power cut is still in the synced Raft log, and openraft applies it again
-//! from there (the committed log id is saved).
+//! from there (the committed log id is saved). This holds for entries openraft purged too,
+//! only because building a snapshot (`KvStore::checkpoint`) syncs the live store's log
+//! before it returns, and openraft purges only up to a snapshot built: a store change that
+//! dropped that sync would break it (`tests/snapshot_sync.rs` checks it).
 //!
 //! A snapshot is a checkpoint of the store taken while no entry is applied, so that it holds
 //! exactly the entries up to its log id. It is sent as files ([`SnapshotData`]: each file's

@@ -1,5 +1,10 @@
 //! A writer of the Raft log killed with SIGKILL: the reopened log holds every entry and
 //! vote acknowledged (callback or return) before the kill, contiguous, each entry whole.
+//!
+//! A SIGKILL leaves the page cache to the kernel, which writes it out anyway: this test
+//! cannot catch a callback or a return before the fdatasync. `log_model.rs` (power cuts on
+//! kv-wal's in-memory disk, which drops what was not synced) and `log_faults.rs` (syncs
+//! counted and failed) cover that.
 
 mod common;
 
