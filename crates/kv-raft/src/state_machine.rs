@@ -11,8 +11,11 @@
 //! no entry is applied, so that it holds exactly the entries up to its metadata's log id.
 //!
 //! The directory holds `CURRENT`, which names the live store (`store-<n>`) and the current
-//! snapshot (`snapshot-<n>` and its metadata), and is replaced atomically; everything else
-//! there is garbage that opening removes. Installing a snapshot keeps it as `snapshot-<n>`
+//! snapshot (`snapshot-<n>` and its metadata), and is replaced atomically; other `store-*`,
+//! `snapshot-*`, `building-*` and `incoming-*` directories (and a `CURRENT.tmp`) are garbage
+//! a crash left, which opening removes, under an exclusive lock on the directory held for
+//! the state machine's life. Without `CURRENT`, only what a first open leaves may be there;
+//! anything else is an error and nothing is removed. Installing a snapshot keeps it as `snapshot-<n>`
 //! (moved there if it was received into this directory, copied otherwise), copies it into a
 //! new store, checks that store holds what the metadata says, and only then rewrites
 //! `CURRENT`: a crash at any step leaves the old state or the new one.
