@@ -182,6 +182,9 @@ impl StateMachine {
             snapshot: None,
             next: 1,
         });
+        if !fresh {
+            refuse_missing(&dir, &current)?;
+        }
         remove_garbage(&dir, &current)?;
         let store = KvStore::open_with(
             dir.join(format!("{STORE}{}", current.store)),
@@ -505,6 +508,25 @@ fn refuse_unexplained(dir: &Path) -> Result<()> {
         dir.display(),
         unexplained.join(", ")
     )))
+}
+
+/// `CURRENT` names a store and maybe a snapshot: both must be there. A missing store would
+/// otherwise be created empty by the open that follows, and the state lost without a word.
+fn refuse_missing(dir: &Path, current: &Current) -> Result<()> {
+    let mut named = vec![format!("{STORE}{}", current.store)];
+    if let Some((id, _)) = &current.snapshot {
+        named.push(format!("{SNAPSHOT}{id}"));
+    }
+    for name in named {
+        if !dir.join(&name).is_dir() {
+            return Err(Error::Corrupt(format!(
+                "{} names {name}, which is missing from {}; nothing was changed",
+                CURRENT,
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Removes what `CURRENT` does not name: stores, snapshots, checkpoints and received

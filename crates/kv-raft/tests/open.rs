@@ -142,3 +142,31 @@ async fn a_second_open_is_refused_before_it_touches_anything() {
     let mut sm = StateMachine::open(dir.path(), Options::default()).unwrap();
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 5)));
 }
+
+/// Before: a store `CURRENT` names but that is missing was created anew, empty, and the
+/// state machine opened with nothing applied.
+#[tokio::test]
+async fn a_store_or_snapshot_current_names_but_missing_is_an_error() {
+    for missing in ["store-0", "snapshot-1"] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut sm = StateMachine::open(dir.path(), Options::default()).unwrap();
+            apply(&mut sm, 1..=5).await;
+            sm.get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap();
+        }
+        let sm_dir = dir.path().join(STATE_MACHINE_DIR);
+        std::fs::rename(sm_dir.join(missing), dir.path().join("moved")).unwrap();
+        let before = tree(dir.path());
+        let err = open_err(dir.path());
+        assert!(matches!(err, Error::Corrupt(_)), "{missing}: {err:?}");
+        assert_eq!(
+            tree(dir.path()),
+            before,
+            "{missing}: opening changed the directory"
+        );
+    }
+}
