@@ -311,6 +311,39 @@ impl SnapshotWriter {
     }
 }
 
+impl SnapshotWriter {
+    /// [`finish`](Self::finish), then checks that the snapshot received holds exactly the
+    /// files the sender listed ([`SnapshotData::files`] on its side: each path and length),
+    /// so that a chunk lost in transfer is an error here rather than damage found at install.
+    ///
+    /// # Errors
+    ///
+    /// As [`finish`](Self::finish); [`Error::Corrupt`] when the files differ from the list
+    /// (what was received is then removed).
+    pub fn finish_expecting<'a>(
+        self,
+        files: impl IntoIterator<Item = (&'a Path, u64)>,
+    ) -> Result<SnapshotData> {
+        let data = self.finish()?;
+        let mut expected: Vec<(&Path, u64)> = files.into_iter().collect();
+        expected.sort();
+        let mut received: Vec<(&Path, u64)> = data.files().collect();
+        received.sort();
+        if received != expected {
+            return Err(Error::Corrupt(format!(
+                "the snapshot received into {} holds {} files of {} bytes, the sender listed \
+                 {} files of {} bytes",
+                data.dir().display(),
+                received.len(),
+                received.iter().map(|(_, len)| len).sum::<u64>(),
+                expected.len(),
+                expected.iter().map(|(_, len)| len).sum::<u64>(),
+            )));
+        }
+        Ok(data)
+    }
+}
+
 impl Drop for SnapshotWriter {
     fn drop(&mut self) {
         if !self.finished {
@@ -353,6 +386,25 @@ mod tests {
         assert!(matches!(writer.finish(), Err(Error::Corrupt(_))));
         // And what it wrote is gone with it.
         assert!(!dir.path().join("in").exists());
+    }
+
+    #[test]
+    fn a_snapshot_unlike_the_senders_list_is_refused_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = [(Path::new("a"), 4), (Path::new("b"), 2)];
+        let mut writer = SnapshotWriter::create(dir.path().join("in")).unwrap();
+        writer.write(Path::new("a"), 0, b"abcd").unwrap();
+        writer.write(Path::new("b"), 0, b"x").unwrap();
+        assert!(matches!(
+            writer.finish_expecting(list),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(!dir.path().join("in").exists());
+        let mut writer = SnapshotWriter::create(dir.path().join("in")).unwrap();
+        writer.write(Path::new("b"), 0, b"xy").unwrap();
+        writer.write(Path::new("a"), 0, b"abcd").unwrap();
+        let data = writer.finish_expecting(list).unwrap();
+        assert_eq!(data.len(), 6);
     }
 
     #[test]
