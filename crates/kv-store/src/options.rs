@@ -273,6 +273,26 @@ impl Options {
 }
 
 impl Options {
+    /// The memory and key limits set ([`max_keys`](Self::max_keys),
+    /// [`max_memory`](Self::max_memory)): read by layers that must refuse some, such as a
+    /// replicated store whose replicas must all apply the same writes.
+    pub fn memory_limits(&self) -> MemoryLimits {
+        self.limits
+    }
+
+    /// The key and value size limits set ([`max_key_size`](Self::max_key_size),
+    /// [`max_value_size`](Self::max_value_size)).
+    pub fn size_limits(&self) -> SizeLimits {
+        self.sizes
+    }
+
+    /// The recovery mode set ([`recovery_mode`](Self::recovery_mode)).
+    pub fn current_recovery_mode(&self) -> RecoveryMode {
+        self.recovery_mode
+    }
+}
+
+impl Options {
     /// The key and value sizes opening must read back: the defaults, or the limits set
     /// where higher, so a store written under the defaults opens under lower limits.
     pub(crate) fn readable_sizes(&self) -> SizeLimits {

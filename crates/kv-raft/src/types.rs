@@ -1,0 +1,173 @@
+//! The type configuration openraft is instantiated with, and the requests a log entry holds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+openraft::declare_raft_types!(
+    /// kv's Raft types: node ids are `u64`, nodes carry their Raft address
+    /// ([`openraft::BasicNode`]), an entry's data is a [`Request`], its result a [`Response`].
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+);
+
+/// A log id of this configuration.
+pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+/// A vote of this configuration.
+pub type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+/// A log entry of this configuration.
+pub type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+/// The membership as stored with the log id of the entry that set it.
+pub type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+/// A snapshot's metadata.
+pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+
+/// Keys starting with this are the crate's own (the state machine's applied log id and
+/// membership): no request may write them, and reads through a replicated store must skip
+/// them. A first byte of `0xFF` sorts them after nearly every key a client uses.
+pub const RESERVED_PREFIX: &[u8] = b"\xffkv-raft/";
+
+/// The longest key a request may write: the store's default limit
+/// ([`kv_store::Options::max_key_size`]). A state machine whose store has a lower limit
+/// skips the writes of an entry over it (on every replica alike, when they share options).
+pub const MAX_KEY_SIZE: usize = kv_wal::DEFAULT_MAX_KEY_SIZE;
+
+/// The longest value a request may write: the store's default limit
+/// ([`kv_store::Options::max_value_size`]).
+pub const MAX_VALUE_SIZE: usize = kv_wal::DEFAULT_MAX_VALUE_SIZE;
+
+/// The most bytes an encoded request may take: what one record of the Raft log holds
+/// ([`crate::MAX_LOG_RECORD_SIZE`]) less room for the rest of its entry (the log id and the
+/// payload's tag, a few dozen bytes encoded).
+pub const MAX_REQUEST_SIZE: usize = crate::log_store::MAX_LOG_RECORD_SIZE - 1024;
+
+/// Whether `key` is one of the crate's own keys ([`RESERVED_PREFIX`]).
+pub fn is_reserved(key: &[u8]) -> bool {
+    key.starts_with(RESERVED_PREFIX)
+}
+
+/// One write of a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Write {
+    /// Set `key` to `value`, until `deadline_ms` (absolute unix milliseconds, decided once
+    /// by the leader when it proposes the entry, so that every replica agrees) if given.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+        /// When the key expires, in unix milliseconds.
+        deadline_ms: Option<u64>,
+    },
+    /// Remove `key`.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+impl Write {
+    /// The key this write changes.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Write::Put { key, .. } | Write::Delete { key } => key,
+        }
+    }
+}
+
+/// What one log entry asks of the state machine: its writes are applied as one atomic store
+/// batch (with the entry's log id), so a `MULTI`/`EXEC` or a read-modify-write whose result
+/// the leader computed is one entry and one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The writes, applied in order, all or none.
+    pub writes: Vec<Write>,
+}
+
+impl Request {
+    /// A request of one put without expiry.
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        Request {
+            writes: vec![Write::Put {
+                key: key.into(),
+                value: value.into(),
+                deadline_ms: None,
+            }],
+        }
+    }
+
+    /// A request of one delete.
+    pub fn delete(key: impl Into<Vec<u8>>) -> Self {
+        Request {
+            writes: vec![Write::Delete { key: key.into() }],
+        }
+    }
+
+    /// Refuses a request that no replica could apply, or that the Raft log could not hold:
+    /// checked before proposing. Applying never fails on a request: the state machine skips
+    /// the writes of one that slipped through, deterministically, on every replica (see
+    /// [`StateMachine`](crate::StateMachine)), but a refused request costs no log entry.
+    ///
+    /// Checks, in order: no write names one of the crate's own keys; every key is at most
+    /// [`MAX_KEY_SIZE`] and every value at most [`MAX_VALUE_SIZE`] bytes (the store's
+    /// default limits); the encoded request is at most [`MAX_REQUEST_SIZE`] bytes, so its
+    /// entry fits one record of the Raft log.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReservedKey`], [`Error::KeyTooLarge`], [`Error::ValueTooLarge`],
+    /// [`Error::RequestTooLarge`].
+    pub fn validate(&self) -> Result<(), Error> {
+        if let Some(w) = self.writes.iter().find(|w| is_reserved(w.key())) {
+            return Err(Error::ReservedKey(w.key().to_vec()));
+        }
+        for write in &self.writes {
+            let len = write.key().len();
+            if len > MAX_KEY_SIZE {
+                return Err(Error::KeyTooLarge {
+                    len,
+                    max: MAX_KEY_SIZE,
+                });
+            }
+            if let Write::Put { value, .. } = write {
+                if value.len() > MAX_VALUE_SIZE {
+                    return Err(Error::ValueTooLarge {
+                        len: value.len(),
+                        max: MAX_VALUE_SIZE,
+                    });
+                }
+            }
+        }
+        // Postcard's size without building the bytes: a request of a 64 MiB value is not
+        // copied to be measured.
+        let len = postcard::experimental::serialized_size(self)
+            .expect("postcard measures our own types without fail");
+        if len > MAX_REQUEST_SIZE {
+            return Err(Error::RequestTooLarge {
+                len,
+                max: MAX_REQUEST_SIZE,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Request({} writes)", self.writes.len())
+    }
+}
+
+/// What applying an entry answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The index of the entry, now applied.
+    pub index: u64,
+}
+
+impl std::fmt::Display for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Response(applied {})", self.index)
+    }
+}
