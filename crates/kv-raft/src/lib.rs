@@ -84,19 +84,27 @@ mod error;
 mod files;
 mod log_record;
 mod log_store;
+mod network;
+mod node;
+mod service;
 mod snapshot;
 mod state_machine;
 mod types;
+mod wire;
 
 pub use error::{Error, Result};
 pub use log_store::{LogReader, LogStore, DEFAULT_SEGMENT_SIZE, RAFT_LOG_DIR};
+pub use network::{Connection, Network, CONNECT_TIMEOUT};
+pub use node::{claim_node_id, stored_node_id, Node, NodeOptions, NODE_ID_FILE};
 pub use openraft;
+pub use service::{router, Raft};
 pub use snapshot::{SnapshotData, SnapshotWriter};
 pub use state_machine::{
     Snapshot, SnapshotBuilder, SnapshotInbox, StateMachine, StoreReader, META_KEY,
     STATE_MACHINE_DIR,
 };
 pub use types::{
-    is_reserved, Entry, LogId, Request, Response, SnapshotMeta, StoredMembership, TypeConfig, Vote,
-    Write, RESERVED_PREFIX,
+    is_reserved, Entry, LogId, NodeAddr, Request, Response, SnapshotMeta, StoredMembership,
+    TypeConfig, Vote, Write, RESERVED_PREFIX,
 };
+pub use wire::{MAX_ENTRY_BYTES, MAX_MESSAGE_BYTES, MAX_PAYLOAD_ENTRIES, SNAPSHOT_CHUNK_BYTES};
