@@ -207,13 +207,13 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
     let f = (l + 1) % 3;
     let mut on_leader = nodes[l].connect();
     let mut on_follower = nodes[f].connect();
-    // A follower names the leader for writes and for linearizable reads.
-    let refused: redis::RedisResult<()> = on_follower.set("k", "v");
-    let error = refused.unwrap_err();
-    assert_eq!(error.code(), Some("READONLY"), "{error}");
-    assert!(error.to_string().contains(&nodes[l].client), "{error}");
-    // A block and a TTL on the leader, one entry each, seen on the follower once applied.
-    let replies: (i64, String) = redis::pipe()
+    // A write sent to a follower is forwarded to the leader, and so is a linearizable read.
+    let () = on_follower.set("k", "v").unwrap();
+    assert_eq!(on_leader.get::<_, String>("k").unwrap(), "v");
+    assert_eq!(on_follower.get::<_, String>("k").unwrap(), "v");
+    // A block with a read-modify-write and a TTL, sent to a follower: one entry, applied
+    // everywhere with the deadline the leader set.
+    let replies: (i64, String, i64) = redis::pipe()
         .atomic()
         .incr("n", 5)
         .cmd("SET")
@@ -221,15 +221,32 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
         .arg("x")
         .arg("EX")
         .arg(100)
-        .query(&mut on_leader)
+        .incr("n", 1)
+        .query(&mut on_follower)
         .unwrap();
-    assert_eq!(replies, (5, "OK".to_string()));
+    assert_eq!(replies, (5, "OK".to_string(), 6));
     let index: u64 = nodes[l].info()["applied_index"].parse().unwrap();
-    wait_applied(&nodes[f], index);
-    redis::cmd("READONLY").exec(&mut on_follower).unwrap();
-    assert_eq!(on_follower.get::<_, i64>("n").unwrap(), 5);
-    let ttl: i64 = on_follower.ttl("t").unwrap();
-    assert!((1..=100).contains(&ttl), "{ttl}");
+    let other = (l + 2) % 3;
+    for i in [f, other] {
+        wait_applied(&nodes[i], index);
+        let mut local = nodes[i].connect();
+        redis::cmd("READONLY").exec(&mut local).unwrap();
+        assert_eq!(local.get::<_, i64>("n").unwrap(), 6);
+        let ttl: i64 = local.ttl("t").unwrap();
+        assert!((1..=100).contains(&ttl), "{ttl}");
+    }
+    let deadlines: Vec<i64> = [f, other, l]
+        .iter()
+        .map(|i| {
+            let mut c = nodes[*i].connect();
+            redis::cmd("READONLY").exec(&mut c).unwrap();
+            redis::cmd("PEXPIRETIME").arg("t").query(&mut c).unwrap()
+        })
+        .collect();
+    assert!(
+        deadlines.iter().all(|d| *d == deadlines[0] && *d > 0),
+        "{deadlines:?}"
+    );
 
     // Writers on several connections, each to whichever node leads.
     let clients: Vec<String> = nodes.iter().map(|n| n.client.clone()).collect();
@@ -324,6 +341,27 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
     let mut back = nodes[l].connect();
     redis::cmd("READONLY").exec(&mut back).unwrap();
     check(&mut back, "the restarted node");
+    // Every node holds the same data once it has applied the same entries.
+    let index: u64 = nodes[new].info()["commit_index"].parse().unwrap();
+    let dumps: Vec<BTreeMap<String, String>> = nodes
+        .iter()
+        .map(|node| {
+            wait_applied(node, index);
+            let mut c = node.connect();
+            redis::cmd("READONLY").exec(&mut c).unwrap();
+            let keys: Vec<String> = c.keys("*").unwrap();
+            keys.into_iter()
+                .map(|k| {
+                    let v: String = c.get(&k).unwrap();
+                    (k, v)
+                })
+                .collect()
+        })
+        .collect();
+    // The acknowledged keys, k, n, t and counter, and any write whose reply the SIGKILL
+    // took but that was committed.
+    assert!(dumps[0].len() >= acked.len() + 4, "{} keys", dumps[0].len());
+    assert!(dumps.iter().all(|d| *d == dumps[0]), "the nodes differ");
     eprintln!(
         "{} writes acknowledged ({before_kill} before the SIGKILL), {incr_acked} increments",
         acked.len()

@@ -50,6 +50,8 @@ use crate::server::ServerOptions;
 use crate::session::{Session, Shared};
 use crate::staged::Staged;
 
+mod forward;
+
 /// What every connection of a replicated server shares.
 struct Replica {
     node: Node,
@@ -57,6 +59,8 @@ struct Replica {
     writing: tokio::sync::Mutex<()>,
     /// The client address this server tells others (`KVRAFT ID`).
     client_addr: String,
+    /// The largest bulk string a reply forwarded from the leader may hold.
+    max_bulk: usize,
 }
 
 /// A Redis-protocol server whose writes go through Raft. See the module docs.
@@ -92,11 +96,12 @@ impl ReplicatedServer {
         let store = node.reader().store();
         Ok(ReplicatedServer {
             listener,
-            shared: Arc::new(Shared::new(store, options, port, 0)),
+            shared: Arc::new(Shared::new(store, options.clone(), port, 0)),
             replica: Arc::new(Replica {
                 node,
                 writing: tokio::sync::Mutex::new(()),
                 client_addr: local.to_string(),
+                max_bulk: options.limits.max_bulk,
             }),
         })
     }
@@ -166,7 +171,10 @@ async fn serve(
         replica,
         readonly: false,
         queued: None,
+        queued_raw: Vec::new(),
         queue_failed: false,
+        forwarded: false,
+        link: None,
     };
     'serving: loop {
         loop {
@@ -226,10 +234,28 @@ struct Connection {
     replica: Arc<Replica>,
     /// `READONLY`: reads see this node's applied state, possibly stale.
     readonly: bool,
-    /// An open `MULTI` block's data commands.
+    /// An open `MULTI` block's data commands, and their requests as sent (to forward).
     queued: Option<Vec<Command>>,
+    queued_raw: Vec<Vec<Bytes>>,
     queue_failed: bool,
+    /// `KVRAFT FORWARDED`: a follower's link to this node; never forwarded again, so a
+    /// request cannot go round between nodes that each believe the other leads.
+    forwarded: bool,
+    /// This connection's link to the leader, for the requests it forwards.
+    link: Option<(String, forward::Link)>,
 }
+
+/// Why a request was not answered here.
+enum Elsewhere {
+    /// This node does not lead; node N does: forward the request there.
+    Leader(u64),
+    /// The answer (an error).
+    Reply(Reply),
+}
+
+/// What a follower that cannot forward a linearizable read says.
+const LINEARIZABLE: &str =
+    "linearizable reads go to the leader (or send READONLY to read this node's possibly stale copy)";
 
 /// Whether a command reads or writes keys: `Some(true)` for a write.
 fn data_role(command: &Command) -> Option<bool> {
@@ -284,6 +310,7 @@ impl Connection {
                 Command::Multi => Reply::error("ERR MULTI calls can not be nested"),
                 command if data_role(&command).is_some() => {
                     queued.push(command);
+                    self.queued_raw.push(args.to_vec());
                     Reply::Simple("QUEUED")
                 }
                 _ => {
@@ -297,6 +324,7 @@ impl Connection {
         match command {
             Command::Multi => {
                 self.queued = Some(Vec::new());
+                self.queued_raw.clear();
                 self.queue_failed = false;
                 Reply::OK
             }
@@ -325,8 +353,14 @@ impl Connection {
                 Reply::bulk(text)
             }
             command => match data_role(&command) {
-                Some(true) => self.write(&[command]).await.remove(0),
-                Some(false) => self.read(&command).await,
+                Some(true) => match self.write(&[command]).await {
+                    Ok(mut replies) => replies.remove(0),
+                    Err(elsewhere) => self.forward(elsewhere, vec![args.to_vec()], "send writes there").await,
+                },
+                Some(false) => match self.read(&command).await {
+                    Ok(reply) => reply,
+                    Err(elsewhere) => self.forward(elsewhere, vec![args.to_vec()], LINEARIZABLE).await,
+                },
                 None => self.session.handle(args),
             },
         }
@@ -334,6 +368,9 @@ impl Connection {
 
     async fn exec(&mut self) -> Reply {
         let queued = self.queued.take().unwrap_or_default();
+        let mut raw = vec![vec![Bytes::from_static(b"MULTI")]];
+        raw.append(&mut self.queued_raw);
+        raw.push(vec![Bytes::from_static(b"EXEC")]);
         if std::mem::take(&mut self.queue_failed) {
             return Reply::error("EXECABORT Transaction discarded because of previous errors.");
         }
@@ -341,8 +378,8 @@ impl Connection {
             return Reply::Array(Vec::new());
         }
         if queued.iter().all(|c| data_role(c) == Some(false)) {
-            if let Err(reply) = self.ensure_current().await {
-                return reply;
+            if let Err(elsewhere) = self.ensure_current().await {
+                return self.forward(elsewhere, raw, LINEARIZABLE).await;
             }
             let mut view = Staged::new(self.replica.node.reader().store(), SystemTime::now());
             return Reply::Array(
@@ -352,7 +389,10 @@ impl Connection {
                     .collect(),
             );
         }
-        let replies = self.write(&queued).await;
+        let replies = match self.write(&queued).await {
+            Ok(replies) => replies,
+            Err(elsewhere) => return self.forward(elsewhere, raw, "send writes there").await,
+        };
         if replies.len() == 1 && queued.len() != 1 && replies[0].is_error() {
             // The whole block failed before running.
             return replies.into_iter().next().unwrap_or(Reply::Nil);
@@ -362,7 +402,7 @@ impl Connection {
 
     /// Unless `READONLY`: a ReadIndex, so that what this node has applied includes every
     /// write acknowledged before this read began.
-    async fn ensure_current(&self) -> std::result::Result<(), Reply> {
+    async fn ensure_current(&self) -> std::result::Result<(), Elsewhere> {
         if self.readonly {
             return Ok(());
         }
@@ -375,34 +415,82 @@ impl Connection {
         {
             Ok(_) => Ok(()),
             Err(error) => Err(match error.forward_to_leader() {
-                Some(forward) => self.not_leader(forward.leader_id, "linearizable reads go to the leader (or send READONLY to read this node's possibly stale copy)"),
-                None => Reply::error(format!("CLUSTERDOWN no linearizable read now: {error}; retry once a leader is elected")),
+                Some(forward) => self.elsewhere(forward.leader_id, LINEARIZABLE),
+                None => Elsewhere::Reply(Reply::error(format!(
+                    "CLUSTERDOWN no linearizable read now: {error}; retry once a leader is elected"
+                ))),
             }),
         }
     }
 
-    async fn read(&self, command: &Command) -> Reply {
-        if let Err(reply) = self.ensure_current().await {
-            return reply;
-        }
+    async fn read(&self, command: &Command) -> std::result::Result<Reply, Elsewhere> {
+        self.ensure_current().await?;
         let mut view = Staged::new(self.replica.node.reader().store(), SystemTime::now());
-        execute(&mut view, command).unwrap_or(Reply::Nil)
+        Ok(execute(&mut view, command).unwrap_or(Reply::Nil))
+    }
+
+    /// Where a node that does not lead sends a request: to `leader` if known.
+    fn elsewhere(&self, leader: Option<u64>, what: &str) -> Elsewhere {
+        match leader {
+            Some(id) if !self.forwarded => Elsewhere::Leader(id),
+            leader => Elsewhere::Reply(self.not_leader(leader, what)),
+        }
+    }
+
+    /// Sends `requests` to the leader over this connection's link and answers with the
+    /// last one's reply (EXEC's, for a block). When the leader cannot be reached, the
+    /// error says so and names it.
+    async fn forward(
+        &mut self,
+        elsewhere: Elsewhere,
+        requests: Vec<Vec<Bytes>>,
+        what: &str,
+    ) -> Reply {
+        let leader = match elsewhere {
+            Elsewhere::Reply(reply) => return reply,
+            Elsewhere::Leader(id) => id,
+        };
+        let Some(addr) = self.members().get(&leader).map(|n| n.client.clone()) else {
+            return self.not_leader(Some(leader), what);
+        };
+        if self.link.as_ref().is_none_or(|(to, _)| *to != addr) {
+            match forward::Link::connect(&addr, self.replica.max_bulk).await {
+                Ok(link) => self.link = Some((addr.clone(), link)),
+                Err(error) => {
+                    return Reply::error(format!(
+                        "CLUSTERDOWN the leader, node {leader} at {addr}, cannot be reached from here: {error}; retry"
+                    ))
+                }
+            }
+        }
+        let Some((_, link)) = self.link.as_mut() else {
+            return Reply::Nil;
+        };
+        match link.ask(&requests).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                self.link = None;
+                Reply::error(format!(
+                    "CLUSTERDOWN the link to the leader, node {leader} at {addr}, failed: {error}; a write sent may or may not have been applied"
+                ))
+            }
+        }
     }
 
     /// Runs `commands` (one, or an `EXEC` block) on the leader and proposes what they
     /// wrote as one entry; the replies, once it is applied here. A block that cannot run
     /// is answered with one error.
-    async fn write(&self, commands: &[Command]) -> Vec<Reply> {
+    async fn write(&self, commands: &[Command]) -> std::result::Result<Vec<Reply>, Elsewhere> {
         let replica = &self.replica;
         let _writing = replica.writing.lock().await;
         let raft = replica.node.raft();
         if let Err(error) = raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            return vec![match error.forward_to_leader() {
-                Some(forward) => self.not_leader(forward.leader_id, "send writes there"),
-                None => Reply::error(format!(
+            return Err(match error.forward_to_leader() {
+                Some(forward) => self.elsewhere(forward.leader_id, "send writes there"),
+                None => Elsewhere::Reply(Reply::error(format!(
                     "CLUSTERDOWN this node cannot write now: {error}; retry once a leader is elected"
-                )),
-            }];
+                ))),
+            });
         }
         let mut view = Staged::new(replica.node.reader().store(), SystemTime::now());
         let replies: Vec<Reply> = commands
@@ -413,10 +501,10 @@ impl Connection {
             writes: view.into_writes(),
         };
         if request.writes.is_empty() {
-            return replies;
+            return Ok(replies);
         }
         if let Err(error) = request.validate() {
-            return vec![Reply::error(format!("ERR {error}"))];
+            return Ok(vec![Reply::error(format!("ERR {error}"))]);
         }
         let size: usize = request
             .writes
@@ -427,11 +515,13 @@ impl Connection {
             })
             .sum();
         if size > MAX_ENTRY_BYTES {
-            return vec![Reply::error(format!(
+            return Ok(vec![Reply::error(format!(
                 "ERR the write is {size} bytes, over the {MAX_ENTRY_BYTES} bytes one replicated entry may hold; split it"
-            ))];
+            ))]);
         }
-        match raft.client_write(request).await {
+        // Proposed: from here on an error cannot say whether the entry will commit, so the
+        // request is never forwarded (it could be applied twice).
+        Ok(match raft.client_write(request).await {
             Ok(_) => replies,
             Err(error) => vec![match error.forward_to_leader() {
                 Some(forward) => self.not_leader(
@@ -442,7 +532,7 @@ impl Connection {
                     "CLUSTERDOWN the write may or may not have been applied: {error}"
                 )),
             }],
-        }
+        })
     }
 
     fn not_leader(&self, leader: Option<u64>, what: &str) -> Reply {
@@ -520,9 +610,13 @@ impl Connection {
     }
 
     /// `KVRAFT ID` and `KVRAFT INIT id raft client [...]`.
-    async fn kvraft(&self, args: &[Bytes]) -> Reply {
+    async fn kvraft(&mut self, args: &[Bytes]) -> Reply {
         let node = &self.replica.node;
         match args.first() {
+            Some(sub) if is(sub, "forwarded") && args.len() == 1 => {
+                self.forwarded = true;
+                Reply::OK
+            }
             Some(sub) if is(sub, "id") && args.len() == 1 => Reply::Array(vec![
                 Reply::Integer(node.id() as i64),
                 Reply::bulk(node.raft_addr().to_string()),
