@@ -10,10 +10,16 @@
 //!   applied here. So read-modify-writes and blocks are atomic and each one entry, and the
 //!   time-dependent decisions are the leader's (see `staged.rs`). The price: writes are
 //!   serialised through one Raft round trip each.
-//! - A write sent to a follower is not forwarded: it is answered
-//!   `-READONLY ... the leader is node N at ADDR`, naming the leader's client address.
-//! - **Reads** are linearizable (a ReadIndex first, on the leader; a follower answers as for
-//!   a write); after `READONLY`, a connection reads this node's applied state as it is
+//! - **Forwarding**: a follower sends a write, a linearizable read or a whole `MULTI`/`EXEC`
+//!   block to the leader over a link of the client's connection (the Redis protocol, to the
+//!   leader's client address from the membership; `replicated/forward.rs`) and answers with
+//!   the leader's reply. The link is marked (`KVRAFT FORWARDED`) and the leader never
+//!   forwards its requests again, so a request cannot circle between two nodes that each
+//!   believe the other leads; a node that cannot forward answers
+//!   `-READONLY ... the leader is node N at ADDR` or `-CLUSTERDOWN ...` (no leader known).
+//!   A request that was proposed here is never forwarded: it may still commit.
+//! - **Reads** are linearizable (a ReadIndex first, on the leader; a follower forwards
+//!   them); after `READONLY`, a connection reads this node's applied state as it is
 //!   (possibly stale), on any node; `READWRITE` ends that.
 //! - **Expiry**: a replica never decides by its own clock what an entry does; entries hold
 //!   only unconditional puts with absolute deadlines and deletes. Each store's own
@@ -214,8 +220,16 @@ async fn serve(
         if *stopped.borrow() {
             break;
         }
+        let read = async {
+            match shared.options.timeout {
+                Some(limit) => tokio::time::timeout(limit, stream.read_buf(&mut input))
+                    .await
+                    .unwrap_or(Ok(0)),
+                None => stream.read_buf(&mut input).await,
+            }
+        };
         tokio::select! {
-            read = stream.read_buf(&mut input) => match read {
+            read = read => match read {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             },
@@ -622,7 +636,9 @@ impl Connection {
                 Reply::bulk(node.raft_addr().to_string()),
                 Reply::bulk(self.replica.client_addr.clone()),
             ]),
-            Some(sub) if is(sub, "init") && args.len() > 1 && (args.len() - 1) % 3 == 0 => {
+            Some(sub)
+                if is(sub, "init") && args.len() > 1 && (args.len() - 1).is_multiple_of(3) =>
+            {
                 let mut members = BTreeMap::new();
                 for triple in args[1..].chunks(3) {
                     let Ok(id) = String::from_utf8_lossy(&triple[0]).parse::<u64>() else {

@@ -74,7 +74,7 @@ impl Staged {
 fn unix_ms(at: SystemTime) -> u64 {
     let since = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let ms = since.as_millis() as u64;
-    if since.subsec_nanos() % 1_000_000 == 0 {
+    if since.subsec_nanos().is_multiple_of(1_000_000) {
         ms
     } else {
         ms + 1
