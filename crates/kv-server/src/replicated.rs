@@ -2,14 +2,16 @@
 //! Raft ([`kv_raft::Node`]). Beside the single-node server (`server.rs`), which it leaves
 //! as it is.
 //!
-//! - **Writes** run on the leader only, one at a time (a lock): after a ReadIndex
-//!   (`ensure_linearizable`), which makes sure this node still leads and has applied every
-//!   committed entry, the command (or a whole `MULTI`/`EXEC` block) runs against a
+//! - **Writes** run on the leader only, one at a time (a lock): once this node has applied
+//!   every entry committed before (`ensure_linearizable`, with the leader's lease, or a
+//!   ReadIndex when it is stale), the command (or a whole `MULTI`/`EXEC` block) runs against a
 //!   [`Staged`] view of the store; the final state of each key it wrote is proposed as one
 //!   entry; the reply goes out once that entry is committed on a majority's durable logs and
 //!   applied here. So read-modify-writes and blocks are atomic and each one entry, and the
 //!   time-dependent decisions are the leader's (see `staged.rs`). The price: writes are
-//!   serialised through one Raft round trip each.
+//!   serialised, one Raft round trip (and one fdatasync per log) each; measured in the
+//!   debug build on a shared 2-core machine, about 60 acknowledged entries a second from 4
+//!   connections. Group-committing staged writes is the next step.
 //! - **Forwarding**: a follower sends a write, a linearizable read or a whole `MULTI`/`EXEC`
 //!   block to the leader over a link of the client's connection (the Redis protocol, to the
 //!   leader's client address from the membership; `replicated/forward.rs`) and answers with
@@ -498,7 +500,17 @@ impl Connection {
         let replica = &self.replica;
         let _writing = replica.writing.lock().await;
         let raft = replica.node.raft();
-        if let Err(error) = raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+        // Staging needs this node to have applied every entry committed before it, which
+        // the leader's lease shows without a round trip (a ReadIndex when the lease is
+        // stale). Whether it still leads need not be confirmed: a deposed leader's entry
+        // can commit in no later term, so a write staged on stale state is never
+        // acknowledged.
+        let current = match raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
+            Ok(read) => Ok(read),
+            Err(error) if error.forward_to_leader().is_some() => Err(error),
+            Err(_) => raft.ensure_linearizable(ReadPolicy::ReadIndex).await,
+        };
+        if let Err(error) = current {
             return Err(match error.forward_to_leader() {
                 Some(forward) => self.elsewhere(forward.leader_id, "send writes there"),
                 None => Elsewhere::Reply(Reply::error(format!(
