@@ -205,6 +205,20 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
 
     let l = leader(&nodes);
     let f = (l + 1) % 3;
+    let status = common::kv(&["cluster", "status", &nodes[f].client])
+        .output()
+        .unwrap();
+    let status = common::stdout(&status);
+    assert!(status.contains("role:follower"), "{status}");
+    assert!(
+        status.contains(&format!("leader_addr:{}", nodes[l].client)),
+        "{status}"
+    );
+    let unreachable = common::kv(&["cluster", "status", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(3));
+    assert!(common::stderr(&unreachable).contains("cannot reach the node at 127.0.0.1:1"));
     let mut on_leader = nodes[l].connect();
     let mut on_follower = nodes[f].connect();
     // A write sent to a follower is forwarded to the leader, and so is a linearizable read.

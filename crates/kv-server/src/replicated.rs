@@ -10,7 +10,7 @@
 //!   applied here. So read-modify-writes and blocks are atomic and each one entry, and the
 //!   time-dependent decisions are the leader's (see `staged.rs`). The price: writes are
 //!   serialised, one Raft round trip (and one fdatasync per log) each; measured in the
-//!   debug build on a shared 2-core machine, about 60 acknowledged entries a second from 4
+//!   debug build on a shared 2-core machine, about 120 acknowledged entries a second from 4
 //!   connections. Group-committing staged writes is the next step.
 //! - **Forwarding**: a follower sends a write, a linearizable read or a whole `MULTI`/`EXEC`
 //!   block to the leader over a link of the client's connection (the Redis protocol, to the
