@@ -256,6 +256,27 @@ pub enum Command {
     /// and redis-benchmark work against it. Prints `ready: listening on ADDR` once it
     /// accepts connections; SIGTERM or SIGINT stop it cleanly (exit 0).
     Serve(ServeArgs),
+    /// Form and inspect a cluster of `kv serve --node-id` nodes (replication on Raft).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+/// `kv cluster` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ClusterCommand {
+    /// Asks each node (client addresses, HOST:PORT) for its id and Raft address and forms
+    /// the cluster of them all, as voters. Run once: a second run is refused.
+    Init {
+        /// The client address of every node.
+        #[arg(required = true, num_args = 1.., value_name = "ADDR")]
+        addrs: Vec<String>,
+    },
+    /// Prints a node's `INFO replication`: its role, the leader, the term, the commit and
+    /// applied indexes, the membership.
+    Status {
+        /// The client address of any node.
+        addr: String,
+    },
 }
 
 /// Where the store is when `--dir` is not given.
@@ -278,6 +299,7 @@ impl Command {
             Command::Repair { .. } => "repair",
             Command::Bench(_) => "bench",
             Command::Serve(_) => "serve",
+            Command::Cluster(_) => "cluster",
         }
     }
 }
@@ -314,6 +336,14 @@ pub struct ServeArgs {
     /// seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub write_timeout: u64,
+    /// Serve as node N of a replicated cluster (Raft): the id is stored in the directory at
+    /// the first start, and a later start with another id is refused. Without it, `kv
+    /// serve` is the single-node server.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_id: Option<u64>,
+    /// Where a node's Raft service listens [default: the --bind host, its port + 10000].
+    #[arg(long, value_name = "ADDR", requires = "node_id")]
+    pub raft_bind: Option<std::net::SocketAddr>,
     /// `no` allows a non-loopback --bind without --requirepass, as Redis's protected mode.
     #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = ["yes", "no"])]
     pub protected_mode: String,

@@ -25,6 +25,7 @@
 
 mod bench;
 mod cli;
+mod cluster;
 mod commands;
 mod export;
 mod failure;
@@ -114,6 +115,7 @@ fn run(cli: Cli) -> Outcome {
         Some(Command::Verify) => verify::verify(dir),
         Some(Command::Repair { to }) => repair::repair(dir, &to),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Cluster(command)) => cluster::run(&command),
         Some(Command::Serve(args)) => serve::run(
             dir,
             durability(cli.shell.durability, args.durability)?,

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use kv_server::{Server, ServerOptions};
+use kv_server::{ReplicatedServer, Server, ServerOptions};
 use kv_store::{Durability, KvStore, Options};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -34,6 +34,17 @@ pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
         write_timeout: Duration::from_secs(args.write_timeout),
         ..ServerOptions::default()
     };
+    if let Some(id) = args.node_id {
+        return serve_node(dir, durability, args, options, id);
+    }
+    // A node's directory holds a Raft log and a state machine, not a store: opening it as
+    // one would serve an empty store beside them.
+    if let Some(stored) = kv_raft::stored_node_id(dir).map_err(Failure::runtime)? {
+        return Err(Failure::Usage(format!(
+            "{} is the directory of cluster node {stored}: start it with --node-id {stored}",
+            dir.display()
+        )));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(runtime_threads(args.threads))
         .enable_all()
@@ -91,4 +102,75 @@ fn runtime_threads(asked: Option<u64>) -> usize {
         Some(n) => usize::try_from(n).unwrap_or(1),
         None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
     }
+}
+
+/// `kv serve --node-id N`: node N of a replicated cluster, its writes through Raft.
+fn serve_node(
+    dir: &Path,
+    durability: Durability,
+    args: &ServeArgs,
+    options: ServerOptions,
+    id: u64,
+) -> Outcome {
+    let raft_bind = match args.raft_bind {
+        Some(addr) => addr,
+        None => {
+            let port = args
+                .bind
+                .port()
+                .checked_add(10_000)
+                .filter(|_| args.bind.port() != 0);
+            let Some(port) = port else {
+                return Err(Failure::Usage(format!(
+                    "the Raft address defaults to the client port + 10000, which {} has not: give --raft-bind",
+                    args.bind
+                )));
+            };
+            std::net::SocketAddr::new(args.bind.ip(), port)
+        }
+    };
+    // Refused before anything starts, with the directory untouched.
+    kv_raft::claim_node_id(dir, id).map_err(|e| match e {
+        kv_raft::Error::NodeId { .. } => Failure::Usage(e.to_string()),
+        e => Failure::runtime(e),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(runtime_threads(args.threads))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut node_options = kv_raft::NodeOptions::new(id, raft_bind);
+        node_options.store = Options::default().durability(durability);
+        let node = kv_raft::Node::start(dir, node_options)
+            .await
+            .map_err(Failure::runtime)?;
+        let server = match ReplicatedServer::bind(node.clone(), options).await {
+            Ok(server) => server,
+            Err(error) => {
+                let _ = node.shutdown().await;
+                return Err(Failure::runtime(error));
+            }
+        };
+        let addr = server.local_addr().map_err(Failure::runtime)?;
+        let mut stdout = std::io::stdout();
+        writeln!(
+            stdout,
+            "ready: listening on {addr} (node {id}, raft on {})",
+            node.raft_addr()
+        )?;
+        stdout.flush()?;
+        let served = server
+            .run_until(async {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            })
+            .await
+            .map_err(Failure::runtime);
+        node.shutdown().await.map_err(Failure::runtime)?;
+        served
+    })
 }

@@ -34,6 +34,16 @@ pub enum Error {
     /// its metadata.
     #[error("{0}")]
     Corrupt(String),
+    /// The directory belongs to another node.
+    #[error("{} belongs to node {stored}, not to node {given}: start it with --node-id {stored}, or give node {given} a directory of its own", dir.display())]
+    NodeId {
+        /// The node's directory.
+        dir: PathBuf,
+        /// The id stored in it.
+        stored: u64,
+        /// The id asked for.
+        given: u64,
+    },
     /// A request writes one of the crate's own keys ([`crate::RESERVED_PREFIX`]).
     #[error("the key {0:?} is reserved for replication's own use")]
     ReservedKey(Vec<u8>),

@@ -91,6 +91,29 @@
 //! installed by copying it into a new store and then rewriting `CURRENT`: a crash at any
 //! step leaves the old state or the new one.
 //!
+//! # The network ([`Network`], [`router`])
+//!
+//! openraft's `RaftNetworkV2` over HTTP/1.1: [reqwest](https://docs.rs/reqwest) sends,
+//! [axum](https://docs.rs/axum) receives, bodies are postcard. Chosen over gRPC (tonic)
+//! because openraft's messages are serde types already (no schema, no `protoc` step) and
+//! both crates are the tokio ecosystem's own, widely used and kept, with per-request
+//! timeouts, body limits and connection pools built in. One client per target (openraft
+//! runs one replication task per follower), so a slow node holds up only its own task;
+//! each request is bounded by openraft's `hard_ttl`, connecting by [`CONNECT_TIMEOUT`]; an
+//! unreachable node is retried after a backoff of 50 ms doubling to 1 s; bodies over
+//! [`MAX_MESSAGE_BYTES`] are neither sent nor accepted (`AppendEntries` carries at most
+//! [`MAX_PAYLOAD_ENTRIES`] entries of at most [`MAX_ENTRY_BYTES`]); snapshots go file by
+//! file in chunks of [`SNAPSHOT_CHUNK_BYTES`], into the receiver's [`SnapshotInbox`] (one
+//! transfer at a time per receiver; a new one drops an unfinished one and its files).
+//!
+//! # A node ([`Node`])
+//!
+//! [`Node::start`] claims the directory for its id ([`NODE_ID_FILE`], written durably at
+//! the first start; another id is refused with [`Error::NodeId`]), opens the log and the
+//! state machine, starts Raft (heartbeat 100 ms, elections after 500-1000 ms) and serves
+//! the network's routes on its Raft address. Members are [`NodeAddr`]s: the Raft address
+//! and the client (Redis-protocol) address, so any node can name the leader to a client.
+//!
 //! # Known costs
 //!
 //! - Votes, committed ids, truncations and purges each wait for an fdatasync (on tokio's
@@ -112,19 +135,27 @@ mod error;
 mod files;
 mod log_record;
 mod log_store;
+mod network;
+mod node;
+mod service;
 mod snapshot;
 mod state_machine;
 mod types;
+mod wire;
 
 pub use error::{Error, Result};
 pub use log_store::{LogReader, LogStore, DEFAULT_SEGMENT_SIZE, MAX_LOG_RECORD_SIZE, RAFT_LOG_DIR};
+pub use network::{Connection, Network, CONNECT_TIMEOUT};
+pub use node::{claim_node_id, stored_node_id, Node, NodeOptions, NODE_ID_FILE};
 pub use openraft;
+pub use service::{router, Raft};
 pub use snapshot::{SnapshotData, SnapshotWriter};
 pub use state_machine::{
     Snapshot, SnapshotBuilder, SnapshotInbox, StateMachine, StoreReader, META_KEY,
     STATE_MACHINE_DIR,
 };
 pub use types::{
-    is_reserved, Entry, LogId, Request, Response, SnapshotMeta, StoredMembership, TypeConfig, Vote,
-    Write, MAX_KEY_SIZE, MAX_REQUEST_SIZE, MAX_VALUE_SIZE, RESERVED_PREFIX,
+    is_reserved, Entry, LogId, NodeAddr, Request, Response, SnapshotMeta, StoredMembership,
+    TypeConfig, Vote, Write, MAX_KEY_SIZE, MAX_REQUEST_SIZE, MAX_VALUE_SIZE, RESERVED_PREFIX,
 };
+pub use wire::{MAX_ENTRY_BYTES, MAX_MESSAGE_BYTES, MAX_PAYLOAD_ENTRIES, SNAPSHOT_CHUNK_BYTES};

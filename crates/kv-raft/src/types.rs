@@ -5,12 +5,30 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 openraft::declare_raft_types!(
-    /// kv's Raft types: node ids are `u64`, nodes carry their Raft address
-    /// ([`openraft::BasicNode`]), an entry's data is a [`Request`], its result a [`Response`].
+    /// kv's Raft types: node ids are `u64`, nodes carry their addresses ([`NodeAddr`]), an
+    /// entry's data is a [`Request`], its result a [`Response`].
     pub TypeConfig:
         D = Request,
         R = Response,
+        Node = NodeAddr,
 );
+
+/// Where a member of the cluster is reached: its Raft address (the network between
+/// nodes) and its client address (the Redis protocol), kept in the membership so that
+/// any node can tell a client where the leader is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeAddr {
+    /// `HOST:PORT` of the node's Raft service.
+    pub raft: String,
+    /// `HOST:PORT` of the node's Redis-protocol server.
+    pub client: String,
+}
+
+impl std::fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "raft {} client {}", self.raft, self.client)
+    }
+}
 
 /// A log id of this configuration.
 pub type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kv_raft::NodeAddr;
 use kv_raft::{
     is_reserved, LogStore, Request, SnapshotData, SnapshotInbox, StateMachine, StoreReader,
     TypeConfig,
@@ -19,7 +20,7 @@ use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, Config, RaftNetworkV2};
+use openraft::{Config, RaftNetworkV2};
 use parking_lot::Mutex;
 
 type Raft = openraft::Raft<TypeConfig, StateMachine>;
@@ -54,7 +55,7 @@ fn unreachable(e: impl ToString) -> Unreachable<TypeConfig> {
 impl RaftNetworkFactory<TypeConfig> for Router {
     type Network = Connection;
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> Connection {
+    async fn new_client(&mut self, target: u64, _node: &NodeAddr) -> Connection {
         Connection {
             target,
             router: self.clone(),
@@ -181,7 +182,7 @@ async fn three_nodes_replicate_and_a_restarted_node_catches_up_from_a_snapshot()
     for id in 1..=3u64 {
         nodes.insert(id, start(&router, id, dirs[id as usize - 1].path()).await);
     }
-    let members: BTreeMap<u64, BasicNode> = (1..=3).map(|id| (id, BasicNode::default())).collect();
+    let members: BTreeMap<u64, NodeAddr> = (1..=3).map(|id| (id, NodeAddr::default())).collect();
     nodes[&1].0.initialize(members).await.unwrap();
     let m = nodes[&1]
         .0

@@ -62,9 +62,11 @@ mod error;
 mod execute;
 mod glob;
 mod keyspace;
+mod replicated;
 mod reply;
 mod server;
 mod session;
+mod staged;
 mod writer;
 
 /// The `bytes` crate, whose `Bytes` requests and replies are made of.
@@ -72,6 +74,7 @@ pub use bytes;
 pub use codec::{encode, Decoder, Limits, Protocol};
 pub use command::{Command, CommandError};
 pub use error::{Error, Result};
+pub use replicated::ReplicatedServer;
 pub use reply::Reply;
 pub use server::{Server, ServerOptions};
 pub use session::Session;

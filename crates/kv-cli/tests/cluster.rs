@@ -1,0 +1,388 @@
+//! Three `kv serve --node-id` processes on 127.0.0.1 formed into a cluster with `kv cluster
+//! init`: writes go through the leader and reach the followers; the leader SIGKILLed under
+//! writes from several connections loses no acknowledged write, on the new leader and on the
+//! killed node once restarted with its identity; a directory refuses another node id.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::{Commands, Connection};
+
+/// How long anything the test waits for may take.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Node {
+    id: u64,
+    dir: PathBuf,
+    client: String,
+    raft: String,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn new(id: u64, dir: PathBuf) -> Node {
+        Node {
+            id,
+            dir,
+            client: format!("127.0.0.1:{}", free_port()),
+            raft: format!("127.0.0.1:{}", free_port()),
+            child: None,
+        }
+    }
+
+    fn command(&self, id: u64) -> std::process::Command {
+        let mut command = common::kv(&["--dir", self.dir.to_str().unwrap()]);
+        command.args([
+            "serve",
+            "--bind",
+            &self.client,
+            "--node-id",
+            &id.to_string(),
+            "--raft-bind",
+            &self.raft,
+        ]);
+        command
+    }
+
+    fn start(&mut self) {
+        let mut child = self
+            .command(self.id)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(WAIT).expect("no ready line in time");
+        assert!(
+            line.starts_with(&format!("ready: listening on {}", self.client)),
+            "{line:?}"
+        );
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn connect(&self) -> Connection {
+        let client = redis::Client::open(format!("redis://{}/", self.client)).unwrap();
+        let connection = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap();
+        connection
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        connection
+    }
+
+    fn info(&self) -> BTreeMap<String, String> {
+        let text: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut self.connect())
+            .unwrap();
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn three_nodes(root: &std::path::Path) -> Vec<Node> {
+    (1..=3)
+        .map(|id| {
+            let mut node = Node::new(id, root.join(format!("n{id}")));
+            node.start();
+            node
+        })
+        .collect()
+}
+
+fn cluster_init(nodes: &[Node]) -> std::process::Output {
+    let mut args = vec!["cluster", "init"];
+    args.extend(nodes.iter().map(|n| n.client.as_str()));
+    common::kv(&args).output().unwrap()
+}
+
+/// The index (in `nodes`) of the node that says it leads, once one does.
+fn leader(nodes: &[Node]) -> usize {
+    let start = Instant::now();
+    while start.elapsed() < WAIT {
+        for (i, node) in nodes.iter().enumerate() {
+            if node.child.is_some() && node.info().get("role").map(String::as_str) == Some("leader")
+            {
+                return i;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no leader in time");
+}
+
+fn wait_applied(node: &Node, index: u64) {
+    let start = Instant::now();
+    while start.elapsed() < WAIT {
+        let applied: u64 = node.info()["applied_index"].parse().unwrap();
+        if applied >= index {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("node {} did not apply up to {index} in time", node.id);
+}
+
+#[test]
+fn a_directory_refuses_another_node_id_and_the_single_node_server() {
+    let root = tempfile::tempdir().unwrap();
+    let mut node = Node::new(1, root.path().join("n1"));
+    node.start();
+    node.kill();
+    let output = node.command(2).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = common::stderr(&output);
+    assert!(
+        stderr.contains("belongs to node 1, not to node 2"),
+        "{stderr}"
+    );
+    let output = common::kv(&[
+        "--dir",
+        node.dir.to_str().unwrap(),
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(common::stderr(&output).contains("--node-id 1"));
+    // The rightful id still starts.
+    node.start();
+}
+
+#[test]
+fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = three_nodes(root.path());
+    let init = cluster_init(&nodes);
+    assert!(init.status.success(), "{init:?}");
+    let again = cluster_init(&nodes);
+    assert!(!again.status.success(), "a second init must be refused");
+    assert!(
+        common::stderr(&again).contains("initialized once"),
+        "{}",
+        common::stderr(&again)
+    );
+
+    let l = leader(&nodes);
+    let f = (l + 1) % 3;
+    let status = common::kv(&["cluster", "status", &nodes[f].client])
+        .output()
+        .unwrap();
+    let status = common::stdout(&status);
+    assert!(status.contains("role:follower"), "{status}");
+    assert!(
+        status.contains(&format!("leader_addr:{}", nodes[l].client)),
+        "{status}"
+    );
+    let unreachable = common::kv(&["cluster", "status", "127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(3));
+    assert!(common::stderr(&unreachable).contains("cannot reach the node at 127.0.0.1:1"));
+    let mut on_leader = nodes[l].connect();
+    let mut on_follower = nodes[f].connect();
+    // A write sent to a follower is forwarded to the leader, and so is a linearizable read.
+    let () = on_follower.set("k", "v").unwrap();
+    assert_eq!(on_leader.get::<_, String>("k").unwrap(), "v");
+    assert_eq!(on_follower.get::<_, String>("k").unwrap(), "v");
+    // A block with a read-modify-write and a TTL, sent to a follower: one entry, applied
+    // everywhere with the deadline the leader set.
+    let replies: (i64, String, i64) = redis::pipe()
+        .atomic()
+        .incr("n", 5)
+        .cmd("SET")
+        .arg("t")
+        .arg("x")
+        .arg("EX")
+        .arg(100)
+        .incr("n", 1)
+        .query(&mut on_follower)
+        .unwrap();
+    assert_eq!(replies, (5, "OK".to_string(), 6));
+    let index: u64 = nodes[l].info()["applied_index"].parse().unwrap();
+    let other = (l + 2) % 3;
+    for i in [f, other] {
+        wait_applied(&nodes[i], index);
+        let mut local = nodes[i].connect();
+        redis::cmd("READONLY").exec(&mut local).unwrap();
+        assert_eq!(local.get::<_, i64>("n").unwrap(), 6);
+        let ttl: i64 = local.ttl("t").unwrap();
+        assert!((1..=100).contains(&ttl), "{ttl}");
+    }
+    let deadlines: Vec<i64> = [f, other, l]
+        .iter()
+        .map(|i| {
+            let mut c = nodes[*i].connect();
+            redis::cmd("READONLY").exec(&mut c).unwrap();
+            redis::cmd("PEXPIRETIME").arg("t").query(&mut c).unwrap()
+        })
+        .collect();
+    assert!(
+        deadlines.iter().all(|d| *d == deadlines[0] && *d > 0),
+        "{deadlines:?}"
+    );
+
+    // Writers on several connections, each to whichever node leads.
+    let clients: Vec<String> = nodes.iter().map(|n| n.client.clone()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(BTreeMap::<String, String>::new()));
+    let incrs = Arc::new(Mutex::new((0u64, 0u64))); // (acknowledged, attempted)
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (clients, stop, acked, incrs) =
+                (clients.clone(), stop.clone(), acked.clone(), incrs.clone());
+            std::thread::spawn(move || {
+                let mut target = w % clients.len();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let connection = redis::Client::open(format!("redis://{}/", clients[target]))
+                        .unwrap()
+                        .get_connection_with_timeout(Duration::from_millis(500));
+                    let Ok(mut c) = connection else {
+                        target = (target + 1) % clients.len();
+                        continue;
+                    };
+                    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        let (key, value) = (format!("w{w}-{i}"), format!("v{i}"));
+                        i += 1;
+                        let set: redis::RedisResult<()> = c.set(&key, &value);
+                        let incr = if set.is_ok() {
+                            acked.lock().unwrap().insert(key, value);
+                            incrs.lock().unwrap().1 += 1;
+                            let incr: redis::RedisResult<i64> = c.incr("counter", 1);
+                            incr.map(|_| ())
+                        } else {
+                            set
+                        };
+                        match incr {
+                            Ok(()) => incrs.lock().unwrap().0 += 1,
+                            Err(_) => {
+                                target = (target + 1) % clients.len();
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let before_kill = acked.lock().unwrap().len();
+    nodes[l].kill();
+    let killed_at = Instant::now();
+    // Until the new leader has acknowledged writes of its own.
+    let mut failover = None;
+    while acked.lock().unwrap().len() < before_kill + 20 {
+        if failover.is_none() && acked.lock().unwrap().len() > before_kill {
+            failover = Some(killed_at.elapsed());
+        }
+        assert!(
+            killed_at.elapsed() < WAIT,
+            "no write acknowledged after the leader died"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    let (incr_acked, incr_tried) = *incrs.lock().unwrap();
+    assert!(before_kill > 0 && acked.len() > before_kill);
+
+    let check = |c: &mut Connection, who: &str| {
+        for (key, value) in &acked {
+            let got: Option<String> = c.get(key).unwrap();
+            assert_eq!(
+                got.as_ref(),
+                Some(value),
+                "{who} lost the acknowledged {key}"
+            );
+        }
+        let counter: u64 = c.get("counter").unwrap();
+        assert!(
+            (incr_acked..=incr_tried).contains(&counter),
+            "{who}: counter {counter}, {incr_acked} increments acknowledged, {incr_tried} tried"
+        );
+    };
+    let new = leader(&nodes);
+    assert_ne!(new, l);
+    check(&mut nodes[new].connect(), "the new leader");
+
+    // The killed node comes back with its identity and catches up.
+    nodes[l].start();
+    let index: u64 = nodes[new].info()["commit_index"].parse().unwrap();
+    wait_applied(&nodes[l], index);
+    assert_eq!(nodes[l].info()["node_id"], nodes[l].id.to_string());
+    let mut back = nodes[l].connect();
+    redis::cmd("READONLY").exec(&mut back).unwrap();
+    check(&mut back, "the restarted node");
+    // Every node holds the same data once it has applied the same entries.
+    let index: u64 = nodes[new].info()["commit_index"].parse().unwrap();
+    let dumps: Vec<BTreeMap<String, String>> = nodes
+        .iter()
+        .map(|node| {
+            wait_applied(node, index);
+            let mut c = node.connect();
+            redis::cmd("READONLY").exec(&mut c).unwrap();
+            let keys: Vec<String> = c.keys("*").unwrap();
+            keys.into_iter()
+                .map(|k| {
+                    let v: String = c.get(&k).unwrap();
+                    (k, v)
+                })
+                .collect()
+        })
+        .collect();
+    // The acknowledged keys, k, n, t and counter, and any write whose reply the SIGKILL
+    // took but that was committed.
+    assert!(dumps[0].len() >= acked.len() + 4, "{} keys", dumps[0].len());
+    assert!(dumps.iter().all(|d| *d == dumps[0]), "the nodes differ");
+    eprintln!(
+        "{} writes acknowledged ({before_kill} before the SIGKILL), {incr_acked} increments; \
+         the first write acknowledged after the SIGKILL took {failover:?}",
+        acked.len()
+    );
+}

@@ -1,0 +1,159 @@
+//! The receiving side of the network between nodes: an [axum](https://docs.rs/axum) router
+//! handing each message to the local Raft (see [`crate::network`] for the sending side).
+//!
+//! Bodies over [`MAX_MESSAGE_BYTES`] are refused before they are read whole. A snapshot
+//! arrives as chunks written into the state machine's inbox; one transfer is kept at a
+//! time (a leader sends one snapshot at a time to a node: a new one drops an older,
+//! unfinished one, whose files go with it).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::post;
+use axum::Router;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::snapshot::SnapshotWriter;
+use crate::state_machine::{Snapshot, SnapshotInbox};
+use crate::types::TypeConfig;
+use crate::wire::{self, Answer, SnapshotBegin, SnapshotChunk, SnapshotFinish, MAX_MESSAGE_BYTES};
+
+/// The Raft instance of this crate's storage.
+pub type Raft = openraft::Raft<TypeConfig, crate::StateMachine>;
+
+struct Service {
+    raft: Raft,
+    inbox: SnapshotInbox,
+    /// The snapshot being received, and its number.
+    transfer: Mutex<Option<(u64, Arc<Mutex<SnapshotWriter>>)>>,
+    next_transfer: Mutex<u64>,
+}
+
+type Shared = State<Arc<Service>>;
+
+/// The routes of the Raft service of `raft`, receiving snapshots into `inbox`.
+pub fn router(raft: Raft, inbox: SnapshotInbox) -> Router {
+    let service = Arc::new(Service {
+        raft,
+        inbox,
+        transfer: Mutex::new(None),
+        next_transfer: Mutex::new(0),
+    });
+    Router::new()
+        .route(wire::APPEND, post(append))
+        .route(wire::VOTE, post(vote))
+        .route(wire::SNAPSHOT_BEGIN, post(snapshot_begin))
+        .route(wire::SNAPSHOT_CHUNK, post(snapshot_chunk))
+        .route(wire::SNAPSHOT_FINISH, post(snapshot_finish))
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .with_state(service)
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Answer<T> {
+    postcard::from_bytes(body).map_err(|e| format!("a message that does not decode: {e}"))
+}
+
+fn answer<T: Serialize>(answer: Answer<T>) -> Vec<u8> {
+    postcard::to_stdvec(&answer).unwrap_or_else(|e| {
+        postcard::to_stdvec(&Answer::<()>::Err(e.to_string())).unwrap_or_default()
+    })
+}
+
+async fn append(State(s): Shared, body: Bytes) -> Vec<u8> {
+    let done = async {
+        let rpc = decode(&body)?;
+        s.raft.append_entries(rpc).await.map_err(|e| e.to_string())
+    };
+    answer(done.await)
+}
+
+async fn vote(State(s): Shared, body: Bytes) -> Vec<u8> {
+    let done = async {
+        let rpc = decode(&body)?;
+        s.raft.vote(rpc).await.map_err(|e| e.to_string())
+    };
+    answer(done.await)
+}
+
+async fn snapshot_begin(State(s): Shared, body: Bytes) -> Vec<u8> {
+    let done = async {
+        let begin: SnapshotBegin = decode(&body)?;
+        let inbox = s.inbox.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut writer = inbox.receive()?;
+            for dir in &begin.dirs {
+                writer.create_dir(Path::new(dir))?;
+            }
+            Ok::<_, crate::Error>(writer)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let id = {
+            let mut next = s.next_transfer.lock();
+            *next += 1;
+            *next
+        };
+        // Replaces (and so removes) an unfinished transfer.
+        let old = s
+            .transfer
+            .lock()
+            .replace((id, Arc::new(Mutex::new(writer))));
+        if let Some((_, old)) = old {
+            drop(tokio::task::spawn_blocking(move || drop(old)));
+        }
+        Ok(id)
+    };
+    answer(done.await)
+}
+
+fn transfer(s: &Service, id: u64) -> Answer<Arc<Mutex<SnapshotWriter>>> {
+    match &*s.transfer.lock() {
+        Some((current, writer)) if *current == id => Ok(Arc::clone(writer)),
+        _ => Err(format!("no snapshot transfer {id} in progress")),
+    }
+}
+
+async fn snapshot_chunk(State(s): Shared, body: Bytes) -> Vec<u8> {
+    let done = async {
+        let chunk: SnapshotChunk = decode(&body)?;
+        let writer = transfer(&s, chunk.transfer)?;
+        tokio::task::spawn_blocking(move || {
+            writer
+                .lock()
+                .write(Path::new(&chunk.path), chunk.offset, &chunk.bytes)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+    };
+    answer(done.await)
+}
+
+async fn snapshot_finish(State(s): Shared, body: Bytes) -> Vec<u8> {
+    let done = async {
+        let finish: SnapshotFinish = decode(&body)?;
+        transfer(&s, finish.transfer)?;
+        let (_, writer) = s.transfer.lock().take().ok_or("the transfer went away")?;
+        let writer = Arc::try_unwrap(writer)
+            .map_err(|_| "a chunk of the transfer is still being written".to_string())?
+            .into_inner();
+        let data = tokio::task::spawn_blocking(move || writer.finish())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let snapshot = Snapshot {
+            meta: finish.meta,
+            snapshot: data,
+        };
+        s.raft
+            .install_full_snapshot(finish.vote, snapshot)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    answer(done.await)
+}

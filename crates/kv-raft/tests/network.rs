@@ -1,0 +1,153 @@
+//! Three nodes on 127.0.0.1, each with its Raft service over HTTP (the crate's network):
+//! writes replicate; a node stopped while the others snapshot and purge comes back from
+//! its directory and catches up from a snapshot sent in chunks over the network.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kv_raft::openraft::async_runtime::watch::WatchReceiver;
+use kv_raft::{is_reserved, Node, NodeAddr, NodeOptions, Request, StoreReader};
+
+const WAIT: Option<Duration> = Some(Duration::from_secs(20));
+
+fn user_data(reader: &StoreReader) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    reader
+        .store()
+        .iter()
+        .filter(|(k, _)| !is_reserved(k))
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
+}
+
+async fn start(id: u64, dir: &std::path::Path, addr: SocketAddr) -> Node {
+    Node::start(dir, NodeOptions::new(id, addr)).await.unwrap()
+}
+
+async fn write(nodes: &BTreeMap<u64, Node>, request: Request) -> u64 {
+    for _ in 0..100 {
+        for node in nodes.values() {
+            if let Ok(done) = node.raft().client_write(request.clone()).await {
+                return done.log_id().index();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no leader took the write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_replicate_over_http_and_a_restarted_node_catches_up_from_a_chunked_snapshot() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut nodes = BTreeMap::new();
+        let mut addrs = BTreeMap::new();
+        for id in 1..=3u64 {
+            let node = start(
+                id,
+                dirs[id as usize - 1].path(),
+                "127.0.0.1:0".parse().unwrap(),
+            )
+            .await;
+            addrs.insert(id, node.raft_addr());
+            nodes.insert(id, node);
+        }
+        let members: BTreeMap<u64, NodeAddr> = addrs
+            .iter()
+            .map(|(id, a)| {
+                (
+                    *id,
+                    NodeAddr {
+                        raft: a.to_string(),
+                        client: String::new(),
+                    },
+                )
+            })
+            .collect();
+        nodes[&1].raft().initialize(members).await.unwrap();
+        let mut last = 0;
+        for i in 0..30 {
+            last = write(&nodes, Request::put(format!("k{i}"), vec![b'v'; 3000])).await;
+        }
+        for node in nodes.values() {
+            node.raft()
+                .wait(WAIT)
+                .applied_index_at_least(Some(last), "applied")
+                .await
+                .unwrap();
+        }
+        let leader = nodes[&1].raft().current_leader().await.unwrap();
+        let down = (1..=3).find(|id| *id != leader).unwrap();
+        let stopped = nodes.remove(&down).unwrap();
+        stopped.shutdown().await.unwrap();
+        drop(stopped);
+        // Values big enough that the snapshot spans several 1 MiB chunks.
+        for i in 30..700 {
+            write(&nodes, Request::put(format!("k{i}"), vec![b'w'; 4000])).await;
+        }
+        for node in nodes.values() {
+            node.raft().trigger().snapshot().await.unwrap();
+            let m = node
+                .raft()
+                .wait(WAIT)
+                .metrics(|m| m.snapshot.is_some(), "snapshot")
+                .await
+                .unwrap();
+            let at = m.snapshot.unwrap().index();
+            node.raft().trigger().purge_log(at).await.unwrap();
+            node.raft()
+                .wait(WAIT)
+                .metrics(
+                    |m| m.purged.as_ref().is_some_and(|p| p.index() >= at),
+                    "purged",
+                )
+                .await
+                .unwrap();
+        }
+        nodes.insert(
+            down,
+            start(down, dirs[down as usize - 1].path(), addrs[&down]).await,
+        );
+        let last = write(&nodes, Request::put("after", "restart")).await;
+        for node in nodes.values() {
+            node.raft()
+                .wait(WAIT)
+                .applied_index_at_least(Some(last), "caught up")
+                .await
+                .unwrap();
+        }
+        let back = &nodes[&down];
+        assert!(
+            back.raft().metrics().borrow_watched().snapshot.is_some(),
+            "no snapshot was installed"
+        );
+        let expected = user_data(nodes[&leader].reader());
+        assert_eq!(expected.len(), 701);
+        assert_eq!(user_data(back.reader()), expected);
+        for node in nodes.values() {
+            node.shutdown().await.unwrap();
+        }
+    })
+    .await
+    .expect("the test took over 90 s");
+}
+
+#[test]
+fn a_directory_keeps_its_node_id() {
+    let dir = tempfile::tempdir().unwrap();
+    kv_raft::claim_node_id(dir.path(), 2).unwrap();
+    kv_raft::claim_node_id(dir.path(), 2).unwrap();
+    let err = kv_raft::claim_node_id(dir.path(), 3).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            kv_raft::Error::NodeId {
+                stored: 2,
+                given: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(kv_raft::stored_node_id(dir.path()).unwrap(), Some(2));
+}

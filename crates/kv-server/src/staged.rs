@@ -1,0 +1,220 @@
+//! The view a replicated node's leader runs a command in: reads see the store (and the
+//! command's own writes first), writes are only collected, as the final state of each key
+//! with an absolute deadline, to be proposed as one Raft entry.
+//!
+//! Every decision that depends on time (a relative TTL, whether a key has expired) is made
+//! here, once, on the leader, against one timestamp taken when the command is staged: an
+//! entry carries only unconditional puts (with absolute deadlines) and deletes, so applying
+//! it does the same on every replica whatever its clock says. The replication's own keys
+//! ([`kv_raft::is_reserved`]) are invisible here: not read, not listed, not counted.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kv_raft::{is_reserved, Write};
+use kv_store::{Current, KvStore, Ttl, TtlUpdate, Update, Updated};
+
+use crate::keyspace::Keyspace;
+use crate::reply::Reply;
+
+/// A key as the staged command left it: its value and deadline, or `None` if deleted.
+type Pending = Option<(Bytes, Option<SystemTime>)>;
+
+/// See the module docs.
+pub(crate) struct Staged {
+    store: KvStore,
+    now: SystemTime,
+    pending: BTreeMap<Bytes, Pending>,
+}
+
+impl Staged {
+    /// A view of `store` at `now`.
+    pub(crate) fn new(store: KvStore, now: SystemTime) -> Staged {
+        Staged {
+            store,
+            now,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The writes the commands made: each key's final state, in key order.
+    pub(crate) fn into_writes(self) -> Vec<Write> {
+        self.pending
+            .into_iter()
+            .map(|(key, state)| match state {
+                None => Write::Delete { key: key.to_vec() },
+                Some((value, deadline)) => Write::Put {
+                    key: key.to_vec(),
+                    value: value.to_vec(),
+                    deadline_ms: deadline.map(unix_ms),
+                },
+            })
+            .collect()
+    }
+
+    fn live(&self, state: Pending) -> Pending {
+        state.filter(|(_, deadline)| deadline.is_none_or(|d| d > self.now))
+    }
+
+    fn read(&self, key: &Bytes) -> Pending {
+        if let Some(state) = self.pending.get(key) {
+            return self.live(state.clone());
+        }
+        if is_reserved(key) {
+            return None;
+        }
+        let value = self.store.get(key)?;
+        let deadline = self.store.deadline(key).flatten();
+        self.live(Some((value.into(), deadline)))
+    }
+}
+
+/// Unix milliseconds, rounded up so that a deadline never comes earlier on a replica.
+fn unix_ms(at: SystemTime) -> u64 {
+    let since = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let ms = since.as_millis() as u64;
+    if since.subsec_nanos().is_multiple_of(1_000_000) {
+        ms
+    } else {
+        ms + 1
+    }
+}
+
+impl Keyspace for Staged {
+    fn get(&mut self, key: &Bytes) -> Option<Bytes> {
+        self.read(key).map(|(value, _)| value)
+    }
+
+    fn ttl(&mut self, key: &Bytes) -> Ttl {
+        match self.read(key) {
+            None => Ttl::NoKey,
+            Some((_, None)) => Ttl::NoDeadline,
+            Some((_, Some(at))) => {
+                Ttl::Remaining(at.duration_since(self.now).unwrap_or(Duration::ZERO))
+            }
+        }
+    }
+
+    fn update(
+        &mut self,
+        key: &Bytes,
+        f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
+    ) -> kv_store::Result<Updated> {
+        let current = self.read(key);
+        let update = f(current.as_ref().map(|(value, deadline)| Current {
+            value,
+            deadline: *deadline,
+        }));
+        let old = current.as_ref().map(|(value, _)| value.clone());
+        match update {
+            Update::Keep => Ok(Updated {
+                new: old.clone(),
+                old,
+            }),
+            Update::Delete => {
+                if old.is_some() {
+                    self.pending.insert(key.clone(), None);
+                }
+                Ok(Updated { old, new: None })
+            }
+            Update::Put { value, ttl } => {
+                let deadline = match ttl {
+                    TtlUpdate::Keep => current.and_then(|(_, deadline)| deadline),
+                    TtlUpdate::Remove => None,
+                    TtlUpdate::After(after) => Some(self.now + after),
+                    TtlUpdate::At(at) => Some(at),
+                };
+                self.pending
+                    .insert(key.clone(), Some((value.clone(), deadline)));
+                Ok(Updated {
+                    old,
+                    new: Some(value),
+                })
+            }
+        }
+    }
+
+    fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()> {
+        for (key, value) in pairs {
+            self.pending
+                .insert(key.clone(), Some((value.clone(), None)));
+        }
+        Ok(())
+    }
+
+    fn keys(&mut self) -> Vec<Bytes> {
+        let mut keys: Vec<Bytes> = self
+            .store
+            .keys()
+            .filter(|key| !is_reserved(key) && !self.pending.contains_key(key))
+            .filter(|key| self.read(key).is_some())
+            .collect();
+        let pending: Vec<Bytes> = self.pending.keys().cloned().collect();
+        keys.extend(pending.into_iter().filter(|key| self.read(key).is_some()));
+        keys
+    }
+
+    fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes)) {
+        for key in self.keys() {
+            f(&key);
+        }
+    }
+
+    fn len(&mut self) -> usize {
+        self.keys().len()
+    }
+
+    fn flush(&mut self) -> kv_store::Result<()> {
+        for key in self.keys() {
+            self.pending.insert(key, None);
+        }
+        Ok(())
+    }
+
+    fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {
+        self.read(key).map(|(_, deadline)| deadline)
+    }
+
+    fn atomically(&mut self, f: &mut dyn FnMut(&mut dyn Keyspace) -> Reply) -> Reply {
+        f(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn a_relative_ttl_becomes_a_deadline_from_the_staging_time_and_reserved_keys_are_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvStore::open(dir.path()).unwrap();
+        store.put(kv_raft::META_KEY, "meta").unwrap();
+        store.put("a", "1").unwrap();
+        let now = UNIX_EPOCH + Duration::from_millis(5_000_000_000_000);
+        let mut view = Staged::new(store, now);
+        assert_eq!(view.keys(), vec![b("a")]);
+        assert_eq!(view.get(&Bytes::from_static(kv_raft::META_KEY)), None);
+        view.update(&b("t"), &mut |_| {
+            Update::put_with(b("v"), TtlUpdate::After(Duration::from_secs(10)))
+        })
+        .unwrap();
+        view.update(&b("a"), &mut |_| Update::Delete).unwrap();
+        assert_eq!(view.len(), 1);
+        assert_eq!(
+            view.into_writes(),
+            vec![
+                Write::Delete { key: b"a".to_vec() },
+                Write::Put {
+                    key: b"t".to_vec(),
+                    value: b"v".to_vec(),
+                    deadline_ms: Some(5_000_000_010_000),
+                },
+            ]
+        );
+    }
+}
