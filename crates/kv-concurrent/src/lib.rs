@@ -31,6 +31,7 @@
 
 #![forbid(unsafe_code)]
 
+mod load;
 mod replay;
 mod scan;
 mod sharded;

@@ -52,5 +52,5 @@ mod stats;
 pub use durable::{load_log, Durable, LogReplay, OpenReport};
 pub use error::{Error, Result, Shared};
 pub use options::{CompressionPolicy, Durability, Options, WriteOptions};
-pub use sink::{ApplyOp, DriveReplay, Sink};
+pub use sink::{ApplyOp, DriveReplay, ReadPart, Sink};
 pub use stats::CommitStats;

@@ -9,6 +9,10 @@ pub type ApplyOp<'a> = dyn FnMut(OpRef<'_>) + 'a;
 /// Reads the log, calling the function it is given with each operation in order.
 pub type DriveReplay<'a> = dyn FnMut(&mut ApplyOp<'_>) + 'a;
 
+/// Reads part `i` of a snapshot, calling the function it is given with each of the part's
+/// operations in order. Parts may be read on several threads at once.
+pub type ReadPart<'a> = dyn Fn(usize, &mut ApplyOp<'_>) + Sync + 'a;
+
 /// The state the committer applies operations to, in log order. Implemented by a single
 /// locked [`State`] here and by the sharded state of `kv-concurrent`.
 pub trait Sink: Send + Sync {
@@ -37,6 +41,26 @@ pub trait Sink: Send + Sync {
                 expired += 1;
             }
         });
+        expired
+    }
+
+    /// Loads the `parts` parts of a snapshot at open, before any reader or writer exists:
+    /// `read(i, apply)` calls `apply` with part `i`'s operations in order. Returns how many
+    /// puts were dropped because their deadline had passed at `now`.
+    ///
+    /// The result must be that of applying part 0, then part 1, and so on. The default does
+    /// exactly that on the calling thread; a sink may read parts at once on several threads,
+    /// and size its tables from their counts before it inserts, as long as the result is
+    /// the same.
+    fn load_parts(&self, now: u64, parts: usize, read: &ReadPart<'_>) -> u64 {
+        let mut expired = 0;
+        for part in 0..parts {
+            read(part, &mut |op| {
+                if self.apply(op, now) == Change::Expired {
+                    expired += 1;
+                }
+            });
+        }
         expired
     }
 }
