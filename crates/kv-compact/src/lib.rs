@@ -32,6 +32,7 @@
 mod compactor;
 mod error;
 mod manifest;
+mod parts;
 mod snapshot;
 
 pub use compactor::{
@@ -39,5 +40,5 @@ pub use compactor::{
     CHECKPOINT_MARKER,
 };
 pub use error::{Error, Result};
-pub use manifest::{Manifest, SnapshotSum, MANIFEST, MANIFEST_TMP};
+pub use manifest::{Manifest, SnapshotLayout, SnapshotSum, MANIFEST, MANIFEST_TMP};
 pub use snapshot::{snapshot_dir, Encoding, SnapshotWriter, SNAPSHOTS};

@@ -1,144 +1,131 @@
 //! Loading a snapshot's parts at open, over one thread per core.
 //!
-//! A snapshot is read part by part, and its parts are independent, so they are read at once.
-//! Loading is two passes, each spread over the workers:
+//! A snapshot is read part by part, and its parts are independent, so several are read at
+//! once: as many as there are workers, a round at a time. Each round is two passes:
 //!
-//! 1. each worker reads whole parts: it decodes each operation, builds its entry (the
-//!    allocation and copy every entry needs anyway) and files it under its shard, in order;
-//! 2. each worker takes whole shards: it sizes the shard's table once for the entries filed
-//!    under it (the counts are known now), then inserts them, part 0's first.
+//! 1. each worker reads one part and copies its operations into a chunk per shard, in
+//!    order, counting them (a sequential copy, while the record is in cache);
+//! 2. each worker takes whole shards: it sizes the shard's table once for the round's
+//!    operations of that shard, then applies them, the round's first part's first, under
+//!    one hold of the shard's lock.
 //!
-//! So no table grows step by step, no shard's lock is taken per operation, and a shard's
-//! table is filled while it is warm in cache. Within a shard, operations are applied in the
-//! order of their parts and, within a part, in the order read: the state is the one applying
-//! the parts one after another gives.
+//! So no table grows step by step, no lock is taken per operation, each table is filled
+//! while it is warm in cache, and every entry is built and inserted by the same thread while
+//! its bytes are hot (building entries in pass 1 and inserting them in pass 2 meant a cache
+//! miss per entry, on another thread: measured, pass 2 alone then took as long as all of
+//! this). What is held at once is one round's parts, not the snapshot (parts are bounded,
+//! see `kv-compact`'s `parts.rs`). Operations of one shard are applied in part order, and
+//! within a part in the order read: the state is the one applying the parts one after
+//! another gives.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
-use kv_core::{Change, Entry, OpRef};
+use kv_core::Change;
 use kv_durable::ReadPart;
 
+use crate::replay::Chunk;
 use crate::sharded::Sharded;
 
-/// One operation of a part, ready to be applied to its shard.
-enum Loaded {
-    /// A put: the entry to insert (its deadline may have passed: see `apply`).
-    Put(Entry),
-    /// A delete of this key (a snapshot holds none, but a part may).
-    Delete(Box<[u8]>),
-}
+/// One part's operations for one shard, and how many there are.
+type ForShard = (Chunk, usize);
 
-impl Loaded {
-    fn new(op: OpRef<'_>, now: u64) -> Self {
-        match op {
-            OpRef::Put { key, value, expiry } => {
-                Loaded::Put(Entry::new(key, value, expiry.deadline(now)))
-            }
-            OpRef::Delete { key } => Loaded::Delete(key.into()),
-        }
-    }
-}
-
-/// The operations of one part, by shard, in the order read.
-type ByShard = Vec<Vec<Loaded>>;
-
-/// Loads `parts` parts with `workers` threads (at least one); returns how many puts were
-/// dropped because their deadline had passed at `now`.
+/// Loads `parts` parts holding `records` operations with `workers` threads (at least one);
+/// returns how many puts were dropped because their deadline had passed at `now`.
 pub(crate) fn parts(
     state: &Sharded,
     workers: usize,
     now: u64,
     parts: usize,
+    records: u64,
     read: &ReadPart<'_>,
 ) -> u64 {
     let shards = state.shard_count();
-    let workers = workers.clamp(1, parts.max(1));
-    // Pass 1: parts, in any order, each read whole by one worker.
-    let next = AtomicUsize::new(0);
-    let mut read_parts: Vec<(usize, ByShard)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let next = &next;
+    let workers = workers.max(1);
+    // Every table sized up front for its share of the records, so that no later round
+    // grows it: growing rehashes every entry already in it, a cache miss each (measured, a
+    // sixth of a load in rounds sized one at a time). Keys spread evenly over shards by
+    // hash: a share over its mean by four standard deviations is very unlikely, and then
+    // only that table grows, once.
+    let share = records / shards as u64;
+    let share = share + 4 * share.isqrt() + 1;
+    for shard in 0..shards {
+        state
+            .shard(shard)
+            .state
+            .write()
+            .reserve(usize::try_from(share).unwrap_or(usize::MAX));
+    }
+    let mut expired = 0;
+    // Each round's chunks, by part then shard; emptied and used again by the next round, so
+    // that only the first round's copies touch fresh memory (a page fault per 4 KiB).
+    let mut read_parts: Vec<Vec<ForShard>> = Vec::new();
+    for first in (0..parts).step_by(workers) {
+        let round = first..(first + workers).min(parts);
+        read_parts.resize_with(round.len(), || {
+            (0..shards).map(|_| (Chunk::default(), 0)).collect()
+        });
+        // Pass 1: a worker per part, each part filed by shard.
+        std::thread::scope(|s| {
+            for (part, by_shard) in round.zip(read_parts.iter_mut()) {
                 s.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let part = next.fetch_add(1, Ordering::Relaxed);
-                        if part >= parts {
-                            return done;
+                    read(part, &mut |op| {
+                        let (chunk, count) = &mut by_shard[state.shard_index(op.key())];
+                        chunk.push(op);
+                        *count += 1;
+                    });
+                });
+            }
+        });
+        // Pass 2: shards, each filled whole by one worker.
+        let next = AtomicUsize::new(0);
+        let filed = &read_parts;
+        expired += std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers.min(shards))
+                .map(|_| {
+                    let next = &next;
+                    s.spawn(move || {
+                        let mut expired = 0;
+                        loop {
+                            let shard = next.fetch_add(1, Ordering::Relaxed);
+                            if shard >= shards {
+                                return expired;
+                            }
+                            expired += fill(state, shard, filed, now);
                         }
-                        let mut by_shard: ByShard = (0..shards).map(|_| Vec::new()).collect();
-                        read(part, &mut |op| {
-                            by_shard[state.shard_index(op.key())].push(Loaded::new(op, now));
-                        });
-                        done.push((part, by_shard));
-                    }
+                    })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a snapshot loader panicked"))
-            .collect()
-    });
-    read_parts.sort_unstable_by_key(|(part, _)| *part);
-    // Each shard's operations, part by part in part order.
-    let mut by_shard: Vec<Vec<Vec<Loaded>>> = (0..shards)
-        .map(|_| Vec::with_capacity(read_parts.len()))
-        .collect();
-    for (_, part) in read_parts {
-        for (shard, loaded) in part.into_iter().enumerate() {
-            by_shard[shard].push(loaded);
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a snapshot loader panicked"))
+                .sum::<u64>()
+        });
+        for (chunk, count) in read_parts.iter_mut().flatten() {
+            chunk.clear();
+            *count = 0;
         }
     }
-    // Pass 2: shards, each filled whole by one worker.
-    let queue = Mutex::new(by_shard.into_iter().enumerate());
-    let expired = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers.min(shards))
-            .map(|_| {
-                let queue = &queue;
-                s.spawn(move || {
-                    let mut expired = 0;
-                    loop {
-                        let taken = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
-                        let Some((shard, parts)) = taken else {
-                            return expired;
-                        };
-                        expired += fill(state, shard, parts, now);
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a snapshot loader panicked"))
-            .sum()
-    });
     state.publish_all();
     expired
 }
 
-/// Applies a shard's operations, part by part, after sizing its table for them; returns how
-/// many puts had expired.
-fn fill(state: &Sharded, shard: usize, parts: Vec<Vec<Loaded>>, now: u64) -> u64 {
-    let count = parts.iter().map(Vec::len).sum();
+/// Applies shard `shard`'s operations of one round (`read_parts`: by part, then shard),
+/// part by part, after sizing its table for them; returns how many puts had expired.
+fn fill(state: &Sharded, shard: usize, read_parts: &[Vec<ForShard>], now: u64) -> u64 {
+    let chunks = read_parts.iter().map(|by_shard| &by_shard[shard]);
+    let count = chunks.clone().map(|(_, count)| count).sum();
+    if count == 0 {
+        return 0;
+    }
     let mut table = state.shard(shard).state.write();
     table.reserve(count);
     let mut expired = 0;
-    for loaded in parts.into_iter().flatten() {
-        match loaded {
-            // What `State::apply` does with a put whose deadline has passed.
-            Loaded::Put(entry) if entry.deadline().is_some_and(|d| d <= now) => {
-                table.remove(entry.key());
+    for (chunk, _) in chunks {
+        chunk.for_each(|op| {
+            if table.apply(op, now) == Change::Expired {
                 expired += 1;
             }
-            Loaded::Put(entry) => {
-                table.insert(entry);
-            }
-            Loaded::Delete(key) => {
-                table.remove(&key);
-            }
-        }
+        });
     }
     expired
 }
@@ -146,7 +133,7 @@ fn fill(state: &Sharded, shard: usize, parts: Vec<Vec<Loaded>>, now: u64) -> u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kv_core::{Expiry, IndexKind};
+    use kv_core::{Expiry, IndexKind, OpRef};
     use kv_durable::Sink;
 
     /// Parts with keys repeated within and across parts, deletes and expired puts: loading
@@ -201,7 +188,8 @@ mod tests {
                 let (sequential, expected_expired) = sequential(kind);
                 assert!(expected_expired > 0 && sequential.len() > 100);
                 let loaded = Sharded::new(kind, 8);
-                let expired = super::parts(&loaded, workers, 100, parts.len(), &read);
+                let total = parts.iter().map(Vec::len).sum::<usize>() as u64;
+                let expired = super::parts(&loaded, workers, 100, parts.len(), total, &read);
                 assert_eq!(expired, expected_expired, "{workers} workers");
                 assert_eq!(loaded.len(), sequential.len());
                 assert_eq!(loaded.memory_used(), sequential.memory_used());
@@ -223,7 +211,10 @@ mod tests {
         // Through the sink, which picks the workers.
         let (sequential, expected_expired) = sequential(IndexKind::Ordered);
         let loaded = Sharded::new(IndexKind::Ordered, 8);
-        assert_eq!(loaded.load_parts(100, parts.len(), &read), expected_expired);
+        assert_eq!(
+            loaded.load_parts(100, parts.len(), 0, &read),
+            expected_expired
+        );
         assert_eq!(all(&loaded), all(&sequential));
     }
 }

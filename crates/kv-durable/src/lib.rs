@@ -49,6 +49,7 @@ mod options;
 mod sink;
 mod stats;
 
+pub use convert::op_of;
 pub use durable::{load_log, Durable, LogReplay, OpenReport};
 pub use error::{Error, Result, Shared};
 pub use options::{CompressionPolicy, Durability, Options, WriteOptions};
