@@ -325,7 +325,7 @@ pub(crate) fn load<S: Sink>(
             });
         }
     };
-    let expired_dropped = sink.load_parts(now, parts.len(), records, &read);
+    let expired_dropped = sink.load_parts(now, parts.len(), &read);
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }

@@ -45,16 +45,14 @@ pub trait Sink: Send + Sync {
     }
 
     /// Loads the `parts` parts of a snapshot at open, before any reader or writer exists:
-    /// `read(i, apply)` calls `apply` with part `i`'s operations in order, `records` of them
-    /// over all parts (what tables may be sized for). Returns how many puts were dropped
-    /// because their deadline had passed at `now`.
+    /// `read(i, apply)` calls `apply` with part `i`'s operations in order. Returns how many
+    /// puts were dropped because their deadline had passed at `now`.
     ///
     /// The result must be that of applying part 0, then part 1, and so on. The default does
     /// exactly that on the calling thread; a sink may read parts at once on several threads,
     /// and size its tables from their counts before it inserts, as long as the result is
     /// the same.
-    fn load_parts(&self, now: u64, parts: usize, records: u64, read: &ReadPart<'_>) -> u64 {
-        let _ = records;
+    fn load_parts(&self, now: u64, parts: usize, read: &ReadPart<'_>) -> u64 {
         let mut expired = 0;
         for part in 0..parts {
             read(part, &mut |op| {
