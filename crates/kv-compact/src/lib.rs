@@ -10,8 +10,10 @@
 //! Layout of a store directory:
 //!
 //! ```text
-//! DIR/MANIFEST            current snapshot id + first log segment (absent: a plain log)
-//! DIR/snapshots/000003/   the current snapshot: a nori-wal log of put records
+//! DIR/MANIFEST            current snapshot id, its sum and layout, first log segment
+//!                         (absent: a plain log)
+//! DIR/snapshots/000003/   the current snapshot: part files of put records and their index
+//!                         (PARTS), or, written by earlier versions, a nori-wal log of puts
 //! DIR/wal/                the log: segments from the manifest's first segment on
 //! ```
 //!
