@@ -77,3 +77,36 @@ impl Sink for RwLock<State> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kv_core::{Expiry, IndexKind};
+
+    use super::*;
+
+    /// The default load applies part 0, then part 1, and so on: a key put in two parts ends
+    /// with the later part's value, and a put already expired is dropped and counted.
+    #[test]
+    fn the_default_load_applies_the_parts_in_order() {
+        let parts: [&[(&[u8], &[u8], Expiry)]; 3] = [
+            &[(b"a", b"0", Expiry::Never), (b"b", b"0", Expiry::Never)],
+            &[(b"a", b"1", Expiry::Never)],
+            &[
+                (b"b", b"gone", Expiry::AtUnixMillis(5)),
+                (b"c", b"2", Expiry::AtUnixMillis(50)),
+            ],
+        ];
+        let sink = RwLock::new(State::new(IndexKind::Ordered));
+        let expired = sink.load_parts(10, parts.len(), &|i, apply| {
+            for &(key, value, expiry) in parts[i] {
+                apply(OpRef::Put { key, value, expiry });
+            }
+        });
+        assert_eq!(expired, 1);
+        let state = sink.read();
+        let value = |key: &[u8]| state.get(key, 10).map(|e| e.value().to_vec());
+        assert_eq!(value(b"a"), Some(b"1".to_vec()));
+        assert_eq!(value(b"b"), None);
+        assert_eq!(value(b"c"), Some(b"2".to_vec()));
+    }
+}
