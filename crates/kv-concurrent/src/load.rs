@@ -238,10 +238,7 @@ mod tests {
         // Through the sink, which picks the workers.
         let (sequential, expected_expired) = sequential(IndexKind::Ordered);
         let loaded = Sharded::new(IndexKind::Ordered, 8);
-        assert_eq!(
-            loaded.load_parts(100, parts.len(), &read),
-            expected_expired
-        );
+        assert_eq!(loaded.load_parts(100, parts.len(), &read), expected_expired);
         assert_eq!(all(&loaded), all(&sequential));
     }
 

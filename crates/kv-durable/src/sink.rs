@@ -88,7 +88,8 @@ mod tests {
     /// with the later part's value, and a put already expired is dropped and counted.
     #[test]
     fn the_default_load_applies_the_parts_in_order() {
-        let parts: [&[(&[u8], &[u8], Expiry)]; 3] = [
+        type Put = (&'static [u8], &'static [u8], Expiry);
+        let parts: [&[Put]; 3] = [
             &[(b"a", b"0", Expiry::Never), (b"b", b"0", Expiry::Never)],
             &[(b"a", b"1", Expiry::Never)],
             &[
