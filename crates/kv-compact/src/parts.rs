@@ -47,6 +47,9 @@ pub(crate) const MAX_PARTS: usize = 8;
 /// A part is ended after the shard that takes it to this size: a load holds a copy of a
 /// few parts at once (one per worker), never of the whole snapshot.
 const PART_BYTES: u64 = 64 << 20;
+/// Nor is a part ended, whatever its shards, before this size: every part costs the
+/// compaction an fsync, and a small snapshot loads fast enough on one thread.
+const MIN_PART_BYTES: u64 = 1 << 20;
 /// Bytes a part is read in at a time (a record longer than this is read whole).
 const READ_BUFFER: usize = 1 << 20;
 
@@ -110,7 +113,8 @@ fn decode_index(bytes: &[u8]) -> std::result::Result<Vec<PartSum>, &'static str>
 
 /// Writes a snapshot's parts and index into its (temporary) directory: the records of
 /// `shards_per_part` shards go into each part, in the order given, or fewer when they reach
-/// [`PART_BYTES`]. A shard is never split: every copy of a key is in one part.
+/// [`PART_BYTES`], more while they hold under [`MIN_PART_BYTES`]. A shard is never split:
+/// every copy of a key is in one part.
 #[derive(Debug)]
 pub(crate) struct PartsWriter {
     fs: Arc<dyn FileSystem>,
@@ -182,7 +186,8 @@ impl PartsWriter {
             part.sum.records += encoded.records() as u64;
         }
         part.shards += 1;
-        if part.shards == self.shards_per_part || part.sum.bytes >= PART_BYTES {
+        let share = part.shards >= self.shards_per_part && part.sum.bytes >= MIN_PART_BYTES;
+        if share || part.sum.bytes >= PART_BYTES {
             self.end_part()?;
         }
         Ok(())
@@ -501,24 +506,38 @@ mod tests {
     }
 
     #[test]
-    fn shards_are_spread_over_at_most_max_parts() {
+    fn shards_are_spread_over_at_most_max_parts_of_a_least_size() {
         let fs: Arc<dyn FileSystem> = Arc::new(kv_wal::fs::StdFileSystem);
-        for (shards, parts) in [(1, 1), (2, 2), (8, 8), (32, 8), (33, 7), (1024, 8)] {
+        let big = vec![7u8; MIN_PART_BYTES as usize];
+        // (shards, bytes of each shard's value, parts)
+        for (shards, value, parts) in [
+            (1, 1, 1),
+            (2, big.len(), 2),
+            (8, big.len(), 8),
+            (32, 1, 1),
+            (12, big.len(), 6),
+            (13, big.len(), 7),
+            (16, big.len() / 2, 8),
+            (16, big.len() / 4, 4),
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let mut writer = PartsWriter::new(&fs, dir.path(), shards);
             let mut encoded = Encoded::new();
-            encoded.push_put(b"k", b"v", kv_wal::Expiry::Never, Compression::None);
+            encoded.push_put(
+                b"k",
+                &big[..value],
+                kv_wal::Expiry::Never,
+                Compression::None,
+            );
             for _ in 0..shards {
                 writer.write_shard(&encoded).unwrap();
             }
             let sum = writer.finish().unwrap();
             assert_eq!(sum.records, shards as u64);
             let index = std::fs::read(dir.path().join(INDEX)).unwrap();
-            assert_eq!(
-                decode_index(&index).unwrap().len(),
-                parts,
-                "{shards} shards"
-            );
+            let listed = decode_index(&index).unwrap();
+            assert_eq!(listed.len(), parts, "{shards} shards of {value} bytes");
+            assert_eq!(listed.iter().map(|p| p.records).sum::<u64>(), shards as u64);
         }
     }
 }
