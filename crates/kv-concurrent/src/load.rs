@@ -1,13 +1,13 @@
 //! Loading a snapshot's parts at open, over one thread per core.
 //!
 //! A snapshot is read part by part, and its parts are independent, so several are read at
-//! once: as many as there are workers, a round at a time. Each round is two passes:
+//! once: twice as many as there are workers, a round at a time. Each round is two passes:
 //!
-//! 1. each worker reads one part and copies its operations into a chunk per shard, in
-//!    order, counting them (a sequential copy, while the record is in cache);
-//! 2. each worker takes whole shards: it sizes the shard's table once for the round's
-//!    operations of that shard, then applies them, the round's first part's first, under
-//!    one hold of the shard's lock.
+//! 1. a thread per part reads it and copies its operations into a chunk per shard, in
+//!    order, counting the inserts (a sequential copy, while the record is in cache);
+//! 2. each worker takes whole shards: it sizes the shard's table (in the first round, for
+//!    the whole load), then applies the round's operations of that shard, the round's
+//!    first part's first, under one hold of the shard's lock.
 //!
 //! So no table grows step by step, no lock is taken per operation, each table is filled
 //! while it is warm in cache, and every entry is built and inserted by the same thread while
@@ -25,6 +25,10 @@ use kv_durable::ReadPart;
 
 use crate::replay::Chunk;
 use crate::sharded::Sharded;
+
+/// Parts read in a round, per worker: more parts than cores, so that a core whose part
+/// ends first takes another instead of waiting for the round's slowest part.
+const PARTS_PER_WORKER: usize = 2;
 
 /// One part's operations for one shard, and how many of them are puts that will insert
 /// (not expired at the load's time).
@@ -45,8 +49,9 @@ pub(crate) fn parts(
     // Each round's chunks, by part then shard; emptied and used again by the next round, so
     // that only the first round's copies touch fresh memory (a page fault per 4 KiB).
     let mut read_parts: Vec<Vec<ForShard>> = Vec::new();
-    for first in (0..parts).step_by(workers) {
-        let round = first..(first + workers).min(parts);
+    let per_round = workers * PARTS_PER_WORKER;
+    for first in (0..parts).step_by(per_round) {
+        let round = first..(first + per_round).min(parts);
         let round_parts = round.len();
         read_parts.resize_with(round_parts, || {
             (0..shards).map(|_| (Chunk::default(), 0)).collect()
