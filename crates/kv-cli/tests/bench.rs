@@ -92,13 +92,42 @@ fn bench_quick_prints_a_table_with_the_limits() {
     assert!(lines[1].starts_with("limits: L1 "), "{text}");
     assert!(lines[2].starts_with("id  workload"), "{text}");
     let rows: Vec<&str> = lines[3..].iter().map(|l| &l[..2]).collect();
-    assert_eq!(rows, ["W3", "W3", "W3", "W4", "W4", "W8"], "{text}");
+    assert_eq!(rows, ["W3", "W3", "W3", "W4", "W4", "W4", "W8"], "{text}");
     assert!(
         lines[5].starts_with("W3-many "),
         "the batched gets' row: {text}"
     );
     assert!(text.contains("x L6"), "W3 is compared with L6: {text}");
     assert!(text.contains("ratio_to_single_gets="), "{text}");
+    assert!(text.contains("open from a snapshot"), "{text}");
     assert!(text.contains("x L3"), "W4 is compared with L3: {text}");
     assert!(output.stderr.is_empty(), "no progress bar off a terminal");
+}
+
+#[test]
+fn bench_w4_prints_the_log_replays_then_the_open_from_a_snapshot() {
+    let cwd = tempfile::tempdir().unwrap();
+    let output = run_in(
+        Some(cwd.path()),
+        &["bench", "--quick", "--json", "--workload", "W4"],
+        b"",
+    );
+    assert_success(&output);
+    let lines = json_lines(&stdout(&output));
+    let workloads: Vec<&str> = lines
+        .iter()
+        .map(|l| l["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(workloads, ["W4", "W4", "W4-snapshot"]);
+    let snapshot = &lines[2];
+    assert_eq!(
+        snapshot["ops"], 10_000,
+        "every key, from the snapshot: {snapshot}"
+    );
+    assert_eq!(snapshot["limit"], "L3");
+    assert!(snapshot["records_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(
+        snapshot["snapshot_bytes"].as_u64().unwrap() > 0,
+        "{snapshot}"
+    );
 }

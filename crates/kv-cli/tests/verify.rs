@@ -132,14 +132,9 @@ fn verify_checks_the_snapshot_of_a_compacted_store_and_changes_nothing() {
     assert!(report.contains("live: 301 keys"), "{report}");
     assert_same_files(&before, &snapshot(dir.path()));
 
-    // A flipped byte in the middle of the snapshot's segment.
-    let (path, mut bytes) = before
-        .iter()
-        .find(|(path, _)| {
-            path.starts_with("snapshots") && path.extension().is_some_and(|e| e == "wal")
-        })
-        .map(|(path, bytes)| (dir.path().join(path), bytes.clone()))
-        .expect("a snapshot segment");
+    // A flipped byte in the middle of one of the snapshot's parts.
+    let path = a_snapshot_part(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
@@ -162,12 +157,7 @@ fn verify_reports_a_cut_snapshot_and_a_missing_manifest_as_damage() {
     assert_success(&run_on(dir.path(), &[], script.as_bytes()));
     assert_success(&run_on(dir.path(), &["verify"], b""));
 
-    let snapshot_file = std::fs::read_dir(dir.path().join("snapshots"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap()
-        .join("000000.wal");
+    let snapshot_file = a_snapshot_part(dir.path());
     let full = std::fs::read(&snapshot_file).unwrap();
     std::fs::write(&snapshot_file, &full[..full.len() / 2]).unwrap();
     let output = run_on(dir.path(), &["verify"], b"");
@@ -202,12 +192,7 @@ fn verify_reports_a_snapshot_lengthened_by_zeros_as_damage_and_keeps_the_zeros()
     let mut script: String = (0..50).map(|i| format!("PUT key{i:02} v{i}\n")).collect();
     script.push_str("COMPACT\nPUT last one\n");
     assert_success(&run_on(dir.path(), &[], script.as_bytes()));
-    let snapshot_file = std::fs::read_dir(dir.path().join("snapshots"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .unwrap()
-        .join("000000.wal");
+    let snapshot_file = a_snapshot_part(dir.path());
     let mut longer = std::fs::read(&snapshot_file).unwrap();
     longer.extend_from_slice(&[0u8; 4096]);
     std::fs::write(&snapshot_file, &longer).unwrap();
@@ -220,4 +205,24 @@ fn verify_reports_a_snapshot_lengthened_by_zeros_as_damage_and_keeps_the_zeros()
         stdout(&output)
     );
     assert_same_files(&before, &snapshot(dir.path()));
+}
+
+/// The longest part file of the snapshot of the store in `dir`.
+fn a_snapshot_part(dir: &std::path::Path) -> std::path::PathBuf {
+    let snapshot = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("a snapshot");
+    std::fs::read_dir(snapshot)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("a part")
 }

@@ -380,9 +380,10 @@ impl Compactor {
     /// writers' p99 latency during it from 1.1× to 3.1-4.2× its value before. At most two
     /// encoded shards per worker are held in memory at once.
     fn write_snapshot(&self, source: &dyn Source, dir: &Path, id: u64) -> Result<SnapshotSum> {
-        let mut writer = SnapshotWriter::create(&self.fs, dir, id, self.compression, self.limits)?;
-        let encoding = writer.encoding();
         let shards = source.shards();
+        let mut writer =
+            SnapshotWriter::create(&self.fs, dir, id, shards, self.compression, self.limits)?;
+        let encoding = writer.encoding();
         let workers = self.encoders.min(shards);
         if workers < 2 {
             for shard in 0..shards {

@@ -10,8 +10,10 @@
 //! Layout of a store directory:
 //!
 //! ```text
-//! DIR/MANIFEST            current snapshot id + first log segment (absent: a plain log)
-//! DIR/snapshots/000003/   the current snapshot: a nori-wal log of put records
+//! DIR/MANIFEST            current snapshot id, its sum and layout, first log segment
+//!                         (absent: a plain log)
+//! DIR/snapshots/000003/   the current snapshot: part files of put records and their index
+//!                         (PARTS), or, written by earlier versions, a nori-wal log of puts
 //! DIR/wal/                the log: segments from the manifest's first segment on
 //! ```
 //!
@@ -32,6 +34,7 @@
 mod compactor;
 mod error;
 mod manifest;
+mod parts;
 mod snapshot;
 
 pub use compactor::{
@@ -39,5 +42,5 @@ pub use compactor::{
     CHECKPOINT_MARKER,
 };
 pub use error::{Error, Result};
-pub use manifest::{Manifest, SnapshotSum, MANIFEST, MANIFEST_TMP};
+pub use manifest::{Manifest, SnapshotLayout, SnapshotSum, MANIFEST, MANIFEST_TMP};
 pub use snapshot::{snapshot_dir, Encoding, SnapshotWriter, SNAPSHOTS};

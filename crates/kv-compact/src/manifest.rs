@@ -7,6 +7,7 @@
 //! version 2: magic "KVMANIF2" (8) | snapshot id u64 LE (never 0) | first log segment u64 LE
 //!            | snapshot records u64 LE | snapshot bytes u64 LE | snapshot CRC-32 u32 LE
 //!            | CRC-32C u32 LE of everything before                               (48 bytes)
+//! version 3: as version 2, magic "KVMANIF3": the snapshot is laid out in parts (48 bytes)
 //! ```
 //!
 //! Version 2 names a snapshot together with its sum ([`SnapshotSum`]: its record count, the
@@ -15,6 +16,11 @@
 //! checksums cannot tell. A manifest without a snapshot is written as version 1, which every
 //! version reads; version 1 manifests naming a snapshot (written before sums existed) are
 //! still read, and their snapshot is checked record by record only.
+//!
+//! The version also says how the snapshot is laid out ([`SnapshotLayout`]): versions 1 and 2
+//! name a snapshot written as one log, version 3 one written in parts, loaded at once (see
+//! `parts.rs`). Version 3's sum covers its part files and its index of parts, and its
+//! checksum is the index's (which holds each part's own).
 //!
 //! It is replaced atomically: written to `MANIFEST.tmp`, fsynced, renamed over `MANIFEST`, and
 //! the directory fsynced. A crash leaves either the old manifest or the new one, and a stray
@@ -34,18 +40,35 @@ pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
 
 const MAGIC_V1: &[u8; 8] = b"KVMANIF1";
 const MAGIC_V2: &[u8; 8] = b"KVMANIF2";
+const MAGIC_V3: &[u8; 8] = b"KVMANIF3";
 const LEN_V1: usize = 8 + 8 + 8 + 4;
 const LEN_V2: usize = 8 + 8 + 8 + 8 + 8 + 4 + 4;
+
+/// How a snapshot's records are laid out in its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SnapshotLayout {
+    /// One log of put records (segments `000000.wal`, ...), replayed like the store's log:
+    /// what manifests of versions 1 and 2 name.
+    #[default]
+    Log,
+    /// Part files of put records and an index of them (`PARTS`), loaded at once: what a
+    /// manifest of version 3 names.
+    Parts,
+}
 
 /// What a whole snapshot is: compared at load with what its directory holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SnapshotSum {
     /// Records (one per live entry) written to it.
     pub records: u64,
-    /// Bytes of its segments, in segment order.
+    /// Bytes of its files: its segments ([`SnapshotLayout::Log`]), or its parts and their
+    /// index ([`SnapshotLayout::Parts`]).
     pub bytes: u64,
-    /// CRC-32 (IEEE; see `snapshot.rs` for why not CRC-32C) of those bytes, in segment order.
+    /// CRC-32 (IEEE; see `snapshot.rs` for why not CRC-32C) of its segments, in segment
+    /// order ([`SnapshotLayout::Log`]), or of its index of parts ([`SnapshotLayout::Parts`]).
     pub crc: u32,
+    /// How its records are laid out.
+    pub layout: SnapshotLayout,
 }
 
 /// What the manifest says. A directory without one (what nori-wal writes) is a log with no
@@ -62,8 +85,8 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// The manifest's bytes, as [`write`](Self::write) stores them: version 2 when it names a
-    /// snapshot with its sum, version 1 otherwise.
+    /// The manifest's bytes, as [`write`](Self::write) stores them: version 2 or 3 (by the
+    /// snapshot's layout) when it names a snapshot with its sum, version 1 otherwise.
     pub fn encode(&self) -> Vec<u8> {
         let (snapshot, sum) = match (self.snapshot, self.sum) {
             (Some(id), Some(sum)) if id != 0 => (id, sum),
@@ -78,7 +101,10 @@ impl Manifest {
             }
         };
         let mut out = Vec::with_capacity(LEN_V2);
-        out.extend_from_slice(MAGIC_V2);
+        out.extend_from_slice(match sum.layout {
+            SnapshotLayout::Log => MAGIC_V2,
+            SnapshotLayout::Parts => MAGIC_V3,
+        });
         out.extend_from_slice(&snapshot.to_le_bytes());
         out.extend_from_slice(&self.log_from.to_le_bytes());
         out.extend_from_slice(&sum.records.to_le_bytes());
@@ -98,7 +124,7 @@ impl Manifest {
     pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, &'static str> {
         let len = match bytes.get(..8) {
             Some(magic) if magic == MAGIC_V1 => LEN_V1,
-            Some(magic) if magic == MAGIC_V2 => LEN_V2,
+            Some(magic) if magic == MAGIC_V2 || magic == MAGIC_V3 => LEN_V2,
             _ => return Err("not a manifest"),
         };
         if bytes.len() != len {
@@ -119,6 +145,11 @@ impl Manifest {
                 records: word(24),
                 bytes: word(32),
                 crc: u32::from_le_bytes(bytes[40..44].try_into().expect("4 bytes")),
+                layout: if &bytes[..8] == MAGIC_V3 {
+                    SnapshotLayout::Parts
+                } else {
+                    SnapshotLayout::Log
+                },
             })
         } else {
             None
@@ -224,8 +255,21 @@ mod tests {
                 records: 5,
                 bytes: 300,
                 crc: 0xdead_beef,
+                layout: SnapshotLayout::Log,
             }),
         };
+        let parts = Manifest {
+            sum: manifest.sum.map(|sum| SnapshotSum {
+                layout: SnapshotLayout::Parts,
+                ..sum
+            }),
+            ..manifest
+        };
+        parts.write(&StdFileSystem, dir.path()).unwrap();
+        assert_eq!(
+            Manifest::read(&StdFileSystem, dir.path()).unwrap(),
+            Some(parts)
+        );
         manifest.write(&StdFileSystem, dir.path()).unwrap();
         assert_eq!(
             Manifest::read(&StdFileSystem, dir.path()).unwrap(),
@@ -242,7 +286,7 @@ mod tests {
             sum: None,
             ..manifest
         };
-        for manifest in [manifest, old] {
+        for manifest in [manifest, old, parts] {
             let encoded = manifest.encode();
             for at in 0..encoded.len() {
                 let mut bytes = encoded.clone();
@@ -287,6 +331,7 @@ mod versions {
             records: 1,
             bytes: 2,
             crc: 3,
+            layout: SnapshotLayout::Log,
         };
         let with = Manifest {
             snapshot: Some(1),
@@ -302,5 +347,34 @@ mod versions {
         let crc = crc32c::crc32c(&bytes[..LEN_V2 - 4]);
         bytes[LEN_V2 - 4..].copy_from_slice(&crc.to_le_bytes());
         assert!(Manifest::decode(&bytes).is_err());
+    }
+}
+
+#[cfg(test)]
+mod layouts {
+    use super::*;
+
+    /// The layout is the version: a manifest of version 2 (what the previous version wrote
+    /// for every compaction) still names a snapshot written as a log.
+    #[test]
+    fn version_2_names_a_log_and_version_3_parts() {
+        for (layout, magic) in [
+            (SnapshotLayout::Log, MAGIC_V2),
+            (SnapshotLayout::Parts, MAGIC_V3),
+        ] {
+            let manifest = Manifest {
+                snapshot: Some(4),
+                log_from: 5,
+                sum: Some(SnapshotSum {
+                    records: 6,
+                    bytes: 7,
+                    crc: 8,
+                    layout,
+                }),
+            };
+            let bytes = manifest.encode();
+            assert_eq!(&bytes[..8], magic);
+            assert_eq!(Manifest::decode(&bytes), Ok(manifest));
+        }
     }
 }

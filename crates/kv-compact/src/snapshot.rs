@@ -1,9 +1,13 @@
-//! Snapshots: the live entries of a store, written as a log directory of their own.
+//! Snapshots: the live entries of a store, in a directory of their own.
 //!
-//! A snapshot is a nori-wal log (one put record per live entry, deadlines absolute, values
-//! compressed as the store compresses them) in `snapshots/<id>/`, so it is written, checked
-//! and replayed by the same code as the store's log. It is built in `snapshots/<id>.tmp/`,
-//! synced, and renamed into place: a snapshot directory without the suffix is complete.
+//! A snapshot is one put record per live entry (the log's record format, deadlines absolute,
+//! values compressed as the store compresses them) in `snapshots/<id>/`. It is written in
+//! parts with an index of them (`parts.rs`, [`SnapshotLayout::Parts`]), loaded at once on
+//! several threads. Snapshots written before parts existed are a nori-wal log
+//! ([`SnapshotLayout::Log`]), replayed by the same code as the store's log; the manifest's
+//! version says which a snapshot is, and both are loaded. A snapshot is built in
+//! `snapshots/<id>.tmp/`, synced, and renamed into place: a snapshot directory without the
+//! suffix is complete.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -11,17 +15,18 @@ use std::sync::Arc;
 
 use kv_durable::{load_log, CompressionPolicy, LogReplay, Sink};
 use kv_wal::fs::FileSystem;
-use kv_wal::{Encoded, Expiry, FsyncPolicy, RecoveryMode, SizeLimits, Wal, WalConfig};
+use kv_wal::{Encoded, Expiry, FsyncPolicy, RecoveryMode, SizeLimits, WalConfig};
 
 use crate::error::{Error, Result};
-use crate::manifest::SnapshotSum;
+use crate::manifest::{SnapshotLayout, SnapshotSum};
+use crate::parts::{self, PartsWriter};
 
 /// The directory of snapshots inside the store's directory.
 pub const SNAPSHOTS: &str = "snapshots";
 /// The suffix of a snapshot being written.
 pub const TMP_SUFFIX: &str = ".tmp";
 
-/// Snapshot segments are cut at this size: few files, read in one pass.
+/// The segment size of a snapshot written as a log (it is read with it).
 const SEGMENT_SIZE: u64 = 1 << 30;
 
 /// The name of snapshot `id`'s directory in `snapshots/`.
@@ -99,14 +104,14 @@ impl Encoding {
     }
 }
 
-/// Writes snapshot `id` of the store in `dir`: records encoded elsewhere (with
-/// [`Encoding`], on any thread) are appended in the order given.
+/// Writes snapshot `id` of the store in `dir`, in parts: the records of each shard, encoded
+/// elsewhere (with [`Encoding`], on any thread), are appended in the order given.
 #[derive(Debug)]
 pub struct SnapshotWriter {
     id: u64,
     dir: PathBuf,
     fs: Arc<dyn FileSystem>,
-    wal: Wal,
+    parts: PartsWriter,
     encoding: Encoding,
     /// Entries written so far.
     pub entries: u64,
@@ -115,16 +120,17 @@ pub struct SnapshotWriter {
 }
 
 impl SnapshotWriter {
-    /// Starts snapshot `id` in `dir/snapshots/<id>.tmp/`, replacing any leftover of an
-    /// earlier attempt.
+    /// Starts snapshot `id` of a state of `shards` shards in `dir/snapshots/<id>.tmp/`,
+    /// replacing any leftover of an earlier attempt.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] or [`Error::Snapshot`] when the directory or its log cannot be made.
+    /// [`Error::Io`] when the directory cannot be made.
     pub fn create(
         fs: &Arc<dyn FileSystem>,
         dir: &Path,
         id: u64,
+        shards: usize,
         compression: CompressionPolicy,
         limits: SizeLimits,
     ) -> Result<Self> {
@@ -133,15 +139,13 @@ impl SnapshotWriter {
         // A finished snapshot of this id can only be left by a compaction that failed before
         // its manifest named it: garbage, and in the way of the rename.
         remove_dir_all(fs.as_ref(), &snapshot_dir(dir, id))?;
-        let (wal, _) = Wal::open(config(tmp, fs, limits)).map_err(|e| Error::Snapshot {
-            id,
-            source: e.into(),
-        })?;
+        kv_wal::fs::create_dir_all_durably(fs.as_ref(), &tmp)
+            .map_err(|e| Error::io("create", &tmp, e))?;
         Ok(SnapshotWriter {
             id,
             dir: dir.to_path_buf(),
             fs: Arc::clone(fs),
-            wal,
+            parts: PartsWriter::new(fs, &tmp, shards),
             encoding: Encoding {
                 compression,
                 limits,
@@ -164,18 +168,14 @@ impl SnapshotWriter {
         }
     }
 
-    /// Appends encoded records.
+    /// Appends the encoded records of one shard (every shard once, empty or not: parts are
+    /// cut between shards).
     ///
     /// # Errors
     ///
-    /// [`Error::Snapshot`] when the append fails.
+    /// [`Error::Io`] when a part cannot be created, written or synced.
     pub fn write(&mut self, encoded: &Encoded) -> Result<()> {
-        if encoded.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = self.wal.append_encoded(encoded) {
-            return Err(self.failed(e));
-        }
+        self.parts.write_shard(encoded)?;
         self.entries += encoded.records() as u64;
         self.bytes += encoded.as_bytes().len() as u64;
         Ok(())
@@ -187,27 +187,13 @@ impl SnapshotWriter {
     ///
     /// # Errors
     ///
-    /// [`Error::Snapshot`] or [`Error::Io`] when a sync or the rename fails; the snapshot
-    /// is then not in place.
-    pub fn finish(mut self) -> Result<SnapshotSum> {
+    /// [`Error::Io`] when a write, a sync or the rename fails; the snapshot is then not in
+    /// place.
+    pub fn finish(self) -> Result<SnapshotSum> {
         let id = self.id;
-        self.wal.sync().map_err(|e| Error::Snapshot {
-            id,
-            source: e.into(),
-        })?;
-        self.wal.close().map_err(|e| Error::Snapshot {
-            id,
-            source: e.into(),
-        })?;
         let (tmp, done) = (tmp_dir(&self.dir, id), snapshot_dir(&self.dir, id));
-        // Summed from the files, not from what was appended: whatever the log layer adds
-        // around the records is part of what a load reads back.
-        let (bytes, crc) = segments_sum(self.fs.as_ref(), &tmp)?;
-        let sum = SnapshotSum {
-            records: self.entries,
-            bytes,
-            crc,
-        };
+        // Every part, the index and the directory's names are durable before the rename.
+        let sum = self.parts.finish()?;
         self.fs
             .rename(&tmp, &done)
             .map_err(|e| Error::io("rename the finished snapshot to", &done, e))?;
@@ -276,10 +262,11 @@ fn segments_sum(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32)> {
     Ok((bytes, crc.finalize()))
 }
 
-/// Replays snapshot `id` of the store in `dir` into `sink` at time `now`. The snapshot must
-/// be whole: any damage, a torn tail included, is an error, and so is a snapshot whose
-/// segments differ from `sum` (the manifest's record of it, if it has one): shorter, longer
-/// or altered, even at a record boundary.
+/// Loads snapshot `id` of the store in `dir` into `sink` at time `now`, laid out as `sum`
+/// says (a log when there is no sum). The snapshot must be whole: any damage, a torn tail
+/// included, is an error, and so is a snapshot whose files differ from `sum` (the manifest's
+/// record of it, if it has one): shorter, longer or altered, even at a record boundary, or
+/// a part missing.
 pub fn load<S: Sink>(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
@@ -294,6 +281,9 @@ pub fn load<S: Sink>(
     let names = fs
         .read_dir(&path)
         .map_err(|e| Error::io("open the snapshot the manifest names", &path, e))?;
+    if let Some(sum) = sum.filter(|sum| sum.layout == SnapshotLayout::Parts) {
+        return parts::load(fs, &path, &names, id, sum, sink, now, limits);
+    }
     if !names
         .iter()
         .any(|name| kv_wal::segment::parse_file_name(name).is_some())

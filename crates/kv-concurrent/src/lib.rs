@@ -31,6 +31,7 @@
 
 #![forbid(unsafe_code)]
 
+mod load;
 mod reads;
 mod replay;
 mod scan;

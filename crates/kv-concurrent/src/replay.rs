@@ -30,7 +30,7 @@ const DELETE: u8 = 3;
 /// Operations copied out of the log's buffer: `tag, [expiry u64], key len u32, value len
 /// u32, key, value` each.
 #[derive(Debug, Default)]
-struct Chunk(Vec<u8>);
+pub(crate) struct Chunk(Vec<u8>);
 
 impl Chunk {
     /// A chunk that holds `bytes` before it grows (a full chunk is replaced by a new one of
@@ -39,7 +39,12 @@ impl Chunk {
         Chunk(Vec::with_capacity(bytes + bytes / 8))
     }
 
-    fn push(&mut self, op: OpRef<'_>) {
+    /// Empties the chunk, keeping its memory for the next operations.
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub(crate) fn push(&mut self, op: OpRef<'_>) {
         let (tag, expiry, key, value): (u8, Option<u64>, &[u8], &[u8]) = match op {
             OpRef::Put { key, value, expiry } => match expiry {
                 Expiry::Never => (PUT, None, key, value),
@@ -60,7 +65,7 @@ impl Chunk {
     }
 
     /// Calls `f` with every operation, in the order they were pushed.
-    fn for_each(&self, mut f: impl FnMut(OpRef<'_>)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(OpRef<'_>)) {
         let mut rest = &self.0[..];
         while let Some((&tag, tail)) = rest.split_first() {
             rest = tail;

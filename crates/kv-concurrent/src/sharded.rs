@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
 use kv_core::{Change, Cursor, Entry, IndexKind, KeyHasher, Op, OpRef, State};
-use kv_durable::{DriveReplay, Sink};
+use kv_durable::{DriveReplay, ReadPart, Sink};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::scan::{Scan, Scanner};
@@ -411,6 +411,13 @@ impl Sink for Sharded {
             return expired;
         }
         crate::replay::parallel(self, workers, now, drive)
+    }
+
+    /// Reads the parts on one thread per core (at most four), then fills each shard's table,
+    /// sized once: see `load.rs`.
+    fn load_parts(&self, now: u64, parts: usize, read: &ReadPart<'_>) -> u64 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        crate::load::parts(self, cores.min(4), now, parts, read)
     }
 
     #[inline]

@@ -192,6 +192,24 @@ impl Index {
         }
     }
 
+    /// Makes room for `additional` more entries at once (hash index; the ordered index has
+    /// nothing to size): what a load that knows its entry count calls, so the table is sized
+    /// once instead of doubling its way there. A table that has to grow counts as
+    /// reorganised, as in [`insert`](Self::insert).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        if let Index::Hash {
+            table,
+            hasher,
+            reorganised,
+        } = self
+        {
+            if table.capacity() - table.len() < additional {
+                *reorganised += 1;
+                table.reserve(additional, |e| hasher.hash(e.key()));
+            }
+        }
+    }
+
     /// Removes and returns the entry of `key`.
     #[inline]
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {

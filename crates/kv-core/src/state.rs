@@ -92,6 +92,13 @@ impl State {
         }
     }
 
+    /// Makes room for `additional` more entries, so that inserting them never grows the
+    /// index step by step (a load that knows its count sizes the table once). Memory is
+    /// accounted per entry, not per slot, so this changes no figure.
+    pub fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+    }
+
     /// Removes the entry of `key`, expired or not.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let old = self.index.remove(key)?;
@@ -656,5 +663,28 @@ mod tests {
                 assert!(seen.contains(key.as_bytes()), "trial {trial}: {key} missed");
             }
         }
+    }
+
+    /// A reserved table takes its entries without growing again; growing it for a reserve
+    /// counts as a reorganisation, so a walk resumed across it starts over.
+    #[test]
+    fn a_reserve_sizes_the_table_once_and_counts_as_a_reorganisation() {
+        let mut state = State::new(IndexKind::Hash);
+        state.apply(put(b"first", b"v"), 0);
+        let (_, _, _, before) = layout(&state);
+        state.reserve(10_000);
+        let (len, capacity, buckets, after) = layout(&state);
+        assert_eq!((len, after), (1, before + 1));
+        assert!(capacity >= 10_001, "{capacity}");
+        for i in 0..10_000u32 {
+            state.apply(put(format!("k{i}").as_bytes(), b"v"), 0);
+        }
+        assert_eq!(layout(&state), (10_001, capacity, buckets, after));
+        // Room enough already: nothing moves.
+        state.reserve(capacity - 10_001);
+        assert_eq!(layout(&state).3, after);
+        let mut ordered = State::new(IndexKind::Ordered);
+        ordered.reserve(100);
+        assert!(ordered.is_empty());
     }
 }

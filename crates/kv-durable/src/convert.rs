@@ -35,8 +35,9 @@ pub(crate) fn give_back(op: &mut Op, record: Record) {
     }
 }
 
-/// The operation of a record whose value is `value` (the stored value, decompressed).
-pub(crate) fn op_of<'a>(record: &RecordRef<'a>, value: &'a [u8]) -> OpRef<'a> {
+/// The operation of a record whose value is `value` (the stored value, decompressed): what
+/// replaying a log applies, and what loading a snapshot's parts does.
+pub fn op_of<'a>(record: &RecordRef<'a>, value: &'a [u8]) -> OpRef<'a> {
     match record.kind() {
         RecordKind::Put => OpRef::Put {
             key: record.key(),

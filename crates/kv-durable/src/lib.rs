@@ -49,8 +49,9 @@ mod options;
 mod sink;
 mod stats;
 
+pub use convert::op_of;
 pub use durable::{load_log, Durable, LogReplay, OpenReport};
 pub use error::{Error, Result, Shared};
 pub use options::{CompressionPolicy, Durability, Options, WriteOptions};
-pub use sink::{ApplyOp, DriveReplay, Sink};
+pub use sink::{ApplyOp, DriveReplay, ReadPart, Sink};
 pub use stats::CommitStats;

@@ -71,6 +71,41 @@ fn the_snapshot_segment(dir: &Path) -> PathBuf {
     dir.join("snapshots").join("000001").join("000000.wal")
 }
 
+/// The model of what `put_keys(store, from, count)` writes.
+fn keys_model(from: u32, count: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    (from..from + count)
+        .map(|i| {
+            (
+                format!("key{i:05}").into_bytes(),
+                format!("value-{i:05}-{}", "x".repeat(40)).into_bytes(),
+            )
+        })
+        .collect()
+}
+
+/// Copies directory `from` into `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// What [`compacted_store`] made before snapshots were written in parts: its snapshot is a
+/// log (`snapshots/000001/000000.wal`, named by a version 2 manifest). Written by that
+/// version into `tests/fixtures/snapshot-as-log`, copied into `dir`; returns its model.
+fn compacted_store_of_the_log_layout(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshot-as-log");
+    copy_dir(&fixture, dir);
+    keys_model(0, 51)
+}
+
 #[test]
 fn a_missing_manifest_is_refused_and_the_snapshot_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,7 +150,7 @@ fn a_missing_manifest_is_refused_and_the_snapshot_kept() {
 
 /// Opens `dir` and expects the snapshot to be refused as damaged, leaving it as it is.
 fn assert_snapshot_refused(dir: &Path, case: &str) {
-    let before = std::fs::read(the_snapshot_segment(dir)).unwrap();
+    let before = files(dir);
     let err = refused(dir, case);
     let Error::Corrupt {
         damage: Damage::Snapshot { id: 1 },
@@ -135,17 +170,13 @@ fn assert_snapshot_refused(dir: &Path, case: &str) {
         ),
         "{case}: {err}"
     );
-    assert_eq!(
-        std::fs::read(the_snapshot_segment(dir)).unwrap(),
-        before,
-        "{case}"
-    );
+    assert!(files(dir) == before, "{case}: the directory changed");
 }
 
 #[test]
 fn a_snapshot_cut_short_or_lengthened_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let model = compacted_store(dir.path());
+    let model = compacted_store_of_the_log_layout(dir.path());
     let segment = the_snapshot_segment(dir.path());
     let whole = std::fs::read(&segment).unwrap();
     // Every record of the snapshot has the same length (keys and values do).
@@ -428,7 +459,7 @@ fn a_complete_snapshot_without_a_manifest_or_segment_0_is_still_refused() {
 #[test]
 fn a_snapshot_lengthened_by_zeros_is_refused_unchanged() {
     let dir = tempfile::tempdir().unwrap();
-    let model = compacted_store(dir.path());
+    let model = compacted_store_of_the_log_layout(dir.path());
     let segment = the_snapshot_segment(dir.path());
     let whole = std::fs::read(&segment).unwrap();
     let mut longer = whole.clone();
@@ -457,6 +488,133 @@ fn a_snapshot_lengthened_by_zeros_is_refused_unchanged() {
     );
 
     std::fs::write(&segment, &whole).unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+}
+
+/// The store of the previous version, whose snapshot is a log, opens whole; its next
+/// compaction writes the snapshot in parts (manifest version 3), which opens whole too.
+#[test]
+fn a_snapshot_written_as_a_log_still_opens_and_is_compacted_into_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = compacted_store_of_the_log_layout(dir.path());
+    let manifest = || {
+        kv_compact::Manifest::decode(&std::fs::read(dir.path().join("MANIFEST")).unwrap()).unwrap()
+    };
+    assert_eq!(
+        manifest().sum.map(|s| s.layout),
+        Some(kv_compact::SnapshotLayout::Log)
+    );
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+    assert_eq!(store.stats().open_replayed_records, 51);
+    model.extend(put_keys(&store, 51, 10));
+    store.compact().unwrap();
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(
+        manifest().sum.map(|s| s.layout),
+        Some(kv_compact::SnapshotLayout::Parts)
+    );
+    assert_eq!(snapshot_names(dir.path()), ["000002"]);
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    assert_eq!(contents(&store), model);
+}
+
+/// The part files of snapshot 1 in `dir`, in order.
+fn the_snapshot_parts(dir: &Path) -> Vec<PathBuf> {
+    let snapshot = dir.join("snapshots").join("000001");
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&snapshot)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("part-")
+        })
+        .collect();
+    parts.sort();
+    parts
+}
+
+/// Every way a snapshot's parts can differ from what was written is refused, with the
+/// directory left as it was: a part cut short, lengthened, altered, with two records
+/// swapped, swapped with another part, missing or extra, and an index damaged or missing.
+#[test]
+fn a_snapshot_part_damaged_missing_or_extra_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Enough data for a part per shard (a part holds at least a MiB), mostly: 8 MiB over
+    // four shards. Every record the same length (keys and values are).
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    let mut model = BTreeMap::new();
+    for i in 0..128u32 {
+        let (key, value) = (format!("key{i:05}"), vec![(i % 251) as u8; 64 << 10]);
+        store.put(key.clone(), value.clone()).unwrap();
+        model.insert(key.into_bytes(), value);
+    }
+    store.compact().unwrap();
+    store.close().unwrap();
+    drop(store);
+    let snapshot = dir.path().join("snapshots").join("000001");
+    let parts = the_snapshot_parts(dir.path());
+    assert!(parts.len() >= 2, "{parts:?}");
+    let (part, other) = (&parts[0], &parts[1]);
+    let whole = std::fs::read(part).unwrap();
+    let other_whole = std::fs::read(other).unwrap();
+    let kv_wal::Decoded::Record(_, record) = kv_wal::decode(&whole) else {
+        panic!("a part starts with a record")
+    };
+    assert!(whole.len() >= 2 * record, "{} bytes", whole.len());
+    let restore = || {
+        std::fs::write(part, &whole).unwrap();
+        std::fs::write(other, &other_whole).unwrap();
+    };
+
+    for cut in [0, record, whole.len() - record, whole.len() - 1] {
+        std::fs::write(part, &whole[..cut]).unwrap();
+        assert_snapshot_refused(dir.path(), &format!("part cut to {cut} bytes"));
+    }
+    let mut longer = whole.clone();
+    longer.extend_from_slice(&whole[..record]);
+    std::fs::write(part, &longer).unwrap();
+    assert_snapshot_refused(dir.path(), "one record more in a part");
+    let mut zeros = whole.clone();
+    zeros.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(part, &zeros).unwrap();
+    assert_snapshot_refused(dir.path(), "zeros after a part");
+    let mut flipped = whole.clone();
+    flipped[whole.len() / 2] ^= 1;
+    std::fs::write(part, &flipped).unwrap();
+    assert_snapshot_refused(dir.path(), "a bit flipped in a part");
+    let mut swapped = whole.clone();
+    swapped[..record].copy_from_slice(&whole[record..2 * record]);
+    swapped[record..2 * record].copy_from_slice(&whole[..record]);
+    std::fs::write(part, &swapped).unwrap();
+    assert_snapshot_refused(dir.path(), "two records of a part swapped");
+    std::fs::write(part, &other_whole).unwrap();
+    std::fs::write(other, &whole).unwrap();
+    assert_snapshot_refused(dir.path(), "two parts swapped");
+    restore();
+
+    std::fs::remove_file(part).unwrap();
+    assert_snapshot_refused(dir.path(), "a part missing");
+    restore();
+    let extra = snapshot.join(format!("part-{:04}", parts.len()));
+    std::fs::write(&extra, &whole).unwrap();
+    assert_snapshot_refused(dir.path(), "a part more than the index lists");
+    std::fs::remove_file(&extra).unwrap();
+
+    let index = std::fs::read(snapshot.join("PARTS")).unwrap();
+    let mut damaged = index.clone();
+    damaged[12] ^= 1;
+    std::fs::write(snapshot.join("PARTS"), &damaged).unwrap();
+    assert_snapshot_refused(dir.path(), "the index damaged");
+    std::fs::remove_file(snapshot.join("PARTS")).unwrap();
+    assert_snapshot_refused(dir.path(), "the index missing");
+    std::fs::write(snapshot.join("PARTS"), &index).unwrap();
+
     let store = KvStore::open_with(dir.path(), options()).unwrap();
     assert_eq!(contents(&store), model);
 }

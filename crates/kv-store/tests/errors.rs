@@ -204,15 +204,16 @@ fn the_open_errors_are_the_stores_own_and_their_causes_reachable() {
     );
     assert_well_formed(&err, "missing manifest");
 
-    // A damaged snapshot.
+    // A damaged snapshot: a part cut short.
     let dir = tempfile::tempdir().unwrap();
     compacted(dir.path());
     let snapshot = dir
         .path()
         .join(kv_compact::SNAPSHOTS)
         .join("000001")
-        .join("000000.wal");
+        .join("part-0000");
     let whole = std::fs::read(&snapshot).unwrap();
+    assert!(!whole.is_empty());
     std::fs::write(&snapshot, &whole[..whole.len() / 2]).unwrap();
     let err = refused(dir.path(), options(), "damaged snapshot");
     assert!(

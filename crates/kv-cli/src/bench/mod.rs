@@ -35,7 +35,8 @@ WORKLOADS (16-byte keys, 100-byte values; sizes divided by 100 with --quick)
   W2  1,000,000 buffered puts (Durability::None) + one sync, 1/2 writers  vs L2 bytes/s
   W3  1,000,000 keys, 2,000,000 random gets (90% hits), 1/2 readers    vs L6 gets/s
       and W3-many: the same gets of one reader through get_many, 32 keys at a time
-  W4  recovery: reopen a log of 1,000,000 puts, and of 4,000,000 (4 per key)  vs L3 bytes/s
+  W4  recovery: reopen a log of 1,000,000 puts, and of 4,000,000 (4 per key)  vs L3 bytes/s;
+      then W4-snapshot: reopen 1,000,000 keys compacted into a snapshot   vs L3 bytes/s
   W5  memory: RSS growth per key loading 1,000,000 keys, less 116 payload bytes
   W6  4 threads, 90% get / 10% durable put over 1,000,000 keys
   W7  1,000,000 keys written 4 times; 2 durable writers before and while it compacts
@@ -110,7 +111,7 @@ pub fn run(args: &BenchArgs) -> CommandOutcome {
         "W1" => threads(&spec::W1_WRITERS).len() as u64,
         "W2" => threads(&spec::W2_WRITERS).len() as u64,
         "W3" => threads(&spec::W3_READERS).len() as u64 + 1,
-        "W4" => spec::W4_PUTS_PER_KEY.len() as u64,
+        "W4" => spec::W4_PUTS_PER_KEY.len() as u64 + 1,
         "W8" => threads(&[1]).len() as u64,
         _ => 1,
     };
@@ -172,7 +173,8 @@ pub fn run(args: &BenchArgs) -> CommandOutcome {
             "W3" => reads::w3(&run, &threads(&spec::W3_READERS), &mut emit),
             "W4" => spec::W4_PUTS_PER_KEY
                 .into_iter()
-                .try_for_each(|w| recovery::w4(&run, w).map(&mut emit)),
+                .try_for_each(|w| recovery::w4(&run, w).map(&mut emit))
+                .and_then(|()| recovery::w4_snapshot(&run).map(&mut emit)),
             "W6" => mixed::w6(&run).map(&mut emit),
             "W7" => mixed::w7(&run).map(&mut emit),
             "W8" => reads::w8(&run, &threads(&[1]), &mut emit),

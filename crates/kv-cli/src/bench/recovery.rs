@@ -1,4 +1,5 @@
-//! W4: the time to open a store whose log holds (a) one put per key, (b) four, against L3.
+//! W4: the time to open a store whose log holds (a) one put per key, (b) four, against L3;
+//! and W4-snapshot: the time to open the same keys from a snapshot after a compaction.
 
 use std::time::Instant;
 
@@ -51,4 +52,49 @@ pub fn w4(run: &Run<'_>, writes_per_key: u64) -> Result<Outcome, kv_store::Error
         .with("mb_per_sec", bytes_per_sec / 1e6)
         .with("log_bytes", bytes)
         .with("ratio_to_l4", bytes_per_sec / run.limits.l4_bytes))
+}
+
+/// W4-snapshot: the keys of W4 written once, compacted into a snapshot (the log after it
+/// empty), then the store reopened and timed: what a compacted store costs to open. Bounded
+/// by reading the snapshot from the page cache (L3) and by building the index.
+pub fn w4_snapshot(run: &Run<'_>) -> Result<Outcome, kv_store::Error> {
+    let keys = (spec::KEYS / run.scale).max(1);
+    let store = run.open(Workload::W4)?;
+    run.step(&format!("W4-snapshot: writing {keys} puts and compacting"));
+    for (key, value) in spec::sequential_puts(keys, 0) {
+        store.put(key.to_vec(), value.to_vec())?;
+    }
+    store.compact()?;
+    let path = store.path().to_path_buf();
+    store.close()?;
+    drop(store);
+
+    run.step("W4-snapshot: reopening");
+    let started = Instant::now();
+    let store = KvStore::open_with(&path, Workload::W4.options())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stats = store.stats();
+    run.close(store)?;
+    assert_eq!(
+        stats.keys as u64, keys,
+        "W4-snapshot reopened with every key"
+    );
+
+    let records = stats.open_replayed_records;
+    let bytes = stats.snapshot_bytes;
+    let bytes_per_sec = bytes as f64 / seconds;
+    Ok(
+        Outcome::new("W4-snapshot", "open from a snapshot", 1, records, seconds)
+            .against(Limit {
+                name: "L3",
+                value: run.limits.l3_bytes,
+                unit: "bytes/s",
+                measured: bytes_per_sec,
+            })
+            .with("seconds_to_open", seconds)
+            .with("records_per_sec", records as f64 / seconds)
+            .with("mb_per_sec", bytes_per_sec / 1e6)
+            .with("snapshot_bytes", bytes)
+            .with("ratio_to_l4", bytes_per_sec / run.limits.l4_bytes),
+    )
 }

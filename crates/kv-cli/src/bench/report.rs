@@ -18,7 +18,7 @@ pub struct Limit {
 /// The outcome of one workload at one thread count.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// "W1".."W8".
+    /// "W1".."W8", or a variant of one ("W4-snapshot").
     pub workload: &'static str,
     /// What it does, in a few words.
     pub what: &'static str,
@@ -132,9 +132,11 @@ impl Outcome {
                 _ => format!("{name}={value}"),
             })
             .collect();
+        // A variant is told apart by its `what`: the id column keeps its width.
+        let id = self.workload.split('-').next().unwrap_or(self.workload);
         format!(
             "{:<3} {:<26} {:>4} {:>12} {:>9} {:>9} {:>10}  {}",
-            self.workload,
+            id,
             self.what,
             self.threads,
             cell(self.ops_per_sec()),
