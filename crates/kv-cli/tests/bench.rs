@@ -94,7 +94,7 @@ fn bench_quick_prints_a_table_with_the_limits() {
     let rows: Vec<&str> = lines[3..].iter().map(|l| &l[..2]).collect();
     assert_eq!(rows, ["W3", "W3", "W3", "W4", "W4", "W4", "W8"], "{text}");
     assert!(
-        lines[5].starts_with("W3-many "),
+        lines[5].starts_with("W3  get_many"),
         "the batched gets' row: {text}"
     );
     assert!(text.contains("x L6"), "W3 is compared with L6: {text}");
