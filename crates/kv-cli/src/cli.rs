@@ -344,6 +344,17 @@ pub struct ServeArgs {
     /// Where a node's Raft service listens [default: the --bind host, its port + 10000].
     #[arg(long, value_name = "ADDR", requires = "node_id")]
     pub raft_bind: Option<std::net::SocketAddr>,
+    /// The secret every node of the cluster sends with, and requires of, each Raft request
+    /// (also KV_CLUSTER_SECRET) [default: the --requirepass password]. A Raft address that
+    /// is not loopback needs one (unless --protected-mode no).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "KV_CLUSTER_SECRET",
+        hide_env_values = true,
+        requires = "node_id"
+    )]
+    pub cluster_secret: Option<String>,
     /// `no` allows a non-loopback --bind without --requirepass, as Redis's protected mode.
     #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = ["yes", "no"])]
     pub protected_mode: String,

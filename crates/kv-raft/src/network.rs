@@ -18,6 +18,7 @@
 //!   each one request, never one buffer; a cancelled replication stops between chunks.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -41,23 +42,53 @@ use crate::wire::{
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Makes a [`Connection`] per target node.
-#[derive(Debug, Clone, Default)]
-pub struct Network;
+#[derive(Clone, Default)]
+pub struct Network {
+    secret: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret is never printed.
+        f.debug_struct("Network")
+            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl Network {
+    /// A network whose requests carry `secret` (the cluster secret every node of the
+    /// cluster checks), or none.
+    pub fn new(secret: Option<&str>) -> Network {
+        Network {
+            secret: secret.map(Arc::from),
+        }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &NodeAddr) -> Connection {
-        Connection::new(target, &node.raft)
+        Connection::new(target, &node.raft, self.secret.clone())
     }
 }
 
 /// The connection to one node.
-#[derive(Debug)]
 pub struct Connection {
     target: u64,
     base: String,
+    secret: Option<Arc<str>>,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("target", &self.target)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 fn unreachable(target: u64, what: impl std::fmt::Display) -> Unreachable<TypeConfig> {
@@ -65,7 +96,7 @@ fn unreachable(target: u64, what: impl std::fmt::Display) -> Unreachable<TypeCon
 }
 
 impl Connection {
-    fn new(target: u64, addr: &str) -> Connection {
+    fn new(target: u64, addr: &str, secret: Option<Arc<str>>) -> Connection {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
@@ -75,6 +106,7 @@ impl Connection {
         Connection {
             target,
             base: format!("http://{addr}"),
+            secret,
             client,
         }
     }
@@ -96,10 +128,15 @@ impl Connection {
                 ),
             ));
         }
-        let mut response = self
+        let mut post = self
             .client
             .post(format!("{}{route}", self.base))
             .timeout(timeout)
+            .header(wire::TARGET_HEADER, self.target);
+        if let Some(secret) = &self.secret {
+            post = post.header(wire::SECRET_HEADER, &**secret);
+        }
+        let mut response = post
             .body(bytes)
             .send()
             .await

@@ -32,6 +32,27 @@ pub const MAX_MESSAGE_BYTES: usize = MAX_PAYLOAD_ENTRIES as usize * MAX_ENTRY_BY
 /// The bytes of a snapshot's file sent in one chunk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
+/// The largest body of a vote: a vote request is a few dozen bytes; the rest is slack.
+pub const MAX_VOTE_BYTES: usize = 64 << 10;
+
+/// The largest body of a snapshot chunk: [`SNAPSHOT_CHUNK_BYTES`] of data plus its framing
+/// (the transfer number, the file's path and the offset).
+pub const MAX_SNAPSHOT_CHUNK_MESSAGE_BYTES: usize = SNAPSHOT_CHUNK_BYTES + (64 << 10);
+
+/// The largest body of a snapshot's begin (its directories) or finish (its metadata, which
+/// holds the membership).
+pub const MAX_SNAPSHOT_CONTROL_BYTES: usize = 1 << 20;
+
+/// The header that carries the cluster secret on every request. The receiver checks it
+/// before reading the body, so a peer without the secret cannot make a node buffer or
+/// decode anything.
+pub(crate) const SECRET_HEADER: &str = "x-kv-cluster-secret";
+
+/// The header that carries the id of the node a request is meant for: a node refuses a
+/// request for another id (a stale or wrong address in the membership would otherwise let
+/// one node answer for another).
+pub(crate) const TARGET_HEADER: &str = "x-kv-target-node";
+
 /// Starts sending a snapshot: the directories to create (the files come as chunks).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct SnapshotBegin {

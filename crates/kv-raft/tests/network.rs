@@ -20,8 +20,98 @@ fn user_data(reader: &StoreReader) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .collect()
 }
 
+const SECRET: &str = "the cluster's secret";
+
 async fn start(id: u64, dir: &std::path::Path, addr: SocketAddr) -> Node {
-    Node::start(dir, NodeOptions::new(id, addr)).await.unwrap()
+    let mut options = NodeOptions::new(id, addr);
+    options.cluster_secret = Some(SECRET.into());
+    Node::start(dir, options).await.unwrap()
+}
+
+/// Posts `body` to `route` of `node` with the given headers; answers the status.
+async fn post(
+    node: &Node,
+    route: &str,
+    secret: Option<&str>,
+    target: Option<u64>,
+    body: Vec<u8>,
+) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}{route}", node.raft_addr()))
+        .body(body);
+    if let Some(secret) = secret {
+        request = request.header("x-kv-cluster-secret", secret);
+    }
+    if let Some(target) = target {
+        request = request.header("x-kv-target-node", target);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raft_service_refuses_strangers_before_reading_and_bounds_each_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(7, dir.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let small = b"not a message".to_vec();
+    // No secret, a wrong one, one that is a prefix of the right one: refused.
+    assert_eq!(
+        post(&node, "/raft/vote", None, Some(7), small.clone()).await,
+        401
+    );
+    for wrong in ["nope", "the cluster's secre", "the cluster's secret!"] {
+        assert_eq!(
+            post(&node, "/raft/vote", Some(wrong), Some(7), small.clone()).await,
+            401,
+            "{wrong:?}"
+        );
+    }
+    // Refused before the body is read: a stranger's large body is not 413, but 401.
+    assert_eq!(
+        post(&node, "/raft/append", None, Some(7), vec![0; 4 << 20]).await,
+        401
+    );
+    // The secret, but meant for another node (or for none): refused.
+    assert_eq!(
+        post(&node, "/raft/vote", Some(SECRET), Some(8), small.clone()).await,
+        421
+    );
+    assert_eq!(
+        post(&node, "/raft/vote", Some(SECRET), None, small.clone()).await,
+        421
+    );
+    // Per-route limits: a vote is small, a snapshot chunk is one chunk; append takes more.
+    assert_eq!(
+        post(&node, "/raft/vote", Some(SECRET), Some(7), vec![0; 1 << 20]).await,
+        413
+    );
+    assert_eq!(
+        post(
+            &node,
+            "/raft/snapshot/chunk",
+            Some(SECRET),
+            Some(7),
+            vec![0; 3 << 20]
+        )
+        .await,
+        413
+    );
+    // Admitted: the answer is the receiver's own error for a body that does not decode.
+    assert_eq!(
+        post(
+            &node,
+            "/raft/append",
+            Some(SECRET),
+            Some(7),
+            vec![0xff; 4 << 20]
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        post(&node, "/raft/vote", Some(SECRET), Some(7), small).await,
+        200
+    );
+    node.shutdown().await.unwrap();
 }
 
 async fn write(nodes: &BTreeMap<u64, Node>, request: Request) -> u64 {
