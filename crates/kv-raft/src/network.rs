@@ -10,10 +10,13 @@
 //!   its own [`Connection`] and its own connection pool, so a slow or dead node only holds
 //!   up its own task.
 //! - **Timeouts**: every request is bounded by openraft's `hard_ttl` for it (derived from
-//!   the heartbeat and election timeouts), and connecting by [`CONNECT_TIMEOUT`].
+//!   the heartbeat and election timeouts), and connecting by [`CONNECT_TIMEOUT`]; an
+//!   `append` is given time for its size as well ([`wire::APPEND_BYTES_PER_SECOND`]).
 //! - **Retries with backoff**: a failed request is reported as `Unreachable`, and openraft
 //!   retries after [`Connection::backoff`]'s delays (50 ms doubling to 1 s).
-//! - **Bounded messages**: a body over [`MAX_MESSAGE_BYTES`] is neither sent nor read.
+//! - **Bounded messages**: an `append` carries at most [`wire::MAX_APPEND_ENTRIES_BYTES`]
+//!   of entries (or one larger entry); the rest of openraft's batch goes in the next one
+//!   (a partial success). A body over [`MAX_MESSAGE_BYTES`] is neither sent nor read.
 //! - **Snapshots** go as chunks of [`SNAPSHOT_CHUNK_BYTES`] read from the snapshot's files,
 //!   each one request, never one buffer; a cancelled replication stops between chunks.
 
@@ -32,7 +35,7 @@ use serde::Serialize;
 
 use crate::snapshot::SnapshotData;
 use crate::state_machine::Snapshot;
-use crate::types::{NodeAddr, TypeConfig, Vote};
+use crate::types::{Entry, NodeAddr, TypeConfig, Vote};
 use crate::wire::{
     self, Answer, SnapshotBegin, SnapshotChunk, SnapshotFinish, MAX_MESSAGE_BYTES,
     SNAPSHOT_CHUNK_BYTES,
@@ -118,7 +121,19 @@ impl Connection {
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, Unreachable<TypeConfig>> {
+        self.call_within(route, body, |_| timeout).await
+    }
+
+    /// Posts `body` to `route` and decodes the answer, within `timeout` of the body's
+    /// length.
+    async fn call_within<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        route: &str,
+        body: &Req,
+        timeout: impl FnOnce(usize) -> Duration,
+    ) -> Result<Resp, Unreachable<TypeConfig>> {
         let bytes = postcard::to_stdvec(body).map_err(|e| unreachable(self.target, e))?;
+        let timeout = timeout(bytes.len());
         if bytes.len() > MAX_MESSAGE_BYTES {
             return Err(unreachable(
                 self.target,
@@ -230,6 +245,21 @@ impl Connection {
     }
 }
 
+/// How many of `entries`, from the first, fit [`wire::MAX_APPEND_ENTRIES_BYTES`] encoded:
+/// always at least one (an entry is at most [`wire::MAX_ENTRY_BYTES`], which the message
+/// limit allows).
+fn byte_bounded_prefix(entries: &[Entry]) -> usize {
+    let mut total = 0;
+    for (n, entry) in entries.iter().enumerate() {
+        // Measured without encoding: no copy of a large value.
+        total += postcard::experimental::serialized_size(entry).unwrap_or(usize::MAX);
+        if n > 0 && total > wire::MAX_APPEND_ENTRIES_BYTES {
+            return n;
+        }
+    }
+    entries.len()
+}
+
 impl RaftNetworkV2<TypeConfig> for Connection {
     type SnapshotData = SnapshotData;
 
@@ -238,7 +268,22 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self.call(wire::APPEND, &rpc, option.hard_ttl()).await?)
+        let mut rpc = rpc;
+        let sent = byte_bounded_prefix(&rpc.entries);
+        let cut = sent < rpc.entries.len();
+        rpc.entries.truncate(sent);
+        let last = rpc.entries.last().map(|e| e.log_id.clone());
+        let hard_ttl = option.hard_ttl();
+        let response: AppendEntriesResponse<TypeConfig> = self
+            .call_within(wire::APPEND, &rpc, |len| {
+                wire::append_timeout(hard_ttl, len)
+            })
+            .await?;
+        // The follower took only the prefix: openraft sends the rest next.
+        Ok(match response {
+            AppendEntriesResponse::Success if cut => AppendEntriesResponse::PartialSuccess(last),
+            other => other,
+        })
     }
 
     async fn vote(

@@ -48,6 +48,64 @@ async fn post(
     request.send().await.unwrap().status().as_u16()
 }
 
+/// Three nodes on 127.0.0.1, initialized; the nodes by id.
+async fn three_nodes(dirs: &[tempfile::TempDir]) -> BTreeMap<u64, Node> {
+    let mut nodes = BTreeMap::new();
+    for id in 1..=3u64 {
+        let dir = dirs[id as usize - 1].path();
+        nodes.insert(id, start(id, dir, "127.0.0.1:0".parse().unwrap()).await);
+    }
+    let members: BTreeMap<u64, NodeAddr> = nodes
+        .iter()
+        .map(|(id, n)| {
+            let raft = n.raft_addr().to_string();
+            (
+                *id,
+                NodeAddr {
+                    raft,
+                    client: String::new(),
+                },
+            )
+        })
+        .collect();
+    nodes[&1].raft().initialize(members).await.unwrap();
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_replicate_to_every_node_within_seconds() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = three_nodes(&dirs).await;
+    write(&nodes, Request::put("small", "first")).await;
+    // A batch of several large entries, each alone over the byte bound of one message.
+    let value: Vec<u8> = (0..12 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let started = std::time::Instant::now();
+    let mut last = 0;
+    for n in 0..3 {
+        last = tokio::time::timeout(
+            Duration::from_secs(20),
+            write(&nodes, Request::put(format!("big{n}"), value.clone())),
+        )
+        .await
+        .expect("a write of a 12 MiB value was not acknowledged in 20 s");
+    }
+    let took = started.elapsed();
+    for node in nodes.values() {
+        node.raft()
+            .wait(Some(Duration::from_secs(20)))
+            .applied_index_at_least(Some(last), "applied")
+            .await
+            .unwrap();
+        let data = user_data(node.reader());
+        assert_eq!(data[b"big2".as_slice()], value);
+    }
+    eprintln!("3 writes of 12 MiB through 3 nodes acknowledged in {took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    for node in nodes.values() {
+        node.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_raft_service_refuses_strangers_before_reading_and_bounds_each_route() {
     let dir = tempfile::tempdir().unwrap();
