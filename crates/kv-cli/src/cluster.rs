@@ -78,11 +78,15 @@ fn init(addrs: &[String]) -> Outcome {
                 "two of the nodes given have the id {id}: each node needs an id of its own"
             )));
         }
-        members.push((
-            *id,
-            String::from_utf8_lossy(raft).into_owned(),
-            addr.clone(),
-        ));
+        let member = kv_raft::NodeAddr {
+            raft: String::from_utf8_lossy(raft).into_owned(),
+            client: addr.clone(),
+        };
+        // Before any node is asked to change: nothing is initialized.
+        member
+            .check_reachable(*id as u64)
+            .map_err(|e| Failure::Usage(format!("{addr}: {e}")))?;
+        members.push((*id, member.raft, member.client));
     }
     let mut words = vec!["KVRAFT".to_string(), "INIT".to_string()];
     for (id, raft, client) in &members {

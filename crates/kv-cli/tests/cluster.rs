@@ -32,6 +32,8 @@ struct Node {
     dir: PathBuf,
     client: String,
     raft: String,
+    /// More `kv serve` arguments.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -42,6 +44,7 @@ impl Node {
             dir,
             client: format!("127.0.0.1:{}", free_port()),
             raft: format!("127.0.0.1:{}", free_port()),
+            extra: Vec::new(),
             child: None,
         }
     }
@@ -57,6 +60,7 @@ impl Node {
             "--raft-bind",
             &self.raft,
         ]);
+        command.args(&self.extra);
         command
     }
 
@@ -187,6 +191,40 @@ fn a_directory_refuses_another_node_id_and_the_single_node_server() {
     assert!(common::stderr(&output).contains("--node-id 1"));
     // The rightful id still starts.
     node.start();
+}
+
+#[test]
+fn a_wildcard_raft_address_is_refused_by_cluster_init() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes: Vec<Node> = (1..=3)
+        .map(|id| {
+            let mut node = Node::new(id, root.path().join(format!("n{id}")));
+            node.raft = format!("0.0.0.0:{}", free_port());
+            node.extra = vec!["--cluster-secret".into(), "s".into()];
+            node.start();
+            node
+        })
+        .collect();
+    let init = cluster_init(&nodes);
+    assert_eq!(init.status.code(), Some(2), "{init:?}");
+    let stderr = common::stderr(&init);
+    assert!(stderr.contains("0.0.0.0:"), "{stderr}");
+    assert!(stderr.contains("--raft-bind"), "{stderr}");
+    // Nothing was initialized; KVRAFT INIT itself refuses the wildcard too.
+    let info = nodes[0].info();
+    assert_ne!(
+        info.get("role").map(String::as_str),
+        Some("leader"),
+        "{info:?}"
+    );
+    let refused: redis::RedisResult<()> = redis::cmd("KVRAFT")
+        .arg("INIT")
+        .arg(1)
+        .arg(&nodes[0].raft)
+        .arg(&nodes[0].client)
+        .query(&mut nodes[0].connect());
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("--raft-bind"), "{error}");
 }
 
 #[test]

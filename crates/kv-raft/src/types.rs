@@ -24,6 +24,36 @@ pub struct NodeAddr {
     pub client: String,
 }
 
+impl NodeAddr {
+    /// Refuses the addresses of member `id` when one is a wildcard IP or port 0: the others
+    /// would reach no node, or (through `0.0.0.0`, which connects locally) whichever node
+    /// runs on their own host. A host name is taken as given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnreachableAddress`].
+    pub fn check_reachable(&self, id: u64) -> Result<(), Error> {
+        let both = [
+            ("Raft", &self.raft, "--raft-bind"),
+            ("client", &self.client, "--bind"),
+        ];
+        for (which, addr, flag) in both {
+            let Ok(socket) = addr.parse::<std::net::SocketAddr>() else {
+                continue;
+            };
+            if socket.ip().is_unspecified() || socket.port() == 0 {
+                return Err(Error::UnreachableAddress {
+                    id,
+                    which,
+                    addr: addr.clone(),
+                    flag,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Display for NodeAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "raft {} client {}", self.raft, self.client)
@@ -239,6 +269,30 @@ impl std::fmt::Display for Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wildcard_or_port_zero_member_address_is_refused() {
+        let addr = |raft: &str, client: &str| NodeAddr {
+            raft: raft.into(),
+            client: client.into(),
+        };
+        addr("127.0.0.1:17000", "10.0.0.2:7000")
+            .check_reachable(1)
+            .unwrap();
+        addr("db1.example:17000", "").check_reachable(1).unwrap();
+        for (bad, which) in [
+            (addr("0.0.0.0:17000", "127.0.0.1:7000"), "Raft"),
+            (addr("[::]:17000", "127.0.0.1:7000"), "Raft"),
+            (addr("127.0.0.1:0", "127.0.0.1:7000"), "Raft"),
+            (addr("127.0.0.1:17000", "0.0.0.0:7000"), "client"),
+        ] {
+            let err = bad.check_reachable(2).unwrap_err();
+            assert!(
+                matches!(&err, Error::UnreachableAddress { id: 2, which: w, .. } if *w == which),
+                "{err}"
+            );
+        }
+    }
 
     /// What `Write` was before its bytes were serde byte strings.
     #[derive(Serialize)]

@@ -656,13 +656,14 @@ impl Connection {
                     let Ok(id) = String::from_utf8_lossy(&triple[0]).parse::<u64>() else {
                         return Reply::error("ERR KVRAFT INIT takes triples of node id, Raft address, client address");
                     };
-                    members.insert(
-                        id,
-                        NodeAddr {
-                            raft: String::from_utf8_lossy(&triple[1]).into_owned(),
-                            client: String::from_utf8_lossy(&triple[2]).into_owned(),
-                        },
-                    );
+                    let addr = NodeAddr {
+                        raft: String::from_utf8_lossy(&triple[1]).into_owned(),
+                        client: String::from_utf8_lossy(&triple[2]).into_owned(),
+                    };
+                    if let Err(error) = addr.check_reachable(id) {
+                        return Reply::error(format!("ERR KVRAFT INIT refused: {error}"));
+                    }
+                    members.insert(id, addr);
                 }
                 match node.raft().initialize(members).await {
                     Ok(()) => Reply::OK,
