@@ -270,12 +270,28 @@ pub enum ClusterCommand {
         /// The client address of every node.
         #[arg(required = true, num_args = 1.., value_name = "ADDR")]
         addrs: Vec<String>,
+        /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
+        #[arg(
+            long,
+            value_name = "PASS",
+            env = "KV_REQUIREPASS",
+            hide_env_values = true
+        )]
+        password: Option<String>,
     },
     /// Prints a node's `INFO replication`: its role, the leader, the term, the commit and
     /// applied indexes, the membership.
     Status {
         /// The client address of any node.
         addr: String,
+        /// The node's --requirepass, sent with AUTH (also KV_REQUIREPASS).
+        #[arg(
+            long,
+            value_name = "PASS",
+            env = "KV_REQUIREPASS",
+            hide_env_values = true
+        )]
+        password: Option<String>,
     },
 }
 
