@@ -272,7 +272,7 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         let sent = byte_bounded_prefix(&rpc.entries);
         let cut = sent < rpc.entries.len();
         rpc.entries.truncate(sent);
-        let last = rpc.entries.last().map(|e| e.log_id.clone());
+        let last = rpc.entries.last().map(|e| e.log_id);
         let hard_ttl = option.hard_ttl();
         let response: AppendEntriesResponse<TypeConfig> = self
             .call_within(wire::APPEND, &rpc, |len| {
