@@ -315,3 +315,46 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::vote::RaftLeaderIdExt;
+    use openraft::EntryPayload;
+
+    use super::*;
+    use crate::types::{LogId, Request};
+
+    fn entry(index: u64, value_len: usize) -> Entry {
+        Entry {
+            log_id: LogId::new(
+                <<TypeConfig as openraft::RaftTypeConfig>::LeaderId as RaftLeaderIdExt>::new_committed(1, 1),
+                index,
+            ),
+            payload: EntryPayload::Normal(Request::put("k", vec![7; value_len])),
+        }
+    }
+
+    #[test]
+    fn an_append_carries_entries_up_to_the_byte_bound_and_always_one() {
+        let mib = 1 << 20;
+        assert_eq!(byte_bounded_prefix(&[]), 0);
+        let small: Vec<Entry> = (1..=8).map(|i| entry(i, 100)).collect();
+        assert_eq!(byte_bounded_prefix(&small), 8);
+        let three: Vec<Entry> = (1..=4).map(|i| entry(i, 3 * mib)).collect();
+        assert_eq!(byte_bounded_prefix(&three), 2);
+        let huge: Vec<Entry> = (1..=2).map(|i| entry(i, 20 * mib)).collect();
+        assert_eq!(byte_bounded_prefix(&huge), 1);
+    }
+
+    #[test]
+    fn an_append_is_given_time_for_its_size() {
+        let ttl = Duration::from_millis(100);
+        assert_eq!(wire::append_timeout(ttl, 0), Duration::from_secs(1));
+        assert_eq!(
+            wire::append_timeout(ttl, 50_000_000),
+            Duration::from_secs(2)
+        );
+        let long = Duration::from_secs(5);
+        assert_eq!(wire::append_timeout(long, 10), long);
+    }
+}
