@@ -133,7 +133,12 @@ async fn the_raft_service_refuses_strangers_before_reading_and_bounds_each_route
             "{wrong:?}"
         );
     }
-    // Refused before the body is read: a stranger's large body is not 413, but 401.
+    // Refused before the body is read: a stranger's body over the vote's limit is not
+    // 413 (the limit is met while reading), but 401.
+    assert_eq!(
+        post(&node, "/raft/vote", None, Some(7), vec![0; 1 << 20]).await,
+        401
+    );
     assert_eq!(
         post(&node, "/raft/append", None, Some(7), vec![0; 4 << 20]).await,
         401
