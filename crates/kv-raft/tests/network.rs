@@ -116,6 +116,28 @@ async fn large_values_replicate_to_every_node_within_seconds() {
     }
 }
 
+/// The status a request to node 7 gets that announces a body of `len` bytes, sends 16
+/// bytes of it and waits (at most 5 s) for the answer: an answer that comes was decided
+/// without reading the body. (A client sending the whole body could see the connection
+/// closed under it instead of the answer.)
+async fn announcing_a_body(node: &Node, route: &str, secret: Option<&str>, len: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(node.raft_addr())
+        .await
+        .unwrap();
+    let secret = secret.map_or(String::new(), |s| format!("x-kv-cluster-secret: {s}\r\n"));
+    let head = format!(
+        "POST {route} HTTP/1.1\r\nhost: x\r\nx-kv-target-node: 7\r\n{secret}content-length: {len}\r\n\r\n0123456789abcdef"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 12];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut answer))
+        .await
+        .expect("no answer before the body: the body is being read first")
+        .unwrap();
+    String::from_utf8_lossy(&answer[9..12]).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_raft_service_refuses_strangers_before_reading_and_bounds_each_route() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,16 +155,14 @@ async fn the_raft_service_refuses_strangers_before_reading_and_bounds_each_route
             "{wrong:?}"
         );
     }
-    // Refused before the body is read: a stranger's body over the vote's limit is not
-    // 413 (the limit is met while reading), but 401.
-    assert_eq!(
-        post(&node, "/raft/vote", None, Some(7), vec![0; 1 << 20]).await,
-        401
-    );
-    assert_eq!(
-        post(&node, "/raft/append", None, Some(7), vec![0; 4 << 20]).await,
-        401
-    );
+    // Refused before the body is read: a stranger announcing 100 MB and sending a few
+    // bytes is answered at once (were the body read first, the answer would never come).
+    for route in ["/raft/append", "/raft/vote"] {
+        assert_eq!(
+            announcing_a_body(&node, route, None, 100_000_000).await,
+            "401"
+        );
+    }
     // The secret, but meant for another node (or for none): refused.
     assert_eq!(
         post(&node, "/raft/vote", Some(SECRET), Some(8), small.clone()).await,
@@ -153,21 +173,23 @@ async fn the_raft_service_refuses_strangers_before_reading_and_bounds_each_route
         421
     );
     // Per-route limits: a vote is small, a snapshot chunk is one chunk; append takes more.
-    assert_eq!(
-        post(&node, "/raft/vote", Some(SECRET), Some(7), vec![0; 1 << 20]).await,
-        413
-    );
-    assert_eq!(
-        post(
-            &node,
+    // Just over each limit, so the server has read all but a little when it answers.
+    let limits = [
+        ("/raft/vote", kv_raft::MAX_VOTE_BYTES),
+        (
             "/raft/snapshot/chunk",
-            Some(SECRET),
-            Some(7),
-            vec![0; 3 << 20]
-        )
-        .await,
-        413
-    );
+            kv_raft::MAX_SNAPSHOT_CHUNK_MESSAGE_BYTES,
+        ),
+        ("/raft/snapshot/begin", kv_raft::MAX_SNAPSHOT_CONTROL_BYTES),
+    ];
+    for (route, limit) in limits {
+        let body = vec![0; limit + 1];
+        assert_eq!(
+            post(&node, route, Some(SECRET), Some(7), body).await,
+            413,
+            "{route}"
+        );
+    }
     // Admitted: the answer is the receiver's own error for a body that does not decode.
     assert_eq!(
         post(
