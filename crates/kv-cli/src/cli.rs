@@ -270,12 +270,28 @@ pub enum ClusterCommand {
         /// The client address of every node.
         #[arg(required = true, num_args = 1.., value_name = "ADDR")]
         addrs: Vec<String>,
+        /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
+        #[arg(
+            long,
+            value_name = "PASS",
+            env = "KV_REQUIREPASS",
+            hide_env_values = true
+        )]
+        password: Option<String>,
     },
     /// Prints a node's `INFO replication`: its role, the leader, the term, the commit and
     /// applied indexes, the membership.
     Status {
         /// The client address of any node.
         addr: String,
+        /// The node's --requirepass, sent with AUTH (also KV_REQUIREPASS).
+        #[arg(
+            long,
+            value_name = "PASS",
+            env = "KV_REQUIREPASS",
+            hide_env_values = true
+        )]
+        password: Option<String>,
     },
 }
 
@@ -344,6 +360,17 @@ pub struct ServeArgs {
     /// Where a node's Raft service listens [default: the --bind host, its port + 10000].
     #[arg(long, value_name = "ADDR", requires = "node_id")]
     pub raft_bind: Option<std::net::SocketAddr>,
+    /// The secret every node of the cluster sends with, and requires of, each Raft request
+    /// (also KV_CLUSTER_SECRET) [default: the --requirepass password]. A Raft address that
+    /// is not loopback needs one (unless --protected-mode no).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "KV_CLUSTER_SECRET",
+        hide_env_values = true,
+        requires = "node_id"
+    )]
+    pub cluster_secret: Option<String>,
     /// `no` allows a non-loopback --bind without --requirepass, as Redis's protected mode.
     #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = ["yes", "no"])]
     pub protected_mode: String,

@@ -14,9 +14,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs a `kv cluster` subcommand.
 pub fn run(command: &ClusterCommand) -> Outcome {
     match command {
-        ClusterCommand::Init { addrs } => init(addrs),
-        ClusterCommand::Status { addr } => {
-            let info = ask(addr, &["INFO", "replication"])?;
+        ClusterCommand::Init { addrs, password } => init(addrs, password.as_deref()),
+        ClusterCommand::Status { addr, password } => {
+            let info = ask(addr, password.as_deref(), &["INFO", "replication"])?;
             match info {
                 Value::BulkString(text) => print!("{}", String::from_utf8_lossy(&text)),
                 Value::VerbatimString { text, .. } => print!("{text}"),
@@ -27,7 +27,7 @@ pub fn run(command: &ClusterCommand) -> Outcome {
     }
 }
 
-fn connect(addr: &str) -> Result<redis::Connection, Failure> {
+fn connect(addr: &str, password: Option<&str>) -> Result<redis::Connection, Failure> {
     let unreachable = |e: redis::RedisError| {
         Failure::runtime(format!(
             "cannot reach the node at {addr}: {e}; is `kv serve --node-id N --bind {addr}` running there?"
@@ -35,17 +35,24 @@ fn connect(addr: &str) -> Result<redis::Connection, Failure> {
     };
     let client = redis::Client::open(format!("redis://{addr}/"))
         .map_err(|e| Failure::Usage(format!("{addr} is not a HOST:PORT address: {e}")))?;
-    let connection = client
+    let mut connection = client
         .get_connection_with_timeout(TIMEOUT)
         .map_err(unreachable)?;
     connection
         .set_read_timeout(Some(TIMEOUT))
         .map_err(unreachable)?;
+    // As KV_REQUIREPASS, an empty password is none.
+    if let Some(password) = password.filter(|p| !p.is_empty()) {
+        redis::cmd("AUTH")
+            .arg(password)
+            .exec(&mut connection)
+            .map_err(|e| Failure::runtime(format!("{addr} refused the password: {e}")))?;
+    }
     Ok(connection)
 }
 
-fn ask(addr: &str, words: &[&str]) -> Result<Value, Failure> {
-    let mut connection = connect(addr)?;
+fn ask(addr: &str, password: Option<&str>, words: &[&str]) -> Result<Value, Failure> {
+    let mut connection = connect(addr, password)?;
     let mut command = redis::Cmd::new();
     for word in words {
         command.arg(*word);
@@ -59,10 +66,10 @@ fn ask(addr: &str, words: &[&str]) -> Result<Value, Failure> {
     Ok(value)
 }
 
-fn init(addrs: &[String]) -> Outcome {
+fn init(addrs: &[String], password: Option<&str>) -> Outcome {
     let mut members = Vec::new();
     for addr in addrs {
-        let Value::Array(parts) = ask(addr, &["KVRAFT", "ID"])? else {
+        let Value::Array(parts) = ask(addr, password, &["KVRAFT", "ID"])? else {
             return Err(Failure::runtime(format!(
                 "{addr} is not a replicated node: start it with `kv serve --node-id N`"
             )));
@@ -78,18 +85,22 @@ fn init(addrs: &[String]) -> Outcome {
                 "two of the nodes given have the id {id}: each node needs an id of its own"
             )));
         }
-        members.push((
-            *id,
-            String::from_utf8_lossy(raft).into_owned(),
-            addr.clone(),
-        ));
+        let member = kv_raft::NodeAddr {
+            raft: String::from_utf8_lossy(raft).into_owned(),
+            client: addr.clone(),
+        };
+        // Before any node is asked to change: nothing is initialized.
+        member
+            .check_reachable(*id as u64)
+            .map_err(|e| Failure::Usage(format!("{addr}: {e}")))?;
+        members.push((*id, member.raft, member.client));
     }
     let mut words = vec!["KVRAFT".to_string(), "INIT".to_string()];
     for (id, raft, client) in &members {
         words.extend([id.to_string(), raft.clone(), client.clone()]);
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    ask(&addrs[0], &words)?;
+    ask(&addrs[0], password, &words)?;
     for (id, raft, client) in &members {
         println!("node {id}: client {client}, raft {raft}");
     }

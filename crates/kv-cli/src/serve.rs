@@ -129,6 +129,20 @@ fn serve_node(
             std::net::SocketAddr::new(args.bind.ip(), port)
         }
     };
+    // As a client password, an empty secret is none.
+    let cluster_secret = args
+        .cluster_secret
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| options.requirepass.clone());
+    if !raft_bind.ip().is_loopback() && cluster_secret.is_none() && args.protected_mode == "yes" {
+        return Err(Failure::Usage(format!(
+            "refusing to serve Raft on {raft_bind} without a cluster secret: anyone who can \
+             reach it could vote, append entries and replace the store with a snapshot. Give \
+             --cluster-secret (or KV_CLUSTER_SECRET, or --requirepass), the same on every node, \
+             bind --raft-bind to a loopback address, or pass --protected-mode no"
+        )));
+    }
     // Refused before anything starts, with the directory untouched.
     kv_raft::claim_node_id(dir, id).map_err(|e| match e {
         kv_raft::Error::NodeId { .. } => Failure::Usage(e.to_string()),
@@ -143,6 +157,7 @@ fn serve_node(
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut node_options = kv_raft::NodeOptions::new(id, raft_bind);
         node_options.store = Options::default().durability(durability);
+        node_options.cluster_secret = cluster_secret;
         let node = kv_raft::Node::start(dir, node_options)
             .await
             .map_err(Failure::runtime)?;

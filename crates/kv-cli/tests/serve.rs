@@ -84,6 +84,26 @@ fn a_public_address_without_a_password_is_refused() {
 }
 
 #[test]
+fn a_public_raft_address_without_a_cluster_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .arg("--dir")
+        .arg(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0", "--node-id", "1"])
+        .args(["--raft-bind", "0.0.0.0:0"])
+        .env_remove("KV_REQUIREPASS")
+        .env_remove("KV_CLUSTER_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("without a cluster secret"), "{stderr}");
+    assert!(stderr.contains("--cluster-secret"), "{stderr}");
+    // Refused before the directory became a node's.
+    assert!(!dir.path().join("node-id").exists());
+}
+
+#[test]
 fn no_acknowledged_set_is_lost_to_a_sigkill_under_load() {
     const CONNECTIONS: usize = 4;
     let dir = tempfile::tempdir().unwrap();

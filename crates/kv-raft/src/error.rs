@@ -44,6 +44,19 @@ pub enum Error {
         /// The id asked for.
         given: u64,
     },
+    /// A member's address is a wildcard (`0.0.0.0`, `::`) or port 0: it names no node the
+    /// others can reach, and every node would take it as its own (split brain across hosts).
+    #[error("node {id}'s {which} address {addr} names no reachable host: start the node with {flag} on an address the other nodes reach (not 0.0.0.0, :: or port 0)")]
+    UnreachableAddress {
+        /// The member.
+        id: u64,
+        /// Which of its addresses: `Raft` or `client`.
+        which: &'static str,
+        /// The address.
+        addr: String,
+        /// The `kv serve` flag that sets it.
+        flag: &'static str,
+    },
     /// A request writes one of the crate's own keys ([`crate::RESERVED_PREFIX`]).
     #[error("the key {0:?} is reserved for replication's own use")]
     ReservedKey(Vec<u8>),

@@ -99,10 +99,14 @@
 //! both crates are the tokio ecosystem's own, widely used and kept, with per-request
 //! timeouts, body limits and connection pools built in. One client per target (openraft
 //! runs one replication task per follower), so a slow node holds up only its own task;
-//! each request is bounded by openraft's `hard_ttl`, connecting by [`CONNECT_TIMEOUT`]; an
+//! each request is bounded by openraft's `hard_ttl` (an `AppendEntries` by at least 1 s plus
+//! its size at [`APPEND_BYTES_PER_SECOND`]), connecting by [`CONNECT_TIMEOUT`]; an
 //! unreachable node is retried after a backoff of 50 ms doubling to 1 s; bodies over
 //! [`MAX_MESSAGE_BYTES`] are neither sent nor accepted (`AppendEntries` carries at most
-//! [`MAX_PAYLOAD_ENTRIES`] entries of at most [`MAX_ENTRY_BYTES`]); snapshots go file by
+//! [`MAX_PAYLOAD_ENTRIES`] entries and [`MAX_APPEND_ENTRIES_BYTES`] of them, or one entry of
+//! at most [`MAX_ENTRY_BYTES`]); every request carries the cluster secret
+//! ([`NodeOptions::cluster_secret`]) and its target's id, both checked before the body is
+//! read, and each route has its own body limit; snapshots go file by
 //! file in chunks of [`SNAPSHOT_CHUNK_BYTES`], into the receiver's [`SnapshotInbox`] (one
 //! transfer at a time per receiver; a new one drops an unfinished one and its files).
 //!
@@ -158,4 +162,8 @@ pub use types::{
     is_reserved, Entry, LogId, NodeAddr, Request, Response, SnapshotMeta, StoredMembership,
     TypeConfig, Vote, Write, MAX_KEY_SIZE, MAX_REQUEST_SIZE, MAX_VALUE_SIZE, RESERVED_PREFIX,
 };
-pub use wire::{MAX_ENTRY_BYTES, MAX_MESSAGE_BYTES, MAX_PAYLOAD_ENTRIES, SNAPSHOT_CHUNK_BYTES};
+pub use wire::{
+    APPEND_BYTES_PER_SECOND, MAX_APPEND_ENTRIES_BYTES, MAX_ENTRY_BYTES, MAX_MESSAGE_BYTES,
+    MAX_PAYLOAD_ENTRIES, MAX_SNAPSHOT_CHUNK_MESSAGE_BYTES, MAX_SNAPSHOT_CONTROL_BYTES,
+    MAX_VOTE_BYTES, SNAPSHOT_CHUNK_BYTES,
+};

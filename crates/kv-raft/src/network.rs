@@ -10,14 +10,18 @@
 //!   its own [`Connection`] and its own connection pool, so a slow or dead node only holds
 //!   up its own task.
 //! - **Timeouts**: every request is bounded by openraft's `hard_ttl` for it (derived from
-//!   the heartbeat and election timeouts), and connecting by [`CONNECT_TIMEOUT`].
+//!   the heartbeat and election timeouts), and connecting by [`CONNECT_TIMEOUT`]; an
+//!   `append` is given time for its size as well ([`wire::APPEND_BYTES_PER_SECOND`]).
 //! - **Retries with backoff**: a failed request is reported as `Unreachable`, and openraft
 //!   retries after [`Connection::backoff`]'s delays (50 ms doubling to 1 s).
-//! - **Bounded messages**: a body over [`MAX_MESSAGE_BYTES`] is neither sent nor read.
+//! - **Bounded messages**: an `append` carries at most [`wire::MAX_APPEND_ENTRIES_BYTES`]
+//!   of entries (or one larger entry); the rest of openraft's batch goes in the next one
+//!   (a partial success). A body over [`MAX_MESSAGE_BYTES`] is neither sent nor read.
 //! - **Snapshots** go as chunks of [`SNAPSHOT_CHUNK_BYTES`] read from the snapshot's files,
 //!   each one request, never one buffer; a cancelled replication stops between chunks.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{RPCError, ReplicationClosed, StreamingError, Unreachable};
@@ -31,7 +35,7 @@ use serde::Serialize;
 
 use crate::snapshot::SnapshotData;
 use crate::state_machine::Snapshot;
-use crate::types::{NodeAddr, TypeConfig, Vote};
+use crate::types::{Entry, NodeAddr, TypeConfig, Vote};
 use crate::wire::{
     self, Answer, SnapshotBegin, SnapshotChunk, SnapshotFinish, MAX_MESSAGE_BYTES,
     SNAPSHOT_CHUNK_BYTES,
@@ -41,23 +45,53 @@ use crate::wire::{
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Makes a [`Connection`] per target node.
-#[derive(Debug, Clone, Default)]
-pub struct Network;
+#[derive(Clone, Default)]
+pub struct Network {
+    secret: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret is never printed.
+        f.debug_struct("Network")
+            .field("secret", &self.secret.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl Network {
+    /// A network whose requests carry `secret` (the cluster secret every node of the
+    /// cluster checks), or none.
+    pub fn new(secret: Option<&str>) -> Network {
+        Network {
+            secret: secret.map(Arc::from),
+        }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
     async fn new_client(&mut self, target: u64, node: &NodeAddr) -> Connection {
-        Connection::new(target, &node.raft)
+        Connection::new(target, &node.raft, self.secret.clone())
     }
 }
 
 /// The connection to one node.
-#[derive(Debug)]
 pub struct Connection {
     target: u64,
     base: String,
+    secret: Option<Arc<str>>,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("target", &self.target)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 fn unreachable(target: u64, what: impl std::fmt::Display) -> Unreachable<TypeConfig> {
@@ -65,7 +99,7 @@ fn unreachable(target: u64, what: impl std::fmt::Display) -> Unreachable<TypeCon
 }
 
 impl Connection {
-    fn new(target: u64, addr: &str) -> Connection {
+    fn new(target: u64, addr: &str, secret: Option<Arc<str>>) -> Connection {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
@@ -75,6 +109,7 @@ impl Connection {
         Connection {
             target,
             base: format!("http://{addr}"),
+            secret,
             client,
         }
     }
@@ -86,7 +121,19 @@ impl Connection {
         body: &Req,
         timeout: Duration,
     ) -> Result<Resp, Unreachable<TypeConfig>> {
+        self.call_within(route, body, |_| timeout).await
+    }
+
+    /// Posts `body` to `route` and decodes the answer, within `timeout` of the body's
+    /// length.
+    async fn call_within<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        route: &str,
+        body: &Req,
+        timeout: impl FnOnce(usize) -> Duration,
+    ) -> Result<Resp, Unreachable<TypeConfig>> {
         let bytes = postcard::to_stdvec(body).map_err(|e| unreachable(self.target, e))?;
+        let timeout = timeout(bytes.len());
         if bytes.len() > MAX_MESSAGE_BYTES {
             return Err(unreachable(
                 self.target,
@@ -96,10 +143,15 @@ impl Connection {
                 ),
             ));
         }
-        let mut response = self
+        let mut post = self
             .client
             .post(format!("{}{route}", self.base))
             .timeout(timeout)
+            .header(wire::TARGET_HEADER, self.target);
+        if let Some(secret) = &self.secret {
+            post = post.header(wire::SECRET_HEADER, &**secret);
+        }
+        let mut response = post
             .body(bytes)
             .send()
             .await
@@ -193,6 +245,21 @@ impl Connection {
     }
 }
 
+/// How many of `entries`, from the first, fit [`wire::MAX_APPEND_ENTRIES_BYTES`] encoded:
+/// always at least one (an entry is at most [`wire::MAX_ENTRY_BYTES`], which the message
+/// limit allows).
+fn byte_bounded_prefix(entries: &[Entry]) -> usize {
+    let mut total = 0;
+    for (n, entry) in entries.iter().enumerate() {
+        // Measured without encoding: no copy of a large value.
+        total += postcard::experimental::serialized_size(entry).unwrap_or(usize::MAX);
+        if n > 0 && total > wire::MAX_APPEND_ENTRIES_BYTES {
+            return n;
+        }
+    }
+    entries.len()
+}
+
 impl RaftNetworkV2<TypeConfig> for Connection {
     type SnapshotData = SnapshotData;
 
@@ -201,7 +268,22 @@ impl RaftNetworkV2<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        Ok(self.call(wire::APPEND, &rpc, option.hard_ttl()).await?)
+        let mut rpc = rpc;
+        let sent = byte_bounded_prefix(&rpc.entries);
+        let cut = sent < rpc.entries.len();
+        rpc.entries.truncate(sent);
+        let last = rpc.entries.last().map(|e| e.log_id);
+        let hard_ttl = option.hard_ttl();
+        let response: AppendEntriesResponse<TypeConfig> = self
+            .call_within(wire::APPEND, &rpc, |len| {
+                wire::append_timeout(hard_ttl, len)
+            })
+            .await?;
+        // The follower took only the prefix: openraft sends the rest next.
+        Ok(match response {
+            AppendEntriesResponse::Success if cut => AppendEntriesResponse::PartialSuccess(last),
+            other => other,
+        })
     }
 
     async fn vote(
@@ -231,5 +313,48 @@ impl RaftNetworkV2<TypeConfig> for Connection {
             Some(Duration::from_millis(50)),
             |d| Some((*d * 2).min(Duration::from_secs(1))),
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::vote::RaftLeaderIdExt;
+    use openraft::EntryPayload;
+
+    use super::*;
+    use crate::types::{LogId, Request};
+
+    fn entry(index: u64, value_len: usize) -> Entry {
+        Entry {
+            log_id: LogId::new(
+                <<TypeConfig as openraft::RaftTypeConfig>::LeaderId as RaftLeaderIdExt>::new_committed(1, 1),
+                index,
+            ),
+            payload: EntryPayload::Normal(Request::put("k", vec![7; value_len])),
+        }
+    }
+
+    #[test]
+    fn an_append_carries_entries_up_to_the_byte_bound_and_always_one() {
+        let mib = 1 << 20;
+        assert_eq!(byte_bounded_prefix(&[]), 0);
+        let small: Vec<Entry> = (1..=8).map(|i| entry(i, 100)).collect();
+        assert_eq!(byte_bounded_prefix(&small), 8);
+        let three: Vec<Entry> = (1..=4).map(|i| entry(i, 3 * mib)).collect();
+        assert_eq!(byte_bounded_prefix(&three), 2);
+        let huge: Vec<Entry> = (1..=2).map(|i| entry(i, 20 * mib)).collect();
+        assert_eq!(byte_bounded_prefix(&huge), 1);
+    }
+
+    #[test]
+    fn an_append_is_given_time_for_its_size() {
+        let ttl = Duration::from_millis(100);
+        assert_eq!(wire::append_timeout(ttl, 0), Duration::from_secs(1));
+        assert_eq!(
+            wire::append_timeout(ttl, 50_000_000),
+            Duration::from_secs(2)
+        );
+        let long = Duration::from_secs(5);
+        assert_eq!(wire::append_timeout(long, 10), long);
     }
 }

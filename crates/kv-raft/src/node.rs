@@ -33,6 +33,9 @@ pub struct NodeOptions {
     pub election_min_ms: u64,
     /// The longest election timeout.
     pub election_max_ms: u64,
+    /// The cluster secret: sent with every Raft request, and required of every request
+    /// received. `None` accepts anyone who can reach `raft_bind` (for a loopback address).
+    pub cluster_secret: Option<String>,
 }
 
 impl NodeOptions {
@@ -46,6 +49,7 @@ impl NodeOptions {
             heartbeat_ms: 100,
             election_min_ms: 500,
             election_max_ms: 1000,
+            cluster_secret: None,
         }
     }
 }
@@ -145,10 +149,11 @@ impl Node {
         let log = LogStore::open(dir)?;
         let sm = StateMachine::open(dir, options.store.clone())?;
         let (reader, inbox) = (sm.reader(), sm.inbox());
-        let raft = Raft::new(options.id, config, Network, log, sm)
+        let secret = options.cluster_secret.as_deref();
+        let raft = Raft::new(options.id, config, Network::new(secret), log, sm)
             .await
             .map_err(|e| Error::Corrupt(format!("Raft did not start: {e}")))?;
-        let app = router(raft.clone(), inbox);
+        let app = router(options.id, secret, raft.clone(), inbox);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -69,6 +69,9 @@ struct Replica {
     client_addr: String,
     /// The largest bulk string a reply forwarded from the leader may hold.
     max_bulk: usize,
+    /// The password the link to the leader authenticates with: this node's own
+    /// `requirepass` (the nodes of a cluster share one).
+    password: Option<String>,
 }
 
 /// A Redis-protocol server whose writes go through Raft. See the module docs.
@@ -110,6 +113,7 @@ impl ReplicatedServer {
                 writing: tokio::sync::Mutex::new(()),
                 client_addr: local.to_string(),
                 max_bulk: options.limits.max_bulk,
+                password: options.requirepass.clone(),
             }),
         })
     }
@@ -470,7 +474,12 @@ impl Connection {
             return self.not_leader(Some(leader), what);
         };
         if self.link.as_ref().is_none_or(|(to, _)| *to != addr) {
-            match forward::Link::connect(&addr, self.replica.max_bulk).await {
+            match forward::Link::connect(
+                &addr,
+                self.replica.max_bulk,
+                self.replica.password.as_deref(),
+            )
+            .await {
                 Ok(link) => self.link = Some((addr.clone(), link)),
                 Err(error) => {
                     return Reply::error(format!(
@@ -656,13 +665,14 @@ impl Connection {
                     let Ok(id) = String::from_utf8_lossy(&triple[0]).parse::<u64>() else {
                         return Reply::error("ERR KVRAFT INIT takes triples of node id, Raft address, client address");
                     };
-                    members.insert(
-                        id,
-                        NodeAddr {
-                            raft: String::from_utf8_lossy(&triple[1]).into_owned(),
-                            client: String::from_utf8_lossy(&triple[2]).into_owned(),
-                        },
-                    );
+                    let addr = NodeAddr {
+                        raft: String::from_utf8_lossy(&triple[1]).into_owned(),
+                        client: String::from_utf8_lossy(&triple[2]).into_owned(),
+                    };
+                    if let Err(error) = addr.check_reachable(id) {
+                        return Reply::error(format!("ERR KVRAFT INIT refused: {error}"));
+                    }
+                    members.insert(id, addr);
                 }
                 match node.raft().initialize(members).await {
                     Ok(()) => Reply::OK,

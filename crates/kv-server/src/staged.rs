@@ -64,8 +64,9 @@ impl Staged {
         if is_reserved(key) {
             return None;
         }
-        let value = self.store.get(key)?;
-        let deadline = self.store.deadline(key).flatten();
+        // One lookup, judged at the staging time: a value and a deadline read apart could
+        // straddle the deadline and make an expiring key persistent (INCR, APPEND, KEEPTTL).
+        let (value, deadline) = self.store.get_with_deadline_at(key, self.now)?;
         self.live(Some((value.into(), deadline)))
     }
 }
@@ -84,6 +85,24 @@ fn unix_ms(at: SystemTime) -> u64 {
 impl Keyspace for Staged {
     fn get(&mut self, key: &Bytes) -> Option<Bytes> {
         self.read(key).map(|(value, _)| value)
+    }
+
+    /// The store's own `get_many` for the keys this command has not written: its keys are
+    /// read at one instant (per batch of 64, as on a single node), so an `MGET` or a
+    /// read-only `EXEC` never sees half of an entry's writes.
+    fn get_many(&mut self, keys: &[Bytes]) -> Vec<Option<Bytes>> {
+        let local = |s: &Self, key: &Bytes| s.pending.contains_key(key) || is_reserved(key);
+        let stored: Vec<&Bytes> = keys.iter().filter(|key| !local(self, key)).collect();
+        let mut values = self.store.get_many(&stored).into_iter();
+        keys.iter()
+            .map(|key| {
+                if local(self, key) {
+                    self.get(key)
+                } else {
+                    values.next().flatten().map(Into::into)
+                }
+            })
+            .collect()
     }
 
     fn ttl(&mut self, key: &Bytes) -> Ttl {
@@ -187,6 +206,81 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn a_key_live_at_the_staging_time_keeps_its_deadline_through_a_read_modify_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvStore::open(dir.path()).unwrap();
+        let staged_at = SystemTime::now();
+        store
+            .put_with_ttl("n", "5", Duration::from_millis(200))
+            .unwrap();
+        // The deadline passes on the store's clock after the command was staged: the window
+        // between staging and reading, widened.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut view = Staged::new(store, staged_at);
+        view.update(&b("n"), &mut |current| {
+            assert_eq!(current.map(|c| c.value.to_vec()), Some(b"5".to_vec()));
+            Update::put_with(b("6"), TtlUpdate::Keep)
+        })
+        .unwrap();
+        let writes = view.into_writes();
+        assert!(
+            matches!(
+                &writes[..],
+                [Write::Put {
+                    deadline_ms: Some(_),
+                    ..
+                }]
+            ),
+            "the key became persistent: {writes:?}"
+        );
+    }
+
+    #[test]
+    fn mget_never_sees_half_of_an_atomic_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvStore::open_with(
+            dir.path(),
+            kv_store::Options::default().durability(kv_store::Durability::None),
+        )
+        .unwrap();
+        store.put("a", "0").unwrap();
+        store.put("b", "0").unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let torn = std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let mut batch = kv_store::WriteBatch::new();
+                    batch.put("a", i.to_string());
+                    batch.put("b", i.to_string());
+                    store.write(batch).unwrap();
+                }
+            });
+            let readers: Vec<_> = (0..3)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let keys = [b("a"), b("b")];
+                        let started = std::time::Instant::now();
+                        let mut torn = 0;
+                        while started.elapsed() < Duration::from_millis(1500) {
+                            let mut view = Staged::new(store.clone(), SystemTime::now());
+                            let values = view.get_many(&keys);
+                            torn += usize::from(values[0] != values[1]);
+                        }
+                        torn
+                    })
+                })
+                .collect();
+            let torn: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            writer.join().unwrap();
+            torn
+        });
+        assert_eq!(torn, 0, "MGET saw a and b from different batches");
     }
 
     #[test]

@@ -1065,6 +1065,44 @@ impl KvStore {
         self.state().with_entry(key, now, |e| e.deadline())
     }
 
+    /// The value of `key` and its deadline, read in one lookup and judged live or not at
+    /// `at` (not at the store's clock): a caller that decides at one instant (a replicated
+    /// leader staging a command) sees the value and deadline of that instant together. Two
+    /// lookups ([`get`](Self::get) then [`deadline`](Self::deadline)) could straddle the
+    /// deadline and see a value without one.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # use std::time::{Duration, SystemTime};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// let now = SystemTime::now();
+    /// store.put_with_ttl("t", "v", Duration::from_secs(60))?;
+    /// let (value, deadline) = store.get_with_deadline_at("t", now).unwrap();
+    /// assert_eq!(&*value, b"v");
+    /// assert!(deadline.unwrap() > now);
+    /// assert!(store.get_with_deadline_at("t", now + Duration::from_secs(61)).is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_with_deadline_at(
+        &self,
+        key: impl AsRef<[u8]>,
+        at: std::time::SystemTime,
+    ) -> Option<(Value, Option<std::time::SystemTime>)> {
+        let key = key.as_ref();
+        self.inner.admission.touch(key, false);
+        let now = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.state().with_entry(key, now, |e| {
+            let deadline = e
+                .deadline()
+                .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms));
+            (Value::of(e), deadline)
+        })
+    }
+
     /// Every live entry, as `(key, value)`, streamed: in key order with
     /// [`IndexKind::Ordered`](crate::IndexKind::Ordered) (descending from the back), shard by
     /// shard in no particular order with the hash index. The [`Iter`] owns what it reads: it

@@ -29,9 +29,14 @@ pub(super) struct Link {
 }
 
 impl Link {
-    /// Connects to `addr` and marks the connection as a follower's (the leader never
+    /// Connects to `addr`, authenticates with `password` (the nodes of a cluster share
+    /// their `requirepass`), and marks the connection as a follower's (the leader never
     /// forwards its requests again).
-    pub(super) async fn connect(addr: &str, max_bulk: usize) -> io::Result<Link> {
+    pub(super) async fn connect(
+        addr: &str,
+        max_bulk: usize,
+        password: Option<&str>,
+    ) -> io::Result<Link> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"))??;
@@ -40,6 +45,19 @@ impl Link {
             stream: BufReader::new(stream),
             max_bulk,
         };
+        if let Some(password) = password {
+            let auth = link
+                .ask(&[vec![
+                    Bytes::from_static(b"AUTH"),
+                    Bytes::copy_from_slice(password.as_bytes()),
+                ]])
+                .await?;
+            if auth.is_error() {
+                return Err(io::Error::other(format!(
+                    "the leader refused this node's password ({auth:?}): every node of a cluster needs the same --requirepass"
+                )));
+            }
+        }
         let marked = link
             .ask(&[vec![
                 Bytes::from_static(b"KVRAFT"),
