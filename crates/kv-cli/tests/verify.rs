@@ -186,6 +186,28 @@ fn verify_reports_a_cut_snapshot_and_a_missing_manifest_as_damage() {
     assert_same_files(&before, &snapshot(dir.path()));
 }
 
+/// A manifest a newer version of kv wrote is not damage: `kv verify` says what it is, exits
+/// as on any other refusal (3, not 4), and changes nothing.
+#[test]
+fn verify_does_not_call_a_newer_manifest_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut script: String = (0..20).map(|i| format!("PUT key{i:02} v{i}\n")).collect();
+    script.push_str("COMPACT\n");
+    assert_success(&run_on(dir.path(), &[], script.as_bytes()));
+    let manifest = dir.path().join("MANIFEST");
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes[7] = b'9';
+    bytes.extend_from_slice(b"and more of a format this build does not know");
+    std::fs::write(&manifest, &bytes).unwrap();
+    let before = snapshot(dir.path());
+    let output = run_on(dir.path(), &["verify"], b"");
+    assert_eq!(output.status.code(), Some(3), "{}", stdout(&output));
+    assert!(!stdout(&output).contains("DAMAGED"), "{}", stdout(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("newer version of kv"), "{stderr}");
+    assert_same_files(&before, &snapshot(dir.path()));
+}
+
 #[test]
 fn verify_reports_a_snapshot_lengthened_by_zeros_as_damage_and_keeps_the_zeros() {
     let dir = tempfile::tempdir().unwrap();

@@ -34,6 +34,24 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The manifest is of a version this build does not know (`KVMANIF` and a digit past
+    /// the last version it reads): a newer version of kv wrote it. Not damage; nothing was
+    /// changed, and that newer version opens the store.
+    #[error(
+        "the manifest {} is of version {version}, written by a newer version of kv than this \
+         one (which reads versions 1 to {known}); nothing was changed: open the store with \
+         that newer version",
+        path.display()
+    )]
+    NewerManifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// The version its magic names.
+        version: u8,
+        /// The newest version this build reads.
+        known: u8,
+    },
+
     /// The directory holds snapshots but no manifest, and its log no longer holds segment 0
     /// (which every compaction deletes): the manifest that says which snapshot is current,
     /// and where the log continues after it, is missing. Opening the log alone would lose

@@ -41,6 +41,8 @@ pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
 const MAGIC_V1: &[u8; 8] = b"KVMANIF1";
 const MAGIC_V2: &[u8; 8] = b"KVMANIF2";
 const MAGIC_V3: &[u8; 8] = b"KVMANIF3";
+/// The newest version this build reads and writes.
+const NEWEST_VERSION: u8 = 3;
 const LEN_V1: usize = 8 + 8 + 8 + 4;
 const LEN_V2: usize = 8 + 8 + 8 + 8 + 8 + 4 + 4;
 
@@ -184,6 +186,13 @@ impl Manifest {
             }
         }
         bytes.truncate(read);
+        if let Some(version) = newer_version(&bytes) {
+            return Err(Error::NewerManifest {
+                path,
+                version,
+                known: NEWEST_VERSION,
+            });
+        }
         Manifest::decode(&bytes)
             .map(Some)
             .map_err(|reason| Error::CorruptManifest { path, reason })
@@ -237,6 +246,23 @@ pub(crate) enum Stage {
     /// The rename or the directory sync after it failed: which manifest the disk keeps is
     /// unknown.
     Renaming,
+}
+
+/// The version a manifest's magic names, when it is `KVMANIF` and a digit past the newest
+/// version this build knows: a newer kv wrote it. Damage is told apart: any other start
+/// (version 0 never existed), and a manifest of a known version whose digit was flipped
+/// (its checksum, which covers the magic, holds again once the digit is put back).
+fn newer_version(bytes: &[u8]) -> Option<u8> {
+    let digit = *bytes.strip_prefix(&MAGIC_V1[..7])?.first()?;
+    let version = digit.is_ascii_digit().then(|| digit - b'0')?;
+    let flipped = || {
+        (1..=NEWEST_VERSION).any(|known| {
+            let mut restored = bytes.to_vec();
+            restored[7] = b'0' + known;
+            Manifest::decode(&restored).is_ok()
+        })
+    };
+    (version > NEWEST_VERSION && !flipped()).then_some(version)
 }
 
 #[cfg(test)]
@@ -298,6 +324,52 @@ mod tests {
         std::fs::write(dir.path().join(MANIFEST), b"garbage").unwrap();
         let err = Manifest::read(&StdFileSystem, dir.path()).unwrap_err();
         assert!(matches!(err, Error::CorruptManifest { .. }), "{err}");
+    }
+
+    /// A manifest of a version past this build's is not damage: a typed error that names
+    /// its version. A known manifest whose version digit is flipped, version 0, and a digit
+    /// that is not one stay damage.
+    #[test]
+    fn a_newer_version_is_told_apart_from_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |bytes: &[u8]| {
+            std::fs::write(dir.path().join(MANIFEST), bytes).unwrap();
+            Manifest::read(&StdFileSystem, dir.path()).unwrap_err()
+        };
+        for (magic, len) in [(b"KVMANIF4", 60), (b"KVMANIF9", 8), (b"KVMANIF4", 48)] {
+            let mut bytes = magic.to_vec();
+            bytes.resize(len, 0xa5);
+            let err = read(&bytes);
+            let version = magic[7] - b'0';
+            assert!(
+                matches!(err, Error::NewerManifest { version: v, known: 3, .. } if v == version),
+                "{err}"
+            );
+            assert!(err.to_string().contains("newer version of kv"), "{err}");
+        }
+        let manifest = Manifest {
+            snapshot: Some(4),
+            log_from: 9,
+            sum: Some(SnapshotSum {
+                records: 10,
+                bytes: 500,
+                crc: 3,
+                layout: SnapshotLayout::Parts,
+            }),
+        };
+        let damaged = |bytes: &[u8]| {
+            let err = read(bytes);
+            assert!(matches!(err, Error::CorruptManifest { .. }), "{err}");
+        };
+        let mut flipped = manifest.encode();
+        flipped[7] ^= 0x04; // '3' -> '7'
+        damaged(&flipped);
+        let mut zero = manifest.encode();
+        zero[7] = b'0';
+        damaged(&zero);
+        let mut letter = manifest.encode();
+        letter[7] = b'x';
+        damaged(&letter);
     }
 }
 

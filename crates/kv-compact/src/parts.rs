@@ -9,8 +9,12 @@
 //!                              | CRC-32C u32 LE of everything before
 //! ```
 //!
-//! A part holds the records of whole shards as the compaction read them, in that order, so
-//! every copy of a key (a shard's walk may give one twice) is in one part, the later last.
+//! A part holds records as the compaction read them, shard after shard, in that order. A
+//! part ends between shards, or inside a shard (between two records) once it reaches
+//! [`PART_BYTES`]: so a part is never much longer than that, whatever the size of a shard
+//! (a load holds a few parts at once, never the snapshot). A shard split over parts is in
+//! consecutive parts, in order: the later copy of a key (a shard's walk may give one twice)
+//! is in the same part or a later one, and loading the parts in order keeps it.
 //! The index gives each part's record count, length and CRC-32 (IEEE: a CRC-32C run over
 //! records that end in their own CRC-32C depends only on their lengths), and the manifest
 //! holds the sum of the whole: the records, the bytes of the parts and the index, and the
@@ -44,9 +48,11 @@ const MAX_INDEX_PARTS: usize = 1 << 16;
 /// spread a load over the cores (each worker reads whole parts), few enough that each part
 /// is long.
 pub(crate) const MAX_PARTS: usize = 8;
-/// A part is ended after the shard that takes it to this size: a load holds a copy of a
-/// few parts at once (one per worker), never of the whole snapshot.
-const PART_BYTES: u64 = 64 << 20;
+/// A part is ended before the record that would take it past this size (a record longer
+/// than this gets a part of its own), inside a shard if need be: a load holds a copy of a
+/// few parts at once, never of the whole snapshot, and a shard can be of any size (the
+/// ordered index has as many shards as cores).
+pub(crate) const PART_BYTES: u64 = 64 << 20;
 /// Nor is a part ended, whatever its shards, before this size: every part costs the
 /// compaction an fsync, and a small snapshot loads fast enough on one thread.
 const MIN_PART_BYTES: u64 = 1 << 20;
@@ -112,14 +118,15 @@ fn decode_index(bytes: &[u8]) -> std::result::Result<Vec<PartSum>, &'static str>
 }
 
 /// Writes a snapshot's parts and index into its (temporary) directory: the records of
-/// `shards_per_part` shards go into each part, in the order given, or fewer when they reach
-/// [`PART_BYTES`], more while they hold under [`MIN_PART_BYTES`]. A shard is never split:
-/// every copy of a key is in one part.
+/// `shards_per_part` shards go into each part, in the order given, more while they hold
+/// under [`MIN_PART_BYTES`]; and a part is cut at a record boundary, inside a shard if need
+/// be, before it passes `part_bytes` ([`PART_BYTES`]).
 #[derive(Debug)]
 pub(crate) struct PartsWriter {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     shards_per_part: usize,
+    part_bytes: u64,
     done: Vec<PartSum>,
     current: Option<OpenPart>,
 }
@@ -146,19 +153,61 @@ impl PartsWriter {
     /// Writes into `dir` (which exists) the records of `shards` shards, given one shard at a
     /// time.
     pub(crate) fn new(fs: &Arc<dyn FileSystem>, dir: &Path, shards: usize) -> Self {
+        Self::with_part_bytes(fs, dir, shards, PART_BYTES)
+    }
+
+    /// As [`new`](Self::new), cutting parts at `part_bytes` (tests use small parts).
+    pub(crate) fn with_part_bytes(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        shards: usize,
+        part_bytes: u64,
+    ) -> Self {
         let shards = shards.max(1);
         PartsWriter {
             fs: Arc::clone(fs),
             dir: dir.to_path_buf(),
             shards_per_part: shards.div_ceil(shards.min(MAX_PARTS)),
+            part_bytes: part_bytes.max(1),
             done: Vec::new(),
             current: None,
         }
     }
 
-    /// Appends one shard's records to the current part (starting one if need be), and ends
-    /// the part once it holds its share of shards.
+    /// Appends one shard's records to the current part (starting one if need be), cutting
+    /// it between records where it would pass its size, and ends the part once it holds
+    /// its share of shards.
     pub(crate) fn write_shard(&mut self, encoded: &Encoded) -> Result<()> {
+        let (mut bytes, mut records) = (encoded.as_bytes(), encoded.records() as u64);
+        loop {
+            let room = self
+                .part_bytes
+                .saturating_sub(self.current.as_ref().map_or(0, |p| p.sum.bytes));
+            if bytes.len() as u64 <= room {
+                break;
+            }
+            let empty = self.current.as_ref().is_none_or(|p| p.sum.bytes == 0);
+            let (len, count) = records_within(bytes, room, empty);
+            if len == 0 && empty {
+                // Not records this can walk (never so for an `Encoded`): left whole.
+                break;
+            }
+            self.append(&bytes[..len], count)?;
+            self.end_part()?;
+            (bytes, records) = (&bytes[len..], records - count);
+        }
+        self.append(bytes, records)?;
+        let part = self.current.as_mut().expect("append opened a part");
+        part.shards += 1;
+        let share = part.shards >= self.shards_per_part && part.sum.bytes >= MIN_PART_BYTES;
+        if share || part.sum.bytes >= self.part_bytes {
+            self.end_part()?;
+        }
+        Ok(())
+    }
+
+    /// Appends `records` records, `bytes`, to the current part (starting one if need be).
+    fn append(&mut self, bytes: &[u8], records: u64) -> Result<()> {
         let part = match &mut self.current {
             Some(part) => part,
             None => {
@@ -176,19 +225,13 @@ impl PartsWriter {
                 })
             }
         };
-        let bytes = encoded.as_bytes();
         if !bytes.is_empty() {
             part.file
                 .write_all_at(bytes, part.sum.bytes)
                 .map_err(|e| Error::io("write", &part.path, e))?;
             part.crc.update(bytes);
             part.sum.bytes += bytes.len() as u64;
-            part.sum.records += encoded.records() as u64;
-        }
-        part.shards += 1;
-        let share = part.shards >= self.shards_per_part && part.sum.bytes >= MIN_PART_BYTES;
-        if share || part.sum.bytes >= PART_BYTES {
-            self.end_part()?;
+            part.sum.records += records;
         }
         Ok(())
     }
@@ -235,6 +278,23 @@ impl PartsWriter {
             layout: SnapshotLayout::Parts,
         })
     }
+}
+
+/// The length and count of the whole records at the front of `bytes` (encoded records,
+/// back to back) that fit in `room` bytes; at least one if `at_least_one` (a record longer
+/// than a part then gets a part of its own). Only walked for a shard that does not fit in
+/// the current part: decoding checks each record's CRC-32C again, a cost of the
+/// compaction, not of any write.
+fn records_within(bytes: &[u8], room: u64, at_least_one: bool) -> (usize, u64) {
+    let (mut len, mut count) = (0usize, 0u64);
+    while let Decoded::Record(_, next) = kv_wal::decode(&bytes[len..]) {
+        if (len + next) as u64 > room && !(at_least_one && count == 0) {
+            break;
+        }
+        len += next;
+        count += 1;
+    }
+    (len, count)
 }
 
 /// Reads the whole of file `path`, refusing one longer than `max` bytes (`Ok(None)` then).
@@ -330,7 +390,8 @@ pub(crate) fn load<S: Sink>(
             });
         }
     };
-    let expired_dropped = sink.load_parts(now, parts.len(), &read);
+    let part_bytes: Vec<u64> = parts.iter().map(|p| p.bytes).collect();
+    let expired_dropped = sink.load_parts(now, &part_bytes, &read);
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
@@ -502,6 +563,85 @@ mod tests {
         assert_eq!(parse_part_name(&part_name(7)), Some(7));
         for name in ["part-7", "part-00007", "PARTS", "000000.wal", "part-00x1"] {
             assert_eq!(parse_part_name(name), None, "{name}");
+        }
+    }
+
+    /// A shard longer than a part is cut between records into several parts (a record
+    /// longer than a part alone in one), none longer than the part size but for that
+    /// record, and the snapshot loads to the state applying its records in order gives,
+    /// later copies of a key over earlier ones, with either index.
+    #[test]
+    fn a_shard_longer_than_a_part_is_cut_between_records_and_loads_in_order() {
+        use kv_core::{IndexKind, State};
+        use parking_lot::RwLock;
+
+        let fs: Arc<dyn FileSystem> = Arc::new(kv_wal::fs::StdFileSystem);
+        // Two shards; the first long, with keys written twice (its walk may give a key
+        // twice, the later copy last) and one value longer than a part.
+        let shards: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![
+            (0..600u32)
+                .map(|i| {
+                    let value = if i == 300 {
+                        vec![9; 5_000]
+                    } else {
+                        i.to_le_bytes().repeat(6)
+                    };
+                    (format!("a{}", i % 400).into_bytes(), value)
+                })
+                .collect(),
+            (0..20u32)
+                .map(|i| (format!("b{i}").into_bytes(), vec![1; 10]))
+                .collect(),
+        ];
+        let part_bytes = 2_048u64;
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = PartsWriter::with_part_bytes(&fs, dir.path(), shards.len(), part_bytes);
+        for records in &shards {
+            let mut encoded = Encoded::new();
+            for (key, value) in records {
+                encoded.push_put(key, value, kv_wal::Expiry::Never, Compression::None);
+            }
+            writer.write_shard(&encoded).unwrap();
+        }
+        let sum = writer.finish().unwrap();
+        let listed = decode_index(&std::fs::read(dir.path().join(INDEX)).unwrap()).unwrap();
+        assert!(listed.len() > 10, "{} parts", listed.len());
+        assert_eq!(sum.records, 620);
+        assert_eq!(listed.iter().map(|p| p.records).sum::<u64>(), 620);
+        for part in &listed {
+            assert!(part.records > 0, "{listed:?}");
+            assert!(part.bytes <= part_bytes || part.records == 1, "{part:?}");
+        }
+        assert!(
+            listed.iter().any(|p| p.bytes > part_bytes),
+            "the long value's part"
+        );
+        let names = fs.read_dir(dir.path()).unwrap();
+        for kind in [IndexKind::Ordered, IndexKind::Hash] {
+            let expected = RwLock::new(State::new(kind));
+            for (key, value) in shards.iter().flatten() {
+                expected.apply(
+                    kv_core::OpRef::Put {
+                        key,
+                        value,
+                        expiry: kv_core::Expiry::Never,
+                    },
+                    0,
+                );
+            }
+            let loaded = RwLock::new(State::new(kind));
+            let limits = SizeLimits::default();
+            load(&fs, dir.path(), &names, 1, sum, &loaded, 0, limits).unwrap();
+            let (loaded, expected) = (loaded.read(), expected.read());
+            assert_eq!(loaded.len(), expected.len());
+            assert_eq!(loaded.len(), 420);
+            for (key, _) in shards.iter().flatten() {
+                assert_eq!(
+                    loaded.get(key, 0).map(|e| e.value().to_vec()),
+                    expected.get(key, 0).map(|e| e.value().to_vec()),
+                    "{kind:?}"
+                );
+            }
         }
     }
 

@@ -169,7 +169,7 @@ impl SnapshotWriter {
     }
 
     /// Appends the encoded records of one shard (every shard once, empty or not: parts are
-    /// cut between shards).
+    /// cut between shards, and inside one that would take a part past its size).
     ///
     /// # Errors
     ///

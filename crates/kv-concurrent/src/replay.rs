@@ -39,9 +39,15 @@ impl Chunk {
         Chunk(Vec::with_capacity(bytes + bytes / 8))
     }
 
-    /// Empties the chunk, keeping its memory for the next operations.
-    pub(crate) fn clear(&mut self) {
+    /// Empties the chunk, keeping at most `bytes` of its memory.
+    pub(crate) fn clear_keeping(&mut self, bytes: usize) {
         self.0.clear();
+        self.0.shrink_to(bytes);
+    }
+
+    /// The bytes its operations take.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 
     pub(crate) fn push(&mut self, op: OpRef<'_>) {

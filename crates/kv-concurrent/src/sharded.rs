@@ -415,9 +415,9 @@ impl Sink for Sharded {
 
     /// Reads the parts on one thread per core (at most four), then fills each shard's table,
     /// sized once: see `load.rs`.
-    fn load_parts(&self, now: u64, parts: usize, read: &ReadPart<'_>) -> u64 {
+    fn load_parts(&self, now: u64, part_bytes: &[u64], read: &ReadPart<'_>) -> u64 {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        crate::load::parts(self, cores.min(4), now, parts, read)
+        crate::load::parts(self, cores.min(4), now, part_bytes, read)
     }
 
     #[inline]

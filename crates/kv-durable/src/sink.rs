@@ -44,17 +44,18 @@ pub trait Sink: Send + Sync {
         expired
     }
 
-    /// Loads the `parts` parts of a snapshot at open, before any reader or writer exists:
-    /// `read(i, apply)` calls `apply` with part `i`'s operations in order. Returns how many
-    /// puts were dropped because their deadline had passed at `now`.
+    /// Loads the parts of a snapshot at open, before any reader or writer exists: part `i`
+    /// is `part_bytes[i]` bytes long on disk, and `read(i, apply)` calls `apply` with its
+    /// operations in order. Returns how many puts were dropped because their deadline had
+    /// passed at `now`.
     ///
     /// The result must be that of applying part 0, then part 1, and so on. The default does
-    /// exactly that on the calling thread; a sink may read parts at once on several threads,
-    /// and size its tables from their counts before it inserts, as long as the result is
-    /// the same.
-    fn load_parts(&self, now: u64, parts: usize, read: &ReadPart<'_>) -> u64 {
+    /// exactly that on the calling thread; a sink may read parts at once on several threads
+    /// (holding a bounded number of their bytes at a time), and size its tables from their
+    /// counts before it inserts, as long as the result is the same.
+    fn load_parts(&self, now: u64, part_bytes: &[u64], read: &ReadPart<'_>) -> u64 {
         let mut expired = 0;
-        for part in 0..parts {
+        for part in 0..part_bytes.len() {
             read(part, &mut |op| {
                 if self.apply(op, now) == Change::Expired {
                     expired += 1;
@@ -98,7 +99,7 @@ mod tests {
             ],
         ];
         let sink = RwLock::new(State::new(IndexKind::Ordered));
-        let expired = sink.load_parts(10, parts.len(), &|i, apply| {
+        let expired = sink.load_parts(10, &[0; 3], &|i, apply| {
             for &(key, value, expiry) in parts[i] {
                 apply(OpRef::Put { key, value, expiry });
             }

@@ -189,6 +189,28 @@ fn the_open_errors_are_the_stores_own_and_their_causes_reachable() {
         "{compaction:?}"
     );
 
+    // A manifest written by a newer version (its magic's digit past the last this build
+    // reads, the rest unknown): refused with a typed error that is not damage.
+    std::fs::write(&manifest, b"KVMANIF4 written by a later format").unwrap();
+    let err = refused(dir.path(), options(), "newer manifest");
+    assert!(!matches!(err, Error::Corrupt { .. }), "{err}");
+    let cause = err.source().unwrap().to_string();
+    assert!(cause.contains("newer version of kv"), "{cause}");
+    assert_well_formed(&err, "newer manifest");
+    let compaction = err.source().unwrap().downcast_ref::<kv_compact::Error>();
+    assert!(
+        matches!(
+            compaction,
+            Some(kv_compact::Error::NewerManifest { version: 4, .. })
+        ),
+        "{compaction:?}"
+    );
+    assert_eq!(
+        std::fs::read(&manifest).unwrap(),
+        b"KVMANIF4 written by a later format",
+        "left as it was"
+    );
+
     // A missing manifest beside snapshots.
     std::fs::remove_file(&manifest).unwrap();
     let err = refused(dir.path(), options(), "missing manifest");
