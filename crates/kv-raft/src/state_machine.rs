@@ -231,8 +231,20 @@ impl StateMachine {
             membership: applied.membership.clone(),
         };
         let mut batch = WriteBatch::new();
+        let mut writes_applied = true;
         match entry.payload {
             EntryPayload::Blank => {}
+            // Staged in another term than the one it was appended in: computed on a state
+            // that may miss entries another leader committed in between (see
+            // `Request::staged_term`). Its writes are skipped; every replica sees the same
+            // entry and log id, so all skip them alike.
+            EntryPayload::Normal(request)
+                if request
+                    .staged_term
+                    .is_some_and(|term| term != log_id.committed_leader_id().term) =>
+            {
+                writes_applied = false;
+            }
             EntryPayload::Normal(request) => {
                 for write in request.writes {
                     // Refused at proposal; skipped here, the same way on every replica.
@@ -282,6 +294,7 @@ impl StateMachine {
         *applied = next;
         Ok(Response {
             index: log_id.index(),
+            writes_applied,
         })
     }
 
@@ -603,5 +616,63 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> std::io::Result<Option<Snapshot>> {
         Ok(self.current_snapshot()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::vote::RaftLeaderIdExt;
+
+    use super::*;
+    use crate::types::{Entry, Request};
+
+    type LeaderId = <TypeConfig as openraft::RaftTypeConfig>::LeaderId;
+
+    fn log_id(term: u64, index: u64) -> LogId {
+        LogId::new(LeaderId::new_committed(term, 1), index)
+    }
+
+    fn incr_to(value: &str, staged_term: Option<u64>, term: u64, index: u64) -> Entry {
+        let mut request = Request::put("x", value);
+        request.staged_term = staged_term;
+        Entry {
+            log_id: log_id(term, index),
+            payload: EntryPayload::Normal(request),
+        }
+    }
+
+    fn x(sm: &StateMachine) -> Option<Vec<u8>> {
+        sm.reader().store().get(b"x").map(|v| v.to_vec())
+    }
+
+    /// Issue 15: an INCR staged on x = 0 in term 1, its entry appended only in term 3 after
+    /// another leader's INCR (x = 1), would set x back to 1: two acknowledged increments,
+    /// one applied.
+    #[test]
+    fn an_entry_staged_in_another_term_changes_nothing_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let sm = StateMachine::open(dir.path(), Options::default()).unwrap();
+        let other = sm.apply_entry(incr_to("1", Some(2), 2, 1)).unwrap();
+        assert!(other.writes_applied);
+        assert_eq!(x(&sm).as_deref(), Some(&b"1"[..]));
+
+        let stale = sm.apply_entry(incr_to("1", Some(1), 3, 2)).unwrap();
+        assert_eq!(stale.index, 2);
+        assert!(!stale.writes_applied, "a stale staging was applied");
+        assert_eq!(x(&sm).as_deref(), Some(&b"1"[..]));
+        assert_eq!(sm.reader().last_applied(), Some(log_id(3, 2)));
+
+        let fresh = sm.apply_entry(incr_to("2", Some(3), 3, 3)).unwrap();
+        assert!(fresh.writes_applied);
+        assert_eq!(x(&sm).as_deref(), Some(&b"2"[..]));
+        // A request without a staging term applies in any term.
+        let unstaged = sm.apply_entry(incr_to("3", None, 4, 4)).unwrap();
+        assert!(unstaged.writes_applied);
+        assert_eq!(x(&sm).as_deref(), Some(&b"3"[..]));
+
+        // The skipped entry's applied id is durable like any other's.
+        drop(sm);
+        let sm = StateMachine::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(sm.reader().last_applied(), Some(log_id(4, 4)));
     }
 }

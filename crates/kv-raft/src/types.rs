@@ -173,10 +173,20 @@ impl Write {
 /// What one log entry asks of the state machine: its writes are applied as one atomic store
 /// batch (with the entry's log id), so a `MULTI`/`EXEC` or a read-modify-write whose result
 /// the leader computed is one entry and one batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Encoded (see [`wire`]) so that an entry written before `staged_term` existed still
+/// decodes, with `staged_term: None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The writes, applied in order, all or none.
     pub writes: Vec<Write>,
+    /// The term of the leadership whose state the writes were computed on (a
+    /// read-modify-write staged after a linearizable read). The state machine applies them
+    /// only if the entry's log id has that same term: a leader deposed while staging and
+    /// elected again may append the entry after another leader's committed entries that
+    /// its staging never saw (a lost update). `None`: the writes hold whatever the state,
+    /// and are always applied.
+    pub staged_term: Option<u64>,
 }
 
 impl Request {
@@ -188,6 +198,7 @@ impl Request {
                 value: value.into(),
                 deadline_ms: None,
             }],
+            staged_term: None,
         }
     }
 
@@ -195,6 +206,7 @@ impl Request {
     pub fn delete(key: impl Into<Vec<u8>>) -> Self {
         Request {
             writes: vec![Write::Delete { key: key.into() }],
+            staged_term: None,
         }
     }
 
@@ -247,6 +259,104 @@ impl Request {
     }
 }
 
+/// How a [`Request`] is encoded: as before `staged_term`, a struct of one sequence of
+/// [`Write`]s, the staging term, when there is one, appended to that sequence as a third
+/// variant of `Write`. An entry already in a Raft log (no such variant) decodes with
+/// `staged_term: None`; postcard could not default a missing struct field instead.
+mod wire {
+    use serde::ser::{SerializeSeq, SerializeStruct};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{raw_bytes, Request, Write};
+
+    /// The variant index the staging term takes, after `Write::Put` (0) and
+    /// `Write::Delete` (1).
+    const STAGED_TERM_VARIANT: u32 = 2;
+
+    struct Items<'a>(&'a Request);
+
+    struct StagedTerm(u64);
+
+    impl Serialize for StagedTerm {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_newtype_variant("Write", STAGED_TERM_VARIANT, "StagedTerm", &self.0)
+        }
+    }
+
+    impl Serialize for Items<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let request = self.0;
+            let len = request.writes.len() + usize::from(request.staged_term.is_some());
+            let mut seq = s.serialize_seq(Some(len))?;
+            for write in &request.writes {
+                seq.serialize_element(write)?;
+            }
+            if let Some(term) = request.staged_term {
+                seq.serialize_element(&StagedTerm(term))?;
+            }
+            seq.end()
+        }
+    }
+
+    impl Serialize for Request {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut st = s.serialize_struct("Request", 1)?;
+            st.serialize_field("writes", &Items(self))?;
+            st.end()
+        }
+    }
+
+    /// `Write` with the staging term's variant, to decode.
+    #[derive(Deserialize)]
+    #[serde(rename = "Write")]
+    enum Item {
+        Put {
+            #[serde(deserialize_with = "raw_bytes::deserialize")]
+            key: Vec<u8>,
+            #[serde(deserialize_with = "raw_bytes::deserialize")]
+            value: Vec<u8>,
+            deadline_ms: Option<u64>,
+        },
+        Delete {
+            #[serde(deserialize_with = "raw_bytes::deserialize")]
+            key: Vec<u8>,
+        },
+        StagedTerm(u64),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename = "Request")]
+    struct Wire {
+        writes: Vec<Item>,
+    }
+
+    impl<'de> Deserialize<'de> for Request {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Request, D::Error> {
+            let wire = Wire::deserialize(d)?;
+            let mut request = Request {
+                writes: Vec::with_capacity(wire.writes.len()),
+                staged_term: None,
+            };
+            for item in wire.writes {
+                match item {
+                    Item::Put {
+                        key,
+                        value,
+                        deadline_ms,
+                    } => request.writes.push(Write::Put {
+                        key,
+                        value,
+                        deadline_ms,
+                    }),
+                    Item::Delete { key } => request.writes.push(Write::Delete { key }),
+                    Item::StagedTerm(term) => request.staged_term = Some(term),
+                }
+            }
+            Ok(request)
+        }
+    }
+}
+
 impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Request({} writes)", self.writes.len())
@@ -258,6 +368,10 @@ impl std::fmt::Display for Request {
 pub struct Response {
     /// The index of the entry, now applied.
     pub index: u64,
+    /// Whether the entry's writes were applied: `false` when its log id's term is not the
+    /// term its request was staged in (see [`Request::staged_term`]); the entry still
+    /// counts as applied, without its writes, so the writer must retry.
+    pub writes_applied: bool,
 }
 
 impl std::fmt::Display for Response {
@@ -269,6 +383,58 @@ impl std::fmt::Display for Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Request` as it was derived before `staged_term`: what entries already in a Raft
+    /// log hold.
+    #[derive(Serialize)]
+    struct OldRequest {
+        writes: Vec<Write>,
+    }
+
+    fn some_writes() -> Vec<Write> {
+        vec![
+            Write::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+                deadline_ms: Some(7),
+            },
+            Write::Delete { key: b"d".to_vec() },
+        ]
+    }
+
+    #[test]
+    fn an_entry_encoded_before_the_staging_term_decodes_without_one() {
+        let old = postcard::to_allocvec(&OldRequest {
+            writes: some_writes(),
+        })
+        .unwrap();
+        let request: Request = postcard::from_bytes(&old).unwrap();
+        assert_eq!(
+            request,
+            Request {
+                writes: some_writes(),
+                staged_term: None,
+            }
+        );
+        // Without a staging term the encoding is the old one, byte for byte.
+        assert_eq!(postcard::to_allocvec(&request).unwrap(), old);
+    }
+
+    #[test]
+    fn a_staging_term_survives_encoding() {
+        for writes in [some_writes(), Vec::new()] {
+            let request = Request {
+                writes,
+                staged_term: Some(u64::MAX - 3),
+            };
+            let bytes = postcard::to_allocvec(&request).unwrap();
+            assert_eq!(postcard::from_bytes::<Request>(&bytes).unwrap(), request);
+            assert_eq!(
+                postcard::experimental::serialized_size(&request).unwrap(),
+                bytes.len()
+            );
+        }
+    }
 
     #[test]
     fn a_wildcard_or_port_zero_member_address_is_refused() {

@@ -52,6 +52,7 @@ fn validate_refuses_keys_values_and_requests_over_the_limits() {
                 deadline_ms: None,
             })
             .collect(),
+        staged_term: None,
     };
     assert!(matches!(
         many.validate(),
@@ -98,6 +99,7 @@ async fn an_entry_the_store_refuses_is_skipped_and_counted_as_applied() {
                 deadline_ms: None,
             },
         ],
+        staged_term: None,
     };
     {
         let mut sm = StateMachine::open(dir.path(), kv_store::Options::default()).unwrap();

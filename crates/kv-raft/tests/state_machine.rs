@@ -33,6 +33,7 @@ fn put_entry(index: u64) -> Entry {
                     deadline_ms: None,
                 },
             ],
+            staged_term: None,
         }),
     }
 }

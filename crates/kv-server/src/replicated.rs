@@ -511,22 +511,25 @@ impl Connection {
         let raft = replica.node.raft();
         // Staging needs this node to have applied every entry committed before it, which
         // the leader's lease shows without a round trip (a ReadIndex when the lease is
-        // stale). Whether it still leads need not be confirmed: a deposed leader's entry
-        // can commit in no later term, so a write staged on stale state is never
-        // acknowledged.
+        // stale). Whether it still leads is not rechecked after the wait: it may have been
+        // deposed and elected again meanwhile, another leader's entries committed in
+        // between, unseen by this staging. What keeps a staged write safe is that its entry
+        // is applied only if appended in the term it was staged in (`staged_term`): the
+        // state machine skips it otherwise, and the client is told to retry.
         let current = match raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
             Ok(read) => Ok(read),
             Err(error) if error.forward_to_leader().is_some() => Err(error),
             Err(_) => raft.ensure_linearizable(ReadPolicy::ReadIndex).await,
         };
-        if let Err(error) = current {
-            return Err(match error.forward_to_leader() {
+        let staged_term = match current {
+            Ok(read) => read.log_id().committed_leader_id().term,
+            Err(error) => return Err(match error.forward_to_leader() {
                 Some(forward) => self.elsewhere(forward.leader_id, "send writes there"),
                 None => Elsewhere::Reply(Reply::error(format!(
                     "CLUSTERDOWN this node cannot write now: {error}; retry once a leader is elected"
                 ))),
-            });
-        }
+            }),
+        };
         let mut view = Staged::new(replica.node.reader().store(), SystemTime::now());
         let replies: Vec<Reply> = commands
             .iter()
@@ -534,6 +537,7 @@ impl Connection {
             .collect();
         let request = Request {
             writes: view.into_writes(),
+            staged_term: Some(staged_term),
         };
         if request.writes.is_empty() {
             return Ok(replies);
@@ -557,7 +561,11 @@ impl Connection {
         // Proposed: from here on an error cannot say whether the entry will commit, so the
         // request is never forwarded (it could be applied twice).
         Ok(match raft.client_write(request).await {
-            Ok(_) => replies,
+            Ok(done) if done.data.writes_applied => replies,
+            // Appended in a later term than it was staged in: nothing was written.
+            Ok(_) => vec![Reply::error(
+                "TRYAGAIN the write was not applied: leadership changed while it was staged; retry",
+            )],
             Err(error) => vec![match error.forward_to_leader() {
                 Some(forward) => self.not_leader(
                     forward.leader_id,
