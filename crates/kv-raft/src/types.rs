@@ -174,8 +174,8 @@ impl Write {
 /// batch (with the entry's log id), so a `MULTI`/`EXEC` or a read-modify-write whose result
 /// the leader computed is one entry and one batch.
 ///
-/// Encoded (see [`wire`]) so that an entry written before `staged_term` existed still
-/// decodes, with `staged_term: None`.
+/// Encoded (see the private `wire` module) so that an entry written before `staged_term`
+/// existed still decodes, with `staged_term: None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The writes, applied in order, all or none.
