@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use kv_raft::openraft::async_runtime::watch::WatchReceiver;
@@ -46,7 +46,6 @@ use kv_raft::{Node, NodeAddr, Request, MAX_ENTRY_BYTES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::block::{self, Role};
 use crate::codec::{encode, Decoder};
@@ -54,7 +53,7 @@ use crate::command::{self, is, Command};
 use crate::error::{Error, Result};
 use crate::execute::execute;
 use crate::reply::Reply;
-use crate::server::ServerOptions;
+use crate::server::{accept_until, ClientSlot, ServerOptions};
 use crate::session::{Session, Shared};
 use crate::staged::Staged;
 
@@ -134,35 +133,14 @@ impl ReplicatedServer {
     ///
     /// None yet: accept errors are retried, a connection's errors close it only.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let (stop, stopped) = watch::channel(false);
-        let mut connections = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = self.listener.accept() => {
-                    let Ok((stream, addr)) = accepted else {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    let clients = self.shared.clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    let shared = Arc::clone(&self.shared);
-                    if clients > shared.options.maxclients {
-                        shared.clients.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                        let mut stream = stream;
-                        connections.spawn(async move {
-                            let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
-                        });
-                    } else {
-                        connections.spawn(serve(stream, addr, shared, Arc::clone(&self.replica), stopped.clone()));
-                    }
-                }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
-        }
-        drop(self.listener);
-        let _ = stop.send(true);
-        while connections.join_next().await.is_some() {}
+        let replica = self.replica;
+        accept_until(
+            self.listener,
+            &self.shared,
+            shutdown,
+            |stream, addr, slot, stopped| serve(stream, addr, slot, Arc::clone(&replica), stopped),
+        )
+        .await;
         Ok(())
     }
 }
@@ -170,10 +148,12 @@ impl ReplicatedServer {
 async fn serve(
     mut stream: TcpStream,
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    slot: ClientSlot,
     replica: Arc<Replica>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let shared = Arc::clone(slot.shared());
+    let _slot = slot;
     let _ = stream.set_nodelay(true);
     let mut decoder = Decoder::new(shared.options.limits);
     let mut input = BytesMut::with_capacity(16 * 1024);
@@ -242,9 +222,6 @@ async fn serve(
             _ = stopped.wait_for(|stop| *stop) => break,
         }
     }
-    shared
-        .clients
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// One connection of a replicated server.

@@ -123,57 +123,81 @@ impl Server {
     /// [`Error::Store`] if the store fails to close (accept errors are retried, a
     /// connection's errors close that connection only).
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let (stop, stopped) = watch::channel(false);
-        let mut connections = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = self.listener.accept() => {
-                    let Ok((stream, addr)) = accepted else {
-                        // Out of descriptors, a connection reset before accept: brief, and
-                        // no reason to stop serving the others.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    // Counted here, in the order of accept, so the first `maxclients`
-                    // connections are the ones served.
-                    let shared = self.shared.clone();
-                    shared.connections_received.fetch_add(1, Ordering::Relaxed);
-                    let clients = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
-                    let slot = ClientSlot(shared);
-                    if clients > self.shared.options.maxclients {
-                        drop(slot);
-                        connections.spawn(refuse(stream));
-                    } else {
-                        connections.spawn(serve(
-                            stream,
-                            addr,
-                            slot,
-                            stopped.clone(),
-                            self.writer.clone(),
-                        ));
-                    }
-                }
-                // Reaps finished connections so the set does not grow.
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
-        }
-        drop(self.listener);
-        let _ = stop.send(true);
-        while connections.join_next().await.is_some() {}
+        let Server {
+            listener,
+            writer,
+            writer_thread,
+            shared,
+        } = self;
+        accept_until(
+            listener,
+            &shared,
+            shutdown,
+            |stream, addr, slot, stopped| serve(stream, addr, slot, stopped, writer.clone()),
+        )
+        .await;
         // Every connection is gone: the writer ends once this last sender is dropped.
-        drop(self.writer);
-        let writer_thread = self.writer_thread;
+        drop(writer);
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
-        let store = self.shared.store.clone();
-        store.close_async().await?;
+        shared.store.clone().close_async().await?;
         Ok(())
     }
 }
 
+/// Accepts connections until `shutdown` completes, each counted in the order of accept so
+/// the first `maxclients` are the ones served (`serve` runs each, holding its slot; one more
+/// is told `-ERR max number of clients reached`); then stops accepting, tells every
+/// connection through its `stopped` receiver, and returns once every one has ended.
+pub(crate) async fn accept_until<F, Fut>(
+    listener: TcpListener,
+    shared: &Arc<Shared>,
+    shutdown: impl Future<Output = ()>,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, SocketAddr, ClientSlot, watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (stop, stopped) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((stream, addr)) = accepted else {
+                    // Out of descriptors, a connection reset before accept: brief, and
+                    // no reason to stop serving the others.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                shared.connections_received.fetch_add(1, Ordering::Relaxed);
+                let clients = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
+                let slot = ClientSlot(Arc::clone(shared));
+                if clients > shared.options.maxclients {
+                    drop(slot);
+                    connections.spawn(refuse(stream));
+                } else {
+                    connections.spawn(serve(stream, addr, slot, stopped.clone()));
+                }
+            }
+            // Reaps finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
 /// Holds a client slot while a connection lives.
-struct ClientSlot(Arc<Shared>);
+pub(crate) struct ClientSlot(Arc<Shared>);
+
+impl ClientSlot {
+    /// What the server's connections share.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.0
+    }
+}
 
 impl Drop for ClientSlot {
     fn drop(&mut self) {
@@ -204,7 +228,7 @@ async fn serve(
     mut stopped: watch::Receiver<bool>,
     writer: Sender<Job>,
 ) {
-    let shared = slot.0.clone();
+    let shared = Arc::clone(slot.shared());
     let _slot = slot;
     let _ = stream.set_nodelay(true);
     let timeout = shared.options.timeout;
