@@ -79,16 +79,20 @@ impl Keyspace for KvStore {
     }
 
     fn get(&mut self, key: &Bytes) -> Option<Bytes> {
-        // Shares the entry's allocation: no copy of the value.
-        KvStore::get(self, key).map(Bytes::from)
+        // The reply copies the value into the output anyway: a copy here costs one
+        // allocation, as a shared `Value` turned into `Bytes` would (`Bytes::from_owner`),
+        // without writing the entry's reference count, which every reader of a hot key
+        // would contend on.
+        KvStore::get_with(self, key, Bytes::copy_from_slice)
     }
 
     fn get_many(&mut self, keys: &[Bytes]) -> Vec<Option<Bytes>> {
         // One batched lookup: the keys' memory misses overlap.
-        KvStore::get_many(self, keys)
-            .into_iter()
-            .map(|value| value.map(Bytes::from))
-            .collect()
+        let mut values = Vec::with_capacity(keys.len());
+        KvStore::get_many_with(self, keys, |_, value| {
+            values.push(value.map(Bytes::copy_from_slice));
+        });
+        values
     }
 
     fn ttl(&mut self, key: &Bytes) -> Ttl {
@@ -133,8 +137,73 @@ impl Keyspace for KvStore {
     }
 }
 
-/// A key as a transaction block left it: its value and deadline, or `None` if deleted.
-type Pending = Option<(Bytes, Option<SystemTime>)>;
+/// A key as a block left it: its value and deadline, or `None` if deleted.
+pub(crate) type Pending = Option<(Bytes, Option<SystemTime>)>;
+
+/// What an [`Update`] decided for a key does to a view's pending state.
+pub(crate) struct Decided {
+    /// The reply's old and new values.
+    pub(crate) updated: Updated,
+    /// The key's new state, if it changes.
+    pub(crate) state: Option<Pending>,
+    /// A put's time to live, when it was given relative to now (`EX`, `PX`).
+    pub(crate) after: Option<Duration>,
+}
+
+/// Runs `f` on a key whose value and deadline are `current` in a view at `now` (its block's
+/// pending state, else the store), and tells what it decided: the one read-modify-write of
+/// every view ([`Queued`], and the replicated leader's `Staged`).
+pub(crate) fn decide(
+    current: Pending,
+    now: SystemTime,
+    f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
+) -> Decided {
+    let update = f(current.as_ref().map(|(value, deadline)| Current {
+        value,
+        deadline: *deadline,
+    }));
+    let old = current.as_ref().map(|(value, _)| value.clone());
+    match update {
+        Update::Keep => Decided {
+            updated: Updated {
+                new: old.clone(),
+                old,
+            },
+            state: None,
+            after: None,
+        },
+        Update::Delete => Decided {
+            state: old.is_some().then_some(None),
+            updated: Updated { old, new: None },
+            after: None,
+        },
+        Update::Put { value, ttl } => {
+            let (deadline, after) = match ttl {
+                TtlUpdate::Keep => (current.and_then(|(_, deadline)| deadline), None),
+                TtlUpdate::Remove => (None, None),
+                TtlUpdate::After(after) => (Some(now + after), Some(after)),
+                TtlUpdate::At(at) => (Some(at), None),
+            };
+            Decided {
+                updated: Updated {
+                    old,
+                    new: Some(value.clone()),
+                },
+                state: Some(Some((value, deadline))),
+                after,
+            }
+        }
+    }
+}
+
+/// A view's answer to `TTL` for a key in `state` at `now`.
+pub(crate) fn ttl_at(state: Pending, now: SystemTime) -> Ttl {
+    match state {
+        None => Ttl::NoKey,
+        Some((_, None)) => Ttl::NoDeadline,
+        Some((_, Some(at))) => Ttl::Remaining(at.duration_since(now).unwrap_or(Duration::ZERO)),
+    }
+}
 
 /// Where a [`Queued`] view reads a key its block has not written.
 enum Reads<'a> {
@@ -242,14 +311,7 @@ impl Keyspace for Queued<'_> {
     }
 
     fn ttl(&mut self, key: &Bytes) -> Ttl {
-        match self.read(key) {
-            None => Ttl::NoKey,
-            Some((_, None)) => Ttl::NoDeadline,
-            Some((_, Some(at))) => Ttl::Remaining(
-                at.duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO),
-            ),
-        }
+        ttl_at(self.read(key), SystemTime::now())
     }
 
     fn update(
@@ -258,47 +320,23 @@ impl Keyspace for Queued<'_> {
         f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
     ) -> kv_store::Result<Updated> {
         let current = self.read(key);
-        let update = f(current.as_ref().map(|(value, deadline)| Current {
-            value,
-            deadline: *deadline,
-        }));
-        let old = current.as_ref().map(|(value, _)| value.clone());
-        match update {
-            Update::Keep => Ok(Updated {
-                new: old.clone(),
-                old,
-            }),
-            Update::Delete => {
-                if old.is_some() {
-                    self.writes.delete(key.clone());
-                    self.pending.insert(key.clone(), None);
+        let decided = decide(current, SystemTime::now(), f);
+        if let Some(state) = decided.state {
+            let batch = &mut self.writes;
+            match (&state, decided.after) {
+                (None, _) => batch.delete(key.clone()),
+                // Relative to the commit, as it would be outside a block.
+                (Some((value, _)), Some(after)) => {
+                    batch.put_with_ttl(key.clone(), value.clone(), after)
                 }
-                Ok(Updated { old, new: None })
-            }
-            Update::Put { value, ttl } => {
-                let batch = &mut self.writes;
-                let deadline = match ttl {
-                    TtlUpdate::Keep => current.and_then(|(_, deadline)| deadline),
-                    TtlUpdate::Remove => None,
-                    TtlUpdate::After(after) => Some(SystemTime::now() + after),
-                    TtlUpdate::At(at) => Some(at),
-                };
-                match (ttl, deadline) {
-                    // Relative to the commit, as it would be outside a block.
-                    (TtlUpdate::After(after), _) => {
-                        batch.put_with_ttl(key.clone(), value.clone(), after)
-                    }
-                    (_, Some(at)) => batch.put_with_deadline(key.clone(), value.clone(), at),
-                    (_, None) => batch.put(key.clone(), value.clone()),
-                };
-                self.pending
-                    .insert(key.clone(), Some((value.clone(), deadline)));
-                Ok(Updated {
-                    old,
-                    new: Some(value),
-                })
-            }
+                (Some((value, Some(at))), None) => {
+                    batch.put_with_deadline(key.clone(), value.clone(), *at)
+                }
+                (Some((value, None)), None) => batch.put(key.clone(), value.clone()),
+            };
+            self.pending.insert(key.clone(), state);
         }
+        Ok(decided.updated)
     }
 
     fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()> {

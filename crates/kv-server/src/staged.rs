@@ -13,13 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kv_raft::{is_reserved, Write};
-use kv_store::{Current, KvStore, Ttl, TtlUpdate, Update, Updated};
+use kv_store::{Current, KvStore, Ttl, Update, Updated};
 
-use crate::keyspace::Keyspace;
+use crate::keyspace::{decide, ttl_at, Keyspace, Pending};
 use crate::reply::Reply;
-
-/// A key as the staged command left it: its value and deadline, or `None` if deleted.
-type Pending = Option<(Bytes, Option<SystemTime>)>;
 
 /// See the module docs.
 pub(crate) struct Staged {
@@ -106,13 +103,7 @@ impl Keyspace for Staged {
     }
 
     fn ttl(&mut self, key: &Bytes) -> Ttl {
-        match self.read(key) {
-            None => Ttl::NoKey,
-            Some((_, None)) => Ttl::NoDeadline,
-            Some((_, Some(at))) => {
-                Ttl::Remaining(at.duration_since(self.now).unwrap_or(Duration::ZERO))
-            }
-        }
+        ttl_at(self.read(key), self.now)
     }
 
     fn update(
@@ -120,38 +111,12 @@ impl Keyspace for Staged {
         key: &Bytes,
         f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
     ) -> kv_store::Result<Updated> {
-        let current = self.read(key);
-        let update = f(current.as_ref().map(|(value, deadline)| Current {
-            value,
-            deadline: *deadline,
-        }));
-        let old = current.as_ref().map(|(value, _)| value.clone());
-        match update {
-            Update::Keep => Ok(Updated {
-                new: old.clone(),
-                old,
-            }),
-            Update::Delete => {
-                if old.is_some() {
-                    self.pending.insert(key.clone(), None);
-                }
-                Ok(Updated { old, new: None })
-            }
-            Update::Put { value, ttl } => {
-                let deadline = match ttl {
-                    TtlUpdate::Keep => current.and_then(|(_, deadline)| deadline),
-                    TtlUpdate::Remove => None,
-                    TtlUpdate::After(after) => Some(self.now + after),
-                    TtlUpdate::At(at) => Some(at),
-                };
-                self.pending
-                    .insert(key.clone(), Some((value.clone(), deadline)));
-                Ok(Updated {
-                    old,
-                    new: Some(value),
-                })
-            }
+        // A relative TTL is a deadline from the staging time: `decided.after` is not needed.
+        let decided = decide(self.read(key), self.now, f);
+        if let Some(state) = decided.state {
+            self.pending.insert(key.clone(), state);
         }
+        Ok(decided.updated)
     }
 
     fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()> {
@@ -181,7 +146,15 @@ impl Keyspace for Staged {
     }
 
     fn len(&mut self) -> usize {
-        self.keys().len()
+        // The store's count (less the replication's one key of its own), adjusted by what
+        // the command changed: no key is copied.
+        let mut len = self.store.len() - usize::from(self.store.contains_key(kv_raft::META_KEY));
+        for key in self.pending.keys() {
+            let was = self.store.contains_key(key);
+            let is = self.read(key).is_some();
+            len = len + usize::from(is) - usize::from(was);
+        }
+        len
     }
 
     fn flush(&mut self) -> kv_store::Result<()> {
@@ -203,6 +176,7 @@ impl Keyspace for Staged {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kv_store::TtlUpdate;
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
