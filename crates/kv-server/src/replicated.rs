@@ -66,11 +66,6 @@ struct Replica {
     writing: tokio::sync::Mutex<()>,
     /// The client address this server tells others (`KVRAFT ID`).
     client_addr: String,
-    /// The largest bulk string a reply forwarded from the leader may hold.
-    max_bulk: usize,
-    /// The password the link to the leader authenticates with: this node's own
-    /// `requirepass` (the nodes of a cluster share one).
-    password: Option<String>,
 }
 
 /// A Redis-protocol server whose writes go through Raft. See the module docs.
@@ -111,8 +106,6 @@ impl ReplicatedServer {
                 node,
                 writing: tokio::sync::Mutex::new(()),
                 client_addr: local.to_string(),
-                max_bulk: options.limits.max_bulk,
-                password: options.requirepass.clone(),
             }),
         })
     }
@@ -160,6 +153,7 @@ async fn serve(
     let mut output = BytesMut::with_capacity(16 * 1024);
     let mut conn = Connection {
         session: Session::new(Arc::clone(&shared), Some(addr)),
+        shared: Arc::clone(&shared),
         replica,
         readonly: false,
         queued: None,
@@ -228,6 +222,8 @@ async fn serve(
 struct Connection {
     /// Its connection state and the connection and server commands.
     session: Session,
+    /// What the server's connections share (its options).
+    shared: Arc<Shared>,
     replica: Arc<Replica>,
     /// `READONLY`: reads see this node's applied state, possibly stale.
     readonly: bool,
@@ -260,11 +256,9 @@ fn data_role(command: &Command) -> Option<bool> {
         Some(role) => Some(role == Role::Writes),
         None => match command {
             Command::Flush => Some(true),
-            Command::Keys(_)
-            | Command::Scan { .. }
-            | Command::DbSize
-            | Command::RandomKey
-            | Command::Exists(_) => Some(false),
+            Command::Keys(_) | Command::Scan { .. } | Command::DbSize | Command::RandomKey => {
+                Some(false)
+            }
             _ => None,
         },
     }
@@ -333,8 +327,9 @@ impl Connection {
                 Reply::error("ERR SAVE and BGREWRITEAOF are not supported on a replicated node: the Raft log is synced at every write")
             }
             Command::Info(ref sections) => {
-                let Reply::Bulk(text) = self.session.handle(args) else {
-                    return self.session.handle(args);
+                let text = match self.session.handle(args) {
+                    Reply::Bulk(text) => text,
+                    other => return other,
                 };
                 let mut text = String::from_utf8_lossy(&text).into_owned();
                 let wanted = sections.is_empty()
@@ -447,26 +442,30 @@ impl Connection {
             Elsewhere::Reply(reply) => return reply,
             Elsewhere::Leader(id) => id,
         };
-        let Some(addr) = self.members().get(&leader).map(|n| n.client.clone()) else {
+        let Some(addr) = self.member(leader).map(|n| n.client) else {
             return self.not_leader(Some(leader), what);
         };
-        if self.link.as_ref().is_none_or(|(to, _)| *to != addr) {
-            match forward::Link::connect(
-                &addr,
-                self.replica.max_bulk,
-                self.replica.password.as_deref(),
-            )
-            .await {
-                Ok(link) => self.link = Some((addr.clone(), link)),
-                Err(error) => {
-                    return Reply::error(format!(
-                        "CLUSTERDOWN the leader, node {leader} at {addr}, cannot be reached from here: {error}; retry"
-                    ))
+        let link = match &mut self.link {
+            Some((to, link)) if *to == addr => link,
+            _ => {
+                // The link authenticates with this node's own `requirepass`: the nodes of a
+                // cluster share one.
+                let options = &self.shared.options;
+                let connected = forward::Link::connect(
+                    &addr,
+                    options.limits.max_bulk,
+                    options.requirepass.as_deref(),
+                )
+                .await;
+                match connected {
+                    Ok(link) => &mut self.link.insert((addr.clone(), link)).1,
+                    Err(error) => {
+                        return Reply::error(format!(
+                            "CLUSTERDOWN the leader, node {leader} at {addr}, cannot be reached from here: {error}; retry"
+                        ))
+                    }
                 }
             }
-        }
-        let Some((_, link)) = self.link.as_mut() else {
-            return Reply::Nil;
         };
         match link.ask(&requests).await {
             Ok(reply) => reply,
@@ -556,12 +555,11 @@ impl Connection {
     }
 
     fn not_leader(&self, leader: Option<u64>, what: &str) -> Reply {
-        let membership = self.members();
         match leader {
             Some(id) => {
-                let addr = membership
-                    .get(&id)
-                    .map_or("an unknown address", |n| n.client.as_str());
+                let addr = self
+                    .member(id)
+                    .map_or_else(|| "an unknown address".to_string(), |n| n.client);
                 Reply::error(format!(
                     "READONLY this node ({}) is not the leader: the leader is node {id} at {addr}; {what}",
                     self.replica.node.id()
@@ -573,13 +571,11 @@ impl Connection {
         }
     }
 
-    fn members(&self) -> BTreeMap<u64, NodeAddr> {
-        let metrics = self.replica.node.raft().metrics().borrow_watched().clone();
-        metrics
-            .membership_config
-            .nodes()
-            .map(|(id, node)| (*id, node.clone()))
-            .collect()
+    /// Member `id`'s addresses, if it is a member.
+    fn member(&self, id: u64) -> Option<NodeAddr> {
+        let metrics = self.replica.node.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        metrics.membership_config.get_node(&id).cloned()
     }
 
     fn replication_info(&self) -> String {
@@ -591,7 +587,11 @@ impl Connection {
             ServerState::Candidate => "candidate",
             ServerState::Shutdown => "shutdown",
         };
-        let members = self.members();
+        let members: BTreeMap<u64, &NodeAddr> = m
+            .membership_config
+            .nodes()
+            .map(|(id, node)| (*id, node))
+            .collect();
         let voters: Vec<u64> = m.membership_config.voter_ids().collect();
         let leader_addr = m
             .current_leader

@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::codec::{encode, Protocol};
 use crate::reply::Reply;
 
 /// How long connecting to the leader may take.
@@ -74,12 +75,8 @@ impl Link {
     pub(super) async fn ask(&mut self, requests: &[Vec<Bytes>]) -> io::Result<Reply> {
         let mut out = BytesMut::new();
         for request in requests {
-            out.extend_from_slice(format!("*{}\r\n", request.len()).as_bytes());
-            for arg in request {
-                out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-                out.extend_from_slice(arg);
-                out.extend_from_slice(b"\r\n");
-            }
+            let request = Reply::Array(request.iter().cloned().map(Reply::Bulk).collect());
+            encode(&request, Protocol::Resp2, &mut out);
         }
         let answered = async {
             self.stream.get_mut().write_all(&out).await?;
