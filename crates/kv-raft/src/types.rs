@@ -1,5 +1,6 @@
 //! The type configuration openraft is instantiated with, and the requests a log entry holds.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -95,70 +96,26 @@ pub fn is_reserved(key: &[u8]) -> bool {
     key.starts_with(RESERVED_PREFIX)
 }
 
-/// One write of a [`Request`].
+/// One write of a [`Request`]. Keys and values are [`Bytes`]: handed to the store's batch
+/// and cloned into replication messages without copying their bytes, and encoded as serde
+/// byte strings (postcard copies them whole, not one element at a time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Write {
     /// Set `key` to `value`, until `deadline_ms` (absolute unix milliseconds, decided once
     /// by the leader when it proposes the entry, so that every replica agrees) if given.
     Put {
         /// The key.
-        #[serde(with = "raw_bytes")]
-        key: Vec<u8>,
+        key: Bytes,
         /// The value.
-        #[serde(with = "raw_bytes")]
-        value: Vec<u8>,
+        value: Bytes,
         /// When the key expires, in unix milliseconds.
         deadline_ms: Option<u64>,
     },
     /// Remove `key`.
     Delete {
         /// The key.
-        #[serde(with = "raw_bytes")]
-        key: Vec<u8>,
+        key: Bytes,
     },
-}
-
-/// Keys and values as serde byte strings rather than sequences of `u8`: postcard then
-/// copies them whole instead of one element at a time (a 64 MiB value took seconds in a
-/// debug build). Postcard writes both the same way (a varint length, then the bytes), so
-/// entries already in a Raft log decode as before.
-mod raw_bytes {
-    use serde::{de, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(bytes)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        d.deserialize_byte_buf(Bytes)
-    }
-
-    struct Bytes;
-
-    impl<'de> de::Visitor<'de> for Bytes {
-        type Value = Vec<u8>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("bytes")
-        }
-
-        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
-        }
-
-        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(v)
-        }
-
-        // A format that writes bytes as a sequence (JSON, for one) reads back.
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
-            while let Some(b) = seq.next_element()? {
-                bytes.push(b);
-            }
-            Ok(bytes)
-        }
-    }
 }
 
 impl Write {
@@ -173,10 +130,7 @@ impl Write {
 /// What one log entry asks of the state machine: its writes are applied as one atomic store
 /// batch (with the entry's log id), so a `MULTI`/`EXEC` or a read-modify-write whose result
 /// the leader computed is one entry and one batch.
-///
-/// Encoded (see the private `wire` module) so that an entry written before `staged_term`
-/// existed still decodes, with `staged_term: None`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// The writes, applied in order, all or none.
     pub writes: Vec<Write>,
@@ -191,7 +145,7 @@ pub struct Request {
 
 impl Request {
     /// A request of one put without expiry.
-    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+    pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
         Request {
             writes: vec![Write::Put {
                 key: key.into(),
@@ -203,7 +157,7 @@ impl Request {
     }
 
     /// A request of one delete.
-    pub fn delete(key: impl Into<Vec<u8>>) -> Self {
+    pub fn delete(key: impl Into<Bytes>) -> Self {
         Request {
             writes: vec![Write::Delete { key: key.into() }],
             staged_term: None,
@@ -259,104 +213,6 @@ impl Request {
     }
 }
 
-/// How a [`Request`] is encoded: as before `staged_term`, a struct of one sequence of
-/// [`Write`]s, the staging term, when there is one, appended to that sequence as a third
-/// variant of `Write`. An entry already in a Raft log (no such variant) decodes with
-/// `staged_term: None`; postcard could not default a missing struct field instead.
-mod wire {
-    use serde::ser::{SerializeSeq, SerializeStruct};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use super::{raw_bytes, Request, Write};
-
-    /// The variant index the staging term takes, after `Write::Put` (0) and
-    /// `Write::Delete` (1).
-    const STAGED_TERM_VARIANT: u32 = 2;
-
-    struct Items<'a>(&'a Request);
-
-    struct StagedTerm(u64);
-
-    impl Serialize for StagedTerm {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.serialize_newtype_variant("Write", STAGED_TERM_VARIANT, "StagedTerm", &self.0)
-        }
-    }
-
-    impl Serialize for Items<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let request = self.0;
-            let len = request.writes.len() + usize::from(request.staged_term.is_some());
-            let mut seq = s.serialize_seq(Some(len))?;
-            for write in &request.writes {
-                seq.serialize_element(write)?;
-            }
-            if let Some(term) = request.staged_term {
-                seq.serialize_element(&StagedTerm(term))?;
-            }
-            seq.end()
-        }
-    }
-
-    impl Serialize for Request {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut st = s.serialize_struct("Request", 1)?;
-            st.serialize_field("writes", &Items(self))?;
-            st.end()
-        }
-    }
-
-    /// `Write` with the staging term's variant, to decode.
-    #[derive(Deserialize)]
-    #[serde(rename = "Write")]
-    enum Item {
-        Put {
-            #[serde(deserialize_with = "raw_bytes::deserialize")]
-            key: Vec<u8>,
-            #[serde(deserialize_with = "raw_bytes::deserialize")]
-            value: Vec<u8>,
-            deadline_ms: Option<u64>,
-        },
-        Delete {
-            #[serde(deserialize_with = "raw_bytes::deserialize")]
-            key: Vec<u8>,
-        },
-        StagedTerm(u64),
-    }
-
-    #[derive(Deserialize)]
-    #[serde(rename = "Request")]
-    struct Wire {
-        writes: Vec<Item>,
-    }
-
-    impl<'de> Deserialize<'de> for Request {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Request, D::Error> {
-            let wire = Wire::deserialize(d)?;
-            let mut request = Request {
-                writes: Vec::with_capacity(wire.writes.len()),
-                staged_term: None,
-            };
-            for item in wire.writes {
-                match item {
-                    Item::Put {
-                        key,
-                        value,
-                        deadline_ms,
-                    } => request.writes.push(Write::Put {
-                        key,
-                        value,
-                        deadline_ms,
-                    }),
-                    Item::Delete { key } => request.writes.push(Write::Delete { key }),
-                    Item::StagedTerm(term) => request.staged_term = Some(term),
-                }
-            }
-            Ok(request)
-        }
-    }
-}
-
 impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Request({} writes)", self.writes.len())
@@ -384,40 +240,17 @@ impl std::fmt::Display for Response {
 mod tests {
     use super::*;
 
-    /// `Request` as it was derived before `staged_term`: what entries already in a Raft
-    /// log hold.
-    #[derive(Serialize)]
-    struct OldRequest {
-        writes: Vec<Write>,
-    }
-
     fn some_writes() -> Vec<Write> {
         vec![
             Write::Put {
-                key: b"k".to_vec(),
-                value: b"v".to_vec(),
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
                 deadline_ms: Some(7),
             },
-            Write::Delete { key: b"d".to_vec() },
+            Write::Delete {
+                key: Bytes::from_static(b"d"),
+            },
         ]
-    }
-
-    #[test]
-    fn an_entry_encoded_before_the_staging_term_decodes_without_one() {
-        let old = postcard::to_allocvec(&OldRequest {
-            writes: some_writes(),
-        })
-        .unwrap();
-        let request: Request = postcard::from_bytes(&old).unwrap();
-        assert_eq!(
-            request,
-            Request {
-                writes: some_writes(),
-                staged_term: None,
-            }
-        );
-        // Without a staging term the encoding is the old one, byte for byte.
-        assert_eq!(postcard::to_allocvec(&request).unwrap(), old);
     }
 
     #[test]
@@ -458,43 +291,5 @@ mod tests {
                 "{err}"
             );
         }
-    }
-
-    /// What `Write` was before its bytes were serde byte strings.
-    #[derive(Serialize)]
-    enum OldWrite {
-        Put {
-            key: Vec<u8>,
-            value: Vec<u8>,
-            deadline_ms: Option<u64>,
-        },
-        Delete {
-            key: Vec<u8>,
-        },
-    }
-
-    #[test]
-    fn writes_encode_as_they_did_so_existing_logs_still_decode() {
-        let value: Vec<u8> = (0..=255).cycle().take(70_000).collect();
-        let new = vec![
-            Write::Put {
-                key: b"k".to_vec(),
-                value: value.clone(),
-                deadline_ms: Some(7),
-            },
-            Write::Delete { key: vec![0xff; 3] },
-        ];
-        let old = vec![
-            OldWrite::Put {
-                key: b"k".to_vec(),
-                value,
-                deadline_ms: Some(7),
-            },
-            OldWrite::Delete { key: vec![0xff; 3] },
-        ];
-        let bytes = postcard::to_stdvec(&old).unwrap();
-        assert_eq!(postcard::to_stdvec(&new).unwrap(), bytes);
-        let back: Vec<Write> = postcard::from_bytes(&bytes).unwrap();
-        assert_eq!(back, new);
     }
 }

@@ -47,8 +47,8 @@ fn validate_refuses_keys_values_and_requests_over_the_limits() {
     let many = Request {
         writes: (0..3)
             .map(|i| Write::Put {
-                key: vec![i],
-                value: value.clone(),
+                key: vec![i].into(),
+                value: value.clone().into(),
                 deadline_ms: None,
             })
             .collect(),
@@ -89,13 +89,13 @@ async fn an_entry_the_store_refuses_is_skipped_and_counted_as_applied() {
     let too_long = Request {
         writes: vec![
             Write::Put {
-                key: b"fine".to_vec(),
-                value: b"1".to_vec(),
+                key: b"fine".to_vec().into(),
+                value: b"1".to_vec().into(),
                 deadline_ms: None,
             },
             Write::Put {
-                key: vec![b'k'; 65 * 1024],
-                value: b"v".to_vec(),
+                key: vec![b'k'; 65 * 1024].into(),
+                value: b"v".to_vec().into(),
                 deadline_ms: None,
             },
         ],

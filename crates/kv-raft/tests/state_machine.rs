@@ -22,14 +22,14 @@ fn put_entry(index: u64) -> Entry {
         payload: EntryPayload::Normal(Request {
             writes: vec![
                 Write::Put {
-                    key: format!("k{index}").into_bytes(),
-                    value: index.to_string().into_bytes(),
+                    key: format!("k{index}").into_bytes().into(),
+                    value: index.to_string().into_bytes().into(),
                     deadline_ms: None,
                 },
                 // A second key in the same entry: both or neither.
                 Write::Put {
-                    key: format!("pair{index}").into_bytes(),
-                    value: index.to_string().into_bytes(),
+                    key: format!("pair{index}").into_bytes().into(),
+                    value: index.to_string().into_bytes().into(),
                     deadline_ms: None,
                 },
             ],
@@ -375,7 +375,7 @@ fn data_of(entries: &[Entry]) -> Vec<(Vec<u8>, Vec<u8>)> {
             _ => Vec::new(),
         })
         .map(|w| match w {
-            Write::Put { key, value, .. } => (key, value),
+            Write::Put { key, value, .. } => (key.to_vec(), value.to_vec()),
             Write::Delete { .. } => unreachable!(),
         })
         .collect();

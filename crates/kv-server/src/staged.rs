@@ -40,10 +40,10 @@ impl Staged {
         self.pending
             .into_iter()
             .map(|(key, state)| match state {
-                None => Write::Delete { key: key.to_vec() },
+                None => Write::Delete { key },
                 Some((value, deadline)) => Write::Put {
-                    key: key.to_vec(),
-                    value: value.to_vec(),
+                    key,
+                    value,
                     deadline_ms: deadline.map(unix_ms),
                 },
             })
@@ -276,10 +276,10 @@ mod tests {
         assert_eq!(
             view.into_writes(),
             vec![
-                Write::Delete { key: b"a".to_vec() },
+                Write::Delete { key: b("a") },
                 Write::Put {
-                    key: b"t".to_vec(),
-                    value: b"v".to_vec(),
+                    key: b("t"),
+                    value: b("v"),
                     deadline_ms: Some(5_000_000_010_000),
                 },
             ]
