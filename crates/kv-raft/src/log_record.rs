@@ -81,7 +81,15 @@ impl LogModel {
         match record {
             LogRecord::Entry(entry) => {
                 let index = entry.log_id.index();
-                self.entries.split_off(&index);
+                // An entry replaces the ones from its index on; mostly it follows them all,
+                // and `split_off` allocates even when it moves nothing.
+                if self
+                    .entries
+                    .last_key_value()
+                    .is_some_and(|(&last, _)| last >= index)
+                {
+                    self.entries.split_off(&index);
+                }
                 self.entries.insert(index, Stored { entry, segment });
             }
             LogRecord::Vote(v) => self.vote = Some(v),
