@@ -203,7 +203,7 @@ impl Connection {
             .files()
             .map(|(p, len)| (p.to_string_lossy().into_owned(), len))
             .collect();
-        for (n, (path, len)) in files.into_iter().enumerate() {
+        for (n, (path, len)) in files.iter().cloned().enumerate() {
             let mut at = 0;
             loop {
                 // Read off the runtime's threads: a chunk is a file read.
@@ -238,6 +238,7 @@ impl Connection {
             transfer,
             vote,
             meta: snapshot.meta,
+            files,
         };
         // Installing copies the snapshot into a new store: give it time.
         self.call(wire::SNAPSHOT_FINISH, &finish, timeout * 10)

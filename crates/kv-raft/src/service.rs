@@ -11,6 +11,7 @@
 //! unfinished one, whose files go with it).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -44,7 +45,7 @@ struct Service {
     inbox: SnapshotInbox,
     /// The snapshot being received, and its number.
     transfer: Mutex<Option<(u64, Arc<Mutex<SnapshotWriter>>)>>,
-    next_transfer: Mutex<u64>,
+    next_transfer: AtomicU64,
 }
 
 type Shared = State<Arc<Service>>;
@@ -58,7 +59,7 @@ pub fn router(id: u64, secret: Option<&str>, raft: Raft, inbox: SnapshotInbox) -
         raft,
         inbox,
         transfer: Mutex::new(None),
-        next_transfer: Mutex::new(0),
+        next_transfer: AtomicU64::new(0),
     });
     let limit = DefaultBodyLimit::max;
     Router::new()
@@ -161,11 +162,7 @@ async fn snapshot_begin(State(s): Shared, body: Bytes) -> Vec<u8> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        let id = {
-            let mut next = s.next_transfer.lock();
-            *next += 1;
-            *next
-        };
+        let id = s.next_transfer.fetch_add(1, Ordering::Relaxed) + 1;
         // Replaces (and so removes) an unfinished transfer.
         let old = s
             .transfer
@@ -205,15 +202,23 @@ async fn snapshot_chunk(State(s): Shared, body: Bytes) -> Vec<u8> {
 async fn snapshot_finish(State(s): Shared, body: Bytes) -> Vec<u8> {
     let done = async {
         let finish: SnapshotFinish = decode(&body)?;
-        transfer(&s, finish.transfer)?;
-        let (_, writer) = s.transfer.lock().take().ok_or("the transfer went away")?;
+        // Checked and taken under one hold of the lock: a transfer begun meanwhile is not
+        // this one, and must not be installed with this one's metadata.
+        let (_, writer) = s
+            .transfer
+            .lock()
+            .take_if(|(id, _)| *id == finish.transfer)
+            .ok_or_else(|| format!("no snapshot transfer {} in progress", finish.transfer))?;
         let writer = Arc::try_unwrap(writer)
             .map_err(|_| "a chunk of the transfer is still being written".to_string())?
             .into_inner();
-        let data = tokio::task::spawn_blocking(move || writer.finish())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let files = finish.files;
+        let data = tokio::task::spawn_blocking(move || {
+            writer.finish_expecting(files.iter().map(|(path, len)| (Path::new(path), *len)))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
         let snapshot = Snapshot {
             meta: finish.meta,
             snapshot: data,

@@ -297,15 +297,12 @@ impl SnapshotWriter {
     pub fn finish(mut self) -> Result<SnapshotData> {
         self.refuse_if_failed()?;
         self.close_file()?;
-        // Files written out of order were synced when the next one began; sync them all
-        // once more is cheap and keeps the rule simple.
+        // Every file was synced on the descriptor it was written through, each time the
+        // writer moved to another file (`close_file`): a sync through a new descriptor
+        // would prove nothing more.
         let data = SnapshotData::open_as(&self.dir, Some(AtomicBool::new(false)))?;
         // From here on the directory is the data's: removed with its last handle.
         self.finished = true;
-        for (rel, _, file) in &data.inner.files {
-            file.sync_all()
-                .map_err(|e| Error::io("sync", self.dir.join(rel), e))?;
-        }
         sync_tree_dirs(&self.dir, &self.dirs)?;
         Ok(data)
     }

@@ -325,8 +325,9 @@ impl StateMachine {
             data.copy_to(&snap_dir)?;
         }
         after_step(1);
-        // 2: the new store, a copy of it (the store changes, the snapshot must not).
-        SnapshotData::open(&snap_dir)?.copy_to(&store_dir)?;
+        // 2: the new store, a copy of it (the store changes, the snapshot must not), read
+        // through the descriptors `data` already holds (the same files, renamed or copied).
+        data.copy_to(&store_dir)?;
         after_step(2);
         // 3: it opens, and holds what the metadata says.
         // Strict: the copy was synced whole, so anything cut or skipped is damage.
@@ -633,7 +634,7 @@ mod tests {
     }
 
     fn incr_to(value: &str, staged_term: Option<u64>, term: u64, index: u64) -> Entry {
-        let mut request = Request::put("x", value);
+        let mut request = Request::put("x", value.to_owned());
         request.staged_term = staged_term;
         Entry {
             log_id: log_id(term, index),

@@ -101,6 +101,8 @@ pub(crate) struct SnapshotFinish {
     pub(crate) transfer: u64,
     pub(crate) vote: Vote,
     pub(crate) meta: SnapshotMeta,
+    /// Every file sent, with its length: the receiver checks it holds exactly these.
+    pub(crate) files: Vec<(String, u64)>,
 }
 
 /// Every answer: the value, or the receiver's error as text (the sender treats it as the
