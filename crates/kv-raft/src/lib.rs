@@ -13,7 +13,7 @@
 //! openraft's own storage suite (`openraft::testing::log::Suite::test_all`, 44 checks)
 //! passes over this crate's storage in a temporary directory (`tests/suite.rs`), and a
 //! three-node cluster in one process replicates, snapshots, purges and brings a restarted
-//! node back from a snapshot (`tests/cluster.rs`). 0.10 also gives what item 6 of the
+//! node back from a snapshot sent in chunks over HTTP (`tests/network.rs`). 0.10 also gives what item 6 of the
 //! replication issue needs and 0.9 lacks or spells differently: `ensure_linearizable` with a
 //! read policy, `wait_for_recovery`, the full-snapshot transfer with a snapshot type of the
 //! state machine's own (no `Cursor<Vec<u8>>` buffer). Moving to a later alpha means reading

@@ -270,6 +270,9 @@ async fn nodes_replicate_over_http_and_a_restarted_node_catches_up_from_a_chunke
         for i in 30..700 {
             write(&nodes, Request::put(format!("k{i}"), vec![b'w'; 4000])).await;
         }
+        // On every node that is up, so that whichever leads when the follower returns lacks
+        // the entries it needs.
+        let mut upto = u64::MAX;
         for node in nodes.values() {
             node.raft().trigger().snapshot().await.unwrap();
             let m = node
@@ -288,6 +291,7 @@ async fn nodes_replicate_over_http_and_a_restarted_node_catches_up_from_a_chunke
                 )
                 .await
                 .unwrap();
+            upto = upto.min(at);
         }
         nodes.insert(
             down,
@@ -303,8 +307,12 @@ async fn nodes_replicate_over_http_and_a_restarted_node_catches_up_from_a_chunke
         }
         let back = &nodes[&down];
         assert!(
-            back.raft().metrics().borrow_watched().snapshot.is_some(),
-            "no snapshot was installed"
+            back.raft()
+                .metrics()
+                .borrow_watched()
+                .snapshot
+                .is_some_and(|s| s.index() >= upto),
+            "the follower installed no snapshot taken after it stopped"
         );
         let expected = user_data(nodes[&leader].reader());
         assert_eq!(expected.len(), 701);
