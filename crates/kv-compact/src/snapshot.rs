@@ -113,10 +113,6 @@ pub struct SnapshotWriter {
     fs: Arc<dyn FileSystem>,
     parts: PartsWriter,
     encoding: Encoding,
-    /// Entries written so far.
-    pub entries: u64,
-    /// Bytes of records written so far.
-    pub bytes: u64,
 }
 
 impl SnapshotWriter {
@@ -150,22 +146,12 @@ impl SnapshotWriter {
                 compression,
                 limits,
             },
-            entries: 0,
-            bytes: 0,
         })
     }
 
     /// How this snapshot's entries are to be encoded.
     pub fn encoding(&self) -> Encoding {
         self.encoding
-    }
-
-    /// The error of this snapshot for a failure `e` of the log layer.
-    pub fn failed(&self, e: kv_wal::Error) -> Error {
-        Error::Snapshot {
-            id: self.id,
-            source: e.into(),
-        }
     }
 
     /// Appends the encoded records of one shard (every shard once, empty or not: parts are
@@ -175,10 +161,7 @@ impl SnapshotWriter {
     ///
     /// [`Error::Io`] when a part cannot be created, written or synced.
     pub fn write(&mut self, encoded: &Encoded) -> Result<()> {
-        self.parts.write_shard(encoded)?;
-        self.entries += encoded.records() as u64;
-        self.bytes += encoded.as_bytes().len() as u64;
-        Ok(())
+        self.parts.write_shard(encoded)
     }
 
     /// Writes the rest, syncs, and renames the snapshot into place (then syncs the

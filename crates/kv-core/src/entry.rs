@@ -169,8 +169,8 @@ impl Entry {
     }
 
     /// Whether `self` and `other` are the same allocation (one a clone of the other).
-    #[inline]
-    pub fn same_allocation(&self, other: &Entry) -> bool {
+    #[cfg(test)]
+    fn same_allocation(&self, other: &Entry) -> bool {
         self.0.ptr() == other.0.ptr()
     }
 }

@@ -60,7 +60,7 @@ const INCOMING: &str = "incoming-";
 pub type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;
 
 /// What `CURRENT` says.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Current {
     /// The live store is `store-<store>`.
     store: u64,
@@ -438,8 +438,8 @@ impl SnapshotBuilder {
                 snapshot: data,
             });
         }
+        // `next` already counts `id`: it was taken from it above.
         let mut next = current.clone();
-        next.next = next.next.max(id + 1);
         let old = next.snapshot.replace((id, meta.clone()));
         replace_file(&shared.dir, CURRENT, &encode(&next))?;
         *current = next;

@@ -355,9 +355,12 @@ impl Session {
         let started = std::thread::Builder::new()
             .name("kv-bgrewriteaof".into())
             .spawn(move || {
+                // Cleared however the compaction ends, a panic included: a flag left set
+                // would answer every later BGREWRITEAOF "already in progress".
+                let rewriting = Rewriting(&shared);
                 let failed = shared.store.compact().is_err();
                 shared.rewrite_failed.store(failed, Ordering::Release);
-                shared.rewriting.store(false, Ordering::Release);
+                drop(rewriting);
             });
         match started {
             Ok(_) => Reply::Status("Background append only file rewriting started".into()),
@@ -505,7 +508,6 @@ impl Session {
                 self.watching = None;
                 Reply::OK
             }
-            // Synchronous, unlike Redis's background rewrite: the reply says it is done.
             Command::RewriteLog => self.rewrite_in_background(),
             Command::Save => match self.shared.store.sync() {
                 Ok(()) => Reply::OK,
@@ -819,6 +821,15 @@ fn run_in(view: &mut Queued<'_>, block: &[Command]) -> Vec<Reply> {
 /// runs each block again with a commit of its own, and the commands of a block that
 /// fails again one at a time, which answers each as it would have been answered alone: a store that refused the batch (a value over the limit, a full disk)
 /// wrote none of it, and one that failed refuses every write from then on, so nothing is
+/// Marks a background rewrite as over when dropped.
+struct Rewriting<'a>(&'a Shared);
+
+impl Drop for Rewriting<'_> {
+    fn drop(&mut self) {
+        self.0.rewriting.store(false, Ordering::Release);
+    }
+}
+
 /// written twice.
 pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Reply>> {
     let alone = |command: &Command| {

@@ -137,7 +137,6 @@ fn chase_table(slots: usize) -> Vec<u32> {
 #[derive(Debug)]
 pub struct PlainMap {
     map: HashMap<Bytes, Bytes>,
-    keys: u64,
 }
 
 impl PlainMap {
@@ -147,7 +146,7 @@ impl PlainMap {
         for (key, value) in spec::sequential_puts(keys, 0) {
             map.insert(Bytes::copy_from_slice(&key), Bytes::copy_from_slice(&value));
         }
-        PlainMap { map, keys }
+        PlainMap { map }
     }
 
     /// `count` gets of the keys [`spec::gets`] draws with `seed` (W3's draws: 90% hits);
@@ -155,7 +154,7 @@ impl PlainMap {
     pub fn gets(&self, seed: u64, count: u64) -> (Duration, u64) {
         let started = Instant::now();
         let mut hits = 0u64;
-        for key in spec::gets(seed, self.keys).take(count as usize) {
+        for key in spec::gets(seed, self.map.len() as u64).take(count as usize) {
             hits += u64::from(std::hint::black_box(self.map.get(&key[..])).is_some());
         }
         (started.elapsed(), hits)
