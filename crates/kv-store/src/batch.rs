@@ -62,7 +62,7 @@ impl WriteBatch {
         value: impl IntoBytes,
         deadline: SystemTime,
     ) -> &mut Self {
-        let at = deadline.duration_since(UNIX_EPOCH).map_or(0, millis);
+        let at = unix_millis(deadline);
         self.ops.push(Op::Put {
             key: key.into_bytes(),
             value: value.into_bytes(),
@@ -91,6 +91,16 @@ impl WriteBatch {
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn millis(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
+/// A deadline in unix milliseconds (as entries hold it) as a time.
+pub(crate) fn time_of(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// A time in unix milliseconds, saturating (0 before the epoch).
+pub(crate) fn unix_millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
 /// Fixes relative deadlines to absolute ones at `now`: the log holds absolute deadlines, so

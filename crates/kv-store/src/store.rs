@@ -1057,7 +1057,7 @@ impl KvStore {
     /// ```
     pub fn deadline(&self, key: impl AsRef<[u8]>) -> Option<Option<std::time::SystemTime>> {
         self.deadline_ms(key.as_ref(), self.now())
-            .map(|d| d.map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms)))
+            .map(|d| d.map(crate::batch::time_of))
     }
 
     /// A live key's deadline in unix milliseconds, as of `now`.
@@ -1090,16 +1090,21 @@ impl KvStore {
         key: impl AsRef<[u8]>,
         at: std::time::SystemTime,
     ) -> Option<(Value, Option<std::time::SystemTime>)> {
-        let key = key.as_ref();
+        self.read_with_deadline(key.as_ref(), crate::batch::unix_millis(at), Value::of)
+    }
+
+    /// `value(entry)` of `key` and its deadline, read in one lookup if it is live at `now`
+    /// (unix ms): a read, as [`get`](Self::get) counts one (LRU/LFU must not take the key
+    /// for a cold one).
+    pub(crate) fn read_with_deadline<R>(
+        &self,
+        key: &[u8],
+        now: u64,
+        value: impl FnOnce(&Entry) -> R,
+    ) -> Option<(R, Option<std::time::SystemTime>)> {
         self.inner.admission.touch(key, false);
-        let now = at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         self.state().with_entry(key, now, |e| {
-            let deadline = e
-                .deadline()
-                .map(|ms| std::time::UNIX_EPOCH + Duration::from_millis(ms));
-            (Value::of(e), deadline)
+            (value(e), e.deadline().map(crate::batch::time_of))
         })
     }
 

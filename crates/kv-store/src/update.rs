@@ -5,13 +5,13 @@
 //! keys go on. The write is logged as an ordinary put or delete and is as durable as any
 //! other write of the store.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use kv_core::{Expiry, Op};
 use kv_durable::WriteOptions;
 
-use crate::batch::millis;
+use crate::batch::{millis, time_of, unix_millis};
 use crate::error::Result;
 use crate::into_bytes::IntoBytes;
 use crate::locked::Decision;
@@ -255,7 +255,7 @@ impl KvStore {
             });
             let update = f(current.as_ref().map(|(value, deadline)| Current {
                 value,
-                deadline: deadline.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+                deadline: deadline.map(time_of),
             }));
             let (old, old_deadline) = match current {
                 Some((value, deadline)) => (Some(value), deadline),
@@ -275,9 +275,7 @@ impl KvStore {
                         TtlUpdate::Keep => old_deadline.map_or(Expiry::Never, Expiry::AtUnixMillis),
                         TtlUpdate::Remove => Expiry::Never,
                         TtlUpdate::After(ttl) => Expiry::AfterMillis(millis(ttl)),
-                        TtlUpdate::At(at) => {
-                            Expiry::AtUnixMillis(at.duration_since(UNIX_EPOCH).map_or(0, millis))
-                        }
+                        TtlUpdate::At(at) => Expiry::AtUnixMillis(unix_millis(at)),
                     };
                     let op = Op::Put {
                         key: key.clone(),

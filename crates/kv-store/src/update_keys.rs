@@ -9,7 +9,7 @@
 //! write; a key it only writes is held shared, as a plain write holds it, so writers of it
 //! in other blocks go on and share the same group commit.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use kv_durable::WriteOptions;
@@ -41,15 +41,8 @@ impl HeldKeys<'_> {
     /// The live value of `key` and its deadline (to the millisecond), as of now. Only a key
     /// held for [`KeyUse::Read`] is sure to hold it until the batch is applied.
     pub fn get(&self, key: &[u8]) -> Option<(Bytes, Option<SystemTime>)> {
-        // A read, as `KvStore::get` counts one: LRU/LFU must not take it for a cold key.
-        self.store.inner.admission.touch(key, false);
-        self.store.state().with_entry(key, self.now, |e| {
-            (
-                Bytes::copy_from_slice(e.value()),
-                e.deadline()
-                    .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
-            )
-        })
+        self.store
+            .read_with_deadline(key, self.now, |e| Bytes::copy_from_slice(e.value()))
     }
 }
 
