@@ -422,9 +422,11 @@ impl Sink for Sharded {
 
     #[inline]
     fn apply(&self, op: OpRef<'_>, now: u64) -> Change {
-        let shard = &self.shards[self.shard_of(op.key())];
+        // One hash picks the shard and finds the key in its table.
+        let hash = self.hash(op.key());
+        let shard = &self.shards[self.shard_of_hash(hash)];
         let mut state = shard.state.write();
-        let change = state.apply(op, now);
+        let change = state.apply_hashed(hash, op, now);
         shard.publish(&state);
         change
     }
@@ -432,19 +434,21 @@ impl Sink for Sharded {
     /// Locks every shard the batch touches (in shard order, so two batches cannot deadlock),
     /// applies, then unlocks: a point reader sees all of the batch or none of it.
     fn apply_batch(&self, ops: &[Op], now: u64) {
-        let mut touched: Vec<usize> = ops.iter().map(|op| self.shard_of(op.key())).collect();
+        // Each key hashed once: for its shard and for its table.
+        let hashes: Vec<u64> = ops.iter().map(|op| self.hash(op.key())).collect();
+        let mut touched: Vec<usize> = hashes.iter().map(|&h| self.shard_of_hash(h)).collect();
         touched.sort_unstable();
         touched.dedup();
         let mut guards: Vec<(usize, RwLockWriteGuard<'_, State>)> = touched
             .iter()
             .map(|&i| (i, self.shards[i].state.write()))
             .collect();
-        for op in ops {
-            let shard = self.shard_of(op.key());
+        for (op, &hash) in ops.iter().zip(&hashes) {
+            let shard = self.shard_of_hash(hash);
             let at = guards
                 .binary_search_by_key(&shard, |(i, _)| *i)
                 .expect("every touched shard is locked");
-            guards[at].1.apply(op.as_ref(), now);
+            guards[at].1.apply_hashed(hash, op.as_ref(), now);
         }
         for (i, state) in &guards {
             self.shards[*i].publish(state);

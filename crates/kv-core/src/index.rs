@@ -136,9 +136,16 @@ impl Index {
 
     #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.get_hashed(self.hash_for(key, None), key)
+    }
+
+    /// The hash the hash index finds `key` by: `known` if the caller computed it with
+    /// [`KeyHasher::shared`], else computed here; the ordered index needs none (0).
+    #[inline]
+    fn hash_for(&self, key: &[u8], known: Option<u64>) -> u64 {
         match self {
-            Index::Hash { table, hasher, .. } => table.find(hasher.hash(key), |e| e.key() == key),
-            Index::Ordered(set) => set.get(&Probe::new(key) as &dyn RankKey).map(|r| &r.entry),
+            Index::Hash { hasher, .. } => known.unwrap_or_else(|| hasher.hash(key)),
+            Index::Ordered(_) => 0,
         }
     }
 
@@ -165,9 +172,11 @@ impl Index {
         }
     }
 
-    /// Inserts `entry`, returning the entry it replaced.
+    /// Inserts `entry`, returning the entry it replaced; `hash`: its key's hash by
+    /// [`KeyHasher::shared`], if the caller has it.
     #[inline]
-    pub(crate) fn insert(&mut self, entry: Entry) -> Option<Entry> {
+    pub(crate) fn insert(&mut self, entry: Entry, hash: Option<u64>) -> Option<Entry> {
+        let hash = self.hash_for(entry.key(), hash);
         match self {
             Index::Hash {
                 table,
@@ -179,7 +188,6 @@ impl Index {
                 if table.capacity() == table.len() {
                     *reorganised += 1;
                 }
-                let hash = hasher.hash(entry.key());
                 match table.entry(hash, |e| e.key() == entry.key(), |e| hasher.hash(e.key())) {
                     Slot::Occupied(mut slot) => Some(std::mem::replace(slot.get_mut(), entry)),
                     Slot::Vacant(slot) => {
@@ -210,12 +218,13 @@ impl Index {
         }
     }
 
-    /// Removes and returns the entry of `key`.
+    /// Removes and returns the entry of `key` (`hash`: as for [`insert`](Self::insert)).
     #[inline]
-    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+    pub(crate) fn remove(&mut self, key: &[u8], hash: Option<u64>) -> Option<Entry> {
+        let hash = self.hash_for(key, hash);
         match self {
-            Index::Hash { table, hasher, .. } => table
-                .find_entry(hasher.hash(key), |e| e.key() == key)
+            Index::Hash { table, .. } => table
+                .find_entry(hash, |e| e.key() == key)
                 .ok()
                 .map(|slot| slot.remove().0),
             Index::Ordered(set) => set.take(&Probe::new(key) as &dyn RankKey).map(|r| r.entry),

@@ -62,16 +62,29 @@ impl State {
     /// over a state that already holds a prefix of it ends in the same state.
     #[inline]
     pub fn apply(&mut self, op: OpRef<'_>, now: u64) -> Change {
+        self.apply_with(op, now, None)
+    }
+
+    /// [`apply`](Self::apply) with `hash`, the key's hash by
+    /// [`KeyHasher::shared`](crate::KeyHasher::shared), already computed: a caller that
+    /// hashed the key to pick this state's shard does not hash it again.
+    #[inline]
+    pub fn apply_hashed(&mut self, hash: u64, op: OpRef<'_>, now: u64) -> Change {
+        self.apply_with(op, now, Some(hash))
+    }
+
+    #[inline]
+    fn apply_with(&mut self, op: OpRef<'_>, now: u64, hash: Option<u64>) -> Change {
         match op {
             OpRef::Put { key, value, expiry } => {
                 let deadline = expiry.deadline(now);
                 if deadline.is_some_and(|d| d <= now) {
-                    self.remove(key);
+                    self.remove_with(key, hash);
                     return Change::Expired;
                 }
-                self.insert(Entry::new(key, value, deadline))
+                self.insert_with(Entry::new(key, value, deadline), hash)
             }
-            OpRef::Delete { key } => match self.remove(key) {
+            OpRef::Delete { key } => match self.remove_with(key, hash) {
                 Some(_) => Change::Removed,
                 None => Change::Absent,
             },
@@ -80,9 +93,13 @@ impl State {
 
     /// Inserts an entry as it is, replacing any entry of its key.
     pub fn insert(&mut self, entry: Entry) -> Change {
+        self.insert_with(entry, None)
+    }
+
+    fn insert_with(&mut self, entry: Entry, hash: Option<u64>) -> Change {
         self.entry_bytes += entry.allocated();
         self.with_deadline += usize::from(entry.deadline().is_some());
-        match self.index.insert(entry) {
+        match self.index.insert(entry, hash) {
             Some(old) => {
                 self.entry_bytes -= old.allocated();
                 self.with_deadline -= usize::from(old.deadline().is_some());
@@ -101,7 +118,11 @@ impl State {
 
     /// Removes the entry of `key`, expired or not.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let old = self.index.remove(key)?;
+        self.remove_with(key, None)
+    }
+
+    fn remove_with(&mut self, key: &[u8], hash: Option<u64>) -> Option<Entry> {
+        let old = self.index.remove(key, hash)?;
         self.entry_bytes -= old.allocated();
         self.with_deadline -= usize::from(old.deadline().is_some());
         Some(old)
