@@ -58,7 +58,8 @@ pub fn w2(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
     })?;
     let synced = Instant::now();
     store.sync()?;
-    let seconds = (elapsed + synced.elapsed()).as_secs_f64();
+    let sync = synced.elapsed();
+    let seconds = (elapsed + sync).as_secs_f64();
     let bytes = store.stats().commit_bytes_total;
     run.close(store)?;
     let bytes_per_sec = bytes as f64 / seconds;
@@ -72,6 +73,7 @@ pub fn w2(run: &Run<'_>, threads: u64) -> Result<Outcome, kv_store::Error> {
                 measured: bytes_per_sec,
             })
             .with("bytes_per_sec", bytes_per_sec)
+            .with("final_sync_seconds", sync.as_secs_f64())
             .with("latency_sampled", format!("1 put in {SAMPLE}")),
     )
 }
