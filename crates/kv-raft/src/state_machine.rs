@@ -459,6 +459,10 @@ impl SnapshotBuilder {
 /// - memory or key limits: with `Reject`, whether a write fits depends on each replica's
 ///   memory (one applies, another fails and stops); with `Lru`/`Lfu`, each replica evicts
 ///   keys of its own choosing, [`META_KEY`] among them (the applied log id lost);
+/// - key or value size limits other than the defaults ([`MAX_KEY_SIZE`](crate::MAX_KEY_SIZE),
+///   [`MAX_VALUE_SIZE`](crate::MAX_VALUE_SIZE), what a proposal is checked against): an
+///   entry over one node's lower limit would be skipped there and applied on a node with
+///   the default, and nothing tells a node what the others were opened with;
 /// - [`RecoveryMode::Salvage`]: skips damaged records of the store's log and opens.
 ///
 /// Not refused, but per node: the store's TTL expiry and its sweeper read each node's own
@@ -475,6 +479,13 @@ fn check_options(options: &Options) -> Result<()> {
             setting: "max_keys/max_memory",
             reason: "whether a write fits, or which keys are evicted, would differ between \
                      replicas (and eviction could remove the applied log id)",
+        });
+    }
+    if options.size_limits() != kv_wal::SizeLimits::default() {
+        return Err(Error::InvalidOption {
+            setting: "max_key_size/max_value_size",
+            reason: "an entry over one replica's lower limit would be skipped there and \
+                     applied on the others; every replica keeps the default limits",
         });
     }
     if options.current_recovery_mode() == RecoveryMode::Salvage {

@@ -78,8 +78,8 @@ pub type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>
 pub const RESERVED_PREFIX: &[u8] = b"\xffkv-raft/";
 
 /// The longest key a request may write: the store's default limit
-/// ([`kv_store::Options::max_key_size`]). A state machine whose store has a lower limit
-/// skips the writes of an entry over it (on every replica alike, when they share options).
+/// ([`kv_store::Options::max_key_size`]), which every replica's store keeps (the state
+/// machine refuses any other).
 pub const MAX_KEY_SIZE: usize = kv_wal::DEFAULT_MAX_KEY_SIZE;
 
 /// The longest value a request may write: the store's default limit

@@ -127,21 +127,3 @@ async fn an_entry_the_store_refuses_is_skipped_and_counted_as_applied() {
     // The refused entry is skipped whole: its other write too, as on every replica.
     assert_eq!(keys, [b"after".to_vec(), b"before".to_vec()]);
 }
-
-/// A store opened with a lower value limit skips a value over it the same way.
-#[tokio::test]
-async fn a_value_over_the_stores_own_limit_is_skipped_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = kv_store::Options::default().max_value_size(16);
-    let mut sm = StateMachine::open(dir.path(), options.clone()).unwrap();
-    apply(
-        &mut sm,
-        vec![normal(1, Request::put(b"k".to_vec(), vec![0; 17]))],
-    )
-    .await
-    .unwrap();
-    drop(sm);
-    let mut sm = StateMachine::open(dir.path(), options).unwrap();
-    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 1)));
-    assert_eq!(sm.reader().store().get(b"k"), None);
-}

@@ -24,7 +24,7 @@ fn refused(options: Options) -> bool {
 }
 
 #[test]
-fn limits_eviction_and_salvage_are_refused_by_the_state_machine() {
+fn limits_sizes_eviction_and_salvage_are_refused_by_the_state_machine() {
     assert!(refused(Options::default().max_keys(10, Eviction::Reject)));
     assert!(refused(
         Options::default().max_memory(1 << 20, Eviction::Reject)
@@ -35,6 +35,12 @@ fn limits_eviction_and_salvage_are_refused_by_the_state_machine() {
     ));
     assert!(refused(
         Options::default().recovery_mode(RecoveryMode::Salvage)
+    ));
+    // A replica with a lower limit would skip entries the others apply.
+    assert!(refused(Options::default().max_value_size(16)));
+    assert!(refused(Options::default().max_key_size(16)));
+    assert!(refused(
+        Options::default().max_value_size(kv_raft::MAX_VALUE_SIZE * 2)
     ));
     assert!(!refused(Options::default()));
     assert!(!refused(
