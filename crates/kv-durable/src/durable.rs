@@ -470,11 +470,16 @@ impl<S: Sink> Durable<S> {
     /// [`Error::Log`] or [`Error::Failed`] as said above.
     pub fn delete_log_before(&self, segment: u64) -> Result<usize> {
         self.inner.group.refuse_after_panic()?;
-        let mut guard = self.inner.log.lock();
-        let log = guard.as_mut().ok_or(Error::Closed)?;
-        log.wal
-            .delete_segments_before(Position::new(segment, 0))
-            .map_err(Error::from_log)
+        let deleted = {
+            let mut guard = self.inner.log.lock();
+            let log = guard.as_mut().ok_or(Error::Closed)?;
+            log.wal
+                .delete_segments_before(Position::new(segment, 0))
+                .map_err(Error::from_log)?
+        };
+        // Dropped with the log's mutex released: the file system frees the deleted segments'
+        // blocks now, and no writer waits for it.
+        Ok(deleted.count())
     }
 
     /// The ids of the log's first and last segments.

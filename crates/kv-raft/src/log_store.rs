@@ -273,16 +273,20 @@ impl LogStore {
         // Everything before the segment of the first entry kept (or the active segment, which
         // holds the marker) is superseded: older entries, markers, votes. The deletions (a
         // directory sync each) hold the writers' lock only: reads are served meanwhile.
-        let mut inner = shared.inner.lock();
-        let first_kept = shared
-            .model
-            .lock()
-            .entries
-            .first_key_value()
-            .map(|(_, s)| s.segment);
-        let wal = inner.wal()?;
-        let keep_from = first_kept.unwrap_or(wal.current_position().segment);
-        wal.delete_segments_before(Position::new(keep_from, 0))?;
+        let deleted = {
+            let mut inner = shared.inner.lock();
+            let first_kept = shared
+                .model
+                .lock()
+                .entries
+                .first_key_value()
+                .map(|(_, s)| s.segment);
+            let wal = inner.wal()?;
+            let keep_from = first_kept.unwrap_or(wal.current_position().segment);
+            wal.delete_segments_before(Position::new(keep_from, 0))?
+        };
+        // The writers' lock released: the file system frees the segments' blocks now.
+        drop(deleted);
         Ok(())
     }
 }

@@ -67,4 +67,4 @@ pub use reader::WalReader;
 pub use record::{decode, Decoded, Expiry, Record, RecordKind, RecordRef};
 pub use recovery::{Corruption, DamageAction, RecoveryInfo};
 pub use syncer::Syncer;
-pub use wal::Wal;
+pub use wal::{DeletedSegments, Wal};

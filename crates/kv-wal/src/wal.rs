@@ -91,6 +91,25 @@ impl Active {
     }
 }
 
+/// Segments [`Wal::delete_segments_before`] deleted: their names are gone (durably), but
+/// their files stay open until this is dropped, and only then does the file system free
+/// their blocks. Unlinking the last name of a large preallocated file frees its blocks there
+/// and then, which took 96 ms for a 128 MiB segment here: drop this after letting go of any
+/// lock writers wait for.
+#[derive(Debug, Default)]
+#[must_use = "dropping it frees the deleted segments' blocks: drop it once no writer waits on you"]
+pub struct DeletedSegments {
+    count: usize,
+    open: Vec<Arc<dyn WalFile>>,
+}
+
+impl DeletedSegments {
+    /// How many segments were deleted.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
 /// An open write-ahead log. Appends go to the newest segment; the log owns its directory
 /// (through a lock on the directory) until it is closed or dropped.
 #[derive(Debug)]
@@ -617,8 +636,9 @@ impl Wal {
         self.sync_active()
     }
 
-    /// Deletes every segment older than `position.segment`, never the active one; returns how
-    /// many were deleted. The directory is synced after each deletion.
+    /// Deletes every segment older than `position.segment`, never the active one; returns
+    /// them, still open (see [`DeletedSegments`]: drop it after letting go of any lock that
+    /// writers wait for). The directory is synced after each deletion.
     ///
     /// A segment that cannot be deleted stays, with the ones after it, and the error is an
     /// [`Error::Io`]: the log goes on, and a later call deletes them. A failed directory sync
@@ -631,17 +651,23 @@ impl Wal {
     ///
     /// [`Error::Io`] when a segment cannot be deleted (it and those after it stay; the log
     /// goes on); [`Error::Poisoned`] when the directory sync after a deletion failed.
-    pub fn delete_segments_before(&mut self, position: Position) -> Result<usize> {
+    pub fn delete_segments_before(&mut self, position: Position) -> Result<DeletedSegments> {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
         }
         let fs = &self.config.file_system;
         let end = position.segment.min(self.active.id);
-        let mut deleted = 0;
+        let mut deleted = DeletedSegments::default();
         while self.first_segment < end {
             let path = self.config.dir.join(segment::file_name(self.first_segment));
+            // Held open, the unlink removes only the name; without a handle it would free
+            // the blocks of the whole preallocated file here, in the caller's lock.
+            let held = fs.open(&path, OpenMode::Read).ok();
             match fs.remove_file(&path) {
-                Ok(()) => deleted += 1,
+                Ok(()) => {
+                    deleted.count += 1;
+                    deleted.open.extend(held);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("delete segment", &path, e)),
             }

@@ -102,14 +102,41 @@ fn rotate_and_delete_segments_before() {
     wal.append(&nth_record(1)).unwrap();
     wal.rotate().unwrap();
     wal.append(&nth_record(2)).unwrap();
-    assert_eq!(wal.delete_segments_before(Position::new(2, 0)).unwrap(), 2);
+    let deleted = wal.delete_segments_before(Position::new(2, 0)).unwrap();
+    assert_eq!(deleted.count(), 2);
     assert_eq!(wal.segments(), 2..=2);
     assert!(!dir.path().join("000000.wal").exists());
+    // Their names are gone, but they stay open, their blocks not yet freed, until the
+    // caller drops what it got back (after its own lock).
+    #[cfg(target_os = "linux")]
+    {
+        assert_eq!(open_deleted_segments(dir.path()), 2);
+        drop(deleted);
+        assert_eq!(open_deleted_segments(dir.path()), 0);
+    }
     // Deleting never touches the active segment.
-    assert_eq!(wal.delete_segments_before(Position::new(9, 0)).unwrap(), 0);
+    assert_eq!(
+        wal.delete_segments_before(Position::new(9, 0))
+            .unwrap()
+            .count(),
+        0
+    );
     wal.close().unwrap();
     let (records, _) = reopen_records(config);
     assert_eq!(records, [nth_record(2)]);
+}
+
+/// How many of this process's open files are segments of `dir` whose names were removed.
+#[cfg(target_os = "linux")]
+fn open_deleted_segments(dir: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| {
+            let target = target.to_string_lossy();
+            target.starts_with(&*dir.to_string_lossy()) && target.ends_with(".wal (deleted)")
+        })
+        .count()
 }
 
 /// Removes every file of `dir` that is not a segment (a lock file, if there is one), as a
