@@ -7,8 +7,13 @@
 //! entry carries only unconditional puts (with absolute deadlines) and deletes, so applying
 //! it does the same on every replica whatever its clock says. The replication's own keys
 //! ([`kv_raft::is_reserved`]) are invisible here: not read, not listed, not counted.
+//!
+//! A write's view also sees the leader's writes proposed before it and not yet applied
+//! (`replicated/in_flight.rs`), over the store; a read's view sees the store alone, as
+//! nothing uncommitted may be read.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -16,11 +21,14 @@ use kv_raft::{is_reserved, Write};
 use kv_store::{Current, KvStore, Ttl, Update, Updated};
 
 use crate::keyspace::{decide, ttl_at, Keyspace, Pending};
+use crate::replicated::InFlight;
 use crate::reply::Reply;
 
 /// See the module docs.
 pub(crate) struct Staged {
     store: KvStore,
+    /// The leader's writes proposed and not yet settled, for a write's view.
+    in_flight: Option<Arc<InFlight>>,
     now: SystemTime,
     pending: BTreeMap<Bytes, Pending>,
 }
@@ -30,8 +38,17 @@ impl Staged {
     pub(crate) fn new(store: KvStore, now: SystemTime) -> Staged {
         Staged {
             store,
+            in_flight: None,
             now,
             pending: BTreeMap::new(),
+        }
+    }
+
+    /// A view of `store` with `in_flight`'s writes over it, at `now`: a write's view.
+    pub(crate) fn after(store: KvStore, in_flight: Arc<InFlight>, now: SystemTime) -> Staged {
+        Staged {
+            in_flight: Some(in_flight),
+            ..Staged::new(store, now)
         }
     }
 
@@ -55,16 +72,40 @@ impl Staged {
     }
 
     fn read(&self, key: &Bytes) -> Pending {
-        if let Some(state) = self.pending.get(key) {
-            return self.live(state.clone());
+        match self.pending.get(key) {
+            Some(state) => self.live(state.clone()),
+            None => self.base(key),
         }
+    }
+
+    /// `key` as the view found it before its own writes: as the writes in flight left it,
+    /// else as the store holds it.
+    fn base(&self, key: &Bytes) -> Pending {
         if is_reserved(key) {
             return None;
+        }
+        if let Some(state) = self.in_flight.as_ref().and_then(|f| f.get(key)) {
+            return self.live(state);
         }
         // One lookup, judged at the staging time: a value and a deadline read apart could
         // straddle the deadline and make an expiring key persistent (INCR, APPEND, KEEPTTL).
         let (value, deadline) = self.store.get_with_deadline_at(key, self.now)?;
         self.live(Some((value.into(), deadline)))
+    }
+
+    /// The keys the writes in flight write (none for a read's view).
+    fn in_flight_keys(&self) -> Vec<Bytes> {
+        self.in_flight
+            .as_ref()
+            .map(|f| f.keys())
+            .unwrap_or_default()
+    }
+
+    /// Whether the writes in flight write `key`.
+    fn is_in_flight(&self, key: &Bytes) -> bool {
+        self.in_flight
+            .as_ref()
+            .is_some_and(|f| f.get(key).is_some())
     }
 }
 
@@ -88,7 +129,9 @@ impl Keyspace for Staged {
     /// read at one instant (per batch of 64, as on a single node), so an `MGET` or a
     /// read-only `EXEC` never sees half of an entry's writes.
     fn get_many(&mut self, keys: &[Bytes]) -> Vec<Option<Bytes>> {
-        let local = |s: &Self, key: &Bytes| s.pending.contains_key(key) || is_reserved(key);
+        let local = |s: &Self, key: &Bytes| {
+            s.pending.contains_key(key) || is_reserved(key) || s.is_in_flight(key)
+        };
         let stored: Vec<&Bytes> = keys.iter().filter(|key| !local(self, key)).collect();
         let mut values = self.store.get_many(&stored).into_iter();
         keys.iter()
@@ -128,14 +171,19 @@ impl Keyspace for Staged {
     }
 
     fn keys(&mut self) -> Vec<Bytes> {
+        // Each key once: the store's, then those only the writes in flight or this
+        // command's own writes hold, each as the view reads it.
+        let mut extra: Vec<Bytes> = self.in_flight_keys();
+        extra.extend(self.pending.keys().cloned());
+        extra.sort();
+        extra.dedup();
         let mut keys: Vec<Bytes> = self
             .store
             .keys()
-            .filter(|key| !is_reserved(key) && !self.pending.contains_key(key))
+            .filter(|key| !is_reserved(key) && extra.binary_search(key).is_err())
             .filter(|key| self.read(key).is_some())
             .collect();
-        let pending: Vec<Bytes> = self.pending.keys().cloned().collect();
-        keys.extend(pending.into_iter().filter(|key| self.read(key).is_some()));
+        keys.extend(extra.into_iter().filter(|key| self.read(key).is_some()));
         keys
     }
 
@@ -149,7 +197,11 @@ impl Keyspace for Staged {
         // The store's count (less the replication's one key of its own), adjusted by what
         // the command changed: no key is copied.
         let mut len = self.store.len() - usize::from(self.store.contains_key(kv_raft::META_KEY));
-        for key in self.pending.keys() {
+        let mut changed: Vec<Bytes> = self.in_flight_keys();
+        changed.extend(self.pending.keys().cloned());
+        changed.sort();
+        changed.dedup();
+        for key in &changed {
             let was = self.store.contains_key(key);
             let is = self.read(key).is_some();
             len = len + usize::from(is) - usize::from(was);
@@ -284,5 +336,57 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_write_staged_after_others_reads_them_and_a_read_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvStore::open(dir.path()).unwrap();
+        store.put(kv_raft::META_KEY, "meta").unwrap();
+        store.put("n", "1").unwrap();
+        store.put("gone", "x").unwrap();
+        store.put("kept", "y").unwrap();
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.begin(2);
+        in_flight.propose(&[
+            Write::Put {
+                key: b("n"),
+                value: b("5"),
+                deadline_ms: None,
+            },
+            Write::Delete { key: b("gone") },
+            Write::Put {
+                key: b("new"),
+                value: b("z"),
+                deadline_ms: None,
+            },
+        ]);
+        let now = SystemTime::now();
+        let mut write = Staged::after(store.clone(), Arc::clone(&in_flight), now);
+        let mut seen = None;
+        write
+            .update(&b("n"), &mut |current| {
+                seen = current.map(|c| c.value.to_vec());
+                Update::put_with(b("6"), TtlUpdate::Keep)
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            Some(b"5".to_vec()),
+            "INCR over a write in flight lost it"
+        );
+        let mut keys = write.keys();
+        keys.sort();
+        assert_eq!(keys, vec![b("kept"), b("n"), b("new")]);
+        assert_eq!(write.len(), 3);
+        assert_eq!(
+            write.get_many(&[b("gone"), b("kept"), b("new")]),
+            vec![None, Some(b("y")), Some(b("z"))]
+        );
+        // A read sees only what is applied: nothing in flight is committed yet.
+        let mut read = Staged::new(store, now);
+        assert_eq!(read.get(&b("n")), Some(b("1")));
+        assert_eq!(read.get(&b("gone")), Some(b("x")));
+        assert_eq!(read.len(), 3);
     }
 }
