@@ -350,11 +350,10 @@ impl Connection {
                 Reply::error("ERR SAVE and BGREWRITEAOF are not supported on a replicated node: the Raft log is synced at every write")
             }
             Command::Info(ref sections) => {
-                let text = match self.session.handle(args) {
-                    Reply::Bulk(text) => text,
-                    other => return other,
-                };
-                let mut text = String::from_utf8_lossy(&text).into_owned();
+                // The state machine's store now: a snapshot installed since this server
+                // started replaced the one it was given.
+                let store = self.replica.node.reader().store();
+                let mut text = self.session.info(&store, kv_raft::is_reserved, sections);
                 let wanted = sections.is_empty()
                     || sections.iter().any(|s| {
                         is(s, "replication") || is(s, "all") || is(s, "everything") || is(s, "default")

@@ -471,7 +471,9 @@ impl Session {
                     .collect(),
             ),
             Command::ConfigGet(patterns) => self.config_get(patterns),
-            Command::Info(sections) => Reply::bulk(self.info(sections)),
+            Command::Info(sections) => {
+                Reply::bulk(self.info(&self.shared.store, |_| false, sections))
+            }
             Command::Time => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -666,7 +668,15 @@ impl Session {
         Reply::Map(pairs)
     }
 
-    fn info(&self, sections: &[Bytes]) -> String {
+    /// `INFO`'s text for `sections`, with `store`'s figures; `hidden` keys are left out of
+    /// the keyspace's count (a replicated node's own: its store is the state machine's
+    /// current one, replaced whenever a snapshot is installed).
+    pub(crate) fn info(
+        &self,
+        store: &KvStore,
+        hidden: fn(&[u8]) -> bool,
+        sections: &[Bytes],
+    ) -> String {
         let all = sections.is_empty()
             || sections
                 .iter()
@@ -707,7 +717,7 @@ impl Session {
                 format!("maxclients:{}", shared.options.maxclients),
             ],
         );
-        let stats = shared.store.stats();
+        let stats = store.stats();
         section(
             "Memory",
             vec![
@@ -764,9 +774,11 @@ impl Session {
             // keys with deadlines.
             let mut keys = 0u64;
             let mut expires = 0u64;
-            shared.store.for_each(|_, _, deadline| {
-                keys += 1;
-                expires += u64::from(deadline.is_some());
+            store.for_each(|key, _, deadline| {
+                if !hidden(key) {
+                    keys += 1;
+                    expires += u64::from(deadline.is_some());
+                }
             });
             let lines = if keys > 0 {
                 vec![format!("db0:keys={keys},expires={expires},avg_ttl=0")]
