@@ -150,7 +150,9 @@ mod wire;
 pub use error::{Error, Result};
 pub use log_store::{LogReader, LogStore, DEFAULT_SEGMENT_SIZE, MAX_LOG_RECORD_SIZE, RAFT_LOG_DIR};
 pub use network::{Connection, Network, CONNECT_TIMEOUT};
-pub use node::{claim_node_id, stored_node_id, Node, NodeOptions, NODE_ID_FILE};
+pub use node::{
+    claim_node_id, stored_node_id, Node, NodeOptions, NODE_ID_FILE, SNAPSHOT_LOG_BYTES,
+};
 pub use openraft;
 pub use service::{router, Raft};
 pub use snapshot::{SnapshotData, SnapshotWriter};

@@ -359,6 +359,17 @@ fn flush_loop(shared: &Shared) {
 }
 
 impl LogReader {
+    /// The bytes of records the log holds on disk (0 once closed): what a snapshot and
+    /// the purge after it would free.
+    pub fn log_bytes(&self) -> u64 {
+        self.shared
+            .inner
+            .lock()
+            .wal
+            .as_ref()
+            .map_or(0, |wal| wal.log_bytes())
+    }
+
     /// Refuses reads once the [`LogStore`] dropped.
     fn open(&self) -> io::Result<()> {
         if self.shared.closed.load(Ordering::Acquire) {

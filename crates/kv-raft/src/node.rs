@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use openraft::Config;
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::{Config, SnapshotPolicy};
 
 use crate::error::{Error, Result};
 use crate::files::replace_file;
-use crate::log_store::LogStore;
+use crate::log_store::{LogReader, LogStore};
 use crate::network::Network;
 use crate::service::{router, Raft};
 use crate::state_machine::{StateMachine, StoreReader};
@@ -36,7 +37,16 @@ pub struct NodeOptions {
     /// The cluster secret: sent with every Raft request, and required of every request
     /// received. `None` accepts anyone who can reach `raft_bind` (for a loopback address).
     pub cluster_secret: Option<String>,
+    /// A snapshot is taken once the Raft log holds this many bytes, and at least as many
+    /// as the store's live data (checked every second); the log before it is then purged.
+    /// Each snapshot copies the whole store, so this bounds what snapshots add to the
+    /// bytes written at about as much again as the log, and the log's disk space at about
+    /// twice this or the store's size.
+    pub snapshot_log_bytes: u64,
 }
+
+/// The default [`NodeOptions::snapshot_log_bytes`].
+pub const SNAPSHOT_LOG_BYTES: u64 = 256 << 20;
 
 impl NodeOptions {
     /// Defaults for node `id` on `raft_bind`: heartbeats every 100 ms, elections after
@@ -50,6 +60,7 @@ impl NodeOptions {
             election_min_ms: 500,
             election_max_ms: 1000,
             cluster_secret: None,
+            snapshot_log_bytes: SNAPSHOT_LOG_BYTES,
         }
     }
 }
@@ -62,6 +73,7 @@ pub struct Node {
     reader: StoreReader,
     raft_addr: SocketAddr,
     server: Arc<tokio::task::JoinHandle<()>>,
+    snapshots: Arc<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -133,6 +145,10 @@ impl Node {
             election_timeout_min: options.election_min_ms,
             election_timeout_max: options.election_max_ms,
             max_payload_entries: MAX_PAYLOAD_ENTRIES,
+            // By size, not by count (`snapshot_when_log_outgrows`): openraft's default, a
+            // snapshot every 5,000 entries, copies the whole store that often, which for a
+            // store of a million keys is a gigabyte written per 5,000 small writes.
+            snapshot_policy: SnapshotPolicy::Never,
             ..Default::default()
         };
         let config = Arc::new(
@@ -147,6 +163,7 @@ impl Node {
             .local_addr()
             .map_err(|e| Error::io("read the address of", options.raft_bind.to_string(), e))?;
         let log = LogStore::open(dir)?;
+        let log_size = log.reader();
         let sm = StateMachine::open(dir, options.store.clone())?;
         let (reader, inbox) = (sm.reader(), sm.inbox());
         let secret = options.cluster_secret.as_deref();
@@ -157,12 +174,19 @@ impl Node {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+        let snapshots = tokio::spawn(snapshot_when_log_outgrows(
+            raft.clone(),
+            log_size,
+            reader.clone(),
+            options.snapshot_log_bytes,
+        ));
         Ok(Node {
             id: options.id,
             raft,
             reader,
             raft_addr,
             server: Arc::new(server),
+            snapshots: Arc::new(snapshots),
         })
     }
 
@@ -193,9 +217,35 @@ impl Node {
     /// When Raft's tasks failed.
     pub async fn shutdown(&self) -> Result<()> {
         self.server.abort();
+        self.snapshots.abort();
         self.raft
             .shutdown()
             .await
             .map_err(|e| Error::Corrupt(format!("Raft did not stop cleanly: {e}")))
+    }
+}
+
+/// Asks `raft` for a snapshot whenever its log holds at least `floor` bytes and at least as
+/// many as the store's live data (see [`NodeOptions::snapshot_log_bytes`]).
+async fn snapshot_when_log_outgrows(raft: Raft, log: LogReader, store: StoreReader, floor: u64) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let live = store.store().stats().live_bytes;
+        if log.log_bytes() >= floor.max(live) {
+            // Built and purged by openraft. Waited for, so that a build longer than a tick
+            // is not asked for again; a failure (Raft stopping) ends nothing here: the task
+            // is aborted with the node.
+            let before = raft.metrics().borrow_watched().snapshot.map(|s| s.index());
+            let _ = raft.trigger().snapshot().await;
+            let _ = raft
+                .wait(Some(std::time::Duration::from_secs(60)))
+                .metrics(
+                    |m| m.snapshot.map(|s| s.index()) > before,
+                    "a snapshot newer than the last",
+                )
+                .await;
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Three nodes on 127.0.0.1, each with its Raft service over HTTP (the crate's network):
 //! writes replicate; a node stopped while the others snapshot and purge comes back from
-//! its directory and catches up from a snapshot sent in chunks over the network.
+//! its directory and catches up from a snapshot sent in chunks over the network; a node
+//! takes a snapshot when its log outgrows a size, not after a count of entries.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -323,6 +324,73 @@ async fn nodes_replicate_over_http_and_a_restarted_node_catches_up_from_a_chunke
     })
     .await
     .expect("the test took over 90 s");
+}
+
+/// A node alone in its cluster, with a snapshot once its log holds `snapshot_log_bytes`.
+async fn alone(dir: &std::path::Path, snapshot_log_bytes: Option<u64>) -> Node {
+    let mut options = NodeOptions::new(1, "127.0.0.1:0".parse().unwrap());
+    if let Some(bytes) = snapshot_log_bytes {
+        options.snapshot_log_bytes = bytes;
+    }
+    let node = Node::start(dir, options).await.unwrap();
+    let me = NodeAddr {
+        raft: node.raft_addr().to_string(),
+        client: String::new(),
+    };
+    node.raft()
+        .initialize(BTreeMap::from([(1, me)]))
+        .await
+        .unwrap();
+    node.raft()
+        .wait(WAIT)
+        .current_leader(1, "it leads")
+        .await
+        .unwrap();
+    node
+}
+
+/// Writes `count` entries of `len`-byte values, many at a time.
+async fn fill(node: &Node, count: usize, len: usize) {
+    for chunk in (0..count).collect::<Vec<_>>().chunks(250) {
+        let writes = chunk.iter().map(|i| {
+            node.raft()
+                .client_write(Request::put(format!("k{i}"), vec![b'v'; len]))
+        });
+        for done in futures_util::future::join_all(writes).await {
+            done.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_taken_when_the_log_outgrows_a_size_not_after_a_count_of_entries() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // 6,000 small entries: openraft's own policy would have copied the store at 5,000.
+        let dir = tempfile::tempdir().unwrap();
+        let node = alone(dir.path(), None).await;
+        fill(&node, 6_000, 10).await;
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!(
+            node.raft().metrics().borrow_watched().snapshot,
+            None,
+            "a snapshot of a store far smaller than its log's floor"
+        );
+        node.shutdown().await.unwrap();
+        // A log past the floor (and past the store's live data) is snapshotted and purged.
+        let dir = tempfile::tempdir().unwrap();
+        let node = alone(dir.path(), Some(64 << 10)).await;
+        fill(&node, 1_000, 200).await;
+        let m = node
+            .raft()
+            .wait(WAIT)
+            .metrics(|m| m.snapshot.is_some(), "a snapshot")
+            .await
+            .unwrap();
+        assert!(m.snapshot.unwrap().index() > 500);
+        node.shutdown().await.unwrap();
+    })
+    .await
+    .expect("the test took over 60 s");
 }
 
 #[test]
