@@ -141,6 +141,7 @@ mod log_record;
 mod log_store;
 mod network;
 mod node;
+mod responder;
 mod service;
 mod snapshot;
 mod state_machine;
@@ -154,6 +155,7 @@ pub use node::{
     claim_node_id, stored_node_id, Node, NodeOptions, NODE_ID_FILE, SNAPSHOT_LOG_BYTES,
 };
 pub use openraft;
+pub use responder::Settling;
 pub use service::{router, Raft};
 pub use snapshot::{SnapshotData, SnapshotWriter};
 pub use state_machine::{

@@ -5,14 +5,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-openraft::declare_raft_types!(
-    /// kv's Raft types: node ids are `u64`, nodes carry their addresses ([`NodeAddr`]), an
-    /// entry's data is a [`Request`], its result a [`Response`].
-    pub TypeConfig:
-        D = Request,
-        R = Response,
-        Node = NodeAddr,
-);
+/// kv's Raft types: node ids are `u64`, nodes carry their addresses ([`NodeAddr`]), an
+/// entry's data is a [`Request`], its result a [`Response`], and a client write's responder
+/// runs a step of the proposer's the moment the write is settled
+/// ([`Settling`](crate::Settling)). Written out rather than with `declare_raft_types!`,
+/// which cannot name a responder of its own; every other type is that macro's default.
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq, Ord, PartialOrd)]
+pub struct TypeConfig {}
+
+impl openraft::RaftTypeConfig for TypeConfig {
+    type D = Request;
+    type R = Response;
+    type NodeId = u64;
+    type Node = NodeAddr;
+    type Term = u64;
+    type LeaderId = openraft::impls::leader_id_adv::LeaderId<Self::Term, Self::NodeId>;
+    type Vote = openraft::impls::Vote<Self::LeaderId>;
+    type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
+    type Entry =
+        openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
+    type Responder<T>
+        = crate::responder::Settling<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type Batch<T>
+        = openraft::impls::InlineBatch<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type AsyncRuntime = openraft::impls::TokioRuntime;
+    type ErrorSource = openraft::impls::BoxedErrorSource;
+}
 
 /// Where a member of the cluster is reached: its Raft address (the network between
 /// nodes) and its client address (the Redis protocol), kept in the membership so that

@@ -42,10 +42,9 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use kv_raft::openraft::async_runtime::watch::WatchReceiver;
-use kv_raft::openraft::error::ForwardToLeader;
-use kv_raft::openraft::impls::ProgressResponder;
-use kv_raft::openraft::{ReadPolicy, ServerState, TryAsRef};
-use kv_raft::{Node, NodeAddr, Request, MAX_ENTRY_BYTES};
+use kv_raft::openraft::error::ClientWriteError;
+use kv_raft::openraft::{ReadPolicy, ServerState};
+use kv_raft::{Node, NodeAddr, Request, Settling, MAX_ENTRY_BYTES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -63,7 +62,7 @@ use crate::staged::Staged;
 mod forward;
 mod in_flight;
 
-pub(crate) use in_flight::InFlight;
+pub(crate) use in_flight::{InFlight, Overlay};
 
 /// What every connection of a replicated server shares.
 struct Replica {
@@ -257,7 +256,7 @@ enum Proposed {
     Answered(Vec<Reply>),
     InFlight(
         Vec<Reply>,
-        tokio::sync::oneshot::Receiver<std::result::Result<ClientWriteResult, ()>>,
+        tokio::sync::oneshot::Receiver<ClientWriteResult>,
     ),
 }
 
@@ -508,21 +507,22 @@ impl Connection {
             Proposed::Answered(replies) => return Ok(replies),
             Proposed::InFlight(replies, settled) => (replies, settled),
         };
-        Ok(match settled.await.ok().and_then(|outcome| outcome.ok()) {
+        Ok(match settled.await.ok() {
             Some(Ok(done)) if done.data.writes_applied => replies,
             // Appended in a later term than it was staged in: nothing was written.
             Some(Ok(_)) => vec![Reply::error(
                 "TRYAGAIN the write was not applied: leadership changed while it was staged; retry",
             )],
-            Some(Err(error)) => vec![match TryAsRef::<ForwardToLeader<_>>::try_as_ref(&error) {
-                Some(forward) => self.not_leader(
-                    forward.leader_id,
-                    "the write may or may not have been applied; check, and send writes there",
-                ),
-                None => Reply::error(format!(
-                    "CLUSTERDOWN the write may or may not have been applied: {error}"
-                )),
-            }],
+            // Refused before it was appended: nothing was written.
+            Some(Err(ClientWriteError::ForwardToLeader(forward))) => vec![self.not_leader(
+                forward.leader_id,
+                "the write was not applied; send writes there",
+            )],
+            // Appended, then dropped by a new leader's log, or another failure: it may
+            // still commit through another leader.
+            Some(Err(error)) => vec![Reply::error(format!(
+                "CLUSTERDOWN the write may or may not have been applied: {error}"
+            ))],
             None => vec![Reply::error(
                 "CLUSTERDOWN the write may or may not have been applied: the node is stopping",
             )],
@@ -562,18 +562,22 @@ impl Connection {
         replica.in_flight.begin(staged_term);
         let mut view = Staged::after(
             replica.node.reader().store(),
-            Arc::clone(&replica.in_flight),
+            &replica.in_flight,
             SystemTime::now(),
         );
         let replies: Vec<Reply> = commands
             .iter()
             .map(|c| execute(&mut view, c).unwrap_or(Reply::Nil))
             .collect();
+        let read_in_flight = view.read_in_flight();
         let request = Request {
             writes: view.into_writes(),
             staged_term: Some(staged_term),
         };
-        if request.writes.is_empty() {
+        // A write that changed nothing is answered at once, unless its answer rests on
+        // writes still in flight (SETNX of a key one sets, say): then it is proposed, empty,
+        // and answered once applied after them, or told to retry if they are lost.
+        if request.writes.is_empty() && !read_in_flight {
             return Ok(Proposed::Answered(replies));
         }
         if let Err(error) = request.validate() {
@@ -605,24 +609,16 @@ impl Connection {
             })
             .collect();
         let number = replica.in_flight.propose(&request.writes);
-        let (responder, outcome) = ProgressResponder::complete_only();
+        // The entry leaves the in-flight set the moment Raft is done with it, inside Raft,
+        // or when the responder drops unanswered (see `in_flight.rs`).
+        let in_flight = Arc::clone(&replica.in_flight);
+        let (responder, outcome) = Settling::new(move || in_flight.settle(number, &keys));
         if let Err(fatal) = raft.client_write_ff(request, Some(responder)).await {
-            // Raft stopped: the entry was not taken, and nothing will be.
-            replica.in_flight.settle(number, &keys);
             return Ok(Proposed::Answered(vec![Reply::error(format!(
                 "CLUSTERDOWN this node's Raft stopped: {fatal}"
             ))]));
         }
-        // The entry leaves the in-flight set once Raft is done with it, whether or not this
-        // connection is still waiting (see `in_flight.rs`).
-        let (settled, answer) = tokio::sync::oneshot::channel();
-        let in_flight = Arc::clone(&replica.in_flight);
-        tokio::spawn(async move {
-            let outcome = outcome.await;
-            in_flight.settle(number, &keys);
-            let _ = settled.send(outcome.map_err(|_| ()));
-        });
-        Ok(Proposed::InFlight(replies, answer))
+        Ok(Proposed::InFlight(replies, outcome))
     }
 
     fn not_leader(&self, leader: Option<u64>, what: &str) -> Reply {

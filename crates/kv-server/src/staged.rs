@@ -12,6 +12,7 @@
 //! (`replicated/in_flight.rs`), over the store; a read's view sees the store alone, as
 //! nothing uncommitted may be read.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,14 +22,17 @@ use kv_raft::{is_reserved, Write};
 use kv_store::{Current, KvStore, Ttl, Update, Updated};
 
 use crate::keyspace::{decide, ttl_at, Keyspace, Pending};
-use crate::replicated::InFlight;
+use crate::replicated::{InFlight, Overlay};
 use crate::reply::Reply;
 
 /// See the module docs.
 pub(crate) struct Staged {
     store: KvStore,
-    /// The leader's writes proposed and not yet settled, for a write's view.
-    in_flight: Option<Arc<InFlight>>,
+    /// The leader's writes proposed and not yet settled, as the staging began (none for a
+    /// read's view).
+    in_flight: Arc<Overlay>,
+    /// Whether anything read came from `in_flight`.
+    read_in_flight: Cell<bool>,
     now: SystemTime,
     pending: BTreeMap<Bytes, Pending>,
 }
@@ -38,18 +42,26 @@ impl Staged {
     pub(crate) fn new(store: KvStore, now: SystemTime) -> Staged {
         Staged {
             store,
-            in_flight: None,
+            in_flight: Arc::default(),
+            read_in_flight: Cell::new(false),
             now,
             pending: BTreeMap::new(),
         }
     }
 
     /// A view of `store` with `in_flight`'s writes over it, at `now`: a write's view.
-    pub(crate) fn after(store: KvStore, in_flight: Arc<InFlight>, now: SystemTime) -> Staged {
+    pub(crate) fn after(store: KvStore, in_flight: &InFlight, now: SystemTime) -> Staged {
         Staged {
-            in_flight: Some(in_flight),
+            in_flight: in_flight.snapshot(),
             ..Staged::new(store, now)
         }
+    }
+
+    /// Whether the commands read anything from the writes in flight: then what they
+    /// answered holds only if those writes are applied, even if they wrote nothing
+    /// themselves.
+    pub(crate) fn read_in_flight(&self) -> bool {
+        self.read_in_flight.get()
     }
 
     /// The writes the commands made: each key's final state, in key order.
@@ -84,8 +96,9 @@ impl Staged {
         if is_reserved(key) {
             return None;
         }
-        if let Some(state) = self.in_flight.as_ref().and_then(|f| f.get(key)) {
-            return self.live(state);
+        if let Some((_, state)) = self.in_flight.get(key) {
+            self.read_in_flight.set(true);
+            return self.live(state.clone());
         }
         // One lookup, judged at the staging time: a value and a deadline read apart could
         // straddle the deadline and make an expiring key persistent (INCR, APPEND, KEEPTTL).
@@ -93,19 +106,13 @@ impl Staged {
         self.live(Some((value.into(), deadline)))
     }
 
-    /// The keys the writes in flight write (none for a read's view).
+    /// The keys the writes in flight write (none for a read's view): a listing or a count
+    /// depends on all of them.
     fn in_flight_keys(&self) -> Vec<Bytes> {
-        self.in_flight
-            .as_ref()
-            .map(|f| f.keys())
-            .unwrap_or_default()
-    }
-
-    /// Whether the writes in flight write `key`.
-    fn is_in_flight(&self, key: &Bytes) -> bool {
-        self.in_flight
-            .as_ref()
-            .is_some_and(|f| f.get(key).is_some())
+        if !self.in_flight.is_empty() {
+            self.read_in_flight.set(true);
+        }
+        self.in_flight.keys().cloned().collect()
     }
 }
 
@@ -129,14 +136,25 @@ impl Keyspace for Staged {
     /// read at one instant (per batch of 64, as on a single node), so an `MGET` or a
     /// read-only `EXEC` never sees half of an entry's writes.
     fn get_many(&mut self, keys: &[Bytes]) -> Vec<Option<Bytes>> {
-        let local = |s: &Self, key: &Bytes| {
-            s.pending.contains_key(key) || is_reserved(key) || s.is_in_flight(key)
-        };
-        let stored: Vec<&Bytes> = keys.iter().filter(|key| !local(self, key)).collect();
+        let local: Vec<bool> = keys
+            .iter()
+            .map(|key| {
+                self.pending.contains_key(key)
+                    || is_reserved(key)
+                    || self.in_flight.contains_key(key)
+            })
+            .collect();
+        let stored: Vec<&Bytes> = keys
+            .iter()
+            .zip(&local)
+            .filter(|(_, &local)| !local)
+            .map(|(key, _)| key)
+            .collect();
         let mut values = self.store.get_many(&stored).into_iter();
         keys.iter()
-            .map(|key| {
-                if local(self, key) {
+            .zip(local)
+            .map(|(key, local)| {
+                if local {
                     self.get(key)
                 } else {
                     values.next().flatten().map(Into::into)
@@ -196,15 +214,33 @@ impl Keyspace for Staged {
     fn len(&mut self) -> usize {
         // The store's count (less the replication's one key of its own), adjusted by what
         // the command changed: no key is copied.
-        let mut len = self.store.len() - usize::from(self.store.contains_key(kv_raft::META_KEY));
         let mut changed: Vec<Bytes> = self.in_flight_keys();
         changed.extend(self.pending.keys().cloned());
         changed.sort();
         changed.dedup();
-        for key in &changed {
-            let was = self.store.contains_key(key);
-            let is = self.read(key).is_some();
-            len = len + usize::from(is) - usize::from(was);
+        let is: usize = changed
+            .iter()
+            .filter(|key| self.read(key).is_some())
+            .count();
+        // The store's keys outside `changed` do not change meanwhile (only entries in
+        // flight are applied, and they write keys in `changed`), but the count and the
+        // lookups are not one instant: counted again if an apply came between them.
+        let meta = Bytes::from_static(kv_raft::META_KEY);
+        let count = || {
+            let total = self.store.len();
+            let was = changed
+                .iter()
+                .chain(std::iter::once(&meta))
+                .filter(|key| self.store.contains_key(key))
+                .count();
+            (total - was + is, self.store.len() == total)
+        };
+        let (mut len, mut still) = count();
+        for _ in 0..8 {
+            if still {
+                break;
+            }
+            (len, still) = count();
         }
         len
     }
@@ -362,7 +398,7 @@ mod tests {
             },
         ]);
         let now = SystemTime::now();
-        let mut write = Staged::after(store.clone(), Arc::clone(&in_flight), now);
+        let mut write = Staged::after(store.clone(), &in_flight, now);
         let mut seen = None;
         write
             .update(&b("n"), &mut |current| {
@@ -375,6 +411,7 @@ mod tests {
             Some(b"5".to_vec()),
             "INCR over a write in flight lost it"
         );
+        assert!(write.read_in_flight());
         let mut keys = write.keys();
         keys.sort();
         assert_eq!(keys, vec![b("kept"), b("n"), b("new")]);
@@ -384,9 +421,14 @@ mod tests {
             vec![None, Some(b("y")), Some(b("z"))]
         );
         // A read sees only what is applied: nothing in flight is committed yet.
-        let mut read = Staged::new(store, now);
+        let mut read = Staged::new(store.clone(), now);
         assert_eq!(read.get(&b("n")), Some(b("1")));
         assert_eq!(read.get(&b("gone")), Some(b("x")));
         assert_eq!(read.len(), 3);
+        assert!(!read.read_in_flight());
+        // A write's view that reads nothing in flight says so.
+        let apart = Staged::after(store, &in_flight, now);
+        assert_eq!(apart.read(&b("kept")), Some((b("y"), None)));
+        assert!(!apart.read_in_flight());
     }
 }

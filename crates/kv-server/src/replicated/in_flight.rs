@@ -17,11 +17,15 @@
 //!   linearizable read it follows waits until every entry committed, this leader's older
 //!   ones included, is applied; the rest will never be.
 //!
-//! An entry leaves only once its fate is known (its proposer's waiter is told, on a task of
-//! its own, so a client that goes away cannot leave a stale write behind), and only the
-//! keys that no later entry has written since.
+//! An entry leaves the moment its fate is known, inside Raft ([`kv_raft::Settling`]): before
+//! Raft serves the linearizable read of any later staging, so a write the leader refused
+//! (its lease lapsed, say, in the same term) is never staged over, and a client that goes
+//! away cannot leave a stale write behind. It leaves only the keys that no later entry has
+//! written since. A staging reads one snapshot of the set ([`InFlight::snapshot`]), so what
+//! it reads twice reads the same.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -45,9 +49,14 @@ struct Inner {
     /// The number the next entry proposed gets.
     next: u64,
     /// Each key's state as the last entry proposed that wrote it left it, with that
-    /// entry's number.
-    keys: HashMap<Bytes, (u64, Pending)>,
+    /// entry's number; shared with the stagings that read it, copied on a change while
+    /// one does (it holds only the writes in flight).
+    keys: Arc<Overlay>,
 }
+
+/// Each key's state as the writes in flight leave it, with the number of the entry that
+/// wrote it last.
+pub(crate) type Overlay = HashMap<Bytes, (u64, Pending)>;
 
 impl InFlight {
     /// Starts a staging in `term`, after a linearizable read in it: entries of an older
@@ -56,22 +65,13 @@ impl InFlight {
         let mut inner = self.inner.lock();
         if inner.term != Some(term) {
             inner.term = Some(term);
-            inner.keys.clear();
+            inner.keys = Arc::default();
         }
     }
 
-    /// `key`'s state as the entries in flight leave it, if one of them writes it.
-    pub(crate) fn get(&self, key: &[u8]) -> Option<Pending> {
-        self.inner
-            .lock()
-            .keys
-            .get(key)
-            .map(|(_, state)| state.clone())
-    }
-
-    /// The keys the entries in flight write.
-    pub(crate) fn keys(&self) -> Vec<Bytes> {
-        self.inner.lock().keys.keys().cloned().collect()
+    /// The writes in flight now, for one staging.
+    pub(crate) fn snapshot(&self) -> Arc<Overlay> {
+        Arc::clone(&self.inner.lock().keys)
     }
 
     /// Records an entry of `writes` as proposed; returns its number, for
@@ -80,6 +80,7 @@ impl InFlight {
         let mut inner = self.inner.lock();
         let number = inner.next;
         inner.next += 1;
+        let keys = Arc::make_mut(&mut inner.keys);
         for write in writes {
             let (key, state) = match write {
                 Write::Put {
@@ -95,7 +96,7 @@ impl InFlight {
                 ),
                 Write::Delete { key } => (key, None),
             };
-            inner.keys.insert(key.clone(), (number, state));
+            keys.insert(key.clone(), (number, state));
         }
         number
     }
@@ -104,9 +105,14 @@ impl InFlight {
     /// later entry wrote are read from the store again.
     pub(crate) fn settle(&self, number: u64, keys: &[Bytes]) {
         let mut inner = self.inner.lock();
-        for key in keys {
-            if inner.keys.get(key).is_some_and(|(n, _)| *n == number) {
-                inner.keys.remove(key);
+        let mine =
+            |key: &Bytes, inner: &Inner| inner.keys.get(key).is_some_and(|(n, _)| *n == number);
+        if keys.iter().any(|key| mine(key, &inner)) {
+            let all = Arc::make_mut(&mut inner.keys);
+            for key in keys {
+                if all.get(key).is_some_and(|(n, _)| *n == number) {
+                    all.remove(key);
+                }
             }
         }
     }
@@ -126,8 +132,9 @@ mod tests {
 
     fn value(in_flight: &InFlight, key: &str) -> Option<Option<Bytes>> {
         in_flight
+            .snapshot()
             .get(key.as_bytes())
-            .map(|state| state.map(|(v, _)| v))
+            .map(|(_, state)| state.as_ref().map(|(v, _)| v.clone()))
     }
 
     #[test]
@@ -147,11 +154,14 @@ mod tests {
         in_flight.settle(first, &[Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
         assert_eq!(value(&in_flight, "a"), Some(Some(Bytes::from_static(b"2"))));
         assert_eq!(value(&in_flight, "b"), None);
+        let taken = in_flight.snapshot();
         in_flight.settle(
             second,
             &[Bytes::from_static(b"a"), Bytes::from_static(b"c")],
         );
-        assert!(in_flight.keys().is_empty());
+        assert!(in_flight.snapshot().is_empty());
+        // A staging's snapshot stays as it was taken.
+        assert_eq!(taken.len(), 2);
     }
 
     #[test]
