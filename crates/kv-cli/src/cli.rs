@@ -280,11 +280,52 @@ pub enum ClusterCommand {
         password: Option<String>,
     },
     /// Prints a node's `INFO replication`: its role, the leader, the term, the commit and
-    /// applied indexes, the membership.
+    /// applied indexes, the membership (`member_ID:kind=voter|learner,client=..,raft=..`).
     Status {
         /// The client address of any node.
         addr: String,
         /// The node's --requirepass, sent with AUTH (also KV_REQUIREPASS).
+        #[arg(
+            long,
+            value_name = "PASS",
+            env = "KV_REQUIREPASS",
+            hide_env_values = true
+        )]
+        password: Option<String>,
+        /// One JSON object: id, role, initialized, leader_id, leader_addr, term,
+        /// commit_index, applied_index, last_log_index, and members (id, kind, client, raft).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds the node at NEW (a `kv serve --node-id` with an empty directory, client address)
+    /// to the cluster of MEMBER: as a learner, then, once it has caught up with the log, as
+    /// a voter. Run again after a failure, it resumes.
+    Add {
+        /// The client address of any member (a follower forwards the change to the leader).
+        #[arg(value_name = "MEMBER")]
+        member: String,
+        /// The client address of the new node.
+        #[arg(value_name = "NEW")]
+        new: String,
+        /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
+        #[arg(
+            long,
+            value_name = "PASS",
+            env = "KV_REQUIREPASS",
+            hide_env_values = true
+        )]
+        password: Option<String>,
+    },
+    /// Removes node NODE-ID from the cluster of MEMBER (the leader too: it hands leadership
+    /// over). The last voter cannot be removed.
+    Remove {
+        /// The client address of any member.
+        #[arg(value_name = "MEMBER")]
+        member: String,
+        /// The id of the node to remove.
+        #[arg(value_name = "NODE-ID")]
+        node_id: u64,
+        /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
         #[arg(
             long,
             value_name = "PASS",

@@ -486,3 +486,158 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
         acked.len()
     );
 }
+
+/// `kv args`, its exit code, standard output and standard error.
+fn kv_output(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = common::kv(args)
+        .env_remove("KV_REQUIREPASS")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        common::stdout(&output),
+        common::stderr(&output),
+    )
+}
+
+/// `kv cluster status ADDR --json`, parsed.
+fn status_json(addr: &str) -> serde_json::Value {
+    let (code, stdout, stderr) = kv_output(&["cluster", "status", addr, "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "one JSON object: {stdout}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// The ids of `status`'s members of `kind` (voter or learner).
+fn member_ids(status: &serde_json::Value, kind: &str) -> Vec<u64> {
+    status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == kind)
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// Retries `set` of `key` on `node` until a leader takes it.
+fn set_when_led(node: &Node, key: &str, value: &str) {
+    let start = Instant::now();
+    loop {
+        let set: redis::RedisResult<()> = node.connect().set(key, value);
+        match set {
+            Ok(()) => return,
+            Err(e) => assert!(start.elapsed() < WAIT, "the write was not taken: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_nodes_removed() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = three_nodes(root.path());
+    assert!(cluster_init(&nodes).status.success());
+    let mut fresh = Node::new(4, root.path().join("n4"));
+    fresh.start();
+
+    // A fresh node says it is not initialized, and what to do, to `kv cluster status` and
+    // to a write.
+    let (code, stdout, stderr) = kv_output(&["cluster", "status", &fresh.client]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("node_id:4"), "{stdout}");
+    assert!(stderr.contains("is not initialized"), "{stderr}");
+    assert!(stderr.contains("kv cluster init"), "{stderr}");
+    assert!(stderr.contains("kv cluster add"), "{stderr}");
+    assert_eq!(status_json(&fresh.client)["initialized"], false);
+    let refused: redis::RedisResult<()> = fresh.connect().set("x", "1");
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("not initialized"), "{error}");
+    assert!(error.contains("kv cluster add"), "{error}");
+
+    // `kv cluster init` with a node of another cluster among fresh ones changes none.
+    let (code, _, stderr) = kv_output(&["cluster", "init", &fresh.client, &nodes[1].client]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} (node 2) is a member of a cluster already",
+            nodes[1].client
+        )),
+        "{stderr}"
+    );
+    assert_eq!(status_json(&fresh.client)["initialized"], false);
+
+    let l = leader(&nodes);
+    let f = (l + 1) % 3;
+    for i in 0..50 {
+        set_when_led(&nodes[l], &format!("k{i}"), &format!("v{i}"));
+    }
+    // Through a follower, which forwards the changes to the leader.
+    let (code, stdout, stderr) = kv_output(&["cluster", "add", &nodes[f].client, &fresh.client]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("added node 4"), "{stdout}");
+    assert!(stdout.contains("node 4 has caught up"), "{stdout}");
+    assert!(stdout.contains("node 4 is a voter"), "{stdout}");
+    // It holds every key, read locally.
+    let mut local = fresh.connect();
+    redis::cmd("READONLY").exec(&mut local).unwrap();
+    for i in 0..50 {
+        let got: Option<String> = local.get(format!("k{i}")).unwrap();
+        assert_eq!(got, Some(format!("v{i}")), "node 4 lacks k{i}");
+    }
+    assert_eq!(
+        fresh.info()["member_4"],
+        format!("kind=voter,client={},raft={}", fresh.client, fresh.raft)
+    );
+    let status = status_json(&nodes[l].client);
+    assert_eq!(member_ids(&status, "voter"), [1, 2, 3, 4]);
+    assert_eq!(status["role"], "leader");
+    assert_eq!(status["id"], nodes[l].id);
+    assert_eq!(status["leader_id"], nodes[l].id);
+    assert_eq!(status["leader_addr"], nodes[l].client.as_str());
+    assert!(status["commit_index"].as_u64().unwrap() >= 50);
+    assert!(status["applied_index"].as_u64().is_some());
+    assert!(status["term"].as_u64().unwrap() >= 1);
+    // A second add of a voter is refused.
+    let (code, _, stderr) = kv_output(&["cluster", "add", &nodes[l].client, &fresh.client]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("node 4 is a voter of the cluster of"),
+        "{stderr}"
+    );
+    nodes.push(fresh);
+
+    // The leader is removed, through a follower: the others elect another and take writes.
+    let removed = nodes[l].id;
+    let (code, stdout, stderr) =
+        kv_output(&["cluster", "remove", &nodes[f].client, &removed.to_string()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("removed node {removed}")),
+        "{stdout}"
+    );
+    nodes[l].kill();
+    let mut rest: Vec<Node> = nodes.into_iter().filter(|n| n.id != removed).collect();
+    set_when_led(&rest[0], "after", "removal");
+    let new = leader(&rest);
+    let status = status_json(&rest[new].client);
+    let mut expected: Vec<u64> = rest.iter().map(|n| n.id).collect();
+    expected.sort_unstable();
+    assert_eq!(member_ids(&status, "voter"), expected);
+    assert!(member_ids(&status, "learner").is_empty());
+    let got: String = rest[new].connect().get("after").unwrap();
+    assert_eq!(got, "removal");
+
+    // Down to one voter, which cannot be removed.
+    for _ in 0..2 {
+        let gone = rest[(leader(&rest) + 1) % rest.len()].id;
+        let (code, _, stderr) =
+            kv_output(&["cluster", "remove", &rest[0].client, &gone.to_string()]);
+        assert_eq!(code, Some(0), "{stderr}");
+        rest.retain(|n| n.id != gone);
+    }
+    let last = rest[0].id.to_string();
+    let (code, _, stderr) = kv_output(&["cluster", "remove", &rest[0].client, &last]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("last voter"), "{stderr}");
+    set_when_led(&rest[0], "alone", "yes");
+}

@@ -33,7 +33,7 @@
 //!   `KVRAFT INIT id raft client ...` forms the cluster (for `kv cluster init`).
 //! - `WATCH` is refused on a replicated node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use kv_raft::openraft::async_runtime::watch::WatchReceiver;
-use kv_raft::openraft::{ReadPolicy, ServerState};
+use kv_raft::openraft::{ChangeMembers, ReadPolicy, ServerState};
 use kv_raft::{Node, NodeAddr, Request, MAX_ENTRY_BYTES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -272,7 +272,7 @@ impl Connection {
                 return Reply::error("NOAUTH Authentication required.");
             }
             if is(name, "kvraft") {
-                return self.kvraft(&args[1..]).await;
+                return self.kvraft(args).await;
             }
             self.readonly = is(name, "readonly");
             return Reply::OK;
@@ -408,9 +408,7 @@ impl Connection {
             Ok(_) => Ok(()),
             Err(error) => Err(match error.forward_to_leader() {
                 Some(forward) => self.elsewhere(forward.leader_id, LINEARIZABLE),
-                None => Elsewhere::Reply(Reply::error(format!(
-                    "CLUSTERDOWN no linearizable read now: {error}; retry once a leader is elected"
-                ))),
+                None => Elsewhere::Reply(self.down("no linearizable read now", &error)),
             }),
         }
     }
@@ -499,12 +497,12 @@ impl Connection {
         };
         let staged_term = match current {
             Ok(read) => read.log_id().committed_leader_id().term,
-            Err(error) => return Err(match error.forward_to_leader() {
-                Some(forward) => self.elsewhere(forward.leader_id, "send writes there"),
-                None => Elsewhere::Reply(Reply::error(format!(
-                    "CLUSTERDOWN this node cannot write now: {error}; retry once a leader is elected"
-                ))),
-            }),
+            Err(error) => {
+                return Err(match error.forward_to_leader() {
+                    Some(forward) => self.elsewhere(forward.leader_id, "send writes there"),
+                    None => Elsewhere::Reply(self.down("this node cannot write now", &error)),
+                })
+            }
         };
         let mut view = Staged::new(replica.node.reader().store(), SystemTime::now());
         let replies: Vec<Reply> = commands
@@ -565,10 +563,33 @@ impl Connection {
                     self.replica.node.id()
                 ))
             }
-            None => Reply::error(
-                "CLUSTERDOWN no leader is known yet (the cluster may be electing one, lack a majority, or not be initialized: see `kv cluster init`); retry",
+            None if self.is_initialized() => Reply::error(
+                "CLUSTERDOWN no leader is known yet: the cluster is electing one, or a majority of its voters is down or cut off (`kv cluster status ADDR` on each node shows which); retry",
             ),
+            None => Reply::error(format!(
+                "CLUSTERDOWN this node is not initialized (a member of no cluster yet): form a cluster with `kv cluster init ADDR1 ADDR2 ADDR3`, or add this node to one with `kv cluster add MEMBER-ADDR {}`",
+                self.replica.client_addr
+            )),
         }
+    }
+
+    /// Why this node cannot serve a request now, `error` being Raft's word for it.
+    fn down(&self, what: &str, error: &dyn std::fmt::Display) -> Reply {
+        if !self.is_initialized() {
+            return self.not_leader(None, what);
+        }
+        Reply::error(format!(
+            "CLUSTERDOWN {what}: {error}; retry once a leader is elected (`kv cluster status ADDR` shows whether one is)"
+        ))
+    }
+
+    /// Whether this node knows of a membership: a cluster was formed with it, or it was
+    /// added to one.
+    fn is_initialized(&self) -> bool {
+        let metrics = self.replica.node.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        let initialized = metrics.membership_config.nodes().next().is_some();
+        initialized
     }
 
     /// Member `id`'s addresses, if it is a member.
@@ -624,30 +645,49 @@ impl Connection {
             })
             .collect();
         lines.push(format!("membership:{}", list.join(",")));
+        // The same, one line a member, in INFO's `name:field=value,...` style (as Redis's
+        // `slave0:ip=...,port=...`): addresses hold colons, which `membership` also splits on.
+        for (id, n) in &members {
+            let kind = if voters.contains(id) {
+                "voter"
+            } else {
+                "learner"
+            };
+            lines.push(format!(
+                "member_{id}:kind={kind},client={},raft={}",
+                n.client, n.raft
+            ));
+        }
         let mut out = lines.join("\r\n");
         out.push_str("\r\n");
         out
     }
 
-    /// `KVRAFT ID` and `KVRAFT INIT id raft client [...]`.
-    async fn kvraft(&mut self, args: &[Bytes]) -> Reply {
-        let node = &self.replica.node;
-        match args.first() {
+    /// `KVRAFT ID`, `KVRAFT INIT id raft client [...]`, and the membership changes
+    /// `KVRAFT LEARNER id raft client`, `KVRAFT VOTER id`, `KVRAFT REMOVE id` (for `kv
+    /// cluster add` and `remove`), which a follower forwards to the leader as it does writes.
+    async fn kvraft(&mut self, request: &[Bytes]) -> Reply {
+        let args = &request[1..];
+        let node = self.replica.node.clone();
+        let id_arg = |arg: &Bytes| String::from_utf8_lossy(arg).parse::<u64>().ok();
+        let result = match args.first() {
             Some(sub) if is(sub, "forwarded") && args.len() == 1 => {
                 self.forwarded = true;
-                Reply::OK
+                return Reply::OK;
             }
-            Some(sub) if is(sub, "id") && args.len() == 1 => Reply::Array(vec![
-                Reply::Integer(node.id() as i64),
-                Reply::bulk(node.raft_addr().to_string()),
-                Reply::bulk(self.replica.client_addr.clone()),
-            ]),
+            Some(sub) if is(sub, "id") && args.len() == 1 => {
+                return Reply::Array(vec![
+                    Reply::Integer(node.id() as i64),
+                    Reply::bulk(node.raft_addr().to_string()),
+                    Reply::bulk(self.replica.client_addr.clone()),
+                ])
+            }
             Some(sub)
                 if is(sub, "init") && args.len() > 1 && (args.len() - 1).is_multiple_of(3) =>
             {
                 let mut members = BTreeMap::new();
                 for triple in args[1..].chunks(3) {
-                    let Ok(id) = String::from_utf8_lossy(&triple[0]).parse::<u64>() else {
+                    let Some(id) = id_arg(&triple[0]) else {
                         return Reply::error("ERR KVRAFT INIT takes triples of node id, Raft address, client address");
                     };
                     let addr = NodeAddr {
@@ -659,14 +699,91 @@ impl Connection {
                     }
                     members.insert(id, addr);
                 }
-                match node.raft().initialize(members).await {
+                return match node.raft().initialize(members).await {
                     Ok(()) => Reply::OK,
                     Err(error) => Reply::error(format!(
                         "ERR KVRAFT INIT refused, nothing changed: {error}; a cluster is initialized once (`kv cluster status ADDR` shows its membership)"
                     )),
-                }
+                };
             }
-            _ => Reply::error("ERR usage: KVRAFT ID | KVRAFT INIT id raft-addr client-addr [...]"),
+            Some(sub) if is(sub, "learner") && args.len() == 4 => {
+                let Some(id) = id_arg(&args[1]) else {
+                    return Reply::error("ERR KVRAFT LEARNER takes a node id, its Raft address and its client address");
+                };
+                let addr = NodeAddr {
+                    raft: String::from_utf8_lossy(&args[2]).into_owned(),
+                    client: String::from_utf8_lossy(&args[3]).into_owned(),
+                };
+                if let Err(error) = addr.check_reachable(id) {
+                    return Reply::error(format!("ERR KVRAFT LEARNER refused: {error}"));
+                }
+                if self.is_voter(id) {
+                    return Reply::error(format!("ERR node {id} is a voter of this cluster already"));
+                }
+                // Not blocking: a learner that needs a large snapshot may take longer than
+                // any link's timeout; `kv cluster add` watches it catch up instead.
+                node.raft().add_learner(id, addr, false).await
+            }
+            Some(sub) if is(sub, "voter") && args.len() == 2 => {
+                let Some(id) = id_arg(&args[1]) else {
+                    return Reply::error("ERR KVRAFT VOTER takes a node id");
+                };
+                let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+                node.raft().change_membership(change, false).await
+            }
+            Some(sub) if is(sub, "remove") && args.len() == 2 => {
+                let Some(id) = id_arg(&args[1]) else {
+                    return Reply::error("ERR KVRAFT REMOVE takes a node id");
+                };
+                let m = node.raft().metrics().borrow_watched().clone();
+                let config = &m.membership_config;
+                let voters: BTreeSet<u64> = config.voter_ids().collect();
+                let change = if voters.contains(&id) {
+                    if voters.len() == 1 {
+                        return Reply::error(format!(
+                            "ERR node {id} is the cluster's last voter: without it no node could commit anything; add another node first (`kv cluster add`)"
+                        ));
+                    }
+                    // Not kept as a learner: gone from the membership.
+                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+                } else if config.get_node(&id).is_some() {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+                } else {
+                    let members: Vec<String> = config.nodes().map(|(id, _)| id.to_string()).collect();
+                    return Reply::error(format!(
+                        "ERR node {id} is not a member of this cluster (its members: {}); `kv cluster status ADDR` lists them",
+                        members.join(", ")
+                    ));
+                };
+                node.raft().change_membership(change, false).await
+            }
+            _ => {
+                return Reply::error(
+                    "ERR usage: KVRAFT ID | KVRAFT INIT id raft-addr client-addr [...] | KVRAFT LEARNER id raft-addr client-addr | KVRAFT VOTER id | KVRAFT REMOVE id",
+                )
+            }
+        };
+        const WHAT: &str = "send membership changes there";
+        match result {
+            Ok(done) => Reply::Integer(i64::try_from(done.log_id.index()).unwrap_or(i64::MAX)),
+            Err(error) => match error.forward_to_leader().map(|f| f.leader_id) {
+                // Not proposed here: safe to send to the leader.
+                Some(leader) => {
+                    let elsewhere = self.elsewhere(leader, WHAT);
+                    self.forward(elsewhere, vec![request.to_vec()], WHAT).await
+                }
+                None => Reply::error(format!(
+                    "ERR the membership change failed: {error}; `kv cluster status ADDR` shows the membership now"
+                )),
+            },
         }
+    }
+
+    /// Whether node `id` is a voter in the membership this node knows.
+    fn is_voter(&self, id: u64) -> bool {
+        let metrics = self.replica.node.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        let voter = metrics.membership_config.voter_ids().any(|v| v == id);
+        voter
     }
 }
