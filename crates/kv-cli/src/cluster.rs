@@ -295,10 +295,12 @@ fn add(member: &str, new: &str, password: Option<&str>) -> Outcome {
         return Err(Failure::Usage(not_initialized(member)));
     }
     let caught_up_to = match cluster.members.get(&id) {
-        Some(known) if known.voter => return Err(Failure::Usage(format!(
+        Some(known) if known.voter => {
+            return Err(Failure::Usage(format!(
             "node {id} is a voter of the cluster of {member} already (at {}); nothing was changed",
             known.client
-        ))),
+        )))
+        }
         // A learner already: an earlier `kv cluster add` stopped before making it a voter.
         Some(known) if known.client == new => {
             println!("node {id} ({new}) is a learner of the cluster already");

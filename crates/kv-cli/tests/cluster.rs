@@ -641,3 +641,91 @@ fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_node
     assert!(stderr.contains("last voter"), "{stderr}");
     set_when_led(&rest[0], "alone", "yes");
 }
+
+/// Runs `command` to its end, or kills it after [`WAIT`] (a server that should have refused
+/// to start fails the test instead of hanging it).
+fn output_within(mut command: std::process::Command) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > WAIT {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_node_refuses_a_single_node_store_and_the_store_commands_refuse_a_node_directory() {
+    let root = tempfile::tempdir().unwrap();
+    // A single-node store is not hidden behind an empty node.
+    let single = root.path().join("single");
+    let put = common::kv(&["--dir", single.to_str().unwrap(), "put", "a", "1"])
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{put:?}");
+    let mut node = Node::new(1, single.clone());
+    let output = output_within(node.command(1));
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = common::stderr(&output);
+    assert!(stderr.contains("holds a single-node store"), "{stderr}");
+    assert!(stderr.contains("without --node-id"), "{stderr}");
+    assert!(!single.join("node-id").exists() && !single.join("raft").exists());
+    let get = common::kv(&["--dir", single.to_str().unwrap(), "get", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(common::stdout(&get).trim(), "1");
+
+    // A node's directory is not opened (nor a store created in it) by the store commands.
+    node.dir = root.path().join("node");
+    node.start();
+    let init = common::kv(&["cluster", "init", &node.client])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    set_when_led(&node, "kept", "yes");
+    node.kill();
+    let dir = node.dir.to_str().unwrap();
+    for args in [
+        vec!["--dir", dir, "put", "x", "y"],
+        vec!["--dir", dir, "get", "kept"],
+        vec!["--dir", dir, "scan"],
+        vec!["--dir", dir, "verify"],
+        vec!["--dir", dir, "serve", "--bind", "127.0.0.1:0"],
+    ] {
+        let output = output_within(common::kv(&args));
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let stderr = common::stderr(&output);
+        assert!(
+            stderr.contains("holds the state of cluster node 1"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("--node-id 1"), "{stderr}");
+    }
+    let shell = common::run(&["--dir", dir], b"SET x y\n");
+    assert_eq!(shell.status.code(), Some(2), "{shell:?}");
+    assert!(common::stderr(&shell).contains("holds the state of cluster node 1"));
+    assert!(
+        !node.dir.join("wal").exists(),
+        "a store was created beside the node"
+    );
+    // The node's data is still there.
+    node.start();
+    let mut c = node.connect();
+    redis::cmd("READONLY").exec(&mut c).unwrap();
+    let start = Instant::now();
+    loop {
+        let got: Option<String> = c.get("kept").unwrap();
+        if got.as_deref() == Some("yes") {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "the node lost its data");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
