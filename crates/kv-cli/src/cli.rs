@@ -412,6 +412,11 @@ pub struct ServeArgs {
         requires = "node_id"
     )]
     pub cluster_secret: Option<String>,
+    /// How long a node's write waits for a majority of the voters to take it (and a
+    /// linearizable read for a majority to confirm the leader) before the client is answered
+    /// `-CLUSTERDOWN` (for a write: it may or may not have been applied).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..), requires = "node_id")]
+    pub commit_timeout: u64,
     /// `no` allows a non-loopback --bind without --requirepass, as Redis's protected mode.
     #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = ["yes", "no"])]
     pub protected_mode: String,

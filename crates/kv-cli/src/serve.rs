@@ -78,6 +78,7 @@ fn server_options(args: &ServeArgs) -> Outcome<ServerOptions> {
         timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
         output_limit: usize::try_from(args.output_limit).unwrap_or(usize::MAX),
         write_timeout: Duration::from_secs(args.write_timeout),
+        commit_timeout: Duration::from_secs(args.commit_timeout),
         ..ServerOptions::default()
     })
 }

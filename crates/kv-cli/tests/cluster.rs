@@ -729,3 +729,50 @@ fn a_node_refuses_a_single_node_store_and_the_store_commands_refuse_a_node_direc
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_write_without_a_majority_is_answered_clusterdown_within_the_commit_timeout() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|id| {
+            let mut node = Node::new(id, root.path().join(format!("n{id}")));
+            node.extra = vec!["--commit-timeout".into(), "2".into()];
+            node.start();
+            node
+        })
+        .collect();
+    assert!(cluster_init(&nodes).status.success());
+    let l = leader(&nodes);
+    set_when_led(&nodes[l], "before", "1");
+    let mut survivor = nodes[l].connect();
+    for i in [(l + 1) % 3, (l + 2) % 3] {
+        nodes[i].kill();
+    }
+    // The first write is proposed and waits for a majority that never comes; the second
+    // waits behind it (or for the leader's confirmation): both are answered in time.
+    for (key, said) in [("during", "may or may not have been applied"), ("next", "")] {
+        let started = Instant::now();
+        let set: redis::RedisResult<()> = survivor.set(key, "x");
+        let took = started.elapsed();
+        let error = set.unwrap_err();
+        assert_eq!(error.code(), Some("CLUSTERDOWN"), "{error}");
+        assert!(error.to_string().contains(said), "{error}");
+        assert!(
+            (Duration::from_millis(1500)..Duration::from_secs(5)).contains(&took),
+            "answered after {took:?}: {error}"
+        );
+    }
+    // A linearizable read is bounded too.
+    let started = Instant::now();
+    let get: redis::RedisResult<Option<String>> = survivor.get("before");
+    assert!(get.is_err(), "{get:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // With the majority back, writes go through again.
+    for i in [(l + 1) % 3, (l + 2) % 3] {
+        nodes[i].start();
+    }
+    let l = leader(&nodes);
+    set_when_led(&nodes[l], "after", "1");
+    let got: String = nodes[l].connect().get("before").unwrap();
+    assert_eq!(got, "1");
+}

@@ -20,6 +20,12 @@
 //!   believe the other leads; a node that cannot forward answers
 //!   `-READONLY ... the leader is node N at ADDR` or `-CLUSTERDOWN ...` (no leader known).
 //!   A request that was proposed here is never forwarded: it may still commit.
+//! - **Bounded waits**: a write waits at most [`ServerOptions::commit_timeout`] (for the
+//!   write lock, for the leader's confirmation and for a majority to take its entry), and a
+//!   linearizable read as long for its ReadIndex; past it the client gets `-CLUSTERDOWN`,
+//!   which for a write already proposed says that it may or may not have been applied. Such a
+//!   proposal keeps the write lock until Raft resolves it, so no later write is staged on a
+//!   state that may lack it (later writes time out meanwhile, unproposed).
 //! - **Reads** are linearizable (a ReadIndex first, on the leader; a follower forwards
 //!   them); after `READONLY`, a connection reads this node's applied state as it is
 //!   (possibly stale), on any node; `READWRITE` ends that.
@@ -37,7 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use kv_raft::openraft::async_runtime::watch::WatchReceiver;
@@ -63,7 +69,11 @@ mod forward;
 struct Replica {
     node: Node,
     /// Held while a write is staged, proposed and applied: the leader's writes one at a time.
-    writing: tokio::sync::Mutex<()>,
+    /// A proposal whose client was answered at the commit timeout keeps it until Raft
+    /// resolves the entry, so no later write is staged without seeing what it wrote.
+    writing: Arc<tokio::sync::Mutex<()>>,
+    /// How long a request waits for Raft ([`ServerOptions::commit_timeout`]).
+    commit_timeout: Duration,
     /// The client address this server tells others (`KVRAFT ID`).
     client_addr: String,
 }
@@ -104,7 +114,8 @@ impl ReplicatedServer {
             shared: Arc::new(Shared::new(store, options.clone(), port, 0)),
             replica: Arc::new(Replica {
                 node,
-                writing: tokio::sync::Mutex::new(()),
+                writing: Arc::new(tokio::sync::Mutex::new(())),
+                commit_timeout: options.commit_timeout,
                 client_addr: local.to_string(),
             }),
         })
@@ -398,13 +409,18 @@ impl Connection {
         if self.readonly {
             return Ok(());
         }
-        match self
+        let timeout = self.replica.commit_timeout;
+        let read_index = self
             .replica
             .node
             .raft()
-            .ensure_linearizable(ReadPolicy::ReadIndex)
-            .await
-        {
+            .ensure_linearizable(ReadPolicy::ReadIndex);
+        let Ok(confirmed) = tokio::time::timeout(timeout, read_index).await else {
+            return Err(Elsewhere::Reply(Reply::error(format!(
+                "CLUSTERDOWN no linearizable read now: no majority confirmed the leader within {timeout:?} (a majority of the voters may be down or cut off); retry, or send READONLY to read this node's possibly stale copy"
+            ))));
+        };
+        match confirmed {
             Ok(_) => Ok(()),
             Err(error) => Err(match error.forward_to_leader() {
                 Some(forward) => self.elsewhere(forward.leader_id, LINEARIZABLE),
@@ -481,7 +497,18 @@ impl Connection {
     /// is answered with one error.
     async fn write(&self, commands: &[Command]) -> std::result::Result<Vec<Reply>, Elsewhere> {
         let replica = &self.replica;
-        let _writing = replica.writing.lock().await;
+        let timeout = replica.commit_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Until the entry is proposed, a timeout can say that nothing was written.
+        let not_written = |why: &str| {
+            Err(Elsewhere::Reply(Reply::error(format!(
+                "CLUSTERDOWN the write was not applied: {why} within {timeout:?} (a majority of the voters may be down or cut off); retry"
+            ))))
+        };
+        let locked = Arc::clone(&replica.writing).lock_owned();
+        let Ok(writing) = tokio::time::timeout_at(deadline, locked).await else {
+            return not_written("an earlier write still waits for a majority, and this one for it");
+        };
         let raft = replica.node.raft();
         // Staging needs this node to have applied every entry committed before it, which
         // the leader's lease shows without a round trip (a ReadIndex when the lease is
@@ -490,10 +517,15 @@ impl Connection {
         // between, unseen by this staging. What keeps a staged write safe is that its entry
         // is applied only if appended in the term it was staged in (`staged_term`): the
         // state machine skips it otherwise, and the client is told to retry.
-        let current = match raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
-            Ok(read) => Ok(read),
-            Err(error) if error.forward_to_leader().is_some() => Err(error),
-            Err(_) => raft.ensure_linearizable(ReadPolicy::ReadIndex).await,
+        let current = async {
+            match raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
+                Ok(read) => Ok(read),
+                Err(error) if error.forward_to_leader().is_some() => Err(error),
+                Err(_) => raft.ensure_linearizable(ReadPolicy::ReadIndex).await,
+            }
+        };
+        let Ok(current) = tokio::time::timeout_at(deadline, current).await else {
+            return not_written("no majority confirmed this node's leadership");
         };
         let staged_term = match current {
             Ok(read) => read.log_id().committed_leader_id().term,
@@ -533,8 +565,32 @@ impl Connection {
             ))]);
         }
         // Proposed: from here on an error cannot say whether the entry will commit, so the
-        // request is never forwarded (it could be applied twice).
-        Ok(match raft.client_write(request).await {
+        // request is never forwarded (it could be applied twice). The proposal runs on its
+        // own task, holding the write lock until Raft resolves the entry (committed and
+        // applied, or dropped at a change of leader): the client is answered at the
+        // deadline, but no later write is staged on a state that may lack this one.
+        let proposal = {
+            let raft = raft.clone();
+            tokio::spawn(async move {
+                let written = raft.client_write(request).await;
+                drop(writing);
+                written
+            })
+        };
+        let written = match tokio::time::timeout_at(deadline, proposal).await {
+            Ok(Ok(written)) => written,
+            Ok(Err(failed)) => {
+                return Ok(vec![Reply::error(format!(
+                    "CLUSTERDOWN the write may or may not have been applied: its proposal failed ({failed}); check, and retry"
+                ))])
+            }
+            Err(_) => {
+                return Ok(vec![Reply::error(format!(
+                    "CLUSTERDOWN the write may or may not have been applied: no majority took it within {timeout:?} (a majority of the voters may be down or cut off); it commits if one does before a new leader is elected; check, and retry"
+                ))])
+            }
+        };
+        Ok(match written {
             Ok(done) if done.data.writes_applied => replies,
             // Appended in a later term than it was staged in: nothing was written.
             Ok(_) => vec![Reply::error(
