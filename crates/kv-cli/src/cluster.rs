@@ -73,7 +73,12 @@ fn ask(addr: &str, password: Option<&str>, words: &[&str]) -> Result<Value, Fail
     }
     let value = connection
         .req_command(&command)
-        .map_err(|e| Failure::runtime(format!("{addr}: {e}")))?;
+        .map_err(|e| {
+            Failure::runtime(format!(
+                "the node at {addr} did not answer {}: {e}; check that it is running and reachable (`kv cluster status {addr}`)",
+                words.first().copied().unwrap_or_default()
+            ))
+        })?;
     if let Value::ServerError(error) = &value {
         return Err(Failure::runtime(format!(
             "{addr}: {} {}",

@@ -35,8 +35,14 @@
 //!   already, so what any replica answers does not depend on it, and a later put of the
 //!   key replaces whatever state it left.
 //! - `INFO replication` shows the role, the leader, the term, the commit and applied
-//!   indexes and the membership; `KVRAFT ID` answers the node's id and addresses and
-//!   `KVRAFT INIT id raft client ...` forms the cluster (for `kv cluster init`).
+//!   indexes and the membership (a `membership:` line, and one `member_ID:kind=voter|learner,
+//!   client=ADDR,raft=ADDR` line a member); `KVRAFT ID` answers the node's id and addresses,
+//!   `KVRAFT INIT id raft client ...` forms the cluster (for `kv cluster init`), and `KVRAFT
+//!   LEARNER id raft client`, `KVRAFT VOTER id` and `KVRAFT REMOVE id` change the membership
+//!   (for `kv cluster add` and `remove`; each answers the log index of its entry, and a
+//!   follower forwards them to the leader as it does writes). `REMOVE` refuses the last
+//!   voter. A request on a node of no cluster is answered that it is not initialized, with
+//!   the commands that make it a member.
 //! - `WATCH` is refused on a replicated node.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -475,7 +481,7 @@ impl Connection {
                     Ok(link) => &mut self.link.insert((addr.clone(), link)).1,
                     Err(error) => {
                         return Reply::error(format!(
-                            "CLUSTERDOWN the leader, node {leader} at {addr}, cannot be reached from here: {error}; retry"
+                            "CLUSTERDOWN the leader, node {leader} at {addr}, cannot be reached from here: {error}; if it is down, the others elect a new leader within about a second when a majority of the voters remains: retry"
                         ))
                     }
                 }
@@ -726,6 +732,13 @@ impl Connection {
         let args = &request[1..];
         let node = self.replica.node.clone();
         let id_arg = |arg: &Bytes| String::from_utf8_lossy(arg).parse::<u64>().ok();
+        // A membership change waits for a majority as a write does, no longer.
+        let timeout = self.replica.commit_timeout;
+        let undecided = || {
+            Reply::error(format!(
+                "CLUSTERDOWN the membership change may or may not have been applied: no majority took it within {timeout:?} (a majority of the voters may be down or cut off); `kv cluster status ADDR` shows the membership, retry once a majority is up"
+            ))
+        };
         let result = match args.first() {
             Some(sub) if is(sub, "forwarded") && args.len() == 1 => {
                 self.forwarded = true;
@@ -778,14 +791,22 @@ impl Connection {
                 }
                 // Not blocking: a learner that needs a large snapshot may take longer than
                 // any link's timeout; `kv cluster add` watches it catch up instead.
-                node.raft().add_learner(id, addr, false).await
+                let adding = node.raft().add_learner(id, addr, false);
+                let Ok(result) = tokio::time::timeout(timeout, adding).await else {
+                    return undecided();
+                };
+                result
             }
             Some(sub) if is(sub, "voter") && args.len() == 2 => {
                 let Some(id) = id_arg(&args[1]) else {
                     return Reply::error("ERR KVRAFT VOTER takes a node id");
                 };
                 let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-                node.raft().change_membership(change, false).await
+                let changing = node.raft().change_membership(change, false);
+                let Ok(result) = tokio::time::timeout(timeout, changing).await else {
+                    return undecided();
+                };
+                result
             }
             Some(sub) if is(sub, "remove") && args.len() == 2 => {
                 let Some(id) = id_arg(&args[1]) else {
@@ -811,7 +832,11 @@ impl Connection {
                         members.join(", ")
                     ));
                 };
-                node.raft().change_membership(change, false).await
+                let changing = node.raft().change_membership(change, false);
+                let Ok(result) = tokio::time::timeout(timeout, changing).await else {
+                    return undecided();
+                };
+                result
             }
             _ => {
                 return Reply::error(
