@@ -96,7 +96,8 @@ EXIT CODES
   0  success
   1  the key is absent (kv get, kv del)
   2  usage error: unknown command, bad arguments, a bad escape in a key, a line that
-     kv import cannot read (the lines before it are imported, as it says)
+     kv import cannot read (the lines before it are imported, as it says), a --dir of
+     a cluster node for a command that opens a store, a store's --dir for serve --node-id
   3  runtime error: no store at DIR, the store is open in another process (for a command
      that writes), I/O errors, a store that cannot be opened
   4  kv verify found damage (kv get and the other readers fail with 3 on a damaged store)";
