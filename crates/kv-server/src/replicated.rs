@@ -475,6 +475,7 @@ impl Connection {
                     &addr,
                     options.limits.max_bulk,
                     options.requirepass.as_deref(),
+                    options.commit_timeout,
                 )
                 .await;
                 match connected {
