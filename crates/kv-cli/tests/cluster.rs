@@ -628,18 +628,55 @@ fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_node
     assert_eq!(got, "removal");
 
     // Down to one voter, which cannot be removed.
+    let mut gone_nodes = Vec::new();
     for _ in 0..2 {
         let gone = rest[(leader(&rest) + 1) % rest.len()].id;
         let (code, _, stderr) =
             kv_output(&["cluster", "remove", &rest[0].client, &gone.to_string()]);
         assert_eq!(code, Some(0), "{stderr}");
-        rest.retain(|n| n.id != gone);
+        let (gone, kept): (Vec<Node>, Vec<Node>) = rest.into_iter().partition(|n| n.id == gone);
+        rest = kept;
+        gone_nodes.extend(gone);
     }
+    // A removed node, still running, is not added back as it is: it holds another cluster's
+    // state.
+    let (code, _, stderr) = kv_output(&["cluster", "add", &rest[0].client, &gone_nodes[0].client]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is a member of a cluster already"),
+        "{stderr}"
+    );
     let last = rest[0].id.to_string();
     let (code, _, stderr) = kv_output(&["cluster", "remove", &rest[0].client, &last]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("last voter"), "{stderr}");
     set_when_led(&rest[0], "alone", "yes");
+
+    // An add that stopped after making the node a learner is resumed by a second run.
+    let mut fifth = Node::new(5, root.path().join("n5"));
+    fifth.start();
+    let index: i64 = redis::cmd("KVRAFT")
+        .arg("LEARNER")
+        .arg(5)
+        .arg(&fifth.raft)
+        .arg(&fifth.client)
+        .query(&mut rest[0].connect())
+        .unwrap();
+    assert!(index > 0);
+    let (code, stdout, stderr) = kv_output(&["cluster", "add", &rest[0].client, &fifth.client]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("is a learner of the cluster already"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("node 5 is a voter"), "{stdout}");
+    let mut voters = vec![rest[0].id, 5];
+    voters.sort_unstable();
+    assert_eq!(member_ids(&status_json(&fifth.client), "voter"), voters);
+    let mut local = fifth.connect();
+    redis::cmd("READONLY").exec(&mut local).unwrap();
+    let got: Option<String> = local.get("alone").unwrap();
+    assert_eq!(got.as_deref(), Some("yes"));
 }
 
 /// Runs `command` to its end, or kills it after [`WAIT`] (a server that should have refused
