@@ -575,7 +575,9 @@ impl Connection {
         // request is never forwarded (it could be applied twice). The proposal runs on its
         // own task, holding the write lock until Raft resolves the entry (committed and
         // applied, or dropped at a change of leader): the client is answered at the
-        // deadline, but no later write is staged on a state that may lack this one.
+        // deadline, but no later write is staged on a state that may lack this one. (One
+        // task spawned a write, for correctness: microseconds beside its Raft round trip
+        // and fdatasyncs.)
         let proposal = {
             let raft = raft.clone();
             tokio::spawn(async move {
