@@ -96,7 +96,8 @@ EXIT CODES
   0  success
   1  the key is absent (kv get, kv del)
   2  usage error: unknown command, bad arguments, a bad escape in a key, a line that
-     kv import cannot read (the lines before it are imported, as it says)
+     kv import cannot read (the lines before it are imported, as it says), a --dir of
+     a cluster node for a command that opens a store, a store's --dir for serve --node-id
   3  runtime error: no store at DIR, the store is open in another process (for a command
      that writes), I/O errors, a store that cannot be opened
   4  kv verify found damage (kv get and the other readers fail with 3 on a damaged store)";
@@ -280,11 +281,52 @@ pub enum ClusterCommand {
         password: Option<String>,
     },
     /// Prints a node's `INFO replication`: its role, the leader, the term, the commit and
-    /// applied indexes, the membership.
+    /// applied indexes, the membership (`member_ID:kind=voter|learner,client=..,raft=..`).
     Status {
         /// The client address of any node.
         addr: String,
         /// The node's --requirepass, sent with AUTH (also KV_REQUIREPASS).
+        #[arg(
+            long,
+            value_name = "PASS",
+            env = "KV_REQUIREPASS",
+            hide_env_values = true
+        )]
+        password: Option<String>,
+        /// One JSON object: id, role, initialized, leader_id, leader_addr, term,
+        /// commit_index, applied_index, last_log_index, and members (id, kind, client, raft).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Adds the node at NEW (a `kv serve --node-id` with an empty directory, client address)
+    /// to the cluster of MEMBER: as a learner, then, once it has caught up with the log, as
+    /// a voter. Run again after a failure, it resumes.
+    Add {
+        /// The client address of any member (a follower forwards the change to the leader).
+        #[arg(value_name = "MEMBER")]
+        member: String,
+        /// The client address of the new node.
+        #[arg(value_name = "NEW")]
+        new: String,
+        /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
+        #[arg(
+            long,
+            value_name = "PASS",
+            env = "KV_REQUIREPASS",
+            hide_env_values = true
+        )]
+        password: Option<String>,
+    },
+    /// Removes node NODE-ID from the cluster of MEMBER (the leader too: it hands leadership
+    /// over). The last voter cannot be removed.
+    Remove {
+        /// The client address of any member.
+        #[arg(value_name = "MEMBER")]
+        member: String,
+        /// The id of the node to remove.
+        #[arg(value_name = "NODE-ID")]
+        node_id: u64,
+        /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
         #[arg(
             long,
             value_name = "PASS",
@@ -371,6 +413,11 @@ pub struct ServeArgs {
         requires = "node_id"
     )]
     pub cluster_secret: Option<String>,
+    /// How long a node's write waits for a majority of the voters to take it (and a
+    /// linearizable read for a majority to confirm the leader) before the client is answered
+    /// `-CLUSTERDOWN` (for a write: it may or may not have been applied).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..), requires = "node_id")]
+    pub commit_timeout: u64,
     /// `no` allows a non-loopback --bind without --requirepass, as Redis's protected mode.
     #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = ["yes", "no"])]
     pub protected_mode: String,

@@ -1,9 +1,16 @@
 //! `kv`, the command-line tool of the store: a shell that answers one command a line (for
 //! people on a terminal and for scripts through pipes), one-shot subcommands (`get`, `put`,
 //! `del`, `scan`, `export`, `import`, `stats`, `compact`), `verify`, which checks a log
-//! without changing it, `repair`, which salvages a damaged store into a new one, `bench`, which runs the workloads of the project's spec beside
-//! the machine's own limits, and `serve`, which serves the store over the Redis protocol
-//! (the `kv-server` crate).
+//! without changing it, `repair`, which salvages a damaged store into a new one, `bench`,
+//! which runs the workloads of the project's spec beside the machine's own limits, and
+//! `serve`, which serves the store over the Redis protocol (the `kv-server` crate), or with `--node-id N` serves node N of a replicated cluster,
+//! which `cluster` forms, changes (`init`, `add`, `remove`) and shows (`status`) through the
+//! nodes' Redis-protocol ports.
+//!
+//! A single-node store (`wal/`) and a node's state (`node-id`, `raft/`, `sm/`) never share
+//! a directory: `serve --node-id` refuses a directory holding a store, and `serve` without
+//! it, the shell and every subcommand that opens a store refuse a node's directory (exit 2),
+//! rather than start an empty one beside the other and hide its data.
 //!
 //! Every command opens the store in `--dir` (default `./kv-data`) with the ordered index, so
 //! scans work on any store (the index lives in memory only). Commands that only read refuse
@@ -19,7 +26,7 @@
 //! [`export`] (JSON lines out and in), [`stats`], [`verify`] with [`readonly_fs`],
 //! [`repair`] and the read-only opens of [`open`] with [`view_fs`] and [`settle`] (reading
 //! a store another process is writing), [`progress`],
-//! [`bench`](mod@bench), and [`serve`].
+//! [`bench`](mod@bench), [`serve`] and [`cluster`].
 
 #![forbid(unsafe_code)]
 

@@ -30,6 +30,7 @@ pub fn options(durability: Durability) -> Options {
 
 /// Opens the store in `dir`, creating it if needed (for commands that write).
 pub fn create(dir: &Path, durability: Durability) -> Outcome<KvStore> {
+    refuse_node_dir(dir)?;
     let opening = progress::opening(dir);
     let store = KvStore::open_with(dir, options(durability));
     opening.finish_and_clear();
@@ -235,8 +236,38 @@ pub fn mirror_directories(from: &Path, to: &Path) -> Outcome {
     Ok(())
 }
 
+/// Refuses a directory that holds a cluster node's state (`kv serve --node-id`): a store
+/// opened or created there would stand beside the node's, empty, hiding its data.
+pub fn refuse_node_dir(dir: &Path) -> Outcome {
+    let node_parts: Vec<&str> = [
+        kv_raft::NODE_ID_FILE,
+        kv_raft::RAFT_LOG_DIR,
+        kv_raft::STATE_MACHINE_DIR,
+    ]
+    .into_iter()
+    .filter(|part| dir.join(part).exists())
+    .collect();
+    if node_parts.is_empty() {
+        return Ok(());
+    }
+    let stored = kv_raft::stored_node_id(dir).map_err(|e| Failure::Runtime(describe(&e)))?;
+    let (node, serve) = match stored {
+        Some(id) => (format!("cluster node {id}"), format!("--node-id {id}")),
+        None => ("a cluster node".to_string(), "--node-id N".to_string()),
+    };
+    Err(Failure::Usage(format!(
+        "{} holds the state of {node} ({}), not a single-node store: a store opened there \
+         would start empty beside it and hide its data. Serve it with `kv --dir {} serve {serve}` \
+         and reach its data through the node (`kv --connect HOST:PORT`), or give another --dir",
+        dir.display(),
+        node_parts.join(", "),
+        dir.display(),
+    )))
+}
+
 /// Fails with "no store at DIR" unless `dir` holds a log directory.
 pub fn require_store(dir: &Path) -> Outcome {
+    refuse_node_dir(dir)?;
     if dir.join(WAL_DIR).is_dir() {
         Ok(())
     } else {

@@ -1,20 +1,66 @@
-//! `kv serve`: the store over the Redis protocol, until SIGTERM or SIGINT.
+//! `kv serve`: the store over the Redis protocol, until SIGTERM or SIGINT; with
+//! `--node-id N`, node N of a replicated cluster instead (its writes through Raft).
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use kv_server::{ReplicatedServer, Server, ServerOptions};
-use kv_store::{Durability, KvStore, Options};
-use tokio::signal::unix::{signal, SignalKind};
+use kv_store::{Durability, KvStore, Options, WAL_DIR};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::cli::ServeArgs;
 use crate::failure::{Failure, Outcome};
-use crate::open::tell_damage;
+use crate::open::{refuse_node_dir, tell_damage};
 
-/// Opens the store in `dir` (creating it), serves it on `args.bind`, and closes it
-/// cleanly on SIGTERM or SIGINT once the requests in flight are answered.
+/// What a node needs besides the server's options.
+struct NodeSettings {
+    id: u64,
+    raft_bind: SocketAddr,
+    cluster_secret: Option<String>,
+}
+
+/// Serves the store in `dir` (creating it), or node `args.node_id` on `dir`, on
+/// `args.bind`, and closes it cleanly on SIGTERM or SIGINT once the requests in flight are
+/// answered. Every check of the arguments and of the directory is made before anything
+/// starts or is written.
 pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
+    let options = server_options(args)?;
+    let node = match args.node_id {
+        Some(id) => {
+            let node = node_settings(args, &options, id)?;
+            refuse_single_node_store(dir, id)?;
+            Some(node)
+        }
+        None => {
+            refuse_node_dir(dir)?;
+            None
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(runtime_threads(args.threads))
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        // Both signals are caught before the store opens (their handlers replace the
+        // default, which kills the process), so one that comes during the open still
+        // closes it cleanly. `tokio::signal::ctrl_c()` would register SIGINT's handler
+        // only when first polled, after the open.
+        let stop = Stop {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        };
+        match node {
+            Some(node) => serve_node(dir, durability, options, node, stop).await,
+            None => serve_store(dir, durability, options, stop).await,
+        }
+    })
+}
+
+/// The server's options from the arguments; refuses a non-loopback address without a
+/// password in protected mode.
+fn server_options(args: &ServeArgs) -> Outcome<ServerOptions> {
     // An empty KV_REQUIREPASS is no password, as an empty `requirepass` is none in Redis.
     let requirepass = args.requirepass.clone().filter(|p| !p.is_empty());
     if !args.bind.ip().is_loopback() && requirepass.is_none() && args.protected_mode == "yes" {
@@ -25,93 +71,21 @@ pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
             args.bind
         )));
     }
-    let options = ServerOptions {
+    Ok(ServerOptions {
         bind: args.bind,
         requirepass,
         maxclients: usize::try_from(args.maxclients).unwrap_or(usize::MAX),
         timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
         output_limit: usize::try_from(args.output_limit).unwrap_or(usize::MAX),
         write_timeout: Duration::from_secs(args.write_timeout),
+        commit_timeout: Duration::from_secs(args.commit_timeout),
         ..ServerOptions::default()
-    };
-    if let Some(id) = args.node_id {
-        return serve_node(dir, durability, args, options, id);
-    }
-    // A node's directory holds a Raft log and a state machine, not a store: opening it as
-    // one would serve an empty store beside them.
-    if let Some(stored) = kv_raft::stored_node_id(dir).map_err(Failure::runtime)? {
-        return Err(Failure::Usage(format!(
-            "{} is the directory of cluster node {stored}: start it with --node-id {stored}",
-            dir.display()
-        )));
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(runtime_threads(args.threads))
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        // Both signals are caught before the store opens (their handlers replace the
-        // default, which kills the process), so one that comes during the open still
-        // closes it cleanly. `tokio::signal::ctrl_c()` would register SIGINT's handler
-        // only when first polled, after the open.
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let store = KvStore::open_with(dir, Options::default().durability(durability))?;
-        tell_damage(&store, dir);
-        let stop_during_open = tokio::select! {
-            biased;
-            _ = terminate.recv() => true,
-            _ = interrupt.recv() => true,
-            () = std::future::ready(()) => false,
-        };
-        if stop_during_open {
-            store.close()?;
-            return Ok(());
-        }
-        let server = match Server::bind(store.clone(), options).await {
-            Ok(server) => server,
-            Err(error) => {
-                store.close()?;
-                return Err(Failure::runtime(error));
-            }
-        };
-        let addr = server.local_addr().map_err(Failure::runtime)?;
-        let mut stdout = std::io::stdout();
-        writeln!(stdout, "ready: listening on {addr}")?;
-        stdout.flush()?;
-        server
-            .run_until(async {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = interrupt.recv() => {}
-                }
-            })
-            .await
-            .map_err(Failure::runtime)
     })
 }
 
-/// The runtime's worker threads: `asked`, or else one per core.
-///
-/// Fewer threads than cores cost fewer context switches per request, but not throughput
-/// where the clients share the machine: measured on 2 cores against redis-benchmark
-/// (`-c 50 -P 1`), one thread took 0.14 context switches and 10 µs of CPU per GET, two
-/// took 0.32 and 8.7 µs, and two answered 83k GETs/s against one's 73k.
-fn runtime_threads(asked: Option<u64>) -> usize {
-    match asked {
-        Some(n) => usize::try_from(n).unwrap_or(1),
-        None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-    }
-}
-
-/// `kv serve --node-id N`: node N of a replicated cluster, its writes through Raft.
-fn serve_node(
-    dir: &Path,
-    durability: Durability,
-    args: &ServeArgs,
-    options: ServerOptions,
-    id: u64,
-) -> Outcome {
+/// Node `id`'s Raft address and secret from the arguments; refuses a non-loopback Raft
+/// address without a secret in protected mode.
+fn node_settings(args: &ServeArgs, options: &ServerOptions, id: u64) -> Outcome<NodeSettings> {
     let raft_bind = match args.raft_bind {
         Some(addr) => addr,
         None => {
@@ -126,7 +100,7 @@ fn serve_node(
                     args.bind
                 )));
             };
-            std::net::SocketAddr::new(args.bind.ip(), port)
+            SocketAddr::new(args.bind.ip(), port)
         }
     };
     // As a client password, an empty secret is none.
@@ -143,49 +117,134 @@ fn serve_node(
              bind --raft-bind to a loopback address, or pass --protected-mode no"
         )));
     }
-    // Refused before anything starts, with the directory untouched.
-    kv_raft::claim_node_id(dir, id).map_err(|e| match e {
-        kv_raft::Error::NodeId { .. } => Failure::Usage(e.to_string()),
-        e => Failure::runtime(e),
-    })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(runtime_threads(args.threads))
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut node_options = kv_raft::NodeOptions::new(id, raft_bind);
-        node_options.store = Options::default().durability(durability);
-        node_options.cluster_secret = cluster_secret;
-        let node = kv_raft::Node::start(dir, node_options)
-            .await
-            .map_err(Failure::runtime)?;
-        let server = match ReplicatedServer::bind(node.clone(), options).await {
-            Ok(server) => server,
-            Err(error) => {
-                let _ = node.shutdown().await;
-                return Err(Failure::runtime(error));
-            }
-        };
-        let addr = server.local_addr().map_err(Failure::runtime)?;
-        let mut stdout = std::io::stdout();
-        writeln!(
-            stdout,
-            "ready: listening on {addr} (node {id}, raft on {})",
-            node.raft_addr()
-        )?;
-        stdout.flush()?;
-        let served = server
-            .run_until(async {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = interrupt.recv() => {}
-                }
-            })
-            .await
-            .map_err(Failure::runtime);
-        node.shutdown().await.map_err(Failure::runtime)?;
-        served
+    Ok(NodeSettings {
+        id,
+        raft_bind,
+        cluster_secret,
     })
+}
+
+/// Refuses to start node `id` on a directory that holds a single-node store: the node would
+/// start empty beside it (in `raft/` and `sm/`) and hide its data.
+fn refuse_single_node_store(dir: &Path, id: u64) -> Outcome {
+    if !dir.join(WAL_DIR).exists() {
+        return Ok(());
+    }
+    let dir = dir.display();
+    Err(Failure::Usage(format!(
+        "{dir} holds a single-node store ({dir}/{WAL_DIR}/): node {id} started there would \
+         begin empty beside it and hide that data. Serve the store as it is with `kv --dir {dir} \
+         serve` (without --node-id), or give the node an empty --dir; to bring the data into a \
+         cluster, export it (`kv --dir {dir} export`) and write the entries through a node"
+    )))
+}
+
+/// SIGTERM and SIGINT, caught from before anything opens.
+struct Stop {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Stop {
+    /// Completes at the first of the signals.
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
+
+    /// Whether a signal came already (during an open).
+    async fn came(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            () = self.wait() => true,
+            () = std::future::ready(()) => false,
+        }
+    }
+}
+
+/// Says on standard output that the server accepts connections.
+fn ready(line: &str) -> Outcome {
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "ready: listening on {line}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// The single-node server.
+async fn serve_store(
+    dir: &Path,
+    durability: Durability,
+    options: ServerOptions,
+    mut stop: Stop,
+) -> Outcome {
+    let store = KvStore::open_with(dir, Options::default().durability(durability))?;
+    tell_damage(&store, dir);
+    if stop.came().await {
+        store.close()?;
+        return Ok(());
+    }
+    let server = match Server::bind(store.clone(), options).await {
+        Ok(server) => server,
+        Err(error) => {
+            store.close()?;
+            return Err(Failure::runtime(error));
+        }
+    };
+    ready(&server.local_addr().map_err(Failure::runtime)?.to_string())?;
+    server
+        .run_until(stop.wait())
+        .await
+        .map_err(Failure::runtime)
+}
+
+/// `kv serve --node-id N`: node N of a replicated cluster, its writes through Raft.
+async fn serve_node(
+    dir: &Path,
+    durability: Durability,
+    options: ServerOptions,
+    settings: NodeSettings,
+    mut stop: Stop,
+) -> Outcome {
+    let id = settings.id;
+    let mut node_options = kv_raft::NodeOptions::new(id, settings.raft_bind);
+    node_options.store = Options::default().durability(durability);
+    node_options.cluster_secret = settings.cluster_secret;
+    // The start claims the directory for the id first, and refuses another node's with the
+    // directory untouched.
+    let node = kv_raft::Node::start(dir, node_options)
+        .await
+        .map_err(|e| match e {
+            kv_raft::Error::NodeId { .. } => Failure::Usage(e.to_string()),
+            e => Failure::runtime(e),
+        })?;
+    let server = match ReplicatedServer::bind(node.clone(), options).await {
+        Ok(server) => server,
+        Err(error) => {
+            let _ = node.shutdown().await;
+            return Err(Failure::runtime(error));
+        }
+    };
+    let addr = server.local_addr().map_err(Failure::runtime)?;
+    ready(&format!("{addr} (node {id}, raft on {})", node.raft_addr()))?;
+    let served = server
+        .run_until(stop.wait())
+        .await
+        .map_err(Failure::runtime);
+    node.shutdown().await.map_err(Failure::runtime)?;
+    served
+}
+
+/// The runtime's worker threads: `asked`, or else one per core.
+///
+/// Fewer threads than cores cost fewer context switches per request, but not throughput
+/// where the clients share the machine: measured on 2 cores against redis-benchmark
+/// (`-c 50 -P 1`), one thread took 0.14 context switches and 10 µs of CPU per GET, two
+/// took 0.32 and 8.7 µs, and two answered 83k GETs/s against one's 73k.
+fn runtime_threads(asked: Option<u64>) -> usize {
+    match asked {
+        Some(n) => usize::try_from(n).unwrap_or(1),
+        None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+    }
 }

@@ -486,3 +486,351 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
         acked.len()
     );
 }
+
+/// `kv args`, its exit code, standard output and standard error.
+fn kv_output(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = common::kv(args)
+        .env_remove("KV_REQUIREPASS")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        common::stdout(&output),
+        common::stderr(&output),
+    )
+}
+
+/// `kv cluster status ADDR --json`, parsed.
+fn status_json(addr: &str) -> serde_json::Value {
+    let (code, stdout, stderr) = kv_output(&["cluster", "status", addr, "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "one JSON object: {stdout}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// The ids of `status`'s members of `kind` (voter or learner).
+fn member_ids(status: &serde_json::Value, kind: &str) -> Vec<u64> {
+    status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == kind)
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// Retries `set` of `key` on `node` until a leader takes it.
+fn set_when_led(node: &Node, key: &str, value: &str) {
+    let start = Instant::now();
+    loop {
+        let set: redis::RedisResult<()> = node.connect().set(key, value);
+        match set {
+            Ok(()) => return,
+            Err(e) => assert!(start.elapsed() < WAIT, "the write was not taken: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_nodes_removed() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = three_nodes(root.path());
+    assert!(cluster_init(&nodes).status.success());
+    let mut fresh = Node::new(4, root.path().join("n4"));
+    fresh.start();
+
+    // A fresh node says it is not initialized, and what to do, to `kv cluster status` and
+    // to a write.
+    let (code, stdout, stderr) = kv_output(&["cluster", "status", &fresh.client]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("node_id:4"), "{stdout}");
+    assert!(stderr.contains("is not initialized"), "{stderr}");
+    assert!(stderr.contains("kv cluster init"), "{stderr}");
+    assert!(stderr.contains("kv cluster add"), "{stderr}");
+    assert_eq!(status_json(&fresh.client)["initialized"], false);
+    let refused: redis::RedisResult<()> = fresh.connect().set("x", "1");
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("not initialized"), "{error}");
+    assert!(error.contains("kv cluster add"), "{error}");
+
+    // `kv cluster init` with a node of another cluster among fresh ones changes none.
+    let (code, _, stderr) = kv_output(&["cluster", "init", &fresh.client, &nodes[1].client]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} (node 2) is a member of a cluster already",
+            nodes[1].client
+        )),
+        "{stderr}"
+    );
+    assert_eq!(status_json(&fresh.client)["initialized"], false);
+
+    let l = leader(&nodes);
+    let f = (l + 1) % 3;
+    for i in 0..50 {
+        set_when_led(&nodes[l], &format!("k{i}"), &format!("v{i}"));
+    }
+    // Through a follower, which forwards the changes to the leader.
+    let (code, stdout, stderr) = kv_output(&["cluster", "add", &nodes[f].client, &fresh.client]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("added node 4"), "{stdout}");
+    assert!(stdout.contains("node 4 has caught up"), "{stdout}");
+    assert!(stdout.contains("node 4 is a voter"), "{stdout}");
+    // It holds every key, read locally.
+    let mut local = fresh.connect();
+    redis::cmd("READONLY").exec(&mut local).unwrap();
+    for i in 0..50 {
+        let got: Option<String> = local.get(format!("k{i}")).unwrap();
+        assert_eq!(got, Some(format!("v{i}")), "node 4 lacks k{i}");
+    }
+    assert_eq!(
+        fresh.info()["member_4"],
+        format!("kind=voter,client={},raft={}", fresh.client, fresh.raft)
+    );
+    let status = status_json(&nodes[l].client);
+    assert_eq!(member_ids(&status, "voter"), [1, 2, 3, 4]);
+    assert_eq!(status["role"], "leader");
+    assert_eq!(status["id"], nodes[l].id);
+    assert_eq!(status["leader_id"], nodes[l].id);
+    assert_eq!(status["leader_addr"], nodes[l].client.as_str());
+    assert!(status["commit_index"].as_u64().unwrap() >= 50);
+    assert!(status["applied_index"].as_u64().is_some());
+    assert!(status["term"].as_u64().unwrap() >= 1);
+    // A second add of a voter is refused.
+    let (code, _, stderr) = kv_output(&["cluster", "add", &nodes[l].client, &fresh.client]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("node 4 is a voter of the cluster of"),
+        "{stderr}"
+    );
+    nodes.push(fresh);
+
+    // The leader is removed, through a follower: the others elect another and take writes.
+    let removed = nodes[l].id;
+    let (code, stdout, stderr) =
+        kv_output(&["cluster", "remove", &nodes[f].client, &removed.to_string()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("removed node {removed}")),
+        "{stdout}"
+    );
+    nodes[l].kill();
+    let mut rest: Vec<Node> = nodes.into_iter().filter(|n| n.id != removed).collect();
+    set_when_led(&rest[0], "after", "removal");
+    let new = leader(&rest);
+    let status = status_json(&rest[new].client);
+    let mut expected: Vec<u64> = rest.iter().map(|n| n.id).collect();
+    expected.sort_unstable();
+    assert_eq!(member_ids(&status, "voter"), expected);
+    assert!(member_ids(&status, "learner").is_empty());
+    let got: String = rest[new].connect().get("after").unwrap();
+    assert_eq!(got, "removal");
+
+    // Down to one voter, which cannot be removed.
+    let mut gone_nodes = Vec::new();
+    for _ in 0..2 {
+        let gone = rest[(leader(&rest) + 1) % rest.len()].id;
+        let (code, _, stderr) =
+            kv_output(&["cluster", "remove", &rest[0].client, &gone.to_string()]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let (gone, kept): (Vec<Node>, Vec<Node>) = rest.into_iter().partition(|n| n.id == gone);
+        rest = kept;
+        gone_nodes.extend(gone);
+    }
+    // A removed node, still running, is not added back as it is: it holds another cluster's
+    // state.
+    let (code, _, stderr) = kv_output(&["cluster", "add", &rest[0].client, &gone_nodes[0].client]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is a member of a cluster already"),
+        "{stderr}"
+    );
+    let last = rest[0].id.to_string();
+    let (code, _, stderr) = kv_output(&["cluster", "remove", &rest[0].client, &last]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("last voter"), "{stderr}");
+    set_when_led(&rest[0], "alone", "yes");
+
+    // An add that stopped after making the node a learner is resumed by a second run.
+    let mut fifth = Node::new(5, root.path().join("n5"));
+    fifth.start();
+    let index: i64 = redis::cmd("KVRAFT")
+        .arg("LEARNER")
+        .arg(5)
+        .arg(&fifth.raft)
+        .arg(&fifth.client)
+        .query(&mut rest[0].connect())
+        .unwrap();
+    assert!(index > 0);
+    let (code, stdout, stderr) = kv_output(&["cluster", "add", &rest[0].client, &fifth.client]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("is a learner of the cluster already"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("node 5 is a voter"), "{stdout}");
+    let mut voters = vec![rest[0].id, 5];
+    voters.sort_unstable();
+    assert_eq!(member_ids(&status_json(&fifth.client), "voter"), voters);
+    let mut local = fifth.connect();
+    redis::cmd("READONLY").exec(&mut local).unwrap();
+    let got: Option<String> = local.get("alone").unwrap();
+    assert_eq!(got.as_deref(), Some("yes"));
+}
+
+/// Runs `command` to its end, or kills it after [`WAIT`] (a server that should have refused
+/// to start fails the test instead of hanging it).
+fn output_within(mut command: std::process::Command) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > WAIT {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_node_refuses_a_single_node_store_and_the_store_commands_refuse_a_node_directory() {
+    let root = tempfile::tempdir().unwrap();
+    // A single-node store is not hidden behind an empty node.
+    let single = root.path().join("single");
+    let put = common::kv(&["--dir", single.to_str().unwrap(), "put", "a", "1"])
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{put:?}");
+    let mut node = Node::new(1, single.clone());
+    let output = output_within(node.command(1));
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = common::stderr(&output);
+    assert!(stderr.contains("holds a single-node store"), "{stderr}");
+    assert!(stderr.contains("without --node-id"), "{stderr}");
+    assert!(!single.join("node-id").exists() && !single.join("raft").exists());
+    let get = common::kv(&["--dir", single.to_str().unwrap(), "get", "a"])
+        .output()
+        .unwrap();
+    assert_eq!(common::stdout(&get).trim(), "1");
+
+    // A node's directory is not opened (nor a store created in it) by the store commands.
+    node.dir = root.path().join("node");
+    node.start();
+    let init = common::kv(&["cluster", "init", &node.client])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    set_when_led(&node, "kept", "yes");
+    node.kill();
+    let dir = node.dir.to_str().unwrap();
+    for args in [
+        vec!["--dir", dir, "put", "x", "y"],
+        vec!["--dir", dir, "get", "kept"],
+        vec!["--dir", dir, "scan"],
+        vec!["--dir", dir, "verify"],
+        vec!["--dir", dir, "serve", "--bind", "127.0.0.1:0"],
+    ] {
+        let output = output_within(common::kv(&args));
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        let stderr = common::stderr(&output);
+        assert!(
+            stderr.contains("holds the state of cluster node 1"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("--node-id 1"), "{stderr}");
+    }
+    let shell = common::run(&["--dir", dir], b"SET x y\n");
+    assert_eq!(shell.status.code(), Some(2), "{shell:?}");
+    assert!(common::stderr(&shell).contains("holds the state of cluster node 1"));
+    assert!(
+        !node.dir.join("wal").exists(),
+        "a store was created beside the node"
+    );
+    // The node's data is still there.
+    node.start();
+    let mut c = node.connect();
+    redis::cmd("READONLY").exec(&mut c).unwrap();
+    let start = Instant::now();
+    loop {
+        let got: Option<String> = c.get("kept").unwrap();
+        if got.as_deref() == Some("yes") {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "the node lost its data");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_write_without_a_majority_is_answered_clusterdown_within_the_commit_timeout() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|id| {
+            let mut node = Node::new(id, root.path().join(format!("n{id}")));
+            node.extra = vec!["--commit-timeout".into(), "2".into()];
+            node.start();
+            node
+        })
+        .collect();
+    assert!(cluster_init(&nodes).status.success());
+    let l = leader(&nodes);
+    set_when_led(&nodes[l], "before", "1");
+    let mut survivor = nodes[l].connect();
+    for i in [(l + 1) % 3, (l + 2) % 3] {
+        nodes[i].kill();
+    }
+    // The first write is proposed and waits for a majority that never comes, until the
+    // commit timeout; the second is refused when the leader cannot confirm it leads (its
+    // lease lapsed), or at the timeout: both are answered in time.
+    for (key, said, least) in [
+        (
+            "during",
+            "may or may not have been applied",
+            Duration::from_millis(1500),
+        ),
+        ("next", "", Duration::ZERO),
+    ] {
+        let started = Instant::now();
+        let set: redis::RedisResult<()> = survivor.set(key, "x");
+        let took = started.elapsed();
+        let error = set.unwrap_err();
+        assert_eq!(error.code(), Some("CLUSTERDOWN"), "{error}");
+        assert!(error.to_string().contains(said), "{error}");
+        assert!(
+            (least..Duration::from_secs(5)).contains(&took),
+            "answered after {took:?}: {error}"
+        );
+    }
+    // A linearizable read is bounded too.
+    let started = Instant::now();
+    let get: redis::RedisResult<Option<String>> = survivor.get("before");
+    assert!(get.is_err(), "{get:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // So is a membership change (which commits, or not, once a majority is back).
+    let (a, b) = ((l + 1) % 3, (l + 2) % 3);
+    let started = Instant::now();
+    let (code, _, stderr) = kv_output(&[
+        "cluster",
+        "remove",
+        &nodes[l].client,
+        &nodes[a].id.to_string(),
+    ]);
+    assert_eq!(code, Some(3), "{stderr}");
+    // (Or, once the survivor has stepped down for lack of a majority, that no leader is
+    // known.)
+    assert!(stderr.contains("CLUSTERDOWN"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // With a majority back, writes go through again (node a may be out of the cluster now:
+    // it stays down).
+    nodes[b].start();
+    let l = leader(&nodes);
+    set_when_led(&nodes[l], "after", "1");
+    let got: String = nodes[l].connect().get("before").unwrap();
+    assert_eq!(got, "1");
+}

@@ -21,6 +21,12 @@
 //!   believe the other leads; a node that cannot forward answers
 //!   `-READONLY ... the leader is node N at ADDR` or `-CLUSTERDOWN ...` (no leader known).
 //!   A request that was proposed here is never forwarded: it may still commit.
+//! - **Bounded waits**: a write waits at most [`ServerOptions::commit_timeout`] (for the
+//!   write lock, for the leader's confirmation and for a majority to take its entry), and a
+//!   linearizable read as long for its ReadIndex; past it the client gets `-CLUSTERDOWN`,
+//!   which for a write already proposed says that it may or may not have been applied. Such a
+//!   proposal stays in flight until Raft settles it, so later writes are staged over it (and
+//!   are lost with it if it is).
 //! - **Reads** are linearizable (a ReadIndex first, on the leader; a follower forwards
 //!   them); after `READONLY`, a connection reads this node's applied state as it is
 //!   (possibly stale), on any node; `READWRITE` ends that.
@@ -30,20 +36,26 @@
 //!   already, so what any replica answers does not depend on it, and a later put of the
 //!   key replaces whatever state it left.
 //! - `INFO replication` shows the role, the leader, the term, the commit and applied
-//!   indexes and the membership; `KVRAFT ID` answers the node's id and addresses and
-//!   `KVRAFT INIT id raft client ...` forms the cluster (for `kv cluster init`).
+//!   indexes and the membership (a `membership:` line, and one `member_ID:kind=voter|learner,
+//!   client=ADDR,raft=ADDR` line a member); `KVRAFT ID` answers the node's id and addresses,
+//!   `KVRAFT INIT id raft client ...` forms the cluster (for `kv cluster init`), and `KVRAFT
+//!   LEARNER id raft client`, `KVRAFT VOTER id` and `KVRAFT REMOVE id` change the membership
+//!   (for `kv cluster add` and `remove`; each answers the log index of its entry, and a
+//!   follower forwards them to the leader as it does writes). `REMOVE` refuses the last
+//!   voter. A request on a node of no cluster is answered that it is not initialized, with
+//!   the commands that make it a member.
 //! - `WATCH` is refused on a replicated node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use kv_raft::openraft::async_runtime::watch::WatchReceiver;
 use kv_raft::openraft::error::ClientWriteError;
-use kv_raft::openraft::{ReadPolicy, ServerState};
+use kv_raft::openraft::{ChangeMembers, ReadPolicy, ServerState};
 use kv_raft::{Node, NodeAddr, Request, Settling, MAX_ENTRY_BYTES};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -72,6 +84,8 @@ struct Replica {
     writing: tokio::sync::Mutex<()>,
     /// The leader's writes proposed and not yet settled.
     in_flight: Arc<InFlight>,
+    /// How long a request waits for Raft ([`ServerOptions::commit_timeout`]).
+    commit_timeout: Duration,
     /// The client address this server tells others (`KVRAFT ID`).
     client_addr: String,
 }
@@ -114,6 +128,7 @@ impl ReplicatedServer {
                 node,
                 writing: tokio::sync::Mutex::new(()),
                 in_flight: Arc::default(),
+                commit_timeout: options.commit_timeout,
                 client_addr: local.to_string(),
             }),
         })
@@ -294,7 +309,7 @@ impl Connection {
                 return Reply::error("NOAUTH Authentication required.");
             }
             if is(name, "kvraft") {
-                return self.kvraft(&args[1..]).await;
+                return self.kvraft(args).await;
             }
             self.readonly = is(name, "readonly");
             return Reply::OK;
@@ -419,19 +434,22 @@ impl Connection {
         if self.readonly {
             return Ok(());
         }
-        match self
+        let timeout = self.replica.commit_timeout;
+        let read_index = self
             .replica
             .node
             .raft()
-            .ensure_linearizable(ReadPolicy::ReadIndex)
-            .await
-        {
+            .ensure_linearizable(ReadPolicy::ReadIndex);
+        let Ok(confirmed) = tokio::time::timeout(timeout, read_index).await else {
+            return Err(Elsewhere::Reply(Reply::error(format!(
+                "CLUSTERDOWN no linearizable read now: no majority confirmed the leader within {timeout:?} (a majority of the voters may be down or cut off); retry, or send READONLY to read this node's possibly stale copy"
+            ))));
+        };
+        match confirmed {
             Ok(_) => Ok(()),
             Err(error) => Err(match error.forward_to_leader() {
                 Some(forward) => self.elsewhere(forward.leader_id, LINEARIZABLE),
-                None => Elsewhere::Reply(Reply::error(format!(
-                    "CLUSTERDOWN no linearizable read now: {error}; retry once a leader is elected"
-                ))),
+                None => Elsewhere::Reply(self.down("no linearizable read now", &error)),
             }),
         }
     }
@@ -476,13 +494,14 @@ impl Connection {
                     &addr,
                     options.limits.max_bulk,
                     options.requirepass.as_deref(),
+                    options.commit_timeout,
                 )
                 .await;
                 match connected {
                     Ok(link) => &mut self.link.insert((addr.clone(), link)).1,
                     Err(error) => {
                         return Reply::error(format!(
-                            "CLUSTERDOWN the leader, node {leader} at {addr}, cannot be reached from here: {error}; retry"
+                            "CLUSTERDOWN the leader, node {leader} at {addr}, cannot be reached from here: {error}; if it is down, the others elect a new leader within about a second when a majority of the voters remains: retry"
                         ))
                     }
                 }
@@ -503,11 +522,20 @@ impl Connection {
     /// wrote as one entry; the replies, once it is applied here. A block that cannot run
     /// is answered with one error.
     async fn write(&self, commands: &[Command]) -> std::result::Result<Vec<Reply>, Elsewhere> {
-        let (replies, settled) = match self.propose(commands).await? {
+        let timeout = self.replica.commit_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (replies, settled) = match self.propose(commands, deadline).await? {
             Proposed::Answered(replies) => return Ok(replies),
             Proposed::InFlight(replies, settled) => (replies, settled),
         };
-        Ok(match settled.await.ok() {
+        // The entry stays in flight, and later writes are staged over it, until Raft
+        // settles it, whether or not this client still waits.
+        let Ok(settled) = tokio::time::timeout_at(deadline, settled).await else {
+            return Ok(vec![Reply::error(format!(
+                "CLUSTERDOWN the write may or may not have been applied: no majority took it within {timeout:?} (a majority of the voters may be down or cut off); it commits if one does before a new leader is elected; check, and retry"
+            ))]);
+        };
+        Ok(match settled.ok() {
             Some(Ok(done)) if done.data.writes_applied => replies,
             // Appended in a later term than it was staged in: nothing was written.
             Some(Ok(_)) => vec![Reply::error(
@@ -533,9 +561,22 @@ impl Connection {
     /// outcome arrives later, once Raft applied it or gave it up. The lock is held only
     /// while staging and handing the entry to Raft, so the next write is staged (over this
     /// one: [`InFlight`]) while this one replicates, and many commit in one round.
-    async fn propose(&self, commands: &[Command]) -> std::result::Result<Proposed, Elsewhere> {
+    async fn propose(
+        &self,
+        commands: &[Command],
+        deadline: tokio::time::Instant,
+    ) -> std::result::Result<Proposed, Elsewhere> {
         let replica = &self.replica;
-        let _writing = replica.writing.lock().await;
+        let timeout = replica.commit_timeout;
+        // Until the entry is proposed, a timeout can say that nothing was written.
+        let not_written = |why: &str| {
+            Err(Elsewhere::Reply(Reply::error(format!(
+                "CLUSTERDOWN the write was not applied: {why} within {timeout:?} (a majority of the voters may be down or cut off); retry"
+            ))))
+        };
+        let Ok(_writing) = tokio::time::timeout_at(deadline, replica.writing.lock()).await else {
+            return not_written("an earlier write still waits for a majority, and this one for it");
+        };
         let raft = replica.node.raft();
         // Staging needs this node to have applied every entry committed before it (its
         // own proposed in this term are in flight, or applied), which the leader's lease
@@ -545,19 +586,24 @@ impl Connection {
         // What keeps a staged write safe is that its entry is applied only if appended in
         // the term it was staged in (`staged_term`): the state machine skips it otherwise,
         // and the client is told to retry.
-        let current = match raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
-            Ok(read) => Ok(read),
-            Err(error) if error.forward_to_leader().is_some() => Err(error),
-            Err(_) => raft.ensure_linearizable(ReadPolicy::ReadIndex).await,
+        let current = async {
+            match raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
+                Ok(read) => Ok(read),
+                Err(error) if error.forward_to_leader().is_some() => Err(error),
+                Err(_) => raft.ensure_linearizable(ReadPolicy::ReadIndex).await,
+            }
+        };
+        let Ok(current) = tokio::time::timeout_at(deadline, current).await else {
+            return not_written("no majority confirmed this node's leadership");
         };
         let staged_term = match current {
             Ok(read) => read.log_id().committed_leader_id().term,
-            Err(error) => return Err(match error.forward_to_leader() {
-                Some(forward) => self.elsewhere(forward.leader_id, "send writes there"),
-                None => Elsewhere::Reply(Reply::error(format!(
-                    "CLUSTERDOWN this node cannot write now: {error}; retry once a leader is elected"
-                ))),
-            }),
+            Err(error) => {
+                return Err(match error.forward_to_leader() {
+                    Some(forward) => self.elsewhere(forward.leader_id, "send writes there"),
+                    None => Elsewhere::Reply(self.down("this node cannot write now", &error)),
+                })
+            }
         };
         replica.in_flight.begin(staged_term);
         let mut view = Staged::after(
@@ -632,10 +678,33 @@ impl Connection {
                     self.replica.node.id()
                 ))
             }
-            None => Reply::error(
-                "CLUSTERDOWN no leader is known yet (the cluster may be electing one, lack a majority, or not be initialized: see `kv cluster init`); retry",
+            None if self.is_initialized() => Reply::error(
+                "CLUSTERDOWN no leader is known yet: the cluster is electing one, or a majority of its voters is down or cut off (`kv cluster status ADDR` on each node shows which); retry",
             ),
+            None => Reply::error(format!(
+                "CLUSTERDOWN this node is not initialized (a member of no cluster yet): form a cluster with `kv cluster init ADDR1 ADDR2 ADDR3`, or add this node to one with `kv cluster add MEMBER-ADDR {}`",
+                self.replica.client_addr
+            )),
         }
+    }
+
+    /// Why this node cannot serve a request now, `error` being Raft's word for it.
+    fn down(&self, what: &str, error: &dyn std::fmt::Display) -> Reply {
+        if !self.is_initialized() {
+            return self.not_leader(None, what);
+        }
+        Reply::error(format!(
+            "CLUSTERDOWN {what}: {error}; retry once a leader is elected (`kv cluster status ADDR` shows whether one is)"
+        ))
+    }
+
+    /// Whether this node knows of a membership: a cluster was formed with it, or it was
+    /// added to one.
+    fn is_initialized(&self) -> bool {
+        let metrics = self.replica.node.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        let initialized = metrics.membership_config.nodes().next().is_some();
+        initialized
     }
 
     /// Member `id`'s addresses, if it is a member.
@@ -691,30 +760,56 @@ impl Connection {
             })
             .collect();
         lines.push(format!("membership:{}", list.join(",")));
+        // The same, one line a member, in INFO's `name:field=value,...` style (as Redis's
+        // `slave0:ip=...,port=...`): addresses hold colons, which `membership` also splits on.
+        for (id, n) in &members {
+            let kind = if voters.contains(id) {
+                "voter"
+            } else {
+                "learner"
+            };
+            lines.push(format!(
+                "member_{id}:kind={kind},client={},raft={}",
+                n.client, n.raft
+            ));
+        }
         let mut out = lines.join("\r\n");
         out.push_str("\r\n");
         out
     }
 
-    /// `KVRAFT ID` and `KVRAFT INIT id raft client [...]`.
-    async fn kvraft(&mut self, args: &[Bytes]) -> Reply {
-        let node = &self.replica.node;
-        match args.first() {
+    /// `KVRAFT ID`, `KVRAFT INIT id raft client [...]`, and the membership changes
+    /// `KVRAFT LEARNER id raft client`, `KVRAFT VOTER id`, `KVRAFT REMOVE id` (for `kv
+    /// cluster add` and `remove`), which a follower forwards to the leader as it does writes.
+    async fn kvraft(&mut self, request: &[Bytes]) -> Reply {
+        let args = &request[1..];
+        let node = self.replica.node.clone();
+        let id_arg = |arg: &Bytes| String::from_utf8_lossy(arg).parse::<u64>().ok();
+        // A membership change waits for a majority as a write does, no longer.
+        let timeout = self.replica.commit_timeout;
+        let undecided = || {
+            Reply::error(format!(
+                "CLUSTERDOWN the membership change may or may not have been applied: no majority took it within {timeout:?} (a majority of the voters may be down or cut off); `kv cluster status ADDR` shows the membership, retry once a majority is up"
+            ))
+        };
+        let result = match args.first() {
             Some(sub) if is(sub, "forwarded") && args.len() == 1 => {
                 self.forwarded = true;
-                Reply::OK
+                return Reply::OK;
             }
-            Some(sub) if is(sub, "id") && args.len() == 1 => Reply::Array(vec![
-                Reply::Integer(node.id() as i64),
-                Reply::bulk(node.raft_addr().to_string()),
-                Reply::bulk(self.replica.client_addr.clone()),
-            ]),
+            Some(sub) if is(sub, "id") && args.len() == 1 => {
+                return Reply::Array(vec![
+                    Reply::Integer(node.id() as i64),
+                    Reply::bulk(node.raft_addr().to_string()),
+                    Reply::bulk(self.replica.client_addr.clone()),
+                ])
+            }
             Some(sub)
                 if is(sub, "init") && args.len() > 1 && (args.len() - 1).is_multiple_of(3) =>
             {
                 let mut members = BTreeMap::new();
                 for triple in args[1..].chunks(3) {
-                    let Ok(id) = String::from_utf8_lossy(&triple[0]).parse::<u64>() else {
+                    let Some(id) = id_arg(&triple[0]) else {
                         return Reply::error("ERR KVRAFT INIT takes triples of node id, Raft address, client address");
                     };
                     let addr = NodeAddr {
@@ -726,14 +821,103 @@ impl Connection {
                     }
                     members.insert(id, addr);
                 }
-                match node.raft().initialize(members).await {
+                return match node.raft().initialize(members).await {
                     Ok(()) => Reply::OK,
                     Err(error) => Reply::error(format!(
                         "ERR KVRAFT INIT refused, nothing changed: {error}; a cluster is initialized once (`kv cluster status ADDR` shows its membership)"
                     )),
-                }
+                };
             }
-            _ => Reply::error("ERR usage: KVRAFT ID | KVRAFT INIT id raft-addr client-addr [...]"),
+            Some(sub) if is(sub, "learner") && args.len() == 4 => {
+                let Some(id) = id_arg(&args[1]) else {
+                    return Reply::error("ERR KVRAFT LEARNER takes a node id, its Raft address and its client address");
+                };
+                let addr = NodeAddr {
+                    raft: String::from_utf8_lossy(&args[2]).into_owned(),
+                    client: String::from_utf8_lossy(&args[3]).into_owned(),
+                };
+                if let Err(error) = addr.check_reachable(id) {
+                    return Reply::error(format!("ERR KVRAFT LEARNER refused: {error}"));
+                }
+                if self.is_voter(id) {
+                    return Reply::error(format!("ERR node {id} is a voter of this cluster already"));
+                }
+                // Not blocking: a learner that needs a large snapshot may take longer than
+                // any link's timeout; `kv cluster add` watches it catch up instead.
+                let adding = node.raft().add_learner(id, addr, false);
+                let Ok(result) = tokio::time::timeout(timeout, adding).await else {
+                    return undecided();
+                };
+                result
+            }
+            Some(sub) if is(sub, "voter") && args.len() == 2 => {
+                let Some(id) = id_arg(&args[1]) else {
+                    return Reply::error("ERR KVRAFT VOTER takes a node id");
+                };
+                let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+                let changing = node.raft().change_membership(change, false);
+                let Ok(result) = tokio::time::timeout(timeout, changing).await else {
+                    return undecided();
+                };
+                result
+            }
+            Some(sub) if is(sub, "remove") && args.len() == 2 => {
+                let Some(id) = id_arg(&args[1]) else {
+                    return Reply::error("ERR KVRAFT REMOVE takes a node id");
+                };
+                let m = node.raft().metrics().borrow_watched().clone();
+                let config = &m.membership_config;
+                let voters: BTreeSet<u64> = config.voter_ids().collect();
+                let change = if voters.contains(&id) {
+                    if voters.len() == 1 {
+                        return Reply::error(format!(
+                            "ERR node {id} is the cluster's last voter: without it no node could commit anything; add another node first (`kv cluster add`)"
+                        ));
+                    }
+                    // Not kept as a learner: gone from the membership.
+                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+                } else if config.get_node(&id).is_some() {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+                } else {
+                    let members: Vec<String> = config.nodes().map(|(id, _)| id.to_string()).collect();
+                    return Reply::error(format!(
+                        "ERR node {id} is not a member of this cluster (its members: {}); `kv cluster status ADDR` lists them",
+                        members.join(", ")
+                    ));
+                };
+                let changing = node.raft().change_membership(change, false);
+                let Ok(result) = tokio::time::timeout(timeout, changing).await else {
+                    return undecided();
+                };
+                result
+            }
+            _ => {
+                return Reply::error(
+                    "ERR usage: KVRAFT ID | KVRAFT INIT id raft-addr client-addr [...] | KVRAFT LEARNER id raft-addr client-addr | KVRAFT VOTER id | KVRAFT REMOVE id",
+                )
+            }
+        };
+        const WHAT: &str = "send membership changes there";
+        match result {
+            Ok(done) => Reply::Integer(i64::try_from(done.log_id.index()).unwrap_or(i64::MAX)),
+            Err(error) => match error.forward_to_leader().map(|f| f.leader_id) {
+                // Not proposed here: safe to send to the leader.
+                Some(leader) => {
+                    let elsewhere = self.elsewhere(leader, WHAT);
+                    self.forward(elsewhere, vec![request.to_vec()], WHAT).await
+                }
+                None => Reply::error(format!(
+                    "ERR the membership change failed: {error}; `kv cluster status ADDR` shows the membership now"
+                )),
+            },
         }
+    }
+
+    /// Whether node `id` is a voter in the membership this node knows.
+    fn is_voter(&self, id: u64) -> bool {
+        let metrics = self.replica.node.raft().metrics();
+        let metrics = metrics.borrow_watched();
+        let voter = metrics.membership_config.voter_ids().any(|v| v == id);
+        voter
     }
 }

@@ -46,11 +46,17 @@ pub struct ServerOptions {
     pub output_limit: usize,
     /// The largest request accepted.
     pub limits: Limits,
+    /// A replicated server's bound on how long a request waits for Raft: a write for a
+    /// majority to take its entry, a linearizable read for a majority to confirm the
+    /// leader. Past it the client is answered `-CLUSTERDOWN` (a write proposed "may or may
+    /// not have been applied") instead of waiting as long as a majority is down. The
+    /// single-node server does not use it.
+    pub commit_timeout: Duration,
 }
 
 impl Default for ServerOptions {
     /// `127.0.0.1:6379`, no password, 10,000 clients, no idle timeout, a 60 s write
-    /// timeout, a 256 MiB output limit (so a reply holding three of the largest values,
+    /// timeout, a 5 s commit timeout, a 256 MiB output limit (so a reply holding three of the largest values,
     /// an `MGET` of them, still goes out), bulks up to the log's value limit (64 MiB).
     fn default() -> ServerOptions {
         ServerOptions {
@@ -60,6 +66,7 @@ impl Default for ServerOptions {
             timeout: None,
             write_timeout: Duration::from_secs(60),
             output_limit: 256 * 1024 * 1024,
+            commit_timeout: Duration::from_secs(5),
             limits: Limits {
                 // A larger bulk could never be stored: refuse it before reading it.
                 max_bulk: kv_wal::DEFAULT_MAX_VALUE_SIZE,

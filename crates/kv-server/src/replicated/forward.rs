@@ -17,9 +17,11 @@ use crate::reply::Reply;
 
 /// How long connecting to the leader may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long the leader may take to answer a forwarded request (a write waits for a
-/// majority's fsync).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer than its commit timeout the leader may take to answer a forwarded
+/// request: the leader answers a write or a read within its own commit timeout (the
+/// `--commit-timeout` of every node, normally the same), and this covers the round trip
+/// and a loaded machine.
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 /// The most elements a forwarded reply's array may hold.
 const MAX_ARRAY: usize = 1 << 20;
 
@@ -27,16 +29,20 @@ const MAX_ARRAY: usize = 1 << 20;
 pub(super) struct Link {
     stream: BufReader<TcpStream>,
     max_bulk: usize,
+    /// How long the leader may take to answer.
+    answer_timeout: Duration,
 }
 
 impl Link {
     /// Connects to `addr`, authenticates with `password` (the nodes of a cluster share
     /// their `requirepass`), and marks the connection as a follower's (the leader never
-    /// forwards its requests again).
+    /// forwards its requests again). The leader may take `commit_timeout` and a margin to
+    /// answer a request.
     pub(super) async fn connect(
         addr: &str,
         max_bulk: usize,
         password: Option<&str>,
+        commit_timeout: Duration,
     ) -> io::Result<Link> {
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
@@ -45,6 +51,7 @@ impl Link {
         let mut link = Link {
             stream: BufReader::new(stream),
             max_bulk,
+            answer_timeout: commit_timeout.saturating_add(ANSWER_MARGIN),
         };
         if let Some(password) = password {
             let auth = link
@@ -86,7 +93,7 @@ impl Link {
             }
             Ok(last)
         };
-        tokio::time::timeout(ANSWER_TIMEOUT, answered)
+        tokio::time::timeout(self.answer_timeout, answered)
             .await
             .map_err(|_| {
                 io::Error::new(io::ErrorKind::TimedOut, "the leader did not answer in time")
