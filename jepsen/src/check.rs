@@ -107,11 +107,19 @@ fn project(records: &[Record]) -> BTreeMap<String, Vec<KeyOp>> {
             // A read that never answered changed nothing.
             (Op::Get(_), None) | (Op::Log(..), _) => {}
             (Op::Set(key, value), reply) => {
-                add(key, RegisterOp::Set(*value), reply.map(|_| RegisterRet::Done));
+                add(
+                    key,
+                    RegisterOp::Set(*value),
+                    reply.map(|_| RegisterRet::Done),
+                );
             }
             (Op::Incr(key), reply) => add(key, RegisterOp::Incr, incremented(reply)),
             (Op::Multi { set, value, incr }, reply) => {
-                add(set, RegisterOp::Set(*value), reply.map(|_| RegisterRet::Done));
+                add(
+                    set,
+                    RegisterOp::Set(*value),
+                    reply.map(|_| RegisterRet::Done),
+                );
                 add(incr, RegisterOp::Incr, incremented(reply));
             }
             (Op::Get(_), Some(other)) => unreachable!("a GET answered {other:?}"),
@@ -154,11 +162,21 @@ fn drop_unseen_sets(ops: &mut Vec<KeyOp>) {
 
 /// Whether one key's operations, followed by a read of `finals` from each node in turn, are
 /// linearizable; `None` when the search did not end within `budget`.
-fn key_is_linearizable(mut ops: Vec<KeyOp>, finals: &[Option<i64>], budget: Duration) -> Option<bool> {
+fn key_is_linearizable(
+    mut ops: Vec<KeyOp>,
+    finals: &[Option<i64>],
+    budget: Duration,
+) -> Option<bool> {
     // The final reads begin after every operation invoked or returned.
     let mut clock = ops
         .iter()
-        .map(|o| if o.ret.is_some() { o.returned } else { o.invoked })
+        .map(|o| {
+            if o.ret.is_some() {
+                o.returned
+            } else {
+                o.invoked
+            }
+        })
         .max()
         .unwrap_or(0);
     let mut process = ops.iter().map(|o| o.process).max().unwrap_or(0);
@@ -432,7 +450,13 @@ mod tests {
         // An indeterminate write that nothing saw is dropped, and changes no verdict.
         let records = history(vec![
             (0, Op::Set(k(), STRIDE), 0, 1, ok(Reply::Done)),
-            (1, Op::Set(k(), 2 * STRIDE), 2, 3, Outcome::Indeterminate("x".into())),
+            (
+                1,
+                Op::Set(k(), 2 * STRIDE),
+                2,
+                3,
+                Outcome::Indeterminate("x".into()),
+            ),
             (2, Op::Get(k()), 4, 5, ok(Reply::Value(Some(STRIDE)))),
             (2, Op::Get(k()), 6, 7, ok(Reply::Value(None))),
         ]);
@@ -455,13 +479,19 @@ mod tests {
             1,
             ok(Reply::Incremented(1)),
         )]);
-        let store: BTreeMap<String, String> =
-            [("a".to_string(), "1000000".to_string()), ("b".to_string(), "1".to_string())].into();
+        let store: BTreeMap<String, String> = [
+            ("a".to_string(), "1000000".to_string()),
+            ("b".to_string(), "1".to_string()),
+        ]
+        .into();
         let found = linearizability(&records, &[store.clone()], BUDGET);
         assert_eq!((found.keys, found.violations.len()), (2, 0));
         // The block's SET missing from the end state.
         let store: BTreeMap<String, String> = [("b".to_string(), "1".to_string())].into();
-        assert_eq!(linearizability(&records, &[store], BUDGET).violations, ["a"]);
+        assert_eq!(
+            linearizability(&records, &[store], BUDGET).violations,
+            ["a"]
+        );
     }
 
     #[test]
@@ -470,12 +500,20 @@ mod tests {
         let records = history(vec![
             (0, log(1), 0, 1, ok(Reply::Done)),
             (0, log(2), 2, 3, ok(Reply::Done)),
-            (0, log(3), 4, 5, Outcome::Failed("CLUSTERDOWN no leader".into())),
+            (
+                0,
+                log(3),
+                4,
+                5,
+                Outcome::Failed("CLUSTERDOWN no leader".into()),
+            ),
             (0, log(4), 6, 7, Outcome::Indeterminate("timed out".into())),
         ]);
-        let full: BTreeMap<String, String> =
-            [("log:1".to_string(), "1".to_string()), ("log:2".to_string(), "2".to_string())]
-                .into();
+        let full: BTreeMap<String, String> = [
+            ("log:1".to_string(), "1".to_string()),
+            ("log:2".to_string(), "2".to_string()),
+        ]
+        .into();
         let mut short = full.clone();
         short.remove("log:2");
         short.insert("log:3".into(), "3".into());
@@ -492,9 +530,21 @@ mod tests {
             // Invoked before the window: may be acknowledged in it (it may have committed).
             (0, Op::Set(k(), STRIDE), 900, 1100, ok(Reply::Done)),
             // Invoked and acknowledged inside it.
-            (1, Op::Incr(k()), 1200, 1300, ok(Reply::Incremented(STRIDE + 1))),
+            (
+                1,
+                Op::Incr(k()),
+                1200,
+                1300,
+                ok(Reply::Incremented(STRIDE + 1)),
+            ),
             // Invoked inside, acknowledged after.
-            (2, Op::Incr(k()), 1200, 2500, ok(Reply::Incremented(STRIDE + 2))),
+            (
+                2,
+                Op::Incr(k()),
+                1200,
+                2500,
+                ok(Reply::Incremented(STRIDE + 2)),
+            ),
             // A read inside is no write.
             (3, Op::Get(k()), 1200, 1300, ok(Reply::Value(Some(STRIDE)))),
         ]);

@@ -136,7 +136,9 @@ fn run(args: &Args, root: &std::path::Path) -> Result<bool, String> {
     if !init.status.success() {
         return Err(format!("kv cluster init failed: {init:?}"));
     }
-    wait_for(SETTLE_TIMEOUT, "a leader", || nemesis::leader(&nodes).is_some())?;
+    wait_for(SETTLE_TIMEOUT, "a leader", || {
+        nemesis::leader(&nodes).is_some()
+    })?;
 
     let recorder = Recorder::new();
     let stop = AtomicBool::new(false);
@@ -189,7 +191,9 @@ fn run(args: &Args, root: &std::path::Path) -> Result<bool, String> {
     let tried_in_windows = check::invoked_without_majority(&records, &faults.windows).count();
     let linear = check::linearizability(&records, &values, CHECK_BUDGET);
     let differing = differences(&stores);
-    let unexpected = unexpected.into_inner().expect("the unexpected errors' lock");
+    let unexpected = unexpected
+        .into_inner()
+        .expect("the unexpected errors' lock");
 
     println!(
         "jepsen: {:.0}s of operations: {} ok, {failed} failed, {indeterminate} indeterminate ({} in all, {:.0}/s acknowledged)",
@@ -231,7 +235,10 @@ fn run(args: &Args, root: &std::path::Path) -> Result<bool, String> {
             println!("  final value on node {}: {:?}", node + 1, store.get(key));
         }
     }
-    println!("jepsen: applied though refused: {}", ledger.applied_though_refused.len());
+    println!(
+        "jepsen: applied though refused: {}",
+        ledger.applied_though_refused.len()
+    );
     println!(
         "jepsen: writes acknowledged without a majority: {} (of {tried_in_windows} invoked while two nodes were down)",
         in_windows.len()
@@ -245,10 +252,17 @@ fn run(args: &Args, root: &std::path::Path) -> Result<bool, String> {
         (0, n) => format!("unknown ({n} keys undecided in {CHECK_BUDGET:?})"),
         (n, _) => format!("no ({n} keys: {:?})", linear.violations),
     };
-    println!("jepsen: {} keys checked in {:.1}s", linear.keys, checking.elapsed().as_secs_f64());
+    println!(
+        "jepsen: {} keys checked in {:.1}s",
+        linear.keys,
+        checking.elapsed().as_secs_f64()
+    );
     println!("jepsen: linearizable: {linearizable}");
     println!("jepsen: lost: {}", ledger.lost.len());
-    println!("jepsen: took {:.1}s in all", started.elapsed().as_secs_f64());
+    println!(
+        "jepsen: took {:.1}s in all",
+        started.elapsed().as_secs_f64()
+    );
     Ok(ledger.lost.is_empty()
         && ledger.applied_though_refused.is_empty()
         && in_windows.is_empty()
@@ -275,26 +289,31 @@ fn wait_for(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) -> Re
 fn converge(nodes: &[Node]) -> Result<u64, String> {
     let mut last = None;
     let mut agreed = None;
-    wait_for(SETTLE_TIMEOUT, "agreement of the nodes' applied indexes", || {
-        let infos: Vec<_> = nodes
-            .iter()
-            .filter_map(|n| n.info(Duration::from_secs(2)).ok())
-            .collect();
-        let field = |i: &BTreeMap<String, String>, name: &str| i.get(name).cloned().unwrap_or_default();
-        let state: Vec<(String, String)> = infos
-            .iter()
-            .map(|i| (field(i, "applied_index"), field(i, "last_log_index")))
-            .collect();
-        let leads = infos.iter().any(|i| field(i, "role") == "leader");
-        let same = state.len() == nodes.len()
-            && state.iter().all(|s| *s == state[0] && s.0 == s.1);
-        let settled = leads && same && last.as_ref() == Some(&state);
-        if settled {
-            agreed = state[0].0.parse().ok();
-        }
-        last = Some(state);
-        settled
-    })
+    wait_for(
+        SETTLE_TIMEOUT,
+        "agreement of the nodes' applied indexes",
+        || {
+            let infos: Vec<_> = nodes
+                .iter()
+                .filter_map(|n| n.info(Duration::from_secs(2)).ok())
+                .collect();
+            let field =
+                |i: &BTreeMap<String, String>, name: &str| i.get(name).cloned().unwrap_or_default();
+            let state: Vec<(String, String)> = infos
+                .iter()
+                .map(|i| (field(i, "applied_index"), field(i, "last_log_index")))
+                .collect();
+            let leads = infos.iter().any(|i| field(i, "role") == "leader");
+            let same =
+                state.len() == nodes.len() && state.iter().all(|s| *s == state[0] && s.0 == s.1);
+            let settled = leads && same && last.as_ref() == Some(&state);
+            if settled {
+                agreed = state[0].0.parse().ok();
+            }
+            last = Some(state);
+            settled
+        },
+    )
     .map_err(|e| format!("{e}: last seen (applied, last log) {last:?}"))?;
     agreed.ok_or_else(|| "an applied index that is not a number".to_string())
 }
@@ -329,7 +348,8 @@ fn dump(node: &Node) -> Result<BTreeMap<String, (String, i64)>, String> {
 fn differences(stores: &[BTreeMap<String, (String, i64)>]) -> Vec<String> {
     let mut lines = Vec::new();
     for (n, store) in stores.iter().enumerate().skip(1) {
-        let keys: std::collections::BTreeSet<&String> = stores[0].keys().chain(store.keys()).collect();
+        let keys: std::collections::BTreeSet<&String> =
+            stores[0].keys().chain(store.keys()).collect();
         for key in keys {
             let (first, other) = (stores[0].get(key), store.get(key));
             if first != other && lines.len() < 20 {

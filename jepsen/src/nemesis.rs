@@ -75,11 +75,14 @@ pub fn run(
         if recorder.elapsed() + longest > until {
             break;
         }
-        let fault = first.get(round).copied().unwrap_or_else(|| match rng.u8(..100) {
-            0..40 => Fault::Kill,
-            40..75 => Fault::Pause,
-            _ => Fault::MajorityLoss,
-        });
+        let fault = first
+            .get(round)
+            .copied()
+            .unwrap_or_else(|| match rng.u8(..100) {
+                0..40 => Fault::Kill,
+                40..75 => Fault::Pause,
+                _ => Fault::MajorityLoss,
+            });
         let leader = leader(nodes);
         let random = rng.usize(..nodes.len());
         match fault {
@@ -111,7 +114,13 @@ pub fn run(
             Fault::MajorityLoss => {
                 let spared = rng.usize(..nodes.len());
                 let down: Vec<usize> = (0..nodes.len()).filter(|i| *i != spared).collect();
-                log(recorder, &format!("kill nodes {:?}", down.iter().map(|i| i + 1).collect::<Vec<_>>()));
+                log(
+                    recorder,
+                    &format!(
+                        "kill nodes {:?}",
+                        down.iter().map(|i| i + 1).collect::<Vec<_>>()
+                    ),
+                );
                 for i in &down {
                     nodes[*i].kill();
                 }
@@ -149,5 +158,8 @@ pub fn heal(nodes: &mut [Node]) -> Result<(), String> {
 }
 
 fn log(recorder: &Recorder, what: &str) {
-    eprintln!("jepsen: {:>7.3}s nemesis: {what}", recorder.elapsed().as_secs_f64());
+    eprintln!(
+        "jepsen: {:>7.3}s nemesis: {what}",
+        recorder.elapsed().as_secs_f64()
+    );
 }
