@@ -6,127 +6,30 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kv_testkit::cluster::{free_port, Node};
 use redis::{Commands, Connection};
 
 /// How long anything the test waits for may take.
 const WAIT: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// How long connecting to a node and each of its answers may take.
+const ANSWER: Duration = Duration::from_secs(10);
 
-struct Node {
-    id: u64,
-    dir: PathBuf,
-    client: String,
-    raft: String,
-    /// More `kv serve` arguments.
-    extra: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn new(id: u64, dir: PathBuf) -> Node {
-        Node {
-            id,
-            dir,
-            client: format!("127.0.0.1:{}", free_port()),
-            raft: format!("127.0.0.1:{}", free_port()),
-            extra: Vec::new(),
-            child: None,
-        }
-    }
-
-    fn command(&self, id: u64) -> std::process::Command {
-        let mut command = common::kv(&["--dir", self.dir.to_str().unwrap()]);
-        command.args([
-            "serve",
-            "--bind",
-            &self.client,
-            "--node-id",
-            &id.to_string(),
-            "--raft-bind",
-            &self.raft,
-        ]);
-        command.args(&self.extra);
-        command
-    }
-
-    fn start(&mut self) {
-        let mut child = self
-            .command(self.id)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(WAIT).expect("no ready line in time");
-        assert!(
-            line.starts_with(&format!("ready: listening on {}", self.client)),
-            "{line:?}"
-        );
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn connect(&self) -> Connection {
-        let client = redis::Client::open(format!("redis://{}/", self.client)).unwrap();
-        let connection = client
-            .get_connection_with_timeout(Duration::from_secs(5))
-            .unwrap();
-        connection
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        connection
-    }
-
-    fn info(&self) -> BTreeMap<String, String> {
-        let text: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut self.connect())
-            .unwrap();
-        text.lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Node `id` of the `kv` binary under test, its store in `dir`.
+fn node(id: u64, dir: PathBuf) -> Node {
+    Node::new(Path::new(env!("CARGO_BIN_EXE_kv")), id, dir)
 }
 
 fn three_nodes(root: &std::path::Path) -> Vec<Node> {
     (1..=3)
         .map(|id| {
-            let mut node = Node::new(id, root.join(format!("n{id}")));
-            node.start();
+            let mut node = node(id, root.join(format!("n{id}")));
+            node.start().unwrap();
             node
         })
         .collect()
@@ -143,7 +46,8 @@ fn leader(nodes: &[Node]) -> usize {
     let start = Instant::now();
     while start.elapsed() < WAIT {
         for (i, node) in nodes.iter().enumerate() {
-            if node.child.is_some() && node.info().get("role").map(String::as_str) == Some("leader")
+            if node.is_running()
+                && node.info(ANSWER).unwrap().get("role").map(String::as_str) == Some("leader")
             {
                 return i;
             }
@@ -156,7 +60,7 @@ fn leader(nodes: &[Node]) -> usize {
 fn wait_applied(node: &Node, index: u64) {
     let start = Instant::now();
     while start.elapsed() < WAIT {
-        let applied: u64 = node.info()["applied_index"].parse().unwrap();
+        let applied: u64 = node.info(ANSWER).unwrap()["applied_index"].parse().unwrap();
         if applied >= index {
             return;
         }
@@ -168,8 +72,8 @@ fn wait_applied(node: &Node, index: u64) {
 #[test]
 fn a_directory_refuses_another_node_id_and_the_single_node_server() {
     let root = tempfile::tempdir().unwrap();
-    let mut node = Node::new(1, root.path().join("n1"));
-    node.start();
+    let mut node = node(1, root.path().join("n1"));
+    node.start().unwrap();
     node.kill();
     let output = node.command(2).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
@@ -190,7 +94,7 @@ fn a_directory_refuses_another_node_id_and_the_single_node_server() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(common::stderr(&output).contains("--node-id 1"));
     // The rightful id still starts.
-    node.start();
+    node.start().unwrap();
 }
 
 #[test]
@@ -198,9 +102,9 @@ fn with_requirepass_kv_cluster_authenticates_and_a_follower_forwards_writes() {
     let root = tempfile::tempdir().unwrap();
     let nodes: Vec<Node> = (1..=3)
         .map(|id| {
-            let mut node = Node::new(id, root.path().join(format!("n{id}")));
+            let mut node = node(id, root.path().join(format!("n{id}")));
             node.extra = vec!["--requirepass".into(), "pw".into()];
-            node.start();
+            node.start().unwrap();
             node
         })
         .collect();
@@ -260,10 +164,10 @@ fn a_wildcard_raft_address_is_refused_by_cluster_init() {
     let root = tempfile::tempdir().unwrap();
     let nodes: Vec<Node> = (1..=3)
         .map(|id| {
-            let mut node = Node::new(id, root.path().join(format!("n{id}")));
+            let mut node = node(id, root.path().join(format!("n{id}")));
             node.raft = format!("0.0.0.0:{}", free_port());
             node.extra = vec!["--cluster-secret".into(), "s".into()];
-            node.start();
+            node.start().unwrap();
             node
         })
         .collect();
@@ -273,7 +177,7 @@ fn a_wildcard_raft_address_is_refused_by_cluster_init() {
     assert!(stderr.contains("0.0.0.0:"), "{stderr}");
     assert!(stderr.contains("--raft-bind"), "{stderr}");
     // Nothing was initialized; KVRAFT INIT itself refuses the wildcard too.
-    let info = nodes[0].info();
+    let info = nodes[0].info(ANSWER).unwrap();
     assert_ne!(
         info.get("role").map(String::as_str),
         Some("leader"),
@@ -284,7 +188,7 @@ fn a_wildcard_raft_address_is_refused_by_cluster_init() {
         .arg(1)
         .arg(&nodes[0].raft)
         .arg(&nodes[0].client)
-        .query(&mut nodes[0].connect());
+        .query(&mut nodes[0].connect(ANSWER).unwrap());
     let error = refused.unwrap_err().to_string();
     assert!(error.contains("--raft-bind"), "{error}");
 }
@@ -319,8 +223,8 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
         .unwrap();
     assert_eq!(unreachable.status.code(), Some(3));
     assert!(common::stderr(&unreachable).contains("cannot reach the node at 127.0.0.1:1"));
-    let mut on_leader = nodes[l].connect();
-    let mut on_follower = nodes[f].connect();
+    let mut on_leader = nodes[l].connect(ANSWER).unwrap();
+    let mut on_follower = nodes[f].connect(ANSWER).unwrap();
     // A write sent to a follower is forwarded to the leader, and so is a linearizable read.
     let () = on_follower.set("k", "v").unwrap();
     assert_eq!(on_leader.get::<_, String>("k").unwrap(), "v");
@@ -339,11 +243,13 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
         .query(&mut on_follower)
         .unwrap();
     assert_eq!(replies, (5, "OK".to_string(), 6));
-    let index: u64 = nodes[l].info()["applied_index"].parse().unwrap();
+    let index: u64 = nodes[l].info(ANSWER).unwrap()["applied_index"]
+        .parse()
+        .unwrap();
     let other = (l + 2) % 3;
     for i in [f, other] {
         wait_applied(&nodes[i], index);
-        let mut local = nodes[i].connect();
+        let mut local = nodes[i].connect(ANSWER).unwrap();
         redis::cmd("READONLY").exec(&mut local).unwrap();
         assert_eq!(local.get::<_, i64>("n").unwrap(), 6);
         let ttl: i64 = local.ttl("t").unwrap();
@@ -352,7 +258,7 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
     let deadlines: Vec<i64> = [f, other, l]
         .iter()
         .map(|i| {
-            let mut c = nodes[*i].connect();
+            let mut c = nodes[*i].connect(ANSWER).unwrap();
             redis::cmd("READONLY").exec(&mut c).unwrap();
             redis::cmd("PEXPIRETIME").arg("t").query(&mut c).unwrap()
         })
@@ -449,23 +355,30 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
     };
     let new = leader(&nodes);
     assert_ne!(new, l);
-    check(&mut nodes[new].connect(), "the new leader");
+    check(&mut nodes[new].connect(ANSWER).unwrap(), "the new leader");
 
     // The killed node comes back with its identity and catches up.
-    nodes[l].start();
-    let index: u64 = nodes[new].info()["commit_index"].parse().unwrap();
+    nodes[l].start().unwrap();
+    let index: u64 = nodes[new].info(ANSWER).unwrap()["commit_index"]
+        .parse()
+        .unwrap();
     wait_applied(&nodes[l], index);
-    assert_eq!(nodes[l].info()["node_id"], nodes[l].id.to_string());
-    let mut back = nodes[l].connect();
+    assert_eq!(
+        nodes[l].info(ANSWER).unwrap()["node_id"],
+        nodes[l].id.to_string()
+    );
+    let mut back = nodes[l].connect(ANSWER).unwrap();
     redis::cmd("READONLY").exec(&mut back).unwrap();
     check(&mut back, "the restarted node");
     // Every node holds the same data once it has applied the same entries.
-    let index: u64 = nodes[new].info()["commit_index"].parse().unwrap();
+    let index: u64 = nodes[new].info(ANSWER).unwrap()["commit_index"]
+        .parse()
+        .unwrap();
     let dumps: Vec<BTreeMap<String, String>> = nodes
         .iter()
         .map(|node| {
             wait_applied(node, index);
-            let mut c = node.connect();
+            let mut c = node.connect(ANSWER).unwrap();
             redis::cmd("READONLY").exec(&mut c).unwrap();
             let keys: Vec<String> = c.keys("*").unwrap();
             keys.into_iter()
