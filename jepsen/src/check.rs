@@ -179,9 +179,9 @@ fn key_is_linearizable(
         })
         .max()
         .unwrap_or(0);
-    let mut process = ops.iter().map(|o| o.process).max().unwrap_or(0);
-    for value in finals {
-        process += 1;
+    // Each final read by a process of its own.
+    let first = ops.iter().map(|o| o.process).max().unwrap_or(0) + 1;
+    for (process, value) in (first..).zip(finals) {
         ops.push(KeyOp {
             process,
             op: RegisterOp::Get,
@@ -503,7 +503,7 @@ mod tests {
             ("b".to_string(), "1".to_string()),
         ]
         .into();
-        let found = linearizability(&records, &[store.clone()], BUDGET);
+        let found = linearizability(&records, std::slice::from_ref(&store), BUDGET);
         assert_eq!((found.keys, found.violations.len()), (2, 0));
         // The block's SET missing from the end state.
         let store: BTreeMap<String, String> = [("b".to_string(), "1".to_string())].into();

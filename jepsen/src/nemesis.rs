@@ -4,7 +4,7 @@
 //! - **Kill**: SIGKILL a node (the leader three times in four) and restart it on its
 //!   directory a moment later.
 //! - **Pause**: SIGSTOP a node (the leader half the time), cut off from peers and clients
-//!   alike, and SIGCONT it a few seconds later.
+//!   alike, and SIGCONT it 0.3 to 4 seconds later.
 //! - **Majority loss**: SIGKILL two nodes at once, and restart them a few seconds later:
 //!   the window between is recorded, since no write may be acknowledged in it.
 
@@ -107,7 +107,9 @@ pub fn run(
                 log(recorder, &format!("pause node {}", target + 1));
                 nodes[target].pause();
                 faults.pauses += 1;
-                sleep_ms(&mut rng, 1500, 4000);
+                // From shorter than an election timeout (500 to 1000 ms) to several: a
+                // leader that comes back may or may not have been replaced meanwhile.
+                sleep_ms(&mut rng, 300, 4000);
                 log(recorder, &format!("resume node {}", target + 1));
                 nodes[target].resume();
             }
