@@ -9,7 +9,7 @@
 //! - the history is linearizable, key by key (`linearizable: yes`).
 //!
 //! It exits nonzero otherwise, with the offending key's history. Usage:
-//! `kv-jepsen --kv PATH [--minutes N] [--clients N] [--seed N]`.
+//! `kv-jepsen --kv PATH [--minutes N] [--clients N] [--seed N] [--history FILE]`.
 
 #![forbid(unsafe_code)]
 
@@ -44,6 +44,8 @@ const DUMP_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct Args {
     kv: PathBuf,
+    /// Where to write the whole history, one operation a line.
+    history: Option<PathBuf>,
     run: Duration,
     clients: usize,
     seed: u64,
@@ -51,6 +53,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut kv = None;
+    let mut history = None;
     let mut minutes = 1.0f64;
     let mut clients = 6;
     let mut seed = std::time::SystemTime::now()
@@ -61,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--kv" => kv = Some(PathBuf::from(value()?)),
+            "--history" => history = Some(PathBuf::from(value()?)),
             "--minutes" => minutes = value()?.parse().map_err(|e| format!("--minutes: {e}"))?,
             "--clients" => clients = value()?.parse().map_err(|e| format!("--clients: {e}"))?,
             "--seed" => seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
@@ -71,7 +75,10 @@ fn parse_args() -> Result<Args, String> {
         return Err("--minutes and --clients must be positive".into());
     }
     Ok(Args {
-        kv: kv.ok_or("usage: kv-jepsen --kv PATH [--minutes N] [--clients N] [--seed N]")?,
+        kv: kv.ok_or(
+            "usage: kv-jepsen --kv PATH [--minutes N] [--clients N] [--seed N] [--history FILE]",
+        )?,
+        history,
         run: Duration::from_secs_f64(minutes * 60.0),
         clients,
         seed,
@@ -171,6 +178,12 @@ fn run(args: &Args, root: &std::path::Path) -> Result<bool, String> {
         faults
     })?;
     let ran = recorder.elapsed();
+    // Each operation ends within its timeouts: clients that took long to stop would be a hang.
+    let stopping = ran.saturating_sub(args.run);
+    eprintln!(
+        "jepsen: the clients stopped {:.1}s after the run's end",
+        stopping.as_secs_f64()
+    );
 
     let settling = Instant::now();
     let applied = converge(&nodes)?;
@@ -181,6 +194,11 @@ fn run(args: &Args, root: &std::path::Path) -> Result<bool, String> {
     }
 
     let records = recorder.into_records();
+    if let Some(path) = &args.history {
+        let lines: Vec<String> = records.iter().map(ToString::to_string).collect();
+        std::fs::write(path, lines.join("\n"))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     let count = |f: fn(&Outcome) -> bool| records.iter().filter(|r| f(&r.outcome)).count();
     println!(
         "jepsen: {:.0}s of operations: {} ok, {} failed, {} indeterminate ({} in all, {:.0}/s acknowledged)",
@@ -200,6 +218,7 @@ fn run(args: &Args, root: &std::path::Path) -> Result<bool, String> {
         settled.as_secs_f64(),
         stores[0].len()
     );
+    println!("jepsen: acknowledged per 5 s: {}", timeline(&records, ran));
     let checking = Instant::now();
     let unexpected = unexpected
         .into_inner()
@@ -214,6 +233,24 @@ fn run(args: &Args, root: &std::path::Path) -> Result<bool, String> {
         started.elapsed().as_secs_f64()
     );
     Ok(verdict.passed())
+}
+
+/// How many operations were acknowledged in each 5 seconds of the run.
+fn timeline(records: &[history::Record], ran: Duration) -> String {
+    let mut buckets = vec![0usize; ran.as_secs() as usize / 5 + 1];
+    for record in records {
+        if matches!(record.outcome, Outcome::Ok(_)) {
+            let bucket = record.returned_at.as_secs() as usize / 5;
+            if let Some(b) = buckets.get_mut(bucket) {
+                *b += 1;
+            }
+        }
+    }
+    buckets
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Sets its flag when dropped.

@@ -92,7 +92,7 @@ pub fn run(
                     _ => random,
                 };
                 log(recorder, &format!("kill node {}", target + 1));
-                nodes[target].kill();
+                kill(recorder, &mut nodes[target]);
                 faults.kills += 1;
                 faults.leader_kills += usize::from(Some(target) == leader);
                 sleep_ms(&mut rng, 500, 2500);
@@ -124,7 +124,10 @@ pub fn run(
                     ),
                 );
                 for i in &down {
-                    nodes[*i].kill();
+                    nodes[*i].sigkill();
+                }
+                for i in &down {
+                    kill(recorder, &mut nodes[*i]);
                 }
                 let from = recorder.elapsed();
                 faults.majority_losses += 1;
@@ -157,6 +160,23 @@ pub fn heal(nodes: &mut [Node]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Kills `node` and reaps it, saying so when that took long: a process blocked in a sync
+/// on a busy disk dies only once the sync returns.
+fn kill(recorder: &Recorder, node: &mut Node) {
+    let start = std::time::Instant::now();
+    node.kill();
+    if start.elapsed() > Duration::from_secs(1) {
+        log(
+            recorder,
+            &format!(
+                "node {} took {:.1}s to die",
+                node.id,
+                start.elapsed().as_secs_f64()
+            ),
+        );
+    }
 }
 
 fn log(recorder: &Recorder, what: &str) {

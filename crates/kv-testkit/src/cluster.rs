@@ -136,6 +136,14 @@ impl Node {
         self.paused
     }
 
+    /// Sends its process SIGKILL, without waiting for it to die ([`Node::kill`] reaps it):
+    /// to kill several nodes at the same moment.
+    pub fn sigkill(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+        }
+    }
+
     /// Kills its process with SIGKILL (a stopped one too) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
