@@ -485,6 +485,122 @@ mod tests {
         );
     }
 
+    /// A history of one key as the run makes them: `processes` clients, each running
+    /// operations one after another, each taking effect at a random moment between its
+    /// invocation and its return (so the history is linearizable by construction). One in
+    /// `lost_replies` operations never returns (it took effect or not, at random) and its
+    /// client goes on as a new process.
+    fn generated(
+        rng: &mut fastrand::Rng,
+        processes: u64,
+        ops: usize,
+        lost_replies: u8,
+    ) -> Vec<Record> {
+        // (effect time, logical process, invoked, returned, op, answered, applied)
+        let mut planned = Vec::new();
+        let mut free_at = vec![0u64; processes as usize];
+        let mut logical: Vec<u64> = (0..processes).collect();
+        let mut next_process = processes + 1;
+        for n in 0..ops {
+            let p = rng.usize(..processes as usize);
+            let invoked = free_at[p] + rng.u64(0..20);
+            let returned = invoked + rng.u64(2..60);
+            free_at[p] = returned + 1;
+            let op = match rng.u8(..10) {
+                0..4 => RegisterOp::Get,
+                4..7 => RegisterOp::Set((n as i64 + 1) * STRIDE),
+                _ => RegisterOp::Incr,
+            };
+            let answered = rng.u8(..lost_replies) != 0;
+            let applied = answered || rng.bool();
+            planned.push((
+                rng.u64(invoked..=returned),
+                logical[p],
+                invoked,
+                returned,
+                op,
+                answered,
+                applied,
+            ));
+            if !answered {
+                logical[p] = next_process;
+                next_process += 1;
+            }
+        }
+        planned.sort_by_key(|(effect, ..)| *effect);
+        let mut register = Register::default();
+        let mut records: Vec<Record> = Vec::new();
+        for (_, process, invoked, returned, op, answered, applied) in planned {
+            let ret = if applied {
+                Some(register.invoke(&op))
+            } else {
+                None
+            };
+            let (op, reply) = match (ret, op) {
+                (Some(RegisterRet::Value(v)), _) => (Op::Get(k()), Some(Reply::Value(v))),
+                (_, RegisterOp::Get) => (Op::Get(k()), None),
+                (ret, RegisterOp::Set(v)) => (Op::Set(k(), v), ret.map(|_| Reply::Done)),
+                (Some(RegisterRet::Incremented(n)), _) => {
+                    (Op::Incr(k()), Some(Reply::Incremented(n)))
+                }
+                (_, RegisterOp::Incr) => (Op::Incr(k()), None),
+            };
+            let outcome = match reply {
+                Some(reply) if answered => Outcome::Ok(reply),
+                _ => Outcome::Indeterminate("no reply".into()),
+            };
+            // Times in ticks, spread so that the real-time order is that of the ticks.
+            records.push(Record {
+                process,
+                node: 0,
+                op,
+                invoked: invoked * 2,
+                returned: if answered { returned * 2 + 1 } else { u64::MAX },
+                invoked_at: Duration::from_millis(invoked),
+                returned_at: Duration::from_millis(returned),
+                outcome,
+            });
+        }
+        records.sort_by_key(|r| r.invoked);
+        let final_value = register.0.map(|v| v.to_string());
+        records.push(Record {
+            process: next_process,
+            node: 0,
+            op: Op::Get(k()),
+            invoked: u64::MAX - 2,
+            returned: u64::MAX - 1,
+            invoked_at: Duration::MAX,
+            returned_at: Duration::MAX,
+            outcome: Outcome::Ok(Reply::Value(final_value.and_then(|v| v.parse().ok()))),
+        });
+        records
+    }
+
+    /// Linearizable histories of the length the run's key rotation keeps them to
+    /// ([`crate::workload::OPS_PER_EPOCH`]), with lost replies, are accepted, and quickly.
+    #[test]
+    fn linearizable_histories_of_an_epochs_length_are_accepted_quickly() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let start = std::time::Instant::now();
+        let mut slowest = Duration::ZERO;
+        for i in 0..300 {
+            let records = generated(&mut rng, 6, 40, if i % 2 == 0 { 10 } else { u8::MAX });
+            let one = std::time::Instant::now();
+            let found = linearizability(&records, &[], BUDGET);
+            slowest = slowest.max(one.elapsed());
+            assert_eq!(found.keys, 1);
+            assert!(
+                found.violations.is_empty() && found.undecided.is_empty(),
+                "{records:#?}"
+            );
+        }
+        eprintln!(
+            "300 histories in {:?}, the slowest {slowest:?}",
+            start.elapsed()
+        );
+        assert!(slowest < Duration::from_secs(5), "{slowest:?}");
+    }
+
     #[test]
     fn a_multi_block_projects_onto_both_its_keys() {
         let records = history(vec![(

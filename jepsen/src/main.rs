@@ -161,6 +161,7 @@ fn run(args: &Args, root: &std::path::Path) -> Result<bool, String> {
         stop: &stop,
         unexpected: &unexpected,
         values: &values,
+        begun: AtomicU64::new(0),
     };
     let faults = std::thread::scope(|scope| {
         // The clients stop when the nemesis is done, or panics: the scope waits for them.

@@ -2,9 +2,9 @@
 //! `INCR`, `MULTI`/`EXEC` (a `SET` and an `INCR` of another key) on a handful of keys, and
 //! `SET`s of keys of their own (`Op::Log`), every operation recorded.
 //!
-//! The handful of keys changes every [`EPOCH`]: each key's history stays short enough for
-//! the linearizability search, while the clients still contend on the same few keys at any
-//! moment. Each `SET` writes a value of its own, [`STRIDE`] apart from the others.
+//! The handful of keys changes every [`OPS_PER_EPOCH`] operations: each key's history stays
+//! short enough for the linearizability search, while the clients still contend on the same
+//! few keys at any moment. Each `SET` writes a value of its own, [`STRIDE`] apart from the others.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -15,11 +15,15 @@ use redis::{Connection, ConnectionLike, Value};
 use crate::check::STRIDE;
 use crate::history::{classify, Op, Outcome, Recorder, Reply};
 
-/// How long the same keys are used.
-pub const EPOCH: Duration = Duration::from_millis(2000);
+/// How many operations (of all clients together) use the same keys. `stateright`'s search has
+/// no memory of the states it has explored, so its time grows exponentially with the length
+/// of a key's history: 80 operations of one key by 6 clients take it up to seconds, and one
+/// history of 70 in a run took over 30 seconds; 40 take milliseconds (tested in `check.rs`).
+/// An epoch gives each key about 30 of them, whatever the machine's speed.
+pub const OPS_PER_EPOCH: u64 = 150;
 
 /// The keys in use at a time.
-pub const KEYS: u64 = 4;
+pub const KEYS: u64 = 5;
 
 /// How long an operation may take before it is indeterminate: longer than a pause or a
 /// loss of the majority lasts, so that most operations caught by one still end.
@@ -41,6 +45,8 @@ pub struct Clients<'a> {
     pub unexpected: &'a Mutex<Vec<String>>,
     /// Draws the values `SET` writes.
     pub values: &'a AtomicU64,
+    /// Counts the operations begun, for the epochs.
+    pub begun: AtomicU64,
 }
 
 impl Clients<'_> {
@@ -99,7 +105,7 @@ impl Clients<'_> {
     }
 
     fn next_op(&self, rng: &mut fastrand::Rng, index: usize, logged: &mut u64) -> Op {
-        let epoch = self.recorder.elapsed().as_millis() / EPOCH.as_millis();
+        let epoch = self.begun.fetch_add(1, Ordering::Relaxed) / OPS_PER_EPOCH;
         let key = |i: u64| format!("e{epoch}:k{i}");
         let value = || self.values.fetch_add(1, Ordering::Relaxed) as i64 * STRIDE;
         let a = rng.u64(..KEYS);
