@@ -466,6 +466,23 @@ mod tests {
             linearizability(&records(refused), &finals(Some("2000000")), BUDGET).violations,
             ["k"]
         );
+        // Once seen, it took effect: a later read may not see the value it replaced.
+        let records = history(vec![
+            (0, Op::Set(k(), STRIDE), 0, 1, ok(Reply::Done)),
+            (
+                1,
+                Op::Set(k(), 2 * STRIDE),
+                2,
+                3,
+                Outcome::Indeterminate("x".into()),
+            ),
+            (2, Op::Get(k()), 4, 5, ok(Reply::Value(Some(2 * STRIDE)))),
+            (2, Op::Get(k()), 6, 7, ok(Reply::Value(Some(STRIDE)))),
+        ]);
+        assert_eq!(
+            linearizability(&records, &finals(Some("1000000")), BUDGET).violations,
+            ["k"]
+        );
         // An indeterminate write that nothing saw is dropped, and changes no verdict.
         let records = history(vec![
             (0, Op::Set(k(), STRIDE), 0, 1, ok(Reply::Done)),
