@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask ci`: everything CI checks: formatting, clippy (warnings denied), every
 //!   test (unit, integration, doc, and each bench run once), the docs (warnings denied), a
-//!   fuzz smoke run, `bench --quick` and a minute of torture.
+//!   fuzz smoke run, `bench --quick`, a minute of torture and a minute of jepsen.
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target over its corpus and N seconds of
 //!   mutated inputs (default 5), on the stable toolchain.
 //! - `cargo xtask bench [--quick] [--rocksdb] [--bench NAME] [--redis-only]`: the criterion
@@ -16,6 +16,10 @@
 //! - `cargo xtask torture [--minutes N]`: the crash torture run (default 1 minute): a child
 //!   process writing and compacting is killed with SIGKILL again and again, and every
 //!   acknowledged operation must survive. CI runs one minute of it.
+//! - `cargo xtask jepsen [--minutes N]`: the fault-injection run (default 1 minute, which CI
+//!   runs too): three `kv serve` nodes (the debug build) under clients while nodes are
+//!   killed, paused and the majority lost; then no acknowledged write lost, identical stores
+//!   and a linearizable history (`jepsen/`).
 
 #![forbid(unsafe_code)]
 
@@ -33,8 +37,9 @@ fn main() -> ExitCode {
         Some("bench") => bench_args(&args[1..]).and_then(bench),
         Some("report") => report::report(),
         Some("torture") => torture(minutes_arg(&args[1..]).unwrap_or_else(|| "1".into())),
+        Some("jepsen") => jepsen(minutes_arg(&args[1..]).unwrap_or_else(|| "1".into())),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] [--rocksdb] [--bench NAME] [--redis-only] | report | torture [--minutes N]>"
+            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] [--rocksdb] [--bench NAME] [--redis-only] | report | torture [--minutes N] | jepsen [--minutes N]>"
                 .to_string(),
         ),
     };
@@ -108,7 +113,8 @@ fn ci() -> Result<(), String> {
         only: None,
         redis_only: false,
     })?;
-    torture("1".into())
+    torture("1".into())?;
+    jepsen("1".into())
 }
 
 fn torture(minutes: String) -> Result<(), String> {
@@ -120,6 +126,26 @@ fn torture(minutes: String) -> Result<(), String> {
             "--package",
             "kv-torture",
             "--",
+            "--minutes",
+            &minutes,
+        ],
+        &[],
+    )
+}
+
+/// Builds `kv` (the debug build, which CI's tests built already) and runs `kv-jepsen` on it.
+fn jepsen(minutes: String) -> Result<(), String> {
+    let kv = versus_redis::build_kv(false)?;
+    let kv = kv.to_str().ok_or("the kv binary's path is not UTF-8")?;
+    cargo(
+        &[
+            "run",
+            "--quiet",
+            "--package",
+            "kv-jepsen",
+            "--",
+            "--kv",
+            kv,
             "--minutes",
             &minutes,
         ],

@@ -177,8 +177,8 @@ fn output(program: &str, args: &[&str]) -> String {
 
 /// Builds `kv` (in release, or the debug build the tests already made, for a quick run whose
 /// figures mean nothing) and returns the executable's path (cargo says where, whatever the
-/// target directory).
-fn build_kv(release: bool) -> Result<PathBuf, String> {
+/// target directory). `cargo xtask jepsen` runs the debug build too.
+pub(crate) fn build_kv(release: bool) -> Result<PathBuf, String> {
     let mut args = vec!["build", "-p", "kv-cli", "--bin", "kv"];
     if release {
         args.push("--release");

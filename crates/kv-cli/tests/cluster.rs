@@ -6,127 +6,31 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kv_testkit::cluster::{free_port, Node};
 use redis::{Commands, Connection};
 
 /// How long anything the test waits for may take.
 const WAIT: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// How long connecting to a node and each of its answers may take.
+const ANSWER: Duration = Duration::from_secs(10);
 
-struct Node {
-    id: u64,
-    dir: PathBuf,
-    client: String,
-    raft: String,
-    /// More `kv serve` arguments.
-    extra: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Node {
-    fn new(id: u64, dir: PathBuf) -> Node {
-        Node {
-            id,
-            dir,
-            client: format!("127.0.0.1:{}", free_port()),
-            raft: format!("127.0.0.1:{}", free_port()),
-            extra: Vec::new(),
-            child: None,
-        }
-    }
-
-    fn command(&self, id: u64) -> std::process::Command {
-        let mut command = common::kv(&["--dir", self.dir.to_str().unwrap()]);
-        command.args([
-            "serve",
-            "--bind",
-            &self.client,
-            "--node-id",
-            &id.to_string(),
-            "--raft-bind",
-            &self.raft,
-        ]);
-        command.args(&self.extra);
-        command
-    }
-
-    fn start(&mut self) {
-        let mut child = self
-            .command(self.id)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(WAIT).expect("no ready line in time");
-        assert!(
-            line.starts_with(&format!("ready: listening on {}", self.client)),
-            "{line:?}"
-        );
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn connect(&self) -> Connection {
-        let client = redis::Client::open(format!("redis://{}/", self.client)).unwrap();
-        let connection = client
-            .get_connection_with_timeout(Duration::from_secs(5))
-            .unwrap();
-        connection
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        connection
-    }
-
-    fn info(&self) -> BTreeMap<String, String> {
-        let text: String = redis::cmd("INFO")
-            .arg("replication")
-            .query(&mut self.connect())
-            .unwrap();
-        text.lines()
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Node `id` of the `kv` binary under test, its store in `dir`.
+fn node(id: u64, dir: PathBuf) -> Node {
+    Node::new(Path::new(env!("CARGO_BIN_EXE_kv")), id, dir)
 }
 
 fn three_nodes(root: &std::path::Path) -> Vec<Node> {
     (1..=3)
         .map(|id| {
-            let mut node = Node::new(id, root.join(format!("n{id}")));
-            node.start();
+            let mut node = node(id, root.join(format!("n{id}")));
+            node.start().unwrap();
             node
         })
         .collect()
@@ -143,7 +47,8 @@ fn leader(nodes: &[Node]) -> usize {
     let start = Instant::now();
     while start.elapsed() < WAIT {
         for (i, node) in nodes.iter().enumerate() {
-            if node.child.is_some() && node.info().get("role").map(String::as_str) == Some("leader")
+            if node.is_running()
+                && node.info(ANSWER).unwrap().get("role").map(String::as_str) == Some("leader")
             {
                 return i;
             }
@@ -156,7 +61,7 @@ fn leader(nodes: &[Node]) -> usize {
 fn wait_applied(node: &Node, index: u64) {
     let start = Instant::now();
     while start.elapsed() < WAIT {
-        let applied: u64 = node.info()["applied_index"].parse().unwrap();
+        let applied: u64 = node.info(ANSWER).unwrap()["applied_index"].parse().unwrap();
         if applied >= index {
             return;
         }
@@ -168,8 +73,8 @@ fn wait_applied(node: &Node, index: u64) {
 #[test]
 fn a_directory_refuses_another_node_id_and_the_single_node_server() {
     let root = tempfile::tempdir().unwrap();
-    let mut node = Node::new(1, root.path().join("n1"));
-    node.start();
+    let mut node = node(1, root.path().join("n1"));
+    node.start().unwrap();
     node.kill();
     let output = node.command(2).output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
@@ -190,7 +95,7 @@ fn a_directory_refuses_another_node_id_and_the_single_node_server() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(common::stderr(&output).contains("--node-id 1"));
     // The rightful id still starts.
-    node.start();
+    node.start().unwrap();
 }
 
 #[test]
@@ -198,9 +103,9 @@ fn with_requirepass_kv_cluster_authenticates_and_a_follower_forwards_writes() {
     let root = tempfile::tempdir().unwrap();
     let nodes: Vec<Node> = (1..=3)
         .map(|id| {
-            let mut node = Node::new(id, root.path().join(format!("n{id}")));
+            let mut node = node(id, root.path().join(format!("n{id}")));
             node.extra = vec!["--requirepass".into(), "pw".into()];
-            node.start();
+            node.start().unwrap();
             node
         })
         .collect();
@@ -260,10 +165,10 @@ fn a_wildcard_raft_address_is_refused_by_cluster_init() {
     let root = tempfile::tempdir().unwrap();
     let nodes: Vec<Node> = (1..=3)
         .map(|id| {
-            let mut node = Node::new(id, root.path().join(format!("n{id}")));
+            let mut node = node(id, root.path().join(format!("n{id}")));
             node.raft = format!("0.0.0.0:{}", free_port());
             node.extra = vec!["--cluster-secret".into(), "s".into()];
-            node.start();
+            node.start().unwrap();
             node
         })
         .collect();
@@ -273,7 +178,7 @@ fn a_wildcard_raft_address_is_refused_by_cluster_init() {
     assert!(stderr.contains("0.0.0.0:"), "{stderr}");
     assert!(stderr.contains("--raft-bind"), "{stderr}");
     // Nothing was initialized; KVRAFT INIT itself refuses the wildcard too.
-    let info = nodes[0].info();
+    let info = nodes[0].info(ANSWER).unwrap();
     assert_ne!(
         info.get("role").map(String::as_str),
         Some("leader"),
@@ -284,7 +189,7 @@ fn a_wildcard_raft_address_is_refused_by_cluster_init() {
         .arg(1)
         .arg(&nodes[0].raft)
         .arg(&nodes[0].client)
-        .query(&mut nodes[0].connect());
+        .query(&mut nodes[0].connect(ANSWER).unwrap());
     let error = refused.unwrap_err().to_string();
     assert!(error.contains("--raft-bind"), "{error}");
 }
@@ -319,8 +224,8 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
         .unwrap();
     assert_eq!(unreachable.status.code(), Some(3));
     assert!(common::stderr(&unreachable).contains("cannot reach the node at 127.0.0.1:1"));
-    let mut on_leader = nodes[l].connect();
-    let mut on_follower = nodes[f].connect();
+    let mut on_leader = nodes[l].connect(ANSWER).unwrap();
+    let mut on_follower = nodes[f].connect(ANSWER).unwrap();
     // A write sent to a follower is forwarded to the leader, and so is a linearizable read.
     let () = on_follower.set("k", "v").unwrap();
     assert_eq!(on_leader.get::<_, String>("k").unwrap(), "v");
@@ -339,11 +244,13 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
         .query(&mut on_follower)
         .unwrap();
     assert_eq!(replies, (5, "OK".to_string(), 6));
-    let index: u64 = nodes[l].info()["applied_index"].parse().unwrap();
+    let index: u64 = nodes[l].info(ANSWER).unwrap()["applied_index"]
+        .parse()
+        .unwrap();
     let other = (l + 2) % 3;
     for i in [f, other] {
         wait_applied(&nodes[i], index);
-        let mut local = nodes[i].connect();
+        let mut local = nodes[i].connect(ANSWER).unwrap();
         redis::cmd("READONLY").exec(&mut local).unwrap();
         assert_eq!(local.get::<_, i64>("n").unwrap(), 6);
         let ttl: i64 = local.ttl("t").unwrap();
@@ -352,7 +259,7 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
     let deadlines: Vec<i64> = [f, other, l]
         .iter()
         .map(|i| {
-            let mut c = nodes[*i].connect();
+            let mut c = nodes[*i].connect(ANSWER).unwrap();
             redis::cmd("READONLY").exec(&mut c).unwrap();
             redis::cmd("PEXPIRETIME").arg("t").query(&mut c).unwrap()
         })
@@ -449,23 +356,30 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
     };
     let new = leader(&nodes);
     assert_ne!(new, l);
-    check(&mut nodes[new].connect(), "the new leader");
+    check(&mut nodes[new].connect(ANSWER).unwrap(), "the new leader");
 
     // The killed node comes back with its identity and catches up.
-    nodes[l].start();
-    let index: u64 = nodes[new].info()["commit_index"].parse().unwrap();
+    nodes[l].start().unwrap();
+    let index: u64 = nodes[new].info(ANSWER).unwrap()["commit_index"]
+        .parse()
+        .unwrap();
     wait_applied(&nodes[l], index);
-    assert_eq!(nodes[l].info()["node_id"], nodes[l].id.to_string());
-    let mut back = nodes[l].connect();
+    assert_eq!(
+        nodes[l].info(ANSWER).unwrap()["node_id"],
+        nodes[l].id.to_string()
+    );
+    let mut back = nodes[l].connect(ANSWER).unwrap();
     redis::cmd("READONLY").exec(&mut back).unwrap();
     check(&mut back, "the restarted node");
     // Every node holds the same data once it has applied the same entries.
-    let index: u64 = nodes[new].info()["commit_index"].parse().unwrap();
+    let index: u64 = nodes[new].info(ANSWER).unwrap()["commit_index"]
+        .parse()
+        .unwrap();
     let dumps: Vec<BTreeMap<String, String>> = nodes
         .iter()
         .map(|node| {
             wait_applied(node, index);
-            let mut c = node.connect();
+            let mut c = node.connect(ANSWER).unwrap();
             redis::cmd("READONLY").exec(&mut c).unwrap();
             let keys: Vec<String> = c.keys("*").unwrap();
             keys.into_iter()
@@ -523,7 +437,7 @@ fn member_ids(status: &serde_json::Value, kind: &str) -> Vec<u64> {
 fn set_when_led(node: &Node, key: &str, value: &str) {
     let start = Instant::now();
     loop {
-        let set: redis::RedisResult<()> = node.connect().set(key, value);
+        let set: redis::RedisResult<()> = node.connect(ANSWER).unwrap().set(key, value);
         match set {
             Ok(()) => return,
             Err(e) => assert!(start.elapsed() < WAIT, "the write was not taken: {e}"),
@@ -537,8 +451,8 @@ fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_node
     let root = tempfile::tempdir().unwrap();
     let mut nodes = three_nodes(root.path());
     assert!(cluster_init(&nodes).status.success());
-    let mut fresh = Node::new(4, root.path().join("n4"));
-    fresh.start();
+    let mut fresh = node(4, root.path().join("n4"));
+    fresh.start().unwrap();
 
     // A fresh node says it is not initialized, and what to do, to `kv cluster status` and
     // to a write.
@@ -549,7 +463,7 @@ fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_node
     assert!(stderr.contains("kv cluster init"), "{stderr}");
     assert!(stderr.contains("kv cluster add"), "{stderr}");
     assert_eq!(status_json(&fresh.client)["initialized"], false);
-    let refused: redis::RedisResult<()> = fresh.connect().set("x", "1");
+    let refused: redis::RedisResult<()> = fresh.connect(ANSWER).unwrap().set("x", "1");
     let error = refused.unwrap_err().to_string();
     assert!(error.contains("not initialized"), "{error}");
     assert!(error.contains("kv cluster add"), "{error}");
@@ -578,14 +492,14 @@ fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_node
     assert!(stdout.contains("node 4 has caught up"), "{stdout}");
     assert!(stdout.contains("node 4 is a voter"), "{stdout}");
     // It holds every key, read locally.
-    let mut local = fresh.connect();
+    let mut local = fresh.connect(ANSWER).unwrap();
     redis::cmd("READONLY").exec(&mut local).unwrap();
     for i in 0..50 {
         let got: Option<String> = local.get(format!("k{i}")).unwrap();
         assert_eq!(got, Some(format!("v{i}")), "node 4 lacks k{i}");
     }
     assert_eq!(
-        fresh.info()["member_4"],
+        fresh.info(ANSWER).unwrap()["member_4"],
         format!("kind=voter,client={},raft={}", fresh.client, fresh.raft)
     );
     let status = status_json(&nodes[l].client);
@@ -624,7 +538,7 @@ fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_node
     expected.sort_unstable();
     assert_eq!(member_ids(&status, "voter"), expected);
     assert!(member_ids(&status, "learner").is_empty());
-    let got: String = rest[new].connect().get("after").unwrap();
+    let got: String = rest[new].connect(ANSWER).unwrap().get("after").unwrap();
     assert_eq!(got, "removal");
 
     // Down to one voter, which cannot be removed.
@@ -653,14 +567,14 @@ fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_node
     set_when_led(&rest[0], "alone", "yes");
 
     // An add that stopped after making the node a learner is resumed by a second run.
-    let mut fifth = Node::new(5, root.path().join("n5"));
-    fifth.start();
+    let mut fifth = node(5, root.path().join("n5"));
+    fifth.start().unwrap();
     let index: i64 = redis::cmd("KVRAFT")
         .arg("LEARNER")
         .arg(5)
         .arg(&fifth.raft)
         .arg(&fifth.client)
-        .query(&mut rest[0].connect())
+        .query(&mut rest[0].connect(ANSWER).unwrap())
         .unwrap();
     assert!(index > 0);
     let (code, stdout, stderr) = kv_output(&["cluster", "add", &rest[0].client, &fifth.client]);
@@ -673,7 +587,7 @@ fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_node
     let mut voters = vec![rest[0].id, 5];
     voters.sort_unstable();
     assert_eq!(member_ids(&status_json(&fifth.client), "voter"), voters);
-    let mut local = fifth.connect();
+    let mut local = fifth.connect(ANSWER).unwrap();
     redis::cmd("READONLY").exec(&mut local).unwrap();
     let got: Option<String> = local.get("alone").unwrap();
     assert_eq!(got.as_deref(), Some("yes"));
@@ -707,7 +621,7 @@ fn a_node_refuses_a_single_node_store_and_the_store_commands_refuse_a_node_direc
         .output()
         .unwrap();
     assert!(put.status.success(), "{put:?}");
-    let mut node = Node::new(1, single.clone());
+    let mut node = node(1, single.clone());
     let output = output_within(node.command(1));
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = common::stderr(&output);
@@ -721,7 +635,7 @@ fn a_node_refuses_a_single_node_store_and_the_store_commands_refuse_a_node_direc
 
     // A node's directory is not opened (nor a store created in it) by the store commands.
     node.dir = root.path().join("node");
-    node.start();
+    node.start().unwrap();
     let init = common::kv(&["cluster", "init", &node.client])
         .output()
         .unwrap();
@@ -753,8 +667,8 @@ fn a_node_refuses_a_single_node_store_and_the_store_commands_refuse_a_node_direc
         "a store was created beside the node"
     );
     // The node's data is still there.
-    node.start();
-    let mut c = node.connect();
+    node.start().unwrap();
+    let mut c = node.connect(ANSWER).unwrap();
     redis::cmd("READONLY").exec(&mut c).unwrap();
     let start = Instant::now();
     loop {
@@ -772,16 +686,16 @@ fn a_write_without_a_majority_is_answered_clusterdown_within_the_commit_timeout(
     let root = tempfile::tempdir().unwrap();
     let mut nodes: Vec<Node> = (1..=3)
         .map(|id| {
-            let mut node = Node::new(id, root.path().join(format!("n{id}")));
+            let mut node = node(id, root.path().join(format!("n{id}")));
             node.extra = vec!["--commit-timeout".into(), "2".into()];
-            node.start();
+            node.start().unwrap();
             node
         })
         .collect();
     assert!(cluster_init(&nodes).status.success());
     let l = leader(&nodes);
     set_when_led(&nodes[l], "before", "1");
-    let mut survivor = nodes[l].connect();
+    let mut survivor = nodes[l].connect(ANSWER).unwrap();
     for i in [(l + 1) % 3, (l + 2) % 3] {
         nodes[i].kill();
     }
@@ -828,9 +742,9 @@ fn a_write_without_a_majority_is_answered_clusterdown_within_the_commit_timeout(
     assert!(started.elapsed() < Duration::from_secs(5));
     // With a majority back, writes go through again (node a may be out of the cluster now:
     // it stays down).
-    nodes[b].start();
+    nodes[b].start().unwrap();
     let l = leader(&nodes);
     set_when_led(&nodes[l], "after", "1");
-    let got: String = nodes[l].connect().get("before").unwrap();
+    let got: String = nodes[l].connect(ANSWER).unwrap().get("before").unwrap();
     assert_eq!(got, "1");
 }

@@ -12,6 +12,9 @@
 //! thread ([`Acks`]), which is what the test then checks the reopened store against. The
 //! crash torture run (`kv-torture`) uses the same lines and [`Acks`], killing on a timer.
 //!
+//! [`cluster::Node`] is a node of a replicated cluster as a real `kv serve --node-id`
+//! process, for kv-cli's cluster tests and the fault-injection run (`kv-jepsen`).
+//!
 //! ```no_run
 //! // In the parent test:
 //! let mut child = kv_testkit::spawn_child("crash_child", "MY_CRASH_CHILD", &["/tmp/dir", "sync"]);
@@ -30,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod acks;
+pub mod cluster;
 
 use std::process::{Child, Command, Stdio};
 
