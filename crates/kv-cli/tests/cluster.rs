@@ -748,3 +748,46 @@ fn a_write_without_a_majority_is_answered_clusterdown_within_the_commit_timeout(
     let got: String = nodes[l].connect(ANSWER).unwrap().get("before").unwrap();
     assert_eq!(got, "1");
 }
+
+/// The leader stages a write over the ones still in flight: concurrent read-modify-writes,
+/// sent to the leader and through a follower, lose nothing, and each reply is a value no
+/// other one got. Staged over the store alone, increments proposed together were lost.
+#[test]
+fn concurrent_increments_through_the_cluster_lose_none() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = three_nodes(root.path());
+    assert!(cluster_init(&nodes).status.success());
+    let l = leader(&nodes);
+    set_when_led(&nodes[l], "n", "0");
+    const CONNECTIONS: usize = 8;
+    const EACH: usize = 40;
+    let replies = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for c in 0..CONNECTIONS {
+            // Half through the leader, half forwarded by a follower.
+            let node = &nodes[if c % 2 == 0 { l } else { (l + 1) % 3 }];
+            let replies = &replies;
+            scope.spawn(move || {
+                let mut connection = node.connect(ANSWER).unwrap();
+                for _ in 0..EACH {
+                    let value: i64 = connection.incr("n", 1).unwrap();
+                    replies.lock().unwrap().push(value);
+                }
+            });
+        }
+    });
+    let mut replies = replies.into_inner().unwrap();
+    replies.sort_unstable();
+    let expected: Vec<i64> = (1..=(CONNECTIONS * EACH) as i64).collect();
+    assert_eq!(replies, expected, "increments lost or answered twice");
+    let index: u64 = nodes[l].info(ANSWER).unwrap()["applied_index"]
+        .parse()
+        .unwrap();
+    for node in &nodes {
+        wait_applied(node, index);
+        let mut c = node.connect(ANSWER).unwrap();
+        redis::cmd("READONLY").exec(&mut c).unwrap();
+        let n: i64 = c.get("n").unwrap();
+        assert_eq!(n, (CONNECTIONS * EACH) as i64, "node {}", node.id);
+    }
+}
