@@ -50,15 +50,15 @@ pub const SNAPSHOT_LOG_BYTES: u64 = 256 << 20;
 
 impl NodeOptions {
     /// Defaults for node `id` on `raft_bind`: heartbeats every 100 ms, elections after
-    /// 500-1000 ms without one (so a failover takes about a second).
+    /// 400-800 ms without one (so a failover takes about a second).
     pub fn new(id: u64, raft_bind: SocketAddr) -> NodeOptions {
         NodeOptions {
             id,
             raft_bind,
             store: kv_store::Options::default(),
             heartbeat_ms: 100,
-            election_min_ms: 500,
-            election_max_ms: 1000,
+            election_min_ms: 400,
+            election_max_ms: 800,
             cluster_secret: None,
             snapshot_log_bytes: SNAPSHOT_LOG_BYTES,
         }
