@@ -418,6 +418,10 @@ pub struct ServeArgs {
     /// `-CLUSTERDOWN` (for a write: it may or may not have been applied).
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..), requires = "node_id")]
     pub commit_timeout: u64,
+    /// A node takes a snapshot of its store, and purges its Raft log up to it, once the log
+    /// holds this many bytes and at least as many as the store's live data.
+    #[arg(long, value_name = "BYTES", default_value_t = kv_raft::SNAPSHOT_LOG_BYTES, value_parser = clap::value_parser!(u64).range(1..), requires = "node_id")]
+    pub snapshot_log_bytes: u64,
     /// `no` allows a non-loopback --bind without --requirepass, as Redis's protected mode.
     #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = ["yes", "no"])]
     pub protected_mode: String,

@@ -19,6 +19,7 @@ struct NodeSettings {
     id: u64,
     raft_bind: SocketAddr,
     cluster_secret: Option<String>,
+    snapshot_log_bytes: u64,
 }
 
 /// Serves the store in `dir` (creating it), or node `args.node_id` on `dir`, on
@@ -121,6 +122,7 @@ fn node_settings(args: &ServeArgs, options: &ServerOptions, id: u64) -> Outcome<
         id,
         raft_bind,
         cluster_secret,
+        snapshot_log_bytes: args.snapshot_log_bytes,
     })
 }
 
@@ -211,6 +213,7 @@ async fn serve_node(
     let mut node_options = kv_raft::NodeOptions::new(id, settings.raft_bind);
     node_options.store = Options::default().durability(durability);
     node_options.cluster_secret = settings.cluster_secret;
+    node_options.snapshot_log_bytes = settings.snapshot_log_bytes;
     // The start claims the directory for the id first, and refuses another node's with the
     // directory untouched.
     let node = kv_raft::Node::start(dir, node_options)
