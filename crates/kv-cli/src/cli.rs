@@ -258,8 +258,23 @@ pub enum Command {
     /// accepts connections; SIGTERM or SIGINT stop it cleanly (exit 0).
     Serve(ServeArgs),
     /// Form and inspect a cluster of `kv serve --node-id` nodes (replication on Raft).
+    Cluster(ClusterArgs),
+}
+
+/// `kv cluster`: a subcommand, and how to reach the nodes.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
     #[command(subcommand)]
-    Cluster(ClusterCommand),
+    pub command: ClusterCommand,
+    /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PASS",
+        env = "KV_REQUIREPASS",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
 }
 
 /// `kv cluster` subcommands.
@@ -271,28 +286,12 @@ pub enum ClusterCommand {
         /// The client address of every node.
         #[arg(required = true, num_args = 1.., value_name = "ADDR")]
         addrs: Vec<String>,
-        /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
-        #[arg(
-            long,
-            value_name = "PASS",
-            env = "KV_REQUIREPASS",
-            hide_env_values = true
-        )]
-        password: Option<String>,
     },
     /// Prints a node's `INFO replication`: its role, the leader, the term, the commit and
     /// applied indexes, the membership (`member_ID:kind=voter|learner,client=..,raft=..`).
     Status {
         /// The client address of any node.
         addr: String,
-        /// The node's --requirepass, sent with AUTH (also KV_REQUIREPASS).
-        #[arg(
-            long,
-            value_name = "PASS",
-            env = "KV_REQUIREPASS",
-            hide_env_values = true
-        )]
-        password: Option<String>,
         /// One JSON object: id, role, initialized, leader_id, leader_addr, term,
         /// commit_index, applied_index, last_log_index, and members (id, kind, client, raft).
         #[arg(long)]
@@ -308,14 +307,6 @@ pub enum ClusterCommand {
         /// The client address of the new node.
         #[arg(value_name = "NEW")]
         new: String,
-        /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
-        #[arg(
-            long,
-            value_name = "PASS",
-            env = "KV_REQUIREPASS",
-            hide_env_values = true
-        )]
-        password: Option<String>,
     },
     /// Removes node NODE-ID from the cluster of MEMBER (the leader too: it hands leadership
     /// over). The last voter cannot be removed.
@@ -326,14 +317,6 @@ pub enum ClusterCommand {
         /// The id of the node to remove.
         #[arg(value_name = "NODE-ID")]
         node_id: u64,
-        /// The nodes' --requirepass, sent with AUTH (also KV_REQUIREPASS).
-        #[arg(
-            long,
-            value_name = "PASS",
-            env = "KV_REQUIREPASS",
-            hide_env_values = true
-        )]
-        password: Option<String>,
     },
 }
 

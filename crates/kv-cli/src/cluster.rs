@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::{ConnectionLike, Value};
 
-use crate::cli::ClusterCommand;
+use crate::cli::{ClusterArgs, ClusterCommand};
 use crate::failure::{Failure, Outcome};
 
 /// How long reaching a node and its answer may take.
@@ -20,24 +20,13 @@ const STALLED: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(200);
 
 /// Runs a `kv cluster` subcommand.
-pub fn run(command: &ClusterCommand) -> Outcome {
-    match command {
-        ClusterCommand::Init { addrs, password } => init(addrs, password.as_deref()),
-        ClusterCommand::Status {
-            addr,
-            password,
-            json,
-        } => status(addr, password.as_deref(), *json),
-        ClusterCommand::Add {
-            member,
-            new,
-            password,
-        } => add(member, new, password.as_deref()),
-        ClusterCommand::Remove {
-            member,
-            node_id,
-            password,
-        } => remove(member, *node_id, password.as_deref()),
+pub fn run(args: &ClusterArgs) -> Outcome {
+    let password = args.password.as_deref();
+    match &args.command {
+        ClusterCommand::Init { addrs } => init(addrs, password),
+        ClusterCommand::Status { addr, json } => status(addr, password, *json),
+        ClusterCommand::Add { member, new } => add(member, new, password),
+        ClusterCommand::Remove { member, node_id } => remove(member, *node_id, password),
     }
 }
 

@@ -262,6 +262,14 @@ struct Connection {
     link: Option<(String, forward::Link)>,
 }
 
+/// A member's addresses as `KVRAFT INIT` and `KVRAFT LEARNER` take them.
+fn node_addr(raft: &[u8], client: &[u8]) -> NodeAddr {
+    NodeAddr {
+        raft: String::from_utf8_lossy(raft).into_owned(),
+        client: String::from_utf8_lossy(client).into_owned(),
+    }
+}
+
 /// What Raft answers for an entry proposed.
 type ClientWriteResult = kv_raft::openraft::raft::ClientWriteResult<kv_raft::TypeConfig>;
 
@@ -812,10 +820,7 @@ impl Connection {
                     let Some(id) = id_arg(&triple[0]) else {
                         return Reply::error("ERR KVRAFT INIT takes triples of node id, Raft address, client address");
                     };
-                    let addr = NodeAddr {
-                        raft: String::from_utf8_lossy(&triple[1]).into_owned(),
-                        client: String::from_utf8_lossy(&triple[2]).into_owned(),
-                    };
+                    let addr = node_addr(&triple[1], &triple[2]);
                     if let Err(error) = addr.check_reachable(id) {
                         return Reply::error(format!("ERR KVRAFT INIT refused: {error}"));
                     }
@@ -832,10 +837,7 @@ impl Connection {
                 let Some(id) = id_arg(&args[1]) else {
                     return Reply::error("ERR KVRAFT LEARNER takes a node id, its Raft address and its client address");
                 };
-                let addr = NodeAddr {
-                    raft: String::from_utf8_lossy(&args[2]).into_owned(),
-                    client: String::from_utf8_lossy(&args[3]).into_owned(),
-                };
+                let addr = node_addr(&args[2], &args[3]);
                 if let Err(error) = addr.check_reachable(id) {
                     return Reply::error(format!("ERR KVRAFT LEARNER refused: {error}"));
                 }
