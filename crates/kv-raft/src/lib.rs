@@ -62,8 +62,8 @@
 //! Applying an entry never fails for what the entry holds: that would stop openraft on every
 //! replica, and again at each restart. `Request::validate` refuses, before proposing, keys
 //! and values over the store's default limits ([`MAX_KEY_SIZE`], [`MAX_VALUE_SIZE`]) and
-//! requests over what one Raft log record holds ([`MAX_REQUEST_SIZE`] within
-//! [`MAX_LOG_RECORD_SIZE`]); an entry the store refuses all the same (`KeyTooLarge`,
+//! requests over one largest write ([`MAX_REQUEST_SIZE`]: its entry fits one Raft log
+//! record, [`MAX_LOG_RECORD_SIZE`], and one append message); an entry the store refuses all the same (`KeyTooLarge`,
 //! `ValueTooLarge`: decided by the entry and the store's options alone) has its writes
 //! skipped and still moves the applied log id, identically on every replica.
 //!

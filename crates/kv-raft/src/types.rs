@@ -108,10 +108,12 @@ pub const MAX_KEY_SIZE: usize = kv_wal::DEFAULT_MAX_KEY_SIZE;
 /// ([`kv_store::Options::max_value_size`]).
 pub const MAX_VALUE_SIZE: usize = kv_wal::DEFAULT_MAX_VALUE_SIZE;
 
-/// The most bytes an encoded request may take: what one record of the Raft log holds
-/// ([`crate::MAX_LOG_RECORD_SIZE`]) less room for the rest of its entry (the log id and the
-/// payload's tag, a few dozen bytes encoded).
-pub const MAX_REQUEST_SIZE: usize = crate::log_store::MAX_LOG_RECORD_SIZE - 1024;
+/// The most bytes an encoded request may take: one write of the largest key and value the
+/// store accepts ([`MAX_KEY_SIZE`], [`MAX_VALUE_SIZE`]) and room to spare, so that every
+/// value a single node accepts is accepted by a cluster too. Its entry fits one record of
+/// the Raft log ([`crate::MAX_LOG_RECORD_SIZE`]) and one append message
+/// ([`crate::MAX_ENTRY_BYTES`]).
+pub const MAX_REQUEST_SIZE: usize = MAX_KEY_SIZE + MAX_VALUE_SIZE + 4096;
 
 /// Whether `key` is one of the crate's own keys ([`RESERVED_PREFIX`]).
 pub fn is_reserved(key: &[u8]) -> bool {
@@ -194,7 +196,7 @@ impl Request {
     /// Checks, in order: no write names one of the crate's own keys; every key is at most
     /// [`MAX_KEY_SIZE`] and every value at most [`MAX_VALUE_SIZE`] bytes (the store's
     /// default limits); the encoded request is at most [`MAX_REQUEST_SIZE`] bytes, so its
-    /// entry fits one record of the Raft log.
+    /// entry fits one record of the Raft log and one append message.
     ///
     /// # Errors
     ///

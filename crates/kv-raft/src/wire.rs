@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{SnapshotMeta, Vote};
+use crate::types::{SnapshotMeta, Vote, MAX_REQUEST_SIZE};
 
 /// `POST`: an `AppendEntriesRequest`.
 pub(crate) const APPEND: &str = "/raft/append";
@@ -16,9 +16,14 @@ pub(crate) const SNAPSHOT_CHUNK: &str = "/raft/snapshot/chunk";
 /// `POST`: [`SnapshotFinish`], answered with a `SnapshotResponse`.
 pub(crate) const SNAPSHOT_FINISH: &str = "/raft/snapshot/finish";
 
-/// The largest entry a node proposes (its encoded request): the log's own value limit, so
-/// that every value a single node accepts is accepted by a cluster too.
-pub const MAX_ENTRY_BYTES: usize = kv_wal::DEFAULT_MAX_VALUE_SIZE;
+/// The largest entry a node proposes, encoded: a request [`Request::validate`] accepts
+/// ([`MAX_REQUEST_SIZE`]) and its log id and payload tag.
+///
+/// [`Request::validate`]: crate::Request::validate
+pub const MAX_ENTRY_BYTES: usize = MAX_REQUEST_SIZE + 1024;
+
+// An entry a request fits in fits one record of the Raft log too.
+const _: () = assert!(MAX_ENTRY_BYTES <= crate::log_store::MAX_LOG_RECORD_SIZE);
 
 /// Entries sent in one `AppendEntries` at most (openraft's `max_payload_entries`).
 pub const MAX_PAYLOAD_ENTRIES: u64 = 8;

@@ -56,7 +56,7 @@ use bytes::{Bytes, BytesMut};
 use kv_raft::openraft::async_runtime::watch::WatchReceiver;
 use kv_raft::openraft::error::ClientWriteError;
 use kv_raft::openraft::{ChangeMembers, ReadPolicy, ServerState};
-use kv_raft::{Node, NodeAddr, Request, Settling, MAX_ENTRY_BYTES};
+use kv_raft::{Node, NodeAddr, Request, Settling};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -637,19 +637,6 @@ impl Connection {
         if let Err(error) = request.validate() {
             return Ok(Proposed::Answered(vec![Reply::error(format!(
                 "ERR {error}"
-            ))]));
-        }
-        let size: usize = request
-            .writes
-            .iter()
-            .map(|w| match w {
-                kv_raft::Write::Put { key, value, .. } => key.len() + value.len() + 16,
-                kv_raft::Write::Delete { key } => key.len() + 8,
-            })
-            .sum();
-        if size > MAX_ENTRY_BYTES {
-            return Ok(Proposed::Answered(vec![Reply::error(format!(
-                "ERR the write is {size} bytes, over the {MAX_ENTRY_BYTES} bytes one replicated entry may hold; split it"
             ))]));
         }
         // Proposed: from here on an error cannot say whether the entry will commit, so the
