@@ -64,10 +64,10 @@ use tokio::sync::watch;
 use crate::block::{self, Role};
 use crate::codec::{encode, Decoder};
 use crate::command::{self, is, Command};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::execute::execute;
 use crate::reply::Reply;
-use crate::server::{accept_until, ClientSlot, ServerOptions};
+use crate::server::{accept_until, listen, ClientSlot, ServerOptions};
 use crate::session::{Session, Shared};
 use crate::staged::Staged;
 
@@ -110,14 +110,9 @@ impl ReplicatedServer {
     ///
     /// # Errors
     ///
-    /// [`Error::Bind`] if the address cannot be bound.
+    /// [`Error::Bind`](crate::Error::Bind) if the address cannot be bound.
     pub async fn bind(node: Node, options: ServerOptions) -> Result<ReplicatedServer> {
-        let listener = TcpListener::bind(options.bind)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: options.bind,
-                source,
-            })?;
+        let listener = listen(options.bind).await?;
         let local = listener.local_addr()?;
         let port = local.port();
         let store = node.reader().store();
@@ -138,7 +133,7 @@ impl ReplicatedServer {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] if the socket cannot tell.
+    /// [`Error::Io`](crate::Error::Io) if the socket cannot tell.
     pub fn local_addr(&self) -> Result<SocketAddr> {
         Ok(self.listener.local_addr()?)
     }

@@ -86,6 +86,17 @@ pub struct Server {
     writer_thread: std::thread::JoinHandle<()>,
 }
 
+/// Listens on `addr`, for either server.
+///
+/// # Errors
+///
+/// [`Error::Bind`] if the address cannot be bound.
+pub(crate) async fn listen(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
 impl Server {
     /// Listens on `options.bind` for requests to `store`.
     ///
@@ -93,12 +104,7 @@ impl Server {
     ///
     /// [`Error::Bind`] if the address cannot be bound.
     pub async fn bind(store: KvStore, options: ServerOptions) -> Result<Server> {
-        let listener = TcpListener::bind(options.bind)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: options.bind,
-                source,
-            })?;
+        let listener = listen(options.bind).await?;
         let port = listener.local_addr()?.port();
         let (writer, writer_thread) = writer::start(store.clone())?;
         Ok(Server {

@@ -83,26 +83,12 @@ fn keys_model(from: u32, count: u32) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .collect()
 }
 
-/// Copies directory `from` into `to`, recursively.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// What [`compacted_store`] made before snapshots were written in parts: its snapshot is a
 /// log (`snapshots/000001/000000.wal`, named by a version 2 manifest). Written by that
 /// version into `tests/fixtures/snapshot-as-log`, copied into `dir`; returns its model.
 fn compacted_store_of_the_log_layout(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshot-as-log");
-    copy_dir(&fixture, dir);
+    common::copy_dir(&fixture, dir);
     keys_model(0, 51)
 }
 

@@ -1,6 +1,8 @@
 //! The facade end to end through its synchronous API: the seed recipe's scenarios, TTLs on
 //! an injected clock, limits, errors, and nori-wal directories opened as they are.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -349,19 +351,6 @@ fn stats_report_the_log_and_the_commit_path() {
     assert!(stats.memory_used_bytes > stats.live_bytes as usize);
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn a_directory_written_by_nori_wal_opens_as_it_is() {
     let fixtures =
@@ -376,7 +365,7 @@ fn a_directory_written_by_nori_wal_opens_as_it_is() {
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixtures.join("clean"), dir.path());
+    common::copy_dir(&fixtures.join("clean"), dir.path());
     let store = KvStore::open(dir.path()).unwrap();
     assert_eq!(store.len(), expected.len());
     for (key, value) in &expected {
