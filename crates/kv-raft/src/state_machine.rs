@@ -77,6 +77,14 @@ struct Applied {
     membership: StoredMembership,
 }
 
+/// [`Applied`] as it is written with an entry, encoded the same: borrowing the membership,
+/// which only a membership entry changes, instead of copying it for every entry.
+#[derive(Serialize)]
+struct AppliedRef<'a> {
+    last: Option<LogId>,
+    membership: &'a StoredMembership,
+}
+
 /// The state machine of one node. See the module docs.
 #[derive(Debug)]
 pub struct StateMachine {
@@ -226,10 +234,7 @@ impl StateMachine {
     fn apply_entry(&self, entry: crate::types::Entry) -> Result<Response> {
         let log_id = entry.log_id;
         let mut applied = self.shared.applied.lock();
-        let mut next = Applied {
-            last: Some(log_id),
-            membership: applied.membership.clone(),
-        };
+        let mut membership = None;
         let mut batch = WriteBatch::new();
         let mut writes_applied = true;
         match entry.payload {
@@ -271,10 +276,13 @@ impl StateMachine {
                 }
             }
             EntryPayload::Membership(m) => {
-                next.membership = StoredMembership::new(Some(log_id), m);
+                membership = Some(StoredMembership::new(Some(log_id), m));
             }
         }
-        let meta = encode(&next);
+        let meta = encode(&AppliedRef {
+            last: Some(log_id),
+            membership: membership.as_ref().unwrap_or(&applied.membership),
+        });
         batch.put(META_KEY, meta.clone());
         let store = self.shared.store.read();
         match store.write(batch) {
@@ -291,7 +299,10 @@ impl StateMachine {
             Err(e) => return Err(e.into()),
         }
         drop(store);
-        *applied = next;
+        applied.last = Some(log_id);
+        if let Some(membership) = membership {
+            applied.membership = membership;
+        }
         Ok(Response {
             index: log_id.index(),
             writes_applied,
@@ -642,6 +653,28 @@ mod tests {
 
     fn log_id(term: u64, index: u64) -> LogId {
         LogId::new(LeaderId::new_committed(term, 1), index)
+    }
+
+    #[test]
+    fn the_applied_state_written_by_reference_reads_back_as_the_applied_state() {
+        let membership = StoredMembership::new(
+            Some(log_id(2, 3)),
+            openraft::Membership::new_with_defaults(vec![[1, 2, 3].into()], []),
+        );
+        let written = encode(&AppliedRef {
+            last: Some(log_id(2, 9)),
+            membership: &membership,
+        });
+        let read: Applied = decode("the applied state", &written).unwrap();
+        assert_eq!(read.last, Some(log_id(2, 9)));
+        assert_eq!(read.membership, membership);
+        assert_eq!(
+            written,
+            encode(&Applied {
+                last: Some(log_id(2, 9)),
+                membership,
+            })
+        );
     }
 
     fn incr_to(value: &str, staged_term: Option<u64>, term: u64, index: u64) -> Entry {
