@@ -34,6 +34,10 @@ pub enum Error {
     /// its metadata.
     #[error("{0}")]
     Corrupt(String),
+    /// openraft refused its settings, or failed to start or to stop (nothing on disk is
+    /// damaged by it).
+    #[error("{0}")]
+    Raft(String),
     /// The directory belongs to another node.
     #[error("{} belongs to node {stored}, not to node {given}: start it with --node-id {stored}, or give node {given} a directory of its own", dir.display())]
     NodeId {

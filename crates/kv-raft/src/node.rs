@@ -154,7 +154,7 @@ impl Node {
         let config = Arc::new(
             config
                 .validate()
-                .map_err(|e| Error::Corrupt(format!("Raft settings: {e}")))?,
+                .map_err(|e| Error::Raft(format!("Raft settings: {e}")))?,
         );
         let listener = tokio::net::TcpListener::bind(options.raft_bind)
             .await
@@ -169,7 +169,7 @@ impl Node {
         let secret = options.cluster_secret.as_deref();
         let raft = Raft::new(options.id, config, Network::new(secret), log, sm)
             .await
-            .map_err(|e| Error::Corrupt(format!("Raft did not start: {e}")))?;
+            .map_err(|e| Error::Raft(format!("Raft did not start: {e}")))?;
         let app = router(options.id, secret, raft.clone(), inbox);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -221,7 +221,7 @@ impl Node {
         self.raft
             .shutdown()
             .await
-            .map_err(|e| Error::Corrupt(format!("Raft did not stop cleanly: {e}")))
+            .map_err(|e| Error::Raft(format!("Raft did not stop cleanly: {e}")))
     }
 }
 
