@@ -4,6 +4,14 @@ mod common;
 
 use common::{assert_success, json_lines, run_in, stdout};
 
+/// The `workload` of each line, in order.
+fn workloads(lines: &[serde_json::Value]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(|l| l["workload"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn bench_quick_json_prints_the_required_fields() {
     let cwd = tempfile::tempdir().unwrap();
@@ -24,10 +32,7 @@ fn bench_quick_json_prints_the_required_fields() {
     );
     assert_success(&output);
     let lines = json_lines(&stdout(&output));
-    let workloads: Vec<&str> = lines
-        .iter()
-        .map(|l| l["workload"].as_str().unwrap())
-        .collect();
+    let workloads = workloads(&lines);
     assert_eq!(workloads, ["W5", "W1", "W7"]);
     for line in &lines {
         for field in [
@@ -114,10 +119,7 @@ fn bench_w4_prints_the_log_replays_then_the_open_from_a_snapshot() {
     );
     assert_success(&output);
     let lines = json_lines(&stdout(&output));
-    let workloads: Vec<&str> = lines
-        .iter()
-        .map(|l| l["workload"].as_str().unwrap())
-        .collect();
+    let workloads = workloads(&lines);
     assert_eq!(workloads, ["W4", "W4", "W4-snapshot"]);
     let snapshot = &lines[2];
     assert_eq!(
