@@ -200,9 +200,10 @@ impl Sharded {
     /// log is still right, since replaying the log from the rotation over it applies every
     /// write made meanwhile again, in order.
     ///
-    /// Each chunk is copied out under the lock and `f` (a snapshot's encoding, checksumming
-    /// and writing) runs on the copy after the lock is released, so a writer waits for a
-    /// copy of `chunk` entries at most.
+    /// Under the lock, a chunk's entries are only shared (a reference count each, whatever
+    /// their size: see [`Entry`]); `f` (a snapshot's encoding, checksumming and writing)
+    /// reads them after the lock is released. So a writer waits for `chunk` reference counts
+    /// at most, never for a copy of a large value.
     ///
     /// `stop` is asked between chunks: when it says yes the walk ends there, and this returns
     /// `false` (the shard was not walked whole); otherwise `true`. A hash table reorganised
@@ -220,12 +221,8 @@ impl Sharded {
     ) -> bool {
         let mut cursor = Cursor::default();
         let mut restarts = 0;
-        // One buffer for a chunk's keys and values, and where each entry lies in it.
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut entries: Vec<(usize, usize, usize, Option<u64>)> = Vec::with_capacity(chunk);
+        let mut entries: Vec<Entry> = Vec::with_capacity(chunk);
         loop {
-            bytes.clear();
-            entries.clear();
             let max = if restarts >= MAX_RESTARTS {
                 usize::MAX
             } else {
@@ -233,21 +230,15 @@ impl Sharded {
             };
             let before = cursor.clone();
             let state = self.shards[shard].state.read();
-            let done = state.walk(&mut cursor, max, now, |e: &Entry| {
-                entries.push((bytes.len(), e.key().len(), e.value().len(), e.deadline()));
-                bytes.extend_from_slice(e.key());
-                bytes.extend_from_slice(e.value());
-            });
+            let done = state.walk(&mut cursor, max, now, |e: &Entry| entries.push(e.clone()));
             drop(state);
             if restarted(&before, &cursor) {
                 restarts += 1;
             }
-            for &(at, key, value, deadline) in &entries {
-                f(
-                    &bytes[at..at + key],
-                    &bytes[at + key..at + key + value],
-                    deadline,
-                );
+            // Read, then released (the last reference to a replaced entry frees it), with
+            // the lock already given back.
+            for e in entries.drain(..) {
+                f(e.key(), e.value(), e.deadline());
             }
             if done {
                 return true;
@@ -655,6 +646,53 @@ mod tests {
         let took = walked_in.lock().unwrap().unwrap();
         // Without the bound on restarts, it ended only when the churn did (after 8 s).
         assert!(took < Duration::from_secs(6), "the walk took {took:?}");
+    }
+
+    /// A chunk is shared out of the shard, not copied: the values a walk hands out are the
+    /// entries' own bytes, so a writer waiting for the lock waits for a few reference counts
+    /// whatever the size of the values (checked: the copying walk fails this). An entry
+    /// replaced while its chunk is out still reads as it was.
+    #[test]
+    fn a_chunked_walk_hands_out_the_entries_own_bytes() {
+        const BIG: usize = 1 << 20;
+        for kind in [IndexKind::Hash, IndexKind::Ordered] {
+            let state = Sharded::new(kind, 1);
+            for i in 0..8u8 {
+                state.apply(
+                    OpRef::Put {
+                        key: &[i],
+                        value: &vec![i; BIG],
+                        expiry: Expiry::Never,
+                    },
+                    0,
+                );
+            }
+            let mut seen = 0;
+            state.for_each_in_shard_chunked(
+                0,
+                0,
+                8,
+                || false,
+                |key, value, _| {
+                    let stored = state
+                        .with_entry(key, 0, |e| e.value().as_ptr())
+                        .expect("the key is there");
+                    assert_eq!(value.as_ptr(), stored, "{kind:?}: a copy of {key:?}");
+                    // Replaced under the walk's feet: what it holds does not change.
+                    state.apply(
+                        OpRef::Put {
+                            key,
+                            value: b"new",
+                            expiry: Expiry::Never,
+                        },
+                        0,
+                    );
+                    assert!(value.iter().all(|&b| b == key[0]) && value.len() == BIG);
+                    seen += 1;
+                },
+            );
+            assert_eq!(seen, 8, "{kind:?}");
+        }
     }
 
     /// A walk asked to stop ends at the next chunk, saying it did not see the whole shard.
