@@ -386,9 +386,13 @@ impl Compactor {
         let encoding = writer.encoding();
         let workers = self.encoders.min(shards);
         if workers < 2 {
+            // One buffer for every shard: a new one per shard, grown by doubling and then
+            // freed, maps and unmaps megabytes each time, and every unmap interrupts the
+            // writers' threads (TLB shootdowns).
+            let mut records = Encoded::new();
             for shard in 0..shards {
                 self.check_closing()?;
-                let records = self.encode_shard(source, shard, encoding, id)?;
+                self.encode_shard(source, shard, encoding, id, &mut records)?;
                 writer.write(&records)?;
             }
             return writer.finish();
@@ -403,7 +407,10 @@ impl Compactor {
                     if shard >= shards {
                         return;
                     }
-                    let message = self.encode_shard(source, shard, encoding, id);
+                    let mut records = Encoded::new();
+                    let message = self
+                        .encode_shard(source, shard, encoding, id, &mut records)
+                        .map(|()| records);
                     // The writer stops receiving only after a failure it already reports.
                     if done.send(message).is_err() {
                         return;
@@ -421,21 +428,23 @@ impl Compactor {
         writer.finish()
     }
 
-    /// The put records of every live entry of `shard`, for snapshot `id`. A shard whose
-    /// walk stopped because the store is closing is [`Error::Closed`]: it is incomplete.
+    /// Replaces what `out` holds with the put records of every live entry of `shard`, for
+    /// snapshot `id`. A shard whose walk stopped because the store is closing is
+    /// [`Error::Closed`]: it is incomplete.
     fn encode_shard(
         &self,
         source: &dyn Source,
         shard: usize,
         encoding: Encoding,
         id: u64,
-    ) -> Result<Encoded> {
-        let mut out = Encoded::new();
+        out: &mut Encoded,
+    ) -> Result<()> {
+        out.clear();
         let mut failed = None;
         let closing = || self.closing.load(Ordering::Relaxed);
         let whole = source.read_shard(shard, &closing, &mut |key, value, deadline| {
             if failed.is_none() {
-                failed = encoding.push(&mut out, key, value, deadline).err();
+                failed = encoding.push(out, key, value, deadline).err();
             }
         });
         if let Some(e) = failed {
@@ -447,7 +456,7 @@ impl Compactor {
         if !whole {
             return Err(Error::Closed);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Stops a snapshot being written when the store is closing.
