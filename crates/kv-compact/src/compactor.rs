@@ -372,7 +372,7 @@ impl Compactor {
     }
 
     /// Writes the live state of `source` as snapshot `id` of directory `dir`, one shard at a
-    /// time, each encoded under its own read lock. Walking a million entries scattered in
+    /// time, each read in chunks under short holds of its lock ([`Source::read_shard`]). Walking a million entries scattered in
     /// memory, not the disk, is what a snapshot waits for, so with more than two cores the
     /// shards are encoded on worker threads while this thread appends; one core is always
     /// left to the store's writers. On 2 cores it stays on this thread: measured there,
