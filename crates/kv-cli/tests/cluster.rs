@@ -791,3 +791,91 @@ fn concurrent_increments_through_the_cluster_lose_none() {
         assert_eq!(n, (CONNECTIONS * EACH) as i64, "node {}", node.id);
     }
 }
+
+/// A `MULTI` block on a replicated node, sent to the leader and to a follower (which
+/// forwards its data commands), answers as Redis 7 and the single node do: connection
+/// commands and `INFO` are queued and answered in place, a command refused for its own
+/// arguments is answered in place while the others run, `WATCH` inside the block is refused
+/// without aborting it, an unknown command aborts it, and `RESET` ends it (and `READONLY`).
+/// Before, each of those aborted the block or failed, and `RESET` left it open.
+#[test]
+fn a_transaction_on_a_replicated_node_answers_as_redis_does() {
+    use redis::Value;
+    let root = tempfile::tempdir().unwrap();
+    let nodes = three_nodes(root.path());
+    assert!(cluster_init(&nodes).status.success());
+    let l = leader(&nodes);
+    set_when_led(&nodes[l], "counter", "1");
+    fn text(value: &Value) -> String {
+        match value {
+            Value::SimpleString(s) => s.clone(),
+            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::Okay => "OK".into(),
+            Value::Int(n) => n.to_string(),
+            Value::ServerError(e) => {
+                format!("error {} {}", e.code(), e.details().unwrap_or_default())
+            }
+            other => format!("{other:?}"),
+        }
+    }
+    // The reply as sent: errors inside EXEC's array stay in it.
+    let query = |c: &mut Connection, args: &[&str]| -> Value {
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        match redis::ConnectionLike::req_command(c, &command) {
+            Ok(value) => value,
+            Err(e) => Value::SimpleString(format!("error {e}")),
+        }
+    };
+    for (i, node) in [&nodes[l], &nodes[(l + 1) % 3]].into_iter().enumerate() {
+        let mut c = node.connect(ANSWER).unwrap();
+        let key = format!("k{i}");
+        assert_eq!(text(&query(&mut c, &["MULTI"])), "OK");
+        for args in [
+            vec!["PING"],
+            vec!["SET", &key, "v"],
+            vec!["INCR", "counter"],
+            vec!["SET", &key, "w", "EX", "soon"],
+            vec!["ECHO", "hi"],
+            vec!["INFO", "replication"],
+            vec!["INCR", &key],
+        ] {
+            assert_eq!(text(&query(&mut c, &args)), "QUEUED", "{args:?}");
+        }
+        let watch = text(&query(&mut c, &["WATCH", "x"]));
+        assert!(watch.contains("WATCH inside MULTI"), "{watch}");
+        let Value::Array(replies) = query(&mut c, &["EXEC"]) else {
+            panic!("EXEC answered with no array");
+        };
+        let replies: Vec<String> = replies.iter().map(text).collect();
+        assert_eq!(replies.len(), 7, "{replies:?}");
+        assert_eq!(replies[0], "PONG");
+        assert_eq!(replies[1], "OK");
+        assert_eq!(replies[2], (i + 2).to_string(), "{replies:?}");
+        assert!(replies[3].contains("not an integer"), "{replies:?}");
+        assert_eq!(replies[4], "hi");
+        assert!(replies[5].contains("role:"), "{replies:?}");
+        assert!(replies[6].contains("not an integer"), "{replies:?}");
+        let value: String = c.get(&key).unwrap();
+        assert_eq!(value, "v", "the refused SET changed nothing, the other ran");
+
+        // An unknown command aborts the block.
+        query(&mut c, &["MULTI"]);
+        assert!(text(&query(&mut c, &["NOSUCHCOMMAND"])).contains("unknown command"));
+        query(&mut c, &["SET", &key, "aborted"]);
+        let aborted = text(&query(&mut c, &["EXEC"]));
+        assert!(aborted.contains("EXECABORT"), "{aborted}");
+        assert_eq!(c.get::<_, String>(&key).unwrap(), "v");
+
+        // RESET ends a block, and READONLY with it.
+        query(&mut c, &["READONLY"]);
+        query(&mut c, &["MULTI"]);
+        query(&mut c, &["SET", &key, "reset"]);
+        assert_eq!(text(&query(&mut c, &["RESET"])), "RESET");
+        let exec = text(&query(&mut c, &["EXEC"]));
+        assert!(exec.contains("EXEC without MULTI"), "{exec}");
+        assert_eq!(c.get::<_, String>(&key).unwrap(), "v");
+    }
+}

@@ -246,8 +246,8 @@ struct Connection {
     replica: Arc<Replica>,
     /// `READONLY`: reads see this node's applied state, possibly stale.
     readonly: bool,
-    /// An open `MULTI` block's data commands, and their requests as sent (to forward).
-    queued: Option<Vec<Command>>,
+    /// An open `MULTI` block, and its data commands' requests as sent (to forward).
+    queued: Option<Vec<Queued>>,
     queued_raw: Vec<Vec<Bytes>>,
     queue_failed: bool,
     /// `KVRAFT FORWARDED`: a follower's link to this node; never forwarded again, so a
@@ -255,6 +255,20 @@ struct Connection {
     forwarded: bool,
     /// This connection's link to the leader, for the requests it forwards.
     link: Option<(String, forward::Link)>,
+}
+
+/// A request queued inside `MULTI`, answered in its place in `EXEC`'s reply, as Redis does.
+enum Queued {
+    /// A command that reads or writes keys: all of them run as one step, on the leader.
+    Data(Command),
+    /// `INFO`: this node's, with its replication section.
+    Info(Vec<Bytes>),
+    /// A connection or server command (`PING`, `ECHO`, `CLIENT` ...): the session answers
+    /// it here, whichever node runs the data commands.
+    Session(Vec<Bytes>),
+    /// A command refused for its own arguments (an option, an integer): its error, while
+    /// the others run.
+    Refused(Reply),
 }
 
 /// A member's addresses as `KVRAFT INIT` and `KVRAFT LEARNER` take them.
@@ -285,6 +299,9 @@ enum Elsewhere {
     /// The answer (an error).
     Reply(Reply),
 }
+
+/// The answer to `SAVE` and `BGREWRITEAOF`.
+const NO_SAVE: &str = "ERR SAVE and BGREWRITEAOF are not supported on a replicated node: the Raft log is synced at every write";
 
 /// What a follower that cannot forward a linearizable read says.
 const LINEARIZABLE: &str =
@@ -317,40 +334,63 @@ impl Connection {
             self.readonly = is(name, "readonly");
             return Reply::OK;
         }
-        let (command, _spec) = match command::parse(args) {
+        let (command, spec) = match command::parse(args) {
             Ok(parsed) => parsed,
-            // Errors, AUTH's refusals and the like are the session's to answer.
-            Err(_) => {
+            Err(error) => {
+                // As Redis 7, and the single node: inside a block, a command refused for
+                // its own arguments is queued and answered in EXEC's reply; an unknown
+                // command or a wrong number of arguments aborts the block.
+                let queues = self.queued.is_some()
+                    && self.session.is_authenticated()
+                    && !error.is_refused_before_running(args);
+                if let (true, Some(queued)) = (queues, &mut self.queued) {
+                    queued.push(Queued::Refused(error.into()));
+                    return Reply::Simple("QUEUED");
+                }
                 if self.queued.is_some() {
                     self.queue_failed = true;
                 }
+                // Errors, AUTH's refusals and the like are the session's to answer.
                 return self.session.handle(args);
             }
         };
         if !self.session.is_authenticated() {
             return self.session.handle(args);
         }
+        if let Command::Reset = command {
+            // RESET ends a block and READONLY as well as the session's state.
+            self.queued = None;
+            self.queued_raw.clear();
+            self.queue_failed = false;
+            self.readonly = false;
+            return self.session.handle(args);
+        }
         if let Some(queued) = &mut self.queued {
-            return match command {
-                Command::Exec => self.exec().await,
+            let entry = match command {
+                Command::Exec => return self.exec().await,
                 Command::Discard => {
                     self.queued = None;
+                    self.queued_raw.clear();
                     self.queue_failed = false;
-                    Reply::OK
+                    return Reply::OK;
                 }
-                Command::Multi => Reply::error("ERR MULTI calls can not be nested"),
-                command if data_role(&command).is_some() => {
-                    queued.push(command);
-                    self.queued_raw.push(args.to_vec());
-                    Reply::Simple("QUEUED")
-                }
-                _ => {
+                Command::Multi => return Reply::error("ERR MULTI calls can not be nested"),
+                Command::Watch(_) => return Reply::error("ERR WATCH inside MULTI is not allowed"),
+                Command::Quit => return self.session.handle(args),
+                _ if spec.no_multi() => {
                     self.queue_failed = true;
-                    Reply::error(
-                        "ERR Command not allowed inside a transaction on a replicated node",
-                    )
+                    return Reply::error("ERR Command not allowed inside a transaction");
                 }
+                Command::Info(sections) => Queued::Info(sections),
+                Command::RewriteLog => Queued::Refused(Reply::error(NO_SAVE)),
+                command if data_role(&command).is_some() => {
+                    self.queued_raw.push(args.to_vec());
+                    Queued::Data(command)
+                }
+                _ => Queued::Session(args.to_vec()),
             };
+            queued.push(entry);
+            return Reply::Simple("QUEUED");
         }
         match command {
             Command::Multi => {
@@ -363,72 +403,127 @@ impl Connection {
             Command::Discard => Reply::error("ERR DISCARD without MULTI"),
             Command::Watch(_) => Reply::error("ERR WATCH is not supported on a replicated node"),
             Command::Unwatch => Reply::OK,
-            Command::Save | Command::RewriteLog => {
-                Reply::error("ERR SAVE and BGREWRITEAOF are not supported on a replicated node: the Raft log is synced at every write")
-            }
-            Command::Info(ref sections) => {
-                // The state machine's store now: a snapshot installed since this server
-                // started replaced the one it was given.
-                let store = self.replica.node.reader().store();
-                let mut text = self.session.info(&store, kv_raft::is_reserved, sections);
-                let wanted = sections.is_empty()
-                    || sections.iter().any(|s| {
-                        is(s, "replication") || is(s, "all") || is(s, "everything") || is(s, "default")
-                    });
-                if wanted {
-                    if !text.is_empty() {
-                        text.push_str("\r\n");
-                    }
-                    text.push_str(&self.replication_info());
-                }
-                Reply::bulk(text)
-            }
+            Command::Save | Command::RewriteLog => Reply::error(NO_SAVE),
+            Command::Info(ref sections) => self.info(sections),
             command => match data_role(&command) {
                 Some(true) => match self.write(&[command]).await {
                     Ok(mut replies) => replies.remove(0),
-                    Err(elsewhere) => self.forward(elsewhere, vec![args.to_vec()], "send writes there").await,
+                    Err(elsewhere) => {
+                        self.forward(elsewhere, vec![args.to_vec()], "send writes there")
+                            .await
+                    }
                 },
                 Some(false) => match self.read(&command).await {
                     Ok(reply) => reply,
-                    Err(elsewhere) => self.forward(elsewhere, vec![args.to_vec()], LINEARIZABLE).await,
+                    Err(elsewhere) => {
+                        self.forward(elsewhere, vec![args.to_vec()], LINEARIZABLE)
+                            .await
+                    }
                 },
                 None => self.session.handle(args),
             },
         }
     }
 
+    /// `INFO`, with this node's replication section.
+    fn info(&self, sections: &[Bytes]) -> Reply {
+        // The state machine's store now: a snapshot installed since this server started
+        // replaced the one it was given.
+        let store = self.replica.node.reader().store();
+        let mut text = self.session.info(&store, kv_raft::is_reserved, sections);
+        let wanted = sections.is_empty()
+            || sections.iter().any(|s| {
+                is(s, "replication") || is(s, "all") || is(s, "everything") || is(s, "default")
+            });
+        if wanted {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            text.push_str(&self.replication_info());
+        }
+        Reply::bulk(text)
+    }
+
+    /// `EXEC`: the block's data commands run as one step (a write on the leader, through
+    /// one entry), and every other request is answered in its place.
     async fn exec(&mut self) -> Reply {
         let queued = self.queued.take().unwrap_or_default();
-        let mut raw = vec![vec![Bytes::from_static(b"MULTI")]];
-        raw.append(&mut self.queued_raw);
-        raw.push(vec![Bytes::from_static(b"EXEC")]);
+        let raw_data = std::mem::take(&mut self.queued_raw);
         if std::mem::take(&mut self.queue_failed) {
             return Reply::error("EXECABORT Transaction discarded because of previous errors.");
         }
-        if queued.is_empty() {
-            return Reply::Array(Vec::new());
-        }
-        if queued.iter().all(|c| data_role(c) == Some(false)) {
-            if let Err(elsewhere) = self.ensure_current().await {
-                return self.forward(elsewhere, raw, LINEARIZABLE).await;
-            }
-            let mut view = Staged::new(self.replica.node.reader().store(), SystemTime::now());
-            return Reply::Array(
-                queued
-                    .iter()
-                    .map(|c| execute(&mut view, c).unwrap_or(Reply::Nil))
-                    .collect(),
-            );
-        }
-        let replies = match self.write(&queued).await {
+        let data: Vec<Command> = queued
+            .iter()
+            .filter_map(|q| match q {
+                Queued::Data(command) => Some(command.clone()),
+                _ => None,
+            })
+            .collect();
+        let data_replies = match self.run_data(data, raw_data).await {
             Ok(replies) => replies,
-            Err(elsewhere) => return self.forward(elsewhere, raw, "send writes there").await,
+            // The block failed as a whole (a leader's EXECABORT, CLUSTERDOWN ...).
+            Err(reply) => return reply,
         };
-        if replies.len() == 1 && queued.len() != 1 && replies[0].is_error() {
-            // The whole block failed before running.
-            return replies.into_iter().next().unwrap_or(Reply::Nil);
+        let mut data_replies = data_replies.into_iter();
+        let mut replies = Vec::with_capacity(queued.len());
+        for entry in queued {
+            replies.push(match entry {
+                Queued::Data(_) => data_replies.next().unwrap_or(Reply::Nil),
+                Queued::Info(sections) => self.info(&sections),
+                Queued::Session(args) => self.session.handle(&args),
+                Queued::Refused(reply) => reply,
+            });
         }
         Reply::Array(replies)
+    }
+
+    /// The replies of a block's data commands, run as one step: here, or on the leader
+    /// (`raw` are their requests as sent). `Err`: the block's one reply when it failed as a
+    /// whole.
+    async fn run_data(
+        &mut self,
+        data: Vec<Command>,
+        raw: Vec<Vec<Bytes>>,
+    ) -> std::result::Result<Vec<Reply>, Reply> {
+        if data.is_empty() {
+            return Ok(Vec::new());
+        }
+        let block = |raw: Vec<Vec<Bytes>>| {
+            let mut block = vec![vec![Bytes::from_static(b"MULTI")]];
+            block.extend(raw);
+            block.push(vec![Bytes::from_static(b"EXEC")]);
+            block
+        };
+        let forwarded = if data.iter().all(|c| data_role(c) == Some(false)) {
+            match self.ensure_current().await {
+                Ok(()) => {
+                    let mut view =
+                        Staged::new(self.replica.node.reader().store(), SystemTime::now());
+                    return Ok(data
+                        .iter()
+                        .map(|c| execute(&mut view, c).unwrap_or(Reply::Nil))
+                        .collect());
+                }
+                Err(elsewhere) => self.forward(elsewhere, block(raw), LINEARIZABLE).await,
+            }
+        } else {
+            match self.write(&data).await {
+                // The whole block failed before running.
+                Ok(replies) if replies.len() == 1 && data.len() != 1 && replies[0].is_error() => {
+                    return Err(replies.into_iter().next().unwrap_or(Reply::Nil))
+                }
+                Ok(replies) => return Ok(replies),
+                Err(elsewhere) => {
+                    self.forward(elsewhere, block(raw), "send writes there")
+                        .await
+                }
+            }
+        };
+        // The leader's EXEC: its array holds the data commands' replies alone.
+        match forwarded {
+            Reply::Array(replies) if replies.len() == data.len() => Ok(replies),
+            other => Err(other),
+        }
     }
 
     /// Unless `READONLY`: a ReadIndex, so that what this node has applied includes every
