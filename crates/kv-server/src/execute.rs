@@ -207,6 +207,10 @@ fn set(
     ttl: TtlUpdate,
     get: bool,
 ) -> kv_store::Result<Reply> {
+    if condition.is_none() && !get {
+        // Nothing to read: a blind write.
+        return keyspace.put(key, value, ttl).map(|()| Reply::OK);
+    }
     let mut wrote = false;
     let updated = keyspace.update(key, &mut |current| {
         wrote = match condition {

@@ -35,6 +35,13 @@ pub(crate) trait Keyspace {
         key: &Bytes,
         f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
     ) -> kv_store::Result<Updated>;
+    /// Sets the key to `value` with `ttl`, whatever it held: `SET` without a condition or
+    /// `GET`. A view that can write without reading the key first does (the store's value
+    /// is neither looked up nor copied); by default it is an [`update`](Self::update).
+    fn put(&mut self, key: &Bytes, value: &Bytes, ttl: TtlUpdate) -> kv_store::Result<()> {
+        self.update(key, &mut |_| Update::put_with(value.clone(), ttl))
+            .map(|_| ())
+    }
     /// Sets every pair, atomically, without deadlines.
     fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()>;
     /// Every live key.
@@ -263,6 +270,24 @@ impl<'a> Queued<'a> {
         self.writes
     }
 
+    /// Records the key's new state: in the batch the block commits, and for the block's
+    /// later reads. `after`: a time to live given relative to now (`EX`, `PX`), which counts
+    /// from the commit, as it would outside a block.
+    fn stage(&mut self, key: &Bytes, state: Pending, after: Option<Duration>) {
+        let batch = &mut self.writes;
+        match (&state, after) {
+            (None, _) => batch.delete(key.clone()),
+            (Some((value, _)), Some(after)) => {
+                batch.put_with_ttl(key.clone(), value.clone(), after)
+            }
+            (Some((value, Some(at))), None) => {
+                batch.put_with_deadline(key.clone(), value.clone(), *at)
+            }
+            (Some((value, None)), None) => batch.put(key.clone(), value.clone()),
+        };
+        self.pending.insert(key.clone(), state);
+    }
+
     fn pending(&self, key: &Bytes) -> Option<Pending> {
         let pending = self.pending.get(key)?.clone();
         Some(pending.filter(|(_, deadline)| deadline.is_none_or(|d| d > SystemTime::now())))
@@ -322,21 +347,26 @@ impl Keyspace for Queued<'_> {
         let current = self.read(key);
         let decided = decide(current, SystemTime::now(), f);
         if let Some(state) = decided.state {
-            let batch = &mut self.writes;
-            match (&state, decided.after) {
-                (None, _) => batch.delete(key.clone()),
-                // Relative to the commit, as it would be outside a block.
-                (Some((value, _)), Some(after)) => {
-                    batch.put_with_ttl(key.clone(), value.clone(), after)
-                }
-                (Some((value, Some(at))), None) => {
-                    batch.put_with_deadline(key.clone(), value.clone(), *at)
-                }
-                (Some((value, None)), None) => batch.put(key.clone(), value.clone()),
-            };
-            self.pending.insert(key.clone(), state);
+            self.stage(key, state, decided.after);
         }
         Ok(decided.updated)
+    }
+
+    fn put(&mut self, key: &Bytes, value: &Bytes, ttl: TtlUpdate) -> kv_store::Result<()> {
+        let now = SystemTime::now();
+        let (deadline, after) = match ttl {
+            // The deadline it keeps is the key's: read it.
+            TtlUpdate::Keep => {
+                return self
+                    .update(key, &mut |_| Update::put_with(value.clone(), ttl))
+                    .map(|_| ())
+            }
+            TtlUpdate::Remove => (None, None),
+            TtlUpdate::After(after) => (Some(now + after), Some(after)),
+            TtlUpdate::At(at) => (Some(at), None),
+        };
+        self.stage(key, Some((value.clone(), deadline)), after);
+        Ok(())
     }
 
     fn put_all(&mut self, pairs: &[(Bytes, Bytes)]) -> kv_store::Result<()> {

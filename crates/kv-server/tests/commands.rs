@@ -762,3 +762,50 @@ fn mget_of_many_keys_answers_each_in_its_place() {
         }
     }
 }
+
+/// A `SET` with no condition and no `GET` writes without reading the key; in a pipeline and
+/// inside `MULTI` its deadlines are still those of Redis: `EX` sets one, a plain `SET` drops
+/// it, `KEEPTTL` keeps it, `PXAT` is absolute, and later commands of the block see each.
+#[test]
+fn set_without_a_condition_keeps_redis_deadlines_in_pipelines_and_blocks() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut c = server.client();
+    let far = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 500_000;
+    for atomic in [false, true] {
+        let key = format!("b{atomic}");
+        let mut pipe = redis::pipe();
+        if atomic {
+            pipe.atomic();
+        }
+        pipe.cmd("SET").arg(&key).arg("1").arg("EX").arg(100);
+        pipe.cmd("TTL").arg(&key);
+        pipe.cmd("SET").arg(&key).arg("2").arg("KEEPTTL");
+        pipe.cmd("TTL").arg(&key);
+        pipe.cmd("SET").arg(&key).arg("3");
+        pipe.cmd("TTL").arg(&key);
+        pipe.cmd("SET").arg(&key).arg("4").arg("PXAT").arg(far);
+        pipe.cmd("PEXPIRETIME").arg(&key);
+        pipe.cmd("GET").arg(&key);
+        let (_, ttl_ex, _, ttl_kept, _, ttl_plain, _, at, value): (
+            String,
+            i64,
+            String,
+            i64,
+            String,
+            i64,
+            String,
+            u64,
+            String,
+        ) = pipe.query(&mut c).unwrap();
+        assert_eq!(ttl_ex, 100, "{atomic}");
+        assert!((99..=100).contains(&ttl_kept), "{atomic}: {ttl_kept}");
+        assert_eq!(ttl_plain, -1, "{atomic}");
+        assert_eq!(at, far, "{atomic}");
+        assert_eq!(value, "4", "{atomic}");
+        assert_eq!(c.pexpire_time::<_, u64>(&key).unwrap(), far, "{atomic}");
+    }
+}
