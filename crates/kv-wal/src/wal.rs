@@ -23,6 +23,12 @@ use crate::syncer::Syncer;
 const WINDOW_LEN: u64 = 8 << 20;
 /// Windows start on page boundaries.
 const PAGE: u64 = 4096;
+/// An append through a window that enters a new stretch of this many bytes faults the next
+/// stretch in, writable, in one call. Left to the copies, every 4 KiB page of the log cost
+/// one put in about 30 a page fault of 7-14 us on ext4 here, which was a buffered writer's
+/// p99 (14 us; 2 us with this). The pages it dirties ahead hold zeros, the log's free space,
+/// so a crash or a sync that writes them out changes nothing recovery reads.
+const PREFAULT: u64 = 64 << 10;
 
 /// The segment appends go to.
 #[derive(Debug)]
@@ -82,11 +88,22 @@ impl Active {
                 return false;
             }
             match self.file.map_window(start, (end - start) as usize) {
-                Ok(Some(window)) => self.window = Some(window),
+                Ok(Some(window)) => {
+                    // The stretch this append is in and the next: later appends fault in
+                    // the ones after as they reach them.
+                    window.prefault(at / PREFAULT * PREFAULT, 2 * PREFAULT);
+                    self.window = Some(window);
+                }
                 Ok(None) | Err(_) => return false,
             }
         }
-        self.window.as_mut().expect("mapped above").write(at, bytes);
+        let window = self.window.as_mut().expect("mapped above");
+        window.write(at, bytes);
+        // Crossing into a new stretch: fault in the next one now, in one call.
+        let end = at + bytes.len() as u64;
+        if at / PREFAULT != end / PREFAULT {
+            window.prefault((end / PREFAULT + 1) * PREFAULT, PREFAULT);
+        }
         true
     }
 }
