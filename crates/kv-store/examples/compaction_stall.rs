@@ -99,9 +99,7 @@ fn main() {
             (before, during, stalls)
         });
         // Not measured: the first megabytes the writer appends lie in pages the load's own
-        // appends already mapped (the kernel read ahead of them), so they take no page fault.
-        // From then on one put in about 30 starts a new 4 KiB page of the log and faults
-        // (7-14 us on ext4 here), whatever a compaction does: "before" must see that too.
+        // appends already mapped, which made the writer faster than in its steady state.
         std::thread::sleep(Duration::from_secs(4));
         phase.store(BEFORE, Ordering::Relaxed);
         std::thread::sleep(Duration::from_secs(2));
