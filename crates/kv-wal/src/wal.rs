@@ -23,11 +23,12 @@ use crate::syncer::Syncer;
 const WINDOW_LEN: u64 = 8 << 20;
 /// Windows start on page boundaries.
 const PAGE: u64 = 4096;
-/// An append through a window that enters a new stretch of this many bytes faults the next
-/// stretch in, writable, in one call. Left to the copies, every 4 KiB page of the log cost
-/// one put in about 30 a page fault of 7-14 us on ext4 here, which was a buffered writer's
-/// p99 (14 us; 2 us with this). The pages it dirties ahead hold zeros, the log's free space,
-/// so a crash or a sync that writes them out changes nothing recovery reads.
+/// Under [`FsyncPolicy::Os`], an append through a window that enters a new stretch of this
+/// many bytes faults the next stretch in, writable, in one call. Left to the copies, each
+/// 4 KiB page of the log cost one put in about 30 a page fault of 7-14 us on ext4 here,
+/// which was a buffered writer's p99 (14 us; 2 us with this). The pages it dirties ahead
+/// hold zeros, the log's free space, so a crash or a sync that writes them out changes
+/// nothing recovery reads.
 const PREFAULT: u64 = 64 << 10;
 
 /// The segment appends go to.
@@ -71,8 +72,9 @@ impl Active {
 
     /// Copies `bytes` to `at` through a write window, mapping one if needed; `false` when
     /// the bytes cannot go that way (no reserved space there, a large write, or a file layer
-    /// that does not map) and must be written with a system call.
-    fn write_through_window(&mut self, at: u64, bytes: &[u8]) -> bool {
+    /// that does not map) and must be written with a system call. With `prefault`, faults
+    /// the window's next [`PREFAULT`] bytes in ahead of the appends (see there).
+    fn write_through_window(&mut self, at: u64, bytes: &[u8], prefault: bool) -> bool {
         if bytes.len() as u64 > WINDOW_LEN / 2 {
             return false;
         }
@@ -91,7 +93,9 @@ impl Active {
                 Ok(Some(window)) => {
                     // The stretch this append is in and the next: later appends fault in
                     // the ones after as they reach them.
-                    window.prefault(at / PREFAULT * PREFAULT, 2 * PREFAULT);
+                    if prefault {
+                        window.prefault(at / PREFAULT * PREFAULT, 2 * PREFAULT);
+                    }
                     self.window = Some(window);
                 }
                 Ok(None) | Err(_) => return false,
@@ -101,7 +105,7 @@ impl Active {
         window.write(at, bytes);
         // Crossing into a new stretch: fault in the next one now, in one call.
         let end = at + bytes.len() as u64;
-        if at / PREFAULT != end / PREFAULT {
+        if prefault && at / PREFAULT != end / PREFAULT {
             window.prefault((end / PREFAULT + 1) * PREFAULT, PREFAULT);
         }
         true
@@ -397,7 +401,11 @@ impl Wal {
         let position = Position::new(self.active.id, self.active.len);
         let at = self.active.len;
         let windowed = window && self.config.fsync_policy != FsyncPolicy::Always;
-        if !(windowed && self.active.write_through_window(at, bytes)) {
+        // Only a log the operating system flushes: under `Batch` each background sync would
+        // write the zeros faulted in ahead to the disk (a stretch filled at 2-3 MB/s would go
+        // out five times before its data), and mark them read-only again.
+        let prefault = self.config.fsync_policy == FsyncPolicy::Os;
+        if !(windowed && self.active.write_through_window(at, bytes, prefault)) {
             if !self.config.write_window {
                 self.zero_ahead(at + len);
             }
