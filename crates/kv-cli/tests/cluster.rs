@@ -795,9 +795,10 @@ fn concurrent_increments_through_the_cluster_lose_none() {
 /// A `MULTI` block on a replicated node, sent to the leader and to a follower (which
 /// forwards its data commands), answers as Redis 7 and the single node do: connection
 /// commands and `INFO` are queued and answered in place, a command refused for its own
-/// arguments is answered in place while the others run, `WATCH` inside the block is refused
-/// without aborting it, an unknown command aborts it, and `RESET` ends it (and `READONLY`).
-/// Before, each of those aborted the block or failed, and `RESET` left it open.
+/// arguments is answered in place while the others run, `READONLY` and `READWRITE` are
+/// queued, `WATCH` inside the block is refused without aborting it, an unknown command
+/// aborts it, and `RESET` ends it (and `READONLY`). Before, each of those aborted the block,
+/// ran at once or failed, and `RESET` left it open.
 #[test]
 fn a_transaction_on_a_replicated_node_answers_as_redis_does() {
     use redis::Value;
@@ -841,6 +842,8 @@ fn a_transaction_on_a_replicated_node_answers_as_redis_does() {
             vec!["ECHO", "hi"],
             vec!["INFO", "replication"],
             vec!["INCR", &key],
+            vec!["READONLY"],
+            vec!["READWRITE"],
         ] {
             assert_eq!(text(&query(&mut c, &args)), "QUEUED", "{args:?}");
         }
@@ -850,7 +853,8 @@ fn a_transaction_on_a_replicated_node_answers_as_redis_does() {
             panic!("EXEC answered with no array");
         };
         let replies: Vec<String> = replies.iter().map(text).collect();
-        assert_eq!(replies.len(), 7, "{replies:?}");
+        assert_eq!(replies.len(), 9, "{replies:?}");
+        assert_eq!(replies[7..], ["OK", "OK"], "READONLY and READWRITE queued");
         assert_eq!(replies[0], "PONG");
         assert_eq!(replies[1], "OK");
         assert_eq!(replies[2], (i + 2).to_string(), "{replies:?}");

@@ -269,6 +269,8 @@ enum Queued {
     /// A command refused for its own arguments (an option, an integer): its error, while
     /// the others run.
     Refused(Reply),
+    /// `READONLY` (`true`) or `READWRITE`: the connection's mode from the next block on.
+    ReadOnly(bool),
 }
 
 /// A member's addresses as `KVRAFT INIT` and `KVRAFT LEARNER` take them.
@@ -328,10 +330,21 @@ impl Connection {
             if !self.session.is_authenticated() {
                 return Reply::error("NOAUTH Authentication required.");
             }
+            let readonly = is(name, "readonly");
+            if let Some(queued) = &mut self.queued {
+                // Inside a block: queued like any command, so that EXEC answers one reply
+                // for each (a client counts them); the cluster's own commands abort it.
+                if is(name, "kvraft") {
+                    self.queue_failed = true;
+                    return Reply::error("ERR Command not allowed inside a transaction");
+                }
+                queued.push(Queued::ReadOnly(readonly));
+                return Reply::Simple("QUEUED");
+            }
             if is(name, "kvraft") {
                 return self.kvraft(args).await;
             }
-            self.readonly = is(name, "readonly");
+            self.readonly = readonly;
             return Reply::OK;
         }
         let (command, spec) = match command::parse(args) {
@@ -472,6 +485,10 @@ impl Connection {
                 Queued::Info(sections) => self.info(&sections),
                 Queued::Session(args) => self.session.handle(&args),
                 Queued::Refused(reply) => reply,
+                Queued::ReadOnly(readonly) => {
+                    self.readonly = readonly;
+                    Reply::OK
+                }
             });
         }
         Reply::Array(replies)
