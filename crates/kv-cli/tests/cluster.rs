@@ -865,6 +865,33 @@ fn a_transaction_on_a_replicated_node_answers_as_redis_does() {
         let value: String = c.get(&key).unwrap();
         assert_eq!(value, "v", "the refused SET changed nothing, the other ran");
 
+        if i == 0 {
+            // Every request counted once, however it was answered (the second INFO too).
+            let processed = |c: &mut Connection| -> u64 {
+                let info = text(&query(c, &["INFO", "stats"]));
+                info.lines()
+                    .find_map(|l| l.strip_prefix("total_commands_processed:"))
+                    .expect("the stats section")
+                    .trim()
+                    .parse()
+                    .unwrap()
+            };
+            let before = processed(&mut c);
+            for args in [
+                vec!["SET", "x", "1"],
+                vec!["GET", "x"],
+                vec!["MULTI"],
+                vec!["INCR", "x"],
+                vec!["PING"],
+                vec!["EXEC"],
+                vec!["READONLY"],
+                vec!["READWRITE"],
+            ] {
+                query(&mut c, &args);
+            }
+            assert_eq!(processed(&mut c) - before, 9);
+        }
+
         // An unknown command aborts the block.
         query(&mut c, &["MULTI"]);
         assert!(text(&query(&mut c, &["NOSUCHCOMMAND"])).contains("unknown command"));

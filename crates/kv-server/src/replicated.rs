@@ -325,6 +325,9 @@ fn data_role(command: &Command) -> Option<bool> {
 
 impl Connection {
     async fn handle(&mut self, args: &[Bytes]) -> Reply {
+        // Every request once, as on a single node: whether it is answered here, forwarded,
+        // queued in a block or handed to the session.
+        self.session.count_command();
         let name = &args[0];
         if is(name, "readonly") || is(name, "readwrite") || is(name, "kvraft") {
             if !self.session.is_authenticated() {
@@ -364,11 +367,11 @@ impl Connection {
                     self.queue_failed = true;
                 }
                 // Errors, AUTH's refusals and the like are the session's to answer.
-                return self.session.handle(args);
+                return self.session.handle_uncounted(args);
             }
         };
         if !self.session.is_authenticated() {
-            return self.session.handle(args);
+            return self.session.handle_uncounted(args);
         }
         if let Command::Reset = command {
             // RESET ends a block and READONLY as well as the session's state.
@@ -376,7 +379,7 @@ impl Connection {
             self.queued_raw.clear();
             self.queue_failed = false;
             self.readonly = false;
-            return self.session.handle(args);
+            return self.session.handle_uncounted(args);
         }
         if let Some(queued) = &mut self.queued {
             let entry = match command {
@@ -389,7 +392,7 @@ impl Connection {
                 }
                 Command::Multi => return Reply::error("ERR MULTI calls can not be nested"),
                 Command::Watch(_) => return Reply::error("ERR WATCH inside MULTI is not allowed"),
-                Command::Quit => return self.session.handle(args),
+                Command::Quit => return self.session.handle_uncounted(args),
                 _ if spec.no_multi() => {
                     self.queue_failed = true;
                     return Reply::error("ERR Command not allowed inside a transaction");
@@ -433,7 +436,7 @@ impl Connection {
                             .await
                     }
                 },
-                None => self.session.handle(args),
+                None => self.session.handle_uncounted(args),
             },
         }
     }
@@ -483,7 +486,7 @@ impl Connection {
             replies.push(match entry {
                 Queued::Data(_) => data_replies.next().unwrap_or(Reply::Nil),
                 Queued::Info(sections) => self.info(&sections),
-                Queued::Session(args) => self.session.handle(&args),
+                Queued::Session(args) => self.session.handle_uncounted(&args),
                 Queued::Refused(reply) => reply,
                 Queued::ReadOnly(readonly) => {
                     self.readonly = readonly;

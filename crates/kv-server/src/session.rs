@@ -143,10 +143,24 @@ impl Session {
 
     /// Answers one request (its name first; not empty).
     pub fn handle(&mut self, args: &[Bytes]) -> Reply {
-        match self.prepare(args) {
+        self.count_command();
+        self.handle_uncounted(args)
+    }
+
+    /// [`handle`](Self::handle), for a caller that counted the request in
+    /// `total_commands_processed` itself (a replicated node's connection counts each once).
+    pub(crate) fn handle_uncounted(&mut self, args: &[Bytes]) -> Reply {
+        match self.prepare_uncounted(args) {
             Ok((command, _)) => self.run_on_store(&command),
             Err(reply) => reply,
         }
+    }
+
+    /// Counts a request in `INFO`'s `total_commands_processed`.
+    pub(crate) fn count_command(&self) {
+        self.shared
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Answers `requests` in turn, as [`handle`](Self::handle) would one at a time, into
@@ -375,9 +389,12 @@ impl Session {
     /// parses it, checks authentication, and queues it inside `MULTI`. `Err`: the reply
     /// of a request answered without running (an error, `QUEUED`).
     fn prepare(&mut self, args: &[Bytes]) -> Result<(Command, &'static Spec), Reply> {
-        self.shared
-            .commands_processed
-            .fetch_add(1, Ordering::Relaxed);
+        self.count_command();
+        self.prepare_uncounted(args)
+    }
+
+    /// [`prepare`](Self::prepare) without counting the request.
+    fn prepare_uncounted(&mut self, args: &[Bytes]) -> Result<(Command, &'static Spec), Reply> {
         // As Redis 7: an unknown command or a wrong number of arguments is refused before
         // anything else (and aborts a MULTI block); the command's own errors (an option, an
         // integer) come after the authentication check, and inside a block they are
