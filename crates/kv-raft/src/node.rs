@@ -232,12 +232,24 @@ async fn snapshot_when_log_outgrows(raft: Raft, log: LogReader, store: StoreRead
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        let (applied, before) = {
+            let m = raft.metrics().borrow_watched().clone();
+            (
+                m.last_applied.map(|a| a.index()),
+                m.snapshot.map(|s| s.index()),
+            )
+        };
+        // Nothing applied since the last snapshot: another would copy the same state. (The
+        // log it leaves, the entries openraft keeps and the active segment, can stay past
+        // the floor, and an idle node would copy its store once a minute.)
+        if applied == before {
+            continue;
+        }
         let live = store.store().stats().live_bytes;
         if log.log_bytes() >= floor.max(live) {
             // Built and purged by openraft. Waited for, so that a build longer than a tick
             // is not asked for again; a failure (Raft stopping) ends nothing here: the task
             // is aborted with the node.
-            let before = raft.metrics().borrow_watched().snapshot.map(|s| s.index());
             let _ = raft.trigger().snapshot().await;
             let _ = raft
                 .wait(Some(std::time::Duration::from_secs(60)))
