@@ -185,12 +185,7 @@ pub(crate) fn decide(
             after: None,
         },
         Update::Put { value, ttl } => {
-            let (deadline, after) = match ttl {
-                TtlUpdate::Keep => (current.and_then(|(_, deadline)| deadline), None),
-                TtlUpdate::Remove => (None, None),
-                TtlUpdate::After(after) => (Some(now + after), Some(after)),
-                TtlUpdate::At(at) => (Some(at), None),
-            };
+            let (deadline, after) = deadline_of(ttl, current.and_then(|(_, d)| d), now);
             Decided {
                 updated: Updated {
                     old,
@@ -200,6 +195,21 @@ pub(crate) fn decide(
                 after,
             }
         }
+    }
+}
+
+/// A put's deadline given `ttl` at `now`, for a key whose deadline was `kept` (what
+/// `KEEPTTL` keeps), and the time to live when it was given relative to now.
+fn deadline_of(
+    ttl: TtlUpdate,
+    kept: Option<SystemTime>,
+    now: SystemTime,
+) -> (Option<SystemTime>, Option<Duration>) {
+    match ttl {
+        TtlUpdate::Keep => (kept, None),
+        TtlUpdate::Remove => (None, None),
+        TtlUpdate::After(after) => (Some(now + after), Some(after)),
+        TtlUpdate::At(at) => (Some(at), None),
     }
 }
 
@@ -353,18 +363,13 @@ impl Keyspace for Queued<'_> {
     }
 
     fn put(&mut self, key: &Bytes, value: &Bytes, ttl: TtlUpdate) -> kv_store::Result<()> {
-        let now = SystemTime::now();
-        let (deadline, after) = match ttl {
+        if ttl == TtlUpdate::Keep {
             // The deadline it keeps is the key's: read it.
-            TtlUpdate::Keep => {
-                return self
-                    .update(key, &mut |_| Update::put_with(value.clone(), ttl))
-                    .map(|_| ())
-            }
-            TtlUpdate::Remove => (None, None),
-            TtlUpdate::After(after) => (Some(now + after), Some(after)),
-            TtlUpdate::At(at) => (Some(at), None),
-        };
+            return self
+                .update(key, &mut |_| Update::put_with(value.clone(), ttl))
+                .map(|_| ());
+        }
+        let (deadline, after) = deadline_of(ttl, None, SystemTime::now());
         self.stage(key, Some((value.clone(), deadline)), after);
         Ok(())
     }
