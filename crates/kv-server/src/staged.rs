@@ -106,13 +106,18 @@ impl Staged {
         self.live(Some((value.into(), deadline)))
     }
 
-    /// The keys the writes in flight write (none for a read's view): a listing or a count
-    /// depends on all of them.
-    fn in_flight_keys(&self) -> Vec<Bytes> {
+    /// The keys whose state may differ from the store's, sorted, each once: those the
+    /// writes in flight write (a listing or a count depends on all of them) and this
+    /// view's own.
+    fn changed_keys(&self) -> Vec<Bytes> {
         if !self.in_flight.is_empty() {
             self.read_in_flight.set(true);
         }
-        self.in_flight.keys().cloned().collect()
+        let mut changed: Vec<Bytes> = self.in_flight.keys().cloned().collect();
+        changed.extend(self.pending.keys().cloned());
+        changed.sort();
+        changed.dedup();
+        changed
     }
 }
 
@@ -191,10 +196,7 @@ impl Keyspace for Staged {
     fn keys(&mut self) -> Vec<Bytes> {
         // Each key once: the store's, then those only the writes in flight or this
         // command's own writes hold, each as the view reads it.
-        let mut extra: Vec<Bytes> = self.in_flight_keys();
-        extra.extend(self.pending.keys().cloned());
-        extra.sort();
-        extra.dedup();
+        let extra = self.changed_keys();
         let mut keys: Vec<Bytes> = self
             .store
             .keys()
@@ -214,10 +216,7 @@ impl Keyspace for Staged {
     fn len(&mut self) -> usize {
         // The store's count (less the replication's one key of its own), adjusted by what
         // the command changed: no key is copied.
-        let mut changed: Vec<Bytes> = self.in_flight_keys();
-        changed.extend(self.pending.keys().cloned());
-        changed.sort();
-        changed.dedup();
+        let changed = self.changed_keys();
         let is: usize = changed
             .iter()
             .filter(|key| self.read(key).is_some())
