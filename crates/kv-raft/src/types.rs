@@ -144,7 +144,7 @@ pub enum Write {
 
 impl Write {
     /// The key this write changes.
-    pub fn key(&self) -> &[u8] {
+    pub fn key(&self) -> &Bytes {
         match self {
             Write::Put { key, .. } | Write::Delete { key } => key,
         }

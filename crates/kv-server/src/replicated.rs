@@ -273,6 +273,14 @@ enum Queued {
     ReadOnly(bool),
 }
 
+/// A membership change `KVRAFT` asks of Raft.
+enum Change {
+    /// `LEARNER`: add a node that replicates without voting.
+    Learner(u64, NodeAddr),
+    /// `VOTER` and `REMOVE`.
+    Members(ChangeMembers<u64, NodeAddr>),
+}
+
 /// A member's addresses as `KVRAFT INIT` and `KVRAFT LEARNER` take them.
 fn node_addr(raft: &[u8], client: &[u8]) -> NodeAddr {
     NodeAddr {
@@ -356,14 +364,13 @@ impl Connection {
                 // As Redis 7, and the single node: inside a block, a command refused for
                 // its own arguments is queued and answered in EXEC's reply; an unknown
                 // command or a wrong number of arguments aborts the block.
-                let queues = self.queued.is_some()
-                    && self.session.is_authenticated()
-                    && !error.is_refused_before_running(args);
-                if let (true, Some(queued)) = (queues, &mut self.queued) {
-                    queued.push(Queued::Refused(error.into()));
-                    return Reply::Simple("QUEUED");
-                }
-                if self.queued.is_some() {
+                let queues =
+                    self.session.is_authenticated() && !error.is_refused_before_running(args);
+                if let Some(queued) = &mut self.queued {
+                    if queues {
+                        queued.push(Queued::Refused(error.into()));
+                        return Reply::Simple("QUEUED");
+                    }
                     self.queue_failed = true;
                 }
                 // Errors, AUTH's refusals and the like are the session's to answer.
@@ -752,13 +759,7 @@ impl Connection {
         // Proposed: from here on an error cannot say whether the entry will commit, so the
         // request is never forwarded (it could be applied twice). Recorded in flight before
         // it is handed over, both under the lock: the next staging sees it either way.
-        let keys: Vec<Bytes> = request
-            .writes
-            .iter()
-            .map(|write| match write {
-                kv_raft::Write::Put { key, .. } | kv_raft::Write::Delete { key } => key.clone(),
-            })
-            .collect();
+        let keys: Vec<Bytes> = request.writes.iter().map(|w| w.key().clone()).collect();
         let number = replica.in_flight.propose(&request.writes);
         // The entry leaves the in-flight set the moment Raft is done with it, inside Raft,
         // or when the responder drops unanswered (see `in_flight.rs`).
@@ -890,14 +891,8 @@ impl Connection {
         let args = &request[1..];
         let node = self.replica.node.clone();
         let id_arg = |arg: &Bytes| String::from_utf8_lossy(arg).parse::<u64>().ok();
-        // A membership change waits for a majority as a write does, no longer.
         let timeout = self.replica.commit_timeout;
-        let undecided = || {
-            Reply::error(format!(
-                "CLUSTERDOWN the membership change may or may not have been applied: no majority took it within {timeout:?} (a majority of the voters may be down or cut off); `kv cluster status ADDR` shows the membership, retry once a majority is up"
-            ))
-        };
-        let result = match args.first() {
+        let change = match args.first() {
             Some(sub) if is(sub, "forwarded") && args.len() == 1 => {
                 self.forwarded = true;
                 return Reply::OK;
@@ -941,24 +936,13 @@ impl Connection {
                 if self.is_voter(id) {
                     return Reply::error(format!("ERR node {id} is a voter of this cluster already"));
                 }
-                // Not blocking: a learner that needs a large snapshot may take longer than
-                // any link's timeout; `kv cluster add` watches it catch up instead.
-                let adding = node.raft().add_learner(id, addr, false);
-                let Ok(result) = tokio::time::timeout(timeout, adding).await else {
-                    return undecided();
-                };
-                result
+                Change::Learner(id, addr)
             }
             Some(sub) if is(sub, "voter") && args.len() == 2 => {
                 let Some(id) = id_arg(&args[1]) else {
                     return Reply::error("ERR KVRAFT VOTER takes a node id");
                 };
-                let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-                let changing = node.raft().change_membership(change, false);
-                let Ok(result) = tokio::time::timeout(timeout, changing).await else {
-                    return undecided();
-                };
-                result
+                Change::Members(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
             }
             Some(sub) if is(sub, "remove") && args.len() == 2 => {
                 let Some(id) = id_arg(&args[1]) else {
@@ -984,17 +968,30 @@ impl Connection {
                         members.join(", ")
                     ));
                 };
-                let changing = node.raft().change_membership(change, false);
-                let Ok(result) = tokio::time::timeout(timeout, changing).await else {
-                    return undecided();
-                };
-                result
+                Change::Members(change)
             }
             _ => {
                 return Reply::error(
                     "ERR usage: KVRAFT ID | KVRAFT INIT id raft-addr client-addr [...] | KVRAFT LEARNER id raft-addr client-addr | KVRAFT VOTER id | KVRAFT REMOVE id",
                 )
             }
+        };
+        // A membership change waits for a majority as a write does, no longer.
+        let raft = node.raft();
+        let decided = match change {
+            // Not blocking: a learner that needs a large snapshot may take longer than any
+            // link's timeout; `kv cluster add` watches it catch up instead.
+            Change::Learner(id, addr) => {
+                tokio::time::timeout(timeout, raft.add_learner(id, addr, false)).await
+            }
+            Change::Members(change) => {
+                tokio::time::timeout(timeout, raft.change_membership(change, false)).await
+            }
+        };
+        let Ok(result) = decided else {
+            return Reply::error(format!(
+                "CLUSTERDOWN the membership change may or may not have been applied: no majority took it within {timeout:?} (a majority of the voters may be down or cut off); `kv cluster status ADDR` shows the membership, retry once a majority is up"
+            ));
         };
         const WHAT: &str = "send membership changes there";
         match result {

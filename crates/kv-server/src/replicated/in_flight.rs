@@ -82,21 +82,16 @@ impl InFlight {
         inner.next += 1;
         let keys = Arc::make_mut(&mut inner.keys);
         for write in writes {
-            let (key, state) = match write {
+            let state = match write {
                 Write::Put {
-                    key,
-                    value,
-                    deadline_ms,
-                } => (
-                    key,
-                    Some((
-                        value.clone(),
-                        deadline_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
-                    )),
-                ),
-                Write::Delete { key } => (key, None),
+                    value, deadline_ms, ..
+                } => Some((
+                    value.clone(),
+                    deadline_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+                )),
+                Write::Delete { .. } => None,
             };
-            keys.insert(key.clone(), (number, state));
+            keys.insert(write.key().clone(), (number, state));
         }
         number
     }
