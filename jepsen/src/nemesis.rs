@@ -141,25 +141,8 @@ pub fn run(
             }
         }
     }
-    heal(nodes)?;
+    // Every fault above ends by resuming or restarting what it took down.
     Ok(faults)
-}
-
-/// Resumes every paused node and starts every stopped one.
-///
-/// # Errors
-///
-/// When a node cannot be restarted.
-pub fn heal(nodes: &mut [Node]) -> Result<(), String> {
-    for node in nodes {
-        if node.is_paused() {
-            node.resume();
-        }
-        if !node.is_running() {
-            node.start()?;
-        }
-    }
-    Ok(())
 }
 
 /// Kills `node` and reaps it, saying so when that took long: a process blocked in a sync
