@@ -225,6 +225,49 @@ mod tests {
         );
     }
 
+    /// Each check alone fails a run that every other check passes.
+    #[test]
+    fn any_one_failed_check_fails_the_run() {
+        let records = history(Some(STRIDE));
+        let full = store(&[("k", "1000000"), ("log:1", "7")]);
+        let mut later = full.clone();
+        later.insert("k".into(), ("1000000".into(), 5));
+        let down = [Window {
+            from: Duration::ZERO,
+            to: Duration::from_secs(60),
+        }];
+        let runs: [(&str, Vec<Store>, &[Window], Vec<String>); 3] = [
+            (
+                "an unexpected error",
+                vec![full.clone(), full.clone(), full.clone()],
+                &[],
+                vec!["ERR surprise".into()],
+            ),
+            (
+                "stores that differ in a deadline",
+                vec![full.clone(), full.clone(), later],
+                &[],
+                Vec::new(),
+            ),
+            (
+                "a write acknowledged while two nodes were down",
+                vec![full.clone(), full.clone(), full],
+                &down,
+                Vec::new(),
+            ),
+        ];
+        for (what, stores, windows, unexpected) in runs {
+            let verdict = Verdict::of(
+                &records,
+                &stores,
+                windows,
+                unexpected,
+                Duration::from_secs(10),
+            );
+            assert!(!verdict.passed(), "{what}: {:#?}", verdict.report());
+        }
+    }
+
     #[test]
     fn a_stale_read_and_a_lost_write_are_both_reported() {
         // The read saw nothing after the SET returned; node 3 lost the Log write.
