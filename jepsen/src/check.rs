@@ -381,11 +381,7 @@ mod tests {
                 node: 0,
                 op,
                 invoked,
-                returned: if matches!(outcome, Outcome::Indeterminate(_)) {
-                    u64::MAX
-                } else {
-                    returned
-                },
+                returned,
                 invoked_at: Duration::from_millis(invoked),
                 returned_at: Duration::from_millis(returned),
                 outcome,
@@ -588,7 +584,7 @@ mod tests {
                 node: 0,
                 op,
                 invoked: invoked * 2,
-                returned: if answered { returned * 2 + 1 } else { u64::MAX },
+                returned: returned * 2 + 1,
                 invoked_at: Duration::from_millis(invoked),
                 returned_at: Duration::from_millis(returned),
                 outcome,

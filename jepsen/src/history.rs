@@ -73,8 +73,8 @@ pub struct Record {
     pub node: usize,
     /// What was asked.
     pub op: Op,
-    /// Its place in real-time order when invoked, and when it returned (`u64::MAX`: never,
-    /// for an indeterminate operation).
+    /// Its place in real-time order when invoked, and when it returned (for an
+    /// indeterminate operation, when it was given up: the checks treat it as never).
     pub invoked: u64,
     /// See `invoked`.
     pub returned: u64,
@@ -156,11 +156,6 @@ impl Recorder {
     pub fn complete(&self, invocation: Invocation, outcome: Outcome) {
         let returned = self.clock.fetch_add(1, Ordering::SeqCst);
         let returned_at = self.elapsed();
-        let returned = if matches!(outcome, Outcome::Indeterminate(_)) {
-            u64::MAX
-        } else {
-            returned
-        };
         let Invocation {
             process,
             node,

@@ -236,7 +236,9 @@ mod tests {
             from: Duration::ZERO,
             to: Duration::from_secs(60),
         }];
-        let runs: [(&str, Vec<Store>, &[Window], Vec<String>); 3] = [
+        /// What is wrong, the final stores, the windows two nodes were down, the errors.
+        type Run<'a> = (&'a str, Vec<Store>, &'a [Window], Vec<String>);
+        let runs: [Run<'_>; 3] = [
             (
                 "an unexpected error",
                 vec![full.clone(), full.clone(), full.clone()],
