@@ -434,6 +434,16 @@ fn member_ids(status: &serde_json::Value, kind: &str) -> Vec<u64> {
 }
 
 /// Retries `set` of `key` on `node` until a leader takes it.
+/// Three nodes formed into a cluster whose leader took a first write of `key`; the
+/// leader's index.
+fn led_cluster(root: &Path, key: &str, value: &str) -> (Vec<Node>, usize) {
+    let nodes = three_nodes(root);
+    assert!(cluster_init(&nodes).status.success());
+    let l = leader(&nodes);
+    set_when_led(&nodes[l], key, value);
+    (nodes, l)
+}
+
 fn set_when_led(node: &Node, key: &str, value: &str) {
     let start = Instant::now();
     loop {
@@ -755,10 +765,7 @@ fn a_write_without_a_majority_is_answered_clusterdown_within_the_commit_timeout(
 #[test]
 fn concurrent_increments_through_the_cluster_lose_none() {
     let root = tempfile::tempdir().unwrap();
-    let nodes = three_nodes(root.path());
-    assert!(cluster_init(&nodes).status.success());
-    let l = leader(&nodes);
-    set_when_led(&nodes[l], "n", "0");
+    let (nodes, l) = led_cluster(root.path(), "n", "0");
     const CONNECTIONS: usize = 8;
     const EACH: usize = 40;
     let replies = Mutex::new(Vec::new());
@@ -803,10 +810,7 @@ fn concurrent_increments_through_the_cluster_lose_none() {
 fn a_transaction_on_a_replicated_node_answers_as_redis_does() {
     use redis::Value;
     let root = tempfile::tempdir().unwrap();
-    let nodes = three_nodes(root.path());
-    assert!(cluster_init(&nodes).status.success());
-    let l = leader(&nodes);
-    set_when_led(&nodes[l], "counter", "1");
+    let (nodes, l) = led_cluster(root.path(), "counter", "1");
     fn text(value: &Value) -> String {
         match value {
             Value::SimpleString(s) => s.clone(),
