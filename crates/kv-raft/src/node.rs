@@ -245,8 +245,9 @@ async fn snapshot_when_log_outgrows(raft: Raft, log: LogReader, store: StoreRead
         if applied == before {
             continue;
         }
-        let live = store.store().stats().live_bytes;
-        if log.log_bytes() >= floor.max(live) {
+        // The floor first: the store's figures cost more than the log's size.
+        let bytes = log.log_bytes();
+        if bytes >= floor && bytes >= store.store().stats().live_bytes {
             // Built and purged by openraft. Waited for, so that a build longer than a tick
             // is not asked for again; a failure (Raft stopping) ends nothing here: the task
             // is aborted with the node.
