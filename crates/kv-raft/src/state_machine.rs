@@ -279,11 +279,13 @@ impl StateMachine {
                 membership = Some(StoredMembership::new(Some(log_id), m));
             }
         }
-        let meta = encode(&AppliedRef {
-            last: Some(log_id),
-            membership: membership.as_ref().unwrap_or(&applied.membership),
-        });
-        batch.put(META_KEY, meta.clone());
+        let meta = || {
+            encode(&AppliedRef {
+                last: Some(log_id),
+                membership: membership.as_ref().unwrap_or(&applied.membership),
+            })
+        };
+        batch.put(META_KEY, meta());
         let store = self.shared.store.read();
         match store.write(batch) {
             Ok(()) => {}
@@ -293,7 +295,8 @@ impl StateMachine {
             // instead would stop openraft on every replica, again at each restart.
             Err(kv_store::Error::KeyTooLarge { .. } | kv_store::Error::ValueTooLarge { .. }) => {
                 let mut only_meta = WriteBatch::new();
-                only_meta.put(META_KEY, meta);
+                // Encoded again (rare): the batch took the first copy.
+                only_meta.put(META_KEY, meta());
                 store.write(only_meta)?;
             }
             Err(e) => return Err(e.into()),
