@@ -376,15 +376,8 @@ mod tests {
     /// Builds records from `(process, op, invoked, returned, outcome)`.
     fn history(ops: Vec<(u64, Op, u64, u64, Outcome)>) -> Vec<Record> {
         ops.into_iter()
-            .map(|(process, op, invoked, returned, outcome)| Record {
-                process,
-                node: 0,
-                op,
-                invoked,
-                returned,
-                invoked_at: Duration::from_millis(invoked),
-                returned_at: Duration::from_millis(returned),
-                outcome,
+            .map(|(process, op, invoked, returned, outcome)| {
+                Record::at(process, op, invoked, returned, outcome)
             })
             .collect()
     }

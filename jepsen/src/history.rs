@@ -86,6 +86,23 @@ pub struct Record {
     pub outcome: Outcome,
 }
 
+#[cfg(test)]
+impl Record {
+    /// A record of node 0 for the checks' tests, its ticks also its milliseconds.
+    pub fn at(process: u64, op: Op, invoked: u64, returned: u64, outcome: Outcome) -> Record {
+        Record {
+            process,
+            node: 0,
+            op,
+            invoked,
+            returned,
+            invoked_at: Duration::from_millis(invoked),
+            returned_at: Duration::from_millis(returned),
+            outcome,
+        }
+    }
+}
+
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -153,38 +153,25 @@ mod tests {
     use crate::check::STRIDE;
     use crate::history::{Op, Outcome, Reply};
 
-    fn record(process: u64, op: Op, invoked: u64, returned: u64, outcome: Outcome) -> Record {
-        Record {
-            process,
-            node: 0,
-            op,
-            invoked,
-            returned,
-            invoked_at: Duration::from_millis(invoked),
-            returned_at: Duration::from_millis(returned),
-            outcome,
-        }
-    }
-
     /// A SET of `k` acknowledged, then a read that began after it returned; a `Log` write
     /// acknowledged.
     fn history(read: Option<i64>) -> Vec<Record> {
         vec![
-            record(
+            Record::at(
                 0,
                 Op::Set("k".into(), STRIDE),
                 0,
                 1,
                 Outcome::Ok(Reply::Done),
             ),
-            record(
+            Record::at(
                 1,
                 Op::Get("k".into()),
                 2,
                 3,
                 Outcome::Ok(Reply::Value(read)),
             ),
-            record(
+            Record::at(
                 1,
                 Op::Log("log:1".into(), 7),
                 4,
