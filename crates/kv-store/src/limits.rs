@@ -585,9 +585,17 @@ impl Admission {
 
 /// Adds `amount` to `reserved` if `used() + reserved + amount` stays within `limit`.
 ///
-/// The reservations are read before what is used, and both again on every retry: a write
-/// that publishes its bytes and then releases its reservation is counted in one or the
-/// other (possibly both, never neither).
+/// Reserves first and looks at what is used after, undoing the reservation if it does not
+/// fit: every other write's reservation is then either counted here or counts this one
+/// (the adds are ordered), and a write whose release came before this add has applied
+/// what it released, so `used()` sees it. Looking first and then reserving with a
+/// compare-and-swap is not enough: a whole other write can reserve, apply and release in
+/// between, leaving `reserved` as it was, and the swap succeeds on a stale `used()` (33
+/// keys under a limit of 32, in the tests).
+///
+/// A reservation undone may make another write that counted it refused too. Such a write
+/// looks again, and tries again while it seems to fit: a few times, so that two writes
+/// racing for the last room cannot hold each other off for ever.
 fn take(
     reserved: &AtomicUsize,
     used: &dyn Fn() -> usize,
@@ -595,32 +603,33 @@ fn take(
     limit: usize,
     which: Limit,
 ) -> Result<(), Error> {
+    /// Tries after the first, each made only if the write seemed to fit just before.
+    const RETRIES: usize = 3;
     // A write that adds nothing is never refused, even over the limit (reopened with a
     // lower one, say): deletes and overwrites are how a store gets back under it.
     if amount == 0 {
         return Ok(());
     }
+    let mut tries = 0;
     loop {
-        let current = reserved.load(Ordering::Acquire);
-        let committed = used().saturating_add(current);
-        if committed.saturating_add(amount) > limit {
+        let others = reserved.fetch_add(amount, Ordering::AcqRel);
+        let committed = used().saturating_add(others);
+        if committed.saturating_add(amount) <= limit {
+            return Ok(());
+        }
+        reserved.fetch_sub(amount, Ordering::AcqRel);
+        tries += 1;
+        let seems_to_fit = || {
+            let others = reserved.load(Ordering::Acquire);
+            used().saturating_add(others).saturating_add(amount) <= limit
+        };
+        if tries > RETRIES || !seems_to_fit() {
             return Err(Error::LimitReached {
                 limit: which,
                 needed: amount,
                 available: limit.saturating_sub(committed),
                 max: limit,
             });
-        }
-        if reserved
-            .compare_exchange_weak(
-                current,
-                current + amount,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
-            return Ok(());
         }
     }
 }
