@@ -21,11 +21,14 @@ use crate::view_fs::ReadOnlyView;
 /// promise when they answer, and the one that syncs least is the fastest.
 pub const ONE_SHOT: Durability = Durability::None;
 
-/// The options every command but `verify` opens a store with.
+/// The options every command but `verify` and `serve` opens a store with. Compactions go
+/// as fast as the disk takes them: the store is this process's alone, and no writer's sync
+/// waits behind them (`kv serve` keeps the library's pace).
 pub fn options(durability: Durability) -> Options {
     Options::default()
         .index(IndexKind::Ordered)
         .durability(durability)
+        .compaction_rate(None)
 }
 
 /// Opens the store in `dir`, creating it if needed (for commands that write).

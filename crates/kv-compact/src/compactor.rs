@@ -33,6 +33,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, SnapshotSum, Stage, MANIFEST_TMP};
+use crate::pace::Pace;
 use crate::snapshot::{self, remove_dir_all, Encoding, SnapshotWriter, SNAPSHOTS, TMP_SUFFIX};
 
 /// A checkpoint directory holds this file until the checkpoint is complete: opening refuses
@@ -120,8 +121,11 @@ pub struct Compactor {
     /// The manifest in force, and whether compactions may go on; held for the whole of a
     /// compaction, so one runs at a time, and by `close`, so none runs after it.
     manifest: Mutex<Current>,
-    /// Set when closing starts: a compaction running then stops at its next shard.
-    closing: AtomicBool,
+    /// Set when closing starts: a compaction running then stops at its next shard, or in
+    /// its next pause (see `pace.rs`).
+    closing: Arc<AtomicBool>,
+    /// The most bytes a second a snapshot is written at; `None`: as fast as it can be.
+    rate: Option<u64>,
     /// Bytes of the snapshot the manifest names; apart from the manifest's lock, so that
     /// stats never wait for a compaction.
     snapshot_bytes: AtomicU64,
@@ -272,7 +276,8 @@ impl Compactor {
                 closed: false,
                 unknown: None,
             }),
-            closing: AtomicBool::new(false),
+            closing: Arc::default(),
+            rate: None,
             snapshot_bytes: AtomicU64::new(0),
             stats: Mutex::new(CompactionStats::default()),
             encoders: default_encoders(),
@@ -322,6 +327,14 @@ impl Compactor {
     /// writes the snapshot encodes).
     pub fn with_encoders(mut self, encoders: usize) -> Self {
         self.encoders = encoders;
+        self
+    }
+
+    /// Writes snapshots at no more than `bytes_per_sec` on average (`None`: as fast as the
+    /// disk takes them), in small slices: what keeps durable writers' latency during a
+    /// compaction (the figures are in `pace.rs`). Checkpoints are paced too.
+    pub fn with_rate(mut self, bytes_per_sec: Option<u64>) -> Self {
+        self.rate = bytes_per_sec;
         self
     }
 
@@ -381,8 +394,10 @@ impl Compactor {
     /// encoded shards per worker are held in memory at once.
     fn write_snapshot(&self, source: &dyn Source, dir: &Path, id: u64) -> Result<SnapshotSum> {
         let shards = source.shards();
+        let pace = Pace::new(self.rate, Arc::clone(&self.closing));
         let mut writer =
-            SnapshotWriter::create(&self.fs, dir, id, shards, self.compression, self.limits)?;
+            SnapshotWriter::create(&self.fs, dir, id, shards, self.compression, self.limits)?
+                .paced(pace);
         let encoding = writer.encoding();
         let workers = self.encoders.min(shards);
         if workers < 2 {

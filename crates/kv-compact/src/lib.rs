@@ -34,6 +34,7 @@
 mod compactor;
 mod error;
 mod manifest;
+mod pace;
 mod parts;
 mod snapshot;
 

@@ -36,6 +36,7 @@ use kv_wal::{Compression, Decoded, Encoded, RecordKind, SizeLimits};
 
 use crate::error::{Error, Result};
 use crate::manifest::{SnapshotLayout, SnapshotSum};
+use crate::pace::Pace;
 
 /// The index of a snapshot's parts.
 pub(crate) const INDEX: &str = "PARTS";
@@ -129,6 +130,7 @@ pub(crate) struct PartsWriter {
     part_bytes: u64,
     done: Vec<PartSum>,
     current: Option<OpenPart>,
+    pace: Pace,
 }
 
 /// The part being written.
@@ -171,7 +173,14 @@ impl PartsWriter {
             part_bytes: part_bytes.max(1),
             done: Vec::new(),
             current: None,
+            pace: Pace::new(None, Arc::default()),
         }
+    }
+
+    /// Writes at `pace`'s rate, in its slices.
+    pub(crate) fn paced(mut self, pace: Pace) -> Self {
+        self.pace = pace;
+        self
     }
 
     /// Appends one shard's records to the current part (starting one if need be), cutting
@@ -226,9 +235,14 @@ impl PartsWriter {
             }
         };
         if !bytes.is_empty() {
-            part.file
-                .write_all_at(bytes, part.sum.bytes)
-                .map_err(|e| Error::io("write", &part.path, e))?;
+            let mut at = part.sum.bytes;
+            for slice in bytes.chunks(self.pace.slice()) {
+                part.file
+                    .write_all_at(slice, at)
+                    .map_err(|e| Error::io("write", &part.path, e))?;
+                at += slice.len() as u64;
+                self.pace.wrote(slice.len())?;
+            }
             part.crc.update(bytes);
             part.sum.bytes += bytes.len() as u64;
             part.sum.records += records;

@@ -19,6 +19,7 @@ use kv_wal::{Encoded, Expiry, FsyncPolicy, RecoveryMode, SizeLimits, WalConfig};
 
 use crate::error::{Error, Result};
 use crate::manifest::{SnapshotLayout, SnapshotSum};
+use crate::pace::Pace;
 use crate::parts::{self, PartsWriter};
 
 /// The directory of snapshots inside the store's directory.
@@ -147,6 +148,12 @@ impl SnapshotWriter {
                 limits,
             },
         })
+    }
+
+    /// Writes at `pace`'s rate (by default as fast as the disk takes it).
+    pub(crate) fn paced(mut self, pace: Pace) -> Self {
+        self.parts = self.parts.paced(pace);
+        self
     }
 
     /// How this snapshot's entries are to be encoded.

@@ -129,7 +129,8 @@ pub use error::{Cause, Damage, Error, Limit, Result, Setting};
 pub use into_bytes::IntoBytes;
 pub use iter::{Iter, Keys};
 pub use options::{
-    AutoCompact, Eviction, MemoryLimits, Options, MAX_BATCH_WINDOW, MAX_SHARDS, MAX_SIZE_LIMIT,
+    AutoCompact, Eviction, MemoryLimits, Options, DEFAULT_COMPACTION_RATE, MAX_BATCH_WINDOW,
+    MAX_SHARDS, MAX_SIZE_LIMIT,
 };
 pub use stats::{Figure, FigureKind, FigureUnit, FigureValue, Stats};
 pub use store::{KvStore, WAL_DIR};

@@ -234,7 +234,8 @@ impl KvStore {
             wal.limits,
         )
         .map_err(compacting)?
-        .with_encoders(options.compaction_threads);
+        .with_encoders(options.compaction_threads)
+        .with_rate(options.compaction_rate);
         let log_from = compactor.log_from();
         if compactor.is_recorded() {
             check_log_start(&*file_system, &path, &wal_dir, log_from.segment)?;

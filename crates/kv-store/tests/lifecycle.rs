@@ -92,6 +92,36 @@ fn close_stops_a_compaction_running_on_another_thread() {
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 
+/// A compaction paced far below the disk's speed spends most of its time sleeping between
+/// slices: `close` stops it there, well before it would have finished, and the store
+/// reopens whole.
+#[test]
+fn close_stops_a_paced_compaction_in_its_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = BTreeMap::new();
+    // About 600 KB of snapshot at 16 KiB/s: some 40 s unless stopped.
+    let paced = || options().compaction_rate(Some(16 << 10));
+    let store = KvStore::open_with(dir.path(), paced()).unwrap();
+    put_keys(&store, &mut model, 0, 12_000);
+    let compacting = {
+        let store = store.clone();
+        std::thread::spawn(move || store.compact())
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let closing = Instant::now();
+    store.close().unwrap();
+    let result = compacting.join().unwrap();
+    let stopped_after = closing.elapsed();
+    assert!(matches!(result, Err(Error::Closed)), "{result:?}");
+    assert!(
+        stopped_after < Duration::from_secs(10),
+        "the compaction went on for {stopped_after:?} after close"
+    );
+    let again = KvStore::open_with(dir.path(), paced()).unwrap();
+    assert_eq!(contents(&again), model);
+    again.close().unwrap();
+}
+
 /// Dropping the last handle while the maintenance thread compacts (on every tick here):
 /// the drop closes the store before it returns, so an open right after it finds the
 /// directory free, never `Locked` (before the drop waited, 1 round in 2 was).

@@ -1,0 +1,130 @@
+//! Pacing a snapshot's writes, so that the store's durable writers keep their latency while
+//! a compaction runs.
+//!
+//! A compaction writes the whole live state at once; unpaced, it reaches the disk at several
+//! hundred MB/s, and every small `fdatasync` of a writer then waits behind it. Measured on
+//! the 2-core VM of the README (W7: 2 durable writers, a 123 MB snapshot), writer p99 during
+//! a compaction was 12-16× its value before with no pace, 1.0-1.7× at 64 MiB/s written in
+//! 256 KiB slices, and 7-13× at 128-200 MB/s; the compaction took 0.45 s, 2.1 s and
+//! 0.8-1.1 s. Slices matter as much as the rate: a shard's megabytes written in one call
+//! reach the disk as one request that a writer's sync queues behind.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// The most written between two looks at the clock: small enough that the disk never gets
+/// one long request from a snapshot.
+pub(crate) const SLICE: usize = 256 << 10;
+/// The longest one sleep lasts, so that a compaction stopped by `close` ends soon.
+const NAP: Duration = Duration::from_millis(20);
+
+/// How fast a snapshot is written: at most `rate` bytes a second, on average since the
+/// first byte, or as fast as the disk takes them.
+#[derive(Debug, Clone)]
+pub(crate) struct Pace {
+    rate: Option<u64>,
+    started: Option<Instant>,
+    written: u64,
+    /// Set when the store is closing: a sleeping writer gives up.
+    stop: Arc<AtomicBool>,
+}
+
+impl Pace {
+    /// Paces at `rate` bytes a second (`None`: not at all), until `stop` is set.
+    pub(crate) fn new(rate: Option<u64>, stop: Arc<AtomicBool>) -> Self {
+        Pace {
+            rate: rate.filter(|&r| r > 0),
+            started: None,
+            written: 0,
+            stop,
+        }
+    }
+
+    /// How much to write before the next [`wrote`](Self::wrote).
+    pub(crate) fn slice(&self) -> usize {
+        if self.rate.is_some() {
+            SLICE
+        } else {
+            usize::MAX
+        }
+    }
+
+    /// Counts `bytes` written, then sleeps until the rate allows the next ones.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the store began closing.
+    pub(crate) fn wrote(&mut self, bytes: usize) -> Result<()> {
+        let Some(rate) = self.rate else {
+            return Ok(());
+        };
+        let started = *self.started.get_or_insert_with(Instant::now);
+        self.written += bytes as u64;
+        let due = Duration::from_secs_f64(self.written as f64 / rate as f64);
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(Error::Closed);
+            }
+            let Some(early) = due.checked_sub(started.elapsed()) else {
+                return Ok(());
+            };
+            std::thread::sleep(early.min(NAP));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_take_at_least_their_bytes_over_the_rate() {
+        let mut pace = Pace::new(Some(4 << 20), Arc::new(AtomicBool::new(false)));
+        assert_eq!(pace.slice(), SLICE);
+        let began = Instant::now();
+        for _ in 0..4 {
+            pace.wrote(SLICE).unwrap();
+        }
+        // 1 MiB at 4 MiB/s: a quarter of a second at least (the first slice is free).
+        assert!(
+            began.elapsed() >= Duration::from_millis(180),
+            "{:?}",
+            began.elapsed()
+        );
+    }
+
+    #[test]
+    fn no_rate_never_sleeps_and_writes_in_one_piece() {
+        let mut pace = Pace::new(None, Arc::new(AtomicBool::new(false)));
+        assert_eq!(pace.slice(), usize::MAX);
+        let began = Instant::now();
+        for _ in 0..1000 {
+            pace.wrote(1 << 30).unwrap();
+        }
+        assert!(began.elapsed() < Duration::from_secs(1));
+        assert_eq!(
+            Pace::new(Some(0), Arc::new(AtomicBool::new(false))).slice(),
+            usize::MAX,
+            "a rate of 0 is no rate"
+        );
+    }
+
+    #[test]
+    fn a_paced_writer_stops_when_the_store_closes() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut pace = Pace::new(Some(1 << 10), Arc::clone(&stop));
+        let closer = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                stop.store(true, Ordering::Relaxed);
+            })
+        };
+        // 1 MiB at 1 KiB/s would take 17 minutes.
+        assert!(matches!(pace.wrote(1 << 20), Err(Error::Closed)));
+        closer.join().unwrap();
+    }
+}
