@@ -3,11 +3,11 @@
 //!
 //! A compaction writes the whole live state at once; unpaced, it reaches the disk at several
 //! hundred MB/s, and every small `fdatasync` of a writer then waits behind it. Measured on
-//! the 2-core VM of the README (W7: 2 durable writers, a 123 MB snapshot), writer p99 during
-//! a compaction was 12-16× its value before with no pace, 1.0-1.7× at 64 MiB/s written in
-//! 256 KiB slices, and 7-13× at 128-200 MB/s; the compaction took 0.45 s, 2.1 s and
-//! 0.8-1.1 s. Slices matter as much as the rate: a shard's megabytes written in one call
-//! reach the disk as one request that a writer's sync queues behind.
+//! the 2-core VM of the README (W7: 2 durable writers, a 123 MB snapshot), the writers' p99
+//! during a compaction was 12-32× its value before with no pace (0.37-0.55 s), 7-13× at
+//! 128-200 MB/s, and 0.83-1.87× at 64 MiB/s in 256 KiB slices (2.0 s). Slices matter as much
+//! as the rate: a shard's megabytes written in one call reached the disk as one request of
+//! 3.3 MB, and a writer's sync queued behind each for 2-4 ms.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
