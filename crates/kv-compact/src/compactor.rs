@@ -316,8 +316,9 @@ impl Compactor {
     }
 
     /// Refuses compactions and checkpoints from now on. One running on another thread stops
-    /// at its next shard, and this waits until it has (its files removed or its manifest
-    /// switched): after this returns, compaction changes nothing in the directory.
+    /// at its next shard or in its next pause (see `pace.rs`), and this waits until it has
+    /// (its files removed or its manifest switched): after this returns, compaction changes
+    /// nothing in the directory.
     pub fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);
         lock(&self.manifest).closed = true;

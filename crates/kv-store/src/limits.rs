@@ -369,6 +369,7 @@ impl Admission {
                 more,
                 limit,
                 Limit::Memory,
+                &|| self.wake_waiters(),
             )?;
             reservation.bytes += more;
         }
@@ -381,6 +382,7 @@ impl Admission {
                 more,
                 limit,
                 Limit::Keys,
+                &|| self.wake_waiters(),
             )?;
             reservation.keys += more;
         }
@@ -583,55 +585,61 @@ impl Admission {
     }
 }
 
-/// Adds `amount` to `reserved` if `used() + reserved + amount` stays within `limit`.
+/// Adds `amount` to `reserved` if `used() + reserved + amount` stays within `limit`; calls
+/// `undone` when it took back a reservation others may have seen.
 ///
-/// Reserves first and looks at what is used after, undoing the reservation if it does not
-/// fit: every other write's reservation is then either counted here or counts this one
-/// (the adds are ordered), and a write whose release came before this add has applied
-/// what it released, so `used()` sees it. Looking first and then reserving with a
-/// compare-and-swap is not enough: a whole other write can reserve, apply and release in
-/// between, leaving `reserved` as it was, and the swap succeeds on a stale `used()` (33
-/// keys under a limit of 32, in the tests).
+/// A write that does not fit on a plain look is refused at once: a refusal needs no
+/// ordering. One that seems to fit reserves first and looks at what is used after, undoing
+/// the reservation if it does not fit after all: every other write's reservation is then
+/// either counted here or counts this one (the adds are ordered), and a write whose release
+/// came before this add has applied what it released, so `used()` sees it. Looking and
+/// then reserving with a compare-and-swap is not enough: a whole other write can reserve,
+/// apply and release in between, leaving `reserved` as it was, and the swap succeeds on a
+/// stale `used()` (33 keys under a limit of 32, in the tests).
 ///
-/// A reservation undone may make another write that counted it refused too. Such a write
-/// looks again, and tries again while it seems to fit: a few times, so that two writes
-/// racing for the last room cannot hold each other off for ever.
+/// While a reservation is about to be undone, another write may count it and be refused,
+/// or an evictor may count it as taken. Only writes that seemed to fit make one, so a store
+/// at its limit makes none; and a write refused after its own undo looks again, and tries
+/// again while it seems to fit.
 fn take(
     reserved: &AtomicUsize,
     used: &dyn Fn() -> usize,
     amount: usize,
     limit: usize,
     which: Limit,
+    undone: &dyn Fn(),
 ) -> Result<(), Error> {
-    /// Tries after the first, each made only if the write seemed to fit just before.
-    const RETRIES: usize = 3;
+    /// Tries that each seemed to fit and did not: two writes racing for the last room can
+    /// only keep undoing each other by chance, so this is never reached in practice.
+    const TRIES: usize = 64;
     // A write that adds nothing is never refused, even over the limit (reopened with a
     // lower one, say): deletes and overwrites are how a store gets back under it.
     if amount == 0 {
         return Ok(());
     }
-    let mut tries = 0;
-    loop {
+    let refused = |committed: usize| Error::LimitReached {
+        limit: which,
+        needed: amount,
+        available: limit.saturating_sub(committed),
+        max: limit,
+    };
+    for _ in 0..TRIES {
+        let committed = used().saturating_add(reserved.load(Ordering::Acquire));
+        if committed.saturating_add(amount) > limit {
+            return Err(refused(committed));
+        }
         let others = reserved.fetch_add(amount, Ordering::AcqRel);
         let committed = used().saturating_add(others);
         if committed.saturating_add(amount) <= limit {
             return Ok(());
         }
         reserved.fetch_sub(amount, Ordering::AcqRel);
-        tries += 1;
-        let seems_to_fit = || {
-            let others = reserved.load(Ordering::Acquire);
-            used().saturating_add(others).saturating_add(amount) <= limit
-        };
-        if tries > RETRIES || !seems_to_fit() {
-            return Err(Error::LimitReached {
-                limit: which,
-                needed: amount,
-                available: limit.saturating_sub(committed),
-                max: limit,
-            });
-        }
+        undone();
+        std::thread::yield_now();
     }
+    Err(refused(
+        used().saturating_add(reserved.load(Ordering::Acquire)),
+    ))
 }
 
 #[cfg(test)]

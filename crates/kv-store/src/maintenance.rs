@@ -1,5 +1,7 @@
 //! The background thread: sweeps expired keys, compacts, ages LFU counters, and publishes
-//! metrics, each on its own timer.
+//! metrics, each on its own timer. An automatic compaction runs on this thread, so the
+//! others wait for it: at the default pace (`Options::compaction_rate`) that is about 16 s
+//! per GiB of live data. Reads skip expired keys meanwhile; only their memory waits.
 
 use std::sync::{Arc, Weak};
 use std::thread::{self, JoinHandle, ThreadId};

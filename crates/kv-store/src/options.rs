@@ -256,13 +256,13 @@ impl Options {
     }
 
     /// The most bytes a second a compaction (or a checkpoint) writes its snapshot at, on
-    /// average, in 256 KiB slices; `None` writes as fast as the disk takes it.
+    /// average, in 256 KiB slices; `None` (or `Some(0)`) writes as fast as the disk takes it.
     ///
     /// By default 64 MiB/s: an unpaced snapshot fills the disk's queue, and every durable
     /// writer's sync waits behind it. On the README's machine (W7: 2 `Sync` writers, a
     /// 123 MB snapshot) the writers' p99 during a compaction was 12-32× its value before
-    /// without a pace and 0.83-1.87× with the default, while the compaction took 2.0 s
-    /// instead of 0.37-0.55 s. Raise it, or turn it off, where compactions must be fast and no writer
+    /// without a pace and 0.55-1.87× with the default (10 runs), while the compaction took
+    /// 2.0 s instead of 0.37-0.55 s. Raise it, or turn it off, where compactions must be fast and no writer
     /// waits on the disk (a bulk load, an offline `kv compact`).
     #[must_use]
     pub fn compaction_rate(mut self, bytes_per_sec: Option<u64>) -> Self {
@@ -310,6 +310,11 @@ impl Options {
     /// The recovery mode set ([`recovery_mode`](Self::recovery_mode)).
     pub fn current_recovery_mode(&self) -> RecoveryMode {
         self.recovery_mode
+    }
+
+    /// The compaction pace set ([`compaction_rate`](Self::compaction_rate)).
+    pub fn current_compaction_rate(&self) -> Option<u64> {
+        self.compaction_rate
     }
 }
 

@@ -1443,7 +1443,7 @@ impl Inner {
         if self.closed.swap(true, Ordering::Relaxed) {
             return Err(Error::Closed);
         }
-        // A compaction the maintenance thread is running stops at its next shard.
+        // A compaction the maintenance thread is running stops at its next shard or pause.
         self.compactor.close();
         drop(self.maintenance.lock().take());
         let closed = self.durable.close().map_err(Error::from_write);

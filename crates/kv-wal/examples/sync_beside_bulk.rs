@@ -24,6 +24,9 @@ fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
 }
 
 fn summary(mut ns: Vec<u64>) -> String {
+    if ns.is_empty() {
+        return "no syncs".into();
+    }
     ns.sort_unstable();
     let at = |q: f64| ns[((ns.len() as f64 * q) as usize).min(ns.len() - 1)] / 1000;
     format!(
@@ -56,13 +59,15 @@ fn main() -> std::io::Result<()> {
             let (file, stop, during) = (file.clone(), stop.clone(), during.clone());
             std::thread::spawn(move || {
                 let (mut before, mut while_bulk) = (Vec::new(), Vec::new());
-                let mut at = w * (32 << 20) / writers;
+                // Each writer goes round its own share of the written 64 MiB.
+                let share = (64 << 20) / writers;
+                let mut at = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let began = Instant::now();
                     let bulk = during.load(Ordering::Relaxed);
-                    file.write_all_at(&[7; 128], at).unwrap();
+                    file.write_all_at(&[7; 128], w * share + at).unwrap();
                     file.sync_data().unwrap();
-                    at += 128;
+                    at = (at + 128) % (share - 128);
                     let ns = began.elapsed().as_nanos() as u64;
                     if bulk { &mut while_bulk } else { &mut before }.push(ns);
                 }

@@ -553,7 +553,7 @@ fn a_reservation_sees_a_write_that_came_and_went_while_it_looked() {
         let before = stored.load(Ordering::SeqCst);
         let stored_now = || stored.load(Ordering::SeqCst);
         if !looked.swap(true, Ordering::SeqCst)
-            && super::take(&reserved, &stored_now, 1, 32, Limit::Keys).is_ok()
+            && super::take(&reserved, &stored_now, 1, 32, Limit::Keys, &|| {}).is_ok()
         {
             stored.fetch_add(1, Ordering::SeqCst);
             reserved.fetch_sub(1, Ordering::SeqCst);
@@ -561,13 +561,41 @@ fn a_reservation_sees_a_write_that_came_and_went_while_it_looked() {
         }
         before
     };
-    let first = super::take(&reserved, &used, 1, 32, Limit::Keys);
+    let first = super::take(&reserved, &used, 1, 32, Limit::Keys, &|| {});
     let admitted = usize::from(first.is_ok()) + usize::from(other_admitted.load(Ordering::SeqCst));
     assert!(looked.load(Ordering::SeqCst));
     assert_eq!(
         admitted, 1,
         "one key fits under the limit, {admitted} were admitted"
     );
+}
+
+/// A write too large for the room left is refused without reserving anything, so a small
+/// write racing it still gets that room: the small one runs whole where the large one, had
+/// it reserved first, would be looking at what is stored after reserving.
+#[test]
+fn a_write_that_cannot_fit_never_takes_the_room_of_one_that_can() {
+    let reserved = AtomicUsize::new(0);
+    let stored = AtomicUsize::new(31);
+    let looks = AtomicUsize::new(0);
+    let small = || {
+        let stored_now = || stored.load(Ordering::SeqCst);
+        super::take(&reserved, &stored_now, 1, 32, Limit::Keys, &|| {}).is_ok()
+    };
+    let small_admitted = std::cell::Cell::new(None);
+    let used = || {
+        if looks.fetch_add(1, Ordering::SeqCst) == 1 {
+            small_admitted.set(Some(small()));
+        }
+        stored.load(Ordering::SeqCst)
+    };
+    let large = super::take(&reserved, &used, 5, 32, Limit::Keys, &|| {});
+    assert!(
+        matches!(large, Err(Error::LimitReached { needed: 5, .. })),
+        "{large:?}"
+    );
+    let small_admitted = small_admitted.get().unwrap_or_else(small);
+    assert!(small_admitted, "the one key that fits was refused");
 }
 
 /// Many threads add keys under a limit through `take` (reserve, apply, release) and remove
@@ -592,7 +620,7 @@ fn reservations_keep_the_limit_under_many_threads() {
             scope.spawn(move || {
                 let mut own = 0;
                 for i in 0..5_000 {
-                    if super::take(reserved, used, 1, LIMIT, Limit::Keys).is_ok() {
+                    if super::take(reserved, used, 1, LIMIT, Limit::Keys, &|| {}).is_ok() {
                         let now = stored.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(now, Ordering::SeqCst);
                         reserved.fetch_sub(1, Ordering::SeqCst);
