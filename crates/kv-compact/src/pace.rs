@@ -5,7 +5,7 @@
 //! hundred MB/s, and every small `fdatasync` of a writer then waits behind it. Measured on
 //! the 2-core VM of the README (W7: 2 durable writers, a 123 MB snapshot), the writers' p99
 //! during a compaction was 12-32× its value before with no pace (0.37-0.55 s), 1.3-11× at
-//! 128-200 MiB/s, and 0.55-1.87× in 10 runs at 64 MiB/s in 256 KiB slices (2.0 s). Slices
+//! 128-200 MiB/s, and 0.55-1.87× in 14 runs at 64 MiB/s in 256 KiB slices (2.0 s). Slices
 //! matter as much as the rate: a shard's megabytes written in one call reached the disk as
 //! one request of 3.3 MB, and a writer's sync queued behind each for 2-4 ms.
 

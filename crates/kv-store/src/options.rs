@@ -261,7 +261,7 @@ impl Options {
     /// By default 64 MiB/s: an unpaced snapshot fills the disk's queue, and every durable
     /// writer's sync waits behind it. On the README's machine (W7: 2 `Sync` writers, a
     /// 123 MB snapshot) the writers' p99 during a compaction was 12-32× its value before
-    /// without a pace and 0.55-1.87× with the default (10 runs), while the compaction took
+    /// without a pace and 0.55-1.87× with the default (14 runs), while the compaction took
     /// 2.0 s instead of 0.37-0.55 s. Raise it, or turn it off, where compactions must be fast and no writer
     /// waits on the disk (a bulk load, an offline `kv compact`).
     #[must_use]
