@@ -262,8 +262,10 @@ impl Options {
     /// writer's sync waits behind it. On the README's machine (W7: 2 `Sync` writers, a
     /// 123 MB snapshot) the writers' p99 during a compaction was 12-32× its value before
     /// without a pace and 0.55-1.87× with the default (14 runs), while the compaction took
-    /// 2.0 s instead of 0.37-0.55 s. Raise it, or turn it off, where compactions must be fast and no writer
-    /// waits on the disk (a bulk load, an offline `kv compact`).
+    /// 2.0 s instead of 0.37-0.55 s. The log keeps growing while a compaction runs, by what
+    /// is written meanwhile, so a store written faster than this for long needs a higher
+    /// rate. Raise it, or turn it off, where compactions must be fast and no writer waits on
+    /// the disk (a bulk load, an offline `kv compact`).
     #[must_use]
     pub fn compaction_rate(mut self, bytes_per_sec: Option<u64>) -> Self {
         self.compaction_rate = bytes_per_sec;
