@@ -253,6 +253,20 @@ impl State {
         self.index.iter()
     }
 
+    /// As [`walk`](Self::walk), but over every entry, expired ones included (what the expiry
+    /// sweep looks at, a chunk per hold of a lock).
+    pub fn walk_even_expired(
+        &self,
+        cursor: &mut Cursor,
+        max: usize,
+        mut f: impl FnMut(&Entry),
+    ) -> bool {
+        self.index.walk(cursor, max, |entry| {
+            f(entry);
+            true
+        })
+    }
+
     /// Calls `f` with up to `max` live entries from where `cursor` stands, and moves it past
     /// them; returns whether every entry was walked. Made to be called again later, under a
     /// new hold of a lock, with changes in between: see [`Cursor`] for what it then sees.
