@@ -3,7 +3,6 @@
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::Bytes;
 use crossbeam_utils::CachePadded;
 use kv_core::{Change, Cursor, Entry, IndexKind, KeyHasher, Op, OpRef, State};
 use kv_durable::{DriveReplay, ReadPart, Sink};
