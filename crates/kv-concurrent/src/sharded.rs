@@ -218,34 +218,17 @@ impl Sharded {
         stop: impl Fn() -> bool,
         mut f: impl FnMut(&[u8], &[u8], Option<u64>),
     ) -> bool {
-        let mut cursor = Cursor::default();
-        let mut restarts = 0;
-        let mut entries: Vec<Entry> = Vec::with_capacity(chunk);
-        loop {
-            let max = if restarts >= MAX_RESTARTS {
-                usize::MAX
-            } else {
-                chunk.max(1)
-            };
-            let before = cursor.clone();
-            let state = self.shards[shard].state.read();
-            let done = state.walk(&mut cursor, max, now, |e: &Entry| entries.push(e.clone()));
-            drop(state);
-            if restarted(&before, &cursor) {
-                restarts += 1;
-            }
-            // Read, then released (the last reference to a replaced entry frees it), with
-            // the lock already given back.
-            for e in entries.drain(..) {
-                f(e.key(), e.value(), e.deadline());
-            }
-            if done {
-                return true;
-            }
-            if stop() {
-                return false;
-            }
-        }
+        walk_in_chunks(
+            &self.shards[shard],
+            chunk,
+            |state, cursor, max, taken| state.walk(cursor, max, now, |e| taken.push(e.clone())),
+            |taken, done| {
+                for e in taken {
+                    f(e.key(), e.value(), e.deadline());
+                }
+                done || !stop()
+            },
+        )
     }
 
     /// What one more entry of these sizes adds to [`memory_used`](Self::memory_used).
@@ -285,55 +268,40 @@ impl Sharded {
     /// [`sweep_expired`](Self::sweep_expired).
     pub fn sweep_expired_if(&self, now: u64, mut removable: impl FnMut(&[u8]) -> bool) -> usize {
         let mut removed = 0;
-        // Shared, not copied: a reference count each.
-        let mut expired: Vec<Entry> = Vec::new();
         let mut gone: Vec<Entry> = Vec::new();
         for shard in self.shards.iter() {
-            let mut cursor = Cursor::default();
-            let mut restarts = 0;
-            loop {
-                // Past a few restarts (the table resized under the walk each time), the rest
-                // in one hold of the read lock.
-                let max = if restarts >= MAX_RESTARTS {
-                    usize::MAX
-                } else {
-                    SWEEP_CHUNK
-                };
-                let before = cursor.clone();
-                let done = {
-                    let state = shard.state.read();
+            walk_in_chunks(
+                shard,
+                SWEEP_CHUNK,
+                |state, cursor, max, expired| {
                     state.with_deadline() == 0
-                        || state.walk_even_expired(&mut cursor, max, |e| {
+                        || state.walk_even_expired(cursor, max, |e| {
                             if e.is_expired(now) {
                                 expired.push(e.clone());
                             }
                         })
-                };
-                if restarted(&before, &cursor) {
-                    restarts += 1;
-                }
-                // Removed a chunk per hold of the write lock, whatever the walk's was.
-                for chunk in expired.chunks(SWEEP_CHUNK) {
-                    let mut state = shard.state.write();
-                    for entry in chunk {
-                        let key = entry.key();
-                        let still = state
-                            .get_even_expired(key)
-                            .is_some_and(|e| e.is_expired(now));
-                        if still && removable(key) {
-                            gone.extend(state.remove(key));
-                            removed += 1;
+                },
+                |expired, _| {
+                    // Removed a chunk per hold of the write lock, whatever the walk's was.
+                    for chunk in expired.chunks(SWEEP_CHUNK) {
+                        let mut state = shard.state.write();
+                        for entry in chunk {
+                            let key = entry.key();
+                            let still = state
+                                .get_even_expired(key)
+                                .is_some_and(|e| e.is_expired(now));
+                            if still && removable(key) {
+                                gone.extend(state.remove(key));
+                                removed += 1;
+                            }
                         }
+                        shard.publish(&state);
                     }
-                    shard.publish(&state);
-                }
-                // Freed with no lock held.
-                expired.clear();
-                gone.clear();
-                if done {
-                    break;
-                }
-            }
+                    // Freed with no lock held.
+                    gone.clear();
+                    true
+                },
+            );
         }
         removed
     }
@@ -405,6 +373,45 @@ pub(crate) const MAX_RESTARTS: usize = 4;
 
 /// Entries the expiry sweep looks at per hold of a shard's read lock.
 pub(crate) const SWEEP_CHUNK: usize = 64;
+
+/// Walks `shard` a chunk at a time. Under one hold of its read lock, `step` walks up to
+/// `max` entries from the cursor, shares out those it wants (a reference count each) and
+/// says whether the shard is done; then, with the lock released, `between` reads them, is
+/// told whether the walk is done, and says whether to go on. They are released after that,
+/// lock-free too (the last reference to a replaced entry frees it). Returns whether the
+/// shard was walked whole. A hash table reorganised between two chunks sends the walk back
+/// to its first bucket ([`restarted`]): after [`MAX_RESTARTS`] of those, the rest is walked
+/// under one hold, so the walk ends.
+fn walk_in_chunks(
+    shard: &Shard,
+    chunk: usize,
+    mut step: impl FnMut(&State, &mut Cursor, usize, &mut Vec<Entry>) -> bool,
+    mut between: impl FnMut(&[Entry], bool) -> bool,
+) -> bool {
+    let mut cursor = Cursor::default();
+    let mut restarts = 0;
+    let mut taken: Vec<Entry> = Vec::with_capacity(chunk.min(1024));
+    loop {
+        let max = if restarts >= MAX_RESTARTS {
+            usize::MAX
+        } else {
+            chunk.max(1)
+        };
+        let before = cursor.clone();
+        let done = step(&shard.state.read(), &mut cursor, max, &mut taken);
+        if restarted(&before, &cursor) {
+            restarts += 1;
+        }
+        let go_on = between(&taken, done);
+        taken.clear();
+        if done {
+            return true;
+        }
+        if !go_on {
+            return false;
+        }
+    }
+}
 
 /// Whether a walk step from `before` to `after` started over: the hash table it resumed in
 /// was resized or rehashed since the step before.
