@@ -386,10 +386,11 @@ impl Compactor {
     }
 
     /// Writes the live state of `source` as snapshot `id` of directory `dir`, one shard at a
-    /// time, each read in chunks under short holds of its lock ([`Source::read_shard`]). Walking a million entries scattered in
-    /// memory, not the disk, is what a snapshot waits for, so with more than two cores the
-    /// shards are encoded on worker threads while this thread appends; one core is always
-    /// left to the store's writers. On 2 cores it stays on this thread: measured there,
+    /// time, each read in chunks under short holds of its lock ([`Source::read_shard`]), and
+    /// written at the pace set ([`with_rate`](Self::with_rate)). Walking a million entries
+    /// scattered in memory is what an unpaced snapshot waits for, so with more than two
+    /// cores the shards are encoded on worker threads while this thread appends; one core is
+    /// always left to the store's writers. On 2 cores it stays on this thread: measured there,
     /// encoding beside the appends took a compaction from 0.73 s to 0.41-0.52 s but the
     /// writers' p99 latency during it from 1.1× to 3.1-4.2× its value before. At most two
     /// encoded shards per worker are held in memory at once.
