@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use kv_store::{Durability, IndexKind, KvStore, Options, WriteBatch};
 
+#[path = "common/latencies.rs"]
+mod latencies;
+
 const KEYS: u64 = 1_000_000;
 /// The writer's phases.
 const WARMING: u8 = 0;
@@ -15,21 +18,6 @@ const DURING: u8 = 2;
 
 fn key(n: u64) -> Vec<u8> {
     format!("key:{:012}", n.wrapping_mul(0x9E37_79B9_7F4A_7C15) % KEYS).into_bytes()
-}
-
-/// Latencies in nanoseconds, printed in microseconds.
-fn summary(name: &str, mut v: Vec<u64>) {
-    v.sort_unstable();
-    let us = |ns: u64| ns as f64 / 1000.0;
-    let q = |p: f64| us(v[((v.len() as f64 - 1.0) * p) as usize]);
-    println!(
-        "{name}: {} puts, p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.0} us",
-        v.len(),
-        q(0.5),
-        q(0.99),
-        q(0.999),
-        us(v[v.len() - 1])
-    );
 }
 
 fn main() {
@@ -115,8 +103,8 @@ fn main() {
         report.entries,
         report.duration.as_secs_f64()
     );
-    summary("before", before);
-    summary("during", during);
+    println!("before: {}", latencies::summary(before));
+    println!("during: {}", latencies::summary(during));
     println!(
         "puts over 1 ms during (began at ms:lasted ms): {}",
         stalls.join(" ")

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use kv_store::{Durability, IndexKind, KvStore, Options, WriteBatch};
 
+#[path = "common/latencies.rs"]
+mod latencies;
+
 const KEYS: u64 = 1_000_000;
 
 fn key(n: u64) -> Vec<u8> {
@@ -63,15 +66,6 @@ fn main() {
         }
         latencies.push(took.as_nanos() as u64);
     }
-    latencies.sort_unstable();
-    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize] as f64 / 1e3;
-    println!(
-        "{} puts, p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.0} us",
-        latencies.len(),
-        q(0.5),
-        q(0.99),
-        q(0.999),
-        latencies[latencies.len() - 1] as f64 / 1e3
-    );
+    println!("{}", latencies::summary(latencies));
     println!("puts over 1 ms (began at ms:lasted ms): {}", slow.join(" "));
 }
