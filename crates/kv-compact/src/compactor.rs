@@ -387,16 +387,22 @@ impl Compactor {
 
     /// Writes the live state of `source` as snapshot `id` of directory `dir`, one shard at a
     /// time, each read in chunks under short holds of its lock ([`Source::read_shard`]), and
-    /// written at the pace set ([`with_rate`](Self::with_rate)). Walking a million entries
+    /// written at `rate` bytes a second at most ([`with_rate`](Self::with_rate)). Walking a million entries
     /// scattered in memory is what an unpaced snapshot waits for, so with more than two
     /// cores the shards are encoded on worker threads while this thread appends; one core is
     /// always left to the store's writers. On 2 cores it stays on this thread: measured there,
     /// encoding beside the appends took a compaction from 0.73 s to 0.41-0.52 s but the
     /// writers' p99 latency during it from 1.1× to 3.1-4.2× its value before. At most two
     /// encoded shards per worker are held in memory at once.
-    fn write_snapshot(&self, source: &dyn Source, dir: &Path, id: u64) -> Result<SnapshotSum> {
+    fn write_snapshot(
+        &self,
+        source: &dyn Source,
+        dir: &Path,
+        id: u64,
+        rate: Option<u64>,
+    ) -> Result<SnapshotSum> {
         let shards = source.shards();
-        let pace = Pace::new(self.rate, Arc::clone(&self.closing));
+        let pace = Pace::new(rate, Arc::clone(&self.closing));
         let mut writer =
             SnapshotWriter::create(&self.fs, dir, id, shards, self.compression, self.limits)?
                 .paced(pace);
@@ -527,13 +533,15 @@ impl Compactor {
         let bytes_before = log_before + self.snapshot_bytes();
         let log_from = source.rotate().map_err(Error::Log)?;
         let id = current.manifest.snapshot.map_or(1, |id| id + 1);
-        let written = self.write_snapshot(source, &self.dir, id).and_then(|sum| {
-            // The snapshot holds writes of segment S onwards that may not be on disk yet
-            // (durability Batch or None): make them durable before the manifest relies on
-            // the snapshot, or a power loss could keep half of an atomic batch.
-            source.sync_log().map_err(Error::Log)?;
-            Ok(sum)
-        });
+        let written = self
+            .write_snapshot(source, &self.dir, id, self.rate)
+            .and_then(|sum| {
+                // The snapshot holds writes of segment S onwards that may not be on disk yet
+                // (durability Batch or None): make them durable before the manifest relies on
+                // the snapshot, or a power loss could keep half of an atomic batch.
+                source.sync_log().map_err(Error::Log)?;
+                Ok(sum)
+            });
         let remove_new = || {
             // The manifest was not switched: the new snapshot is garbage, finished or not (a
             // `.tmp` is never named by a manifest). Remove it now, or the next compaction
@@ -597,6 +605,22 @@ impl Compactor {
     /// [`Error::Log`], [`Error::Io`] or [`Error::Snapshot`] when an operation fails (what
     /// was written of the copy is removed, or stays marked incomplete).
     pub fn checkpoint(&self, source: &dyn Source, target: &Path) -> Result<()> {
+        self.checkpoint_at(source, target, self.rate)
+    }
+
+    /// [`checkpoint`](Self::checkpoint), its snapshot written at `bytes_per_sec` (`None`: as
+    /// fast as the disk takes it) whatever [`with_rate`](Self::with_rate) set: for a caller
+    /// that holds writes back until the checkpoint ends, where a pace only stalls them longer.
+    ///
+    /// # Errors
+    ///
+    /// As [`checkpoint`](Self::checkpoint).
+    pub fn checkpoint_at(
+        &self,
+        source: &dyn Source,
+        target: &Path,
+        bytes_per_sec: Option<u64>,
+    ) -> Result<()> {
         // One compaction or checkpoint at a time: they both rotate the log. Taken first, so
         // that a closed store creates nothing in `target`.
         let _running = self.begin()?;
@@ -627,7 +651,7 @@ impl Compactor {
                 .map_err(|e| Error::io("create", &dir, e))?;
         }
         let log_from = source.rotate().map_err(Error::Log)?;
-        let sum = self.write_snapshot(source, target, 1)?;
+        let sum = self.write_snapshot(source, target, 1, bytes_per_sec)?;
         let end = source.sync_log().map_err(Error::Log)?;
         let log_dir = source.log_dir();
         for id in log_from..=end.segment {

@@ -154,9 +154,7 @@ impl SnapshotInbox {
 
 impl StateMachine {
     /// Opens (creating if needed) the state machine in `dir/sm/`, its store opened with
-    /// `options`, less any compaction pace: a snapshot is the store's checkpoint, taken with
-    /// every apply held back, so a paced one (64 MiB/s by default) would stall the node's
-    /// writes 4-5 times longer.
+    /// `options`.
     ///
     /// # Errors
     ///
@@ -168,7 +166,6 @@ impl StateMachine {
     /// not write; [`Error::Io`].
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<StateMachine> {
         check_options(&options)?;
-        let options = options.compaction_rate(None);
         let dir = dir.as_ref().join(STATE_MACHINE_DIR);
         create_dir_durably(&dir)?;
         // Before anything is read or removed, and for the state machine's life: a second
@@ -430,7 +427,8 @@ impl SnapshotBuilder {
             // No entry is applied while the checkpoint is taken: it holds exactly the
             // entries up to `last`.
             let applied = shared.applied.lock();
-            shared.store.read().checkpoint(&building)?;
+            // Unpaced: every apply waits for it (see `Options::compaction_rate`).
+            shared.store.read().checkpoint_unpaced(&building)?;
             SnapshotMeta {
                 last_log_id: applied.last,
                 last_membership: applied.membership.clone(),
@@ -725,15 +723,5 @@ mod tests {
         drop(sm);
         let sm = StateMachine::open(dir.path(), Options::default()).unwrap();
         assert_eq!(sm.reader().last_applied(), Some(log_id(4, 4)));
-    }
-
-    /// A snapshot is a checkpoint taken with every apply held back: never paced, whatever
-    /// the options say.
-    #[test]
-    fn the_store_checkpoints_unpaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let options = Options::default().compaction_rate(Some(1 << 20));
-        let sm = StateMachine::open(dir.path(), options).unwrap();
-        assert_eq!(sm.shared.options.current_compaction_rate(), None);
     }
 }

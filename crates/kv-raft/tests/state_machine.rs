@@ -136,6 +136,30 @@ fn stream_into(data: &SnapshotData, to: &StateMachine) -> SnapshotData {
     writer.finish().unwrap()
 }
 
+/// A snapshot is a checkpoint taken with every apply held back: it is never paced, even
+/// when the store's compactions are (here at 512 bytes a second, which would take the
+/// snapshot of these 600 keys half a minute).
+#[tokio::test]
+async fn a_snapshot_is_written_unpaced_whatever_the_store_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = kv_store::Options::default().compaction_rate(Some(512));
+    let mut sm = StateMachine::open(dir.path(), options).unwrap();
+    apply(&mut sm, (1..=300).map(put_entry).collect()).await;
+    let began = std::time::Instant::now();
+    let snapshot = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 300)));
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "the snapshot took {:?}",
+        began.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_snapshot_streams_to_another_node_and_installs_there() {
     let leader_dir = tempfile::tempdir().unwrap();

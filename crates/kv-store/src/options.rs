@@ -313,11 +313,6 @@ impl Options {
     pub fn current_recovery_mode(&self) -> RecoveryMode {
         self.recovery_mode
     }
-
-    /// The compaction pace set ([`compaction_rate`](Self::compaction_rate)).
-    pub fn current_compaction_rate(&self) -> Option<u64> {
-        self.compaction_rate
-    }
 }
 
 impl Options {

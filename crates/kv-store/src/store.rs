@@ -1349,6 +1349,22 @@ impl KvStore {
             .map_err(Error::from_compaction)
     }
 
+    /// [`checkpoint`](Self::checkpoint), its snapshot written as fast as the disk takes it
+    /// whatever [`Options::compaction_rate`] says: for a caller that holds its own writes
+    /// back until the checkpoint ends (a Raft snapshot does), where the pace would only
+    /// stall them longer.
+    ///
+    /// # Errors
+    ///
+    /// As [`checkpoint`](Self::checkpoint).
+    pub fn checkpoint_unpaced(&self, target: impl AsRef<Path>) -> Result<()> {
+        self.inner.refuse_if_closed()?;
+        self.inner
+            .compactor
+            .checkpoint_at(&StoreSource(&self.inner), target.as_ref(), None)
+            .map_err(Error::from_compaction)
+    }
+
     /// The store's figures now.
     ///
     /// ```
