@@ -433,7 +433,6 @@ fn member_ids(status: &serde_json::Value, kind: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Retries `set` of `key` on `node` until a leader takes it.
 /// Three nodes formed into a cluster whose leader took a first write of `key`; the
 /// leader's index.
 fn led_cluster(root: &Path, key: &str, value: &str) -> (Vec<Node>, usize) {
@@ -444,6 +443,7 @@ fn led_cluster(root: &Path, key: &str, value: &str) -> (Vec<Node>, usize) {
     (nodes, l)
 }
 
+/// Retries `set` of `key` on `node` until a leader takes it.
 fn set_when_led(node: &Node, key: &str, value: &str) {
     let start = Instant::now();
     loop {

@@ -233,7 +233,9 @@ async fn snapshot_when_log_outgrows(raft: Raft, log: LogReader, store: StoreRead
     loop {
         ticks.tick().await;
         let (applied, before) = {
-            let m = raft.metrics().borrow_watched().clone();
+            // Two indexes read in place: a clone would copy the whole metrics every tick.
+            let m = raft.metrics();
+            let m = m.borrow_watched();
             (
                 m.last_applied.map(|a| a.index()),
                 m.snapshot.map(|s| s.index()),

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use futures_util::{Stream, TryStreamExt};
-use kv_store::{Eviction, KvStore, Options, RecoveryMode, WriteBatch};
+use kv_store::{Bytes, Eviction, KvStore, Options, RecoveryMode, WriteBatch};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use parking_lot::{Mutex, RwLock};
@@ -279,13 +279,12 @@ impl StateMachine {
                 membership = Some(StoredMembership::new(Some(log_id), m));
             }
         }
-        let meta = || {
-            encode(&AppliedRef {
-                last: Some(log_id),
-                membership: membership.as_ref().unwrap_or(&applied.membership),
-            })
-        };
-        batch.put(META_KEY, meta());
+        // Shared by reference count with the fallback below, not copied.
+        let meta = Bytes::from(encode(&AppliedRef {
+            last: Some(log_id),
+            membership: membership.as_ref().unwrap_or(&applied.membership),
+        }));
+        batch.put(META_KEY, meta.clone());
         let store = self.shared.store.read();
         match store.write(batch) {
             Ok(()) => {}
@@ -295,8 +294,7 @@ impl StateMachine {
             // instead would stop openraft on every replica, again at each restart.
             Err(kv_store::Error::KeyTooLarge { .. } | kv_store::Error::ValueTooLarge { .. }) => {
                 let mut only_meta = WriteBatch::new();
-                // Encoded again (rare): the batch took the first copy.
-                only_meta.put(META_KEY, meta());
+                only_meta.put(META_KEY, meta);
                 store.write(only_meta)?;
             }
             Err(e) => return Err(e.into()),
