@@ -52,6 +52,15 @@ async fn apply(sm: &mut StateMachine, entries: Vec<Entry>) {
         .unwrap();
 }
 
+/// A snapshot of `sm` as it is.
+async fn snapshot_of(sm: &mut StateMachine) -> kv_raft::Snapshot {
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap()
+}
+
 fn open(dir: &Path) -> StateMachine {
     StateMachine::open(dir, kv_store::Options::default()).unwrap()
 }
@@ -146,12 +155,7 @@ async fn a_snapshot_is_written_unpaced_whatever_the_store_options() {
     let mut sm = StateMachine::open(dir.path(), options).unwrap();
     apply(&mut sm, (1..=300).map(put_entry).collect()).await;
     let began = std::time::Instant::now();
-    let snapshot = sm
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snapshot = snapshot_of(&mut sm).await;
     assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 300)));
     assert!(
         began.elapsed() < Duration::from_secs(10),
@@ -170,12 +174,7 @@ async fn a_snapshot_streams_to_another_node_and_installs_there() {
     apply(&mut leader, (1..=300).map(put_entry).collect()).await;
     apply(&mut follower, (1..=3).map(put_entry).collect()).await;
 
-    let snapshot = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snapshot = snapshot_of(&mut leader).await;
     assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 300)));
     // Applied after the snapshot: not in it.
     apply(&mut leader, vec![put_entry(301)]).await;
@@ -222,12 +221,7 @@ async fn a_received_snapshot_never_installed_is_removed_with_its_last_handle() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut leader = open(a.path());
     apply(&mut leader, (1..=20).map(put_entry).collect()).await;
-    let snapshot = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snapshot = snapshot_of(&mut leader).await;
     let follower = open(b.path());
     let before = names(b.path());
     let received = stream_into(&snapshot.snapshot, &follower);
@@ -271,19 +265,10 @@ fn install_step_child() {
     rt.block_on(async {
         let mut leader = open(&root.join("leader"));
         apply(&mut leader, (0..50).map(put_entry).collect()).await;
-        let snapshot = leader
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let snapshot = snapshot_of(&mut leader).await;
         let mut node = open(&root.join("node"));
         apply(&mut node, (100..105).map(put_entry).collect()).await;
-        node.get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        snapshot_of(&mut node).await;
         node.install_with_hook(&snapshot.meta, &snapshot.snapshot, &|step| {
             if step == kill_at {
                 // The harness's "test ... " line ends first: an ack must start a line.
@@ -432,12 +417,7 @@ fn install_crash_child() {
                     .collect(),
             )
             .await;
-            let snapshot = source
-                .get_snapshot_builder()
-                .await
-                .build_snapshot()
-                .await
-                .unwrap();
+            let snapshot = snapshot_of(&mut source).await;
             node.install_snapshot(&snapshot.meta, snapshot.snapshot)
                 .await
                 .unwrap();
