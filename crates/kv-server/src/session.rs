@@ -845,11 +845,6 @@ fn run_in(view: &mut Queued<'_>, block: &[Command]) -> Vec<Reply> {
         .collect()
 }
 
-/// Runs blocks (data commands, a write first; one connection's each, in the order given)
-/// as one atomic step with one commit, and answers each command. If the commit fails,
-/// runs each block again with a commit of its own, and the commands of a block that
-/// fails again one at a time, which answers each as it would have been answered alone: a store that refused the batch (a value over the limit, a full disk)
-/// wrote none of it, and one that failed refuses every write from then on, so nothing is
 /// Marks a background rewrite as over when dropped.
 struct Rewriting<'a>(&'a Shared);
 
@@ -859,7 +854,12 @@ impl Drop for Rewriting<'_> {
     }
 }
 
-/// written twice.
+/// Runs blocks (data commands, a write first; one connection's each, in the order given)
+/// as one atomic step with one commit, and answers each command. If the commit fails,
+/// runs each block again with a commit of its own, and the commands of a block that
+/// fails again one at a time, which answers each as it would have been answered alone: a
+/// store that refused the batch (a value over the limit, a full disk) wrote none of it,
+/// and one that failed refuses every write from then on, so nothing is written twice.
 pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Reply>> {
     let alone = |command: &Command| {
         execute(&mut store.clone(), command)

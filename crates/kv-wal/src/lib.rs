@@ -52,6 +52,7 @@ pub mod segment;
 mod syncer;
 mod varint;
 mod wal;
+mod warmer;
 
 pub use compression::Compression;
 pub use config::{

@@ -18,6 +18,7 @@ use crate::recovery::{recover, RecoveryInfo};
 use crate::seal;
 use crate::segment;
 use crate::syncer::Syncer;
+use crate::warmer::Warmer;
 
 /// How much of a segment one write window maps.
 const WINDOW_LEN: u64 = 8 << 20;
@@ -30,6 +31,9 @@ const PAGE: u64 = 4096;
 /// hold zeros, the log's free space, so a crash or a sync that writes them out changes
 /// nothing recovery reads.
 const PREFAULT: u64 = 64 << 10;
+/// The warmer (`warmer.rs`) is asked to bring in the next `2 * WARM_LEAD` bytes of a segment
+/// whenever the appends come within `WARM_LEAD` of what it was last asked for.
+const WARM_LEAD: u64 = 1 << 20;
 
 /// The segment appends go to.
 #[derive(Debug)]
@@ -54,6 +58,8 @@ struct Active {
     written: u64,
     /// The mapped part of the file that small appends are copied into.
     window: Option<WriteWindow>,
+    /// How far into the file the warmer has been asked to bring pages in.
+    warm_asked: u64,
 }
 
 impl Active {
@@ -74,7 +80,14 @@ impl Active {
     /// the bytes cannot go that way (no reserved space there, a large write, or a file layer
     /// that does not map) and must be written with a system call. With `prefault`, faults
     /// the window's next [`PREFAULT`] bytes in ahead of the appends (see there).
-    fn write_through_window(&mut self, at: u64, bytes: &[u8], prefault: bool) -> bool {
+    /// With a `warmer`, asks it to bring in the pages ahead of the appends.
+    fn write_through_window(
+        &mut self,
+        at: u64,
+        bytes: &[u8],
+        prefault: bool,
+        warmer: Option<&Warmer>,
+    ) -> bool {
         if bytes.len() as u64 > WINDOW_LEN / 2 {
             return false;
         }
@@ -107,6 +120,14 @@ impl Active {
         let end = at + bytes.len() as u64;
         if prefault && at / PREFAULT != end / PREFAULT {
             window.prefault((end / PREFAULT + 1) * PREFAULT, PREFAULT);
+        }
+        if let Some(warmer) = warmer {
+            if end + WARM_LEAD > self.warm_asked {
+                let from = self.warm_asked.max(end);
+                let to = (end + 2 * WARM_LEAD).min(self.reserved);
+                warmer.ask(&self.file, from, to);
+                self.warm_asked = to.max(from);
+            }
         }
         true
     }
@@ -147,6 +168,10 @@ pub struct Wal {
     scratch: Encoded,
     shared: Arc<SyncShared>,
     flusher: Option<JoinHandle<()>>,
+    /// Brings the pages ahead of the appends into the page cache, for a log that appends
+    /// through write windows; `None` for one that does not, or when its thread could not
+    /// start (that costs only speed).
+    warmer: Option<Warmer>,
     closed: bool,
     _lock: Option<DirLock>,
 }
@@ -215,6 +240,7 @@ impl Wal {
                 reserved,
                 written: tail.len,
                 window: None,
+                warm_asked: 0,
             };
             (info, active)
         };
@@ -227,6 +253,12 @@ impl Wal {
                     .map_err(|e| Error::io("start the flusher thread for", &dir, e))?,
             ),
             FsyncPolicy::Always | FsyncPolicy::Os => None,
+        };
+        let windowed = config.write_window && config.fsync_policy != FsyncPolicy::Always;
+        let warmer = if windowed && config.preallocate {
+            Warmer::start().ok()
+        } else {
+            None
         };
         let older_lens: VecDeque<u64> = ids
             .iter()
@@ -242,6 +274,7 @@ impl Wal {
             scratch: Encoded::new(),
             shared,
             flusher,
+            warmer,
             closed: false,
             _lock: lock,
         };
@@ -405,7 +438,12 @@ impl Wal {
         // write the zeros faulted in ahead to the disk (a stretch filled at 2-3 MB/s would go
         // out five times before its data), and mark them read-only again.
         let prefault = self.config.fsync_policy == FsyncPolicy::Os;
-        if !(windowed && self.active.write_through_window(at, bytes, prefault)) {
+        let warmer = self.warmer.as_ref();
+        if !(windowed
+            && self
+                .active
+                .write_through_window(at, bytes, prefault, warmer))
+        {
             if !self.config.write_window {
                 self.zero_ahead(at + len);
             }
@@ -751,6 +789,7 @@ impl Wal {
             return Ok(());
         }
         self.closed = true;
+        self.warmer = None;
         self.shared.stop();
         if let Some(flusher) = self.flusher.take() {
             if flusher.join().is_err() {
@@ -925,5 +964,6 @@ fn create_segment(
         reserved,
         written: 0,
         window: None,
+        warm_asked: 0,
     })
 }
