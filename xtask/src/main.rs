@@ -5,7 +5,7 @@
 //!   fuzz smoke run, `bench --quick`, a minute of torture and a minute of jepsen.
 //! - `cargo xtask fuzz [--seconds N]`: every fuzz target over its corpus and N seconds of
 //!   mutated inputs (default 5), on the stable toolchain.
-//! - `cargo xtask bench [--quick] [--rocksdb] [--bench NAME] [--redis-only]`: the criterion
+//! - `cargo xtask bench [--quick] [--rocksdb] [--bench NAME] [--redis-only] [--rounds N]`: the criterion
 //!   benchmarks, then `kv serve` side by side with Redis 7 under the same redis-benchmark
 //!   lines (`versus_redis.rs`; skipped where Redis is not installed). `--quick` runs each
 //!   briefly, `--rocksdb` adds RocksDB to the `peers` bench (its C++ build is long and needs
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         Some("torture") => torture(minutes_arg(&args[1..]).unwrap_or_else(|| "1".into())),
         Some("jepsen") => jepsen(minutes_arg(&args[1..]).unwrap_or_else(|| "1".into())),
         _ => Err(
-            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] [--rocksdb] [--bench NAME] [--redis-only] | report | torture [--minutes N] | jepsen [--minutes N]>"
+            "usage: cargo xtask <ci | fuzz [--seconds N] | bench [--quick] [--rocksdb] [--bench NAME] [--redis-only] [--rounds N] | report | torture [--minutes N] | jepsen [--minutes N]>"
                 .to_string(),
         ),
     };
@@ -112,6 +112,7 @@ fn ci() -> Result<(), String> {
         rocksdb: false,
         only: None,
         redis_only: false,
+        rounds: 1,
     })?;
     torture("1".into())?;
     jepsen("1".into())
@@ -181,6 +182,8 @@ struct Bench {
     only: Option<String>,
     /// Only the side-by-side run against Redis (`--redis-only`).
     redis_only: bool,
+    /// Rounds of the side-by-side run (`--rounds N`).
+    rounds: u32,
 }
 
 fn bench_args(args: &[String]) -> Result<Bench, String> {
@@ -189,6 +192,7 @@ fn bench_args(args: &[String]) -> Result<Bench, String> {
         rocksdb: false,
         only: None,
         redis_only: false,
+        rounds: 3,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -196,6 +200,13 @@ fn bench_args(args: &[String]) -> Result<Bench, String> {
             "--quick" => bench.quick = true,
             "--rocksdb" => bench.rocksdb = true,
             "--redis-only" => bench.redis_only = true,
+            "--rounds" => {
+                bench.rounds = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--rounds needs a count of at least 1")?;
+            }
             "--bench" => {
                 bench.only = Some(args.next().ok_or("--bench needs a bench's name")?.clone());
             }
@@ -239,7 +250,7 @@ fn bench(bench: Bench) -> Result<(), String> {
         cargo(&bench_command(&bench), quick)?;
     }
     if bench.only.is_none() {
-        versus_redis::versus_redis(bench.quick)?;
+        versus_redis::versus_redis(bench.quick, bench.rounds)?;
     }
     Ok(())
 }
@@ -270,6 +281,15 @@ mod tests {
                 "rocksdb"
             ]
         );
+    }
+
+    #[test]
+    fn the_side_by_side_run_takes_three_rounds_unless_told() {
+        assert_eq!(bench_args(&args("--redis-only")).unwrap().rounds, 3);
+        assert_eq!(bench_args(&args("--rounds 5")).unwrap().rounds, 5);
+        for bad in ["--rounds", "--rounds 0", "--rounds x"] {
+            assert!(bench_args(&args(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,8 +6,13 @@
 //! `appendfsync always` (every acknowledged write is on disk), and `--durability batch`
 //! against `appendfsync everysec`. Each server gets a directory of its own under the
 //! system's temporary directory and a port of 127.0.0.1; Redis runs with `--save ''`. For
-//! each pipeline depth the two servers are measured one after the other (kv first), so a
-//! change in the machine's load falls on both alike as far as it can.
+//! each pipeline depth the two servers are measured one after the other, so a change in
+//! the machine's load falls on both alike as far as it can.
+//!
+//! The whole run is repeated `--rounds` times (3 by default), and who goes first alternates
+//! between rounds: on this shared 2-core VM one line's figure has moved by a third between
+//! two runs of the same build, so a single run ranks nothing. Each figure is the median of
+//! its rounds, shown with their range.
 //!
 //! Prints a markdown table (command, `-P`, pairing, kv and Redis requests per second, their
 //! ratio, and each one's p50 and p99 latency) and records it as
@@ -61,7 +66,51 @@ struct Measured {
     p99_ms: f64,
 }
 
-pub fn versus_redis(quick: bool) -> Result<(), String> {
+/// One line of the table: a redis-benchmark test at one depth in one pairing, and what each
+/// server measured in each round.
+struct Row {
+    pairing: &'static str,
+    pipeline: u32,
+    test: String,
+    kv: Vec<Measured>,
+    redis: Vec<Measured>,
+}
+
+impl Row {
+    /// Adds a round's lines of each server to `rows`, one row per test kv answered.
+    fn add_round(
+        rows: &mut Vec<Row>,
+        pairing: &'static str,
+        pipeline: u32,
+        kv: Vec<Measured>,
+        redis: &[Measured],
+    ) {
+        for kv in kv {
+            let index = match rows
+                .iter()
+                .position(|r| r.pairing == pairing && r.pipeline == pipeline && r.test == kv.test)
+            {
+                Some(index) => index,
+                None => {
+                    rows.push(Row {
+                        pairing,
+                        pipeline,
+                        test: kv.test.clone(),
+                        kv: Vec::new(),
+                        redis: Vec::new(),
+                    });
+                    rows.len() - 1
+                }
+            };
+            let row = &mut rows[index];
+            row.redis
+                .extend(redis.iter().find(|r| r.test == kv.test).cloned());
+            row.kv.push(kv);
+        }
+    }
+}
+
+pub fn versus_redis(quick: bool, rounds: u32) -> Result<(), String> {
     for tool in ["redis-server", "redis-benchmark"] {
         if !on_path(tool) {
             eprintln!(
@@ -77,23 +126,30 @@ pub fn versus_redis(quick: bool) -> Result<(), String> {
         None => build_kv(!quick)?,
     };
     let requests: u32 = if quick { 2_000 } else { 200_000 };
+    let rounds = if quick { 1 } else { rounds.max(1) };
     let started = Instant::now();
     let mut rows = Vec::new();
     for pairing in &PAIRINGS {
         let ours = Server::kv(&kv, pairing)?;
         let theirs = Server::redis(pairing)?;
-        for pipeline in PIPELINES {
-            let kv_lines = benchmark(ours.addr, pipeline, requests)?;
-            let redis_lines = benchmark(theirs.addr, pipeline, requests)?;
-            for kv_line in kv_lines {
-                let redis_line = redis_lines.iter().find(|r| r.test == kv_line.test);
-                rows.push((pairing.name, pipeline, kv_line, redis_line.cloned()));
+        for round in 0..rounds {
+            for pipeline in PIPELINES {
+                // Who goes first alternates, so that neither always meets the machine as
+                // the other left it.
+                let (kv_lines, redis_lines) = if round % 2 == 0 {
+                    let kv_lines = benchmark(ours.addr, pipeline, requests)?;
+                    (kv_lines, benchmark(theirs.addr, pipeline, requests)?)
+                } else {
+                    let redis_lines = benchmark(theirs.addr, pipeline, requests)?;
+                    (benchmark(ours.addr, pipeline, requests)?, redis_lines)
+                };
+                Row::add_round(&mut rows, pairing.name, pipeline, kv_lines, &redis_lines);
             }
         }
         ours.stop();
         theirs.stop();
     }
-    let table = table(&rows, requests);
+    let table = table(&rows, requests, rounds);
     println!("{table}");
     eprintln!(
         "xtask: side by side with Redis took {:.0}s",
@@ -111,35 +167,68 @@ pub fn versus_redis(quick: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// The median of `values` (the mean of the middle two for an even count); 0 for none.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Requests per second as a median, and the rounds' range when there were several:
+/// `123,456 (98,765-130,000)`.
+fn rps_cell(measured: &[Measured]) -> String {
+    let rps: Vec<f64> = measured.iter().map(|m| m.rps).collect();
+    let middle = thousands(median(rps.clone()));
+    if rps.len() < 2 {
+        return middle;
+    }
+    let low = rps.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = rps.iter().copied().fold(0.0, f64::max);
+    format!("{middle} ({}-{})", thousands(low), thousands(high))
+}
+
 /// The table, with a first line saying what was measured, where and with what.
-fn table(rows: &[(&str, u32, Measured, Option<Measured>)], requests: u32) -> String {
+fn table(rows: &[Row], requests: u32, rounds: u32) -> String {
     let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let redis = output("redis-server", &["--version"]);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut out = format!(
         "Measured {date} on {cores} cores; {redis}.\n`redis-benchmark -t {TESTS} -n {requests} \
-         -c {CLIENTS} -r {KEYSPACE} -d {VALUE_SIZE} -P <P> --csv`; latencies in ms.\n\n\
+         -c {CLIENTS} -r {KEYSPACE} -d {VALUE_SIZE} -P <P> --csv`, {rounds} round(s), who goes \
+         first alternating; each figure is the median of the rounds (their range in brackets), \
+         latencies in ms.\n\n\
          | command | -P | kv / Redis | kv rps | Redis rps | kv ÷ Redis | kv p50 | kv p99 | \
          Redis p50 | Redis p99 |\n| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: \
          | ---: |\n"
     );
-    for (pairing, pipeline, kv, redis) in rows {
-        let (redis_rps, ratio, redis_p50, redis_p99) = match redis {
-            Some(r) => (
-                thousands(r.rps),
-                format!("{:.2}×", kv.rps / r.rps),
-                format!("{:.3}", r.p50_ms),
-                format!("{:.3}", r.p99_ms),
-            ),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+    let medians =
+        |measured: &[Measured], of: fn(&Measured) -> f64| median(measured.iter().map(of).collect());
+    for row in rows {
+        let kv = &row.kv;
+        let (redis_rps, ratio, redis_p50, redis_p99) = if row.redis.is_empty() {
+            ("-".into(), "-".into(), "-".into(), "-".into())
+        } else {
+            let redis = &row.redis;
+            (
+                rps_cell(redis),
+                format!("{:.2}×", medians(kv, |m| m.rps) / medians(redis, |m| m.rps)),
+                format!("{:.3}", medians(redis, |m| m.p50_ms)),
+                format!("{:.3}", medians(redis, |m| m.p99_ms)),
+            )
         };
         out.push_str(&format!(
-            "| {} | {pipeline} | {pairing} | {} | {redis_rps} | {ratio} | {:.3} | {:.3} | \
+            "| {} | {} | {} | {} | {redis_rps} | {ratio} | {:.3} | {:.3} | \
              {redis_p50} | {redis_p99} |\n",
-            kv.test,
-            thousands(kv.rps),
-            kv.p50_ms,
-            kv.p99_ms,
+            row.test,
+            row.pipeline,
+            row.pairing,
+            rps_cell(kv),
+            medians(kv, |m| m.p50_ms),
+            medians(kv, |m| m.p99_ms),
         ));
     }
     out
@@ -405,6 +494,48 @@ mod tests {
         assert_eq!(measured[0].p99_ms, 1.215);
         assert_eq!(measured[1].test, "MSET (10 keys)");
         assert!(parse_csv("").is_empty());
+    }
+
+    fn measured(test: &str, rps: f64) -> Measured {
+        Measured {
+            test: test.into(),
+            rps,
+            p50_ms: rps / 1000.0,
+            p99_ms: rps / 100.0,
+        }
+    }
+
+    #[test]
+    fn each_figure_is_the_median_of_its_rounds_with_their_range() {
+        let mut rows = Vec::new();
+        for (kv, redis) in [(300.0, 100.0), (100.0, 400.0), (200.0, 300.0)] {
+            Row::add_round(
+                &mut rows,
+                "sync / always",
+                16,
+                vec![measured("SET", kv), measured("GET", 2.0 * kv)],
+                &[measured("GET", redis), measured("SET", redis)],
+            );
+        }
+        assert_eq!(rows.len(), 2);
+        let set = &rows[0];
+        assert_eq!(
+            (set.test.as_str(), set.kv.len(), set.redis.len()),
+            ("SET", 3, 3)
+        );
+        assert_eq!(rps_cell(&set.kv), "200 (100-300)");
+        assert_eq!(rps_cell(&set.redis), "300 (100-400)");
+        let table = table(&rows, 1000, 3);
+        // SET: medians 200 against 300; GET: 400 against 300.
+        assert!(table.contains("| SET | 16 | sync / always | 200 (100-300) | 300 (100-400) | 0.67× | 0.200 | 2.000 | 0.300 | 3.000 |"), "{table}");
+        assert!(
+            table.contains("| GET | 16 | sync / always | 400 (200-600) | 300 (100-400) | 1.33× |"),
+            "{table}"
+        );
+        assert!(table.contains("3 round(s)"));
+        assert_eq!(median(vec![4.0, 1.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+        assert_eq!(rps_cell(&[measured("SET", 1234.0)]), "1,234");
     }
 
     #[test]
