@@ -827,8 +827,9 @@ pub(crate) struct Stage {
 /// [`KvStore::try_update_keys`]); `None`, having written nothing, otherwise (or if the
 /// store refused it: the caller runs it again where it may wait, and fall back).
 fn try_run_block(store: &KvStore, block: &[Command]) -> Option<Vec<Reply>> {
-    let ran = store.try_update_keys(&block::held_keys(block), |held| {
-        let mut view = Queued::held(store.clone(), held);
+    let keys = block::held_keys(block);
+    let ran = store.try_update_keys(&keys, |held| {
+        let mut view = Queued::held(store.clone(), held, keys.len());
         let replies = run_in(&mut view, block);
         (view.into_writes(), replies)
     });
@@ -871,7 +872,7 @@ pub(crate) fn run_blocks(store: &KvStore, blocks: &[&[Command]]) -> Vec<Vec<Repl
     }
     let keys = block::held_keys(blocks.iter().flat_map(|block| block.iter()));
     let ran = store.update_keys(&keys, |held| {
-        let mut view = Queued::held(store.clone(), held);
+        let mut view = Queued::held(store.clone(), held, keys.len());
         let replies = blocks
             .iter()
             .map(|block| run_in(&mut view, block))

@@ -31,6 +31,13 @@ impl WriteBatch {
         WriteBatch::default()
     }
 
+    /// An empty batch with room for `ops` operations before it reallocates.
+    pub fn with_capacity(ops: usize) -> Self {
+        WriteBatch {
+            ops: Vec::with_capacity(ops),
+        }
+    }
+
     /// Adds: set `key` to `value`.
     pub fn put(&mut self, key: impl IntoBytes, value: impl IntoBytes) -> &mut Self {
         self.ops.push(Op::put(key.into_bytes(), value.into_bytes()));
