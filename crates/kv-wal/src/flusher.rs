@@ -39,7 +39,8 @@ pub(crate) struct SyncShared {
     syncing: Mutex<()>,
     wake: Condvar,
     poisoned: AtomicBool,
-    /// fdatasyncs the flusher made that succeeded.
+    /// fdatasyncs made in the background (by the flusher, or ahead of a rotation) that
+    /// succeeded.
     background_syncs: AtomicU64,
 }
 
@@ -89,6 +90,12 @@ impl SyncShared {
         }
         file.sync_data()
             .map_err(|e| self.set_poison(format!("{}: {e}", what())))
+    }
+
+    /// Counts a successful fdatasync made in the background, by the flusher or ahead of a
+    /// rotation.
+    pub(crate) fn count_background_sync(&self) {
+        self.background_syncs.fetch_add(1, Ordering::Relaxed);
     }
 
     /// How many fdatasyncs the flusher has made (successful ones).
@@ -168,7 +175,7 @@ impl SyncShared {
                 .sync(&*file, || "a background fdatasync failed".to_string())
                 .is_ok()
             {
-                self.background_syncs.fetch_add(1, Ordering::Relaxed);
+                self.count_background_sync();
             }
             state = self.state.lock();
         }

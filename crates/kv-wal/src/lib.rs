@@ -33,6 +33,7 @@
 //! # }
 //! ```
 
+mod ahead;
 mod compression;
 mod config;
 mod cursor;
@@ -52,7 +53,6 @@ pub mod segment;
 mod syncer;
 mod varint;
 mod wal;
-mod warmer;
 
 pub use compression::Compression;
 pub use config::{

@@ -41,4 +41,17 @@ impl Syncer {
             })
             .map_err(|cause| Error::Poisoned { cause })
     }
+
+    /// [`sync`](Self::sync), made by a background thread of the log: counted with the
+    /// flusher's syncs when it succeeds, and said to be a background one when it fails.
+    pub(crate) fn sync_in_background(&self) -> Result<()> {
+        let path = &self.path;
+        self.shared
+            .sync(&*self.file, || {
+                format!("a background fdatasync of {} failed", path.display())
+            })
+            .map_err(|cause| Error::Poisoned { cause })?;
+        self.shared.count_background_sync();
+        Ok(())
+    }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::ahead::Ahead;
 use crate::config::{FsyncPolicy, SizeLimits, WalConfig};
 use crate::encoded::Encoded;
 use crate::error::{Error, Result};
@@ -18,7 +19,6 @@ use crate::recovery::{recover, RecoveryInfo};
 use crate::seal;
 use crate::segment;
 use crate::syncer::Syncer;
-use crate::warmer::Warmer;
 
 /// How much of a segment one write window maps.
 const WINDOW_LEN: u64 = 8 << 20;
@@ -31,7 +31,11 @@ const PAGE: u64 = 4096;
 /// hold zeros, the log's free space, so a crash or a sync that writes them out changes
 /// nothing recovery reads.
 const PREFAULT: u64 = 64 << 10;
-/// The warmer (`warmer.rs`) is asked to bring in the next `2 * WARM_LEAD` bytes of a segment
+/// Under [`FsyncPolicy::Os`], the thread ahead (`ahead.rs`) syncs the active segment each
+/// time the appends have added this fraction of a segment since the last such sync, so
+/// that the rotation's own sync finds at most about that much left.
+const SYNC_AHEAD_STEPS: u64 = 8;
+/// The log's thread for work ahead of the writer (`ahead.rs`) is asked to bring in the next `2 * WARM_LEAD` bytes of a segment
 /// whenever the appends come within `WARM_LEAD` of what it was last asked for.
 const WARM_LEAD: u64 = 1 << 20;
 
@@ -58,8 +62,11 @@ struct Active {
     written: u64,
     /// The mapped part of the file that small appends are copied into.
     window: Option<WriteWindow>,
-    /// How far into the file the warmer has been asked to bring pages in.
+    /// How far into the file the thread ahead has been asked to bring pages in.
     warm_asked: u64,
+    /// How far into the file the last sync reached, or the last one asked of the thread
+    /// ahead will: under `Os`, the next sync ahead is asked a step past it.
+    synced_to: u64,
 }
 
 impl Active {
@@ -80,13 +87,13 @@ impl Active {
     /// the bytes cannot go that way (no reserved space there, a large write, or a file layer
     /// that does not map) and must be written with a system call. With `prefault`, faults
     /// the window's next [`PREFAULT`] bytes in ahead of the appends (see there).
-    /// With a `warmer`, asks it to bring in the pages ahead of the appends.
+    /// With `ahead`, asks it to bring in the pages ahead of the appends.
     fn write_through_window(
         &mut self,
         at: u64,
         bytes: &[u8],
         prefault: bool,
-        warmer: Option<&Warmer>,
+        ahead: Option<&Ahead>,
     ) -> bool {
         if bytes.len() as u64 > WINDOW_LEN / 2 {
             return false;
@@ -121,11 +128,11 @@ impl Active {
         if prefault && at / PREFAULT != end / PREFAULT {
             window.prefault((end / PREFAULT + 1) * PREFAULT, PREFAULT);
         }
-        if let Some(warmer) = warmer {
+        if let Some(ahead) = ahead {
             if end + WARM_LEAD > self.warm_asked {
                 let from = self.warm_asked.max(end);
                 let to = (end + 2 * WARM_LEAD).min(self.reserved);
-                warmer.ask(&self.file, from, to);
+                ahead.warm(&self.file, from, to);
                 self.warm_asked = to.max(from);
             }
         }
@@ -168,10 +175,11 @@ pub struct Wal {
     scratch: Encoded,
     shared: Arc<SyncShared>,
     flusher: Option<JoinHandle<()>>,
-    /// Brings the pages ahead of the appends into the page cache, for a log that appends
-    /// through write windows; `None` for one that does not, or when its thread could not
-    /// start (that costs only speed).
-    warmer: Option<Warmer>,
+    /// Does work ahead of the writer (`ahead.rs`): warms the pages ahead of the appends
+    /// of a log that appends through write windows, and syncs a segment of a log under
+    /// `FsyncPolicy::Os` before its rotation must. `None` for a log that needs neither, or
+    /// when its thread could not start (that costs only speed).
+    ahead: Option<Ahead>,
     closed: bool,
     _lock: Option<DirLock>,
 }
@@ -241,6 +249,7 @@ impl Wal {
                 written: tail.len,
                 window: None,
                 warm_asked: 0,
+                synced_to: tail.len,
             };
             (info, active)
         };
@@ -255,8 +264,8 @@ impl Wal {
             FsyncPolicy::Always | FsyncPolicy::Os => None,
         };
         let windowed = config.write_window && config.fsync_policy != FsyncPolicy::Always;
-        let warmer = if windowed && config.preallocate {
-            Warmer::start().ok()
+        let ahead = if (windowed && config.preallocate) || config.fsync_policy == FsyncPolicy::Os {
+            Ahead::start().ok()
         } else {
             None
         };
@@ -274,7 +283,7 @@ impl Wal {
             scratch: Encoded::new(),
             shared,
             flusher,
-            warmer,
+            ahead,
             closed: false,
             _lock: lock,
         };
@@ -438,12 +447,8 @@ impl Wal {
         // write the zeros faulted in ahead to the disk (a stretch filled at 2-3 MB/s would go
         // out five times before its data), and mark them read-only again.
         let prefault = self.config.fsync_policy == FsyncPolicy::Os;
-        let warmer = self.warmer.as_ref();
-        if !(windowed
-            && self
-                .active
-                .write_through_window(at, bytes, prefault, warmer))
-        {
+        let ahead = self.ahead.as_ref();
+        if !(windowed && self.active.write_through_window(at, bytes, prefault, ahead)) {
             if !self.config.write_window {
                 self.zero_ahead(at + len);
             }
@@ -457,9 +462,22 @@ impl Wal {
         match self.config.fsync_policy {
             FsyncPolicy::Always => self.sync_active()?,
             FsyncPolicy::Batch(window) => self.shared.mark_dirty(window),
-            FsyncPolicy::Os => {}
+            FsyncPolicy::Os => self.sync_ahead_of_rotation(),
         }
         Ok(position)
+    }
+
+    /// Asks the thread ahead to sync the active segment (see `ahead.rs`) each time another
+    /// [`SYNC_AHEAD_STEPS`]th of a segment was appended to it.
+    fn sync_ahead_of_rotation(&mut self) {
+        let step = self.config.max_segment_size / SYNC_AHEAD_STEPS;
+        if self.active.len < self.active.synced_to + step {
+            return;
+        }
+        if let Some(ahead) = &self.ahead {
+            ahead.sync(self.syncer());
+            self.active.synced_to = self.active.len;
+        }
     }
 
     /// Preallocates the rest of the segment when an append is about to pass the reserved
@@ -574,12 +592,14 @@ impl Wal {
             })
             .map_err(|cause| Error::Poisoned { cause })?;
         self.shared.mark_clean();
+        self.active.synced_to = self.active.len;
         Ok(())
     }
 
-    /// How many fdatasyncs the background flusher has made since the log was opened: the
-    /// syncs of `FsyncPolicy::Batch` and of [`Wal::sync_within`] windows (successful ones;
-    /// a failed one stops the log).
+    /// How many fdatasyncs were made in the background since the log was opened: the
+    /// syncs of `FsyncPolicy::Batch` and of [`Wal::sync_within`] windows, and the syncs of a
+    /// segment ahead of its rotation under `FsyncPolicy::Os` (successful ones; a failed one
+    /// stops the log).
     pub fn background_syncs(&self) -> u64 {
         self.shared.background_syncs()
     }
@@ -789,7 +809,7 @@ impl Wal {
             return Ok(());
         }
         self.closed = true;
-        self.warmer = None;
+        self.ahead = None;
         self.shared.stop();
         if let Some(flusher) = self.flusher.take() {
             if flusher.join().is_err() {
@@ -965,5 +985,6 @@ fn create_segment(
         written: 0,
         window: None,
         warm_asked: 0,
+        synced_to: 0,
     })
 }

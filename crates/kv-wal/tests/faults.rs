@@ -74,6 +74,42 @@ fn a_failed_background_fsync_stops_the_log() {
 }
 
 #[test]
+fn a_failed_sync_ahead_of_a_rotation_stops_the_log() {
+    // Under `Os`, a segment is synced in the background each time another eighth of a
+    // segment was appended: a failure there stops the log as any failed sync does, before
+    // the rotation.
+    let dir = tempfile::tempdir().unwrap();
+    let (config, faults) = faulty(dir.path(), FsyncPolicy::Os);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    faults.fail_always(Op::Sync, 0, Fault::Error(std::io::ErrorKind::Other));
+    let mut i = 0;
+    while wal.current_position().offset < 4096 / 8 {
+        wal.append(&nth_record(i)).unwrap();
+        i += 1;
+    }
+    assert_eq!(wal.current_position().segment, 0);
+    let started = Instant::now();
+    while faults.count(Op::Sync) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no sync ahead of the rotation"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut refused = None;
+    while refused.is_none() && started.elapsed() < Duration::from_secs(10) {
+        refused = wal.append(&nth_record(i)).err();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let err = refused.expect("the log went on after its sync failed");
+    assert!(
+        matches!(&err, Error::Poisoned { cause } if cause.contains("background")),
+        "{err}"
+    );
+    assert!(wal.sync().is_err(), "a sync after the failure succeeded");
+}
+
+#[test]
 fn a_sync_beside_a_failing_background_sync_reports_the_failure() {
     // Linux reports a failed writeback to one fdatasync of an open file: a writer's sync
     // running beside the flusher's failing one must not come back with a success.

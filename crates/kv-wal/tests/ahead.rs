@@ -1,6 +1,8 @@
-//! The warmer: a log that appends through write windows has the pages ahead of its appends
-//! read into the page cache, inside the space it reserved; one that writes every append
-//! with a system call and syncs it asks for nothing. What it does never changes a record.
+//! The work done ahead of the writer (`ahead.rs`): a log that appends through write
+//! windows has the pages ahead of its appends read into the page cache, inside the space it
+//! reserved, and one that writes every append with a system call and syncs it asks for
+//! nothing; a log under `FsyncPolicy::Os` syncs a segment before its rotation must, and a
+//! failure of that sync stops the log. What it does never changes a record.
 
 mod common;
 
@@ -157,4 +159,83 @@ fn a_windowed_log_warms_ahead_of_its_appends_inside_its_reserved_space() {
 #[test]
 fn a_log_that_syncs_every_append_warms_nothing() {
     assert_eq!(appended_under(FsyncPolicy::Always, false), vec![]);
+}
+
+/// Appends records to `wal` until its active segment holds at least `len` bytes.
+fn append_until(wal: &mut Wal, len: u64, next: &mut u64) {
+    while wal.current_position().offset < len {
+        wal.append(&Record::put(format!("key-{next:08}"), vec![7u8; 100]))
+            .unwrap();
+        *next += 1;
+    }
+}
+
+/// Waits (up to 10 s) until `wal` counts `syncs` background syncs.
+fn wait_for_syncs(wal: &Wal, syncs: u64) {
+    let started = Instant::now();
+    while wal.background_syncs() < syncs {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} background syncs, not {syncs}",
+            wal.background_syncs()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_buffered_log_syncs_each_eighth_of_a_segment_ahead_of_its_rotation() {
+    const SEGMENT: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig::new(dir.path())
+        .max_segment_size(SEGMENT)
+        .fsync_policy(FsyncPolicy::Os);
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    let mut next = 0;
+    append_until(&mut wal, SEGMENT / 8 - 1024, &mut next);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(wal.background_syncs(), 0, "synced before an eighth");
+    append_until(&mut wal, SEGMENT / 8, &mut next);
+    wait_for_syncs(&wal, 1);
+    append_until(&mut wal, SEGMENT - SEGMENT / 8, &mut next);
+    wait_for_syncs(&wal, 2);
+    assert_eq!(
+        wal.current_position().segment,
+        0,
+        "synced only at the rotation"
+    );
+    // The next segment gets its own.
+    while wal.current_position().segment == 0 {
+        wal.append(&Record::put(format!("key-{next:08}"), vec![7u8; 100]))
+            .unwrap();
+        next += 1;
+    }
+    let synced = wal.background_syncs();
+    append_until(&mut wal, SEGMENT / 8, &mut next);
+    wait_for_syncs(&wal, synced + 1);
+    wal.close().unwrap();
+    let (read, _) = common::reopen_records(config);
+    assert_eq!(read.len() as u64, next);
+}
+
+#[test]
+fn a_buffered_log_its_writer_syncs_is_not_synced_again_in_the_background() {
+    // `Durability::Sync` in kv-durable: the log is under `Os`, and the writer syncs.
+    const SEGMENT: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig::new(dir.path())
+        .max_segment_size(SEGMENT)
+        .fsync_policy(FsyncPolicy::Os);
+    let (mut wal, _) = Wal::open(config).unwrap();
+    let mut next = 0u64;
+    while wal.current_position().offset < SEGMENT / 4 {
+        for _ in 0..64 {
+            wal.append(&Record::put(format!("key-{next:08}"), vec![7u8; 100]))
+                .unwrap();
+            next += 1;
+        }
+        wal.sync().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(wal.background_syncs(), 0);
 }
