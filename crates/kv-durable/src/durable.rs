@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 
 use crate::convert::{give_back, lend, op_of};
 use crate::error::{Error, Result, Shared};
-use crate::group_commit::{GroupCommit, Member, Unit};
+use crate::group_commit::{Committed, GroupCommit, Member, Unit};
 use crate::options::{Durability, Options, WriteOptions};
 use crate::sink::Sink;
 use crate::stats::{CommitStats, Recorder};
@@ -291,7 +291,7 @@ impl<S: Sink> Durable<S> {
     }
 
     /// Writes, syncs and applies one group. Only the group's leader calls this.
-    fn commit(&self, group: &[Member]) -> Result<()> {
+    fn commit(&self, group: &[Member]) -> Committed {
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
         self.commit_locked(log, group)
@@ -300,7 +300,7 @@ impl<S: Sink> Durable<S> {
     /// [`Durable::commit`] of a group that asks for no fdatasync, if the log's mutex is free
     /// and the append goes into the active segment as it is: `None` (nothing written)
     /// otherwise. See [`Durable::try_write_now`].
-    fn commit_now(&self, group: &[Member]) -> Option<Result<()>> {
+    fn commit_now(&self, group: &[Member]) -> Option<Committed> {
         let mut guard = self.inner.log.try_lock()?;
         let Some(log) = guard.as_mut() else {
             return Some(Err(Error::Closed));
@@ -313,7 +313,7 @@ impl<S: Sink> Durable<S> {
     }
 
     /// Appends, syncs if asked and applies `group`, the log's mutex held.
-    fn commit_locked(&self, log: &mut Log, group: &[Member]) -> Result<()> {
+    fn commit_locked(&self, log: &mut Log, group: &[Member]) -> Committed {
         let encoded = if let [only] = group {
             &only.unit.encoded
         } else {
@@ -380,7 +380,7 @@ impl<S: Sink> Durable<S> {
             log.recorder
                 .latency(finished.duration_since(member.unit.submitted));
         }
-        Ok(())
+        Ok(finished)
     }
 
     /// Makes every write so far durable.

@@ -39,6 +39,10 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 
+/// What a commit returns: the moment it finished (its writers' latencies end there, and
+/// so does the group's commit time: one clock read for both), or why it failed.
+pub(crate) type Committed = Result<Instant>;
+
 /// One writer's contribution to a group.
 #[derive(Debug)]
 pub(crate) struct Unit {
@@ -166,11 +170,7 @@ pub(crate) struct GroupCommit {
 impl GroupCommit {
     /// Commits `unit` in some group; `commit` writes, syncs and applies one whole group and is
     /// only ever called by one thread at a time. Returns the result of the unit's group.
-    pub(crate) fn submit(
-        &self,
-        unit: Unit,
-        commit: &dyn Fn(&[Member]) -> Result<()>,
-    ) -> Result<()> {
+    pub(crate) fn submit(&self, unit: Unit, commit: &dyn Fn(&[Member]) -> Committed) -> Result<()> {
         self.refuse_after_panic()?;
         let mut queue = self.queue.lock();
         if queue.leading {
@@ -212,7 +212,7 @@ impl GroupCommit {
     pub(crate) fn try_lead(
         &self,
         unit: Unit,
-        commit: &dyn Fn(&[Member]) -> Option<Result<()>>,
+        commit: &dyn Fn(&[Member]) -> Option<Committed>,
     ) -> std::result::Result<Result<()>, Unit> {
         if let Err(e) = self.refuse_after_panic() {
             return Ok(Err(e));
@@ -241,7 +241,7 @@ impl GroupCommit {
         &self,
         mut group: Vec<Member>,
         started: Instant,
-        commit: &dyn Fn(&[Member]) -> Result<()>,
+        commit: &dyn Fn(&[Member]) -> Committed,
     ) -> Result<()> {
         if group.iter().any(|member| member.unit.sync) {
             self.linger(&mut group);
@@ -266,7 +266,7 @@ impl GroupCommit {
         &self,
         group: &[Member],
         started: Instant,
-        commit: &dyn Fn(&[Member]) -> Option<Result<()>>,
+        commit: &dyn Fn(&[Member]) -> Option<Committed>,
     ) -> Option<Result<()>> {
         if let Err(e) = self.refuse_after_panic() {
             return Some(Err(e));
@@ -285,11 +285,16 @@ impl GroupCommit {
                 ))))
             })?;
         self.last_group.store(group.len(), Ordering::Relaxed);
-        let took = started.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
+        let finished = match &result {
+            Ok(finished) => *finished,
+            Err(_) => Instant::now(),
+        };
+        let took = finished.saturating_duration_since(started).as_nanos();
+        let took = took.min(u128::from(u64::MAX)) as u64;
         let average = self.recent_commit_ns.load(Ordering::Relaxed);
         self.recent_commit_ns
             .store(average - average / 8 + took / 8, Ordering::Relaxed);
-        Some(result)
+        Some(result.map(|_| ()))
     }
 
     /// Hands leadership to the first writer that queued during a group of `group_len`
