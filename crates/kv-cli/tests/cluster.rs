@@ -912,5 +912,25 @@ fn a_transaction_on_a_replicated_node_answers_as_redis_does() {
         let exec = text(&query(&mut c, &["EXEC"]));
         assert!(exec.contains("EXEC without MULTI"), "{exec}");
         assert_eq!(c.get::<_, String>(&key).unwrap(), "v");
+        query(&mut c, &["READWRITE"]);
+
+        // A block whose entry is refused as a whole (a write of the replication's own
+        // keys) answers EXEC with that error alone, not inside an array, whether it holds
+        // one data command or two.
+        for writes in [1, 2] {
+            query(&mut c, &["MULTI"]);
+            query(&mut c, &["PING"]);
+            for _ in 0..writes {
+                let mut set = redis::cmd("SET");
+                set.arg(&b"\xffkv-raft/mine"[..]).arg("v");
+                let queued = redis::ConnectionLike::req_command(&mut c, &set).unwrap();
+                assert_eq!(text(&queued), "QUEUED");
+            }
+            let exec = query(&mut c, &["EXEC"]);
+            assert!(
+                matches!(&exec, Value::ServerError(e) if e.details().unwrap_or_default().contains("reserved")),
+                "{writes} write(s): {exec:?}"
+            );
+        }
     }
 }

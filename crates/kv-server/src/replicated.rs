@@ -292,14 +292,24 @@ fn node_addr(raft: &[u8], client: &[u8]) -> NodeAddr {
 /// What Raft answers for an entry proposed.
 type ClientWriteResult = kv_raft::openraft::raft::ClientWriteResult<kv_raft::TypeConfig>;
 
-/// A write staged: answered without an entry, or its entry proposed and its outcome to come
-/// (`Err` if Raft dropped it unanswered, stopping).
+/// A write staged: answered without an entry, refused as a whole, or its entry proposed and
+/// its outcome to come (`Err` if Raft dropped it unanswered, stopping).
 enum Proposed {
     Answered(Vec<Reply>),
+    Failed(Reply),
     InFlight(
         Vec<Reply>,
         tokio::sync::oneshot::Receiver<ClientWriteResult>,
     ),
+}
+
+/// How a write ended on this node.
+enum Written {
+    /// Each command's reply.
+    Replies(Vec<Reply>),
+    /// The commands' entry as a whole was refused, lost, or its fate is unknown: one reply
+    /// for all of them (a block's `EXEC` answers it alone, not inside an array).
+    Failed(Reply),
 }
 
 /// Why a request was not answered here.
@@ -430,7 +440,8 @@ impl Connection {
             Command::Info(ref sections) => self.info(sections),
             command => match data_role(&command) {
                 Some(true) => match self.write(&[command]).await {
-                    Ok(mut replies) => replies.remove(0),
+                    Ok(Written::Replies(mut replies)) => replies.remove(0),
+                    Ok(Written::Failed(reply)) => reply,
                     Err(elsewhere) => {
                         self.forward(elsewhere, vec![args.to_vec()], "send writes there")
                             .await
@@ -535,11 +546,8 @@ impl Connection {
             }
         } else {
             match self.write(&data).await {
-                // The whole block failed before running.
-                Ok(replies) if replies.len() == 1 && data.len() != 1 && replies[0].is_error() => {
-                    return Err(replies.into_iter().next().unwrap_or(Reply::Nil))
-                }
-                Ok(replies) => return Ok(replies),
+                Ok(Written::Replies(replies)) => return Ok(replies),
+                Ok(Written::Failed(reply)) => return Err(reply),
                 Err(elsewhere) => {
                     self.forward(elsewhere, block(raw), "send writes there")
                         .await
@@ -646,39 +654,42 @@ impl Connection {
     /// Runs `commands` (one, or an `EXEC` block) on the leader and proposes what they
     /// wrote as one entry; the replies, once it is applied here. A block that cannot run
     /// is answered with one error.
-    async fn write(&self, commands: &[Command]) -> std::result::Result<Vec<Reply>, Elsewhere> {
+    async fn write(&self, commands: &[Command]) -> std::result::Result<Written, Elsewhere> {
         let timeout = self.replica.commit_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let (replies, settled) = match self.propose(commands, deadline).await? {
-            Proposed::Answered(replies) => return Ok(replies),
+            Proposed::Answered(replies) => return Ok(Written::Replies(replies)),
+            Proposed::Failed(reply) => return Ok(Written::Failed(reply)),
             Proposed::InFlight(replies, settled) => (replies, settled),
         };
         // The entry stays in flight, and later writes are staged over it, until Raft
         // settles it, whether or not this client still waits.
         let Ok(settled) = tokio::time::timeout_at(deadline, settled).await else {
-            return Ok(vec![Reply::error(format!(
+            return Ok(Written::Failed(Reply::error(format!(
                 "CLUSTERDOWN the write may or may not have been applied: no majority took it within {timeout:?} (a majority of the voters may be down or cut off); it commits if one does before a new leader is elected; check, and retry"
-            ))]);
+            ))));
         };
         Ok(match settled.ok() {
-            Some(Ok(done)) if done.data.writes_applied => replies,
+            Some(Ok(done)) if done.data.writes_applied => Written::Replies(replies),
             // Appended in a later term than it was staged in: nothing was written.
-            Some(Ok(_)) => vec![Reply::error(
+            Some(Ok(_)) => Written::Failed(Reply::error(
                 "TRYAGAIN the write was not applied: leadership changed while it was staged; retry",
-            )],
+            )),
             // Refused before it was appended: nothing was written.
-            Some(Err(ClientWriteError::ForwardToLeader(forward))) => vec![self.not_leader(
-                forward.leader_id,
-                "the write was not applied; send writes there",
-            )],
+            Some(Err(ClientWriteError::ForwardToLeader(forward))) => {
+                Written::Failed(self.not_leader(
+                    forward.leader_id,
+                    "the write was not applied; send writes there",
+                ))
+            }
             // Appended, then dropped by a new leader's log, or another failure: it may
             // still commit through another leader.
-            Some(Err(error)) => vec![Reply::error(format!(
+            Some(Err(error)) => Written::Failed(Reply::error(format!(
                 "CLUSTERDOWN the write may or may not have been applied: {error}"
-            ))],
-            None => vec![Reply::error(
+            ))),
+            None => Written::Failed(Reply::error(
                 "CLUSTERDOWN the write may or may not have been applied: the node is stopping",
-            )],
+            )),
         })
     }
 
@@ -752,9 +763,7 @@ impl Connection {
             return Ok(Proposed::Answered(replies));
         }
         if let Err(error) = request.validate() {
-            return Ok(Proposed::Answered(vec![Reply::error(format!(
-                "ERR {error}"
-            ))]));
+            return Ok(Proposed::Failed(Reply::error(format!("ERR {error}"))));
         }
         // Proposed: from here on an error cannot say whether the entry will commit, so the
         // request is never forwarded (it could be applied twice). Recorded in flight before
@@ -766,9 +775,9 @@ impl Connection {
         let in_flight = Arc::clone(&replica.in_flight);
         let (responder, outcome) = Settling::new(move || in_flight.settle(number, &keys));
         if let Err(fatal) = raft.client_write_ff(request, Some(responder)).await {
-            return Ok(Proposed::Answered(vec![Reply::error(format!(
+            return Ok(Proposed::Failed(Reply::error(format!(
                 "CLUSTERDOWN this node's Raft stopped: {fatal}"
-            ))]));
+            ))));
         }
         Ok(Proposed::InFlight(replies, outcome))
     }
