@@ -622,7 +622,7 @@ impl Session {
     /// `EXEC`: runs the block against a view of the store and commits its writes as one
     /// atomic batch. A changed watched key answers nil; a change to a key the block only
     /// read (between its reads and the commit) runs the block again, as if it had run
-    /// after that write.
+    /// after that write (see [`run_queued`](Self::run_queued) for what runs again).
     fn exec(&mut self) -> Reply {
         let Some(queued) = self.queued.take() else {
             return Reply::error("ERR EXEC without MULTI");
@@ -634,15 +634,10 @@ impl Session {
         if std::mem::take(&mut self.queue_failed) {
             return Reply::error("EXECABORT Transaction discarded because of previous errors.");
         }
+        let mut kept = vec![None; queued.len()];
         loop {
             let mut view = Queued::new(self.shared.store.clone(), watches.clone());
-            let replies: Vec<Reply> = queued
-                .iter()
-                .map(|command| match command {
-                    Ok(command) => self.run(&mut view, command),
-                    Err(error) => error.clone().into(),
-                })
-                .collect();
+            let replies = self.run_queued(&mut view, &queued, &mut kept);
             match view.commit() {
                 Ok(Ok(())) => return Reply::Array(replies),
                 Ok(Err(conflict)) if watched.contains(&conflict.key) => return Reply::NilArray,
@@ -650,6 +645,31 @@ impl Session {
                 Err(error) => return store_error(&error),
             }
         }
+    }
+
+    /// Answers a block's queued commands in `view`. The data commands run in every pass;
+    /// a command that does not touch the keyspace runs in the first pass only, and later
+    /// passes answer it as it was answered then (`kept`): its effect (a rewrite started, a
+    /// name set) is not the block's to repeat because a key it read changed.
+    fn run_queued(
+        &mut self,
+        view: &mut Queued<'_>,
+        queued: &[Result<Command, CommandError>],
+        kept: &mut [Option<Reply>],
+    ) -> Vec<Reply> {
+        queued
+            .iter()
+            .zip(kept)
+            .map(|(command, kept)| match (command, kept) {
+                (Err(error), _) => error.clone().into(),
+                (Ok(_), Some(reply)) => reply.clone(),
+                (Ok(command), kept) => execute(view, command).unwrap_or_else(|| {
+                    let reply = self.run(view, command);
+                    *kept = Some(reply.clone());
+                    reply
+                }),
+            })
+            .collect()
     }
 
     fn config_get(&self, patterns: &[Bytes]) -> Reply {
@@ -1088,6 +1108,44 @@ mod tests {
             assert!(output.starts_with(b"+OK\r\n:"), "{ending}: {output:?}");
             assert_eq!(requests.len(), 2, "{ending}: {requests:?}");
             assert_eq!(requests[0], request(ending));
+        }
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn a_block_run_again_after_a_conflict_repeats_no_command_outside_the_keyspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvStore::open_with(
+            dir.path(),
+            kv_store::Options::default().durability(Durability::None),
+        )
+        .unwrap();
+        store.put("n", "1").unwrap();
+        let mut session = Session::local(store.clone());
+        let queued: Vec<_> = ["INCR n", "BGREWRITEAOF", "CLIENT SETNAME x", "GET n"]
+            .iter()
+            .map(|line| Ok(command::parse(&request(line)).unwrap().0))
+            .collect();
+        let mut kept = vec![None; queued.len()];
+        // Two passes, as after a conflict; the first pass's view is dropped uncommitted.
+        let mut pass = || {
+            let mut view = Queued::new(store.clone(), store.begin_transaction());
+            session.run_queued(&mut view, &queued, &mut kept)
+        };
+        let first = pass();
+        let second = pass();
+        assert_eq!(first, second);
+        assert_eq!(
+            first[1],
+            Reply::Status("Background append only file rewriting started".into()),
+            "{first:?}"
+        );
+        assert_eq!(first[0], Reply::Integer(2));
+        // Wait for the one rewrite to end before closing.
+        let started = std::time::Instant::now();
+        while session.shared.rewriting.load(Ordering::Acquire) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30));
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         store.close().unwrap();
     }
