@@ -168,7 +168,10 @@ pub(crate) fn decide(
         value,
         deadline: *deadline,
     }));
-    let old = current.as_ref().map(|(value, _)| value.clone());
+    // Moved, not cloned: the first clone of a value read from the store (a `Bytes` made
+    // from a `Vec`) allocates.
+    let kept = current.as_ref().and_then(|(_, deadline)| *deadline);
+    let old = current.map(|(value, _)| value);
     match update {
         Update::Keep => Decided {
             updated: Updated {
@@ -184,7 +187,7 @@ pub(crate) fn decide(
             after: None,
         },
         Update::Put { value, ttl } => {
-            let (deadline, after) = deadline_of(ttl, current.and_then(|(_, d)| d), now);
+            let (deadline, after) = deadline_of(ttl, kept, now);
             Decided {
                 updated: Updated {
                     old,
