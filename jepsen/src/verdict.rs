@@ -223,29 +223,62 @@ mod tests {
             from: Duration::ZERO,
             to: Duration::from_secs(60),
         }];
-        /// What is wrong, the final stores, the windows two nodes were down, the errors.
+        /// The checks that failed.
+        fn failed(v: &Verdict<'_>) -> Vec<&'static str> {
+            [
+                ("lost", !v.ledger.lost.is_empty()),
+                (
+                    "applied though refused",
+                    !v.ledger.applied_though_refused.is_empty(),
+                ),
+                (
+                    "acked without a majority",
+                    !v.acked_without_majority.is_empty(),
+                ),
+                ("differing", !v.differing.is_empty()),
+                ("unexpected", !v.unexpected.is_empty()),
+                (
+                    "not linearizable",
+                    !v.linear.violations.is_empty() || !v.linear.undecided.is_empty(),
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(check, failed)| failed.then_some(check))
+            .collect()
+        }
+        // The same run with nothing wrong passes: each failure below is its one change's.
+        let clean = Verdict::of(
+            &records,
+            &[full.clone(), full.clone(), full.clone()],
+            &[],
+            Vec::new(),
+            Duration::from_secs(10),
+        );
+        assert!(clean.passed(), "{:#?}", clean.report());
+        /// The check that must fail, the final stores, the windows two nodes were down,
+        /// the errors.
         type Run<'a> = (&'a str, Vec<Store>, &'a [Window], Vec<String>);
         let runs: [Run<'_>; 3] = [
             (
-                "an unexpected error",
+                "unexpected",
                 vec![full.clone(), full.clone(), full.clone()],
                 &[],
                 vec!["ERR surprise".into()],
             ),
             (
-                "stores that differ in a deadline",
+                "differing",
                 vec![full.clone(), full.clone(), later],
                 &[],
                 Vec::new(),
             ),
             (
-                "a write acknowledged while two nodes were down",
+                "acked without a majority",
                 vec![full.clone(), full.clone(), full],
                 &down,
                 Vec::new(),
             ),
         ];
-        for (what, stores, windows, unexpected) in runs {
+        for (check, stores, windows, unexpected) in runs {
             let verdict = Verdict::of(
                 &records,
                 &stores,
@@ -253,7 +286,8 @@ mod tests {
                 unexpected,
                 Duration::from_secs(10),
             );
-            assert!(!verdict.passed(), "{what}: {:#?}", verdict.report());
+            assert!(!verdict.passed(), "{check}: {:#?}", verdict.report());
+            assert_eq!(failed(&verdict), [check], "{:#?}", verdict.report());
         }
     }
 
