@@ -18,7 +18,8 @@
 //! ratio, and each one's p50 and p99 latency) and records it as
 //! `<target>/kv-results/versus-redis.md`. Skipped, with a note, where `redis-server` or
 //! `redis-benchmark` is missing. `--quick` (part of `cargo xtask ci`) runs 2,000 requests
-//! per line against the debug build, only to show the harness works, and records nothing. `KV_VERSUS_REDIS_BIN=<path>` measures that `kv`
+//! per line against the debug build, in one round whatever `--rounds` says, only to show
+//! the harness works, and records nothing. `KV_VERSUS_REDIS_BIN=<path>` measures that `kv`
 //! executable (another commit's build, say) instead of building this one.
 
 use std::io::{BufRead, BufReader};
@@ -198,9 +199,9 @@ fn table(rows: &[Row], requests: u32, rounds: u32) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut out = format!(
         "Measured {date} on {cores} cores; {redis}.\n`redis-benchmark -t {TESTS} -n {requests} \
-         -c {CLIENTS} -r {KEYSPACE} -d {VALUE_SIZE} -P <P> --csv`, {rounds} round(s), who goes \
-         first alternating; each figure is the median of the rounds (their range in brackets), \
-         latencies in ms.\n\n\
+         -c {CLIENTS} -r {KEYSPACE} -d {VALUE_SIZE} -P <P> --csv`, {rounds} round(s) against \
+         the same two servers, kv first in the odd ones; each figure is the median of the rounds \
+         (their range in brackets), latencies in ms.\n\n\
          | command | -P | kv / Redis | kv rps | Redis rps | kv ÷ Redis | kv p50 | kv p99 | \
          Redis p50 | Redis p99 |\n| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: \
          | ---: |\n"

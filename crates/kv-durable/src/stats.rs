@@ -18,8 +18,9 @@ pub struct CommitStats {
     ///
     /// [`Durable::sync`]: crate::Durable::sync
     pub fsyncs: u64,
-    /// fdatasyncs made by the log's background flusher: `Durability::Batch` windows, the
-    /// store's or a write's own.
+    /// fdatasyncs made in the background: the log's flusher's (`Durability::Batch` windows,
+    /// the store's or a write's own), and under `Durability::None` the syncs of a segment
+    /// ahead of its rotation.
     pub background_fsyncs: u64,
     /// Records made durable by those fsyncs.
     pub records_synced: u64,

@@ -1121,6 +1121,8 @@ mod tests {
         )
         .unwrap();
         store.put("n", "1").unwrap();
+        let compactions = || store.stats().compactions_total;
+        let before = compactions();
         let mut session = Session::local(store.clone());
         let queued: Vec<_> = ["INCR n", "BGREWRITEAOF", "CLIENT SETNAME x", "GET n"]
             .iter()
@@ -1147,6 +1149,7 @@ mod tests {
             assert!(started.elapsed() < std::time::Duration::from_secs(30));
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
+        assert_eq!(compactions() - before, 1, "one rewrite for the two passes");
         store.close().unwrap();
     }
 

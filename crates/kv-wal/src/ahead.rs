@@ -4,9 +4,9 @@
 //! - **Warming**: the active segment's next pages are read into the page cache before the
 //!   appends reach them, for a log that appends through write windows.
 //! - **Syncing ahead**: under [`FsyncPolicy::Os`](crate::FsyncPolicy::Os), the active
-//!   segment is synced each time another eighth of a segment was appended to it, so that
-//!   the sync its rotation must make (under the log's lock, with every writer waiting)
-//!   finds little left to write.
+//!   segment is synced each time another eighth of a segment (of 8 MiB or more) was
+//!   appended to it unsynced, so that the sync its rotation must make (under the log's
+//!   lock, with every writer waiting) finds little left to write.
 //!
 //! Why warm: the first touch of a page of a preallocated segment costs the page's allocation and
 //! zeroing (its blocks hold no data yet, so the kernel fills it with zeros instead of
@@ -112,6 +112,7 @@ impl Drop for Ahead {
 }
 
 fn run(shared: &Shared) {
+    let mut warmed_last = false;
     loop {
         let work = {
             let mut state = shared.state.lock();
@@ -119,7 +120,14 @@ fn run(shared: &Shared) {
                 if state.stop {
                     return;
                 }
-                // Warming first: it is short, and the writer is about to need it.
+                // Warming first, as the writer is about to need it, but a sync waits for
+                // one warming at most: a writer that keeps a warming always asked for
+                // would never see its segment synced ahead.
+                if warmed_last {
+                    if let Some(syncer) = state.sync.take() {
+                        break Work::Sync(syncer);
+                    }
+                }
                 if let Some((file, from, to)) = state.warm.take() {
                     break Work::Warm(file, from, to);
                 }
@@ -129,6 +137,7 @@ fn run(shared: &Shared) {
                 shared.wake.wait(&mut state);
             }
         };
+        warmed_last = matches!(work, Work::Warm(..));
         match work {
             // Best effort by design (see the module docs).
             Work::Warm(file, from, to) => {
@@ -145,13 +154,15 @@ fn run(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flusher::SyncShared;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
-    /// A file that only counts the bytes it was asked to warm.
+    /// A file that only counts the bytes it was asked to warm, taking `warm_ms` for each.
     #[derive(Debug, Default)]
     struct Counting {
         warmed: AtomicU64,
+        warm_ms: u64,
     }
 
     impl WalFile for Counting {
@@ -174,6 +185,7 @@ mod tests {
             Ok(())
         }
         fn warm(&self, _: u64, len: u64) -> io::Result<()> {
+            std::thread::sleep(Duration::from_millis(self.warm_ms));
             self.warmed.fetch_add(len, Ordering::SeqCst);
             Ok(())
         }
@@ -195,5 +207,33 @@ mod tests {
         // Dropping it joined the thread, which held the last other reference to the file.
         assert_eq!(Arc::strong_count(&file), 2);
         assert_eq!(counting.warmed.load(Ordering::SeqCst), 65536);
+    }
+
+    #[test]
+    fn a_sync_is_not_starved_by_warmings_always_asked_for() {
+        let counting = Arc::new(Counting {
+            warm_ms: 20,
+            ..Counting::default()
+        });
+        let file: Arc<dyn WalFile> = Arc::clone(&counting) as _;
+        let shared = SyncShared::new(Arc::clone(&file));
+        let ahead = Ahead::start().unwrap();
+        ahead.warm(&file, 0, 4096);
+        std::thread::sleep(Duration::from_millis(1));
+        ahead.sync(Syncer::new(
+            Arc::clone(&shared),
+            Arc::clone(&file),
+            "segment".into(),
+        ));
+        // A writer faster than the warmings: one is always waiting.
+        let started = Instant::now();
+        while shared.background_syncs() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the sync never ran"
+            );
+            ahead.warm(&file, 0, 4096);
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }

@@ -98,7 +98,7 @@ impl SyncShared {
         self.background_syncs.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// How many fdatasyncs the flusher has made (successful ones).
+    /// How many fdatasyncs were made in the background (successful ones).
     pub(crate) fn background_syncs(&self) -> u64 {
         self.background_syncs.load(Ordering::Relaxed)
     }

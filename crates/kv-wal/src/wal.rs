@@ -35,6 +35,9 @@ const PREFAULT: u64 = 64 << 10;
 /// time the appends have added this fraction of a segment since the last such sync, so
 /// that the rotation's own sync finds at most about that much left.
 const SYNC_AHEAD_STEPS: u64 = 8;
+/// Segments smaller than eight of these are not synced ahead: their rotation has little to
+/// sync anyway, and the extra fdatasyncs would only slow a log of tiny segments (tests').
+const MIN_SYNC_AHEAD_STEP: u64 = 1 << 20;
 /// The log's thread for work ahead of the writer (`ahead.rs`) is asked to bring in the next `2 * WARM_LEAD` bytes of a segment
 /// whenever the appends come within `WARM_LEAD` of what it was last asked for.
 const WARM_LEAD: u64 = 1 << 20;
@@ -385,7 +388,7 @@ impl Wal {
     /// written, the log goes on); [`Error::Poisoned`] when this or an earlier write or sync
     /// failed: the log accepts nothing more.
     pub fn append_encoded(&mut self, encoded: &Encoded) -> Result<Position> {
-        self.append_encoded_by(encoded, self.config.write_window)
+        self.append_encoded_by(encoded, self.config.write_window, false)
     }
 
     /// As [`Wal::append_encoded`], for records the caller will [`Wal::sync`] at once: they
@@ -401,7 +404,7 @@ impl Wal {
     /// written, the log goes on); [`Error::Poisoned`] when this or an earlier write or sync
     /// failed: the log accepts nothing more.
     pub fn append_encoded_to_sync(&mut self, encoded: &Encoded) -> Result<Position> {
-        self.append_encoded_by(encoded, false)
+        self.append_encoded_by(encoded, false, true)
     }
 
     /// Whether appending `len` bytes now would only copy them into the active segment's
@@ -427,7 +430,14 @@ impl Wal {
         self.config.preallocate && self.active.len + len > self.active.file_len
     }
 
-    fn append_encoded_by(&mut self, encoded: &Encoded, window: bool) -> Result<Position> {
+    /// Appends `encoded`, through the write window if `window`; `to_sync`: the caller syncs
+    /// at once, so no sync ahead is asked for.
+    fn append_encoded_by(
+        &mut self,
+        encoded: &Encoded,
+        window: bool,
+        to_sync: bool,
+    ) -> Result<Position> {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
         }
@@ -462,7 +472,8 @@ impl Wal {
         match self.config.fsync_policy {
             FsyncPolicy::Always => self.sync_active()?,
             FsyncPolicy::Batch(window) => self.shared.mark_dirty(window),
-            FsyncPolicy::Os => self.sync_ahead_of_rotation(),
+            FsyncPolicy::Os if !to_sync => self.sync_ahead_of_rotation(),
+            FsyncPolicy::Os => {}
         }
         Ok(position)
     }
@@ -471,7 +482,7 @@ impl Wal {
     /// [`SYNC_AHEAD_STEPS`]th of a segment was appended to it.
     fn sync_ahead_of_rotation(&mut self) {
         let step = self.config.max_segment_size / SYNC_AHEAD_STEPS;
-        if self.active.len < self.active.synced_to + step {
+        if step < MIN_SYNC_AHEAD_STEP || self.active.len < self.active.synced_to + step {
             return;
         }
         if let Some(ahead) = &self.ahead {

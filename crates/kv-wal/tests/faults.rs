@@ -78,12 +78,13 @@ fn a_failed_sync_ahead_of_a_rotation_stops_the_log() {
     // Under `Os`, a segment is synced in the background each time another eighth of a
     // segment was appended: a failure there stops the log as any failed sync does, before
     // the rotation.
+    const SEGMENT: u64 = 8 << 20;
     let dir = tempfile::tempdir().unwrap();
     let (config, faults) = faulty(dir.path(), FsyncPolicy::Os);
-    let (mut wal, _) = Wal::open(config).unwrap();
+    let (mut wal, _) = Wal::open(config.max_segment_size(SEGMENT)).unwrap();
     faults.fail_always(Op::Sync, 0, Fault::Error(std::io::ErrorKind::Other));
     let mut i = 0;
-    while wal.current_position().offset < 4096 / 8 {
+    while wal.current_position().offset < SEGMENT / 8 {
         wal.append(&nth_record(i)).unwrap();
         i += 1;
     }

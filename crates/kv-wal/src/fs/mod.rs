@@ -82,7 +82,7 @@ pub trait WalFile: Send + Sync + Debug {
         Ok(())
     }
     /// Brings `[offset, offset + len)` into the page cache ahead of writes to it, so that
-    /// they find their pages there: see `warmer.rs`.
+    /// they find their pages there: see `ahead.rs`.
     /// Best effort; by default it does nothing.
     fn warm(&self, offset: u64, len: u64) -> io::Result<()> {
         let _ = (offset, len);
