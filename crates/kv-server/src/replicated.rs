@@ -486,11 +486,16 @@ impl Connection {
         if std::mem::take(&mut self.queue_failed) {
             return Reply::error("EXECABORT Transaction discarded because of previous errors.");
         }
-        let data: Vec<Command> = queued
-            .iter()
-            .filter_map(|q| match q {
-                Queued::Data(command) => Some(command.clone()),
-                _ => None,
+        // The data commands moved out, each leaving its place (`None`) for its reply.
+        let mut data = Vec::new();
+        let queued: Vec<Option<Queued>> = queued
+            .into_iter()
+            .map(|q| match q {
+                Queued::Data(command) => {
+                    data.push(command);
+                    None
+                }
+                other => Some(other),
             })
             .collect();
         let data_replies = match self.run_data(data, raw_data).await {
@@ -502,11 +507,11 @@ impl Connection {
         let mut replies = Vec::with_capacity(queued.len());
         for entry in queued {
             replies.push(match entry {
-                Queued::Data(_) => data_replies.next().unwrap_or(Reply::Nil),
-                Queued::Info(sections) => self.info(&sections),
-                Queued::Session(args) => self.session.handle_uncounted(&args),
-                Queued::Refused(reply) => reply,
-                Queued::ReadOnly(readonly) => {
+                None | Some(Queued::Data(_)) => data_replies.next().unwrap_or(Reply::Nil),
+                Some(Queued::Info(sections)) => self.info(&sections),
+                Some(Queued::Session(args)) => self.session.handle_uncounted(&args),
+                Some(Queued::Refused(reply)) => reply,
+                Some(Queued::ReadOnly(readonly)) => {
                     self.readonly = readonly;
                     Reply::OK
                 }

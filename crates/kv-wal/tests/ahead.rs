@@ -169,9 +169,7 @@ fn a_log_that_syncs_every_append_warms_nothing() {
 /// Appends records to `wal` until its active segment holds at least `len` bytes.
 fn append_until(wal: &mut Wal, len: u64, next: &mut u64) {
     while wal.current_position().offset < len {
-        wal.append(&Record::put(format!("key-{next:08}"), vec![7u8; 100]))
-            .unwrap();
-        *next += 1;
+        wal.append(&next_record(next)).unwrap();
     }
 }
 
@@ -201,14 +199,28 @@ fn settled_syncs(wal: &Wal) -> u64 {
     }
 }
 
+/// The smallest segment that is synced ahead.
+const SYNCED_AHEAD: u64 = 8 << 20;
+
+/// A new log in `dir` under `FsyncPolicy::Os`, of segments of [`SYNCED_AHEAD`] bytes.
+fn buffered_log(dir: &Path) -> (Wal, WalConfig) {
+    let config = WalConfig::new(dir)
+        .max_segment_size(SYNCED_AHEAD)
+        .fsync_policy(FsyncPolicy::Os);
+    (Wal::open(config.clone()).unwrap().0, config)
+}
+
+/// The next of the records [`append_until`] appends.
+fn next_record(next: &mut u64) -> Record {
+    *next += 1;
+    Record::put(format!("key-{:08}", *next - 1), vec![7u8; 100])
+}
+
 #[test]
 fn a_buffered_log_syncs_each_eighth_of_a_segment_ahead_of_its_rotation() {
-    const SEGMENT: u64 = 8 << 20;
+    const SEGMENT: u64 = SYNCED_AHEAD;
     let dir = tempfile::tempdir().unwrap();
-    let config = WalConfig::new(dir.path())
-        .max_segment_size(SEGMENT)
-        .fsync_policy(FsyncPolicy::Os);
-    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    let (mut wal, config) = buffered_log(dir.path());
     let mut next = 0;
     append_until(&mut wal, SEGMENT / 8 - 1024, &mut next);
     assert_eq!(settled_syncs(&wal), 0, "synced before an eighth");
@@ -223,9 +235,7 @@ fn a_buffered_log_syncs_each_eighth_of_a_segment_ahead_of_its_rotation() {
     );
     // The next segment gets its own.
     while wal.current_position().segment == 0 {
-        wal.append(&Record::put(format!("key-{next:08}"), vec![7u8; 100]))
-            .unwrap();
-        next += 1;
+        wal.append(&next_record(&mut next)).unwrap();
     }
     // Once the syncs asked for in segment 0 are done, segment 1 is synced ahead in turn.
     let synced = settled_syncs(&wal);
@@ -241,18 +251,12 @@ fn a_buffered_log_syncs_each_eighth_of_a_segment_ahead_of_its_rotation() {
 #[test]
 fn a_buffered_log_its_writer_syncs_is_not_synced_again_in_the_background() {
     // `Durability::Sync` in kv-durable: the log is under `Os`, and the writer syncs.
-    const SEGMENT: u64 = 8 << 20;
     let dir = tempfile::tempdir().unwrap();
-    let config = WalConfig::new(dir.path())
-        .max_segment_size(SEGMENT)
-        .fsync_policy(FsyncPolicy::Os);
-    let (mut wal, _) = Wal::open(config).unwrap();
+    let (mut wal, _) = buffered_log(dir.path());
     let mut next = 0u64;
-    while wal.current_position().offset < SEGMENT / 4 {
+    while wal.current_position().offset < SYNCED_AHEAD / 4 {
         for _ in 0..64 {
-            wal.append(&Record::put(format!("key-{next:08}"), vec![7u8; 100]))
-                .unwrap();
-            next += 1;
+            wal.append(&next_record(&mut next)).unwrap();
         }
         wal.sync().unwrap();
     }
