@@ -54,6 +54,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admission;
 mod block;
 pub mod codec;
 pub mod command;

@@ -61,9 +61,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::admission::{admit, Admission};
 use crate::block::{self, Role};
 use crate::codec::{encode, Decoder};
-use crate::command::{self, is, Command};
+use crate::command::{is, Command};
 use crate::error::Result;
 use crate::execute::execute;
 use crate::reply::Reply;
@@ -368,28 +369,32 @@ impl Connection {
             self.readonly = readonly;
             return Reply::OK;
         }
-        let (command, spec) = match command::parse(args) {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                // As Redis 7, and the single node: inside a block, a command refused for
-                // its own arguments is queued and answered in EXEC's reply; an unknown
-                // command or a wrong number of arguments aborts the block.
-                let queues =
-                    self.session.is_authenticated() && !error.is_refused_before_running(args);
-                if let Some(queued) = &mut self.queued {
-                    if queues {
-                        queued.push(Queued::Refused(error.into()));
-                        return Reply::Simple("QUEUED");
+        let authenticated = self.session.is_authenticated();
+        let command = match admit(args, authenticated, self.queued.is_some()) {
+            // Before authentication, what may run (AUTH, HELLO, QUIT) is the session's.
+            Admission::Run(..) if !authenticated => return self.session.handle_uncounted(args),
+            Admission::Run(command, _) => command,
+            Admission::Refuse { reply, aborts } => {
+                self.queue_failed |= aborts;
+                return reply;
+            }
+            Admission::Queue(command) => {
+                let entry = match command {
+                    Err(error) => Queued::Refused(error.into()),
+                    Ok(Command::Info(sections)) => Queued::Info(sections),
+                    Ok(Command::RewriteLog) => Queued::Refused(Reply::error(NO_SAVE)),
+                    Ok(command) if data_role(&command).is_some() => {
+                        self.queued_raw.push(args.to_vec());
+                        Queued::Data(command)
                     }
-                    self.queue_failed = true;
+                    Ok(_) => Queued::Session(args.to_vec()),
+                };
+                if let Some(queued) = &mut self.queued {
+                    queued.push(entry);
                 }
-                // Errors, AUTH's refusals and the like are the session's to answer.
-                return self.session.handle_uncounted(args);
+                return Reply::Simple("QUEUED");
             }
         };
-        if !self.session.is_authenticated() {
-            return self.session.handle_uncounted(args);
-        }
         if let Command::Reset = command {
             // RESET ends a block and READONLY as well as the session's state.
             self.queued = None;
@@ -398,32 +403,18 @@ impl Connection {
             self.readonly = false;
             return self.session.handle_uncounted(args);
         }
-        if let Some(queued) = &mut self.queued {
-            let entry = match command {
-                Command::Exec => return self.exec().await,
+        if self.queued.is_some() {
+            // What runs inside a block (`admission.rs`): EXEC, DISCARD, QUIT.
+            return match command {
+                Command::Exec => self.exec().await,
                 Command::Discard => {
                     self.queued = None;
                     self.queued_raw.clear();
                     self.queue_failed = false;
-                    return Reply::OK;
+                    Reply::OK
                 }
-                Command::Multi => return Reply::error("ERR MULTI calls can not be nested"),
-                Command::Watch(_) => return Reply::error("ERR WATCH inside MULTI is not allowed"),
-                Command::Quit => return self.session.handle_uncounted(args),
-                _ if spec.no_multi() => {
-                    self.queue_failed = true;
-                    return Reply::error("ERR Command not allowed inside a transaction");
-                }
-                Command::Info(sections) => Queued::Info(sections),
-                Command::RewriteLog => Queued::Refused(Reply::error(NO_SAVE)),
-                command if data_role(&command).is_some() => {
-                    self.queued_raw.push(args.to_vec());
-                    Queued::Data(command)
-                }
-                _ => Queued::Session(args.to_vec()),
+                _ => self.session.handle_uncounted(args),
             };
-            queued.push(entry);
-            return Reply::Simple("QUEUED");
         }
         match command {
             Command::Multi => {

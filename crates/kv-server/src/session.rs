@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use kv_store::{Durability, KvStore, Transaction, WriteOptions};
 
+use crate::admission::{admit, Admission};
 use crate::block::{self, Role};
 use crate::codec::{encode, Protocol};
 use crate::command::{self, is, Command, CommandError, Spec, COMMANDS};
@@ -393,49 +394,21 @@ impl Session {
         self.prepare_uncounted(args)
     }
 
-    /// [`prepare`](Self::prepare) without counting the request.
+    /// [`prepare`](Self::prepare) without counting the request (see `admission.rs`).
     fn prepare_uncounted(&mut self, args: &[Bytes]) -> Result<(Command, &'static Spec), Reply> {
-        // As Redis 7: an unknown command or a wrong number of arguments is refused before
-        // anything else (and aborts a MULTI block); the command's own errors (an option, an
-        // integer) come after the authentication check, and inside a block they are
-        // queued and answered in EXEC's reply while the other commands run.
-        let (command, spec) = match command::parse(args) {
-            Ok((command, spec)) => (Ok(command), spec),
-            Err(error) => match args.first().and_then(|name| command::lookup(name)) {
-                Some(spec) if !error.is_refused_before_running(args) => (Err(error), spec),
-                _ => {
-                    if self.queued.is_some() {
-                        self.queue_failed = true;
-                    }
-                    return Err(error.into());
-                }
-            },
-        };
-        if !self.authenticated && !spec.no_auth() {
-            return Err(Reply::error("NOAUTH Authentication required."));
-        }
-        if let Some(queued) = &mut self.queued {
-            match command {
-                Ok(Command::Exec | Command::Discard | Command::Quit | Command::Reset) => {}
-                Ok(Command::Multi) => {
-                    return Err(Reply::error("ERR MULTI calls can not be nested"))
-                }
-                Ok(Command::Watch(_)) => {
-                    return Err(Reply::error("ERR WATCH inside MULTI is not allowed"))
-                }
-                // SAVE inside a block would sync before the block's writes are made, and
-                // answer for them: refused, and the block aborted, as in Redis.
-                _ if spec.no_multi() => {
-                    self.queue_failed = true;
-                    return Err(Reply::error("ERR Command not allowed inside a transaction"));
-                }
-                command => {
+        match admit(args, self.authenticated, self.queued.is_some()) {
+            Admission::Run(command, spec) => Ok((command, spec)),
+            Admission::Queue(command) => {
+                if let Some(queued) = &mut self.queued {
                     queued.push(command);
-                    return Err(Reply::Simple("QUEUED"));
                 }
+                Err(Reply::Simple("QUEUED"))
+            }
+            Admission::Refuse { reply, aborts } => {
+                self.queue_failed |= aborts;
+                Err(reply)
             }
         }
-        command.map(|command| (command, spec)).map_err(Reply::from)
     }
 
     /// Runs a command against `keyspace` (the store, or `EXEC`'s block view).
