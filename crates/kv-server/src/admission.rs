@@ -110,6 +110,13 @@ mod tests {
             ),
             ("GET k", false, false, "NOAUTH Authentication required."),
             ("AUTH pw", false, false, "run"),
+            // A command allowed before AUTH answers its own errors, not NOAUTH.
+            (
+                "HELLO 4",
+                false,
+                false,
+                "NOPROTO unsupported protocol version",
+            ),
             // Inside one.
             ("GET k", true, true, "queue"),
             ("SET k v EX x", true, true, "queue error"),
