@@ -34,24 +34,24 @@ impl Syncer {
     /// [`Error::Poisoned`] when the sync failed (the log then accepts nothing more) or an
     /// earlier failure stopped the log.
     pub fn sync(&self) -> Result<()> {
-        let path = &self.path;
-        self.shared
-            .sync(&*self.file, || {
-                format!("fdatasync of {} failed", path.display())
-            })
-            .map_err(|cause| Error::Poisoned { cause })
+        self.sync_said("fdatasync")
     }
 
     /// [`sync`](Self::sync), made by a background thread of the log: counted with the
     /// flusher's syncs when it succeeds, and said to be a background one when it fails.
     pub(crate) fn sync_in_background(&self) -> Result<()> {
+        self.sync_said("a background fdatasync")?;
+        self.shared.count_background_sync();
+        Ok(())
+    }
+
+    /// Syncs; a failure says `what` of the segment failed.
+    fn sync_said(&self, what: &str) -> Result<()> {
         let path = &self.path;
         self.shared
             .sync(&*self.file, || {
-                format!("a background fdatasync of {} failed", path.display())
+                format!("{what} of {} failed", path.display())
             })
-            .map_err(|cause| Error::Poisoned { cause })?;
-        self.shared.count_background_sync();
-        Ok(())
+            .map_err(|cause| Error::Poisoned { cause })
     }
 }

@@ -42,6 +42,12 @@ const MIN_SYNC_AHEAD_STEP: u64 = 1 << 20;
 /// whenever the appends come within `WARM_LEAD` of what it was last asked for.
 const WARM_LEAD: u64 = 1 << 20;
 
+/// Whether the log's appends go through write windows where it can map them (those of a
+/// log that syncs every append never do).
+fn appends_through_windows(config: &WalConfig) -> bool {
+    config.write_window && config.fsync_policy != FsyncPolicy::Always
+}
+
 /// The segment appends go to.
 #[derive(Debug)]
 struct Active {
@@ -266,8 +272,8 @@ impl Wal {
             ),
             FsyncPolicy::Always | FsyncPolicy::Os => None,
         };
-        let windowed = config.write_window && config.fsync_policy != FsyncPolicy::Always;
-        let ahead = if (windowed && config.preallocate) || config.fsync_policy == FsyncPolicy::Os {
+        let warms = appends_through_windows(&config) && config.preallocate;
+        let ahead = if warms || config.fsync_policy == FsyncPolicy::Os {
             Ahead::start().ok()
         } else {
             None
@@ -388,7 +394,7 @@ impl Wal {
     /// written, the log goes on); [`Error::Poisoned`] when this or an earlier write or sync
     /// failed: the log accepts nothing more.
     pub fn append_encoded(&mut self, encoded: &Encoded) -> Result<Position> {
-        self.append_encoded_by(encoded, self.config.write_window, false)
+        self.append_encoded_by(encoded, false)
     }
 
     /// As [`Wal::append_encoded`], for records the caller will [`Wal::sync`] at once: they
@@ -404,7 +410,7 @@ impl Wal {
     /// written, the log goes on); [`Error::Poisoned`] when this or an earlier write or sync
     /// failed: the log accepts nothing more.
     pub fn append_encoded_to_sync(&mut self, encoded: &Encoded) -> Result<Position> {
-        self.append_encoded_by(encoded, false, true)
+        self.append_encoded_by(encoded, true)
     }
 
     /// Whether appending `len` bytes now would only copy them into the active segment's
@@ -430,14 +436,9 @@ impl Wal {
         self.config.preallocate && self.active.len + len > self.active.file_len
     }
 
-    /// Appends `encoded`, through the write window if `window`; `to_sync`: the caller syncs
-    /// at once, so no sync ahead is asked for.
-    fn append_encoded_by(
-        &mut self,
-        encoded: &Encoded,
-        window: bool,
-        to_sync: bool,
-    ) -> Result<Position> {
+    /// Appends `encoded`; `to_sync`: the caller syncs at once, so the bytes go by a system
+    /// call (see [`Wal::append_encoded_to_sync`]) and no sync ahead is asked for.
+    fn append_encoded_by(&mut self, encoded: &Encoded, to_sync: bool) -> Result<Position> {
         if let Some(cause) = self.shared.poison() {
             return Err(Error::Poisoned { cause });
         }
@@ -452,7 +453,7 @@ impl Wal {
         self.reserve(len);
         let position = Position::new(self.active.id, self.active.len);
         let at = self.active.len;
-        let windowed = window && self.config.fsync_policy != FsyncPolicy::Always;
+        let windowed = !to_sync && appends_through_windows(&self.config);
         // Only a log the operating system flushes: under `Batch` each background sync would
         // write the zeros faulted in ahead to the disk (a stretch filled at 2-3 MB/s would go
         // out five times before its data), and mark them read-only again.
