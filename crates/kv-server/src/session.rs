@@ -413,9 +413,11 @@ impl Session {
 
     /// Runs a command against `keyspace` (the store, or `EXEC`'s block view).
     fn run(&mut self, keyspace: &mut dyn Keyspace, command: &Command) -> Reply {
-        if let Some(reply) = execute(keyspace, command) {
-            return reply;
-        }
+        execute(keyspace, command).unwrap_or_else(|| self.run_outside_keyspace(command))
+    }
+
+    /// Runs a command that `execute` does not answer: a connection or server command.
+    fn run_outside_keyspace(&mut self, command: &Command) -> Reply {
         match command {
             Command::Ping(None) => Reply::Simple("PONG"),
             Command::Ping(Some(message)) | Command::Echo(message) => Reply::Bulk(message.clone()),
@@ -637,7 +639,7 @@ impl Session {
                 (Err(error), _) => error.clone().into(),
                 (Ok(_), Some(reply)) => reply.clone(),
                 (Ok(command), kept) => execute(view, command).unwrap_or_else(|| {
-                    let reply = self.run(view, command);
+                    let reply = self.run_outside_keyspace(command);
                     *kept = Some(reply.clone());
                     reply
                 }),
@@ -1031,16 +1033,15 @@ mod tests {
             .collect()
     }
 
+    /// A store in `dir` with `options`, writing with `Durability::None`.
+    fn buffered_store(dir: &std::path::Path, options: kv_store::Options) -> KvStore {
+        KvStore::open_with(dir, options.durability(Durability::None)).unwrap()
+    }
+
     #[test]
     fn one_bad_block_costs_the_others_a_commit_not_one_each() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KvStore::open_with(
-            dir.path(),
-            kv_store::Options::default()
-                .durability(Durability::None)
-                .max_value_size(8),
-        )
-        .unwrap();
+        let store = buffered_store(dir.path(), kv_store::Options::default().max_value_size(8));
         let parse = |line: &str| command::parse(&request(line)).unwrap().0;
         let bad = [parse("SET a 12345"), parse("APPEND a 6789")];
         let good: Vec<Command> = (0..10).map(|i| parse(&format!("SET k{i} v"))).collect();
@@ -1061,11 +1062,7 @@ mod tests {
     #[test]
     fn in_place_leaves_a_write_that_ends_a_block_for_the_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KvStore::open_with(
-            dir.path(),
-            kv_store::Options::default().durability(Durability::None),
-        )
-        .unwrap();
+        let store = buffered_store(dir.path(), kv_store::Options::default());
         for ending in ["SAVE", "FLUSHDB", "EXEC"] {
             let mut session = Session::local(store.clone());
             let mut requests: VecDeque<_> = [
@@ -1088,11 +1085,7 @@ mod tests {
     #[test]
     fn a_block_run_again_after_a_conflict_repeats_no_command_outside_the_keyspace() {
         let dir = tempfile::tempdir().unwrap();
-        let store = KvStore::open_with(
-            dir.path(),
-            kv_store::Options::default().durability(Durability::None),
-        )
-        .unwrap();
+        let store = buffered_store(dir.path(), kv_store::Options::default());
         store.put("n", "1").unwrap();
         let compactions = || store.stats().compactions_total;
         let before = compactions();
