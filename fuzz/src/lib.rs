@@ -252,9 +252,10 @@ fn entries_of(store: &KvStore) -> Model {
 
 /// A store written once: puts, a compaction (a snapshot and a manifest), then writes that
 /// fill several log segments. With the state after each prefix of the writes since the
-/// snapshot, the last one being the whole store.
-fn pristine_store() -> &'static (tempfile::TempDir, Vec<Model>) {
-    static STORE: OnceLock<(tempfile::TempDir, Vec<Model>)> = OnceLock::new();
+/// snapshot, the last one being the whole store. The store is kept as its files' contents,
+/// not as a directory: a static is never dropped, so a directory would outlive the process.
+fn pristine_store() -> &'static (Files, Vec<Model>) {
+    static STORE: OnceLock<(Files, Vec<Model>)> = OnceLock::new();
     STORE.get_or_init(|| {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let store = KvStore::open_with(dir.path(), small_store_options()).expect("open");
@@ -279,7 +280,7 @@ fn pristine_store() -> &'static (tempfile::TempDir, Vec<Model>) {
             states.push(model.clone());
         }
         store.close().expect("close");
-        (dir, states)
+        (contents(dir.path()), states)
     })
 }
 
@@ -304,7 +305,10 @@ fn files_under(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn contents(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+/// A directory's files (paths relative to it) with their bytes.
+type Files = BTreeMap<PathBuf, Vec<u8>>;
+
+fn contents(root: &Path) -> Files {
     files_under(root)
         .into_iter()
         .map(|f| {
@@ -323,21 +327,21 @@ fn contents(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 pub fn damaged_store(data: &[u8]) {
     let (pristine, states) = pristine_store();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let files = files_under(pristine.path());
-    for file in &files {
+    for (file, bytes) in pristine {
         let to = dir.path().join(file);
         std::fs::create_dir_all(to.parent().expect("a parent")).expect("mkdir");
-        std::fs::copy(pristine.path().join(file), &to).expect("copy");
+        std::fs::write(&to, bytes).expect("copy");
     }
+    let files: Vec<&PathBuf> = pristine.keys().collect();
     let newest = files
         .iter()
         .filter(|f| f.starts_with(kv_store::WAL_DIR))
         .max()
-        .cloned();
+        .copied();
 
     let mut newest_touched = false;
     for op in data.chunks_exact(7).take(3) {
-        let file = &files[usize::from(op[1]) % files.len()];
+        let file = files[usize::from(op[1]) % files.len()];
         let path = dir.path().join(file);
         let Ok(mut bytes) = std::fs::read(&path) else {
             continue;
@@ -351,13 +355,13 @@ pub fn damaged_store(data: &[u8]) {
             }
             2 => {
                 std::fs::remove_file(&path).expect("remove");
-                newest_touched |= Some(file) == newest.as_ref();
+                newest_touched |= Some(file) == newest;
                 continue;
             }
             _ => bytes.extend(std::iter::repeat_n(op[6], 1 + at % 64)),
         }
         std::fs::write(&path, &bytes).expect("write back");
-        newest_touched |= Some(file) == newest.as_ref();
+        newest_touched |= Some(file) == newest;
     }
 
     let before = contents(dir.path());
