@@ -30,6 +30,17 @@ pub struct OpenReport {
     pub duration: Duration,
 }
 
+/// A write encoded by [`Durable::encode`], not yet in the log.
+#[derive(Debug)]
+pub struct EncodedWrite(Unit);
+
+impl EncodedWrite {
+    /// The write's operations.
+    pub fn ops(&self) -> &[Op] {
+        &self.0.ops
+    }
+}
+
 /// The log and what is kept beside it, owned by whichever thread leads the current group.
 #[derive(Debug)]
 struct Log {
@@ -192,11 +203,35 @@ impl<S: Sink> Durable<S> {
     /// on; [`Error::Failed`] or [`Error::Panicked`] once the log failed or a commit
     /// panicked: every later write is refused.
     pub fn write(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
-        if ops.is_empty() {
-            return Ok(());
+        match self.encode(ops, options)? {
+            Some(encoded) => self.write_encoded(encoded),
+            None => Ok(()),
         }
-        let unit = self.unit(ops, options)?;
-        self.inner.group.submit(unit, &|group| self.commit(group))
+    }
+
+    /// The first half of [`Durable::write`]: encodes `ops` and checks them against the
+    /// limits, touching neither the log nor the state (`None` for no ops). A caller that
+    /// holds locks of its own over a write can encode before taking them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] over `Options::limits`.
+    pub fn encode(&self, ops: Vec<Op>, options: WriteOptions) -> Result<Option<EncodedWrite>> {
+        if ops.is_empty() {
+            return Ok(None);
+        }
+        self.unit(ops, options).map(|unit| Some(EncodedWrite(unit)))
+    }
+
+    /// The second half of [`Durable::write`]: writes what [`Durable::encode`] made.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Durable::write`] but [`Error::TooLarge`].
+    pub fn write_encoded(&self, encoded: EncodedWrite) -> Result<()> {
+        self.inner
+            .group
+            .submit(encoded.0, &|group| self.commit(group))
     }
 
     /// Whether a write with `options` returns before its fdatasync: it does not ask for

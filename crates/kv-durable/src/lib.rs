@@ -50,7 +50,7 @@ mod sink;
 mod stats;
 
 pub use convert::op_of;
-pub use durable::{load_log, Durable, LogReplay, OpenReport};
+pub use durable::{load_log, Durable, EncodedWrite, LogReplay, OpenReport};
 pub use error::{Error, Result, Shared};
 pub use options::{CompressionPolicy, Durability, Options, WriteOptions};
 pub use sink::{ApplyOp, DriveReplay, ReadPart, Sink};

@@ -117,10 +117,24 @@ impl KvStore {
                 }
             };
             fix_deadlines(&mut ops, now);
+            // Encoded, and so checked against the log's limits, before any room is made: a
+            // write the log refuses must not evict anything first.
+            let encoded = match self.inner.durable.encode(ops, options) {
+                Ok(Some(encoded)) => encoded,
+                Ok(None) => {
+                    held.unwritten();
+                    return Ok(answer);
+                }
+                Err(e) => {
+                    held.unwritten();
+                    return Err(Error::from_write(e));
+                }
+            };
+            let ops = encoded.ops();
             let _reservation = if admission.is_limited() {
                 // Every key is held exclusively (limits): the growth is exact.
                 let exclusive = vec![true; ops.len()];
-                let growth = admission.growth(self.state(), &ops, &exclusive);
+                let growth = admission.growth(self.state(), ops, &exclusive);
                 match admission.reserve(self.state(), growth, room.take()) {
                     Ok(reservation) => Some(reservation),
                     Err(blocked) => {
@@ -141,7 +155,7 @@ impl KvStore {
             } else {
                 None
             };
-            for op in &ops {
+            for op in ops {
                 admission.touch(op.key(), true);
             }
             let written_stripes: Vec<usize> = match &held {
@@ -163,7 +177,7 @@ impl KvStore {
             let written = self
                 .inner
                 .durable
-                .write(ops, options)
+                .write_encoded(encoded)
                 .map_err(Error::from_write);
             // Released after the write is applied.
             held.release(&written_stripes);

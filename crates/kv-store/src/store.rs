@@ -12,7 +12,7 @@ use hashbrown::DefaultHashBuilder;
 use kv_compact::{Compactor, Source};
 use kv_concurrent::{default_shard_count, Scanner, Sharded};
 use kv_core::{Entry, Expiry, Op, Value};
-use kv_durable::{CompressionPolicy, Durable, OpenReport, WriteOptions};
+use kv_durable::{CompressionPolicy, Durable, EncodedWrite, OpenReport, WriteOptions};
 use kv_wal::fs::{FileSystem, StdFileSystem};
 use kv_wal::{Position, WalConfig};
 use parking_lot::Mutex;
@@ -658,12 +658,26 @@ impl KvStore {
         if !self.prepare(&mut ops)? {
             return Ok(());
         }
+        // Encoded before its stripes are taken (encoding reads nothing they guard), while a
+        // single write's stripe comes into the cache.
+        if let [op] = &ops[..] {
+            self.inner.stripes[self.inner.stripe_of(op.key())].fetch();
+        }
+        let Some(encoded) = self
+            .inner
+            .durable
+            .encode(ops, options)
+            .map_err(Error::from_write)?
+        else {
+            return Ok(());
+        };
+        let ops = encoded.ops();
         let admission = &self.inner.admission;
         if !admission.is_limited() {
             // Released after the commit, bumping the stripes' versions for transactions'
             // WATCH (`stripes.rs`): one atomic add on the cache line the lock just took.
-            let _stripes = self.lock_stripes(&ops, &[]);
-            return self.commit(ops, options);
+            let _stripes = self.lock_stripes(ops, &[]);
+            return self.commit(encoded);
         }
         // Room made by evicting or waiting in an earlier pass, kept for the next.
         let mut room = None;
@@ -673,7 +687,7 @@ impl KvStore {
         // Which keys this write holds exclusively; no allocation for a single key.
         let (mut one, mut many) = ([false], Vec::new());
         loop {
-            let exclusive: &[bool] = if let [op] = &ops[..] {
+            let exclusive: &[bool] = if let [op] = ops {
                 one[0] = admission.needs_exclusive(self.state(), op);
                 &one
             } else {
@@ -684,13 +698,13 @@ impl KvStore {
                 );
                 &many
             };
-            let stripes = self.lock_stripes(&ops, exclusive);
+            let stripes = self.lock_stripes(ops, exclusive);
             // Sized under the stripes: this is what applying the write will add (see
             // `limits.rs`). Under a memory limit that is one more lookup per key than
             // before (`needs_exclusive`), needed for the limit to hold.
-            let growth = admission.growth(self.state(), &ops, exclusive);
+            let growth = admission.growth(self.state(), ops, exclusive);
             match admission.reserve(self.state(), growth, room.take()) {
-                Ok(_reservation) => return self.commit(ops, options),
+                Ok(_reservation) => return self.commit(encoded),
                 Err(blocked) => {
                     // Evicting takes stripes, and waiting must not keep others' writes
                     // from finishing: let go of everything first.
@@ -703,14 +717,14 @@ impl KvStore {
         }
     }
 
-    /// Writes `ops` (their stripes held by the caller) and applies them.
-    fn commit(&self, ops: Vec<Op>, options: WriteOptions) -> Result<()> {
-        for op in ops.iter() {
+    /// Writes `encoded` (its stripes held by the caller) and applies it.
+    fn commit(&self, encoded: EncodedWrite) -> Result<()> {
+        for op in encoded.ops() {
             self.inner.admission.touch(op.key(), true);
         }
         self.inner
             .durable
-            .write(ops, options)
+            .write_encoded(encoded)
             .map_err(Error::from_write)
     }
 

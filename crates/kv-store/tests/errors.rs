@@ -539,3 +539,36 @@ fn the_value_size_limit_is_a_setting_and_lowering_it_keeps_what_was_written() {
     assert_eq!(store.get("long").unwrap(), long.as_str());
     assert_eq!(store.get("k").unwrap().len(), 100);
 }
+
+#[test]
+fn a_write_too_large_for_the_log_evicts_nothing_on_a_full_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let limited = options().max_value_size(100).max_keys(3, Eviction::Lru);
+    let store = KvStore::open_with(dir.path(), limited).unwrap();
+    for key in ["a", "b", "c"] {
+        store.put(key, "v").unwrap();
+    }
+    let err = store.put("d", "v".repeat(101)).unwrap_err();
+    assert!(matches!(err, Error::ValueTooLarge { .. }), "{err}");
+    let mut batch = WriteBatch::new();
+    batch.put("e", "1").put("f", "v".repeat(101));
+    let err = store.write(batch).unwrap_err();
+    assert!(matches!(err, Error::ValueTooLarge { .. }), "{err}");
+    // A read-modify-write whose new value is too large, of a new key and of a held one.
+    let err = store
+        .update_and_fetch("g", |_| Some("v".repeat(101)))
+        .unwrap_err();
+    assert!(matches!(err, Error::ValueTooLarge { .. }), "{err}");
+    let err = store
+        .update_and_fetch("a", |old| Some([old.unwrap(), &[b'v'; 100]].concat()))
+        .unwrap_err();
+    assert!(matches!(err, Error::ValueTooLarge { .. }), "{err}");
+    for key in ["a", "b", "c"] {
+        assert_eq!(
+            store.get(key).unwrap(),
+            "v",
+            "{key} was evicted for nothing"
+        );
+    }
+    assert_eq!(store.len(), 3);
+}
