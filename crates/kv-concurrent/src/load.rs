@@ -24,7 +24,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kv_core::{Change, OpRef};
+use kv_core::OpRef;
 use kv_durable::ReadPart;
 
 use crate::replay::Chunk;
@@ -227,21 +227,15 @@ fn fill(
     let inserts = chunks.clone().map(|(_, inserts)| inserts).sum();
     let mut table = state.shard(shard).state.write();
     table.reserve(sizing.reserve(inserts));
-    let mut expired = 0;
-    for (chunk, _) in chunks {
-        chunk.for_each(|op| {
-            if table.apply(op, now) == Change::Expired {
-                expired += 1;
-            }
-        });
-    }
-    expired
+    chunks
+        .map(|(chunk, _)| chunk.apply(state, &mut table, now))
+        .sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kv_core::{Expiry, IndexKind};
+    use kv_core::{Change, Expiry, IndexKind};
     use kv_durable::Sink;
 
     /// Parts with keys repeated within and across parts, deletes and expired puts: loading
