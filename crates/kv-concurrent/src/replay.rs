@@ -10,7 +10,9 @@
 //! operations are applied in log order: the final state is the one a sequential replay gives.
 
 use crossbeam_channel::{bounded, Sender};
-use kv_core::{Change, Expiry, OpRef, State};
+use kv_core::{Expiry, OpRef, State};
+
+use crate::ahead::Ahead;
 use kv_durable::DriveReplay;
 
 use crate::sharded::Sharded;
@@ -72,16 +74,12 @@ impl Chunk {
 
     /// Applies the chunk's operations, in order, to `shard` (a shard of `state`); returns
     /// how many puts had expired.
-    pub(crate) fn apply(&self, state: &Sharded, shard: &mut State, now: u64) -> u64 {
+    pub(crate) fn apply(&self, state: &Sharded, mut shard: &mut State, now: u64) -> u64 {
+        let shard = std::slice::from_mut(&mut shard);
         let mut expired = 0;
-        let mut ahead = Ahead::default();
-        self.for_each(|op| {
-            ahead.push(state.hash(op.key()), op, shard);
-            if ahead.is_full() {
-                expired += ahead.apply(shard, now);
-            }
-        });
-        expired + ahead.apply(shard, now)
+        let mut ahead = Ahead::new();
+        self.for_each(|op| expired += ahead.push(shard, 0, state.hash(op.key()), op, now));
+        expired + ahead.finish(shard, now)
     }
 
     /// Calls `f` with every operation, in the order they were pushed.
@@ -119,49 +117,6 @@ impl Chunk {
                 },
             });
         }
-    }
-}
-
-/// Operations looked up a few at a time before they are applied: each key's slot and entry
-/// are read first, for all of them, so that their cache misses overlap instead of each
-/// insert waiting for its own (the misses are most of an insert's time; a batch of 8 keeps
-/// the lookups within what the CPU runs ahead of its oldest miss).
-#[derive(Default)]
-struct Ahead<'a> {
-    ops: [Option<(u64, OpRef<'a>)>; AHEAD],
-    len: usize,
-    /// A value made of what the lookups read, so that they are not optimised away.
-    seen: usize,
-}
-
-const AHEAD: usize = 8;
-
-impl<'a> Ahead<'a> {
-    /// Adds `op` of key hash `hash`, reading its key's slot and entry in `state`.
-    fn push(&mut self, hash: u64, op: OpRef<'a>, state: &State) {
-        if let Some(entry) = state.probe_hashed(hash, op.key()) {
-            self.seen = self.seen.wrapping_add(entry.key().len());
-        }
-        self.ops[self.len] = Some((hash, op));
-        self.len += 1;
-    }
-
-    fn is_full(&self) -> bool {
-        self.len == AHEAD
-    }
-
-    /// Applies the operations held, in order, and empties it; returns how many put
-    /// expired.
-    fn apply(&mut self, state: &mut State, now: u64) -> u64 {
-        std::hint::black_box(self.seen);
-        let mut expired = 0;
-        for (hash, op) in self.ops[..self.len].iter_mut().filter_map(Option::take) {
-            if state.apply_hashed(hash, op, now) == Change::Expired {
-                expired += 1;
-            }
-        }
-        self.len = 0;
-        expired
     }
 }
 
@@ -257,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_parallel_replay_ends_where_a_sequential_one_does() {
-        use kv_core::IndexKind;
+        use kv_core::{Change, IndexKind};
         use kv_durable::Sink;
 
         // Many operations per key, so that order matters; more than a chunk per worker.

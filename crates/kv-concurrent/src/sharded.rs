@@ -8,6 +8,7 @@ use kv_core::{Change, Cursor, Entry, IndexKind, KeyHasher, Op, OpRef, State};
 use kv_durable::{DriveReplay, ReadPart, Sink};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
+use crate::ahead::Ahead;
 use crate::scan::{Scan, Scanner};
 
 /// One shard: its state, and its size published for lock-free totals.
@@ -473,19 +474,20 @@ impl Sink for Sharded {
         let mut touched: Vec<usize> = hashes.iter().map(|&h| self.shard_of_hash(h)).collect();
         touched.sort_unstable();
         touched.dedup();
-        let mut guards: Vec<(usize, RwLockWriteGuard<'_, State>)> = touched
+        let mut guards: Vec<RwLockWriteGuard<'_, State>> = touched
             .iter()
-            .map(|&i| (i, self.shards[i].state.write()))
+            .map(|&i| self.shards[i].state.write())
             .collect();
+        let mut ahead = Ahead::new();
         for (op, &hash) in ops.iter().zip(&hashes) {
-            let shard = self.shard_of_hash(hash);
-            let at = guards
-                .binary_search_by_key(&shard, |(i, _)| *i)
+            let at = touched
+                .binary_search(&self.shard_of_hash(hash))
                 .expect("every touched shard is locked");
-            guards[at].1.apply_hashed(hash, op.as_ref(), now);
+            ahead.push(&mut guards, at, hash, op.as_ref(), now);
         }
-        for (i, state) in &guards {
-            self.shards[*i].publish(state);
+        ahead.finish(&mut guards, now);
+        for (&i, state) in touched.iter().zip(&guards) {
+            self.shards[i].publish(state);
         }
     }
 }
