@@ -32,12 +32,30 @@ pub struct OpenReport {
 
 /// A write encoded by [`Durable::encode`], not yet in the log.
 #[derive(Debug)]
-pub struct EncodedWrite(Unit);
+pub struct EncodedWrite {
+    encoded: Encoded,
+    ops: Vec<Op>,
+    sync: bool,
+    sync_within: Option<Duration>,
+}
 
 impl EncodedWrite {
     /// The write's operations.
     pub fn ops(&self) -> &[Op] {
-        &self.0.ops
+        &self.ops
+    }
+
+    /// The unit a writer submits, timed from now: a write's latency counts from when it is
+    /// handed to the group commit, not from its encoding (its caller may wait for locks or
+    /// for room in between, which is not the commit's time).
+    fn submitted_now(self) -> Unit {
+        Unit {
+            encoded: self.encoded,
+            ops: self.ops,
+            sync: self.sync,
+            sync_within: self.sync_within,
+            submitted: Instant::now(),
+        }
     }
 }
 
@@ -220,7 +238,7 @@ impl<S: Sink> Durable<S> {
         if ops.is_empty() {
             return Ok(None);
         }
-        self.unit(ops, options).map(|unit| Some(EncodedWrite(unit)))
+        self.encode_ops(ops, options).map(Some)
     }
 
     /// The second half of [`Durable::write`]: writes what [`Durable::encode`] made.
@@ -231,7 +249,7 @@ impl<S: Sink> Durable<S> {
     pub fn write_encoded(&self, encoded: EncodedWrite) -> Result<()> {
         self.inner
             .group
-            .submit(encoded.0, &|group| self.commit(group))
+            .submit(encoded.submitted_now(), &|group| self.commit(group))
     }
 
     /// Whether a write with `options` returns before its fdatasync: it does not ask for
@@ -273,8 +291,8 @@ impl<S: Sink> Durable<S> {
         if !self.returns_before_sync(options) {
             return Err(ops);
         }
-        let unit = match self.unit(ops, options) {
-            Ok(unit) => unit,
+        let unit = match self.encode_ops(ops, options) {
+            Ok(encoded) => encoded.submitted_now(),
             Err(e) => return Ok(Err(e)),
         };
         self.inner
@@ -283,8 +301,8 @@ impl<S: Sink> Durable<S> {
             .map_err(|unit| unit.ops)
     }
 
-    /// Encodes `ops` (checked against the log's limits) into the unit a writer submits.
-    fn unit(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<Unit> {
+    /// Encodes `ops`, checked against the log's limits.
+    fn encode_ops(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<EncodedWrite> {
         let compression = &self.inner.options.compression;
         let limits = &self.inner.limits;
         let mut encoded = Encoded::new();
@@ -316,12 +334,11 @@ impl<S: Sink> Durable<S> {
             (Durability::Batch(own), _) => Some(own),
             _ => None,
         };
-        Ok(Unit {
+        Ok(EncodedWrite {
             encoded,
             ops,
             sync: durability == Durability::Sync,
             sync_within,
-            submitted: Instant::now(),
         })
     }
 
@@ -695,7 +712,10 @@ mod tests {
         }
         // Another writer leads a group: this one would follow, and wait for it.
         let led = store.inner.group.try_lead(
-            store.unit(put(1), WriteOptions::default()).unwrap(),
+            store
+                .encode_ops(put(1), WriteOptions::default())
+                .unwrap()
+                .submitted_now(),
             &|_| {
                 assert!(store
                     .try_write_now(put(2), WriteOptions::default())

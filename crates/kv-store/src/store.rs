@@ -947,13 +947,26 @@ impl KvStore {
         if !admission.limits_memory() {
             return Ok((true, None));
         }
-        let lacks_deadline = self
-            .state()
-            .with_entry(key, self.now(), |e| e.deadline().is_none());
-        if lacks_deadline != Some(true) {
+        let lacks_deadline = self.state().with_entry(key, self.now(), |e| {
+            e.deadline()
+                .is_none()
+                .then(|| Bytes::copy_from_slice(e.value()))
+        });
+        let Some(Some(value)) = lacks_deadline else {
             // Absent, or it has one: `rewrite_deadline` looks again under the stripe.
             return Ok((false, None));
-        }
+        };
+        // The rewrite encoded first, as every write is (`submit_uncounted`): one the log
+        // would refuse (a value written under a larger size limit) must not evict anything.
+        let rewrite = Op::Put {
+            key: Bytes::copy_from_slice(key),
+            value,
+            expiry: Expiry::Never,
+        };
+        self.inner
+            .durable
+            .encode(vec![rewrite], WriteOptions::default())
+            .map_err(Error::from_write)?;
         admission.before_reserving();
         let growth = admission.deadline_growth(self.state(), key.len());
         let reservation = match admission.reserve(self.state(), growth, None) {

@@ -572,3 +572,34 @@ fn a_write_too_large_for_the_log_evicts_nothing_on_a_full_store() {
     }
     assert_eq!(store.len(), 3);
 }
+
+#[test]
+fn a_deadline_the_log_refuses_is_refused_before_any_room_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    store.put("big", "v".repeat(200)).unwrap();
+    for i in 0..10 {
+        store.put(format!("k{i}"), "v".repeat(60)).unwrap();
+    }
+    store.close().unwrap();
+    // The value limit lowered below a value written before, and memory limited to exactly
+    // what the store holds: a deadline for `big` has no room.
+    let lowered = options().max_value_size(100);
+    let store = KvStore::open_with(dir.path(), lowered.clone()).unwrap();
+    let full = store.stats().memory_used_bytes;
+    store.close().unwrap();
+    for eviction in [Eviction::Reject, Eviction::Lru] {
+        let limited = lowered.clone().max_memory(full, eviction);
+        let store = KvStore::open_with(dir.path(), limited).unwrap();
+        assert_eq!(store.stats().memory_used_bytes, full);
+        let err = store.expire("big", Duration::from_secs(60)).unwrap_err();
+        assert!(
+            matches!(err, Error::ValueTooLarge { len: 200, max: 100 }),
+            "{eviction:?}: {err}"
+        );
+        assert_eq!(store.stats().evictions_total, 0, "{eviction:?}");
+        assert_eq!(store.len(), 11, "{eviction:?}");
+        assert_eq!(store.ttl("big"), kv_store::Ttl::NoDeadline);
+        store.close().unwrap();
+    }
+}
