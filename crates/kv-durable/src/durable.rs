@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kv_core::{Expiry, Op};
 use kv_wal::{
-    Compression, Encoded, FsyncPolicy, Position, RecoveryInfo, SizeLimits, Wal, WalConfig,
+    Compression, Encoded, FsyncPolicy, Position, Record, RecordKind, RecoveryInfo, SizeLimits, Wal,
+    WalConfig,
 };
 use parking_lot::Mutex;
 
@@ -28,6 +29,24 @@ pub struct OpenReport {
     pub expired_dropped: u64,
     /// How long opening took, recovery and replay included (they are one pass).
     pub duration: Duration,
+}
+
+/// The sizes a write is checked against.
+struct Limits {
+    /// A put's: the store's limits.
+    writes: SizeLimits,
+    /// A delete's key: what the log reads back. A delete stores nothing, and a key written
+    /// under a higher limit must stay deletable (and evictable) once the limit is lowered.
+    reading: SizeLimits,
+}
+
+impl Limits {
+    fn check(&self, record: &Record) -> kv_wal::Result<()> {
+        match record.kind {
+            RecordKind::Put => self.writes.check(record),
+            RecordKind::Delete => self.reading.check(record),
+        }
+    }
 }
 
 /// A write encoded by [`Durable::encode`], not yet in the log.
@@ -75,6 +94,8 @@ struct Inner<S> {
     sink: S,
     options: Options,
     limits: SizeLimits,
+    /// What the log reads back (`limits`, or higher): the bound of a delete's key.
+    reading: SizeLimits,
 }
 
 /// A state made durable by a log: every write is in the log before the state shows it, and
@@ -139,6 +160,7 @@ impl<S: Sink> Durable<S> {
             sink,
             options,
             limits,
+            reading,
         };
         Ok((
             Durable {
@@ -204,7 +226,8 @@ impl<S: Sink> Durable<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once closed; [`Error::TooLarge`] over `Options::limits`;
+    /// [`Error::Closed`] once closed; [`Error::TooLarge`] over what the log reads back (a
+    /// delete stores nothing: a key written under higher limits stays deletable);
     /// [`Error::StorageFull`] and [`Error::Io`] when nothing was written and the store goes
     /// on; [`Error::Failed`] or [`Error::Panicked`] once the log failed or a commit
     /// panicked: every later write is refused.
@@ -304,7 +327,10 @@ impl<S: Sink> Durable<S> {
     /// Encodes `ops`, checked against the log's limits.
     fn encode_ops(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<EncodedWrite> {
         let compression = &self.inner.options.compression;
-        let limits = &self.inner.limits;
+        let limits = &Limits {
+            writes: self.inner.limits,
+            reading: self.inner.reading,
+        };
         let mut encoded = Encoded::new();
         let checked = if let [op] = &mut ops[..] {
             // The common single write: no vector of records.

@@ -197,7 +197,9 @@ impl Options {
     /// The longest key a write may hold, in bytes (default 64 KiB); a longer one is
     /// [`Error::KeyTooLarge`](crate::Error::KeyTooLarge). More than [`MAX_SIZE_LIMIT`] is
     /// refused at open. Opening reads back keys up to this or the default, whichever is
-    /// more: reopen with the same limit a store written with a higher one.
+    /// more: reopen with the same limit a store written with a higher one. A delete (or
+    /// an eviction) is held to what opening reads back, not to this: a key written under
+    /// a higher limit can still be deleted after it is lowered.
     #[must_use]
     pub fn max_key_size(mut self, bytes: usize) -> Self {
         self.sizes.max_key_size = bytes;

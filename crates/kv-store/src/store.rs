@@ -91,7 +91,8 @@ pub(crate) struct Inner {
 /// - [`Error::Closed`] after [`close`](Self::close), whatever the write;
 /// - [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`] over
 ///   [`Options::max_key_size`](crate::Options::max_key_size) or
-///   [`Options::max_value_size`](crate::Options::max_value_size);
+///   [`Options::max_value_size`](crate::Options::max_value_size) (a delete's key only
+///   over what opening reads back: a key written under a higher limit stays deletable);
 /// - [`Error::LimitReached`] when the write would take the store over
 ///   [`Options::max_keys`](crate::Options::max_keys) or
 ///   [`Options::max_memory`](crate::Options::max_memory) and nothing can be evicted (or the

@@ -494,10 +494,12 @@ fn the_key_size_limit_is_a_setting() {
         "{err}"
     );
     let mut batch = WriteBatch::new();
-    batch.put("a", "1").delete("123456789");
+    batch.put("a", "1").put("123456789", "v");
     let err = store.write(batch).unwrap_err();
     assert!(matches!(err, Error::KeyTooLarge { .. }), "{err}");
     assert_eq!(store.get("a"), None, "nothing of the batch was written");
+    // A delete stores nothing: held only to what opening reads back.
+    store.delete("123456789").unwrap();
     store.close().unwrap();
 
     // Above the default: keys the default would refuse are written and read back.
@@ -602,4 +604,35 @@ fn a_deadline_the_log_refuses_is_refused_before_any_room_is_made() {
         assert_eq!(store.ttl("big"), kv_store::Ttl::NoDeadline);
         store.close().unwrap();
     }
+}
+
+#[test]
+fn a_key_written_under_a_higher_limit_stays_deletable_and_evictable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options()).unwrap();
+    for key in ["a-long-key-1", "a-long-key-2", "a-long-key-3"] {
+        store.put(key, "v").unwrap();
+    }
+    store.close().unwrap();
+    let lowered = options().max_key_size(8);
+    let store = KvStore::open_with(dir.path(), lowered.clone()).unwrap();
+    let err = store.put("a-long-key-4", "v").unwrap_err();
+    assert!(
+        matches!(err, Error::KeyTooLarge { len: 12, max: 8 }),
+        "{err}"
+    );
+    store.delete("a-long-key-1").unwrap();
+    assert_eq!(store.get("a-long-key-1"), None);
+    store.close().unwrap();
+    // Evicted to make room for a new key: the eviction's delete is written.
+    let limited = lowered.max_keys(2, Eviction::Lru);
+    let store = KvStore::open_with(dir.path(), limited.clone()).unwrap();
+    assert_eq!(store.get("a-long-key-1"), None, "the delete was durable");
+    store.put("short", "v").unwrap();
+    assert_eq!(store.stats().evictions_total, 1);
+    assert_eq!(store.len(), 2);
+    store.close().unwrap();
+    let store = KvStore::open_with(dir.path(), limited).unwrap();
+    assert_eq!(store.len(), 2);
+    assert_eq!(store.get("short").unwrap(), "v");
 }
