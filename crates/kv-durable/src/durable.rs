@@ -226,8 +226,9 @@ impl<S: Sink> Durable<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once closed; [`Error::TooLarge`] over what the log reads back (a
-    /// delete stores nothing: a key written under higher limits stays deletable);
+    /// [`Error::Closed`] once closed; [`Error::TooLarge`] over what the log reads back,
+    /// not over `Options::limits` (a delete stores nothing: a key written under a higher
+    /// limit stays deletable, up to the longest key the log reads back);
     /// [`Error::StorageFull`] and [`Error::Io`] when nothing was written and the store goes
     /// on; [`Error::Failed`] or [`Error::Panicked`] once the log failed or a commit
     /// panicked: every later write is refused.
@@ -239,7 +240,8 @@ impl<S: Sink> Durable<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once closed; [`Error::TooLarge`] over `Options::limits`;
+    /// [`Error::Closed`] once closed; [`Error::TooLarge`] for a put over `Options::limits`
+    /// or a delete over what the log reads back (see [`Durable::delete`]);
     /// [`Error::StorageFull`] and [`Error::Io`] when nothing was written and the store goes
     /// on; [`Error::Failed`] or [`Error::Panicked`] once the log failed or a commit
     /// panicked: every later write is refused.
@@ -256,12 +258,25 @@ impl<S: Sink> Durable<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::TooLarge`] over `Options::limits`.
+    /// [`Error::TooLarge`], as for [`Durable::write`].
     pub fn encode(&self, ops: Vec<Op>, options: WriteOptions) -> Result<Option<EncodedWrite>> {
         if ops.is_empty() {
             return Ok(None);
         }
         self.encode_ops(ops, options).map(Some)
+    }
+
+    /// Whether a put of a key and value of these lengths is within the limits, checked
+    /// without encoding it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] over `Options::limits`.
+    pub fn check_put(&self, key_len: usize, value_len: usize) -> Result<()> {
+        self.inner
+            .limits
+            .check_lengths(key_len, value_len)
+            .map_err(|e| Error::TooLarge(e.into()))
     }
 
     /// The second half of [`Durable::write`]: writes what [`Durable::encode`] made.

@@ -66,8 +66,9 @@ pub struct Options {
     pub compression: CompressionPolicy,
     /// Where "now" comes from, for TTL deadlines.
     pub clock: Arc<dyn Clock>,
-    /// The longest key and value a write may hold. The log reads back records up to these
-    /// or its own configured limits, whichever are higher, so what was written is always read.
+    /// The longest key and value a put may hold. The log reads back records up to these
+    /// or its own configured limits, whichever are higher, so what was written is always read;
+    /// a delete's key is held to what the log reads back.
     pub limits: SizeLimits,
 }
 

@@ -74,8 +74,9 @@ pub enum Error {
     #[error("the store refuses every write until it is reopened")]
     Failed(#[source] Cause),
 
-    /// A key longer than [`Options::max_key_size`](crate::Options::max_key_size); nothing
-    /// was written.
+    /// A key longer than [`Options::max_key_size`](crate::Options::max_key_size) (a
+    /// delete's: longer than opening reads back, the larger of 64 KiB and that limit);
+    /// nothing was written.
     #[error("a key of {len} bytes is over the limit of {max} bytes; nothing was written")]
     KeyTooLarge {
         /// The key's length.

@@ -199,7 +199,8 @@ impl Options {
     /// refused at open. Opening reads back keys up to this or the default, whichever is
     /// more: reopen with the same limit a store written with a higher one. A delete (or
     /// an eviction) is held to what opening reads back, not to this: a key written under
-    /// a higher limit can still be deleted after it is lowered.
+    /// a higher limit can still be deleted after it is lowered, if it is no longer than
+    /// 64 KiB or the new limit.
     #[must_use]
     pub fn max_key_size(mut self, bytes: usize) -> Self {
         self.sizes.max_key_size = bytes;

@@ -92,7 +92,8 @@ pub(crate) struct Inner {
 /// - [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`] over
 ///   [`Options::max_key_size`](crate::Options::max_key_size) or
 ///   [`Options::max_value_size`](crate::Options::max_value_size) (a delete's key only
-///   over what opening reads back: a key written under a higher limit stays deletable);
+///   over what opening reads back, the larger of 64 KiB and the limit: a key written
+///   under a higher limit stays deletable up to that);
 /// - [`Error::LimitReached`] when the write would take the store over
 ///   [`Options::max_keys`](crate::Options::max_keys) or
 ///   [`Options::max_memory`](crate::Options::max_memory) and nothing can be evicted (or the
@@ -948,26 +949,19 @@ impl KvStore {
         if !admission.limits_memory() {
             return Ok((true, None));
         }
+        // Whether the rewrite fits the size limits, checked first, as every write is
+        // (`submit_uncounted`): one the log would refuse (a value written under a larger
+        // limit) must not evict anything.
         let lacks_deadline = self.state().with_entry(key, self.now(), |e| {
             e.deadline()
                 .is_none()
-                .then(|| Bytes::copy_from_slice(e.value()))
+                .then(|| self.inner.durable.check_put(key.len(), e.value().len()))
         });
-        let Some(Some(value)) = lacks_deadline else {
+        let Some(Some(fits)) = lacks_deadline else {
             // Absent, or it has one: `rewrite_deadline` looks again under the stripe.
             return Ok((false, None));
         };
-        // The rewrite encoded first, as every write is (`submit_uncounted`): one the log
-        // would refuse (a value written under a larger size limit) must not evict anything.
-        let rewrite = Op::Put {
-            key: Bytes::copy_from_slice(key),
-            value,
-            expiry: Expiry::Never,
-        };
-        self.inner
-            .durable
-            .encode(vec![rewrite], WriteOptions::default())
-            .map_err(Error::from_write)?;
+        fits.map_err(Error::from_write)?;
         admission.before_reserving();
         let growth = admission.deadline_growth(self.state(), key.len());
         let reservation = match admission.reserve(self.state(), growth, None) {
@@ -1007,7 +1001,9 @@ impl KvStore {
         // One end to all the waiting for room, across the retries below.
         let mut wait_until = None;
         loop {
-            let (room, _reservation) = self.reserve_deadline(key, &mut wait_until)?;
+            let (room, _reservation) = self
+                .inner
+                .counted(self.reserve_deadline(key, &mut wait_until))?;
             let set = Some(Expiry::AtUnixMillis(deadline));
             if let Some(done) = self.rewrite_deadline(key, room, |_| set)? {
                 return Ok(done);

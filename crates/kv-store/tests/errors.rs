@@ -623,6 +623,17 @@ fn a_key_written_under_a_higher_limit_stays_deletable_and_evictable() {
     );
     store.delete("a-long-key-1").unwrap();
     assert_eq!(store.get("a-long-key-1"), None);
+    // Up to what opening reads back, no further.
+    let err = store
+        .delete(vec![b'k'; kv_wal::DEFAULT_MAX_KEY_SIZE + 1])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::KeyTooLarge { max, .. } if max == kv_wal::DEFAULT_MAX_KEY_SIZE),
+        "{err}"
+    );
+    store
+        .delete(vec![b'k'; kv_wal::DEFAULT_MAX_KEY_SIZE])
+        .unwrap();
     store.close().unwrap();
     // Evicted to make room for a new key: the eviction's delete is written.
     let limited = lowered.max_keys(2, Eviction::Lru);
