@@ -32,6 +32,7 @@ pub struct OpenReport {
 }
 
 /// The sizes a write is checked against.
+#[derive(Debug, Clone, Copy)]
 struct Limits {
     /// A put's: the store's limits.
     writes: SizeLimits,
@@ -93,9 +94,7 @@ struct Inner<S> {
     group: GroupCommit,
     sink: S,
     options: Options,
-    limits: SizeLimits,
-    /// What the log reads back (`limits`, or higher): the bound of a delete's key.
-    reading: SizeLimits,
+    limits: Limits,
 }
 
 /// A state made durable by a log: every write is in the log before the state shows it, and
@@ -141,9 +140,11 @@ impl<S: Sink> Durable<S> {
         let now = options.clock.now_ms();
         // Writes are checked against `options.limits`; the log reads back records up to
         // those or its own limits, whichever are higher, so it reads every record written.
-        let limits = options.limits;
-        let reading = wal.limits.at_least(limits);
-        let wal = wal.limits(reading);
+        let limits = Limits {
+            writes: options.limits,
+            reading: wal.limits.at_least(options.limits),
+        };
+        let wal = wal.limits(limits.reading);
         let mut report = OpenReport::default();
         let (wal, replayed) = replay_log(wal, from, &sink, now)?;
         report.recovery = replayed.recovery;
@@ -160,7 +161,6 @@ impl<S: Sink> Durable<S> {
             sink,
             options,
             limits,
-            reading,
         };
         Ok((
             Durable {
@@ -275,6 +275,7 @@ impl<S: Sink> Durable<S> {
     pub fn check_put(&self, key_len: usize, value_len: usize) -> Result<()> {
         self.inner
             .limits
+            .writes
             .check_lengths(key_len, value_len)
             .map_err(|e| Error::TooLarge(e.into()))
     }
@@ -342,10 +343,7 @@ impl<S: Sink> Durable<S> {
     /// Encodes `ops`, checked against the log's limits.
     fn encode_ops(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<EncodedWrite> {
         let compression = &self.inner.options.compression;
-        let limits = &Limits {
-            writes: self.inner.limits,
-            reading: self.inner.reading,
-        };
+        let limits = &self.inner.limits;
         let mut encoded = Encoded::new();
         let checked = if let [op] = &mut ops[..] {
             // The common single write: no vector of records.
