@@ -106,8 +106,8 @@ impl KvStore {
             let held = self.hold(keys, admission.is_limited());
             let now = self.now();
             let (mut ops, answer) = match decide(now) {
-                Ok(Decision::Write(ops, answer)) if !ops.is_empty() => (ops, answer),
-                Ok(Decision::Write(_, answer) | Decision::Done(answer)) => {
+                Ok(Decision::Write(ops, answer)) => (ops, answer),
+                Ok(Decision::Done(answer)) => {
                     held.unwritten();
                     return Ok(answer);
                 }
@@ -118,7 +118,7 @@ impl KvStore {
             };
             fix_deadlines(&mut ops, now);
             // Encoded, and so checked against the log's limits, before any room is made: a
-            // write the log refuses must not evict anything first.
+            // write the log refuses must not evict anything first. No ops: nothing to write.
             let encoded = match self.inner.durable.encode(ops, options) {
                 Ok(Some(encoded)) => encoded,
                 Ok(None) => {

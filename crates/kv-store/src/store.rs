@@ -662,9 +662,7 @@ impl KvStore {
         }
         // Encoded before its stripes are taken (encoding reads nothing they guard), while a
         // single write's stripe comes into the cache.
-        if let [op] = &ops[..] {
-            self.inner.stripes[self.inner.stripe_of(op.key())].fetch();
-        }
+        let single = self.fetch_stripe(&ops);
         let Some(encoded) = self
             .inner
             .durable
@@ -678,7 +676,7 @@ impl KvStore {
         if !admission.is_limited() {
             // Released after the commit, bumping the stripes' versions for transactions'
             // WATCH (`stripes.rs`): one atomic add on the cache line the lock just took.
-            let _stripes = self.lock_stripes(ops, &[]);
+            let _stripes = self.lock_stripes(ops, single, &[]);
             return self.commit(encoded);
         }
         // Room made by evicting or waiting in an earlier pass, kept for the next.
@@ -700,7 +698,7 @@ impl KvStore {
                 );
                 &many
             };
-            let stripes = self.lock_stripes(ops, exclusive);
+            let stripes = self.lock_stripes(ops, single, exclusive);
             // Sized under the stripes: this is what applying the write will add (see
             // `limits.rs`). Under a memory limit that is one more lookup per key than
             // before (`needs_exclusive`), needed for the limit to hold.
@@ -848,14 +846,29 @@ impl KvStore {
         Ok(evicted)
     }
 
+    /// The stripe of a write of one key (`None` for several), brought into the cache
+    /// without waiting for it (`Stripe::fetch`): what the caller does before taking it
+    /// overlaps that miss.
+    fn fetch_stripe(&self, ops: &[Op]) -> Option<usize> {
+        let [op] = ops else { return None };
+        let stripe = self.inner.stripe_of(op.key());
+        self.inner.stripes[stripe].fetch();
+        Some(stripe)
+    }
+
     /// Holds the stripes of `ops`' keys in stripe order (so two writers cannot deadlock),
     /// each exclusively if any op of it says so in `exclusive` (none if it is empty), shared
-    /// otherwise.
-    fn lock_stripes(&self, ops: &[Op], exclusive: &[bool]) -> StripeGuards<'_> {
+    /// otherwise. `single`: the stripe of a write of one key, from
+    /// [`fetch_stripe`](Self::fetch_stripe).
+    fn lock_stripes(
+        &self,
+        ops: &[Op],
+        single: Option<usize>,
+        exclusive: &[bool],
+    ) -> StripeGuards<'_> {
         let stripes = &self.inner.stripes;
-        if let [op] = ops {
-            let stripe = &stripes[self.inner.stripe_of(op.key())];
-            return StripeGuards::One(hold(stripe, exclusive.first() == Some(&true)));
+        if let Some(stripe) = single {
+            return StripeGuards::One(hold(&stripes[stripe], exclusive.first() == Some(&true)));
         }
         let keys = ops
             .iter()
@@ -957,7 +970,7 @@ impl KvStore {
                 .is_none()
                 .then(|| self.inner.durable.check_put(key.len(), e.value().len()))
         });
-        let Some(Some(fits)) = lacks_deadline else {
+        let Some(fits) = lacks_deadline.flatten() else {
             // Absent, or it has one: `rewrite_deadline` looks again under the stripe.
             return Ok((false, None));
         };
