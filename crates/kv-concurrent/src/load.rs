@@ -117,8 +117,9 @@ fn load(
             for (part, by_shard) in round.zip(read_parts.iter_mut()) {
                 s.spawn(move || {
                     read(part, &mut |op| {
-                        let (chunk, inserts) = &mut by_shard[state.shard_index(op.key())];
-                        chunk.push(op);
+                        let hash = state.hash(op.key());
+                        let (chunk, inserts) = &mut by_shard[state.shard_of_hash(hash)];
+                        chunk.push(hash, op);
                         if let OpRef::Put { expiry, .. } = op {
                             *inserts += usize::from(expiry.deadline(now).is_none_or(|d| d > now));
                         }
@@ -227,9 +228,7 @@ fn fill(
     let inserts = chunks.clone().map(|(_, inserts)| inserts).sum();
     let mut table = state.shard(shard).state.write();
     table.reserve(sizing.reserve(inserts));
-    chunks
-        .map(|(chunk, _)| chunk.apply(state, &mut table, now))
-        .sum()
+    chunks.map(|(chunk, _)| chunk.apply(&mut table, now)).sum()
 }
 
 #[cfg(test)]
@@ -374,7 +373,7 @@ mod tests {
                 let mut ops: Vec<Op> = Vec::new();
                 for i in 0..3_000u32 {
                     let key = format!("key{}", i % 700).into_bytes();
-                    if probe.shard_index(&key) != shard {
+                    if probe.shard_of_hash(probe.hash(&key)) != shard {
                         continue;
                     }
                     ops.push(if i % 11 == 0 {
@@ -385,13 +384,17 @@ mod tests {
                 }
                 parts.extend(ops.chunks(80).map(<[Op]>::to_vec));
             }
+            // Only sized, never applied: any hash does.
             let push = |chunk: &mut Chunk, (key, value): &Op| match value {
-                Some(value) => chunk.push(OpRef::Put {
-                    key,
-                    value,
-                    expiry: Expiry::Never,
-                }),
-                None => chunk.push(OpRef::Delete { key }),
+                Some(value) => chunk.push(
+                    0,
+                    OpRef::Put {
+                        key,
+                        value,
+                        expiry: Expiry::Never,
+                    },
+                ),
+                None => chunk.push(0, OpRef::Delete { key }),
             };
             // Each part's size, as the bytes its operations take in a chunk.
             let part_bytes: Vec<u64> = parts

@@ -11,10 +11,9 @@
 
 use crossbeam_channel::{bounded, Sender};
 use kv_core::{Expiry, OpRef, State};
-
-use crate::ahead::Ahead;
 use kv_durable::DriveReplay;
 
+use crate::ahead::Ahead;
 use crate::sharded::Sharded;
 
 /// Bytes of operations held in chunks at once, over all shards; a chunk is handed to its
@@ -29,8 +28,10 @@ const PUT_RELATIVE: u8 = 1;
 const PUT_ABSOLUTE: u8 = 2;
 const DELETE: u8 = 3;
 
-/// Operations copied out of the log's buffer: `tag, [expiry u64], key len u32, value len
-/// u32, key, value` each.
+/// Operations copied out of the log's buffer: `tag, key hash u64, [expiry u64], key len
+/// u32, value len u32, key, value` each. The hash (by `KeyHasher::shared`) is the one the
+/// reader picked the key's shard with: the worker that applies the operation looks the key
+/// up with it instead of hashing it again.
 #[derive(Debug, Default)]
 pub(crate) struct Chunk(Vec<u8>);
 
@@ -52,7 +53,8 @@ impl Chunk {
         self.0.len()
     }
 
-    pub(crate) fn push(&mut self, op: OpRef<'_>) {
+    /// Adds `op`, whose key hashes to `hash`.
+    pub(crate) fn push(&mut self, hash: u64, op: OpRef<'_>) {
         let (tag, expiry, key, value): (u8, Option<u64>, &[u8], &[u8]) = match op {
             OpRef::Put { key, value, expiry } => match expiry {
                 Expiry::Never => (PUT, None, key, value),
@@ -62,6 +64,7 @@ impl Chunk {
             OpRef::Delete { key } => (DELETE, None, key, &[]),
         };
         self.0.push(tag);
+        self.0.extend_from_slice(&hash.to_le_bytes());
         if let Some(expiry) = expiry {
             self.0.extend_from_slice(&expiry.to_le_bytes());
         }
@@ -72,21 +75,22 @@ impl Chunk {
         self.0.extend_from_slice(value);
     }
 
-    /// Applies the chunk's operations, in order, to `shard` (a shard of `state`); returns
-    /// how many puts had expired.
-    pub(crate) fn apply(&self, state: &Sharded, mut shard: &mut State, now: u64) -> u64 {
+    /// Applies the chunk's operations, in order, to `shard`; returns how many puts had
+    /// expired.
+    pub(crate) fn apply(&self, mut shard: &mut State, now: u64) -> u64 {
         let shard = std::slice::from_mut(&mut shard);
         let mut expired = 0;
         let mut ahead = Ahead::new();
-        self.for_each(|op| expired += ahead.push(shard, 0, state.hash(op.key()), op, now));
+        self.for_each(|hash, op| expired += ahead.push(shard, 0, hash, op, now));
         expired + ahead.finish(shard, now)
     }
 
-    /// Calls `f` with every operation, in the order they were pushed.
-    pub(crate) fn for_each<'a>(&'a self, mut f: impl FnMut(OpRef<'a>)) {
+    /// Calls `f` with every operation and its key's hash, in the order they were pushed.
+    pub(crate) fn for_each<'a>(&'a self, mut f: impl FnMut(u64, OpRef<'a>)) {
         let mut rest = &self.0[..];
         while let Some((&tag, tail)) = rest.split_first() {
             rest = tail;
+            let hash = u64::from_le_bytes(take(&mut rest));
             let timed = tag == PUT_RELATIVE || tag == PUT_ABSOLUTE;
             let expiry = if timed {
                 u64::from_le_bytes(take(&mut rest))
@@ -98,24 +102,27 @@ impl Chunk {
             let (key, tail) = rest.split_at(key_len);
             let (value, tail) = tail.split_at(value_len);
             rest = tail;
-            f(match tag {
-                DELETE => OpRef::Delete { key },
-                PUT_RELATIVE => OpRef::Put {
-                    key,
-                    value,
-                    expiry: Expiry::AfterMillis(expiry),
+            f(
+                hash,
+                match tag {
+                    DELETE => OpRef::Delete { key },
+                    PUT_RELATIVE => OpRef::Put {
+                        key,
+                        value,
+                        expiry: Expiry::AfterMillis(expiry),
+                    },
+                    PUT_ABSOLUTE => OpRef::Put {
+                        key,
+                        value,
+                        expiry: Expiry::AtUnixMillis(expiry),
+                    },
+                    _ => OpRef::Put {
+                        key,
+                        value,
+                        expiry: Expiry::Never,
+                    },
                 },
-                PUT_ABSOLUTE => OpRef::Put {
-                    key,
-                    value,
-                    expiry: Expiry::AtUnixMillis(expiry),
-                },
-                _ => OpRef::Put {
-                    key,
-                    value,
-                    expiry: Expiry::Never,
-                },
-            });
+            );
         }
     }
 }
@@ -146,7 +153,7 @@ pub(crate) fn parallel(
                     let mut expired = 0;
                     for (shard, chunk) in chunks {
                         let mut shard_state = state.shard(shard).state.write();
-                        expired += chunk.apply(state, &mut shard_state, now);
+                        expired += chunk.apply(&mut shard_state, now);
                     }
                     expired
                 });
@@ -155,9 +162,10 @@ pub(crate) fn parallel(
             .unzip();
         let mut chunks: Vec<Chunk> = (0..shards).map(|_| Chunk::default()).collect();
         drive(&mut |op| {
-            let shard = state.shard_index(op.key());
+            let hash = state.hash(op.key());
+            let shard = state.shard_of_hash(hash);
             let chunk = &mut chunks[shard];
-            chunk.push(op);
+            chunk.push(hash, op);
             if chunk.0.len() >= chunk_bytes {
                 let full = std::mem::replace(chunk, Chunk::with_capacity(chunk_bytes));
                 // A worker only stops early by panicking, which the join below reports.
@@ -204,10 +212,16 @@ mod tests {
             },
         ];
         let mut chunk = Chunk::default();
-        ops.iter().for_each(|op| chunk.push(*op));
+        ops.iter()
+            .zip(1u64..)
+            .for_each(|(op, hash)| chunk.push(hash << 60 | hash, *op));
         let mut back = Vec::new();
-        chunk.for_each(|op| back.push(format!("{op:?}")));
-        assert_eq!(back, ops.map(|op| format!("{op:?}")));
+        chunk.for_each(|hash, op| back.push(format!("{hash:x} {op:?}")));
+        let pushed = ops
+            .iter()
+            .zip(1u64..)
+            .map(|(op, hash)| format!("{:x} {op:?}", hash << 60 | hash));
+        assert_eq!(back, pushed.collect::<Vec<_>>());
     }
 
     #[test]

@@ -95,12 +95,6 @@ impl Sharded {
         self.shards.len()
     }
 
-    /// The shard that holds `key`.
-    #[inline]
-    pub(crate) fn shard_index(&self, key: &[u8]) -> usize {
-        self.shard_of(key)
-    }
-
     /// Publishes every shard's sizes.
     pub(crate) fn publish_all(&self) {
         for shard in self.shards.iter() {
