@@ -48,6 +48,14 @@ fn appends_through_windows(config: &WalConfig) -> bool {
     config.write_window && config.fsync_policy != FsyncPolicy::Always
 }
 
+/// How much of a segment is appended between two syncs ahead of its rotation (see
+/// `ahead.rs`), or `None` for a log that is not synced ahead: one the operating system
+/// does not flush alone, or whose segments are too small for it to matter.
+fn sync_ahead_step(config: &WalConfig) -> Option<u64> {
+    let step = config.max_segment_size / SYNC_AHEAD_STEPS;
+    (config.fsync_policy == FsyncPolicy::Os && step >= MIN_SYNC_AHEAD_STEP).then_some(step)
+}
+
 /// The segment appends go to.
 #[derive(Debug)]
 struct Active {
@@ -273,7 +281,7 @@ impl Wal {
             FsyncPolicy::Always | FsyncPolicy::Os => None,
         };
         let warms = appends_through_windows(&config) && config.preallocate;
-        let ahead = if warms || config.fsync_policy == FsyncPolicy::Os {
+        let ahead = if warms || sync_ahead_step(&config).is_some() {
             Ahead::start().ok()
         } else {
             None
@@ -482,8 +490,10 @@ impl Wal {
     /// Asks the thread ahead to sync the active segment (see `ahead.rs`) each time another
     /// [`SYNC_AHEAD_STEPS`]th of a segment was appended to it.
     fn sync_ahead_of_rotation(&mut self) {
-        let step = self.config.max_segment_size / SYNC_AHEAD_STEPS;
-        if step < MIN_SYNC_AHEAD_STEP || self.active.len < self.active.synced_to + step {
+        let Some(step) = sync_ahead_step(&self.config) else {
+            return;
+        };
+        if self.active.len < self.active.synced_to + step {
             return;
         }
         if let Some(ahead) = &self.ahead {
