@@ -334,7 +334,7 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut BytesMut) {
                 .collect();
             line(out, b'-', &message)
         }
-        Reply::Integer(n) => number_line(out, b':', n),
+        Reply::Integer(n) => number_line(out, b':', *n),
         Reply::Bulk(value) => {
             number_line(out, b'$', value.len());
             out.extend_from_slice(value);
@@ -448,11 +448,13 @@ fn line(out: &mut BytesMut, kind: u8, body: &[u8]) {
 
 /// A line of `kind` holding the number `n` in decimal, written straight into `out` (no
 /// string allocated per integer, length or count).
-fn number_line(out: &mut BytesMut, kind: u8, n: impl std::fmt::Display) {
-    use std::fmt::Write;
+fn number_line(out: &mut BytesMut, kind: u8, n: impl itoa::Integer) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n).as_bytes();
+    out.reserve(digits.len() + 3);
     out.extend_from_slice(&[kind]);
-    // Writing into a `BytesMut` cannot fail: it grows.
-    let _ = write!(out, "{n}\r\n");
+    out.extend_from_slice(digits);
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

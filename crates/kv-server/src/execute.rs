@@ -245,7 +245,11 @@ fn incr_by(keyspace: &mut dyn Keyspace, key: &Bytes, by: i64) -> kv_store::Resul
         });
         match outcome {
             // Keeps the key's deadline, as Redis's INCR does.
-            Ok(new) => Update::put(new.to_string()),
+            // Formatted on the stack and copied once: a `String` would cost a second
+            // allocation, its `Bytes` conversion boxing the spare capacity.
+            Ok(new) => Update::put(Bytes::copy_from_slice(
+                itoa::Buffer::new().format(new).as_bytes(),
+            )),
             Err(_) => Update::Keep,
         }
     })?;
