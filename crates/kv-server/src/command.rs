@@ -11,6 +11,7 @@ use bytes::Bytes;
 use kv_store::TtlUpdate;
 
 use crate::codec::Protocol;
+use crate::LongDouble;
 
 /// One command of the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,7 +424,7 @@ pub enum Command {
     /// `MSETNX key value ...`
     MSetNx(Vec<(Bytes, Bytes)>),
     /// `INCRBYFLOAT key increment`
-    IncrByFloat(Bytes, f64),
+    IncrByFloat(Bytes, LongDouble),
     /// `GETRANGE key start end`
     GetRange(Bytes, i64, i64),
     /// `SETRANGE key offset value`
@@ -958,21 +959,14 @@ pub fn integer(arg: &[u8]) -> Result<i64, CommandError> {
     text.parse().map_err(|_| CommandError::NotAnInteger)
 }
 
-/// A finite decimal float, as Redis reads one for `INCRBYFLOAT`.
+/// A number as Redis reads one for `INCRBYFLOAT` (its `string2ld`).
 ///
 /// # Errors
 ///
 /// `ERR value is not a valid float`.
-pub fn float(arg: &[u8]) -> Result<f64, CommandError> {
-    let invalid = || CommandError::Other("ERR value is not a valid float".into());
-    let text = std::str::from_utf8(arg).map_err(|_| invalid())?;
-    if text.is_empty() || text.trim() != text {
-        return Err(invalid());
-    }
-    text.parse::<f64>()
-        .ok()
-        .filter(|f| !f.is_nan())
-        .ok_or_else(invalid)
+pub fn float(arg: &[u8]) -> Result<LongDouble, CommandError> {
+    LongDouble::parse(arg)
+        .ok_or_else(|| CommandError::Other("ERR value is not a valid float".into()))
 }
 
 #[cfg(test)]

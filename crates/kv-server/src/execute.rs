@@ -8,6 +8,7 @@ use kv_store::{Ttl, TtlUpdate, Update};
 use crate::command::{Command, CommandError, Condition, Deadline, ExpireConditions};
 use crate::glob::glob_match;
 use crate::keyspace::Keyspace;
+use crate::long_double::LongDouble;
 use crate::reply::Reply;
 
 /// The reply to a store error (the store wrote nothing).
@@ -118,6 +119,11 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
             };
             keyspace
                 .update(key, &mut |current| match current {
+                    // PERSIST on a key without a deadline changes nothing: as in Redis, a
+                    // WATCH of it still holds.
+                    Some(c) if c.deadline.is_none() && matches!(ttl, TtlUpdate::Remove) => {
+                        Update::Keep
+                    }
                     Some(c) => Update::put_with(Bytes::copy_from_slice(c.value), *ttl),
                     None => Update::Keep,
                 })
@@ -341,18 +347,22 @@ fn rename(keyspace: &mut dyn Keyspace, from: &Bytes, to: &Bytes, only_if_absent:
     }
 }
 
-fn incr_by_float(keyspace: &mut dyn Keyspace, key: &Bytes, by: f64) -> kv_store::Result<Reply> {
+fn incr_by_float(
+    keyspace: &mut dyn Keyspace,
+    key: &Bytes,
+    by: LongDouble,
+) -> kv_store::Result<Reply> {
     let mut outcome = Err(CommandError::Syntax);
     keyspace.update(key, &mut |current| {
         let old = match current {
-            None => Ok(0.0),
+            None => Ok(LongDouble::ZERO),
             Some(c) => crate::command::float(c.value),
         };
         // Formatted once: the same text is stored and answered.
         outcome = old.and_then(|old| {
             Some(old + by)
-                .filter(|n| n.is_finite())
-                .map(format_float)
+                .filter(|sum| sum.is_finite())
+                .map(LongDouble::to_redis_string)
                 .ok_or_else(|| {
                     CommandError::Other("ERR increment would produce NaN or Infinity".into())
                 })
@@ -369,32 +379,13 @@ fn incr_by_float(keyspace: &mut dyn Keyspace, key: &Bytes, by: f64) -> kv_store:
     })
 }
 
-/// `INCRBYFLOAT`'s result as Redis prints it: fixed-point, at most 17 decimals, trailing
-/// zeros trimmed (its `%.17Lf`). Redis computes in an 80-bit long double, whose extra
-/// digits absorb the binary rounding of decimal inputs (`0.1 + 0.2` prints `0.3`); in
-/// an `f64` only DBL_DIG = 15 significant digits are exact, so the result is rounded to
-/// those, which prints the same for such inputs (rather than `0.30000000000000004`).
-fn format_float(n: f64) -> String {
-    // The decimal exponent after rounding to 15 significant digits.
-    let scientific = format!("{n:.14e}");
-    let exponent: i32 = scientific
-        .rsplit_once('e')
-        .and_then(|(_, e)| e.parse().ok())
-        .unwrap_or(0);
-    let decimals = (14 - exponent).clamp(0, 17) as usize;
-    let mut text = format!("{n:.decimals$}");
-    if text.contains('.') {
-        let trimmed = text.trim_end_matches('0').trim_end_matches('.').len();
-        text.truncate(trimmed);
-    }
-    if text == "-0" {
-        text = "0".into();
-    }
-    text
-}
-
 /// `GETRANGE`'s slice: inclusive, negative offsets from the end, clamped.
 fn range(value: &Bytes, start: i64, end: i64) -> Bytes {
+    // Two offsets from the end in the wrong order: nothing, before either is clamped (Redis
+    // 7 answers `GETRANGE k -1 -100` with an empty string, not with the first byte).
+    if start < 0 && end < 0 && start > end {
+        return Bytes::new();
+    }
     let len = value.len() as i64;
     let from_end = |i: i64| if i < 0 { (len + i).max(0) } else { i };
     let (start, end) = (from_end(start), from_end(end).min(len - 1));
@@ -496,28 +487,4 @@ fn scan(
         _ => 0,
     };
     Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_float;
-
-    #[test]
-    fn floats_print_as_redis_prints_them() {
-        for (n, printed) in [
-            (0.1 + 0.2, "0.3"),
-            (10.5 + 0.1, "10.6"),
-            (10.5 + 0.1 - 5.0, "5.6"),
-            (5.0e3 + 2.0e2, "5200"),
-            (-0.0, "0"),
-            (1e-20, "0"),
-            (-1.5e-5, "-0.000015"),
-            (1.0 / 3.0, "0.333333333333333"),
-            (9_007_199_254_740_992.0, "9007199254740992"),
-            (1e20, "100000000000000000000"),
-            (-2.5, "-2.5"),
-        ] {
-            assert_eq!(format_float(n), printed, "{n:?}");
-        }
-    }
 }
