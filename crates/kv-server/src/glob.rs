@@ -1,73 +1,118 @@
-//! Redis's glob patterns, for `KEYS` and `CONFIG GET`.
+//! Redis's glob patterns, for `KEYS`, `SCAN MATCH` and `CONFIG GET`.
+//!
+//! The rules are Redis 7's, quirks included, because clients see which keys match:
+//! - `*` any run of bytes, `?` any one byte, `\x` the byte `x`;
+//! - `[abc]`, `[^abc]` (only `^` negates), `[a-z]` with the ends in either order and
+//!   compared as C's signed `char` (so `[é-A]` takes in every ASCII byte up to `A`), `[*-]`
+//!   a range up to `]` rather than two bytes, `\]` inside a class; a class left open ends
+//!   at the pattern's end;
+//! - an empty key matches only the empty pattern and `*` (which `KEYS` and `SCAN` take as
+//!   "every key" without matching).
+//!
+//! Matching backtracks on `*`, but once the rest of a pattern failed after a `*` from every
+//! position, no earlier `*` tries a longer run: at most one pass of the text per `*`.
 
-/// Whether `text` matches `pattern`: `*` any run, `?` any byte, `[abc]`, `[^a]`, `[a-z]`,
-/// `\x` the byte `x`. Case-sensitive. Linear backtracking to the last `*`, so no pattern
-/// takes exponential time.
+/// Whether `text` matches `pattern`, case-sensitively.
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    // Where to resume after the last `*`: the pattern after it, and the text it swallowed to.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p + 1, t));
-            p += 1;
-            continue;
-        }
-        if p < pattern.len() {
-            if let Some((matched, next)) = match_one(pattern, p, text[t]) {
-                if matched {
-                    p = next;
-                    t += 1;
-                    continue;
-                }
-            }
-        }
-        match star {
-            Some((after, swallowed)) => {
-                p = after;
-                t = swallowed + 1;
-                star = Some((after, swallowed + 1));
-            }
-            None => return false,
-        }
-    }
-    pattern[p..].iter().all(|&b| b == b'*')
+    pattern == b"*" || Matcher::default().matches(pattern, text)
 }
 
-/// Whether the pattern element at `p` matches `byte`, and where the next element starts.
-fn match_one(pattern: &[u8], p: usize, byte: u8) -> Option<(bool, usize)> {
-    match pattern[p] {
-        b'?' => Some((true, p + 1)),
-        b'\\' if p + 1 < pattern.len() => Some((pattern[p + 1] == byte, p + 2)),
-        b'[' => {
-            let mut i = p + 1;
-            let negate = pattern.get(i) == Some(&b'^');
-            if negate {
-                i += 1;
-            }
-            let mut matched = false;
-            while i < pattern.len() && pattern[i] != b']' {
-                if pattern[i] == b'\\' && i + 1 < pattern.len() {
-                    matched |= pattern[i + 1] == byte;
-                    i += 2;
-                } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']'
-                {
-                    let (low, high) = (
-                        pattern[i].min(pattern[i + 2]),
-                        pattern[i].max(pattern[i + 2]),
-                    );
-                    matched |= (low..=high).contains(&byte);
-                    i += 3;
-                } else {
-                    matched |= pattern[i] == byte;
-                    i += 1;
+#[derive(Default)]
+struct Matcher {
+    /// Set once the rest of a pattern after some `*` matched from no position: a longer run
+    /// for an earlier `*` only starts the rest later, so it cannot match either.
+    hopeless: bool,
+}
+
+impl Matcher {
+    fn matches(&mut self, mut pattern: &[u8], mut text: &[u8]) -> bool {
+        while let (Some(&first), Some(&byte)) = (pattern.first(), text.first()) {
+            match first {
+                b'*' => {
+                    while pattern.len() >= 2 && pattern[1] == b'*' {
+                        pattern = &pattern[1..];
+                    }
+                    if pattern.len() == 1 {
+                        return true;
+                    }
+                    while !text.is_empty() {
+                        if self.matches(&pattern[1..], text) {
+                            return true;
+                        }
+                        if self.hopeless {
+                            return false;
+                        }
+                        text = &text[1..];
+                    }
+                    self.hopeless = true;
+                    return false;
+                }
+                b'?' => text = &text[1..],
+                b'[' => {
+                    let (matched, last) = class(pattern, byte);
+                    if !matched {
+                        return false;
+                    }
+                    // `last`: the class's closing `]`, or the pattern's last byte.
+                    pattern = &pattern[last..];
+                    text = &text[1..];
+                }
+                _ => {
+                    if first == b'\\' && pattern.len() >= 2 {
+                        pattern = &pattern[1..];
+                    }
+                    if pattern[0] != byte {
+                        return false;
+                    }
+                    text = &text[1..];
                 }
             }
-            // An unclosed class ends at the pattern's end, as in Redis.
-            Some((matched != negate, (i + 1).min(pattern.len())))
+            pattern = &pattern[1..];
+            if text.is_empty() {
+                while pattern.first() == Some(&b'*') {
+                    pattern = &pattern[1..];
+                }
+                break;
+            }
         }
-        literal => Some((literal == byte, p + 1)),
+        pattern.is_empty() && text.is_empty()
     }
+}
+
+/// Whether the class that opens `pattern` (at its `[`) takes in `byte`, and the index of
+/// the class's last byte.
+fn class(pattern: &[u8], byte: u8) -> (bool, usize) {
+    let mut i = 1;
+    let negated = pattern.get(i) == Some(&b'^');
+    if negated {
+        i += 1;
+    }
+    let mut matched = false;
+    loop {
+        let rest = &pattern[i.min(pattern.len())..];
+        match rest {
+            [b'\\', escaped, ..] => {
+                matched |= *escaped == byte;
+                i += 1;
+            }
+            [b']', ..] => break,
+            [] => {
+                // Left open: it ends at the pattern's last byte.
+                i = pattern.len() - 1;
+                break;
+            }
+            [start, b'-', end, ..] => {
+                // C's `char` is signed here: a byte from 0x80 up sorts below every ASCII one.
+                let (start, end) = (*start as i8, *end as i8);
+                let (low, high) = (start.min(end), start.max(end));
+                matched |= (low..=high).contains(&(byte as i8));
+                i += 2;
+            }
+            [single, ..] => matched |= *single == byte,
+        }
+        i += 1;
+    }
+    (matched != negated, i)
 }
 
 #[cfg(test)]
@@ -76,28 +121,45 @@ mod tests {
 
     #[test]
     fn patterns() {
-        let cases: &[(&str, &str, bool)] = &[
-            ("*", "", true),
-            ("*", "anything", true),
-            ("user:*", "user:1", true),
-            ("user:*", "users", false),
-            ("h?llo", "hello", true),
-            ("h?llo", "hllo", false),
-            ("h[ae]llo", "hallo", true),
-            ("h[ae]llo", "hillo", false),
-            ("h[^e]llo", "hallo", true),
-            ("h[^e]llo", "hello", false),
-            ("h[a-b]llo", "hbllo", true),
-            ("h*llo*", "heeeelloworld", true),
-            ("a\\*b", "a*b", true),
-            ("a\\*b", "axb", false),
-            ("*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+        let cases: &[(&[u8], &[u8], bool)] = &[
+            (b"*", b"", true),
+            (b"*", b"anything", true),
+            (b"user:*", b"user:1", true),
+            (b"user:*", b"users", false),
+            (b"h?llo", b"hello", true),
+            (b"h?llo", b"hllo", false),
+            (b"h[ae]llo", b"hallo", true),
+            (b"h[ae]llo", b"hillo", false),
+            (b"h[^e]llo", b"hallo", true),
+            (b"h[^e]llo", b"hello", false),
+            (b"h[!e]llo", b"hello", true),
+            (b"h[a-b]llo", b"hbllo", true),
+            (b"h[b-a]llo", b"hallo", true),
+            (b"h*llo*", b"heeeelloworld", true),
+            (b"a\\*b", b"a*b", true),
+            (b"a\\*b", b"axb", false),
+            (b"*a*a*a*a*a*a*b", b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+            (b"*a*a*a*a*a*a*b", b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaab", true),
+            // Redis 7's quirks, each checked against redis-server 7.0.15 on 2026-11-30.
+            (b"**", b"", false),
+            (b"", b"", true),
+            (b"a*", b"a", true),
+            (b"[*-]", b"A", true),
+            (b"[*-]", b"]", true),
+            (b"[ab\\]]", b"]", true),
+            (b"[\xc3\xa9-A]", b" ", true),
+            (b"[\xc3\xa9-A]", b"z", false),
+            (b"[ab", b"b", true),
+            (b"[ab", b"bb", false),
+            (b"a\\", b"a\\", true),
         ];
         for &(pattern, text, expected) in cases {
             assert_eq!(
-                glob_match(pattern.as_bytes(), text.as_bytes()),
+                glob_match(pattern, text),
                 expected,
-                "{pattern} ~ {text}"
+                "{} ~ {}",
+                pattern.escape_ascii(),
+                text.escape_ascii()
             );
         }
     }

@@ -508,3 +508,60 @@ proptest! {
         }
     }
 }
+
+/// The bulk strings of a flat array reply (`KEYS`), sorted: the two servers keep their keys
+/// in different orders.
+fn sorted_items(reply: &[u8]) -> Vec<Vec<u8>> {
+    let line_end =
+        |from: usize| from + reply[from..].windows(2).position(|w| w == b"\r\n").unwrap();
+    let mut at = line_end(0) + 2;
+    let mut items = Vec::new();
+    while at < reply.len() {
+        let header = line_end(at);
+        let len: usize = std::str::from_utf8(&reply[at + 1..header])
+            .unwrap()
+            .parse()
+            .unwrap();
+        items.push(reply[header + 2..header + 2 + len].to_vec());
+        at = header + 2 + len + 2;
+    }
+    items.sort();
+    items
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// `KEYS` patterns, classes and escapes included, select the keys Redis selects.
+    #[test]
+    fn glob_patterns_select_the_keys_redis_selects(
+        patterns in prop::collection::vec(
+            prop::collection::vec(
+                prop::sample::select(b"ab*?[]^-\\!x\xe9\x80".to_vec()), 0..8),
+            1..200,
+        )
+    ) {
+        let Some(mut pair) = Pair::start() else {
+            return Ok(());
+        };
+        let keys: [&[u8]; 16] = [
+            b"", b"a", b"b", b"ab", b"a*b", b"a?b", b"a[b]", b"a\\b", b"[", b"]", b"^",
+            b"-", b"x", b"\xe9", b"\x80", b"*",
+        ];
+        for key in keys {
+            pair.both(&[b"SET".to_vec(), key.to_vec(), b"1".to_vec()]);
+        }
+        for pattern in patterns {
+            let (kv, redis) = (
+                pair.kv.call(&[b"KEYS".to_vec(), pattern.clone()]),
+                pair.redis.call(&[b"KEYS".to_vec(), pattern.clone()]),
+            );
+            prop_assert_eq!(
+                sorted_items(&kv),
+                sorted_items(&redis),
+                "KEYS {}",
+                pattern.escape_ascii()
+            );
+        }
+    }
+}
