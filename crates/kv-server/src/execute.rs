@@ -261,6 +261,14 @@ fn incr_by(keyspace: &mut dyn Keyspace, key: &Bytes, by: i64) -> kv_store::Resul
     })
 }
 
+/// `at` rounded down to the millisecond.
+fn whole_millis(at: SystemTime) -> SystemTime {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
+}
+
 /// An integer's decimal text as one allocation that its clones share.
 ///
 /// The new value of an `INCR` is cloned into the block's batch and view and into the
@@ -305,7 +313,9 @@ fn expire(
             applied = false;
             return Update::Keep;
         };
-        let now = SystemTime::now();
+        // In whole milliseconds, as Redis keeps time and deadlines: `EXPIRE k 100` then
+        // `EXPIRE k 100 GT` in the same millisecond is not a later deadline.
+        let now = whole_millis(SystemTime::now());
         // `None`: already past (the key is deleted); an overflow counts as far future.
         let new_deadline = match deadline {
             Deadline::In(ms) if ms <= 0 => None,

@@ -3,7 +3,8 @@
 //! The rules are Redis 7's, quirks included, because clients see which keys match:
 //! - `*` any run of bytes, `?` any one byte, `\x` the byte `x`;
 //! - `[abc]`, `[^abc]` (only `^` negates), `[a-z]` with the ends in either order and
-//!   compared as C's signed `char` (so `[é-A]` takes in every ASCII byte up to `A`), `[*-]`
+//!   compared as C's signed `char` (so the range in `[é-A]`, bytes `\xc3 \xa9 - A`, takes
+//!   in `\xa9` to `\xff` and every ASCII byte up to `A`), `[*-]`
 //!   a range up to `]` rather than two bytes, `\]` inside a class; a class left open ends
 //!   at the pattern's end;
 //! - an empty key matches only the empty pattern and `*` (which `KEYS` and `SCAN` take as
@@ -12,9 +13,12 @@
 //! Matching backtracks on `*`, but once the rest of a pattern failed after a `*` from every
 //! position, no earlier `*` tries a longer run: at most one pass of the text per `*`.
 
+/// How many `*` may be nested (each one after another, with text left to match).
+const MAX_NESTING: usize = 1000;
+
 /// Whether `text` matches `pattern`, case-sensitively.
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    pattern == b"*" || Matcher::default().matches(pattern, text)
+    pattern == b"*" || Matcher::default().matches(pattern, text, 0)
 }
 
 #[derive(Default)]
@@ -25,7 +29,10 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn matches(&mut self, mut pattern: &[u8], mut text: &[u8]) -> bool {
+    fn matches(&mut self, mut pattern: &[u8], mut text: &[u8], nesting: usize) -> bool {
+        if nesting > MAX_NESTING {
+            return false;
+        }
         while let (Some(&first), Some(&byte)) = (pattern.first(), text.first()) {
             match first {
                 b'*' => {
@@ -36,7 +43,7 @@ impl Matcher {
                         return true;
                     }
                     while !text.is_empty() {
-                        if self.matches(&pattern[1..], text) {
+                        if self.matches(&pattern[1..], text, nesting + 1) {
                             return true;
                         }
                         if self.hopeless {
@@ -162,5 +169,17 @@ mod tests {
                 text.escape_ascii()
             );
         }
+    }
+
+    /// Redis 7.0.15 (Debian's, with the CVE-2024-31228 fix) matched a key of 5,000 `a`
+    /// against 1,000 `*a` and not against 1,001, checked 2026-11-30.
+    #[test]
+    fn nesting_stops_where_redis_stops_it() {
+        let key = vec![b'a'; 5000];
+        assert!(glob_match(&b"*a".repeat(1000), &key));
+        assert!(!glob_match(&b"*a".repeat(1001), &key));
+        // As deep as a key can be long: no stack overflow, no match.
+        let key = vec![b'a'; 65_536];
+        assert!(!glob_match(&b"*a".repeat(65_536), &key));
     }
 }
