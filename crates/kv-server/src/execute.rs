@@ -7,7 +7,7 @@ use kv_store::{Ttl, TtlUpdate, Update};
 
 use crate::command::{Command, CommandError, Condition, Deadline, ExpireConditions};
 use crate::glob::glob_match;
-use crate::keyspace::Keyspace;
+use crate::keyspace::{now_millis, Keyspace};
 use crate::long_double::LongDouble;
 use crate::reply::Reply;
 
@@ -261,14 +261,6 @@ fn incr_by(keyspace: &mut dyn Keyspace, key: &Bytes, by: i64) -> kv_store::Resul
     })
 }
 
-/// `at` rounded down to the millisecond.
-fn whole_millis(at: SystemTime) -> SystemTime {
-    let since = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
-}
-
 /// An integer's decimal text as one allocation that its clones share.
 ///
 /// The new value of an `INCR` is cloned into the block's batch and view and into the
@@ -315,7 +307,7 @@ fn expire(
         };
         // In whole milliseconds, as Redis keeps time and deadlines: `EXPIRE k 100` then
         // `EXPIRE k 100 GT` in the same millisecond is not a later deadline.
-        let now = whole_millis(SystemTime::now());
+        let now = now_millis();
         // `None`: already past (the key is deleted); an overflow counts as far future.
         let new_deadline = match deadline {
             Deadline::In(ms) if ms <= 0 => None,

@@ -12,6 +12,10 @@
 //!
 //! Matching backtracks on `*`, but once the rest of a pattern failed after a `*` from every
 //! position, no earlier `*` tries a longer run: at most one pass of the text per `*`.
+//! Past [`MAX_NESTING`] nested `*`, the rest of the pattern matches nothing (a last `*`
+//! there still matches: it ends the pattern before any recursion), as in Redis 7 since its
+//! fix for CVE-2024-31228 (Debian's 7.0.15 has it): each `*` is a level of recursion, and a
+//! pattern of 64 KiB of `*a` against a key as long would otherwise exhaust the stack.
 
 /// How many `*` may be nested (each one after another, with text left to match).
 const MAX_NESTING: usize = 1000;

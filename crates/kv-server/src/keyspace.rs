@@ -215,6 +215,22 @@ fn deadline_of(
     }
 }
 
+/// `at` rounded down to the millisecond.
+pub(crate) fn whole_millis(at: SystemTime) -> SystemTime {
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
+}
+
+/// Now, in whole milliseconds: Redis's clock for deadlines (`mstime()`), so that a deadline
+/// set and compared within one millisecond (`SET k v PX 100` then `PEXPIRE k 100 LT`, or
+/// `PTTL` right after) is the one Redis would compute; the store keeps deadlines in
+/// milliseconds too.
+pub(crate) fn now_millis() -> SystemTime {
+    whole_millis(SystemTime::now())
+}
+
 /// A view's answer to `TTL` for a key in `state` at `now`.
 pub(crate) fn ttl_at(state: Pending, now: SystemTime) -> Ttl {
     match state {
@@ -321,10 +337,12 @@ impl<'a> Queued<'a> {
                 // and the `ttl` below fails the commit: the pair is consistent if the commit
                 // succeeds.
                 let value = tx.get(key.clone())?;
-                let deadline = match self.store.ttl(key) {
-                    Ttl::Remaining(left) => Some(SystemTime::now() + left),
-                    Ttl::NoDeadline | Ttl::NoKey => None,
-                };
+                // The deadline as stored, to the millisecond (not now plus what is left,
+                // which a clock read between the two would shift).
+                let deadline = self
+                    .store
+                    .get_with_deadline_at(key, SystemTime::now())
+                    .and_then(|(_, deadline)| deadline);
                 Some((value, deadline))
             }
         }
@@ -351,7 +369,7 @@ impl Keyspace for Queued<'_> {
     }
 
     fn ttl(&mut self, key: &Bytes) -> Ttl {
-        ttl_at(self.read(key), SystemTime::now())
+        ttl_at(self.read(key), now_millis())
     }
 
     fn update(
@@ -360,7 +378,7 @@ impl Keyspace for Queued<'_> {
         f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
     ) -> kv_store::Result<Updated> {
         let current = self.read(key);
-        let decided = decide(current, SystemTime::now(), f);
+        let decided = decide(current, now_millis(), f);
         if let Some(state) = decided.state {
             self.stage(key, state, decided.after);
         }
@@ -374,7 +392,7 @@ impl Keyspace for Queued<'_> {
                 .update(key, &mut |_| Update::put_with(value.clone(), ttl))
                 .map(|_| ());
         }
-        let (deadline, after) = deadline_of(ttl, None, SystemTime::now());
+        let (deadline, after) = deadline_of(ttl, None, now_millis());
         self.stage(key, Some((value.clone(), deadline)), after);
         Ok(())
     }

@@ -61,7 +61,7 @@ impl LongDouble {
             // crafted to sit a hair above a tie, with 5,000 digits, took 15 ms to read
             // (measured 2026-11-30, release); ordinary ones take well under a microsecond.
             // That is the cost class of a `SETRANGE` far into a string, and is bounded by
-            // the 5,120-byte limit above.
+            // the limit above (at most 5,119 bytes).
             let parsed = X87DoubleExtended::from_str_r(&spelled, Round::NearestTiesToEven).ok()?;
             // `strtold`'s ERANGE, which Redis refuses: past the largest value, or so small
             // that nothing was left.

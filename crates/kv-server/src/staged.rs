@@ -38,13 +38,13 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
-    /// A view of `store` at `now`.
+    /// A view of `store` at `now`, taken to the millisecond as Redis keeps time.
     pub(crate) fn new(store: KvStore, now: SystemTime) -> Staged {
         Staged {
             store,
             in_flight: Arc::default(),
             read_in_flight: Cell::new(false),
-            now,
+            now: crate::keyspace::whole_millis(now),
             pending: BTreeMap::new(),
         }
     }

@@ -316,6 +316,30 @@ fn expire_applies_every_condition_given_as_redis_does() {
     expect_lines(&mut s, cases);
 }
 
+/// Redis keeps time in whole milliseconds: a deadline set again as far ahead is not later
+/// (GT) nor earlier (LT) than the one before, however little time passed, and inside a
+/// block too, where the first deadline is the block's own.
+#[test]
+fn an_expiry_as_far_ahead_as_the_last_is_neither_greater_nor_less() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut s = server.raw();
+    for _ in 0..20 {
+        expect_lines(
+            &mut s,
+            &[
+                (&b"SET a v PX 100000\r\n"[..], "+OK\r\n"),
+                (b"PEXPIRE a 100000 LT\r\n", ":0\r\n"),
+                (b"MULTI\r\n", "+OK\r\n"),
+                (b"SET b v PX 100000\r\n", "+QUEUED\r\n"),
+                (b"PEXPIRE b 100000 LT\r\n", "+QUEUED\r\n"),
+            ],
+        );
+        assert_eq!(line(&mut s, b"EXEC\r\n"), "*2\r\n");
+        assert_eq!(read_line(&mut s), "+OK\r\n");
+        assert_eq!(read_line(&mut s), ":0\r\n", "LT inside MULTI");
+    }
+}
+
 #[test]
 fn set_and_getex_read_expiry_options_as_redis_7_does() {
     let server = TestServer::start(ServerOptions::default());

@@ -1,5 +1,5 @@
 //! The same commands sent to `kv serve` and to Redis 7 itself (Debian's `redis-server`,
-//! started here on 127.0.0.1), and every reply compared byte for byte: Redis's behaviour is
+//! started here on a Unix socket), and every reply compared byte for byte: Redis's behaviour is
 //! the server's contract. Skipped, with a note, where `redis-server` is not installed.
 //!
 //! Where the two differ on purpose, the command is left out and the reason given:
