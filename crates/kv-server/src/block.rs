@@ -54,7 +54,10 @@ pub(crate) fn role(command: &Command) -> Option<Role> {
         | Command::Type(_)
         | Command::Exists(_)
         | Command::MGet(_)
-        | Command::GetEx { ttl: None, .. } => Role::Reads,
+        | Command::GetEx {
+            ttl: Ok(None) | Err(_),
+            ..
+        } => Role::Reads,
         Command::Set { .. }
         | Command::MSet(_)
         | Command::SetNx(..)

@@ -418,8 +418,10 @@ pub enum Command {
     GetEx {
         /// The key.
         key: Bytes,
-        /// The new deadline, if any option was given.
-        ttl: Option<TtlUpdate>,
+        /// The new deadline, if any option was given; a value that is not a valid time is
+        /// refused only for a key that exists, since Redis 7 checks it after the lookup
+        /// (`GETEX missing EX 0` answers nil).
+        ttl: Result<Option<TtlUpdate>, CommandError>,
     },
     /// `MSETNX key value ...`
     MSetNx(Vec<(Bytes, Bytes)>),
@@ -867,7 +869,9 @@ fn parse_scan(a: &[Bytes]) -> Result<Command, CommandError> {
     })
 }
 
-fn parse_getex(a: &[Bytes]) -> Result<Option<TtlUpdate>, CommandError> {
+/// `GETEX`'s options: a syntax error refuses the command; a bad value is kept for the
+/// execution to answer once it knows the key exists.
+fn parse_getex(a: &[Bytes]) -> Result<Result<Option<TtlUpdate>, CommandError>, CommandError> {
     let mut expiry = None;
     let mut options = a.iter();
     while let Some(option) = options.next() {
@@ -875,7 +879,7 @@ fn parse_getex(a: &[Bytes]) -> Result<Option<TtlUpdate>, CommandError> {
             return Err(CommandError::Syntax);
         }
     }
-    expiry_update(expiry, "getex")
+    Ok(expiry_update(expiry, "getex"))
 }
 
 fn parse_expire_conditions(a: &[Bytes]) -> Result<ExpireConditions, CommandError> {

@@ -114,8 +114,17 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
             kind.as_deref(),
         )),
         Command::GetEx { key, ttl } => {
-            let Some(ttl) = ttl else {
-                return Some(Reply::bulk_or_nil(keyspace.get(key)));
+            let ttl = match ttl {
+                Ok(Some(ttl)) => ttl,
+                Ok(None) => return Some(Reply::bulk_or_nil(keyspace.get(key))),
+                Err(invalid) => {
+                    let exists = keyspace.get(key).is_some();
+                    return Some(if exists {
+                        invalid.clone().into()
+                    } else {
+                        Reply::Nil
+                    });
+                }
             };
             keyspace
                 .update(key, &mut |current| match current {

@@ -6,7 +6,9 @@
 //! - other types than strings (`LPUSH`, `HSET`, ...): unknown commands here;
 //! - `SELECT 1`: one database here;
 //! - `HELLO`'s version and id, `CONFIG GET`'s values, `SCAN`'s order, `RANDOMKEY`: what
-//!   they answer is the server's own.
+//!   they answer is the server's own;
+//! - `DBSIZE` after `SET ... EXAT` of a past instant: Redis 7.0 keeps that key, already
+//!   expired, and counts it until it reclaims it; kv counts live keys.
 
 mod support;
 
@@ -328,6 +330,10 @@ GETEX q EX 0
 GETEX q EX 10 PX 10
 GETEX q FOO
 GETEX nokey EX 10
+GETEX nokey EX abc
+GETEX nokey EX 0
+GETEX nokey PXAT -1
+GETEX nokey EX
 GETEX q EXAT 1
 EXISTS q
 ECHO
@@ -384,9 +390,65 @@ fn every_line_of_a_script_is_answered_as_redis_answers_it() {
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
 
+/// A random command: mostly string commands, some with absolute deadlines.
+fn command() -> impl Strategy<Value = Vec<String>> {
+    prop_oneof![4 => string_command(), 1 => deadline_command()]
+}
+
+/// Deadlines given as instants (whose answers do not depend on the moment they are read),
+/// and the commands that read them back.
+fn deadline_command() -> impl Strategy<Value = Vec<String>> {
+    let key = || prop::sample::select(vec!["a", "b", "c", "d"]).prop_map(String::from);
+    // Seconds since the epoch: in 2100 and 2101, in the past, and not a number.
+    let at = || {
+        prop::sample::select(vec!["4102444800", "4133980800", "1", "0", "-5", "x"])
+            .prop_map(String::from)
+    };
+    let at_ms = || {
+        prop::sample::select(vec!["4102444800123", "4102444800000", "1000", "0", "x"])
+            .prop_map(String::from)
+    };
+    let condition =
+        || prop::sample::select(vec!["", "NX", "XX", "GT", "LT"]).prop_map(String::from);
+    prop_oneof![
+        (key(), at(), condition()).prop_map(|(k, t, c)| args(vec!["EXPIREAT".into(), k, t, c])),
+        (key(), at_ms(), condition()).prop_map(|(k, t, c)| args(vec!["PEXPIREAT".into(), k, t, c])),
+        key().prop_map(|k| vec!["EXPIRETIME".into(), k]),
+        key().prop_map(|k| vec!["PEXPIRETIME".into(), k]),
+        // Only future instants for SET: Redis 7.0 stores a key set already past its
+        // deadline and counts it in DBSIZE until it reclaims it; kv counts live keys.
+        (
+            key(),
+            prop::sample::select(vec!["4102444800", "4133980800", "x"])
+        )
+            .prop_map(|(k, t)| vec!["SET".into(), k, "v".into(), "EXAT".into(), t.into()]),
+        (
+            key(),
+            prop::sample::select(vec!["4102444800123", "4102444800000", "x"])
+        )
+            .prop_map(|(k, t)| vec!["SET".into(), k, "1".into(), "PXAT".into(), t.into()]),
+        (key(), at()).prop_map(|(k, t)| vec!["GETEX".into(), k, "EXAT".into(), t]),
+        (key(), at_ms()).prop_map(|(k, t)| vec!["GETEX".into(), k, "PXAT".into(), t]),
+        (key(), prop::sample::select(vec!["100", "0", "-1", "x"])).prop_map(|(k, t)| vec![
+            "SETEX".into(),
+            k,
+            t.into(),
+            "v".into()
+        ]),
+        (key(), prop::sample::select(vec!["100000", "0", "-1", "x"])).prop_map(|(k, t)| vec![
+            "PSETEX".into(),
+            k,
+            t.into(),
+            "2".into()
+        ]),
+        (key(), key()).prop_map(|(a, b)| vec!["UNLINK".into(), a, b]),
+        key().prop_map(|k| vec!["ECHO".into(), k]),
+    ]
+}
+
 /// A random string command over four keys, with values that are integers, floats near
 /// the edges, and text.
-fn command() -> impl Strategy<Value = Vec<String>> {
+fn string_command() -> impl Strategy<Value = Vec<String>> {
     let key = || prop::sample::select(vec!["a", "b", "c", "d"]).prop_map(String::from);
     let value = prop_oneof![
         (-100i64..100).prop_map(|n| n.to_string()),
@@ -489,12 +551,13 @@ fn args(words: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// Two `TTL` replies agree when both are the same negative code, or both count down from
-/// the same deadline (they are read a moment apart).
-fn same_ttl(kv: &str, redis: &str) -> bool {
-    let seconds = |reply: &str| reply.strip_prefix(':')?.trim_end().parse::<i64>().ok();
-    match (seconds(kv), seconds(redis)) {
-        (Some(a), Some(b)) if a >= 0 && b >= 0 => (a - b).abs() <= 1,
+/// Two replies of a time (`TTL`, `EXPIRETIME`, ...) agree when both are the same negative
+/// code, or both are within `margin` of each other: a deadline given relative to now is
+/// set, and read, a moment apart on the two servers.
+fn same_time(kv: &str, redis: &str, margin: i64) -> bool {
+    let number = |reply: &str| reply.strip_prefix(':')?.trim_end().parse::<i64>().ok();
+    match (number(kv), number(redis)) {
+        (Some(a), Some(b)) if a >= 0 && b >= 0 => (a - b).abs() <= margin,
         _ => kv == redis,
     }
 }
@@ -513,9 +576,11 @@ proptest! {
         let mut queuing = false;
         for command in &commands {
             let mut command = command.clone();
-            // A TTL inside EXEC's reply could not be told apart to allow for the moment
-            // between the two servers' clocks: inside MULTI, ask for the key's type instead.
-            if queuing && command[0] == "TTL" {
+            // A deadline set relative to each server's clock is read back a moment apart:
+            // compared within a margin below, which a reply inside EXEC's could not be.
+            // Inside MULTI, ask for the key's type instead.
+            let timed = matches!(command[0].as_str(), "TTL" | "EXPIRETIME" | "PEXPIRETIME");
+            if queuing && timed {
                 command[0] = "TYPE".into();
             }
             let args: Vec<Vec<u8>> = command.iter().map(|w| w.as_bytes().to_vec()).collect();
@@ -525,8 +590,16 @@ proptest! {
                 "EXEC" | "DISCARD" => queuing = false,
                 _ => {}
             }
-            if command[0] == "TTL" {
-                prop_assert!(same_ttl(&kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
+            let margin = match command[0].as_str() {
+                "TTL" | "EXPIRETIME" => Some(1),
+                "PEXPIRETIME" => Some(1000),
+                _ => None,
+            };
+            if let Some(margin) = margin {
+                prop_assert!(
+                    same_time(&kv, &redis, margin),
+                    "{command:?}: kv {kv:?}, redis {redis:?}"
+                );
             } else {
                 prop_assert_eq!(&kv, &redis, "{:?}", command);
             }
