@@ -520,7 +520,17 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
             },
             _ => return Err(CommandError::Syntax),
         },
-        "select" => Command::Select(integer(&a[0])?),
+        "select" => {
+            // Redis reads the index as a C `int`.
+            let index = integer(&a[0])?;
+            if i32::try_from(index).is_err() {
+                return Err(CommandError::Other(
+                    "ERR value is out of range, value must between -2147483648 and 2147483647"
+                        .into(),
+                ));
+            }
+            Command::Select(index)
+        }
         "quit" => Command::Quit,
         "reset" => Command::Reset,
         "client" => return parse_sub("client", args),
@@ -577,6 +587,8 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
         "del" | "unlink" => Command::Del(a.to_vec()),
         "exists" => Command::Exists(a.to_vec()),
         "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            // Redis reads the options before the time: `EXPIRE k x FOO` is about FOO.
+            let conditions = parse_expire_conditions(&a[2..])?;
             let n = integer(&a[1])?;
             let invalid = || CommandError::InvalidExpire(spec.name);
             let millis = if spec.name.starts_with('p') {
@@ -596,7 +608,7 @@ pub fn parse(args: &[Bytes]) -> Result<(Command, &'static Spec), CommandError> {
                 } else {
                     Deadline::In(millis)
                 },
-                conditions: parse_expire_conditions(&a[2..])?,
+                conditions,
             }
         }
         "expiretime" | "pexpiretime" => Command::ExpireTime {

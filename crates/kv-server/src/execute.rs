@@ -442,7 +442,8 @@ fn set_range(
     offset: usize,
     patch: &Bytes,
 ) -> kv_store::Result<Reply> {
-    if offset.saturating_add(patch.len()) > MAX_STRING {
+    // Nothing to write is answered with the length before any size check, as in Redis.
+    if !patch.is_empty() && offset.saturating_add(patch.len()) > MAX_STRING {
         return Ok(Reply::error(
             "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
         ));
