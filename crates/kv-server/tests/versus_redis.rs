@@ -137,6 +137,28 @@ impl Conn {
         reply
     }
 
+    /// Sends every request in one write, then reads a reply to each.
+    fn pipeline(&mut self, requests: &[Vec<Vec<u8>>]) -> Vec<String> {
+        let mut all = Vec::new();
+        for args in requests {
+            all.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for arg in args {
+                all.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+                all.extend_from_slice(arg);
+                all.extend_from_slice(b"\r\n");
+            }
+        }
+        self.writer.write_all(&all).unwrap();
+        requests
+            .iter()
+            .map(|_| {
+                let mut reply = Vec::new();
+                self.read_reply(&mut reply);
+                String::from_utf8_lossy(&reply).into_owned()
+            })
+            .collect()
+    }
+
     /// Appends one whole reply (RESP2 or RESP3), nested ones included.
     fn read_reply(&mut self, out: &mut Vec<u8>) {
         let start = out.len();
@@ -569,6 +591,43 @@ fn same_time(kv: &str, redis: &str, margin: i64) -> bool {
     }
 }
 
+/// `commands` with each time read inside `MULTI` turned into `TYPE`: a deadline set
+/// relative to each server's clock is read back a moment apart, which [`same_reply`]
+/// allows for in a reply of its own but could not inside `EXEC`'s.
+fn untimed_in_blocks(commands: &[Vec<String>]) -> Vec<Vec<String>> {
+    let mut queuing = false;
+    commands
+        .iter()
+        .map(|command| {
+            let mut command = command.clone();
+            let timed = matches!(command[0].as_str(), "TTL" | "EXPIRETIME" | "PEXPIRETIME");
+            if queuing && timed {
+                command[0] = "TYPE".into();
+            }
+            match command[0].as_str() {
+                "MULTI" => queuing = true,
+                "EXEC" | "DISCARD" => queuing = false,
+                _ => {}
+            }
+            command
+        })
+        .collect()
+}
+
+/// Whether the two servers' replies to `command` agree: byte for byte, or for a time
+/// within what a moment apart can change.
+fn same_reply(command: &[String], kv: &str, redis: &str) -> bool {
+    match command[0].as_str() {
+        "TTL" | "EXPIRETIME" => same_time(kv, redis, 1),
+        "PEXPIRETIME" => same_time(kv, redis, 1000),
+        _ => kv == redis,
+    }
+}
+
+fn bytes_of(command: &[String]) -> Vec<Vec<u8>> {
+    command.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
@@ -580,36 +639,27 @@ proptest! {
         let Some(mut pair) = Pair::start() else {
             return Ok(());
         };
-        let mut queuing = false;
-        for command in &commands {
-            let mut command = command.clone();
-            // A deadline set relative to each server's clock is read back a moment apart:
-            // compared within a margin below, which a reply inside EXEC's could not be.
-            // Inside MULTI, ask for the key's type instead.
-            let timed = matches!(command[0].as_str(), "TTL" | "EXPIRETIME" | "PEXPIRETIME");
-            if queuing && timed {
-                command[0] = "TYPE".into();
-            }
-            let args: Vec<Vec<u8>> = command.iter().map(|w| w.as_bytes().to_vec()).collect();
-            let (kv, redis) = pair.both(&args);
-            match command[0].as_str() {
-                "MULTI" => queuing = true,
-                "EXEC" | "DISCARD" => queuing = false,
-                _ => {}
-            }
-            let margin = match command[0].as_str() {
-                "TTL" | "EXPIRETIME" => Some(1),
-                "PEXPIRETIME" => Some(1000),
-                _ => None,
-            };
-            if let Some(margin) = margin {
-                prop_assert!(
-                    same_time(&kv, &redis, margin),
-                    "{command:?}: kv {kv:?}, redis {redis:?}"
-                );
-            } else {
-                prop_assert_eq!(&kv, &redis, "{:?}", command);
-            }
+        for command in untimed_in_blocks(&commands) {
+            let (kv, redis) = pair.both(&bytes_of(&command));
+            prop_assert!(same_reply(&command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
+        }
+    }
+
+    /// The same, sent as one pipeline: kv runs a pipeline's data commands as atomic blocks
+    /// over a view of their own (`block.rs`), another path than one command at a time.
+    #[test]
+    fn random_pipelines_are_answered_as_redis_answers_them(
+        commands in prop::collection::vec(command(), 1..120)
+    ) {
+        let Some(mut pair) = Pair::start() else {
+            return Ok(());
+        };
+        let commands = untimed_in_blocks(&commands);
+        let requests: Vec<Vec<Vec<u8>>> = commands.iter().map(|c| bytes_of(c)).collect();
+        let kv = pair.kv.pipeline(&requests);
+        let redis = pair.redis.pipeline(&requests);
+        for ((command, kv), redis) in commands.iter().zip(kv).zip(redis) {
+            prop_assert!(same_reply(command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
         }
     }
 }
