@@ -81,7 +81,9 @@ pub(crate) fn role(command: &Command) -> Option<Role> {
 pub(crate) fn held_keys<'c>(
     commands: impl IntoIterator<Item = &'c Command>,
 ) -> Vec<(&'c [u8], KeyUse)> {
-    let mut keys = Vec::new();
+    let commands = commands.into_iter();
+    // At least a key a command, allocated once (as `Session::answer_until` sizes a block).
+    let mut keys = Vec::with_capacity(commands.size_hint().0);
     for command in commands {
         add_keys(command, &mut keys);
     }

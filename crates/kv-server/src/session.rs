@@ -236,11 +236,17 @@ impl Session {
             // A block: this write, and the data commands after it. The next request is
             // prepared before the block runs: only running a connection command (AUTH,
             // MULTI, HELLO) changes how a request is prepared, and none is in a block.
-            let mut block = vec![command];
+            // Sized once for the requests waiting: growing them a push at a time reallocates
+            // on whichever runtime thread runs the connection now, often not the one whose
+            // malloc arena holds them, and the two threads then contend on its lock.
+            let room = requests.len().min(block::MAX_COMMANDS - 1) + 1;
+            let mut block = Vec::with_capacity(room);
+            block.push(command);
             // The length of the block up to its last write.
             let mut writes = 1;
             let mut size = request_size(&request);
-            let mut raw = vec![request];
+            let mut raw = Vec::with_capacity(room);
+            raw.push(request);
             let mut after = None;
             while block.len() < block::MAX_COMMANDS && size < block::MAX_BYTES {
                 let Some(next) = requests.pop_front() else {
