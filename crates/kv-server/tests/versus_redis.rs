@@ -107,10 +107,7 @@ impl Conn {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        Conn {
-            reader: BufReader::new(Box::new(stream.try_clone().unwrap())),
-            writer: Box::new(stream),
-        }
+        Conn::over(stream.try_clone().unwrap(), stream)
     }
 
     fn unix(path: &Path) -> Conn {
@@ -118,19 +115,19 @@ impl Conn {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
+        Conn::over(stream.try_clone().unwrap(), stream)
+    }
+
+    fn over(reader: impl Read + Send + 'static, writer: impl Write + Send + 'static) -> Conn {
         Conn {
-            reader: BufReader::new(Box::new(stream.try_clone().unwrap())),
-            writer: Box::new(stream),
+            reader: BufReader::new(Box::new(reader)),
+            writer: Box::new(writer),
         }
     }
 
     fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg);
-            request.extend_from_slice(b"\r\n");
-        }
+        let mut request = Vec::new();
+        encode(args, &mut request);
         self.writer.write_all(&request).unwrap();
         let mut reply = Vec::new();
         self.read_reply(&mut reply);
@@ -141,12 +138,7 @@ impl Conn {
     fn pipeline(&mut self, requests: &[Vec<Vec<u8>>]) -> Vec<String> {
         let mut all = Vec::new();
         for args in requests {
-            all.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-            for arg in args {
-                all.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-                all.extend_from_slice(arg);
-                all.extend_from_slice(b"\r\n");
-            }
+            encode(args, &mut all);
         }
         self.writer.write_all(&all).unwrap();
         requests
@@ -180,6 +172,16 @@ impl Conn {
             "%" | "|" => (0..count * 2).for_each(|_| self.read_reply(out)),
             _ => (0..count).for_each(|_| self.read_reply(out)),
         }
+    }
+}
+
+/// Appends `args` as a RESP request.
+fn encode(args: &[Vec<u8>], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -628,42 +630,6 @@ fn bytes_of(command: &[String]) -> Vec<Vec<u8>> {
     command.iter().map(|w| w.as_bytes().to_vec()).collect()
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    /// Random sequences of string commands, transactions included, get Redis's replies.
-    #[test]
-    fn random_commands_are_answered_as_redis_answers_them(
-        commands in prop::collection::vec(command(), 1..120)
-    ) {
-        let Some(mut pair) = Pair::start() else {
-            return Ok(());
-        };
-        for command in untimed_in_blocks(&commands) {
-            let (kv, redis) = pair.both(&bytes_of(&command));
-            prop_assert!(same_reply(&command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
-        }
-    }
-
-    /// The same, sent as one pipeline: kv runs a pipeline's data commands as atomic blocks
-    /// over a view of their own (`block.rs`), another path than one command at a time.
-    #[test]
-    fn random_pipelines_are_answered_as_redis_answers_them(
-        commands in prop::collection::vec(command(), 1..120)
-    ) {
-        let Some(mut pair) = Pair::start() else {
-            return Ok(());
-        };
-        let commands = untimed_in_blocks(&commands);
-        let requests: Vec<Vec<Vec<u8>>> = commands.iter().map(|c| bytes_of(c)).collect();
-        let kv = pair.kv.pipeline(&requests);
-        let redis = pair.redis.pipeline(&requests);
-        for ((command, kv), redis) in commands.iter().zip(kv).zip(redis) {
-            prop_assert!(same_reply(command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
-        }
-    }
-}
-
 /// The bulk strings of a flat array reply (`KEYS`), sorted: the two servers keep their keys
 /// in different orders.
 fn sorted_items(reply: &[u8]) -> Vec<Vec<u8>> {
@@ -682,43 +648,6 @@ fn sorted_items(reply: &[u8]) -> Vec<Vec<u8>> {
     }
     items.sort();
     items
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
-
-    /// `KEYS` patterns, classes and escapes included, select the keys Redis selects.
-    #[test]
-    fn glob_patterns_select_the_keys_redis_selects(
-        patterns in prop::collection::vec(
-            prop::collection::vec(
-                prop::sample::select(b"ab*?[]^-\\!x\xe9\x80".to_vec()), 0..8),
-            1..200,
-        )
-    ) {
-        let Some(mut pair) = Pair::start() else {
-            return Ok(());
-        };
-        let keys: [&[u8]; 16] = [
-            b"", b"a", b"b", b"ab", b"a*b", b"a?b", b"a[b]", b"a\\b", b"[", b"]", b"^",
-            b"-", b"x", b"\xe9", b"\x80", b"*",
-        ];
-        for key in keys {
-            pair.both(&[b"SET".to_vec(), key.to_vec(), b"1".to_vec()]);
-        }
-        for pattern in patterns {
-            let (kv, redis) = (
-                pair.kv.call(&[b"KEYS".to_vec(), pattern.clone()]),
-                pair.redis.call(&[b"KEYS".to_vec(), pattern.clone()]),
-            );
-            prop_assert_eq!(
-                sorted_items(&kv),
-                sorted_items(&redis),
-                "KEYS {}",
-                pattern.escape_ascii()
-            );
-        }
-    }
 }
 
 /// Any of the string and key commands with 0-5 arguments drawn from keys, numbers at the
@@ -799,7 +728,72 @@ fn any_arguments() -> impl Strategy<Value = Vec<String>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Random sequences of string commands, transactions included, get Redis's replies.
+    #[test]
+    fn random_commands_are_answered_as_redis_answers_them(
+        commands in prop::collection::vec(command(), 1..120)
+    ) {
+        let Some(mut pair) = Pair::start() else {
+            return Ok(());
+        };
+        for command in untimed_in_blocks(&commands) {
+            let (kv, redis) = pair.both(&bytes_of(&command));
+            prop_assert!(same_reply(&command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
+        }
+    }
+
+    /// The same, sent as one pipeline: kv runs a pipeline's data commands as atomic blocks
+    /// over a view of their own (`block.rs`), another path than one command at a time.
+    #[test]
+    fn random_pipelines_are_answered_as_redis_answers_them(
+        commands in prop::collection::vec(command(), 1..120)
+    ) {
+        let Some(mut pair) = Pair::start() else {
+            return Ok(());
+        };
+        let commands = untimed_in_blocks(&commands);
+        let requests: Vec<Vec<Vec<u8>>> = commands.iter().map(|c| bytes_of(c)).collect();
+        let kv = pair.kv.pipeline(&requests);
+        let redis = pair.redis.pipeline(&requests);
+        for ((command, kv), redis) in commands.iter().zip(kv).zip(redis) {
+            prop_assert!(same_reply(command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
+        }
+    }
+
+    /// `KEYS` patterns, classes and escapes included, select the keys Redis selects.
+    #[test]
+    fn glob_patterns_select_the_keys_redis_selects(
+        patterns in prop::collection::vec(
+            prop::collection::vec(
+                prop::sample::select(b"ab*?[]^-\\!x\xe9\x80".to_vec()), 0..8),
+            1..200,
+        )
+    ) {
+        let Some(mut pair) = Pair::start() else {
+            return Ok(());
+        };
+        let keys: [&[u8]; 16] = [
+            b"", b"a", b"b", b"ab", b"a*b", b"a?b", b"a[b]", b"a\\b", b"[", b"]", b"^",
+            b"-", b"x", b"\xe9", b"\x80", b"*",
+        ];
+        for key in keys {
+            pair.both(&[b"SET".to_vec(), key.to_vec(), b"1".to_vec()]);
+        }
+        for pattern in patterns {
+            let (kv, redis) = (
+                pair.kv.call(&[b"KEYS".to_vec(), pattern.clone()]),
+                pair.redis.call(&[b"KEYS".to_vec(), pattern.clone()]),
+            );
+            prop_assert_eq!(
+                sorted_items(&kv),
+                sorted_items(&redis),
+                "KEYS {}",
+                pattern.escape_ascii()
+            );
+        }
+    }
 
     /// Commands with arguments in any order and of any kind get Redis's replies, errors
     /// included, over keys that hold an integer, text and a deadline.
@@ -810,24 +804,17 @@ proptest! {
         let Some(mut pair) = Pair::start() else {
             return Ok(());
         };
-        for setup in [&["SET", "a", "10"][..], &["SET", "b", "hello"], &["SET", "c", "1", "EX", "1000"]] {
-            let setup: Vec<Vec<u8>> = setup.iter().map(|w| w.as_bytes().to_vec()).collect();
-            pair.both(&setup);
+        for setup in [
+            vec!["SET", "a", "10"],
+            vec!["SET", "b", "hello"],
+            vec!["SET", "c", "1", "EX", "1000"],
+        ] {
+            let setup: Vec<String> = setup.into_iter().map(String::from).collect();
+            pair.both(&bytes_of(&setup));
         }
         for command in &commands {
-            let args: Vec<Vec<u8>> = command.iter().map(|w| w.as_bytes().to_vec()).collect();
-            let (kv, redis) = pair.both(&args);
-            let margin = match command[0].as_str() {
-                "TTL" | "EXPIRETIME" => Some(1),
-                _ => None,
-            };
-            match margin {
-                Some(margin) => prop_assert!(
-                    same_time(&kv, &redis, margin),
-                    "{command:?}: kv {kv:?}, redis {redis:?}"
-                ),
-                None => prop_assert_eq!(&kv, &redis, "{:?}", command),
-            }
+            let (kv, redis) = pair.both(&bytes_of(command));
+            prop_assert!(same_reply(command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
         }
     }
 }
