@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kv_server::ServerOptions;
+use kv_server::{ReplicatedServer, ServerOptions};
 use proptest::prelude::*;
 use support::TestServer;
 
@@ -189,7 +189,13 @@ fn encode(args: &[Vec<u8>], out: &mut Vec<u8>) {
 struct Pair {
     kv: Conn,
     redis: Conn,
-    _servers: (TestServer, Redis),
+    _servers: (Kv, Redis),
+}
+
+/// The server compared, kept for its drop: a single node, or a replicated one.
+enum Kv {
+    Single { _server: TestServer },
+    Replicated { _server: ReplicatedKv },
 }
 
 impl Pair {
@@ -199,7 +205,20 @@ impl Pair {
         Some(Pair {
             kv: Conn::tcp(kv.addr.port()),
             redis: Conn::unix(&redis.socket),
-            _servers: (kv, redis),
+            _servers: (Kv::Single { _server: kv }, redis),
+        })
+    }
+
+    /// Redis beside a replicated node (`kv serve --node-id`), a cluster of its own: its
+    /// writes go through Raft and a staged view of the store (`replicated.rs`,
+    /// `staged.rs`), another path than the single node's.
+    fn start_replicated() -> Option<Pair> {
+        let redis = Redis::start()?;
+        let kv = ReplicatedKv::start();
+        Some(Pair {
+            kv: Conn::tcp(kv.addr.port()),
+            redis: Conn::unix(&redis.socket),
+            _servers: (Kv::Replicated { _server: kv }, redis),
         })
     }
 
@@ -207,6 +226,80 @@ impl Pair {
     fn both(&mut self, args: &[Vec<u8>]) -> (String, String) {
         let text = |reply: Vec<u8>| String::from_utf8_lossy(&reply).into_owned();
         (text(self.kv.call(args)), text(self.redis.call(args)))
+    }
+}
+
+/// A replicated server on 127.0.0.1:0 over a `kv_raft::Node` in a runtime of its own,
+/// initialized as a cluster of one and ready for writes; stopped on drop.
+struct ReplicatedKv {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl ReplicatedKv {
+    fn start() -> ReplicatedKv {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let (ready, started) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            support::runtime().block_on(async move {
+                let raft = "127.0.0.1:0".parse().unwrap();
+                let node = kv_raft::Node::start(&path, kv_raft::NodeOptions::new(1, raft))
+                    .await
+                    .unwrap();
+                let options = ServerOptions {
+                    bind: "127.0.0.1:0".parse().unwrap(),
+                    ..ServerOptions::default()
+                };
+                let server = ReplicatedServer::bind(node.clone(), options).await.unwrap();
+                ready
+                    .send((server.local_addr().unwrap(), node.raft_addr()))
+                    .unwrap();
+                server
+                    .run_until(async {
+                        stopped.await.ok();
+                    })
+                    .await
+                    .unwrap();
+                node.shutdown().await.unwrap();
+            });
+        });
+        let (addr, raft) = started.recv_timeout(Duration::from_secs(30)).unwrap();
+        let kv = ReplicatedKv {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        };
+        let mut conn = Conn::tcp(addr.port());
+        let init = ["KVRAFT", "INIT", "1", &raft.to_string(), &addr.to_string()];
+        let init: Vec<Vec<u8>> = init.iter().map(|w| w.as_bytes().to_vec()).collect();
+        assert_eq!(conn.call(&init), b"+OK\r\n");
+        // Writable once it has elected itself.
+        let set = [b"SET".to_vec(), b"probe".to_vec(), b"1".to_vec()];
+        let started = Instant::now();
+        while conn.call(&set) != b"+OK\r\n" {
+            assert!(started.elapsed() < Duration::from_secs(30), "no leader");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        conn.call(&[b"DEL".to_vec(), b"probe".to_vec()]);
+        kv
+    }
+}
+
+impl Drop for ReplicatedKv {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            if !std::thread::panicking() {
+                thread.join().unwrap();
+            }
+        }
     }
 }
 
@@ -626,6 +719,30 @@ fn same_reply(command: &[String], kv: &str, redis: &str) -> bool {
     }
 }
 
+/// Sends `commands` to both servers one at a time, then, from empty again, as one pipeline,
+/// and checks every reply.
+fn check_both_ways(pair: &mut Pair, commands: &[Vec<String>]) -> Result<(), TestCaseError> {
+    let commands = untimed_in_blocks(commands);
+    for command in &commands {
+        let (kv, redis) = pair.both(&bytes_of(command));
+        prop_assert!(
+            same_reply(command, &kv, &redis),
+            "one at a time, {command:?}: kv {kv:?}, redis {redis:?}"
+        );
+    }
+    pair.both(&bytes_of(&["FLUSHALL".to_string()]));
+    let requests: Vec<Vec<Vec<u8>>> = commands.iter().map(|c| bytes_of(c)).collect();
+    let kv = pair.kv.pipeline(&requests);
+    let redis = pair.redis.pipeline(&requests);
+    for ((command, kv), redis) in commands.iter().zip(kv).zip(redis) {
+        prop_assert!(
+            same_reply(command, &kv, &redis),
+            "pipelined, {command:?}: kv {kv:?}, redis {redis:?}"
+        );
+    }
+    Ok(())
+}
+
 fn bytes_of(command: &[String]) -> Vec<Vec<u8>> {
     command.iter().map(|w| w.as_bytes().to_vec()).collect()
 }
@@ -730,7 +847,9 @@ fn any_arguments() -> impl Strategy<Value = Vec<String>> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
-    /// Random sequences of string commands, transactions included, get Redis's replies.
+    /// Random sequences of string commands, transactions included, get Redis's replies,
+    /// sent one command at a time and as one pipeline: kv runs a pipeline's data commands
+    /// as atomic blocks over a view of their own (`block.rs`), another path.
     #[test]
     fn random_commands_are_answered_as_redis_answers_them(
         commands in prop::collection::vec(command(), 1..120)
@@ -738,28 +857,7 @@ proptest! {
         let Some(mut pair) = Pair::start() else {
             return Ok(());
         };
-        for command in untimed_in_blocks(&commands) {
-            let (kv, redis) = pair.both(&bytes_of(&command));
-            prop_assert!(same_reply(&command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
-        }
-    }
-
-    /// The same, sent as one pipeline: kv runs a pipeline's data commands as atomic blocks
-    /// over a view of their own (`block.rs`), another path than one command at a time.
-    #[test]
-    fn random_pipelines_are_answered_as_redis_answers_them(
-        commands in prop::collection::vec(command(), 1..120)
-    ) {
-        let Some(mut pair) = Pair::start() else {
-            return Ok(());
-        };
-        let commands = untimed_in_blocks(&commands);
-        let requests: Vec<Vec<Vec<u8>>> = commands.iter().map(|c| bytes_of(c)).collect();
-        let kv = pair.kv.pipeline(&requests);
-        let redis = pair.redis.pipeline(&requests);
-        for ((command, kv), redis) in commands.iter().zip(kv).zip(redis) {
-            prop_assert!(same_reply(command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
-        }
+        check_both_ways(&mut pair, &commands)?;
     }
 
     /// `KEYS` patterns, classes and escapes included, select the keys Redis selects.
@@ -816,5 +914,24 @@ proptest! {
             let (kv, redis) = pair.both(&bytes_of(command));
             prop_assert!(same_reply(command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// Random sequences on a replicated node, one command at a time and as a pipeline,
+    /// get Redis's replies (but `WATCH`, which a replicated node refuses).
+    #[test]
+    fn a_replicated_node_answers_as_redis_answers(
+        commands in prop::collection::vec(
+            command().prop_filter("a replicated node refuses WATCH", |c| c[0] != "WATCH"),
+            1..200,
+        )
+    ) {
+        let Some(mut pair) = Pair::start_replicated() else {
+            return Ok(());
+        };
+        check_both_ways(&mut pair, &commands)?;
     }
 }

@@ -38,12 +38,7 @@ impl TestServer {
             ..options
         };
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
+            runtime().block_on(async move {
                 let server = Server::bind(store, options).await?;
                 addr_tx.send(server.local_addr()?).unwrap();
                 server
@@ -110,6 +105,15 @@ impl Drop for TestServer {
             self.shutdown();
         }
     }
+}
+
+/// A runtime with two workers, as the servers under test run on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Sends `request` and reads one line of reply (through its `\r\n`).
