@@ -587,6 +587,9 @@ fn string_command() -> impl Strategy<Value = Vec<String>> {
             "0x10",
             "12345.6789",
             "-0",
+            // Binary: a value holding the protocol's own line end, and a zero byte.
+            "a\r\nb",
+            "\0\u{7f}",
         ])
         .prop_map(String::from),
     ];
