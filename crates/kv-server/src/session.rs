@@ -733,6 +733,8 @@ impl Session {
                     shared.clients.load(Ordering::Relaxed)
                 ),
                 format!("maxclients:{}", shared.options.maxclients),
+                // No command blocks here; `redis-cli --stat` prints this column.
+                "blocked_clients:0".into(),
             ],
         );
         let stats = store.stats();

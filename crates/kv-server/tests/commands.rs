@@ -184,6 +184,22 @@ fn strings_keys_and_their_replies() {
 
     let info: String = redis::cmd("INFO").arg("keyspace").query(&mut c).unwrap();
     assert!(info.contains("db0:keys=3,expires=1,avg_ttl=0"), "{info}");
+    // What `redis-cli --stat` reads each second, each an integer (a missing one printed
+    // as -9223372036854775808 in its "blocked" column).
+    let info: String = redis::cmd("INFO").query(&mut c).unwrap();
+    for field in [
+        "used_memory",
+        "connected_clients",
+        "blocked_clients",
+        "total_commands_processed",
+        "total_connections_received",
+    ] {
+        let value = info
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("INFO has no {field}: {info}"));
+        assert!(value.trim().parse::<u64>().is_ok(), "{field}:{value}");
+    }
     let config: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("appendfsync")
