@@ -858,7 +858,13 @@ mod tests {
                 },
             );
             assert!(!whole, "{kind:?}");
-            assert_eq!(seen, 10, "{kind:?}: one chunk, then the stop");
+            // One chunk, then the stop. A hash index's chunk also bounds the empty buckets
+            // it looks at (four per entry asked), so it can hold fewer than asked: how many
+            // depends on where this process's hasher put the keys.
+            match kind {
+                IndexKind::Hash => assert!((1..=10).contains(&seen), "{kind:?}: {seen}"),
+                IndexKind::Ordered => assert_eq!(seen, 10, "{kind:?}"),
+            }
             assert!(state.for_each_in_shard_chunked(0, 0, 10, || false, |_, _, _| {}));
         }
     }
