@@ -7,7 +7,7 @@ use kv_store::{Ttl, TtlUpdate, Update};
 
 use crate::command::{Command, CommandError, Condition, Deadline, ExpireConditions};
 use crate::glob::glob_match;
-use crate::keyspace::{now_millis, Keyspace};
+use crate::keyspace::Keyspace;
 use crate::long_double::LongDouble;
 use crate::reply::Reply;
 
@@ -118,7 +118,7 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
                 Ok(Some(ttl)) => ttl,
                 Ok(None) => return Some(Reply::bulk_or_nil(keyspace.get(key))),
                 Err(invalid) => {
-                    let exists = keyspace.get(key).is_some();
+                    let exists = keyspace.deadline(key).is_some();
                     return Some(if exists {
                         invalid.clone().into()
                     } else {
@@ -307,6 +307,8 @@ fn expire(
     conditions: ExpireConditions,
 ) -> kv_store::Result<Reply> {
     let mut applied = false;
+    // The view's now, to the millisecond, as Redis compares deadlines.
+    let now = keyspace.now();
     // The value is written again with its new deadline: one atomic read-modify-write,
     // which the condition needs and which a block inside MULTI can buffer.
     keyspace.update(key, &mut |current| {
@@ -314,9 +316,6 @@ fn expire(
             applied = false;
             return Update::Keep;
         };
-        // In whole milliseconds, as Redis keeps time and deadlines: `EXPIRE k 100` then
-        // `EXPIRE k 100 GT` in the same millisecond is not a later deadline.
-        let now = now_millis();
         // `None`: already past (the key is deleted); an overflow counts as far future.
         let new_deadline = match deadline {
             Deadline::In(ms) if ms <= 0 => None,

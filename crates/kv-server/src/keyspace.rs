@@ -54,6 +54,12 @@ pub(crate) trait Keyspace {
     /// The key's deadline, exactly: `None` if it holds no value, `Some(None)` if it has
     /// no deadline.
     fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>>;
+    /// The instant the view sets relative deadlines from and compares them at, in whole
+    /// milliseconds as Redis keeps time: `EXPIRE k 100` then `EXPIRE k 100 GT` within
+    /// one millisecond is not a later deadline. By default the clock's now.
+    fn now(&self) -> SystemTime {
+        truncated_now()
+    }
     /// Runs `f`, which reads and writes several keys, as one atomic step: outside a
     /// block, in a transaction of its own, run again until it commits (a changed key only
     /// means another writer went first); inside `EXEC`'s block, as part of it.
@@ -223,11 +229,11 @@ pub(crate) fn whole_millis(at: SystemTime) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
 }
 
-/// Now, in whole milliseconds: Redis's clock for deadlines (`mstime()`), so that a deadline
-/// set and compared within one millisecond (`SET k v PX 100` then `PEXPIRE k 100 LT`, or
-/// `PTTL` right after) is the one Redis would compute; the store keeps deadlines in
-/// milliseconds too.
-pub(crate) fn now_millis() -> SystemTime {
+/// Now, rounded down to the millisecond: Redis's clock for deadlines (`mstime()`), so that
+/// a deadline set and compared within one millisecond (`SET k v PX 100` then
+/// `PEXPIRE k 100 LT`, or `PTTL` right after) is the one Redis would compute; the store
+/// keeps deadlines in milliseconds too.
+pub(crate) fn truncated_now() -> SystemTime {
     whole_millis(SystemTime::now())
 }
 
@@ -339,10 +345,7 @@ impl<'a> Queued<'a> {
                 let value = tx.get(key.clone())?;
                 // The deadline as stored, to the millisecond (not now plus what is left,
                 // which a clock read between the two would shift).
-                let deadline = self
-                    .store
-                    .get_with_deadline_at(key, SystemTime::now())
-                    .and_then(|(_, deadline)| deadline);
+                let deadline = self.store.deadline(key).flatten();
                 Some((value, deadline))
             }
         }
@@ -369,7 +372,7 @@ impl Keyspace for Queued<'_> {
     }
 
     fn ttl(&mut self, key: &Bytes) -> Ttl {
-        ttl_at(self.read(key), now_millis())
+        ttl_at(self.read(key), self.now())
     }
 
     fn update(
@@ -378,7 +381,7 @@ impl Keyspace for Queued<'_> {
         f: &mut dyn FnMut(Option<Current<'_>>) -> Update,
     ) -> kv_store::Result<Updated> {
         let current = self.read(key);
-        let decided = decide(current, now_millis(), f);
+        let decided = decide(current, self.now(), f);
         if let Some(state) = decided.state {
             self.stage(key, state, decided.after);
         }
@@ -392,7 +395,7 @@ impl Keyspace for Queued<'_> {
                 .update(key, &mut |_| Update::put_with(value.clone(), ttl))
                 .map(|_| ());
         }
-        let (deadline, after) = deadline_of(ttl, None, now_millis());
+        let (deadline, after) = deadline_of(ttl, None, self.now());
         self.stage(key, Some((value.clone(), deadline)), after);
         Ok(())
     }

@@ -172,6 +172,10 @@ impl Keyspace for Staged {
         ttl_at(self.read(key), self.now)
     }
 
+    fn now(&self) -> SystemTime {
+        self.now
+    }
+
     fn update(
         &mut self,
         key: &Bytes,
