@@ -4,9 +4,8 @@
 //! - `*` any run of bytes, `?` any one byte, `\x` the byte `x`;
 //! - `[abc]`, `[^abc]` (only `^` negates), `[a-z]` with the ends in either order and
 //!   compared as C's signed `char` (so the range in `[é-A]`, bytes `\xc3 \xa9 - A`, takes
-//!   in `\xa9` to `\xff` and every ASCII byte up to `A`), `[*-]`
-//!   a range up to `]` rather than two bytes, `\]` inside a class; a class left open ends
-//!   at the pattern's end;
+//!   in `\xa9` to `\xff` and every ASCII byte up to `A`), `[*-]` a range up to `]` rather
+//!   than two bytes, `\]` inside a class; a class left open ends at the pattern's end;
 //! - an empty key matches only the empty pattern and `*` (which `KEYS` and `SCAN` take as
 //!   "every key" without matching).
 //!

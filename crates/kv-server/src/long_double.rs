@@ -8,6 +8,8 @@
 //! the same arithmetic, correctly rounded), the text it accepts is `strtold`'s grammar, and
 //! the printing is exact decimal arithmetic on its bits.
 
+use std::fmt::Write;
+
 use rustc_apfloat::ieee::X87DoubleExtended;
 use rustc_apfloat::{Float, Round, Status};
 
@@ -93,33 +95,31 @@ impl LongDouble {
         // normal (its integer bit is simply clear).
         let power = i64::from(biased.max(1)) - 16383 - 63;
 
-        let mut digits = if power >= 0 {
-            let mut integer = decimal_of(significand, power as u32);
-            integer.push_str(&"0".repeat(DECIMALS as usize));
-            integer
+        let (integer, fraction) = if power >= 0 {
+            // An integer: no decimals to print.
+            (decimal_of(significand, power as u32), String::new())
         } else {
-            // significand × 10^17 < 2^64 × 2^57: it fits a u128 before the shift.
+            // significand × 10^17 < 2^64 × 2^57: it fits a u128 before the shift. Padded
+            // so that at least one digit stands before the point.
             let scaled = u128::from(significand) * 10u128.pow(DECIMALS);
-            rounded_shift(scaled, (-power) as u32).to_string()
+            let width = DECIMALS as usize + 1;
+            let digits = format!("{:0width$}", rounded_shift(scaled, (-power) as u32));
+            let (integer, fraction) = digits.split_at(digits.len() - DECIMALS as usize);
+            (
+                integer.to_owned(),
+                fraction.trim_end_matches('0').to_owned(),
+            )
         };
-        // At least one digit before the point.
-        if digits.len() <= DECIMALS as usize {
-            let pad = DECIMALS as usize + 1 - digits.len();
-            digits.insert_str(0, &"0".repeat(pad));
-        }
-        let point = digits.len() - DECIMALS as usize;
-        let fraction = digits[point..].trim_end_matches('0');
-        let mut text = String::with_capacity(digits.len() + 2);
-        if negative {
+        // `-0` is written `0`.
+        let zero = integer == "0" && fraction.is_empty();
+        let mut text = String::with_capacity(integer.len() + fraction.len() + 2);
+        if negative && !zero {
             text.push('-');
         }
-        text.push_str(&digits[..point]);
+        text.push_str(&integer);
         if !fraction.is_empty() {
             text.push('.');
-            text.push_str(fraction);
-        }
-        if text == "-0" {
-            text = "0".into();
+            text.push_str(&fraction);
         }
         text
     }
@@ -233,7 +233,8 @@ fn decimal_of(significand: u64, power: u32) -> String {
     }
     let mut text = limbs.last().map_or_else(String::new, u64::to_string);
     for limb in limbs.iter().rev().skip(1) {
-        text.push_str(&format!("{limb:09}"));
+        // Writing into a `String` cannot fail.
+        let _ = write!(text, "{limb:09}");
     }
     text
 }
