@@ -965,12 +965,13 @@ impl KvStore {
         // Whether the rewrite fits the size limits, checked first, as every write is
         // (`submit_uncounted`): one the log would refuse (a value written under a larger
         // limit) must not evict anything.
-        let lacks_deadline = self.state().with_entry(key, self.now(), |e| {
+        // `None` for a key absent or with a deadline already.
+        let fits = self.state().with_entry(key, self.now(), |e| {
             e.deadline()
                 .is_none()
                 .then(|| self.inner.durable.check_put(key.len(), e.value().len()))
         });
-        let Some(fits) = lacks_deadline.flatten() else {
+        let Some(fits) = fits.flatten() else {
             // Absent, or it has one: `rewrite_deadline` looks again under the stripe.
             return Ok((false, None));
         };
