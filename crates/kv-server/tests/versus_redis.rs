@@ -276,7 +276,7 @@ impl ReplicatedKv {
         };
         let mut conn = Conn::tcp(addr.port());
         let init = ["KVRAFT", "INIT", "1", &raft.to_string(), &addr.to_string()];
-        let init: Vec<Vec<u8>> = init.iter().map(|w| w.as_bytes().to_vec()).collect();
+        let init = init.map(|word| word.as_bytes().to_vec());
         assert_eq!(conn.call(&init), b"+OK\r\n");
         // Writable once it has elected itself.
         let set = [b"SET".to_vec(), b"probe".to_vec(), b"1".to_vec()];
@@ -533,6 +533,16 @@ fn millis() -> impl Strategy<Value = String> {
     (100_000u64..100_000_000_000).prop_map(|ms| ms.to_string())
 }
 
+/// One of the four keys the random sequences use.
+fn key() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["a", "b", "c", "d"]).prop_map(String::from)
+}
+
+/// An `EXPIRE` condition, or none.
+fn condition() -> impl Strategy<Value = String> {
+    prop::sample::select(vec!["", "NX", "XX", "GT", "LT"]).prop_map(String::from)
+}
+
 /// A random command: mostly string commands, some with absolute deadlines.
 fn command() -> impl Strategy<Value = Vec<String>> {
     prop_oneof![4 => string_command(), 1 => deadline_command()]
@@ -541,7 +551,6 @@ fn command() -> impl Strategy<Value = Vec<String>> {
 /// Deadlines given as instants (whose answers do not depend on the moment they are read),
 /// and the commands that read them back.
 fn deadline_command() -> impl Strategy<Value = Vec<String>> {
-    let key = || prop::sample::select(vec!["a", "b", "c", "d"]).prop_map(String::from);
     // Seconds since the epoch: in 2100 and 2101, in the past, and not a number.
     let at = || {
         prop::sample::select(vec!["4102444800", "4133980800", "1", "0", "-5", "x"])
@@ -551,8 +560,6 @@ fn deadline_command() -> impl Strategy<Value = Vec<String>> {
         prop::sample::select(vec!["4102444800123", "4102444800000", "1000", "0", "x"])
             .prop_map(String::from)
     };
-    let condition =
-        || prop::sample::select(vec!["", "NX", "XX", "GT", "LT"]).prop_map(String::from);
     prop_oneof![
         (key(), at(), condition()).prop_map(|(k, t, c)| args(vec!["EXPIREAT".into(), k, t, c])),
         (key(), at_ms(), condition()).prop_map(|(k, t, c)| args(vec!["PEXPIREAT".into(), k, t, c])),
@@ -592,7 +599,6 @@ fn deadline_command() -> impl Strategy<Value = Vec<String>> {
 /// A random string command over four keys, with values that are integers, floats near
 /// the edges, and text.
 fn string_command() -> impl Strategy<Value = Vec<String>> {
-    let key = || prop::sample::select(vec!["a", "b", "c", "d"]).prop_map(String::from);
     let value = prop_oneof![
         (-100i64..100).prop_map(|n| n.to_string()),
         prop::sample::select(vec![
@@ -614,8 +620,6 @@ fn string_command() -> impl Strategy<Value = Vec<String>> {
     ];
     let offset = || (-12i64..12).prop_map(|n| n.to_string());
     let ttl = || no_time().prop_union(seconds().boxed());
-    let condition =
-        || prop::sample::select(vec!["", "NX", "XX", "GT", "LT"]).prop_map(String::from);
     let set_option = prop_oneof![
         prop::sample::select(vec![
             "", "NX", "XX", "GET", "KEEPTTL", "NX GET", "XX GET", "EX 0"
@@ -745,13 +749,7 @@ fn same_reply(command: &[String], kv: &str, redis: &str) -> bool {
 /// and checks every reply.
 fn check_both_ways(pair: &mut Pair, commands: &[Vec<String>]) -> Result<(), TestCaseError> {
     let commands = untimed_in_blocks(commands);
-    for command in &commands {
-        let (kv, redis) = pair.both(&bytes_of(command));
-        prop_assert!(
-            same_reply(command, &kv, &redis),
-            "one at a time, {command:?}: kv {kv:?}, redis {redis:?}"
-        );
-    }
+    check_in_turn(pair, &commands)?;
     // From a fresh start: out of any MULTI the sequence left open, with nothing watched.
     for reset in ["DISCARD", "UNWATCH", "FLUSHALL"] {
         pair.both(&bytes_of(&[reset.to_string()]));
@@ -763,6 +761,18 @@ fn check_both_ways(pair: &mut Pair, commands: &[Vec<String>]) -> Result<(), Test
         prop_assert!(
             same_reply(command, &kv, &redis),
             "pipelined, {command:?}: kv {kv:?}, redis {redis:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Sends `commands` to both servers one at a time and checks every reply.
+fn check_in_turn(pair: &mut Pair, commands: &[Vec<String>]) -> Result<(), TestCaseError> {
+    for command in commands {
+        let (kv, redis) = pair.both(&bytes_of(command));
+        prop_assert!(
+            same_reply(command, &kv, &redis),
+            "one at a time, {command:?}: kv {kv:?}, redis {redis:?}"
         );
     }
     Ok(())
@@ -935,10 +945,7 @@ proptest! {
             let setup: Vec<String> = setup.into_iter().map(String::from).collect();
             pair.both(&bytes_of(&setup));
         }
-        for command in &commands {
-            let (kv, redis) = pair.both(&bytes_of(command));
-            prop_assert!(same_reply(command, &kv, &redis), "{command:?}: kv {kv:?}, redis {redis:?}");
-        }
+        check_in_turn(&mut pair, &commands)?;
     }
 }
 
