@@ -8,6 +8,7 @@
 //! the same arithmetic, correctly rounded), the text it accepts is `strtold`'s grammar, and
 //! the printing is exact decimal arithmetic on its bits.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use rustc_apfloat::ieee::X87DoubleExtended;
@@ -54,9 +55,8 @@ impl LongDouble {
             let number = Number::scan(unsigned)?;
             // The library wants a hexadecimal exponent, which C leaves optional.
             let spelled = match number {
-                Number::Decimal => unsigned.to_owned(),
-                Number::Hex { exponent: true } => format!("0x{}", &unsigned[2..]),
-                Number::Hex { exponent: false } => format!("0x{}p0", &unsigned[2..]),
+                Number::Hex { exponent: false } => Cow::Owned(format!("{unsigned}p0")),
+                Number::Decimal | Number::Hex { exponent: true } => Cow::Borrowed(unsigned),
             };
             // Correctly rounded, as glibc's `strtold`. The library retries at twice the
             // precision while the digits read cannot decide the rounding, so a number
@@ -231,8 +231,10 @@ fn decimal_of(significand: u64, power: u32) -> String {
     while limbs.len() > 1 && limbs.last() == Some(&0) {
         limbs.pop();
     }
-    let mut text = limbs.last().map_or_else(String::new, u64::to_string);
-    for limb in limbs.iter().rev().skip(1) {
+    // At least one limb is left: the loop above keeps the last.
+    let (top, rest) = limbs.split_last().expect("a limb");
+    let mut text = top.to_string();
+    for limb in rest.iter().rev() {
         // Writing into a `String` cannot fail.
         let _ = write!(text, "{limb:09}");
     }
@@ -274,6 +276,11 @@ mod tests {
             (".5", "-0", "0.5"),
             ("0e99999", "1", "1"),
             ("0X1P3", "0xA.8", "18.5"),
+            // Exact ties at the 17th decimal: to the even digit, down and up.
+            ("0x1p-18", "0", "0.00000381469726562"),
+            ("0x3p-18", "0", "0.00001144409179688"),
+            ("0x1p-57", "0", "0.00000000000000001"),
+            ("0x3p-57", "0", "0.00000000000000002"),
             // 2^64 + 1 needs 65 significant bits: the sum rounds back to 2^64.
             ("18446744073709551616", "1", "18446744073709551616"),
         ] {
@@ -299,6 +306,8 @@ mod tests {
         for text in [
             "", " 1", "1 ", "1e", "1e+", "0x", "0x1p", "abc", "1.2.3", ".", "nan", "-nan",
             "1e5000", "1e-5000", "0x1g", "1_000", "1,5", "++1", "--1",
+            // A NUL ends C's string, but Redis 7.0 still refuses what follows it.
+            "1\0junk", "\05",
         ] {
             assert_eq!(LongDouble::parse(text.as_bytes()), None, "{text:?}");
         }
