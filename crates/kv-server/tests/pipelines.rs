@@ -15,16 +15,7 @@ use kv_server::{encode, Protocol, ServerOptions, Session};
 use kv_store::{Durability, KvStore, Options};
 use kv_wal::fs::fault::{Fault, FaultyFileSystem, Op};
 use proptest::prelude::*;
-use support::TestServer;
-
-/// A request in the protocol's multibulk form.
-fn request(words: &[String]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", words.len()).into_bytes();
-    for word in words {
-        out.extend_from_slice(format!("${}\r\n{word}\r\n", word.len()).as_bytes());
-    }
-    out
-}
+use support::{request, TestServer};
 
 /// What running `pipeline` one request at a time answers, encoded.
 fn one_at_a_time(session: &mut Session, pipeline: &[Vec<String>]) -> Vec<u8> {

@@ -29,8 +29,7 @@ fn redis_cli(server: &TestServer, args: &[&str], input: Option<&str>) -> String 
 
 #[test]
 fn redis_cli_works_against_the_server() {
-    if Command::new("redis-cli").arg("--version").output().is_err() {
-        eprintln!("note: redis-cli is not installed (apt-get install redis-tools); test skipped");
+    if !support::installed("redis-cli") {
         return;
     }
     let server = TestServer::start(ServerOptions::default());
@@ -59,14 +58,7 @@ fn redis_cli_works_against_the_server() {
 
 #[test]
 fn redis_benchmark_runs_against_the_server() {
-    if Command::new("redis-benchmark")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!(
-            "note: redis-benchmark is not installed (apt-get install redis-tools); test skipped"
-        );
+    if !support::installed("redis-benchmark") {
         return;
     }
     let server = TestServer::start(ServerOptions::default());

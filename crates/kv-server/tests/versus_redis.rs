@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use kv_server::{ReplicatedServer, ServerOptions};
 use proptest::prelude::*;
-use support::TestServer;
+use support::{request, TestServer};
 
 /// A `redis-server` child on a Unix socket of its own (no port to race for), with nothing
 /// persisted; killed on drop.
@@ -40,15 +40,7 @@ impl Redis {
             eprintln!("note: not x86-64; the comparison with Redis is skipped");
             return None;
         }
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!(
-                "note: redis-server is not installed (apt-get install redis-server); \
-                 the comparison with Redis is skipped"
-            );
+        if !support::installed("redis-server") {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -70,13 +62,16 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let redis = Redis {
+        let mut redis = Redis {
             child,
             socket,
             _dir: dir,
         };
         let started = Instant::now();
         while UnixStream::connect(&redis.socket).is_err() {
+            if let Some(status) = redis.child.try_wait().unwrap() {
+                panic!("redis-server exited before it listened: {status}");
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "redis-server did not listen on {}",
@@ -126,62 +121,50 @@ impl Conn {
     }
 
     fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
-        let mut request = Vec::new();
-        encode(args, &mut request);
-        self.writer.write_all(&request).unwrap();
+        self.writer.write_all(&request(args)).unwrap();
         let mut reply = Vec::new();
         self.read_reply(&mut reply);
         reply
     }
 
     /// Sends every request in one write, then reads a reply to each.
-    fn pipeline(&mut self, requests: &[Vec<Vec<u8>>]) -> Vec<String> {
-        let mut all = Vec::new();
-        for args in requests {
-            encode(args, &mut all);
-        }
+    fn pipeline(&mut self, requests: &[Vec<Vec<u8>>]) -> Vec<Vec<u8>> {
+        let all: Vec<u8> = requests.iter().flat_map(|args| request(args)).collect();
         self.writer.write_all(&all).unwrap();
         requests
             .iter()
             .map(|_| {
                 let mut reply = Vec::new();
                 self.read_reply(&mut reply);
-                String::from_utf8_lossy(&reply).into_owned()
+                reply
             })
             .collect()
     }
 
-    /// Appends one whole reply (RESP2 or RESP3), nested ones included.
+    /// Appends one whole RESP2 reply (the only protocol these tests speak), nested ones
+    /// included.
     fn read_reply(&mut self, out: &mut Vec<u8>) {
         let start = out.len();
         self.reader.read_until(b'\n', out).unwrap();
-        assert!(out.ends_with(b"\r\n"), "connection closed mid-reply");
+        assert!(
+            out[start..].ends_with(b"\r\n"),
+            "connection closed mid-reply"
+        );
         let header = String::from_utf8_lossy(&out[start..out.len() - 2]).into_owned();
         let (kind, count) = header.split_at(1);
         let count: i64 = match kind {
-            "$" | "=" | "!" | "*" | "~" | ">" | "%" | "|" => count.parse().unwrap(),
+            "$" | "*" => count.parse().unwrap(),
             _ => return,
         };
         match kind {
             _ if count < 0 => {}
-            "$" | "=" | "!" => {
+            "$" => {
                 let mut body = vec![0; count as usize + 2];
                 self.reader.read_exact(&mut body).unwrap();
                 out.extend_from_slice(&body);
             }
-            "%" | "|" => (0..count * 2).for_each(|_| self.read_reply(out)),
             _ => (0..count).for_each(|_| self.read_reply(out)),
         }
-    }
-}
-
-/// Appends `args` as a RESP request.
-fn encode(args: &[Vec<u8>], out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -223,9 +206,8 @@ impl Pair {
     }
 
     /// Runs `args` on both; the two replies.
-    fn both(&mut self, args: &[Vec<u8>]) -> (String, String) {
-        let text = |reply: Vec<u8>| String::from_utf8_lossy(&reply).into_owned();
-        (text(self.kv.call(args)), text(self.redis.call(args)))
+    fn both(&mut self, args: &[Vec<u8>]) -> (Vec<u8>, Vec<u8>) {
+        (self.kv.call(args), self.redis.call(args))
     }
 }
 
@@ -508,6 +490,7 @@ fn every_line_of_a_script_is_answered_as_redis_answers_it() {
     for line in SCRIPT.lines().filter(|line| !line.trim().is_empty()) {
         let (kv, redis) = pair.both(&words(line));
         if kv != redis {
+            let (kv, redis) = (shown(&kv), shown(&redis));
             differences.push(format!("{line}\n  kv:    {kv:?}\n  redis: {redis:?}"));
         }
     }
@@ -652,16 +635,15 @@ fn string_command() -> impl Strategy<Value = Vec<String>> {
             o.to_string(),
             v
         ]),
-        prop::collection::vec((key(), value.clone()), 1..4).prop_map(move |pairs| {
-            let mut c = vec!["MSET".to_string()];
-            pairs.into_iter().for_each(|(k, v)| c.extend([k, v]));
-            c
-        }),
-        prop::collection::vec((key(), value), 1..4).prop_map(move |pairs| {
-            let mut c = vec!["MSETNX".to_string()];
-            pairs.into_iter().for_each(|(k, v)| c.extend([k, v]));
-            c
-        }),
+        (
+            prop::sample::select(vec!["MSET", "MSETNX"]),
+            prop::collection::vec((key(), value), 1..4)
+        )
+            .prop_map(|(name, pairs)| {
+                let mut c = vec![name.to_string()];
+                pairs.into_iter().for_each(|(k, v)| c.extend([k, v]));
+                c
+            }),
         prop::collection::vec(key(), 1..5)
             .prop_map(|keys| args([vec!["MGET".into()], keys].concat())),
         prop::collection::vec(key(), 1..5)
@@ -704,8 +686,11 @@ fn args(words: Vec<String>) -> Vec<String> {
 /// Two replies of a time (`TTL`, `EXPIRETIME`, ...) agree when both are the same negative
 /// code, or both are within `margin` of each other: a deadline given relative to now is
 /// set, and read, a moment apart on the two servers.
-fn same_time(kv: &str, redis: &str, margin: i64) -> bool {
-    let number = |reply: &str| reply.strip_prefix(':')?.trim_end().parse::<i64>().ok();
+fn same_time(kv: &[u8], redis: &[u8], margin: i64) -> bool {
+    let number = |reply: &[u8]| {
+        let digits = reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+        std::str::from_utf8(digits).ok()?.parse::<i64>().ok()
+    };
     match (number(kv), number(redis)) {
         (Some(a), Some(b)) if a >= 0 && b >= 0 => (a - b).abs() <= margin,
         _ => kv == redis,
@@ -737,7 +722,7 @@ fn untimed_in_blocks(commands: &[Vec<String>]) -> Vec<Vec<String>> {
 
 /// Whether the two servers' replies to `command` agree: byte for byte, or for a time
 /// within what a moment apart can change.
-fn same_reply(command: &[String], kv: &str, redis: &str) -> bool {
+fn same_reply(command: &[String], kv: &[u8], redis: &[u8]) -> bool {
     match command[0].as_str() {
         "TTL" | "EXPIRETIME" => same_time(kv, redis, 1),
         "PEXPIRETIME" => same_time(kv, redis, 1000),
@@ -760,7 +745,9 @@ fn check_both_ways(pair: &mut Pair, commands: &[Vec<String>]) -> Result<(), Test
     for ((command, kv), redis) in commands.iter().zip(kv).zip(redis) {
         prop_assert!(
             same_reply(command, &kv, &redis),
-            "pipelined, {command:?}: kv {kv:?}, redis {redis:?}"
+            "pipelined, {command:?}: kv {:?}, redis {:?}",
+            shown(&kv),
+            shown(&redis)
         );
     }
     Ok(())
@@ -772,10 +759,17 @@ fn check_in_turn(pair: &mut Pair, commands: &[Vec<String>]) -> Result<(), TestCa
         let (kv, redis) = pair.both(&bytes_of(command));
         prop_assert!(
             same_reply(command, &kv, &redis),
-            "one at a time, {command:?}: kv {kv:?}, redis {redis:?}"
+            "one at a time, {command:?}: kv {:?}, redis {:?}",
+            shown(&kv),
+            shown(&redis)
         );
     }
     Ok(())
+}
+
+/// A reply as text, for a failure's message (its bytes are what is compared).
+fn shown(reply: &[u8]) -> String {
+    String::from_utf8_lossy(reply).into_owned()
 }
 
 fn bytes_of(command: &[String]) -> Vec<Vec<u8>> {
@@ -783,10 +777,21 @@ fn bytes_of(command: &[String]) -> Vec<Vec<u8>> {
 }
 
 /// The bulk strings of a flat array reply (`KEYS`), sorted: the two servers keep their keys
-/// in different orders.
+/// in different orders. Panics on any other reply (an error, say), which has no items to
+/// compare.
 fn sorted_items(reply: &[u8]) -> Vec<Vec<u8>> {
     let line_end =
         |from: usize| from + reply[from..].windows(2).position(|w| w == b"\r\n").unwrap();
+    assert_eq!(
+        reply.first(),
+        Some(&b'*'),
+        "not an array: {:?}",
+        String::from_utf8_lossy(reply)
+    );
+    let count: usize = std::str::from_utf8(&reply[1..line_end(0)])
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut at = line_end(0) + 2;
     let mut items = Vec::new();
     while at < reply.len() {
@@ -798,6 +803,7 @@ fn sorted_items(reply: &[u8]) -> Vec<Vec<u8>> {
         items.push(reply[header + 2..header + 2 + len].to_vec());
         at = header + 2 + len + 2;
     }
+    assert_eq!(items.len(), count, "the array's length");
     items.sort();
     items
 }

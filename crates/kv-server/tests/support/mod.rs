@@ -107,6 +107,38 @@ impl Drop for TestServer {
     }
 }
 
+/// `args` as a request in the protocol's multibulk form.
+pub fn request(args: &[impl AsRef<[u8]>]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        let arg = arg.as_ref();
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Whether `tool` (`redis-server`, `redis-cli`, `redis-benchmark`) can be run. Where it
+/// cannot, the test that needs it says so and skips, unless `KV_REQUIRE_REDIS_TOOLS` is set
+/// (`.ci/run` sets it where it could install them), which makes a missing tool a failure:
+/// CI must not pass by comparing nothing.
+pub fn installed(tool: &str) -> bool {
+    if std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var_os("KV_REQUIRE_REDIS_TOOLS").is_none(),
+        "{tool} is not installed, and KV_REQUIRE_REDIS_TOOLS says the tests need it"
+    );
+    eprintln!("note: {tool} is not installed (Debian: redis-server, redis-tools); skipped");
+    false
+}
+
 /// A runtime with two workers, as the servers under test run on.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
