@@ -307,7 +307,7 @@ mod tests {
             "", " 1", "1 ", "1e", "1e+", "0x", "0x1p", "abc", "1.2.3", ".", "nan", "-nan",
             "1e5000", "1e-5000", "0x1g", "1_000", "1,5", "++1", "--1",
             // A NUL ends C's string, but Redis 7.0 still refuses what follows it.
-            "1\0junk", "\05",
+            "1\0junk", "\x005",
         ] {
             assert_eq!(LongDouble::parse(text.as_bytes()), None, "{text:?}");
         }
