@@ -13,7 +13,6 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -97,11 +96,8 @@ struct Conn {
 }
 
 impl Conn {
-    fn tcp(port: u16) -> Conn {
-        let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+    fn tcp(server: &TestServer) -> Conn {
+        let stream = server.raw();
         Conn::over(stream.try_clone().unwrap(), stream)
     }
 
@@ -172,24 +168,16 @@ impl Conn {
 struct Pair {
     kv: Conn,
     redis: Conn,
-    _servers: (Kv, Redis),
-}
-
-/// The server compared, kept for its drop: a single node, or a replicated one.
-enum Kv {
-    Single { _server: TestServer },
-    Replicated { _server: ReplicatedKv },
+    _servers: (TestServer, Redis),
 }
 
 impl Pair {
     fn start() -> Option<Pair> {
         let redis = Redis::start()?;
-        let kv = TestServer::start(ServerOptions::default());
-        Some(Pair {
-            kv: Conn::tcp(kv.addr.port()),
-            redis: Conn::unix(&redis.socket),
-            _servers: (Kv::Single { _server: kv }, redis),
-        })
+        Some(Pair::beside(
+            TestServer::start(ServerOptions::default()),
+            redis,
+        ))
     }
 
     /// Redis beside a replicated node (`kv serve --node-id`), a cluster of its own: its
@@ -197,12 +185,15 @@ impl Pair {
     /// `staged.rs`), another path than the single node's.
     fn start_replicated() -> Option<Pair> {
         let redis = Redis::start()?;
-        let kv = ReplicatedKv::start();
-        Some(Pair {
-            kv: Conn::tcp(kv.addr.port()),
+        Some(Pair::beside(replicated_node(), redis))
+    }
+
+    fn beside(kv: TestServer, redis: Redis) -> Pair {
+        Pair {
+            kv: Conn::tcp(&kv),
             redis: Conn::unix(&redis.socket),
-            _servers: (Kv::Replicated { _server: kv }, redis),
-        })
+            _servers: (kv, redis),
+        }
     }
 
     /// Runs `args` on both; the two replies.
@@ -211,78 +202,52 @@ impl Pair {
     }
 }
 
-/// A replicated server on 127.0.0.1:0 over a `kv_raft::Node` in a runtime of its own,
-/// initialized as a cluster of one and ready for writes; stopped on drop.
-struct ReplicatedKv {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl ReplicatedKv {
-    fn start() -> ReplicatedKv {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        let (ready, started) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            support::runtime().block_on(async move {
-                let raft = "127.0.0.1:0".parse().unwrap();
-                let node = kv_raft::Node::start(&path, kv_raft::NodeOptions::new(1, raft))
-                    .await
-                    .unwrap();
-                let options = ServerOptions {
-                    bind: "127.0.0.1:0".parse().unwrap(),
-                    ..ServerOptions::default()
-                };
-                let server = ReplicatedServer::bind(node.clone(), options).await.unwrap();
-                ready
-                    .send((server.local_addr().unwrap(), node.raft_addr()))
-                    .unwrap();
-                server
-                    .run_until(async {
-                        stopped.await.ok();
-                    })
-                    .await
-                    .unwrap();
-                node.shutdown().await.unwrap();
-            });
-        });
-        let (addr, raft) = started.recv_timeout(Duration::from_secs(30)).unwrap();
-        let kv = ReplicatedKv {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-            _dir: dir,
+/// A replicated server on 127.0.0.1:0 over a `kv_raft::Node`, initialized as a cluster of
+/// one and ready for writes.
+fn replicated_node() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let (raft_tx, raft_rx) = std::sync::mpsc::channel();
+    let kv = TestServer::run(dir, move |listening, stopped| async move {
+        let raft = "127.0.0.1:0".parse().unwrap();
+        let node = kv_raft::Node::start(&path, kv_raft::NodeOptions::new(1, raft))
+            .await
+            .unwrap();
+        let options = ServerOptions {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            ..ServerOptions::default()
         };
-        let mut conn = Conn::tcp(addr.port());
-        let init = ["KVRAFT", "INIT", "1", &raft.to_string(), &addr.to_string()];
-        let init = init.map(|word| word.as_bytes().to_vec());
-        assert_eq!(conn.call(&init), b"+OK\r\n");
-        // Writable once it has elected itself.
-        let set = [b"SET".to_vec(), b"probe".to_vec(), b"1".to_vec()];
-        let started = Instant::now();
-        while conn.call(&set) != b"+OK\r\n" {
-            assert!(started.elapsed() < Duration::from_secs(30), "no leader");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        conn.call(&[b"DEL".to_vec(), b"probe".to_vec()]);
-        kv
+        let server = ReplicatedServer::bind(node.clone(), options).await?;
+        raft_tx.send(node.raft_addr()).unwrap();
+        listening.send(server.local_addr()?).unwrap();
+        server
+            .run_until(async {
+                stopped.await.ok();
+            })
+            .await?;
+        node.shutdown().await.unwrap();
+        Ok(())
+    });
+    let raft = raft_rx.recv().unwrap();
+    let mut conn = Conn::tcp(&kv);
+    let init = [
+        "KVRAFT",
+        "INIT",
+        "1",
+        &raft.to_string(),
+        &kv.addr.to_string(),
+    ];
+    let init = init.map(|word| word.as_bytes().to_vec());
+    assert_eq!(conn.call(&init), b"+OK\r\n");
+    // Writable once it has elected itself.
+    let set = [b"SET".to_vec(), b"probe".to_vec(), b"1".to_vec()];
+    let started = Instant::now();
+    while conn.call(&set) != b"+OK\r\n" {
+        assert!(started.elapsed() < Duration::from_secs(30), "no leader");
+        std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-impl Drop for ReplicatedKv {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            if !std::thread::panicking() {
-                thread.join().unwrap();
-            }
-        }
-    }
+    conn.call(&[b"DEL".to_vec(), b"probe".to_vec()]);
+    kv
 }
 
 /// A line split as redis-cli splits it, for the scripts below: words, or double quotes.

@@ -31,24 +31,34 @@ impl TestServer {
 
     /// Serves `store`, opened in `dir`.
     pub fn serve(dir: tempfile::TempDir, store: KvStore, options: ServerOptions) -> TestServer {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let options = ServerOptions {
             bind: "127.0.0.1:0".parse().unwrap(),
             ..options
         };
-        let thread = std::thread::spawn(move || {
-            runtime().block_on(async move {
-                let server = Server::bind(store, options).await?;
-                addr_tx.send(server.local_addr()?).unwrap();
-                server
-                    .run_until(async {
-                        stopped.await.ok();
-                    })
-                    .await
-            })
-        });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        Self::run(dir, |listening, stopped| async move {
+            let server = Server::bind(store, options).await?;
+            listening.send(server.local_addr()?).unwrap();
+            server
+                .run_until(async {
+                    stopped.await.ok();
+                })
+                .await
+        })
+    }
+
+    /// Runs `serve` on a runtime in a thread of its own: it sends the address it listens
+    /// on, then serves until `stopped` (a replicated server runs this way too).
+    pub fn run<F, Fut>(dir: tempfile::TempDir, serve: F) -> TestServer
+    where
+        F: FnOnce(std::sync::mpsc::Sender<SocketAddr>, tokio::sync::oneshot::Receiver<()>) -> Fut
+            + Send
+            + 'static,
+        Fut: std::future::Future<Output = Result<(), kv_server::Error>>,
+    {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || runtime().block_on(serve(addr_tx, stopped)));
+        let addr = addr_rx.recv_timeout(Duration::from_secs(30)).unwrap();
         TestServer {
             addr,
             stop: Some(stop),
