@@ -123,12 +123,15 @@ impl Conn {
         reply
     }
 
-    /// Sends every request in one write, then reads a reply to each.
-    fn pipeline(&mut self, requests: &[Vec<Vec<u8>>]) -> Vec<Vec<u8>> {
+    /// Sends every request in one write; [`replies`](Self::replies) reads their replies.
+    fn send_pipeline(&mut self, requests: &[Vec<Vec<u8>>]) {
         let all: Vec<u8> = requests.iter().flat_map(|args| request(args)).collect();
         self.writer.write_all(&all).unwrap();
-        requests
-            .iter()
+    }
+
+    /// The next `count` replies.
+    fn replies(&mut self, count: usize) -> Vec<Vec<u8>> {
+        (0..count)
             .map(|_| {
                 let mut reply = Vec::new();
                 self.read_reply(&mut reply);
@@ -705,8 +708,12 @@ fn check_both_ways(pair: &mut Pair, commands: &[Vec<String>]) -> Result<(), Test
         pair.both(&bytes_of(&[reset.to_string()]));
     }
     let requests: Vec<Vec<Vec<u8>>> = commands.iter().map(|c| bytes_of(c)).collect();
-    let kv = pair.kv.pipeline(&requests);
-    let redis = pair.redis.pipeline(&requests);
+    // Both sent before either is read, so that the two run at the same time and a deadline
+    // set relative to now is set a moment apart, not a whole pipeline apart.
+    pair.kv.send_pipeline(&requests);
+    pair.redis.send_pipeline(&requests);
+    let kv = pair.kv.replies(requests.len());
+    let redis = pair.redis.replies(requests.len());
     for ((command, kv), redis) in commands.iter().zip(kv).zip(redis) {
         prop_assert!(
             same_reply(command, &kv, &redis),
