@@ -90,7 +90,8 @@ READING A STORE IN USE
   up to 10 times, then fails with a message that says so. Commands that write (put, del,
   import, compact, repair, the shell, serve) need the store to themselves: another process
   holding it is an error. One-shot writes (put, del, import, compact, repair) answer only
-  after the store is closed, which syncs it, so only the shell and serve take --durability.
+  after the store is closed, which syncs it, so only the shell and serve take --durability
+  (and --batch-window).
 
 EXIT CODES
   0  success
@@ -130,11 +131,17 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ShellArgs {
     /// When the shell's writes are acknowledged: `sync` after fdatasync; `batch` once the OS
-    /// has the record, synced within 5 ms; `none` once the OS has it, synced when the OS
+    /// has the record, synced within --batch-window (5 ms); `none` once the OS has it, synced when the OS
     /// likes. Every mode survives a crash of kv itself. [default: batch] `kv serve` takes it
     /// too; any other subcommand refuses it (those that write are synced before they answer).
     #[arg(long, value_enum, value_name = "DURABILITY")]
     pub durability: Option<DurabilityArg>,
+    /// With --durability batch: the longest an acknowledged write waits for its fdatasync,
+    /// in milliseconds (1 to 3,600,000) [default: 5]. 1000 makes Redis's `appendfsync
+    /// everysec` promise; a longer window costs less CPU a write, and loses more writes to
+    /// a power failure (never to a crash of kv alone).
+    #[arg(long, value_name = "MS", value_parser = batch_window_ms)]
+    pub batch_window: Option<Duration>,
     /// Run the shell against the Redis-protocol server at HOST:PORT (a `kv serve`, or
     /// Redis itself) instead of the store in --dir.
     #[arg(long, value_name = "HOST:PORT")]
@@ -153,12 +160,27 @@ pub struct ShellArgs {
     pub raw: bool,
 }
 
+/// The longest `--batch-window`: the store's own bound on a batch window (an hour).
+const MAX_BATCH_WINDOW_MS: u64 = 3_600_000;
+
+/// Parses `--batch-window`: whole milliseconds, more than zero, at most an hour.
+fn batch_window_ms(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(ms @ 1..=MAX_BATCH_WINDOW_MS) => Ok(Duration::from_millis(ms)),
+        _ => Err(format!(
+            "a window in milliseconds, from 1 to {MAX_BATCH_WINDOW_MS} (--durability sync \
+             syncs every write)"
+        )),
+    }
+}
+
 /// The `--durability` choices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum DurabilityArg {
     /// Each write returns after fdatasync.
     Sync,
-    /// Each write returns once the OS has it; a background fdatasync within 5 ms.
+    /// Each write returns once the OS has it; a background fdatasync within --batch-window
+    /// (5 ms by default).
     #[default]
     Batch,
     /// Each write returns once the OS has it; no fdatasync but SYNC and close.
@@ -166,15 +188,26 @@ pub enum DurabilityArg {
 }
 
 impl DurabilityArg {
-    /// The store's durability mode.
-    pub fn mode(self) -> kv_store::Durability {
-        match self {
-            DurabilityArg::Sync => kv_store::Durability::Sync,
-            DurabilityArg::Batch => kv_store::Durability::Batch(Duration::from_millis(5)),
-            DurabilityArg::None => kv_store::Durability::None,
+    /// The store's durability mode; `window` is `--batch-window`'s, for `Batch` only.
+    pub fn mode(self, window: Option<Duration>) -> Result<kv_store::Durability, String> {
+        match (self, window) {
+            (DurabilityArg::Batch, window) => Ok(kv_store::Durability::Batch(
+                window.unwrap_or(DEFAULT_BATCH_WINDOW),
+            )),
+            (other, Some(_)) => Err(format!(
+                "--batch-window is for --durability batch only, not {}",
+                other
+                    .to_possible_value()
+                    .map_or("this one".into(), |v| v.get_name().to_owned())
+            )),
+            (DurabilityArg::Sync, None) => Ok(kv_store::Durability::Sync),
+            (DurabilityArg::None, None) => Ok(kv_store::Durability::None),
         }
     }
 }
+
+/// `--durability batch`'s window when `--batch-window` does not say.
+const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -352,6 +385,10 @@ pub struct ServeArgs {
     /// batch]
     #[arg(long, value_enum)]
     pub durability: Option<DurabilityArg>,
+    /// With --durability batch: the longest an acknowledged write waits for its fdatasync,
+    /// in milliseconds, as in the shell. [default: 5]
+    #[arg(long, value_name = "MS", value_parser = batch_window_ms)]
+    pub batch_window: Option<Duration>,
     /// The address to listen on (port 0: any free port, shown in the ready line).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6379")]
     pub bind: std::net::SocketAddr,

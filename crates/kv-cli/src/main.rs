@@ -53,8 +53,9 @@ mod view_fs;
 use clap::Parser;
 
 use std::path::Path;
+use std::time::Duration;
 
-use crate::cli::{Cli, Command, DurabilityArg, DEFAULT_DIR};
+use crate::cli::{Cli, Command, DurabilityArg, ShellArgs, DEFAULT_DIR};
 use crate::failure::{Failure, Outcome};
 use crate::key_arg::Encoding;
 
@@ -80,30 +81,29 @@ fn run(cli: Cli) -> Outcome {
         ));
     }
     let dir = cli.dir.as_deref().unwrap_or(Path::new(DEFAULT_DIR));
-    if let (Some(_), Some(command)) = (
-        cli.shell.durability,
+    if let (true, Some(command)) = (
+        cli.shell.durability.is_some() || cli.shell.batch_window.is_some(),
         cli.command
             .as_ref()
             .filter(|c| !matches!(c, Command::Shell(_) | Command::Serve(_))),
     ) {
         return Err(Failure::Usage(format!(
-            "--durability is an option of the shell and of `kv serve` only; `kv {}` takes \
-             none (commands that only read write nothing, and one-shot writes are synced \
+            "--durability and --batch-window are options of the shell and of `kv serve` \
+             only; `kv {}` takes neither (commands that only read write nothing, and one-shot writes are synced \
              before they answer)",
             command.name()
         )));
     }
     match cli.command {
-        None => shell::run(dir, durability(None, cli.shell.durability)?, cli.shell),
+        None => shell::run(dir, durability(&cli.shell, (None, None))?, cli.shell),
         // (Not --pass: REDISCLI_AUTH in the environment sets it for every command.)
         Some(_) if cli.shell.connect.is_some() || cli.shell.raw => Err(Failure::Usage(
             "--connect and --raw are options of the shell only (`kv --connect HOST:PORT`)".into(),
         )),
-        Some(Command::Shell(args)) => shell::run(
-            dir,
-            durability(cli.shell.durability, args.durability)?,
-            args,
-        ),
+        Some(Command::Shell(args)) => {
+            let durability = durability(&cli.shell, (args.durability, args.batch_window))?;
+            shell::run(dir, durability, args)
+        }
         Some(Command::Get { key, hex, raw }) => {
             commands::get(dir, &key, Encoding::hex_if(hex), raw)
         }
@@ -123,22 +123,27 @@ fn run(cli: Cli) -> Outcome {
         Some(Command::Repair { to }) => repair::repair(dir, &to),
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Cluster(command)) => cluster::run(&command),
-        Some(Command::Serve(args)) => serve::run(
-            dir,
-            durability(cli.shell.durability, args.durability)?,
-            &args,
-        ),
+        Some(Command::Serve(args)) => {
+            let durability = durability(&cli.shell, (args.durability, args.batch_window))?;
+            serve::run(dir, durability, &args)
+        }
     }
 }
 
-/// The durability of the shell or `kv serve`: `kv --durability M shell` and `kv shell
-/// --durability M` both say it, but only one of them may.
+/// The durability of the shell or `kv serve`: `--durability` and `--batch-window` may each
+/// be given before the subcommand (`kv --durability M shell`, in `shell`) or after it
+/// (`after`: the subcommand's own), but not both.
 fn durability(
-    before: Option<DurabilityArg>,
-    after: Option<DurabilityArg>,
+    shell: &ShellArgs,
+    (after_mode, after_window): (Option<DurabilityArg>, Option<Duration>),
 ) -> Outcome<kv_store::Durability> {
-    match (before, after) {
-        (Some(_), Some(_)) => Err(Failure::Usage("--durability given twice".into())),
-        (before, after) => Ok(before.or(after).unwrap_or_default().mode()),
-    }
+    let mode = match (shell.durability, after_mode) {
+        (Some(_), Some(_)) => return Err(Failure::Usage("--durability given twice".into())),
+        (before, after) => before.or(after).unwrap_or_default(),
+    };
+    let window = match (shell.batch_window, after_window) {
+        (Some(_), Some(_)) => return Err(Failure::Usage("--batch-window given twice".into())),
+        (before, after) => before.or(after),
+    };
+    mode.mode(window).map_err(Failure::Usage)
 }

@@ -410,6 +410,32 @@ fn the_shell_takes_durability_before_or_after_its_name() {
 }
 
 #[test]
+fn the_batch_window_reaches_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, durability, window) in [
+        (&[][..], "batch", "5"),
+        (&["--batch-window", "1000"], "batch", "1000"),
+        (&["shell", "--batch-window", "250"], "batch", "250"),
+        (
+            &["--durability", "batch", "shell", "--batch-window", "7"],
+            "batch",
+            "7",
+        ),
+        (&["--durability", "sync"], "sync", "0"),
+    ] {
+        let output = run_on(dir.path(), args, b"INFO persistence\n");
+        assert_success(&output);
+        let info = stdout(&output);
+        let has = |line: String| info.lines().any(|l| l.trim_end() == line);
+        assert!(
+            has(format!("kv_durability:{durability}"))
+                && has(format!("kv_batch_window_ms:{window}")),
+            "{args:?}: {info}"
+        );
+    }
+}
+
+#[test]
 fn usage_errors_exit_2() {
     for args in [
         &["frob"][..],
@@ -426,6 +452,13 @@ fn usage_errors_exit_2() {
         &["--dir", "somewhere", "bench", "--quick"],
         &["--durability", "sync", "shell", "--durability", "none"],
         &["--durability", "sync", "serve", "--durability", "none"],
+        &["--batch-window", "0"],
+        &["--batch-window", "3600001"],
+        &["--batch-window", "soon"],
+        &["--batch-window", "5", "get", "k"],
+        &["--durability", "sync", "--batch-window", "5"],
+        &["--batch-window", "5", "shell", "--batch-window", "6"],
+        &["serve", "--durability", "none", "--batch-window", "5"],
         &["bench", "--quick", "--dir", "somewhere"],
         &["get", "bad\\escape"],
         &["get", "--hex", "abc"],

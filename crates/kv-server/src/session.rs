@@ -763,6 +763,8 @@ impl Session {
                     }
                 ),
                 format!("kv_log_bytes:{}", stats.log_bytes),
+                format!("kv_durability:{}", durability_name(store.durability())),
+                format!("kv_batch_window_ms:{}", batch_window_ms(store.durability())),
             ],
         );
         section(
@@ -933,6 +935,23 @@ fn command_docs(names: &[Bytes]) -> Reply {
 }
 
 /// A request's size, for a block's limit: its arguments' bytes.
+/// The store's durability as `INFO` names it: `--durability`'s word.
+fn durability_name(durability: Durability) -> &'static str {
+    match durability {
+        Durability::Sync => "sync",
+        Durability::Batch(_) => "batch",
+        Durability::None => "none",
+    }
+}
+
+/// The longest an acknowledged write waits for its fsync, in ms, under `Batch` (0 otherwise).
+fn batch_window_ms(durability: Durability) -> u128 {
+    match durability {
+        Durability::Batch(window) => window.as_millis(),
+        Durability::Sync | Durability::None => 0,
+    }
+}
+
 fn request_size(request: &[Bytes]) -> usize {
     request.iter().map(Bytes::len).sum()
 }
