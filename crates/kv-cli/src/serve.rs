@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use kv_server::{ReplicatedServer, Server, ServerOptions};
-use kv_store::{Durability, KvStore, Options, WAL_DIR};
+use kv_store::{Durability, KvStore, WAL_DIR};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::cli::ServeArgs;
@@ -181,7 +181,7 @@ async fn serve_store(
     options: ServerOptions,
     mut stop: Stop,
 ) -> Outcome {
-    let store = KvStore::open_with(dir, Options::default().durability(durability))?;
+    let store = KvStore::open_with(dir, kv_server::store_options().durability(durability))?;
     tell_damage(&store, dir);
     if stop.came().await {
         store.close()?;
@@ -211,7 +211,7 @@ async fn serve_node(
 ) -> Outcome {
     let id = settings.id;
     let mut node_options = kv_raft::NodeOptions::new(id, settings.raft_bind);
-    node_options.store = Options::default().durability(durability);
+    node_options.store = kv_server::store_options().durability(durability);
     node_options.cluster_secret = settings.cluster_secret;
     node_options.snapshot_log_bytes = settings.snapshot_log_bytes;
     // The start claims the directory for the id first, and refuses another node's with the
