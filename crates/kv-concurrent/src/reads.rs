@@ -127,6 +127,22 @@ impl Sharded {
         }
     }
 
+    /// Looks `keys` up as [`get_many_with`](Self::get_many_with) does, their misses
+    /// overlapping, and hands nothing out: a hint that brings their slots and entries into
+    /// the CPU's caches, so that reads and writes of them soon after find them there
+    /// instead of each waiting for memory in turn. Changes nothing.
+    pub fn prefetch<K: AsRef<[u8]>>(&self, keys: &[K]) {
+        // Made of what the lookups read, so that they are not optimised away.
+        let mut seen = 0usize;
+        // No clock: whether an entry is live does not matter to a hint.
+        self.get_many_with(
+            keys,
+            || 0,
+            |_, entry| seen = seen.wrapping_add(entry.map_or(0, |e| e.key().len())),
+        );
+        std::hint::black_box(seen);
+    }
+
     /// The values of `keys`, in order, each if it is live at the time `now` returns (read
     /// once per batch at most): [`get_many_with`](Self::get_many_with), handing out
     /// [`Value`]s.
@@ -147,6 +163,40 @@ mod tests {
     use kv_durable::Sink;
 
     use crate::Sharded;
+
+    #[test]
+    fn prefetch_changes_nothing() {
+        let state = Sharded::new(IndexKind::Hash, 4);
+        let keys: Vec<Vec<u8>> = (0..200u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        for (i, key) in keys.iter().enumerate().step_by(2) {
+            let expiry = if i % 4 == 0 {
+                Expiry::AtUnixMillis(10)
+            } else {
+                Expiry::Never
+            };
+            state.apply(
+                OpRef::Put {
+                    key,
+                    value: b"v",
+                    expiry,
+                },
+                0,
+            );
+        }
+        let before = (
+            state.len(),
+            state.memory_used(),
+            state.get_many(&keys, || 5),
+        );
+        state.prefetch(&keys);
+        state.prefetch::<&[u8]>(&[]);
+        let after = (
+            state.len(),
+            state.memory_used(),
+            state.get_many(&keys, || 5),
+        );
+        assert_eq!(before, after);
+    }
 
     /// A call over several batches reads the clock again for each one, so a key whose
     /// deadline passes between two batches is not given as live by the later one.

@@ -64,6 +64,7 @@ mod execute;
 mod glob;
 mod keyspace;
 mod long_double;
+mod prefetch;
 mod replicated;
 mod reply;
 mod server;

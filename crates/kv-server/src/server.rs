@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use crate::codec::{encode, Decoder, Limits};
 use crate::command;
 use crate::error::{Error, Result};
+use crate::prefetch;
 use crate::reply::Reply;
 use crate::session::{Session, Shared};
 use crate::writer::{self, Job};
@@ -312,6 +313,8 @@ async fn serve(
         let Some(mut current) = session.take() else {
             return;
         };
+        // The pipeline's keys looked up together: each command then finds its own in cache.
+        prefetch::prefetch(&shared.store, &pending);
         let is_write = |r: &Vec<Bytes>| command::lookup(&r[0]).is_some_and(|s| s.writes());
         let mut has_write = pending.iter().any(is_write);
         // When the store can write without waiting (no limits, no fsync awaited), a

@@ -467,6 +467,26 @@ impl KvStore {
         );
     }
 
+    /// Looks `keys` up together, their cache misses overlapping, and returns nothing: a
+    /// hint for a caller about to read or write each of them in turn (a server answering a
+    /// pipeline), whose lookups then find them in the CPU's caches instead of each waiting
+    /// for memory. Changes nothing and counts no access (no [`Stats`] figure, no
+    /// eviction's recency).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("a", "1")?;
+    /// store.prefetch(&["a", "b"]);
+    /// assert_eq!(store.get("a").unwrap(), "1");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn prefetch<K: AsRef<[u8]>>(&self, keys: &[K]) {
+        self.state().prefetch(keys);
+    }
+
     /// Whether `key` holds a live value.
     ///
     /// ```
