@@ -13,7 +13,7 @@
 //! finds every key's most likely entry without reading it, and only then compares the keys:
 //! the misses of the whole batch are in flight together.
 
-use kv_core::{Entry, State, Value};
+use kv_core::{Entry, IndexKind, State, Value};
 use parking_lot::RwLockReadGuard;
 
 use crate::sharded::Sharded;
@@ -130,8 +130,12 @@ impl Sharded {
     /// Looks `keys` up as [`get_many_with`](Self::get_many_with) does, their misses
     /// overlapping, and hands nothing out: a hint that brings their slots and entries into
     /// the CPU's caches, so that reads and writes of them soon after find them there
-    /// instead of each waiting for memory in turn. Changes nothing.
+    /// instead of each waiting for memory in turn. Changes nothing. Only the hash index is
+    /// looked up: the ordered index's lookup is a whole search, which the use would repeat.
     pub fn prefetch<K: AsRef<[u8]>>(&self, keys: &[K]) {
+        if self.index_kind() != IndexKind::Hash {
+            return;
+        }
         // Made of what the lookups read, so that they are not optimised away.
         let mut seen = 0usize;
         // No clock: whether an entry is live does not matter to a hint.

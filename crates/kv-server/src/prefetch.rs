@@ -11,14 +11,16 @@
 //! looked up twice.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use bytes::Bytes;
 use kv_store::KvStore;
 
 use crate::command;
 
-/// The most keys looked up ahead at once: a pipeline's first requests (the cache holds
-/// what is looked up until the commands reach it, not a whole long pipeline's keys).
+/// The most keys looked up ahead at once, and the most requests looked at for them: a
+/// pipeline's first requests (the cache holds what is looked up until the commands reach
+/// it, not a whole long pipeline's keys).
 const MAX_KEYS: usize = 1024;
 
 /// Looks up the keys of `requests` together, if there are several.
@@ -32,34 +34,16 @@ pub(crate) fn prefetch(store: &KvStore, requests: &VecDeque<Vec<Bytes>>) {
     }
 }
 
-/// The keys the requests name, as the command table places them (first, last, step), in
-/// order, at most [`MAX_KEYS`]; none of an unknown command or past a request's end.
+/// The keys the first [`MAX_KEYS`] requests name, in order, at most [`MAX_KEYS`] of them;
+/// none of an unknown command.
 fn keys_of(requests: &VecDeque<Vec<Bytes>>) -> Vec<&[u8]> {
     let mut keys = Vec::with_capacity(requests.len().min(MAX_KEYS));
-    for request in requests {
+    for request in requests.iter().take(MAX_KEYS) {
         let Some(spec) = request.first().and_then(|name| command::lookup(name)) else {
             continue;
         };
-        let (first, last, step) = spec.keys;
-        let (Ok(first), Ok(step)) = (usize::try_from(first), usize::try_from(step)) else {
-            continue;
-        };
-        if first == 0 || step == 0 {
-            continue;
-        }
-        // `last` counts from the end when negative (-1: the last argument).
-        let end = match usize::try_from(last) {
-            Ok(last) => (last + 1).min(request.len()),
-            Err(_) => request
-                .len()
-                .saturating_sub(last.unsigned_abs() as usize - 1),
-        };
-        for key in request
-            .get(first..end)
-            .unwrap_or_default()
-            .iter()
-            .step_by(step)
-        {
+        let (range, step) = key_range(spec.keys, request.len());
+        for key in request[range].iter().step_by(step) {
             if keys.len() == MAX_KEYS {
                 return keys;
             }
@@ -67,6 +51,21 @@ fn keys_of(requests: &VecDeque<Vec<Bytes>>) -> Vec<&[u8]> {
         }
     }
     keys
+}
+
+/// Where the keys of a request of `len` arguments (its name included) are, by the command
+/// table's `(first, last, step)` (`last` negative: counted from the end, -1 the last
+/// argument; `0, 0, 0`: no keys): the range of arguments and the step between keys. An
+/// empty range when the request is too short to hold any.
+fn key_range((first, last, step): (i32, i32, i32), len: usize) -> (Range<usize>, usize) {
+    let (Ok(first @ 1..), Ok(step @ 1..)) = (usize::try_from(first), usize::try_from(step)) else {
+        return (0..0, 1);
+    };
+    let end = match usize::try_from(last) {
+        Ok(last) => last.saturating_add(1).min(len),
+        Err(_) => len.saturating_sub(last.unsigned_abs() as usize - 1),
+    };
+    (first.min(end)..end, step)
 }
 
 #[cfg(test)]
@@ -104,6 +103,24 @@ mod tests {
     }
 
     #[test]
+    fn key_ranges_follow_the_table_and_stop_at_the_request() {
+        // GET k: one key.
+        assert_eq!(key_range((1, 1, 1), 2), (1..2, 1));
+        // A bare GET (a wrong arity, answered later): none.
+        assert_eq!(key_range((1, 1, 1), 1), (1..1, 1));
+        // MSET k v k v: every other argument to the end.
+        assert_eq!(key_range((1, -1, 2), 5), (1..5, 2));
+        // All but the last argument (as BLPOP's timeout), and a step of 3.
+        assert_eq!(key_range((1, -2, 3), 8), (1..7, 3));
+        assert!(key_range((1, -2, 1), 1).0.is_empty());
+        // RENAME a b, sent with one argument too few.
+        assert_eq!(key_range((1, 2, 1), 2), (1..2, 1));
+        // No keys.
+        assert_eq!(key_range((0, 0, 0), 3), (0..0, 1));
+        assert_eq!(key_range((2, 1, 0), 3), (0..0, 1));
+    }
+
+    #[test]
     fn at_most_max_keys_are_taken() {
         let many: Vec<String> = (0..MAX_KEYS + 10).map(|i| format!("GET k{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
@@ -111,5 +128,9 @@ mod tests {
         let keys = keys_of(&pipeline);
         assert_eq!(keys.len(), MAX_KEYS);
         assert_eq!(keys[MAX_KEYS - 1], format!("k{}", MAX_KEYS - 1).as_bytes());
+        // Only the first MAX_KEYS requests are looked at, with keys or not.
+        let mut pings = requests(&["PING"; MAX_KEYS]);
+        pings.extend(requests(&["GET a", "GET b"]));
+        assert!(keys_of(&pings).is_empty());
     }
 }

@@ -87,8 +87,10 @@ pub struct Server {
     writer_thread: std::thread::JoinHandle<()>,
 }
 
-/// The options of a store that a server puts on the network: the store's defaults, but
-/// with eight times as many lock shards (128 per core, between 256 and 4,096).
+/// The options of a store that a server puts on the network: the store's defaults (the
+/// hash index), but with 128 lock shards per core instead of 16 (a power of two between
+/// 256 and 4,096, where the store's default lies between 16 and 1,024). For the hash index
+/// only: every scan of the ordered index visits each shard.
 ///
 /// A server applies each pipeline's writes as one batch, under the locks of every shard
 /// they touch, while its other runtime threads look keys up: with sixteen shards a core, a
@@ -309,12 +311,13 @@ async fn serve(
                     }
                 }
             }
+            // The keys of the requests just read, looked up together once: their lookups
+            // as the commands run then mostly find them in the cache.
+            prefetch::prefetch(&shared.store, &pending);
         }
         let Some(mut current) = session.take() else {
             return;
         };
-        // The pipeline's keys looked up together: each command then finds its own in cache.
-        prefetch::prefetch(&shared.store, &pending);
         let is_write = |r: &Vec<Bytes>| command::lookup(&r[0]).is_some_and(|s| s.writes());
         let mut has_write = pending.iter().any(is_write);
         // When the store can write without waiting (no limits, no fsync awaited), a
