@@ -131,9 +131,10 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct ShellArgs {
     /// When the shell's writes are acknowledged: `sync` after fdatasync; `batch` once the OS
-    /// has the record, synced within --batch-window (5 ms); `none` once the OS has it, synced when the OS
-    /// likes. Every mode survives a crash of kv itself. [default: batch] `kv serve` takes it
-    /// too; any other subcommand refuses it (those that write are synced before they answer).
+    /// has the record, synced within --batch-window (5 ms); `none` once the OS has it,
+    /// synced when the OS likes. Every mode survives a crash of kv itself. [default: batch]
+    /// `kv serve` takes it too; any other subcommand refuses it (those that write are
+    /// synced before they answer), and so does --connect (the server has its own).
     #[arg(long, value_enum, value_name = "DURABILITY")]
     pub durability: Option<DurabilityArg>,
     /// With --durability batch: the longest an acknowledged write waits for its fdatasync,
@@ -160,16 +161,16 @@ pub struct ShellArgs {
     pub raw: bool,
 }
 
-/// The longest `--batch-window`: the store's own bound on a batch window (an hour).
-const MAX_BATCH_WINDOW_MS: u64 = 3_600_000;
+/// The longest `--batch-window`, in ms: the store's own bound on a batch window.
+const MAX_BATCH_WINDOW_MS: u64 = kv_store::MAX_BATCH_WINDOW.as_millis() as u64;
 
-/// Parses `--batch-window`: whole milliseconds, more than zero, at most an hour.
+/// Parses `--batch-window`: whole milliseconds, more than zero, at most the store's bound.
 fn batch_window_ms(text: &str) -> Result<Duration, String> {
     match text.parse::<u64>() {
         Ok(ms @ 1..=MAX_BATCH_WINDOW_MS) => Ok(Duration::from_millis(ms)),
+        Ok(0) => Err("a window of 0 ms syncs every write: that is --durability sync".into()),
         _ => Err(format!(
-            "a window in milliseconds, from 1 to {MAX_BATCH_WINDOW_MS} (--durability sync \
-             syncs every write)"
+            "a window in whole milliseconds, from 1 to {MAX_BATCH_WINDOW_MS}"
         )),
     }
 }
@@ -188,26 +189,23 @@ pub enum DurabilityArg {
 }
 
 impl DurabilityArg {
-    /// The store's durability mode; `window` is `--batch-window`'s, for `Batch` only.
+    /// The store's durability mode; `window` is `--batch-window`'s, for `Batch` only (the
+    /// store's default window, 5 ms, without it).
     pub fn mode(self, window: Option<Duration>) -> Result<kv_store::Durability, String> {
         match (self, window) {
-            (DurabilityArg::Batch, window) => Ok(kv_store::Durability::Batch(
-                window.unwrap_or(DEFAULT_BATCH_WINDOW),
-            )),
-            (other, Some(_)) => Err(format!(
-                "--batch-window is for --durability batch only, not {}",
-                other
-                    .to_possible_value()
-                    .map_or("this one".into(), |v| v.get_name().to_owned())
-            )),
+            (DurabilityArg::Batch, Some(window)) => Ok(kv_store::Durability::Batch(window)),
+            (DurabilityArg::Batch, None) => Ok(kv_store::Durability::default()),
             (DurabilityArg::Sync, None) => Ok(kv_store::Durability::Sync),
             (DurabilityArg::None, None) => Ok(kv_store::Durability::None),
+            (DurabilityArg::Sync, Some(_)) => Err(Self::no_window("sync")),
+            (DurabilityArg::None, Some(_)) => Err(Self::no_window("none")),
         }
     }
-}
 
-/// `--durability batch`'s window when `--batch-window` does not say.
-const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(5);
+    fn no_window(mode: &str) -> String {
+        format!("--batch-window is for --durability batch only, not {mode}")
+    }
+}
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]

@@ -89,19 +89,19 @@ fn run(cli: Cli) -> Outcome {
     ) {
         return Err(Failure::Usage(format!(
             "--durability and --batch-window are options of the shell and of `kv serve` \
-             only; `kv {}` takes neither (commands that only read write nothing, and one-shot writes are synced \
-             before they answer)",
+             only; `kv {}` takes neither (commands that only read write nothing, and \
+             one-shot writes are synced before they answer)",
             command.name()
         )));
     }
     match cli.command {
-        None => shell::run(dir, durability(&cli.shell, (None, None))?, cli.shell),
+        None => shell::run(dir, shell_durability(&cli.shell, None)?, cli.shell),
         // (Not --pass: REDISCLI_AUTH in the environment sets it for every command.)
         Some(_) if cli.shell.connect.is_some() || cli.shell.raw => Err(Failure::Usage(
             "--connect and --raw are options of the shell only (`kv --connect HOST:PORT`)".into(),
         )),
         Some(Command::Shell(args)) => {
-            let durability = durability(&cli.shell, (args.durability, args.batch_window))?;
+            let durability = shell_durability(&cli.shell, Some(&args))?;
             shell::run(dir, durability, args)
         }
         Some(Command::Get { key, hex, raw }) => {
@@ -124,24 +124,45 @@ fn run(cli: Cli) -> Outcome {
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Cluster(command)) => cluster::run(&command),
         Some(Command::Serve(args)) => {
-            let durability = durability(&cli.shell, (args.durability, args.batch_window))?;
+            let durability = durability(&cli.shell, args.durability, args.batch_window)?;
             serve::run(dir, durability, &args)
         }
     }
 }
 
+/// The shell's durability (`after`: `kv shell`'s own options). None may be given with
+/// --connect: the server it reaches has its own.
+fn shell_durability(
+    before: &ShellArgs,
+    after: Option<&ShellArgs>,
+) -> Outcome<kv_store::Durability> {
+    let shells = || std::iter::once(before).chain(after);
+    if shells().any(|s| s.connect.is_some())
+        && shells().any(|s| s.durability.is_some() || s.batch_window.is_some())
+    {
+        return Err(Failure::Usage(
+            "--durability and --batch-window are for a store the shell opens, not with \
+             --connect: the server it reaches has its own"
+                .into(),
+        ));
+    }
+    let after = after.map_or((None, None), |a| (a.durability, a.batch_window));
+    durability(before, after.0, after.1)
+}
+
 /// The durability of the shell or `kv serve`: `--durability` and `--batch-window` may each
-/// be given before the subcommand (`kv --durability M shell`, in `shell`) or after it
-/// (`after`: the subcommand's own), but not both.
+/// be given before the subcommand (`kv --durability M shell`, in `shell`) or after it (the
+/// subcommand's own, `mode` and `window`), but not both.
 fn durability(
     shell: &ShellArgs,
-    (after_mode, after_window): (Option<DurabilityArg>, Option<Duration>),
+    mode: Option<DurabilityArg>,
+    window: Option<Duration>,
 ) -> Outcome<kv_store::Durability> {
-    let mode = match (shell.durability, after_mode) {
+    let mode = match (shell.durability, mode) {
         (Some(_), Some(_)) => return Err(Failure::Usage("--durability given twice".into())),
         (before, after) => before.or(after).unwrap_or_default(),
     };
-    let window = match (shell.batch_window, after_window) {
+    let window = match (shell.batch_window, window) {
         (Some(_), Some(_)) => return Err(Failure::Usage("--batch-window given twice".into())),
         (before, after) => before.or(after),
     };

@@ -459,6 +459,8 @@ fn usage_errors_exit_2() {
         &["--durability", "sync", "--batch-window", "5"],
         &["--batch-window", "5", "shell", "--batch-window", "6"],
         &["serve", "--durability", "none", "--batch-window", "5"],
+        &["--connect", "127.0.0.1:1", "--durability", "sync"],
+        &["--connect", "127.0.0.1:1", "shell", "--batch-window", "5"],
         &["bench", "--quick", "--dir", "somewhere"],
         &["get", "bad\\escape"],
         &["get", "--hex", "abc"],
