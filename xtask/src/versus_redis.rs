@@ -5,10 +5,10 @@
 //! Three pairings: `kv serve --durability sync` against Redis with `appendonly yes` and
 //! `appendfsync always` (every acknowledged write is on disk); `--durability batch` (synced
 //! within 5 ms) against `appendfsync everysec`; and `--durability batch --batch-window 1000`
-//! against `everysec`, the same promise (synced within a second). Each server gets a directory of its own under the
-//! system's temporary directory and a port of 127.0.0.1; Redis runs with `--save ''`. For
-//! each pipeline depth the two servers are measured one after the other, so a change in
-//! the machine's load falls on both alike as far as it can.
+//! against `everysec`, the same promise (synced within a second). Each server gets a
+//! directory of its own under the system's temporary directory and a port of 127.0.0.1;
+//! Redis runs with `--save ''`. For each pipeline depth the two servers are measured one
+//! after the other, so a change in the machine's load falls on both alike as far as it can.
 //!
 //! The whole run is repeated `--rounds` times (3 by default), and who goes first alternates
 //! between rounds: on this shared 2-core VM one line's figure has moved by a third between

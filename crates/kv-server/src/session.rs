@@ -934,7 +934,6 @@ fn command_docs(names: &[Bytes]) -> Reply {
     Reply::Map(docs)
 }
 
-/// A request's size, for a block's limit: its arguments' bytes.
 /// The store's durability as `INFO` names it: `--durability`'s word.
 fn durability_name(durability: Durability) -> &'static str {
     match durability {
@@ -944,14 +943,16 @@ fn durability_name(durability: Durability) -> &'static str {
     }
 }
 
-/// The longest an acknowledged write waits for its fsync, in ms, under `Batch` (0 otherwise).
+/// The longest an acknowledged write waits for its fsync, in whole ms rounded up, under
+/// `Batch` (a window under a millisecond shows as 1, never as the 0 of the other modes).
 fn batch_window_ms(durability: Durability) -> u128 {
     match durability {
-        Durability::Batch(window) => window.as_millis(),
+        Durability::Batch(window) => window.as_micros().div_ceil(1000).max(1),
         Durability::Sync | Durability::None => 0,
     }
 }
 
+/// A request's size, for a block's limit: its arguments' bytes.
 fn request_size(request: &[Bytes]) -> usize {
     request.iter().map(Bytes::len).sum()
 }

@@ -107,7 +107,7 @@ pub struct Options {
 }
 
 impl Default for Options {
-    /// Batch durability with a 5 ms window, the hash index, one shard group per core,
+    /// Batch durability with a 5 ms window, the hash index, sixteen lock shards per core,
     /// 128 MiB segments, no compression, no memory or key limits, keys up to 64 KiB and
     /// values up to 64 MiB, expired keys swept every second,
     /// compaction once the log passes 64 MiB and twice the live data, snapshots written at
