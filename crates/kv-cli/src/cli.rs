@@ -130,19 +130,9 @@ pub struct Cli {
 /// The options of the shell (`kv` alone, or `kv shell`).
 #[derive(Debug, Clone, Args)]
 pub struct ShellArgs {
-    /// When the shell's writes are acknowledged: `sync` after fdatasync; `batch` once the OS
-    /// has the record, synced within --batch-window (5 ms); `none` once the OS has it,
-    /// synced when the OS likes. Every mode survives a crash of kv itself. [default: batch]
-    /// `kv serve` takes it too; any other subcommand refuses it (those that write are
-    /// synced before they answer), and so does --connect (the server has its own).
-    #[arg(long, value_enum, value_name = "DURABILITY")]
-    pub durability: Option<DurabilityArg>,
-    /// With --durability batch: the longest an acknowledged write waits for its fdatasync,
-    /// in milliseconds (1 to 3,600,000) [default: 5]. 1000 makes Redis's `appendfsync
-    /// everysec` promise; a longer window costs less CPU a write, and loses more writes to
-    /// a power failure (never to a crash of kv alone).
-    #[arg(long, value_name = "MS", value_parser = batch_window_ms)]
-    pub batch_window: Option<Duration>,
+    /// When writes are acknowledged.
+    #[command(flatten)]
+    pub durability: DurabilityArgs,
     /// Run the shell against the Redis-protocol server at HOST:PORT (a `kv serve`, or
     /// Redis itself) instead of the store in --dir.
     #[arg(long, value_name = "HOST:PORT")]
@@ -159,6 +149,46 @@ pub struct ShellArgs {
     /// nothing for nil, elements one a line.
     #[arg(long)]
     pub raw: bool,
+}
+
+/// When writes are acknowledged: the options of the shell and of `kv serve`, which either
+/// may take before its name too (`kv --durability sync serve`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct DurabilityArgs {
+    /// When writes are acknowledged: `sync` after fdatasync; `batch` once the OS has the
+    /// record, synced within --batch-window (5 ms); `none` once the OS has it, synced when
+    /// the OS likes. Every mode survives a crash of kv itself. [default: batch] Only the
+    /// shell and `kv serve` take it (other subcommands that write are synced before they
+    /// answer), and not with --connect (the server has its own).
+    #[arg(long, value_enum, value_name = "DURABILITY")]
+    pub durability: Option<DurabilityArg>,
+    /// With --durability batch: the longest an acknowledged write waits for its fdatasync,
+    /// in milliseconds (1 to 3,600,000) [default: 5]. 1000 makes Redis's `appendfsync
+    /// everysec` promise; a longer window costs less CPU a write, and loses more writes to
+    /// a power failure (never to a crash of kv alone).
+    #[arg(long, value_name = "MS", value_parser = batch_window_ms)]
+    pub batch_window: Option<Duration>,
+}
+
+impl DurabilityArgs {
+    /// Whether either option was given.
+    pub fn given(&self) -> bool {
+        self.durability.is_some() || self.batch_window.is_some()
+    }
+
+    /// The store's durability from these options given before the subcommand's name and
+    /// `after` it: each option may be given in one place only.
+    pub fn mode(&self, after: &DurabilityArgs) -> Result<kv_store::Durability, String> {
+        let durability = match (self.durability, after.durability) {
+            (Some(_), Some(_)) => return Err("--durability given twice".into()),
+            (before, after) => before.or(after).unwrap_or_default(),
+        };
+        let window = match (self.batch_window, after.batch_window) {
+            (Some(_), Some(_)) => return Err("--batch-window given twice".into()),
+            (before, after) => before.or(after),
+        };
+        durability.mode(window)
+    }
 }
 
 /// The longest `--batch-window`, in ms: the store's own bound on a batch window.
@@ -379,14 +409,9 @@ impl Command {
 /// `kv serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// When writes are acknowledged, as in the shell (see `kv shell --help`). [default:
-    /// batch]
-    #[arg(long, value_enum)]
-    pub durability: Option<DurabilityArg>,
-    /// With --durability batch: the longest an acknowledged write waits for its fdatasync,
-    /// in milliseconds, as in the shell. [default: 5]
-    #[arg(long, value_name = "MS", value_parser = batch_window_ms)]
-    pub batch_window: Option<Duration>,
+    /// When writes are acknowledged.
+    #[command(flatten)]
+    pub durability: DurabilityArgs,
     /// The address to listen on (port 0: any free port, shown in the ready line).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6379")]
     pub bind: std::net::SocketAddr,

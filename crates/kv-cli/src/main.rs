@@ -53,9 +53,8 @@ mod view_fs;
 use clap::Parser;
 
 use std::path::Path;
-use std::time::Duration;
 
-use crate::cli::{Cli, Command, DurabilityArg, ShellArgs, DEFAULT_DIR};
+use crate::cli::{Cli, Command, DurabilityArgs, ShellArgs, DEFAULT_DIR};
 use crate::failure::{Failure, Outcome};
 use crate::key_arg::Encoding;
 
@@ -82,7 +81,7 @@ fn run(cli: Cli) -> Outcome {
     }
     let dir = cli.dir.as_deref().unwrap_or(Path::new(DEFAULT_DIR));
     if let (true, Some(command)) = (
-        cli.shell.durability.is_some() || cli.shell.batch_window.is_some(),
+        cli.shell.durability.given(),
         cli.command
             .as_ref()
             .filter(|c| !matches!(c, Command::Shell(_) | Command::Serve(_))),
@@ -124,8 +123,8 @@ fn run(cli: Cli) -> Outcome {
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Cluster(command)) => cluster::run(&command),
         Some(Command::Serve(args)) => {
-            let durability = durability(&cli.shell, args.durability, args.batch_window)?;
-            serve::run(dir, durability, &args)
+            let durability = cli.shell.durability.mode(&args.durability);
+            serve::run(dir, durability.map_err(Failure::Usage)?, &args)
         }
     }
 }
@@ -137,34 +136,14 @@ fn shell_durability(
     after: Option<&ShellArgs>,
 ) -> Outcome<kv_store::Durability> {
     let shells = || std::iter::once(before).chain(after);
-    if shells().any(|s| s.connect.is_some())
-        && shells().any(|s| s.durability.is_some() || s.batch_window.is_some())
-    {
+    if shells().any(|s| s.connect.is_some()) && shells().any(|s| s.durability.given()) {
         return Err(Failure::Usage(
             "--durability and --batch-window are for a store the shell opens, not with \
              --connect: the server it reaches has its own"
                 .into(),
         ));
     }
-    let after = after.map_or((None, None), |a| (a.durability, a.batch_window));
-    durability(before, after.0, after.1)
-}
-
-/// The durability of the shell or `kv serve`: `--durability` and `--batch-window` may each
-/// be given before the subcommand (`kv --durability M shell`, in `shell`) or after it (the
-/// subcommand's own, `mode` and `window`), but not both.
-fn durability(
-    shell: &ShellArgs,
-    mode: Option<DurabilityArg>,
-    window: Option<Duration>,
-) -> Outcome<kv_store::Durability> {
-    let mode = match (shell.durability, mode) {
-        (Some(_), Some(_)) => return Err(Failure::Usage("--durability given twice".into())),
-        (before, after) => before.or(after).unwrap_or_default(),
-    };
-    let window = match (shell.batch_window, window) {
-        (Some(_), Some(_)) => return Err(Failure::Usage("--batch-window given twice".into())),
-        (before, after) => before.or(after),
-    };
-    mode.mode(window).map_err(Failure::Usage)
+    let none = DurabilityArgs::default();
+    let after = after.map_or(&none, |a| &a.durability);
+    before.durability.mode(after).map_err(Failure::Usage)
 }
