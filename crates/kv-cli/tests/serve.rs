@@ -70,24 +70,19 @@ fn sigterm_stops_cleanly_and_keeps_the_data() {
 #[test]
 fn the_batch_window_reaches_the_served_store() {
     let dir = tempfile::tempdir().unwrap();
-    for (extra, durability, window) in [
-        (&[][..], "batch", "5"),
+    let cases: [common::DurabilityCase<'_>; 3] = [
+        (&[], "batch", "5"),
         (&["--batch-window", "1000"], "batch", "1000"),
         (&["--durability", "sync"], "sync", "0"),
-    ] {
-        let (mut child, addr) = serve(dir.path(), extra);
+    ];
+    for case in cases {
+        let (mut child, addr) = serve(dir.path(), case.0);
         let mut c = connect(addr);
         let header = request(&mut c, b"INFO persistence\r\n").unwrap();
         let length: usize = header.trim_start_matches('$').trim_end().parse().unwrap();
         let mut body = vec![0; length + 2];
         c.read_exact(&mut body).unwrap();
-        let info = String::from_utf8(body).unwrap();
-        for line in [
-            format!("kv_durability:{durability}"),
-            format!("kv_batch_window_ms:{window}"),
-        ] {
-            assert!(info.lines().any(|l| l == line), "{extra:?}: {info}");
-        }
+        common::assert_durability_shown(&String::from_utf8(body).unwrap(), case);
         signal(&child, "-TERM");
         assert!(child.wait().unwrap().success());
     }

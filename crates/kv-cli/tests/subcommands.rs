@@ -412,8 +412,8 @@ fn the_shell_takes_durability_before_or_after_its_name() {
 #[test]
 fn the_batch_window_reaches_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    for (args, durability, window) in [
-        (&[][..], "batch", "5"),
+    let cases: [common::DurabilityCase<'_>; 5] = [
+        (&[], "batch", "5"),
         (&["--batch-window", "1000"], "batch", "1000"),
         (&["shell", "--batch-window", "250"], "batch", "250"),
         (
@@ -422,16 +422,11 @@ fn the_batch_window_reaches_the_store() {
             "7",
         ),
         (&["--durability", "sync"], "sync", "0"),
-    ] {
-        let output = run_on(dir.path(), args, b"INFO persistence\n");
+    ];
+    for case in cases {
+        let output = run_on(dir.path(), case.0, b"INFO persistence\n");
         assert_success(&output);
-        let info = stdout(&output);
-        let has = |line: String| info.lines().any(|l| l.trim_end() == line);
-        assert!(
-            has(format!("kv_durability:{durability}"))
-                && has(format!("kv_batch_window_ms:{window}")),
-            "{args:?}: {info}"
-        );
+        common::assert_durability_shown(&stdout(&output), case);
     }
 }
 

@@ -37,6 +37,23 @@ pub fn spawn_serve(dir: &Path, extra: &[&str]) -> (Child, std::net::SocketAddr) 
     (child, addr)
 }
 
+/// The cases of a test that the durability options reach the store: the arguments, then
+/// the `kv_durability` and `kv_batch_window_ms` that `INFO persistence` should show.
+pub type DurabilityCase<'a> = (&'a [&'a str], &'a str, &'a str);
+
+/// Asserts that `info` (an `INFO persistence` text) shows `durability` and `window`.
+pub fn assert_durability_shown(info: &str, (args, durability, window): DurabilityCase<'_>) {
+    for line in [
+        format!("kv_durability:{durability}"),
+        format!("kv_batch_window_ms:{window}"),
+    ] {
+        assert!(
+            info.lines().any(|l| l.trim_end() == line),
+            "{args:?}: no {line:?} in {info}"
+        );
+    }
+}
+
 /// The `kv` binary, with `args`.
 pub fn kv(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kv"));
