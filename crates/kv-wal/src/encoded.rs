@@ -21,6 +21,14 @@ impl Encoded {
         Encoded::default()
     }
 
+    /// An empty buffer that holds `bytes` of records before it grows.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Encoded {
+            bytes: Vec::with_capacity(bytes),
+            records: 0,
+        }
+    }
+
     /// Adds one record on its own.
     pub fn push(&mut self, record: &Record) {
         record.encode_with(&mut self.bytes, false);

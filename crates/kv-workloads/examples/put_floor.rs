@@ -2,9 +2,9 @@
 //! thread pays for W2's puts when nothing stands between it and the two things every put of
 //! this design must do, with no lock, no log file, no group commit and no clock:
 //!
-//! - a record (length, CRC-32C, key, value) appended to a log held in memory, reserved
-//!   for the whole run and so touched for the first time by the appends, as a segment's
-//!   pages are;
+//! - its record, encoded by the log's own encoder (`kv_wal::Encoded`, as a put's is),
+//!   appended to a log held in memory, reserved for the whole run and so touched for the
+//!   first time by the appends, as a segment's pages are;
 //! - one allocation for the entry, inserted into a hash index.
 //!
 //! The index is either a plain `hashbrown` table of boxed entries (`table`) or this store's
@@ -22,6 +22,7 @@ use std::time::Instant;
 use hashbrown::hash_table::Entry as Slot;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use kv_core::{Entry, IndexKind, State};
+use kv_wal::{Compression, Encoded, Expiry};
 use kv_workloads::{spec, KEY_LEN, VALUE_LEN};
 
 fn main() {
@@ -29,14 +30,10 @@ fn main() {
     let puts: Vec<_> = spec::random_puts(1, spec::KEYS)
         .take(spec::W2_PUTS as usize)
         .collect();
-    let record_len = 8 + KEY_LEN + VALUE_LEN;
-    let mut log: Vec<u8> = Vec::with_capacity(puts.len() * record_len);
-    let append = |log: &mut Vec<u8>, key: &[u8], value: &[u8]| {
-        let crc = crc32c::crc32c_append(crc32c::crc32c(key), value);
-        log.extend_from_slice(&((key.len() + value.len()) as u32).to_le_bytes());
-        log.extend_from_slice(&crc.to_le_bytes());
-        log.extend_from_slice(key);
-        log.extend_from_slice(value);
+    // Room for every record, with as much again for their headers.
+    let mut log = Encoded::with_capacity(puts.len() * 2 * (KEY_LEN + VALUE_LEN));
+    let append = |log: &mut Encoded, key: &[u8], value: &[u8]| {
+        log.push_put(key, value, Expiry::Never, Compression::None);
     };
     let (took, keys) = match index.as_str() {
         "table" => {
@@ -74,7 +71,7 @@ fn main() {
     println!(
         "{index}: {} puts ({keys} distinct keys, {} MB of log) in {seconds:.3} s = {:.2} M puts/s",
         puts.len(),
-        log.len() / 1_000_000,
+        log.as_bytes().len() / 1_000_000,
         puts.len() as f64 / seconds / 1e6
     );
 }
