@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 /// The most written in one call between two looks at the clock. The kernel writes the
 /// slices back as it sees fit; measured, they no longer reached the disk as one request per
-/// shard (README, W7).
+/// shard (`docs/performance.md`, W7).
 const SLICE: usize = 256 << 10;
 /// The longest one sleep lasts, so that a compaction stopped by `close` ends soon.
 const NAP: Duration = Duration::from_millis(20);

@@ -1682,7 +1682,7 @@ impl Source for StoreSource<'_> {
         /// ordered store on two cores) held writers 50 to 300 ms. Shared rather than copied,
         /// 4, 16 or 64 entries per hold gave a paced buffered writer the same p99 during a
         /// compaction, and 16 the fastest compaction (hash index: 0.33-0.38 s, against
-        /// 0.44-0.49 s with 64); the README has the figures.
+        /// 0.44-0.49 s with 64); `docs/performance.md` has the figures.
         const CHUNK: usize = 16;
         let now = self.0.now_ms();
         self.0
