@@ -18,6 +18,10 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const STALLED: Duration = Duration::from_secs(60);
 /// How often a learner's progress is asked for.
 const POLL: Duration = Duration::from_millis(200);
+/// How long `kv cluster init` waits for every node to know the leader it elected.
+const SETTLE: Duration = Duration::from_secs(30);
+/// How often `kv cluster init` asks the nodes whether they know their leader.
+const INIT_POLL: Duration = Duration::from_millis(50);
 
 /// Runs a `kv cluster` subcommand.
 pub fn run(args: &ClusterArgs) -> Outcome {
@@ -278,8 +282,38 @@ fn init(addrs: &[String], password: Option<&str>) -> Outcome {
     for (id, member) in &members {
         println!("node {id}: client {}, raft {}", member.client, member.raft);
     }
-    println!("initialized a cluster of {} nodes", members.len());
+    let leader = wait_led(addrs, password)?;
+    println!(
+        "initialized a cluster of {} nodes; node {leader} leads",
+        members.len()
+    );
     Ok(())
+}
+
+/// Waits until every node at `addrs` knows it is a member and knows the same leader, with
+/// its address, so that a write sent to any of them right after `kv cluster init` is taken
+/// (a follower that knows no leader yet could only refuse it); the leader's id.
+fn wait_led(addrs: &[String], password: Option<&str>) -> Result<u64, Failure> {
+    let start = Instant::now();
+    loop {
+        let mut leaders = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            let node = Replication::ask(addr, password)?;
+            if node.initialized() && node.field("leader_addr").is_some() {
+                leaders.extend(node.number("leader_id"));
+            }
+        }
+        if leaders.len() == addrs.len() && leaders.iter().all(|l| *l == leaders[0]) {
+            return Ok(leaders[0]);
+        }
+        if start.elapsed() > SETTLE {
+            return Err(Failure::runtime(format!(
+                "the cluster was initialized, but after {}s not every node knows its leader:                  check that the nodes reach one another's Raft addresses and share the cluster                  secret (`kv cluster status ADDR` on each)",
+                SETTLE.as_secs()
+            )));
+        }
+        std::thread::sleep(INIT_POLL);
+    }
 }
 
 fn add(member: &str, new: &str, password: Option<&str>) -> Outcome {

@@ -200,6 +200,15 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
     let mut nodes = three_nodes(root.path());
     let init = cluster_init(&nodes);
     assert!(init.status.success(), "{init:?}");
+    // `init` returns once every node knows the leader: a write sent to any node right
+    // after it is taken, with no retry.
+    for node in &nodes {
+        let set: redis::RedisResult<()> = node
+            .connect(ANSWER)
+            .unwrap()
+            .set(format!("first-{}", node.id), "v");
+        set.unwrap_or_else(|e| panic!("node {} refused the first write: {e}", node.id));
+    }
     let again = cluster_init(&nodes);
     assert!(!again.status.success(), "a second init must be refused");
     assert!(
@@ -209,6 +218,11 @@ fn writes_replicate_and_a_sigkilled_leader_loses_no_acknowledged_write() {
     );
 
     let l = leader(&nodes);
+    let said = common::stdout(&init);
+    assert!(
+        said.contains(&format!("node {} leads", nodes[l].id)),
+        "{said}"
+    );
     let f = (l + 1) % 3;
     let status = common::kv(&["cluster", "status", &nodes[f].client])
         .output()
@@ -469,6 +483,7 @@ fn a_fresh_node_is_refused_by_init_beside_members_then_added_as_a_voter_and_node
     let (code, stdout, stderr) = kv_output(&["cluster", "status", &fresh.client]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("node_id:4"), "{stdout}");
+    assert!(stdout.contains("role:uninitialized"), "{stdout}");
     assert!(stderr.contains("is not initialized"), "{stderr}");
     assert!(stderr.contains("kv cluster init"), "{stderr}");
     assert!(stderr.contains("kv cluster add"), "{stderr}");

@@ -39,12 +39,21 @@ impl openraft::RaftTypeConfig for TypeConfig {
 /// Where a member of the cluster is reached: its Raft address (the network between
 /// nodes) and its client address (the Redis protocol), kept in the membership so that
 /// any node can tell a client where the leader is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Its `Debug` is its `Display`: Raft's errors print a member with `Debug`, and a client
+/// may read them in a `-CLUSTERDOWN` reply.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NodeAddr {
     /// `HOST:PORT` of the node's Raft service.
     pub raft: String,
     /// `HOST:PORT` of the node's Redis-protocol server.
     pub client: String,
+}
+
+impl std::fmt::Debug for NodeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl NodeAddr {

@@ -828,6 +828,9 @@ impl Connection {
     fn replication_info(&self) -> String {
         let m = self.replica.node.raft().metrics().borrow_watched().clone();
         let role = match m.state {
+            // Raft starts every node as a learner; one that knows of no cluster yet is
+            // none of its members.
+            _ if m.membership_config.nodes().next().is_none() => "uninitialized",
             ServerState::Leader => "leader",
             ServerState::Follower => "follower",
             ServerState::Learner => "learner",
