@@ -423,10 +423,10 @@ impl<S: Sink> Durable<S> {
         let records = encoded.records() as u64;
         let bytes = encoded.as_bytes().len() as u64;
         let result = appended.and_then(|_| {
+            log.recorder.unsynced += records;
             if sync {
                 log.wal.sync()?;
-                log.recorder.stats.fsyncs += 1;
-                log.recorder.stats.records_synced += records;
+                log.recorder.count_sync();
             } else if let Some(window) = group.iter().filter_map(|m| m.unit.sync_within).min() {
                 // Syncs the whole group within the shortest window any of its writes asked
                 // for: the log's flusher only follows the store-wide window.
@@ -485,7 +485,7 @@ impl<S: Sink> Durable<S> {
         let mut guard = self.inner.log.lock();
         let log = guard.as_mut().ok_or(Error::Closed)?;
         log.wal.sync().map_err(Error::from_log)?;
-        log.recorder.stats.fsyncs += 1;
+        log.recorder.count_sync();
         Ok(())
     }
 

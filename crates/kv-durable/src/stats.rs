@@ -22,7 +22,8 @@ pub struct CommitStats {
     /// the store's or a write's own), and under `Durability::None` the syncs of a segment
     /// ahead of its rotation.
     pub background_fsyncs: u64,
-    /// Records made durable by those fsyncs.
+    /// Records made durable by those fsyncs: each counts the records written since the
+    /// one before it (a background sync may have made some of them durable already).
     pub records_synced: u64,
     /// Commit latency, from a writer's submit to its answer: median.
     pub latency_p50: Duration,
@@ -49,6 +50,8 @@ impl CommitStats {
 #[derive(Debug)]
 pub(crate) struct Recorder {
     pub(crate) stats: CommitStats,
+    /// Records written since the last fsync counted in `stats.fsyncs`.
+    pub(crate) unsynced: u64,
     latency_us: Histogram<u64>,
 }
 
@@ -56,6 +59,7 @@ impl Default for Recorder {
     fn default() -> Self {
         Recorder {
             stats: CommitStats::default(),
+            unsynced: 0,
             latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 2)
                 .expect("valid histogram bounds"),
         }
@@ -63,6 +67,13 @@ impl Default for Recorder {
 }
 
 impl Recorder {
+    /// Counts an fsync asked for (by a write or by `sync`), which made every record written
+    /// since the one before durable.
+    pub(crate) fn count_sync(&mut self) {
+        self.stats.fsyncs += 1;
+        self.stats.records_synced += std::mem::take(&mut self.unsynced);
+    }
+
     pub(crate) fn latency(&mut self, latency: Duration) {
         self.latency_us
             .saturating_record(latency.as_micros().clamp(1, u128::from(u64::MAX)) as u64);

@@ -87,6 +87,27 @@ fn sync_writes_share_fsyncs_under_concurrency() {
 }
 
 #[test]
+fn an_explicit_sync_counts_the_records_written_since_the_last_one() {
+    for durability in [Durability::None, Durability::Batch(Duration::from_secs(60))] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(dir.path(), durability);
+        for i in 0..4 {
+            store.put(format!("k{i}"), "v").unwrap();
+        }
+        store.sync().unwrap();
+        store.put("k4", "v").unwrap();
+        store.sync().unwrap();
+        let stats = store.stats();
+        assert_eq!(
+            (stats.fsyncs, stats.records_synced),
+            (2, 5),
+            "{durability:?}"
+        );
+        assert_eq!(stats.records_per_fsync(), 2.5);
+    }
+}
+
+#[test]
 fn durability_modes_decide_the_fsyncs() {
     for (durability, per_write, expect_fsyncs) in [
         (Durability::Sync, None, true),
