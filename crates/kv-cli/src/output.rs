@@ -13,8 +13,9 @@ pub const END: &str = "(end)";
 /// Bare when it is non-empty printable UTF-8 without spaces, quotes or backslashes, does not
 /// start with `#` (a comment) or `(` (the markers `(nil)` and `(end)`), and does not start
 /// with `ERR` (an error answer). Otherwise in double quotes, with `\"`, `\\`, `\n`, `\r`,
-/// `\t`, `\0`, and `\xHH` for every other control or non-space blank character and for each
-/// byte that is not UTF-8; printable non-ASCII characters stay as they are.
+/// `\t`, and `\xHH` for every other control or non-space blank character (NUL is `\x00`)
+/// and for each byte that is not UTF-8; printable non-ASCII characters stay as they are.
+/// So the shell reads every printed word back as the same bytes, and so do the subcommands.
 pub fn word(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         if is_bare(text) {
@@ -68,7 +69,6 @@ fn push_escaped(out: &mut String, text: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '\0' => out.push_str("\\0"),
             ' ' => out.push(' '),
             c if c.is_control() || c.is_whitespace() => {
                 let mut utf8 = [0u8; 4];
@@ -140,8 +140,8 @@ pub(crate) fn hex_digit(digit: u8) -> Option<u8> {
 /// The bytes a printed [`word`] stands for: its inverse, for words given back on a command
 /// line. A word wholly in double quotes is unquoted; any other word has its escapes decoded
 /// too (the OS shell has stripped its quotes: `kv get 'bin\x00key'`). The escapes are those
-/// [`word`] prints (`\"`, `\\`, `\n`, `\r`, `\t`, `\0`, `\xHH`), redis-cli's `\a` and `\b`,
-/// and `\'`. Any other backslash is refused rather than taken as a byte: a key written with
+/// [`word`] prints (`\"`, `\\`, `\n`, `\r`, `\t`, `\xHH`), redis-cli's `\a` and `\b`, `\'`,
+/// and `\0` (which earlier versions printed for NUL). Any other backslash is refused rather than taken as a byte: a key written with
 /// a stray backslash would silently miss its entry.
 ///
 /// ```
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn unprintable_bytes_are_escaped() {
-        assert_eq!(word(b"\xff\x00k"), r#""\xff\0k""#);
+        assert_eq!(word(b"\xff\x00k"), r#""\xff\x00k""#);
         assert_eq!(word(b"line\nbreak\t"), r#""line\nbreak\t""#);
         assert_eq!(word(b"\x1b[0m"), r#""\x1b[0m""#);
         assert_eq!(word("nbsp\u{a0}".as_bytes()), r#""nbsp\xc2\xa0""#);
@@ -255,7 +255,7 @@ mod tests {
     #[test]
     fn excerpts_are_quoted_escaped_and_bounded() {
         assert_eq!(excerpt(b"SETX"), r#""SETX""#);
-        assert_eq!(excerpt(b"\x1b[2J\0"), r#""\x1b[2J\0""#);
+        assert_eq!(excerpt(b"\x1b[2J\0"), r#""\x1b[2J\x00""#);
         let long = vec![b'a'; 10_000_000];
         let shown = excerpt(&long);
         assert!(shown.len() < 100, "{shown}");

@@ -117,7 +117,7 @@ fn hex_keys_and_values_reach_the_same_entries() {
         assert_eq!(got.stdout, value.as_bytes());
     }
     let scanned = run_on(dir.path(), &["scan", "--hex", "--prefix", "62696e"], b"");
-    assert_eq!(stdout(&scanned), "\"bin\\0key\" \"\\0v0\"\n");
+    assert_eq!(stdout(&scanned), "\"bin\\x00key\" \"\\x00v0\"\n");
     assert_success(&run_on(
         dir.path(),
         &["del", "--hex", "62696e006b6579"],
