@@ -35,8 +35,8 @@ THE SHELL
   store); QUIT answers OK and leaves, EXIT leaves; blank lines and lines starting with #
   get no answer. Ctrl-C while a reply prints cuts it short ((interrupted)) and the shell
   goes on; a second Ctrl-C before the first was taken (a long command that prints
-  nothing yet) ends kv with exit code 130; at the prompt Ctrl-C drops the line typed and
-  Ctrl-D leaves. The shell exits 0 at the end of its input, even after error replies; 3
+  nothing yet) ends kv with exit code 130, and so does one while the store opens; at the
+  prompt Ctrl-C drops the line typed and Ctrl-D leaves. The shell exits 0 at the end of its input, even after error replies; 3
   when it cannot open the store or reach the server, or the connection breaks.
 
 QUOTING
@@ -434,7 +434,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub output_limit: u64,
     /// Close a connection whose client takes none of its replies' bytes for this many
-    /// seconds.
+    /// seconds (or for --timeout's, if that is shorter).
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub write_timeout: u64,
     /// Serve as node N of a replicated cluster (Raft): the id is stored in the directory at

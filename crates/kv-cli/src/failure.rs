@@ -14,6 +14,9 @@ pub enum Failure {
     Runtime(String),
     /// `kv verify` found damage (and printed it): exit code 4.
     Damaged(String),
+    /// Ctrl-C ended the command (and said so): exit code 130, as a shell gives a program
+    /// SIGINT ended.
+    Interrupted,
     /// `kv get` or `kv del` of an absent key: `(nil)` was printed, exit code 1 with no
     /// message.
     Missing,
@@ -27,6 +30,8 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_RUNTIME: i32 = 3;
 /// The exit code of damage found by `kv verify`.
 pub const EXIT_DAMAGED: i32 = 4;
+/// The exit code of a command Ctrl-C ended.
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 impl Failure {
     /// The process exit code.
@@ -36,6 +41,7 @@ impl Failure {
             Failure::Usage(_) => EXIT_USAGE,
             Failure::Runtime(_) => EXIT_RUNTIME,
             Failure::Damaged(_) => EXIT_DAMAGED,
+            Failure::Interrupted => EXIT_INTERRUPTED,
         }
     }
 
@@ -61,8 +67,14 @@ impl From<std::io::Error> for Failure {
 pub type Outcome<T = ()> = Result<T, Failure>;
 
 /// An error's message followed by its causes' (each layer's error shows its own part only,
-/// the one below is its `source()`), joined as `what: why: why that`.
-pub use kv_store::with_causes as describe;
+/// the one below is its `source()`), joined as `what: why: why that`; advice the library
+/// gives in terms of its API is given in terms of `kv` instead.
+pub fn describe(error: &dyn std::error::Error) -> String {
+    kv_store::with_causes(error).replace(
+        "open with RecoveryMode::Salvage to keep every readable record",
+        "`kv repair --to NEWDIR` copies every readable record into a new store",
+    )
+}
 
 /// The first error of type `T` in `error`'s chain of sources that `wanted` accepts.
 pub fn find_in_chain<'a, T: std::error::Error + 'static>(

@@ -65,7 +65,8 @@ fn main() {
             Failure::Usage(message) | Failure::Runtime(message) | Failure::Damaged(message) => {
                 eprintln!("kv: {}", kv_cli::output::one_line(message))
             }
-            Failure::Missing => {}
+            // Said where it happened (`kv: interrupted`).
+            Failure::Missing | Failure::Interrupted => {}
         }
         std::process::exit(failure.exit_code());
     }

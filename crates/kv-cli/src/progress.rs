@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// How long an open runs before it shows progress.
 const OPEN_QUIET: Duration = Duration::from_secs(1);
@@ -22,7 +22,15 @@ fn on_terminal() -> bool {
 
 fn styled(bar: ProgressBar, template: &str) -> ProgressBar {
     if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style.progress_chars("=> "));
+        // `{per_sec}` shows four decimals of a rate of millions; this is whole entries.
+        let whole_per_sec = |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+            let _ = write!(out, "{}/s", HumanCount(state.per_sec() as u64));
+        };
+        bar.set_style(
+            style
+                .with_key("whole_per_sec", whole_per_sec)
+                .progress_chars("=> "),
+        );
     }
     bar
 }
@@ -34,7 +42,7 @@ pub fn entries(what: &str, total: u64) -> ProgressBar {
     }
     let bar = styled(
         ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()),
-        "{prefix} {elapsed:>4} [{bar:30}] {human_pos}/{human_len} entries ({per_sec}, {eta} left)",
+        "{prefix} {elapsed:>4} [{bar:30}] {human_pos}/{human_len} entries ({whole_per_sec}, {eta} left)",
     );
     bar.set_prefix(what.to_string());
     bar.enable_steady_tick(TICK);

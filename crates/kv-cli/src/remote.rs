@@ -31,7 +31,15 @@ impl Remote {
         };
         let connection = redis::Client::open(info)
             .and_then(|client| client.get_connection())
-            .map_err(|e| Failure::Runtime(format!("could not connect to {address}: {e}")))?;
+            .map_err(|e| {
+                Failure::Runtime(match e.kind() {
+                    redis::ErrorKind::AuthenticationFailed => format!(
+                        "could not connect to {address}: the server refused the password \
+                         (give its password with --pass or REDISCLI_AUTH)"
+                    ),
+                    _ => format!("could not connect to {address}: {e}"),
+                })
+            })?;
         Ok(Remote {
             connection,
             address: address.to_string(),

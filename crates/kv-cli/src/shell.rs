@@ -117,6 +117,13 @@ pub fn run(dir: &Path, durability: Durability, args: ShellArgs) -> Outcome {
         Some(address) => Backend::Remote(Remote::connect(address, args.pass)?),
         None => {
             let store = open::create(dir, durability)?;
+            if interrupt.take() {
+                // Ctrl-C during the open, which prints nothing it could cut: the user
+                // wants out before any command ran. The store is closed as at the end.
+                eprintln!("kv: interrupted");
+                store.close()?;
+                return Err(Failure::Interrupted);
+            }
             interrupt.sync_on_exit(store.clone());
             Backend::Local {
                 session: Session::local(store.clone()),

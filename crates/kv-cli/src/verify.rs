@@ -92,11 +92,11 @@ pub fn verify(dir: &Path) -> Outcome {
     // Dropped, not closed: closing would try to sync and trim, which the layer refuses.
     drop(store);
     println!(
-        "checked {}: {} segments, {} records, {} bytes of records; every checksum holds",
+        "checked {}: the log's {}, {}, {}; every checksum holds",
         dir.display(),
-        recovery.recovery.segments_scanned,
-        recovery.recovery.records,
-        recovery.recovery.bytes_scanned
+        counted(recovery.recovery.segments_scanned, "segment"),
+        counted(recovery.recovery.records, "record"),
+        counted(recovery.recovery.bytes_scanned, "byte"),
     );
     if stats.snapshot_bytes > 0 {
         println!(
@@ -110,6 +110,14 @@ pub fn verify(dir: &Path) -> Outcome {
     );
     println!("OK");
     Ok(())
+}
+
+/// `n` and `what`, in the plural unless `n` is one.
+fn counted(n: impl Into<u64>, what: &str) -> String {
+    match n.into() {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    }
 }
 
 /// Opens the store in `dir` strictly through a [`ReadOnlyLog`] over a private directory,
@@ -139,7 +147,7 @@ fn open_checked(dir: &Path) -> Result<(KvStore, tempfile::TempDir), Refusal> {
                 )
             };
             let message = in_real_terms(describe(&e));
-            let damage = damage_in(&e).map(|damage| in_real_terms(damage.to_string()));
+            let damage = damage_in(&e).map(|damage| in_real_terms(describe(damage)));
             Err(Refusal::Store(e, message, damage))
         }
     }

@@ -6,9 +6,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{assert_success, kv, run, run_in, run_on, stderr, stdout, Shell};
 
@@ -376,6 +377,41 @@ fn ctrl_c_cuts_a_long_reply_and_the_shell_goes_on() {
         "the reply was cut: {} of {KEYS} keys printed",
         lines.len()
     );
+}
+
+#[test]
+fn a_ctrl_c_during_the_open_ends_kv_once_the_store_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_keys(dir.path(), 200_000);
+    // Standard input stays open and empty: only the Ctrl-C can end kv.
+    let mut child = common::spawn_piped(&mut kv(&["--dir", dir.path().to_str().unwrap()]));
+    std::thread::sleep(Duration::from_millis(20));
+    signal(child.id(), "-INT");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("kv went on after a Ctrl-C during its open");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // 130 once the store is open; a Ctrl-C before kv caught it ends it as SIGINT does.
+    assert!(
+        status.code() == Some(130) || status.signal() == Some(2),
+        "{status:?}"
+    );
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(out, "", "no command ran");
+    assert_eq!(shell_output(dir.path(), "DBSIZE\n"), "(integer) 200000\n");
 }
 
 #[test]
