@@ -35,9 +35,10 @@ THE SHELL
   store); QUIT answers OK and leaves, EXIT leaves; blank lines and lines starting with #
   get no answer. Ctrl-C while a reply prints cuts it short ((interrupted)) and the shell
   goes on; a second Ctrl-C before the first was taken (a long command that prints
-  nothing yet) ends kv with exit code 130, and so does one while the store opens; at the
-  prompt Ctrl-C drops the line typed and Ctrl-D leaves. The shell exits 0 at the end of its input, even after error replies; 3
-  when it cannot open the store or reach the server, or the connection breaks.
+  nothing yet) ends kv with exit code 130, and so does one while the store opens; at
+  the prompt Ctrl-C drops the line typed and Ctrl-D leaves. The shell exits 0 at the
+  end of its input, even after error replies; 3 when it cannot open the store or reach
+  the server, or the connection breaks.
 
 QUOTING
   The shell splits a line as redis-cli does. Words are separated by blanks. In double
@@ -64,7 +65,8 @@ OUTPUT FORMATS
                  exit code 1 when the key is absent. A word is printed bare when it is
                  printable UTF-8 without blanks, quotes or backslashes that does not start
                  with #, ( or ERR; otherwise in double quotes with the escapes \\\" \\\\ \\n
-                 \\r \\t \\0 and \\xHH. Every printed word reads back as the same bytes.
+                 \\r \\t and \\xHH (NUL is \\x00). Every printed word reads back as the
+                 same bytes, in the shell too.
   kv del KEY     OK, or (nil) and exit code 1 when the key was absent (nothing written).
   kv scan        one `key value` line per entry, in key order, each a word as above.
   kv export      one JSON object a line, in key order: {\"key\":..,\"value\":..}
@@ -101,7 +103,9 @@ EXIT CODES
      a cluster node for a command that opens a store, a store's --dir for serve --node-id
   3  runtime error: no store at DIR, the store is open in another process (for a command
      that writes), I/O errors, a store that cannot be opened
-  4  kv verify found damage (kv get and the other readers fail with 3 on a damaged store)";
+  4  kv verify found damage (kv get and the other readers fail with 3 on a damaged store)
+  130  the shell ended by Ctrl-C: a second one before the first was taken, or one while
+       the store opened";
 
 /// kv: an embedded, durable key-value store, from the command line.
 #[derive(Debug, Parser)]

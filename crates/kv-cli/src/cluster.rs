@@ -297,18 +297,28 @@ fn wait_led(addrs: &[String], password: Option<&str>) -> Result<u64, Failure> {
     let start = Instant::now();
     loop {
         let mut leaders = Vec::with_capacity(addrs.len());
+        let mut last_error = None;
         for addr in addrs {
-            let node = Replication::ask(addr, password)?;
-            if node.initialized() && node.field("leader_addr").is_some() {
-                leaders.extend(node.number("leader_id"));
+            // A node that does not answer now (a reply lost, a node busy electing) is
+            // asked again: the cluster is formed already, and a rerun of init is refused.
+            match Replication::ask(addr, password) {
+                Ok(node) if node.initialized() && node.field("leader_addr").is_some() => {
+                    leaders.extend(node.number("leader_id"));
+                }
+                Ok(_) => {}
+                Err(Failure::Runtime(e) | Failure::Usage(e)) => last_error = Some(e),
+                Err(_) => {}
             }
         }
         if leaders.len() == addrs.len() && leaders.iter().all(|l| *l == leaders[0]) {
             return Ok(leaders[0]);
         }
         if start.elapsed() > SETTLE {
+            let why = last_error.map_or(String::new(), |e| format!(" (last: {e})"));
             return Err(Failure::runtime(format!(
-                "the cluster was initialized, but after {}s not every node knows its leader:                  check that the nodes reach one another's Raft addresses and share the cluster                  secret (`kv cluster status ADDR` on each)",
+                "the cluster was initialized, but after {}s not every node knows its \
+                 leader{why}: check that the nodes reach one another's Raft addresses and \
+                 share the cluster secret (`kv cluster status ADDR` on each)",
                 SETTLE.as_secs()
             )));
         }

@@ -72,7 +72,7 @@ pub type Outcome<T = ()> = Result<T, Failure>;
 pub fn describe(error: &dyn std::error::Error) -> String {
     kv_store::with_causes(error).replace(
         "open with RecoveryMode::Salvage to keep every readable record",
-        "`kv repair --to NEWDIR` copies every readable record into a new store",
+        "`kv --dir DIR repair --to NEWDIR` copies every readable record into a new store",
     )
 }
 

@@ -141,8 +141,8 @@ pub(crate) fn hex_digit(digit: u8) -> Option<u8> {
 /// line. A word wholly in double quotes is unquoted; any other word has its escapes decoded
 /// too (the OS shell has stripped its quotes: `kv get 'bin\x00key'`). The escapes are those
 /// [`word`] prints (`\"`, `\\`, `\n`, `\r`, `\t`, `\xHH`), redis-cli's `\a` and `\b`, `\'`,
-/// and `\0` (which earlier versions printed for NUL). Any other backslash is refused rather than taken as a byte: a key written with
-/// a stray backslash would silently miss its entry.
+/// and `\0` (which earlier versions printed for NUL). Any other backslash is refused rather
+/// than taken as a byte: a key written with a stray backslash would silently miss its entry.
 ///
 /// ```
 /// use kv_cli::output::{unword, word};

@@ -35,7 +35,7 @@ impl Remote {
                 Failure::Runtime(match e.kind() {
                     redis::ErrorKind::AuthenticationFailed => format!(
                         "could not connect to {address}: the server refused the password \
-                         (give its password with --pass or REDISCLI_AUTH)"
+                         given with --pass or REDISCLI_AUTH (a wrong one, or it has none)"
                     ),
                     _ => format!("could not connect to {address}: {e}"),
                 })

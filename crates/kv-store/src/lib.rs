@@ -87,7 +87,7 @@
 //! | `kv_fsyncs_total` | counter | count | fdatasyncs made for writes that asked for one, and for `sync` calls. |
 //! | `kv_fsynced_records_total` | counter | count | Records made durable by those fdatasyncs (each counts those written since the one before). |
 //! | `kv_background_fsyncs_total` | counter | count | fdatasyncs made in the background: within `Batch` windows, and under `None` ahead of a segment's rotation. |
-//! | `kv_records_per_fsync_ratio` | gauge | ratio | Records per fdatasync asked for: what the group commit saves. |
+//! | `kv_records_per_fsync_ratio` | gauge | ratio | Records made durable per fdatasync asked for (by a write or a sync): what the group commit saves, when every write asks for one. |
 //! | `kv_commit_latency_p50_micros` | gauge | microseconds | Commit latency, from a write's submission to its answer: median. |
 //! | `kv_commit_latency_p99_micros` | gauge | microseconds | Commit latency: 99th percentile. |
 //! | `kv_commit_latency_max_micros` | gauge | microseconds | Commit latency: maximum. |
