@@ -416,8 +416,9 @@ pub struct ServeArgs {
     /// When writes are acknowledged.
     #[command(flatten)]
     pub durability: DurabilityArgs,
-    /// The address to listen on (port 0: any free port, shown in the ready line).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6379")]
+    /// The address to listen on, IP:PORT or HOST:PORT (port 0: any free port, shown in the
+    /// ready line).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:6379", value_parser = socket_addr)]
     pub bind: std::net::SocketAddr,
     /// The password clients must give with AUTH (also KV_REQUIREPASS).
     #[arg(
@@ -447,7 +448,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub node_id: Option<u64>,
     /// Where a node's Raft service listens [default: the --bind host, its port + 10000].
-    #[arg(long, value_name = "ADDR", requires = "node_id")]
+    #[arg(long, value_name = "ADDR", requires = "node_id", value_parser = socket_addr)]
     pub raft_bind: Option<std::net::SocketAddr>,
     /// The secret every node of the cluster sends with, and requires of, each Raft request
     /// (also KV_CLUSTER_SECRET) [default: the --requirepass password]. A Raft address that
@@ -516,4 +517,37 @@ pub struct BenchArgs {
     /// Every workload 100 times smaller, for a run of seconds (also KV_BENCH_QUICK=1).
     #[arg(long)]
     pub quick: bool,
+}
+
+/// An address to listen on: `IP:PORT`, or `HOST:PORT` resolved to its first address (as
+/// Redis's `bind` takes `localhost`).
+fn socket_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut resolved = text
+        .to_socket_addrs()
+        .map_err(|e| format!("not IP:PORT or HOST:PORT ({e})"))?;
+    resolved
+        .next()
+        .ok_or_else(|| format!("{text} resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::socket_addr;
+
+    #[test]
+    fn a_listen_address_is_an_ip_or_a_host_name_with_a_port() {
+        assert_eq!(
+            socket_addr("127.0.0.1:6379").unwrap(),
+            "127.0.0.1:6379".parse().unwrap()
+        );
+        assert_eq!(socket_addr("[::1]:0").unwrap(), "[::1]:0".parse().unwrap());
+        let local = socket_addr("localhost:7001").unwrap();
+        assert!(local.ip().is_loopback() && local.port() == 7001, "{local}");
+        assert!(socket_addr("localhost").is_err(), "a port is needed");
+        assert!(socket_addr("no-such-host.invalid:1").is_err());
+    }
 }
