@@ -98,4 +98,18 @@ impl WriteOptions {
             durability: Some(Durability::Sync),
         }
     }
+
+    /// These options, with `durability` for this write instead of the store's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kv_durable::{Durability, WriteOptions};
+    /// let relaxed = WriteOptions::default().durability(Durability::Batch(Duration::from_secs(1)));
+    /// assert_eq!(relaxed.durability, Some(Durability::Batch(Duration::from_secs(1))));
+    /// assert_eq!(WriteOptions::default().durability(Durability::Sync), WriteOptions::sync());
+    /// ```
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = Some(durability);
+        self
+    }
 }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use kv_durable::Shared;
 
 /// The error of a lower layer behind an [`Error`]: its `source()`. Cloning it shares it.
-/// It dereferences to the error itself, so `cause.downcast_ref::<std::io::Error>()` works.
+/// It dereferences to the error itself, so `downcast_ref` works on it: the log's error is a
+/// [`LogError`](crate::LogError), whose own `source()` is the operating system's
+/// `std::io::Error` where there is one (an I/O error of the store's own is that at once).
 pub type Cause = Shared<dyn std::error::Error + Send + Sync>;
 
 /// What went wrong, and what the caller can do about it.

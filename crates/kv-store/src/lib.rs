@@ -29,12 +29,17 @@
 //!   itself. A setting that cannot work is [`Error::InvalidOption`] at open.
 //! - [`Error`]: one variant per thing a caller can act on ([`Damage`], [`Limit`] and
 //!   [`Setting`] say more). A message says what happened and never repeats its cause: the
-//!   error of the layer below is the `source()`, as itself (`downcast_ref` reaches the log's
-//!   error and the operating system's); [`with_causes`] prints the whole chain.
+//!   error of the layer below is the `source()`, as itself: walk the chain of `source()`s
+//!   with `downcast_ref` to reach the log's error ([`LogError`]) and, below it, the
+//!   operating system's (`std::io::Error`); [`with_causes`] prints the whole chain.
 //! - With the `tokio` feature (on by default): `put_async` and friends, `open_async`,
 //!   `compact_async`, `checkpoint_async`: whatever waits for the disk waits on tokio's
 //!   blocking pool, never on a runtime thread; a write that returns before its fsync and
 //!   that nothing can hold up is written on the task's own thread (about a microsecond).
+//!   Reads never wait for the disk. The read-modify-writes ([`KvStore::update_and_fetch`],
+//!   [`KvStore::compare_and_swap`], [`KvStore::remove`], [`KvStore::expire`],
+//!   [`KvStore::persist`]) and transactions have no async form: under `Durability::Sync`
+//!   they wait for their fsync, so call them through `tokio::task::spawn_blocking`.
 //! - With the `metrics` feature: the figures of [`Stats`] published through the `metrics`
 //!   crate on a timer of their own ([`Options::metrics_interval`], every second by
 //!   default), for any exporter: see [Metrics](#metrics).
@@ -144,7 +149,8 @@ pub use kv_compact::CompactionReport;
 pub use kv_core::{prefix_end, Clock, IndexKind, ManualClock, SystemClock, Value};
 pub use kv_durable::{Durability, OpenReport, WriteOptions};
 pub use kv_wal::{
-    with_causes, Compression, Corruption, CorruptionKind, DamageAction, RecoveryMode,
+    with_causes, Compression, Corruption, CorruptionKind, DamageAction, Error as LogError,
+    RecoveryMode,
 };
 
 /// The workspace README's code, run as doctests (`cargo test --doc`, part of `cargo xtask

@@ -137,7 +137,8 @@ impl Default for Options {
 }
 
 impl Options {
-    /// When writes return, relative to the disk; writes can override it one by one.
+    /// When writes return, relative to the disk; a write can override it with its own
+    /// [`WriteOptions`](crate::WriteOptions) (`put_with`, `delete_with`, `write_with`).
     #[must_use]
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
@@ -336,18 +337,7 @@ impl Options {
                 );
             }
         }
-        if let Durability::Batch(window) = self.durability {
-            if window.is_zero() || window > MAX_BATCH_WINDOW {
-                return invalid(
-                    Setting::Durability,
-                    format!(
-                        "a Batch window must be more than zero and at most {MAX_BATCH_WINDOW:?} \
-                         (got {window:?}); Durability::Sync syncs every write, \
-                         Durability::None leaves syncing to the operating system"
-                    ),
-                );
-            }
-        }
+        check_durability(self.durability)?;
         if self.segment_size < kv_wal::MIN_SEGMENT_SIZE {
             return invalid(
                 Setting::SegmentSize,
@@ -370,5 +360,23 @@ impl Options {
             }
         }
         Ok(())
+    }
+}
+
+/// Refuses a `Batch` window of zero or past [`MAX_BATCH_WINDOW`], the store's or a write's
+/// own ([`WriteOptions`](crate::WriteOptions)).
+pub(crate) fn check_durability(durability: Durability) -> Result<()> {
+    match durability {
+        Durability::Batch(window) if window.is_zero() || window > MAX_BATCH_WINDOW => {
+            Err(Error::InvalidOption {
+                setting: Setting::Durability,
+                reason: format!(
+                    "a Batch window must be more than zero and at most {MAX_BATCH_WINDOW:?} \
+                     (got {window:?}); Durability::Sync syncs every write, \
+                     Durability::None leaves syncing to the operating system"
+                ),
+            })
+        }
+        _ => Ok(()),
     }
 }

@@ -576,6 +576,43 @@ impl KvStore {
         self.submit(vec![Op::delete(key.into_bytes())], WriteOptions::default())
     }
 
+    /// [`put`](Self::put) with its own durability: say, a write that returns only once it
+    /// is on stable storage in a store that batches its syncs.
+    ///
+    /// # Errors
+    ///
+    /// Those of every write: see [`KvStore`](KvStore#errors-of-writes); and
+    /// [`Error::InvalidOption`] for a `Batch` window of zero or past
+    /// [`MAX_BATCH_WINDOW`](crate::MAX_BATCH_WINDOW), before anything is written.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use kv_store::{Durability, KvStore, Options, WriteOptions};
+    /// let store = KvStore::open_with(dir.path(), Options::default().durability(Durability::None))?;
+    /// store.put("draft", "x")?;
+    /// store.put_with("order:1", "paid", WriteOptions::sync())?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn put_with(
+        &self,
+        key: impl IntoBytes,
+        value: impl IntoBytes,
+        options: WriteOptions,
+    ) -> Result<()> {
+        self.submit(vec![Op::put(key.into_bytes(), value.into_bytes())], options)
+    }
+
+    /// [`delete`](Self::delete) with its own durability, as [`put_with`](Self::put_with).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`put_with`](Self::put_with).
+    pub fn delete_with(&self, key: impl IntoBytes, options: WriteOptions) -> Result<()> {
+        self.submit(vec![Op::delete(key.into_bytes())], options)
+    }
+
     /// Writes every operation of `batch` atomically: after any crash all of them are there
     /// or none, and no reader sees some without the others.
     ///
@@ -631,6 +668,9 @@ impl KvStore {
         mut ops: Vec<Op>,
         options: WriteOptions,
     ) -> std::result::Result<Result<()>, Vec<Op>> {
+        if let Err(e) = check_write_options(options) {
+            return Ok(Err(e));
+        }
         if !self.writes_in_place(options) {
             return Err(ops);
         }
@@ -677,6 +717,7 @@ impl KvStore {
     }
 
     fn submit_uncounted(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+        check_write_options(options)?;
         if !self.prepare(&mut ops)? {
             return Ok(());
         }
@@ -1717,4 +1758,11 @@ impl Drop for Inner {
         drop(self.maintenance.get_mut().take());
         let _ = self.durable.close();
     }
+}
+
+/// Refuses a write's own durability where the store's would be refused too.
+pub(crate) fn check_write_options(options: WriteOptions) -> Result<()> {
+    options
+        .durability
+        .map_or(Ok(()), crate::options::check_durability)
 }

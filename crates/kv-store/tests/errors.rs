@@ -312,6 +312,40 @@ fn bad_options_are_typed_errors_before_anything_is_created() {
 }
 
 #[test]
+fn a_writes_own_batch_window_is_checked_as_the_stores_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(dir.path(), options().durability(Durability::None)).unwrap();
+    for window in [Duration::ZERO, Duration::from_secs(7200)] {
+        let own = WriteOptions::default().durability(Durability::Batch(window));
+        let mut batch = WriteBatch::new();
+        batch.put("b", "1");
+        let refusals = [
+            store.put_with("p", "1", own),
+            store.delete_with("p", own),
+            store.write_with(batch, own),
+        ];
+        for refused in refusals {
+            let err = refused.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::InvalidOption {
+                        setting: Setting::Durability,
+                        ..
+                    }
+                ),
+                "{window:?}: {err}"
+            );
+            assert_well_formed(&err, "a write's window");
+        }
+    }
+    assert!(store.is_empty(), "nothing refused was written");
+    let fine = WriteOptions::default().durability(Durability::Batch(Duration::from_millis(1)));
+    store.put_with("p", "1", fine).unwrap();
+    assert_eq!(store.get("p").unwrap(), "1");
+}
+
+#[test]
 fn the_most_shards_are_taken() {
     let dir = tempfile::tempdir().unwrap();
     let store = KvStore::open_with(dir.path(), options().shards(MAX_SHARDS)).unwrap();

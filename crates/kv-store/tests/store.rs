@@ -9,11 +9,34 @@ use std::time::Duration;
 
 use kv_store::{
     Durability, Error, Eviction, IndexKind, KvStore, Limit, ManualClock, Options, Ttl, WriteBatch,
-    WAL_DIR,
+    WriteOptions, WAL_DIR,
 };
 
 fn small(options: Options) -> Options {
     options.shards(4).segment_size(1 << 20)
+}
+
+#[test]
+fn a_put_or_a_delete_with_its_own_durability_syncs_in_a_store_that_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KvStore::open_with(
+        dir.path(),
+        small(Options::default()).durability(Durability::None),
+    )
+    .unwrap();
+    store.put("a", "1").unwrap();
+    assert_eq!(store.stats().fsyncs_total, 0);
+    store.put_with("b", "2", WriteOptions::sync()).unwrap();
+    let stats = store.stats();
+    assert_eq!(stats.fsyncs_total, 1);
+    assert_eq!(
+        stats.fsynced_records_total, 2,
+        "b's fsync made a durable too"
+    );
+    store.delete_with("a", WriteOptions::sync()).unwrap();
+    assert_eq!(store.stats().fsyncs_total, 2);
+    assert_eq!(store.get("a"), None);
+    assert_eq!(store.get("b").unwrap(), "2");
 }
 
 #[test]
