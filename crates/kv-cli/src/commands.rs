@@ -155,7 +155,7 @@ pub fn stats(dir: &Path, as_json: bool) -> Outcome {
     if as_json {
         println!("{}", stats::json(&figures, &opened));
     } else {
-        print!("{}", stats::text(&figures));
+        print!("{figures}");
     }
     Ok(())
 }

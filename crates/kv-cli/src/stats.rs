@@ -1,22 +1,10 @@
-//! The store's figures in the two shapes `kv stats` prints them: text, JSON (the shell's
-//! are in `INFO store`). Each
+//! The store's figures as JSON, for `kv stats --json` (the text is `Stats`'s `Display`; the
+//! shell's are in `INFO store`). Each
 //! figure goes by its one name ([`Stats::figures`]): the same as the field of `Stats` and
 //! the metric (`kv_` + name).
 
 use kv_store::{FigureValue, OpenReport, Stats};
 use serde_json::{json, Map, Value};
-
-/// One `name: value` line per figure, plus the reason the store failed, if it did.
-pub fn text(stats: &Stats) -> String {
-    let mut out = String::new();
-    for figure in stats.figures() {
-        out.push_str(&format!("{}: {}\n", figure.name, figure.value));
-    }
-    if let Some(reason) = &stats.failure {
-        out.push_str(&format!("failure: {reason}\n"));
-    }
-    out
-}
 
 /// Every figure as one flat JSON object under the same names, with the details no figure
 /// holds: why the store failed, the last compaction, and what opening cut or skipped.

@@ -33,6 +33,30 @@ pub enum FigureUnit {
     Flag,
 }
 
+impl std::fmt::Display for Stats {
+    /// One `name: value` line a figure, in the order of [`Stats::figures`] (as `kv stats`
+    /// prints them), then `failure: ...` if the store stopped accepting writes.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("k", "v")?;
+    /// assert!(store.stats().to_string().starts_with("keys: 1\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for figure in self.figures() {
+            writeln!(f, "{}: {}", figure.name, figure.value)?;
+        }
+        if let Some(reason) = &self.failure {
+            writeln!(f, "failure: {reason}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A figure's value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FigureValue {
