@@ -447,7 +447,8 @@ pub struct ServeArgs {
     /// serve` is the single-node server.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub node_id: Option<u64>,
-    /// Where a node's Raft service listens [default: the --bind host, its port + 10000].
+    /// Where a node's Raft service listens [default: the --bind address's IP, its port +
+    /// 10000].
     #[arg(long, value_name = "ADDR", requires = "node_id", value_parser = socket_addr)]
     pub raft_bind: Option<std::net::SocketAddr>,
     /// The secret every node of the cluster sends with, and requires of, each Raft request
@@ -526,11 +527,17 @@ fn socket_addr(text: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(addr) = text.parse() {
         return Ok(addr);
     }
-    let mut resolved = text
+    let resolved: Vec<std::net::SocketAddr> = text
         .to_socket_addrs()
-        .map_err(|e| format!("not IP:PORT or HOST:PORT ({e})"))?;
+        .map_err(|e| format!("not IP:PORT, and cannot be resolved as HOST:PORT: {e}"))?
+        .collect();
+    // IPv4 first, as Redis resolves a bind name: `localhost` is 127.0.0.1, which clients
+    // try first, even where it also resolves to ::1.
     resolved
-        .next()
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or_else(|| resolved.first())
+        .copied()
         .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
@@ -547,7 +554,7 @@ mod tests {
         assert_eq!(socket_addr("[::1]:0").unwrap(), "[::1]:0".parse().unwrap());
         let local = socket_addr("localhost:7001").unwrap();
         assert!(local.ip().is_loopback() && local.port() == 7001, "{local}");
+        assert_eq!(local.ip(), std::net::Ipv4Addr::LOCALHOST, "IPv4 first");
         assert!(socket_addr("localhost").is_err(), "a port is needed");
-        assert!(socket_addr("no-such-host.invalid:1").is_err());
     }
 }

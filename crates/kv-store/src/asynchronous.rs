@@ -165,6 +165,11 @@ impl KvStore {
 
     /// [`write_with`](KvStore::write_with), awaited without holding a runtime thread while it
     /// waits for the disk.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`write_with`](KvStore::write_with), and [`Error::Closed`] when the runtime
+    /// is shutting down and dropped the call before it ran.
     pub async fn write_with_async(&self, batch: WriteBatch, options: WriteOptions) -> Result<()> {
         self.write_ops_async(batch.ops, options).await
     }

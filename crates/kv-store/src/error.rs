@@ -44,8 +44,9 @@ pub enum Error {
         source: Cause,
     },
 
-    /// An [`Options`](crate::Options) setting that cannot work; nothing was opened or
-    /// created.
+    /// An [`Options`](crate::Options) setting that cannot work, at open (nothing was opened
+    /// or created), or a write's own [`WriteOptions`](crate::WriteOptions) that the
+    /// store's options could not hold either (nothing was written).
     #[error("invalid option {setting}: {reason}")]
     InvalidOption {
         /// The setting.
@@ -224,7 +225,8 @@ impl fmt::Display for Limit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Setting {
-    /// [`Options::durability`](crate::Options::durability).
+    /// [`Options::durability`](crate::Options::durability), or a write's own
+    /// [`WriteOptions::durability`](crate::WriteOptions::durability).
     Durability,
     /// [`Options::shards`](crate::Options::shards).
     Shards,

@@ -26,7 +26,8 @@
 //!   index kind, shard count, segment size, LZ4/Zstd compression above a size threshold,
 //!   memory and key limits with `Reject`, LRU or LFU [`Eviction`], key and value size
 //!   limits, the expiry sweep, and [`AutoCompact`], when the store compacts its log by
-//!   itself. A setting that cannot work is [`Error::InvalidOption`] at open.
+//!   itself. A setting that cannot work is [`Error::InvalidOption`] at open (and a write's
+//!   own [`WriteOptions`] the store's could not hold, at that write).
 //! - [`Error`]: one variant per thing a caller can act on ([`Damage`], [`Limit`] and
 //!   [`Setting`] say more). A message says what happened and never repeats its cause: the
 //!   error of the layer below is the `source()`, as itself: walk the chain of `source()`s
@@ -36,10 +37,13 @@
 //!   `compact_async`, `checkpoint_async`: whatever waits for the disk waits on tokio's
 //!   blocking pool, never on a runtime thread; a write that returns before its fsync and
 //!   that nothing can hold up is written on the task's own thread (about a microsecond).
-//!   Reads never wait for the disk. The read-modify-writes ([`KvStore::update_and_fetch`],
-//!   [`KvStore::compare_and_swap`], [`KvStore::remove`], [`KvStore::expire`],
-//!   [`KvStore::persist`]) and transactions have no async form: under `Durability::Sync`
-//!   they wait for their fsync, so call them through `tokio::task::spawn_blocking`.
+//!   Reads never wait for the disk. Every read-modify-write ([`KvStore::update_and_fetch`],
+//!   [`KvStore::update_with`], [`KvStore::fetch_and_update`],
+//!   [`KvStore::compare_and_swap`], [`KvStore::remove`], [`KvStore::update_keys`],
+//!   [`KvStore::expire`], [`KvStore::persist`]) and transactions have no async form, nor
+//!   do `put_with` and `delete_with` (`write_with_async` takes a write's own options):
+//!   under `Durability::Sync` they wait for their fsync, so call them through
+//!   `tokio::task::spawn_blocking`.
 //! - With the `metrics` feature: the figures of [`Stats`] published through the `metrics`
 //!   crate on a timer of their own ([`Options::metrics_interval`], every second by
 //!   default), for any exporter: see [Metrics](#metrics).

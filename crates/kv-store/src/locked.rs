@@ -98,6 +98,7 @@ impl KvStore {
         options: WriteOptions,
         decide: &mut dyn FnMut(u64) -> Result<Decision<T>>,
     ) -> Result<T> {
+        self.inner.refuse_if_closed()?;
         crate::store::check_write_options(options)?;
         let admission = &self.inner.admission;
         // Room made in an earlier pass, kept for the next; one end to all the waiting.

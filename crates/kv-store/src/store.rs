@@ -86,9 +86,12 @@ pub(crate) struct Inner {
 ///
 /// # Errors of writes
 ///
-/// Every call that writes (`put`, `put_with_ttl`, `delete`, `write`, `write_with`,
-/// `expire`, `persist`) fails with:
+/// Every call that writes (`put`, `put_with`, `put_with_ttl`, `delete`, `delete_with`,
+/// `write`, `write_with`, `expire`, `persist`) fails with:
 /// - [`Error::Closed`] after [`close`](Self::close), whatever the write;
+/// - [`Error::InvalidOption`] for a write's own [`WriteOptions`] that the store's
+///   [`Options`](crate::Options) could not hold either (a `Batch` window of zero or past
+///   [`MAX_BATCH_WINDOW`](crate::MAX_BATCH_WINDOW)), before anything is written;
 /// - [`Error::KeyTooLarge`] or [`Error::ValueTooLarge`] over
 ///   [`Options::max_key_size`](crate::Options::max_key_size) or
 ///   [`Options::max_value_size`](crate::Options::max_value_size) (a delete's key only
@@ -668,8 +671,12 @@ impl KvStore {
         mut ops: Vec<Op>,
         options: WriteOptions,
     ) -> std::result::Result<Result<()>, Vec<Op>> {
-        if let Err(e) = check_write_options(options) {
-            return Ok(Err(e));
+        if let Err(e) = self
+            .inner
+            .refuse_if_closed()
+            .and_then(|()| check_write_options(options))
+        {
+            return Ok(self.inner.counted(Err(e)));
         }
         if !self.writes_in_place(options) {
             return Err(ops);
@@ -717,6 +724,7 @@ impl KvStore {
     }
 
     fn submit_uncounted(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
+        self.inner.refuse_if_closed()?;
         check_write_options(options)?;
         if !self.prepare(&mut ops)? {
             return Ok(());

@@ -97,9 +97,9 @@ pub struct Conflict {
 
 impl KvStore {
     /// Starts a [`Transaction`]: read and watch keys through it, buffer writes in it, then
-    /// [`commit`](Transaction::commit). It holds a handle of the store: the store is not
-    /// closed, nor its directory unlocked, while a transaction is alive, even after the last
-    /// `KvStore` handle is dropped.
+    /// [`commit`](Transaction::commit). It holds a handle of the store: dropping the last
+    /// `KvStore` handle while a transaction is alive does not close the store nor unlock
+    /// its directory (an explicit [`close`](KvStore::close) still does).
     ///
     /// ```
     /// # fn main() -> Result<(), kv_store::Error> {

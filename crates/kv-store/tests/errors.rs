@@ -480,6 +480,15 @@ fn every_call_after_close_is_closed() {
         assert!(matches!(result, Err(Error::Closed)), "{call}: {result:?}");
     };
     closed(store.put("k", "w"), "put");
+    let bad_window = WriteOptions::default().durability(Durability::Batch(Duration::ZERO));
+    closed(
+        store.put_with("k", "w", bad_window),
+        "put_with of a bad window",
+    );
+    closed(
+        store.delete_with("k", bad_window),
+        "delete_with of a bad window",
+    );
     closed(store.put("other", "w"), "put over the key limit");
     closed(store.put(vec![b'k'; 70_000], "w"), "put of a key too large");
     closed(
