@@ -170,14 +170,7 @@ pub fn compact(dir: &Path) -> Outcome {
     let closed = store.close();
     let report = result?;
     closed?;
-    println!(
-        "OK snapshot {}: {} entries, {} bytes of log and snapshot before, {} after, {:.1} ms",
-        report.snapshot,
-        report.entries,
-        report.bytes_before,
-        report.bytes_after,
-        report.duration.as_secs_f64() * 1e3
-    );
+    println!("OK {report}");
     Ok(())
 }
 

@@ -100,6 +100,37 @@ pub struct CompactionReport {
     pub duration: Duration,
 }
 
+impl std::fmt::Display for CompactionReport {
+    /// One line: the snapshot, its entries, the bytes of log and snapshot before and after,
+    /// and the time taken (as `kv compact` prints it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let report = kv_compact::CompactionReport {
+    ///     snapshot: 3,
+    ///     entries: 2,
+    ///     bytes_before: 4096,
+    ///     bytes_after: 512,
+    ///     duration: Duration::from_micros(1500),
+    /// };
+    /// assert_eq!(
+    ///     report.to_string(),
+    ///     "snapshot 3: 2 entries, 4096 bytes of log and snapshot before, 512 after, 1.5 ms"
+    /// );
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "snapshot {}: {} entries, {} bytes of log and snapshot before, {} after, {:.1} ms",
+            self.snapshot,
+            self.entries,
+            self.bytes_before,
+            self.bytes_after,
+            self.duration.as_secs_f64() * 1e3
+        )
+    }
+}
+
 /// Figures of the compactions since the store was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CompactionStats {

@@ -31,6 +31,70 @@ pub struct OpenReport {
     pub duration: Duration,
 }
 
+impl std::fmt::Display for OpenReport {
+    /// One line: the records replayed, the segments and bytes scanned, what was dropped or
+    /// cut, and the time taken; each piece of damage found is in `recovery.corruptions`.
+    ///
+    /// ```
+    /// use kv_core::{IndexKind, State};
+    /// use kv_durable::{Durable, Options};
+    /// use kv_wal::{Position, WalConfig};
+    /// use parking_lot::RwLock;
+    /// # fn main() -> Result<(), kv_durable::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let open = || {
+    ///     let state = RwLock::new(State::new(IndexKind::Hash));
+    ///     Durable::open(WalConfig::new(dir.path()), Position::START, state, Options::default())
+    /// };
+    /// let (store, _) = open()?;
+    /// store.put("k", "v")?;
+    /// store.close()?;
+    /// let (_, report) = open()?;
+    /// assert!(report.to_string().starts_with("replayed 1 record from 1 segment ("), "{report}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: u64, what: &str| {
+            if n == 1 {
+                format!("1 {what}")
+            } else {
+                format!("{n} {what}s")
+            }
+        };
+        write!(
+            f,
+            "replayed {} from {} ({} bytes) in {:.1} ms",
+            plural(self.replayed, "record"),
+            plural(self.recovery.segments_scanned, "segment"),
+            self.recovery.bytes_scanned,
+            self.duration.as_secs_f64() * 1e3
+        )?;
+        if self.expired_dropped > 0 {
+            write!(
+                f,
+                "; {} past their deadline dropped",
+                plural(self.expired_dropped, "put")
+            )?;
+        }
+        if self.recovery.bytes_truncated > 0 {
+            write!(
+                f,
+                "; {} bytes of torn tail cut",
+                self.recovery.bytes_truncated
+            )?;
+        }
+        if !self.recovery.corruptions.is_empty() {
+            write!(
+                f,
+                "; {} found",
+                plural(self.recovery.corruptions.len() as u64, "damaged stretch")
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The sizes a write is checked against.
 #[derive(Debug, Clone, Copy)]
 struct Limits {
