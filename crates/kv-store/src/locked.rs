@@ -98,8 +98,6 @@ impl KvStore {
         options: WriteOptions,
         decide: &mut dyn FnMut(u64) -> Result<Decision<T>>,
     ) -> Result<T> {
-        self.inner.refuse_if_closed()?;
-        crate::store::check_write_options(options)?;
         let admission = &self.inner.admission;
         // Room made in an earlier pass, kept for the next; one end to all the waiting.
         let mut room = None;

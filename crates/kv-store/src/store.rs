@@ -671,18 +671,11 @@ impl KvStore {
         mut ops: Vec<Op>,
         options: WriteOptions,
     ) -> std::result::Result<Result<()>, Vec<Op>> {
-        if let Err(e) = self
-            .inner
-            .refuse_if_closed()
-            .and_then(|()| check_write_options(options))
-        {
-            return Ok(self.inner.counted(Err(e)));
-        }
         if !self.writes_in_place(options) {
             return Err(ops);
         }
         // Absolute deadlines from now on: given back, the ops keep the ones they got here.
-        match self.prepare(&mut ops) {
+        match self.prepare(&mut ops, options) {
             Ok(true) => {}
             Ok(false) => return Ok(Ok(())),
             Err(e) => return Ok(self.inner.counted(Err(e))),
@@ -702,10 +695,14 @@ impl KvStore {
     }
 
     /// What every write does first, whichever way it goes on: refuses once the store is
-    /// closing, and makes relative deadlines absolute (reading the clock only when a put
-    /// has one). `false` when there is nothing to write.
-    fn prepare(&self, ops: &mut [Op]) -> Result<bool> {
+    /// closing, and a write's own durability that the store's options could not hold either
+    /// (a `Batch` window of zero or past an hour); makes relative deadlines absolute
+    /// (reading the clock only when a put has one). `false` when there is nothing to write.
+    fn prepare(&self, ops: &mut [Op], options: WriteOptions) -> Result<bool> {
         self.inner.refuse_if_closed()?;
+        if let Some(durability) = options.durability {
+            crate::options::check_durability(durability)?;
+        }
         if ops.is_empty() {
             return Ok(false);
         }
@@ -724,9 +721,7 @@ impl KvStore {
     }
 
     fn submit_uncounted(&self, mut ops: Vec<Op>, options: WriteOptions) -> Result<()> {
-        self.inner.refuse_if_closed()?;
-        check_write_options(options)?;
-        if !self.prepare(&mut ops)? {
+        if !self.prepare(&mut ops, options)? {
             return Ok(());
         }
         // Encoded before its stripes are taken (encoding reads nothing they guard), while a
@@ -1766,11 +1761,4 @@ impl Drop for Inner {
         drop(self.maintenance.get_mut().take());
         let _ = self.durable.close();
     }
-}
-
-/// Refuses a write's own durability where the store's would be refused too.
-pub(crate) fn check_write_options(options: WriteOptions) -> Result<()> {
-    options
-        .durability
-        .map_or(Ok(()), crate::options::check_durability)
 }
