@@ -5,7 +5,8 @@
 //! acknowledged checkpoint must open as the state it was taken in. `Durability::Sync` must
 //! keep every acknowledged write;
 //! `Batch` may lose the last ones, but what survives is the state after some prefix of the
-//! writes (batches whole) that includes everything before the last successful `sync`. The
+//! writes (batches whole) that includes everything before the last successful `sync`, or
+//! the last acknowledged put of its own `WriteOptions::sync()`. The
 //! same holds when the disk had written back part of what was not synced, in order or out of
 //! order (a later page kept, an earlier one lost: recovery cuts the log at the hole, as of a
 //! point in time, and reports it).
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::contents;
-use kv_store::{CorruptionKind, Durability, IndexKind, KvStore, Options, WriteBatch};
+use kv_store::{CorruptionKind, Durability, IndexKind, KvStore, Options, WriteBatch, WriteOptions};
 use kv_wal::fs::volatile::VolatileFileSystem;
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -49,6 +50,8 @@ fn options(fs: &VolatileFileSystem, durability: Durability) -> Options {
 enum Step {
     Put(Vec<u8>, Vec<u8>),
     PutWithTtl(Vec<u8>, Vec<u8>),
+    /// A put that returns once it is on stable storage, whatever the store's durability.
+    DurablePut(Vec<u8>, Vec<u8>),
     Delete(Vec<u8>),
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     /// A read-modify-write: the key's value with `+` appended (`+` if it had none).
@@ -74,6 +77,7 @@ fn step(i: u64) -> Step {
     match i % 23 {
         7 => Step::Delete(key(i * 3)),
         11 => Step::PutWithTtl(key(i), value(i)),
+        21 => Step::DurablePut(key(i), value(i)),
         13 => Step::Batch(vec![
             (key(i + 1), Some(value(i))),
             (key(i + 2), None),
@@ -94,6 +98,7 @@ fn run(store: &KvStore, parent: &Path, i: u64) -> Result<(), kv_store::Error> {
         Step::Put(k, v) => store.put(k, v),
         // A day: nothing expires while the test runs.
         Step::PutWithTtl(k, v) => store.put_with_ttl(k, v, Duration::from_secs(86_400)),
+        Step::DurablePut(k, v) => store.put_with(k, v, WriteOptions::sync()),
         Step::Delete(k) => store.delete(k),
         Step::Batch(ops) => {
             let mut batch = WriteBatch::new();
@@ -122,7 +127,7 @@ fn run(store: &KvStore, parent: &Path, i: u64) -> Result<(), kv_store::Error> {
 
 fn apply(model: &mut Model, i: u64) {
     match step(i) {
-        Step::Put(k, v) | Step::PutWithTtl(k, v) => {
+        Step::Put(k, v) | Step::PutWithTtl(k, v) | Step::DurablePut(k, v) => {
             model.insert(k, v);
         }
         Step::Delete(k) => {
@@ -204,7 +209,13 @@ fn run_until_cut(
             acknowledged = i + 1;
             // A checkpoint makes everything before it durable in the store too: a Raft
             // state machine purges its log once a checkpoint of the store is taken.
-            if durability == Durability::Sync || matches!(step(i), Step::Sync | Step::Checkpoint) {
+            // So does a put synced on its own: its fsync covers the log up to it.
+            if durability == Durability::Sync
+                || matches!(
+                    step(i),
+                    Step::Sync | Step::Checkpoint | Step::DurablePut(..)
+                )
+            {
                 synced = i + 1;
             }
         }
