@@ -71,7 +71,7 @@ pub type Outcome<T = ()> = Result<T, Failure>;
 /// gives in terms of its API is given in terms of `kv` instead.
 pub fn describe(error: &dyn std::error::Error) -> String {
     kv_store::with_causes(error).replace(
-        "open with RecoveryMode::Salvage to keep every readable record",
+        kv_wal::SALVAGE_ADVICE,
         "`kv --dir DIR repair --to NEWDIR` copies every readable record into a new store",
     )
 }

@@ -63,6 +63,12 @@ fn verify_reports_a_flipped_byte_in_the_middle_and_changes_nothing() {
         report.starts_with("DAMAGED: the log is damaged in segment 0 at offset"),
         "{report}"
     );
+    // The advice is the command line's, not the library's.
+    assert!(
+        report.contains("kv --dir DIR repair --to NEWDIR"),
+        "{report}"
+    );
+    assert!(!report.contains("RecoveryMode"), "{report}");
     assert_same_files(&before, &snapshot(dir.path()));
 
     // An ordinary open refuses the damage too, with a clear message, and changes nothing.

@@ -5,6 +5,10 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// What [`Error::Corrupt`]'s message tells a caller to do: a front end with other words for
+/// it (a command line) replaces exactly this.
+pub const SALVAGE_ADVICE: &str = "open with RecoveryMode::Salvage to keep every readable record";
+
 /// What `kv-wal` reports when an operation fails.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -70,7 +74,7 @@ pub enum Error {
     /// The log holds damage the recovery mode does not accept. Nothing was changed on disk.
     #[error(
         "the log is damaged in segment {segment} at offset {offset}: {kind}; nothing was changed \
-         on disk (open with RecoveryMode::Salvage to keep every readable record)"
+         on disk ({SALVAGE_ADVICE})"
     )]
     Corrupt {
         /// Id of the damaged segment.

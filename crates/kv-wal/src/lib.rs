@@ -61,7 +61,7 @@ pub use config::{
     MIN_SEGMENT_SIZE,
 };
 pub use encoded::Encoded;
-pub use error::{with_causes, CorruptionKind, Error, Result};
+pub use error::{with_causes, CorruptionKind, Error, Result, SALVAGE_ADVICE};
 pub use lock::DirLock;
 pub use position::Position;
 pub use reader::WalReader;
