@@ -231,13 +231,13 @@ impl DurabilityArg {
             (DurabilityArg::Batch, None) => Ok(kv_store::Durability::default()),
             (DurabilityArg::Sync, None) => Ok(kv_store::Durability::Sync),
             (DurabilityArg::None, None) => Ok(kv_store::Durability::None),
-            (DurabilityArg::Sync, Some(_)) => Err(Self::no_window("sync")),
-            (DurabilityArg::None, Some(_)) => Err(Self::no_window("none")),
+            (other, Some(_)) => Err(format!(
+                "--batch-window is for --durability batch only, not {}",
+                other
+                    .to_possible_value()
+                    .map_or_else(String::new, |v| v.get_name().to_owned())
+            )),
         }
-    }
-
-    fn no_window(mode: &str) -> String {
-        format!("--batch-window is for --durability batch only, not {mode}")
     }
 }
 
