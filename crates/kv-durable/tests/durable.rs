@@ -53,7 +53,11 @@ fn writers_end_in_the_state_the_log_replays_to(
                     // Shared keys, so the order of the groups decides the final values.
                     let shared = Op::put(format!("shared-{}", i % 10), format!("{t}-{i}"));
                     store.write(vec![shared], options).unwrap();
-                    store.put(format!("own-{t}-{i}"), "x").unwrap();
+                    let own = format!("own-{t}-{i}");
+                    store.put(own.clone(), "x").unwrap();
+                    // Applied before the put returned, whichever thread committed it.
+                    let now = store.now_ms();
+                    assert!(store.sink().read().get(own.as_bytes(), now).is_some());
                 }
             });
         }
@@ -61,6 +65,10 @@ fn writers_end_in_the_state_the_log_replays_to(
     let live = contents(&store);
     let stats = store.stats();
     assert_eq!(stats.records, 3200);
+    if durability == Durability::Sync {
+        assert_eq!(stats.records_synced, 3200);
+        assert!(stats.records_per_fsync() >= 1.0);
+    }
     assert_eq!(live.len(), 10 + 1600);
     drop(store);
     let (reopened, _) = open(dir.path(), durability);
