@@ -369,7 +369,8 @@ impl<S: Sink> Durable<S> {
     /// - a group being committed by another writer, which may include an fdatasync (a
     ///   follower waits for it, and then for its own group, whose leader may sync): given
     ///   back unless no group is being committed, in which case this thread leads its own
-    ///   write at once, alone;
+    ///   write at once, alone. A group that waits for no fsync, while recent groups were
+    ///   quick, is watched for up to 10 µs first, then tried once more;
     /// - the log's mutex, held by a sync or rotation for compaction (an fdatasync under it),
     ///   a deletion of old segments (unlinks and a directory sync), `close`, or a reading of
     ///   the figures: taken only if free;
