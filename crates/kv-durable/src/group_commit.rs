@@ -231,8 +231,8 @@ impl GroupCommit {
     ///
     /// One wait is allowed: while a group that waits for no fsync is being committed, and
     /// recent groups were quick, it watches for that group's end for [`MAX_LEAD_WAIT`] at
-    /// most, then tries once more. Giving the unit
-    /// back costs its caller far more: `kv serve` hands the pipeline to its writer thread.
+    /// most, then tries once more. Giving the unit back costs its caller far more: `kv
+    /// serve` hands the pipeline to its writer thread.
     /// Measured with `kv serve` under `Batch`, two runtime threads, redis-benchmark at
     /// `-P 16` (1,000,000 requests, 50 clients, fresh servers, three alternating rounds):
     /// without the wait 14% of the `INCR` pipelines and 20% of the `SET` ones went to the
@@ -266,7 +266,13 @@ impl GroupCommit {
             waited = true;
             self.watch_leader(MAX_LEAD_WAIT);
         }
-        let started = unit.submitted;
+        // The commit is timed from here if this thread waited: the moving average of commit
+        // times must not count the wait.
+        let started = if waited {
+            Instant::now()
+        } else {
+            unit.submitted
+        };
         let group = [Member { unit, signal: None }];
         let result = self.commit_group(&group, started, commit);
         self.pass_on(self.queue.lock(), false);
