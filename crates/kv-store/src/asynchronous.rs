@@ -12,7 +12,8 @@
 //! decided before anything is written ([`Durable::try_write_now`](kv_durable::Durable) lists
 //! each case): it goes to the blocking pool when the store has limits (a write may evict or
 //! wait for room), when one of its keys is held by a read-modify-write, when another
-//! writer's group is being committed (a follower waits for that group, fsync included),
+//! writer's group is being committed (a follower waits for that group, fsync included;
+//! a quick group that waits for no fsync is first watched for up to 10 µs),
 //! when the log's mutex is taken (a sync, a rotation or a deletion of old segments holds it
 //! across system calls that wait for the disk) or when the append would start a new segment
 //! (which syncs the old one and the directory). What is left on the runtime thread is a
