@@ -19,8 +19,8 @@
 //! `Durable::try_write_now`) uses `try_lead`: it leads its own unit alone if no group is
 //! being committed, and otherwise, or if the commit steps back before writing anything,
 //! takes its unit back without ever queueing. (While a quick group that waits for no fsync
-//! is being committed, it first watches for that group's end, for 10 µs at most.) It holds the `leading` flag like any leader,
-//! so the ordering argument below holds for it too.
+//! is being committed, it first watches for that group's end, for 10 µs at most.) It holds
+//! the `leading` flag like any leader, so the ordering argument below holds for it too.
 //!
 //! A panic inside a commit is caught: the group's writers and every later one get
 //! [`Error::Panicked`] instead of waiting for an answer that would never come.
@@ -160,8 +160,7 @@ impl Signal {
 #[derive(Debug, Default)]
 struct Queue {
     waiting: Vec<Member>,
-    leading: bool,
-    /// Whether the group being committed (while `leading`) waits for an fsync.
+    /// Whether the group being committed (while `GroupCommit::leading`) waits for an fsync.
     leader_syncs: bool,
 }
 
@@ -179,9 +178,10 @@ pub(crate) struct GroupCommit {
     crowded: AtomicBool,
     /// What a commit that panicked said: set once, then every write is refused.
     panicked: OnceLock<Arc<str>>,
-    /// `Queue::leading`, set under the queue's lock but read without it: what a writer that
-    /// must not wait watches while a quick group ends (`try_lead`).
-    leading_now: AtomicBool,
+    /// Whether a group is being committed: changed only under the queue's lock, and read
+    /// under it, but for a writer that must not wait watching for a quick group's end
+    /// without it (`try_lead`), which looks again under the lock before it leads.
+    leading: AtomicBool,
 }
 
 impl GroupCommit {
@@ -190,7 +190,7 @@ impl GroupCommit {
     pub(crate) fn submit(&self, unit: Unit, commit: &dyn Fn(&[Member]) -> Committed) -> Result<()> {
         self.refuse_after_panic()?;
         let mut queue = self.queue.lock();
-        if queue.leading {
+        if self.leading.load(Ordering::Relaxed) {
             let signal = Signal::new();
             queue.waiting.push(Member {
                 unit,
@@ -199,8 +199,7 @@ impl GroupCommit {
             drop(queue);
             // Spin only while groups commit faster than a sleep and a wake-up take; groups that
             // wait for an fsync leave the CPU to the threads doing work.
-            let recent = Duration::from_nanos(self.recent_commit_ns.load(Ordering::Relaxed));
-            let spin = if recent <= MAX_SPIN / 2 {
+            let spin = if self.groups_are_quick() {
                 MAX_SPIN
             } else {
                 Duration::ZERO
@@ -214,9 +213,8 @@ impl GroupCommit {
                 Slot::Waiting => unreachable!("wait returns only once the slot is set"),
             };
         }
-        queue.leading = true;
+        self.leading.store(true, Ordering::Relaxed);
         queue.leader_syncs = unit.sync;
-        self.leading_now.store(true, Ordering::Relaxed);
         drop(queue);
         // This writer leads at once: its submission time, a moment ago, saves a clock read
         // (which costs as much as a tenth of a buffered write).
@@ -251,14 +249,12 @@ impl GroupCommit {
         let mut waited = false;
         loop {
             let mut queue = self.queue.lock();
-            if !queue.leading {
-                queue.leading = true;
+            if !self.leading.load(Ordering::Relaxed) {
+                self.leading.store(true, Ordering::Relaxed);
                 queue.leader_syncs = false;
-                self.leading_now.store(true, Ordering::Relaxed);
                 break;
             }
-            let recent = Duration::from_nanos(self.recent_commit_ns.load(Ordering::Relaxed));
-            let quick = !queue.leader_syncs && recent <= MAX_SPIN / 2;
+            let quick = !queue.leader_syncs && self.groups_are_quick();
             drop(queue);
             if waited || !quick {
                 return Err(unit);
@@ -280,12 +276,18 @@ impl GroupCommit {
         result.ok_or(member.unit)
     }
 
+    /// Whether recent groups committed faster than a sleep and a wake-up take (none waited
+    /// for an fsync): worth spinning for.
+    fn groups_are_quick(&self) -> bool {
+        Duration::from_nanos(self.recent_commit_ns.load(Ordering::Relaxed)) <= MAX_SPIN / 2
+    }
+
     /// Spins until no group is being committed, for `at_most`.
     fn watch_leader(&self, at_most: Duration) {
         let until = Instant::now() + at_most;
         loop {
             for _ in 0..32 {
-                if !self.leading_now.load(Ordering::Relaxed) {
+                if !self.leading.load(Ordering::Relaxed) {
                     return;
                 }
                 std::hint::spin_loop();
@@ -311,16 +313,12 @@ impl GroupCommit {
         if synced {
             self.linger(&mut group);
         }
-        let result = self
-            .commit_group(&group, started, &|group| Some(commit(group)))
-            .expect("a commit that always commits");
         let crowded = group.len() > 1;
         // Answer this group's writers before passing leadership on: the ones woken meanwhile
         // queue again in time to join the next group, and bigger groups mean fewer fsyncs
         // (measured: handing over first shrank W1's groups by half and its throughput by a
         // quarter).
-        let followers: Vec<Arc<Signal>> = group.into_iter().filter_map(|m| m.signal).collect();
-        answer(&result, followers);
+        let result = self.commit_and_answer(group, started, commit);
         let (queue, combined) = if synced {
             (self.queue.lock(), false)
         } else {
@@ -360,19 +358,32 @@ impl GroupCommit {
             let group = std::mem::take(&mut queue.waiting);
             drop(queue);
             let started = Instant::now();
-            let result = self
-                .commit_group(&group, started, &|group| Some(commit(group)))
-                .expect("a commit that always commits");
-            answer(
-                &result,
-                group.into_iter().filter_map(|m| m.signal).collect(),
-            );
+            // Its result went to its writers: the leader's own write is not among them.
+            let _ = self.commit_and_answer(group, started, commit);
             queue = self.queue.lock();
             if started >= *until.get_or_insert(started + MAX_COMBINING) {
                 break;
             }
         }
         (queue, until.is_some())
+    }
+
+    /// Commits `group` with `commit`, which always commits, and answers its writers that
+    /// wait (all but this thread's own unit, if it is among them); the group's result.
+    fn commit_and_answer(
+        &self,
+        group: Vec<Member>,
+        started: Instant,
+        commit: &dyn Fn(&[Member]) -> Committed,
+    ) -> Result<()> {
+        let result = self
+            .commit_group(&group, started, &|group| Some(commit(group)))
+            .expect("a commit that always commits");
+        answer(
+            &result,
+            group.into_iter().filter_map(|m| m.signal).collect(),
+        );
+        result
     }
 
     /// Runs `commit` over `group`, catching a panic, and keeps the figures the protocol
@@ -419,8 +430,7 @@ impl GroupCommit {
         self.crowded
             .store(crowded || !queue.waiting.is_empty(), Ordering::Relaxed);
         if queue.waiting.is_empty() {
-            queue.leading = false;
-            self.leading_now.store(false, Ordering::Relaxed);
+            self.leading.store(false, Ordering::Relaxed);
         } else {
             let mut next = std::mem::take(&mut queue.waiting);
             queue.leader_syncs = next.iter().any(|m| m.unit.sync);
@@ -540,7 +550,7 @@ mod tests {
                 })
             };
             let mut writers = vec![submit("leader", false)];
-            wait_until("the leader leads", || group.queue.lock().leading);
+            wait_until("the leader leads", || group.leading.load(Ordering::SeqCst));
             for (i, &(name, sync)) in queued.iter().enumerate() {
                 writers.push(submit(name, sync));
                 // Each queues before the next starts, so they queue in order. (Once the
@@ -556,7 +566,10 @@ mod tests {
                 .map(|w| w.join().unwrap())
                 .collect::<Vec<_>>()
         });
-        assert!(!group.queue.lock().leading, "the queue was left led");
+        assert!(
+            !group.leading.load(Ordering::SeqCst),
+            "the queue was left led"
+        );
         (commits.into_inner(), results)
     }
 
@@ -602,7 +615,7 @@ mod tests {
             };
             std::thread::scope(|s| {
                 let leader = s.spawn(|| group.submit(unit("leader", leader_syncs), &commit));
-                wait_until("the leader leads", || group.queue.lock().leading);
+                wait_until("the leader leads", || group.leading.load(Ordering::SeqCst));
                 let tried = group.try_lead(unit("now", false), &|members| Some(commit(members)));
                 returned.store(true, Ordering::SeqCst);
                 assert!(tried.is_err(), "the unit is given back while another leads");
@@ -654,8 +667,10 @@ mod tests {
         let led = led.load(Ordering::SeqCst);
         assert_eq!(led + given_back.load(Ordering::SeqCst), 2000);
         assert_eq!(committed.load(Ordering::SeqCst), led + 1000);
-        assert!(!group.queue.lock().leading, "the queue was left led");
-        assert!(!group.leading_now.load(Ordering::SeqCst));
+        assert!(
+            !group.leading.load(Ordering::SeqCst),
+            "the queue was left led"
+        );
     }
 
     #[test]

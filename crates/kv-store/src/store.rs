@@ -696,8 +696,9 @@ impl KvStore {
 
     /// What every write does first, whichever way it goes on: refuses once the store is
     /// closing, and a write's own durability that the store's options could not hold either
-    /// (a `Batch` window of zero or past an hour); makes relative deadlines absolute
-    /// (reading the clock only when a put has one). `false` when there is nothing to write.
+    /// (a `Batch` window of zero or past [`MAX_BATCH_WINDOW`](crate::MAX_BATCH_WINDOW));
+    /// makes relative deadlines absolute (reading the clock only when a put has one).
+    /// `false` when there is nothing to write.
     fn prepare(&self, ops: &mut [Op], options: WriteOptions) -> Result<bool> {
         self.inner.refuse_if_closed()?;
         if let Some(durability) = options.durability {
