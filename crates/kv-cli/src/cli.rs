@@ -474,8 +474,9 @@ pub struct ServeArgs {
     /// `no` allows a non-loopback --bind without --requirepass, as Redis's protected mode.
     #[arg(long, value_name = "yes|no", default_value = "yes", value_parser = ["yes", "no"])]
     pub protected_mode: String,
-    /// Threads that read, parse and answer connections (writes are committed on one
-    /// writer thread besides) [default: one per core].
+    /// Threads that read, parse and answer connections (writes that wait for an fsync are
+    /// committed on one writer thread besides) [default: half the cores, at least one; with
+    /// --node-id, one per core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
 }

@@ -40,7 +40,7 @@ pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(runtime_threads(args.threads))
+        .worker_threads(runtime_threads(args.threads, node.is_some()))
         .enable_all()
         .build()?;
     runtime.block_on(async {
@@ -239,15 +239,22 @@ async fn serve_node(
     served
 }
 
-/// The runtime's worker threads: `asked`, or else one per core.
+/// The runtime's worker threads: `asked`, or else half the cores (at least one) for the
+/// single-node server, one per core for a node (its Raft tasks run on them too).
 ///
-/// Fewer threads than cores cost fewer context switches per request, but not throughput
-/// where the clients share the machine: measured on 2 cores against redis-benchmark
-/// (`-c 50 -P 1`), one thread took 0.14 context switches and 10 µs of CPU per GET, two
-/// took 0.32 and 8.7 µs, and two answered 83k GETs/s against one's 73k.
-fn runtime_threads(asked: Option<u64>) -> usize {
+/// The server has threads of its own besides (the writer, the log's flusher and the one
+/// that prepares its next pages), and the kernel's network work takes CPU of its own; a
+/// second runtime thread on 2 cores then costs more in context switches and wake-ups
+/// than it brings. Measured on 2 cores against redis-benchmark (50 clients, 1 s batch
+/// window), one thread against two: `SET -P 1` 170-181k requests/s against 147k, `INCR
+/// -P 1` 171-178k against 155-157k, `GET -P 1` level; at `-P 16`, where one thread now
+/// gathers its replies ([`kv_server`]'s connections do when their runtime has one
+/// thread), `SET` 700-717k against 610-650k and `INCR` 808-832k against 720-820k.
+fn runtime_threads(asked: Option<u64>, node: bool) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     match asked {
         Some(n) => usize::try_from(n).unwrap_or(1),
-        None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        None if node => cores,
+        None => (cores / 2).max(1),
     }
 }

@@ -288,6 +288,7 @@ async fn serve(
     let mut broken = None;
     // Whether the input may hold more requests than were decoded.
     let mut more_input = false;
+    let gather = gathers_replies();
     loop {
         if pending.is_empty() && broken.is_none() {
             // Before AUTH, one request at a time: the next one's limits depend on whether
@@ -376,6 +377,9 @@ async fn serve(
             return;
         }
         if !output.is_empty() {
+            if gather {
+                tokio::task::yield_now().await;
+            }
             if !deaf && !send(&mut stream, &output, write_timeout, &mut stopped).await {
                 if !*stopped.borrow() {
                     return;
@@ -415,6 +419,24 @@ async fn serve(
             _ = stopped.wait_for(|stop| *stop) => return,
         }
     }
+}
+
+/// Whether a connection, its replies made, lets the runtime serve the other connections
+/// ready now before it writes them: on a runtime of one thread.
+///
+/// Written at once, each connection's replies wake the client's thread once more: a
+/// wake-up (an interrupt to another core) per write, 30% of the server's CPU in a profile
+/// of `INCR -P 16` with the client on the same machine. Written once the other ready
+/// connections are served, the replies leave one after another, as Redis's event loop
+/// writes its replies before it sleeps, and a client reading many connections finds
+/// several ready at each wake. Measured on 2 cores, one runtime thread, 50 clients, 1 s
+/// batch window: `SET -P 16` 700-717k requests/s and 1.40-1.44 µs of server CPU each,
+/// against 522-530k and 1.97-1.99 µs; `INCR -P 16` 808-832k against 537-539k; `-P 1` and a
+/// lone client the same within the noise. On a runtime of two threads it cost `-P 1`
+/// 10-20% (126-147k `SET`s/s against 147k): the thread that yields parks and the other is
+/// woken instead.
+fn gathers_replies() -> bool {
+    tokio::runtime::Handle::current().metrics().num_workers() == 1
 }
 
 /// Writes `output`, unless the client takes none of it for `stall` (or, once `stopped`,

@@ -83,13 +83,14 @@ proptest! {
     /// Pipelines mixing reads, blind writes and read-modify-writes of the same keys,
     /// through the server (in blocks) and through a session one request at a time.
     /// Under `Sync` blocks go to the writer thread; under `Batch` they are written in
-    /// place where nothing can make them wait.
+    /// place where nothing can make them wait. On one runtime thread replies are gathered.
     #[test]
     fn a_pipeline_answers_as_one_at_a_time_execution_would(
         pipelines in prop::collection::vec(prop::collection::vec(command(), 1..40), 1..4),
         sync in any::<bool>(),
+        threads in 1..=2usize,
     ) {
-        let server = server(sync);
+        let server = server(sync, threads);
         let mut stream = server.raw();
         let dir = tempfile::tempdir().unwrap();
         let mut model = Session::local(KvStore::open(dir.path()).unwrap());
@@ -107,8 +108,10 @@ proptest! {
 }
 
 /// A server over a store that syncs every write (`sync`, whose writes go to the writer
-/// thread), or batches its syncs (whose writes are made in place when they can be).
-fn server(sync: bool) -> TestServer {
+/// thread), or batches its syncs (whose writes are made in place when they can be), on a
+/// runtime of `threads` threads (one: each connection's replies wait for the other ready
+/// connections to be served).
+fn server(sync: bool, threads: usize) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let durability = if sync {
         Durability::Sync
@@ -116,18 +119,21 @@ fn server(sync: bool) -> TestServer {
         Durability::Batch(Duration::from_millis(5))
     };
     let store = KvStore::open_with(dir.path(), Options::default().durability(durability)).unwrap();
-    TestServer::serve(dir, store, ServerOptions::default())
+    TestServer::serve_on(threads, dir, store, ServerOptions::default())
 }
+
+/// Each pairing of durability (synced or batched) and runtime threads (one or two).
+const SERVERS: [(bool, usize); 4] = [(false, 2), (true, 2), (false, 1), (true, 1)];
 
 #[test]
 fn a_pipeline_of_each_kind_answers_as_redis_does() {
-    for sync in [false, true] {
-        a_pipeline_of_each_kind_answers_as_redis_does_with(sync);
+    for (sync, threads) in SERVERS {
+        a_pipeline_of_each_kind_answers_as_redis_does_with(sync, threads);
     }
 }
 
-fn a_pipeline_of_each_kind_answers_as_redis_does_with(sync: bool) {
-    let server = server(sync);
+fn a_pipeline_of_each_kind_answers_as_redis_does_with(sync: bool, threads: usize) {
+    let server = server(sync, threads);
     let mut stream = server.raw();
     let pipeline: Vec<Vec<String>> = [
         "GET k",
@@ -154,16 +160,16 @@ fn a_pipeline_of_each_kind_answers_as_redis_does_with(sync: bool) {
 
 #[test]
 fn concurrent_pipelined_incr_of_one_key_loses_no_increment() {
-    for sync in [false, true] {
-        concurrent_pipelined_incr_of_one_key_loses_no_increment_with(sync);
+    for (sync, threads) in SERVERS {
+        concurrent_pipelined_incr_of_one_key_loses_no_increment_with(sync, threads);
     }
 }
 
-fn concurrent_pipelined_incr_of_one_key_loses_no_increment_with(sync: bool) {
+fn concurrent_pipelined_incr_of_one_key_loses_no_increment_with(sync: bool, threads: usize) {
     const CLIENTS: usize = 8;
     const PIPELINES: usize = 40;
     const DEPTH: usize = 16;
-    let server = server(sync);
+    let server = server(sync, threads);
     let answers: Vec<i64> = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..CLIENTS)
             .map(|client| {

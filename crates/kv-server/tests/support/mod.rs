@@ -20,8 +20,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(options: ServerOptions) -> TestServer {
+        Self::start_on(RUNTIME_THREADS, options)
+    }
+
+    /// A server over a new store on a runtime of `threads` threads.
+    pub fn start_on(threads: usize, options: ServerOptions) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        Self::start_in(dir, options)
+        let store = KvStore::open(dir.path()).unwrap();
+        Self::serve_on(threads, dir, store, options)
     }
 
     pub fn start_in(dir: tempfile::TempDir, options: ServerOptions) -> TestServer {
@@ -29,13 +35,24 @@ impl TestServer {
         Self::serve(dir, store, options)
     }
 
-    /// Serves `store`, opened in `dir`.
+    /// Serves `store`, opened in `dir`, on a runtime of two threads.
     pub fn serve(dir: tempfile::TempDir, store: KvStore, options: ServerOptions) -> TestServer {
+        Self::serve_on(RUNTIME_THREADS, dir, store, options)
+    }
+
+    /// Serves `store`, opened in `dir`, on a runtime of `threads` threads (one: its
+    /// connections gather their replies).
+    pub fn serve_on(
+        threads: usize,
+        dir: tempfile::TempDir,
+        store: KvStore,
+        options: ServerOptions,
+    ) -> TestServer {
         let options = ServerOptions {
             bind: "127.0.0.1:0".parse().unwrap(),
             ..options
         };
-        Self::run(dir, |listening, stopped| async move {
+        Self::run_on(threads, dir, |listening, stopped| async move {
             let server = Server::bind(store, options).await?;
             listening.send(server.local_addr()?).unwrap();
             server
@@ -55,9 +72,20 @@ impl TestServer {
             + 'static,
         Fut: std::future::Future<Output = Result<(), kv_server::Error>>,
     {
+        Self::run_on(RUNTIME_THREADS, dir, serve)
+    }
+
+    /// [`TestServer::run`] on a runtime of `threads` threads.
+    pub fn run_on<F, Fut>(threads: usize, dir: tempfile::TempDir, serve: F) -> TestServer
+    where
+        F: FnOnce(std::sync::mpsc::Sender<SocketAddr>, tokio::sync::oneshot::Receiver<()>) -> Fut
+            + Send
+            + 'static,
+        Fut: std::future::Future<Output = Result<(), kv_server::Error>>,
+    {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || runtime().block_on(serve(addr_tx, stopped)));
+        let thread = std::thread::spawn(move || runtime(threads).block_on(serve(addr_tx, stopped)));
         let addr = addr_rx.recv_timeout(Duration::from_secs(30)).unwrap();
         TestServer {
             addr,
@@ -149,10 +177,13 @@ pub fn installed(tool: &str) -> bool {
     false
 }
 
-/// A runtime with two workers, as the servers under test run on.
-pub fn runtime() -> tokio::runtime::Runtime {
+/// The runtime threads a server under test has unless a test asks otherwise.
+pub const RUNTIME_THREADS: usize = 2;
+
+/// A runtime with `threads` workers.
+pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .enable_all()
         .build()
         .unwrap()
