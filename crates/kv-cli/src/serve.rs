@@ -246,15 +246,30 @@ async fn serve_node(
 /// that prepares its next pages), and the kernel's network work takes CPU of its own; a
 /// second runtime thread on 2 cores then costs more in context switches and wake-ups
 /// than it brings. Measured on 2 cores against redis-benchmark (50 clients, 1 s batch
-/// window), one thread against two: `SET -P 1` 170-181k requests/s against 147k, `INCR
+/// window), one thread against two: `SET -P 1` 176-181k requests/s against 147k, `INCR
 /// -P 1` 171-178k against 155-157k, `GET -P 1` level; at `-P 16`, where one thread now
 /// gathers its replies ([`kv_server`]'s connections do when their runtime has one
-/// thread), `SET` 700-717k against 610-650k and `INCR` 808-832k against 720-820k.
+/// thread), `SET` 700-717k against 609-646k and `INCR` 808-832k against 722-821k.
 fn runtime_threads(asked: Option<u64>, node: bool) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     match asked {
         Some(n) => usize::try_from(n).unwrap_or(1),
         None if node => cores,
         None => (cores / 2).max(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runtime_threads;
+
+    #[test]
+    fn the_single_node_server_takes_half_the_cores_and_a_node_every_one() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        assert_eq!(runtime_threads(None, false), (cores / 2).max(1));
+        assert!(runtime_threads(None, false) >= 1);
+        assert_eq!(runtime_threads(None, true), cores);
+        assert_eq!(runtime_threads(Some(3), false), 3);
+        assert_eq!(runtime_threads(Some(3), true), 3);
     }
 }

@@ -433,8 +433,8 @@ async fn serve(
 /// batch window: `SET -P 16` 700-717k requests/s and 1.40-1.44 µs of server CPU each,
 /// against 522-530k and 1.97-1.99 µs; `INCR -P 16` 808-832k against 537-539k; `-P 1` and a
 /// lone client the same within the noise. On a runtime of two threads it cost `-P 1`
-/// 10-20% (126-147k `SET`s/s against 147k): the thread that yields parks and the other is
-/// woken instead.
+/// a tenth to a fifth (126-133k `SET`s/s against 147k): the thread that yields parks and
+/// the other is woken instead.
 fn gathers_replies() -> bool {
     tokio::runtime::Handle::current().metrics().num_workers() == 1
 }
