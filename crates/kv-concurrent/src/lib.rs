@@ -33,10 +33,12 @@
 
 mod ahead;
 mod load;
+mod pages;
 mod reads;
 mod replay;
 mod scan;
 mod sharded;
 
+pub use pages::KeysPage;
 pub use scan::{Scan, ScanItem, Scanner};
 pub use sharded::{default_shard_count, Sharded};

@@ -200,6 +200,18 @@ impl Index {
         }
     }
 
+    /// The hash table's buckets and reorganisations, as a [`Cursor::Bucket`] records them
+    /// (`None` for the ordered index): what a caller that keeps a walk's position in a
+    /// smaller form of its own checks it against.
+    pub(crate) fn layout(&self) -> Option<(usize, u64)> {
+        match self {
+            Index::Hash {
+                table, reorganised, ..
+            } => Some((table.num_buckets(), *reorganised)),
+            Index::Ordered(_) => None,
+        }
+    }
+
     /// Makes room for `additional` more entries at once (hash index; the ordered index has
     /// nothing to size): what a load that knows its entry count calls, so the table is sized
     /// once instead of doubling its way there. A table that has to grow counts as

@@ -253,6 +253,12 @@ impl State {
         self.index.iter()
     }
 
+    /// The hash index's buckets and reorganisations, as a [`Cursor::Bucket`] made now would
+    /// record them; `None` for the ordered index.
+    pub fn hash_layout(&self) -> Option<(usize, u64)> {
+        self.index.layout()
+    }
+
     /// As [`walk`](Self::walk), but over every entry, expired ones included (what the expiry
     /// sweep looks at, a chunk per hold of a lock).
     pub fn walk_even_expired(

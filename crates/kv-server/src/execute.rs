@@ -91,16 +91,7 @@ pub(crate) fn execute(keyspace: &mut dyn Keyspace, command: &Command) -> Option<
             to,
             only_if_absent,
         } => Ok(keyspace.atomically(&mut |view| rename(view, from, to, *only_if_absent))),
-        Command::RandomKey => {
-            // The index keeps no order to sample from: a walk to a random position.
-            let keys = keyspace.keys();
-            let nanos = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos() as usize);
-            Ok(Reply::bulk_or_nil(
-                keys.get(nanos % keys.len().max(1)).cloned(),
-            ))
-        }
+        Command::RandomKey => Ok(Reply::bulk_or_nil(keyspace.random_key())),
         Command::Scan {
             cursor,
             pattern,
@@ -477,14 +468,46 @@ fn scan_hash(key: &[u8]) -> u64 {
     })
 }
 
-/// `SCAN`: keys in the order of their [`scan_hash`]; the cursor is the hash to go on
-/// from. A batch is the `count` smallest hashes at or after the cursor, and always every
-/// key of its last hash, so keys sharing a hash are never split: a key present from the
-/// first call to the last is returned at least once, whatever others write meanwhile, as
-/// Redis promises (keys added or removed meanwhile may or may not be). Works over any
-/// index; each call walks every key (two passes, holding `count` hashes), since the store
-/// has no position to resume from.
+/// `SCAN`: a key present from the first call to the last is returned at least once,
+/// whatever others write meanwhile, as Redis promises (keys added or removed meanwhile may
+/// or may not be). `MATCH` and `TYPE` filter a page after it is read, as in Redis, so a
+/// page may come back short or empty before the end.
+///
+/// With the hash index (`kv serve`'s) a page is the store's own ([`KvStore::keys_page`]):
+/// about `count` keys, its cursor a position in the index, so a call costs about `count`
+/// keys' work. With the ordered index (the shell's), whose positions are keys and do not
+/// fit a number, see [`scan_by_hash`].
+///
+/// [`KvStore::keys_page`]: kv_store::KvStore::keys_page
 fn scan(
+    keyspace: &mut dyn Keyspace,
+    cursor: u64,
+    pattern: Option<&[u8]>,
+    count: usize,
+    kind: Option<&[u8]>,
+) -> Reply {
+    let Some(page) = keyspace.keys_page(cursor, count) else {
+        return scan_by_hash(keyspace, cursor, pattern, count, kind);
+    };
+    let keys = page
+        .keys
+        .into_iter()
+        .filter(|key| {
+            pattern.is_none_or(|p| glob_match(p, key))
+                && kind.is_none_or(|t| t.eq_ignore_ascii_case(b"string"))
+        })
+        .map(Reply::Bulk)
+        .collect();
+    Reply::Array(vec![Reply::bulk(page.next.to_string()), Reply::Array(keys)])
+}
+
+/// `SCAN` over any index: keys in the order of their [`scan_hash`]; the cursor is the hash
+/// to go on from. A batch is the `count` smallest hashes at or after the cursor, and
+/// always every key of its last hash, so keys sharing a hash are never split. Each call
+/// walks every key (two passes, holding `count` hashes), since the index gives no
+/// position that fits a cursor: fine for the shell's stores, which the hash index's
+/// pages serve otherwise.
+fn scan_by_hash(
     keyspace: &mut dyn Keyspace,
     cursor: u64,
     pattern: Option<&[u8]>,

@@ -15,7 +15,8 @@ use bytes::Bytes;
 use crate::execute::store_error;
 use crate::reply::Reply;
 use kv_store::{
-    Conflict, Current, HeldKeys, KvStore, Transaction, Ttl, TtlUpdate, Update, Updated, WriteBatch,
+    Conflict, Current, HeldKeys, KeysPage, KvStore, Transaction, Ttl, TtlUpdate, Update, Updated,
+    WriteBatch,
 };
 
 /// Reads and writes of keys, as the commands need them.
@@ -47,6 +48,19 @@ pub(crate) trait Keyspace {
     fn keys(&mut self) -> Vec<Bytes>;
     /// Calls `f` with every live key, holding none of them all at once.
     fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes));
+    /// A page of about `count` live keys from `cursor`, and the next page's cursor, as
+    /// [`KvStore::keys_page`] gives them (`SCAN`); `None` where the store has no pages (the
+    /// ordered index). Every page of an iteration goes through this, whatever the view,
+    /// so a cursor means the same to all of them.
+    fn keys_page(&mut self, cursor: u64, count: usize) -> Option<KeysPage>;
+    /// A live key picked at random (`RANDOMKEY`); by default from [`keys`](Self::keys).
+    fn random_key(&mut self) -> Option<Bytes> {
+        let keys = self.keys();
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as usize);
+        keys.get(nanos % keys.len().max(1)).cloned()
+    }
     /// How many keys are live.
     fn len(&mut self) -> usize;
     /// Removes every key.
@@ -71,6 +85,15 @@ impl Keyspace for KvStore {
         for key in KvStore::keys(self) {
             f(&key);
         }
+    }
+
+    fn keys_page(&mut self, cursor: u64, count: usize) -> Option<KeysPage> {
+        KvStore::keys_page(self, cursor, count)
+    }
+
+    /// The store's own pick: no list of every key.
+    fn random_key(&mut self) -> Option<Bytes> {
+        KvStore::random_key(self)
     }
 
     fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {
@@ -357,6 +380,22 @@ impl Keyspace for Queued<'_> {
         for key in self.keys() {
             f(&key);
         }
+    }
+
+    /// The store's page without the keys this block wrote, and every key the block wrote
+    /// that it leaves live, on every page: a key the block created is given whichever
+    /// part of the walk its shard is in (given again on each page of the block, as `SCAN`
+    /// may give a key more than once).
+    fn keys_page(&mut self, cursor: u64, count: usize) -> Option<KeysPage> {
+        let mut page = self.store.keys_page(cursor, count)?;
+        page.keys.retain(|key| !self.pending.contains_key(key));
+        let written: Vec<Bytes> = self.pending.keys().cloned().collect();
+        page.keys.extend(
+            written
+                .into_iter()
+                .filter(|key| self.pending(key).flatten().is_some()),
+        );
+        Some(page)
     }
 
     fn deadline(&mut self, key: &Bytes) -> Option<Option<SystemTime>> {

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kv_raft::{is_reserved, Write};
-use kv_store::{Current, KvStore, Ttl, Update, Updated};
+use kv_store::{Current, KeysPage, KvStore, Ttl, Update, Updated};
 
 use crate::keyspace::{decide, ttl_at, Keyspace, Pending};
 use crate::replicated::{InFlight, Overlay};
@@ -215,6 +215,23 @@ impl Keyspace for Staged {
         for key in self.keys() {
             f(&key);
         }
+    }
+
+    /// As [`keys`](Self::keys), by pages: the store's page without the keys the writes in
+    /// flight or this command's own change, and those of them live in this view on every
+    /// page.
+    fn keys_page(&mut self, cursor: u64, count: usize) -> Option<KeysPage> {
+        let extra = self.changed_keys();
+        let mut page = self.store.keys_page(cursor, count)?;
+        let stored = std::mem::take(&mut page.keys);
+        page.keys = stored
+            .into_iter()
+            .filter(|key| !is_reserved(key) && extra.binary_search(key).is_err())
+            .filter(|key| self.read(key).is_some())
+            .collect();
+        page.keys
+            .extend(extra.into_iter().filter(|key| self.read(key).is_some()));
+        Some(page)
     }
 
     fn len(&mut self) -> usize {

@@ -587,6 +587,51 @@ fn ranges_floats_renames_and_absolute_deadlines() {
 }
 
 #[test]
+fn scan_in_a_transaction_sees_the_transactions_own_writes() {
+    let server = TestServer::start(ServerOptions::default());
+    let mut c = server.client();
+    let mut pipe = redis::pipe();
+    for i in 0..50 {
+        pipe.cmd("SET").arg(format!("old:{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    // Pages of 3 through a walk of the whole store, each in a block that writes.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = 0u64;
+    for call in 0.. {
+        assert!(call < 10_000, "the walk ends");
+        let (_, _, (next, keys)): ((), i64, (u64, Vec<String>)) = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg("new")
+            .arg(call)
+            .cmd("DEL")
+            .arg("old:0")
+            .cmd("SCAN")
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(3)
+            .query(&mut c)
+            .unwrap();
+        assert!(
+            keys.iter().any(|k| k == "new"),
+            "the block's new key, on every page"
+        );
+        assert!(!keys.iter().any(|k| k == "old:0"), "not the key it deleted");
+        seen.extend(keys);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    let expected: std::collections::BTreeSet<String> = (1..50)
+        .map(|i| format!("old:{i}"))
+        .chain(std::iter::once("new".to_string()))
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+#[test]
 fn scan_returns_every_key_present_throughout_while_others_write() {
     let server = TestServer::start(ServerOptions::default());
     let mut c = server.client();

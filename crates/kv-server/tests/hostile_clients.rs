@@ -1,8 +1,9 @@
 //! Clients that do not play along: ones that never read their replies, a burst of
 //! connections past `maxclients`, and a pipeline in flight when the server stops.
 //!
-//! Each server runs on one runtime thread, as `kv serve` does on 2 cores: whatever such a
-//! client does must not hold up the one thread every connection shares.
+//! Each case runs on a runtime of one thread, as `kv serve` does on 2 cores (whatever such
+//! a client does must not hold up the one thread every connection shares, and replies
+//! there wait for the other ready connections), and on one of two.
 
 mod support;
 
@@ -13,6 +14,9 @@ use kv_server::ServerOptions;
 use redis::Commands;
 use support::{closed, line, read_line, TestServer};
 
+/// The runtime threads each case runs on.
+const THREADS: [usize; 2] = [1, 2];
+
 /// Pipelines `count` `GET big` to `stream` in one write (a few bytes each).
 fn pipeline_gets(stream: &mut std::net::TcpStream, count: usize) {
     let request = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(count);
@@ -21,8 +25,14 @@ fn pipeline_gets(stream: &mut std::net::TcpStream, count: usize) {
 
 #[test]
 fn a_client_that_never_reads_is_disconnected_and_frees_its_slot() {
+    for threads in THREADS {
+        a_client_that_never_reads_is_disconnected_and_frees_its_slot_on(threads);
+    }
+}
+
+fn a_client_that_never_reads_is_disconnected_and_frees_its_slot_on(threads: usize) {
     let server = TestServer::start_on(
-        1,
+        threads,
         ServerOptions {
             maxclients: 2,
             write_timeout: Duration::from_millis(300),
@@ -66,8 +76,14 @@ fn a_client_that_never_reads_is_disconnected_and_frees_its_slot() {
 
 #[test]
 fn the_idle_timeout_also_ends_a_wait_for_a_client_to_read() {
+    for threads in THREADS {
+        the_idle_timeout_also_ends_a_wait_for_a_client_to_read_on(threads);
+    }
+}
+
+fn the_idle_timeout_also_ends_a_wait_for_a_client_to_read_on(threads: usize) {
     let server = TestServer::start_on(
-        1,
+        threads,
         ServerOptions {
             timeout: Some(Duration::from_millis(300)),
             ..ServerOptions::default()
@@ -105,8 +121,14 @@ fn the_idle_timeout_also_ends_a_wait_for_a_client_to_read() {
 
 #[test]
 fn a_reply_past_the_output_limit_closes_the_connection() {
+    for threads in THREADS {
+        a_reply_past_the_output_limit_closes_the_connection_on(threads);
+    }
+}
+
+fn a_reply_past_the_output_limit_closes_the_connection_on(threads: usize) {
     let server = TestServer::start_on(
-        1,
+        threads,
         ServerOptions {
             output_limit: 512 * 1024,
             ..ServerOptions::default()
@@ -125,8 +147,14 @@ fn a_reply_past_the_output_limit_closes_the_connection() {
 
 #[test]
 fn maxclients_serves_the_first_connections_accepted() {
+    for threads in THREADS {
+        maxclients_serves_the_first_connections_accepted_on(threads);
+    }
+}
+
+fn maxclients_serves_the_first_connections_accepted_on(threads: usize) {
     let server = TestServer::start_on(
-        1,
+        threads,
         ServerOptions {
             maxclients: 2,
             ..ServerOptions::default()
@@ -172,7 +200,13 @@ fn maxclients_serves_the_first_connections_accepted() {
 
 #[test]
 fn a_pipeline_read_before_the_stop_is_all_run_and_answered() {
-    let server = TestServer::start_on(1, ServerOptions::default());
+    for threads in THREADS {
+        a_pipeline_read_before_the_stop_is_all_run_and_answered_on(threads);
+    }
+}
+
+fn a_pipeline_read_before_the_stop_is_all_run_and_answered_on(threads: usize) {
+    let server = TestServer::start_on(threads, ServerOptions::default());
     let mut c = server.client();
     let big = vec![b'x'; 1024 * 1024];
     let _: () = c.set("big", &big[..]).unwrap();

@@ -159,6 +159,61 @@ fn a_pipeline_of_each_kind_answers_as_redis_does_with(sync: bool, threads: usize
 }
 
 #[test]
+fn pipelines_whose_replies_span_many_chunks_come_back_whole_and_in_order() {
+    for (sync, threads) in SERVERS {
+        pipelines_whose_replies_span_many_chunks_come_back_whole_and_in_order_with(sync, threads);
+    }
+}
+
+/// Several clients at once, each pipelining reads whose replies (320 KiB a pipeline) are
+/// written in several 64 KiB chunks, each chunk only once the client took the last: on one
+/// runtime thread each chunk also waits for the other ready connections.
+fn pipelines_whose_replies_span_many_chunks_come_back_whole_and_in_order_with(
+    sync: bool,
+    threads: usize,
+) {
+    const CLIENTS: usize = 6;
+    const KEYS: usize = 8;
+    const ROUNDS: usize = 5;
+    let server = server(sync, threads);
+    let value =
+        |key: usize| -> Vec<u8> { (0..40 * 1024).map(|i| (i * 31 + key * 7) as u8).collect() };
+    let mut c = server.client();
+    for key in 0..KEYS {
+        let _: () = redis::Commands::set(&mut c, format!("big:{key}"), value(key)).unwrap();
+    }
+    std::thread::scope(|scope| {
+        for client in 0..CLIENTS {
+            let server = &server;
+            scope.spawn(move || {
+                let mut c = server.client();
+                for round in 0..ROUNDS {
+                    // Each client asks in an order of its own, with a write among the reads.
+                    let order: Vec<usize> =
+                        (0..KEYS).map(|i| (i + client + round) % KEYS).collect();
+                    let mut pipe = redis::pipe();
+                    for &key in &order {
+                        pipe.cmd("GET").arg(format!("big:{key}"));
+                        pipe.cmd("SET")
+                            .arg(format!("mark:{client}"))
+                            .arg(round)
+                            .ignore();
+                    }
+                    let replies: Vec<Vec<u8>> = pipe.query(&mut c).unwrap();
+                    assert_eq!(replies.len(), KEYS);
+                    for (reply, &key) in replies.iter().zip(&order) {
+                        assert!(
+                            *reply == value(key),
+                            "client {client}: big:{key} whole, in its place"
+                        );
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
 fn concurrent_pipelined_incr_of_one_key_loses_no_increment() {
     for (sync, threads) in SERVERS {
         concurrent_pipelined_incr_of_one_key_loses_no_increment_with(sync, threads);

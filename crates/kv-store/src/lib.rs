@@ -150,6 +150,7 @@ pub use update_keys::{HeldKeys, KeyUse};
 
 pub use bytes::Bytes;
 pub use kv_compact::CompactionReport;
+pub use kv_concurrent::KeysPage;
 pub use kv_core::{prefix_end, Clock, IndexKind, ManualClock, SystemClock, Value};
 pub use kv_durable::{Durability, OpenReport, WriteOptions};
 pub use kv_wal::{

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
 use kv_compact::{Compactor, Source};
-use kv_concurrent::{default_shard_count, Scanner, Sharded};
+use kv_concurrent::{default_shard_count, KeysPage, Scanner, Sharded};
 use kv_core::{Entry, Expiry, Op, Value};
 use kv_durable::{CompressionPolicy, Durable, EncodedWrite, OpenReport, WriteOptions};
 use kv_wal::fs::{FileSystem, StdFileSystem};
@@ -1313,6 +1313,69 @@ impl KvStore {
     /// the last handle still closes the store).
     fn scan(&self, scanner: Scanner) -> Iter {
         Iter::new(Arc::clone(&self.inner.0), scanner)
+    }
+
+    /// About `count` live keys from where `cursor` stands (`0`: the start), and the
+    /// cursor of the next page (`0` once the walk is over): Redis's `SCAN`, for a store with
+    /// the hash index (`None` with the ordered index, whose [`keys`](Self::keys) and
+    /// [`range`](Self::range) resume from a key instead).
+    ///
+    /// A walk of pages, writers or not, gives every key present from its first page to its
+    /// last at least once; a key written or removed meanwhile may be given or not, and a key
+    /// may be given twice. A page may hold fewer keys than `count`, or none, before the
+    /// walk ends (it looks at a bounded stretch of the index). A cursor means nothing to
+    /// another store, or to this one reopened.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = kv_store::KvStore::open(dir.path())?;
+    /// for i in 0..100 {
+    ///     store.put(format!("k{i}"), "v")?;
+    /// }
+    /// let (mut keys, mut cursor) = (Vec::new(), 0);
+    /// loop {
+    ///     let page = store.keys_page(cursor, 10).expect("the hash index");
+    ///     keys.extend(page.keys);
+    ///     cursor = page.next;
+    ///     if cursor == 0 {
+    ///         break;
+    ///     }
+    /// }
+    /// keys.sort();
+    /// keys.dedup();
+    /// assert_eq!(keys.len(), 100);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn keys_page(&self, cursor: u64, count: usize) -> Option<KeysPage> {
+        self.state().keys_page(cursor, count, self.now())
+    }
+
+    /// A live key picked at random, or `None` when the store holds none (Redis's
+    /// `RANDOMKEY`). Not uniform: with the hash index it is the first key from a random
+    /// place of the index, so a key after a stretch of empty slots comes more often than
+    /// one packed among others. Costs a few slots' look with the hash index; a walk of one
+    /// shard with the ordered index.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = kv_store::KvStore::open(dir.path())?;
+    /// assert_eq!(store.random_key(), None);
+    /// store.put("a", "1")?;
+    /// assert_eq!(store.random_key().as_deref(), Some(&b"a"[..]));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn random_key(&self) -> Option<Bytes> {
+        use std::hash::{BuildHasher, Hasher};
+        // A fresh `RandomState` is seeded per thread and moved on per call: a new pick
+        // each time, with no generator to keep.
+        let seed = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        self.state().random_key(seed, self.now())
     }
 
     /// Calls `f` with every live entry's key, value and deadline (unix ms), shard by shard,
