@@ -492,13 +492,16 @@ fn scan(
     let keys = page
         .keys
         .into_iter()
-        .filter(|key| {
-            pattern.is_none_or(|p| glob_match(p, key))
-                && kind.is_none_or(|t| t.eq_ignore_ascii_case(b"string"))
-        })
+        .filter(|key| scan_wants(key, pattern, kind))
         .map(Reply::Bulk)
         .collect();
     Reply::Array(vec![Reply::bulk(page.next.to_string()), Reply::Array(keys)])
+}
+
+/// Whether `SCAN`'s `MATCH` and `TYPE` let `key` through (every key is a string).
+fn scan_wants(key: &[u8], pattern: Option<&[u8]>, kind: Option<&[u8]>) -> bool {
+    pattern.is_none_or(|p| glob_match(p, key))
+        && kind.is_none_or(|t| t.eq_ignore_ascii_case(b"string"))
 }
 
 /// `SCAN` over any index: keys in the order of their [`scan_hash`]; the cursor is the hash
@@ -535,10 +538,7 @@ fn scan_by_hash(
     let mut keys = Vec::new();
     keyspace.for_each_key(&mut |key| {
         let hash = scan_hash(key);
-        if (cursor..=last).contains(&hash)
-            && pattern.is_none_or(|p| glob_match(p, key))
-            && kind.is_none_or(|t| t.eq_ignore_ascii_case(b"string"))
-        {
+        if (cursor..=last).contains(&hash) && scan_wants(key, pattern, kind) {
             keys.push(Reply::Bulk(key.clone()));
         }
     });

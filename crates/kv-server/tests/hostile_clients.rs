@@ -17,20 +17,35 @@ use support::{closed, line, read_line, TestServer};
 /// The runtime threads each case runs on.
 const THREADS: [usize; 2] = [1, 2];
 
+/// For each case, a test that runs it on each of [`THREADS`]: `<case>::on_each_runtime`.
+macro_rules! on_each_runtime {
+    ($($case:ident),* $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn on_each_runtime() {
+                for threads in super::THREADS {
+                    super::$case(threads);
+                }
+            }
+        }
+    )*};
+}
+
+on_each_runtime! {
+    a_client_that_never_reads_is_disconnected_and_frees_its_slot,
+    the_idle_timeout_also_ends_a_wait_for_a_client_to_read,
+    a_reply_past_the_output_limit_closes_the_connection,
+    maxclients_serves_the_first_connections_accepted,
+    a_pipeline_read_before_the_stop_is_all_run_and_answered,
+}
+
 /// Pipelines `count` `GET big` to `stream` in one write (a few bytes each).
 fn pipeline_gets(stream: &mut std::net::TcpStream, count: usize) {
     let request = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(count);
     stream.write_all(&request).unwrap();
 }
 
-#[test]
-fn a_client_that_never_reads_is_disconnected_and_frees_its_slot() {
-    for threads in THREADS {
-        a_client_that_never_reads_is_disconnected_and_frees_its_slot_on(threads);
-    }
-}
-
-fn a_client_that_never_reads_is_disconnected_and_frees_its_slot_on(threads: usize) {
+fn a_client_that_never_reads_is_disconnected_and_frees_its_slot(threads: usize) {
     let server = TestServer::start_on(
         threads,
         ServerOptions {
@@ -74,14 +89,7 @@ fn a_client_that_never_reads_is_disconnected_and_frees_its_slot_on(threads: usiz
     assert_eq!(line(&mut other, b"PING\r\n"), "+PONG\r\n");
 }
 
-#[test]
-fn the_idle_timeout_also_ends_a_wait_for_a_client_to_read() {
-    for threads in THREADS {
-        the_idle_timeout_also_ends_a_wait_for_a_client_to_read_on(threads);
-    }
-}
-
-fn the_idle_timeout_also_ends_a_wait_for_a_client_to_read_on(threads: usize) {
+fn the_idle_timeout_also_ends_a_wait_for_a_client_to_read(threads: usize) {
     let server = TestServer::start_on(
         threads,
         ServerOptions {
@@ -119,14 +127,7 @@ fn the_idle_timeout_also_ends_a_wait_for_a_client_to_read_on(threads: usize) {
     );
 }
 
-#[test]
-fn a_reply_past_the_output_limit_closes_the_connection() {
-    for threads in THREADS {
-        a_reply_past_the_output_limit_closes_the_connection_on(threads);
-    }
-}
-
-fn a_reply_past_the_output_limit_closes_the_connection_on(threads: usize) {
+fn a_reply_past_the_output_limit_closes_the_connection(threads: usize) {
     let server = TestServer::start_on(
         threads,
         ServerOptions {
@@ -145,14 +146,7 @@ fn a_reply_past_the_output_limit_closes_the_connection_on(threads: usize) {
     assert_eq!(c.get::<_, Vec<u8>>("small").unwrap().len(), 1024);
 }
 
-#[test]
-fn maxclients_serves_the_first_connections_accepted() {
-    for threads in THREADS {
-        maxclients_serves_the_first_connections_accepted_on(threads);
-    }
-}
-
-fn maxclients_serves_the_first_connections_accepted_on(threads: usize) {
+fn maxclients_serves_the_first_connections_accepted(threads: usize) {
     let server = TestServer::start_on(
         threads,
         ServerOptions {
@@ -198,14 +192,7 @@ fn maxclients_serves_the_first_connections_accepted_on(threads: usize) {
     }
 }
 
-#[test]
-fn a_pipeline_read_before_the_stop_is_all_run_and_answered() {
-    for threads in THREADS {
-        a_pipeline_read_before_the_stop_is_all_run_and_answered_on(threads);
-    }
-}
-
-fn a_pipeline_read_before_the_stop_is_all_run_and_answered_on(threads: usize) {
+fn a_pipeline_read_before_the_stop_is_all_run_and_answered(threads: usize) {
     let server = TestServer::start_on(threads, ServerOptions::default());
     let mut c = server.client();
     let big = vec![b'x'; 1024 * 1024];
