@@ -160,6 +160,17 @@ impl Sharded {
             .sum()
     }
 
+    /// Entries held, and how many of them carry a deadline, expired ones the sweep has not
+    /// yet removed included: one read lock of each shard, no walk.
+    pub fn entry_counts(&self) -> (usize, usize) {
+        self.shards
+            .iter()
+            .fold((0, 0), |(entries, with_deadline), s| {
+                let state = s.state.read();
+                (entries + state.len(), with_deadline + state.with_deadline())
+            })
+    }
+
     /// Memory held, as [`State::memory_used`] accounts it, summed over the shards. Lock-free.
     pub fn memory_used(&self) -> usize {
         self.shards

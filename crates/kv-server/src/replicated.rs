@@ -455,7 +455,7 @@ impl Connection {
         // The state machine's store now: a snapshot installed since this server started
         // replaced the one it was given.
         let store = self.replica.node.reader().store();
-        let mut text = self.session.info(&store, kv_raft::is_reserved, sections);
+        let mut text = self.session.info(&store, &[kv_raft::META_KEY], sections);
         let wanted = sections.is_empty()
             || sections.iter().any(|s| {
                 is(s, "replication") || is(s, "all") || is(s, "everything") || is(s, "default")

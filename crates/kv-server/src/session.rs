@@ -469,9 +469,7 @@ impl Session {
                     .collect(),
             ),
             Command::ConfigGet(patterns) => self.config_get(patterns),
-            Command::Info(sections) => {
-                Reply::bulk(self.info(&self.shared.store, |_| false, sections))
-            }
+            Command::Info(sections) => Reply::bulk(self.info(&self.shared.store, &[], sections)),
             Command::Time => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -689,12 +687,7 @@ impl Session {
     /// `INFO`'s text for `sections`, with `store`'s figures; `hidden` keys are left out of
     /// the keyspace's count (a replicated node's own: its store is the state machine's
     /// current one, replaced whenever a snapshot is installed).
-    pub(crate) fn info(
-        &self,
-        store: &KvStore,
-        hidden: fn(&[u8]) -> bool,
-        sections: &[Bytes],
-    ) -> String {
+    pub(crate) fn info(&self, store: &KvStore, hidden: &[&[u8]], sections: &[Bytes]) -> String {
         let all = sections.is_empty()
             || sections
                 .iter()
@@ -792,16 +785,15 @@ impl Session {
                 .collect(),
         );
         if wanted("keyspace") {
-            // Counted by a walk of the index: INFO is rare, and the store keeps no count of
-            // keys with deadlines.
-            let mut keys = 0u64;
-            let mut expires = 0u64;
-            store.for_each(|key, _, deadline| {
-                if !hidden(key) {
-                    keys += 1;
-                    expires += u64::from(deadline.is_some());
+            // The store's counts, no walk of the keys: expired keys the sweep has not
+            // removed yet are counted, as Redis counts them here (`DBSIZE` does not).
+            let (mut keys, mut expires) = store.entry_counts();
+            for key in hidden {
+                if let Some(deadline) = store.deadline(key) {
+                    keys -= 1;
+                    expires -= usize::from(deadline.is_some());
                 }
-            });
+            }
             let lines = if keys > 0 {
                 vec![format!("db0:keys={keys},expires={expires},avg_ttl=0")]
             } else {

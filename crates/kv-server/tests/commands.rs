@@ -183,7 +183,13 @@ fn strings_keys_and_their_replies() {
     assert_eq!(c.del::<_, i64>(&["a", "b", "a", "zz"]).unwrap(), 2);
 
     let info: String = redis::cmd("INFO").arg("keyspace").query(&mut c).unwrap();
-    assert!(info.contains("db0:keys=3,expires=1,avg_ttl=0"), "{info}");
+    // Counted without a walk, as Redis counts them: `t`, past its deadline, is in the
+    // counts until the expiry sweep removes it.
+    assert!(
+        info.contains("db0:keys=3,expires=1,avg_ttl=0")
+            || info.contains("db0:keys=4,expires=2,avg_ttl=0"),
+        "k s n, and t until it is swept: {info}"
+    );
     // What `redis-cli --stat` reads each second, each an integer (a missing one printed
     // as -9223372036854775808 in its "blocked" column).
     let info: String = redis::cmd("INFO").query(&mut c).unwrap();

@@ -1402,6 +1402,25 @@ impl KvStore {
         self.state().live_len(self.now())
     }
 
+    /// How many entries the store holds, and how many of them carry a deadline, counting
+    /// those past their deadline that the expiry sweep has not removed yet (as Redis's
+    /// `INFO keyspace` counts its keys and expires): no walk of the keys, where
+    /// [`len`](Self::len) walks them once any has a deadline.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), kv_store::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = kv_store::KvStore::open(dir.path())?;
+    /// store.put("a", "1")?;
+    /// store.put_with_ttl("b", "2", std::time::Duration::from_secs(60))?;
+    /// assert_eq!(store.entry_counts(), (2, 1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn entry_counts(&self) -> (usize, usize) {
+        self.state().entry_counts()
+    }
+
     /// Whether the store holds no live key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
