@@ -102,10 +102,21 @@ impl Layout {
         };
         let within = position.within.map_or(0, |w| {
             (u64::from(w.size) << (NEXT_BITS + self.reorganised_bits()))
-                | ((w.reorganised & mask(self.reorganised_bits())) << NEXT_BITS)
+                | (w.reorganised << NEXT_BITS)
                 | w.next
         });
         shard | within
+    }
+
+    /// The position a walk that stopped at `next`, in a table of `buckets` buckets
+    /// reorganised `reorganised` times, leaves: the count kept to the bits a cursor has
+    /// for it, whether the position goes into a cursor or on to the page's next step.
+    fn within(self, next: usize, buckets: usize, reorganised: u64) -> Within {
+        Within {
+            next: next as u64,
+            size: buckets.trailing_zeros(),
+            reorganised: reorganised & mask(self.reorganised_bits()),
+        }
     }
 
     /// The walk's cursor for `within` in a table of `buckets` buckets reorganised
@@ -190,11 +201,7 @@ impl Sharded {
             } else {
                 Position {
                     shard: position.shard,
-                    within: Some(Within {
-                        next: next as u64,
-                        size: buckets.trailing_zeros(),
-                        reorganised,
-                    }),
+                    within: Some(layout.within(next, buckets, reorganised)),
                 }
             };
         }
@@ -360,6 +367,31 @@ mod tests {
                 assert_eq!(picked, keys, "{kind:?}, {shards} shards: every key came");
             }
         }
+    }
+
+    #[test]
+    fn a_walk_resumes_in_a_table_reorganised_more_times_than_a_cursor_counts() {
+        // A long-lived shard's count passes the cursor's bits: the position a page leaves,
+        // whether encoded or carried to the page's next step, still resumes there.
+        let layout = Layout::new(256);
+        let (buckets, reorganised) = (1 << 12, (1 << 40) + 5);
+        let within = layout.within(77, buckets, reorganised);
+        let resumed = Cursor::Bucket {
+            next: 77,
+            buckets,
+            reorganised,
+        };
+        assert_eq!(layout.resume(Some(within), buckets, reorganised), resumed);
+        let carried = layout.decode(layout.encode(Position {
+            shard: 3,
+            within: Some(within),
+        }));
+        assert_eq!(layout.resume(carried.within, buckets, reorganised), resumed);
+        assert_eq!(
+            layout.resume(Some(within), buckets, reorganised + 1),
+            Cursor::Start,
+            "reorganised since: from the shard's start"
+        );
     }
 
     #[test]
