@@ -495,7 +495,12 @@ fn scan(
         .filter(|key| scan_wants(key, pattern, kind))
         .map(Reply::Bulk)
         .collect();
-    Reply::Array(vec![Reply::bulk(page.next.to_string()), Reply::Array(keys)])
+    scan_reply(page.next, keys)
+}
+
+/// `SCAN`'s reply: the next cursor, then the keys.
+fn scan_reply(next: u64, keys: Vec<Reply>) -> Reply {
+    Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)])
 }
 
 /// Whether `SCAN`'s `MATCH` and `TYPE` let `key` through (every key is a string).
@@ -533,7 +538,7 @@ fn scan_by_hash(
         }
     });
     let Some(&last) = smallest.peek() else {
-        return Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
+        return scan_reply(0, Vec::new());
     };
     let mut keys = Vec::new();
     keyspace.for_each_key(&mut |key| {
@@ -546,7 +551,7 @@ fn scan_by_hash(
         Some(next) if more => next,
         _ => 0,
     };
-    Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(keys)])
+    scan_reply(next, keys)
 }
 
 #[cfg(test)]

@@ -348,6 +348,22 @@ impl<'a> Queued<'a> {
         self.pending.insert(key.clone(), state);
     }
 
+    /// `stored` (keys of the store) as the block sees them: without the keys it wrote,
+    /// then each key it wrote that it leaves live, once.
+    fn overlay(&self, stored: impl IntoIterator<Item = Bytes>) -> Vec<Bytes> {
+        let mut keys: Vec<Bytes> = stored
+            .into_iter()
+            .filter(|key| !self.pending.contains_key(key))
+            .collect();
+        keys.extend(
+            self.pending
+                .keys()
+                .filter(|key| self.pending(key).flatten().is_some())
+                .cloned(),
+        );
+        keys
+    }
+
     fn pending(&self, key: &Bytes) -> Option<Pending> {
         let pending = self.pending.get(key)?.clone();
         Some(pending.filter(|(_, deadline)| deadline.is_none_or(|d| d > SystemTime::now())))
@@ -382,19 +398,13 @@ impl Keyspace for Queued<'_> {
         }
     }
 
-    /// The store's page without the keys this block wrote, and every key the block wrote
-    /// that it leaves live, on every page: a key the block created is given whichever
-    /// part of the walk its shard is in (given again on each page of the block, as `SCAN`
-    /// may give a key more than once).
+    /// The store's page seen through the block ([`Queued::overlay`]): every key the block
+    /// leaves live is on every page, so a key the block created is given whichever part of
+    /// the walk its shard is in (again on each page of the block, as `SCAN` may give a key
+    /// more than once).
     fn keys_page(&mut self, cursor: u64, count: usize) -> Option<KeysPage> {
         let mut page = self.store.keys_page(cursor, count)?;
-        page.keys.retain(|key| !self.pending.contains_key(key));
-        let written: Vec<Bytes> = self.pending.keys().cloned().collect();
-        page.keys.extend(
-            written
-                .into_iter()
-                .filter(|key| self.pending(key).flatten().is_some()),
-        );
+        page.keys = self.overlay(std::mem::take(&mut page.keys));
         Some(page)
     }
 
@@ -449,18 +459,8 @@ impl Keyspace for Queued<'_> {
     }
 
     fn keys(&mut self) -> Vec<Bytes> {
-        let mut keys: Vec<Bytes> = self
-            .store
-            .keys()
-            .filter(|key| !self.pending.contains_key(key))
-            .collect();
-        let pending: Vec<Bytes> = self.pending.keys().cloned().collect();
-        keys.extend(
-            pending
-                .into_iter()
-                .filter(|key| self.pending(key).flatten().is_some()),
-        );
-        keys
+        let stored = self.store.keys();
+        self.overlay(stored)
     }
 
     fn len(&mut self) -> usize {

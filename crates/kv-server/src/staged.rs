@@ -106,6 +106,20 @@ impl Staged {
         self.live(Some((value.into(), deadline)))
     }
 
+    /// `stored` (keys of the store) as this view sees them, each once: the store's, then
+    /// those only the writes in flight or this command's own writes hold, each as the view
+    /// reads it.
+    fn overlay(&mut self, stored: impl IntoIterator<Item = Bytes>) -> Vec<Bytes> {
+        let extra = self.changed_keys();
+        let mut keys: Vec<Bytes> = stored
+            .into_iter()
+            .filter(|key| !is_reserved(key) && extra.binary_search(key).is_err())
+            .filter(|key| self.read(key).is_some())
+            .collect();
+        keys.extend(extra.into_iter().filter(|key| self.read(key).is_some()));
+        keys
+    }
+
     /// The keys whose state may differ from the store's, sorted, each once: those the
     /// writes in flight write (a listing or a count depends on all of them) and this
     /// view's own.
@@ -198,17 +212,8 @@ impl Keyspace for Staged {
     }
 
     fn keys(&mut self) -> Vec<Bytes> {
-        // Each key once: the store's, then those only the writes in flight or this
-        // command's own writes hold, each as the view reads it.
-        let extra = self.changed_keys();
-        let mut keys: Vec<Bytes> = self
-            .store
-            .keys()
-            .filter(|key| !is_reserved(key) && extra.binary_search(key).is_err())
-            .filter(|key| self.read(key).is_some())
-            .collect();
-        keys.extend(extra.into_iter().filter(|key| self.read(key).is_some()));
-        keys
+        let stored = self.store.keys();
+        self.overlay(stored)
     }
 
     fn for_each_key(&mut self, f: &mut dyn FnMut(&Bytes)) {
@@ -217,20 +222,12 @@ impl Keyspace for Staged {
         }
     }
 
-    /// As [`keys`](Self::keys), by pages: the store's page without the keys the writes in
-    /// flight or this command's own change, and those of them live in this view on every
-    /// page.
+    /// As [`keys`](Self::keys), by pages ([`Staged::overlay`] of the store's page): the
+    /// keys the writes in flight or this command's own change, those live in this view,
+    /// are on every page.
     fn keys_page(&mut self, cursor: u64, count: usize) -> Option<KeysPage> {
-        let extra = self.changed_keys();
         let mut page = self.store.keys_page(cursor, count)?;
-        let stored = std::mem::take(&mut page.keys);
-        page.keys = stored
-            .into_iter()
-            .filter(|key| !is_reserved(key) && extra.binary_search(key).is_err())
-            .filter(|key| self.read(key).is_some())
-            .collect();
-        page.keys
-            .extend(extra.into_iter().filter(|key| self.read(key).is_some()));
+        page.keys = self.overlay(std::mem::take(&mut page.keys));
         Some(page)
     }
 

@@ -592,15 +592,20 @@ fn ranges_floats_renames_and_absolute_deadlines() {
     }
 }
 
+/// Sets `<prefix>:0` to `<prefix>:<count - 1>`, each to its number, in one pipeline.
+fn set_numbered(c: &mut redis::Connection, prefix: &str, count: usize) {
+    let mut pipe = redis::pipe();
+    for i in 0..count {
+        pipe.cmd("SET").arg(format!("{prefix}:{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(c).unwrap();
+}
+
 #[test]
 fn scan_in_a_transaction_sees_the_transactions_own_writes() {
     let server = TestServer::start(ServerOptions::default());
     let mut c = server.client();
-    let mut pipe = redis::pipe();
-    for i in 0..50 {
-        pipe.cmd("SET").arg(format!("old:{i}")).arg(i).ignore();
-    }
-    let _: () = pipe.query(&mut c).unwrap();
+    set_numbered(&mut c, "old", 50);
     // Pages of 3 through a walk of the whole store, each in a block that writes.
     let mut seen = std::collections::BTreeSet::new();
     let mut cursor = 0u64;
@@ -641,11 +646,7 @@ fn scan_in_a_transaction_sees_the_transactions_own_writes() {
 fn scan_returns_every_key_present_throughout_while_others_write() {
     let server = TestServer::start(ServerOptions::default());
     let mut c = server.client();
-    let mut pipe = redis::pipe();
-    for i in 0..500 {
-        pipe.cmd("SET").arg(format!("stable:{i}")).arg(i).ignore();
-    }
-    let _: () = pipe.query(&mut c).unwrap();
+    set_numbered(&mut c, "stable", 500);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let written = std::sync::atomic::AtomicU64::new(0);
     // Until the churn has written `past` times (at most a second): so that writes really
