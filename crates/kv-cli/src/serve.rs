@@ -39,10 +39,7 @@ pub fn run(dir: &Path, durability: Durability, args: &ServeArgs) -> Outcome {
             None
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(runtime_threads(args.threads, node.is_some()))
-        .enable_all()
-        .build()?;
+    let runtime = kv_server::runtime(runtime_threads(args.threads, node.is_some()))?;
     runtime.block_on(async {
         // Both signals are caught before the store opens (their handlers replace the
         // default, which kills the process), so one that comes during the open still

@@ -80,5 +80,5 @@ pub use error::{Error, Result};
 pub use long_double::LongDouble;
 pub use replicated::ReplicatedServer;
 pub use reply::Reply;
-pub use server::{store_options, Server, ServerOptions};
+pub use server::{runtime, store_options, Server, ServerOptions};
 pub use session::Session;

@@ -180,13 +180,9 @@ pub fn installed(tool: &str) -> bool {
 /// The runtime threads a server under test has unless a test asks otherwise.
 pub const RUNTIME_THREADS: usize = 2;
 
-/// A runtime with `threads` workers.
+/// The runtime `kv serve` builds for `threads` threads.
 pub fn runtime(threads: usize) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .unwrap()
+    kv_server::runtime(threads).unwrap()
 }
 
 /// Sends `request` and reads one line of reply (through its `\r\n`).
