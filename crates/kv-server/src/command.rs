@@ -32,6 +32,14 @@ impl Spec {
         self.flags.contains(&"write")
     }
 
+    /// Whether it may take long with no write of its own: its work grows with the number
+    /// of keys (`KEYS`, and `DBSIZE` once any key has a deadline), or it waits for the
+    /// log's lock, which a commit holds across its fsync (`INFO`, for the log's figures).
+    /// A server runs it where waiting holds up no other connection.
+    pub fn may_stall(&self) -> bool {
+        matches!(self.name, "info" | "dbsize" | "keys")
+    }
+
     /// Whether `MULTI` refuses to queue it (and aborts the block).
     pub fn no_multi(&self) -> bool {
         self.flags.contains(&"no_multi")

@@ -401,6 +401,21 @@ async fn serve(
                 return;
             };
             (current, pending, output) = (back, requests_back, out_back);
+        } else if pending.iter().any(may_stall) {
+            // Off the runtime's threads, which every connection shares (on 2 cores there
+            // is one): a `KEYS` of a million keys, or an `INFO` waiting for the log's lock
+            // across a commit's fsync, then holds up only this connection.
+            let (mut requests, mut out) =
+                (std::mem::take(&mut pending), std::mem::take(&mut output));
+            let answered = tokio::task::spawn_blocking(move || {
+                current.answer(&mut requests, &mut out, OUTPUT_CHUNK);
+                (current, requests, out)
+            })
+            .await;
+            let Ok((back, requests_back, out_back)) = answered else {
+                return;
+            };
+            (current, pending, output) = (back, requests_back, out_back);
         } else {
             current.answer(&mut pending, &mut output, OUTPUT_CHUNK);
         }
@@ -460,6 +475,12 @@ async fn serve(
             () = &mut stop => return,
         }
     }
+}
+
+/// Whether `request` is a command that may take long with no write of its own
+/// ([`command::Spec::may_stall`]).
+fn may_stall(request: &Vec<Bytes>) -> bool {
+    command::lookup(&request[0]).is_some_and(|spec| spec.may_stall())
 }
 
 /// Whether a connection, its replies made, lets the runtime serve the other connections

@@ -215,11 +215,13 @@ impl Session {
             };
             let role = block::role(&command);
             // On a runtime thread a write that is no block, or any write when the store
-            // cannot write without waiting (limits, sync), is left, unrun, for the writer.
+            // cannot write without waiting (limits, sync), is left, unrun, for the writer;
+            // a command that may stall, for a thread that may wait.
             if in_place
-                && spec.writes()
-                && (role != Some(Role::Writes)
-                    || !self.shared.store.writes_in_place(WriteOptions::default()))
+                && (spec.may_stall()
+                    || spec.writes()
+                        && (role != Some(Role::Writes)
+                            || !self.shared.store.writes_in_place(WriteOptions::default())))
             {
                 self.give_back(vec![request], requests);
                 return None;

@@ -508,3 +508,46 @@ fn client_list_shows_each_connection_while_it_lives() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A command whose work grows with the keys (`KEYS`, `DBSIZE` once a key has a deadline)
+/// runs where it holds up no other connection: on one runtime thread (`kv serve`'s
+/// default on 2 cores), another connection's `PING`s are answered while it runs.
+#[test]
+fn a_command_that_walks_every_key_holds_up_no_other_connection() {
+    const KEYS: usize = 300_000;
+    let server = TestServer::start_on(1, ServerOptions::default());
+    let mut filler = server.raw();
+    for first in (0..KEYS).step_by(1000) {
+        let mut mset = vec!["MSET".to_string()];
+        for i in first..first + 1000 {
+            mset.extend([format!("key:{i}"), "v".to_string()]);
+        }
+        filler.write_all(&support::request(&mset)).unwrap();
+        assert_eq!(read_line(&mut filler), "+OK\r\n");
+    }
+    // One deadline, so that DBSIZE counts the live keys one by one.
+    assert_eq!(line(&mut filler, b"SET ttl 1 EX 1000\r\n"), "+OK\r\n");
+    for (walk, header) in [
+        ("KEYS *", format!("*{}\r\n", KEYS + 1)),
+        ("DBSIZE", format!(":{}\r\n", KEYS + 1)),
+    ] {
+        let mut walker = server.raw();
+        let mut pinger = server.raw();
+        assert_eq!(line(&mut pinger, b"PING\r\n"), "+PONG\r\n");
+        walker.write_all(format!("{walk}\r\n").as_bytes()).unwrap();
+        walker.set_nonblocking(true).unwrap();
+        let mut pongs = 0;
+        let mut byte = [0u8];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(walker.peek(&mut byte), Ok(1..)) {
+            assert!(Instant::now() < deadline, "{walk} never answered");
+            assert_eq!(line(&mut pinger, b"PING\r\n"), "+PONG\r\n");
+            pongs += 1;
+        }
+        walker.set_nonblocking(false).unwrap();
+        assert_eq!(read_line(&mut walker), header, "{walk}");
+        // The first PING may have been answered before the walk began; several were
+        // answered while it ran.
+        assert!(pongs >= 3, "{walk}: {pongs} PINGs answered while it ran");
+    }
+}

@@ -48,11 +48,12 @@ fn words(text: &str) -> Vec<String> {
     text.split(' ').map(String::from).collect()
 }
 
-/// One data command over three keys and values that make INCR fail now and then.
+/// One data command over three keys and values that make INCR fail now and then, or a
+/// command that counts or lists the keys.
 fn command() -> impl Strategy<Value = Vec<String>> {
     let key = prop::sample::select(vec!["a", "b", "c"]);
     let value = prop::sample::select(vec!["1", "10", "x"]);
-    (0..19usize, key.clone(), key, value).prop_map(|(which, k, other, v)| {
+    (0..21usize, key.clone(), key, value).prop_map(|(which, k, other, v)| {
         words(&match which {
             0 => format!("SET {k} {v}"),
             1 => format!("SET {k} {v} NX"),
@@ -72,7 +73,10 @@ fn command() -> impl Strategy<Value = Vec<String>> {
             15 => format!("PERSIST {k}"),
             16 => format!("RENAME {k} {other}"),
             17 => format!("MSETNX {k} {v} {other} 5"),
-            _ => format!("MGET {k} {other}"),
+            18 => format!("MGET {k} {other}"),
+            // Commands that may stall, which a server runs off the runtime's threads.
+            19 => "DBSIZE".to_string(),
+            _ => format!("KEYS {k}"),
         })
     })
 }
