@@ -401,7 +401,7 @@ async fn serve(
                 return;
             };
             (current, pending, output) = (back, requests_back, out_back);
-        } else if pending.iter().any(may_stall) {
+        } else if pending.iter().any(|r| may_stall(r)) {
             // Off the runtime's threads, which every connection shares (on 2 cores there
             // is one): a `KEYS` of a million keys, or an `INFO` waiting for the log's lock
             // across a commit's fsync, then holds up only this connection.
@@ -479,7 +479,7 @@ async fn serve(
 
 /// Whether `request` is a command that may take long with no write of its own
 /// ([`command::Spec::may_stall`]).
-fn may_stall(request: &Vec<Bytes>) -> bool {
+fn may_stall(request: &[Bytes]) -> bool {
     command::lookup(&request[0]).is_some_and(|spec| spec.may_stall())
 }
 
