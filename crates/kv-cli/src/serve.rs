@@ -155,6 +155,9 @@ impl Stop {
 
     /// Whether a signal came already (during an open).
     async fn came(&mut self) -> bool {
+        // A signal reaches `Signal` only once the runtime's driver has run: on a
+        // current-thread runtime nothing ran it during the open, which held the thread.
+        tokio::task::yield_now().await;
         tokio::select! {
             biased;
             () = self.wait() => true,
