@@ -381,8 +381,30 @@ async fn serve(
             current.answer_in_place(&mut pending, &mut output, OUTPUT_CHUNK);
             has_write = pending.iter().any(is_write);
         }
+        // Only an authenticated session runs them: before AUTH each gets `-NOAUTH` at once.
+        let stalls = current.is_authenticated() && pending.iter().any(|r| may_stall(r));
         if output.len() >= OUTPUT_CHUNK {
             // A chunk of replies to send first.
+        } else if stalls {
+            // Off the runtime's threads, which every connection shares (on 2 cores there
+            // is one), and off the writer, which every connection's writes share: a `KEYS`
+            // of a million keys, or an `INFO` waiting for the log's lock across a commit's
+            // fsync, then holds up only this connection. The pipeline's writes, if any,
+            // commit there too, through the store's own group commit.
+            let Ok(_permit) = shared.stalling.acquire().await else {
+                return;
+            };
+            let (mut requests, mut out) =
+                (std::mem::take(&mut pending), std::mem::take(&mut output));
+            let answered = tokio::task::spawn_blocking(move || {
+                current.answer(&mut requests, &mut out, OUTPUT_CHUNK);
+                (current, requests, out)
+            })
+            .await;
+            let Ok((back, requests_back, out_back)) = answered else {
+                return;
+            };
+            (current, pending, output) = (back, requests_back, out_back);
         } else if has_write {
             // Writes may wait for an fsync: never on a runtime thread. The writer answers
             // the pipeline (or a chunk of its replies), with other connections'.
@@ -398,21 +420,6 @@ async fn serve(
                 return;
             }
             let Ok((back, requests_back, out_back)) = answered.await else {
-                return;
-            };
-            (current, pending, output) = (back, requests_back, out_back);
-        } else if pending.iter().any(|r| may_stall(r)) {
-            // Off the runtime's threads, which every connection shares (on 2 cores there
-            // is one): a `KEYS` of a million keys, or an `INFO` waiting for the log's lock
-            // across a commit's fsync, then holds up only this connection.
-            let (mut requests, mut out) =
-                (std::mem::take(&mut pending), std::mem::take(&mut output));
-            let answered = tokio::task::spawn_blocking(move || {
-                current.answer(&mut requests, &mut out, OUTPUT_CHUNK);
-                (current, requests, out)
-            })
-            .await;
-            let Ok((back, requests_back, out_back)) = answered else {
                 return;
             };
             (current, pending, output) = (back, requests_back, out_back);

@@ -38,7 +38,15 @@ pub(crate) struct Shared {
     /// Whether a `BGREWRITEAOF` compaction is running, and whether the last one failed.
     pub(crate) rewriting: AtomicBool,
     pub(crate) rewrite_failed: AtomicBool,
+    /// Permits to answer a pipeline holding a command that may stall
+    /// ([`Spec::may_stall`](crate::command::Spec::may_stall)) on tokio's blocking pool: at
+    /// most [`STALLING_AT_ONCE`] at a time, so many clients sending `KEYS *` together take
+    /// that many threads, and that many copies of the keys, not one each.
+    pub(crate) stalling: tokio::sync::Semaphore,
 }
+
+/// Pipelines holding a command that may stall answered at once (the others wait their turn).
+const STALLING_AT_ONCE: usize = 2;
 
 /// A connection, as `CLIENT LIST` shows it.
 #[derive(Debug, Clone)]
@@ -266,8 +274,9 @@ impl Session {
                             block.push(command);
                         }
                         // On a runtime thread, a write that ends the block (SAVE, FLUSHDB,
-                        // EXEC: any may wait) is left, unrun, for the writer.
-                        None if in_place && spec.writes() => {
+                        // EXEC: any may wait), or a command that may stall, is left, unrun,
+                        // for a thread that may wait.
+                        None if in_place && (spec.writes() || spec.may_stall()) => {
                             let next = raw.pop().expect("the request just taken");
                             size -= request_size(&next);
                             self.give_back(vec![next], requests);
@@ -978,6 +987,7 @@ impl Shared {
             registry: Mutex::new(BTreeMap::new()),
             rewriting: AtomicBool::new(false),
             rewrite_failed: AtomicBool::new(false),
+            stalling: tokio::sync::Semaphore::new(STALLING_AT_ONCE),
         }
     }
 

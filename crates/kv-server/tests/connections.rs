@@ -527,14 +527,25 @@ fn a_command_that_walks_every_key_holds_up_no_other_connection() {
     }
     // One deadline, so that DBSIZE counts the live keys one by one.
     assert_eq!(line(&mut filler, b"SET ttl 1 EX 1000\r\n"), "+OK\r\n");
-    for (walk, header) in [
-        ("KEYS *", format!("*{}\r\n", KEYS + 1)),
-        ("DBSIZE", format!(":{}\r\n", KEYS + 1)),
+    // Alone, and in a pipeline after a write (which the writes made in place leave for
+    // a thread that may wait).
+    for (walk, replies) in [
+        ("KEYS *", vec![format!("*{}\r\n", KEYS + 1)]),
+        ("DBSIZE", vec![format!(":{}\r\n", KEYS + 1)]),
+        (
+            "SET x 1\r\nKEYS *",
+            vec!["+OK\r\n".to_string(), format!("*{}\r\n", KEYS + 2)],
+        ),
+        (
+            "DEL x\r\nDBSIZE",
+            vec![":1\r\n".to_string(), format!(":{}\r\n", KEYS + 1)],
+        ),
     ] {
         let mut walker = server.raw();
         let mut pinger = server.raw();
         assert_eq!(line(&mut pinger, b"PING\r\n"), "+PONG\r\n");
         walker.write_all(format!("{walk}\r\n").as_bytes()).unwrap();
+        // A pipeline's replies leave together, after the walk.
         walker.set_nonblocking(true).unwrap();
         let mut pongs = 0;
         let mut byte = [0u8];
@@ -545,7 +556,9 @@ fn a_command_that_walks_every_key_holds_up_no_other_connection() {
             pongs += 1;
         }
         walker.set_nonblocking(false).unwrap();
-        assert_eq!(read_line(&mut walker), header, "{walk}");
+        for reply in &replies {
+            assert_eq!(&read_line(&mut walker), reply, "{walk}");
+        }
         // The first PING may have been answered before the walk began; several were
         // answered while it ran.
         assert!(pongs >= 3, "{walk}: {pongs} PINGs answered while it ran");
