@@ -68,7 +68,7 @@ use crate::command::{is, Command};
 use crate::error::Result;
 use crate::execute::execute;
 use crate::reply::Reply;
-use crate::server::{accept_until, listen, ClientSlot, ServerOptions};
+use crate::server::{accept_until, listen, off_the_runtime, ClientSlot, ServerOptions};
 use crate::session::{Session, Shared};
 use crate::staged::Staged;
 
@@ -428,7 +428,7 @@ impl Connection {
             Command::Watch(_) => Reply::error("ERR WATCH is not supported on a replicated node"),
             Command::Unwatch => Reply::OK,
             Command::Save | Command::RewriteLog => Reply::error(NO_SAVE),
-            Command::Info(ref sections) => self.info(sections),
+            Command::Info(ref sections) => self.info(sections).await,
             command => match data_role(&command) {
                 Some(true) => match self.write(&[command]).await {
                     Ok(Written::Replies(mut replies)) => replies.remove(0),
@@ -450,12 +450,23 @@ impl Connection {
         }
     }
 
-    /// `INFO`, with this node's replication section.
-    fn info(&self, sections: &[Bytes]) -> Reply {
+    /// `INFO`, with this node's replication section. Its store's figures are read on the
+    /// blocking pool, as the single-node server reads them: they wait for the log's lock,
+    /// which a commit holds across its fsync, and count the live keys one by one once any
+    /// has a deadline.
+    async fn info(&self, sections: &[Bytes]) -> Reply {
         // The state machine's store now: a snapshot installed since this server started
         // replaced the one it was given.
         let store = self.replica.node.reader().store();
-        let mut text = self.session.info(&store, &[kv_raft::META_KEY], sections);
+        let shared = Arc::clone(&self.shared);
+        let asked = sections.to_vec();
+        let text = off_the_runtime(&self.shared, move || {
+            shared.info(&store, &[kv_raft::META_KEY], &asked)
+        })
+        .await;
+        let Some(mut text) = text else {
+            return Reply::error("ERR INFO failed: its task panicked");
+        };
         let wanted = sections.is_empty()
             || sections.iter().any(|s| {
                 is(s, "replication") || is(s, "all") || is(s, "everything") || is(s, "default")
@@ -499,7 +510,7 @@ impl Connection {
         for entry in queued {
             replies.push(match entry {
                 None | Some(Queued::Data(_)) => data_replies.next().unwrap_or(Reply::Nil),
-                Some(Queued::Info(sections)) => self.info(&sections),
+                Some(Queued::Info(sections)) => self.info(&sections).await,
                 Some(Queued::Session(args)) => self.session.handle_uncounted(&args),
                 Some(Queued::Refused(reply)) => reply,
                 Some(Queued::ReadOnly(readonly)) => {
@@ -586,7 +597,16 @@ impl Connection {
     async fn read(&self, command: &Command) -> std::result::Result<Reply, Elsewhere> {
         self.ensure_current().await?;
         let mut view = Staged::new(self.replica.node.reader().store(), SystemTime::now());
-        Ok(execute(&mut view, command).unwrap_or(Reply::Nil))
+        if !matches!(command, Command::Keys(_) | Command::DbSize) {
+            return Ok(execute(&mut view, command).unwrap_or(Reply::Nil));
+        }
+        // A walk of every key: on the blocking pool, as on the single-node server.
+        let command = command.clone();
+        let reply = off_the_runtime(&self.shared, move || {
+            execute(&mut view, &command).unwrap_or(Reply::Nil)
+        })
+        .await;
+        Ok(reply.unwrap_or_else(|| Reply::error("ERR the command's task panicked")))
     }
 
     /// Where a node that does not lead sends a request: to `leader` if known.

@@ -391,17 +391,14 @@ async fn serve(
             // of a million keys, or an `INFO` waiting for the log's lock across a commit's
             // fsync, then holds up only this connection. The pipeline's writes, if any,
             // commit there too, through the store's own group commit.
-            let Ok(_permit) = shared.stalling.acquire().await else {
-                return;
-            };
             let (mut requests, mut out) =
                 (std::mem::take(&mut pending), std::mem::take(&mut output));
-            let answered = tokio::task::spawn_blocking(move || {
+            let answered = off_the_runtime(&shared, move || {
                 current.answer(&mut requests, &mut out, OUTPUT_CHUNK);
                 (current, requests, out)
             })
             .await;
-            let Ok((back, requests_back, out_back)) = answered else {
+            let Some((back, requests_back, out_back)) = answered else {
                 return;
             };
             (current, pending, output) = (back, requests_back, out_back);
@@ -482,6 +479,18 @@ async fn serve(
             () = &mut stop => return,
         }
     }
+}
+
+/// Runs `work`, which may take long ([`command::Spec::may_stall`]), on tokio's blocking
+/// pool, holding one of the server's permits for such work (at most two at a time: many
+/// clients sending `KEYS *` together take two threads and two copies of the keys, not one
+/// each); `None` if it panicked or the server is gone.
+pub(crate) async fn off_the_runtime<T: Send + 'static>(
+    shared: &Shared,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let _permit = shared.stalling.acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
 }
 
 /// Whether `request` is a command that may take long with no write of its own

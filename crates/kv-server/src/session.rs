@@ -480,7 +480,9 @@ impl Session {
                     .collect(),
             ),
             Command::ConfigGet(patterns) => self.config_get(patterns),
-            Command::Info(sections) => Reply::bulk(self.info(&self.shared.store, &[], sections)),
+            Command::Info(sections) => {
+                Reply::bulk(self.shared.info(&self.shared.store, &[], sections))
+            }
             Command::Time => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -694,126 +696,6 @@ impl Session {
         }
         Reply::Map(pairs)
     }
-
-    /// `INFO`'s text for `sections`, with `store`'s figures; `hidden` keys are left out of
-    /// the keyspace's count (a replicated node's own: its store is the state machine's
-    /// current one, replaced whenever a snapshot is installed).
-    pub(crate) fn info(&self, store: &KvStore, hidden: &[&[u8]], sections: &[Bytes]) -> String {
-        let all = sections.is_empty()
-            || sections
-                .iter()
-                .any(|s| is(s, "all") || is(s, "everything") || is(s, "default"));
-        let wanted = |name: &str| all || sections.iter().any(|s| is(s, name));
-        let shared = &self.shared;
-        let mut out = String::new();
-        let mut section = |name: &str, lines: Vec<String>| {
-            if wanted(&name.to_ascii_lowercase()) {
-                if !out.is_empty() {
-                    out.push_str("\r\n");
-                }
-                out.push_str(&format!("# {name}\r\n"));
-                for line in lines {
-                    out.push_str(&line);
-                    out.push_str("\r\n");
-                }
-            }
-        };
-        section(
-            "Server",
-            vec![
-                format!("redis_version:{REDIS_VERSION}"),
-                format!("kv_version:{}", env!("CARGO_PKG_VERSION")),
-                "redis_mode:standalone".into(),
-                format!("process_id:{}", std::process::id()),
-                format!("tcp_port:{}", shared.port),
-                format!("uptime_in_seconds:{}", shared.started.elapsed().as_secs()),
-            ],
-        );
-        section(
-            "Clients",
-            vec![
-                format!(
-                    "connected_clients:{}",
-                    shared.clients.load(Ordering::Relaxed)
-                ),
-                format!("maxclients:{}", shared.options.maxclients),
-                // No command blocks here; `redis-cli --stat` prints this column.
-                "blocked_clients:0".into(),
-            ],
-        );
-        let stats = store.stats();
-        section(
-            "Memory",
-            vec![
-                format!("used_memory:{}", stats.memory_used_bytes),
-                "maxmemory:0".into(),
-            ],
-        );
-        section(
-            "Persistence",
-            vec![
-                "loading:0".into(),
-                "aof_enabled:1".into(),
-                format!(
-                    "aof_rewrite_in_progress:{}",
-                    u8::from(shared.rewriting.load(Ordering::Acquire))
-                ),
-                format!(
-                    "aof_last_bgrewrite_status:{}",
-                    if shared.rewrite_failed.load(Ordering::Acquire) {
-                        "err"
-                    } else {
-                        "ok"
-                    }
-                ),
-                format!("kv_log_bytes:{}", stats.log_bytes),
-                format!("kv_durability:{}", durability_name(store.durability())),
-                format!("kv_batch_window_ms:{}", batch_window_ms(store.durability())),
-            ],
-        );
-        section(
-            "Stats",
-            vec![
-                format!(
-                    "total_connections_received:{}",
-                    shared.connections_received.load(Ordering::Relaxed)
-                ),
-                format!(
-                    "total_commands_processed:{}",
-                    shared.commands_processed.load(Ordering::Relaxed)
-                ),
-                format!("expired_keys:{}", stats.expirations_total),
-                format!("evicted_keys:{}", stats.evictions_total),
-            ],
-        );
-        // Every figure of the store (`kv stats`), as `kv_<name>:<value>`.
-        section(
-            "Store",
-            stats
-                .figures()
-                .into_iter()
-                .map(|figure| format!("kv_{}:{}", figure.name, figure.value))
-                .collect(),
-        );
-        if wanted("keyspace") {
-            // The store's counts, no walk of the keys: expired keys the sweep has not
-            // removed yet are counted, as Redis counts them here (`DBSIZE` does not).
-            let (mut keys, mut expires) = store.entry_counts();
-            for key in hidden {
-                if let Some(deadline) = store.deadline(key) {
-                    keys -= 1;
-                    expires -= usize::from(deadline.is_some());
-                }
-            }
-            let lines = if keys > 0 {
-                vec![format!("db0:keys={keys},expires={expires},avg_ttl=0")]
-            } else {
-                Vec::new()
-            };
-            section("Keyspace", lines);
-        }
-        out
-    }
 }
 
 /// A block taken out of a connection's requests, with what it read after it.
@@ -967,6 +849,126 @@ impl Drop for Session {
 }
 
 impl Shared {
+    /// `INFO`'s text for `sections`, with `store`'s figures; `hidden` keys are left out of
+    /// the keyspace's count (a replicated node's own: its store is the state machine's
+    /// current one, replaced whenever a snapshot is installed).
+    pub(crate) fn info(&self, store: &KvStore, hidden: &[&[u8]], sections: &[Bytes]) -> String {
+        let all = sections.is_empty()
+            || sections
+                .iter()
+                .any(|s| is(s, "all") || is(s, "everything") || is(s, "default"));
+        let wanted = |name: &str| all || sections.iter().any(|s| is(s, name));
+        let shared = self;
+        let mut out = String::new();
+        let mut section = |name: &str, lines: Vec<String>| {
+            if wanted(&name.to_ascii_lowercase()) {
+                if !out.is_empty() {
+                    out.push_str("\r\n");
+                }
+                out.push_str(&format!("# {name}\r\n"));
+                for line in lines {
+                    out.push_str(&line);
+                    out.push_str("\r\n");
+                }
+            }
+        };
+        section(
+            "Server",
+            vec![
+                format!("redis_version:{REDIS_VERSION}"),
+                format!("kv_version:{}", env!("CARGO_PKG_VERSION")),
+                "redis_mode:standalone".into(),
+                format!("process_id:{}", std::process::id()),
+                format!("tcp_port:{}", shared.port),
+                format!("uptime_in_seconds:{}", shared.started.elapsed().as_secs()),
+            ],
+        );
+        section(
+            "Clients",
+            vec![
+                format!(
+                    "connected_clients:{}",
+                    shared.clients.load(Ordering::Relaxed)
+                ),
+                format!("maxclients:{}", shared.options.maxclients),
+                // No command blocks here; `redis-cli --stat` prints this column.
+                "blocked_clients:0".into(),
+            ],
+        );
+        let stats = store.stats();
+        section(
+            "Memory",
+            vec![
+                format!("used_memory:{}", stats.memory_used_bytes),
+                "maxmemory:0".into(),
+            ],
+        );
+        section(
+            "Persistence",
+            vec![
+                "loading:0".into(),
+                "aof_enabled:1".into(),
+                format!(
+                    "aof_rewrite_in_progress:{}",
+                    u8::from(shared.rewriting.load(Ordering::Acquire))
+                ),
+                format!(
+                    "aof_last_bgrewrite_status:{}",
+                    if shared.rewrite_failed.load(Ordering::Acquire) {
+                        "err"
+                    } else {
+                        "ok"
+                    }
+                ),
+                format!("kv_log_bytes:{}", stats.log_bytes),
+                format!("kv_durability:{}", durability_name(store.durability())),
+                format!("kv_batch_window_ms:{}", batch_window_ms(store.durability())),
+            ],
+        );
+        section(
+            "Stats",
+            vec![
+                format!(
+                    "total_connections_received:{}",
+                    shared.connections_received.load(Ordering::Relaxed)
+                ),
+                format!(
+                    "total_commands_processed:{}",
+                    shared.commands_processed.load(Ordering::Relaxed)
+                ),
+                format!("expired_keys:{}", stats.expirations_total),
+                format!("evicted_keys:{}", stats.evictions_total),
+            ],
+        );
+        // Every figure of the store (`kv stats`), as `kv_<name>:<value>`.
+        section(
+            "Store",
+            stats
+                .figures()
+                .into_iter()
+                .map(|figure| format!("kv_{}:{}", figure.name, figure.value))
+                .collect(),
+        );
+        if wanted("keyspace") {
+            // The store's counts, no walk of the keys: expired keys the sweep has not
+            // removed yet are counted, as Redis counts them here (`DBSIZE` does not).
+            let (mut keys, mut expires) = store.entry_counts();
+            for key in hidden {
+                if let Some(deadline) = store.deadline(key) {
+                    keys -= 1;
+                    expires -= usize::from(deadline.is_some());
+                }
+            }
+            let lines = if keys > 0 {
+                vec![format!("db0:keys={keys},expires={expires},avg_ttl=0")]
+            } else {
+                Vec::new()
+            };
+            section("Keyspace", lines);
+        }
+        out
+    }
+
     /// What the connections of a server on `port` share, `connections` of them counted
     /// already (a local session counts itself).
     pub(crate) fn new(
