@@ -359,30 +359,35 @@ async fn serve(
         let Some(mut current) = session.take() else {
             return;
         };
-        let is_write = |r: &Vec<Bytes>| command::lookup(&r[0]).is_some_and(|s| s.writes());
-        let mut has_write = pending.iter().any(is_write);
-        // When the store can write without waiting (no limits, no fsync awaited), a
-        // pipeline's writes are tried here first (the store itself refuses on this thread
-        // any write that would wait). Otherwise nothing is written here, but the reads
-        // before a pipeline's first write are answered here too, rather than on the
-        // writer, where they would hold up every connection's writes.
-        if has_write
-            && (shared.store.writes_in_place(WriteOptions::default())
-                || !pending.front().is_some_and(is_write))
+        // What can be answered here is answered first: reads, and when the store can
+        // write without waiting (no limits, no fsync awaited) the writes too (the store
+        // itself refuses on this thread any write that would wait). The answering stops,
+        // leaving the rest unrun, at a write that could wait (for the writer: reads before
+        // a pipeline's first write are answered here, not on the writer, where they would
+        // hold up every connection's writes) or a command that may stall. A pipeline that
+        // starts with a write that must wait goes to the writer without a look.
+        //
+        // Writes that return before their fsync are answered here while nothing can
+        // make them wait, as the store's async writes are: a trip to the writer costs
+        // more than the writes, and the runtime's threads share the work the one
+        // writer would do alone. Measured with 50 clients under `Batch` on a shared
+        // 2-core VM: SET -P 1 went from about 41k to 50-80k/s; at -P 16, with every
+        // pipeline in place rather than only short ones, SET 190-300k/s against
+        // 140-220k and INCR 150-220k against 75-320k (the lone writer suffered most
+        // when the machine was busy).
+        if shared.store.writes_in_place(WriteOptions::default())
+            || !pending
+                .front()
+                .and_then(|r| command::lookup(&r[0]))
+                .is_some_and(command::Spec::writes)
         {
-            // Writes that return before their fsync are answered here while nothing can
-            // make them wait, as the store's async writes are: a trip to the writer costs
-            // more than the writes, and the runtime's threads share the work the one
-            // writer would do alone. Measured with 50 clients under `Batch` on a shared
-            // 2-core VM: SET -P 1 went from about 41k to 50-80k/s; at -P 16, with every
-            // pipeline in place rather than only short ones, SET 190-300k/s against
-            // 140-220k and INCR 150-220k against 75-320k (the lone writer suffered most
-            // when the machine was busy).
             current.answer_in_place(&mut pending, &mut output, OUTPUT_CHUNK);
-            has_write = pending.iter().any(is_write);
         }
+        // What is left, looked up once: a write that could wait, a command that may
+        // stall, or replies past a chunk with requests after them.
+        let (has_write, mut stalls) = kinds(&pending);
         // Only an authenticated session runs them: before AUTH each gets `-NOAUTH` at once.
-        let stalls = current.is_authenticated() && pending.iter().any(|r| may_stall(r));
+        stalls &= current.is_authenticated();
         if output.len() >= OUTPUT_CHUNK {
             // A chunk of replies to send first.
         } else if stalls {
@@ -493,10 +498,15 @@ pub(crate) async fn off_the_runtime<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.ok()
 }
 
-/// Whether `request` is a command that may take long with no write of its own
-/// ([`command::Spec::may_stall`]).
-fn may_stall(request: &[Bytes]) -> bool {
-    command::lookup(&request[0]).is_some_and(|spec| spec.may_stall())
+/// Whether any of `requests` writes, and whether any may take long with no write of its
+/// own ([`command::Spec::may_stall`]): one look at the command table a request.
+fn kinds(requests: &VecDeque<Vec<Bytes>>) -> (bool, bool) {
+    requests
+        .iter()
+        .filter_map(|request| command::lookup(&request[0]))
+        .fold((false, false), |(writes, stalls), spec| {
+            (writes || spec.writes(), stalls || spec.may_stall())
+        })
 }
 
 /// Whether a connection, its replies made, lets the runtime serve the other connections
