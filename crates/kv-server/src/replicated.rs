@@ -328,6 +328,11 @@ const NO_SAVE: &str = "ERR SAVE and BGREWRITEAOF are not supported on a replicat
 const LINEARIZABLE: &str =
     "linearizable reads go to the leader (or send READONLY to read this node's possibly stale copy)";
 
+/// Whether the request `args` names a command that may stall.
+fn may_stall(args: &[Bytes]) -> bool {
+    crate::command::lookup(&args[0]).is_some_and(crate::command::Spec::may_stall)
+}
+
 /// Whether a command reads or writes keys: `Some(true)` for a write.
 fn data_role(command: &Command) -> Option<bool> {
     match block::role(command) {
@@ -438,7 +443,7 @@ impl Connection {
                             .await
                     }
                 },
-                Some(false) => match self.read(&command).await {
+                Some(false) => match self.read(&command, may_stall(args)).await {
                     Ok(reply) => reply,
                     Err(elsewhere) => {
                         self.forward(elsewhere, vec![args.to_vec()], LINEARIZABLE)
@@ -594,13 +599,14 @@ impl Connection {
         }
     }
 
-    async fn read(&self, command: &Command) -> std::result::Result<Reply, Elsewhere> {
+    /// A read, once this node may answer it; on the blocking pool if it `stalls`
+    /// ([`Spec::may_stall`](crate::command::Spec::may_stall)), as on the single-node server.
+    async fn read(&self, command: &Command, stalls: bool) -> std::result::Result<Reply, Elsewhere> {
         self.ensure_current().await?;
         let mut view = Staged::new(self.replica.node.reader().store(), SystemTime::now());
-        if !matches!(command, Command::Keys(_) | Command::DbSize) {
+        if !stalls {
             return Ok(execute(&mut view, command).unwrap_or(Reply::Nil));
         }
-        // A walk of every key: on the blocking pool, as on the single-node server.
         let command = command.clone();
         let reply = off_the_runtime(&self.shared, move || {
             execute(&mut view, &command).unwrap_or(Reply::Nil)

@@ -487,9 +487,8 @@ async fn serve(
 }
 
 /// Runs `work`, which may take long ([`command::Spec::may_stall`]), on tokio's blocking
-/// pool, holding one of the server's permits for such work (at most two at a time: many
-/// clients sending `KEYS *` together take two threads and two copies of the keys, not one
-/// each); `None` if it panicked or the server is gone.
+/// pool, holding one of the server's permits for such work (`Shared::stalling`); `None` if
+/// it panicked or the server is gone.
 pub(crate) async fn off_the_runtime<T: Send + 'static>(
     shared: &Shared,
     work: impl FnOnce() -> T + Send + 'static,
