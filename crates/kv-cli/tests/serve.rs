@@ -215,6 +215,10 @@ fn no_acknowledged_pipelined_write_is_lost_to_a_sigkill_under_load() {
                 scope.spawn(move || {
                     let mut c = connect(addr);
                     let (mut sets, mut count) = (0u64, 0i64);
+                    // Half the connections end each pipeline with a DBSIZE: a command
+                    // that may stall, so their pipelines are answered, and their writes
+                    // committed, on the blocking pool rather than on the writer thread.
+                    let counts = thread % 2 == 1;
                     'pipelines: for first in (0u64..).step_by(DEPTH as usize) {
                         // One write: DEPTH SETs of new keys, each followed by an INCR.
                         let mut pipeline = String::new();
@@ -226,6 +230,9 @@ fn no_acknowledged_pipelined_write_is_lost_to_a_sigkill_under_load() {
                                 unit.to_string().len()
                             ));
                             pipeline.push_str(&format!("INCR count{thread}\r\n"));
+                        }
+                        if counts {
+                            pipeline.push_str("DBSIZE\r\n");
                         }
                         if c.write_all(pipeline.as_bytes()).is_err() {
                             break;
@@ -240,6 +247,12 @@ fn no_acknowledged_pipelined_write_is_lost_to_a_sigkill_under_load() {
                             }
                             match request(&mut c, b"") {
                                 Some(reply) => count = reply[1..reply.len() - 2].parse().unwrap(),
+                                None => break 'pipelines,
+                            }
+                        }
+                        if counts {
+                            match request(&mut c, b"") {
+                                Some(reply) => assert!(reply.starts_with(':'), "{reply}"),
                                 None => break 'pipelines,
                             }
                         }
