@@ -512,6 +512,12 @@ fn client_list_shows_each_connection_while_it_lives() {
 /// A command whose work grows with the keys (`KEYS`, `DBSIZE` once a key has a deadline)
 /// runs where it holds up no other connection: on one runtime thread (`kv serve`'s
 /// default on 2 cores), another connection's `PING`s are answered while it runs.
+///
+/// Were the walks run on the runtime thread, at most two `PING`s would be answered in
+/// the window, however long it is: one before the pipeline is read, one after it is
+/// answered. Each pipeline repeats its walk, so that the window is long enough for a
+/// few `PING`s on a machine busy with other tests (CI once answered only two `PING`s
+/// during a lone `DBSIZE` over these keys).
 #[test]
 fn a_command_that_walks_every_key_holds_up_no_other_connection() {
     const KEYS: usize = 300_000;
@@ -527,40 +533,49 @@ fn a_command_that_walks_every_key_holds_up_no_other_connection() {
     }
     // One deadline, so that DBSIZE counts the live keys one by one.
     assert_eq!(line(&mut filler, b"SET ttl 1 EX 1000\r\n"), "+OK\r\n");
+    let live = KEYS + 1;
     // Alone, and in a pipeline after a write (which the writes made in place leave for
-    // a thread that may wait).
-    for (walk, replies) in [
-        ("KEYS *", vec![format!("*{}\r\n", KEYS + 1)]),
-        ("DBSIZE", vec![format!(":{}\r\n", KEYS + 1)]),
+    // a thread that may wait). The pattern matches nothing, so that the replies stay
+    // small; the walk is the same.
+    // Matching a pattern makes a KEYS walk many times longer than a DBSIZE one.
+    let cases: [(&str, usize, Vec<String>); 4] = [
+        ("KEYS none:*", 2, vec!["*0\r\n".into()]),
+        ("DBSIZE", 20, vec![format!(":{live}\r\n")]),
         (
-            "SET x 1\r\nKEYS *",
-            vec!["+OK\r\n".to_string(), format!("*{}\r\n", KEYS + 2)],
+            "SET x 1\r\nKEYS none:*",
+            2,
+            vec!["+OK\r\n".into(), "*0\r\n".into()],
         ),
         (
-            "DEL x\r\nDBSIZE",
-            vec![":1\r\n".to_string(), format!(":{}\r\n", KEYS + 1)],
+            "INCR n\r\nDBSIZE",
+            20,
+            vec![":{n}\r\n".into(), format!(":{}\r\n", live + 2)],
         ),
-    ] {
+    ];
+    for (walk, repeats, replies) in cases {
         let mut walker = server.raw();
         let mut pinger = server.raw();
         assert_eq!(line(&mut pinger, b"PING\r\n"), "+PONG\r\n");
-        walker.write_all(format!("{walk}\r\n").as_bytes()).unwrap();
-        // A pipeline's replies leave together, after the walk.
+        walker
+            .write_all(format!("{walk}\r\n").repeat(repeats).as_bytes())
+            .unwrap();
+        // A pipeline's replies leave together, after its last walk.
         walker.set_nonblocking(true).unwrap();
         let mut pongs = 0;
         let mut byte = [0u8];
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while !matches!(walker.peek(&mut byte), Ok(1..)) {
             assert!(Instant::now() < deadline, "{walk} never answered");
             assert_eq!(line(&mut pinger, b"PING\r\n"), "+PONG\r\n");
             pongs += 1;
         }
         walker.set_nonblocking(false).unwrap();
-        for reply in &replies {
-            assert_eq!(&read_line(&mut walker), reply, "{walk}");
+        for n in 1..=repeats {
+            for reply in &replies {
+                let reply = reply.replace("{n}", &n.to_string());
+                assert_eq!(read_line(&mut walker), reply, "{walk}");
+            }
         }
-        // The first PING may have been answered before the walk began; several were
-        // answered while it ran.
         assert!(pongs >= 3, "{walk}: {pongs} PINGs answered while it ran");
     }
 }
