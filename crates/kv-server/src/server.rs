@@ -442,7 +442,7 @@ async fn serve(
         }
         if !output.is_empty() {
             if gather && !deaf {
-                tokio::task::yield_now().await;
+                requeue().await;
             }
             if !deaf && !send(&mut stream, &output, write_timeout, &mut stopped).await {
                 if !*stopped.borrow() {
@@ -524,6 +524,26 @@ fn kinds(requests: &VecDeque<Vec<Bytes>>) -> (bool, bool) {
 /// the other is woken instead.
 fn gathers_replies() -> bool {
     tokio::runtime::Handle::current().metrics().num_workers() == 1
+}
+
+/// Lets the tasks queued on this thread now run before the calling one goes on: it wakes
+/// itself, which puts it at the back of the thread's run queue.
+///
+/// Not `tokio::task::yield_now`, which resumes its task only once the runtime has also
+/// polled for new events: an `epoll_wait` more for every pass over the ready connections.
+/// Measured with `GET -P 1`, 50 clients: 0.73 `epoll_wait`s a request, against Redis's
+/// 0.45. The runtime still polls for events after every 61 tasks, and whenever its queue
+/// runs out.
+fn requeue() -> impl Future<Output = ()> {
+    let mut requeued = false;
+    std::future::poll_fn(move |cx| {
+        if requeued {
+            return std::task::Poll::Ready(());
+        }
+        requeued = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
 }
 
 /// Writes `output`, unless the client takes none of it for `stall` (or, once `stopped`,
