@@ -69,7 +69,7 @@ use crate::error::Result;
 use crate::execute::execute;
 use crate::reply::Reply;
 use crate::server::{accept_until, listen, off_the_runtime, ClientSlot, ServerOptions};
-use crate::session::{Session, Shared};
+use crate::session::{info_wants, Session, Shared};
 use crate::staged::Staged;
 
 mod forward;
@@ -472,11 +472,7 @@ impl Connection {
         let Some(mut text) = text else {
             return Reply::error("ERR INFO failed: its task panicked");
         };
-        let wanted = sections.is_empty()
-            || sections.iter().any(|s| {
-                is(s, "replication") || is(s, "all") || is(s, "everything") || is(s, "default")
-            });
-        if wanted {
+        if info_wants(sections, "replication") {
             if !text.is_empty() {
                 text.push_str("\r\n");
             }

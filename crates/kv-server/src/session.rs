@@ -45,6 +45,15 @@ pub(crate) struct Shared {
     pub(crate) stalling: tokio::sync::Semaphore,
 }
 
+/// Whether `INFO`'s `sections` ask for the section `name` (lower case): all of them when
+/// none is named, or for `all`, `everything` or `default`.
+pub(crate) fn info_wants(sections: &[Bytes], name: &str) -> bool {
+    sections.is_empty()
+        || sections
+            .iter()
+            .any(|s| is(s, name) || is(s, "all") || is(s, "everything") || is(s, "default"))
+}
+
 /// Pipelines holding a command that may stall answered at once (the others wait their turn).
 const STALLING_AT_ONCE: usize = 2;
 
@@ -853,26 +862,25 @@ impl Shared {
     /// the keyspace's count (a replicated node's own: its store is the state machine's
     /// current one, replaced whenever a snapshot is installed).
     pub(crate) fn info(&self, store: &KvStore, hidden: &[&[u8]], sections: &[Bytes]) -> String {
-        let all = sections.is_empty()
-            || sections
-                .iter()
-                .any(|s| is(s, "all") || is(s, "everything") || is(s, "default"));
-        let wanted = |name: &str| all || sections.iter().any(|s| is(s, name));
+        // Read once, and only for a section that prints them: the figures take the log's
+        // lock, and count the live keys one by one once any has a deadline.
+        let figures = std::cell::OnceCell::new();
+        let stats = || figures.get_or_init(|| store.stats());
         let mut out = String::new();
-        let mut section = |name: &str, lines: Vec<String>| {
-            if wanted(&name.to_ascii_lowercase()) {
+        // Each section's lines are made only if it is asked for.
+        let mut section = |name: &str, lines: &dyn Fn() -> Vec<String>| {
+            if info_wants(sections, &name.to_ascii_lowercase()) {
                 if !out.is_empty() {
                     out.push_str("\r\n");
                 }
                 out.push_str(&format!("# {name}\r\n"));
-                for line in lines {
+                for line in lines() {
                     out.push_str(&line);
                     out.push_str("\r\n");
                 }
             }
         };
-        section(
-            "Server",
+        section("Server", &|| {
             vec![
                 format!("redis_version:{REDIS_VERSION}"),
                 format!("kv_version:{}", env!("CARGO_PKG_VERSION")),
@@ -880,37 +888,23 @@ impl Shared {
                 format!("process_id:{}", std::process::id()),
                 format!("tcp_port:{}", self.port),
                 format!("uptime_in_seconds:{}", self.started.elapsed().as_secs()),
-            ],
-        );
-        section(
-            "Clients",
+            ]
+        });
+        section("Clients", &|| {
             vec![
                 format!("connected_clients:{}", self.clients.load(Ordering::Relaxed)),
                 format!("maxclients:{}", self.options.maxclients),
                 // No command blocks here; `redis-cli --stat` prints this column.
                 "blocked_clients:0".into(),
-            ],
-        );
-        // Read only for the sections that print them: the figures take the log's lock
-        // and count the live keys one by one once any has a deadline.
-        // (The sections not printed are built from empty figures.)
-        let stats = if ["memory", "persistence", "stats", "store"]
-            .iter()
-            .any(|name| wanted(name))
-        {
-            store.stats()
-        } else {
-            kv_store::Stats::default()
-        };
-        section(
-            "Memory",
+            ]
+        });
+        section("Memory", &|| {
             vec![
-                format!("used_memory:{}", stats.memory_used_bytes),
+                format!("used_memory:{}", stats().memory_used_bytes),
                 "maxmemory:0".into(),
-            ],
-        );
-        section(
-            "Persistence",
+            ]
+        });
+        section("Persistence", &|| {
             vec![
                 "loading:0".into(),
                 "aof_enabled:1".into(),
@@ -926,13 +920,12 @@ impl Shared {
                         "ok"
                     }
                 ),
-                format!("kv_log_bytes:{}", stats.log_bytes),
+                format!("kv_log_bytes:{}", stats().log_bytes),
                 format!("kv_durability:{}", durability_name(store.durability())),
                 format!("kv_batch_window_ms:{}", batch_window_ms(store.durability())),
-            ],
-        );
-        section(
-            "Stats",
+            ]
+        });
+        section("Stats", &|| {
             vec![
                 format!(
                     "total_connections_received:{}",
@@ -942,20 +935,19 @@ impl Shared {
                     "total_commands_processed:{}",
                     self.commands_processed.load(Ordering::Relaxed)
                 ),
-                format!("expired_keys:{}", stats.expirations_total),
-                format!("evicted_keys:{}", stats.evictions_total),
-            ],
-        );
+                format!("expired_keys:{}", stats().expirations_total),
+                format!("evicted_keys:{}", stats().evictions_total),
+            ]
+        });
         // Every figure of the store (`kv stats`), as `kv_<name>:<value>`.
-        section(
-            "Store",
-            stats
+        section("Store", &|| {
+            stats()
                 .figures()
                 .into_iter()
                 .map(|figure| format!("kv_{}:{}", figure.name, figure.value))
-                .collect(),
-        );
-        if wanted("keyspace") {
+                .collect()
+        });
+        section("Keyspace", &|| {
             // The store's counts, no walk of the keys: expired keys the sweep has not
             // removed yet are counted, as Redis counts them here (`DBSIZE` does not).
             let (mut keys, mut expires) = store.entry_counts();
@@ -965,13 +957,12 @@ impl Shared {
                     expires -= usize::from(deadline.is_some());
                 }
             }
-            let lines = if keys > 0 {
+            if keys > 0 {
                 vec![format!("db0:keys={keys},expires={expires},avg_ttl=0")]
             } else {
                 Vec::new()
-            };
-            section("Keyspace", lines);
-        }
+            }
+        });
         out
     }
 
@@ -1071,6 +1062,36 @@ mod tests {
         line.split(' ')
             .map(|w| Bytes::copy_from_slice(w.as_bytes()))
             .collect()
+    }
+
+    #[test]
+    fn info_prints_the_sections_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut session = Session::local(buffered_store(dir.path(), Default::default()));
+        session.handle(&request("SET k v"));
+        let mut headers = |line: &str| -> Vec<String> {
+            let Reply::Bulk(text) = session.handle(&request(line)) else {
+                panic!("{line}: not a bulk string");
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .filter_map(|l| l.strip_prefix("# ").map(String::from))
+                .collect()
+        };
+        let every = [
+            "Server",
+            "Clients",
+            "Memory",
+            "Persistence",
+            "Stats",
+            "Store",
+            "Keyspace",
+        ];
+        assert_eq!(headers("INFO"), every);
+        assert_eq!(headers("INFO everything"), every);
+        assert_eq!(headers("INFO keyspace"), ["Keyspace"]);
+        assert_eq!(headers("INFO clients MEMORY"), ["Clients", "Memory"]);
+        assert!(headers("INFO nosuchsection").is_empty());
     }
 
     /// A store in `dir` with `options`, writing with `Durability::None`.
