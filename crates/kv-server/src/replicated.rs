@@ -328,11 +328,6 @@ const NO_SAVE: &str = "ERR SAVE and BGREWRITEAOF are not supported on a replicat
 const LINEARIZABLE: &str =
     "linearizable reads go to the leader (or send READONLY to read this node's possibly stale copy)";
 
-/// Whether the request `args` names a command that may stall.
-fn may_stall(args: &[Bytes]) -> bool {
-    crate::command::lookup(&args[0]).is_some_and(crate::command::Spec::may_stall)
-}
-
 /// Whether a command reads or writes keys: `Some(true)` for a write.
 fn data_role(command: &Command) -> Option<bool> {
     match block::role(command) {
@@ -375,10 +370,10 @@ impl Connection {
             return Reply::OK;
         }
         let authenticated = self.session.is_authenticated();
-        let command = match admit(args, authenticated, self.queued.is_some()) {
+        let (command, spec) = match admit(args, authenticated, self.queued.is_some()) {
             // Before authentication, what may run (AUTH, HELLO, QUIT) is the session's.
             Admission::Run(..) if !authenticated => return self.session.handle_uncounted(args),
-            Admission::Run(command, _) => command,
+            Admission::Run(command, spec) => (command, spec),
             Admission::Refuse { reply, aborts } => {
                 self.queue_failed |= aborts;
                 return reply;
@@ -443,7 +438,7 @@ impl Connection {
                             .await
                     }
                 },
-                Some(false) => match self.read(&command, may_stall(args)).await {
+                Some(false) => match self.read(&command, spec.may_stall()).await {
                     Ok(reply) => reply,
                     Err(elsewhere) => {
                         self.forward(elsewhere, vec![args.to_vec()], LINEARIZABLE)
