@@ -175,6 +175,13 @@ impl Keyspace for KvStore {
 /// A key as a block left it: its value and deadline, or `None` if deleted.
 pub(crate) type Pending = Option<(Bytes, Option<SystemTime>)>;
 
+/// Whether a key in `state` holds a value at `now` (it has one, and no deadline passed).
+fn is_live(state: &Pending, now: SystemTime) -> bool {
+    state
+        .as_ref()
+        .is_some_and(|(_, deadline)| deadline.is_none_or(|d| d > now))
+}
+
 /// What an [`Update`] decided for a key does to a view's pending state.
 pub(crate) struct Decided {
     /// The reply's old and new values.
@@ -355,18 +362,23 @@ impl<'a> Queued<'a> {
             .into_iter()
             .filter(|key| !self.pending.contains_key(key))
             .collect();
+        let now = SystemTime::now();
         keys.extend(
             self.pending
-                .keys()
-                .filter(|key| self.pending(key).flatten().is_some())
-                .cloned(),
+                .iter()
+                .filter(|(_, state)| is_live(state, now))
+                .map(|(key, _)| key.clone()),
         );
         keys
     }
 
     fn pending(&self, key: &Bytes) -> Option<Pending> {
-        let pending = self.pending.get(key)?.clone();
-        Some(pending.filter(|(_, deadline)| deadline.is_none_or(|d| d > SystemTime::now())))
+        let pending = self.pending.get(key)?;
+        Some(
+            pending
+                .clone()
+                .filter(|_| is_live(pending, SystemTime::now())),
+        )
     }
 
     /// The key's value and deadline: the block's own, or the store's (read through the
@@ -465,10 +477,10 @@ impl Keyspace for Queued<'_> {
 
     fn len(&mut self) -> usize {
         let mut len = self.store.len();
-        for key in self.pending.keys() {
+        let now = SystemTime::now();
+        for (key, state) in &self.pending {
             let was = self.store.contains_key(key);
-            let is = self.pending(key).flatten().is_some();
-            len = len + usize::from(is) - usize::from(was);
+            len = len + usize::from(is_live(state, now)) - usize::from(was);
         }
         len
     }
